@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, every Debian 12 package that building, running and
+# testing Multichat needs and that is not installed yet. Idempotent and quiet
+# when nothing is missing. `make run` and `make check` call it first.
+set -euo pipefail
+
+packages=(
+    gcc make pkg-config
+    libuv1-dev libhiredis-dev libsqlite3-dev libcjson-dev libargon2-dev
+    node-llhttp           # llhttp sources: /usr/share/llhttp/*.c
+    redis-server redis-tools
+    libcmocka-dev         # unit-test library
+    clang libclang-rt-14-dev llvm   # libFuzzer targets and symbolised reports
+    sqlite3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,37 @@
+/*
+ * tests/support/redis.h: a private redis-server for one test program.
+ *
+ * The server listens on a free loopback port, keeps its files in a fresh
+ * temporary directory, saves nothing, and dies with the test process.
+ */
+#ifndef MC_TESTS_SUPPORT_REDIS_H
+#define MC_TESTS_SUPPORT_REDIS_H
+
+#include <sys/types.h>
+
+typedef struct ts_redis {
+    pid_t pid;    /* read-only: the server's pid, 0 when stopped */
+    int port;     /* read-only: its port on 127.0.0.1 */
+    char dir[64]; /* read-only: its temporary directory */
+    char url[64]; /* read-only: "redis://127.0.0.1:PORT" */
+} ts_redis_t;
+
+/* Starts a server and waits until it answers PING. Returns 0 or -1. */
+int ts_redis_start(ts_redis_t *r);
+
+/* Stops the server (SIGKILL when hard, else SIGTERM) and keeps the directory
+ * and port, so that ts_redis_restart can bring it back. */
+void ts_redis_halt(ts_redis_t *r, int hard);
+
+/* Starts a halted server again on the same port. Returns 0 or -1. */
+int ts_redis_restart(ts_redis_t *r);
+
+/* Stops the server and removes its directory. */
+void ts_redis_stop(ts_redis_t *r);
+
+/* Runs one command on the server with a fresh blocking connection and
+ * returns its integer reply (or the length of an array or string reply),
+ * -1 on error. For assertions about what is stored in Redis. */
+long long ts_redis_int(const ts_redis_t *r, const char *fmt, ...);
+
+#endif
