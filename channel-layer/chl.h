@@ -1,0 +1,181 @@
+/*
+ * channel-layer/chl.h: the channel layer, the only code that talks to Redis.
+ *
+ * It has the semantics of channels_redis, in C on hiredis 0.14:
+ *
+ *  - A channel is a name. Ordinary channels ("worker") are Redis lists that
+ *    any number of processes pop. Process-specific channels are named
+ *    "<process>!<conn>": every message for any connection of one process goes
+ *    to ONE list, which that process pops once for all its connections and
+ *    dispatches locally by <conn>.
+ *  - Every message carries a deadline (now + expiry, default 60 s); a receiver
+ *    drops expired messages and counts them. Every list has a capacity; a send
+ *    to a full list fails with MC_EFULL and queues nothing. Nothing blocks.
+ *  - Groups ("room-5") hold process-specific channels. Redis knows, per group,
+ *    which processes have members and how many; each process knows its own
+ *    local members. group_send pushes ONE copy per process holding members,
+ *    and the process fans out locally, so its cost grows with processes, not
+ *    members. Membership changes travel through the process's own list ahead
+ *    of later messages, so a connection told "joined" sees every later message.
+ *    Members not refreshed within the group expiry (default 86400 s) are
+ *    dropped.
+ *  - Reliable queues: chl_queue_pop moves a message into the caller's own
+ *    in-flight list (BLMOVE); chl_ack deletes it when handled. A worker that
+ *    dies stops refreshing its heartbeat key; a live worker requeues its
+ *    in-flight messages (chl_requeue_dead).
+ *  - Sharding: with several Redis URLs (comma-separated), a channel lives on
+ *    the shard chosen by consistent hashing of its PROCESS part (the text
+ *    before '!'), for sends and receives alike; a group lives on the shard of
+ *    its name; queues are pushed to one shard and popped from every shard.
+ *  - A lost connection is re-established with backoff; until then calls fail
+ *    with MC_EREDIS. Never a crash, never a hang.
+ *
+ * Two front ends share one implementation of the Redis side:
+ *  - chl_t, blocking, for the worker's loop (one per thread);
+ *  - chl_proc_t, asynchronous, on a libuv loop, for the interface: its
+ *    process channel, local group table and non-blocking sends.
+ *
+ * Payloads are opaque bytes (JSON in practice), never NUL-terminated by
+ * contract; what a callback receives is valid only while it runs.
+ */
+#ifndef MC_CHANNEL_LAYER_CHL_H
+#define MC_CHANNEL_LAYER_CHL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct chl_config {
+    const char *redis_urls; /* "redis://127.0.0.1:6379[,redis://...]" */
+    const char *prefix;     /* prefix of every Redis key, default "mc:" */
+    long expiry_ms;         /* message lifetime, default 60000 */
+    long capacity;          /* per ordinary and per process list, default 100 */
+    long process_capacity;  /* per process list (all its connections), default 10000 */
+    long queue_capacity;    /* per reliable queue, default 10000 */
+    long group_expiry_s;    /* default 86400 */
+    long heartbeat_ttl_ms;  /* a worker is dead once its heartbeat is this old, default 10000 */
+} chl_config_t;
+
+/* Fills *cfg with the defaults above. */
+void chl_config_defaults(chl_config_t *cfg);
+
+/* A received message. The caller owns it until chl_message_free. */
+typedef struct chl_message {
+    char *channel;  /* the channel it was sent to, NUL-terminated */
+    char *data;     /* the payload, data[len] == '\0' for the convenience of parsers */
+    size_t len;
+    void *internal; /* private: what chl_ack needs */
+} chl_message_t;
+
+void chl_message_free(chl_message_t *msg);
+
+/* Counters, read-only for callers. */
+typedef struct chl_stats {
+    uint64_t sent, received, expired, full, group_dropped, redis_errors, reconnects;
+} chl_stats_t;
+
+/* ---- Blocking client ---------------------------------------------------- */
+
+typedef struct chl chl_t;
+
+/* Connects to every shard. name is this client's identity for reliable
+ * queues and heartbeats (e.g. "wrk.host.1234.ab12"); NULL makes one.
+ * Returns 0 and *out, MC_EINVAL for a bad URL list, MC_EREDIS when a shard
+ * cannot be reached, MC_ENOMEM. */
+int chl_open(chl_t **out, const chl_config_t *cfg, const char *name);
+void chl_close(chl_t *chl); /* chl_close(NULL) does nothing */
+const char *chl_name(const chl_t *chl);
+const chl_stats_t *chl_stats(const chl_t *chl);
+
+/* Appends msg to channel. Returns 0, MC_EFULL (at capacity, nothing queued),
+ * MC_ETOOBIG (over 1 MiB), MC_EREDIS. */
+int chl_send(chl_t *chl, const char *channel, const void *msg, size_t len);
+
+/* Waits up to timeout_ms (0: forever) for a message on any of the channels
+ * (one blocking call), skipping expired ones. Returns 0 and *out,
+ * MC_EAGAIN on timeout, MC_EREDIS. Not reliable: a crash after the pop loses
+ * the message. For a process channel pass "<process>!"; out->channel then
+ * names the connection. */
+int chl_receive(chl_t *chl, const char *const *channels, size_t n, long timeout_ms,
+                chl_message_t *out);
+
+/* Reliable queues. chl_queue_push is chl_send to a queue (capacity
+ * queue_capacity). chl_queue_pop waits up to timeout_ms for a message on the
+ * queue (on every shard), moving it into this client's in-flight list and
+ * refreshing its heartbeat; chl_ack removes it from there once handled.
+ * Returns as chl_send and chl_receive. */
+int chl_queue_push(chl_t *chl, const char *queue, const void *msg, size_t len);
+int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t *out);
+int chl_ack(chl_t *chl, const chl_message_t *msg);
+
+/* Refreshes this client's heartbeat, then moves the in-flight messages of
+ * every client whose heartbeat has expired back to the head of their queue.
+ * Stores in *requeued how many (may be NULL). Call every few seconds. */
+int chl_requeue_dead(chl_t *chl, size_t *requeued);
+
+/* Groups. channel must be process-specific ("<process>!<conn>").
+ * group_add puts the membership change into the process's list and then into
+ * the group, in that order; adding twice refreshes. group_discard undoes it;
+ * discarding a non-member is not an error. group_send delivers msg to every
+ * member; a full process list drops that process's copy, counts it and goes
+ * on; *dropped (may be NULL) gets the number of processes that missed it.
+ * Returns 0, MC_EINVAL (channel not process-specific, empty group), MC_EREDIS. */
+int chl_group_add(chl_t *chl, const char *group, const char *channel);
+int chl_group_discard(chl_t *chl, const char *group, const char *channel);
+int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, size_t *dropped);
+
+/* Drops every membership of a process (one whose heartbeat is gone), so
+ * its members stop counting in groups. Returns 0 or MC_EREDIS. */
+int chl_forget_process(chl_t *chl, const char *process);
+
+/* ---- Asynchronous process endpoint (libuv) ------------------------------ */
+
+typedef struct chl_proc chl_proc_t;
+
+typedef struct chl_proc_handlers {
+    /* A message for local connection conn (direct, or one copy of a group
+     * message for each local member; for a group message the same data
+     * pointer is passed to every member, so the caller may encode once). */
+    void (*on_message)(void *ctx, uint64_t conn, const char *data, size_t len);
+    /* conn was added to / removed from group (by any worker). */
+    void (*on_group_add)(void *ctx, uint64_t conn, const char *group);
+    void (*on_group_discard)(void *ctx, uint64_t conn, const char *group);
+    /* Redis connection state changed: up is 1 when all shards are reachable. */
+    void (*on_redis_state)(void *ctx, int up);
+} chl_proc_handlers_t;
+
+/* Starts popping this process's channel on loop. kind is the first part of
+ * the process name ("ifc"); the name becomes "<kind>.<host>.<pid>.<random>".
+ * handlers and ctx are kept. Returns 0, MC_EINVAL, MC_ENOMEM. Connecting
+ * happens in the background; until Redis answers, sends fail fast. */
+int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, const char *kind,
+                  const chl_proc_handlers_t *handlers, void *ctx);
+
+/* Stops popping and closes Redis; the struct is freed once libuv has closed
+ * every handle (run the loop). Pending send callbacks run with MC_ECLOSED. */
+void chl_proc_close(chl_proc_t *proc);
+
+const char *chl_proc_name(const chl_proc_t *proc);
+const chl_stats_t *chl_proc_stats(const chl_proc_t *proc);
+
+/* Writes "<process>!<conn>" into buf. Returns 0 or MC_ETOOBIG. */
+int chl_proc_channel(const chl_proc_t *proc, uint64_t conn, char *buf, size_t size);
+
+/* Completion of an asynchronous send: status 0, MC_EFULL, MC_EREDIS, MC_ECLOSED. */
+typedef void (*chl_send_cb)(void *arg, int status);
+
+/* Pushes msg onto a reliable queue (for workers) or a channel. The data is
+ * copied before the call returns. If it returns an error, cb never runs;
+ * otherwise cb (may be NULL) runs exactly once. */
+int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, size_t len,
+                        chl_send_cb cb, void *arg);
+
+/* The connection is gone: forget its local memberships (on_group_discard is
+ * NOT called) and discard them in Redis. Returns 0 or MC_ENOMEM. */
+int chl_proc_forget_conn(chl_proc_t *proc, uint64_t conn);
+
+/* Calls fn for every group conn belongs to locally. */
+void chl_proc_each_group(const chl_proc_t *proc, uint64_t conn,
+                         void (*fn)(void *arg, const char *group), void *arg);
+
+#endif
