@@ -1,0 +1,98 @@
+/*
+ * common/envelope.h: the JSON envelopes that interfaces and workers exchange
+ * through the channel layer (DESIGN.md, "Channels and envelopes").
+ *
+ *   http.request         interface -> worker   reply, method, path, query, headers, body, client
+ *   http.response        worker -> interface   status, headers, body
+ *   websocket.connect    interface -> worker   reply, path, query, headers, client
+ *   websocket.accept     worker -> interface   scope
+ *   websocket.receive    interface -> worker   reply, scope, groups, text
+ *   websocket.send       worker -> interface   text
+ *   websocket.close      worker -> interface   code
+ *   websocket.disconnect interface -> worker   reply, scope, groups, code
+ *
+ * On the wire every envelope is one JSON object whose "type" names it:
+ *   {"type":"http.request","reply":"ifc.h.1.ab!7","method":"GET","path":"/",
+ *    "query":"","headers":[["cookie","sessionid=..."]],"body":"","client":"127.0.0.1"}
+ *   {"type":"websocket.receive","reply":"...","scope":{"user_id":1,"username":"ann",
+ *    "is_staff":false},"groups":["room-1"],"text":"{\"command\":\"join\",\"room\":1}"}
+ *
+ * A decoded envelope points into a parse tree that it owns: its strings are
+ * valid until mc_envelope_clear. Header names are lower case.
+ */
+#ifndef MC_COMMON_ENVELOPE_H
+#define MC_COMMON_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MC_ENVELOPE_MAX_BYTES (2 * 1024 * 1024) /* a whole encoded envelope */
+#define MC_ENVELOPE_MAX_HEADERS 64
+#define MC_ENVELOPE_MAX_GROUPS 256
+#define MC_USERNAME_MAX 150 /* bytes, as Django's username field */
+
+typedef enum mc_envelope_type {
+    MC_ENV_HTTP_REQUEST,
+    MC_ENV_HTTP_RESPONSE,
+    MC_ENV_WS_CONNECT,
+    MC_ENV_WS_ACCEPT,
+    MC_ENV_WS_RECEIVE,
+    MC_ENV_WS_SEND,
+    MC_ENV_WS_CLOSE,
+    MC_ENV_WS_DISCONNECT,
+} mc_envelope_type_t;
+
+typedef struct mc_header {
+    const char *name; /* lower case */
+    const char *value;
+} mc_header_t;
+
+/* Who a WebSocket belongs to, as the worker accepted it. */
+typedef struct mc_scope {
+    int64_t user_id; /* 0: nobody (not logged in) */
+    char username[MC_USERNAME_MAX + 1];
+    int is_staff;
+} mc_scope_t;
+
+typedef struct mc_envelope {
+    mc_envelope_type_t type;
+    const char *reply;  /* requests: the connection's reply channel */
+    const char *method; /* http.request */
+    const char *path;   /* http.request, websocket.connect: decoded path */
+    const char *query;  /* http.request, websocket.connect: raw query, "" if none */
+    const char *client; /* requests: peer address */
+    mc_header_t headers[MC_ENVELOPE_MAX_HEADERS];
+    size_t nheaders;
+    const char *body; /* http.request/response body, websocket.receive/send text */
+    size_t body_len;
+    int status;       /* http.response */
+    int code;         /* websocket.close, websocket.disconnect */
+    int has_scope;    /* websocket.accept, receive, disconnect */
+    mc_scope_t scope;
+    const char *groups[MC_ENVELOPE_MAX_GROUPS]; /* receive, disconnect */
+    size_t ngroups;
+    void *tree; /* private: the parse tree the strings point into */
+} mc_envelope_t;
+
+/* Returns the wire name of a type ("http.request"). */
+const char *mc_envelope_type_name(mc_envelope_type_t type);
+
+/* Parses data[0..len) into *env (which need not be initialised). Returns 0;
+ * MC_ETOOBIG when len exceeds MC_ENVELOPE_MAX_BYTES or a list its maximum;
+ * MC_EINVAL when it is not a JSON object, the type is unknown, or a field
+ * the type requires is missing or of the wrong JSON type. On error *env is
+ * cleared and owns nothing. */
+int mc_envelope_decode(mc_envelope_t *env, const char *data, size_t len);
+
+/* Releases what a decoded envelope owns and zeroes it. Safe to call twice. */
+void mc_envelope_clear(mc_envelope_t *env);
+
+/* Encodes *env (fields relevant to its type; NULL strings as "") into a
+ * malloc'd NUL-terminated buffer the caller frees. Returns 0, MC_ENOMEM, or
+ * MC_ETOOBIG when the result would exceed MC_ENVELOPE_MAX_BYTES. */
+int mc_envelope_encode(const mc_envelope_t *env, char **out, size_t *len);
+
+/* Returns the value of header name (lower case) or NULL. */
+const char *mc_envelope_header(const mc_envelope_t *env, const char *name);
+
+#endif
