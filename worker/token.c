@@ -1,0 +1,48 @@
+#include "worker/token.h"
+#include "common/error.h"
+
+#include <errno.h>
+#include <sys/random.h>
+
+int wrk_token_new(char out[WRK_TOKEN_HEX_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[WRK_TOKEN_BYTES];
+    size_t got = 0;
+    out[0] = '\0';
+    while (got < sizeof(raw)) {
+        ssize_t r = getrandom(raw + got, sizeof(raw) - got, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return MC_EIO;
+        }
+        got += (size_t)r;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[WRK_TOKEN_HEX_LEN] = '\0';
+    return 0;
+}
+
+int wrk_token_valid(const char *a, size_t alen)
+{
+    if (alen != WRK_TOKEN_HEX_LEN)
+        return 0;
+    for (size_t i = 0; i < alen; i++)
+        if (!((a[i] >= '0' && a[i] <= '9') || (a[i] >= 'a' && a[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+int wrk_token_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen != blen)
+        return 0;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < alen; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
