@@ -1,0 +1,502 @@
+#include "common/error.h"
+#include "common/log.h"
+#include "worker/store.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+typedef struct fixture {
+    char dir[64];
+    char path[128];
+    wrk_store_t *s;
+    int64_t ann, bob, room;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    strcpy(f->dir, "/tmp/mc-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/chat.sqlite3", f->dir);
+    assert_int_equal(wrk_store_open(&f->s, f->path, NULL), 0);
+    assert_int_equal(wrk_store_migrate(f->s, NULL, NULL), 0);
+    assert_int_equal(wrk_store_user_add(f->s, "ann", "$hash-ann", 0, &f->ann), 0);
+    assert_int_equal(wrk_store_user_add(f->s, "bob", "$hash-bob", 1, &f->bob), 0);
+    assert_int_equal(wrk_store_room_add(f->s, "Lobby", 0, &f->room), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    wrk_store_close(f->s);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void migrations_are_idempotent(void **state)
+{
+    fixture_t *f = *state;
+    int from = -1, to = -1, v = 0;
+    assert_int_equal(wrk_store_migrate(f->s, &from, &to), 0);
+    assert_int_equal(from, WRK_STORE_SCHEMA_VERSION);
+    assert_int_equal(to, WRK_STORE_SCHEMA_VERSION);
+    assert_int_equal(wrk_store_version(f->s, &v), 0);
+    assert_int_equal(v, WRK_STORE_SCHEMA_VERSION);
+    /* A second connection migrating the same file changes nothing either. */
+    wrk_store_t *other;
+    assert_int_equal(wrk_store_open(&other, f->path, NULL), 0);
+    assert_int_equal(wrk_store_migrate(other, &from, NULL), 0);
+    assert_int_equal(from, WRK_STORE_SCHEMA_VERSION);
+    wrk_user_t u;
+    assert_int_equal(wrk_store_user_by_name(other, "ann", &u), 0);
+    wrk_store_close(other);
+}
+
+static void a_fresh_file_starts_at_version_zero(void **state)
+{
+    fixture_t *f = *state;
+    char path[160];
+    snprintf(path, sizeof(path), "%s/fresh.sqlite3", f->dir);
+    wrk_store_t *s;
+    int from = -1, to = -1;
+    assert_int_equal(wrk_store_open(&s, path, NULL), 0);
+    assert_int_equal(wrk_store_migrate(s, &from, &to), 0);
+    assert_int_equal(from, 0);
+    assert_int_equal(to, WRK_STORE_SCHEMA_VERSION);
+    wrk_store_close(s);
+}
+
+static void users_are_added_found_and_changed(void **state)
+{
+    fixture_t *f = *state;
+    wrk_user_t u;
+    assert_int_equal(wrk_store_user_add(f->s, "ann", "$x", 0, NULL), MC_EEXIST);
+    assert_int_equal(wrk_store_user_add(f->s, "", "$x", 0, NULL), MC_EINVAL);
+    assert_int_equal(wrk_store_user_by_name(f->s, "ann", &u), 0);
+    assert_int_equal(u.id, f->ann);
+    assert_string_equal(u.password, "$hash-ann");
+    assert_int_equal(u.is_staff, 0);
+    assert_int_equal(u.is_active, 1);
+    assert_int_equal(wrk_store_user_by_name(f->s, "nobody", &u), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_user_set_password(f->s, f->ann, "$new"), 0);
+    assert_int_equal(wrk_store_user_set_staff(f->s, f->ann, 1), 0);
+    assert_int_equal(wrk_store_user_by_id(f->s, f->ann, &u), 0);
+    assert_string_equal(u.password, "$new");
+    assert_int_equal(u.is_staff, 1);
+    assert_int_equal(wrk_store_user_set_staff(f->s, 999, 1), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_user_set_password(f->s, 999, "$x"), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_user_by_id(f->s, 999, &u), MC_ENOTFOUND);
+}
+
+static int count_user(void *arg, const wrk_user_t *u)
+{
+    (void)u;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void users_are_listed(void **state)
+{
+    fixture_t *f = *state;
+    int n = 0;
+    assert_int_equal(wrk_store_user_each(f->s, count_user, &n), 0);
+    assert_int_equal(n, 2);
+}
+
+static void sessions_expire_and_end(void **state)
+{
+    fixture_t *f = *state;
+    wrk_user_t u;
+    assert_int_equal(wrk_store_session_add(f->s, "tok1", f->ann, 2000), 0);
+    assert_int_equal(wrk_store_session_add(f->s, "tok1", f->ann, 2000), MC_EEXIST);
+    assert_int_equal(wrk_store_session_add(f->s, "tok2", 999, 2000), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_session_user(f->s, "tok1", 1999, &u), 0);
+    assert_string_equal(u.username, "ann");
+    assert_int_equal(wrk_store_session_user(f->s, "tok1", 2000, &u), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_session_user(f->s, "nope", 0, &u), MC_ENOTFOUND);
+    int64_t before;
+    assert_int_equal(wrk_store_change_last(f->s, &before), 0);
+    assert_int_equal(wrk_store_session_delete(f->s, "tok1"), 0);
+    assert_int_equal(wrk_store_session_user(f->s, "tok1", 0, &u), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_session_delete(f->s, "tok1"), 0);
+    int64_t after;
+    assert_int_equal(wrk_store_change_last(f->s, &after), 0);
+    assert_int_equal(after, before + 1);
+    /* Expired sessions are purged. */
+    assert_int_equal(wrk_store_session_add(f->s, "tok3", f->ann, 10), 0);
+    assert_int_equal(wrk_store_purge(f->s, 100, 3600000), 0);
+    assert_int_equal(wrk_store_session_add(f->s, "tok3", f->ann, 1000), 0);
+}
+
+static void deactivating_ends_sessions(void **state)
+{
+    fixture_t *f = *state;
+    wrk_user_t u;
+    assert_int_equal(wrk_store_session_add(f->s, "t", f->ann, INT64_MAX), 0);
+    assert_int_equal(wrk_store_user_set_active(f->s, f->ann, 0), 0);
+    assert_int_equal(wrk_store_session_user(f->s, "t", 0, &u), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_user_set_active(f->s, f->ann, 1), 0);
+    assert_int_equal(wrk_store_session_user(f->s, "t", 0, &u), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_user_set_active(f->s, 999, 0), MC_ENOTFOUND);
+}
+
+static int collect_room(void *arg, const wrk_room_t *r)
+{
+    wrk_room_t *rooms = arg;
+    rooms[rooms[0].id++ + 1] = *r;
+    return 0;
+}
+
+static void rooms_are_managed(void **state)
+{
+    fixture_t *f = *state;
+    int64_t id;
+    wrk_room_t r;
+    assert_int_equal(wrk_store_room_add(f->s, "Staff", 1, &id), 0);
+    assert_int_equal(wrk_store_room_add(f->s, "", 0, NULL), MC_EINVAL);
+    assert_int_equal(wrk_store_room_get(f->s, id, &r), 0);
+    assert_string_equal(r.title, "Staff");
+    assert_int_equal(r.staff_only, 1);
+    assert_int_equal(wrk_store_room_rename(f->s, id, "Team"), 0);
+    assert_int_equal(wrk_store_room_set_staff_only(f->s, id, 0), 0);
+    assert_int_equal(wrk_store_room_get(f->s, id, &r), 0);
+    assert_string_equal(r.title, "Team");
+    assert_int_equal(r.staff_only, 0);
+    wrk_room_t rooms[8] = {{0}};
+    assert_int_equal(wrk_store_room_each(f->s, collect_room, rooms), 0);
+    assert_int_equal(rooms[0].id, 2);
+    assert_string_equal(rooms[1].title, "Lobby");
+    assert_string_equal(rooms[2].title, "Team");
+    assert_int_equal(wrk_store_room_delete(f->s, id), 0);
+    assert_int_equal(wrk_store_room_get(f->s, id, &r), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_room_delete(f->s, id), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_room_rename(f->s, id, "x"), MC_ENOTFOUND);
+    /* Ids are never reused. */
+    int64_t next;
+    assert_int_equal(wrk_store_room_add(f->s, "Again", 0, &next), 0);
+    assert_true(next > id);
+}
+
+static void add(fixture_t *f, const char *body, const char *client_id, int64_t *id)
+{
+    wrk_message_t m;
+    int dup;
+    assert_int_equal(
+        wrk_store_message_add(f->s, f->room, f->ann, body, strlen(body), client_id, 1000, &m, &dup),
+        0);
+    assert_int_equal(dup, 0);
+    if (id)
+        *id = m.id;
+    wrk_message_clear(&m);
+}
+
+static void messages_are_stored_with_id_and_time(void **state)
+{
+    fixture_t *f = *state;
+    wrk_message_t m;
+    int dup;
+    assert_int_equal(wrk_store_message_add(f->s, f->room, f->ann, "hello", 5, NULL, 1234, &m, &dup),
+                     0);
+    assert_true(m.id > 0);
+    assert_int_equal(m.created_ms, 1234);
+    assert_int_equal(m.edited_ms, 0);
+    assert_string_equal(m.body, "hello");
+    assert_string_equal(m.username, "ann");
+    assert_int_equal(dup, 0);
+    int64_t first = m.id;
+    wrk_message_clear(&m);
+    assert_int_equal(wrk_store_message_add(f->s, f->room, f->ann, "x", 1, NULL, 1, &m, &dup), 0);
+    assert_true(m.id > first);
+    wrk_message_clear(&m);
+    assert_int_equal(wrk_store_message_add(f->s, 999, f->ann, "x", 1, NULL, 1, &m, &dup),
+                     MC_ENOTFOUND);
+}
+
+static void a_replayed_client_id_is_stored_once(void **state)
+{
+    fixture_t *f = *state;
+    wrk_message_t a, b;
+    int dup;
+    assert_int_equal(wrk_store_message_add(f->s, f->room, f->ann, "once", 4, "c-1", 1000, &a, &dup),
+                     0);
+    assert_int_equal(dup, 0);
+    assert_int_equal(wrk_store_message_add(f->s, f->room, f->ann, "once", 4, "c-1", 2000, &b, &dup),
+                     0);
+    assert_int_equal(dup, 1);
+    assert_int_equal(a.id, b.id);
+    assert_int_equal(b.created_ms, 1000);
+    wrk_message_clear(&b);
+    /* The same client id from another user is another message. */
+    assert_int_equal(wrk_store_message_add(f->s, f->room, f->bob, "once", 4, "c-1", 1000, &b, &dup),
+                     0);
+    assert_int_equal(dup, 0);
+    assert_true(b.id != a.id);
+    wrk_message_clear(&a);
+    wrk_message_clear(&b);
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_last(f->s, f->room, 50, &l), 0);
+    assert_int_equal(l.n, 2);
+    wrk_message_list_clear(&l);
+}
+
+static void edits_and_deletes(void **state)
+{
+    fixture_t *f = *state;
+    int64_t id;
+    add(f, "typo", NULL, &id);
+    assert_int_equal(wrk_store_message_edit(f->s, id, "fixed", 5, 5000), 0);
+    wrk_message_t m;
+    assert_int_equal(wrk_store_message_get(f->s, id, &m), 0);
+    assert_string_equal(m.body, "fixed");
+    assert_int_equal(m.edited_ms, 5000);
+    wrk_message_clear(&m);
+    assert_int_equal(wrk_store_message_delete(f->s, id), 0);
+    assert_int_equal(wrk_store_message_delete(f->s, id), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_message_edit(f->s, id, "x", 1, 1), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_message_get(f->s, id, &m), 0);
+    assert_int_equal(m.deleted, 1);
+    wrk_message_clear(&m);
+    assert_int_equal(wrk_store_message_get(f->s, 99999, &m), MC_ENOTFOUND);
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_last(f->s, f->room, 50, &l), 0);
+    assert_int_equal(l.n, 0);
+    wrk_message_list_clear(&l);
+}
+
+static void history_queries(void **state)
+{
+    fixture_t *f = *state;
+    int64_t ids[60];
+    char body[16];
+    assert_int_equal(wrk_store_batch_begin(f->s), 0);
+    for (int i = 0; i < 60; i++) {
+        snprintf(body, sizeof(body), "m%d", i);
+        add(f, body, NULL, &ids[i]);
+    }
+    assert_int_equal(wrk_store_batch_end(f->s, 1), 0);
+
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_last(f->s, f->room, 50, &l), 0);
+    assert_int_equal(l.n, 50);
+    assert_int_equal(l.truncated, 1);
+    assert_string_equal(l.items[0].body, "m10");
+    assert_string_equal(l.items[49].body, "m59");
+    wrk_message_list_clear(&l);
+
+    assert_int_equal(wrk_store_messages_since(f->s, f->room, ids[54], 500, &l), 0);
+    assert_int_equal(l.n, 5);
+    assert_int_equal(l.truncated, 0);
+    assert_int_equal(l.items[0].id, ids[55]);
+    wrk_message_list_clear(&l);
+
+    assert_int_equal(wrk_store_messages_since(f->s, f->room, 0, 10, &l), 0);
+    assert_int_equal(l.n, 10);
+    assert_int_equal(l.truncated, 1);
+    assert_int_equal(l.items[9].id, ids[59]);
+    wrk_message_list_clear(&l);
+
+    assert_int_equal(wrk_store_messages_since(f->s, f->room, ids[59], 500, &l), 0);
+    assert_int_equal(l.n, 0);
+    wrk_message_list_clear(&l);
+
+    assert_int_equal(wrk_store_messages_before(f->s, f->room, ids[10], 5, &l), 0);
+    assert_int_equal(l.n, 5);
+    assert_int_equal(l.items[0].id, ids[5]);
+    assert_int_equal(l.items[4].id, ids[9]);
+    assert_int_equal(l.truncated, 1);
+    wrk_message_list_clear(&l);
+
+    assert_int_equal(wrk_store_messages_before(f->s, f->room, ids[3], 50, &l), 0);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(l.truncated, 0);
+    wrk_message_list_clear(&l);
+}
+
+static void since_is_capped(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(wrk_store_batch_begin(f->s), 0);
+    for (int i = 0; i < WRK_STORE_SINCE_MAX + 20; i++)
+        add(f, "x", NULL, NULL);
+    assert_int_equal(wrk_store_batch_end(f->s, 1), 0);
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_since(f->s, f->room, 0, 100000, &l), 0);
+    assert_int_equal(l.n, WRK_STORE_SINCE_MAX);
+    assert_int_equal(l.truncated, 1);
+    wrk_message_list_clear(&l);
+}
+
+static void deleting_a_room_deletes_its_messages(void **state)
+{
+    fixture_t *f = *state;
+    int64_t id;
+    add(f, "bye", NULL, &id);
+    assert_int_equal(wrk_store_room_delete(f->s, f->room), 0);
+    wrk_message_t m;
+    assert_int_equal(wrk_store_message_get(f->s, id, &m), MC_ENOTFOUND);
+}
+
+static void a_batch_can_be_undone(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(wrk_store_batch_begin(f->s), 0);
+    assert_int_equal(wrk_store_batch_begin(f->s), MC_EINVAL);
+    assert_int_equal(wrk_store_user_add(f->s, "carl", "$h", 0, NULL), 0);
+    assert_int_equal(wrk_store_batch_end(f->s, 0), 0);
+    wrk_user_t u;
+    assert_int_equal(wrk_store_user_by_name(f->s, "carl", &u), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_batch_end(f->s, 1), MC_EINVAL);
+}
+
+static void login_failures_are_windowed(void **state)
+{
+    fixture_t *f = *state;
+    long n;
+    assert_int_equal(wrk_store_login_failures(f->s, WRK_LIMIT_USER, "ann", 0, 1000, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(wrk_store_login_failure_add(f->s, WRK_LIMIT_USER, "ann", 100, 1000, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wrk_store_login_failure_add(f->s, WRK_LIMIT_USER, "ann", 500, 1000, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(wrk_store_login_failure_add(f->s, WRK_LIMIT_ADDR, "ann", 500, 1000, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wrk_store_login_failures(f->s, WRK_LIMIT_USER, "ann", 1099, 1000, &n), 0);
+    assert_int_equal(n, 2);
+    /* The window started at the first failure, at 100. */
+    assert_int_equal(wrk_store_login_failures(f->s, WRK_LIMIT_USER, "ann", 1100, 1000, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(wrk_store_login_failure_add(f->s, WRK_LIMIT_USER, "ann", 1100, 1000, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wrk_store_login_failure_reset(f->s, WRK_LIMIT_USER, "ann"), 0);
+    assert_int_equal(wrk_store_login_failures(f->s, WRK_LIMIT_USER, "ann", 1100, 1000, &n), 0);
+    assert_int_equal(n, 0);
+}
+
+struct seen {
+    int rooms, users;
+    int64_t last;
+};
+
+static int on_change(void *arg, int64_t seq, enum wrk_change_kind kind, int64_t ref)
+{
+    struct seen *s = arg;
+    (void)ref;
+    assert_true(seq > s->last);
+    s->last = seq;
+    if (kind == WRK_CHANGE_ROOM)
+        s->rooms++;
+    if (kind == WRK_CHANGE_USER)
+        s->users++;
+    return 0;
+}
+
+static void changes_are_logged(void **state)
+{
+    fixture_t *f = *state;
+    int64_t start;
+    assert_int_equal(wrk_store_change_last(f->s, &start), 0);
+    assert_int_equal(wrk_store_room_rename(f->s, f->room, "Hall"), 0);
+    assert_int_equal(wrk_store_user_set_staff(f->s, f->ann, 1), 0);
+    assert_int_equal(wrk_store_user_set_staff(f->s, f->ann, 1), 0); /* no change: no entry */
+    assert_int_equal(wrk_store_user_set_password(f->s, f->ann, "$p"), 0);
+    struct seen s = {0, 0, start};
+    assert_int_equal(wrk_store_change_each(f->s, start, on_change, &s), 0);
+    assert_int_equal(s.rooms, 1);
+    assert_int_equal(s.users, 1);
+}
+
+struct writer {
+    const char *path;
+    int64_t room, user;
+    int failures;
+    char prefix;
+};
+
+#define PER_WRITER 300
+
+static void *write_messages(void *arg)
+{
+    struct writer *w = arg;
+    wrk_store_t *s;
+    if (wrk_store_open(&s, w->path, NULL)) {
+        w->failures = PER_WRITER;
+        return NULL;
+    }
+    for (int i = 0; i < PER_WRITER; i++) {
+        char cid[32];
+        snprintf(cid, sizeof(cid), "%c-%d", w->prefix, i);
+        wrk_message_t m;
+        int dup;
+        if (wrk_store_message_add(s, w->room, w->user, cid, strlen(cid), cid, i, &m, &dup) || dup)
+            w->failures++;
+        wrk_message_clear(&m);
+        /* Some writes are batches, to mix lock patterns. */
+        if (i % 50 == 0) {
+            if (wrk_store_batch_begin(s) ||
+                wrk_store_login_failure_add(s, WRK_LIMIT_ADDR, "x", i, 1000, NULL) ||
+                wrk_store_batch_end(s, 1))
+                w->failures++;
+        }
+    }
+    wrk_store_close(s);
+    return NULL;
+}
+
+static void two_connections_writing_at_once_lose_nothing(void **state)
+{
+    fixture_t *f = *state;
+    struct writer a = {f->path, f->room, f->ann, 0, 'a'};
+    struct writer b = {f->path, f->room, f->bob, 0, 'b'};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, write_messages, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, write_messages, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a.failures, 0);
+    assert_int_equal(b.failures, 0);
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_last(f->s, f->room, 4 * PER_WRITER, &l), 0);
+    assert_int_equal(l.n, 2 * PER_WRITER);
+    assert_int_equal(l.truncated, 0);
+    for (size_t i = 1; i < l.n; i++)
+        assert_true(l.items[i].id > l.items[i - 1].id);
+    wrk_message_list_clear(&l);
+}
+
+int main(void)
+{
+    mc_log_init("store_test", MC_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(migrations_are_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_fresh_file_starts_at_version_zero, setup, teardown),
+        cmocka_unit_test_setup_teardown(users_are_added_found_and_changed, setup, teardown),
+        cmocka_unit_test_setup_teardown(users_are_listed, setup, teardown),
+        cmocka_unit_test_setup_teardown(sessions_expire_and_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(deactivating_ends_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(rooms_are_managed, setup, teardown),
+        cmocka_unit_test_setup_teardown(messages_are_stored_with_id_and_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_replayed_client_id_is_stored_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(edits_and_deletes, setup, teardown),
+        cmocka_unit_test_setup_teardown(history_queries, setup, teardown),
+        cmocka_unit_test_setup_teardown(since_is_capped, setup, teardown),
+        cmocka_unit_test_setup_teardown(deleting_a_room_deletes_its_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_batch_can_be_undone, setup, teardown),
+        cmocka_unit_test_setup_teardown(login_failures_are_windowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(changes_are_logged, setup, teardown),
+        cmocka_unit_test_setup_teardown(two_connections_writing_at_once_lose_nothing, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,213 @@
+/*
+ * worker/store.h: everything the chat keeps: users, sessions, rooms,
+ * messages, login failure counters, and a log of changes to users and rooms.
+ *
+ * This header is the whole contract of the data layer and the only door to
+ * the database; it speaks of the chat's things, not of any query language,
+ * so that a server database can be a second backend behind it. The embedded
+ * backend is sqlite in WAL mode: any number of processes (and, with one
+ * wrk_store_t each, threads) may use one file at once; a write that meets a
+ * busy database waits and retries, it is never dropped.
+ *
+ * A wrk_store_t is one connection: use it from one thread at a time. Strings
+ * passed in are borrowed for the call. Functions return 0 or a negative MC_E*
+ * code: MC_ENOTFOUND (no such thing), MC_EEXIST (a unique name taken),
+ * MC_EINVAL (an argument out of range), MC_ENOMEM, MC_EDB (the database
+ * failed; wrk_store_errmsg says why).
+ */
+#ifndef MC_WORKER_STORE_H
+#define MC_WORKER_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/envelope.h" /* MC_USERNAME_MAX */
+
+#define WRK_STORE_SCHEMA_VERSION 1 /* the version wrk_store_migrate brings a store to */
+#define WRK_STORE_HASH_MAX 256     /* a password hash, with its NUL */
+#define WRK_ROOM_TITLE_MAX 200     /* bytes */
+#define WRK_CLIENT_ID_MAX 64       /* bytes of a message's client id */
+#define WRK_STORE_SINCE_MAX 500    /* messages one "since" query returns at most */
+
+typedef struct wrk_store wrk_store_t;
+
+typedef struct wrk_user {
+    int64_t id;
+    char username[MC_USERNAME_MAX + 1];
+    char password[WRK_STORE_HASH_MAX]; /* encoded hash */
+    int is_staff;
+    int is_active;
+} wrk_user_t;
+
+typedef struct wrk_room {
+    int64_t id;
+    char title[WRK_ROOM_TITLE_MAX + 1];
+    int staff_only;
+} wrk_room_t;
+
+typedef struct wrk_message {
+    int64_t id; /* increasing: a later message has a larger id */
+    int64_t room_id;
+    int64_t user_id;
+    char username[MC_USERNAME_MAX + 1];
+    char *body; /* owned, NUL-terminated, body_len bytes */
+    size_t body_len;
+    int64_t created_ms; /* ms since the Unix epoch */
+    int64_t edited_ms;  /* 0: never edited */
+    int deleted;
+} wrk_message_t;
+
+/* Messages in increasing id order. */
+typedef struct wrk_message_list {
+    wrk_message_t *items;
+    size_t n;
+    int truncated; /* more matched than were returned */
+} wrk_message_list_t;
+
+/* What changed, for processes that must react to changes made elsewhere
+ * (chatctl, another worker). */
+enum wrk_change_kind {
+    WRK_CHANGE_ROOM = 1,   /* ref: a room added, renamed, re-flagged or deleted */
+    WRK_CHANGE_USER = 2,   /* ref: a user's is_staff or is_active changed */
+    WRK_CHANGE_LOGOUT = 3, /* ref: a user's session ended */
+};
+
+/* Login failure counters are kept per username and per client address. */
+enum wrk_limit_kind {
+    WRK_LIMIT_USER = 1,
+    WRK_LIMIT_ADDR = 2,
+};
+
+typedef struct wrk_store_options {
+    long busy_timeout_ms; /* how long one attempt waits for a busy database, default 5000 */
+} wrk_store_options_t;
+
+/* ---- Opening and migrations ---------------------------------------------- */
+
+/* Opens (creating if needed) the store at path. opts may be NULL for the
+ * defaults. It does not migrate. Returns 0 and *out, MC_EDB, MC_ENOMEM. */
+int wrk_store_open(wrk_store_t **out, const char *path, const wrk_store_options_t *opts);
+void wrk_store_close(wrk_store_t *s); /* wrk_store_close(NULL) does nothing */
+
+/* The text of the last failure on this connection (never NULL). */
+const char *wrk_store_errmsg(const wrk_store_t *s);
+
+/* Brings the schema to WRK_STORE_SCHEMA_VERSION, atomically; running it
+ * again (or from several processes at once) changes nothing. *from and *to
+ * (may be NULL) get the versions before and after. Returns 0, MC_EDB (also
+ * for a store newer than this program). */
+int wrk_store_migrate(wrk_store_t *s, int *from, int *to);
+
+/* Stores the schema version in *version. */
+int wrk_store_version(wrk_store_t *s, int *version);
+
+/* Groups the following calls into one all-or-nothing batch (they also run
+ * much faster). Batches do not nest. batch_end commits when commit is
+ * non-zero, else undoes everything since batch_begin. */
+int wrk_store_batch_begin(wrk_store_t *s);
+int wrk_store_batch_end(wrk_store_t *s, int commit);
+
+/* ---- Users --------------------------------------------------------------- */
+
+/* Adds an active user. Returns 0 and *id (may be NULL), MC_EEXIST when the
+ * username is taken, MC_EINVAL for an empty or over-long username or hash. */
+int wrk_store_user_add(wrk_store_t *s, const char *username, const char *hash, int is_staff,
+                       int64_t *id);
+int wrk_store_user_by_name(wrk_store_t *s, const char *username, wrk_user_t *out);
+int wrk_store_user_by_id(wrk_store_t *s, int64_t id, wrk_user_t *out);
+/* Setters return MC_ENOTFOUND when there is no such user. */
+int wrk_store_user_set_password(wrk_store_t *s, int64_t id, const char *hash);
+int wrk_store_user_set_staff(wrk_store_t *s, int64_t id, int is_staff);
+/* Deactivating also ends every session of the user. */
+int wrk_store_user_set_active(wrk_store_t *s, int64_t id, int is_active);
+/* Calls fn for every user in id order (password left empty); stops and
+ * returns fn's value when it is non-zero. fn must not call this store. */
+int wrk_store_user_each(wrk_store_t *s, int (*fn)(void *arg, const wrk_user_t *u), void *arg);
+
+/* ---- Sessions ------------------------------------------------------------ */
+
+/* Records a session token (the caller makes it unguessable) for user_id,
+ * valid until expires_ms. Returns 0, MC_EEXIST (token in use), MC_ENOTFOUND
+ * (no such user). */
+int wrk_store_session_add(wrk_store_t *s, const char *token, int64_t user_id, int64_t expires_ms);
+/* Finds the active user of an unexpired session. Returns 0 and *out, or
+ * MC_ENOTFOUND (no such token, expired, or the user is inactive). */
+int wrk_store_session_user(wrk_store_t *s, const char *token, int64_t now_ms, wrk_user_t *out);
+/* Ends a session (logs WRK_CHANGE_LOGOUT). Ending an unknown one is not an
+ * error. */
+int wrk_store_session_delete(wrk_store_t *s, const char *token);
+/* Forgets expired sessions and change-log entries older than keep_ms. */
+int wrk_store_purge(wrk_store_t *s, int64_t now_ms, int64_t keep_ms);
+
+/* ---- Rooms --------------------------------------------------------------- */
+
+/* Adds a room. Returns 0 and *id (may be NULL), MC_EINVAL for an empty or
+ * over-long title. Ids of deleted rooms are never reused. */
+int wrk_store_room_add(wrk_store_t *s, const char *title, int staff_only, int64_t *id);
+int wrk_store_room_get(wrk_store_t *s, int64_t id, wrk_room_t *out);
+int wrk_store_room_rename(wrk_store_t *s, int64_t id, const char *title);
+int wrk_store_room_set_staff_only(wrk_store_t *s, int64_t id, int staff_only);
+/* Deletes a room and its messages. */
+int wrk_store_room_delete(wrk_store_t *s, int64_t id);
+/* Calls fn for every room in id order, as wrk_store_user_each. */
+int wrk_store_room_each(wrk_store_t *s, int (*fn)(void *arg, const wrk_room_t *r), void *arg);
+
+/* ---- Messages ------------------------------------------------------------ */
+
+/* Stores a message by user_id in room_id at now_ms. client_id (may be NULL)
+ * names it for its sender: a second call with the same user and client id
+ * stores nothing and returns the first message with *duplicate = 1.
+ * Fills *out (release with wrk_message_clear). Returns 0, MC_ENOTFOUND (no
+ * such room or user), MC_EINVAL (client id over WRK_CLIENT_ID_MAX). */
+int wrk_store_message_add(wrk_store_t *s, int64_t room_id, int64_t user_id, const char *body,
+                          size_t body_len, const char *client_id, int64_t now_ms,
+                          wrk_message_t *out, int *duplicate);
+/* Fills *out with a message (deleted ones too). */
+int wrk_store_message_get(wrk_store_t *s, int64_t id, wrk_message_t *out);
+/* Replaces the body of a message that is not deleted. MC_ENOTFOUND else. */
+int wrk_store_message_edit(wrk_store_t *s, int64_t id, const char *body, size_t body_len,
+                           int64_t now_ms);
+/* Marks a message deleted. MC_ENOTFOUND when there is none or it is deleted. */
+int wrk_store_message_delete(wrk_store_t *s, int64_t id);
+
+/* The queries below skip deleted messages, fill *out (release with
+ * wrk_message_list_clear) in increasing id order, and set out->truncated
+ * when more matched than were returned. */
+
+/* The last `limit` messages of a room. */
+int wrk_store_messages_last(wrk_store_t *s, int64_t room_id, long limit, wrk_message_list_t *out);
+/* The messages after id `since`: all of them, or when more than `limit`
+ * (at most WRK_STORE_SINCE_MAX) the newest `limit`, truncated. */
+int wrk_store_messages_since(wrk_store_t *s, int64_t room_id, int64_t since, long limit,
+                             wrk_message_list_t *out);
+/* The newest `limit` messages with an id below `before` (history paging). */
+int wrk_store_messages_before(wrk_store_t *s, int64_t room_id, int64_t before, long limit,
+                              wrk_message_list_t *out);
+
+void wrk_message_clear(wrk_message_t *m);
+void wrk_message_list_clear(wrk_message_list_t *l);
+
+/* ---- Login failures ------------------------------------------------------ */
+
+/* Counts one failed login for key (a username or an address) in a window of
+ * window_ms that starts at the first failure. Stores the count in the
+ * current window in *count (may be NULL). */
+int wrk_store_login_failure_add(wrk_store_t *s, enum wrk_limit_kind kind, const char *key,
+                                int64_t now_ms, int64_t window_ms, long *count);
+/* Stores in *count the failures of key in its current window (0 after it). */
+int wrk_store_login_failures(wrk_store_t *s, enum wrk_limit_kind kind, const char *key,
+                             int64_t now_ms, int64_t window_ms, long *count);
+/* Forgets the failures of key (after a successful login). */
+int wrk_store_login_failure_reset(wrk_store_t *s, enum wrk_limit_kind kind, const char *key);
+
+/* ---- Change log ---------------------------------------------------------- */
+
+/* Stores in *seq the number of the latest change (0 when none). */
+int wrk_store_change_last(wrk_store_t *s, int64_t *seq);
+/* Calls fn for each change after `after`, in order; stops and returns fn's
+ * value when non-zero. fn must not call this store. */
+int wrk_store_change_each(wrk_store_t *s, int64_t after,
+                          int (*fn)(void *arg, int64_t seq, enum wrk_change_kind kind, int64_t ref),
+                          void *arg);
+
+#endif
