@@ -1,0 +1,345 @@
+#include "common/error.h"
+#include "worker/command.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define MAX 4096
+
+static const char *parse_error(const char *text)
+{
+    wrk_command_t c;
+    const char *code = NULL;
+    int rc = wrk_command_parse(text, strlen(text), MAX, &c, &code);
+    wrk_command_clear(&c);
+    return rc ? code : NULL;
+}
+
+static void join_with_a_number_or_a_string(void **state)
+{
+    (void)state;
+    wrk_command_t c;
+    const char *code;
+    const char *t = "{\"command\":\"join\",\"room\":7}";
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), 0);
+    assert_int_equal(c.kind, WRK_CMD_JOIN);
+    assert_int_equal(c.room, 7);
+    assert_int_equal(c.has_since, 0);
+    wrk_command_clear(&c);
+    t = "{\"command\":\"join\",\"room\":\"12\",\"since\":40}";
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), 0);
+    assert_int_equal(c.room, 12);
+    assert_int_equal(c.has_since, 1);
+    assert_int_equal(c.since, 40);
+    wrk_command_clear(&c);
+}
+
+static void send_leave_and_the_extensions(void **state)
+{
+    (void)state;
+    wrk_command_t c;
+    const char *code;
+    const char *t =
+        "{\"command\":\"send\",\"room\":1,\"message\":\"hi \\u00e9\",\"client_id\":\"c1\"}";
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), 0);
+    assert_int_equal(c.kind, WRK_CMD_SEND);
+    assert_string_equal(c.message, "hi \xc3\xa9");
+    assert_int_equal(c.message_len, 5);
+    assert_string_equal(c.client_id, "c1");
+    wrk_command_clear(&c);
+
+    t = "{\"command\":\"leave\",\"room\":1}";
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), 0);
+    assert_int_equal(c.kind, WRK_CMD_LEAVE);
+    wrk_command_clear(&c);
+
+    t = "{\"command\":\"history\",\"room\":1,\"before\":90,\"limit\":20}";
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), 0);
+    assert_int_equal(c.kind, WRK_CMD_HISTORY);
+    assert_int_equal(c.before, 90);
+    assert_int_equal(c.limit, 20);
+    wrk_command_clear(&c);
+
+    t = "{\"command\":\"history\",\"room\":1}";
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), 0);
+    assert_int_equal(c.has_before, 0);
+    assert_int_equal(c.limit, WRK_HISTORY_DEFAULT);
+    wrk_command_clear(&c);
+
+    t = "{\"command\":\"edit\",\"room\":1,\"id\":5,\"message\":\"new\"}";
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), 0);
+    assert_int_equal(c.kind, WRK_CMD_EDIT);
+    assert_int_equal(c.id, 5);
+    wrk_command_clear(&c);
+
+    t = "{\"command\":\"delete\",\"room\":1,\"id\":5}";
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), 0);
+    assert_int_equal(c.kind, WRK_CMD_DELETE);
+    wrk_command_clear(&c);
+
+    t = "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"psst\"}";
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), 0);
+    assert_int_equal(c.kind, WRK_CMD_WHISPER);
+    assert_string_equal(c.to, "bob");
+    wrk_command_clear(&c);
+
+    t = "{\"command\":\"who\",\"room\":\"3\"}";
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), 0);
+    assert_int_equal(c.kind, WRK_CMD_WHO);
+    wrk_command_clear(&c);
+}
+
+static void not_json_is_a_bad_request(void **state)
+{
+    (void)state;
+    assert_string_equal(parse_error("hello"), WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error(""), WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":\"join\""), WRK_E_BAD_REQUEST);
+}
+
+static void not_an_object_is_a_bad_request(void **state)
+{
+    (void)state;
+    assert_string_equal(parse_error("[1,2]"), WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("\"join\""), WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("null"), WRK_E_BAD_REQUEST);
+}
+
+static void a_missing_or_mistyped_command_is_a_bad_request(void **state)
+{
+    (void)state;
+    assert_string_equal(parse_error("{\"room\":1}"), WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":1,\"room\":1}"), WRK_E_BAD_REQUEST);
+}
+
+static void an_unknown_command_is_named(void **state)
+{
+    (void)state;
+    assert_string_equal(parse_error("{\"command\":\"dance\",\"room\":1}"), WRK_E_UNKNOWN_COMMAND);
+    assert_string_equal(parse_error("{\"command\":\"JOIN\",\"room\":1}"), WRK_E_UNKNOWN_COMMAND);
+}
+
+static void a_missing_room_is_a_bad_request(void **state)
+{
+    (void)state;
+    assert_string_equal(parse_error("{\"command\":\"join\"}"), WRK_E_BAD_REQUEST);
+}
+
+static void a_non_numeric_room_is_invalid(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "{\"command\":\"join\",\"room\":\"lobby\"}",
+        "{\"command\":\"join\",\"room\":\"1a\"}",
+        "{\"command\":\"join\",\"room\":\"\"}",
+        "{\"command\":\"join\",\"room\":\"-1\"}",
+        "{\"command\":\"join\",\"room\":0}",
+        "{\"command\":\"join\",\"room\":-3}",
+        "{\"command\":\"join\",\"room\":1.5}",
+        "{\"command\":\"join\",\"room\":true}",
+        "{\"command\":\"join\",\"room\":null}",
+        "{\"command\":\"join\",\"room\":[1]}",
+        "{\"command\":\"join\",\"room\":1e300}",
+        "{\"command\":\"join\",\"room\":\"0\"}",
+        "{\"command\":\"join\",\"room\":\"1234567890123456\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_string_equal(parse_error(bad[i]), WRK_E_ROOM_INVALID);
+}
+
+static void the_error_says_what_was_understood(void **state)
+{
+    (void)state;
+    wrk_command_t c;
+    const char *code;
+    const char *t = "{\"command\":\"send\",\"room\":4,\"message\":\"\"}";
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), MC_EINVAL);
+    assert_string_equal(code, WRK_E_MESSAGE_EMPTY);
+    assert_string_equal(c.name, "send");
+    assert_int_equal(c.has_room, 1);
+    assert_int_equal(c.room, 4);
+    wrk_command_clear(&c);
+}
+
+static void an_empty_message_is_refused(void **state)
+{
+    (void)state;
+    assert_string_equal(parse_error("{\"command\":\"send\",\"room\":1,\"message\":\"\"}"),
+                        WRK_E_MESSAGE_EMPTY);
+    assert_string_equal(parse_error("{\"command\":\"send\",\"room\":1,\"message\":\" \\n\\t \"}"),
+                        WRK_E_MESSAGE_EMPTY);
+}
+
+static void a_missing_or_mistyped_message_is_a_bad_request(void **state)
+{
+    (void)state;
+    assert_string_equal(parse_error("{\"command\":\"send\",\"room\":1}"), WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":\"send\",\"room\":1,\"message\":5}"),
+                        WRK_E_BAD_REQUEST);
+}
+
+static void a_message_over_the_limit_is_too_long(void **state)
+{
+    (void)state;
+    char *t = malloc(MAX + 100);
+    int n = sprintf(t, "{\"command\":\"send\",\"room\":1,\"message\":\"");
+    memset(t + n, 'x', MAX);
+    strcpy(t + n + MAX, "\"}");
+    wrk_command_t c;
+    const char *code;
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), 0);
+    wrk_command_clear(&c);
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX - 1, &c, &code), MC_EINVAL);
+    assert_string_equal(code, WRK_E_MESSAGE_TOO_LONG);
+    wrk_command_clear(&c);
+    free(t);
+    /* A frame far larger than any message is refused before parsing. */
+    size_t big = 7 * MAX + 5000;
+    t = malloc(big);
+    memset(t, ' ', big);
+    assert_int_equal(wrk_command_parse(t, big, MAX, &c, &code), MC_EINVAL);
+    assert_string_equal(code, WRK_E_MESSAGE_TOO_LONG);
+    free(t);
+}
+
+static void bad_since_before_limit_and_id_are_bad_requests(void **state)
+{
+    (void)state;
+    assert_string_equal(parse_error("{\"command\":\"join\",\"room\":1,\"since\":\"x\"}"),
+                        WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":\"join\",\"room\":1,\"since\":-1}"),
+                        WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":\"history\",\"room\":1,\"before\":0.5}"),
+                        WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":\"history\",\"room\":1,\"limit\":501}"),
+                        WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":\"history\",\"room\":1,\"limit\":0}"),
+                        WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":\"edit\",\"room\":1,\"message\":\"x\"}"),
+                        WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":\"delete\",\"room\":1,\"id\":\"5\"}"),
+                        WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":\"send\",\"room\":1,\"message\":\"x\","
+                                    "\"client_id\":7}"),
+                        WRK_E_BAD_REQUEST);
+}
+
+static void a_bad_whisper_target_is_refused(void **state)
+{
+    (void)state;
+    assert_string_equal(parse_error("{\"command\":\"whisper\",\"message\":\"x\"}"),
+                        WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":\"whisper\",\"to\":\"\",\"message\":\"x\"}"),
+                        WRK_E_USER_INVALID);
+}
+
+static void replies_match_the_example_byte_for_byte(void **state)
+{
+    (void)state;
+    char *out;
+    assert_int_equal(wrk_reply_join(1, "room 1", NULL, NULL, 0, &out), 0);
+    assert_string_equal(out, "{\"join\":\"1\",\"title\":\"room 1\"}");
+    free(out);
+    assert_int_equal(wrk_reply_leave(12, &out), 0);
+    assert_string_equal(out, "{\"leave\":\"12\"}");
+    free(out);
+    wrk_message_t m = {.id = 42,
+                       .room_id = 3,
+                       .user_id = 1,
+                       .username = "ann",
+                       .body = (char *)"hi \"you\"",
+                       .body_len = 8,
+                       .created_ms = 1795530959600};
+    assert_int_equal(wrk_reply_message(&m, 0, &out), 0);
+    assert_string_equal(out, "{\"room\":\"3\",\"message\":\"hi \\\"you\\\"\",\"username\":\"ann\","
+                             "\"msg_type\":0,\"id\":42,\"ts\":1795530959600}");
+    free(out);
+    assert_int_equal(wrk_reply_message(&m, 1, &out), 0);
+    assert_non_null(strstr(out, ",\"ts\":1795530959600,\"own\":true}"));
+    free(out);
+    assert_int_equal(wrk_reply_notice(3, "ann", WRK_MSG_ENTER, &out), 0);
+    assert_string_equal(out,
+                        "{\"room\":\"3\",\"message\":null,\"username\":\"ann\",\"msg_type\":4}");
+    free(out);
+    assert_int_equal(wrk_reply_notice(3, "ann", WRK_MSG_LEAVE, &out), 0);
+    assert_string_equal(out,
+                        "{\"room\":\"3\",\"message\":null,\"username\":\"ann\",\"msg_type\":5}");
+    free(out);
+    assert_int_equal(wrk_reply_error(WRK_E_ROOM_INVALID, 0, NULL, &out), 0);
+    assert_string_equal(out, "{\"error\":\"ROOM_INVALID\"}");
+    free(out);
+    assert_int_equal(wrk_reply_error(WRK_E_ROOM_ACCESS_DENIED, 5, "send", &out), 0);
+    assert_string_equal(out,
+                        "{\"error\":\"ROOM_ACCESS_DENIED\",\"room\":\"5\",\"command\":\"send\"}");
+    free(out);
+}
+
+static void extension_replies(void **state)
+{
+    (void)state;
+    char *out;
+    wrk_message_t items[1] = {{.id = 9,
+                               .room_id = 2,
+                               .username = "bob",
+                               .body = (char *)"x",
+                               .body_len = 1,
+                               .created_ms = 5,
+                               .edited_ms = 6}};
+    wrk_message_list_t l = {items, 1, 1};
+    const char *members[] = {"ann", "bob"};
+    assert_int_equal(wrk_reply_join(2, "T", &l, members, 2, &out), 0);
+    assert_string_equal(out, "{\"join\":\"2\",\"title\":\"T\",\"history\":[{\"room\":\"2\","
+                             "\"message\":\"x\",\"username\":\"bob\",\"msg_type\":0,\"id\":9,"
+                             "\"ts\":5,\"edited\":6}],\"truncated\":true,"
+                             "\"members\":[\"ann\",\"bob\"]}");
+    free(out);
+    assert_int_equal(wrk_reply_history(2, &l, &out), 0);
+    assert_non_null(strstr(out, "{\"history\":\"2\",\"messages\":[{"));
+    free(out);
+    assert_int_equal(wrk_reply_edited(&items[0], &out), 0);
+    assert_string_equal(out, "{\"edited\":9,\"room\":\"2\",\"message\":\"x\",\"ts\":6}");
+    free(out);
+    assert_int_equal(wrk_reply_deleted(9, 2, &out), 0);
+    assert_string_equal(out, "{\"deleted\":9,\"room\":\"2\"}");
+    free(out);
+    assert_int_equal(wrk_reply_whisper(3, "ann", "bob", "psst", 7, &out), 0);
+    assert_string_equal(
+        out, "{\"whisper\":3,\"from\":\"ann\",\"to\":\"bob\",\"message\":\"psst\",\"ts\":7}");
+    free(out);
+    assert_int_equal(wrk_reply_who(2, members, 2, &out), 0);
+    assert_string_equal(out, "{\"who\":\"2\",\"members\":[\"ann\",\"bob\"]}");
+    free(out);
+    wrk_room_t rooms[2] = {{1, "Lobby", 0}, {2, "Staff", 1}};
+    assert_int_equal(wrk_reply_rooms(rooms, 2, &out), 0);
+    assert_string_equal(out, "{\"rooms\":[{\"id\":\"1\",\"title\":\"Lobby\",\"staff_only\":false},"
+                             "{\"id\":\"2\",\"title\":\"Staff\",\"staff_only\":true}]}");
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(join_with_a_number_or_a_string),
+        cmocka_unit_test(send_leave_and_the_extensions),
+        cmocka_unit_test(not_json_is_a_bad_request),
+        cmocka_unit_test(not_an_object_is_a_bad_request),
+        cmocka_unit_test(a_missing_or_mistyped_command_is_a_bad_request),
+        cmocka_unit_test(an_unknown_command_is_named),
+        cmocka_unit_test(a_missing_room_is_a_bad_request),
+        cmocka_unit_test(a_non_numeric_room_is_invalid),
+        cmocka_unit_test(the_error_says_what_was_understood),
+        cmocka_unit_test(an_empty_message_is_refused),
+        cmocka_unit_test(a_missing_or_mistyped_message_is_a_bad_request),
+        cmocka_unit_test(a_message_over_the_limit_is_too_long),
+        cmocka_unit_test(bad_since_before_limit_and_id_are_bad_requests),
+        cmocka_unit_test(a_bad_whisper_target_is_refused),
+        cmocka_unit_test(replies_match_the_example_byte_for_byte),
+        cmocka_unit_test(extension_replies),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,394 @@
+#include "worker/command.h"
+#include "common/error.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Whole numbers above this are not exact in a JSON double. */
+#define MAX_EXACT_ID 9007199254740991LL
+
+static const struct {
+    const char *name;
+    wrk_command_kind_t kind;
+    int needs_room;
+} commands[] = {
+    {"join", WRK_CMD_JOIN, 1},       {"leave", WRK_CMD_LEAVE, 1}, {"send", WRK_CMD_SEND, 1},
+    {"history", WRK_CMD_HISTORY, 1}, {"edit", WRK_CMD_EDIT, 1},   {"delete", WRK_CMD_DELETE, 1},
+    {"whisper", WRK_CMD_WHISPER, 0}, {"who", WRK_CMD_WHO, 1},
+};
+
+void wrk_command_clear(wrk_command_t *cmd)
+{
+    free(cmd->message);
+    memset(cmd, 0, sizeof(*cmd));
+}
+
+/* A JSON number that is a whole number in [min, MAX_EXACT_ID]. */
+static int whole_number(const cJSON *item, int64_t min, int64_t *out)
+{
+    if (!cJSON_IsNumber(item))
+        return -1;
+    double d = item->valuedouble;
+    if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)MAX_EXACT_ID)
+        return -1;
+    *out = (int64_t)d;
+    return 0;
+}
+
+/* A room id: a positive whole number, or a string of 1 to 15 decimal digits
+ * naming one. */
+static int room_id(const cJSON *item, int64_t *out)
+{
+    if (cJSON_IsString(item)) {
+        const char *s = item->valuestring;
+        size_t n = strlen(s);
+        if (n == 0 || n > 15)
+            return -1;
+        int64_t v = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] < '0' || s[i] > '9')
+                return -1;
+            v = v * 10 + (s[i] - '0');
+        }
+        if (v < 1)
+            return -1;
+        *out = v;
+        return 0;
+    }
+    return whole_number(item, 1, out);
+}
+
+static int blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+            return 0;
+    return 1;
+}
+
+static int parse_tree(const cJSON *root, size_t message_max, wrk_command_t *cmd, const char **code)
+{
+    *code = WRK_E_BAD_REQUEST;
+    if (!cJSON_IsObject(root))
+        return MC_EINVAL;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "command");
+    if (!cJSON_IsString(name))
+        return MC_EINVAL;
+    size_t i;
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(commands[i].name, name->valuestring) == 0)
+            break;
+    if (i == sizeof(commands) / sizeof(commands[0])) {
+        *code = WRK_E_UNKNOWN_COMMAND;
+        return MC_EINVAL;
+    }
+    cmd->kind = commands[i].kind;
+    cmd->name = commands[i].name;
+    cmd->limit = WRK_HISTORY_DEFAULT;
+
+    if (commands[i].needs_room) {
+        const cJSON *room = cJSON_GetObjectItemCaseSensitive(root, "room");
+        if (!room)
+            return MC_EINVAL;
+        if (room_id(room, &cmd->room)) {
+            *code = WRK_E_ROOM_INVALID;
+            return MC_EINVAL;
+        }
+        cmd->has_room = 1;
+    }
+
+    const cJSON *item;
+    switch (cmd->kind) {
+    case WRK_CMD_JOIN:
+        if ((item = cJSON_GetObjectItemCaseSensitive(root, "since")) && !cJSON_IsNull(item)) {
+            if (whole_number(item, 0, &cmd->since))
+                return MC_EINVAL;
+            cmd->has_since = 1;
+        }
+        break;
+    case WRK_CMD_HISTORY:
+        if ((item = cJSON_GetObjectItemCaseSensitive(root, "before")) && !cJSON_IsNull(item)) {
+            if (whole_number(item, 1, &cmd->before))
+                return MC_EINVAL;
+            cmd->has_before = 1;
+        }
+        if ((item = cJSON_GetObjectItemCaseSensitive(root, "limit")) && !cJSON_IsNull(item)) {
+            int64_t limit;
+            if (whole_number(item, 1, &limit) || limit > WRK_HISTORY_MAX)
+                return MC_EINVAL;
+            cmd->limit = (long)limit;
+        }
+        break;
+    case WRK_CMD_EDIT:
+    case WRK_CMD_DELETE:
+        if (whole_number(cJSON_GetObjectItemCaseSensitive(root, "id"), 1, &cmd->id))
+            return MC_EINVAL;
+        break;
+    case WRK_CMD_WHISPER: {
+        item = cJSON_GetObjectItemCaseSensitive(root, "to");
+        if (!cJSON_IsString(item))
+            return MC_EINVAL;
+        size_t n = strlen(item->valuestring);
+        if (n == 0 || n > MC_USERNAME_MAX) {
+            *code = WRK_E_USER_INVALID;
+            return MC_EINVAL;
+        }
+        memcpy(cmd->to, item->valuestring, n + 1);
+        break;
+    }
+    case WRK_CMD_SEND:
+        if ((item = cJSON_GetObjectItemCaseSensitive(root, "client_id")) && !cJSON_IsNull(item)) {
+            if (!cJSON_IsString(item) || strlen(item->valuestring) == 0 ||
+                strlen(item->valuestring) > WRK_CLIENT_ID_MAX)
+                return MC_EINVAL;
+            strcpy(cmd->client_id, item->valuestring);
+        }
+        break;
+    case WRK_CMD_LEAVE:
+    case WRK_CMD_WHO:
+        break;
+    }
+
+    if (cmd->kind == WRK_CMD_SEND || cmd->kind == WRK_CMD_EDIT || cmd->kind == WRK_CMD_WHISPER) {
+        item = cJSON_GetObjectItemCaseSensitive(root, "message");
+        if (!cJSON_IsString(item))
+            return MC_EINVAL;
+        size_t n = strlen(item->valuestring);
+        if (n > message_max) {
+            *code = WRK_E_MESSAGE_TOO_LONG;
+            return MC_EINVAL;
+        }
+        if (blank(item->valuestring, n)) {
+            *code = WRK_E_MESSAGE_EMPTY;
+            return MC_EINVAL;
+        }
+        cmd->message = malloc(n + 1);
+        if (!cmd->message) {
+            *code = WRK_E_SERVER_BUSY;
+            return MC_ENOMEM;
+        }
+        memcpy(cmd->message, item->valuestring, n + 1);
+        cmd->message_len = n;
+    }
+    *code = NULL;
+    return 0;
+}
+
+int wrk_command_parse(const char *text, size_t len, size_t message_max, wrk_command_t *cmd,
+                      const char **code)
+{
+    memset(cmd, 0, sizeof(*cmd));
+    *code = WRK_E_BAD_REQUEST;
+    /* A frame far larger than any valid command is refused before parsing:
+     * JSON escapes grow a message at most six times. */
+    if (message_max > SIZE_MAX / 8 || len > 6 * message_max + 4096) {
+        *code = WRK_E_MESSAGE_TOO_LONG;
+        return MC_EINVAL;
+    }
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    if (!root)
+        return MC_EINVAL;
+    int rc = parse_tree(root, message_max, cmd, code);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* ---- Replies ------------------------------------------------------------- */
+
+/* Adds "key":"<id>". */
+static int add_id_string(cJSON *obj, const char *key, int64_t id)
+{
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%" PRId64, id);
+    return cJSON_AddStringToObject(obj, key, buf) ? 0 : MC_ENOMEM;
+}
+
+/* Adds "key":<integer>, printed exactly (a double would round past 2^53). */
+static int add_int(cJSON *obj, const char *key, int64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%" PRId64, v);
+    return cJSON_AddRawToObject(obj, key, buf) ? 0 : MC_ENOMEM;
+}
+
+static int add_string(cJSON *obj, const char *key, const char *s)
+{
+    return cJSON_AddStringToObject(obj, key, s) ? 0 : MC_ENOMEM;
+}
+
+static int finish(cJSON *obj, int rc, char **out)
+{
+    *out = NULL;
+    if (rc == 0 && obj)
+        *out = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    return *out ? 0 : MC_ENOMEM;
+}
+
+static cJSON *message_object(const wrk_message_t *m, int own)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    int rc = add_id_string(o, "room", m->room_id);
+    rc = rc ? rc : add_string(o, "message", m->body);
+    rc = rc ? rc : add_string(o, "username", m->username);
+    rc = rc ? rc : add_int(o, "msg_type", WRK_MSG_MESSAGE);
+    rc = rc ? rc : add_int(o, "id", m->id);
+    rc = rc ? rc : add_int(o, "ts", m->created_ms);
+    if (!rc && m->edited_ms)
+        rc = add_int(o, "edited", m->edited_ms);
+    if (!rc && own)
+        rc = cJSON_AddTrueToObject(o, "own") ? 0 : MC_ENOMEM;
+    if (rc) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int add_messages(cJSON *obj, const char *key, const wrk_message_list_t *list)
+{
+    cJSON *arr = cJSON_AddArrayToObject(obj, key);
+    if (!arr)
+        return MC_ENOMEM;
+    for (size_t i = 0; i < list->n; i++) {
+        cJSON *m = message_object(&list->items[i], 0);
+        if (!m)
+            return MC_ENOMEM;
+        cJSON_AddItemToArray(arr, m);
+    }
+    if (list->truncated && !cJSON_AddTrueToObject(obj, "truncated"))
+        return MC_ENOMEM;
+    return 0;
+}
+
+static int add_names(cJSON *obj, const char *key, const char *const *names, size_t n)
+{
+    cJSON *arr = cJSON_AddArrayToObject(obj, key);
+    if (!arr)
+        return MC_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        cJSON *s = cJSON_CreateString(names[i]);
+        if (!s)
+            return MC_ENOMEM;
+        cJSON_AddItemToArray(arr, s);
+    }
+    return 0;
+}
+
+int wrk_reply_join(int64_t room, const char *title, const wrk_message_list_t *history,
+                   const char *const *members, size_t nmembers, char **out)
+{
+    cJSON *o = cJSON_CreateObject();
+    int rc = o ? add_id_string(o, "join", room) : MC_ENOMEM;
+    rc = rc ? rc : add_string(o, "title", title);
+    if (!rc && history)
+        rc = add_messages(o, "history", history);
+    if (!rc && members)
+        rc = add_names(o, "members", members, nmembers);
+    return finish(o, rc, out);
+}
+
+int wrk_reply_leave(int64_t room, char **out)
+{
+    cJSON *o = cJSON_CreateObject();
+    int rc = o ? add_id_string(o, "leave", room) : MC_ENOMEM;
+    return finish(o, rc, out);
+}
+
+int wrk_reply_message(const wrk_message_t *m, int own, char **out)
+{
+    return finish(message_object(m, own), 0, out);
+}
+
+int wrk_reply_notice(int64_t room, const char *username, enum wrk_msg_type type, char **out)
+{
+    cJSON *o = cJSON_CreateObject();
+    int rc = o ? add_id_string(o, "room", room) : MC_ENOMEM;
+    rc = rc ? rc : (cJSON_AddNullToObject(o, "message") ? 0 : MC_ENOMEM);
+    rc = rc ? rc : add_string(o, "username", username);
+    rc = rc ? rc : add_int(o, "msg_type", type);
+    return finish(o, rc, out);
+}
+
+int wrk_reply_error(const char *code, int64_t room, const char *command, char **out)
+{
+    cJSON *o = cJSON_CreateObject();
+    int rc = o ? add_string(o, "error", code) : MC_ENOMEM;
+    if (!rc && room > 0)
+        rc = add_id_string(o, "room", room);
+    if (!rc && command)
+        rc = add_string(o, "command", command);
+    return finish(o, rc, out);
+}
+
+int wrk_reply_history(int64_t room, const wrk_message_list_t *list, char **out)
+{
+    cJSON *o = cJSON_CreateObject();
+    int rc = o ? add_id_string(o, "history", room) : MC_ENOMEM;
+    rc = rc ? rc : add_messages(o, "messages", list);
+    return finish(o, rc, out);
+}
+
+int wrk_reply_edited(const wrk_message_t *m, char **out)
+{
+    cJSON *o = cJSON_CreateObject();
+    int rc = o ? add_int(o, "edited", m->id) : MC_ENOMEM;
+    rc = rc ? rc : add_id_string(o, "room", m->room_id);
+    rc = rc ? rc : add_string(o, "message", m->body);
+    rc = rc ? rc : add_int(o, "ts", m->edited_ms);
+    return finish(o, rc, out);
+}
+
+int wrk_reply_deleted(int64_t id, int64_t room, char **out)
+{
+    cJSON *o = cJSON_CreateObject();
+    int rc = o ? add_int(o, "deleted", id) : MC_ENOMEM;
+    rc = rc ? rc : add_id_string(o, "room", room);
+    return finish(o, rc, out);
+}
+
+int wrk_reply_whisper(int64_t id, const char *from, const char *to, const char *message, int64_t ts,
+                      char **out)
+{
+    cJSON *o = cJSON_CreateObject();
+    int rc = o ? add_int(o, "whisper", id) : MC_ENOMEM;
+    rc = rc ? rc : add_string(o, "from", from);
+    rc = rc ? rc : add_string(o, "to", to);
+    rc = rc ? rc : add_string(o, "message", message);
+    rc = rc ? rc : add_int(o, "ts", ts);
+    return finish(o, rc, out);
+}
+
+int wrk_reply_who(int64_t room, const char *const *members, size_t n, char **out)
+{
+    cJSON *o = cJSON_CreateObject();
+    int rc = o ? add_id_string(o, "who", room) : MC_ENOMEM;
+    rc = rc ? rc : add_names(o, "members", members, n);
+    return finish(o, rc, out);
+}
+
+int wrk_reply_rooms(const wrk_room_t *rooms, size_t n, char **out)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = o ? cJSON_AddArrayToObject(o, "rooms") : NULL;
+    int rc = arr ? 0 : MC_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        cJSON *r = cJSON_CreateObject();
+        if (!r) {
+            rc = MC_ENOMEM;
+            break;
+        }
+        cJSON_AddItemToArray(arr, r);
+        rc = add_id_string(r, "id", rooms[i].id);
+        rc = rc ? rc : add_string(r, "title", rooms[i].title);
+        rc =
+            rc ? rc : (cJSON_AddBoolToObject(r, "staff_only", rooms[i].staff_only) ? 0 : MC_ENOMEM);
+    }
+    return finish(o, rc, out);
+}

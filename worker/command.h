@@ -1,0 +1,125 @@
+/*
+ * worker/command.h: the client's WebSocket protocol (DESIGN.md, "Client wire
+ * protocol"): parsing one text frame into a command, and encoding the
+ * server's replies.
+ *
+ * Parsing takes the frame as (pointer, length) and never trusts it: any
+ * problem yields one of the protocol's error codes (WRK_E_*), which the
+ * caller sends back as {"error":CODE}; the socket stays open. "room" may be
+ * a JSON number or a string of decimal digits; ids in replies are strings,
+ * byte for byte as the multichat example sends them.
+ *
+ * Encoders return a malloc'd, NUL-terminated JSON text in *out that the
+ * caller frees, and 0 or MC_ENOMEM. Strings given to them are NUL-terminated
+ * and borrowed.
+ */
+#ifndef MC_WORKER_COMMAND_H
+#define MC_WORKER_COMMAND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/envelope.h"
+#include "worker/store.h"
+
+/* Error codes of the protocol. */
+#define WRK_E_BAD_REQUEST "BAD_REQUEST"
+#define WRK_E_UNKNOWN_COMMAND "UNKNOWN_COMMAND"
+#define WRK_E_MESSAGE_EMPTY "MESSAGE_EMPTY"
+#define WRK_E_MESSAGE_TOO_LONG "MESSAGE_TOO_LONG"
+#define WRK_E_MESSAGE_INVALID "MESSAGE_INVALID"
+#define WRK_E_ROOM_INVALID "ROOM_INVALID"
+#define WRK_E_ROOM_ACCESS_DENIED "ROOM_ACCESS_DENIED"
+#define WRK_E_USER_HAS_TO_LOGIN "USER_HAS_TO_LOGIN"
+#define WRK_E_USER_INVALID "USER_INVALID"
+#define WRK_E_NOT_ALLOWED "NOT_ALLOWED"
+#define WRK_E_RATE_LIMITED "RATE_LIMITED"
+#define WRK_E_SERVER_BUSY "SERVER_BUSY"
+
+#define WRK_MESSAGE_MAX_DEFAULT 4096 /* bytes of one chat message */
+#define WRK_HISTORY_DEFAULT 50       /* messages in a join reply, and a history page */
+#define WRK_HISTORY_MAX 500          /* the largest history page */
+
+/* msg_type values, as the example numbers them. */
+enum wrk_msg_type {
+    WRK_MSG_MESSAGE = 0,
+    WRK_MSG_WARNING = 1,
+    WRK_MSG_ALERT = 2,
+    WRK_MSG_MUTED = 3,
+    WRK_MSG_ENTER = 4,
+    WRK_MSG_LEAVE = 5,
+};
+
+typedef enum wrk_command_kind {
+    WRK_CMD_JOIN,
+    WRK_CMD_LEAVE,
+    WRK_CMD_SEND,
+    WRK_CMD_HISTORY,
+    WRK_CMD_EDIT,
+    WRK_CMD_DELETE,
+    WRK_CMD_WHISPER,
+    WRK_CMD_WHO,
+} wrk_command_kind_t;
+
+typedef struct wrk_command {
+    wrk_command_kind_t kind;
+    const char *name; /* static "join", ...; NULL when the command is unknown */
+    int has_room;     /* room was given and valid */
+    int64_t room;
+    int has_since; /* join */
+    int64_t since;
+    int has_before; /* history; without it, the newest messages */
+    int64_t before;
+    long limit;    /* history: 1..WRK_HISTORY_MAX, default WRK_HISTORY_DEFAULT */
+    int64_t id;    /* edit, delete: the message */
+    char *message; /* send, edit, whisper: owned, NUL-terminated */
+    size_t message_len;
+    char to[MC_USERNAME_MAX + 1];          /* whisper */
+    char client_id[WRK_CLIENT_ID_MAX + 1]; /* send: optional, "" when absent */
+} wrk_command_t;
+
+/* Parses text[0..len) into *cmd (which need not be initialised; release it
+ * with wrk_command_clear, also after an error). message_max bounds a
+ * message in bytes. Returns 0, or MC_EINVAL with *code set to a static
+ * WRK_E_* string; cmd->name and cmd->room then say what could be understood,
+ * for the error reply. MC_ENOMEM sets *code to WRK_E_SERVER_BUSY.
+ *   BAD_REQUEST       not JSON, not an object, a field missing or mistyped
+ *   UNKNOWN_COMMAND   "command" names no command
+ *   ROOM_INVALID      "room" is not a positive whole number or such a string
+ *   MESSAGE_EMPTY     the message is empty or only white space
+ *   MESSAGE_TOO_LONG  the message exceeds message_max bytes
+ *   USER_INVALID      "to" is empty or longer than a username may be */
+int wrk_command_parse(const char *text, size_t len, size_t message_max, wrk_command_t *cmd,
+                      const char **code);
+void wrk_command_clear(wrk_command_t *cmd);
+
+/* {"join":"ID","title":T} and, when history is not NULL, "history":[...]
+ * (with "truncated":true when it was cut), and when members is not NULL,
+ * "members":[NAMES]. */
+int wrk_reply_join(int64_t room, const char *title, const wrk_message_list_t *history,
+                   const char *const *members, size_t nmembers, char **out);
+/* {"leave":"ID"} */
+int wrk_reply_leave(int64_t room, char **out);
+/* {"room":"ID","message":M,"username":U,"msg_type":0,"id":N,"ts":MS},
+ * plus "edited":MS when edited, plus "own":true when own. */
+int wrk_reply_message(const wrk_message_t *m, int own, char **out);
+/* {"room":"ID","message":null,"username":U,"msg_type":T} */
+int wrk_reply_notice(int64_t room, const char *username, enum wrk_msg_type type, char **out);
+/* {"error":CODE}, plus "room":"ID" when room > 0, plus "command":C when
+ * command is not NULL. */
+int wrk_reply_error(const char *code, int64_t room, const char *command, char **out);
+/* {"history":"ID","messages":[...]} plus "truncated":true when cut. */
+int wrk_reply_history(int64_t room, const wrk_message_list_t *list, char **out);
+/* {"edited":N,"room":"ID","message":M,"ts":MS} */
+int wrk_reply_edited(const wrk_message_t *m, char **out);
+/* {"deleted":N,"room":"ID"} */
+int wrk_reply_deleted(int64_t id, int64_t room, char **out);
+/* {"whisper":N,"from":F,"to":T,"message":M,"ts":MS} */
+int wrk_reply_whisper(int64_t id, const char *from, const char *to, const char *message, int64_t ts,
+                      char **out);
+/* {"who":"ID","members":[NAMES]} */
+int wrk_reply_who(int64_t room, const char *const *members, size_t n, char **out);
+/* {"rooms":[{"id":"ID","title":T,"staff_only":B}...]} */
+int wrk_reply_rooms(const wrk_room_t *rooms, size_t n, char **out);
+
+#endif
