@@ -38,7 +38,7 @@
 
 #define WRK_MESSAGE_MAX_DEFAULT 4096 /* bytes of one chat message */
 #define WRK_HISTORY_DEFAULT 50       /* messages in a join reply, and a history page */
-#define WRK_HISTORY_MAX 500          /* the largest history page */
+#define WRK_HISTORY_MAX 100          /* the largest history page */
 
 /* msg_type values, as the example numbers them. */
 enum wrk_msg_type {

@@ -69,6 +69,19 @@ static const char *const migrations[] = {
     "CREATE TRIGGER users_changed AFTER UPDATE OF is_staff, is_active ON users"
     "  WHEN NEW.is_staff != OLD.is_staff OR NEW.is_active != OLD.is_active BEGIN"
     "  INSERT INTO changes(kind, ref) VALUES (2, NEW.id); END;",
+    /* 2: presence of connections in rooms, and the cursor of claimed changes.
+     * Presence rows outlive their room on purpose: whoever handles the
+     * room's deletion still finds the connections to take out. */
+    "CREATE TABLE presence ("
+    "  channel TEXT NOT NULL,"
+    "  room_id INTEGER NOT NULL,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (channel, room_id));"
+    "CREATE INDEX presence_room ON presence(room_id);"
+    "CREATE TABLE change_cursor ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  seq INTEGER NOT NULL);"
+    "INSERT INTO change_cursor VALUES (1, (SELECT coalesce(max(seq), 0) FROM changes));",
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NMIGRATIONS == WRK_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -115,6 +128,13 @@ enum stmt_id {
     ST_FAILURE_RESET,
     ST_CHANGE_LAST,
     ST_CHANGE_EACH,
+    ST_PRESENCE_ADD,
+    ST_PRESENCE_REMOVE,
+    ST_PRESENCE_REMOVE_ALL,
+    ST_PRESENCE_ROOM,
+    ST_PRESENCE_ALL,
+    ST_CURSOR_GET,
+    ST_CURSOR_SET,
     ST_COUNT
 };
 
@@ -175,6 +195,19 @@ static const char *const sql[ST_COUNT] = {
     [ST_FAILURE_RESET] = ("DELETE FROM login_failures WHERE kind = ?1 AND key = ?2"),
     [ST_CHANGE_LAST] = ("SELECT coalesce(max(seq), 0) FROM changes"),
     [ST_CHANGE_EACH] = ("SELECT seq, kind, ref FROM changes WHERE seq > ?1 ORDER BY seq"),
+    [ST_PRESENCE_ADD] = ("INSERT OR IGNORE INTO presence(channel, room_id, user_id) "
+                         "VALUES (?1, ?2, ?3)"),
+    [ST_PRESENCE_REMOVE] = ("DELETE FROM presence WHERE channel = ?1 AND room_id = ?2"),
+    [ST_PRESENCE_REMOVE_ALL] = ("DELETE FROM presence WHERE channel = ?1"),
+    [ST_PRESENCE_ROOM] = ("SELECT p.channel, p.room_id, p.user_id, u.username, u.is_staff "
+                          "FROM presence p JOIN users u ON u.id = p.user_id "
+                          "WHERE p.room_id = ?1 ORDER BY u.username, p.channel"),
+    [ST_PRESENCE_ALL] = ("SELECT p.channel, p.room_id, p.user_id, u.username, u.is_staff "
+                         "FROM presence p JOIN users u ON u.id = p.user_id "
+                         "ORDER BY u.username, p.channel"),
+    [ST_CURSOR_GET] = ("SELECT c.seq, (SELECT coalesce(max(seq), 0) FROM changes) "
+                       "FROM change_cursor c WHERE c.id = 1"),
+    [ST_CURSOR_SET] = ("UPDATE change_cursor SET seq = ?1 WHERE id = 1"),
 };
 
 struct wrk_store {
@@ -1011,4 +1044,112 @@ int wrk_store_change_each(wrk_store_t *s, int64_t after,
         ret = db_error(s, "changes");
     sqlite3_reset(st);
     return ret;
+}
+
+/* ---- Presence -------------------------------------------------------------- */
+
+int wrk_store_presence_add(wrk_store_t *s, const char *channel, int64_t room_id, int64_t user_id)
+{
+    if (strlen(channel) >= sizeof(((wrk_presence_t *)0)->channel))
+        return MC_EINVAL;
+    sqlite3_stmt *st = stmt(s, ST_PRESENCE_ADD);
+    if (!st)
+        return MC_EDB;
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, room_id);
+    sqlite3_bind_int64(st, 3, user_id);
+    return exec_done(s, st, "add presence");
+}
+
+int wrk_store_presence_remove(wrk_store_t *s, const char *channel, int64_t room_id)
+{
+    sqlite3_stmt *st = stmt(s, room_id ? ST_PRESENCE_REMOVE : ST_PRESENCE_REMOVE_ALL);
+    if (!st)
+        return MC_EDB;
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    if (room_id)
+        sqlite3_bind_int64(st, 2, room_id);
+    return exec_done(s, st, "remove presence");
+}
+
+void wrk_presence_list_clear(wrk_presence_list_t *l)
+{
+    free(l->items);
+    memset(l, 0, sizeof(*l));
+}
+
+int wrk_store_presence_list(wrk_store_t *s, int64_t room_id, wrk_presence_list_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    sqlite3_stmt *st = stmt(s, room_id ? ST_PRESENCE_ROOM : ST_PRESENCE_ALL);
+    if (!st)
+        return MC_EDB;
+    if (room_id)
+        sqlite3_bind_int64(st, 1, room_id);
+    size_t cap = 0;
+    int rc = step(s, st), ret = 0;
+    while (rc == SQLITE_ROW) {
+        if (out->n == cap) {
+            size_t ncap = cap ? 2 * cap : 16;
+            wrk_presence_t *items = realloc(out->items, ncap * sizeof(*items));
+            if (!items) {
+                ret = MC_ENOMEM;
+                break;
+            }
+            out->items = items;
+            cap = ncap;
+        }
+        wrk_presence_t *p = &out->items[out->n++];
+        copy_text(p->channel, sizeof(p->channel), st, 0);
+        p->room_id = sqlite3_column_int64(st, 1);
+        p->user_id = sqlite3_column_int64(st, 2);
+        copy_text(p->username, sizeof(p->username), st, 3);
+        p->is_staff = sqlite3_column_int(st, 4);
+        rc = sqlite3_step(st);
+    }
+    if (!ret && rc != SQLITE_DONE)
+        ret = db_error(s, "presence");
+    sqlite3_reset(st);
+    if (ret)
+        wrk_presence_list_clear(out);
+    return ret;
+}
+
+int wrk_store_change_claim(wrk_store_t *s, int64_t *from, int64_t *to)
+{
+    *from = *to = 0;
+    int own = !s->in_batch;
+    int rc = own ? wrk_store_batch_begin(s) : 0;
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = stmt(s, ST_CURSOR_GET);
+    if (!st)
+        rc = MC_EDB;
+    if (rc == 0) {
+        int r = step(s, st);
+        if (r == SQLITE_ROW) {
+            *from = sqlite3_column_int64(st, 0);
+            *to = sqlite3_column_int64(st, 1);
+        } else {
+            rc = db_error(s, "change cursor");
+        }
+        sqlite3_reset(st);
+    }
+    if (rc == 0 && *to > *from) {
+        st = stmt(s, ST_CURSOR_SET);
+        if (!st)
+            rc = MC_EDB;
+        else {
+            sqlite3_bind_int64(st, 1, *to);
+            rc = exec_done(s, st, "claim changes");
+        }
+    }
+    if (own) {
+        int end = wrk_store_batch_end(s, rc == 0);
+        if (rc == 0)
+            rc = end;
+    }
+    if (rc)
+        *from = *to = 0;
+    return rc;
 }

@@ -23,7 +23,7 @@
 
 #include "common/envelope.h" /* MC_USERNAME_MAX */
 
-#define WRK_STORE_SCHEMA_VERSION 1 /* the version wrk_store_migrate brings a store to */
+#define WRK_STORE_SCHEMA_VERSION 2 /* the version wrk_store_migrate brings a store to */
 #define WRK_STORE_HASH_MAX 256     /* a password hash, with its NUL */
 #define WRK_ROOM_TITLE_MAX 200     /* bytes */
 #define WRK_CLIENT_ID_MAX 64       /* bytes of a message's client id */
@@ -200,6 +200,33 @@ int wrk_store_login_failures(wrk_store_t *s, enum wrk_limit_kind kind, const cha
 /* Forgets the failures of key (after a successful login). */
 int wrk_store_login_failure_reset(wrk_store_t *s, enum wrk_limit_kind kind, const char *key);
 
+/* ---- Presence -------------------------------------------------------------- */
+
+/* Which connection (its reply channel) is in which room, for "who" and for
+ * taking connections out of rooms they lost. */
+typedef struct wrk_presence {
+    char channel[128];
+    int64_t room_id;
+    int64_t user_id;
+    char username[MC_USERNAME_MAX + 1];
+    int is_staff; /* the user's current flag */
+} wrk_presence_t;
+
+typedef struct wrk_presence_list {
+    wrk_presence_t *items;
+    size_t n;
+} wrk_presence_list_t;
+
+/* Records that channel (under 128 bytes) is in room_id as user_id; again
+ * is not an error. Returns 0, MC_EINVAL (channel too long). */
+int wrk_store_presence_add(wrk_store_t *s, const char *channel, int64_t room_id, int64_t user_id);
+/* Forgets channel in room_id, or in every room when room_id is 0. */
+int wrk_store_presence_remove(wrk_store_t *s, const char *channel, int64_t room_id);
+/* Fills *out with the connections in room_id (every room when 0) ordered by
+ * username; release with wrk_presence_list_clear. */
+int wrk_store_presence_list(wrk_store_t *s, int64_t room_id, wrk_presence_list_t *out);
+void wrk_presence_list_clear(wrk_presence_list_t *l);
+
 /* ---- Change log ---------------------------------------------------------- */
 
 /* Stores in *seq the number of the latest change (0 when none). */
@@ -209,5 +236,10 @@ int wrk_store_change_last(wrk_store_t *s, int64_t *seq);
 int wrk_store_change_each(wrk_store_t *s, int64_t after,
                           int (*fn)(void *arg, int64_t seq, enum wrk_change_kind kind, int64_t ref),
                           void *arg);
+
+/* Claims every change not claimed yet by any connection to this store, so
+ * that of several workers exactly one reacts to each change: stores in
+ * *from and *to the range (from, to] now this caller's (empty when equal). */
+int wrk_store_change_claim(wrk_store_t *s, int64_t *from, int64_t *to);
 
 #endif

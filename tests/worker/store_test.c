@@ -417,6 +417,54 @@ static void changes_are_logged(void **state)
     assert_int_equal(s.users, 1);
 }
 
+static void presence_is_tracked_per_connection(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(wrk_store_presence_add(f->s, "ifc.a!1", f->room, f->ann), 0);
+    assert_int_equal(wrk_store_presence_add(f->s, "ifc.a!1", f->room, f->ann), 0);
+    assert_int_equal(wrk_store_presence_add(f->s, "ifc.a!2", f->room, f->bob), 0);
+    assert_int_equal(wrk_store_presence_add(f->s, "ifc.b!1", f->room + 1, f->bob), 0);
+    wrk_presence_list_t l;
+    assert_int_equal(wrk_store_presence_list(f->s, f->room, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.items[0].username, "ann");
+    assert_string_equal(l.items[0].channel, "ifc.a!1");
+    assert_int_equal(l.items[1].is_staff, 1);
+    wrk_presence_list_clear(&l);
+    assert_int_equal(wrk_store_presence_remove(f->s, "ifc.a!1", f->room), 0);
+    assert_int_equal(wrk_store_presence_remove(f->s, "ifc.a!2", 0), 0);
+    assert_int_equal(wrk_store_presence_list(f->s, f->room, &l), 0);
+    assert_int_equal(l.n, 0);
+    wrk_presence_list_clear(&l);
+    assert_int_equal(wrk_store_presence_list(f->s, 0, &l), 0);
+    assert_int_equal(l.n, 1);
+    wrk_presence_list_clear(&l);
+    char longname[200];
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    assert_int_equal(wrk_store_presence_add(f->s, longname, f->room, f->ann), MC_EINVAL);
+}
+
+static void each_change_is_claimed_once(void **state)
+{
+    fixture_t *f = *state;
+    wrk_store_t *other;
+    assert_int_equal(wrk_store_open(&other, f->path, NULL), 0);
+    int64_t from, to;
+    assert_int_equal(wrk_store_change_claim(f->s, &from, &to), 0);
+    assert_true(to > from); /* the fixture's room */
+    assert_int_equal(wrk_store_change_claim(other, &from, &to), 0);
+    assert_int_equal(to, from);
+    assert_int_equal(wrk_store_room_rename(f->s, f->room, "New"), 0);
+    assert_int_equal(wrk_store_change_claim(other, &from, &to), 0);
+    assert_int_equal(to, from + 1);
+    int64_t from2, to2;
+    assert_int_equal(wrk_store_change_claim(f->s, &from2, &to2), 0);
+    assert_int_equal(from2, to2);
+    assert_int_equal(from2, to);
+    wrk_store_close(other);
+}
+
 struct writer {
     const char *path;
     int64_t room, user;
@@ -495,6 +543,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_batch_can_be_undone, setup, teardown),
         cmocka_unit_test_setup_teardown(login_failures_are_windowed, setup, teardown),
         cmocka_unit_test_setup_teardown(changes_are_logged, setup, teardown),
+        cmocka_unit_test_setup_teardown(presence_is_tracked_per_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(each_change_is_claimed_once, setup, teardown),
         cmocka_unit_test_setup_teardown(two_connections_writing_at_once_lose_nothing, setup,
                                         teardown),
     };
