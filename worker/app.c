@@ -1,0 +1,337 @@
+#include "worker/app.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "worker/clock.h"
+#include "worker/command.h"
+#include "worker/consumer.h"
+#include "worker/views.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLOSE_POLICY 1008 /* RFC 6455: policy violation */
+
+void wrk_settings_defaults(wrk_settings_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->message_max = WRK_MESSAGE_MAX_DEFAULT;
+    s->notify_enter_leave = 1;
+    s->session_ttl_s = 14 * 24 * 3600;
+    s->web_root = "web";
+    s->login_max_failures = 5;
+    s->login_window_s = 900;
+    s->argon2_m = WRK_PASSWORD_DEFAULT_M_KIB;
+    s->argon2_t = WRK_PASSWORD_DEFAULT_T;
+    s->argon2_p = WRK_PASSWORD_DEFAULT_P;
+}
+
+int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
+                 const wrk_sink_t *sink)
+{
+    memset(app, 0, sizeof(*app));
+    app->cfg = *cfg;
+    app->sink = *sink;
+    app->whisper_seq = wrk_now_ms() * 1000;
+    int rc = wrk_password_init(&app->pw, (uint32_t)cfg->argon2_m, (uint32_t)cfg->argon2_t,
+                               (uint32_t)cfg->argon2_p);
+    if (rc) {
+        mc_error("worker: argon2 parameters refused: %s", mc_strerror(rc));
+        return rc;
+    }
+    rc = wrk_store_open(&app->store, db_path, NULL);
+    if (rc)
+        return rc;
+    int from = 0, to = 0;
+    rc = wrk_store_migrate(app->store, &from, &to);
+    if (rc) {
+        mc_error("worker: migrating %s: %s", db_path, wrk_store_errmsg(app->store));
+        wrk_app_close(app);
+        return rc;
+    }
+    return 0;
+}
+
+void wrk_app_close(wrk_app_t *app)
+{
+    wrk_store_close(app->store);
+    app->store = NULL;
+}
+
+/* ---- Output ---------------------------------------------------------------- */
+
+static int encode(const mc_envelope_t *env, char **out, size_t *len)
+{
+    int rc = mc_envelope_encode(env, out, len);
+    if (rc)
+        mc_error("worker: cannot encode %s: %s", mc_envelope_type_name(env->type), mc_strerror(rc));
+    return rc;
+}
+
+static int send_env(wrk_app_t *app, const char *channel, const mc_envelope_t *env)
+{
+    char *data;
+    size_t len;
+    int rc = encode(env, &data, &len);
+    if (rc)
+        return rc;
+    rc = app->sink.send(app->sink.ctx, channel, data, len);
+    if (rc)
+        mc_warn("worker: send %s: %s", mc_envelope_type_name(env->type), mc_strerror(rc));
+    free(data);
+    return rc;
+}
+
+/* Adds "except":"<channel>" to an encoded envelope (a JSON object). */
+static int add_except(char **data, size_t *len, const char *except)
+{
+    cJSON *s = cJSON_CreateString(except);
+    char *quoted = s ? cJSON_PrintUnformatted(s) : NULL;
+    cJSON_Delete(s);
+    if (!quoted)
+        return MC_ENOMEM;
+    size_t q = strlen(quoted);
+    char *grown = realloc(*data, *len + q + 16);
+    if (!grown) {
+        free(quoted);
+        return MC_ENOMEM;
+    }
+    /* The encoding ends with '}': replace it. */
+    size_t at = *len - 1;
+    at += (size_t)sprintf(grown + at, ",\"except\":%s}", quoted);
+    free(quoted);
+    *data = grown;
+    *len = at;
+    return 0;
+}
+
+static int group_env(wrk_app_t *app, const char *group, const mc_envelope_t *env,
+                     const char *except)
+{
+    char *data;
+    size_t len;
+    int rc = encode(env, &data, &len);
+    if (rc == 0 && except)
+        rc = add_except(&data, &len, except);
+    if (rc) {
+        free(data);
+        return rc;
+    }
+    rc = app->sink.group_send(app->sink.ctx, group, data, len);
+    if (rc)
+        mc_warn("worker: group_send %s: %s", group, mc_strerror(rc));
+    free(data);
+    return rc;
+}
+
+int wrk__send_text(wrk_app_t *app, const char *channel, const char *text)
+{
+    mc_envelope_t env = {.type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text)};
+    return send_env(app, channel, &env);
+}
+
+int wrk__group_text(wrk_app_t *app, const char *group, const char *text, const char *except)
+{
+    mc_envelope_t env = {.type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text)};
+    return group_env(app, group, &env, except);
+}
+
+int wrk__send_close(wrk_app_t *app, const char *channel, int code)
+{
+    mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code};
+    return send_env(app, channel, &env);
+}
+
+int wrk__group_close(wrk_app_t *app, const char *group, int code)
+{
+    mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code};
+    return group_env(app, group, &env, NULL);
+}
+
+int wrk__send_error(wrk_app_t *app, const char *channel, const char *code, int64_t room,
+                    const char *command)
+{
+    char *text;
+    int rc = wrk_reply_error(code, room, command, &text);
+    if (rc)
+        return rc;
+    rc = wrk__send_text(app, channel, text);
+    free(text);
+    return rc;
+}
+
+/* ---- Room lists -------------------------------------------------------------- */
+
+typedef struct room_vec {
+    wrk_room_t *items;
+    size_t n, cap;
+    int is_staff;
+} room_vec_t;
+
+static int collect_room(void *arg, const wrk_room_t *r)
+{
+    room_vec_t *v = arg;
+    if (r->staff_only && !v->is_staff)
+        return 0;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 16;
+        wrk_room_t *items = realloc(v->items, cap * sizeof(*items));
+        if (!items)
+            return MC_ENOMEM;
+        v->items = items;
+        v->cap = cap;
+    }
+    v->items[v->n++] = *r;
+    return 0;
+}
+
+int wrk__rooms_text(wrk_app_t *app, int is_staff, char **out)
+{
+    room_vec_t v = {.is_staff = is_staff};
+    int rc = wrk_store_room_each(app->store, collect_room, &v);
+    if (rc == 0)
+        rc = wrk_reply_rooms(v.items, v.n, out);
+    free(v.items);
+    return rc;
+}
+
+/* ---- Dispatch ---------------------------------------------------------------- */
+
+int wrk_app_handle(wrk_app_t *app, const char *data, size_t len)
+{
+    mc_envelope_t env;
+    int rc = mc_envelope_decode(&env, data, len);
+    if (rc) {
+        mc_warn("worker: dropped an envelope that does not decode (%zu bytes): %s", len,
+                mc_strerror(rc));
+        return MC_EINVAL;
+    }
+    switch (env.type) {
+    case MC_ENV_HTTP_REQUEST:
+        rc = wrk_views_request(app, &env);
+        break;
+    case MC_ENV_WS_CONNECT:
+        rc = wrk_consumer_connect(app, &env);
+        break;
+    case MC_ENV_WS_RECEIVE:
+        rc = wrk_consumer_receive(app, &env);
+        break;
+    case MC_ENV_WS_DISCONNECT:
+        rc = wrk_consumer_disconnect(app, &env);
+        break;
+    default:
+        mc_warn("worker: dropped a %s envelope, which workers do not handle",
+                mc_envelope_type_name(env.type));
+        rc = MC_EINVAL;
+        break;
+    }
+    mc_envelope_clear(&env);
+    return rc;
+}
+
+/* ---- Changes made anywhere --------------------------------------------------- */
+
+typedef struct change_set {
+    int rooms_changed;
+    int64_t rooms[64]; /* rooms whose members must be checked */
+    size_t nrooms;
+    int all_rooms;     /* more than fit above: check every presence */
+    int64_t users[64]; /* users whose sockets close */
+    size_t nusers;
+    int overflow_users;
+} change_set_t;
+
+static int note_change(void *arg, int64_t seq, enum wrk_change_kind kind, int64_t ref)
+{
+    change_set_t *c = arg;
+    (void)seq;
+    if (kind == WRK_CHANGE_ROOM) {
+        c->rooms_changed = 1;
+        if (c->nrooms < sizeof(c->rooms) / sizeof(c->rooms[0]))
+            c->rooms[c->nrooms++] = ref;
+        else
+            c->all_rooms = 1;
+    } else if (kind == WRK_CHANGE_USER || kind == WRK_CHANGE_LOGOUT) {
+        for (size_t i = 0; i < c->nusers; i++)
+            if (c->users[i] == ref)
+                return 0;
+        if (c->nusers < sizeof(c->users) / sizeof(c->users[0]))
+            c->users[c->nusers++] = ref;
+        else
+            mc_warn("worker: too many user changes at once; some sockets stay open");
+    }
+    return 0;
+}
+
+/* Takes the connections out of a room they may no longer be in: the room is
+ * gone, or staff-only and they are not staff. */
+static void check_room_members(wrk_app_t *app, int64_t room_id)
+{
+    wrk_room_t room;
+    int rc = wrk_store_room_get(app->store, room_id, &room);
+    if (rc && rc != MC_ENOTFOUND)
+        return;
+    int gone = rc == MC_ENOTFOUND;
+    wrk_presence_list_t l;
+    if (wrk_store_presence_list(app->store, room_id, &l))
+        return;
+    char group[32], *leave = NULL;
+    snprintf(group, sizeof(group), "room-%" PRId64, room_id);
+    if (wrk_reply_leave(room_id, &leave) == 0) {
+        for (size_t i = 0; i < l.n; i++) {
+            if (!gone && (!room.staff_only || l.items[i].is_staff))
+                continue;
+            app->sink.group_discard(app->sink.ctx, group, l.items[i].channel);
+            wrk__send_text(app, l.items[i].channel, leave);
+            wrk_store_presence_remove(app->store, l.items[i].channel, room_id);
+        }
+    }
+    free(leave);
+    wrk_presence_list_clear(&l);
+}
+
+int wrk_app_poll_changes(wrk_app_t *app)
+{
+    int64_t from, to;
+    int rc = wrk_store_change_claim(app->store, &from, &to);
+    if (rc || to == from)
+        return rc;
+    change_set_t c;
+    memset(&c, 0, sizeof(c));
+    rc = wrk_store_change_each(app->store, from, note_change, &c);
+    if (rc)
+        return rc;
+    if (c.rooms_changed) {
+        char *text;
+        if (wrk__rooms_text(app, 0, &text) == 0) {
+            wrk__group_text(app, WRK_GROUP_ROOMS, text, NULL);
+            free(text);
+        }
+        if (wrk__rooms_text(app, 1, &text) == 0) {
+            wrk__group_text(app, WRK_GROUP_ROOMS_STAFF, text, NULL);
+            free(text);
+        }
+        if (c.all_rooms) {
+            wrk_presence_list_t l;
+            if (wrk_store_presence_list(app->store, 0, &l) == 0) {
+                for (size_t i = 0; i < l.n; i++)
+                    if (i == 0 || l.items[i].room_id != l.items[i - 1].room_id)
+                        check_room_members(app, l.items[i].room_id);
+                wrk_presence_list_clear(&l);
+            }
+        } else {
+            for (size_t i = 0; i < c.nrooms; i++)
+                check_room_members(app, c.rooms[i]);
+        }
+    }
+    /* A user logged out, deactivated or whose staff flag changed: close the
+     * user's sockets; the client reconnects (or not) with a fresh scope. */
+    for (size_t i = 0; i < c.nusers; i++) {
+        char group[48];
+        snprintf(group, sizeof(group), WRK_GROUP_USER_FMT, (long long)c.users[i]);
+        wrk__group_close(app, group, CLOSE_POLICY);
+    }
+    return 0;
+}

@@ -1,0 +1,94 @@
+/*
+ * worker/app.h: the worker's application: every envelope an interface sends
+ * (http.request, websocket.connect/receive/disconnect) is handled here, and
+ * the answers leave through a wrk_sink_t.
+ *
+ * The sink is the only way out: chat-worker plugs the channel layer into it
+ * (chl_send, chl_group_*), tests plug in a recorder. A wrk_app_t is built
+ * once by main and passed down; it owns its store connection and is used by
+ * one thread. Handling never fails on bad input: a bad request is answered
+ * (an HTTP status, {"error":CODE}, websocket.close); only a database or
+ * memory failure returns an error, and the envelope is then answered with
+ * 500 / SERVER_BUSY where that is possible.
+ */
+#ifndef MC_WORKER_APP_H
+#define MC_WORKER_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/envelope.h"
+#include "worker/password.h"
+#include "worker/store.h"
+
+/* Where answers go. Each function returns 0 or a negative MC_E* code. */
+typedef struct wrk_sink {
+    void *ctx;
+    int (*send)(void *ctx, const char *channel, const char *data, size_t len);
+    int (*group_add)(void *ctx, const char *group, const char *channel);
+    int (*group_discard)(void *ctx, const char *group, const char *channel);
+    int (*group_send)(void *ctx, const char *group, const char *data, size_t len);
+} wrk_sink_t;
+
+/* Settings, read-only after start-up (chat-worker fills them from flags and
+ * CHAT_* variables). */
+typedef struct wrk_settings {
+    long message_max;        /* bytes of one chat message, default 4096 */
+    int notify_enter_leave;  /* send msg_type 4/5 notices, default on */
+    long session_ttl_s;      /* default two weeks */
+    int https;               /* mark cookies Secure */
+    const char *web_root;    /* holds templates/, default "web" */
+    long login_max_failures; /* per username and per address in a window, default 5 */
+    long login_window_s;     /* default 900 */
+    long argon2_m, argon2_t, argon2_p;
+} wrk_settings_t;
+
+void wrk_settings_defaults(wrk_settings_t *s);
+
+/* Groups every socket joins, besides its rooms ("room-<id>"). */
+#define WRK_GROUP_ROOMS "rooms"             /* non-staff sockets: the room list */
+#define WRK_GROUP_ROOMS_STAFF "rooms-staff" /* staff sockets: the room list */
+#define WRK_GROUP_USER_FMT "user-%lld"      /* every socket of one user */
+
+typedef struct wrk_app {
+    wrk_settings_t cfg;  /* read-only */
+    wrk_store_t *store;  /* owned */
+    wrk_password_t pw;   /* read-only */
+    wrk_sink_t sink;     /* read-only */
+    int64_t whisper_seq; /* private */
+} wrk_app_t;
+
+/* Opens the store at db_path, migrates it and prepares the password
+ * hasher. Returns 0, MC_EDB, MC_EINVAL (bad argon2 parameters), MC_ENOMEM. */
+int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
+                 const wrk_sink_t *sink);
+void wrk_app_close(wrk_app_t *app);
+
+/* Handles one envelope from the worker queue (data[0..len), JSON). An
+ * envelope that does not decode, or of a type a worker does not handle, is
+ * logged and dropped (returns MC_EINVAL). Returns 0 once answered. */
+int wrk_app_handle(wrk_app_t *app, const char *data, size_t len);
+
+/* Reacts to changes made anywhere (this or another worker, chatctl) since
+ * the last call by any worker: pushes room lists, takes sockets out of rooms
+ * that were deleted or became staff-only, closes the sockets of users who
+ * logged out, were deactivated or lost staff. Call every second or so. */
+int wrk_app_poll_changes(wrk_app_t *app);
+
+/* ---- For the worker's modules (views, consumer) -------------------------- */
+
+/* websocket.send of text to one connection. */
+int wrk__send_text(wrk_app_t *app, const char *channel, const char *text);
+/* websocket.send of text to a group; except (may be NULL) names a connection
+ * the interface skips (it got its own copy). */
+int wrk__group_text(wrk_app_t *app, const char *group, const char *text, const char *except);
+/* websocket.close with code, to one connection or a group. */
+int wrk__send_close(wrk_app_t *app, const char *channel, int code);
+int wrk__group_close(wrk_app_t *app, const char *group, int code);
+/* {"error":CODE} with room (0: none) and command (NULL: none). */
+int wrk__send_error(wrk_app_t *app, const char *channel, const char *code, int64_t room,
+                    const char *command);
+/* The room list a user may see, as the {"rooms":[...]} event. */
+int wrk__rooms_text(wrk_app_t *app, int is_staff, char **out);
+
+#endif

@@ -1,0 +1,446 @@
+#include "worker/consumer.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "worker/clock.h"
+#include "worker/command.h"
+#include "worker/views.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLOSE_POLICY 1008
+
+static void room_group(char *buf, size_t size, int64_t room)
+{
+    snprintf(buf, size, "room-%" PRId64, room);
+}
+
+static void user_group(char *buf, size_t size, int64_t user_id)
+{
+    snprintf(buf, size, WRK_GROUP_USER_FMT, (long long)user_id);
+}
+
+/* Whether the envelope says the socket is in room's group. */
+static int joined(const mc_envelope_t *env, int64_t room)
+{
+    char group[32];
+    room_group(group, sizeof(group), room);
+    for (size_t i = 0; i < env->ngroups; i++)
+        if (strcmp(env->groups[i], group) == 0)
+            return 1;
+    return 0;
+}
+
+/* Parses "room-<id>" into *room. */
+static int parse_room_group(const char *group, int64_t *room)
+{
+    if (strncmp(group, "room-", 5) != 0)
+        return -1;
+    const char *p = group + 5;
+    int64_t v = 0;
+    if (!*p)
+        return -1;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || v > INT64_MAX / 10 - 10)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    *room = v;
+    return 0;
+}
+
+static void notice(wrk_app_t *app, int64_t room, const char *username, enum wrk_msg_type type,
+                   const char *except)
+{
+    if (!app->cfg.notify_enter_leave)
+        return;
+    char group[32], *text;
+    room_group(group, sizeof(group), room);
+    if (wrk_reply_notice(room, username, type, &text) == 0) {
+        wrk__group_text(app, group, text, except);
+        free(text);
+    }
+}
+
+/* Sends text to the socket and frees it; a NULL text (no memory) becomes
+ * SERVER_BUSY. */
+static int reply(wrk_app_t *app, const char *channel, char *text, int rc, const wrk_command_t *c)
+{
+    if (rc || !text) {
+        free(text);
+        wrk__send_error(app, channel, WRK_E_SERVER_BUSY, c->has_room ? c->room : 0, c->name);
+        return rc ? rc : MC_ENOMEM;
+    }
+    rc = wrk__send_text(app, channel, text);
+    free(text);
+    return rc;
+}
+
+int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
+{
+    wrk_user_t u;
+    int rc = wrk_views_session_user(app, env, &u);
+    if (rc) {
+        wrk__send_close(app, env->reply, CLOSE_POLICY);
+        return rc == MC_ENOTFOUND ? 0 : rc;
+    }
+    mc_envelope_t accept = {.type = MC_ENV_WS_ACCEPT, .has_scope = 1};
+    accept.scope.user_id = u.id;
+    accept.scope.is_staff = u.is_staff;
+    snprintf(accept.scope.username, sizeof(accept.scope.username), "%s", u.username);
+    char *data;
+    size_t len;
+    rc = mc_envelope_encode(&accept, &data, &len);
+    if (rc)
+        return rc;
+    rc = app->sink.send(app->sink.ctx, env->reply, data, len);
+    free(data);
+    if (rc)
+        return rc;
+    char group[48];
+    user_group(group, sizeof(group), u.id);
+    app->sink.group_add(app->sink.ctx, u.is_staff ? WRK_GROUP_ROOMS_STAFF : WRK_GROUP_ROOMS,
+                        env->reply);
+    app->sink.group_add(app->sink.ctx, group, env->reply);
+    char *rooms;
+    rc = wrk__rooms_text(app, u.is_staff, &rooms);
+    if (rc)
+        return rc;
+    rc = wrk__send_text(app, env->reply, rooms);
+    free(rooms);
+    return rc;
+}
+
+/* Checks that the room exists and that u may be in it. Answers the error
+ * itself and returns non-zero when not. */
+static int room_for(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
+                    const wrk_command_t *c, wrk_room_t *room)
+{
+    int rc = wrk_store_room_get(app->store, c->room, room);
+    if (rc == MC_ENOTFOUND) {
+        wrk__send_error(app, env->reply, WRK_E_ROOM_INVALID, c->room, c->name);
+        return rc;
+    }
+    if (rc) {
+        wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, c->room, c->name);
+        return rc;
+    }
+    if (room->staff_only && !u->is_staff) {
+        wrk__send_error(app, env->reply, WRK_E_ROOM_ACCESS_DENIED, c->room, c->name);
+        return MC_EDENIED;
+    }
+    return 0;
+}
+
+/* The distinct usernames present in a room, for "who" and join replies. */
+typedef struct names {
+    const char **v;
+    size_t n;
+    wrk_presence_list_t list;
+} names_t;
+
+static int room_names(wrk_app_t *app, int64_t room, names_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    int rc = wrk_store_presence_list(app->store, room, &out->list);
+    if (rc)
+        return rc;
+    out->v = calloc(out->list.n + 1, sizeof(*out->v));
+    if (!out->v) {
+        wrk_presence_list_clear(&out->list);
+        return MC_ENOMEM;
+    }
+    for (size_t i = 0; i < out->list.n; i++) {
+        const char *name = out->list.items[i].username;
+        if (out->n == 0 || strcmp(out->v[out->n - 1], name) != 0)
+            out->v[out->n++] = name;
+    }
+    return 0;
+}
+
+static void names_clear(names_t *n)
+{
+    free(n->v);
+    wrk_presence_list_clear(&n->list);
+}
+
+static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
+                   const wrk_command_t *c)
+{
+    wrk_room_t room;
+    if (room_for(app, env, u, c, &room))
+        return 0;
+    int again = joined(env, c->room);
+    char group[32];
+    room_group(group, sizeof(group), c->room);
+    int rc = app->sink.group_add(app->sink.ctx, group, env->reply);
+    if (rc) {
+        wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, c->room, c->name);
+        return rc;
+    }
+    wrk_store_presence_add(app->store, env->reply, c->room, u->id);
+    wrk_message_list_t history;
+    rc = c->has_since ? wrk_store_messages_since(app->store, c->room, c->since, WRK_STORE_SINCE_MAX,
+                                                 &history)
+                      : wrk_store_messages_last(app->store, c->room, WRK_HISTORY_DEFAULT, &history);
+    if (rc == 0 && !c->has_since)
+        history.truncated = 0; /* "the last 50" is no cut */
+    names_t names = {0};
+    char *text = NULL;
+    if (rc == 0)
+        rc = room_names(app, c->room, &names);
+    if (rc == 0)
+        rc = wrk_reply_join(c->room, room.title, &history, names.v, names.n, &text);
+    wrk_message_list_clear(&history);
+    names_clear(&names);
+    rc = reply(app, env->reply, text, rc, c);
+    if (!again)
+        notice(app, c->room, u->username, WRK_MSG_ENTER, env->reply);
+    return rc;
+}
+
+static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
+                    const wrk_command_t *c)
+{
+    if (!joined(env, c->room)) {
+        wrk_room_t room;
+        int rc = wrk_store_room_get(app->store, c->room, &room);
+        if (rc == MC_ENOTFOUND) {
+            wrk__send_error(app, env->reply, WRK_E_ROOM_INVALID, c->room, c->name);
+            return 0;
+        }
+    } else {
+        char group[32];
+        room_group(group, sizeof(group), c->room);
+        app->sink.group_discard(app->sink.ctx, group, env->reply);
+        wrk_store_presence_remove(app->store, env->reply, c->room);
+    }
+    char *text = NULL;
+    int rc = wrk_reply_leave(c->room, &text);
+    rc = reply(app, env->reply, text, rc, c);
+    if (joined(env, c->room))
+        notice(app, c->room, u->username, WRK_MSG_LEAVE, env->reply);
+    return rc;
+}
+
+static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
+                   const wrk_command_t *c)
+{
+    wrk_room_t room;
+    if (room_for(app, env, u, c, &room))
+        return 0;
+    if (!joined(env, c->room)) {
+        wrk__send_error(app, env->reply, WRK_E_ROOM_ACCESS_DENIED, c->room, c->name);
+        return 0;
+    }
+    wrk_message_t m;
+    int dup;
+    int rc = wrk_store_message_add(app->store, c->room, u->id, c->message, c->message_len,
+                                   c->client_id[0] ? c->client_id : NULL, wrk_now_ms(), &m, &dup);
+    if (rc) {
+        wrk__send_error(app, env->reply,
+                        rc == MC_ENOTFOUND ? WRK_E_ROOM_INVALID : WRK_E_SERVER_BUSY, c->room,
+                        c->name);
+        return rc == MC_ENOTFOUND ? 0 : rc;
+    }
+    /* A replayed send is stored once but delivered again: a copy too many
+     * (clients know it by its id) is better than a message lost. */
+    char *own = NULL, *all = NULL;
+    rc = wrk_reply_message(&m, 1, &own);
+    if (rc == 0)
+        rc = wrk_reply_message(&m, 0, &all);
+    wrk_message_clear(&m);
+    if (rc == 0) {
+        char group[32];
+        room_group(group, sizeof(group), c->room);
+        wrk__send_text(app, env->reply, own);
+        wrk__group_text(app, group, all, env->reply);
+    } else {
+        wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, c->room, c->name);
+    }
+    free(own);
+    free(all);
+    return rc;
+}
+
+static int do_history(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
+                      const wrk_command_t *c)
+{
+    wrk_room_t room;
+    if (room_for(app, env, u, c, &room))
+        return 0;
+    wrk_message_list_t l;
+    int rc = c->has_before ? wrk_store_messages_before(app->store, c->room, c->before, c->limit, &l)
+                           : wrk_store_messages_last(app->store, c->room, c->limit, &l);
+    char *text = NULL;
+    if (rc == 0) {
+        rc = wrk_reply_history(c->room, &l, &text);
+        wrk_message_list_clear(&l);
+    }
+    return reply(app, env->reply, text, rc, c);
+}
+
+static int do_edit_delete(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
+                          const wrk_command_t *c)
+{
+    wrk_room_t room;
+    if (room_for(app, env, u, c, &room))
+        return 0;
+    wrk_message_t m;
+    int rc = wrk_store_message_get(app->store, c->id, &m);
+    if (rc == 0 && (m.deleted || m.room_id != c->room))
+        rc = MC_ENOTFOUND;
+    if (rc) {
+        wrk_message_clear(&m); /* zeroed or filled: either way safe */
+        wrk__send_error(app, env->reply,
+                        rc == MC_ENOTFOUND ? WRK_E_MESSAGE_INVALID : WRK_E_SERVER_BUSY, c->room,
+                        c->name);
+        return rc == MC_ENOTFOUND ? 0 : rc;
+    }
+    int64_t author = m.user_id;
+    wrk_message_clear(&m);
+    if (author != u->id && !u->is_staff) {
+        wrk__send_error(app, env->reply, WRK_E_NOT_ALLOWED, c->room, c->name);
+        return 0;
+    }
+    char *text = NULL;
+    if (c->kind == WRK_CMD_EDIT) {
+        rc = wrk_store_message_edit(app->store, c->id, c->message, c->message_len, wrk_now_ms());
+        if (rc == 0)
+            rc = wrk_store_message_get(app->store, c->id, &m);
+        if (rc == 0) {
+            rc = wrk_reply_edited(&m, &text);
+            wrk_message_clear(&m);
+        }
+    } else {
+        rc = wrk_store_message_delete(app->store, c->id);
+        if (rc == 0)
+            rc = wrk_reply_deleted(c->id, c->room, &text);
+    }
+    if (rc) {
+        free(text);
+        wrk__send_error(app, env->reply,
+                        rc == MC_ENOTFOUND ? WRK_E_MESSAGE_INVALID : WRK_E_SERVER_BUSY, c->room,
+                        c->name);
+        return rc == MC_ENOTFOUND ? 0 : rc;
+    }
+    char group[32];
+    room_group(group, sizeof(group), c->room);
+    /* The editor may not have joined the room (staff moderating): it gets a
+     * copy directly then. */
+    if (!joined(env, c->room))
+        wrk__send_text(app, env->reply, text);
+    wrk__group_text(app, group, text, NULL);
+    free(text);
+    return 0;
+}
+
+static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
+                      const wrk_command_t *c)
+{
+    wrk_user_t to;
+    int rc = wrk_store_user_by_name(app->store, c->to, &to);
+    if (rc == 0 && !to.is_active)
+        rc = MC_ENOTFOUND;
+    if (rc) {
+        wrk__send_error(app, env->reply,
+                        rc == MC_ENOTFOUND ? WRK_E_USER_INVALID : WRK_E_SERVER_BUSY, 0, c->name);
+        return rc == MC_ENOTFOUND ? 0 : rc;
+    }
+    char *text = NULL;
+    rc = wrk_reply_whisper(++app->whisper_seq, u->username, to.username, c->message, wrk_now_ms(),
+                           &text);
+    if (rc)
+        return reply(app, env->reply, text, rc, c);
+    char group[48];
+    user_group(group, sizeof(group), to.id);
+    wrk__group_text(app, group, text, NULL);
+    if (to.id != u->id) {
+        user_group(group, sizeof(group), u->id);
+        wrk__group_text(app, group, text, NULL);
+    }
+    free(text);
+    return 0;
+}
+
+static int do_who(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
+                  const wrk_command_t *c)
+{
+    wrk_room_t room;
+    if (room_for(app, env, u, c, &room))
+        return 0;
+    names_t names;
+    char *text = NULL;
+    int rc = room_names(app, c->room, &names);
+    if (rc == 0) {
+        rc = wrk_reply_who(c->room, names.v, names.n, &text);
+        names_clear(&names);
+    }
+    return reply(app, env->reply, text, rc, c);
+}
+
+int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
+{
+    wrk_user_t u;
+    int rc = env->has_scope && env->scope.user_id > 0
+                 ? wrk_store_user_by_id(app->store, env->scope.user_id, &u)
+                 : MC_ENOTFOUND;
+    if (rc == 0 && !u.is_active)
+        rc = MC_ENOTFOUND;
+    if (rc) {
+        wrk__send_error(app, env->reply,
+                        rc == MC_ENOTFOUND ? WRK_E_USER_HAS_TO_LOGIN : WRK_E_SERVER_BUSY, 0, NULL);
+        if (rc == MC_ENOTFOUND && env->has_scope && env->scope.user_id > 0)
+            wrk__send_close(app, env->reply, CLOSE_POLICY);
+        return rc == MC_ENOTFOUND ? 0 : rc;
+    }
+    wrk_command_t c;
+    const char *code;
+    rc = wrk_command_parse(env->body ? env->body : "", env->body_len, (size_t)app->cfg.message_max,
+                           &c, &code);
+    if (rc) {
+        wrk__send_error(app, env->reply, code, c.has_room ? c.room : 0, c.name);
+        wrk_command_clear(&c);
+        return rc == MC_ENOMEM ? rc : 0;
+    }
+    switch (c.kind) {
+    case WRK_CMD_JOIN:
+        rc = do_join(app, env, &u, &c);
+        break;
+    case WRK_CMD_LEAVE:
+        rc = do_leave(app, env, &u, &c);
+        break;
+    case WRK_CMD_SEND:
+        rc = do_send(app, env, &u, &c);
+        break;
+    case WRK_CMD_HISTORY:
+        rc = do_history(app, env, &u, &c);
+        break;
+    case WRK_CMD_EDIT:
+    case WRK_CMD_DELETE:
+        rc = do_edit_delete(app, env, &u, &c);
+        break;
+    case WRK_CMD_WHISPER:
+        rc = do_whisper(app, env, &u, &c);
+        break;
+    case WRK_CMD_WHO:
+        rc = do_who(app, env, &u, &c);
+        break;
+    }
+    wrk_command_clear(&c);
+    return rc;
+}
+
+int wrk_consumer_disconnect(wrk_app_t *app, const mc_envelope_t *env)
+{
+    for (size_t i = 0; i < env->ngroups; i++) {
+        int64_t room;
+        app->sink.group_discard(app->sink.ctx, env->groups[i], env->reply);
+        if (parse_room_group(env->groups[i], &room) == 0 && env->has_scope)
+            notice(app, room, env->scope.username, WRK_MSG_LEAVE, NULL);
+    }
+    wrk_store_presence_remove(app->store, env->reply, 0);
+    return 0;
+}
