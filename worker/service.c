@@ -1,0 +1,183 @@
+#include "worker/service.h"
+#include "channel-layer/chl.h"
+#include "common/config.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "worker/app.h"
+#include "worker/clock.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define POP_TIMEOUT_MS 1000
+#define CHANGES_EVERY_MS 1000
+#define REQUEUE_EVERY_MS 3000
+#define PURGE_EVERY_MS (3600 * 1000)
+#define CHANGES_KEPT_MS (24 * 3600 * 1000)
+
+static int sink_send(void *ctx, const char *channel, const char *data, size_t len)
+{
+    return chl_send(ctx, channel, data, len);
+}
+
+static int sink_group_add(void *ctx, const char *group, const char *channel)
+{
+    return chl_group_add(ctx, group, channel);
+}
+
+static int sink_group_discard(void *ctx, const char *group, const char *channel)
+{
+    return chl_group_discard(ctx, group, channel);
+}
+
+static int sink_group_send(void *ctx, const char *group, const char *data, size_t len)
+{
+    size_t dropped = 0;
+    int rc = chl_group_send(ctx, group, data, len, &dropped);
+    if (rc == 0 && dropped)
+        mc_warn("worker: %zu interface(s) missed a message to %s (full)", dropped, group);
+    return rc;
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Whether one of the (blocked) stop signals is pending. */
+static int stop_requested(const sigset_t *stops)
+{
+    sigset_t pending;
+    if (sigpending(&pending))
+        return 0;
+    return (sigismember(stops, SIGINT) && sigismember(&pending, SIGINT) == 1) ||
+           (sigismember(stops, SIGTERM) && sigismember(&pending, SIGTERM) == 1);
+}
+
+static int run(wrk_app_t *app, chl_t *chl, const char *queue, const sigset_t *stops)
+{
+    int64_t next_changes = 0, next_requeue = 0, next_purge = 0;
+    long backoff = 0;
+    uint64_t handled = 0;
+    while (!stop_requested(stops)) {
+        int64_t now = wrk_mono_ms();
+        if (now >= next_requeue) {
+            size_t n = 0;
+            if (chl_requeue_dead(chl, &n) == 0 && n)
+                mc_info("worker: requeued %zu envelope(s) of dead workers", n);
+            next_requeue = now + REQUEUE_EVERY_MS;
+        }
+        if (now >= next_changes) {
+            wrk_app_poll_changes(app);
+            next_changes = now + CHANGES_EVERY_MS;
+        }
+        if (now >= next_purge) {
+            wrk_store_purge(app->store, wrk_now_ms(), CHANGES_KEPT_MS);
+            next_purge = now + PURGE_EVERY_MS;
+        }
+        chl_message_t msg;
+        int rc = chl_queue_pop(chl, queue, POP_TIMEOUT_MS, &msg);
+        if (rc == MC_EAGAIN)
+            continue;
+        if (rc) {
+            /* Redis is away: the channel layer reconnects; do not spin. */
+            backoff = backoff ? (backoff < 2000 ? backoff * 2 : 2000) : 50;
+            mc_warn("worker: popping %s: %s; retrying in %ld ms", queue, mc_strerror(rc), backoff);
+            pause_ms(backoff);
+            continue;
+        }
+        backoff = 0;
+        wrk_app_handle(app, msg.data, msg.len);
+        /* Acknowledged whatever the outcome: the envelope was answered (or
+         * cannot be), and a poison envelope must not come back forever. */
+        if (chl_ack(chl, &msg))
+            mc_warn("worker: ack failed; the envelope may be handled again");
+        chl_message_free(&msg);
+        handled++;
+    }
+    mc_info("worker: stopping after %llu envelope(s)", (unsigned long long)handled);
+    return 0;
+}
+
+int wrk_service_main(int argc, char **argv)
+{
+    wrk_settings_t cfg;
+    wrk_settings_defaults(&cfg);
+    chl_config_t chl_cfg;
+    chl_config_defaults(&chl_cfg);
+    const char *db = "var/chat.sqlite3", *queue = "worker", *level_name = "info";
+    const char *redis = "redis://127.0.0.1:6379";
+    mc_option_t opts[] = {
+        {"--redis", "CHAT_REDIS_URL", MC_OPT_STRING, &redis, 0, 0,
+         "Redis URL(s), comma-separated for shards"},
+        {"--db", "CHAT_DB", MC_OPT_STRING, &db, 0, 0, "the sqlite database file"},
+        {"--queue", "CHAT_WORKER_QUEUE", MC_OPT_STRING, &queue, 0, 0, "the worker queue"},
+        {"--web-root", "CHAT_WEB_ROOT", MC_OPT_STRING, &cfg.web_root, 0, 0,
+         "folder holding templates/"},
+        {"--message-max", "CHAT_MESSAGE_MAX", MC_OPT_INT, &cfg.message_max, 1, 1 << 20,
+         "bytes of one chat message"},
+        {"--notify-enter-leave", "CHAT_NOTIFY_ENTER_LEAVE", MC_OPT_BOOL, &cfg.notify_enter_leave, 0,
+         0, "tell a room who enters and leaves"},
+        {"--session-ttl", "CHAT_SESSION_TTL", MC_OPT_INT, &cfg.session_ttl_s, 60, 366L * 86400,
+         "seconds a login lasts"},
+        {"--https", "CHAT_HTTPS", MC_OPT_BOOL, &cfg.https, 0, 0,
+         "served over TLS: mark cookies Secure"},
+        {"--login-max-failures", "CHAT_LOGIN_MAX_FAILURES", MC_OPT_INT, &cfg.login_max_failures, 1,
+         1000000, "failed logins per username or address before a lockout"},
+        {"--login-window", "CHAT_LOGIN_WINDOW", MC_OPT_INT, &cfg.login_window_s, 1, 86400,
+         "seconds failed logins are counted (and a lockout lasts)"},
+        {"--argon2-memory", "CHAT_ARGON2_MEMORY_KIB", MC_OPT_INT, &cfg.argon2_m, 8, 4194304,
+         "argon2id memory cost of new hashes, KiB"},
+        {"--argon2-time", "CHAT_ARGON2_TIME", MC_OPT_INT, &cfg.argon2_t, 1, 100, "argon2id passes"},
+        {"--argon2-lanes", "CHAT_ARGON2_LANES", MC_OPT_INT, &cfg.argon2_p, 1, 64, "argon2id lanes"},
+        {"--log-level", "CHAT_LOG_LEVEL", MC_OPT_STRING, &level_name, 0, 0,
+         "debug, info, warn, error or off"},
+    };
+    size_t nopts = sizeof(opts) / sizeof(opts[0]);
+    char err[256];
+    int rc = mc_config_parse(opts, nopts, argc, argv, NULL, err, sizeof(err));
+    if (rc == MC_CONFIG_HELP) {
+        mc_config_usage(stdout, "chat-worker", "[options]", opts, nopts);
+        return 0;
+    }
+    enum mc_log_level level = MC_LOG_INFO;
+    if (rc == 0 && mc_log_parse_level(level_name, &level)) {
+        snprintf(err, sizeof(err), "--log-level: unknown level \"%s\"", level_name);
+        rc = MC_EINVAL;
+    }
+    if (rc) {
+        fprintf(stderr, "chat-worker: %s\n", err);
+        return 2;
+    }
+    mc_log_init("chat-worker", level);
+
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stops, NULL);
+
+    chl_cfg.redis_urls = redis;
+    chl_t *chl = NULL;
+    rc = chl_open(&chl, &chl_cfg, NULL);
+    if (rc) {
+        mc_error("worker: cannot reach Redis at %s: %s", redis, mc_strerror(rc));
+        return 1;
+    }
+    wrk_sink_t sink = {chl, sink_send, sink_group_add, sink_group_discard, sink_group_send};
+    wrk_app_t app;
+    rc = wrk_app_init(&app, &cfg, db, &sink);
+    if (rc) {
+        mc_error("worker: cannot open the database %s: %s", db, mc_strerror(rc));
+        chl_close(chl);
+        return 1;
+    }
+    mc_info("worker: %s serving queue \"%s\" with %s", chl_name(chl), queue, db);
+    rc = run(&app, chl, queue, &stops);
+    wrk_app_close(&app);
+    chl_close(chl);
+    return rc;
+}
