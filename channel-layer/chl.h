@@ -61,8 +61,8 @@ void chl_config_defaults(chl_config_t *cfg);
 
 /* A received message. The caller owns it until chl_message_free. */
 typedef struct chl_message {
-    char *channel;  /* the channel it was sent to, NUL-terminated */
-    char *data;     /* the payload, data[len] == '\0' for the convenience of parsers */
+    char *channel; /* the channel it was sent to, NUL-terminated */
+    char *data;    /* the payload, data[len] == '\0' for the convenience of parsers */
     size_t len;
     void *internal; /* private: what chl_ack needs */
 } chl_message_t;
@@ -72,6 +72,7 @@ void chl_message_free(chl_message_t *msg);
 /* Counters, read-only for callers. */
 typedef struct chl_stats {
     uint64_t sent, received, expired, full, group_dropped, redis_errors, reconnects;
+    uint64_t malformed; /* elements in Redis that were not ours, skipped */
 } chl_stats_t;
 
 /* ---- Blocking client ---------------------------------------------------- */
