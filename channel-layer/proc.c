@@ -29,6 +29,9 @@
 #define PROC_BACKOFF_MAX_MS 2000
 #define PROC_POP_TIMEOUT "1" /* seconds a blocking pop waits before it is made again */
 #define PROC_POP_COUNT "128" /* elements taken by one pop */
+/* A link that has waited this long for a connection or a reply (a pop
+ * blocks for 1 s only) talks to a server that is stuck: it is dropped. */
+#define PROC_STALL_MS 3000
 
 enum link_role { LINK_CMD, LINK_POP };
 
@@ -40,6 +43,9 @@ typedef struct proc_link {
     int up;                /* connected, selected, scripts loaded */
     int loading;           /* SCRIPT LOAD replies still to come */
     int ever_up;
+    int connecting;
+    int pending;    /* commands sent and not answered */
+    uint64_t since; /* uv_now of the last progress while connecting or pending */
     long backoff_ms;
     uv_timer_t retry;
 } proc_link_t;
@@ -114,7 +120,9 @@ static void link_schedule(proc_link_t *l)
     chl_proc_t *p = l->proc;
     l->ac = NULL;
     l->up = 0;
-    if (p->closing)
+    l->connecting = 0;
+    l->pending = 0;
+    if (p->closing || uv_is_active((uv_handle_t *)&l->retry))
         return;
     l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : PROC_BACKOFF_MIN_MS;
     if (l->backoff_ms > PROC_BACKOFF_MAX_MS)
@@ -125,6 +133,39 @@ static void link_schedule(proc_link_t *l)
 
 static void pop_again(chl_proc_t *p);
 static void on_heartbeat(uv_timer_t *t);
+
+/* Book-keeping for the stall check: every command sent on a link is
+ * counted until its callback runs. */
+static void link_sent(proc_link_t *l)
+{
+    if (l->pending++ == 0)
+        l->since = uv_now(l->proc->loop);
+}
+
+static void link_replied(const redisAsyncContext *ac)
+{
+    proc_link_t *l = ac->data;
+    if (l->pending > 0)
+        l->pending--;
+    l->since = uv_now(l->proc->loop);
+}
+
+/* Drops a link whose server does not answer; called from a timer, never
+ * from a hiredis callback. Pending callbacks run with NULL replies. */
+static void link_check_stall(proc_link_t *l)
+{
+    if (!l->ac || (!l->connecting && l->pending == 0))
+        return;
+    if (uv_now(l->proc->loop) - l->since < PROC_STALL_MS)
+        return;
+    mc_warn("channel-layer: %s: shard %zu does not answer; reconnecting", l->proc->name, l->shard);
+    l->proc->stats.redis_errors++;
+    redisAsyncContext *ac = l->ac;
+    l->ac = NULL;
+    l->up = 0; /* callbacks that run now may send: they must find the link down */
+    redisAsyncFree(ac);
+    link_schedule(l);
+}
 
 static void link_ready(proc_link_t *l)
 {
@@ -146,6 +187,7 @@ static void on_script_loaded(redisAsyncContext *ac, void *reply, void *priv)
     proc_link_t *l = ac->data;
     redisReply *r = reply;
     int id = (int)(intptr_t)priv;
+    link_replied(ac);
     if (!r || l->proc->closing)
         return; /* the link is going away; its disconnect reschedules it */
     if (r->type != REDIS_REPLY_STRING || r->len != 40) {
@@ -163,6 +205,7 @@ static void on_select(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)priv;
     redisReply *r = reply;
+    link_replied(ac);
     if (r && r->type == REDIS_REPLY_ERROR) {
         proc_link_t *l = ac->data;
         mc_error("channel-layer: SELECT failed: %.120s", r->str);
@@ -176,6 +219,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
     redisAsyncContext *ac = (redisAsyncContext *)cac; /* hiredis hands out its own context */
     proc_link_t *l = ac->data;
     chl_proc_t *p = l->proc;
+    l->connecting = 0;
     if (status != REDIS_OK) {
         p->stats.redis_errors++;
         link_schedule(l); /* hiredis frees ac after this callback */
@@ -184,16 +228,17 @@ static void on_connect(const redisAsyncContext *cac, int status)
     if (p->closing)
         return;
     const chl__addr_t *a = &p->ring.addrs[l->shard];
-    if (a->db)
-        redisAsyncCommand(ac, on_select, NULL, "SELECT %d", a->db);
+    if (a->db && redisAsyncCommand(ac, on_select, NULL, "SELECT %d", a->db) == REDIS_OK)
+        link_sent(l);
     if (l->role == LINK_POP) {
         link_ready(l);
         return;
     }
     l->loading = CHL__S_COUNT;
     for (int id = 0; id < CHL__S_COUNT; id++)
-        redisAsyncCommand(ac, on_script_loaded, (void *)(intptr_t)id, "SCRIPT LOAD %s",
-                          chl__script(id));
+        if (redisAsyncCommand(ac, on_script_loaded, (void *)(intptr_t)id, "SCRIPT LOAD %s",
+                              chl__script(id)) == REDIS_OK)
+            link_sent(l);
 }
 
 static void on_disconnect(const redisAsyncContext *cac, int status)
@@ -228,6 +273,8 @@ static void link_connect(proc_link_t *l)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     l->ac = ac;
+    l->connecting = 1;
+    l->since = uv_now(p->loop);
 }
 
 /* ---- dispatch of what the process list holds ---- */
@@ -318,7 +365,7 @@ static void on_pop(redisAsyncContext *ac, void *reply, void *priv)
 {
     chl_proc_t *p = priv;
     redisReply *r = reply;
-    (void)ac;
+    link_replied(ac);
     if (!r || p->closing)
         return; /* the link is down or closing; a reconnect pops again */
     if (r->type == REDIS_REPLY_ERROR) {
@@ -341,27 +388,34 @@ static void pop_again(chl_proc_t *p)
 {
     if (p->closing || !p->pop.up || !p->pop.ac)
         return;
-    redisAsyncCommand(p->pop.ac, on_pop, p, "BLMPOP %s 1 %s RIGHT COUNT %s", PROC_POP_TIMEOUT,
-                      p->list_key, PROC_POP_COUNT);
+    if (redisAsyncCommand(p->pop.ac, on_pop, p, "BLMPOP %s 1 %s RIGHT COUNT %s", PROC_POP_TIMEOUT,
+                          p->list_key, PROC_POP_COUNT) == REDIS_OK)
+        link_sent(&p->pop);
 }
 
 /* ---- commands ---- */
 
 static void on_heartbeat_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
-    (void)ac;
     (void)reply;
     (void)priv;
+    link_replied(ac);
 }
 
 static void on_heartbeat(uv_timer_t *t)
 {
     chl_proc_t *p = t->data;
-    proc_link_t *l = &p->cmd[p->pop.shard];
-    if (p->closing || !l->up)
+    if (p->closing)
         return;
-    redisAsyncCommand(l->ac, on_heartbeat_reply, NULL, "SET %s 1 PX %ld", p->hb_key,
-                      p->cfg.heartbeat_ttl_ms);
+    link_check_stall(&p->pop);
+    for (size_t i = 0; i < p->ring.nshards; i++)
+        link_check_stall(&p->cmd[i]);
+    proc_link_t *l = &p->cmd[p->pop.shard];
+    if (!l->up)
+        return;
+    if (redisAsyncCommand(l->ac, on_heartbeat_reply, NULL, "SET %s 1 PX %ld", p->hb_key,
+                          p->cfg.heartbeat_ttl_ms) == REDIS_OK)
+        link_sent(l);
 }
 
 static void req_free(proc_req_t *req)
@@ -376,6 +430,7 @@ static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
     chl_proc_t *p = req->proc;
     redisReply *r = reply;
     int status;
+    link_replied(ac);
     if (!r) {
         status = p->closing ? MC_ECLOSED : MC_EREDIS;
     } else if (r->type == REDIS_REPLY_ERROR) {
@@ -387,8 +442,10 @@ static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
             req->lens[0] = 4;
             req->lens[1] = strlen(req->argv[1]);
             if (redisAsyncCommandArgv(ac, on_req_reply, req, req->argc, req->argv, req->lens) ==
-                REDIS_OK)
+                REDIS_OK) {
+                link_sent(ac->data);
                 return;
+            }
         }
         mc_warn("channel-layer: %s: script failed: %.120s", p->name, r->str);
         p->stats.redis_errors++;
@@ -416,7 +473,7 @@ static int req_send(chl_proc_t *p, size_t shard, proc_req_t *req)
         req_free(req);
         return MC_ECLOSED;
     }
-    if (!l->up) {
+    if (!l->up || !l->ac) {
         req_free(req);
         return MC_EREDIS;
     }
@@ -431,6 +488,7 @@ static int req_send(chl_proc_t *p, size_t shard, proc_req_t *req)
         req_free(req);
         return MC_EREDIS;
     }
+    link_sent(l);
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "tests/support/redis.h"
 
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -581,6 +582,39 @@ static void endpoints_survive_a_redis_restart(void **state)
     finish(&loop, &a, NULL);
 }
 
+static int up_again(void *arg)
+{
+    ep_t *e = arg;
+    return e->state == 1 && e->ups >= 2;
+}
+
+/* A server that stops answering (but keeps its sockets open) is noticed
+ * by the stall check, and found again once it answers. */
+static void a_stuck_redis_is_noticed_and_found_again(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = config();
+    cfg.heartbeat_ttl_ms = 300; /* the stall check runs with the heartbeat */
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    assert_int_equal(kill(redis.pid, SIGSTOP), 0);
+    struct push_result r = {0};
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, on_pushed, &r), 0);
+    run_until(&loop, down_seen, &a, 10000);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status[0], MC_EREDIS);
+    assert_int_equal(kill(redis.pid, SIGCONT), 0);
+    run_until(&loop, up_again, &a, 10000);
+    r.calls = 0;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "y", 1, on_pushed, &r), 0);
+    run_until(&loop, pushes_done, &r, 5000);
+    assert_int_equal(r.status[0], 0);
+    finish(&loop, &a, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -593,6 +627,7 @@ int main(void)
         cmocka_unit_test_setup(pending_pushes_end_with_closed, flush),
         cmocka_unit_test_setup(malformed_and_expired_elements_are_skipped, flush),
         cmocka_unit_test_setup(endpoints_survive_a_redis_restart, flush),
+        cmocka_unit_test_setup(a_stuck_redis_is_noticed_and_found_again, flush),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }
