@@ -105,7 +105,7 @@ $(LIBS):
 $(B)/bin/chat-interface: $(call obj,interface/main.c) $(LIBS)
 $(B)/bin/chat-worker: $(call obj,worker/main.c) $(LIBS)
 $(B)/bin/chatctl: $(call obj,worker/chatctl.c) $(LIBS)
-$(B)/bin/%: $(B)/obj/tests/bench/%.o $(LIBS)
+$(BENCHES): $(B)/bin/%: $(B)/obj/tests/bench/%.o $(LIBS)
 $(PROGRAMS) $(BENCHES):
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

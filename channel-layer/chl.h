@@ -61,8 +61,8 @@ void chl_config_defaults(chl_config_t *cfg);
 
 /* A received message. The caller owns it until chl_message_free. */
 typedef struct chl_message {
-    char *channel;  /* the channel it was sent to, NUL-terminated */
-    char *data;     /* the payload, data[len] == '\0' for the convenience of parsers */
+    char *channel; /* the channel it was sent to, NUL-terminated */
+    char *data;    /* the payload, data[len] == '\0' for the convenience of parsers */
     size_t len;
     void *internal; /* private: what chl_ack needs */
 } chl_message_t;
@@ -72,6 +72,7 @@ void chl_message_free(chl_message_t *msg);
 /* Counters, read-only for callers. */
 typedef struct chl_stats {
     uint64_t sent, received, expired, full, group_dropped, redis_errors, reconnects;
+    uint64_t malformed; /* elements in Redis that were not ours, skipped */
 } chl_stats_t;
 
 /* ---- Blocking client ---------------------------------------------------- */
@@ -92,10 +93,12 @@ const chl_stats_t *chl_stats(const chl_t *chl);
 int chl_send(chl_t *chl, const char *channel, const void *msg, size_t len);
 
 /* Waits up to timeout_ms (0: forever) for a message on any of the channels
- * (one blocking call), skipping expired ones. Returns 0 and *out,
- * MC_EAGAIN on timeout, MC_EREDIS. Not reliable: a crash after the pop loses
- * the message. For a process channel pass "<process>!"; out->channel then
- * names the connection. */
+ * (one blocking call, at most 64 channels), skipping expired ones. Returns 0
+ * and *out, MC_EAGAIN on timeout, MC_EINVAL, MC_EREDIS. Not reliable: a crash
+ * after the pop loses the message. For a process channel pass "<process>!";
+ * out->channel then names the connection, or the group for a group copy;
+ * membership control messages are skipped there (they are for chl_proc_t).
+ * Elements that are not ours are skipped and counted (stats.malformed). */
 int chl_receive(chl_t *chl, const char *const *channels, size_t n, long timeout_ms,
                 chl_message_t *out);
 
@@ -106,6 +109,9 @@ int chl_receive(chl_t *chl, const char *const *channels, size_t n, long timeout_
  * Returns as chl_send and chl_receive. */
 int chl_queue_push(chl_t *chl, const char *queue, const void *msg, size_t len);
 int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t *out);
+/* Returns 0, MC_EINVAL (msg did not come from chl_queue_pop), MC_ENOTFOUND
+ * (no longer in flight: acked already, or requeued as if this client had
+ * died), MC_EREDIS. */
 int chl_ack(chl_t *chl, const chl_message_t *msg);
 
 /* Refreshes this client's heartbeat, then moves the in-flight messages of
@@ -119,7 +125,9 @@ int chl_requeue_dead(chl_t *chl, size_t *requeued);
  * discarding a non-member is not an error. group_send delivers msg to every
  * member; a full process list drops that process's copy, counts it and goes
  * on; *dropped (may be NULL) gets the number of processes that missed it.
- * Returns 0, MC_EINVAL (channel not process-specific, empty group), MC_EREDIS. */
+ * Returns 0, MC_EINVAL (channel not process-specific, empty group), MC_EREDIS;
+ * group_add also MC_EFULL when the process's list is full (nothing recorded).
+ * A discard is queued even to a full list, so that the process forgets. */
 int chl_group_add(chl_t *chl, const char *group, const char *channel);
 int chl_group_discard(chl_t *chl, const char *group, const char *channel);
 int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, size_t *dropped);
@@ -140,7 +148,8 @@ typedef struct chl_proc_handlers {
     /* conn was added to / removed from group (by any worker). */
     void (*on_group_add)(void *ctx, uint64_t conn, const char *group);
     void (*on_group_discard)(void *ctx, uint64_t conn, const char *group);
-    /* Redis connection state changed: up is 1 when all shards are reachable. */
+    /* Redis connection state changed: up is 1 when all shards are reachable.
+     * The endpoint starts down, so the first call says up. */
     void (*on_redis_state)(void *ctx, int up);
 } chl_proc_handlers_t;
 
@@ -152,7 +161,9 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
                   const chl_proc_handlers_t *handlers, void *ctx);
 
 /* Stops popping and closes Redis; the struct is freed once libuv has closed
- * every handle (run the loop). Pending send callbacks run with MC_ECLOSED. */
+ * every handle (run the loop). Pending send callbacks run with MC_ECLOSED.
+ * May be called from any handler; no handler runs after it returns.
+ * chl_proc_close(NULL) and a second call do nothing. */
 void chl_proc_close(chl_proc_t *proc);
 
 const char *chl_proc_name(const chl_proc_t *proc);
@@ -164,17 +175,22 @@ int chl_proc_channel(const chl_proc_t *proc, uint64_t conn, char *buf, size_t si
 /* Completion of an asynchronous send: status 0, MC_EFULL, MC_EREDIS, MC_ECLOSED. */
 typedef void (*chl_send_cb)(void *arg, int status);
 
-/* Pushes msg onto a reliable queue (for workers) or a channel. The data is
- * copied before the call returns. If it returns an error, cb never runs;
- * otherwise cb (may be NULL) runs exactly once. */
+/* Pushes msg onto a reliable queue (for workers; any shard that is up) or,
+ * for "<process>!<conn>", into that process's list. The data is copied
+ * before the call returns. Returns 0, MC_EINVAL, MC_ETOOBIG, MC_ENOMEM,
+ * MC_EREDIS (the shard is not connected now), MC_ECLOSED. If it returns an
+ * error, cb never runs; otherwise cb (may be NULL) runs exactly once, on the
+ * loop, with 0, MC_EFULL, MC_EREDIS or MC_ECLOSED. */
 int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, size_t len,
                         chl_send_cb cb, void *arg);
 
 /* The connection is gone: forget its local memberships (on_group_discard is
- * NOT called) and discard them in Redis. Returns 0 or MC_ENOMEM. */
+ * NOT called) and discard them in Redis (best effort: while a shard is down
+ * its memberships are left to the group expiry). Returns 0 or MC_ENOMEM. */
 int chl_proc_forget_conn(chl_proc_t *proc, uint64_t conn);
 
-/* Calls fn for every group conn belongs to locally. */
+/* Calls fn for every group conn belongs to locally; fn must not change
+ * memberships (no chl_proc_forget_conn from it). */
 void chl_proc_each_group(const chl_proc_t *proc, uint64_t conn,
                          void (*fn)(void *arg, const char *group), void *arg);
 

@@ -1,0 +1,91 @@
+/* The framing of a message inside a Redis list (see internal.h). */
+#include "channel-layer/internal.h"
+#include "common/error.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int chl__frame_header(char *hdr, size_t size, int kind, int64_t deadline, const char *name)
+{
+    int n = snprintf(hdr, size, "%c%" PRId64 "|%s\n", kind, deadline, name);
+    return (n < 0 || (size_t)n >= size) ? MC_ETOOBIG : n;
+}
+
+int chl__frame_build(char **out, size_t *outlen, int kind, int64_t deadline, const char *name,
+                     const void *payload, size_t len)
+{
+    char hdr[CHL__HEADER_MAX];
+    if (len > CHL__MSG_MAX)
+        return MC_ETOOBIG;
+    int h = chl__frame_header(hdr, sizeof(hdr), kind, deadline, name);
+    if (h < 0)
+        return h;
+    char *buf = malloc((size_t)h + len + 1);
+    if (!buf)
+        return MC_ENOMEM;
+    memcpy(buf, hdr, (size_t)h);
+    if (len)
+        memcpy(buf + h, payload, len);
+    buf[(size_t)h + len] = '\0';
+    *out = buf;
+    *outlen = (size_t)h + len;
+    return 0;
+}
+
+int chl__frame_parse(chl__frame_t *f, const char *data, size_t len)
+{
+    /* The header is short; look for its end only in its first bytes so that
+     * a large payload without a header is rejected quickly. */
+    size_t lim = len < CHL__HEADER_MAX ? len : CHL__HEADER_MAX;
+    const char *nl = memchr(data, '\n', lim);
+    if (!nl || len < 4)
+        return MC_EPROTO;
+    int kind = data[0];
+    if (kind != CHL__MSG && kind != CHL__GROUP && kind != CHL__ADD && kind != CHL__DISCARD)
+        return MC_EPROTO;
+    const char *p = data + 1;
+    int64_t deadline = 0;
+    if (p == nl || *p < '0' || *p > '9')
+        return MC_EPROTO;
+    for (; p < nl && *p >= '0' && *p <= '9'; p++) {
+        if (deadline > (INT64_MAX - 9) / 10)
+            return MC_EPROTO;
+        deadline = deadline * 10 + (*p - '0');
+    }
+    if (p >= nl || *p != '|')
+        return MC_EPROTO;
+    p++;
+    if (p == nl)
+        return MC_EPROTO;
+    for (const char *q = p; q < nl; q++)
+        if (*q == '|' || *q == '\0')
+            return MC_EPROTO;
+    f->kind = kind;
+    f->deadline = deadline;
+    f->name = p;
+    f->name_len = (size_t)(nl - p);
+    f->payload = nl + 1;
+    f->len = len - (size_t)(nl + 1 - data);
+    return 0;
+}
+
+int chl__message_fill(chl_message_t *out, const char *channel, size_t channel_len,
+                      const char *payload, size_t len)
+{
+    memset(out, 0, sizeof(*out));
+    out->channel = malloc(channel_len + 1);
+    out->data = malloc(len + 1);
+    if (!out->channel || !out->data) {
+        chl_message_free(out);
+        return MC_ENOMEM;
+    }
+    memcpy(out->channel, channel, channel_len);
+    out->channel[channel_len] = '\0';
+    if (len)
+        memcpy(out->data, payload, len);
+    out->data[len] = '\0';
+    out->len = len;
+    return 0;
+}

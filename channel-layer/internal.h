@@ -1,0 +1,154 @@
+/*
+ * channel-layer/internal.h: what the two front ends (sync.c, proc.c) share.
+ *
+ * The Redis side of the channel layer lives here once: names and their
+ * checks, the key layout, the framing of a message inside a Redis list, the
+ * Lua scripts, the list of shards and the hash ring that maps a channel to
+ * its shard. Nothing here does I/O or keeps mutable global state.
+ *
+ * Key layout (P is the configured prefix, "mc:" by default):
+ *
+ *   P<channel>            list: an ordinary channel or reliable queue
+ *   P<process>!           list: everything for the connections of a process
+ *   P"inflight:"<client>  list: messages a worker popped and has not acked
+ *   P"hb:"<client>        string with a TTL: the client is alive
+ *   P"workers"            set: clients that may hold in-flight messages
+ *   P"group:"<group>      zset: member channels scored by last add (ms)
+ *   P"groupp:"<group>     hash: process -> number of its members
+ *   P"pgroups:"<process>  set: groups the process has members in
+ *
+ * Names are ASGI-like: [A-Za-z0-9._-], channels may have one '!' after a
+ * non-empty process part. Keys built with ':' therefore never collide with
+ * channel lists, and the framing below needs no escaping.
+ *
+ * Framing of a list element:  <kind><deadline-ms>|<name>\n<payload>
+ *   kind 'm': a message for channel <name> (a queue's elements name the
+ *             queue, which is how requeueing finds its way back);
+ *   kind 'g': one copy of a message to group <name>;
+ *   kind 'a', 'd': membership control, <name> is the group and the payload
+ *             the member channel "<process>!<conn>".
+ * The deadline is in ms since the Unix epoch; 0 means it never expires.
+ */
+#ifndef MC_CHANNEL_LAYER_INTERNAL_H
+#define MC_CHANNEL_LAYER_INTERNAL_H
+
+#include "channel-layer/chl.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHL__NAME_MAX 200            /* longest channel, group or client name */
+#define CHL__KEY_MAX 256             /* longest key: prefix + kind + name */
+#define CHL__MSG_MAX (1024 * 1024)   /* largest payload */
+#define CHL__HEADER_MAX 240          /* kind + deadline + '|' + name + '\n' */
+#define CHL__BLOCK_SLICE_MS 2000     /* longest single blocking call */
+#define CHL__COMMAND_TIMEOUT_MS 5000 /* socket timeout, above the slice */
+#define CHL__VNODES 64               /* points of each shard on the ring */
+#define CHL__MAX_SHARDS 64
+
+enum chl__kind {
+    CHL__MSG = 'm',
+    CHL__GROUP = 'g',
+    CHL__ADD = 'a',
+    CHL__DISCARD = 'd',
+};
+
+/* ---- names and keys (keys.c) ---- */
+
+/* 0 when name is a valid channel (process-specific or not), else MC_EINVAL.
+ * *bang gets the index of '!' or -1. */
+int chl__check_channel(const char *name, long *bang);
+/* 0 when name is a valid group or client name ([A-Za-z0-9._-]{1,200}). */
+int chl__check_plain(const char *name);
+
+/* Writes prefix + a + b into key (NUL-terminated). Returns 0 or MC_ETOOBIG. */
+int chl__key(char *key, size_t size, const char *prefix, const char *a, const char *b);
+
+/* The process part of a channel: its length (up to '!', else the whole). */
+size_t chl__process_len(const char *channel);
+
+/* Milliseconds since the Unix epoch (CLOCK_REALTIME: deadlines are shared
+ * between hosts) and a monotonic clock for timeouts. */
+int64_t chl__now_ms(void);
+int64_t chl__mono_ms(void);
+
+/* Copies cfg, filling zero or NULL fields with defaults and duplicating the
+ * strings into *owned (freed with free). Returns 0, MC_EINVAL, MC_ENOMEM. */
+int chl__config_copy(chl_config_t *dst, char **owned, const chl_config_t *src);
+
+/* Formats a random process or client name "<kind>.<host>.<pid>.<hex>". */
+void chl__make_name(char *buf, size_t size, const char *kind);
+
+/* ---- framing (frame.c) ---- */
+
+/* Writes the header of a frame into hdr. Returns its length, or MC_ETOOBIG. */
+int chl__frame_header(char *hdr, size_t size, int kind, int64_t deadline, const char *name);
+
+/* Builds a whole frame in one malloc'd buffer: *out and *outlen.
+ * Returns 0, MC_ETOOBIG, MC_ENOMEM. */
+int chl__frame_build(char **out, size_t *outlen, int kind, int64_t deadline, const char *name,
+                     const void *payload, size_t len);
+
+typedef struct chl__frame {
+    int kind;
+    int64_t deadline;
+    const char *name; /* points into the element, not NUL-terminated */
+    size_t name_len;
+    const char *payload; /* points into the element */
+    size_t len;
+} chl__frame_t;
+
+/* Parses an element read from Redis. Returns 0 or MC_EPROTO. */
+int chl__frame_parse(chl__frame_t *f, const char *data, size_t len);
+
+/* Fills a chl_message_t (copies channel and payload). Returns 0 or MC_ENOMEM. */
+int chl__message_fill(chl_message_t *out, const char *channel, size_t channel_len,
+                      const char *payload, size_t len);
+
+/* ---- shards and the ring (ring.c) ---- */
+
+typedef struct chl__addr {
+    char host[128];
+    int port;
+    int db;
+} chl__addr_t;
+
+typedef struct chl__ring_point {
+    uint32_t hash;
+    uint32_t shard;
+} chl__ring_point_t;
+
+typedef struct chl__ring {
+    chl__addr_t addrs[CHL__MAX_SHARDS];
+    size_t nshards;
+    chl__ring_point_t *points; /* sorted by hash; nshards * CHL__VNODES */
+    size_t npoints;
+} chl__ring_t;
+
+/* Parses "redis://host[:port][/db][,redis://...]" and builds the ring.
+ * Returns 0, MC_EINVAL, MC_ENOMEM. */
+int chl__ring_init(chl__ring_t *ring, const char *urls);
+void chl__ring_free(chl__ring_t *ring);
+
+/* The shard of a channel (by its process part) or of a group (by its name). */
+size_t chl__ring_channel(const chl__ring_t *ring, const char *channel);
+size_t chl__ring_name(const chl__ring_t *ring, const char *name, size_t len);
+
+/* ---- scripts (scripts.c) ---- */
+
+enum chl__script_id {
+    CHL__S_SEND,    /* KEYS list; ARGV capacity (<0: none), ttl ms, frame -> 1 or 0 (full) */
+    CHL__S_MPUSH,   /* KEYS lists; ARGV capacity, ttl, frame -> number dropped */
+    CHL__S_GADD,    /* KEYS zset, hash, pgroups; ARGV member, process, group, expiry s */
+    CHL__S_GDISC,   /* same keys and ARGV minus expiry -> 1 when it was a member */
+    CHL__S_GSEND,   /* KEYS zset, hash; ARGV expiry s, prefix, push, capacity, ttl, frame,
+                     * group -> {dropped, nprocs, procs... (when not pushed)} */
+    CHL__S_REQUEUE, /* KEYS workers; ARGV prefix, self, ttl -> number requeued */
+    CHL__S_FORGET,  /* KEYS pgroups; ARGV prefix, process -> members removed */
+    CHL__S_COUNT
+};
+
+/* The Lua source of a script. */
+const char *chl__script(enum chl__script_id id);
+
+#endif

@@ -1,0 +1,143 @@
+/*
+ * The Lua scripts of the channel layer. Each runs atomically on one shard;
+ * both front ends load them once per connection (SCRIPT LOAD) and call them
+ * by SHA. The arguments of each are listed in internal.h.
+ *
+ * Times inside scripts come from the server (TIME), so that group expiry
+ * does not depend on the clocks of the clients.
+ */
+#include "channel-layer/internal.h"
+
+#define CHL__NOW                                                                                   \
+    "local t = redis.call('TIME')\n"                                                               \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+
+/* Capacity check and push in one step: a full list refuses and is left as it is. */
+static const char send_lua[] = "local cap = tonumber(ARGV[1])\n"
+                               "if cap >= 0 and redis.call('LLEN', KEYS[1]) >= cap then\n"
+                               "  return 0\n"
+                               "end\n"
+                               "redis.call('LPUSH', KEYS[1], ARGV[3])\n"
+                               "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+                               "return 1\n";
+
+/* The copies of one group message for the processes living on one shard. */
+static const char mpush_lua[] = "local cap = tonumber(ARGV[1])\n"
+                                "local dropped = 0\n"
+                                "for i = 1, #KEYS do\n"
+                                "  if redis.call('LLEN', KEYS[i]) >= cap then\n"
+                                "    dropped = dropped + 1\n"
+                                "  else\n"
+                                "    redis.call('LPUSH', KEYS[i], ARGV[3])\n"
+                                "    redis.call('PEXPIRE', KEYS[i], ARGV[2])\n"
+                                "  end\n"
+                                "end\n"
+                                "return dropped\n";
+
+/* The process count moves only when the member is new, so it stays exact
+ * when a member is added again to refresh it. */
+static const char gadd_lua[] =
+    CHL__NOW "local added = redis.call('ZADD', KEYS[1], now, ARGV[1])\n"
+             "if added == 1 then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end\n"
+             "redis.call('SADD', KEYS[3], ARGV[3])\n"
+             "local ex = tonumber(ARGV[4])\n"
+             "redis.call('EXPIRE', KEYS[1], ex)\n"
+             "redis.call('EXPIRE', KEYS[2], ex)\n"
+             "redis.call('EXPIRE', KEYS[3], ex)\n"
+             "return added\n";
+
+static const char gdisc_lua[] = "local removed = redis.call('ZREM', KEYS[1], ARGV[1])\n"
+                                "if removed == 1 then\n"
+                                "  local c = redis.call('HINCRBY', KEYS[2], ARGV[2], -1)\n"
+                                "  if c <= 0 then\n"
+                                "    redis.call('HDEL', KEYS[2], ARGV[2])\n"
+                                "    redis.call('SREM', KEYS[3], ARGV[3])\n"
+                                "  end\n"
+                                "end\n"
+                                "return removed\n";
+
+/* Expire stale members first (their cost is paid once), then one copy per
+ * process: the work grows with processes, not members. */
+static const char gsend_lua[] =
+    CHL__NOW "local prefix = ARGV[2]\n"
+             "local cutoff = string.format('(%d', now - tonumber(ARGV[1]) * 1000)\n"
+             "local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)\n"
+             "for _, m in ipairs(old) do\n"
+             "  local bang = string.find(m, '!', 1, true)\n"
+             "  if bang then\n"
+             "    local p = string.sub(m, 1, bang - 1)\n"
+             "    local c = redis.call('HINCRBY', KEYS[2], p, -1)\n"
+             "    if c <= 0 then\n"
+             "      redis.call('HDEL', KEYS[2], p)\n"
+             "      redis.call('SREM', prefix .. 'pgroups:' .. p, ARGV[7])\n"
+             "    end\n"
+             "  end\n"
+             "end\n"
+             "if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff) end\n"
+             "local procs = redis.call('HKEYS', KEYS[2])\n"
+             "if ARGV[3] ~= '1' then\n"
+             "  local r = {0, #procs}\n"
+             "  for i, p in ipairs(procs) do r[i + 2] = p end\n"
+             "  return r\n"
+             "end\n"
+             "local cap = tonumber(ARGV[4])\n"
+             "local dropped = 0\n"
+             "for _, p in ipairs(procs) do\n"
+             "  local k = prefix .. p .. '!'\n"
+             "  if redis.call('LLEN', k) >= cap then\n"
+             "    dropped = dropped + 1\n"
+             "  else\n"
+             "    redis.call('LPUSH', k, ARGV[6])\n"
+             "    redis.call('PEXPIRE', k, ARGV[5])\n"
+             "  end\n"
+             "end\n"
+             "return {dropped, #procs}\n";
+
+/* In-flight lists hold the newest element on the left; pushing them back on
+ * the right of the queue in that order puts the oldest next in line. */
+static const char requeue_lua[] = "local prefix, self, ttl = ARGV[1], ARGV[2], ARGV[3]\n"
+                                  "redis.call('SET', prefix .. 'hb:' .. self, '1', 'PX', ttl)\n"
+                                  "redis.call('SADD', KEYS[1], self)\n"
+                                  "local moved = 0\n"
+                                  "for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+                                  "  if redis.call('EXISTS', prefix .. 'hb:' .. w) == 0 then\n"
+                                  "    local inflight = prefix .. 'inflight:' .. w\n"
+                                  "    while true do\n"
+                                  "      local el = redis.call('LPOP', inflight)\n"
+                                  "      if not el then break end\n"
+                                  "      local q = string.match(el, '^m%d+|([%w%._%-]+)\\n')\n"
+                                  "      if q then\n"
+                                  "        redis.call('RPUSH', prefix .. q, el)\n"
+                                  "        moved = moved + 1\n"
+                                  "      end\n"
+                                  "    end\n"
+                                  "    redis.call('SREM', KEYS[1], w)\n"
+                                  "  end\n"
+                                  "end\n"
+                                  "return moved\n";
+
+static const char forget_lua[] = "local prefix, p = ARGV[1], ARGV[2]\n"
+                                 "local pre = p .. '!'\n"
+                                 "local removed = 0\n"
+                                 "for _, g in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+                                 "  local z = prefix .. 'group:' .. g\n"
+                                 "  for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do\n"
+                                 "    if string.sub(m, 1, #pre) == pre then\n"
+                                 "      redis.call('ZREM', z, m)\n"
+                                 "      removed = removed + 1\n"
+                                 "    end\n"
+                                 "  end\n"
+                                 "  redis.call('HDEL', prefix .. 'groupp:' .. g, p)\n"
+                                 "end\n"
+                                 "redis.call('DEL', KEYS[1])\n"
+                                 "return removed\n";
+
+const char *chl__script(enum chl__script_id id)
+{
+    static const char *const scripts[CHL__S_COUNT] = {
+        [CHL__S_SEND] = send_lua,     [CHL__S_MPUSH] = mpush_lua, [CHL__S_GADD] = gadd_lua,
+        [CHL__S_GDISC] = gdisc_lua,   [CHL__S_GSEND] = gsend_lua, [CHL__S_REQUEUE] = requeue_lua,
+        [CHL__S_FORGET] = forget_lua,
+    };
+    return (unsigned)id < CHL__S_COUNT ? scripts[id] : "";
+}

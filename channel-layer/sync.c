@@ -1,0 +1,857 @@
+/*
+ * The blocking client chl_t: one redisContext per shard, opened lazily again
+ * after an error with a backoff, so that a call during an outage fails fast
+ * with MC_EREDIS and a later call finds the server again.
+ */
+#include "channel-layer/internal.h"
+#include "common/error.h"
+#include "common/log.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SYNC_CONNECT_TIMEOUT_MS 1000
+#define SYNC_BACKOFF_MIN_MS 50
+#define SYNC_BACKOFF_MAX_MS 2000
+#define SYNC_MULTI_SLICE_MS 100 /* blocking slice when keys span shards */
+#define SYNC_MAX_CHANNELS 64
+#define SYNC_SMALL_ARGV 16
+
+typedef struct sync_shard {
+    redisContext *ctx; /* NULL while down */
+    int64_t retry_at;  /* monotonic ms before which no reconnect is tried */
+    long backoff_ms;
+    int ever_up;
+    char sha[CHL__S_COUNT][41];
+} sync_shard_t;
+
+struct chl {
+    chl_config_t cfg;
+    char *cfg_mem;
+    char name[CHL__NAME_MAX + 1];
+    chl__ring_t ring;
+    sync_shard_t *shards;
+    chl_stats_t stats;
+    size_t push_next; /* round robin of queue pushes */
+    size_t pop_next;  /* the shard a multi-shard pop blocks on next */
+};
+
+/* Per-message state that chl_ack needs: the exact element and its shard. */
+typedef struct sync_inflight {
+    size_t shard;
+    size_t len;
+    char el[];
+} sync_inflight_t;
+
+static void shard_down(chl_t *chl, size_t i, const char *why)
+{
+    sync_shard_t *s = &chl->shards[i];
+    if (s->ctx) {
+        mc_warn("channel-layer: shard %s:%d lost: %s", chl->ring.addrs[i].host,
+                chl->ring.addrs[i].port, why);
+        redisFree(s->ctx);
+        s->ctx = NULL;
+        s->backoff_ms = 0; /* the next call tries at once */
+        s->retry_at = 0;
+    }
+    chl->stats.redis_errors++;
+}
+
+static int load_scripts(redisContext *c, sync_shard_t *s)
+{
+    for (int id = 0; id < CHL__S_COUNT; id++) {
+        redisReply *r = redisCommand(c, "SCRIPT LOAD %s", chl__script(id));
+        int ok = r && r->type == REDIS_REPLY_STRING && r->len == 40;
+        if (ok)
+            memcpy(s->sha[id], r->str, 41);
+        else if (r && r->type == REDIS_REPLY_ERROR)
+            mc_error("channel-layer: script %d does not load: %s", id, r->str);
+        freeReplyObject(r);
+        if (!ok)
+            return MC_EREDIS;
+    }
+    return 0;
+}
+
+static int shard_up(chl_t *chl, size_t i)
+{
+    sync_shard_t *s = &chl->shards[i];
+    if (s->ctx)
+        return 0;
+    int64_t now = chl__mono_ms();
+    if (now < s->retry_at)
+        return MC_EREDIS;
+    const chl__addr_t *a = &chl->ring.addrs[i];
+    struct timeval ct = {SYNC_CONNECT_TIMEOUT_MS / 1000, (SYNC_CONNECT_TIMEOUT_MS % 1000) * 1000};
+    struct timeval tv = {CHL__COMMAND_TIMEOUT_MS / 1000, (CHL__COMMAND_TIMEOUT_MS % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(a->host, a->port, ct);
+    int ok = c && !c->err && redisSetTimeout(c, tv) == REDIS_OK;
+    if (ok && a->db) {
+        redisReply *r = redisCommand(c, "SELECT %d", a->db);
+        ok = r && r->type == REDIS_REPLY_STATUS;
+        freeReplyObject(r);
+    }
+    if (ok)
+        ok = load_scripts(c, s) == 0;
+    if (!ok) {
+        if (c)
+            redisFree(c);
+        s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : SYNC_BACKOFF_MIN_MS;
+        if (s->backoff_ms > SYNC_BACKOFF_MAX_MS)
+            s->backoff_ms = SYNC_BACKOFF_MAX_MS;
+        s->retry_at = now + s->backoff_ms;
+        chl->stats.redis_errors++;
+        return MC_EREDIS;
+    }
+    s->ctx = c;
+    s->backoff_ms = 0;
+    if (s->ever_up)
+        chl->stats.reconnects++;
+    s->ever_up = 1;
+    return 0;
+}
+
+/* Sends a pipeline of n commands (argv form) and reads n replies into
+ * replies[]. Returns 0, or MC_EREDIS with every reply freed (an I/O error
+ * drops the connection; an error reply does not). */
+static int shard_pipeline(chl_t *chl, size_t i, size_t n, const int *argc, const char **const *argv,
+                          const size_t *const *lens, redisReply **replies)
+{
+    int rc = shard_up(chl, i);
+    if (rc != 0)
+        return rc;
+    redisContext *c = chl->shards[i].ctx;
+    for (size_t k = 0; k < n; k++)
+        if (redisAppendCommandArgv(c, argc[k], argv[k], lens[k]) != REDIS_OK) {
+            shard_down(chl, i, "append failed");
+            return MC_EREDIS;
+        }
+    for (size_t k = 0; k < n; k++) {
+        void *r = NULL;
+        if (redisGetReply(c, &r) != REDIS_OK || !r) {
+            shard_down(chl, i, c->errstr);
+            for (size_t j = 0; j < k; j++)
+                freeReplyObject(replies[j]);
+            return MC_EREDIS;
+        }
+        replies[k] = r;
+    }
+    return 0;
+}
+
+static redisReply *shard_command(chl_t *chl, size_t i, int argc, const char **argv,
+                                 const size_t *lens, int *rc)
+{
+    redisReply *r = NULL;
+    const char **const av[1] = {argv};
+    const size_t *const lv[1] = {lens};
+    *rc = shard_pipeline(chl, i, 1, &argc, av, lv, &r);
+    if (*rc == 0 && r->type == REDIS_REPLY_ERROR) {
+        mc_warn("channel-layer: redis error: %.120s", r->str);
+        chl->stats.redis_errors++;
+        freeReplyObject(r);
+        *rc = MC_EREDIS;
+        return NULL;
+    }
+    return r;
+}
+
+/* EVALSHA of one script; a server that lost its scripts (NOSCRIPT, e.g.
+ * after SCRIPT FLUSH) gets them again and the call is made once more. */
+static redisReply *run_script(chl_t *chl, size_t i, enum chl__script_id id, size_t nkeys,
+                              const char *const *keys, size_t nargs, const char *const *args,
+                              const size_t *arglens, int *rc)
+{
+    const char *small_v[SYNC_SMALL_ARGV];
+    size_t small_l[SYNC_SMALL_ARGV];
+    size_t argc = 3 + nkeys + nargs;
+    const char **v = small_v;
+    size_t *l = small_l;
+    if (argc > SYNC_SMALL_ARGV) {
+        v = malloc(argc * sizeof(*v));
+        l = malloc(argc * sizeof(*l));
+        if (!v || !l) {
+            free(v);
+            free(l);
+            *rc = MC_ENOMEM;
+            return NULL;
+        }
+    }
+    *rc = shard_up(chl, i);
+    redisReply *r = NULL;
+    if (*rc == 0) {
+        char nk[24];
+        snprintf(nk, sizeof(nk), "%zu", nkeys);
+        v[0] = "EVALSHA";
+        v[1] = chl->shards[i].sha[id];
+        v[2] = nk;
+        for (size_t k = 0; k < nkeys; k++)
+            v[3 + k] = keys[k];
+        for (size_t k = 0; k < nargs; k++)
+            v[3 + nkeys + k] = args[k];
+        for (size_t k = 0; k < argc; k++)
+            l[k] = (k >= 3 + nkeys && arglens) ? arglens[k - 3 - nkeys] : strlen(v[k]);
+        for (int attempt = 0; attempt < 2; attempt++) {
+            const char **const av[1] = {v};
+            const size_t *const lv[1] = {l};
+            int ac = (int)argc;
+            *rc = shard_pipeline(chl, i, 1, &ac, av, lv, &r);
+            if (*rc != 0)
+                break;
+            if (r->type != REDIS_REPLY_ERROR)
+                break;
+            int noscript = strncmp(r->str, "NOSCRIPT", 8) == 0;
+            if (!noscript)
+                mc_warn("channel-layer: script %d failed: %.120s", id, r->str);
+            freeReplyObject(r);
+            r = NULL;
+            *rc = MC_EREDIS;
+            chl->stats.redis_errors++;
+            if (!noscript || attempt == 1 || !chl->shards[i].ctx ||
+                load_scripts(chl->shards[i].ctx, &chl->shards[i]) != 0)
+                break;
+            v[1] = chl->shards[i].sha[id];
+        }
+    }
+    if (v != small_v) {
+        free(v);
+        free(l);
+    }
+    return r;
+}
+
+int chl_open(chl_t **out, const chl_config_t *cfg, const char *name)
+{
+    *out = NULL;
+    if (name && chl__check_plain(name) != 0)
+        return MC_EINVAL;
+    chl_t *chl = calloc(1, sizeof(*chl));
+    if (!chl)
+        return MC_ENOMEM;
+    int rc = chl__config_copy(&chl->cfg, &chl->cfg_mem, cfg);
+    if (rc == 0)
+        rc = chl__ring_init(&chl->ring, chl->cfg.redis_urls);
+    if (rc == 0) {
+        chl->shards = calloc(chl->ring.nshards, sizeof(*chl->shards));
+        if (!chl->shards)
+            rc = MC_ENOMEM;
+    }
+    if (rc != 0) {
+        chl_close(chl);
+        return rc;
+    }
+    if (name)
+        snprintf(chl->name, sizeof(chl->name), "%s", name);
+    else
+        chl__make_name(chl->name, sizeof(chl->name), "wrk");
+    for (size_t i = 0; i < chl->ring.nshards; i++) {
+        rc = shard_up(chl, i);
+        if (rc != 0) {
+            chl_close(chl);
+            return rc;
+        }
+    }
+    *out = chl;
+    return 0;
+}
+
+void chl_close(chl_t *chl)
+{
+    if (!chl)
+        return;
+    if (chl->shards)
+        for (size_t i = 0; i < chl->ring.nshards; i++)
+            if (chl->shards[i].ctx)
+                redisFree(chl->shards[i].ctx);
+    free(chl->shards);
+    chl__ring_free(&chl->ring);
+    free(chl->cfg_mem);
+    free(chl);
+}
+
+const char *chl_name(const chl_t *chl)
+{
+    return chl->name;
+}
+
+const chl_stats_t *chl_stats(const chl_t *chl)
+{
+    return &chl->stats;
+}
+
+/* Pushes one frame through the send script. cap < 0: no capacity check. */
+static int push_frame(chl_t *chl, size_t shard, const char *key, long cap, int kind,
+                      int64_t deadline, const char *name, const void *msg, size_t len)
+{
+    char *frame;
+    size_t flen;
+    int rc = chl__frame_build(&frame, &flen, kind, deadline, name, msg, len);
+    if (rc != 0)
+        return rc;
+    char capb[24], ttlb[24];
+    snprintf(capb, sizeof(capb), "%ld", cap);
+    snprintf(ttlb, sizeof(ttlb), "%ld", chl->cfg.expiry_ms);
+    const char *args[3] = {capb, ttlb, frame};
+    size_t lens[3] = {strlen(capb), strlen(ttlb), flen};
+    redisReply *r = run_script(chl, shard, CHL__S_SEND, 1, &key, 3, args, lens, &rc);
+    free(frame);
+    if (!r)
+        return rc;
+    rc = (r->type == REDIS_REPLY_INTEGER && r->integer == 1) ? 0 : MC_EFULL;
+    freeReplyObject(r);
+    if (rc == MC_EFULL)
+        chl->stats.full++;
+    return rc;
+}
+
+/* The list a channel lives in: "<prefix><channel>", or for a process
+ * channel "<prefix><process>!". */
+static int channel_key(const chl_t *chl, const char *channel, long bang, char *key, size_t size)
+{
+    if (bang < 0)
+        return chl__key(key, size, chl->cfg.prefix, channel, NULL);
+    int n = snprintf(key, size, "%s%.*s!", chl->cfg.prefix, (int)bang, channel);
+    return (n < 0 || (size_t)n >= size) ? MC_ETOOBIG : 0;
+}
+
+int chl_send(chl_t *chl, const char *channel, const void *msg, size_t len)
+{
+    long bang;
+    char key[CHL__KEY_MAX];
+    if (chl__check_channel(channel, &bang) != 0 || (!msg && len))
+        return MC_EINVAL;
+    if (len > CHL__MSG_MAX)
+        return MC_ETOOBIG;
+    int rc = channel_key(chl, channel, bang, key, sizeof(key));
+    if (rc != 0)
+        return rc;
+    long cap = bang >= 0 ? chl->cfg.process_capacity : chl->cfg.capacity;
+    rc = push_frame(chl, chl__ring_channel(&chl->ring, channel), key, cap, CHL__MSG,
+                    chl__now_ms() + chl->cfg.expiry_ms, channel, msg, len);
+    if (rc == 0)
+        chl->stats.sent++;
+    return rc;
+}
+
+int chl_queue_push(chl_t *chl, const char *queue, const void *msg, size_t len)
+{
+    char key[CHL__KEY_MAX];
+    if (chl__check_plain(queue) != 0 || (!msg && len))
+        return MC_EINVAL;
+    if (len > CHL__MSG_MAX)
+        return MC_ETOOBIG;
+    int rc = chl__key(key, sizeof(key), chl->cfg.prefix, queue, NULL);
+    if (rc != 0)
+        return rc;
+    size_t shard = chl->push_next++ % chl->ring.nshards;
+    rc = push_frame(chl, shard, key, chl->cfg.queue_capacity, CHL__MSG,
+                    chl__now_ms() + chl->cfg.expiry_ms, queue, msg, len);
+    if (rc == 0)
+        chl->stats.sent++;
+    return rc;
+}
+
+/* The blocking time of the next call: the rest of the timeout, at most
+ * slice_ms; 0 once the deadline passed. deadline 0 waits forever. */
+static long next_block(int64_t deadline, long slice_ms)
+{
+    if (deadline == 0)
+        return slice_ms;
+    int64_t left = deadline - chl__mono_ms();
+    if (left <= 0)
+        return 0;
+    return left < slice_ms ? (long)left : slice_ms;
+}
+
+static void seconds(char *buf, size_t size, long ms)
+{
+    snprintf(buf, size, "%ld.%03ld", ms / 1000, ms % 1000);
+}
+
+/* Decides what to do with an element popped from a channel. Returns 1 when
+ * *out holds a message, 0 when the element was dropped (and counted). */
+static int accept_element(chl_t *chl, const char *el, size_t len, chl_message_t *out, int *rc)
+{
+    chl__frame_t f;
+    *rc = 0;
+    if (chl__frame_parse(&f, el, len) != 0) {
+        chl->stats.malformed++;
+        mc_warn("channel-layer: skipped a malformed element of %zu bytes", len);
+        return 0;
+    }
+    if (f.kind == CHL__ADD || f.kind == CHL__DISCARD)
+        return 0; /* membership control is for a process endpoint */
+    if (f.deadline && f.deadline < chl__now_ms()) {
+        chl->stats.expired++;
+        return 0;
+    }
+    *rc = chl__message_fill(out, f.name, f.name_len, f.payload, f.len);
+    if (*rc != 0)
+        return 0;
+    chl->stats.received++;
+    return 1;
+}
+
+/* One (B)LMPOP over the keys of one shard: block_ms 0 does not block.
+ * Returns 0 with *r (nil or [key, [element]]), or MC_EREDIS. */
+static int pop_shard(chl_t *chl, size_t shard, const char *const *keys, size_t nkeys, long block_ms,
+                     redisReply **r)
+{
+    const char *v[SYNC_MAX_CHANNELS + 6];
+    size_t l[SYNC_MAX_CHANNELS + 6];
+    char tb[32], nk[24];
+    int argc = 0;
+    if (block_ms > 0) {
+        seconds(tb, sizeof(tb), block_ms);
+        v[argc++] = "BLMPOP";
+        v[argc++] = tb;
+    } else {
+        v[argc++] = "LMPOP";
+    }
+    snprintf(nk, sizeof(nk), "%zu", nkeys);
+    v[argc++] = nk;
+    for (size_t k = 0; k < nkeys; k++)
+        v[argc++] = keys[k];
+    v[argc++] = "RIGHT";
+    for (int k = 0; k < argc; k++)
+        l[k] = strlen(v[k]);
+    int rc;
+    *r = shard_command(chl, shard, argc, v, l, &rc);
+    return rc;
+}
+
+/* One pop on one shard over the keys of channels that live there.
+ * Returns 0 and *got: 1 a message in *out, 0 nothing there, 2 an element
+ * was dropped (expired, malformed, control); or an error. */
+static int try_pop(chl_t *chl, size_t sh, char (*keys)[CHL__KEY_MAX], const size_t *shard_of,
+                   size_t n, long block_ms, chl_message_t *out, int *got)
+{
+    const char *mine[SYNC_MAX_CHANNELS];
+    size_t nk = 0;
+    *got = 0;
+    for (size_t i = 0; i < n; i++)
+        if (shard_of[i] == sh)
+            mine[nk++] = keys[i];
+    if (nk == 0)
+        return 0;
+    redisReply *r;
+    int rc = pop_shard(chl, sh, mine, nk, block_ms, &r);
+    if (rc != 0)
+        return rc;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_ARRAY && r->element[1]->elements == 1 &&
+        r->element[1]->element[0]->type == REDIS_REPLY_STRING) {
+        redisReply *el = r->element[1]->element[0];
+        *got = accept_element(chl, el->str, el->len, out, &rc) ? 1 : 2;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int chl_receive(chl_t *chl, const char *const *channels, size_t n, long timeout_ms,
+                chl_message_t *out)
+{
+    char keys[SYNC_MAX_CHANNELS][CHL__KEY_MAX];
+    size_t shard_of[SYNC_MAX_CHANNELS];
+    memset(out, 0, sizeof(*out));
+    if (!channels || n == 0 || n > SYNC_MAX_CHANNELS || timeout_ms < 0)
+        return MC_EINVAL;
+    int multi = 0;
+    for (size_t i = 0; i < n; i++) {
+        long bang;
+        if (chl__check_channel(channels[i], &bang) != 0)
+            return MC_EINVAL;
+        int rc = channel_key(chl, channels[i], bang, keys[i], sizeof(keys[i]));
+        if (rc != 0)
+            return rc;
+        shard_of[i] = chl__ring_channel(&chl->ring, channels[i]);
+        multi |= shard_of[i] != shard_of[0];
+    }
+    int64_t deadline = timeout_ms ? chl__mono_ms() + timeout_ms : 0;
+    for (;;) {
+        int got = 0, rc;
+        if (!multi) {
+            /* One blocking call over every key. */
+            long block = next_block(deadline, CHL__BLOCK_SLICE_MS);
+            rc = try_pop(chl, shard_of[0], keys, shard_of, n, block, out, &got);
+            if (rc != 0 || got == 1)
+                return rc;
+            if (got == 0 && block == 0)
+                return MC_EAGAIN;
+            continue;
+        }
+        /* Keys on several shards: a quick pass over all of them, then a
+         * short block on one shard after another. */
+        int dropped = 0;
+        for (size_t sh = 0; sh < chl->ring.nshards; sh++) {
+            rc = try_pop(chl, sh, keys, shard_of, n, 0, out, &got);
+            if (rc != 0 || got == 1)
+                return rc;
+            dropped |= got == 2;
+        }
+        if (dropped)
+            continue;
+        long block = next_block(deadline, SYNC_MULTI_SLICE_MS);
+        if (block == 0)
+            return MC_EAGAIN;
+        size_t sh = shard_of[chl->pop_next++ % n];
+        rc = try_pop(chl, sh, keys, shard_of, n, block, out, &got);
+        if (rc != 0 || got == 1)
+            return rc;
+    }
+}
+
+/* Removes one exact element from this client's in-flight list. Returns the
+ * number removed (0 or 1) or an error. */
+static int inflight_remove(chl_t *chl, size_t sh, const char *el, size_t len)
+{
+    char key[CHL__KEY_MAX];
+    int rc = chl__key(key, sizeof(key), chl->cfg.prefix, "inflight:", chl->name);
+    if (rc != 0)
+        return rc;
+    const char *v[4] = {"LREM", key, "1", el};
+    size_t l[4] = {4, strlen(key), 1, len};
+    redisReply *r = shard_command(chl, sh, 4, v, l, &rc);
+    if (!r)
+        return rc;
+    rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : MC_EREDIS;
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Refreshes the heartbeat and moves one element into the in-flight list, in
+ * one round trip. Returns 0 and *got as try_pop. */
+static int queue_pop_shard(chl_t *chl, size_t sh, const char *qkey, long block_ms,
+                           chl_message_t *out, int *got)
+{
+    char hb[CHL__KEY_MAX], workers[CHL__KEY_MAX], inflight[CHL__KEY_MAX], ttl[24], tb[32];
+    *got = 0;
+    if (chl__key(hb, sizeof(hb), chl->cfg.prefix, "hb:", chl->name) != 0 ||
+        chl__key(workers, sizeof(workers), chl->cfg.prefix, "workers", NULL) != 0 ||
+        chl__key(inflight, sizeof(inflight), chl->cfg.prefix, "inflight:", chl->name) != 0)
+        return MC_ETOOBIG;
+    snprintf(ttl, sizeof(ttl), "%ld", chl->cfg.heartbeat_ttl_ms);
+    seconds(tb, sizeof(tb), block_ms);
+    const char *set[] = {"SET", hb, "1", "PX", ttl};
+    const char *sadd[] = {"SADD", workers, chl->name};
+    const char *bmove[] = {"BLMOVE", qkey, inflight, "RIGHT", "LEFT", tb};
+    const char *move[] = {"LMOVE", qkey, inflight, "RIGHT", "LEFT"};
+    size_t l0[5], l1[3], l2[6], l3[5];
+    for (int k = 0; k < 5; k++)
+        l0[k] = strlen(set[k]);
+    for (int k = 0; k < 3; k++)
+        l1[k] = strlen(sadd[k]);
+    for (int k = 0; k < 6; k++)
+        l2[k] = strlen(bmove[k]);
+    for (int k = 0; k < 5; k++)
+        l3[k] = strlen(move[k]);
+    const char *const *av[3] = {set, sadd, block_ms > 0 ? bmove : move};
+    const size_t *const lv[3] = {l0, l1, block_ms > 0 ? l2 : l3};
+    int argc[3] = {5, 3, block_ms > 0 ? 6 : 5};
+    redisReply *r[3];
+    int rc = shard_pipeline(chl, sh, 3, argc, (const char **const *)av, lv, r);
+    if (rc != 0)
+        return rc;
+    redisReply *el = r[2];
+    if (el->type == REDIS_REPLY_ERROR) {
+        mc_warn("channel-layer: queue pop: %.120s", el->str);
+        chl->stats.redis_errors++;
+        rc = MC_EREDIS;
+    } else if (el->type == REDIS_REPLY_STRING) {
+        chl__frame_t f;
+        int ok = chl__frame_parse(&f, el->str, el->len) == 0 && f.kind == CHL__MSG;
+        if (!ok) {
+            chl->stats.malformed++;
+            mc_warn("channel-layer: skipped a malformed queue element of %zu bytes", el->len);
+        } else if (f.deadline && f.deadline < chl__now_ms()) {
+            chl->stats.expired++;
+            ok = 0;
+        }
+        if (!ok) {
+            *got = 2;
+            int lr = inflight_remove(chl, sh, el->str, el->len);
+            rc = lr < 0 ? lr : 0;
+        } else {
+            sync_inflight_t *in = malloc(sizeof(*in) + el->len);
+            rc = in ? chl__message_fill(out, f.name, f.name_len, f.payload, f.len) : MC_ENOMEM;
+            if (rc == 0) {
+                in->shard = sh;
+                in->len = el->len;
+                memcpy(in->el, el->str, el->len);
+                out->internal = in;
+                chl->stats.received++;
+                *got = 1;
+            } else {
+                free(in);
+            }
+        }
+    }
+    for (int k = 0; k < 3; k++)
+        freeReplyObject(r[k]);
+    return rc;
+}
+
+int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t *out)
+{
+    char qkey[CHL__KEY_MAX];
+    memset(out, 0, sizeof(*out));
+    if (chl__check_plain(queue) != 0 || timeout_ms < 0)
+        return MC_EINVAL;
+    int rc = chl__key(qkey, sizeof(qkey), chl->cfg.prefix, queue, NULL);
+    if (rc != 0)
+        return rc;
+    int64_t deadline = timeout_ms ? chl__mono_ms() + timeout_ms : 0;
+    size_t ns = chl->ring.nshards;
+    for (;;) {
+        int got = 0;
+        if (ns == 1) {
+            long block = next_block(deadline, CHL__BLOCK_SLICE_MS);
+            rc = queue_pop_shard(chl, 0, qkey, block, out, &got);
+            if (rc != 0 || got == 1)
+                return rc;
+            if (got == 0 && block == 0)
+                return MC_EAGAIN;
+            continue;
+        }
+        /* Pushes are spread over every shard: look at each, then block
+         * briefly on one after another. */
+        int dropped = 0;
+        for (size_t k = 0; k < ns; k++) {
+            rc = queue_pop_shard(chl, (chl->pop_next + k) % ns, qkey, 0, out, &got);
+            if (rc != 0 || got == 1)
+                return rc;
+            dropped |= got == 2;
+        }
+        if (dropped)
+            continue;
+        long block = next_block(deadline, SYNC_MULTI_SLICE_MS);
+        if (block == 0)
+            return MC_EAGAIN;
+        rc = queue_pop_shard(chl, chl->pop_next++ % ns, qkey, block, out, &got);
+        if (rc != 0 || got == 1)
+            return rc;
+    }
+}
+
+int chl_ack(chl_t *chl, const chl_message_t *msg)
+{
+    const sync_inflight_t *in = msg ? msg->internal : NULL;
+    if (!in || in->shard >= chl->ring.nshards)
+        return MC_EINVAL;
+    int rc = inflight_remove(chl, in->shard, in->el, in->len);
+    if (rc < 0)
+        return rc;
+    return rc == 1 ? 0 : MC_ENOTFOUND;
+}
+
+int chl_requeue_dead(chl_t *chl, size_t *requeued)
+{
+    char workers[CHL__KEY_MAX], ttl[24];
+    size_t total = 0;
+    int rc = chl__key(workers, sizeof(workers), chl->cfg.prefix, "workers", NULL);
+    if (rc != 0)
+        return rc;
+    snprintf(ttl, sizeof(ttl), "%ld", chl->cfg.heartbeat_ttl_ms);
+    const char *keys[1] = {workers};
+    const char *args[3] = {chl->cfg.prefix, chl->name, ttl};
+    int first_err = 0;
+    for (size_t sh = 0; sh < chl->ring.nshards; sh++) {
+        redisReply *r = run_script(chl, sh, CHL__S_REQUEUE, 1, keys, 3, args, NULL, &rc);
+        if (!r) {
+            first_err = first_err ? first_err : rc;
+            continue;
+        }
+        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+            total += (size_t)r->integer;
+        freeReplyObject(r);
+    }
+    if (total)
+        mc_info("channel-layer: requeued %zu in-flight messages of dead workers", total);
+    if (requeued)
+        *requeued = total;
+    return first_err;
+}
+
+/* Splits "<process>!<conn>" for the group calls: process and its length. */
+static int member_parts(const char *channel, char *process, size_t size)
+{
+    long bang;
+    if (chl__check_channel(channel, &bang) != 0 || bang <= 0 || channel[bang + 1] == '\0' ||
+        (size_t)bang >= size)
+        return MC_EINVAL;
+    memcpy(process, channel, (size_t)bang);
+    process[bang] = '\0';
+    return 0;
+}
+
+static int group_keys(const chl_t *chl, const char *group, const char *process,
+                      char (*keys)[CHL__KEY_MAX])
+{
+    if (chl__key(keys[0], CHL__KEY_MAX, chl->cfg.prefix, "group:", group) != 0 ||
+        chl__key(keys[1], CHL__KEY_MAX, chl->cfg.prefix, "groupp:", group) != 0 ||
+        chl__key(keys[2], CHL__KEY_MAX, chl->cfg.prefix, "pgroups:", process) != 0)
+        return MC_ETOOBIG;
+    return 0;
+}
+
+static int group_change(chl_t *chl, const char *group, const char *channel, int add)
+{
+    char process[CHL__NAME_MAX + 1], plist[CHL__KEY_MAX], keys[3][CHL__KEY_MAX];
+    if (chl__check_plain(group) != 0 || member_parts(channel, process, sizeof(process)) != 0)
+        return MC_EINVAL;
+    int rc = group_keys(chl, group, process, keys);
+    if (rc == 0)
+        rc = chl__key(plist, sizeof(plist), chl->cfg.prefix, process, "!");
+    if (rc != 0)
+        return rc;
+    /* The control message goes first: a group message sent after the member
+     * is recorded is then behind it in the process's list. A discard is
+     * pushed even to a full list, or the process would keep the member. */
+    rc = push_frame(chl, chl__ring_channel(&chl->ring, channel), plist,
+                    add ? chl->cfg.process_capacity : -1, add ? CHL__ADD : CHL__DISCARD, 0, group,
+                    channel, strlen(channel));
+    if (rc != 0)
+        return rc;
+    char ex[24];
+    snprintf(ex, sizeof(ex), "%ld", chl->cfg.group_expiry_s);
+    const char *kv[3] = {keys[0], keys[1], keys[2]};
+    const char *args[4] = {channel, process, group, ex};
+    redisReply *r =
+        run_script(chl, chl__ring_name(&chl->ring, group, strlen(group)),
+                   add ? CHL__S_GADD : CHL__S_GDISC, 3, kv, add ? 4 : 3, args, NULL, &rc);
+    freeReplyObject(r);
+    return rc;
+}
+
+int chl_group_add(chl_t *chl, const char *group, const char *channel)
+{
+    return group_change(chl, group, channel, 1);
+}
+
+int chl_group_discard(chl_t *chl, const char *group, const char *channel)
+{
+    return group_change(chl, group, channel, 0);
+}
+
+/* Pushes one group frame to the processes named in procs[0..n), grouped by
+ * the shard of each process list: one script call per shard. */
+static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *frame, size_t flen,
+                         size_t *dropped)
+{
+    size_t ns = chl->ring.nshards;
+    char(*keys)[CHL__KEY_MAX] = malloc(n * sizeof(*keys));
+    const char **kv = malloc(n * sizeof(*kv));
+    size_t *shard = malloc(n * sizeof(*shard));
+    int rc = (keys && kv && shard) ? 0 : MC_ENOMEM, first_err = 0;
+    char capb[24], ttlb[24];
+    snprintf(capb, sizeof(capb), "%ld", chl->cfg.process_capacity);
+    snprintf(ttlb, sizeof(ttlb), "%ld", chl->cfg.expiry_ms);
+    const char *args[3] = {capb, ttlb, frame};
+    size_t lens[3] = {strlen(capb), strlen(ttlb), flen};
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (procs[i]->type != REDIS_REPLY_STRING || procs[i]->len > CHL__NAME_MAX ||
+            chl__key(keys[i], CHL__KEY_MAX, chl->cfg.prefix, procs[i]->str, "!") != 0) {
+            shard[i] = SIZE_MAX; /* not a process name we wrote: skip it */
+            continue;
+        }
+        shard[i] = chl__ring_name(&chl->ring, procs[i]->str, procs[i]->len);
+    }
+    for (size_t sh = 0; rc == 0 && sh < ns; sh++) {
+        size_t nk = 0;
+        for (size_t i = 0; i < n; i++)
+            if (shard[i] == sh)
+                kv[nk++] = keys[i];
+        if (nk == 0)
+            continue;
+        int src;
+        redisReply *r = run_script(chl, sh, CHL__S_MPUSH, nk, kv, 3, args, lens, &src);
+        if (!r) {
+            *dropped += nk; /* that shard missed its copies; the others still get theirs */
+            first_err = first_err ? first_err : src;
+            continue;
+        }
+        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+            *dropped += (size_t)r->integer;
+        freeReplyObject(r);
+    }
+    free(keys);
+    free(kv);
+    free(shard);
+    return rc ? rc : first_err;
+}
+
+int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, size_t *dropped)
+{
+    char keys[2][CHL__KEY_MAX];
+    size_t drop = 0;
+    if (dropped)
+        *dropped = 0;
+    if (chl__check_plain(group) != 0 || (!msg && len))
+        return MC_EINVAL;
+    if (len > CHL__MSG_MAX)
+        return MC_ETOOBIG;
+    if (chl__key(keys[0], CHL__KEY_MAX, chl->cfg.prefix, "group:", group) != 0 ||
+        chl__key(keys[1], CHL__KEY_MAX, chl->cfg.prefix, "groupp:", group) != 0)
+        return MC_ETOOBIG;
+    char *frame;
+    size_t flen;
+    int rc = chl__frame_build(&frame, &flen, CHL__GROUP, chl__now_ms() + chl->cfg.expiry_ms, group,
+                              msg, len);
+    if (rc != 0)
+        return rc;
+    /* With one shard the script pushes the copies itself: one round trip. */
+    int here = chl->ring.nshards == 1;
+    char ex[24], capb[24], ttlb[24];
+    snprintf(ex, sizeof(ex), "%ld", chl->cfg.group_expiry_s);
+    snprintf(capb, sizeof(capb), "%ld", chl->cfg.process_capacity);
+    snprintf(ttlb, sizeof(ttlb), "%ld", chl->cfg.expiry_ms);
+    const char *kv[2] = {keys[0], keys[1]};
+    const char *args[7] = {ex, chl->cfg.prefix, here ? "1" : "0", capb, ttlb, frame, group};
+    size_t lens[7];
+    for (int k = 0; k < 7; k++)
+        lens[k] = k == 5 ? flen : strlen(args[k]);
+    redisReply *r = run_script(chl, chl__ring_name(&chl->ring, group, strlen(group)), CHL__S_GSEND,
+                               2, kv, 7, args, lens, &rc);
+    if (r) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+            r->element[0]->type != REDIS_REPLY_INTEGER) {
+            rc = MC_EREDIS;
+        } else if (here) {
+            drop = (size_t)r->element[0]->integer;
+        } else {
+            rc = group_fan_out(chl, r->element + 2, r->elements - 2, frame, flen, &drop);
+        }
+        freeReplyObject(r);
+    }
+    free(frame);
+    if (rc == 0)
+        chl->stats.sent++;
+    chl->stats.group_dropped += drop;
+    chl->stats.full += drop;
+    if (dropped)
+        *dropped = drop;
+    return rc;
+}
+
+int chl_forget_process(chl_t *chl, const char *process)
+{
+    char key[CHL__KEY_MAX];
+    if (chl__check_plain(process) != 0)
+        return MC_EINVAL;
+    int rc = chl__key(key, sizeof(key), chl->cfg.prefix, "pgroups:", process);
+    if (rc != 0)
+        return rc;
+    const char *kv[1] = {key};
+    const char *args[2] = {chl->cfg.prefix, process};
+    int first_err = 0;
+    for (size_t sh = 0; sh < chl->ring.nshards; sh++) {
+        redisReply *r = run_script(chl, sh, CHL__S_FORGET, 1, kv, 2, args, NULL, &rc);
+        if (!r)
+            first_err = first_err ? first_err : rc;
+        freeReplyObject(r);
+    }
+    return first_err;
+}

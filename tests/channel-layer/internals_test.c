@@ -1,0 +1,197 @@
+/* The parts of the channel layer that do no I/O: names, framing, the hash
+ * ring and the local group table. */
+#include "channel-layer/internal.h"
+#include "channel-layer/local.h"
+#include "common/error.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+static void names_follow_the_asgi_rules(void **state)
+{
+    (void)state;
+    long bang;
+    assert_int_equal(chl__check_channel("http.request", &bang), 0);
+    assert_int_equal(bang, -1);
+    assert_int_equal(chl__check_channel("ifc.h.1.ab!12", &bang), 0);
+    assert_int_equal(bang, 10);
+    assert_int_equal(chl__check_channel("ifc!", &bang), 0);
+    static const char *const bad[] = {"", "!a", "a!b!c", "a b", "a:b", "a\nb", "a|b", "é"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(chl__check_channel(bad[i], &bang), MC_EINVAL);
+    assert_int_equal(chl__check_channel(NULL, &bang), MC_EINVAL);
+    assert_int_equal(chl__check_plain("room-5"), 0);
+    assert_int_equal(chl__check_plain("p!1"), MC_EINVAL);
+    char name[CHL__NAME_MAX + 2];
+    memset(name, 'a', sizeof(name));
+    name[CHL__NAME_MAX] = '\0';
+    assert_int_equal(chl__check_plain(name), 0);
+    name[CHL__NAME_MAX] = 'a';
+    name[CHL__NAME_MAX + 1] = '\0';
+    assert_int_equal(chl__check_plain(name), MC_EINVAL);
+    assert_int_equal(chl__process_len("abc!12"), 3);
+    assert_int_equal(chl__process_len("abc"), 3);
+    char made[CHL__NAME_MAX + 1];
+    chl__make_name(made, sizeof(made), "ifc");
+    assert_int_equal(chl__check_plain(made), 0);
+    assert_int_equal(strncmp(made, "ifc.", 4), 0);
+}
+
+static void frames_round_trip_and_every_cut_is_refused(void **state)
+{
+    (void)state;
+    char *buf;
+    size_t len;
+    const char payload[] = {'{', '\0', '\n', '|', '}'};
+    assert_int_equal(chl__frame_build(&buf, &len, CHL__MSG, 1234, "p!7", payload, 5), 0);
+    chl__frame_t f;
+    assert_int_equal(chl__frame_parse(&f, buf, len), 0);
+    assert_int_equal(f.kind, CHL__MSG);
+    assert_int_equal(f.deadline, 1234);
+    assert_int_equal(f.name_len, 3);
+    assert_memory_equal(f.name, "p!7", 3);
+    assert_int_equal(f.len, 5);
+    assert_memory_equal(f.payload, payload, 5);
+    /* every cut inside the header is refused; cuts in the payload shorten it,
+     * which the framing cannot know (Redis keeps elements whole) */
+    size_t header = len - 5;
+    for (size_t cut = 0; cut < header; cut++) {
+        char *copy = malloc(cut ? cut : 1); /* exactly cut bytes, for ASan */
+        memcpy(copy, buf, cut);
+        assert_int_equal(chl__frame_parse(&f, copy, cut), MC_EPROTO);
+        free(copy);
+    }
+    free(buf);
+    char big[10];
+    assert_int_equal(chl__frame_build(&buf, &len, CHL__MSG, 0, "c", big, CHL__MSG_MAX + 1),
+                     MC_ETOOBIG);
+    assert_int_equal(chl__frame_build(&buf, &len, CHL__GROUP, 0, "room", NULL, 0), 0);
+    assert_int_equal(chl__frame_parse(&f, buf, len), 0);
+    assert_int_equal(f.len, 0);
+    free(buf);
+}
+
+static void the_ring_spreads_names_and_ignores_the_order_of_servers(void **state)
+{
+    (void)state;
+    chl__ring_t a, b, one;
+    assert_int_equal(chl__ring_init(&a, "redis://h1:1,redis://h2:2,redis://h3:3"), 0);
+    assert_int_equal(chl__ring_init(&b, "redis://h3:3,redis://h1:1,redis://h2:2"), 0);
+    assert_int_equal(a.nshards, 3);
+    int per_shard[3] = {0};
+    for (int i = 0; i < 3000; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "ifc.host.%d.%x!9", i, i * 7919);
+        size_t sa = chl__ring_channel(&a, name);
+        size_t sb = chl__ring_channel(&b, name);
+        assert_true(sa < 3);
+        assert_string_equal(a.addrs[sa].host, b.addrs[sb].host);
+        per_shard[sa]++;
+        /* the connection part does not move a channel */
+        name[strlen(name) - 1] = '3';
+        assert_int_equal(chl__ring_channel(&a, name), sa);
+    }
+    for (int s = 0; s < 3; s++)
+        assert_true(per_shard[s] > 600); /* each gets a fair share of 1000 */
+    assert_int_equal(chl__ring_init(&one, "redis://localhost"), 0);
+    assert_int_equal(one.addrs[0].port, 6379);
+    assert_int_equal(chl__ring_channel(&one, "x"), 0);
+    chl__ring_free(&a);
+    chl__ring_free(&b);
+    chl__ring_free(&one);
+    static const char *const bad[] = {"",
+                                      "localhost:1",
+                                      "redis://",
+                                      "redis://h:0",
+                                      "redis://h:1,",
+                                      "redis://h:1x",
+                                      "redis://h:1/2x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        chl__ring_t r;
+        assert_int_equal(chl__ring_init(&r, bad[i]), MC_EINVAL);
+        chl__ring_free(&r);
+    }
+    chl__ring_t db;
+    assert_int_equal(chl__ring_init(&db, "redis://127.0.0.1:7000/3"), 0);
+    assert_int_equal(db.addrs[0].db, 3);
+    chl__ring_free(&db);
+}
+
+static void append_group(void *arg, const char *group)
+{
+    strcat((char *)arg, group);
+    strcat((char *)arg, ";");
+}
+
+static void the_local_table_indexes_both_ways(void **state)
+{
+    (void)state;
+    chl__local_t *t = chl__local_new();
+    assert_non_null(t);
+    assert_int_equal(chl__local_add(t, "room", 4, 1), 1);
+    assert_int_equal(chl__local_add(t, "room", 4, 1), 0);
+    assert_int_equal(chl__local_add(t, "room", 4, 2), 1);
+    assert_int_equal(chl__local_add(t, "roomX", 4, 2), 0); /* length counts, not the NUL */
+    assert_int_equal(chl__local_add(t, "lobby", 5, 1), 1);
+    const uint64_t *m;
+    assert_int_equal(chl__local_members(t, "room", 4, &m), 2);
+    char groups[64] = "";
+    chl__local_each_group(t, 1, append_group, groups);
+    assert_true(strcmp(groups, "room;lobby;") == 0 || strcmp(groups, "lobby;room;") == 0);
+    assert_int_equal(chl__local_remove(t, "room", 4, 2), 1);
+    assert_int_equal(chl__local_remove(t, "room", 4, 2), 0);
+    assert_int_equal(chl__local_remove(t, "nope", 4, 1), 0);
+    chl__local_forget(t, 1);
+    assert_int_equal(chl__local_members(t, "room", 4, &m), 0);
+    assert_int_equal(chl__local_members(t, "lobby", 5, &m), 0);
+
+    /* many groups and members, so that the tables grow */
+    for (uint64_t c = 0; c < 2000; c++) {
+        char g[16];
+        int n = snprintf(g, sizeof(g), "g%llu", (unsigned long long)(c % 50));
+        assert_int_equal(chl__local_add(t, g, (size_t)n, c), 1);
+    }
+    assert_int_equal(chl__local_members(t, "g7", 2, &m), 40);
+    for (uint64_t c = 0; c < 2000; c += 2)
+        chl__local_forget(t, c);
+    assert_int_equal(chl__local_members(t, "g7", 2, &m), 40); /* 7 is odd: all kept */
+    assert_int_equal(chl__local_members(t, "g8", 2, &m), 0);
+    chl__local_free(t);
+    chl__local_free(NULL);
+}
+
+static void the_config_copy_fills_defaults(void **state)
+{
+    (void)state;
+    chl_config_t in = {0}, out;
+    char *mem = NULL;
+    in.redis_urls = "redis://x:1";
+    in.capacity = 5;
+    assert_int_equal(chl__config_copy(&out, &mem, &in), 0);
+    assert_string_equal(out.redis_urls, "redis://x:1");
+    assert_string_equal(out.prefix, "mc:");
+    assert_int_equal(out.capacity, 5);
+    assert_int_equal(out.expiry_ms, 60000);
+    assert_int_equal(out.group_expiry_s, 86400);
+    assert_ptr_not_equal(out.redis_urls, in.redis_urls);
+    free(mem);
+    in.prefix = "a-prefix-that-is-far-too-long-for-keys:";
+    assert_int_equal(chl__config_copy(&out, &mem, &in), MC_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(names_follow_the_asgi_rules),
+        cmocka_unit_test(frames_round_trip_and_every_cut_is_refused),
+        cmocka_unit_test(the_ring_spreads_names_and_ignores_the_order_of_servers),
+        cmocka_unit_test(the_local_table_indexes_both_ways),
+        cmocka_unit_test(the_config_copy_fills_defaults),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

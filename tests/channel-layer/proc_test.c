@@ -1,0 +1,633 @@
+/* Process endpoints on one libuv loop with a blocking worker client beside
+ * them: direct messages, group membership and fan-out, queue pushes,
+ * forgetting connections, closing, malformed data and Redis restarts. */
+#include "channel-layer/chl.h"
+#include "common/error.h"
+#include "tests/support/redis.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+static ts_redis_t redis;
+
+#define MAX_EVENTS 64
+
+/* What one endpoint saw, in order. */
+typedef struct ep {
+    chl_proc_t *proc;
+    int ups, downs, state;
+    int msgs, adds, discards;
+    char events[MAX_EVENTS][96]; /* "msg 7 hi", "add 7 room", "del 7 room" */
+    int nevents;
+    const char *data_ptrs[MAX_EVENTS];
+    int close_on_message;
+} ep_t;
+
+static void record(ep_t *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void record(ep_t *e, const char *fmt, ...)
+{
+    if (e->nevents >= MAX_EVENTS)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->events[e->nevents++], sizeof(e->events[0]), fmt, ap);
+    va_end(ap);
+}
+
+static void on_message(void *ctx, uint64_t conn, const char *data, size_t len)
+{
+    ep_t *e = ctx;
+    assert_int_equal(data[len], '\0');
+    if (e->nevents < MAX_EVENTS)
+        e->data_ptrs[e->nevents] = data;
+    record(e, "msg %llu %.*s", (unsigned long long)conn, (int)len, data);
+    e->msgs++;
+    if (e->close_on_message) {
+        chl_proc_close(e->proc);
+        chl_proc_close(e->proc); /* twice is harmless */
+    }
+}
+
+static void on_group_add(void *ctx, uint64_t conn, const char *group)
+{
+    ep_t *e = ctx;
+    record(e, "add %llu %s", (unsigned long long)conn, group);
+    e->adds++;
+}
+
+static void on_group_discard(void *ctx, uint64_t conn, const char *group)
+{
+    ep_t *e = ctx;
+    record(e, "del %llu %s", (unsigned long long)conn, group);
+    e->discards++;
+}
+
+static void on_redis_state(void *ctx, int up)
+{
+    ep_t *e = ctx;
+    e->state = up;
+    if (up)
+        e->ups++;
+    else
+        e->downs++;
+}
+
+static const chl_proc_handlers_t handlers = {on_message, on_group_add, on_group_discard,
+                                             on_redis_state};
+
+static int start_redis(void **state)
+{
+    (void)state;
+    return ts_redis_start(&redis);
+}
+
+static int stop_redis(void **state)
+{
+    (void)state;
+    ts_redis_stop(&redis);
+    return 0;
+}
+
+static int flush(void **state)
+{
+    (void)state;
+    ts_redis_int(&redis, "FLUSHALL");
+    return ts_redis_int(&redis, "DBSIZE") == 0 ? 0 : -1;
+}
+
+static chl_config_t config(void)
+{
+    chl_config_t cfg;
+    chl_config_defaults(&cfg);
+    cfg.redis_urls = redis.url;
+    return cfg;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop until cond(arg) holds; fails after timeout_ms. A ticking
+ * timer makes each turn of the loop end, so the condition is looked at
+ * regularly even when nothing else happens. */
+static void run_until(uv_loop_t *loop, int (*cond)(void *), void *arg, long timeout_ms)
+{
+    uv_timer_t tick;
+    uv_timer_init(loop, &tick);
+    uv_timer_start(&tick, on_tick, 5, 5);
+    long long t0 = now_ms();
+    int ok;
+    while (!(ok = cond(arg)) && now_ms() - t0 < timeout_ms)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    assert_true(ok);
+}
+
+static int is_up(void *arg)
+{
+    return ((ep_t *)arg)->state == 1;
+}
+
+static void open_ep(uv_loop_t *loop, ep_t *e, const chl_config_t *cfg)
+{
+    memset(e, 0, sizeof(*e));
+    assert_int_equal(chl_proc_open(&e->proc, loop, cfg, "ifc", &handlers, e), 0);
+    run_until(loop, is_up, e, 5000);
+    assert_int_equal(e->ups, 1);
+    assert_int_equal(strncmp(chl_proc_name(e->proc), "ifc.", 4), 0);
+}
+
+/* Closes the endpoints, runs the loop dry and checks nothing was left. */
+static void finish(uv_loop_t *loop, ep_t *a, ep_t *b)
+{
+    chl_proc_close(a ? a->proc : NULL);
+    chl_proc_close(b ? b->proc : NULL);
+    assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static chl_t *worker(void)
+{
+    chl_config_t cfg = config();
+    chl_t *w = NULL;
+    assert_int_equal(chl_open(&w, &cfg, "wrk-test"), 0);
+    return w;
+}
+
+static void member(const ep_t *e, uint64_t conn, char *buf)
+{
+    assert_int_equal(chl_proc_channel(e->proc, conn, buf, 128), 0);
+}
+
+static int one_message(void *arg)
+{
+    return ((ep_t *)arg)->msgs >= 1;
+}
+
+static void direct_messages_reach_their_connection(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    chl_t *w = worker();
+    char ch[128];
+    member(&a, 7, ch);
+    assert_int_equal(chl_send(w, ch, "hi", 2), 0);
+    run_until(&loop, one_message, &a, 5000);
+    assert_string_equal(a.events[0], "msg 7 hi");
+    assert_int_equal(chl_proc_stats(a.proc)->received, 1);
+    char small[4];
+    assert_int_equal(chl_proc_channel(a.proc, 7, small, sizeof(small)), MC_ETOOBIG);
+
+    /* the process says it is alive */
+    char hb[160];
+    snprintf(hb, sizeof(hb), "mc:hb:%s", chl_proc_name(a.proc));
+    assert_int_equal(ts_redis_int(&redis, "EXISTS %s", hb), 1);
+    chl_close(w);
+    finish(&loop, &a, NULL);
+}
+
+struct fanout_wait {
+    ep_t *a, *b;
+    int amsgs, bmsgs, aadds, badds;
+};
+
+static int fanout_done(void *arg)
+{
+    struct fanout_wait *w = arg;
+    return w->a->msgs >= w->amsgs && w->b->msgs >= w->bmsgs && w->a->adds >= w->aadds &&
+           w->b->adds >= w->badds;
+}
+
+static int count_events(const ep_t *e, const char *text)
+{
+    int n = 0;
+    for (int i = 0; i < e->nevents; i++)
+        n += strcmp(e->events[i], text) == 0;
+    return n;
+}
+
+static void collect_group(void *arg, const char *group)
+{
+    char *out = arg;
+    strcat(out, group);
+    strcat(out, ";");
+}
+
+static void groups_fan_out_to_local_members(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = config();
+    ep_t a, b;
+    open_ep(&loop, &a, &cfg);
+    open_ep(&loop, &b, &cfg);
+    chl_t *w = worker();
+    char m[128];
+    member(&a, 1, m);
+    assert_int_equal(chl_group_add(w, "room", m), 0);
+    member(&a, 2, m);
+    assert_int_equal(chl_group_add(w, "room", m), 0);
+    member(&b, 5, m);
+    assert_int_equal(chl_group_add(w, "room", m), 0);
+    member(&a, 3, m);
+    assert_int_equal(chl_group_add(w, "other", m), 0);
+    size_t dropped = 9;
+    assert_int_equal(chl_group_send(w, "room", "m1", 2, &dropped), 0);
+    assert_int_equal(dropped, 0);
+    struct fanout_wait fw = {&a, &b, 2, 1, 3, 1};
+    run_until(&loop, fanout_done, &fw, 5000);
+    /* the memberships came first, in order, then the copies */
+    assert_string_equal(a.events[0], "add 1 room");
+    assert_string_equal(a.events[1], "add 2 room");
+    assert_string_equal(a.events[2], "add 3 other");
+    assert_int_equal(count_events(&a, "msg 1 m1"), 1);
+    assert_int_equal(count_events(&a, "msg 2 m1"), 1);
+    assert_int_equal(count_events(&a, "msg 3 m1"), 0);
+    assert_ptr_equal(a.data_ptrs[3], a.data_ptrs[4]); /* one buffer for every member */
+    assert_string_equal(b.events[0], "add 5 room");
+    assert_string_equal(b.events[1], "msg 5 m1");
+    char groups[256] = "";
+    chl_proc_each_group(a.proc, 1, collect_group, groups);
+    assert_string_equal(groups, "room;");
+
+    member(&a, 2, m);
+    assert_int_equal(chl_group_discard(w, "room", m), 0);
+    assert_int_equal(chl_group_send(w, "room", "m2", 2, NULL), 0);
+    fw.amsgs = 3;
+    fw.bmsgs = 2;
+    run_until(&loop, fanout_done, &fw, 5000);
+    assert_int_equal(a.discards, 1);
+    assert_int_equal(count_events(&a, "del 2 room"), 1);
+    assert_int_equal(count_events(&a, "msg 1 m2"), 1);
+    assert_int_equal(count_events(&a, "msg 2 m2"), 0);
+    assert_int_equal(count_events(&b, "msg 5 m2"), 1);
+    chl_close(w);
+    finish(&loop, &a, &b);
+}
+
+/* A connection added and sent to at once, without a turn of the loop in
+ * between, is a member by the time the message arrives. */
+static void a_membership_change_comes_ahead_of_later_messages(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    chl_t *w = worker();
+    char m[128];
+    for (uint64_t c = 1; c <= 20; c++) {
+        member(&a, c, m);
+        assert_int_equal(chl_group_add(w, "room", m), 0);
+        assert_int_equal(chl_group_send(w, "room", "x", 1, NULL), 0);
+    }
+    struct fanout_wait fw = {&a, &a, 210, 0, 20, 0};
+    run_until(&loop, fanout_done, &fw, 5000);
+    /* conn c joined before message c, so it saw messages c..20 */
+    assert_int_equal(a.msgs, 210);
+    assert_int_equal(a.adds, 20);
+    assert_string_equal(a.events[0], "add 1 room");
+    assert_string_equal(a.events[1], "msg 1 x");
+    assert_string_equal(a.events[2], "add 2 room");
+    chl_close(w);
+    finish(&loop, &a, NULL);
+}
+
+struct push_result {
+    int calls;
+    int status[8];
+};
+
+static void on_pushed(void *arg, int status)
+{
+    struct push_result *r = arg;
+    if (r->calls < 8)
+        r->status[r->calls] = status;
+    r->calls++;
+}
+
+static int pushes_done(void *arg)
+{
+    return ((struct push_result *)arg)->calls >= 3;
+}
+
+static void queue_pushes_complete_once(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = config();
+    cfg.queue_capacity = 2;
+    ep_t a, b;
+    open_ep(&loop, &a, &cfg);
+    open_ep(&loop, &b, &cfg);
+    struct push_result r = {0};
+    char data[16] = "job-1";
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", data, 5, on_pushed, &r), 0);
+    strcpy(data, "XXXXX"); /* copied before the call returned */
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "job-2", 5, on_pushed, &r), 0);
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "job-3", 5, on_pushed, &r), 0);
+    assert_int_equal(chl_proc_queue_push(a.proc, "bad name", "x", 1, on_pushed, &r), MC_EINVAL);
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", NULL, 1, on_pushed, &r), MC_EINVAL);
+    run_until(&loop, pushes_done, &r, 5000);
+    assert_int_equal(r.calls, 3);
+    assert_int_equal(r.status[0], 0);
+    assert_int_equal(r.status[1], 0);
+    assert_int_equal(r.status[2], MC_EFULL);
+    assert_int_equal(chl_proc_stats(a.proc)->full, 1);
+
+    chl_t *w = worker();
+    chl_message_t m;
+    assert_int_equal(chl_queue_pop(w, "jobs", 1000, &m), 0);
+    assert_string_equal(m.data, "job-1");
+    assert_int_equal(chl_ack(w, &m), 0);
+    chl_message_free(&m);
+
+    /* a push to a process channel reaches that process's connection */
+    char ch[128];
+    member(&b, 9, ch);
+    assert_int_equal(chl_proc_queue_push(a.proc, ch, "direct", 6, NULL, NULL), 0);
+    run_until(&loop, one_message, &b, 5000);
+    assert_string_equal(b.events[0], "msg 9 direct");
+    chl_close(w);
+    finish(&loop, &a, &b);
+}
+
+struct redis_wait {
+    const char *cmd;
+    const char *arg;
+    long long want;
+};
+
+static int redis_says(void *arg)
+{
+    struct redis_wait *rw = arg;
+    return ts_redis_int(&redis, rw->cmd, rw->arg) == rw->want;
+}
+
+static void a_forgotten_connection_leaves_its_groups(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    chl_t *w = worker();
+    char m[128];
+    member(&a, 1, m);
+    assert_int_equal(chl_group_add(w, "room", m), 0);
+    assert_int_equal(chl_group_add(w, "room2", m), 0);
+    member(&a, 2, m);
+    assert_int_equal(chl_group_add(w, "room", m), 0);
+    struct fanout_wait fw = {&a, &a, 0, 0, 3, 0};
+    run_until(&loop, fanout_done, &fw, 5000);
+    assert_int_equal(chl_proc_forget_conn(a.proc, 1), 0);
+    assert_int_equal(a.discards, 0); /* the caller knows: no callback */
+    char groups[256] = "";
+    chl_proc_each_group(a.proc, 1, collect_group, groups);
+    assert_string_equal(groups, "");
+    struct redis_wait rw = {"ZCARD %s", "mc:group:room2", 0};
+    run_until(&loop, redis_says, &rw, 5000);
+    rw.arg = "mc:group:room";
+    rw.want = 1;
+    run_until(&loop, redis_says, &rw, 5000);
+    assert_int_equal(chl_proc_forget_conn(a.proc, 12345), 0); /* unknown: nothing to do */
+
+    /* the last member of the process in room goes: the process leaves it */
+    assert_int_equal(chl_proc_forget_conn(a.proc, 2), 0);
+    rw.cmd = "HLEN %s";
+    rw.arg = "mc:groupp:room";
+    rw.want = 0;
+    run_until(&loop, redis_says, &rw, 5000);
+    chl_close(w);
+    finish(&loop, &a, NULL);
+}
+
+static void closing_inside_a_callback_is_safe(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    chl_t *w = worker();
+    char ch[128];
+    member(&a, 1, ch);
+    assert_int_equal(chl_send(w, ch, "one", 3), 0);
+    assert_int_equal(chl_send(w, ch, "two", 3), 0);
+    a.close_on_message = 1;
+    struct push_result r = {0};
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, on_pushed, &r), 0);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(a.msgs, 1); /* nothing after the close */
+    assert_int_equal(r.calls, 1);
+    assert_true(r.status[0] == 0 || r.status[0] == MC_ECLOSED);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    chl_close(w);
+}
+
+static void pending_pushes_end_with_closed(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    struct push_result r = {0};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, on_pushed, &r), 0);
+    chl_proc_close(a.proc);
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, on_pushed, &r), MC_ECLOSED);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(r.calls, 3);
+    for (int i = 0; i < 3; i++)
+        assert_true(r.status[i] == 0 || r.status[i] == MC_ECLOSED);
+    assert_int_equal(uv_loop_close(&loop), 0);
+
+    /* closed before the loop ever ran, while still connecting */
+    uv_loop_init(&loop);
+    chl_proc_t *p = NULL;
+    assert_int_equal(chl_proc_open(&p, &loop, &cfg, "ifc", &handlers, &a), 0);
+    assert_int_equal(chl_proc_queue_push(p, "jobs", "x", 1, NULL, NULL), MC_EREDIS);
+    chl_proc_close(p);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(chl_proc_open(&p, &loop, &cfg, "bad kind", &handlers, &a), MC_EINVAL);
+}
+
+static int two_messages(void *arg)
+{
+    return ((ep_t *)arg)->msgs >= 2;
+}
+
+static void malformed_and_expired_elements_are_skipped(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    char key[160], el[200];
+    const char *name = chl_proc_name(a.proc);
+    snprintf(key, sizeof(key), "mc:%s!", name);
+    static const char *const garbage[] = {"garbage", "m1|x", "m0|other!1\nforeign",
+                                          "a0|room\nnot-a-member", "z0|room\nq"};
+    size_t n = sizeof(garbage) / sizeof(garbage[0]);
+    for (size_t i = 0; i < n; i++)
+        assert_true(ts_redis_int(&redis, "LPUSH %s %s", key, garbage[i]) > 0);
+    snprintf(el, sizeof(el), "m0|%s!abc\nnot a number", name);
+    assert_true(ts_redis_int(&redis, "LPUSH %s %s", key, el) > 0);
+    snprintf(el, sizeof(el), "m1|%s!3\nexpired", name);
+    assert_true(ts_redis_int(&redis, "LPUSH %s %s", key, el) > 0);
+    snprintf(el, sizeof(el), "m0|%s!4\nkept", name);
+    assert_true(ts_redis_int(&redis, "LPUSH %s %s", key, el) > 0);
+    chl_t *w = worker();
+    char ch[128];
+    member(&a, 5, ch);
+    assert_int_equal(chl_send(w, ch, "after", 5), 0);
+    run_until(&loop, two_messages, &a, 5000);
+    assert_string_equal(a.events[0], "msg 4 kept");
+    assert_string_equal(a.events[1], "msg 5 after");
+    assert_int_equal(chl_proc_stats(a.proc)->malformed, n + 1);
+    assert_int_equal(chl_proc_stats(a.proc)->expired, 1);
+    chl_close(w);
+    finish(&loop, &a, NULL);
+}
+
+struct restart_wait {
+    ep_t *e;
+    chl_t *w;
+    char ch[128];
+    int sent;
+};
+
+static int down_seen(void *arg)
+{
+    ep_t *e = arg;
+    return e->downs >= 1;
+}
+
+/* Keeps sending until the blocking client is back too, then waits for the
+ * endpoint to get the message. */
+static int restarted_and_delivered(void *arg)
+{
+    struct restart_wait *rw = arg;
+    if (!rw->sent && rw->e->state == 1)
+        rw->sent = chl_send(rw->w, rw->ch, "back", 4) == 0;
+    return rw->sent && rw->e->msgs >= 1;
+}
+
+static void endpoints_survive_a_redis_restart(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    chl_t *w = worker();
+    struct restart_wait rw = {.e = &a, .w = w};
+    member(&a, 1, rw.ch);
+    assert_int_equal(chl_group_add(w, "room", rw.ch), 0);
+    assert_int_equal(ts_redis_restart(&redis), 0);
+    run_until(&loop, down_seen, &a, 5000);
+    run_until(&loop, restarted_and_delivered, &rw, 10000);
+    assert_string_equal(a.events[a.nevents - 1], "msg 1 back");
+    assert_true(a.ups >= 2);
+    assert_true(chl_proc_stats(a.proc)->reconnects >= 1);
+    assert_true(chl_stats(w)->reconnects >= 1);
+    /* the scripts are there again for the endpoint's own calls */
+    struct push_result r = {0};
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, on_pushed, &r), 0);
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "y", 1, on_pushed, &r), 0);
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "z", 1, on_pushed, &r), 0);
+    run_until(&loop, pushes_done, &r, 5000);
+    assert_int_equal(r.status[0], 0);
+    /* and after a SCRIPT FLUSH, the endpoint loads them again by itself */
+    ts_redis_int(&redis, "SCRIPT FLUSH");
+    r.calls = 0;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "f", 1, on_pushed, &r), 0);
+    run_until(&loop, pushes_done, &r, 5000);
+    assert_int_equal(r.status[0], 0);
+    assert_int_equal(r.status[2], 0);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:jobs"), 6);
+    chl_close(w);
+    finish(&loop, &a, NULL);
+}
+
+static int up_again(void *arg)
+{
+    ep_t *e = arg;
+    return e->state == 1 && e->ups >= 2;
+}
+
+/* A server that stops answering (but keeps its sockets open) is noticed
+ * by the stall check, and found again once it answers. */
+static void a_stuck_redis_is_noticed_and_found_again(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = config();
+    cfg.heartbeat_ttl_ms = 300; /* the stall check runs with the heartbeat */
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    assert_int_equal(kill(redis.pid, SIGSTOP), 0);
+    struct push_result r = {0};
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, on_pushed, &r), 0);
+    run_until(&loop, down_seen, &a, 10000);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status[0], MC_EREDIS);
+    assert_int_equal(kill(redis.pid, SIGCONT), 0);
+    run_until(&loop, up_again, &a, 10000);
+    r.calls = 0;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "y", 1, on_pushed, &r), 0);
+    run_until(&loop, pushes_done, &r, 5000);
+    assert_int_equal(r.status[0], 0);
+    finish(&loop, &a, NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(direct_messages_reach_their_connection, flush),
+        cmocka_unit_test_setup(groups_fan_out_to_local_members, flush),
+        cmocka_unit_test_setup(a_membership_change_comes_ahead_of_later_messages, flush),
+        cmocka_unit_test_setup(queue_pushes_complete_once, flush),
+        cmocka_unit_test_setup(a_forgotten_connection_leaves_its_groups, flush),
+        cmocka_unit_test_setup(closing_inside_a_callback_is_safe, flush),
+        cmocka_unit_test_setup(pending_pushes_end_with_closed, flush),
+        cmocka_unit_test_setup(malformed_and_expired_elements_are_skipped, flush),
+        cmocka_unit_test_setup(endpoints_survive_a_redis_restart, flush),
+        cmocka_unit_test_setup(a_stuck_redis_is_noticed_and_found_again, flush),
+    };
+    return cmocka_run_group_tests(tests, start_redis, stop_redis);
+}

@@ -1,0 +1,585 @@
+/* The blocking client against a private redis-server: sends and receives,
+ * limits, expiry, reliable queues, groups, malformed data and reconnects. */
+#include "channel-layer/chl.h"
+#include "common/error.h"
+#include "tests/support/redis.h"
+
+#include <hiredis/hiredis.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static ts_redis_t redis;
+
+static int start_redis(void **state)
+{
+    (void)state;
+    return ts_redis_start(&redis);
+}
+
+static int stop_redis(void **state)
+{
+    (void)state;
+    ts_redis_stop(&redis);
+    return 0;
+}
+
+static int flush(void **state)
+{
+    (void)state;
+    ts_redis_int(&redis, "FLUSHALL"); /* a status reply, which ts_redis_int reads as -1 */
+    return ts_redis_int(&redis, "DBSIZE") == 0 ? 0 : -1;
+}
+
+static chl_config_t config(void)
+{
+    chl_config_t cfg;
+    chl_config_defaults(&cfg);
+    cfg.redis_urls = redis.url;
+    return cfg;
+}
+
+static chl_t *open_with(const chl_config_t *cfg, const char *name)
+{
+    chl_t *chl = NULL;
+    assert_int_equal(chl_open(&chl, cfg, name), 0);
+    assert_non_null(chl);
+    return chl;
+}
+
+static chl_t *open_default(void)
+{
+    chl_config_t cfg = config();
+    return open_with(&cfg, NULL);
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The number of calls of one command since the last CONFIG RESETSTAT. */
+static long command_calls(const char *command)
+{
+    redisContext *c = redisConnect("127.0.0.1", redis.port);
+    assert_true(c && !c->err);
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    assert_true(r && r->type == REDIS_REPLY_STRING);
+    char needle[64];
+    snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", command);
+    const char *at = strstr(r->str, needle);
+    long calls = at ? strtol(at + strlen(needle), NULL, 10) : 0;
+    freeReplyObject(r);
+    redisFree(c);
+    return calls;
+}
+
+static void send_then_receive_returns_the_payload(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    assert_non_null(chl_name(chl));
+    assert_int_equal(chl_send(chl, "worker", "hello", 5), 0);
+    const char *const chans[] = {"worker"};
+    chl_message_t m;
+    assert_int_equal(chl_receive(chl, chans, 1, 1000, &m), 0);
+    assert_string_equal(m.channel, "worker");
+    assert_int_equal(m.len, 5);
+    assert_memory_equal(m.data, "hello", 5);
+    assert_int_equal(m.data[5], '\0');
+    chl_message_free(&m);
+    assert_int_equal(chl_stats(chl)->sent, 1);
+    assert_int_equal(chl_stats(chl)->received, 1);
+    chl_close(chl);
+}
+
+static void messages_arrive_in_order_and_binary_safe(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    const char bin[] = {'a', '\0', '\n', '|', 'b'};
+    assert_int_equal(chl_send(chl, "c", bin, sizeof(bin)), 0);
+    assert_int_equal(chl_send(chl, "c", "", 0), 0);
+    const char *const chans[] = {"c"};
+    chl_message_t m;
+    assert_int_equal(chl_receive(chl, chans, 1, 1000, &m), 0);
+    assert_int_equal(m.len, sizeof(bin));
+    assert_memory_equal(m.data, bin, sizeof(bin));
+    chl_message_free(&m);
+    assert_int_equal(chl_receive(chl, chans, 1, 1000, &m), 0);
+    assert_int_equal(m.len, 0);
+    chl_message_free(&m);
+    chl_close(chl);
+}
+
+static void receive_times_out_with_eagain(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    const char *const chans[] = {"empty"};
+    chl_message_t m;
+    long long t0 = now_ms();
+    assert_int_equal(chl_receive(chl, chans, 1, 100, &m), MC_EAGAIN);
+    long long took = now_ms() - t0;
+    assert_true(took >= 90 && took < 2000);
+    chl_close(chl);
+}
+
+static void receive_waits_on_several_channels(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    assert_int_equal(chl_send(chl, "b", "x", 1), 0);
+    assert_int_equal(chl_send(chl, "proc1!42", "y", 1), 0);
+    const char *const chans[] = {"a", "b", "proc1!"};
+    chl_message_t m;
+    assert_int_equal(chl_receive(chl, chans, 3, 1000, &m), 0);
+    int saw_b = strcmp(m.channel, "b") == 0;
+    chl_message_free(&m);
+    assert_int_equal(chl_receive(chl, chans, 3, 1000, &m), 0);
+    if (saw_b)
+        assert_string_equal(m.channel, "proc1!42");
+    else
+        assert_string_equal(m.channel, "b");
+    chl_message_free(&m);
+    chl_close(chl);
+}
+
+static void bad_arguments_are_refused(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    static const char *const bad[] = {"", "a b", "a!b!c", "!x", "caf\xc3\xa9", "a:b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(chl_send(chl, bad[i], "x", 1), MC_EINVAL);
+    char longname[300];
+    memset(longname, 'a', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    assert_int_equal(chl_send(chl, longname, "x", 1), MC_EINVAL);
+    size_t big = 1024 * 1024 + 1;
+    char *huge = calloc(1, big);
+    assert_non_null(huge);
+    assert_int_equal(chl_send(chl, "c", huge, big), MC_ETOOBIG);
+    assert_int_equal(chl_queue_push(chl, "q", huge, big), MC_ETOOBIG);
+    assert_int_equal(chl_group_send(chl, "g", huge, big, NULL), MC_ETOOBIG);
+    free(huge);
+    assert_int_equal(chl_queue_push(chl, "p!1", "x", 1), MC_EINVAL);
+    assert_int_equal(chl_group_add(chl, "room", "notaprocess"), MC_EINVAL);
+    assert_int_equal(chl_group_add(chl, "room", "proc!"), MC_EINVAL);
+    assert_int_equal(chl_group_add(chl, "bad group", "proc!1"), MC_EINVAL);
+    assert_int_equal(chl_group_discard(chl, "", "proc!1"), MC_EINVAL);
+    assert_int_equal(chl_group_send(chl, "", "x", 1, NULL), MC_EINVAL);
+    assert_int_equal(chl_forget_process(chl, "a!b"), MC_EINVAL);
+    chl_message_t m;
+    const char *const chans[] = {"ok", "bad name"};
+    assert_int_equal(chl_receive(chl, chans, 2, 10, &m), MC_EINVAL);
+    assert_int_equal(chl_receive(chl, chans, 0, 10, &m), MC_EINVAL);
+    assert_int_equal(chl_ack(chl, NULL), MC_EINVAL);
+    assert_int_equal(ts_redis_int(&redis, "DBSIZE"), 0);
+    chl_close(chl);
+
+    chl_t *none = NULL;
+    chl_config_t cfg = config();
+    cfg.redis_urls = "http://127.0.0.1:1";
+    assert_int_equal(chl_open(&none, &cfg, NULL), MC_EINVAL);
+    cfg.redis_urls = "redis://127.0.0.1:99999";
+    assert_int_equal(chl_open(&none, &cfg, NULL), MC_EINVAL);
+    cfg.redis_urls = "redis://127.0.0.1:1";
+    assert_int_equal(chl_open(&none, &cfg, NULL), MC_EREDIS);
+    cfg = config();
+    assert_int_equal(chl_open(&none, &cfg, "bad name"), MC_EINVAL);
+    assert_null(none);
+    chl_close(NULL);
+}
+
+static void send_past_capacity_is_full_and_queues_nothing(void **state)
+{
+    (void)state;
+    chl_config_t cfg = config();
+    cfg.capacity = 3;
+    cfg.process_capacity = 2;
+    chl_t *chl = open_with(&cfg, NULL);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_send(chl, "c", "x", 1), 0);
+    assert_int_equal(chl_send(chl, "c", "y", 1), MC_EFULL);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:c"), 3);
+    /* every connection of a process shares its one list and its capacity */
+    assert_int_equal(chl_send(chl, "p!1", "x", 1), 0);
+    assert_int_equal(chl_send(chl, "p!2", "x", 1), 0);
+    assert_int_equal(chl_send(chl, "p!3", "x", 1), MC_EFULL);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p!"), 2);
+    assert_int_equal(chl_stats(chl)->full, 2);
+    assert_int_equal(chl_stats(chl)->sent, 5);
+    chl_message_t m;
+    const char *const chans[] = {"p!"};
+    assert_int_equal(chl_receive(chl, chans, 1, 1000, &m), 0);
+    assert_string_equal(m.channel, "p!1");
+    chl_message_free(&m);
+    chl_close(chl);
+}
+
+static void expired_messages_are_skipped_and_counted(void **state)
+{
+    (void)state;
+    chl_config_t cfg = config();
+    cfg.expiry_ms = 30;
+    chl_t *chl = open_with(&cfg, NULL);
+    assert_int_equal(chl_send(chl, "c", "old", 3), 0);
+    /* the list itself expires with its newest message, so look at it first */
+    assert_true(ts_redis_int(&redis, "PTTL mc:c") > 0);
+    long long t0 = now_ms();
+    while (now_ms() - t0 <= 40) /* the condition is the clock itself */
+        pause_ms(5);
+    /* an element that expired long ago, written as another client would */
+    assert_int_equal(ts_redis_int(&redis, "RPUSH mc:d %s", "m1|d\nancient"), 1);
+    chl_close(chl);
+
+    chl = open_default();
+    assert_int_equal(chl_send(chl, "d", "fresh", 5), 0);
+    const char *const chans[] = {"c", "d"};
+    chl_message_t m;
+    assert_int_equal(chl_receive(chl, chans, 2, 1000, &m), 0);
+    assert_string_equal(m.data, "fresh");
+    chl_message_free(&m);
+    assert_int_equal(chl_receive(chl, chans, 2, 50, &m), MC_EAGAIN);
+    assert_true(chl_stats(chl)->expired >= 1);
+    assert_int_equal(chl_stats(chl)->received, 1);
+    chl_close(chl);
+}
+
+static void malformed_elements_are_skipped_and_counted(void **state)
+{
+    (void)state;
+    static const char *const garbage[] = {"garbage", "m|c\nx",  "x123|c\nz",
+                                          "m12c\nz", "m12|\nz", "m99999999999999999999999|c\nz"};
+    size_t n = sizeof(garbage) / sizeof(garbage[0]);
+    for (size_t i = 0; i < n; i++)
+        assert_true(ts_redis_int(&redis, "RPUSH mc:c %s", garbage[i]) > 0);
+    assert_true(ts_redis_int(&redis, "RPUSH mc:c %b", "", (size_t)0) > 0);
+    assert_true(ts_redis_int(&redis, "RPUSH mc:q %b", "", (size_t)0) > 0);
+    assert_true(ts_redis_int(&redis, "RPUSH mc:q %s", "not a frame") > 0);
+    chl_t *chl = open_default();
+    assert_int_equal(chl_send(chl, "c", "good", 4), 0);
+    const char *const chans[] = {"c"};
+    chl_message_t m;
+    assert_int_equal(chl_receive(chl, chans, 1, 1000, &m), 0);
+    assert_string_equal(m.data, "good");
+    chl_message_free(&m);
+    assert_int_equal(chl_stats(chl)->malformed, n + 1);
+    /* a queue skips it too, and leaves nothing in flight */
+    assert_int_equal(chl_queue_pop(chl, "q", 50, &m), MC_EAGAIN);
+    assert_int_equal(chl_stats(chl)->malformed, n + 3);
+    char key[128];
+    snprintf(key, sizeof(key), "mc:inflight:%s", chl_name(chl));
+    assert_int_equal(ts_redis_int(&redis, "LLEN %s", key), 0);
+    chl_close(chl);
+}
+
+static void queue_pop_moves_to_in_flight_until_acked(void **state)
+{
+    (void)state;
+    chl_t *chl = open_with(&(chl_config_t){.redis_urls = redis.url}, "wrk-a");
+    assert_int_equal(chl_queue_push(chl, "jobs", "one", 3), 0);
+    assert_int_equal(chl_queue_push(chl, "jobs", "two", 3), 0);
+    chl_message_t m;
+    assert_int_equal(chl_queue_pop(chl, "jobs", 1000, &m), 0);
+    assert_string_equal(m.data, "one");
+    assert_string_equal(m.channel, "jobs");
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:inflight:wrk-a"), 1);
+    assert_int_equal(ts_redis_int(&redis, "EXISTS mc:hb:wrk-a"), 1);
+    assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:workers wrk-a"), 1);
+    assert_int_equal(chl_ack(chl, &m), 0);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:inflight:wrk-a"), 0);
+    assert_int_equal(chl_ack(chl, &m), MC_ENOTFOUND);
+    chl_message_free(&m);
+    assert_int_equal(chl_queue_pop(chl, "jobs", 1000, &m), 0);
+    assert_string_equal(m.data, "two");
+    assert_int_equal(chl_ack(chl, &m), 0);
+    chl_message_free(&m);
+    assert_int_equal(chl_queue_pop(chl, "jobs", 20, &m), MC_EAGAIN);
+    chl_close(chl);
+}
+
+static void queue_capacity_is_its_own(void **state)
+{
+    (void)state;
+    chl_config_t cfg = config();
+    cfg.capacity = 1;
+    cfg.queue_capacity = 2;
+    chl_t *chl = open_with(&cfg, NULL);
+    assert_int_equal(chl_queue_push(chl, "jobs", "1", 1), 0);
+    assert_int_equal(chl_queue_push(chl, "jobs", "2", 1), 0);
+    assert_int_equal(chl_queue_push(chl, "jobs", "3", 1), MC_EFULL);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:jobs"), 2);
+    chl_close(chl);
+}
+
+/* A child pops a message and is killed before it acks; a live worker finds
+ * it once the child's heartbeat expired and puts the message back. */
+static void dead_workers_in_flight_messages_are_requeued(void **state)
+{
+    (void)state;
+    chl_config_t cfg = config();
+    cfg.heartbeat_ttl_ms = 200;
+    chl_t *live = open_with(&cfg, "wrk-live");
+    assert_int_equal(chl_queue_push(live, "jobs", "precious", 8), 0);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        chl_t *child = NULL;
+        chl_message_t m;
+        if (chl_open(&child, &cfg, "wrk-dead") == 0 && chl_queue_pop(child, "jobs", 2000, &m) == 0)
+            (void)!write(fds[1], "p", 1);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    close(fds[1]);
+    char c = 0;
+    assert_int_equal(read(fds[0], &c, 1), 1);
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:jobs"), 0);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:inflight:wrk-dead"), 1);
+
+    size_t requeued = 99;
+    long long t0 = now_ms();
+    while (ts_redis_int(&redis, "EXISTS mc:hb:wrk-dead") == 1 && now_ms() - t0 < 5000) {
+        assert_int_equal(chl_requeue_dead(live, &requeued), 0);
+        assert_int_equal(requeued, 0); /* still alive as far as anyone knows */
+        pause_ms(10);
+    }
+    assert_int_equal(chl_requeue_dead(live, &requeued), 0);
+    assert_int_equal(requeued, 1);
+    assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:workers wrk-dead"), 0);
+    assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:workers wrk-live"), 1);
+    chl_message_t m;
+    assert_int_equal(chl_queue_pop(live, "jobs", 1000, &m), 0);
+    assert_string_equal(m.data, "precious");
+    assert_int_equal(chl_ack(live, &m), 0);
+    chl_message_free(&m);
+    assert_int_equal(chl_requeue_dead(live, &requeued), 0);
+    assert_int_equal(requeued, 0);
+    chl_close(live);
+}
+
+static void group_send_reaches_each_process_once(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    assert_int_equal(chl_group_add(chl, "room-1", "p1!1"), 0);
+    assert_int_equal(chl_group_add(chl, "room-1", "p1!2"), 0);
+    assert_int_equal(chl_group_add(chl, "room-1", "p2!1"), 0);
+    assert_int_equal(chl_group_add(chl, "room-1", "p2!1"), 0); /* a refresh */
+    assert_int_equal(chl_group_add(chl, "room-2", "p3!1"), 0);
+    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:room-1"), 3);
+    assert_int_equal(ts_redis_int(&redis, "HINCRBY mc:groupp:room-1 p1 0"), 2);
+    assert_int_equal(ts_redis_int(&redis, "HLEN mc:groupp:room-1"), 2);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 2); /* the two controls */
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p2!"), 2);
+    size_t dropped = 9;
+    assert_int_equal(chl_group_send(chl, "room-1", "hi", 2, &dropped), 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 3);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p2!"), 3);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p3!"), 1); /* not a member */
+
+    /* a blocking reader of a process channel skips the controls and gets
+     * the copy, named after its group */
+    const char *const chans[] = {"p1!"};
+    chl_message_t m;
+    assert_int_equal(chl_receive(chl, chans, 1, 1000, &m), 0);
+    assert_string_equal(m.channel, "room-1");
+    assert_string_equal(m.data, "hi");
+    chl_message_free(&m);
+
+    assert_int_equal(chl_group_discard(chl, "room-1", "p1!1"), 0);
+    assert_int_equal(ts_redis_int(&redis, "HEXISTS mc:groupp:room-1 p1"), 1);
+    assert_int_equal(chl_group_discard(chl, "room-1", "p1!2"), 0);
+    assert_int_equal(ts_redis_int(&redis, "HEXISTS mc:groupp:room-1 p1"), 0);
+    assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:pgroups:p1 room-1"), 0);
+    assert_int_equal(chl_group_discard(chl, "room-1", "p1!2"), 0); /* not a member: fine */
+    assert_int_equal(ts_redis_int(&redis, "HLEN mc:groupp:room-1"), 1);
+    assert_int_equal(chl_group_send(chl, "room-1", "again", 5, &dropped), 0);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 3); /* 3 discards, no copy */
+    assert_int_equal(chl_group_send(chl, "nobody", "x", 1, &dropped), 0);
+    assert_int_equal(dropped, 0);
+    chl_close(chl);
+}
+
+static void group_send_costs_one_push_per_process(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    char member[64];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(member, sizeof(member), "ifc-%d!%d", i % 4, i);
+        assert_int_equal(chl_group_add(chl, "big", member), 0);
+    }
+    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:big"), 1000);
+    assert_int_equal(ts_redis_int(&redis, "HLEN mc:groupp:big"), 4);
+    ts_redis_int(&redis, "CONFIG RESETSTAT");
+    size_t dropped = 9;
+    assert_int_equal(chl_group_send(chl, "big", "m", 1, &dropped), 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(command_calls("lpush"), 4);
+    assert_int_equal(command_calls("zadd"), 0);
+    chl_close(chl);
+}
+
+static void a_full_process_list_drops_only_its_copy(void **state)
+{
+    (void)state;
+    chl_config_t cfg = config();
+    cfg.process_capacity = 3;
+    chl_t *chl = open_with(&cfg, NULL);
+    assert_int_equal(chl_group_add(chl, "room", "p1!1"), 0);
+    assert_int_equal(chl_group_add(chl, "room", "p2!1"), 0);
+    assert_int_equal(chl_send(chl, "p2!1", "a", 1), 0);
+    assert_int_equal(chl_send(chl, "p2!1", "b", 1), 0); /* p2's list is full now */
+    size_t dropped = 0;
+    assert_int_equal(chl_group_send(chl, "room", "hi", 2, &dropped), 0);
+    assert_int_equal(dropped, 1);
+    assert_int_equal(chl_stats(chl)->group_dropped, 1);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 2);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p2!"), 3);
+    /* a full list refuses a new member too, and records nothing */
+    assert_int_equal(chl_group_add(chl, "room", "p2!2"), MC_EFULL);
+    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:room"), 2);
+    /* but a discard always gets through */
+    assert_int_equal(chl_group_discard(chl, "room", "p2!1"), 0);
+    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:room"), 1);
+    chl_close(chl);
+}
+
+static void members_expire_after_the_group_expiry(void **state)
+{
+    (void)state;
+    chl_config_t cfg = config();
+    cfg.group_expiry_s = 1;
+    chl_t *chl = open_with(&cfg, NULL);
+    assert_int_equal(chl_group_add(chl, "room", "p1!1"), 0);
+    assert_int_equal(chl_group_send(chl, "room", "x", 1, NULL), 0);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 2);
+    long long t0 = now_ms();
+    while (ts_redis_int(&redis, "HLEN mc:groupp:room") > 0 && now_ms() - t0 < 5000) {
+        assert_int_equal(chl_group_send(chl, "room", "y", 1, NULL), 0);
+        pause_ms(20);
+    }
+    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:room"), 0);
+    assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:pgroups:p1 room"), 0);
+    long before = ts_redis_int(&redis, "LLEN mc:p1!");
+    assert_int_equal(chl_group_send(chl, "room", "z", 1, NULL), 0);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), before);
+    chl_close(chl);
+}
+
+static void forget_process_drops_all_its_memberships(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    assert_int_equal(chl_group_add(chl, "g1", "dead!1"), 0);
+    assert_int_equal(chl_group_add(chl, "g1", "dead!2"), 0);
+    assert_int_equal(chl_group_add(chl, "g2", "dead!1"), 0);
+    assert_int_equal(chl_group_add(chl, "g2", "alive!1"), 0);
+    assert_int_equal(chl_forget_process(chl, "dead"), 0);
+    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:g1"), 0);
+    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:g2"), 1);
+    assert_int_equal(ts_redis_int(&redis, "HEXISTS mc:groupp:g2 dead"), 0);
+    assert_int_equal(ts_redis_int(&redis, "HEXISTS mc:groupp:g2 alive"), 1);
+    assert_int_equal(ts_redis_int(&redis, "EXISTS mc:pgroups:dead"), 0);
+    assert_int_equal(chl_forget_process(chl, "unknown"), 0);
+    chl_close(chl);
+}
+
+static void scripts_come_back_after_a_flush(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    assert_int_equal(chl_send(chl, "c", "a", 1), 0);
+    ts_redis_int(&redis, "SCRIPT FLUSH");
+    assert_int_equal(chl_send(chl, "c", "b", 1), 0);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:c"), 2);
+    chl_close(chl);
+}
+
+static void a_restarted_redis_is_found_again(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    assert_int_equal(chl_send(chl, "c", "a", 1), 0);
+    assert_int_equal(ts_redis_restart(&redis), 0);
+    int rc = chl_send(chl, "c", "b", 1);
+    long long t0 = now_ms();
+    while (rc != 0 && now_ms() - t0 < 5000) {
+        assert_int_equal(rc, MC_EREDIS);
+        pause_ms(20);
+        rc = chl_send(chl, "c", "b", 1);
+    }
+    assert_int_equal(rc, 0);
+    assert_true(chl_stats(chl)->reconnects >= 1);
+    const char *const chans[] = {"c"};
+    chl_message_t m;
+    assert_int_equal(chl_receive(chl, chans, 1, 1000, &m), 0);
+    assert_string_equal(m.data, "b");
+    chl_message_free(&m);
+
+    /* while it is down, calls fail fast instead of hanging */
+    ts_redis_halt(&redis, 1);
+    t0 = now_ms();
+    assert_int_equal(chl_send(chl, "c", "x", 1), MC_EREDIS);
+    assert_int_equal(chl_receive(chl, chans, 1, 100, &m), MC_EREDIS);
+    assert_int_equal(chl_queue_pop(chl, "q", 100, &m), MC_EREDIS);
+    assert_true(now_ms() - t0 < 3000);
+    assert_true(chl_stats(chl)->redis_errors >= 1);
+    assert_int_equal(ts_redis_restart(&redis), 0);
+    t0 = now_ms();
+    while ((rc = chl_send(chl, "c", "y", 1)) != 0 && now_ms() - t0 < 5000)
+        pause_ms(20);
+    assert_int_equal(rc, 0);
+    chl_close(chl);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(send_then_receive_returns_the_payload, flush),
+        cmocka_unit_test_setup(messages_arrive_in_order_and_binary_safe, flush),
+        cmocka_unit_test_setup(receive_times_out_with_eagain, flush),
+        cmocka_unit_test_setup(receive_waits_on_several_channels, flush),
+        cmocka_unit_test_setup(bad_arguments_are_refused, flush),
+        cmocka_unit_test_setup(send_past_capacity_is_full_and_queues_nothing, flush),
+        cmocka_unit_test_setup(expired_messages_are_skipped_and_counted, flush),
+        cmocka_unit_test_setup(malformed_elements_are_skipped_and_counted, flush),
+        cmocka_unit_test_setup(queue_pop_moves_to_in_flight_until_acked, flush),
+        cmocka_unit_test_setup(queue_capacity_is_its_own, flush),
+        cmocka_unit_test_setup(dead_workers_in_flight_messages_are_requeued, flush),
+        cmocka_unit_test_setup(group_send_reaches_each_process_once, flush),
+        cmocka_unit_test_setup(group_send_costs_one_push_per_process, flush),
+        cmocka_unit_test_setup(a_full_process_list_drops_only_its_copy, flush),
+        cmocka_unit_test_setup(members_expire_after_the_group_expiry, flush),
+        cmocka_unit_test_setup(forget_process_drops_all_its_memberships, flush),
+        cmocka_unit_test_setup(scripts_come_back_after_a_flush, flush),
+        cmocka_unit_test_setup(a_restarted_redis_is_found_again, flush),
+    };
+    return cmocka_run_group_tests(tests, start_redis, stop_redis);
+}
