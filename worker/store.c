@@ -1118,11 +1118,26 @@ int wrk_store_presence_list(wrk_store_t *s, int64_t room_id, wrk_presence_list_t
 int wrk_store_change_claim(wrk_store_t *s, int64_t *from, int64_t *to)
 {
     *from = *to = 0;
+    /* Most calls find nothing new: find that out without the write lock. */
+    sqlite3_stmt *st = stmt(s, ST_CURSOR_GET);
+    if (!st)
+        return MC_EDB;
+    if (!s->in_batch) {
+        int r = step(s, st);
+        int idle = r == SQLITE_ROW && sqlite3_column_int64(st, 0) >= sqlite3_column_int64(st, 1);
+        if (idle)
+            *from = *to = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        if (r != SQLITE_ROW)
+            return db_error(s, "change cursor");
+        if (idle)
+            return 0;
+    }
     int own = !s->in_batch;
     int rc = own ? wrk_store_batch_begin(s) : 0;
     if (rc)
         return rc;
-    sqlite3_stmt *st = stmt(s, ST_CURSOR_GET);
+    st = stmt(s, ST_CURSOR_GET);
     if (!st)
         rc = MC_EDB;
     if (rc == 0) {

@@ -144,10 +144,13 @@ static int csrf_ok(const request_t *q, const mc_form_t *form)
 {
     if (q->csrf_new)
         return 0; /* no cookie: nothing to compare with */
-    const char *given = mc_envelope_header(q->env, "x-csrftoken");
-    size_t glen = given ? strlen(given) : 0;
-    if (!given && form)
-        given = mc_form_get(form, "csrfmiddlewaretoken", &glen);
+    /* As Django: the form field first, then the header. */
+    size_t glen = 0;
+    const char *given = form ? mc_form_get(form, "csrfmiddlewaretoken", &glen) : NULL;
+    if (!given) {
+        given = mc_envelope_header(q->env, "x-csrftoken");
+        glen = given ? strlen(given) : 0;
+    }
     return given && wrk_token_equal(given, glen, q->csrf, strlen(q->csrf));
 }
 
