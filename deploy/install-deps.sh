@@ -12,7 +12,12 @@ packages=(
     libcmocka-dev         # unit-test library
     clang libclang-rt-14-dev llvm   # libFuzzer targets and symbolised reports
     sqlite3
+    systemd nginx-light openssl   # the deploy/ checks: systemd-analyze verify, nginx -t
+    chromium                       # browser tests (driven by playwright-core from npm)
 )
+# Node.js for the browser and protocol tests: Debian's, unless one is present.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -22,7 +22,9 @@ FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-4}
 
 run_one() {
     local kind=$1 prog=$2 name log rc
-    name=$(echo "${prog#"$B"/}" | tr '/' '_')
+    name=${prog#"$B"/}
+    name=${name#"$MC_SOURCE"/build/}
+    name=$(echo "$name" | tr '/' '_')
     log=$logs/$name.log
     case $kind in
     fuzz)
@@ -60,7 +62,7 @@ run_one() {
     fi
 }
 export -f run_one
-export B logs TEST_TIMEOUT FUZZ_SMOKE_SECONDS
+export B logs TEST_TIMEOUT FUZZ_SMOKE_SECONDS MC_SOURCE
 
 {
     find "$B/tests" -type f -executable 2>/dev/null | sort | sed 's/^/unit /'

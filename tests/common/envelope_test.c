@@ -1,0 +1,224 @@
+#include "common/envelope.h"
+#include "common/error.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+static int decode_text(mc_envelope_t *env, const char *text)
+{
+    return mc_envelope_decode(env, text, strlen(text));
+}
+
+/* Encodes env, decodes the result into *back. */
+static void round_trip(const mc_envelope_t *env, mc_envelope_t *back, char **wire)
+{
+    size_t len = 0;
+    assert_int_equal(mc_envelope_encode(env, wire, &len), 0);
+    assert_int_equal(strlen(*wire), len);
+    assert_int_equal(mc_envelope_decode(back, *wire, len), 0);
+    assert_int_equal(back->type, env->type);
+}
+
+static void http_request_round_trips(void **state)
+{
+    (void)state;
+    mc_envelope_t env = {.type = MC_ENV_HTTP_REQUEST,
+                         .reply = "ifc.h.1.ab!7",
+                         .method = "POST",
+                         .path = "/accounts/login/",
+                         .query = "next=%2F",
+                         .client = "127.0.0.1",
+                         .headers = {{"cookie", "csrftoken=abc"}, {"content-type", "x"}},
+                         .nheaders = 2,
+                         .body = "username=ann&password=p\"w",
+                         .body_len = 25};
+    mc_envelope_t back;
+    char *wire;
+    round_trip(&env, &back, &wire);
+    assert_string_equal(back.reply, "ifc.h.1.ab!7");
+    assert_string_equal(back.method, "POST");
+    assert_string_equal(back.path, "/accounts/login/");
+    assert_string_equal(back.query, "next=%2F");
+    assert_string_equal(back.client, "127.0.0.1");
+    assert_int_equal(back.nheaders, 2);
+    assert_string_equal(mc_envelope_header(&back, "cookie"), "csrftoken=abc");
+    assert_null(mc_envelope_header(&back, "host"));
+    assert_int_equal(back.body_len, 25);
+    assert_memory_equal(back.body, "username=ann&password=p\"w", 25);
+    mc_envelope_clear(&back);
+    free(wire);
+}
+
+static void body_is_taken_by_length_not_by_nul(void **state)
+{
+    (void)state;
+    const char raw[] = "hello, world";
+    mc_envelope_t env = {.type = MC_ENV_WS_SEND, .body = raw, .body_len = 5};
+    mc_envelope_t back;
+    char *wire;
+    round_trip(&env, &back, &wire);
+    assert_string_equal(back.body, "hello");
+    assert_string_equal(wire, "{\"type\":\"websocket.send\",\"text\":\"hello\"}");
+    mc_envelope_clear(&back);
+    free(wire);
+}
+
+static void websocket_envelopes_round_trip(void **state)
+{
+    (void)state;
+    mc_envelope_t env = {.type = MC_ENV_WS_RECEIVE,
+                         .reply = "ifc.h.1.ab!9",
+                         .has_scope = 1,
+                         .scope = {.user_id = 42, .username = "ann", .is_staff = 1},
+                         .groups = {"room-1", "room-2"},
+                         .ngroups = 2,
+                         .body = "{\"command\":\"join\",\"room\":1}",
+                         .body_len = 27};
+    mc_envelope_t back;
+    char *wire;
+    round_trip(&env, &back, &wire);
+    assert_true(back.has_scope);
+    assert_int_equal(back.scope.user_id, 42);
+    assert_string_equal(back.scope.username, "ann");
+    assert_true(back.scope.is_staff);
+    assert_int_equal(back.ngroups, 2);
+    assert_string_equal(back.groups[1], "room-2");
+    assert_string_equal(back.body, "{\"command\":\"join\",\"room\":1}");
+    mc_envelope_clear(&back);
+    free(wire);
+
+    mc_envelope_t disc = {.type = MC_ENV_WS_DISCONNECT, .reply = "r!1", .code = 1006};
+    round_trip(&disc, &back, &wire);
+    assert_int_equal(back.code, 1006);
+    assert_false(back.has_scope);
+    mc_envelope_clear(&back);
+    free(wire);
+
+    mc_envelope_t resp = {.type = MC_ENV_HTTP_RESPONSE,
+                          .status = 302,
+                          .headers = {{"location", "/accounts/login/?next=/"}},
+                          .nheaders = 1};
+    round_trip(&resp, &back, &wire);
+    assert_int_equal(back.status, 302);
+    assert_string_equal(mc_envelope_header(&back, "location"), "/accounts/login/?next=/");
+    assert_string_equal(back.body, "");
+    mc_envelope_clear(&back);
+    free(wire);
+}
+
+static void optional_fields_default(void **state)
+{
+    (void)state;
+    mc_envelope_t env;
+    assert_int_equal(decode_text(&env, "{\"type\":\"websocket.close\"}"), 0);
+    assert_int_equal(env.code, 1000);
+    mc_envelope_clear(&env);
+    assert_int_equal(decode_text(&env, "{\"type\":\"http.request\",\"reply\":\"a!1\","
+                                       "\"method\":\"GET\",\"path\":\"/\"}"),
+                     0);
+    assert_string_equal(env.query, "");
+    assert_string_equal(env.body, "");
+    assert_int_equal(env.nheaders, 0);
+    mc_envelope_clear(&env);
+    mc_envelope_clear(&env); /* twice is harmless */
+}
+
+static void malformed_envelopes_are_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "not json",
+        "[1,2]",
+        "{\"type\":42}",
+        "{\"type\":\"websocket.teleport\"}",
+        "{\"type\":\"websocket.send\"}",                 /* text missing */
+        "{\"type\":\"websocket.send\",\"text\":7}",      /* text not a string */
+        "{\"type\":\"http.response\"}",                  /* status missing */
+        "{\"type\":\"http.response\",\"status\":99}",    /* status out of range */
+        "{\"type\":\"http.response\",\"status\":200.5}", /* not whole */
+        "{\"type\":\"websocket.close\",\"code\":70000}", /* code out of range */
+        "{\"type\":\"websocket.accept\"}",               /* scope missing */
+        "{\"type\":\"websocket.accept\",\"scope\":{\"user_id\":-1,\"username\":\"a\","
+        "\"is_staff\":false}}",
+        "{\"type\":\"websocket.accept\",\"scope\":{\"user_id\":1,\"username\":\"a\","
+        "\"is_staff\":1}}",
+        "{\"type\":\"http.request\",\"reply\":\"a!1\",\"method\":\"GET\",\"path\":\"/\","
+        "\"headers\":[[\"a\"]]}",
+        "{\"type\":\"http.request\",\"reply\":\"a!1\",\"method\":\"GET\",\"path\":\"/\","
+        "\"headers\":{\"a\":\"b\"}}",
+        "{\"type\":\"websocket.receive\",\"reply\":\"a!1\",\"text\":\"x\",\"groups\":[1]}",
+        "{\"type\":\"websocket.send\",\"text\":\"x\"", /* truncated */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        mc_envelope_t env;
+        int rc = decode_text(&env, bad[i]);
+        if (rc != MC_EINVAL)
+            fail_msg("case %zu (%s): expected MC_EINVAL, got %d", i, bad[i], rc);
+        assert_null(env.tree);
+    }
+}
+
+static void limits_are_enforced(void **state)
+{
+    (void)state;
+    mc_envelope_t env;
+    /* A username longer than the limit. */
+    char text[512];
+    char name[MC_USERNAME_MAX + 2];
+    memset(name, 'n', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    snprintf(text, sizeof(text),
+             "{\"type\":\"websocket.accept\",\"scope\":{\"user_id\":1,\"username\":\"%s\","
+             "\"is_staff\":false}}",
+             name);
+    assert_int_equal(decode_text(&env, text), MC_ETOOBIG);
+
+    /* More headers than the limit. */
+    size_t cap = 64 + 16 * (MC_ENVELOPE_MAX_HEADERS + 1);
+    char *many = malloc(cap);
+    size_t n =
+        (size_t)snprintf(many, cap, "{\"type\":\"http.response\",\"status\":200,\"headers\":[");
+    for (int i = 0; i <= MC_ENVELOPE_MAX_HEADERS; i++)
+        n += (size_t)snprintf(many + n, cap - n, "%s[\"h\",\"v\"]", i ? "," : "");
+    snprintf(many + n, cap - n, "]}");
+    assert_int_equal(decode_text(&env, many), MC_ETOOBIG);
+    free(many);
+
+    /* A whole envelope over the limit is refused before parsing. */
+    assert_int_equal(mc_envelope_decode(&env, "{}", MC_ENVELOPE_MAX_BYTES + 1), MC_ETOOBIG);
+
+    /* Encoding a body over the limit is refused. */
+    mc_envelope_t big = {.type = MC_ENV_WS_SEND, .body = "", .body_len = MC_ENVELOPE_MAX_BYTES + 1};
+    char *out;
+    size_t len;
+    assert_int_equal(mc_envelope_encode(&big, &out, &len), MC_ETOOBIG);
+    assert_null(out);
+}
+
+static void type_names_are_the_asgi_names(void **state)
+{
+    (void)state;
+    assert_string_equal(mc_envelope_type_name(MC_ENV_HTTP_REQUEST), "http.request");
+    assert_string_equal(mc_envelope_type_name(MC_ENV_WS_DISCONNECT), "websocket.disconnect");
+    assert_string_equal(mc_envelope_type_name((mc_envelope_type_t)99), "unknown");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(http_request_round_trips),
+        cmocka_unit_test(body_is_taken_by_length_not_by_nul),
+        cmocka_unit_test(websocket_envelopes_round_trip),
+        cmocka_unit_test(optional_fields_default),
+        cmocka_unit_test(malformed_envelopes_are_refused),
+        cmocka_unit_test(limits_are_enforced),
+        cmocka_unit_test(type_names_are_the_asgi_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

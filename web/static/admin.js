@@ -1,0 +1,138 @@
+// The staff admin page: rooms and users through /admin/api/, CSRF protected
+// with the X-CSRFToken header. Every value is inserted as text.
+
+const csrf = document.body.dataset.csrf;
+const $ = (sel) => document.querySelector(sel);
+
+function status(text, isError = false) {
+  const el = $('#status');
+  el.textContent = text;
+  el.classList.toggle('error', isError);
+}
+
+async function api(method, path, body) {
+  const response = await fetch(`/admin/api/${path}`, {
+    method,
+    headers: {'Content-Type': 'application/json', 'X-CSRFToken': csrf},
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: 'same-origin',
+  });
+  let data = {};
+  try {
+    data = await response.json();
+  } catch {
+    // An empty or non-JSON body: keep the status only.
+  }
+  if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+  return data;
+}
+
+function cell(text) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  return td;
+}
+
+function button(label, onClick) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = label;
+  b.addEventListener('click', () => onClick().catch((e) => status(e.message, true)));
+  return b;
+}
+
+async function loadRooms() {
+  const {rooms} = await api('GET', 'rooms');
+  const rows = rooms.map((room) => {
+    const tr = document.createElement('tr');
+    tr.dataset.roomId = room.id;
+    const actions = document.createElement('td');
+    actions.append(
+      button('Rename', async () => {
+        const title = prompt('New title', room.title);
+        if (title === null) return;
+        await api('POST', `rooms/${room.id}`, {title});
+        status(`Room renamed to ${title}.`);
+        await loadRooms();
+      }),
+      button(room.staff_only ? 'Open to all' : 'Make staff only', async () => {
+        await api('POST', `rooms/${room.id}`, {staff_only: !room.staff_only});
+        status(`${room.title} is now ${room.staff_only ? 'open to all' : 'staff only'}.`);
+        await loadRooms();
+      }),
+      button('Delete', async () => {
+        if (!confirm(`Delete ${room.title}?`)) return;
+        await api('DELETE', `rooms/${room.id}`);
+        status(`${room.title} deleted.`);
+        await loadRooms();
+      }),
+    );
+    tr.append(cell(room.id), cell(room.title), cell(room.staff_only ? 'yes' : 'no'), actions);
+    return tr;
+  });
+  $('#room-rows').replaceChildren(...rows);
+}
+
+async function loadUsers() {
+  const {users} = await api('GET', 'users');
+  const rows = users.map((user) => {
+    const tr = document.createElement('tr');
+    tr.dataset.username = user.username;
+    const actions = document.createElement('td');
+    actions.append(
+      button(user.is_staff ? 'Remove staff' : 'Make staff', async () => {
+        await api('POST', `users/${user.id}`, {is_staff: !user.is_staff});
+        status(`${user.username} updated.`);
+        await loadUsers();
+      }),
+      button('Set password', async () => {
+        const password = prompt(`New password for ${user.username}`);
+        if (!password) return;
+        await api('POST', `users/${user.id}`, {password});
+        status(`Password of ${user.username} changed.`);
+      }),
+    );
+    if (user.is_active) {
+      actions.append(button('Deactivate', async () => {
+        await api('POST', `users/${user.id}`, {is_active: false});
+        status(`${user.username} deactivated.`);
+        await loadUsers();
+      }));
+    }
+    tr.append(cell(user.username), cell(user.is_staff ? 'yes' : 'no'),
+      cell(user.is_active ? 'yes' : 'no'), actions);
+    return tr;
+  });
+  $('#user-rows').replaceChildren(...rows);
+}
+
+$('#room-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  try {
+    const title = form.title.value;
+    await api('POST', 'rooms', {title, staff_only: form.staff_only.checked});
+    form.reset();
+    status(`Room ${title} created.`);
+    await loadRooms();
+  } catch (e) {
+    status(e.message, true);
+  }
+});
+
+$('#user-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  try {
+    const username = form.username.value;
+    await api('POST', 'users', {username, password: form.password.value,
+                                is_staff: form.is_staff.checked});
+    form.reset();
+    status(`User ${username} created.`);
+    await loadUsers();
+  } catch (e) {
+    status(e.message, true);
+  }
+});
+
+Promise.all([loadRooms(), loadUsers()]).catch((e) => status(e.message, true));

@@ -1,0 +1,282 @@
+// The Multichat browser client: several rooms over one WebSocket.
+// Speaks the multichat example's protocol (join, leave, send) and its
+// extensions (rooms, history, own, since). Every text from the server is
+// inserted with textContent, never as HTML.
+
+const ERROR_TEXT = {
+  ROOM_INVALID: 'That room does not exist.',
+  ROOM_ACCESS_DENIED: 'You may not enter that room.',
+  USER_HAS_TO_LOGIN: 'Please log in again.',
+  BAD_REQUEST: 'The server did not understand that request.',
+  UNKNOWN_COMMAND: 'The server does not know that command.',
+  MESSAGE_EMPTY: 'Type a message first.',
+  MESSAGE_TOO_LONG: 'That message is too long.',
+  MESSAGE_INVALID: 'That message no longer exists.',
+  NOT_ALLOWED: 'You are not allowed to do that.',
+  USER_INVALID: 'There is no such user.',
+  RATE_LIMITED: 'You are sending too fast; wait a moment.',
+  SERVER_BUSY: 'The server is busy; try again in a moment.',
+};
+
+const state = {
+  socket: null,
+  rooms: new Map(),      // id -> {id, title, staff_only}
+  panes: new Map(),      // id -> {el, list, lastId, firstId, seen:Set, loadingOlder, truncatedTop}
+  wanted: new Set(),     // rooms the user has open, rejoined after a reconnect
+  attempts: 0,
+};
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+function setConnection(text, online) {
+  const el = $('#connection');
+  el.textContent = text;
+  el.classList.toggle('online', online);
+}
+
+function notify(text) {
+  const box = document.createElement('div');
+  box.className = 'notice-box';
+  box.textContent = text;
+  $('#notices').append(box);
+  setTimeout(() => box.remove(), 6000);
+}
+
+function send(obj) {
+  if (state.socket && state.socket.readyState === WebSocket.OPEN) {
+    state.socket.send(JSON.stringify(obj));
+    return true;
+  }
+  notify('Not connected; trying to reconnect…');
+  return false;
+}
+
+function renderRoomList() {
+  const list = $('#room-list');
+  list.replaceChildren();
+  for (const room of state.rooms.values()) {
+    const li = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'room-link';
+    button.dataset.roomId = room.id;
+    button.classList.toggle('joined', state.panes.has(room.id));
+    button.setAttribute('aria-pressed', state.panes.has(room.id) ? 'true' : 'false');
+    const title = document.createElement('span');
+    title.textContent = room.title;
+    button.append(title);
+    if (room.staff_only) {
+      const badge = document.createElement('span');
+      badge.className = 'badge';
+      badge.textContent = 'staff';
+      button.append(badge);
+    }
+    button.addEventListener('click', () => toggleRoom(room.id));
+    li.append(button);
+    list.append(li);
+  }
+}
+
+function toggleRoom(id) {
+  if (state.panes.has(id)) {
+    state.wanted.delete(id);
+    send({command: 'leave', room: id});
+  } else {
+    state.wanted.add(id);
+    send({command: 'join', room: id});
+  }
+}
+
+function formatTime(ms) {
+  if (typeof ms !== 'number') return '';
+  return new Date(ms).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'});
+}
+
+function messageElement(m) {
+  const li = document.createElement('li');
+  li.className = 'message';
+  if (m.own || m.username === document.body.dataset.username) li.classList.add('own');
+  if (m.id !== undefined) li.dataset.id = m.id;
+  const time = document.createElement('time');
+  time.className = 'meta';
+  time.textContent = formatTime(m.ts);
+  if (typeof m.ts === 'number') time.dateTime = new Date(m.ts).toISOString();
+  const author = document.createElement('span');
+  author.className = 'author';
+  author.textContent = m.username;
+  const text = document.createElement('span');
+  text.className = 'text';
+  text.textContent = m.message;
+  li.append(time, author, text);
+  return li;
+}
+
+function noticeElement(text) {
+  const li = document.createElement('li');
+  li.className = 'notice';
+  li.textContent = text;
+  return li;
+}
+
+function scrolledToBottom(list) {
+  return list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+}
+
+// Adds messages to a pane once each (by id), at the end or the top.
+function addMessages(pane, messages, atTop) {
+  const stick = scrolledToBottom(pane.list);
+  const fresh = messages.filter((m) => m.id === undefined || !pane.seen.has(m.id));
+  const nodes = fresh.map((m) => {
+    if (m.id !== undefined) {
+      pane.seen.add(m.id);
+      pane.lastId = Math.max(pane.lastId, m.id);
+      pane.firstId = pane.firstId === null ? m.id : Math.min(pane.firstId, m.id);
+    }
+    return messageElement(m);
+  });
+  if (atTop) {
+    const before = pane.list.scrollHeight;
+    pane.list.prepend(...nodes);
+    pane.list.scrollTop += pane.list.scrollHeight - before;
+  } else {
+    pane.list.append(...nodes);
+    if (stick || atTop === undefined) pane.list.scrollTop = pane.list.scrollHeight;
+  }
+}
+
+function openPane(id, title) {
+  let pane = state.panes.get(id);
+  if (pane) {
+    $('.pane-title', pane.el).textContent = title;
+    return pane;
+  }
+  const el = $('#pane-template').content.firstElementChild.cloneNode(true);
+  el.dataset.roomId = id;
+  $('.pane-title', el).textContent = title;
+  const input = $('.send-text', el);
+  input.id = `send-${id}`;
+  $('label', el).htmlFor = input.id;
+  $('.pane-close', el).addEventListener('click', () => toggleRoom(id));
+  $('.send', el).addEventListener('submit', (event) => {
+    event.preventDefault();
+    const text = input.value;
+    if (!text.trim()) return notify(ERROR_TEXT.MESSAGE_EMPTY);
+    if (send({command: 'send', room: id, message: text})) input.value = '';
+  });
+  pane = {el, list: $('.messages', el), lastId: 0, firstId: null, seen: new Set(),
+          loadingOlder: false, noOlder: false};
+  pane.list.addEventListener('scroll', () => {
+    if (pane.list.scrollTop === 0 && !pane.loadingOlder && !pane.noOlder && pane.firstId) {
+      pane.loadingOlder = true;
+      send({command: 'history', room: id, before: pane.firstId, limit: 50});
+    }
+  });
+  state.panes.set(id, pane);
+  $('#empty').hidden = true;
+  $('#panes').append(el);
+  renderRoomList();
+  return pane;
+}
+
+function closePane(id, why) {
+  const pane = state.panes.get(id);
+  if (!pane) return;
+  pane.el.remove();
+  state.panes.delete(id);
+  $('#empty').hidden = state.panes.size > 0;
+  if (why) notify(why);
+  renderRoomList();
+}
+
+function roomTitle(id) {
+  const room = state.rooms.get(id);
+  return room ? room.title : `room ${id}`;
+}
+
+function onMessage(data) {
+  if (data.error) {
+    const text = ERROR_TEXT[data.error] || `Error: ${data.error}`;
+    if (data.room !== undefined && data.error === 'ROOM_ACCESS_DENIED') {
+      state.wanted.delete(String(data.room));
+    }
+    notify(data.room !== undefined ? `${roomTitle(String(data.room))}: ${text}` : text);
+  } else if (data.rooms) {
+    state.rooms = new Map(data.rooms.map((r) => [String(r.id), r]));
+    for (const id of [...state.panes.keys()]) {
+      if (!state.rooms.has(id)) closePane(id, `${roomTitle(id)} is no longer available.`);
+    }
+    renderRoomList();
+  } else if (data.join !== undefined) {
+    const id = String(data.join);
+    state.wanted.add(id);
+    const pane = openPane(id, data.title);
+    if (Array.isArray(data.history)) addMessages(pane, data.history);
+    if (data.truncated) pane.list.prepend(noticeElement('Older messages were skipped.'));
+  } else if (data.leave !== undefined) {
+    const id = String(data.leave);
+    const deliberate = !state.wanted.has(id);
+    state.wanted.delete(id);
+    closePane(id, deliberate ? null : `You left ${roomTitle(id)}.`);
+  } else if (data.history !== undefined && Array.isArray(data.messages)) {
+    const pane = state.panes.get(String(data.history));
+    if (pane) {
+      pane.loadingOlder = false;
+      if (data.messages.length === 0) pane.noOlder = true;
+      addMessages(pane, data.messages, true);
+    }
+  } else if (data.room !== undefined) {
+    const pane = state.panes.get(String(data.room));
+    if (!pane) return;
+    if (data.msg_type === 0 || data.msg_type === undefined) {
+      addMessages(pane, [data], false);
+    } else {
+      const what = {4: 'joined', 5: 'left'}[data.msg_type];
+      const text = what ? `${data.username} ${what}` : String(data.message ?? '');
+      pane.list.append(noticeElement(text));
+      if (scrolledToBottom(pane.list)) pane.list.scrollTop = pane.list.scrollHeight;
+    }
+  }
+}
+
+function connect() {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const socket = new WebSocket(`${scheme}://${location.host}/chat/stream/`);
+  state.socket = socket;
+  setConnection('connecting…', false);
+  socket.addEventListener('open', () => {
+    state.attempts = 0;
+    setConnection('online', true);
+    // Rejoin what was open, asking only for what was missed.
+    for (const id of state.wanted) {
+      const pane = state.panes.get(id);
+      const join = {command: 'join', room: id};
+      if (pane && pane.lastId) join.since = pane.lastId;
+      socket.send(JSON.stringify(join));
+    }
+  });
+  socket.addEventListener('message', (event) => {
+    let data;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    onMessage(data);
+  });
+  socket.addEventListener('close', (event) => {
+    if (state.socket !== socket) return;
+    if (event.code === 4001 || event.code === 1008 && event.reason === 'login') {
+      location.href = '/accounts/login/?next=/';
+      return;
+    }
+    // Exponential backoff with full jitter, at most 15 s.
+    const delay = Math.random() * Math.min(15000, 500 * 2 ** state.attempts++);
+    setConnection(`offline, retrying in ${Math.ceil(delay / 1000)} s`, false);
+    setTimeout(connect, delay);
+  });
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  if (document.body.dataset.staff === 'true') $('#admin-link').hidden = false;
+  connect();
+});
