@@ -1,0 +1,483 @@
+/* Protocol tests of bin/chat-interface over real sockets: hand-made frames
+ * and requests, each case asserting the exact close code or status. The
+ * echo endpoint needs no worker; the process gets a private Redis. */
+#include "tests/support/proc.h"
+#include "tests/support/redis.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static ts_redis_t redis;
+static pid_t server = -1;
+static int port;
+static char webdir[64];
+static char logpath[128];
+
+static int dial(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    struct timeval tv = {5, 0}; /* a safety net against hangs, not a wait */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+static void send_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static void send_str(int fd, const char *s)
+{
+    send_all(fd, s, strlen(s));
+}
+
+static void read_exact(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = recv(fd, p, len, 0);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads one HTTP response (head, then content-length bytes unless HEAD);
+ * returns the status and fills head and body. */
+static int read_response(int fd, char *head, size_t hsize, char *body, size_t bsize, int head_only)
+{
+    size_t n = 0;
+    while (n < 4 || memcmp(head + n - 4, "\r\n\r\n", 4) != 0) {
+        assert_true(n + 1 < hsize);
+        assert_int_equal(recv(fd, head + n, 1, 0), 1);
+        n++;
+    }
+    head[n] = '\0';
+    int status = atoi(head + 9);
+    const char *cl = strstr(head, "content-length: ");
+    size_t blen = cl ? (size_t)atol(cl + 16) : 0;
+    if (head_only)
+        blen = 0;
+    assert_true(blen < bsize);
+    read_exact(fd, body, blen);
+    body[blen] = '\0';
+    return status;
+}
+
+/* 1 when the peer closed the connection (EOF). */
+static int at_eof(int fd)
+{
+    char c;
+    return recv(fd, &c, 1, 0) == 0;
+}
+
+static void frame(int fd, int fin, int rsv, int opcode, int masked, const void *payload, size_t len)
+{
+    uint8_t *b = malloc(len + 14);
+    static const uint8_t mask[4] = {0x11, 0x22, 0x33, 0x44};
+    size_t h = 0;
+    b[h++] = (uint8_t)((fin ? 0x80 : 0) | (rsv << 4) | opcode);
+    uint8_t m = masked ? 0x80 : 0;
+    if (len < 126) {
+        b[h++] = (uint8_t)(m | len);
+    } else if (len <= 0xFFFF) {
+        b[h++] = m | 126;
+        b[h++] = (uint8_t)(len >> 8);
+        b[h++] = (uint8_t)len;
+    } else {
+        b[h++] = m | 127;
+        for (int i = 0; i < 8; i++)
+            b[h++] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    }
+    if (masked) {
+        memcpy(b + h, mask, 4);
+        h += 4;
+    }
+    for (size_t i = 0; i < len; i++)
+        b[h + i] =
+            masked ? ((const uint8_t *)payload)[i] ^ mask[i & 3] : ((const uint8_t *)payload)[i];
+    send_all(fd, b, h + len);
+    free(b);
+}
+
+/* Reads one server frame: must be unmasked. Returns the opcode. */
+static int read_frame(int fd, uint8_t *payload, size_t size, size_t *len)
+{
+    uint8_t h[2];
+    read_exact(fd, h, 2);
+    assert_int_equal(h[1] & 0x80, 0);
+    uint64_t n = h[1] & 0x7F;
+    if (n == 126) {
+        uint8_t e[2];
+        read_exact(fd, e, 2);
+        n = (uint64_t)e[0] << 8 | e[1];
+    } else if (n == 127) {
+        uint8_t e[8];
+        read_exact(fd, e, 8);
+        n = 0;
+        for (int i = 0; i < 8; i++)
+            n = n << 8 | e[i];
+    }
+    assert_true(n <= size);
+    read_exact(fd, payload, (size_t)n);
+    *len = (size_t)n;
+    return h[0] & 0x0F;
+}
+
+/* Expects a close frame with code, then EOF. */
+static void expect_close(int fd, int code)
+{
+    uint8_t p[256];
+    size_t len;
+    int op = read_frame(fd, p, sizeof(p), &len);
+    assert_int_equal(op, 8);
+    if (code == 0) {
+        assert_int_equal(len, 0);
+    } else {
+        assert_true(len >= 2);
+        assert_int_equal(p[0] << 8 | p[1], code);
+    }
+    assert_true(at_eof(fd));
+}
+
+static const char *const UPGRADE_HEADERS = "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+
+static int ws_open(const char *path)
+{
+    int fd = dial();
+    char req[512];
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sSec-WebSocket-Version: 13\r\n\r\n", path,
+             UPGRADE_HEADERS);
+    send_str(fd, req);
+    char head[2048], body[16];
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 101);
+    assert_non_null(strstr(head, "sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    return fd;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (ts_redis_start(&redis) != 0)
+        return -1;
+    port = ts_free_port();
+    snprintf(webdir, sizeof(webdir), "/tmp/ifc_protocol.XXXXXX");
+    if (!mkdtemp(webdir))
+        return -1;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/static", webdir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/static/app.js", webdir);
+    FILE *f = fopen(path, "w");
+    fputs("console.log(1);\n", f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/secret.txt", webdir);
+    f = fopen(path, "w");
+    fputs("secret\n", f);
+    fclose(f);
+    const char *build = getenv("MC_BUILD") ? getenv("MC_BUILD") : "build/asan";
+    char bin[512], listen[64];
+    snprintf(bin, sizeof(bin), "%s/bin/chat-interface", build);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    snprintf(logpath, sizeof(logpath), "%s/interface.log", webdir);
+    const char *argv[] = {bin,       "--listen",
+                          listen,    "--redis",
+                          redis.url, "--web",
+                          webdir,    "--echo-path",
+                          "/echo/",  "--echo-max-message",
+                          "1024",    "--header-timeout",
+                          "300",     "--log-level",
+                          "warn",    NULL};
+    server = ts_spawn(argv, logpath);
+    if (server < 0 || ts_wait_port(port, 10000) != 0)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (server > 0)
+        ts_kill_wait(server, SIGKILL);
+    ts_redis_stop(&redis);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", webdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void echo_returns_text_and_binary(void **state)
+{
+    (void)state;
+    int fd = ws_open("/echo/");
+    uint8_t p[2048];
+    size_t len;
+    frame(fd, 1, 0, 1, 1, "hello", 5);
+    assert_int_equal(read_frame(fd, p, sizeof(p), &len), 1);
+    assert_int_equal(len, 5);
+    assert_memory_equal(p, "hello", 5);
+    uint8_t bin[300];
+    for (size_t i = 0; i < sizeof(bin); i++)
+        bin[i] = (uint8_t)i;
+    frame(fd, 1, 0, 2, 1, bin, sizeof(bin));
+    assert_int_equal(read_frame(fd, p, sizeof(p), &len), 2);
+    assert_int_equal(len, sizeof(bin));
+    assert_memory_equal(p, bin, sizeof(bin));
+    /* Fragments with a ping in between: pong first, then the message. */
+    frame(fd, 0, 0, 1, 1, "\xe2\x82", 2);
+    frame(fd, 1, 0, 9, 1, "pp", 2);
+    frame(fd, 1, 0, 0, 1, "\xac!", 2);
+    assert_int_equal(read_frame(fd, p, sizeof(p), &len), 10);
+    assert_memory_equal(p, "pp", 2);
+    assert_int_equal(read_frame(fd, p, sizeof(p), &len), 1);
+    assert_int_equal(len, 4);
+    assert_memory_equal(p, "\xe2\x82\xac!", 4);
+    /* The close handshake echoes the code. */
+    frame(fd, 1, 0, 8, 1,
+          "\x03\xe8"
+          "bye",
+          5);
+    expect_close(fd, 1000);
+    close(fd);
+}
+
+static void frame_violations_close_with_their_code(void **state)
+{
+    (void)state;
+    int fd = ws_open("/echo/");
+    frame(fd, 1, 0, 1, 0, "x", 1); /* unmasked */
+    expect_close(fd, 1002);
+    close(fd);
+    fd = ws_open("/echo/");
+    frame(fd, 1, 4, 1, 1, "x", 1); /* RSV1 */
+    expect_close(fd, 1002);
+    close(fd);
+    fd = ws_open("/echo/");
+    frame(fd, 1, 0, 1, 1, "\xed\xa0\x80", 3); /* a surrogate */
+    expect_close(fd, 1007);
+    close(fd);
+    fd = ws_open("/echo/");
+    uint8_t big[1025];
+    memset(big, 'a', sizeof(big));
+    frame(fd, 1, 0, 1, 1, big, sizeof(big)); /* over --echo-max-message */
+    expect_close(fd, 1009);
+    close(fd);
+    fd = ws_open("/echo/");
+    frame(fd, 1, 0, 8, 1, "\x03\xed", 2); /* 1005 may not be sent */
+    expect_close(fd, 1002);
+    close(fd);
+    fd = ws_open("/echo/");
+    frame(fd, 1, 0, 0, 1, "x", 1); /* continuation of nothing */
+    expect_close(fd, 1002);
+    close(fd);
+    fd = ws_open("/echo/");
+    frame(fd, 0, 0, 9, 1, "x", 1); /* fragmented ping */
+    expect_close(fd, 1002);
+    close(fd);
+    fd = ws_open("/echo/");
+    frame(fd, 1, 0, 8, 1, "", 0); /* close without a code: answered without one */
+    expect_close(fd, 0);
+    close(fd);
+}
+
+static int http_status(const char *request, char *head, size_t hsize, char *body, size_t bsize)
+{
+    int fd = dial();
+    send_str(fd, request);
+    int st = read_response(fd, head, hsize, body, bsize, strncmp(request, "HEAD", 4) == 0);
+    close(fd);
+    return st;
+}
+
+static void handshakes_are_checked(void **state)
+{
+    (void)state;
+    char head[2048], body[256], req[1024];
+    snprintf(req, sizeof(req),
+             "GET /echo/ HTTP/1.1\r\nHost: h\r\n%sSec-WebSocket-Version: 8\r\n\r\n",
+             UPGRADE_HEADERS);
+    assert_int_equal(http_status(req, head, sizeof(head), body, sizeof(body)), 426);
+    assert_non_null(strstr(head, "sec-websocket-version: 13\r\n"));
+    assert_int_equal(http_status("GET /echo/ HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+                                 "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                                 head, sizeof(head), body, sizeof(body)),
+                     400);
+    snprintf(req, sizeof(req),
+             "GET /chat/stream/ HTTP/1.1\r\nHost: 127.0.0.1\r\n%sSec-WebSocket-Version: 13\r\n"
+             "Origin: http://evil.example\r\n\r\n",
+             UPGRADE_HEADERS);
+    assert_int_equal(http_status(req, head, sizeof(head), body, sizeof(body)), 403);
+}
+
+static void http_limits_get_their_status(void **state)
+{
+    (void)state;
+    char head[2048], body[256];
+    size_t big = 17 * 1024;
+    char *req = malloc(big + 64);
+    snprintf(req, big + 64, "GET / HTTP/1.1\r\nX: ");
+    memset(req + strlen(req), 'h', big);
+    req[19 + big] = '\0';
+    strcat(req, "\r\n\r\n");
+    assert_int_equal(http_status(req, head, sizeof(head), body, sizeof(body)), 431);
+    snprintf(req, big + 64, "GET /");
+    memset(req + 5, 'u', 9000);
+    strcpy(req + 9005, " HTTP/1.1\r\n\r\n");
+    assert_int_equal(http_status(req, head, sizeof(head), body, sizeof(body)), 414);
+    free(req);
+    assert_int_equal(http_status("GET / HTTP/2.0\r\n\r\n", head, sizeof(head), body, sizeof(body)),
+                     505);
+    assert_int_equal(http_status("NONSENSE\r\n\r\n", head, sizeof(head), body, sizeof(body)), 400);
+    assert_int_equal(http_status("POST /x HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n", head,
+                                 sizeof(head), body, sizeof(body)),
+                     413);
+}
+
+static void pipelined_requests_are_answered_in_order(void **state)
+{
+    (void)state;
+    int fd = dial();
+    send_str(fd, "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n"
+                 "HEAD /static/app.js HTTP/1.1\r\nHost: h\r\n\r\n"
+                 "GET /static/missing.js HTTP/1.1\r\nHost: h\r\n\r\n"
+                 "GET /static/app.js HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    char head[2048], body[256];
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 200);
+    assert_string_equal(body, "ok\n");
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 200);
+    assert_non_null(strstr(head, "content-length: 16\r\n"));
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 404);
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 200);
+    assert_string_equal(body, "console.log(1);\n");
+    assert_true(at_eof(fd));
+    close(fd);
+}
+
+static void static_files_are_served_safely(void **state)
+{
+    (void)state;
+    char head[2048], body[256], req[512];
+    assert_int_equal(http_status("GET /static/app.js HTTP/1.1\r\nHost: h\r\n\r\n", head,
+                                 sizeof(head), body, sizeof(body)),
+                     200);
+    assert_non_null(strstr(head, "content-type: text/javascript; charset=utf-8\r\n"));
+    assert_non_null(strstr(head, "cache-control: "));
+    assert_non_null(strstr(head, "last-modified: "));
+    const char *e = strstr(head, "etag: ");
+    assert_non_null(e);
+    char etag[64];
+    size_t el = strcspn(e + 6, "\r");
+    snprintf(etag, sizeof(etag), "%.*s", (int)el, e + 6);
+    snprintf(req, sizeof(req),
+             "GET /static/app.js HTTP/1.1\r\nHost: h\r\nIf-None-Match: %s\r\n\r\n", etag);
+    assert_int_equal(http_status(req, head, sizeof(head), body, sizeof(body)), 304);
+    assert_int_equal(http_status("GET /static/../secret.txt HTTP/1.1\r\n\r\n", head, sizeof(head),
+                                 body, sizeof(body)),
+                     404);
+    assert_int_equal(http_status("GET /static/%2e%2e/secret.txt HTTP/1.1\r\n\r\n", head,
+                                 sizeof(head), body, sizeof(body)),
+                     404);
+    assert_int_equal(http_status("GET /static/..%2fsecret.txt HTTP/1.1\r\n\r\n", head, sizeof(head),
+                                 body, sizeof(body)),
+                     404);
+    assert_int_equal(http_status("POST /static/app.js HTTP/1.1\r\nContent-Length: 0\r\n\r\n", head,
+                                 sizeof(head), body, sizeof(body)),
+                     405);
+}
+
+static void worker_routes_without_a_worker_answer_503_or_504(void **state)
+{
+    (void)state;
+    char head[2048], body[256];
+    int st =
+        http_status("GET / HTTP/1.1\r\nHost: h\r\n\r\n", head, sizeof(head), body, sizeof(body));
+    assert_true(st == 503 || st == 504);
+}
+
+static void slowloris_is_cut_off_with_408(void **state)
+{
+    (void)state;
+    int fd = dial();
+    send_str(fd, "GET /healthz HTTP/1.1\r\nHost: h\r\nX-Slow: a");
+    char head[2048], body[256];
+    /* The server's 300 ms head timeout answers; recv blocks until then. */
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 408);
+    assert_true(at_eof(fd));
+    close(fd);
+}
+
+static void metrics_count_what_happened(void **state)
+{
+    (void)state;
+    char head[2048], body[4096];
+    assert_int_equal(
+        http_status("GET /metrics HTTP/1.1\r\n\r\n", head, sizeof(head), body, sizeof(body)), 200);
+    assert_non_null(strstr(body, "chat_interface_open_sockets 1\n"));
+    assert_non_null(strstr(body, "chat_interface_upgrades_accepted_total"));
+    assert_non_null(strstr(body, "chat_interface_frames_in_total"));
+    assert_non_null(strstr(body, "chat_interface_closed_slow_total"));
+    assert_non_null(strstr(body, "chat_interface_redis_errors_total"));
+}
+
+static void sigterm_closes_websockets_with_1001(void **state)
+{
+    (void)state;
+    int fd = ws_open("/echo/");
+    frame(fd, 1, 0, 1, 1, "x", 1);
+    uint8_t p[16];
+    size_t len;
+    assert_int_equal(read_frame(fd, p, sizeof(p), &len), 1);
+    kill(server, SIGTERM);
+    expect_close(fd, 1001);
+    close(fd);
+    int status;
+    assert_int_equal(waitpid(server, &status, 0), server);
+    server = -1;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(echo_returns_text_and_binary),
+        cmocka_unit_test(frame_violations_close_with_their_code),
+        cmocka_unit_test(handshakes_are_checked),
+        cmocka_unit_test(http_limits_get_their_status),
+        cmocka_unit_test(pipelined_requests_are_answered_in_order),
+        cmocka_unit_test(static_files_are_served_safely),
+        cmocka_unit_test(worker_routes_without_a_worker_answer_503_or_504),
+        cmocka_unit_test(slowloris_is_cut_off_with_408),
+        cmocka_unit_test(metrics_count_what_happened),
+        cmocka_unit_test(sigterm_closes_websockets_with_1001),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
