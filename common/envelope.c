@@ -27,6 +27,7 @@ enum field {
     F_CODE = 1 << 9,
     F_SCOPE = 1 << 10,
     F_GROUPS = 1 << 11,
+    F_EXCEPT = 1 << 12,
 };
 
 static const unsigned type_fields[] = {
@@ -35,7 +36,7 @@ static const unsigned type_fields[] = {
     [MC_ENV_WS_CONNECT] = F_REPLY | F_PATH | F_QUERY | F_CLIENT | F_HEADERS,
     [MC_ENV_WS_ACCEPT] = F_SCOPE,
     [MC_ENV_WS_RECEIVE] = F_REPLY | F_SCOPE | F_GROUPS | F_TEXT,
-    [MC_ENV_WS_SEND] = F_TEXT,
+    [MC_ENV_WS_SEND] = F_TEXT | F_EXCEPT,
     [MC_ENV_WS_CLOSE] = F_CODE,
     [MC_ENV_WS_DISCONNECT] = F_REPLY | F_SCOPE | F_GROUPS | F_CODE,
 };
@@ -62,6 +63,7 @@ static const struct {
     {F_PATH, "path", offsetof(mc_envelope_t, path)},
     {F_QUERY, "query", offsetof(mc_envelope_t, query)},
     {F_CLIENT, "client", offsetof(mc_envelope_t, client)},
+    {F_EXCEPT, "except", offsetof(mc_envelope_t, except)},
 };
 #define STRING_FIELD_COUNT (sizeof(string_fields) / sizeof(string_fields[0]))
 
@@ -257,6 +259,9 @@ static int encode_fields(const mc_envelope_t *env, cJSON *root)
         if (!(fields & string_fields[i].field))
             continue;
         const char *v = *string_slot((mc_envelope_t *)env, i);
+        /* An optional field left empty is left out: decoding defaults it. */
+        if ((!v || !*v) && !(type_required[env->type] & string_fields[i].field))
+            continue;
         if (!cJSON_AddStringToObject(root, string_fields[i].key, v ? v : ""))
             return MC_ENOMEM;
     }

@@ -7,7 +7,7 @@
  *   websocket.connect    interface -> worker   reply, path, query, headers, client
  *   websocket.accept     worker -> interface   scope
  *   websocket.receive    interface -> worker   reply, scope, groups, text
- *   websocket.send       worker -> interface   text
+ *   websocket.send       worker -> interface   text, except
  *   websocket.close      worker -> interface   code
  *   websocket.disconnect interface -> worker   reply, scope, groups, code
  *
@@ -61,13 +61,15 @@ typedef struct mc_envelope {
     const char *path;   /* http.request, websocket.connect: decoded path */
     const char *query;  /* http.request, websocket.connect: raw query, "" if none */
     const char *client; /* requests: peer address */
+    const char *except; /* websocket.send to a group: the one member channel to skip
+                           (the sender, who gets its own copy), "" for none */
     mc_header_t headers[MC_ENVELOPE_MAX_HEADERS];
     size_t nheaders;
     const char *body; /* http.request/response body, websocket.receive/send text */
     size_t body_len;
-    int status;       /* http.response */
-    int code;         /* websocket.close, websocket.disconnect */
-    int has_scope;    /* websocket.accept, receive, disconnect */
+    int status;    /* http.response */
+    int code;      /* websocket.close, websocket.disconnect */
+    int has_scope; /* websocket.accept, receive, disconnect */
     mc_scope_t scope;
     const char *groups[MC_ENVELOPE_MAX_GROUPS]; /* receive, disconnect */
     size_t ngroups;

@@ -106,6 +106,7 @@ struct ifc_server {
     char *cache_key; /* a copy of the envelope */
     size_t cache_len;
     sbuf_t *cache_frame;
+    char *cache_except; /* the member the cached group message skips, or NULL */
     ifc_metrics_t m;
     uint8_t rbuf[READ_BUF];
 };
@@ -1103,6 +1104,8 @@ static void drop_cache(ifc_server_t *srv)
 {
     free(srv->cache_key);
     srv->cache_key = NULL;
+    free(srv->cache_except);
+    srv->cache_except = NULL;
     srv->cache_len = 0;
     sbuf_unref(srv->cache_frame);
     srv->cache_frame = NULL;
@@ -1136,6 +1139,16 @@ static void http_reply(conn_t *c, const mc_envelope_t *env)
     respond(c, env->status ? env->status : 200, h, n, env->body, env->body_len);
 }
 
+/* A group message may name one member to skip: the sender, which gets its
+ * own copy (marked "own") directly. */
+static int is_excepted(ifc_server_t *srv, uint64_t id, const char *except)
+{
+    char channel[256];
+    return except && *except &&
+           srv->bus.reply_channel(srv->bus.ctx, id, channel, sizeof(channel)) == 0 &&
+           strcmp(channel, except) == 0;
+}
+
 void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, size_t len)
 {
     srv->m.replies_popped++;
@@ -1147,7 +1160,7 @@ void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, siz
     /* A group message comes once per local member: its frame is encoded
      * once and shared until the end of this loop turn. */
     if (srv->cache_frame && srv->cache_len == len && memcmp(srv->cache_key, data, len) == 0) {
-        if (c->kind != K_HTTP) {
+        if (c->kind != K_HTTP && !is_excepted(srv, id, srv->cache_except)) {
             srv->m.frames_out++;
             write_buf(c, srv->cache_frame);
         }
@@ -1184,10 +1197,12 @@ void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, siz
     case MC_ENV_WS_SEND:
         if (c->kind == K_WS_CHAT) {
             uint8_t hdr[IFC_WS_MAX_HEADER];
+            int skip = is_excepted(srv, id, env.except);
             size_t hl = ifc_ws_frame_header(hdr, IFC_WS_OP_TEXT, 1, env.body_len);
             sbuf_t *b = sbuf_new(hl + env.body_len);
             char *key = malloc(len ? len : 1);
-            if (b && key) {
+            char *except = *env.except ? strdup(env.except) : NULL;
+            if (b && key && (except || !*env.except)) {
                 memcpy(b->data, hdr, hl);
                 memcpy(b->data + hl, env.body, env.body_len);
                 memcpy(key, data, len);
@@ -1195,11 +1210,15 @@ void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, siz
                 srv->cache_key = key;
                 srv->cache_len = len;
                 srv->cache_frame = b;
-                srv->m.frames_out++;
-                write_buf(c, b);
+                srv->cache_except = except;
+                if (!skip) {
+                    srv->m.frames_out++;
+                    write_buf(c, b);
+                }
             } else {
                 sbuf_unref(b);
                 free(key);
+                free(except);
             }
         }
         break;

@@ -84,37 +84,11 @@ static int send_env(wrk_app_t *app, const char *channel, const mc_envelope_t *en
     return rc;
 }
 
-/* Adds "except":"<channel>" to an encoded envelope (a JSON object). */
-static int add_except(char **data, size_t *len, const char *except)
-{
-    cJSON *s = cJSON_CreateString(except);
-    char *quoted = s ? cJSON_PrintUnformatted(s) : NULL;
-    cJSON_Delete(s);
-    if (!quoted)
-        return MC_ENOMEM;
-    size_t q = strlen(quoted);
-    char *grown = realloc(*data, *len + q + 16);
-    if (!grown) {
-        free(quoted);
-        return MC_ENOMEM;
-    }
-    /* The encoding ends with '}': replace it. */
-    size_t at = *len - 1;
-    at += (size_t)sprintf(grown + at, ",\"except\":%s}", quoted);
-    free(quoted);
-    *data = grown;
-    *len = at;
-    return 0;
-}
-
-static int group_env(wrk_app_t *app, const char *group, const mc_envelope_t *env,
-                     const char *except)
+static int group_env(wrk_app_t *app, const char *group, const mc_envelope_t *env)
 {
     char *data;
     size_t len;
     int rc = encode(env, &data, &len);
-    if (rc == 0 && except)
-        rc = add_except(&data, &len, except);
     if (rc) {
         free(data);
         return rc;
@@ -134,8 +108,9 @@ int wrk__send_text(wrk_app_t *app, const char *channel, const char *text)
 
 int wrk__group_text(wrk_app_t *app, const char *group, const char *text, const char *except)
 {
-    mc_envelope_t env = {.type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text)};
-    return group_env(app, group, &env, except);
+    mc_envelope_t env = {
+        .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .except = except};
+    return group_env(app, group, &env);
 }
 
 int wrk__send_close(wrk_app_t *app, const char *channel, int code)
@@ -147,7 +122,7 @@ int wrk__send_close(wrk_app_t *app, const char *channel, int code)
 int wrk__group_close(wrk_app_t *app, const char *group, int code)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code};
-    return group_env(app, group, &env, NULL);
+    return group_env(app, group, &env);
 }
 
 int wrk__send_error(wrk_app_t *app, const char *channel, const char *code, int64_t room,
