@@ -103,10 +103,6 @@ $(LIBS):
 	ar rcs $@ $^
 
 $(B)/bin/chat-interface: $(call obj,interface/main.c) $(LIBS)
-# Until channel-layer/*.c exist, chat-interface builds without them (worker
-# routes answer 503); it links the channel layer as soon as they appear.
-$(call obj,interface/main.c): CPPFLAGS += $(if $(CHL_SRC),-DMC_HAVE_CHL)
-$(call obj,interface/main.c): $(CHL_SRC)
 $(B)/bin/chat-worker: $(call obj,worker/main.c) $(LIBS)
 $(B)/bin/chatctl: $(call obj,worker/chatctl.c) $(LIBS)
 $(BENCHES): $(B)/bin/%: $(B)/obj/tests/bench/%.o $(LIBS)

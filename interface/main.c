@@ -26,7 +26,6 @@ typedef struct app {
 
 /* ---- The bus over the channel layer ------------------------------------------ */
 
-#ifdef MC_HAVE_CHL
 static int bus_push(void *ctx, const char *queue, const void *msg, size_t len,
                     void (*cb)(void *arg, int status), void *arg)
 {
@@ -74,34 +73,6 @@ static void on_redis_state(void *ctx, int up)
         ifc_server_redis_error(app->srv);
     mc_log(up ? MC_LOG_INFO : MC_LOG_WARN, "redis %s", up ? "up" : "down");
 }
-#else
-/* Built before the channel layer exists: every push fails, so routes that
- * need a worker answer 503 while static files, /healthz, /metrics and the
- * echo endpoint work. */
-static int bus_push(void *ctx, const char *queue, const void *msg, size_t len,
-                    void (*cb)(void *arg, int status), void *arg)
-{
-    (void)ctx, (void)queue, (void)msg, (void)len, (void)cb, (void)arg;
-    return MC_EREDIS;
-}
-
-static int bus_reply_channel(void *ctx, uint64_t conn, char *buf, size_t size)
-{
-    (void)ctx;
-    int n = snprintf(buf, size, "ifc.local!%llu", (unsigned long long)conn);
-    return n < 0 || (size_t)n >= size ? MC_ETOOBIG : 0;
-}
-
-static void bus_forget(void *ctx, uint64_t conn)
-{
-    (void)ctx, (void)conn;
-}
-
-static void bus_each_group(void *ctx, uint64_t conn, void (*fn)(void *, const char *), void *arg)
-{
-    (void)ctx, (void)conn, (void)fn, (void)arg;
-}
-#endif
 
 /* ---- Shutdown ----------------------------------------------------------------- */
 
@@ -116,10 +87,8 @@ static void on_drained(void *arg)
     mc_info("connections closed, exiting");
     ifc_server_free(app->srv);
     app->srv = NULL;
-#ifdef MC_HAVE_CHL
     chl_proc_close(app->proc);
     app->proc = NULL;
-#endif
     uv_close((uv_handle_t *)&app->sigterm, on_handle_closed);
     uv_close((uv_handle_t *)&app->sigint, on_handle_closed);
 }
@@ -194,7 +163,6 @@ int main(int argc, char **argv)
     memset(&app, 0, sizeof(app));
     app.loop = uv_default_loop();
     ifc_bus_t bus = {&app, bus_push, bus_reply_channel, bus_forget, bus_each_group};
-#ifdef MC_HAVE_CHL
     chl_config_t ccfg;
     chl_config_defaults(&ccfg);
     ccfg.redis_urls = redis;
@@ -203,14 +171,9 @@ int main(int argc, char **argv)
         mc_error("channel layer: %s", mc_strerror(rc));
         return 1;
     }
-#else
-    mc_warn("built without the channel layer: worker routes answer 503 (redis %s unused)", redis);
-#endif
     if ((rc = ifc_server_start(&app.srv, app.loop, &cfg, &bus)) != 0) {
-#ifdef MC_HAVE_CHL
         chl_proc_close(app.proc);
         uv_run(app.loop, UV_RUN_DEFAULT);
-#endif
         return 1;
     }
     uv_signal_init(app.loop, &app.sigterm);
