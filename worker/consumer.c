@@ -212,6 +212,9 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
             return 0;
         }
     } else {
+        /* As the example does: the room, the leaver included, hears of it
+         * before the leaver is taken out of the group. */
+        notice(app, c->room, u->username, WRK_MSG_LEAVE, NULL);
         char group[32];
         room_group(group, sizeof(group), c->room);
         app->sink.group_discard(app->sink.ctx, group, env->reply);
@@ -219,10 +222,7 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
     }
     char *text = NULL;
     int rc = wrk_reply_leave(c->room, &text);
-    rc = reply(app, env->reply, text, rc, c);
-    if (joined(env, c->room))
-        notice(app, c->room, u->username, WRK_MSG_LEAVE, env->reply);
-    return rc;
+    return reply(app, env->reply, text, rc, c);
 }
 
 static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,

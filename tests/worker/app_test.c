@@ -629,7 +629,10 @@ static void two_sockets_chat_in_a_room(void **state)
     ws_send(w, &b, "{\"command\":\"who\",\"room\":1}");
     expect_text(w, b.channel, "{\"who\":\"1\",\"members\":[\"ann\",\"bob\"]}");
 
+    /* As in the example, the leaver hears its own leave notice first. */
     ws_send(w, &b, "{\"command\":\"leave\",\"room\":1}");
+    expect_text(w, b.channel,
+                "{\"room\":\"1\",\"message\":null,\"username\":\"bob\",\"msg_type\":5}");
     expect_text(w, b.channel, "{\"leave\":\"1\"}");
     expect_text(w, a.channel,
                 "{\"room\":\"1\",\"message\":null,\"username\":\"bob\",\"msg_type\":5}");
