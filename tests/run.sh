@@ -24,6 +24,7 @@ run_one() {
     local kind=$1 prog=$2 name log rc
     name=${prog#"$B"/}
     name=${name#"$MC_SOURCE"/build/}
+    name=${name#"$MC_SOURCE"/}
     name=$(echo "$name" | tr '/' '_')
     log=$logs/$name.log
     case $kind in
