@@ -276,7 +276,21 @@ function connect() {
   });
 }
 
+// A link like /#room=3 or /#room=3,5 opens those rooms once connected; the
+// server decides whether this user may enter them.
+function roomsFromHash() {
+  const match = /^#room=([0-9,]+)$/.exec(location.hash);
+  if (!match) return;
+  for (const id of match[1].split(',')) {
+    if (!id || state.wanted.has(id)) continue;
+    state.wanted.add(id);
+    if (state.socket && state.socket.readyState === WebSocket.OPEN) send({command: 'join', room: id});
+  }
+}
+
 document.addEventListener('DOMContentLoaded', () => {
   if (document.body.dataset.staff === 'true') $('#admin-link').hidden = false;
+  roomsFromHash();
+  window.addEventListener('hashchange', roomsFromHash);
   connect();
 });
