@@ -1,0 +1,53 @@
+// The interface process a page is connected to dies and comes back: the page
+// reconnects by itself and shows, once each, the messages sent meanwhile.
+import {test, before, after} from 'node:test';
+import assert from 'node:assert/strict';
+import {System} from './lib/system.mjs';
+import {launch, login, pane, joinRoom, say, seeMessage} from './lib/browser.mjs';
+
+let sys, browser, annPage, bobPage;
+
+before(async () => {
+  sys = await new System({interfaces: 2, separatePorts: true}).start();
+  sys.chatctl(['user', 'add', 'ann', '--password-stdin'], 'ann-pass-1\n');
+  sys.chatctl(['user', 'add', 'bob', '--password-stdin'], 'bob-pass-1\n');
+  sys.chatctl(['room', 'add', 'Lobby']);
+  browser = await launch();
+  annPage = await (await browser.newContext()).newPage();
+  bobPage = await (await browser.newContext()).newPage();
+  await login(annPage, sys.urls[0], 'ann', 'ann-pass-1');  // on interface 0
+  await login(bobPage, sys.urls[1], 'bob', 'bob-pass-1');  // on interface 1
+});
+
+after(async () => {
+  await browser?.close();
+  await sys?.stop();
+});
+
+test('the page reconnects after its interface is killed and shows what it missed, once', async () => {
+  await joinRoom(annPage, 'Lobby');
+  await joinRoom(bobPage, 'Lobby');
+  await say(bobPage, 'Lobby', 'before the crash');
+  await seeMessage(annPage, 'Lobby', 'before the crash');
+
+  await sys.killInterface(0);
+  await annPage.waitForSelector('#connection:not(.online)');
+  for (const text of ['missed one', 'missed two', 'missed three']) {
+    await say(bobPage, 'Lobby', text);
+    await seeMessage(bobPage, 'Lobby', text);
+  }
+  await sys.startInterface(0);
+
+  await annPage.waitForSelector('#connection.online', {timeout: 30000});
+  for (const text of ['missed one', 'missed two', 'missed three']) {
+    await seeMessage(annPage, 'Lobby', text);
+  }
+  // Once each: the history after `since` does not repeat what was shown.
+  for (const text of ['before the crash', 'missed one', 'missed two', 'missed three']) {
+    const shown = pane(annPage, 'Lobby').locator('.message .text', {hasText: text});
+    assert.equal(await shown.count(), 1, `"${text}" shown ${await shown.count()} times`);
+  }
+  // And the reconnected socket is live again, both ways.
+  await say(annPage, 'Lobby', 'back again');
+  await seeMessage(bobPage, 'Lobby', 'back again');
+});
