@@ -21,18 +21,23 @@ export CHAT_REDIS_URL=redis://127.0.0.1:$redis_port
 export CHAT_WEB_ROOT=web
 export CHAT_LISTEN=127.0.0.1:$port
 
-pids=()
+pids=()       # interfaces and workers
+redis_pid=""
 stop() {
     trap - INT TERM EXIT
     echo "stopping..."
+    # The chat processes first, so that they finish with Redis still there.
     [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null
-    wait 2>/dev/null
+    [ ${#pids[@]} -gt 0 ] && wait "${pids[@]}" 2>/dev/null
+    [ -n "$redis_pid" ] && kill -TERM "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    return 0
 }
 trap stop INT TERM EXIT
 
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$state" --save 60 1 \
+# Its own session: Ctrl-C reaches the chat processes, and stop() ends Redis last.
+setsid redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$state" --save 60 1 \
     --appendonly no --daemonize no --loglevel warning --logfile redis.log &
-pids+=($!)
+redis_pid=$!
 for _ in $(seq 100); do
     redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
     sleep 0.05
@@ -72,5 +77,5 @@ $(sed 's/^/    /' "$state/demo-accounts.txt")
   Ctrl-C stops everything.
 
 MSG
-wait -n "${pids[@]}"
+wait -n "${pids[@]}" "$redis_pid" || true
 echo "a process exited; stopping the rest" >&2
