@@ -2,8 +2,8 @@
 // reconnects by itself and shows, once each, the messages sent meanwhile.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {System} from './lib/system.mjs';
-import {launch, login, pane, joinRoom, say, seeMessage} from './lib/browser.mjs';
+import {System} from '../lib/system.mjs';
+import {launch, login, pane, joinRoom, say, seeMessage} from '../lib/browser.mjs';
 
 let sys, browser, annPage, bobPage;
 

@@ -5,8 +5,8 @@
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import {System} from './lib/system.mjs';
-import {launch, login, pane, joinRoom, say, seeMessage} from './lib/browser.mjs';
+import {System} from '../lib/system.mjs';
+import {launch, login, pane, joinRoom, say, seeMessage} from '../lib/browser.mjs';
 
 const docs = path.resolve(import.meta.dirname, '../../docs');
 let sys, browser, admin, bob, adminPage, bobPage;
