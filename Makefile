@@ -5,6 +5,7 @@
 #   make check      install what is missing, build with ASan+UBSan, run every test
 #   make fuzz       run every fuzz target for FUZZ_SECONDS each
 #   make bench      run the benchmarks and print their figures
+#   make screenshots  refresh the pictures of the pages in docs/
 #
 # Each flavour builds into a tree of its own (build/release, build/asan,
 # build/fuzz), so objects built with different flags are never mixed.
@@ -69,7 +70,8 @@ TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 BENCHES := $(patsubst tests/bench/%.c,$(B)/bin/%,$(BENCH_SRC))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(B)/fuzzers/%,$(FUZZ_SRC))
 
-.PHONY: all programs tests benches fuzzers fuzz-targets deps run check fuzz bench format clean
+.PHONY: all programs tests benches fuzzers fuzz-targets deps run check fuzz bench format clean \
+        screenshots
 .DEFAULT_GOAL := all
 
 # `make` (release) also publishes the programs in bin/.
@@ -132,6 +134,11 @@ check:
 	$(MAKE) --no-print-directory FLAVOUR=asan programs tests
 	$(MAKE) --no-print-directory fuzzers
 	tests/run.sh build/asan
+
+# Refreshes docs/chat.png and docs/admin.png from the browser walk-through.
+screenshots: deps
+	$(MAKE) --no-print-directory FLAVOUR=asan programs
+	MC_BUILD=$(CURDIR)/build/asan MC_SCREENSHOTS=$(CURDIR)/docs tests/browser/browser_test.sh
 
 FUZZ_SECONDS ?= 60
 fuzz:

@@ -4,11 +4,15 @@
 // the second user is refused the staff-only room by the server.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
+import {mkdirSync} from 'node:fs';
 import path from 'node:path';
 import {System} from '../lib/system.mjs';
 import {launch, login, pane, joinRoom, say, seeMessage} from '../lib/browser.mjs';
 
-const docs = path.resolve(import.meta.dirname, '../../docs');
+// Screenshots go to the build tree; `make screenshots` points this at docs/.
+const shots = process.env.MC_SCREENSHOTS ||
+  path.join(process.env.MC_BUILD || path.resolve(import.meta.dirname, '../../build/asan'), 'screenshots');
+mkdirSync(shots, {recursive: true});
 let sys, browser, admin, bob, adminPage, bobPage;
 
 before(async () => {
@@ -54,7 +58,7 @@ test('the staff user makes rooms and a user on the admin page', async () => {
   await adminPage.fill('#user-form input[name=password]', 'bob-pass-1');
   await adminPage.click('#user-form [type=submit]');
   await adminPage.locator('#user-rows tr[data-username=bob]').waitFor();
-  await adminPage.screenshot({path: path.join(docs, 'admin.png'), fullPage: true});
+  await adminPage.screenshot({path: path.join(shots, 'admin.png'), fullPage: true});
 });
 
 test('a non-staff user is refused the admin page', async () => {
@@ -107,7 +111,7 @@ test('three rooms open at once: each message lands in its own pane only', async 
       assert.equal(await stray.count(), 0, `"only in ${room}" showed in ${other}`);
     }
   }
-  await bobPage.screenshot({path: path.join(docs, 'chat.png')});
+  await bobPage.screenshot({path: path.join(shots, 'chat.png')});
 });
 
 test('a message with HTML in it is shown as text and runs nothing', async () => {
