@@ -210,9 +210,12 @@ static redisReply *run_script(chl_t *chl, size_t i, enum chl__script_id id, size
             r = NULL;
             *rc = MC_EREDIS;
             chl->stats.redis_errors++;
-            if (!noscript || attempt == 1 || !chl->shards[i].ctx ||
-                load_scripts(chl->shards[i].ctx, &chl->shards[i]) != 0)
+            if (!noscript || attempt == 1 || !chl->shards[i].ctx)
                 break;
+            if (load_scripts(chl->shards[i].ctx, &chl->shards[i]) != 0) {
+                shard_down(chl, i, "scripts do not load");
+                break;
+            }
             v[1] = chl->shards[i].sha[id];
         }
     }
@@ -605,10 +608,17 @@ int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t 
         return rc;
     int64_t deadline = timeout_ms ? chl__mono_ms() + timeout_ms : 0;
     size_t ns = chl->ring.nshards;
+    /* Each pop refreshes the heartbeat: block for at most half its TTL so
+     * that an idle worker never looks dead. */
+    long slice = chl->cfg.heartbeat_ttl_ms / 2;
+    if (slice > CHL__BLOCK_SLICE_MS)
+        slice = CHL__BLOCK_SLICE_MS;
+    if (slice < 1)
+        slice = 1;
     for (;;) {
         int got = 0;
         if (ns == 1) {
-            long block = next_block(deadline, CHL__BLOCK_SLICE_MS);
+            long block = next_block(deadline, slice);
             rc = queue_pop_shard(chl, 0, qkey, block, out, &got);
             if (rc != 0 || got == 1)
                 return rc;
