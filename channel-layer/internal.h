@@ -33,6 +33,7 @@
 #define MC_CHANNEL_LAYER_INTERNAL_H
 
 #include "channel-layer/chl.h"
+#include "common/clock.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -66,11 +67,6 @@ int chl__key(char *key, size_t size, const char *prefix, const char *a, const ch
 
 /* The process part of a channel: its length (up to '!', else the whole). */
 size_t chl__process_len(const char *channel);
-
-/* Milliseconds since the Unix epoch (CLOCK_REALTIME: deadlines are shared
- * between hosts) and a monotonic clock for timeouts. */
-int64_t chl__now_ms(void);
-int64_t chl__mono_ms(void);
 
 /* Copies cfg, filling zero or NULL fields with defaults and duplicating the
  * strings into *owned (freed with free). Returns 0, MC_EINVAL, MC_ENOMEM. */

@@ -81,20 +81,6 @@ size_t chl__process_len(const char *channel)
     return bang ? (size_t)(bang - channel) : strlen(channel);
 }
 
-int64_t chl__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t chl__mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int chl__config_copy(chl_config_t *dst, char **owned, const chl_config_t *src)
 {
     chl_config_t def;
@@ -140,7 +126,7 @@ void chl__make_name(char *buf, size_t size, const char *kind)
         if (!name_char(*p) || *p == '.')
             *p = '-';
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-        uint64_t t = (uint64_t)chl__mono_ms() ^ ((uint64_t)getpid() << 16);
+        uint64_t t = (uint64_t)mc_mono_ms() ^ ((uint64_t)getpid() << 16);
         memcpy(rnd, &t, sizeof(rnd));
     }
     snprintf(buf, size, "%s.%s.%ld.%02x%02x%02x%02x", kind, host, (long)getpid(), rnd[0], rnd[1],

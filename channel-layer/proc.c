@@ -322,7 +322,7 @@ static void dispatch(chl_proc_t *p, const char *el, size_t len)
     char group[CHL__NAME_MAX + 1];
     if (chl__frame_parse(&f, el, len) != 0 || f.name_len > CHL__NAME_MAX)
         goto malformed;
-    if (f.deadline && f.deadline < chl__now_ms()) {
+    if (f.deadline && f.deadline < mc_now_ms()) {
         p->stats.expired++;
         return;
     }
@@ -506,7 +506,7 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
     if (!req)
         return MC_ENOMEM;
     int rc = chl__frame_build(&req->frame, &req->lens[6], CHL__MSG,
-                              chl__now_ms() + proc->cfg.expiry_ms, queue, msg, len);
+                              mc_now_ms() + proc->cfg.expiry_ms, queue, msg, len);
     if (rc != 0) {
         free(req);
         return rc;

@@ -81,7 +81,7 @@ static int shard_up(chl_t *chl, size_t i)
     sync_shard_t *s = &chl->shards[i];
     if (s->ctx)
         return 0;
-    int64_t now = chl__mono_ms();
+    int64_t now = mc_mono_ms();
     if (now < s->retry_at)
         return MC_EREDIS;
     const chl__addr_t *a = &chl->ring.addrs[i];
@@ -333,7 +333,7 @@ int chl_send(chl_t *chl, const char *channel, const void *msg, size_t len)
         return rc;
     long cap = bang >= 0 ? chl->cfg.process_capacity : chl->cfg.capacity;
     rc = push_frame(chl, chl__ring_channel(&chl->ring, channel), key, cap, CHL__MSG,
-                    chl__now_ms() + chl->cfg.expiry_ms, channel, msg, len);
+                    mc_now_ms() + chl->cfg.expiry_ms, channel, msg, len);
     if (rc == 0)
         chl->stats.sent++;
     return rc;
@@ -351,7 +351,7 @@ int chl_queue_push(chl_t *chl, const char *queue, const void *msg, size_t len)
         return rc;
     size_t shard = chl->push_next++ % chl->ring.nshards;
     rc = push_frame(chl, shard, key, chl->cfg.queue_capacity, CHL__MSG,
-                    chl__now_ms() + chl->cfg.expiry_ms, queue, msg, len);
+                    mc_now_ms() + chl->cfg.expiry_ms, queue, msg, len);
     if (rc == 0)
         chl->stats.sent++;
     return rc;
@@ -363,7 +363,7 @@ static long next_block(int64_t deadline, long slice_ms)
 {
     if (deadline == 0)
         return slice_ms;
-    int64_t left = deadline - chl__mono_ms();
+    int64_t left = deadline - mc_mono_ms();
     if (left <= 0)
         return 0;
     return left < slice_ms ? (long)left : slice_ms;
@@ -387,7 +387,7 @@ static int accept_element(chl_t *chl, const char *el, size_t len, chl_message_t 
     }
     if (f.kind == CHL__ADD || f.kind == CHL__DISCARD)
         return 0; /* membership control is for a process endpoint */
-    if (f.deadline && f.deadline < chl__now_ms()) {
+    if (f.deadline && f.deadline < mc_now_ms()) {
         chl->stats.expired++;
         return 0;
     }
@@ -473,7 +473,7 @@ int chl_receive(chl_t *chl, const char *const *channels, size_t n, long timeout_
         shard_of[i] = chl__ring_channel(&chl->ring, channels[i]);
         multi |= shard_of[i] != shard_of[0];
     }
-    int64_t deadline = timeout_ms ? chl__mono_ms() + timeout_ms : 0;
+    int64_t deadline = timeout_ms ? mc_mono_ms() + timeout_ms : 0;
     for (;;) {
         int got = 0, rc;
         if (!multi) {
@@ -569,7 +569,7 @@ static int queue_pop_shard(chl_t *chl, size_t sh, const char *qkey, long block_m
         if (!ok) {
             chl->stats.malformed++;
             mc_warn("channel-layer: skipped a malformed queue element of %zu bytes", el->len);
-        } else if (f.deadline && f.deadline < chl__now_ms()) {
+        } else if (f.deadline && f.deadline < mc_now_ms()) {
             chl->stats.expired++;
             ok = 0;
         }
@@ -606,7 +606,7 @@ int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t 
     int rc = chl__key(qkey, sizeof(qkey), chl->cfg.prefix, queue, NULL);
     if (rc != 0)
         return rc;
-    int64_t deadline = timeout_ms ? chl__mono_ms() + timeout_ms : 0;
+    int64_t deadline = timeout_ms ? mc_mono_ms() + timeout_ms : 0;
     size_t ns = chl->ring.nshards;
     /* Each pop refreshes the heartbeat: block for at most half its TTL so
      * that an idle worker never looks dead. */
@@ -808,7 +808,7 @@ int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, s
         return MC_ETOOBIG;
     char *frame;
     size_t flen;
-    int rc = chl__frame_build(&frame, &flen, CHL__GROUP, chl__now_ms() + chl->cfg.expiry_ms, group,
+    int rc = chl__frame_build(&frame, &flen, CHL__GROUP, mc_now_ms() + chl->cfg.expiry_ms, group,
                               msg, len);
     if (rc != 0)
         return rc;

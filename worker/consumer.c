@@ -1,7 +1,7 @@
 #include "worker/consumer.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "worker/clock.h"
+#include "common/clock.h"
 #include "worker/command.h"
 #include "worker/views.h"
 
@@ -238,7 +238,7 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_message_t m;
     int dup;
     int rc = wrk_store_message_add(app->store, c->room, u->id, c->message, c->message_len,
-                                   c->client_id[0] ? c->client_id : NULL, wrk_now_ms(), &m, &dup);
+                                   c->client_id[0] ? c->client_id : NULL, mc_now_ms(), &m, &dup);
     if (rc) {
         wrk__send_error(app, env->reply,
                         rc == MC_ENOTFOUND ? WRK_E_ROOM_INVALID : WRK_E_SERVER_BUSY, c->room,
@@ -307,7 +307,7 @@ static int do_edit_delete(wrk_app_t *app, const mc_envelope_t *env, const wrk_us
     }
     char *text = NULL;
     if (c->kind == WRK_CMD_EDIT) {
-        rc = wrk_store_message_edit(app->store, c->id, c->message, c->message_len, wrk_now_ms());
+        rc = wrk_store_message_edit(app->store, c->id, c->message, c->message_len, mc_now_ms());
         if (rc == 0)
             rc = wrk_store_message_get(app->store, c->id, &m);
         if (rc == 0) {
@@ -350,7 +350,7 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     char *text = NULL;
-    rc = wrk_reply_whisper(++app->whisper_seq, u->username, to.username, c->message, wrk_now_ms(),
+    rc = wrk_reply_whisper(++app->whisper_seq, u->username, to.username, c->message, mc_now_ms(),
                            &text);
     if (rc)
         return reply(app, env->reply, text, rc, c);

@@ -4,7 +4,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "worker/app.h"
-#include "worker/clock.h"
+#include "common/clock.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -63,7 +63,7 @@ static int run(wrk_app_t *app, chl_t *chl, const char *queue, const sigset_t *st
     long backoff = 0;
     uint64_t handled = 0;
     while (!stop_requested(stops)) {
-        int64_t now = wrk_mono_ms();
+        int64_t now = mc_mono_ms();
         if (now >= next_requeue) {
             size_t n = 0;
             if (chl_requeue_dead(chl, &n) == 0 && n)
@@ -75,7 +75,7 @@ static int run(wrk_app_t *app, chl_t *chl, const char *queue, const sigset_t *st
             next_changes = now + CHANGES_EVERY_MS;
         }
         if (now >= next_purge) {
-            wrk_store_purge(app->store, wrk_now_ms(), CHANGES_KEPT_MS);
+            wrk_store_purge(app->store, mc_now_ms(), CHANGES_KEPT_MS);
             next_purge = now + PURGE_EVERY_MS;
         }
         chl_message_t msg;

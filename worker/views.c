@@ -3,7 +3,7 @@
 #include "common/error.h"
 #include "common/form.h"
 #include "common/log.h"
-#include "worker/clock.h"
+#include "common/clock.h"
 #include "worker/command.h"
 #include "worker/template.h"
 #include "worker/token.h"
@@ -124,7 +124,7 @@ int wrk_views_session_user(wrk_app_t *app, const mc_envelope_t *env, wrk_user_t 
     char token[WRK_TOKEN_HEX_LEN + 1];
     if (token_cookie(env, "sessionid", token))
         return MC_ENOTFOUND;
-    return wrk_store_session_user(app->store, token, wrk_now_ms(), user);
+    return wrk_store_session_user(app->store, token, mc_now_ms(), user);
 }
 
 static const char *secure(const wrk_app_t *app)
@@ -238,7 +238,7 @@ static void view_login(wrk_app_t *app, response_t *r, request_t *q)
         mc_form_clear(&form);
         goto out;
     }
-    int64_t now = wrk_now_ms(), window = app->cfg.login_window_s * 1000;
+    int64_t now = mc_now_ms(), window = app->cfg.login_window_s * 1000;
     const char *addr = env->client ? env->client : "";
     long by_user = 0, by_addr = 0;
     wrk_store_login_failures(app->store, WRK_LIMIT_USER, user, now, window, &by_user);
@@ -546,7 +546,7 @@ int wrk_views_request(wrk_app_t *app, const mc_envelope_t *env)
         q.csrf_new = 1;
     }
     if (token_cookie(env, "sessionid", q.session) == 0 &&
-        wrk_store_session_user(app->store, q.session, wrk_now_ms(), &q.user) == 0)
+        wrk_store_session_user(app->store, q.session, mc_now_ms(), &q.user) == 0)
         q.has_user = 1;
     route(app, &r, &q);
     if (q.csrf_new && q.csrf[0])
