@@ -15,6 +15,18 @@ static int hex_value(unsigned char c)
     return -1;
 }
 
+int mc_percent_byte(const char *src, size_t left, unsigned char *out)
+{
+    if (left < 3 || src[0] != '%')
+        return MC_EINVAL;
+    int hi = hex_value((unsigned char)src[1]);
+    int lo = hex_value((unsigned char)src[2]);
+    if (hi < 0 || lo < 0)
+        return MC_EINVAL;
+    *out = (unsigned char)(hi * 16 + lo);
+    return 0;
+}
+
 int mc_form_decode(const char *src, size_t len, char *dst, size_t *out_len)
 {
     size_t o = 0;
@@ -23,13 +35,9 @@ int mc_form_decode(const char *src, size_t len, char *dst, size_t *out_len)
         if (c == '+') {
             dst[o++] = ' ';
         } else if (c == '%') {
-            if (len - i < 3)
+            if (mc_percent_byte(src + i, len - i, &c) != 0)
                 return MC_EINVAL;
-            int hi = hex_value((unsigned char)src[i + 1]);
-            int lo = hex_value((unsigned char)src[i + 2]);
-            if (hi < 0 || lo < 0)
-                return MC_EINVAL;
-            dst[o++] = (char)(hi * 16 + lo);
+            dst[o++] = (char)c;
             i += 2;
         } else {
             dst[o++] = (char)c;

@@ -44,6 +44,12 @@ const char *mc_form_get(const mc_form_t *form, const char *name, size_t *len);
 /* Releases what *form owns and zeroes it. Safe to call twice. */
 void mc_form_clear(mc_form_t *form);
 
+/* Decodes the escape "%XX" that starts at src (left bytes remain from
+ * there): stores the byte in *out and returns 0, or MC_EINVAL when fewer than
+ * three bytes remain or a digit is not hexadecimal. Every decoder of
+ * percent-encoded text (forms, queries, URL paths) uses it. */
+int mc_percent_byte(const char *src, size_t left, unsigned char *out);
+
 /* Percent-decodes src[0..len) (with '+' as space) into dst, which must hold
  * len + 1 bytes, NUL-terminates it and stores the decoded length in *out_len.
  * Returns 0 or MC_EINVAL. */

@@ -14,17 +14,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
-
-static int hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "common/form.h"
 
 /* Appends one finished segment seg[0..n) to out unless it is "." or empty;
  * refuses "..", hidden names. */
@@ -64,9 +54,8 @@ int ifc_static_decode(const char *path, size_t len, char *out, size_t size)
         }
         trailing = 0;
         if (c == '%') {
-            if (len - i < 3 || hex(path[i + 1]) < 0 || hex(path[i + 2]) < 0)
+            if (mc_percent_byte(path + i, len - i, &c) != 0)
                 return MC_EINVAL;
-            c = (unsigned char)(hex(path[i + 1]) * 16 + hex(path[i + 2]));
             i += 2;
             if (c == '/')
                 return MC_EINVAL; /* an encoded slash */
