@@ -58,7 +58,7 @@ export class System {
       CHAT_DB: this.db,
       CHAT_REDIS_URL: `redis://127.0.0.1:${this.redisPort}`,
       CHAT_WEB_ROOT: path.join(source, 'web'),
-      CHAT_PASSWORD_MEMORY_KIB: '8192', // fast hashing for tests
+      CHAT_ARGON2_MEMORY_KIB: '8192', // fast hashing for tests
       ...extra,
     };
   }
