@@ -64,7 +64,10 @@ export class Socket {
     this.ws = ws;
     this.closed = null;
     const start = this.frames.length;
+    // Only the socket opened last speaks for this client: an older one that
+    // lingers (closing, or given up on) is ignored.
     ws.on('message', (buf, isBinary) => {
+      if (ws !== this.ws) return;
       const raw = buf.toString();
       let data;
       try { data = JSON.parse(raw); } catch { data = undefined; }
@@ -73,6 +76,7 @@ export class Socket {
       for (const w of [...this.waiters]) w();
     });
     ws.on('close', (code, reason) => {
+      if (ws !== this.ws) return;
       this.closed = {code, reason: reason.toString()};
       this.onClose?.(code);
       for (const w of [...this.waiters]) w();
@@ -81,7 +85,8 @@ export class Socket {
     const gone = new Promise((resolve, reject) => ws.once('close', (code) =>
       reject(new Error(`${this.name}: ${baseUrl} closed the socket (${code}) before the room list`))));
     gone.catch(() => {});
-    return Promise.race([this.waitFor((d) => d && Array.isArray(d.rooms), {from: start, timeoutMs}), gone]);
+    return Promise.race([this.waitFor((d) => d && Array.isArray(d.rooms), {from: start, timeoutMs}), gone])
+      .catch((err) => { ws.terminate(); throw err; });
   }
 
   send(obj) { this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj)); }
@@ -154,6 +159,8 @@ export class Member extends Socket {
     this.reconnects = true;
     this.reconnections = 0;
     this.joinsDone = 0;
+    this.ownTexts = new Set(); // texts of this socket's messages it got back (own:true)
+    this.errors = [];
     this.onFrame = (d) => this.see(d);
     this.onClose = () => { if (this.reconnects && !this.reconnecting) this.reconnect(); };
   }
@@ -167,6 +174,9 @@ export class Member extends Socket {
       for (const m of d.messages) this.count(d.history, m);
     } else if (d.msg_type === 0 && d.id !== undefined) {
       this.count(d.room, d);
+      if (d.own) this.ownTexts.add(d.message);
+    } else if (d.error !== undefined) {
+      this.errors.push(d);
     }
   }
 
@@ -223,11 +233,17 @@ export class Member extends Socket {
     }
   }
 
-  // Ids shown in room more than once, and ids of want never shown.
+  // Ids shown in room more than once, ids of want never shown, ids shown
+  // that are not in want, and whether ids came in increasing order.
   check(room, want) {
     const r = this.rooms.get(String(room));
+    const wanted = new Set(want);
     const twice = [...r.counts].filter(([, n]) => n > 1).map(([id]) => id);
     const missing = want.filter((id) => !r.counts.has(id));
-    return {twice, missing};
+    const unknown = [...r.counts.keys()].filter((id) => !wanted.has(id));
+    const increasing = r.order.every((id, i) => i === 0 || id > r.order[i - 1]);
+    return {twice, missing, unknown, increasing};
   }
+
+  seen(room) { return this.rooms.get(String(room)).counts.size; }
 }
