@@ -1231,6 +1231,15 @@ void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, siz
 void ifc_server_redis_error(ifc_server_t *srv)
 {
     srv->m.redis_errors++;
+    /* A Redis that comes back may have lost the groups our sockets are in:
+     * they would hear nothing more. Closed, their clients reconnect, join
+     * again with since, and get what they missed. */
+    conn_t *next;
+    for (conn_t *c = srv->conns; c; c = next) {
+        next = c->next;
+        if (c->kind == K_WS_CHAT)
+            ws_close(c, IFC_WS_CLOSE_SERVICE_RESTART);
+    }
 }
 
 /* ---- Server ---------------------------------------------------------------- */

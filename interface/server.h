@@ -81,7 +81,9 @@ int ifc_server_start(ifc_server_t **out, uv_loop_t *loop, const ifc_server_confi
  * (a group message) share one encoded frame. */
 void ifc_server_on_message(ifc_server_t *srv, uint64_t conn, const char *data, size_t len);
 
-/* The bus reports a Redis failure (counted in /metrics). */
+/* The bus reports that Redis was lost (counted in /metrics): every chat
+ * WebSocket is closed with 1012, since the groups it was in may be gone
+ * when Redis comes back; clients reconnect and catch up by message id. */
 void ifc_server_redis_error(ifc_server_t *srv);
 
 /* Stops accepting, closes every WebSocket with 1001 (sending the

@@ -7,10 +7,14 @@
 #include "worker/views.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #define CLOSE_POLICY 1008 /* RFC 6455: policy violation */
 
@@ -32,6 +36,7 @@ int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
                  const wrk_sink_t *sink)
 {
     memset(app, 0, sizeof(*app));
+    app->order_fd = -1;
     app->cfg = *cfg;
     app->sink = *sink;
     app->whisper_seq = mc_now_ms() * 1000;
@@ -44,6 +49,15 @@ int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
     rc = wrk_store_open(&app->store, db_path, NULL);
     if (rc)
         return rc;
+    if (strcmp(db_path, ":memory:") != 0) {
+        char lock[4096];
+        if (snprintf(lock, sizeof(lock), "%s-order.lock", db_path) >= (int)sizeof(lock) ||
+            (app->order_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+            mc_error("worker: cannot open the order lock %s: %s", lock, strerror(errno));
+            wrk_app_close(app);
+            return MC_EDB;
+        }
+    }
     int from = 0, to = 0;
     rc = wrk_store_migrate(app->store, &from, &to);
     if (rc) {
@@ -58,6 +72,26 @@ void wrk_app_close(wrk_app_t *app)
 {
     wrk_store_close(app->store);
     app->store = NULL;
+    if (app->order_fd >= 0)
+        close(app->order_fd);
+    app->order_fd = -1;
+}
+
+void wrk__order_lock(wrk_app_t *app)
+{
+    if (app->order_fd < 0)
+        return;
+    while (flock(app->order_fd, LOCK_EX) != 0)
+        if (errno != EINTR) {
+            mc_warn("worker: order lock: %s", strerror(errno));
+            return;
+        }
+}
+
+void wrk__order_unlock(wrk_app_t *app)
+{
+    if (app->order_fd >= 0)
+        flock(app->order_fd, LOCK_UN);
 }
 
 /* ---- Output ---------------------------------------------------------------- */

@@ -2,7 +2,7 @@
 // loopback port, a fresh sqlite file, N workers and N interfaces built under
 // $MC_BUILD/bin. Every process dies with the test (stop() and an exit hook).
 import {spawn, spawnSync} from 'node:child_process';
-import {mkdtempSync, rmSync, openSync} from 'node:fs';
+import {mkdtempSync, rmSync, openSync, readdirSync, readFileSync} from 'node:fs';
 import {createServer, connect} from 'node:net';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
@@ -37,11 +37,25 @@ export async function waitPort(port, timeoutMs = 10000) {
   }
 }
 
+// SIGKILL, as a crash would; resolves once the process is gone.
+async function killed(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
+
 export class System {
   // With separatePorts, interface i listens on ports[i] (urls[i]); otherwise
-  // all share one port through SO_REUSEPORT.
-  constructor({interfaces = 1, workers = 1, separatePorts = false} = {}) {
+  // all share one port through SO_REUSEPORT. With shards > 1, that many
+  // redis-servers shard the channel layer (every process gets all URLs).
+  constructor({interfaces = 1, workers = 1, separatePorts = false, shards = 1, env = {}} = {}) {
     this.nInterfaces = interfaces;
+    this.nShards = shards;
+    this.extraEnv = env;
+    this.redisPorts = [];
+    this.redises = [];
+    this.workers = [];
     this.separatePorts = separatePorts;
     this.ports = [];
     this.nWorkers = workers;
@@ -56,9 +70,10 @@ export class System {
     return {
       ...process.env,
       CHAT_DB: this.db,
-      CHAT_REDIS_URL: `redis://127.0.0.1:${this.redisPort}`,
+      CHAT_REDIS_URL: this.redisPorts.map((p) => `redis://127.0.0.1:${p}`).join(','),
       CHAT_WEB_ROOT: path.join(source, 'web'),
       CHAT_ARGON2_MEMORY_KIB: '8192', // fast hashing for tests
+      ...this.extraEnv,
       ...extra,
     };
   }
@@ -79,10 +94,11 @@ export class System {
   }
 
   async start() {
-    this.redisPort = await freePort();
-    this.redis = this.spawn('redis', 'redis-server', ['--port', String(this.redisPort), '--bind',
-      '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no']);
-    await waitPort(this.redisPort);
+    for (let i = 0; i < this.nShards; i++) {
+      this.redisPorts[i] = await freePort();
+      await this.startRedis(i);
+    }
+    this.redisPort = this.redisPorts[0];
     this.chatctl(['migrate']);
     for (let i = 0; i < this.nWorkers; i++) this.startWorker(i);
     this.port = await freePort();
@@ -95,8 +111,26 @@ export class System {
     return this;
   }
 
+  // Redis shard i on its port; an empty server, as after a crash.
+  async startRedis(i) {
+    this.redises[i] = this.spawn(`redis-${i}`, 'redis-server', ['--port', String(this.redisPorts[i]),
+      '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no']);
+    this.redis = this.redises[0];
+    await waitPort(this.redisPorts[i]);
+    return this.redises[i];
+  }
+
+  async killRedis(i) {
+    await killed(this.redises[i]);
+  }
+
   startWorker(i) {
-    return this.spawn(`worker-${i}`, path.join(bin, 'chat-worker'));
+    this.workers[i] = this.spawn(`worker-${i}`, path.join(bin, 'chat-worker'));
+    return this.workers[i];
+  }
+
+  async killWorker(i) {
+    await killed(this.workers[i]);
   }
 
   async startInterface(i) {
@@ -109,22 +143,42 @@ export class System {
 
   // SIGKILL, as a crash would.
   async killInterface(i) {
-    const child = this.interfaces[i];
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGKILL');
-    await exited;
+    await killed(this.interfaces[i]);
+  }
+
+  // Whether every process started is still running (none crashed).
+  running() {
+    return [...this.redises, ...this.workers, ...this.interfaces].every((p) => p.exitCode === null &&
+      p.signalCode === null);
   }
 
   killAll() {
     for (const p of this.procs) p.kill('SIGKILL');
   }
 
+  // Lines of the processes' logs where a sanitizer reported an error.
+  sanitizerReports() {
+    const found = [];
+    for (const f of readdirSync(this.dir).filter((n) => n.endsWith('.log'))) {
+      for (const line of readFileSync(path.join(this.dir, f), 'utf8').split('\n')) {
+        if (/ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:/.test(line)) found.push(`${f}: ${line}`);
+      }
+    }
+    return found;
+  }
+
+  // Stops every process (SIGTERM, as systemd would) and returns the
+  // sanitizer reports of all of them, then removes the files.
   async stop() {
+    if (this.stopped) return [];
+    this.stopped = true;
     const exits = [...this.procs].map((p) => new Promise((r) => p.once('exit', r)));
     for (const p of this.procs) p.kill('SIGTERM');
     const timer = setTimeout(() => this.killAll(), 5000);
     await Promise.all(exits);
     clearTimeout(timer);
-    if (!process.env.MC_KEEP_LOGS) rmSync(this.dir, {recursive: true, force: true});
+    const reports = this.sanitizerReports();
+    if (!process.env.MC_KEEP_LOGS && reports.length === 0) rmSync(this.dir, {recursive: true, force: true});
+    return reports;
   }
 }

@@ -1,0 +1,249 @@
+// A chat client as a browser is one: it logs in through the form (csrftoken
+// cookie and csrfmiddlewaretoken field), keeps the sessionid cookie, and
+// opens the chat WebSocket with that cookie and the page's Origin. Every
+// frame received is kept, in order, so that tests wait for what they expect
+// (with a deadline) and then look at everything that came.
+import WebSocket from 'ws';
+
+function cookieValue(setCookies, name) {
+  for (const c of setCookies) {
+    const m = c.match(new RegExp(`^${name}=([^;]*)`));
+    if (m) return m[1];
+  }
+  return null;
+}
+
+// Logs in at baseUrl and returns the Cookie header a browser would send.
+export async function login(baseUrl, username, password) {
+  const page = await fetch(`${baseUrl}/accounts/login/?next=/`, {redirect: 'manual'});
+  const csrf = cookieValue(page.headers.getSetCookie(), 'csrftoken');
+  const html = await page.text();
+  const field = html.match(/name="csrfmiddlewaretoken" value="([^"]+)"/);
+  if (!csrf || !field) throw new Error(`login page of ${baseUrl}: no CSRF token (${page.status})`);
+  const r = await fetch(`${baseUrl}/accounts/login/`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: {'content-type': 'application/x-www-form-urlencoded', cookie: `csrftoken=${csrf}`,
+      origin: baseUrl, referer: `${baseUrl}/accounts/login/`},
+    body: new URLSearchParams({username, password, csrfmiddlewaretoken: field[1], next: '/'}),
+  });
+  await r.text();
+  const session = cookieValue(r.headers.getSetCookie(), 'sessionid');
+  if (r.status !== 302 || !session) throw new Error(`login of ${username}: status ${r.status}, no session`);
+  return `csrftoken=${csrf}; sessionid=${session}`;
+}
+
+export function wsUrl(baseUrl) {
+  return `${baseUrl.replace(/^http/, 'ws')}/chat/stream/`;
+}
+
+// Resolves once cond() is true, polling every few ms; rejects at the deadline.
+export async function until(cond, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+// One WebSocket. frames holds {raw, data} for every text frame received.
+export class Socket {
+  constructor(name) {
+    this.name = name;
+    this.frames = [];
+    this.waiters = new Set();
+    this.closed = null; // {code, reason} once closed
+  }
+
+  // Opens the socket and waits for the first room list, which the server
+  // sends right after accepting.
+  open(baseUrl, cookie, timeoutMs = 10000) {
+    this.baseUrl = baseUrl;
+    const ws = new WebSocket(wsUrl(baseUrl), {headers: {cookie, origin: baseUrl}});
+    this.ws = ws;
+    this.closed = null;
+    const start = this.frames.length;
+    // Only the socket opened last speaks for this client: an older one that
+    // lingers (closing, or given up on) is ignored.
+    ws.on('message', (buf, isBinary) => {
+      if (ws !== this.ws) return;
+      const raw = buf.toString();
+      let data;
+      try { data = JSON.parse(raw); } catch { data = undefined; }
+      this.frames.push({raw, data, binary: isBinary});
+      this.onFrame?.(data, raw);
+      for (const w of [...this.waiters]) w();
+    });
+    ws.on('close', (code, reason) => {
+      if (ws !== this.ws) return;
+      this.closed = {code, reason: reason.toString()};
+      this.onClose?.(code);
+      for (const w of [...this.waiters]) w();
+    });
+    ws.on('error', (err) => { this.error = err; });
+    const gone = new Promise((resolve, reject) => ws.once('close', (code) =>
+      reject(new Error(`${this.name}: ${baseUrl} closed the socket (${code}) before the room list`))));
+    gone.catch(() => {});
+    return Promise.race([this.waitFor((d) => d && Array.isArray(d.rooms), {from: start, timeoutMs}), gone])
+      .catch((err) => { ws.terminate(); throw err; });
+  }
+
+  send(obj) { this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj)); }
+
+  mark() { return this.frames.length; }
+
+  // Resolves with the data of the first frame at index >= from matching pred.
+  waitFor(pred, {from = 0, timeoutMs = 10000, raw = false} = {}) {
+    return new Promise((resolve, reject) => {
+      let i = from;
+      const check = () => {
+        for (; i < this.frames.length; i++) {
+          const f = this.frames[i];
+          if (pred(f.data, f.raw)) {
+            cleanup();
+            resolve(raw ? f.raw : f.data);
+            return;
+          }
+        }
+        if (this.closed && !this.reconnects) {
+          cleanup();
+          reject(new Error(`${this.name}: closed (${this.closed.code}) while waiting`));
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`${this.name}: timed out after ${timeoutMs} ms; last frames:\n` +
+          this.frames.slice(-5).map((f) => f.raw).join('\n')));
+      }, timeoutMs);
+      const cleanup = () => { clearTimeout(timer); this.waiters.delete(check); };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  // Sends a command and resolves with the first frame after it matching pred.
+  async request(obj, pred, opts = {}) {
+    const from = this.mark();
+    this.send(obj);
+    return this.waitFor(pred, {...opts, from});
+  }
+
+  async join(room, extra = {}) {
+    return this.request({command: 'join', room, ...extra},
+      (d) => d && (d.join === String(room) || (d.error && String(d.room) === String(room))));
+  }
+
+  close() {
+    this.reconnects = false;
+    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close();
+  }
+
+  closedPromise() {
+    if (this.closed) return Promise.resolve(this.closed);
+    return new Promise((r) => this.ws.once('close', (code) => r({code})));
+  }
+}
+
+// A member of rooms that behaves like the page: it counts every message id
+// it is shown per room (live or as history), and when its socket closes it
+// reconnects, to the next of its URLs, and joins its rooms again with
+// since = the last id it saw there.
+export class Member extends Socket {
+  constructor(name, urls, cookie) {
+    super(name);
+    this.urls = urls;
+    this.urlIndex = 0;
+    this.cookie = cookie;
+    this.rooms = new Map(); // room id (string) -> {lastId, counts: Map id -> times shown}
+    this.reconnects = true;
+    this.reconnections = 0;
+    this.joinsDone = 0;
+    this.ownTexts = new Set(); // texts of this socket's messages it got back (own:true)
+    this.errors = [];
+    this.onFrame = (d) => this.see(d);
+    this.onClose = () => { if (this.reconnects && !this.reconnecting) this.reconnect(); };
+  }
+
+  see(d) {
+    if (!d) return;
+    if (d.join !== undefined && Array.isArray(d.history)) {
+      for (const m of d.history) this.count(d.join, m);
+      this.joinsDone++;
+    } else if (d.history !== undefined && Array.isArray(d.messages)) {
+      for (const m of d.messages) this.count(d.history, m);
+    } else if (d.msg_type === 0 && d.id !== undefined) {
+      this.count(d.room, d);
+      if (d.own) this.ownTexts.add(d.message);
+    } else if (d.error !== undefined) {
+      this.errors.push(d);
+    }
+  }
+
+  count(room, m) {
+    const r = this.rooms.get(String(room));
+    if (!r) return;
+    r.counts.set(m.id, (r.counts.get(m.id) || 0) + 1);
+    if (m.id > r.lastId) r.lastId = m.id;
+    r.order.push(m.id);
+  }
+
+  async start() {
+    await this.open(this.urls[this.urlIndex], this.cookie);
+  }
+
+  async enter(room) {
+    this.rooms.set(String(room), {lastId: 0, counts: new Map(), order: []});
+    const r = await this.join(room);
+    if (r.error) throw new Error(`${this.name}: join ${room}: ${r.error}`);
+    return r;
+  }
+
+  // Reconnects with a short bounded backoff, as the page does, trying the
+  // URLs in turn, and rejoins every room with since.
+  async reconnect() {
+    this.reconnecting = true;
+    try {
+      await this.reconnectNow();
+    } finally {
+      this.reconnecting = false;
+    }
+    // Closed again while rejoining: start over.
+    if (this.reconnects && this.closed) this.reconnect();
+  }
+
+  async reconnectNow() {
+    for (let attempt = 0; this.reconnects && attempt < 200; attempt++) {
+      this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+      try {
+        await this.open(this.urls[this.urlIndex], this.cookie, 5000);
+      } catch {
+        await new Promise((r) => setTimeout(r, Math.min(50 * (attempt + 1), 500)));
+        continue;
+      }
+      this.reconnections++;
+      const from = this.mark();
+      const joins = [];
+      for (const [room, r] of this.rooms) {
+        this.send({command: 'join', room: Number(room), since: r.lastId});
+        joins.push(this.waitFor((d) => d && d.join === room, {from}).catch(() => {}));
+      }
+      await Promise.all(joins);
+      return;
+    }
+  }
+
+  // Ids shown in room more than once, ids of want never shown, ids shown
+  // that are not in want, and whether ids came in increasing order.
+  check(room, want) {
+    const r = this.rooms.get(String(room));
+    const wanted = new Set(want);
+    const twice = [...r.counts].filter(([, n]) => n > 1).map(([id]) => id);
+    const missing = want.filter((id) => !r.counts.has(id));
+    const unknown = [...r.counts.keys()].filter((id) => !wanted.has(id));
+    const increasing = r.order.every((id, i) => i === 0 || id > r.order[i - 1]);
+    return {twice, missing, unknown, increasing};
+  }
+
+  seen(room) { return this.rooms.get(String(room)).counts.size; }
+}

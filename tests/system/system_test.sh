@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the system tests (tests/system/*.test.mjs): whole Multichats of real
+# processes (redis-server, chat-worker, chat-interface) driven by WebSocket
+# clients from npm's ws, with processes killed and restarted. Prints TAP.
+set -euo pipefail
+cd "$(dirname "$0")"
+source ../lib/npm-ready.sh
+exec node --test --test-reporter=tap --test-concurrency=1 --test-timeout=120000 ./*.test.mjs
