@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #define CLOSE_POLICY 1008 /* RFC 6455: policy violation */
@@ -77,21 +76,30 @@ void wrk_app_close(wrk_app_t *app)
     app->order_fd = -1;
 }
 
-void wrk__order_lock(wrk_app_t *app)
+/* Byte <room> of the lock file stands for the room: open-file-description
+ * locks (fcntl(2)) on it serialise the workers of one database per room, so
+ * rooms never wait on each other, and the kernel drops a dead worker's. */
+static void order_range(wrk_app_t *app, int64_t room, short type)
 {
-    if (app->order_fd < 0)
+    if (app->order_fd < 0 || room < 0)
         return;
-    while (flock(app->order_fd, LOCK_EX) != 0)
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = (off_t)room, .l_len = 1};
+    while (fcntl(app->order_fd, type == F_UNLCK ? F_OFD_SETLK : F_OFD_SETLKW, &fl) != 0) {
         if (errno != EINTR) {
-            mc_warn("worker: order lock: %s", strerror(errno));
+            mc_warn("worker: order lock of room %" PRId64 ": %s", room, strerror(errno));
             return;
         }
+    }
 }
 
-void wrk__order_unlock(wrk_app_t *app)
+void wrk__order_lock(wrk_app_t *app, int64_t room)
 {
-    if (app->order_fd >= 0)
-        flock(app->order_fd, LOCK_UN);
+    order_range(app, room, F_WRLCK);
+}
+
+void wrk__order_unlock(wrk_app_t *app, int64_t room)
+{
+    order_range(app, room, F_UNLCK);
 }
 
 /* ---- Output ---------------------------------------------------------------- */

@@ -60,8 +60,9 @@ typedef struct wrk_app {
 } wrk_app_t;
 
 /* Opens the store at db_path, migrates it and prepares the password
- * hasher. Workers sharing db_path also share the order lock, the file
- * db_path + "-order.lock" (none for ":memory:"). Returns 0, MC_EDB, MC_EINVAL (bad argon2 parameters), MC_ENOMEM. */
+ * hasher. Workers sharing db_path also share the order locks, in the file
+ * db_path + "-order.lock" (none for ":memory:"). Returns 0, MC_EDB, MC_EINVAL (bad argon2
+ * parameters), MC_ENOMEM. */
 int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
                  const wrk_sink_t *sink);
 void wrk_app_close(wrk_app_t *app);
@@ -90,14 +91,15 @@ int wrk__group_close(wrk_app_t *app, const char *group, int code);
 /* {"error":CODE} with room (0: none) and command (NULL: none). */
 int wrk__send_error(wrk_app_t *app, const char *channel, const char *code, int64_t room,
                     const char *command);
-/* The order lock, held by one worker of the database at a time: storing a
- * chat message and publishing it happen under it, and so do joining a
- * room's group and reading its history. So every interface gets a room's
- * messages in the order of their ids, and a socket that joins gets each
- * message once: in the history (stored before it joined) or live (after).
- * flock(2): a worker that dies holding it releases it. */
-void wrk__order_lock(wrk_app_t *app);
-void wrk__order_unlock(wrk_app_t *app);
+/* A room's order lock, held by one worker of the database at a time:
+ * storing a chat message of the room and publishing it happen under it, and
+ * so do joining the room's group and reading its history. So every
+ * interface gets a room's messages in the order of their ids, and a socket
+ * that joins gets each message once: in the history (stored before it
+ * joined) or live (after). Other rooms are not held up. A fcntl(2) lock on
+ * byte <room> of the lock file: a worker that dies holding it releases it. */
+void wrk__order_lock(wrk_app_t *app, int64_t room);
+void wrk__order_unlock(wrk_app_t *app, int64_t room);
 /* The room list a user may see, as the {"rooms":[...]} event. */
 int wrk__rooms_text(wrk_app_t *app, int is_staff, char **out);
 

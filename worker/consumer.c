@@ -178,10 +178,10 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     /* Under the order lock, every message is either published before the
      * socket is in the group and read as history, or published after it
      * and not read: never both, never neither. */
-    wrk__order_lock(app);
+    wrk__order_lock(app, c->room);
     int rc = app->sink.group_add(app->sink.ctx, group, env->reply);
     if (rc) {
-        wrk__order_unlock(app);
+        wrk__order_unlock(app, c->room);
         wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, c->room, c->name);
         return rc;
     }
@@ -189,7 +189,7 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     rc = c->has_since ? wrk_store_messages_since(app->store, c->room, c->since, WRK_STORE_SINCE_MAX,
                                                  &history)
                       : wrk_store_messages_last(app->store, c->room, WRK_HISTORY_DEFAULT, &history);
-    wrk__order_unlock(app);
+    wrk__order_unlock(app, c->room);
     wrk_store_presence_add(app->store, env->reply, c->room, u->id);
     if (rc == 0 && !c->has_since)
         history.truncated = 0; /* "the last 50" is no cut */
@@ -245,11 +245,11 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     int dup;
     /* Stored and published under the order lock: interfaces get a room's
      * messages in the order of their ids, whichever worker stored them. */
-    wrk__order_lock(app);
+    wrk__order_lock(app, c->room);
     int rc = wrk_store_message_add(app->store, c->room, u->id, c->message, c->message_len,
                                    c->client_id[0] ? c->client_id : NULL, mc_now_ms(), &m, &dup);
     if (rc) {
-        wrk__order_unlock(app);
+        wrk__order_unlock(app, c->room);
         wrk__send_error(app, env->reply,
                         rc == MC_ENOTFOUND ? WRK_E_ROOM_INVALID : WRK_E_SERVER_BUSY, c->room,
                         c->name);
@@ -267,9 +267,9 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
         room_group(group, sizeof(group), c->room);
         wrk__send_text(app, env->reply, own);
         wrk__group_text(app, group, all, env->reply);
-        wrk__order_unlock(app);
+        wrk__order_unlock(app, c->room);
     } else {
-        wrk__order_unlock(app);
+        wrk__order_unlock(app, c->room);
         wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, c->room, c->name);
     }
     free(own);
