@@ -175,7 +175,9 @@ static const char *const sql[ST_COUNT] = {
     [ST_MESSAGE_GET] = (MESSAGE_COLUMNS "WHERE m.id = ?1"),
     [ST_MESSAGE_EDIT] =
         ("UPDATE messages SET body = ?2, edited = ?3 WHERE id = ?1 AND deleted = 0"),
-    [ST_MESSAGE_DELETE] = ("UPDATE messages SET deleted = 1 WHERE id = ?1 AND deleted = 0"),
+    /* The text of a deleted message is gone, not hidden. */
+    [ST_MESSAGE_DELETE] =
+        ("UPDATE messages SET deleted = 1, body = '' WHERE id = ?1 AND deleted = 0"),
     [ST_MESSAGES_LAST] =
         (MESSAGE_COLUMNS "WHERE m.room_id = ?1 AND m.deleted = 0 ORDER BY m.id DESC LIMIT ?2"),
     [ST_MESSAGES_SINCE] =

@@ -167,7 +167,9 @@ int wrk_store_message_get(wrk_store_t *s, int64_t id, wrk_message_t *out);
 /* Replaces the body of a message that is not deleted. MC_ENOTFOUND else. */
 int wrk_store_message_edit(wrk_store_t *s, int64_t id, const char *body, size_t body_len,
                            int64_t now_ms);
-/* Marks a message deleted. MC_ENOTFOUND when there is none or it is deleted. */
+/* Marks a message deleted and overwrites its body with "" (the text is gone
+ * from the database, not hidden). MC_ENOTFOUND when there is none or it is
+ * deleted already. */
 int wrk_store_message_delete(wrk_store_t *s, int64_t id);
 
 /* The queries below skip deleted messages, fill *out (release with

@@ -773,6 +773,41 @@ static void edits_deletes_and_whispers(void **state)
     expect_text(w, s.channel, "{\"deleted\":1,\"room\":\"1\"}");
     expect_text(w, a.channel, "{\"deleted\":1,\"room\":\"1\"}");
     expect_text(w, b.channel, "{\"deleted\":1,\"room\":\"1\"}");
+    /* Deleted is gone: from the database, and from history. */
+    wrk_message_t m;
+    assert_int_equal(wrk_store_message_get(w->app.store, 1, &m), 0);
+    assert_int_equal(m.deleted, 1);
+    assert_string_equal(m.body, "");
+    wrk_message_clear(&m);
+    ws_send(w, &a, "{\"command\":\"edit\",\"room\":1,\"id\":1,\"message\":\"again\"}");
+    expect_text(w, a.channel, "{\"error\":\"MESSAGE_INVALID\",\"room\":\"1\",\"command\":\"edit\"}");
+    ws_send(w, &s, "{\"command\":\"delete\",\"room\":1,\"id\":1}");
+    expect_text(w, s.channel,
+                "{\"error\":\"MESSAGE_INVALID\",\"room\":\"1\",\"command\":\"delete\"}");
+    /* Staff edit others' messages; history shows the edited text and when. */
+    ws_send(w, &b, "{\"command\":\"send\",\"room\":1,\"message\":\"bob says\"}");
+    expect_text_has(w, b.channel, "\"id\":2,");
+    expect_text_has(w, a.channel, "\"id\":2,");
+    ws_send(w, &a, "{\"command\":\"delete\",\"room\":1,\"id\":2}");
+    expect_text(w, a.channel, "{\"error\":\"NOT_ALLOWED\",\"room\":\"1\",\"command\":\"delete\"}");
+    ws_send(w, &s, "{\"command\":\"edit\",\"room\":1,\"id\":2,\"message\":\"moderated\"}");
+    expect_text_has(w, s.channel, "{\"edited\":2,\"room\":\"1\",\"message\":\"moderated\"");
+    expect_text_has(w, a.channel, "{\"edited\":2,");
+    expect_text_has(w, b.channel, "{\"edited\":2,");
+    /* An id of another room is no message of this one. */
+    ws_send(w, &s, "{\"command\":\"join\",\"room\":2}");
+    expect_text_has(w, s.channel, "{\"join\":\"2\"");
+    ws_send(w, &s, "{\"command\":\"delete\",\"room\":2,\"id\":2}");
+    expect_text(w, s.channel,
+                "{\"error\":\"MESSAGE_INVALID\",\"room\":\"2\",\"command\":\"delete\"}");
+    ws_send(w, &a, "{\"command\":\"history\",\"room\":1}");
+    char *h = next_text(w, a.channel);
+    assert_non_null(strstr(h, "{\"history\":\"1\",\"messages\":[{\"room\":\"1\","
+                              "\"message\":\"moderated\",\"username\":\"bob\",\"msg_type\":0,"
+                              "\"id\":2,\"ts\":"));
+    assert_non_null(strstr(h, "\"edited\":"));
+    assert_null(strstr(h, "\"id\":1,")); /* the deleted one is left out */
+    free(h);
     ws_send(w, &a, "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"psst\"}");
     expect_text_has(w, b.channel, "\"from\":\"ann\",\"to\":\"bob\",\"message\":\"psst\"");
     expect_text_has(w, a.channel, "\"from\":\"ann\",\"to\":\"bob\"");

@@ -267,6 +267,8 @@ static void edits_and_deletes(void **state)
     assert_int_equal(wrk_store_message_edit(f->s, id, "x", 1, 1), MC_ENOTFOUND);
     assert_int_equal(wrk_store_message_get(f->s, id, &m), 0);
     assert_int_equal(m.deleted, 1);
+    assert_string_equal(m.body, ""); /* the text is gone, not hidden */
+    assert_int_equal(m.body_len, 0);
     wrk_message_clear(&m);
     assert_int_equal(wrk_store_message_get(f->s, 99999, &m), MC_ENOTFOUND);
     wrk_message_list_t l;

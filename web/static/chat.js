@@ -1,6 +1,6 @@
 // The Multichat browser client: several rooms over one WebSocket.
 // Speaks the multichat example's protocol (join, leave, send) and its
-// extensions (rooms, history, own, since). Every text from the server is
+// extensions (rooms, history, own, since, edit and delete). Every text from the server is
 // inserted with textContent, never as HTML.
 
 const ERROR_TEXT = {
@@ -92,10 +92,22 @@ function formatTime(ms) {
   return new Date(ms).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'});
 }
 
-function messageElement(m) {
+function isStaff() {
+  return document.body.dataset.staff === 'true';
+}
+
+function editedMark() {
+  const mark = document.createElement('span');
+  mark.className = 'edited';
+  mark.textContent = '(edited)';
+  return mark;
+}
+
+function messageElement(m, roomId) {
   const li = document.createElement('li');
   li.className = 'message';
-  if (m.own || m.username === document.body.dataset.username) li.classList.add('own');
+  const own = m.own || m.username === document.body.dataset.username;
+  if (own) li.classList.add('own');
   if (m.id !== undefined) li.dataset.id = m.id;
   const time = document.createElement('time');
   time.className = 'meta';
@@ -108,7 +120,53 @@ function messageElement(m) {
   text.className = 'text';
   text.textContent = m.message;
   li.append(time, author, text);
+  if (m.edited) li.append(editedMark());
+  // Authors change their own messages; staff any. The server checks again.
+  if (m.id !== undefined && roomId !== undefined && (own || isStaff())) {
+    const actions = document.createElement('span');
+    actions.className = 'actions';
+    const edit = document.createElement('button');
+    edit.type = 'button';
+    edit.className = 'msg-edit';
+    edit.textContent = 'Edit';
+    edit.addEventListener('click', () => startEdit(li, roomId, m.id));
+    const del = document.createElement('button');
+    del.type = 'button';
+    del.className = 'msg-delete';
+    del.textContent = 'Delete';
+    del.addEventListener('click', () => send({command: 'delete', room: roomId, id: m.id}));
+    actions.append(edit, del);
+    li.append(actions);
+  }
   return li;
+}
+
+// Turns a message's text into a field: Enter saves, Escape gives up.
+function startEdit(li, roomId, id) {
+  if ($('.edit-text', li)) return;
+  const text = $('.text', li);
+  const form = document.createElement('form');
+  form.className = 'edit';
+  const input = document.createElement('input');
+  input.className = 'edit-text';
+  input.maxLength = 4096;
+  input.value = text.textContent;
+  input.setAttribute('aria-label', 'Edit message');
+  form.append(input);
+  text.hidden = true;
+  text.after(form);
+  const stop = () => { form.remove(); text.hidden = false; };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (!input.value.trim()) return notify(ERROR_TEXT.MESSAGE_EMPTY);
+    if (send({command: 'edit', room: roomId, id, message: input.value})) stop();
+  });
+  input.addEventListener('keydown', (event) => { if (event.key === 'Escape') stop(); });
+  input.focus();
+}
+
+function messageById(pane, id) {
+  return pane.list.querySelector(`.message[data-id="${Number(id)}"]`);
 }
 
 function noticeElement(text) {
@@ -132,7 +190,7 @@ function addMessages(pane, messages, atTop) {
       pane.lastId = Math.max(pane.lastId, m.id);
       pane.firstId = pane.firstId === null ? m.id : Math.min(pane.firstId, m.id);
     }
-    return messageElement(m);
+    return messageElement(m, pane.id);
   });
   if (atTop) {
     const before = pane.list.scrollHeight;
@@ -163,7 +221,7 @@ function openPane(id, title) {
     if (!text.trim()) return notify(ERROR_TEXT.MESSAGE_EMPTY);
     if (send({command: 'send', room: id, message: text})) input.value = '';
   });
-  pane = {el, list: $('.messages', el), lastId: 0, firstId: null, seen: new Set(),
+  pane = {id, el, list: $('.messages', el), lastId: 0, firstId: null, seen: new Set(),
           loadingOlder: false, noOlder: false};
   pane.list.addEventListener('scroll', () => {
     if (pane.list.scrollTop === 0 && !pane.loadingOlder && !pane.noOlder && pane.firstId) {
@@ -223,6 +281,20 @@ function onMessage(data) {
       pane.loadingOlder = false;
       if (data.messages.length === 0) pane.noOlder = true;
       addMessages(pane, data.messages, true);
+    }
+  } else if (data.edited !== undefined && data.msg_type === undefined) {
+    const pane = state.panes.get(String(data.room));
+    const li = pane && messageById(pane, data.edited);
+    if (li) {
+      $('.text', li).textContent = data.message;
+      if (!$('.edited', li)) $('.text', li).after(editedMark());
+    }
+  } else if (data.deleted !== undefined) {
+    const pane = state.panes.get(String(data.room));
+    const li = pane && messageById(pane, data.deleted);
+    if (li) {
+      li.replaceChildren(noticeElement('message deleted').firstChild);
+      li.className = 'message deleted';
     }
   } else if (data.room !== undefined) {
     const pane = state.panes.get(String(data.room));
