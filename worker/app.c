@@ -137,6 +137,19 @@ int wrk__send_error(wrk_app_t *app, const char *channel, const char *code, int64
     return rc;
 }
 
+void wrk__notice(wrk_app_t *app, int64_t room, const char *username, int msg_type,
+                 const char *except)
+{
+    if (!app->cfg.notify_enter_leave)
+        return;
+    char group[32], *text;
+    snprintf(group, sizeof(group), "room-%" PRId64, room);
+    if (wrk_reply_notice(room, username, (enum wrk_msg_type)msg_type, &text) == 0) {
+        wrk__group_text(app, group, text, except);
+        free(text);
+    }
+}
+
 /* ---- Room lists -------------------------------------------------------------- */
 
 typedef struct room_vec {
@@ -260,7 +273,12 @@ static void check_room_members(wrk_app_t *app, int64_t room_id)
                 continue;
             app->sink.group_discard(app->sink.ctx, group, l.items[i].channel);
             wrk__send_text(app, l.items[i].channel, leave);
-            wrk_store_presence_remove(app->store, l.items[i].channel, room_id);
+            /* Those still allowed in hear of the last socket of a user. */
+            wrk_presence_list_t left;
+            if (wrk_store_presence_leave(app->store, l.items[i].channel, 0, room_id, &left) == 0 &&
+                left.n && !gone)
+                wrk__notice(app, room_id, left.items[0].username, WRK_MSG_LEAVE, NULL);
+            wrk_presence_list_clear(&left);
         }
     }
     free(leave);

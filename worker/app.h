@@ -88,6 +88,10 @@ int wrk__group_close(wrk_app_t *app, const char *group, int code);
 /* {"error":CODE} with room (0: none) and command (NULL: none). */
 int wrk__send_error(wrk_app_t *app, const char *channel, const char *code, int64_t room,
                     const char *command);
+/* The enter (4) or leave (5) notice of username to room's group, unless
+ * notices are off; except as in wrk__group_text. */
+void wrk__notice(wrk_app_t *app, int64_t room, const char *username, int msg_type,
+                 const char *except);
 /* The room list a user may see, as the {"rooms":[...]} event. */
 int wrk__rooms_text(wrk_app_t *app, int is_staff, char **out);
 

@@ -33,35 +33,10 @@ static int joined(const mc_envelope_t *env, int64_t room)
     return 0;
 }
 
-/* Parses "room-<id>" into *room. */
-static int parse_room_group(const char *group, int64_t *room)
-{
-    if (strncmp(group, "room-", 5) != 0)
-        return -1;
-    const char *p = group + 5;
-    int64_t v = 0;
-    if (!*p)
-        return -1;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9' || v > INT64_MAX / 10 - 10)
-            return -1;
-        v = v * 10 + (*p - '0');
-    }
-    *room = v;
-    return 0;
-}
-
 static void notice(wrk_app_t *app, int64_t room, const char *username, enum wrk_msg_type type,
                    const char *except)
 {
-    if (!app->cfg.notify_enter_leave)
-        return;
-    char group[32], *text;
-    room_group(group, sizeof(group), room);
-    if (wrk_reply_notice(room, username, type, &text) == 0) {
-        wrk__group_text(app, group, text, except);
-        free(text);
-    }
+    wrk__notice(app, room, username, type, except);
 }
 
 /* Sends text to the socket and frees it; a NULL text (no memory) becomes
@@ -172,7 +147,6 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_room_t room;
     if (room_for(app, env, u, c, &room))
         return 0;
-    int again = joined(env, c->room);
     char group[32];
     room_group(group, sizeof(group), c->room);
     int rc = app->sink.group_add(app->sink.ctx, group, env->reply);
@@ -180,7 +154,10 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
         wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, c->room, c->name);
         return rc;
     }
-    wrk_store_presence_add(app->store, env->reply, c->room, u->id);
+    /* A user with several sockets in the room counts once: the room hears
+     * of the first only. */
+    int first = 0;
+    wrk_store_presence_join(app->store, env->reply, c->room, u->id, &first);
     wrk_message_list_t history;
     rc = c->has_since ? wrk_store_messages_since(app->store, c->room, c->since, WRK_STORE_SINCE_MAX,
                                                  &history)
@@ -196,7 +173,7 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_message_list_clear(&history);
     names_clear(&names);
     rc = reply(app, env->reply, text, rc, c);
-    if (!again)
+    if (first)
         notice(app, c->room, u->username, WRK_MSG_ENTER, env->reply);
     return rc;
 }
@@ -213,12 +190,15 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
         }
     } else {
         /* As the example does: the room, the leaver included, hears of it
-         * before the leaver is taken out of the group. */
-        notice(app, c->room, u->username, WRK_MSG_LEAVE, NULL);
+         * before the leaver is taken out of the group; but only when this
+         * was the user's last socket in the room. */
+        wrk_presence_list_t gone;
+        if (wrk_store_presence_leave(app->store, env->reply, 0, c->room, &gone) == 0 && gone.n)
+            notice(app, c->room, u->username, WRK_MSG_LEAVE, NULL);
+        wrk_presence_list_clear(&gone);
         char group[32];
         room_group(group, sizeof(group), c->room);
         app->sink.group_discard(app->sink.ctx, group, env->reply);
-        wrk_store_presence_remove(app->store, env->reply, c->room);
     }
     char *text = NULL;
     int rc = wrk_reply_leave(c->room, &text);
@@ -435,12 +415,14 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
 
 int wrk_consumer_disconnect(wrk_app_t *app, const mc_envelope_t *env)
 {
-    for (size_t i = 0; i < env->ngroups; i++) {
-        int64_t room;
+    for (size_t i = 0; i < env->ngroups; i++)
         app->sink.group_discard(app->sink.ctx, env->groups[i], env->reply);
-        if (parse_room_group(env->groups[i], &room) == 0 && env->has_scope)
-            notice(app, room, env->scope.username, WRK_MSG_LEAVE, NULL);
-    }
-    wrk_store_presence_remove(app->store, env->reply, 0);
+    wrk_presence_list_t gone;
+    int rc = wrk_store_presence_leave(app->store, env->reply, 0, 0, &gone);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < gone.n; i++)
+        notice(app, gone.items[i].room_id, gone.items[i].username, WRK_MSG_LEAVE, NULL);
+    wrk_presence_list_clear(&gone);
     return 0;
 }

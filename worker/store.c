@@ -132,6 +132,10 @@ enum stmt_id {
     ST_PRESENCE_REMOVE,
     ST_PRESENCE_REMOVE_ALL,
     ST_PRESENCE_ROOM,
+    ST_PRESENCE_OTHERS,
+    ST_PRESENCE_MATCH,
+    ST_PRESENCE_DELETE_MATCH,
+    ST_PRESENCE_COUNT,
     ST_PRESENCE_ALL,
     ST_CURSOR_GET,
     ST_CURSOR_SET,
@@ -204,6 +208,19 @@ static const char *const sql[ST_COUNT] = {
     [ST_PRESENCE_ROOM] = ("SELECT p.channel, p.room_id, p.user_id, u.username, u.is_staff "
                           "FROM presence p JOIN users u ON u.id = p.user_id "
                           "WHERE p.room_id = ?1 ORDER BY u.username, p.channel"),
+    [ST_PRESENCE_OTHERS] = ("SELECT count(*) FROM presence "
+                            "WHERE room_id = ?2 AND user_id = ?3 AND channel != ?1"),
+    /* ?1 a channel, or with ?2 = 1 the prefix of channels; ?3 a room or 0. */
+    [ST_PRESENCE_MATCH] =
+        ("SELECT p.channel, p.room_id, p.user_id, u.username, u.is_staff "
+         "FROM presence p JOIN users u ON u.id = p.user_id "
+         "WHERE (CASE WHEN ?2 THEN substr(p.channel, 1, length(?1)) = ?1 ELSE p.channel = ?1 END) "
+         "AND (?3 = 0 OR p.room_id = ?3) ORDER BY p.room_id, u.username"),
+    [ST_PRESENCE_DELETE_MATCH] =
+        ("DELETE FROM presence "
+         "WHERE (CASE WHEN ?2 THEN substr(channel, 1, length(?1)) = ?1 ELSE channel = ?1 END) "
+         "AND (?3 = 0 OR room_id = ?3)"),
+    [ST_PRESENCE_COUNT] = ("SELECT count(*) FROM presence WHERE room_id = ?1 AND user_id = ?2"),
     [ST_PRESENCE_ALL] = ("SELECT p.channel, p.room_id, p.user_id, u.username, u.is_staff "
                          "FROM presence p JOIN users u ON u.id = p.user_id "
                          "ORDER BY u.username, p.channel"),
@@ -1074,20 +1091,144 @@ int wrk_store_presence_remove(wrk_store_t *s, const char *channel, int64_t room_
     return exec_done(s, st, "remove presence");
 }
 
+/* Runs fn inside a batch of its own unless one is open already. */
+static int in_batch(wrk_store_t *s, int (*fn)(wrk_store_t *s, void *arg), void *arg)
+{
+    int own = !s->in_batch;
+    int rc = own ? wrk_store_batch_begin(s) : 0;
+    if (rc)
+        return rc;
+    rc = fn(s, arg);
+    if (own) {
+        int end = wrk_store_batch_end(s, rc == 0);
+        if (rc == 0)
+            rc = end;
+    }
+    return rc;
+}
+
+/* One integer from a statement whose parameters are bound. */
+static int query_int(wrk_store_t *s, sqlite3_stmt *st, int64_t *out, const char *what)
+{
+    int rc = step(s, st);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : db_error(s, what);
+}
+
+typedef struct join_args {
+    const char *channel;
+    int64_t room_id, user_id;
+    int *first;
+} join_args_t;
+
+static int presence_join(wrk_store_t *s, void *arg)
+{
+    join_args_t *a = arg;
+    sqlite3_stmt *st = stmt(s, ST_PRESENCE_OTHERS);
+    if (!st)
+        return MC_EDB;
+    sqlite3_bind_text(st, 1, a->channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, a->room_id);
+    sqlite3_bind_int64(st, 3, a->user_id);
+    int64_t others;
+    int rc = query_int(s, st, &others, "count presence");
+    if (rc)
+        return rc;
+    rc = wrk_store_presence_add(s, a->channel, a->room_id, a->user_id);
+    /* A connection joining again is no new arrival. */
+    *a->first = rc == 0 && others == 0 && sqlite3_changes(s->db) == 1;
+    return rc;
+}
+
+int wrk_store_presence_join(wrk_store_t *s, const char *channel, int64_t room_id, int64_t user_id,
+                            int *first)
+{
+    *first = 0;
+    if (strlen(channel) >= sizeof(((wrk_presence_t *)0)->channel))
+        return MC_EINVAL;
+    join_args_t a = {channel, room_id, user_id, first};
+    return in_batch(s, presence_join, &a);
+}
+
+typedef struct leave_args {
+    const char *channel;
+    int prefix;
+    int64_t room_id;
+    wrk_presence_list_t *gone;
+} leave_args_t;
+
+static int read_presence_rows(wrk_store_t *s, sqlite3_stmt *st, wrk_presence_list_t *out);
+
+static int presence_leave(wrk_store_t *s, void *arg)
+{
+    leave_args_t *a = arg;
+    wrk_presence_list_t rows;
+    sqlite3_stmt *st = stmt(s, ST_PRESENCE_MATCH);
+    if (!st)
+        return MC_EDB;
+    sqlite3_bind_text(st, 1, a->channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, a->prefix);
+    sqlite3_bind_int64(st, 3, a->room_id);
+    int rc = read_presence_rows(s, st, &rows);
+    if (rc)
+        return rc;
+    st = stmt(s, ST_PRESENCE_DELETE_MATCH);
+    if (!st)
+        rc = MC_EDB;
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, a->channel, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, a->prefix);
+        sqlite3_bind_int64(st, 3, a->room_id);
+        rc = exec_done(s, st, "remove presence");
+    }
+    /* Keep, once per room and user, those with no connection left there. */
+    size_t kept = 0;
+    for (size_t i = 0; rc == 0 && i < rows.n; i++) {
+        const wrk_presence_t *p = &rows.items[i];
+        int seen = 0;
+        for (size_t j = 0; j < kept && !seen; j++)
+            seen = rows.items[j].room_id == p->room_id && rows.items[j].user_id == p->user_id;
+        if (seen)
+            continue;
+        st = stmt(s, ST_PRESENCE_COUNT);
+        if (!st) {
+            rc = MC_EDB;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, p->room_id);
+        sqlite3_bind_int64(st, 2, p->user_id);
+        int64_t left;
+        rc = query_int(s, st, &left, "count presence");
+        if (rc == 0 && left == 0)
+            rows.items[kept++] = *p;
+    }
+    rows.n = kept;
+    if (rc)
+        wrk_presence_list_clear(&rows);
+    *a->gone = rows;
+    return rc;
+}
+
+int wrk_store_presence_leave(wrk_store_t *s, const char *channel, int prefix, int64_t room_id,
+                             wrk_presence_list_t *gone)
+{
+    memset(gone, 0, sizeof(*gone));
+    if (!*channel)
+        return MC_EINVAL;
+    leave_args_t a = {channel, prefix, room_id, gone};
+    return in_batch(s, presence_leave, &a);
+}
+
 void wrk_presence_list_clear(wrk_presence_list_t *l)
 {
     free(l->items);
     memset(l, 0, sizeof(*l));
 }
 
-int wrk_store_presence_list(wrk_store_t *s, int64_t room_id, wrk_presence_list_t *out)
+static int read_presence_rows(wrk_store_t *s, sqlite3_stmt *st, wrk_presence_list_t *out)
 {
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *st = stmt(s, room_id ? ST_PRESENCE_ROOM : ST_PRESENCE_ALL);
-    if (!st)
-        return MC_EDB;
-    if (room_id)
-        sqlite3_bind_int64(st, 1, room_id);
     size_t cap = 0;
     int rc = step(s, st), ret = 0;
     while (rc == SQLITE_ROW) {
@@ -1115,6 +1256,17 @@ int wrk_store_presence_list(wrk_store_t *s, int64_t room_id, wrk_presence_list_t
     if (ret)
         wrk_presence_list_clear(out);
     return ret;
+}
+
+int wrk_store_presence_list(wrk_store_t *s, int64_t room_id, wrk_presence_list_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    sqlite3_stmt *st = stmt(s, room_id ? ST_PRESENCE_ROOM : ST_PRESENCE_ALL);
+    if (!st)
+        return MC_EDB;
+    if (room_id)
+        sqlite3_bind_int64(st, 1, room_id);
+    return read_presence_rows(s, st, out);
 }
 
 int wrk_store_change_claim(wrk_store_t *s, int64_t *from, int64_t *to)

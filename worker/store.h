@@ -222,6 +222,19 @@ typedef struct wrk_presence_list {
 /* Records that channel (under 128 bytes) is in room_id as user_id; again
  * is not an error. Returns 0, MC_EINVAL (channel too long). */
 int wrk_store_presence_add(wrk_store_t *s, const char *channel, int64_t room_id, int64_t user_id);
+/* As presence_add, and sets *first when channel is the user's first
+ * connection in the room (it was not there, and no other connection of the
+ * user is): the room hears of an arrival only then. Atomic, so that two
+ * workers adding two connections of one user agree. */
+int wrk_store_presence_join(wrk_store_t *s, const char *channel, int64_t room_id, int64_t user_id,
+                            int *first);
+/* Forgets channel (with prefix set: every channel that starts with it, such
+ * as "<process>!") in room_id, or in every room when room_id is 0. Fills
+ * *gone (release with wrk_presence_list_clear) with one of the removed
+ * entries for each room and user left with no connection in that room: the
+ * departures the room hears of. Atomic, as presence_join. */
+int wrk_store_presence_leave(wrk_store_t *s, const char *channel, int prefix, int64_t room_id,
+                             wrk_presence_list_t *gone);
 /* Forgets channel in room_id, or in every room when room_id is 0. */
 int wrk_store_presence_remove(wrk_store_t *s, const char *channel, int64_t room_id);
 /* Fills *out with the connections in room_id (every room when 0) ordered by

@@ -78,6 +78,24 @@ export class System {
     return r.stdout.trim();
   }
 
+  // One query on the database, with the sqlite3 shell; its output trimmed.
+  sql(query) {
+    const r = spawnSync('sqlite3', [this.db, query], {encoding: 'utf8'});
+    if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
+    return r.stdout.trim();
+  }
+
+  // Polls sql(query) until it prints want (bounded by timeoutMs).
+  async waitSql(query, want, timeoutMs = 10000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const got = this.sql(query);
+      if (got === want) return;
+      if (Date.now() > deadline) throw new Error(`${query}: ${got}, not ${want}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   async start() {
     this.redisPort = await freePort();
     this.redis = this.spawn('redis', 'redis-server', ['--port', String(this.redisPort), '--bind',

@@ -656,6 +656,47 @@ static void two_sockets_chat_in_a_room(void **state)
     expect_text(w, a.channel, "{\"who\":\"1\",\"members\":[\"ann\"]}");
 }
 
+static void a_user_with_two_sockets_counts_once(void **state)
+{
+    world_t *w = *state;
+    char ca[256], cb[256];
+    login(w, "ann", "pw-ann", ca, sizeof(ca));
+    login(w, "bob", "pw-bob", cb, sizeof(cb));
+    sock_t a1, a2, b;
+    ws_connect(w, ca, "ifc.t!1", &a1);
+    ws_connect(w, ca, "ifc.u!2", &a2);
+    ws_connect(w, cb, "ifc.u!3", &b);
+    ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
+    expect_text_has(w, b.channel, "{\"join\":\"1\"");
+    ws_send(w, &a1, "{\"command\":\"join\",\"room\":1}");
+    expect_text_has(w, a1.channel, "\"members\":[\"ann\",\"bob\"]");
+    expect_text(w, b.channel, "{\"room\":\"1\",\"message\":null,\"username\":\"ann\",\"msg_type\":4}");
+    /* The second socket: no second arrival, and ann is listed once. */
+    ws_send(w, &a2, "{\"command\":\"join\",\"room\":1}");
+    expect_text_has(w, a2.channel, "\"members\":[\"ann\",\"bob\"]}");
+    ws_send(w, &a1, "{\"command\":\"join\",\"room\":1}"); /* again: nothing new */
+    expect_text_has(w, a1.channel, "{\"join\":\"1\"");
+    assert_false(pending(w, b.channel));
+    assert_false(pending(w, a1.channel));
+    ws_send(w, &b, "{\"command\":\"who\",\"room\":\"1\"}");
+    expect_text(w, b.channel, "{\"who\":\"1\",\"members\":[\"ann\",\"bob\"]}");
+    /* One socket leaves: ann is still there, nobody hears of it. */
+    ws_send(w, &a1, "{\"command\":\"leave\",\"room\":1}");
+    expect_text(w, a1.channel, "{\"leave\":\"1\"}");
+    assert_false(pending(w, b.channel));
+    assert_false(pending(w, a2.channel));
+    ws_send(w, &b, "{\"command\":\"who\",\"room\":1}");
+    expect_text(w, b.channel, "{\"who\":\"1\",\"members\":[\"ann\",\"bob\"]}");
+    /* The last one goes: now ann has left. */
+    ws_disconnect(w, &a2);
+    expect_text(w, b.channel, "{\"room\":\"1\",\"message\":null,\"username\":\"ann\",\"msg_type\":5}");
+    assert_false(pending(w, b.channel));
+    ws_send(w, &b, "{\"command\":\"who\",\"room\":1}");
+    expect_text(w, b.channel, "{\"who\":\"1\",\"members\":[\"bob\"]}");
+    ws_disconnect(w, &a1); /* in no room: nothing to say */
+    assert_false(pending(w, b.channel));
+}
+
 static void notices_can_be_switched_off(void **state)
 {
     world_t *w = *state;
@@ -896,6 +937,7 @@ int main(void)
         T(admin_api_is_for_staff_with_csrf),
         T(a_socket_without_a_session_is_refused),
         T(two_sockets_chat_in_a_room),
+        T(a_user_with_two_sockets_counts_once),
         T(notices_can_be_switched_off),
         T(staff_only_rooms_are_refused_at_join_and_send),
         T(bad_input_is_answered_and_the_socket_stays),

@@ -1,6 +1,6 @@
 // The Multichat browser client: several rooms over one WebSocket.
 // Speaks the multichat example's protocol (join, leave, send) and its
-// extensions (rooms, history, own, since, edit and delete). Every text from the server is
+// extensions (rooms, history, own, since, edit and delete, presence). Every text from the server is
 // inserted with textContent, never as HTML.
 
 const ERROR_TEXT = {
@@ -221,7 +221,7 @@ function openPane(id, title) {
     if (!text.trim()) return notify(ERROR_TEXT.MESSAGE_EMPTY);
     if (send({command: 'send', room: id, message: text})) input.value = '';
   });
-  pane = {id, el, list: $('.messages', el), lastId: 0, firstId: null, seen: new Set(),
+  pane = {id, el, list: $('.messages', el), members: new Set(), lastId: 0, firstId: null, seen: new Set(),
           loadingOlder: false, noOlder: false};
   pane.list.addEventListener('scroll', () => {
     if (pane.list.scrollTop === 0 && !pane.loadingOlder && !pane.noOlder && pane.firstId) {
@@ -234,6 +234,34 @@ function openPane(id, title) {
   $('#panes').append(el);
   renderRoomList();
   return pane;
+}
+
+// The room's member list: each name once, sorted; a click on another
+// person's name opens a whisper pane with them.
+function renderMembers(pane) {
+  const list = $('.members', pane.el);
+  list.replaceChildren();
+  for (const name of [...pane.members].sort()) {
+    const li = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'member';
+    button.dataset.username = name;
+    button.textContent = name;
+    if (name === document.body.dataset.username) {
+      button.classList.add('me');
+      button.disabled = true;
+    } else {
+      button.title = `Whisper to ${name}`;
+      button.addEventListener('click', () => openWhisper(name, true));
+    }
+    li.append(button);
+    list.append(li);
+  }
+}
+
+function openWhisper(name) {
+  notify(`Whispers to ${name} are not available yet.`);
 }
 
 function closePane(id, why) {
@@ -269,12 +297,22 @@ function onMessage(data) {
     state.wanted.add(id);
     const pane = openPane(id, data.title);
     if (Array.isArray(data.history)) addMessages(pane, data.history);
+    if (Array.isArray(data.members)) {
+      pane.members = new Set(data.members);
+      renderMembers(pane);
+    }
     if (data.truncated) pane.list.prepend(noticeElement('Older messages were skipped.'));
   } else if (data.leave !== undefined) {
     const id = String(data.leave);
     const deliberate = !state.wanted.has(id);
     state.wanted.delete(id);
     closePane(id, deliberate ? null : `You left ${roomTitle(id)}.`);
+  } else if (data.who !== undefined && Array.isArray(data.members)) {
+    const pane = state.panes.get(String(data.who));
+    if (pane) {
+      pane.members = new Set(data.members);
+      renderMembers(pane);
+    }
   } else if (data.history !== undefined && Array.isArray(data.messages)) {
     const pane = state.panes.get(String(data.history));
     if (pane) {
@@ -302,6 +340,9 @@ function onMessage(data) {
     if (data.msg_type === 0 || data.msg_type === undefined) {
       addMessages(pane, [data], false);
     } else {
+      if (data.msg_type === 4) pane.members.add(data.username);
+      if (data.msg_type === 5) pane.members.delete(data.username);
+      if (data.msg_type === 4 || data.msg_type === 5) renderMembers(pane);
       const what = {4: 'joined', 5: 'left'}[data.msg_type];
       const text = what ? `${data.username} ${what}` : String(data.message ?? '');
       pane.list.append(noticeElement(text));
