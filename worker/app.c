@@ -34,7 +34,6 @@ int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
     memset(app, 0, sizeof(*app));
     app->cfg = *cfg;
     app->sink = *sink;
-    app->whisper_seq = wrk_now_ms() * 1000;
     int rc = wrk_password_init(&app->pw, (uint32_t)cfg->argon2_m, (uint32_t)cfg->argon2_t,
                                (uint32_t)cfg->argon2_p);
     if (rc) {

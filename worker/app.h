@@ -55,7 +55,6 @@ typedef struct wrk_app {
     wrk_store_t *store;  /* owned */
     wrk_password_t pw;   /* read-only */
     wrk_sink_t sink;     /* read-only */
-    int64_t whisper_seq; /* private */
 } wrk_app_t;
 
 /* Opens the store at db_path, migrates it and prepares the password

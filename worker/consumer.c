@@ -329,9 +329,16 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
                         rc == MC_ENOTFOUND ? WRK_E_USER_INVALID : WRK_E_SERVER_BUSY, 0, c->name);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
+    /* Stored first: its id comes from the database, unique across workers,
+     * and a user who is away gets it on reconnecting ("whispers"). */
+    int64_t now = wrk_now_ms(), id;
+    rc = wrk_store_whisper_add(app->store, u->id, to.id, c->message, c->message_len, now, &id);
+    if (rc) {
+        wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, 0, c->name);
+        return rc;
+    }
     char *text = NULL;
-    rc = wrk_reply_whisper(++app->whisper_seq, u->username, to.username, c->message, wrk_now_ms(),
-                           &text);
+    rc = wrk_reply_whisper(id, u->username, to.username, c->message, now, &text);
     if (rc)
         return reply(app, env->reply, text, rc, c);
     char group[48];
@@ -343,6 +350,22 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
     }
     free(text);
     return 0;
+}
+
+static int do_whispers(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
+                       const wrk_command_t *c)
+{
+    wrk_whisper_list_t l;
+    int rc = wrk_store_whispers_since(app->store, u->id, c->has_since ? c->since : 0,
+                                      c->has_since ? WRK_STORE_SINCE_MAX : WRK_HISTORY_DEFAULT, &l);
+    if (rc == 0 && !c->has_since)
+        l.truncated = 0; /* "the last 50" is no cut */
+    char *text = NULL;
+    if (rc == 0) {
+        rc = wrk_reply_whispers(&l, &text);
+        wrk_whisper_list_clear(&l);
+    }
+    return reply(app, env->reply, text, rc, c);
 }
 
 static int do_who(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
@@ -407,6 +430,9 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
         break;
     case WRK_CMD_WHO:
         rc = do_who(app, env, &u, &c);
+        break;
+    case WRK_CMD_WHISPERS:
+        rc = do_whispers(app, env, &u, &c);
         break;
     }
     wrk_command_clear(&c);

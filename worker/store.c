@@ -82,6 +82,16 @@ static const char *const migrations[] = {
     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
     "  seq INTEGER NOT NULL);"
     "INSERT INTO change_cursor VALUES (1, (SELECT coalesce(max(seq), 0) FROM changes));",
+    /* 3: whispers, kept so that a user who reconnects gets those sent
+     * meanwhile; their ids come from here, unique across workers. */
+    "CREATE TABLE whispers ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  from_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  to_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  body TEXT NOT NULL,"
+    "  created INTEGER NOT NULL);"
+    "CREATE INDEX whispers_from ON whispers(from_id, id);"
+    "CREATE INDEX whispers_to ON whispers(to_id, id);",
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NMIGRATIONS == WRK_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -139,6 +149,8 @@ enum stmt_id {
     ST_PRESENCE_ALL,
     ST_CURSOR_GET,
     ST_CURSOR_SET,
+    ST_WHISPER_ADD,
+    ST_WHISPERS_SINCE,
     ST_COUNT
 };
 
@@ -227,6 +239,14 @@ static const char *const sql[ST_COUNT] = {
     [ST_CURSOR_GET] = ("SELECT c.seq, (SELECT coalesce(max(seq), 0) FROM changes) "
                        "FROM change_cursor c WHERE c.id = 1"),
     [ST_CURSOR_SET] = ("UPDATE change_cursor SET seq = ?1 WHERE id = 1"),
+    [ST_WHISPER_ADD] = ("INSERT INTO whispers(from_id, to_id, body, created) "
+                        "VALUES (?1, ?2, ?3, ?4) RETURNING id"),
+    [ST_WHISPERS_SINCE] = ("SELECT w.id, f.username, t.username, w.body, w.created "
+                           "FROM whispers w JOIN users f ON f.id = w.from_id "
+                           "JOIN users t ON t.id = w.to_id "
+                           "WHERE w.id IN (SELECT id FROM whispers WHERE from_id = ?1 AND id > ?3 "
+                           "UNION SELECT id FROM whispers WHERE to_id = ?1 AND id > ?3) "
+                           "ORDER BY w.id DESC LIMIT ?2"),
 };
 
 struct wrk_store {
@@ -1321,4 +1341,98 @@ int wrk_store_change_claim(wrk_store_t *s, int64_t *from, int64_t *to)
     if (rc)
         *from = *to = 0;
     return rc;
+}
+
+/* ---- Whispers -------------------------------------------------------------- */
+
+int wrk_store_whisper_add(wrk_store_t *s, int64_t from_id, int64_t to_id, const char *body,
+                          size_t body_len, int64_t now_ms, int64_t *id)
+{
+    if (body_len > (size_t)1 << 30)
+        return MC_EINVAL;
+    sqlite3_stmt *st = stmt(s, ST_WHISPER_ADD);
+    if (!st)
+        return MC_EDB;
+    sqlite3_bind_int64(st, 1, from_id);
+    sqlite3_bind_int64(st, 2, to_id);
+    sqlite3_bind_text(st, 3, body, (int)body_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now_ms);
+    int rc = step(s, st);
+    int64_t got = 0;
+    if (rc == SQLITE_ROW) {
+        got = sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        int ret = db_error(s, "add whisper");
+        return rc == SQLITE_CONSTRAINT_FOREIGNKEY ? MC_ENOTFOUND : ret;
+    }
+    if (id)
+        *id = got;
+    return 0;
+}
+
+void wrk_whisper_list_clear(wrk_whisper_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i].body);
+    free(l->items);
+    memset(l, 0, sizeof(*l));
+}
+
+int wrk_store_whispers_since(wrk_store_t *s, int64_t user_id, int64_t since, long limit,
+                             wrk_whisper_list_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (limit < 1 || limit > WRK_STORE_SINCE_MAX)
+        return MC_EINVAL;
+    sqlite3_stmt *st = stmt(s, ST_WHISPERS_SINCE);
+    if (!st)
+        return MC_EDB;
+    out->items = calloc((size_t)limit, sizeof(*out->items));
+    if (!out->items)
+        return MC_ENOMEM;
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, (int64_t)limit + 1);
+    sqlite3_bind_int64(st, 3, since);
+    int rc = step(s, st), ret = 0;
+    while (rc == SQLITE_ROW) {
+        if (out->n == (size_t)limit) {
+            out->truncated = 1;
+            rc = SQLITE_DONE;
+            break;
+        }
+        wrk_whisper_t *w = &out->items[out->n];
+        w->id = sqlite3_column_int64(st, 0);
+        copy_text(w->from, sizeof(w->from), st, 1);
+        copy_text(w->to, sizeof(w->to), st, 2);
+        size_t n = (size_t)sqlite3_column_bytes(st, 3);
+        const void *body = sqlite3_column_blob(st, 3);
+        w->body = malloc(n + 1);
+        if (!w->body) {
+            ret = MC_ENOMEM;
+            break;
+        }
+        if (n)
+            memcpy(w->body, body, n);
+        w->body[n] = '\0';
+        w->body_len = n;
+        w->created_ms = sqlite3_column_int64(st, 4);
+        out->n++;
+        rc = sqlite3_step(st);
+    }
+    if (!ret && rc != SQLITE_DONE)
+        ret = db_error(s, "whispers");
+    sqlite3_reset(st);
+    if (ret) {
+        wrk_whisper_list_clear(out);
+        return ret;
+    }
+    for (size_t i = 0, j = out->n ? out->n - 1 : 0; i < j; i++, j--) {
+        wrk_whisper_t t = out->items[i];
+        out->items[i] = out->items[j];
+        out->items[j] = t;
+    }
+    return 0;
 }

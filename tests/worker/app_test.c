@@ -850,9 +850,37 @@ static void edits_deletes_and_whispers(void **state)
     assert_null(strstr(h, "\"id\":1,")); /* the deleted one is left out */
     free(h);
     ws_send(w, &a, "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"psst\"}");
-    expect_text_has(w, b.channel, "\"from\":\"ann\",\"to\":\"bob\",\"message\":\"psst\"");
-    expect_text_has(w, a.channel, "\"from\":\"ann\",\"to\":\"bob\"");
+    expect_text_has(w, b.channel,
+                    "{\"whisper\":1,\"from\":\"ann\",\"to\":\"bob\",\"message\":\"psst\",\"ts\":");
+    expect_text_has(w, a.channel, "{\"whisper\":1,\"from\":\"ann\",\"to\":\"bob\"");
     assert_false(pending(w, s.channel));
+    /* Every socket of both users; ids come from the database. */
+    sock_t b2;
+    ws_connect(w, cb, "ifc.u!9", &b2);
+    ws_send(w, &b2, "{\"command\":\"whisper\",\"to\":\"ann\",\"message\":\"hi\"}");
+    expect_text_has(w, a.channel, "{\"whisper\":2,\"from\":\"bob\",\"to\":\"ann\"");
+    expect_text_has(w, b.channel, "{\"whisper\":2,");
+    expect_text_has(w, b2.channel, "{\"whisper\":2,");
+    ws_send(w, &s, "{\"command\":\"whisper\",\"to\":\"ann\",\"message\":\"staff\"}");
+    expect_text_has(w, a.channel, "{\"whisper\":3,");
+    expect_text_has(w, s.channel, "{\"whisper\":3,");
+    /* Stored: a socket catches up with those sent since an id, its own only. */
+    ws_send(w, &b2, "{\"command\":\"whispers\",\"since\":1}");
+    char *t = next_text(w, b2.channel);
+    assert_non_null(strstr(t, "{\"whispers\":[{\"whisper\":2,\"from\":\"bob\",\"to\":\"ann\","
+                              "\"message\":\"hi\",\"ts\":"));
+    assert_null(strstr(t, "\"whisper\":3"));
+    assert_null(strstr(t, "\"whisper\":1,"));
+    free(t);
+    ws_send(w, &a, "{\"command\":\"whispers\"}");
+    t = next_text(w, a.channel);
+    assert_non_null(strstr(t, "\"whisper\":1,"));
+    assert_non_null(strstr(t, "\"whisper\":3,"));
+    free(t);
+    /* A deactivated user is no one to whisper to. */
+    ctl(w, "", "user deactivate bob");
+    ws_send(w, &a, "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"x\"}");
+    expect_text(w, a.channel, "{\"error\":\"USER_INVALID\",\"command\":\"whisper\"}");
 }
 
 static void room_changes_reach_sockets(void **state)

@@ -1,6 +1,7 @@
 // The Multichat browser client: several rooms over one WebSocket.
 // Speaks the multichat example's protocol (join, leave, send) and its
-// extensions (rooms, history, own, since, edit and delete, presence). Every text from the server is
+// extensions (rooms, history, own, since, edit and delete, presence,
+// whispers). Every text from the server is
 // inserted with textContent, never as HTML.
 
 const ERROR_TEXT = {
@@ -23,6 +24,8 @@ const state = {
   rooms: new Map(),      // id -> {id, title, staff_only}
   panes: new Map(),      // id -> {el, list, lastId, firstId, seen:Set, loadingOlder, truncatedTop}
   wanted: new Set(),     // rooms the user has open, rejoined after a reconnect
+  whispers: new Map(),   // username -> {el, list, seen:Set}
+  lastWhisper: 0,        // the newest whisper id shown, asked after on reconnect
   attempts: 0,
 };
 
@@ -260,8 +263,52 @@ function renderMembers(pane) {
   }
 }
 
-function openWhisper(name) {
-  notify(`Whispers to ${name} are not available yet.`);
+// A whisper pane per person: opened from a member's name, or by a whisper
+// that arrives. Closing it only hides it; whispers are kept on the server.
+function openWhisper(name, focus) {
+  let w = state.whispers.get(name);
+  if (!w) {
+    const el = $('#pane-template').content.firstElementChild.cloneNode(true);
+    el.classList.add('whisper');
+    el.dataset.whisper = name;
+    $('.pane-title', el).textContent = `Whispers with ${name}`;
+    $('.members', el).remove();
+    const input = $('.send-text', el);
+    input.id = `whisper-${name}`;
+    input.placeholder = `Whisper to ${name}…`;
+    $('label', el).htmlFor = input.id;
+    const close = $('.pane-close', el);
+    close.setAttribute('aria-label', 'Close whispers');
+    close.addEventListener('click', () => {
+      el.remove();
+      state.whispers.delete(name);
+      $('#empty').hidden = state.panes.size + state.whispers.size > 0;
+    });
+    $('.send', el).addEventListener('submit', (event) => {
+      event.preventDefault();
+      const text = input.value;
+      if (!text.trim()) return notify(ERROR_TEXT.MESSAGE_EMPTY);
+      if (send({command: 'whisper', to: name, message: text})) input.value = '';
+    });
+    w = {el, list: $('.messages', el), seen: new Set()};
+    state.whispers.set(name, w);
+    $('#empty').hidden = true;
+    $('#panes').append(el);
+  }
+  if (focus) $('.send-text', w.el).focus();
+  return w;
+}
+
+function addWhisper(m) {
+  const me = document.body.dataset.username;
+  const other = m.from === me ? m.to : m.from;
+  const w = openWhisper(other, false);
+  if (w.seen.has(m.whisper)) return;
+  w.seen.add(m.whisper);
+  state.lastWhisper = Math.max(state.lastWhisper, m.whisper);
+  w.list.append(messageElement({id: m.whisper, ts: m.ts, username: m.from, message: m.message,
+                                own: m.from === me}));
+  w.list.scrollTop = w.list.scrollHeight;
 }
 
 function closePane(id, why) {
@@ -269,7 +316,7 @@ function closePane(id, why) {
   if (!pane) return;
   pane.el.remove();
   state.panes.delete(id);
-  $('#empty').hidden = state.panes.size > 0;
+  $('#empty').hidden = state.panes.size + state.whispers.size > 0;
   if (why) notify(why);
   renderRoomList();
 }
@@ -286,6 +333,10 @@ function onMessage(data) {
       state.wanted.delete(String(data.room));
     }
     notify(data.room !== undefined ? `${roomTitle(String(data.room))}: ${text}` : text);
+  } else if (typeof data.whisper === 'number') {
+    addWhisper(data);
+  } else if (Array.isArray(data.whispers)) {
+    for (const w of data.whispers) addWhisper(w);
   } else if (data.rooms) {
     state.rooms = new Map(data.rooms.map((r) => [String(r.id), r]));
     for (const id of [...state.panes.keys()]) {
@@ -359,6 +410,9 @@ function connect() {
   socket.addEventListener('open', () => {
     state.attempts = 0;
     setConnection('online', true);
+    // Whispers sent while away (the recent ones, on first connecting).
+    socket.send(JSON.stringify(state.lastWhisper ? {command: 'whispers', since: state.lastWhisper}
+                                                 : {command: 'whispers'}));
     // Rejoin what was open, asking only for what was missed.
     for (const id of state.wanted) {
       const pane = state.panes.get(id);
