@@ -865,3 +865,35 @@ int chl_forget_process(chl_t *chl, const char *process)
     }
     return first_err;
 }
+
+int chl_rate_take(chl_t *chl, const char *key, double rate, long burst, int *allowed,
+                  long *refused)
+{
+    char k[CHL__KEY_MAX], rb[32], bb[24];
+    *allowed = 0;
+    if (refused)
+        *refused = 0;
+    if (!key || !*key || strlen(key) > CHL__NAME_MAX || !(rate > 0) || burst < 1)
+        return MC_EINVAL;
+    int rc = chl__key(k, sizeof(k), chl->cfg.prefix, "rate:", key);
+    if (rc != 0)
+        return rc;
+    snprintf(rb, sizeof(rb), "%.6f", rate);
+    snprintf(bb, sizeof(bb), "%ld", burst);
+    const char *kv[1] = {k};
+    const char *args[2] = {rb, bb};
+    redisReply *r = run_script(chl, chl__ring_name(&chl->ring, key, strlen(key)), CHL__S_RATE, 1,
+                               kv, 2, args, NULL, &rc);
+    if (!r)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
+        rc = MC_EREDIS;
+    } else {
+        *allowed = r->element[0]->integer == 1;
+        if (refused)
+            *refused = (long)r->element[1]->integer;
+    }
+    freeReplyObject(r);
+    return rc;
+}
