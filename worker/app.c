@@ -26,6 +26,11 @@ void wrk_settings_defaults(wrk_settings_t *s)
     s->argon2_m = WRK_PASSWORD_DEFAULT_M_KIB;
     s->argon2_t = WRK_PASSWORD_DEFAULT_T;
     s->argon2_p = WRK_PASSWORD_DEFAULT_P;
+    s->rate_messages = 5;
+    s->rate_burst = 20;
+    s->rate_close_after = 20;
+    s->rate_connects = 20;
+    s->rate_connect_burst = 60;
 }
 
 int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
@@ -147,6 +152,22 @@ void wrk__notice(wrk_app_t *app, int64_t room, const char *username, int msg_typ
         wrk__group_text(app, group, text, except);
         free(text);
     }
+}
+
+int wrk__rate_take(wrk_app_t *app, const char *key, long rate, long burst, long *refused)
+{
+    *refused = 0;
+    if (!app->sink.rate_take || rate <= 0)
+        return 1;
+    int allowed = 1;
+    int rc = app->sink.rate_take(app->sink.ctx, key, (double)rate, burst > 0 ? burst : 1, &allowed,
+                                 refused);
+    if (rc) {
+        /* Redis is away: the chat goes on unlimited rather than stopping. */
+        mc_warn("worker: rate limit %s: %s", key, mc_strerror(rc));
+        return 1;
+    }
+    return allowed;
 }
 
 /* ---- Room lists -------------------------------------------------------------- */

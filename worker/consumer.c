@@ -55,6 +55,17 @@ static int reply(wrk_app_t *app, const char *channel, char *text, int rc, const 
 
 int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
 {
+    /* New sockets per client address, across every interface and worker;
+     * a refusal closes before the accept (the interface answers 403). */
+    char key[96];
+    long refused;
+    snprintf(key, sizeof(key), "conn:%s", env->client ? env->client : "");
+    if (!wrk__rate_take(app, key, app->cfg.rate_connects, app->cfg.rate_connect_burst, &refused)) {
+        if (refused == 1)
+            mc_warn("worker: too many new sockets from %s; refusing", env->client ? env->client : "?");
+        wrk__send_close(app, env->reply, CLOSE_POLICY);
+        return 0;
+    }
     wrk_user_t u;
     int rc = wrk_views_session_user(app, env, &u);
     if (rc) {
@@ -407,6 +418,24 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
         wrk__send_error(app, env->reply, code, c.has_room ? c.room : 0, c.name);
         wrk_command_clear(&c);
         return rc == MC_ENOMEM ? rc : 0;
+    }
+    if (c.kind == WRK_CMD_SEND || c.kind == WRK_CMD_EDIT || c.kind == WRK_CMD_DELETE ||
+        c.kind == WRK_CMD_WHISPER) {
+        /* Per user, across every socket, interface and worker. Nothing is
+         * stored when refused; a client that keeps on is closed. */
+        char key[48];
+        long refused;
+        snprintf(key, sizeof(key), "msg:user-%lld", (long long)u.id);
+        if (!wrk__rate_take(app, key, app->cfg.rate_messages, app->cfg.rate_burst, &refused)) {
+            wrk__send_error(app, env->reply, WRK_E_RATE_LIMITED, c.has_room ? c.room : 0, c.name);
+            if (app->cfg.rate_close_after > 0 && refused >= app->cfg.rate_close_after) {
+                mc_info("worker: closing a socket of %s: still sending after %ld refusals",
+                        u.username, refused);
+                wrk__send_close(app, env->reply, CLOSE_POLICY);
+            }
+            wrk_command_clear(&c);
+            return 0;
+        }
     }
     switch (c.kind) {
     case WRK_CMD_JOIN:

@@ -40,7 +40,11 @@ export async function waitPort(port, timeoutMs = 10000) {
 export class System {
   // With separatePorts, interface i listens on ports[i] (urls[i]); otherwise
   // all share one port through SO_REUSEPORT.
-  constructor({interfaces = 1, workers = 1, separatePorts = false} = {}) {
+  // workerEnv and interfaceEnv add settings (CHAT_* variables) to those processes.
+  constructor({interfaces = 1, workers = 1, separatePorts = false, workerEnv = {},
+               interfaceEnv = {}} = {}) {
+    this.workerEnv = workerEnv;
+    this.interfaceEnv = interfaceEnv;
     this.nInterfaces = interfaces;
     this.separatePorts = separatePorts;
     this.ports = [];
@@ -114,12 +118,12 @@ export class System {
   }
 
   startWorker(i) {
-    return this.spawn(`worker-${i}`, path.join(bin, 'chat-worker'));
+    return this.spawn(`worker-${i}`, path.join(bin, 'chat-worker'), [], this.workerEnv);
   }
 
   async startInterface(i) {
     const child = this.spawn(`interface-${i}`, path.join(bin, 'chat-interface'),
-      [], {CHAT_LISTEN: `127.0.0.1:${this.ports[i]}`});
+      [], {...this.interfaceEnv, CHAT_LISTEN: `127.0.0.1:${this.ports[i]}`});
     this.interfaces[i] = child;
     await waitPort(this.ports[i]);
     return child;

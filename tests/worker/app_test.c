@@ -31,6 +31,11 @@ typedef struct fake {
         char channel[128];
     } members[MAX_MEMBERS];
     size_t nmembers;
+    struct {
+        char key[96];
+        long taken, refused;
+    } buckets[16]; /* never refilled: a burst, then refusals */
+    size_t nbuckets;
 } fake_t;
 
 static void record(fake_t *f, const char *channel, const char *data, size_t len)
@@ -89,6 +94,30 @@ static int fake_group_send(void *ctx, const char *group, const char *data, size_
     return 0;
 }
 
+static int fake_rate_take(void *ctx, const char *key, double rate, long burst, int *allowed,
+                          long *refused)
+{
+    fake_t *f = ctx;
+    (void)rate;
+    size_t i;
+    for (i = 0; i < f->nbuckets; i++)
+        if (!strcmp(f->buckets[i].key, key))
+            break;
+    if (i == f->nbuckets) {
+        assert_true(f->nbuckets < sizeof(f->buckets) / sizeof(f->buckets[0]));
+        snprintf(f->buckets[f->nbuckets++].key, sizeof(f->buckets[0].key), "%s", key);
+    }
+    *allowed = f->buckets[i].taken < burst;
+    if (*allowed) {
+        f->buckets[i].taken++;
+        f->buckets[i].refused = 0;
+    } else {
+        f->buckets[i].refused++;
+    }
+    *refused = f->buckets[i].refused;
+    return 0;
+}
+
 typedef struct world {
     char dir[64];
     char db[128];
@@ -129,7 +158,8 @@ static int setup(void **state)
     snprintf(root, sizeof(root), "%s/web", src ? src : ".");
     w->cfg.web_root = root;
     w->cfg.login_max_failures = 3;
-    wrk_sink_t sink = {&w->fake, fake_send, fake_group_add, fake_group_discard, fake_group_send};
+    wrk_sink_t sink = {&w->fake,       fake_send,      fake_group_add, fake_group_discard,
+                       fake_group_send, fake_rate_take};
     assert_int_equal(wrk_app_init(&w->app, &w->cfg, w->db, &sink), 0);
     ctl(w, "pw-ann\\n", "user add ann --password-stdin");
     ctl(w, "pw-bob\\n", "user add bob --password-stdin");
@@ -883,6 +913,69 @@ static void edits_deletes_and_whispers(void **state)
     expect_text(w, a.channel, "{\"error\":\"USER_INVALID\",\"command\":\"whisper\"}");
 }
 
+static void rate_limits_refuse_then_close(void **state)
+{
+    world_t *w = *state;
+    w->app.cfg.rate_burst = 3;
+    w->app.cfg.rate_close_after = 2;
+    w->app.cfg.rate_connect_burst = 2;
+    w->app.cfg.notify_enter_leave = 0;
+    char ca[256], cb[256];
+    login(w, "ann", "pw-ann", ca, sizeof(ca));
+    login(w, "bob", "pw-bob", cb, sizeof(cb));
+    sock_t a, b;
+    ws_connect(w, ca, "ifc.t!1", &a);
+    ws_connect(w, cb, "ifc.t!2", &b);
+    /* A third socket from the same address is refused before any accept. */
+    mc_envelope_t env = {.type = MC_ENV_WS_CONNECT, .reply = "ifc.t!3", .path = "/chat/stream/",
+                         .client = "10.0.0.1"};
+    env.headers[env.nheaders++] = (mc_header_t){"cookie", ca};
+    char *data;
+    size_t len;
+    assert_int_equal(mc_envelope_encode(&env, &data, &len), 0);
+    assert_int_equal(wrk_app_handle(&w->app, data, len), 0);
+    free(data);
+    mc_envelope_t r;
+    next_for(w, "ifc.t!3", &r);
+    assert_int_equal(r.type, MC_ENV_WS_CLOSE);
+    assert_int_equal(r.code, 1008);
+    mc_envelope_clear(&r);
+    assert_false(pending(w, "ifc.t!3"));
+
+    ws_send(w, &a, "{\"command\":\"join\",\"room\":1}");
+    ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
+    expect_text_has(w, a.channel, "{\"join\"");
+    expect_text_has(w, b.channel, "{\"join\"");
+    for (int i = 0; i < 3; i++) {
+        ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"hi\"}");
+        expect_text_has(w, a.channel, "\"own\":true");
+        expect_text_has(w, b.channel, "\"message\":\"hi\"");
+    }
+    /* Over the burst: refused, nothing stored or sent to the room; joins
+     * and who are not counted. */
+    ws_send(w, &a, "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"x\"}");
+    expect_text(w, a.channel, "{\"error\":\"RATE_LIMITED\",\"command\":\"whisper\"}");
+    ws_send(w, &a, "{\"command\":\"who\",\"room\":1}");
+    expect_text_has(w, a.channel, "{\"who\"");
+    assert_false(pending(w, b.channel));
+    /* bob has his own bucket. */
+    ws_send(w, &b, "{\"command\":\"send\",\"room\":1,\"message\":\"bob\"}");
+    expect_text_has(w, b.channel, "\"own\":true");
+    expect_text_has(w, a.channel, "\"message\":\"bob\"");
+    /* The second refusal in a row closes the socket with 1008. */
+    ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"more\"}");
+    expect_text(w, a.channel, "{\"error\":\"RATE_LIMITED\",\"room\":\"1\",\"command\":\"send\"}");
+    next_for(w, a.channel, &r);
+    assert_int_equal(r.type, MC_ENV_WS_CLOSE);
+    assert_int_equal(r.code, 1008);
+    mc_envelope_clear(&r);
+    assert_false(pending(w, b.channel));
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_last(w->app.store, 1, 50, &l), 0);
+    assert_int_equal(l.n, 4);
+    wrk_message_list_clear(&l);
+}
+
 static void room_changes_reach_sockets(void **state)
 {
     world_t *w = *state;
@@ -970,6 +1063,7 @@ int main(void)
         T(staff_only_rooms_are_refused_at_join_and_send),
         T(bad_input_is_answered_and_the_socket_stays),
         T(edits_deletes_and_whispers),
+        T(rate_limits_refuse_then_close),
         T(room_changes_reach_sockets),
         T(a_deactivated_user_is_refused_at_once),
         T(undecodable_envelopes_are_dropped),
