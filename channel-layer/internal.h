@@ -13,6 +13,8 @@
  *   P"inflight:"<client>  list: messages a worker popped and has not acked
  *   P"hb:"<client>        string with a TTL: the client is alive
  *   P"workers"            set: clients that may hold in-flight messages
+ *   P"procs"              set: process endpoints (chl_proc_t), on the shard
+ *                         of their heartbeat, for chl_reap_processes
  *   P"group:"<group>      zset: member channels scored by last add (ms)
  *   P"groupp:"<group>     hash: process -> number of its members
  *   P"pgroups:"<process>  set: groups the process has members in
@@ -147,6 +149,7 @@ enum chl__script_id {
     CHL__S_REQUEUE, /* KEYS workers; ARGV prefix, self, ttl -> number requeued */
     CHL__S_FORGET,  /* KEYS pgroups; ARGV prefix, process -> members removed */
     CHL__S_RATE,    /* KEYS bucket; ARGV rate per s, burst -> {allowed, refused in a row} */
+    CHL__S_REAP,    /* KEYS procs; ARGV prefix -> names of processes whose heartbeat is gone */
     CHL__S_COUNT
 };
 

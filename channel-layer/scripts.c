@@ -154,12 +154,23 @@ static const char rate_lua[] =
              "redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)\n"
              "return {allowed, refused}\n";
 
+/* Each dead process is returned to one caller only: SREM decides. */
+static const char reap_lua[] = "local dead = {}\n"
+                               "for _, p in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+                               "  if redis.call('EXISTS', ARGV[1] .. 'hb:' .. p) == 0 then\n"
+                               "    redis.call('SREM', KEYS[1], p)\n"
+                               "    dead[#dead + 1] = p\n"
+                               "  end\n"
+                               "end\n"
+                               "return dead\n";
+
 const char *chl__script(enum chl__script_id id)
 {
     static const char *const scripts[CHL__S_COUNT] = {
         [CHL__S_SEND] = send_lua,     [CHL__S_MPUSH] = mpush_lua, [CHL__S_GADD] = gadd_lua,
         [CHL__S_GDISC] = gdisc_lua,   [CHL__S_GSEND] = gsend_lua, [CHL__S_REQUEUE] = requeue_lua,
         [CHL__S_FORGET] = forget_lua, [CHL__S_RATE] = rate_lua,
+        [CHL__S_REAP] = reap_lua,
     };
     return (unsigned)id < CHL__S_COUNT ? scripts[id] : "";
 }

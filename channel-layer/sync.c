@@ -897,3 +897,41 @@ int chl_rate_take(chl_t *chl, const char *key, double rate, long burst, int *all
     freeReplyObject(r);
     return rc;
 }
+
+int chl_reap_processes(chl_t *chl, int (*fn)(void *arg, const char *process), void *arg,
+                       size_t *reaped)
+{
+    char key[CHL__KEY_MAX];
+    size_t total = 0;
+    if (reaped)
+        *reaped = 0;
+    int rc = chl__key(key, sizeof(key), chl->cfg.prefix, "procs", NULL);
+    if (rc != 0)
+        return rc;
+    const char *kv[1] = {key};
+    const char *args[1] = {chl->cfg.prefix};
+    int first_err = 0;
+    for (size_t sh = 0; sh < chl->ring.nshards; sh++) {
+        redisReply *r = run_script(chl, sh, CHL__S_REAP, 1, kv, 1, args, NULL, &rc);
+        if (!r) {
+            first_err = first_err ? first_err : rc;
+            continue;
+        }
+        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_STRING || chl__check_plain(e->str) != 0)
+                continue;
+            mc_info("channel-layer: process %s is gone; forgetting its memberships", e->str);
+            rc = chl_forget_process(chl, e->str);
+            if (rc)
+                first_err = first_err ? first_err : rc;
+            total++;
+            if (fn)
+                fn(arg, e->str);
+        }
+        freeReplyObject(r);
+    }
+    if (reaped)
+        *reaped = total;
+    return first_err;
+}

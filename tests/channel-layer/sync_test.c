@@ -511,6 +511,38 @@ static void forget_process_drops_all_its_memberships(void **state)
     chl_close(chl);
 }
 
+static int note_reaped(void *arg, const char *process)
+{
+    char *buf = arg;
+    strcat(buf, process);
+    strcat(buf, ";");
+    return 0;
+}
+
+static void processes_without_heartbeat_are_reaped_once(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    ts_redis_int(&redis, "SADD mc:procs ifc.dead ifc.alive");
+    ts_redis_int(&redis, "SET mc:hb:ifc.alive 1 PX 60000");
+    assert_int_equal(chl_group_add(chl, "room-1", "ifc.dead!1"), 0);
+    assert_int_equal(chl_group_add(chl, "room-1", "ifc.alive!1"), 0);
+    char seen[256] = "";
+    size_t n;
+    assert_int_equal(chl_reap_processes(chl, note_reaped, seen, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(seen, "ifc.dead;");
+    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:room-1"), 1);
+    assert_int_equal(ts_redis_int(&redis, "HEXISTS mc:groupp:room-1 ifc.dead"), 0);
+    assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:procs ifc.alive"), 1);
+    /* Reaped once: a second call (another worker) finds nothing. */
+    seen[0] = '\0';
+    assert_int_equal(chl_reap_processes(chl, note_reaped, seen, &n), 0);
+    assert_int_equal(n, 0);
+    assert_string_equal(seen, "");
+    chl_close(chl);
+}
+
 static void rate_take_is_a_token_bucket(void **state)
 {
     (void)state;
@@ -621,6 +653,7 @@ int main(void)
         cmocka_unit_test_setup(members_expire_after_the_group_expiry, flush),
         cmocka_unit_test_setup(forget_process_drops_all_its_memberships, flush),
         cmocka_unit_test_setup(rate_take_is_a_token_bucket, flush),
+        cmocka_unit_test_setup(processes_without_heartbeat_are_reaped_once, flush),
         cmocka_unit_test_setup(scripts_come_back_after_a_flush, flush),
         cmocka_unit_test_setup(a_restarted_redis_is_found_again, flush),
     };
