@@ -348,3 +348,21 @@ int wrk_app_poll_changes(wrk_app_t *app)
     }
     return 0;
 }
+
+int wrk_app_process_gone(wrk_app_t *app, const char *process)
+{
+    char prefix[160];
+    int n = snprintf(prefix, sizeof(prefix), "%s!", process);
+    if (n < 2 || (size_t)n >= sizeof(prefix))
+        return MC_EINVAL;
+    wrk_presence_list_t gone;
+    int rc = wrk_store_presence_leave(app->store, prefix, 1, 0, &gone);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < gone.n; i++)
+        wrk__notice(app, gone.items[i].room_id, gone.items[i].username, WRK_MSG_LEAVE, NULL);
+    if (gone.n)
+        mc_info("worker: %s is gone: %zu departure(s) from rooms", process, gone.n);
+    wrk_presence_list_clear(&gone);
+    return 0;
+}

@@ -84,6 +84,11 @@ int wrk_app_handle(wrk_app_t *app, const char *data, size_t len);
  * logged out, were deactivated or lost staff. Call every second or so. */
 int wrk_app_poll_changes(wrk_app_t *app);
 
+/* An interface process died (its heartbeat expired; the channel layer has
+ * dropped its group memberships): forgets its sockets' presence and tells
+ * each room of the users who had no other socket there. */
+int wrk_app_process_gone(wrk_app_t *app, const char *process);
+
 /* ---- For the worker's modules (views, consumer) -------------------------- */
 
 /* websocket.send of text to one connection. */

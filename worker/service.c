@@ -14,6 +14,7 @@
 #define POP_TIMEOUT_MS 1000
 #define CHANGES_EVERY_MS 1000
 #define REQUEUE_EVERY_MS 3000
+#define REAP_EVERY_MS 2000
 #define PURGE_EVERY_MS (3600 * 1000)
 #define CHANGES_KEPT_MS (24 * 3600 * 1000)
 
@@ -47,6 +48,11 @@ static int sink_rate_take(void *ctx, const char *key, double rate, long burst, i
     return chl_rate_take(ctx, key, rate, burst, allowed, refused);
 }
 
+static int on_process_gone(void *arg, const char *process)
+{
+    return wrk_app_process_gone(arg, process);
+}
+
 static void pause_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -65,7 +71,7 @@ static int stop_requested(const sigset_t *stops)
 
 static int run(wrk_app_t *app, chl_t *chl, const char *queue, const sigset_t *stops)
 {
-    int64_t next_changes = 0, next_requeue = 0, next_purge = 0;
+    int64_t next_changes = 0, next_requeue = 0, next_purge = 0, next_reap = 0;
     long backoff = 0;
     uint64_t handled = 0;
     while (!stop_requested(stops)) {
@@ -75,6 +81,10 @@ static int run(wrk_app_t *app, chl_t *chl, const char *queue, const sigset_t *st
             if (chl_requeue_dead(chl, &n) == 0 && n)
                 mc_info("worker: requeued %zu envelope(s) of dead workers", n);
             next_requeue = now + REQUEUE_EVERY_MS;
+        }
+        if (now >= next_reap) {
+            chl_reap_processes(chl, on_process_gone, app, NULL);
+            next_reap = now + REAP_EVERY_MS;
         }
         if (now >= next_changes) {
             wrk_app_poll_changes(app);

@@ -1,6 +1,6 @@
 // The member list of a room, live, across two interface processes: a user
 // with two tabs counts once, and is shown as gone only when the last tab
-// has left.
+// has left, or when the interface process holding it is killed.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {System} from '../lib/system.mjs';
@@ -9,7 +9,9 @@ import {launch, login, pane, joinRoom, say, seeMessage} from '../lib/browser.mjs
 let sys, browser, annContext, bob;
 
 before(async () => {
-  sys = await new System({interfaces: 2, separatePorts: true}).start();
+  // A short heartbeat, so that a killed interface is found dead quickly.
+  sys = await new System({interfaces: 2, separatePorts: true,
+                          interfaceEnv: {CHAT_HEARTBEAT_TTL_MS: '1000'}}).start();
   sys.chatctl(['user', 'add', 'ann', '--password-stdin'], 'ann-pass-1\n');
   sys.chatctl(['user', 'add', 'bob', '--password-stdin'], 'bob-pass-1\n');
   sys.chatctl(['room', 'add', 'Lobby']);
@@ -62,4 +64,22 @@ test('two tabs of one user count once, and leave only with the last', async () =
   await member(bob, 'ann').waitFor({state: 'detached'});
   await pane(bob, 'Lobby').locator('.notice', {hasText: 'ann left'}).waitFor();
   assert.equal(await member(bob, 'bob').count(), 1);
+});
+
+test('the sockets of a killed interface leave their rooms', async () => {
+  const ann = await annContext.newPage();
+  await ann.goto(`${sys.urls[0]}/`);
+  await ann.waitForSelector('#connection.online');
+  await joinRoom(ann, 'Lobby');
+  await member(bob, 'ann').waitFor();
+  const started = Date.now();
+  await sys.killInterface(0);
+  await member(bob, 'ann').waitFor({state: 'detached', timeout: 30000});
+  await pane(bob, 'Lobby').locator('.notice', {hasText: 'ann left'}).last().waitFor();
+  assert.ok(Date.now() - started < 30000);
+  assert.equal(sys.sql("SELECT count(*) FROM presence p JOIN users u ON u.id = p.user_id " +
+                       "WHERE u.username = 'ann'"), '0');
+  // bob, on the live interface, still chats.
+  await say(bob, 'Lobby', 'anyone left?');
+  await seeMessage(bob, 'Lobby', 'anyone left?');
 });

@@ -727,6 +727,39 @@ static void a_user_with_two_sockets_counts_once(void **state)
     assert_false(pending(w, b.channel));
 }
 
+static void a_dead_interface_s_sockets_leave_their_rooms(void **state)
+{
+    world_t *w = *state;
+    char ca[256], cb[256];
+    login(w, "ann", "pw-ann", ca, sizeof(ca));
+    login(w, "bob", "pw-bob", cb, sizeof(cb));
+    sock_t a1, a2, b, b2;
+    ws_connect(w, ca, "ifc.dead!1", &a1);
+    ws_connect(w, ca, "ifc.live!2", &a2);
+    ws_connect(w, cb, "ifc.dead!3", &b);
+    ws_connect(w, cb, "ifc.live!4", &b2);
+    w->app.cfg.notify_enter_leave = 0;
+    ws_send(w, &b2, "{\"command\":\"join\",\"room\":1}");
+    ws_send(w, &a1, "{\"command\":\"join\",\"room\":1}");
+    ws_send(w, &a2, "{\"command\":\"join\",\"room\":1}");
+    ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
+    ws_send(w, &b2, "{\"command\":\"leave\",\"room\":1}");
+    ws_send(w, &a1, "{\"command\":\"join\",\"room\":1}");
+    w->app.cfg.notify_enter_leave = 1;
+    w->fake.read = w->fake.nout;
+    /* The fake keeps no group for the dead process's sockets any more. */
+    fake_group_discard(&w->fake, "room-1", a1.channel);
+    fake_group_discard(&w->fake, "room-1", b.channel);
+    assert_int_equal(wrk_app_process_gone(&w->app, "ifc.dead"), 0);
+    /* bob had only the dead socket in the room: he left; ann is still in. */
+    expect_text(w, a2.channel, "{\"room\":\"1\",\"message\":null,\"username\":\"bob\",\"msg_type\":5}");
+    assert_false(pending(w, a2.channel));
+    ws_send(w, &a2, "{\"command\":\"who\",\"room\":1}");
+    expect_text(w, a2.channel, "{\"who\":\"1\",\"members\":[\"ann\"]}");
+    assert_int_equal(wrk_app_process_gone(&w->app, "ifc.dead"), 0); /* again: nothing */
+    assert_false(pending(w, a2.channel));
+}
+
 static void notices_can_be_switched_off(void **state)
 {
     world_t *w = *state;
@@ -1059,6 +1092,7 @@ int main(void)
         T(a_socket_without_a_session_is_refused),
         T(two_sockets_chat_in_a_room),
         T(a_user_with_two_sockets_counts_once),
+        T(a_dead_interface_s_sockets_leave_their_rooms),
         T(notices_can_be_switched_off),
         T(staff_only_rooms_are_refused_at_join_and_send),
         T(bad_input_is_answered_and_the_socket_stays),
