@@ -136,6 +136,25 @@ int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, s
  * its members stop counting in groups. Returns 0 or MC_EREDIS. */
 int chl_forget_process(chl_t *chl, const char *process);
 
+/* Finds the process endpoints (chl_proc_t) whose heartbeat has expired:
+ * each is forgotten (chl_forget_process) and handed to fn (may be NULL)
+ * with its name, so that the caller drops what it keeps about the
+ * process's connections. Of several callers, one only gets each dead
+ * process. *reaped (may be NULL) gets how many. Call every few seconds.
+ * Returns 0 or MC_EREDIS. */
+int chl_reap_processes(chl_t *chl, int (*fn)(void *arg, const char *process), void *arg,
+                       size_t *reaped);
+
+/* Rate limiting shared by every process: a token bucket named key (any
+ * bytes but NUL, at most 200), full at first with burst tokens and refilled
+ * at rate tokens a second. Takes one token: *allowed is 1 when there was
+ * one, else 0. *refused (may be NULL) gets the number of refusals in a row
+ * since the last allowed take (0 when allowed). Buckets left alone vanish
+ * once they would be full again. Returns 0, MC_EINVAL (empty or long key,
+ * rate <= 0, burst < 1), MC_EREDIS. */
+int chl_rate_take(chl_t *chl, const char *key, double rate, long burst, int *allowed,
+                  long *refused);
+
 /* ---- Asynchronous process endpoint (libuv) ------------------------------ */
 
 typedef struct chl_proc chl_proc_t;

@@ -13,9 +13,12 @@
  *   P"inflight:"<client>  list: messages a worker popped and has not acked
  *   P"hb:"<client>        string with a TTL: the client is alive
  *   P"workers"            set: clients that may hold in-flight messages
+ *   P"procs"              set: process endpoints (chl_proc_t), on the shard
+ *                         of their heartbeat, for chl_reap_processes
  *   P"group:"<group>      zset: member channels scored by last add (ms)
  *   P"groupp:"<group>     hash: process -> number of its members
  *   P"pgroups:"<process>  set: groups the process has members in
+ *   P"rate:"<key>         hash: a token bucket (tokens, ts, refused)
  *
  * Names are ASGI-like: [A-Za-z0-9._-], channels may have one '!' after a
  * non-empty process part. Keys built with ':' therefore never collide with
@@ -141,6 +144,8 @@ enum chl__script_id {
                      * group -> {dropped, nprocs, procs... (when not pushed)} */
     CHL__S_REQUEUE, /* KEYS workers; ARGV prefix, self, ttl -> number requeued */
     CHL__S_FORGET,  /* KEYS pgroups; ARGV prefix, process -> members removed */
+    CHL__S_RATE,    /* KEYS bucket; ARGV rate per s, burst -> {allowed, refused in a row} */
+    CHL__S_REAP,    /* KEYS procs; ARGV prefix -> names of processes whose heartbeat is gone */
     CHL__S_COUNT
 };
 

@@ -58,6 +58,7 @@ struct chl_proc {
     size_t name_len;
     char list_key[CHL__KEY_MAX]; /* "<prefix><name>!" */
     char hb_key[CHL__KEY_MAX];
+    char procs_key[CHL__KEY_MAX]; /* the registry of process endpoints */
     chl__ring_t ring;
     chl_proc_handlers_t h;
     void *ctx;
@@ -416,6 +417,11 @@ static void on_heartbeat(uv_timer_t *t)
     if (redisAsyncCommand(l->ac, on_heartbeat_reply, NULL, "SET %s 1 PX %ld", p->hb_key,
                           p->cfg.heartbeat_ttl_ms) == REDIS_OK)
         link_sent(l);
+    /* Registered beside the heartbeat, so that workers find this process
+     * once the heartbeat expires (chl_reap_processes). */
+    if (redisAsyncCommand(l->ac, on_heartbeat_reply, NULL, "SADD %s %s", p->procs_key, p->name) ==
+        REDIS_OK)
+        link_sent(l);
 }
 
 static void req_free(proc_req_t *req)
@@ -694,7 +700,8 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
     chl__make_name(p->name, sizeof(p->name), kind);
     p->name_len = strlen(p->name);
     if (chl__key(p->list_key, sizeof(p->list_key), p->cfg.prefix, p->name, "!") != 0 ||
-        chl__key(p->hb_key, sizeof(p->hb_key), p->cfg.prefix, "hb:", p->name) != 0) {
+        chl__key(p->hb_key, sizeof(p->hb_key), p->cfg.prefix, "hb:", p->name) != 0 ||
+        chl__key(p->procs_key, sizeof(p->procs_key), p->cfg.prefix, "procs", NULL) != 0) {
         proc_free(p);
         return MC_EINVAL;
     }

@@ -132,12 +132,45 @@ static const char forget_lua[] = "local prefix, p = ARGV[1], ARGV[2]\n"
                                  "redis.call('DEL', KEYS[1])\n"
                                  "return removed\n";
 
+/* A token bucket: full at first, refilled at ARGV[1] tokens a second up to
+ * ARGV[2]; a take costs one token. "refused" counts refusals since the last
+ * take that was allowed. The key lives as long as a refill to full takes. */
+static const char rate_lua[] =
+    CHL__NOW "local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+             "local v = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'refused')\n"
+             "local tokens = tonumber(v[1]) or burst\n"
+             "local ts = tonumber(v[2]) or now\n"
+             "local refused = tonumber(v[3]) or 0\n"
+             "if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate / 1000) end\n"
+             "local allowed = 0\n"
+             "if tokens >= 1 then\n"
+             "  tokens = tokens - 1\n"
+             "  allowed = 1\n"
+             "  refused = 0\n"
+             "else\n"
+             "  refused = refused + 1\n"
+             "end\n"
+             "redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now, 'refused', refused)\n"
+             "redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)\n"
+             "return {allowed, refused}\n";
+
+/* Each dead process is returned to one caller only: SREM decides. */
+static const char reap_lua[] = "local dead = {}\n"
+                               "for _, p in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+                               "  if redis.call('EXISTS', ARGV[1] .. 'hb:' .. p) == 0 then\n"
+                               "    redis.call('SREM', KEYS[1], p)\n"
+                               "    dead[#dead + 1] = p\n"
+                               "  end\n"
+                               "end\n"
+                               "return dead\n";
+
 const char *chl__script(enum chl__script_id id)
 {
     static const char *const scripts[CHL__S_COUNT] = {
         [CHL__S_SEND] = send_lua,     [CHL__S_MPUSH] = mpush_lua, [CHL__S_GADD] = gadd_lua,
         [CHL__S_GDISC] = gdisc_lua,   [CHL__S_GSEND] = gsend_lua, [CHL__S_REQUEUE] = requeue_lua,
-        [CHL__S_FORGET] = forget_lua,
+        [CHL__S_FORGET] = forget_lua, [CHL__S_RATE] = rate_lua,
+        [CHL__S_REAP] = reap_lua,
     };
     return (unsigned)id < CHL__S_COUNT ? scripts[id] : "";
 }

@@ -865,3 +865,73 @@ int chl_forget_process(chl_t *chl, const char *process)
     }
     return first_err;
 }
+
+int chl_rate_take(chl_t *chl, const char *key, double rate, long burst, int *allowed,
+                  long *refused)
+{
+    char k[CHL__KEY_MAX], rb[32], bb[24];
+    *allowed = 0;
+    if (refused)
+        *refused = 0;
+    if (!key || !*key || strlen(key) > CHL__NAME_MAX || !(rate > 0) || burst < 1)
+        return MC_EINVAL;
+    int rc = chl__key(k, sizeof(k), chl->cfg.prefix, "rate:", key);
+    if (rc != 0)
+        return rc;
+    snprintf(rb, sizeof(rb), "%.6f", rate);
+    snprintf(bb, sizeof(bb), "%ld", burst);
+    const char *kv[1] = {k};
+    const char *args[2] = {rb, bb};
+    redisReply *r = run_script(chl, chl__ring_name(&chl->ring, key, strlen(key)), CHL__S_RATE, 1,
+                               kv, 2, args, NULL, &rc);
+    if (!r)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
+        rc = MC_EREDIS;
+    } else {
+        *allowed = r->element[0]->integer == 1;
+        if (refused)
+            *refused = (long)r->element[1]->integer;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int chl_reap_processes(chl_t *chl, int (*fn)(void *arg, const char *process), void *arg,
+                       size_t *reaped)
+{
+    char key[CHL__KEY_MAX];
+    size_t total = 0;
+    if (reaped)
+        *reaped = 0;
+    int rc = chl__key(key, sizeof(key), chl->cfg.prefix, "procs", NULL);
+    if (rc != 0)
+        return rc;
+    const char *kv[1] = {key};
+    const char *args[1] = {chl->cfg.prefix};
+    int first_err = 0;
+    for (size_t sh = 0; sh < chl->ring.nshards; sh++) {
+        redisReply *r = run_script(chl, sh, CHL__S_REAP, 1, kv, 1, args, NULL, &rc);
+        if (!r) {
+            first_err = first_err ? first_err : rc;
+            continue;
+        }
+        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_STRING || chl__check_plain(e->str) != 0)
+                continue;
+            mc_info("channel-layer: process %s is gone; forgetting its memberships", e->str);
+            rc = chl_forget_process(chl, e->str);
+            if (rc)
+                first_err = first_err ? first_err : rc;
+            total++;
+            if (fn)
+                fn(arg, e->str);
+        }
+        freeReplyObject(r);
+    }
+    if (reaped)
+        *reaped = total;
+    return first_err;
+}

@@ -113,6 +113,8 @@ int main(int argc, char **argv)
     cfg.allowed_origins = none;
     cfg.echo_path = none;
     long send_buffer_kib = cfg.send_buffer / 1024;
+    chl_config_t ccfg;
+    chl_config_defaults(&ccfg);
     mc_option_t opts[] = {
         {"--listen", "CHAT_LISTEN", MC_OPT_STRING, &cfg.listen, 0, 0, "address:port to listen on"},
         {"--redis", "CHAT_REDIS_URL", MC_OPT_STRING, &redis, 0, 0,
@@ -139,6 +141,9 @@ int main(int argc, char **argv)
          "time a worker has to answer, ms (then 504)"},
         {"--send-buffer", "CHAT_SEND_BUFFER_KIB", MC_OPT_INT, &send_buffer_kib, 16, 1 << 20,
          "bytes queued per socket before it is closed as slow, KiB"},
+        {"--heartbeat-ttl", "CHAT_HEARTBEAT_TTL_MS", MC_OPT_INT, &ccfg.heartbeat_ttl_ms, 300,
+         3600000, "this process counts as dead (its sockets leave their rooms) once its "
+                  "heartbeat is this old, ms"},
         {"--shutdown-timeout", "CHAT_SHUTDOWN_TIMEOUT_MS", MC_OPT_INT, &cfg.shutdown_timeout_ms, 10,
          600000, "bound on a graceful shutdown, ms"},
     };
@@ -163,8 +168,6 @@ int main(int argc, char **argv)
     memset(&app, 0, sizeof(app));
     app.loop = uv_default_loop();
     ifc_bus_t bus = {&app, bus_push, bus_reply_channel, bus_forget, bus_each_group};
-    chl_config_t ccfg;
-    chl_config_defaults(&ccfg);
     ccfg.redis_urls = redis;
     chl_proc_handlers_t handlers = {on_message, on_group, on_group, on_redis_state};
     if ((rc = chl_proc_open(&app.proc, app.loop, &ccfg, "ifc", &handlers, &app)) != 0) {

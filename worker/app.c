@@ -29,6 +29,11 @@ void wrk_settings_defaults(wrk_settings_t *s)
     s->argon2_m = WRK_PASSWORD_DEFAULT_M_KIB;
     s->argon2_t = WRK_PASSWORD_DEFAULT_T;
     s->argon2_p = WRK_PASSWORD_DEFAULT_P;
+    s->rate_messages = 5;
+    s->rate_burst = 20;
+    s->rate_close_after = 20;
+    s->rate_connects = 20;
+    s->rate_connect_burst = 60;
 }
 
 int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
@@ -38,7 +43,6 @@ int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
     app->order_fd = -1;
     app->cfg = *cfg;
     app->sink = *sink;
-    app->whisper_seq = mc_now_ms() * 1000;
     int rc = wrk_password_init(&app->pw, (uint32_t)cfg->argon2_m, (uint32_t)cfg->argon2_t,
                                (uint32_t)cfg->argon2_p);
     if (rc) {
@@ -179,6 +183,35 @@ int wrk__send_error(wrk_app_t *app, const char *channel, const char *code, int64
     return rc;
 }
 
+void wrk__notice(wrk_app_t *app, int64_t room, const char *username, int msg_type,
+                 const char *except)
+{
+    if (!app->cfg.notify_enter_leave)
+        return;
+    char group[32], *text;
+    snprintf(group, sizeof(group), "room-%" PRId64, room);
+    if (wrk_reply_notice(room, username, (enum wrk_msg_type)msg_type, &text) == 0) {
+        wrk__group_text(app, group, text, except);
+        free(text);
+    }
+}
+
+int wrk__rate_take(wrk_app_t *app, const char *key, long rate, long burst, long *refused)
+{
+    *refused = 0;
+    if (!app->sink.rate_take || rate <= 0)
+        return 1;
+    int allowed = 1;
+    int rc = app->sink.rate_take(app->sink.ctx, key, (double)rate, burst > 0 ? burst : 1, &allowed,
+                                 refused);
+    if (rc) {
+        /* Redis is away: the chat goes on unlimited rather than stopping. */
+        mc_warn("worker: rate limit %s: %s", key, mc_strerror(rc));
+        return 1;
+    }
+    return allowed;
+}
+
 /* ---- Room lists -------------------------------------------------------------- */
 
 typedef struct room_vec {
@@ -302,7 +335,12 @@ static void check_room_members(wrk_app_t *app, int64_t room_id)
                 continue;
             app->sink.group_discard(app->sink.ctx, group, l.items[i].channel);
             wrk__send_text(app, l.items[i].channel, leave);
-            wrk_store_presence_remove(app->store, l.items[i].channel, room_id);
+            /* Those still allowed in hear of the last socket of a user. */
+            wrk_presence_list_t left;
+            if (wrk_store_presence_leave(app->store, l.items[i].channel, 0, room_id, &left) == 0 &&
+                left.n && !gone)
+                wrk__notice(app, room_id, left.items[0].username, WRK_MSG_LEAVE, NULL);
+            wrk_presence_list_clear(&left);
         }
     }
     free(leave);
@@ -350,5 +388,23 @@ int wrk_app_poll_changes(wrk_app_t *app)
         snprintf(group, sizeof(group), WRK_GROUP_USER_FMT, (long long)c.users[i]);
         wrk__group_close(app, group, CLOSE_POLICY);
     }
+    return 0;
+}
+
+int wrk_app_process_gone(wrk_app_t *app, const char *process)
+{
+    char prefix[160];
+    int n = snprintf(prefix, sizeof(prefix), "%s!", process);
+    if (n < 2 || (size_t)n >= sizeof(prefix))
+        return MC_EINVAL;
+    wrk_presence_list_t gone;
+    int rc = wrk_store_presence_leave(app->store, prefix, 1, 0, &gone);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < gone.n; i++)
+        wrk__notice(app, gone.items[i].room_id, gone.items[i].username, WRK_MSG_LEAVE, NULL);
+    if (gone.n)
+        mc_info("worker: %s is gone: %zu departure(s) from rooms", process, gone.n);
+    wrk_presence_list_clear(&gone);
     return 0;
 }

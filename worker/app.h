@@ -28,6 +28,11 @@ typedef struct wrk_sink {
     int (*group_add)(void *ctx, const char *group, const char *channel);
     int (*group_discard)(void *ctx, const char *group, const char *channel);
     int (*group_send)(void *ctx, const char *group, const char *data, size_t len);
+    /* Takes a token from the bucket key shared by every worker (rate per
+     * second, burst): *allowed, and *refused the refusals in a row. NULL:
+     * nothing is limited. */
+    int (*rate_take)(void *ctx, const char *key, double rate, long burst, int *allowed,
+                     long *refused);
 } wrk_sink_t;
 
 /* Settings, read-only after start-up (chat-worker fills them from flags and
@@ -41,6 +46,11 @@ typedef struct wrk_settings {
     long login_max_failures; /* per username and per address in a window, default 5 */
     long login_window_s;     /* default 900 */
     long argon2_m, argon2_t, argon2_p;
+    long rate_messages;      /* per user: sends, edits, deletes, whispers a second, default 5; 0 off */
+    long rate_burst;         /* ... and at once, default 20 */
+    long rate_close_after;   /* refusals in a row that close the socket with 1008, default 20 */
+    long rate_connects;      /* per client address: new WebSockets a second, default 20; 0 off */
+    long rate_connect_burst; /* ... and at once, default 60 */
 } wrk_settings_t;
 
 void wrk_settings_defaults(wrk_settings_t *s);
@@ -55,8 +65,7 @@ typedef struct wrk_app {
     wrk_store_t *store;  /* owned */
     wrk_password_t pw;   /* read-only */
     wrk_sink_t sink;     /* read-only */
-    int64_t whisper_seq; /* private */
-    int order_fd;        /* private: the order lock's file, -1 for none */
+    int order_fd;        /* private: the order locks' file, -1 for none */
 } wrk_app_t;
 
 /* Opens the store at db_path, migrates it and prepares the password
@@ -77,6 +86,11 @@ int wrk_app_handle(wrk_app_t *app, const char *data, size_t len);
  * that were deleted or became staff-only, closes the sockets of users who
  * logged out, were deactivated or lost staff. Call every second or so. */
 int wrk_app_poll_changes(wrk_app_t *app);
+
+/* An interface process died (its heartbeat expired; the channel layer has
+ * dropped its group memberships): forgets its sockets' presence and tells
+ * each room of the users who had no other socket there. */
+int wrk_app_process_gone(wrk_app_t *app, const char *process);
 
 /* ---- For the worker's modules (views, consumer) -------------------------- */
 
@@ -100,6 +114,14 @@ int wrk__send_error(wrk_app_t *app, const char *channel, const char *code, int64
  * byte <room> of the lock file: a worker that dies holding it releases it. */
 void wrk__order_lock(wrk_app_t *app, int64_t room);
 void wrk__order_unlock(wrk_app_t *app, int64_t room);
+/* The enter (4) or leave (5) notice of username to room's group, unless
+ * notices are off; except as in wrk__group_text. */
+void wrk__notice(wrk_app_t *app, int64_t room, const char *username, int msg_type,
+                 const char *except);
+/* Whether the rate limit named key (rate a second, burst) allows one more;
+ * *refused gets the refusals in a row. Without a limiter, with rate 0 or
+ * when Redis fails, everything is allowed. */
+int wrk__rate_take(wrk_app_t *app, const char *key, long rate, long burst, long *refused);
 /* The room list a user may see, as the {"rooms":[...]} event. */
 int wrk__rooms_text(wrk_app_t *app, int is_staff, char **out);
 

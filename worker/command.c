@@ -18,7 +18,7 @@ static const struct {
 } commands[] = {
     {"join", WRK_CMD_JOIN, 1},       {"leave", WRK_CMD_LEAVE, 1}, {"send", WRK_CMD_SEND, 1},
     {"history", WRK_CMD_HISTORY, 1}, {"edit", WRK_CMD_EDIT, 1},   {"delete", WRK_CMD_DELETE, 1},
-    {"whisper", WRK_CMD_WHISPER, 0}, {"who", WRK_CMD_WHO, 1},
+    {"whisper", WRK_CMD_WHISPER, 0}, {"who", WRK_CMD_WHO, 1},     {"whispers", WRK_CMD_WHISPERS, 0},
 };
 
 void wrk_command_clear(wrk_command_t *cmd)
@@ -104,6 +104,7 @@ static int parse_tree(const cJSON *root, size_t message_max, wrk_command_t *cmd,
     const cJSON *item;
     switch (cmd->kind) {
     case WRK_CMD_JOIN:
+    case WRK_CMD_WHISPERS:
         if ((item = cJSON_GetObjectItemCaseSensitive(root, "since")) && !cJSON_IsNull(item)) {
             if (whole_number(item, 0, &cmd->since))
                 return MC_EINVAL;
@@ -353,8 +354,8 @@ int wrk_reply_deleted(int64_t id, int64_t room, char **out)
     return finish(o, rc, out);
 }
 
-int wrk_reply_whisper(int64_t id, const char *from, const char *to, const char *message, int64_t ts,
-                      char **out)
+static cJSON *whisper_object(int64_t id, const char *from, const char *to, const char *message,
+                             int64_t ts)
 {
     cJSON *o = cJSON_CreateObject();
     int rc = o ? add_int(o, "whisper", id) : MC_ENOMEM;
@@ -362,6 +363,34 @@ int wrk_reply_whisper(int64_t id, const char *from, const char *to, const char *
     rc = rc ? rc : add_string(o, "to", to);
     rc = rc ? rc : add_string(o, "message", message);
     rc = rc ? rc : add_int(o, "ts", ts);
+    if (rc) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+int wrk_reply_whisper(int64_t id, const char *from, const char *to, const char *message, int64_t ts,
+                      char **out)
+{
+    return finish(whisper_object(id, from, to, message, ts), 0, out);
+}
+
+int wrk_reply_whispers(const wrk_whisper_list_t *list, char **out)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = o ? cJSON_AddArrayToObject(o, "whispers") : NULL;
+    int rc = arr ? 0 : MC_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < list->n; i++) {
+        const wrk_whisper_t *w = &list->items[i];
+        cJSON *item = whisper_object(w->id, w->from, w->to, w->body, w->created_ms);
+        if (!item)
+            rc = MC_ENOMEM;
+        else
+            cJSON_AddItemToArray(arr, item);
+    }
+    if (rc == 0 && list->truncated && !cJSON_AddTrueToObject(o, "truncated"))
+        rc = MC_ENOMEM;
     return finish(o, rc, out);
 }
 

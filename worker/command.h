@@ -59,6 +59,7 @@ typedef enum wrk_command_kind {
     WRK_CMD_DELETE,
     WRK_CMD_WHISPER,
     WRK_CMD_WHO,
+    WRK_CMD_WHISPERS,
 } wrk_command_kind_t;
 
 typedef struct wrk_command {
@@ -66,7 +67,7 @@ typedef struct wrk_command {
     const char *name; /* static "join", ...; NULL when the command is unknown */
     int has_room;     /* room was given and valid */
     int64_t room;
-    int has_since; /* join */
+    int has_since; /* join, whispers */
     int64_t since;
     int has_before; /* history; without it, the newest messages */
     int64_t before;
@@ -117,6 +118,8 @@ int wrk_reply_deleted(int64_t id, int64_t room, char **out);
 /* {"whisper":N,"from":F,"to":T,"message":M,"ts":MS} */
 int wrk_reply_whisper(int64_t id, const char *from, const char *to, const char *message, int64_t ts,
                       char **out);
+/* {"whispers":[{"whisper":N,...}...]} plus "truncated":true when cut. */
+int wrk_reply_whispers(const wrk_whisper_list_t *list, char **out);
 /* {"who":"ID","members":[NAMES]} */
 int wrk_reply_who(int64_t room, const char *const *members, size_t n, char **out);
 /* {"rooms":[{"id":"ID","title":T,"staff_only":B}...]} */

@@ -33,35 +33,10 @@ static int joined(const mc_envelope_t *env, int64_t room)
     return 0;
 }
 
-/* Parses "room-<id>" into *room. */
-static int parse_room_group(const char *group, int64_t *room)
-{
-    if (strncmp(group, "room-", 5) != 0)
-        return -1;
-    const char *p = group + 5;
-    int64_t v = 0;
-    if (!*p)
-        return -1;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9' || v > INT64_MAX / 10 - 10)
-            return -1;
-        v = v * 10 + (*p - '0');
-    }
-    *room = v;
-    return 0;
-}
-
 static void notice(wrk_app_t *app, int64_t room, const char *username, enum wrk_msg_type type,
                    const char *except)
 {
-    if (!app->cfg.notify_enter_leave)
-        return;
-    char group[32], *text;
-    room_group(group, sizeof(group), room);
-    if (wrk_reply_notice(room, username, type, &text) == 0) {
-        wrk__group_text(app, group, text, except);
-        free(text);
-    }
+    wrk__notice(app, room, username, type, except);
 }
 
 /* Sends text to the socket and frees it; a NULL text (no memory) becomes
@@ -80,6 +55,17 @@ static int reply(wrk_app_t *app, const char *channel, char *text, int rc, const 
 
 int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
 {
+    /* New sockets per client address, across every interface and worker;
+     * a refusal closes before the accept (the interface answers 403). */
+    char key[96];
+    long refused;
+    snprintf(key, sizeof(key), "conn:%s", env->client ? env->client : "");
+    if (!wrk__rate_take(app, key, app->cfg.rate_connects, app->cfg.rate_connect_burst, &refused)) {
+        if (refused == 1)
+            mc_warn("worker: too many new sockets from %s; refusing", env->client ? env->client : "?");
+        wrk__send_close(app, env->reply, CLOSE_POLICY);
+        return 0;
+    }
     wrk_user_t u;
     int rc = wrk_views_session_user(app, env, &u);
     if (rc) {
@@ -172,7 +158,6 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_room_t room;
     if (room_for(app, env, u, c, &room))
         return 0;
-    int again = joined(env, c->room);
     char group[32];
     room_group(group, sizeof(group), c->room);
     /* Under the order lock, every message is either published before the
@@ -185,12 +170,15 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
         wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, c->room, c->name);
         return rc;
     }
+    /* A user with several sockets in the room counts once: the room hears
+     * of the first only. */
+    int first = 0;
+    wrk_store_presence_join(app->store, env->reply, c->room, u->id, &first);
     wrk_message_list_t history;
     rc = c->has_since ? wrk_store_messages_since(app->store, c->room, c->since, WRK_STORE_SINCE_MAX,
                                                  &history)
                       : wrk_store_messages_last(app->store, c->room, WRK_HISTORY_DEFAULT, &history);
     wrk__order_unlock(app, c->room);
-    wrk_store_presence_add(app->store, env->reply, c->room, u->id);
     if (rc == 0 && !c->has_since)
         history.truncated = 0; /* "the last 50" is no cut */
     names_t names = {0};
@@ -202,7 +190,7 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_message_list_clear(&history);
     names_clear(&names);
     rc = reply(app, env->reply, text, rc, c);
-    if (!again)
+    if (first)
         notice(app, c->room, u->username, WRK_MSG_ENTER, env->reply);
     return rc;
 }
@@ -219,12 +207,15 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
         }
     } else {
         /* As the example does: the room, the leaver included, hears of it
-         * before the leaver is taken out of the group. */
-        notice(app, c->room, u->username, WRK_MSG_LEAVE, NULL);
+         * before the leaver is taken out of the group; but only when this
+         * was the user's last socket in the room. */
+        wrk_presence_list_t gone;
+        if (wrk_store_presence_leave(app->store, env->reply, 0, c->room, &gone) == 0 && gone.n)
+            notice(app, c->room, u->username, WRK_MSG_LEAVE, NULL);
+        wrk_presence_list_clear(&gone);
         char group[32];
         room_group(group, sizeof(group), c->room);
         app->sink.group_discard(app->sink.ctx, group, env->reply);
-        wrk_store_presence_remove(app->store, env->reply, c->room);
     }
     char *text = NULL;
     int rc = wrk_reply_leave(c->room, &text);
@@ -361,9 +352,16 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
                         rc == MC_ENOTFOUND ? WRK_E_USER_INVALID : WRK_E_SERVER_BUSY, 0, c->name);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
+    /* Stored first: its id comes from the database, unique across workers,
+     * and a user who is away gets it on reconnecting ("whispers"). */
+    int64_t now = mc_now_ms(), id;
+    rc = wrk_store_whisper_add(app->store, u->id, to.id, c->message, c->message_len, now, &id);
+    if (rc) {
+        wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, 0, c->name);
+        return rc;
+    }
     char *text = NULL;
-    rc = wrk_reply_whisper(++app->whisper_seq, u->username, to.username, c->message, mc_now_ms(),
-                           &text);
+    rc = wrk_reply_whisper(id, u->username, to.username, c->message, now, &text);
     if (rc)
         return reply(app, env->reply, text, rc, c);
     char group[48];
@@ -375,6 +373,22 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
     }
     free(text);
     return 0;
+}
+
+static int do_whispers(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
+                       const wrk_command_t *c)
+{
+    wrk_whisper_list_t l;
+    int rc = wrk_store_whispers_since(app->store, u->id, c->has_since ? c->since : 0,
+                                      c->has_since ? WRK_STORE_SINCE_MAX : WRK_HISTORY_DEFAULT, &l);
+    if (rc == 0 && !c->has_since)
+        l.truncated = 0; /* "the last 50" is no cut */
+    char *text = NULL;
+    if (rc == 0) {
+        rc = wrk_reply_whispers(&l, &text);
+        wrk_whisper_list_clear(&l);
+    }
+    return reply(app, env->reply, text, rc, c);
 }
 
 static int do_who(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
@@ -417,6 +431,24 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
         wrk_command_clear(&c);
         return rc == MC_ENOMEM ? rc : 0;
     }
+    if (c.kind == WRK_CMD_SEND || c.kind == WRK_CMD_EDIT || c.kind == WRK_CMD_DELETE ||
+        c.kind == WRK_CMD_WHISPER) {
+        /* Per user, across every socket, interface and worker. Nothing is
+         * stored when refused; a client that keeps on is closed. */
+        char key[48];
+        long refused;
+        snprintf(key, sizeof(key), "msg:user-%lld", (long long)u.id);
+        if (!wrk__rate_take(app, key, app->cfg.rate_messages, app->cfg.rate_burst, &refused)) {
+            wrk__send_error(app, env->reply, WRK_E_RATE_LIMITED, c.has_room ? c.room : 0, c.name);
+            if (app->cfg.rate_close_after > 0 && refused >= app->cfg.rate_close_after) {
+                mc_info("worker: closing a socket of %s: still sending after %ld refusals",
+                        u.username, refused);
+                wrk__send_close(app, env->reply, CLOSE_POLICY);
+            }
+            wrk_command_clear(&c);
+            return 0;
+        }
+    }
     switch (c.kind) {
     case WRK_CMD_JOIN:
         rc = do_join(app, env, &u, &c);
@@ -440,6 +472,9 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
     case WRK_CMD_WHO:
         rc = do_who(app, env, &u, &c);
         break;
+    case WRK_CMD_WHISPERS:
+        rc = do_whispers(app, env, &u, &c);
+        break;
     }
     wrk_command_clear(&c);
     return rc;
@@ -447,12 +482,14 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
 
 int wrk_consumer_disconnect(wrk_app_t *app, const mc_envelope_t *env)
 {
-    for (size_t i = 0; i < env->ngroups; i++) {
-        int64_t room;
+    for (size_t i = 0; i < env->ngroups; i++)
         app->sink.group_discard(app->sink.ctx, env->groups[i], env->reply);
-        if (parse_room_group(env->groups[i], &room) == 0 && env->has_scope)
-            notice(app, room, env->scope.username, WRK_MSG_LEAVE, NULL);
-    }
-    wrk_store_presence_remove(app->store, env->reply, 0);
+    wrk_presence_list_t gone;
+    int rc = wrk_store_presence_leave(app->store, env->reply, 0, 0, &gone);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < gone.n; i++)
+        notice(app, gone.items[i].room_id, gone.items[i].username, WRK_MSG_LEAVE, NULL);
+    wrk_presence_list_clear(&gone);
     return 0;
 }

@@ -14,6 +14,7 @@
 #define POP_TIMEOUT_MS 1000
 #define CHANGES_EVERY_MS 1000
 #define REQUEUE_EVERY_MS 3000
+#define REAP_EVERY_MS 2000
 #define PURGE_EVERY_MS (3600 * 1000)
 #define CHANGES_KEPT_MS (24 * 3600 * 1000)
 
@@ -41,6 +42,17 @@ static int sink_group_send(void *ctx, const char *group, const char *data, size_
     return rc;
 }
 
+static int sink_rate_take(void *ctx, const char *key, double rate, long burst, int *allowed,
+                          long *refused)
+{
+    return chl_rate_take(ctx, key, rate, burst, allowed, refused);
+}
+
+static int on_process_gone(void *arg, const char *process)
+{
+    return wrk_app_process_gone(arg, process);
+}
+
 static void pause_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -59,7 +71,7 @@ static int stop_requested(const sigset_t *stops)
 
 static int run(wrk_app_t *app, chl_t *chl, const char *queue, const sigset_t *stops)
 {
-    int64_t next_changes = 0, next_requeue = 0, next_purge = 0;
+    int64_t next_changes = 0, next_requeue = 0, next_purge = 0, next_reap = 0;
     long backoff = 0;
     uint64_t handled = 0;
     while (!stop_requested(stops)) {
@@ -69,6 +81,10 @@ static int run(wrk_app_t *app, chl_t *chl, const char *queue, const sigset_t *st
             if (chl_requeue_dead(chl, &n) == 0 && n)
                 mc_info("worker: requeued %zu envelope(s) of dead workers", n);
             next_requeue = now + REQUEUE_EVERY_MS;
+        }
+        if (now >= next_reap) {
+            chl_reap_processes(chl, on_process_gone, app, NULL);
+            next_reap = now + REAP_EVERY_MS;
         }
         if (now >= next_changes) {
             wrk_app_poll_changes(app);
@@ -133,6 +149,16 @@ int wrk_service_main(int argc, char **argv)
          "argon2id memory cost of new hashes, KiB"},
         {"--argon2-time", "CHAT_ARGON2_TIME", MC_OPT_INT, &cfg.argon2_t, 1, 100, "argon2id passes"},
         {"--argon2-lanes", "CHAT_ARGON2_LANES", MC_OPT_INT, &cfg.argon2_p, 1, 64, "argon2id lanes"},
+        {"--rate-messages", "CHAT_RATE_MESSAGES", MC_OPT_INT, &cfg.rate_messages, 0, 1000000,
+         "messages (sends, edits, deletes, whispers) a user may send a second; 0: no limit"},
+        {"--rate-burst", "CHAT_RATE_BURST", MC_OPT_INT, &cfg.rate_burst, 1, 1000000,
+         "messages a user may send at once, above the rate"},
+        {"--rate-close-after", "CHAT_RATE_CLOSE_AFTER", MC_OPT_INT, &cfg.rate_close_after, 0,
+         1000000, "refusals in a row after which the socket is closed (1008); 0: never"},
+        {"--rate-connects", "CHAT_RATE_CONNECTS", MC_OPT_INT, &cfg.rate_connects, 0, 1000000,
+         "new WebSockets a client address may open a second; 0: no limit"},
+        {"--rate-connect-burst", "CHAT_RATE_CONNECT_BURST", MC_OPT_INT, &cfg.rate_connect_burst, 1,
+         1000000, "new WebSockets a client address may open at once"},
         {"--log-level", "CHAT_LOG_LEVEL", MC_OPT_STRING, &level_name, 0, 0,
          "debug, info, warn, error or off"},
     };
@@ -167,7 +193,8 @@ int wrk_service_main(int argc, char **argv)
         mc_error("worker: cannot reach Redis at %s: %s", redis, mc_strerror(rc));
         return 1;
     }
-    wrk_sink_t sink = {chl, sink_send, sink_group_add, sink_group_discard, sink_group_send};
+    wrk_sink_t sink = {chl,        sink_send,      sink_group_add, sink_group_discard, sink_group_send,
+                       sink_rate_take};
     wrk_app_t app;
     rc = wrk_app_init(&app, &cfg, db, &sink);
     if (rc) {

@@ -82,6 +82,16 @@ static const char *const migrations[] = {
     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
     "  seq INTEGER NOT NULL);"
     "INSERT INTO change_cursor VALUES (1, (SELECT coalesce(max(seq), 0) FROM changes));",
+    /* 3: whispers, kept so that a user who reconnects gets those sent
+     * meanwhile; their ids come from here, unique across workers. */
+    "CREATE TABLE whispers ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  from_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  to_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  body TEXT NOT NULL,"
+    "  created INTEGER NOT NULL);"
+    "CREATE INDEX whispers_from ON whispers(from_id, id);"
+    "CREATE INDEX whispers_to ON whispers(to_id, id);",
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NMIGRATIONS == WRK_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -132,9 +142,15 @@ enum stmt_id {
     ST_PRESENCE_REMOVE,
     ST_PRESENCE_REMOVE_ALL,
     ST_PRESENCE_ROOM,
+    ST_PRESENCE_OTHERS,
+    ST_PRESENCE_MATCH,
+    ST_PRESENCE_DELETE_MATCH,
+    ST_PRESENCE_COUNT,
     ST_PRESENCE_ALL,
     ST_CURSOR_GET,
     ST_CURSOR_SET,
+    ST_WHISPER_ADD,
+    ST_WHISPERS_SINCE,
     ST_COUNT
 };
 
@@ -175,7 +191,9 @@ static const char *const sql[ST_COUNT] = {
     [ST_MESSAGE_GET] = (MESSAGE_COLUMNS "WHERE m.id = ?1"),
     [ST_MESSAGE_EDIT] =
         ("UPDATE messages SET body = ?2, edited = ?3 WHERE id = ?1 AND deleted = 0"),
-    [ST_MESSAGE_DELETE] = ("UPDATE messages SET deleted = 1 WHERE id = ?1 AND deleted = 0"),
+    /* The text of a deleted message is gone, not hidden. */
+    [ST_MESSAGE_DELETE] =
+        ("UPDATE messages SET deleted = 1, body = '' WHERE id = ?1 AND deleted = 0"),
     [ST_MESSAGES_LAST] =
         (MESSAGE_COLUMNS "WHERE m.room_id = ?1 AND m.deleted = 0 ORDER BY m.id DESC LIMIT ?2"),
     [ST_MESSAGES_SINCE] =
@@ -202,12 +220,33 @@ static const char *const sql[ST_COUNT] = {
     [ST_PRESENCE_ROOM] = ("SELECT p.channel, p.room_id, p.user_id, u.username, u.is_staff "
                           "FROM presence p JOIN users u ON u.id = p.user_id "
                           "WHERE p.room_id = ?1 ORDER BY u.username, p.channel"),
+    [ST_PRESENCE_OTHERS] = ("SELECT count(*) FROM presence "
+                            "WHERE room_id = ?2 AND user_id = ?3 AND channel != ?1"),
+    /* ?1 a channel, or with ?2 = 1 the prefix of channels; ?3 a room or 0. */
+    [ST_PRESENCE_MATCH] =
+        ("SELECT p.channel, p.room_id, p.user_id, u.username, u.is_staff "
+         "FROM presence p JOIN users u ON u.id = p.user_id "
+         "WHERE (CASE WHEN ?2 THEN substr(p.channel, 1, length(?1)) = ?1 ELSE p.channel = ?1 END) "
+         "AND (?3 = 0 OR p.room_id = ?3) ORDER BY p.room_id, u.username"),
+    [ST_PRESENCE_DELETE_MATCH] =
+        ("DELETE FROM presence "
+         "WHERE (CASE WHEN ?2 THEN substr(channel, 1, length(?1)) = ?1 ELSE channel = ?1 END) "
+         "AND (?3 = 0 OR room_id = ?3)"),
+    [ST_PRESENCE_COUNT] = ("SELECT count(*) FROM presence WHERE room_id = ?1 AND user_id = ?2"),
     [ST_PRESENCE_ALL] = ("SELECT p.channel, p.room_id, p.user_id, u.username, u.is_staff "
                          "FROM presence p JOIN users u ON u.id = p.user_id "
                          "ORDER BY u.username, p.channel"),
     [ST_CURSOR_GET] = ("SELECT c.seq, (SELECT coalesce(max(seq), 0) FROM changes) "
                        "FROM change_cursor c WHERE c.id = 1"),
     [ST_CURSOR_SET] = ("UPDATE change_cursor SET seq = ?1 WHERE id = 1"),
+    [ST_WHISPER_ADD] = ("INSERT INTO whispers(from_id, to_id, body, created) "
+                        "VALUES (?1, ?2, ?3, ?4) RETURNING id"),
+    [ST_WHISPERS_SINCE] = ("SELECT w.id, f.username, t.username, w.body, w.created "
+                           "FROM whispers w JOIN users f ON f.id = w.from_id "
+                           "JOIN users t ON t.id = w.to_id "
+                           "WHERE w.id IN (SELECT id FROM whispers WHERE from_id = ?1 AND id > ?3 "
+                           "UNION SELECT id FROM whispers WHERE to_id = ?1 AND id > ?3) "
+                           "ORDER BY w.id DESC LIMIT ?2"),
 };
 
 struct wrk_store {
@@ -1072,20 +1111,144 @@ int wrk_store_presence_remove(wrk_store_t *s, const char *channel, int64_t room_
     return exec_done(s, st, "remove presence");
 }
 
+/* Runs fn inside a batch of its own unless one is open already. */
+static int in_batch(wrk_store_t *s, int (*fn)(wrk_store_t *s, void *arg), void *arg)
+{
+    int own = !s->in_batch;
+    int rc = own ? wrk_store_batch_begin(s) : 0;
+    if (rc)
+        return rc;
+    rc = fn(s, arg);
+    if (own) {
+        int end = wrk_store_batch_end(s, rc == 0);
+        if (rc == 0)
+            rc = end;
+    }
+    return rc;
+}
+
+/* One integer from a statement whose parameters are bound. */
+static int query_int(wrk_store_t *s, sqlite3_stmt *st, int64_t *out, const char *what)
+{
+    int rc = step(s, st);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : db_error(s, what);
+}
+
+typedef struct join_args {
+    const char *channel;
+    int64_t room_id, user_id;
+    int *first;
+} join_args_t;
+
+static int presence_join(wrk_store_t *s, void *arg)
+{
+    join_args_t *a = arg;
+    sqlite3_stmt *st = stmt(s, ST_PRESENCE_OTHERS);
+    if (!st)
+        return MC_EDB;
+    sqlite3_bind_text(st, 1, a->channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, a->room_id);
+    sqlite3_bind_int64(st, 3, a->user_id);
+    int64_t others;
+    int rc = query_int(s, st, &others, "count presence");
+    if (rc)
+        return rc;
+    rc = wrk_store_presence_add(s, a->channel, a->room_id, a->user_id);
+    /* A connection joining again is no new arrival. */
+    *a->first = rc == 0 && others == 0 && sqlite3_changes(s->db) == 1;
+    return rc;
+}
+
+int wrk_store_presence_join(wrk_store_t *s, const char *channel, int64_t room_id, int64_t user_id,
+                            int *first)
+{
+    *first = 0;
+    if (strlen(channel) >= sizeof(((wrk_presence_t *)0)->channel))
+        return MC_EINVAL;
+    join_args_t a = {channel, room_id, user_id, first};
+    return in_batch(s, presence_join, &a);
+}
+
+typedef struct leave_args {
+    const char *channel;
+    int prefix;
+    int64_t room_id;
+    wrk_presence_list_t *gone;
+} leave_args_t;
+
+static int read_presence_rows(wrk_store_t *s, sqlite3_stmt *st, wrk_presence_list_t *out);
+
+static int presence_leave(wrk_store_t *s, void *arg)
+{
+    leave_args_t *a = arg;
+    wrk_presence_list_t rows;
+    sqlite3_stmt *st = stmt(s, ST_PRESENCE_MATCH);
+    if (!st)
+        return MC_EDB;
+    sqlite3_bind_text(st, 1, a->channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, a->prefix);
+    sqlite3_bind_int64(st, 3, a->room_id);
+    int rc = read_presence_rows(s, st, &rows);
+    if (rc)
+        return rc;
+    st = stmt(s, ST_PRESENCE_DELETE_MATCH);
+    if (!st)
+        rc = MC_EDB;
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, a->channel, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, a->prefix);
+        sqlite3_bind_int64(st, 3, a->room_id);
+        rc = exec_done(s, st, "remove presence");
+    }
+    /* Keep, once per room and user, those with no connection left there. */
+    size_t kept = 0;
+    for (size_t i = 0; rc == 0 && i < rows.n; i++) {
+        const wrk_presence_t *p = &rows.items[i];
+        int seen = 0;
+        for (size_t j = 0; j < kept && !seen; j++)
+            seen = rows.items[j].room_id == p->room_id && rows.items[j].user_id == p->user_id;
+        if (seen)
+            continue;
+        st = stmt(s, ST_PRESENCE_COUNT);
+        if (!st) {
+            rc = MC_EDB;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, p->room_id);
+        sqlite3_bind_int64(st, 2, p->user_id);
+        int64_t left;
+        rc = query_int(s, st, &left, "count presence");
+        if (rc == 0 && left == 0)
+            rows.items[kept++] = *p;
+    }
+    rows.n = kept;
+    if (rc)
+        wrk_presence_list_clear(&rows);
+    *a->gone = rows;
+    return rc;
+}
+
+int wrk_store_presence_leave(wrk_store_t *s, const char *channel, int prefix, int64_t room_id,
+                             wrk_presence_list_t *gone)
+{
+    memset(gone, 0, sizeof(*gone));
+    if (!*channel)
+        return MC_EINVAL;
+    leave_args_t a = {channel, prefix, room_id, gone};
+    return in_batch(s, presence_leave, &a);
+}
+
 void wrk_presence_list_clear(wrk_presence_list_t *l)
 {
     free(l->items);
     memset(l, 0, sizeof(*l));
 }
 
-int wrk_store_presence_list(wrk_store_t *s, int64_t room_id, wrk_presence_list_t *out)
+static int read_presence_rows(wrk_store_t *s, sqlite3_stmt *st, wrk_presence_list_t *out)
 {
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *st = stmt(s, room_id ? ST_PRESENCE_ROOM : ST_PRESENCE_ALL);
-    if (!st)
-        return MC_EDB;
-    if (room_id)
-        sqlite3_bind_int64(st, 1, room_id);
     size_t cap = 0;
     int rc = step(s, st), ret = 0;
     while (rc == SQLITE_ROW) {
@@ -1113,6 +1276,17 @@ int wrk_store_presence_list(wrk_store_t *s, int64_t room_id, wrk_presence_list_t
     if (ret)
         wrk_presence_list_clear(out);
     return ret;
+}
+
+int wrk_store_presence_list(wrk_store_t *s, int64_t room_id, wrk_presence_list_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    sqlite3_stmt *st = stmt(s, room_id ? ST_PRESENCE_ROOM : ST_PRESENCE_ALL);
+    if (!st)
+        return MC_EDB;
+    if (room_id)
+        sqlite3_bind_int64(st, 1, room_id);
+    return read_presence_rows(s, st, out);
 }
 
 int wrk_store_change_claim(wrk_store_t *s, int64_t *from, int64_t *to)
@@ -1167,4 +1341,98 @@ int wrk_store_change_claim(wrk_store_t *s, int64_t *from, int64_t *to)
     if (rc)
         *from = *to = 0;
     return rc;
+}
+
+/* ---- Whispers -------------------------------------------------------------- */
+
+int wrk_store_whisper_add(wrk_store_t *s, int64_t from_id, int64_t to_id, const char *body,
+                          size_t body_len, int64_t now_ms, int64_t *id)
+{
+    if (body_len > (size_t)1 << 30)
+        return MC_EINVAL;
+    sqlite3_stmt *st = stmt(s, ST_WHISPER_ADD);
+    if (!st)
+        return MC_EDB;
+    sqlite3_bind_int64(st, 1, from_id);
+    sqlite3_bind_int64(st, 2, to_id);
+    sqlite3_bind_text(st, 3, body, (int)body_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now_ms);
+    int rc = step(s, st);
+    int64_t got = 0;
+    if (rc == SQLITE_ROW) {
+        got = sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        int ret = db_error(s, "add whisper");
+        return rc == SQLITE_CONSTRAINT_FOREIGNKEY ? MC_ENOTFOUND : ret;
+    }
+    if (id)
+        *id = got;
+    return 0;
+}
+
+void wrk_whisper_list_clear(wrk_whisper_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i].body);
+    free(l->items);
+    memset(l, 0, sizeof(*l));
+}
+
+int wrk_store_whispers_since(wrk_store_t *s, int64_t user_id, int64_t since, long limit,
+                             wrk_whisper_list_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (limit < 1 || limit > WRK_STORE_SINCE_MAX)
+        return MC_EINVAL;
+    sqlite3_stmt *st = stmt(s, ST_WHISPERS_SINCE);
+    if (!st)
+        return MC_EDB;
+    out->items = calloc((size_t)limit, sizeof(*out->items));
+    if (!out->items)
+        return MC_ENOMEM;
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, (int64_t)limit + 1);
+    sqlite3_bind_int64(st, 3, since);
+    int rc = step(s, st), ret = 0;
+    while (rc == SQLITE_ROW) {
+        if (out->n == (size_t)limit) {
+            out->truncated = 1;
+            rc = SQLITE_DONE;
+            break;
+        }
+        wrk_whisper_t *w = &out->items[out->n];
+        w->id = sqlite3_column_int64(st, 0);
+        copy_text(w->from, sizeof(w->from), st, 1);
+        copy_text(w->to, sizeof(w->to), st, 2);
+        size_t n = (size_t)sqlite3_column_bytes(st, 3);
+        const void *body = sqlite3_column_blob(st, 3);
+        w->body = malloc(n + 1);
+        if (!w->body) {
+            ret = MC_ENOMEM;
+            break;
+        }
+        if (n)
+            memcpy(w->body, body, n);
+        w->body[n] = '\0';
+        w->body_len = n;
+        w->created_ms = sqlite3_column_int64(st, 4);
+        out->n++;
+        rc = sqlite3_step(st);
+    }
+    if (!ret && rc != SQLITE_DONE)
+        ret = db_error(s, "whispers");
+    sqlite3_reset(st);
+    if (ret) {
+        wrk_whisper_list_clear(out);
+        return ret;
+    }
+    for (size_t i = 0, j = out->n ? out->n - 1 : 0; i < j; i++, j--) {
+        wrk_whisper_t t = out->items[i];
+        out->items[i] = out->items[j];
+        out->items[j] = t;
+    }
+    return 0;
 }

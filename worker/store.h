@@ -23,7 +23,7 @@
 
 #include "common/envelope.h" /* MC_USERNAME_MAX */
 
-#define WRK_STORE_SCHEMA_VERSION 2 /* the version wrk_store_migrate brings a store to */
+#define WRK_STORE_SCHEMA_VERSION 3 /* the version wrk_store_migrate brings a store to */
 #define WRK_STORE_HASH_MAX 256     /* a password hash, with its NUL */
 #define WRK_ROOM_TITLE_MAX 200     /* bytes */
 #define WRK_CLIENT_ID_MAX 64       /* bytes of a message's client id */
@@ -167,7 +167,9 @@ int wrk_store_message_get(wrk_store_t *s, int64_t id, wrk_message_t *out);
 /* Replaces the body of a message that is not deleted. MC_ENOTFOUND else. */
 int wrk_store_message_edit(wrk_store_t *s, int64_t id, const char *body, size_t body_len,
                            int64_t now_ms);
-/* Marks a message deleted. MC_ENOTFOUND when there is none or it is deleted. */
+/* Marks a message deleted and overwrites its body with "" (the text is gone
+ * from the database, not hidden). MC_ENOTFOUND when there is none or it is
+ * deleted already. */
 int wrk_store_message_delete(wrk_store_t *s, int64_t id);
 
 /* The queries below skip deleted messages, fill *out (release with
@@ -220,12 +222,54 @@ typedef struct wrk_presence_list {
 /* Records that channel (under 128 bytes) is in room_id as user_id; again
  * is not an error. Returns 0, MC_EINVAL (channel too long). */
 int wrk_store_presence_add(wrk_store_t *s, const char *channel, int64_t room_id, int64_t user_id);
+/* As presence_add, and sets *first when channel is the user's first
+ * connection in the room (it was not there, and no other connection of the
+ * user is): the room hears of an arrival only then. Atomic, so that two
+ * workers adding two connections of one user agree. */
+int wrk_store_presence_join(wrk_store_t *s, const char *channel, int64_t room_id, int64_t user_id,
+                            int *first);
+/* Forgets channel (with prefix set: every channel that starts with it, such
+ * as "<process>!") in room_id, or in every room when room_id is 0. Fills
+ * *gone (release with wrk_presence_list_clear) with one of the removed
+ * entries for each room and user left with no connection in that room: the
+ * departures the room hears of. Atomic, as presence_join. */
+int wrk_store_presence_leave(wrk_store_t *s, const char *channel, int prefix, int64_t room_id,
+                             wrk_presence_list_t *gone);
 /* Forgets channel in room_id, or in every room when room_id is 0. */
 int wrk_store_presence_remove(wrk_store_t *s, const char *channel, int64_t room_id);
 /* Fills *out with the connections in room_id (every room when 0) ordered by
  * username; release with wrk_presence_list_clear. */
 int wrk_store_presence_list(wrk_store_t *s, int64_t room_id, wrk_presence_list_t *out);
 void wrk_presence_list_clear(wrk_presence_list_t *l);
+
+/* ---- Whispers ------------------------------------------------------------ */
+
+typedef struct wrk_whisper {
+    int64_t id; /* increasing, unique across every worker */
+    char from[MC_USERNAME_MAX + 1];
+    char to[MC_USERNAME_MAX + 1];
+    char *body; /* owned, NUL-terminated, body_len bytes */
+    size_t body_len;
+    int64_t created_ms;
+} wrk_whisper_t;
+
+/* Whispers in increasing id order. */
+typedef struct wrk_whisper_list {
+    wrk_whisper_t *items;
+    size_t n;
+    int truncated; /* more matched than were returned */
+} wrk_whisper_list_t;
+
+/* Stores a whisper from one user to another at now_ms; *id (may be NULL)
+ * gets its id. Returns 0, MC_ENOTFOUND (no such user), MC_EINVAL. */
+int wrk_store_whisper_add(wrk_store_t *s, int64_t from_id, int64_t to_id, const char *body,
+                          size_t body_len, int64_t now_ms, int64_t *id);
+/* The whispers to or from user_id with an id above since: all of them, or
+ * when more than limit (1..WRK_STORE_SINCE_MAX) the newest limit, truncated.
+ * Fills *out (release with wrk_whisper_list_clear). */
+int wrk_store_whispers_since(wrk_store_t *s, int64_t user_id, int64_t since, long limit,
+                             wrk_whisper_list_t *out);
+void wrk_whisper_list_clear(wrk_whisper_list_t *l);
 
 /* ---- Change log ---------------------------------------------------------- */
 

@@ -511,6 +511,80 @@ static void forget_process_drops_all_its_memberships(void **state)
     chl_close(chl);
 }
 
+static int note_reaped(void *arg, const char *process)
+{
+    char *buf = arg;
+    strcat(buf, process);
+    strcat(buf, ";");
+    return 0;
+}
+
+static void processes_without_heartbeat_are_reaped_once(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    ts_redis_int(&redis, "SADD mc:procs ifc.dead ifc.alive");
+    ts_redis_int(&redis, "SET mc:hb:ifc.alive 1 PX 60000");
+    assert_int_equal(chl_group_add(chl, "room-1", "ifc.dead!1"), 0);
+    assert_int_equal(chl_group_add(chl, "room-1", "ifc.alive!1"), 0);
+    char seen[256] = "";
+    size_t n;
+    assert_int_equal(chl_reap_processes(chl, note_reaped, seen, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(seen, "ifc.dead;");
+    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:room-1"), 1);
+    assert_int_equal(ts_redis_int(&redis, "HEXISTS mc:groupp:room-1 ifc.dead"), 0);
+    assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:procs ifc.alive"), 1);
+    /* Reaped once: a second call (another worker) finds nothing. */
+    seen[0] = '\0';
+    assert_int_equal(chl_reap_processes(chl, note_reaped, seen, &n), 0);
+    assert_int_equal(n, 0);
+    assert_string_equal(seen, "");
+    chl_close(chl);
+}
+
+static void rate_take_is_a_token_bucket(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    int ok;
+    long refused;
+    /* A slow refill (one token in 1000 s): the burst, then refusals counted. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(chl_rate_take(chl, "user-1", 0.001, 3, &ok, &refused), 0);
+        assert_int_equal(ok, 1);
+        assert_int_equal(refused, 0);
+    }
+    for (long i = 1; i <= 4; i++) {
+        assert_int_equal(chl_rate_take(chl, "user-1", 0.001, 3, &ok, &refused), 0);
+        assert_int_equal(ok, 0);
+        assert_int_equal(refused, i);
+    }
+    /* Another key has its own bucket, on any process ("::1" is a fine key). */
+    chl_t *other = open_default();
+    assert_int_equal(chl_rate_take(other, "conn:::1", 0.001, 1, &ok, NULL), 0);
+    assert_int_equal(ok, 1);
+    assert_int_equal(chl_rate_take(chl, "conn:::1", 0.001, 1, &ok, NULL), 0);
+    assert_int_equal(ok, 0);
+    chl_close(other);
+    assert_true(ts_redis_int(&redis, "PTTL mc:rate:user-1") > 0); /* it expires */
+    /* A fast refill: refused once empty, allowed again soon after. */
+    int i = 0;
+    do
+        assert_int_equal(chl_rate_take(chl, "fast", 20, 2, &ok, NULL), 0);
+    while (ok && ++i < 100);
+    assert_int_equal(ok, 0);
+    long long deadline = now_ms() + 3000;
+    while (!ok && now_ms() < deadline)
+        assert_int_equal(chl_rate_take(chl, "fast", 20, 2, &ok, &refused), 0);
+    assert_int_equal(ok, 1);
+    assert_int_equal(refused, 0);
+    assert_int_equal(chl_rate_take(chl, "", 1, 1, &ok, NULL), MC_EINVAL);
+    assert_int_equal(chl_rate_take(chl, "k", 0, 1, &ok, NULL), MC_EINVAL);
+    assert_int_equal(chl_rate_take(chl, "k", 1, 0, &ok, NULL), MC_EINVAL);
+    chl_close(chl);
+}
+
 static void scripts_come_back_after_a_flush(void **state)
 {
     (void)state;
@@ -578,6 +652,8 @@ int main(void)
         cmocka_unit_test_setup(a_full_process_list_drops_only_its_copy, flush),
         cmocka_unit_test_setup(members_expire_after_the_group_expiry, flush),
         cmocka_unit_test_setup(forget_process_drops_all_its_memberships, flush),
+        cmocka_unit_test_setup(rate_take_is_a_token_bucket, flush),
+        cmocka_unit_test_setup(processes_without_heartbeat_are_reaped_once, flush),
         cmocka_unit_test_setup(scripts_come_back_after_a_flush, flush),
         cmocka_unit_test_setup(a_restarted_redis_is_found_again, flush),
     };

@@ -247,3 +247,81 @@ export class Member extends Socket {
 
   seen(room) { return this.rooms.get(String(room)).counts.size; }
 }
+
+// A socket whose frames are a queue: next() takes (consumes) the first
+// unread frame a predicate accepts, so that tests expecting the same frame
+// twice see two. open() rejects a refused handshake with error.status.
+export class Client {
+  // Resolves once the socket is open, or rejects with the HTTP status of a
+  // refused handshake (error.status).
+  static open(baseUrl, cookie) {
+    const c = new Client();
+    c.received = [];
+    c.waiters = [];
+    c.ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/chat/stream/`,
+      {headers: {cookie, origin: baseUrl}});
+    c.closed = new Promise((resolve) => c.ws.on('close', (code) => resolve(code)));
+    c.ws.on('message', (data) => {
+      c.received.push(JSON.parse(String(data)));
+      c.wake();
+    });
+    return new Promise((resolve, reject) => {
+      c.ws.once('open', () => resolve(c));
+      c.ws.once('unexpected-response', (req, res) => {
+        const e = new Error(`handshake refused: ${res.statusCode}`);
+        e.status = res.statusCode;
+        reject(e);
+      });
+      c.ws.once('error', reject);
+    });
+  }
+
+  send(obj) {
+    this.ws.send(JSON.stringify(obj));
+  }
+
+  wake() {
+    for (const w of [...this.waiters]) w();
+  }
+
+  // Resolves with (and consumes) the first unread frame for which pred is
+  // true; rejects after timeoutMs, naming what did come.
+  next(pred, timeoutMs = 10000, what = String(pred)) {
+    return new Promise((resolve, reject) => {
+      const look = () => {
+        const i = this.received.findIndex(pred);
+        if (i < 0) return false;
+        const [m] = this.received.splice(i, 1);
+        done();
+        resolve(m);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no frame ${what} in ${timeoutMs} ms; got ${JSON.stringify(this.received)}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== look);
+      };
+      if (!look()) this.waiters.push(look);
+    });
+  }
+
+  // Sends a command and resolves with the first frame pred accepts.
+  async ask(obj, pred, timeoutMs) {
+    const p = this.next(pred, timeoutMs, JSON.stringify(obj));
+    this.send(obj);
+    return p;
+  }
+
+  // Whether an unread frame satisfies pred now.
+  has(pred) {
+    return this.received.some(pred);
+  }
+
+  close() {
+    this.ws.close();
+    return this.closed;
+  }
+}

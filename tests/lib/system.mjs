@@ -49,7 +49,12 @@ export class System {
   // With separatePorts, interface i listens on ports[i] (urls[i]); otherwise
   // all share one port through SO_REUSEPORT. With shards > 1, that many
   // redis-servers shard the channel layer (every process gets all URLs).
-  constructor({interfaces = 1, workers = 1, separatePorts = false, shards = 1, env = {}} = {}) {
+  // env adds settings (CHAT_* variables) to every process; workerEnv and
+  // interfaceEnv to those processes only.
+  constructor({interfaces = 1, workers = 1, separatePorts = false, shards = 1, env = {},
+               workerEnv = {}, interfaceEnv = {}} = {}) {
+    this.workerEnv = workerEnv;
+    this.interfaceEnv = interfaceEnv;
     this.nInterfaces = interfaces;
     this.nShards = shards;
     this.extraEnv = env;
@@ -93,6 +98,24 @@ export class System {
     return r.stdout.trim();
   }
 
+  // One query on the database, with the sqlite3 shell; its output trimmed.
+  sql(query) {
+    const r = spawnSync('sqlite3', [this.db, query], {encoding: 'utf8'});
+    if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
+    return r.stdout.trim();
+  }
+
+  // Polls sql(query) until it prints want (bounded by timeoutMs).
+  async waitSql(query, want, timeoutMs = 10000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const got = this.sql(query);
+      if (got === want) return;
+      if (Date.now() > deadline) throw new Error(`${query}: ${got}, not ${want}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   async start() {
     for (let i = 0; i < this.nShards; i++) {
       this.redisPorts[i] = await freePort();
@@ -125,7 +148,7 @@ export class System {
   }
 
   startWorker(i) {
-    this.workers[i] = this.spawn(`worker-${i}`, path.join(bin, 'chat-worker'));
+    this.workers[i] = this.spawn(`worker-${i}`, path.join(bin, 'chat-worker'), [], this.workerEnv);
     return this.workers[i];
   }
 
@@ -135,7 +158,7 @@ export class System {
 
   async startInterface(i) {
     const child = this.spawn(`interface-${i}`, path.join(bin, 'chat-interface'),
-      [], {CHAT_LISTEN: `127.0.0.1:${this.ports[i]}`});
+      [], {...this.interfaceEnv, CHAT_LISTEN: `127.0.0.1:${this.ports[i]}`});
     this.interfaces[i] = child;
     await waitPort(this.ports[i]);
     return child;

@@ -31,6 +31,11 @@ typedef struct fake {
         char channel[128];
     } members[MAX_MEMBERS];
     size_t nmembers;
+    struct {
+        char key[96];
+        long taken, refused;
+    } buckets[16]; /* never refilled: a burst, then refusals */
+    size_t nbuckets;
 } fake_t;
 
 static void record(fake_t *f, const char *channel, const char *data, size_t len)
@@ -89,6 +94,30 @@ static int fake_group_send(void *ctx, const char *group, const char *data, size_
     return 0;
 }
 
+static int fake_rate_take(void *ctx, const char *key, double rate, long burst, int *allowed,
+                          long *refused)
+{
+    fake_t *f = ctx;
+    (void)rate;
+    size_t i;
+    for (i = 0; i < f->nbuckets; i++)
+        if (!strcmp(f->buckets[i].key, key))
+            break;
+    if (i == f->nbuckets) {
+        assert_true(f->nbuckets < sizeof(f->buckets) / sizeof(f->buckets[0]));
+        snprintf(f->buckets[f->nbuckets++].key, sizeof(f->buckets[0].key), "%s", key);
+    }
+    *allowed = f->buckets[i].taken < burst;
+    if (*allowed) {
+        f->buckets[i].taken++;
+        f->buckets[i].refused = 0;
+    } else {
+        f->buckets[i].refused++;
+    }
+    *refused = f->buckets[i].refused;
+    return 0;
+}
+
 typedef struct world {
     char dir[64];
     char db[128];
@@ -129,7 +158,8 @@ static int setup(void **state)
     snprintf(root, sizeof(root), "%s/web", src ? src : ".");
     w->cfg.web_root = root;
     w->cfg.login_max_failures = 3;
-    wrk_sink_t sink = {&w->fake, fake_send, fake_group_add, fake_group_discard, fake_group_send};
+    wrk_sink_t sink = {&w->fake,       fake_send,      fake_group_add, fake_group_discard,
+                       fake_group_send, fake_rate_take};
     assert_int_equal(wrk_app_init(&w->app, &w->cfg, w->db, &sink), 0);
     ctl(w, "pw-ann\\n", "user add ann --password-stdin");
     ctl(w, "pw-bob\\n", "user add bob --password-stdin");
@@ -656,6 +686,80 @@ static void two_sockets_chat_in_a_room(void **state)
     expect_text(w, a.channel, "{\"who\":\"1\",\"members\":[\"ann\"]}");
 }
 
+static void a_user_with_two_sockets_counts_once(void **state)
+{
+    world_t *w = *state;
+    char ca[256], cb[256];
+    login(w, "ann", "pw-ann", ca, sizeof(ca));
+    login(w, "bob", "pw-bob", cb, sizeof(cb));
+    sock_t a1, a2, b;
+    ws_connect(w, ca, "ifc.t!1", &a1);
+    ws_connect(w, ca, "ifc.u!2", &a2);
+    ws_connect(w, cb, "ifc.u!3", &b);
+    ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
+    expect_text_has(w, b.channel, "{\"join\":\"1\"");
+    ws_send(w, &a1, "{\"command\":\"join\",\"room\":1}");
+    expect_text_has(w, a1.channel, "\"members\":[\"ann\",\"bob\"]");
+    expect_text(w, b.channel, "{\"room\":\"1\",\"message\":null,\"username\":\"ann\",\"msg_type\":4}");
+    /* The second socket: no second arrival, and ann is listed once. */
+    ws_send(w, &a2, "{\"command\":\"join\",\"room\":1}");
+    expect_text_has(w, a2.channel, "\"members\":[\"ann\",\"bob\"]}");
+    ws_send(w, &a1, "{\"command\":\"join\",\"room\":1}"); /* again: nothing new */
+    expect_text_has(w, a1.channel, "{\"join\":\"1\"");
+    assert_false(pending(w, b.channel));
+    assert_false(pending(w, a1.channel));
+    ws_send(w, &b, "{\"command\":\"who\",\"room\":\"1\"}");
+    expect_text(w, b.channel, "{\"who\":\"1\",\"members\":[\"ann\",\"bob\"]}");
+    /* One socket leaves: ann is still there, nobody hears of it. */
+    ws_send(w, &a1, "{\"command\":\"leave\",\"room\":1}");
+    expect_text(w, a1.channel, "{\"leave\":\"1\"}");
+    assert_false(pending(w, b.channel));
+    assert_false(pending(w, a2.channel));
+    ws_send(w, &b, "{\"command\":\"who\",\"room\":1}");
+    expect_text(w, b.channel, "{\"who\":\"1\",\"members\":[\"ann\",\"bob\"]}");
+    /* The last one goes: now ann has left. */
+    ws_disconnect(w, &a2);
+    expect_text(w, b.channel, "{\"room\":\"1\",\"message\":null,\"username\":\"ann\",\"msg_type\":5}");
+    assert_false(pending(w, b.channel));
+    ws_send(w, &b, "{\"command\":\"who\",\"room\":1}");
+    expect_text(w, b.channel, "{\"who\":\"1\",\"members\":[\"bob\"]}");
+    ws_disconnect(w, &a1); /* in no room: nothing to say */
+    assert_false(pending(w, b.channel));
+}
+
+static void a_dead_interface_s_sockets_leave_their_rooms(void **state)
+{
+    world_t *w = *state;
+    char ca[256], cb[256];
+    login(w, "ann", "pw-ann", ca, sizeof(ca));
+    login(w, "bob", "pw-bob", cb, sizeof(cb));
+    sock_t a1, a2, b, b2;
+    ws_connect(w, ca, "ifc.dead!1", &a1);
+    ws_connect(w, ca, "ifc.live!2", &a2);
+    ws_connect(w, cb, "ifc.dead!3", &b);
+    ws_connect(w, cb, "ifc.live!4", &b2);
+    w->app.cfg.notify_enter_leave = 0;
+    ws_send(w, &b2, "{\"command\":\"join\",\"room\":1}");
+    ws_send(w, &a1, "{\"command\":\"join\",\"room\":1}");
+    ws_send(w, &a2, "{\"command\":\"join\",\"room\":1}");
+    ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
+    ws_send(w, &b2, "{\"command\":\"leave\",\"room\":1}");
+    ws_send(w, &a1, "{\"command\":\"join\",\"room\":1}");
+    w->app.cfg.notify_enter_leave = 1;
+    w->fake.read = w->fake.nout;
+    /* The fake keeps no group for the dead process's sockets any more. */
+    fake_group_discard(&w->fake, "room-1", a1.channel);
+    fake_group_discard(&w->fake, "room-1", b.channel);
+    assert_int_equal(wrk_app_process_gone(&w->app, "ifc.dead"), 0);
+    /* bob had only the dead socket in the room: he left; ann is still in. */
+    expect_text(w, a2.channel, "{\"room\":\"1\",\"message\":null,\"username\":\"bob\",\"msg_type\":5}");
+    assert_false(pending(w, a2.channel));
+    ws_send(w, &a2, "{\"command\":\"who\",\"room\":1}");
+    expect_text(w, a2.channel, "{\"who\":\"1\",\"members\":[\"ann\"]}");
+    assert_int_equal(wrk_app_process_gone(&w->app, "ifc.dead"), 0); /* again: nothing */
+    assert_false(pending(w, a2.channel));
+}
+
 static void notices_can_be_switched_off(void **state)
 {
     world_t *w = *state;
@@ -773,10 +877,136 @@ static void edits_deletes_and_whispers(void **state)
     expect_text(w, s.channel, "{\"deleted\":1,\"room\":\"1\"}");
     expect_text(w, a.channel, "{\"deleted\":1,\"room\":\"1\"}");
     expect_text(w, b.channel, "{\"deleted\":1,\"room\":\"1\"}");
+    /* Deleted is gone: from the database, and from history. */
+    wrk_message_t m;
+    assert_int_equal(wrk_store_message_get(w->app.store, 1, &m), 0);
+    assert_int_equal(m.deleted, 1);
+    assert_string_equal(m.body, "");
+    wrk_message_clear(&m);
+    ws_send(w, &a, "{\"command\":\"edit\",\"room\":1,\"id\":1,\"message\":\"again\"}");
+    expect_text(w, a.channel, "{\"error\":\"MESSAGE_INVALID\",\"room\":\"1\",\"command\":\"edit\"}");
+    ws_send(w, &s, "{\"command\":\"delete\",\"room\":1,\"id\":1}");
+    expect_text(w, s.channel,
+                "{\"error\":\"MESSAGE_INVALID\",\"room\":\"1\",\"command\":\"delete\"}");
+    /* Staff edit others' messages; history shows the edited text and when. */
+    ws_send(w, &b, "{\"command\":\"send\",\"room\":1,\"message\":\"bob says\"}");
+    expect_text_has(w, b.channel, "\"id\":2,");
+    expect_text_has(w, a.channel, "\"id\":2,");
+    ws_send(w, &a, "{\"command\":\"delete\",\"room\":1,\"id\":2}");
+    expect_text(w, a.channel, "{\"error\":\"NOT_ALLOWED\",\"room\":\"1\",\"command\":\"delete\"}");
+    ws_send(w, &s, "{\"command\":\"edit\",\"room\":1,\"id\":2,\"message\":\"moderated\"}");
+    expect_text_has(w, s.channel, "{\"edited\":2,\"room\":\"1\",\"message\":\"moderated\"");
+    expect_text_has(w, a.channel, "{\"edited\":2,");
+    expect_text_has(w, b.channel, "{\"edited\":2,");
+    /* An id of another room is no message of this one. */
+    ws_send(w, &s, "{\"command\":\"join\",\"room\":2}");
+    expect_text_has(w, s.channel, "{\"join\":\"2\"");
+    ws_send(w, &s, "{\"command\":\"delete\",\"room\":2,\"id\":2}");
+    expect_text(w, s.channel,
+                "{\"error\":\"MESSAGE_INVALID\",\"room\":\"2\",\"command\":\"delete\"}");
+    ws_send(w, &a, "{\"command\":\"history\",\"room\":1}");
+    char *h = next_text(w, a.channel);
+    assert_non_null(strstr(h, "{\"history\":\"1\",\"messages\":[{\"room\":\"1\","
+                              "\"message\":\"moderated\",\"username\":\"bob\",\"msg_type\":0,"
+                              "\"id\":2,\"ts\":"));
+    assert_non_null(strstr(h, "\"edited\":"));
+    assert_null(strstr(h, "\"id\":1,")); /* the deleted one is left out */
+    free(h);
     ws_send(w, &a, "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"psst\"}");
-    expect_text_has(w, b.channel, "\"from\":\"ann\",\"to\":\"bob\",\"message\":\"psst\"");
-    expect_text_has(w, a.channel, "\"from\":\"ann\",\"to\":\"bob\"");
+    expect_text_has(w, b.channel,
+                    "{\"whisper\":1,\"from\":\"ann\",\"to\":\"bob\",\"message\":\"psst\",\"ts\":");
+    expect_text_has(w, a.channel, "{\"whisper\":1,\"from\":\"ann\",\"to\":\"bob\"");
     assert_false(pending(w, s.channel));
+    /* Every socket of both users; ids come from the database. */
+    sock_t b2;
+    ws_connect(w, cb, "ifc.u!9", &b2);
+    ws_send(w, &b2, "{\"command\":\"whisper\",\"to\":\"ann\",\"message\":\"hi\"}");
+    expect_text_has(w, a.channel, "{\"whisper\":2,\"from\":\"bob\",\"to\":\"ann\"");
+    expect_text_has(w, b.channel, "{\"whisper\":2,");
+    expect_text_has(w, b2.channel, "{\"whisper\":2,");
+    ws_send(w, &s, "{\"command\":\"whisper\",\"to\":\"ann\",\"message\":\"staff\"}");
+    expect_text_has(w, a.channel, "{\"whisper\":3,");
+    expect_text_has(w, s.channel, "{\"whisper\":3,");
+    /* Stored: a socket catches up with those sent since an id, its own only. */
+    ws_send(w, &b2, "{\"command\":\"whispers\",\"since\":1}");
+    char *t = next_text(w, b2.channel);
+    assert_non_null(strstr(t, "{\"whispers\":[{\"whisper\":2,\"from\":\"bob\",\"to\":\"ann\","
+                              "\"message\":\"hi\",\"ts\":"));
+    assert_null(strstr(t, "\"whisper\":3"));
+    assert_null(strstr(t, "\"whisper\":1,"));
+    free(t);
+    ws_send(w, &a, "{\"command\":\"whispers\"}");
+    t = next_text(w, a.channel);
+    assert_non_null(strstr(t, "\"whisper\":1,"));
+    assert_non_null(strstr(t, "\"whisper\":3,"));
+    free(t);
+    /* A deactivated user is no one to whisper to. */
+    ctl(w, "", "user deactivate bob");
+    ws_send(w, &a, "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"x\"}");
+    expect_text(w, a.channel, "{\"error\":\"USER_INVALID\",\"command\":\"whisper\"}");
+}
+
+static void rate_limits_refuse_then_close(void **state)
+{
+    world_t *w = *state;
+    w->app.cfg.rate_burst = 3;
+    w->app.cfg.rate_close_after = 2;
+    w->app.cfg.rate_connect_burst = 2;
+    w->app.cfg.notify_enter_leave = 0;
+    char ca[256], cb[256];
+    login(w, "ann", "pw-ann", ca, sizeof(ca));
+    login(w, "bob", "pw-bob", cb, sizeof(cb));
+    sock_t a, b;
+    ws_connect(w, ca, "ifc.t!1", &a);
+    ws_connect(w, cb, "ifc.t!2", &b);
+    /* A third socket from the same address is refused before any accept. */
+    mc_envelope_t env = {.type = MC_ENV_WS_CONNECT, .reply = "ifc.t!3", .path = "/chat/stream/",
+                         .client = "10.0.0.1"};
+    env.headers[env.nheaders++] = (mc_header_t){"cookie", ca};
+    char *data;
+    size_t len;
+    assert_int_equal(mc_envelope_encode(&env, &data, &len), 0);
+    assert_int_equal(wrk_app_handle(&w->app, data, len), 0);
+    free(data);
+    mc_envelope_t r;
+    next_for(w, "ifc.t!3", &r);
+    assert_int_equal(r.type, MC_ENV_WS_CLOSE);
+    assert_int_equal(r.code, 1008);
+    mc_envelope_clear(&r);
+    assert_false(pending(w, "ifc.t!3"));
+
+    ws_send(w, &a, "{\"command\":\"join\",\"room\":1}");
+    ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
+    expect_text_has(w, a.channel, "{\"join\"");
+    expect_text_has(w, b.channel, "{\"join\"");
+    for (int i = 0; i < 3; i++) {
+        ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"hi\"}");
+        expect_text_has(w, a.channel, "\"own\":true");
+        expect_text_has(w, b.channel, "\"message\":\"hi\"");
+    }
+    /* Over the burst: refused, nothing stored or sent to the room; joins
+     * and who are not counted. */
+    ws_send(w, &a, "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"x\"}");
+    expect_text(w, a.channel, "{\"error\":\"RATE_LIMITED\",\"command\":\"whisper\"}");
+    ws_send(w, &a, "{\"command\":\"who\",\"room\":1}");
+    expect_text_has(w, a.channel, "{\"who\"");
+    assert_false(pending(w, b.channel));
+    /* bob has his own bucket. */
+    ws_send(w, &b, "{\"command\":\"send\",\"room\":1,\"message\":\"bob\"}");
+    expect_text_has(w, b.channel, "\"own\":true");
+    expect_text_has(w, a.channel, "\"message\":\"bob\"");
+    /* The second refusal in a row closes the socket with 1008. */
+    ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"more\"}");
+    expect_text(w, a.channel, "{\"error\":\"RATE_LIMITED\",\"room\":\"1\",\"command\":\"send\"}");
+    next_for(w, a.channel, &r);
+    assert_int_equal(r.type, MC_ENV_WS_CLOSE);
+    assert_int_equal(r.code, 1008);
+    mc_envelope_clear(&r);
+    assert_false(pending(w, b.channel));
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_last(w->app.store, 1, 50, &l), 0);
+    assert_int_equal(l.n, 4);
+    wrk_message_list_clear(&l);
 }
 
 static void room_changes_reach_sockets(void **state)
@@ -861,10 +1091,13 @@ int main(void)
         T(admin_api_is_for_staff_with_csrf),
         T(a_socket_without_a_session_is_refused),
         T(two_sockets_chat_in_a_room),
+        T(a_user_with_two_sockets_counts_once),
+        T(a_dead_interface_s_sockets_leave_their_rooms),
         T(notices_can_be_switched_off),
         T(staff_only_rooms_are_refused_at_join_and_send),
         T(bad_input_is_answered_and_the_socket_stays),
         T(edits_deletes_and_whispers),
+        T(rate_limits_refuse_then_close),
         T(room_changes_reach_sockets),
         T(a_deactivated_user_is_refused_at_once),
         T(undecodable_envelopes_are_dropped),

@@ -37,7 +37,10 @@ static void open_worker(wrk_app_t *app)
     wrk_settings_t cfg;
     wrk_settings_defaults(&cfg);
     cfg.argon2_m = 8; /* hashing is not what this tests */
-    wrk_sink_t sink = {NULL, sink_send, sink_group, sink_group, sink_group_send};
+    wrk_sink_t sink = {.send = sink_send,
+                       .group_add = sink_group,
+                       .group_discard = sink_group,
+                       .group_send = sink_group_send};
     assert_int_equal(wrk_app_init(app, &cfg, db, &sink), 0);
 }
 

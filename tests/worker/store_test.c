@@ -267,6 +267,8 @@ static void edits_and_deletes(void **state)
     assert_int_equal(wrk_store_message_edit(f->s, id, "x", 1, 1), MC_ENOTFOUND);
     assert_int_equal(wrk_store_message_get(f->s, id, &m), 0);
     assert_int_equal(m.deleted, 1);
+    assert_string_equal(m.body, ""); /* the text is gone, not hidden */
+    assert_int_equal(m.body_len, 0);
     wrk_message_clear(&m);
     assert_int_equal(wrk_store_message_get(f->s, 99999, &m), MC_ENOTFOUND);
     wrk_message_list_t l;
@@ -445,6 +447,48 @@ static void presence_is_tracked_per_connection(void **state)
     assert_int_equal(wrk_store_presence_add(f->s, longname, f->room, f->ann), MC_EINVAL);
 }
 
+static void presence_counts_users_once_per_room(void **state)
+{
+    fixture_t *f = *state;
+    int first;
+    int64_t r2 = f->room + 1;
+    assert_int_equal(wrk_store_presence_join(f->s, "ifc.a!1", f->room, f->ann, &first), 0);
+    assert_int_equal(first, 1);
+    assert_int_equal(wrk_store_presence_join(f->s, "ifc.a!1", f->room, f->ann, &first), 0);
+    assert_int_equal(first, 0); /* again */
+    assert_int_equal(wrk_store_presence_join(f->s, "ifc.b!1", f->room, f->ann, &first), 0);
+    assert_int_equal(first, 0); /* a second socket */
+    assert_int_equal(wrk_store_presence_join(f->s, "ifc.a!1", r2, f->ann, &first), 0);
+    assert_int_equal(first, 1); /* another room */
+    assert_int_equal(wrk_store_presence_join(f->s, "ifc.a!2", f->room, f->bob, &first), 0);
+    assert_int_equal(first, 1);
+    wrk_presence_list_t gone;
+    /* ann's first socket leaves the room: she is still there. */
+    assert_int_equal(wrk_store_presence_leave(f->s, "ifc.a!1", 0, f->room, &gone), 0);
+    assert_int_equal(gone.n, 0);
+    wrk_presence_list_clear(&gone);
+    /* Process ifc.a dies: bob has left the room, ann room 2; ann stays in the first. */
+    assert_int_equal(wrk_store_presence_leave(f->s, "ifc.a!", 1, 0, &gone), 0);
+    assert_int_equal(gone.n, 2);
+    assert_int_equal(gone.items[0].room_id, f->room);
+    assert_string_equal(gone.items[0].username, "bob");
+    assert_int_equal(gone.items[1].room_id, r2);
+    assert_string_equal(gone.items[1].username, "ann");
+    wrk_presence_list_clear(&gone);
+    wrk_presence_list_t l;
+    assert_int_equal(wrk_store_presence_list(f->s, 0, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.items[0].channel, "ifc.b!1");
+    wrk_presence_list_clear(&l);
+    /* A prefix is a prefix, not a pattern. */
+    assert_int_equal(wrk_store_presence_leave(f->s, "ifc._!", 1, 0, &gone), 0);
+    assert_int_equal(gone.n, 0);
+    wrk_presence_list_clear(&gone);
+    assert_int_equal(wrk_store_presence_leave(f->s, "ifc.b!1", 0, 0, &gone), 0);
+    assert_int_equal(gone.n, 1);
+    wrk_presence_list_clear(&gone);
+}
+
 static void each_change_is_claimed_once(void **state)
 {
     fixture_t *f = *state;
@@ -544,6 +588,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(login_failures_are_windowed, setup, teardown),
         cmocka_unit_test_setup_teardown(changes_are_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(presence_is_tracked_per_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(presence_counts_users_once_per_room, setup, teardown),
         cmocka_unit_test_setup_teardown(each_change_is_claimed_once, setup, teardown),
         cmocka_unit_test_setup_teardown(two_connections_writing_at_once_lose_nothing, setup,
                                         teardown),

@@ -73,6 +73,7 @@ static int group_setup(void **state)
     setenv("CHAT_ARGON2_MEMORY_KIB", "64", 1);
     setenv("CHAT_ARGON2_TIME", "1", 1);
     setenv("CHAT_LOG_LEVEL", "warn", 1);
+    setenv("CHAT_RATE_BURST", "100000", 1); /* one user sends a lot here */
     run_ctl("", "migrate");
     run_ctl("pw-ann\\n", "user add ann --password-stdin");
     run_ctl("pw-bob\\n", "user add bob --password-stdin");

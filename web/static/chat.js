@@ -1,6 +1,7 @@
 // The Multichat browser client: several rooms over one WebSocket.
 // Speaks the multichat example's protocol (join, leave, send) and its
-// extensions (rooms, history, own, since). Every text from the server is
+// extensions (rooms, history, own, since, edit and delete, presence,
+// whispers). Every text from the server is
 // inserted with textContent, never as HTML.
 
 const ERROR_TEXT = {
@@ -23,6 +24,8 @@ const state = {
   rooms: new Map(),      // id -> {id, title, staff_only}
   panes: new Map(),      // id -> {el, list, lastId, firstId, seen:Set, loadingOlder, truncatedTop}
   wanted: new Set(),     // rooms the user has open, rejoined after a reconnect
+  whispers: new Map(),   // username -> {el, list, seen:Set}
+  lastWhisper: 0,        // the newest whisper id shown, asked after on reconnect
   attempts: 0,
 };
 
@@ -92,10 +95,22 @@ function formatTime(ms) {
   return new Date(ms).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'});
 }
 
-function messageElement(m) {
+function isStaff() {
+  return document.body.dataset.staff === 'true';
+}
+
+function editedMark() {
+  const mark = document.createElement('span');
+  mark.className = 'edited';
+  mark.textContent = '(edited)';
+  return mark;
+}
+
+function messageElement(m, roomId) {
   const li = document.createElement('li');
   li.className = 'message';
-  if (m.own || m.username === document.body.dataset.username) li.classList.add('own');
+  const own = m.own || m.username === document.body.dataset.username;
+  if (own) li.classList.add('own');
   if (m.id !== undefined) li.dataset.id = m.id;
   const time = document.createElement('time');
   time.className = 'meta';
@@ -108,7 +123,53 @@ function messageElement(m) {
   text.className = 'text';
   text.textContent = m.message;
   li.append(time, author, text);
+  if (m.edited) li.append(editedMark());
+  // Authors change their own messages; staff any. The server checks again.
+  if (m.id !== undefined && roomId !== undefined && (own || isStaff())) {
+    const actions = document.createElement('span');
+    actions.className = 'actions';
+    const edit = document.createElement('button');
+    edit.type = 'button';
+    edit.className = 'msg-edit';
+    edit.textContent = 'Edit';
+    edit.addEventListener('click', () => startEdit(li, roomId, m.id));
+    const del = document.createElement('button');
+    del.type = 'button';
+    del.className = 'msg-delete';
+    del.textContent = 'Delete';
+    del.addEventListener('click', () => send({command: 'delete', room: roomId, id: m.id}));
+    actions.append(edit, del);
+    li.append(actions);
+  }
   return li;
+}
+
+// Turns a message's text into a field: Enter saves, Escape gives up.
+function startEdit(li, roomId, id) {
+  if ($('.edit-text', li)) return;
+  const text = $('.text', li);
+  const form = document.createElement('form');
+  form.className = 'edit';
+  const input = document.createElement('input');
+  input.className = 'edit-text';
+  input.maxLength = 4096;
+  input.value = text.textContent;
+  input.setAttribute('aria-label', 'Edit message');
+  form.append(input);
+  text.hidden = true;
+  text.after(form);
+  const stop = () => { form.remove(); text.hidden = false; };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (!input.value.trim()) return notify(ERROR_TEXT.MESSAGE_EMPTY);
+    if (send({command: 'edit', room: roomId, id, message: input.value})) stop();
+  });
+  input.addEventListener('keydown', (event) => { if (event.key === 'Escape') stop(); });
+  input.focus();
+}
+
+function messageById(pane, id) {
+  return pane.list.querySelector(`.message[data-id="${Number(id)}"]`);
 }
 
 function noticeElement(text) {
@@ -132,7 +193,7 @@ function addMessages(pane, messages, atTop) {
       pane.lastId = Math.max(pane.lastId, m.id);
       pane.firstId = pane.firstId === null ? m.id : Math.min(pane.firstId, m.id);
     }
-    return messageElement(m);
+    return messageElement(m, pane.id);
   });
   if (atTop) {
     const before = pane.list.scrollHeight;
@@ -163,7 +224,7 @@ function openPane(id, title) {
     if (!text.trim()) return notify(ERROR_TEXT.MESSAGE_EMPTY);
     if (send({command: 'send', room: id, message: text})) input.value = '';
   });
-  pane = {el, list: $('.messages', el), lastId: 0, firstId: null, seen: new Set(),
+  pane = {id, el, list: $('.messages', el), members: new Set(), lastId: 0, firstId: null, seen: new Set(),
           loadingOlder: false, noOlder: false};
   pane.list.addEventListener('scroll', () => {
     if (pane.list.scrollTop === 0 && !pane.loadingOlder && !pane.noOlder && pane.firstId) {
@@ -178,12 +239,84 @@ function openPane(id, title) {
   return pane;
 }
 
+// The room's member list: each name once, sorted; a click on another
+// person's name opens a whisper pane with them.
+function renderMembers(pane) {
+  const list = $('.members', pane.el);
+  list.replaceChildren();
+  for (const name of [...pane.members].sort()) {
+    const li = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'member';
+    button.dataset.username = name;
+    button.textContent = name;
+    if (name === document.body.dataset.username) {
+      button.classList.add('me');
+      button.disabled = true;
+    } else {
+      button.title = `Whisper to ${name}`;
+      button.addEventListener('click', () => openWhisper(name, true));
+    }
+    li.append(button);
+    list.append(li);
+  }
+}
+
+// A whisper pane per person: opened from a member's name, or by a whisper
+// that arrives. Closing it only hides it; whispers are kept on the server.
+function openWhisper(name, focus) {
+  let w = state.whispers.get(name);
+  if (!w) {
+    const el = $('#pane-template').content.firstElementChild.cloneNode(true);
+    el.classList.add('whisper');
+    el.dataset.whisper = name;
+    $('.pane-title', el).textContent = `Whispers with ${name}`;
+    $('.members', el).remove();
+    const input = $('.send-text', el);
+    input.id = `whisper-${name}`;
+    input.placeholder = `Whisper to ${name}…`;
+    $('label', el).htmlFor = input.id;
+    const close = $('.pane-close', el);
+    close.setAttribute('aria-label', 'Close whispers');
+    close.addEventListener('click', () => {
+      el.remove();
+      state.whispers.delete(name);
+      $('#empty').hidden = state.panes.size + state.whispers.size > 0;
+    });
+    $('.send', el).addEventListener('submit', (event) => {
+      event.preventDefault();
+      const text = input.value;
+      if (!text.trim()) return notify(ERROR_TEXT.MESSAGE_EMPTY);
+      if (send({command: 'whisper', to: name, message: text})) input.value = '';
+    });
+    w = {el, list: $('.messages', el), seen: new Set()};
+    state.whispers.set(name, w);
+    $('#empty').hidden = true;
+    $('#panes').append(el);
+  }
+  if (focus) $('.send-text', w.el).focus();
+  return w;
+}
+
+function addWhisper(m) {
+  const me = document.body.dataset.username;
+  const other = m.from === me ? m.to : m.from;
+  const w = openWhisper(other, false);
+  if (w.seen.has(m.whisper)) return;
+  w.seen.add(m.whisper);
+  state.lastWhisper = Math.max(state.lastWhisper, m.whisper);
+  w.list.append(messageElement({id: m.whisper, ts: m.ts, username: m.from, message: m.message,
+                                own: m.from === me}));
+  w.list.scrollTop = w.list.scrollHeight;
+}
+
 function closePane(id, why) {
   const pane = state.panes.get(id);
   if (!pane) return;
   pane.el.remove();
   state.panes.delete(id);
-  $('#empty').hidden = state.panes.size > 0;
+  $('#empty').hidden = state.panes.size + state.whispers.size > 0;
   if (why) notify(why);
   renderRoomList();
 }
@@ -200,6 +333,10 @@ function onMessage(data) {
       state.wanted.delete(String(data.room));
     }
     notify(data.room !== undefined ? `${roomTitle(String(data.room))}: ${text}` : text);
+  } else if (typeof data.whisper === 'number') {
+    addWhisper(data);
+  } else if (Array.isArray(data.whispers)) {
+    for (const w of data.whispers) addWhisper(w);
   } else if (data.rooms) {
     state.rooms = new Map(data.rooms.map((r) => [String(r.id), r]));
     for (const id of [...state.panes.keys()]) {
@@ -211,12 +348,22 @@ function onMessage(data) {
     state.wanted.add(id);
     const pane = openPane(id, data.title);
     if (Array.isArray(data.history)) addMessages(pane, data.history);
+    if (Array.isArray(data.members)) {
+      pane.members = new Set(data.members);
+      renderMembers(pane);
+    }
     if (data.truncated) pane.list.prepend(noticeElement('Older messages were skipped.'));
   } else if (data.leave !== undefined) {
     const id = String(data.leave);
     const deliberate = !state.wanted.has(id);
     state.wanted.delete(id);
     closePane(id, deliberate ? null : `You left ${roomTitle(id)}.`);
+  } else if (data.who !== undefined && Array.isArray(data.members)) {
+    const pane = state.panes.get(String(data.who));
+    if (pane) {
+      pane.members = new Set(data.members);
+      renderMembers(pane);
+    }
   } else if (data.history !== undefined && Array.isArray(data.messages)) {
     const pane = state.panes.get(String(data.history));
     if (pane) {
@@ -224,12 +371,29 @@ function onMessage(data) {
       if (data.messages.length === 0) pane.noOlder = true;
       addMessages(pane, data.messages, true);
     }
+  } else if (data.edited !== undefined && data.msg_type === undefined) {
+    const pane = state.panes.get(String(data.room));
+    const li = pane && messageById(pane, data.edited);
+    if (li) {
+      $('.text', li).textContent = data.message;
+      if (!$('.edited', li)) $('.text', li).after(editedMark());
+    }
+  } else if (data.deleted !== undefined) {
+    const pane = state.panes.get(String(data.room));
+    const li = pane && messageById(pane, data.deleted);
+    if (li) {
+      li.replaceChildren(noticeElement('message deleted').firstChild);
+      li.className = 'message deleted';
+    }
   } else if (data.room !== undefined) {
     const pane = state.panes.get(String(data.room));
     if (!pane) return;
     if (data.msg_type === 0 || data.msg_type === undefined) {
       addMessages(pane, [data], false);
     } else {
+      if (data.msg_type === 4) pane.members.add(data.username);
+      if (data.msg_type === 5) pane.members.delete(data.username);
+      if (data.msg_type === 4 || data.msg_type === 5) renderMembers(pane);
       const what = {4: 'joined', 5: 'left'}[data.msg_type];
       const text = what ? `${data.username} ${what}` : String(data.message ?? '');
       pane.list.append(noticeElement(text));
@@ -246,6 +410,9 @@ function connect() {
   socket.addEventListener('open', () => {
     state.attempts = 0;
     setConnection('online', true);
+    // Whispers sent while away (the recent ones, on first connecting).
+    socket.send(JSON.stringify(state.lastWhisper ? {command: 'whispers', since: state.lastWhisper}
+                                                 : {command: 'whispers'}));
     // Rejoin what was open, asking only for what was missed.
     for (const id of state.wanted) {
       const pane = state.panes.get(id);
