@@ -6,7 +6,7 @@ import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {System} from '../lib/system.mjs';
 import {launch, login, pane, joinRoom, say, seeMessage} from '../lib/browser.mjs';
-import {Client, login} from '../lib/client.mjs';
+import {Client, login as loginCookie} from '../lib/client.mjs';
 
 let sys, browser, ann1, ann2, bob, sue;
 
@@ -88,7 +88,7 @@ test('the author deletes its own message in every pane', async () => {
 });
 
 test('the server refuses edits and deletes of other people\'s messages', async () => {
-  const bobWs = await Client.open(sys.urls[0], await login(sys.urls[0], 'bob', 'bob-pass-1'));
+  const bobWs = await Client.open(sys.urls[0], await loginCookie(sys.urls[0], 'bob', 'bob-pass-1'));
   const joined = await bobWs.ask({command: 'join', room: 1}, (m) => m.join === '1');
   await say(ann2, 'Lobby', 'ann only');
   const sent = await bobWs.next((m) => m.message === 'ann only');

@@ -6,7 +6,7 @@
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {System} from '../lib/system.mjs';
-import {Client, login} from '../lib/client.mjs';
+import {Client, login as loginCookie} from '../lib/client.mjs';
 
 const RATE = 2; // messages a second
 let sys, cookie;
@@ -19,7 +19,7 @@ before(async () => {
   }).start();
   sys.chatctl(['user', 'add', 'ann', '--password-stdin'], 'ann-pass-1\n');
   sys.chatctl(['room', 'add', 'Lobby']);
-  cookie = await login(sys.urls[0], 'ann', 'ann-pass-1');
+  cookie = await loginCookie(sys.urls[0], 'ann', 'ann-pass-1');
 });
 
 after(async () => {

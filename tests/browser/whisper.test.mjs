@@ -4,7 +4,7 @@ import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {System} from '../lib/system.mjs';
 import {launch, login, pane, joinRoom} from '../lib/browser.mjs';
-import {Client, login} from '../lib/client.mjs';
+import {Client, login as loginCookie} from '../lib/client.mjs';
 
 let sys, browser, ann, bobContext, bob1, bob2;
 
@@ -71,7 +71,7 @@ test('whispers sent while away are shown on coming back', async () => {
 });
 
 test('the whispers command answers those after an id; unknown and inactive users are refused', async () => {
-  const cookie = await login(sys.urls[1], 'carl', 'carl-pass-1');
+  const cookie = await loginCookie(sys.urls[1], 'carl', 'carl-pass-1');
   const carl = await Client.open(sys.urls[1], cookie);
   const first = await carl.ask({command: 'whisper', to: 'ann', message: 'one'},
     (m) => m.whisper !== undefined);
