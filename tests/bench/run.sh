@@ -7,7 +7,7 @@
 set -euo pipefail
 B=${1:?usage: tests/bench/run.sh BUILD_DIR [MESSAGES]}
 N=${2:-20000}
-bench=$B/bin/chl_bench
+bench=$B/bin/chl-bench
 [ -x "$bench" ] || { echo "run.sh: $bench is missing (make FLAVOUR=release programs)" >&2; exit 1; }
 
 dir=$(mktemp -d /tmp/mc-bench-XXXXXX)
