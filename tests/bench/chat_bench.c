@@ -44,6 +44,8 @@
 #define MAX_TARGETS 16
 #define MAX_ROOMS 1024
 #define MAX_RATES 64
+#define MAX_RETRIES 3
+#define MAX_STEPS (MAX_RATES * (1 + MAX_RETRIES))
 #define READ_BUF (256 * 1024)
 #define LOGIN_RESP_MAX (256 * 1024)
 #define COOKIE_MAX 320
@@ -63,7 +65,7 @@ typedef struct settings {
     const char *rooms;
     const char *rates;
     long clients, users, duration_ms, drain_ms, p99_limit_ms, message_size, sources;
-    long connect_parallel, login_threads, hold_ms, first_user;
+    long connect_parallel, login_threads, hold_ms, first_user, retries;
     int idle, keep_going;
 } settings_t;
 
@@ -96,6 +98,7 @@ typedef struct client {
 
 typedef struct step {
     long rate;
+    int attempt; /* 0, then 1.. for the same rate again after a failure */
     uint64_t start_us, send_end_us, last_rx_us;
     long sent, expected, received, late, errors;
     uint32_t *lat; /* microseconds, one per delivery */
@@ -112,6 +115,7 @@ struct bench {
     int nrooms;
     long rates[MAX_RATES];
     int nrates;
+    int rate_i;                  /* rates[rate_i] is being run */
     char (*cookies)[COOKIE_MAX]; /* per user */
     client_t *clients;
     client_t **ready; /* senders, in turn */
@@ -120,7 +124,7 @@ struct bench {
     int phase; /* 0 connecting, 1 running steps, 2 holding idle, 3 done */
     int cur;   /* current step */
     int stopped;
-    step_t steps[MAX_RATES];
+    step_t steps[MAX_STEPS];
     uv_timer_t tick, hold;
     uv_signal_t sigint, sigterm;
     uint64_t t0_us, connect_start_us;
@@ -530,7 +534,7 @@ static void on_stamp(bench_t *b, const char *p, const char *end)
     strtoull(q, &q, 10);
     uint64_t sent = strtoull(q, NULL, 10);
     if (b->phase != 1 || step != b->cur) {
-        if (step >= 0 && step < b->nrates)
+        if (step >= 0 && step <= b->cur && step < MAX_STEPS)
             b->steps[step].late++;
         return;
     }
@@ -547,12 +551,13 @@ static void print_step(bench_t *b, const step_t *s)
         1e6;
     double secs = (double)(s->send_end_us - s->start_us) / 1e6;
     long lost = s->expected - s->received;
-    printf("step rate=%ld clients=%ld rooms=%d seconds=%.2f sent=%ld sent_per_s=%.0f "
+    printf("step rate=%ld attempt=%d clients=%ld rooms=%d seconds=%.2f sent=%ld sent_per_s=%.0f "
            "expected=%ld received=%ld lost=%ld late=%ld errors=%ld deliveries_per_s=%.0f "
            "p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
-           s->rate, b->nready, b->nrooms, secs, s->sent, (double)s->sent / secs, s->expected,
-           s->received, lost, s->late, s->errors, (double)s->received / (span > 0 ? span : 1e-9),
-           pct_ms(s, 0.5), pct_ms(s, 0.9), pct_ms(s, 0.99), pct_ms(s, 1.0));
+           s->rate, s->attempt, b->nready, b->nrooms, secs, s->sent, (double)s->sent / secs,
+           s->expected, s->received, lost, s->late, s->errors,
+           (double)s->received / (span > 0 ? span : 1e-9), pct_ms(s, 0.5), pct_ms(s, 0.9),
+           pct_ms(s, 0.99), pct_ms(s, 1.0));
     fflush(stdout);
 }
 
@@ -565,8 +570,12 @@ static void end_step(bench_t *b)
     print_step(b, s);
     int ok = s->received >= s->expected && s->errors == 0 &&
              pct_ms(s, 0.99) <= (double)b->cfg.p99_limit_ms;
+    /* A failed step runs again (--retries): on a shared machine one burst of
+     * someone else's work should not end the ladder. */
+    int retry = !ok && s->attempt < b->cfg.retries;
+    int next = b->rate_i + 1;
     b->cur++;
-    if (b->cur >= b->nrates || b->stopped || (!ok && !b->cfg.keep_going)) {
+    if (b->stopped || (!retry && (next >= b->nrates || (!ok && !b->cfg.keep_going)))) {
         long best = 0;
         for (int i = 0; i < b->cur; i++) {
             const step_t *t = &b->steps[i];
@@ -578,6 +587,14 @@ static void end_step(bench_t *b)
         fflush(stdout);
         finish(b);
         return;
+    }
+    step_t *n = &b->steps[b->cur];
+    if (retry) {
+        n->rate = s->rate;
+        n->attempt = s->attempt + 1;
+    } else {
+        b->rate_i = next;
+        n->rate = b->rates[next];
     }
     start_step(b);
 }
@@ -621,9 +638,8 @@ static void on_tick(uv_timer_t *t)
         long due = (long)((double)(until - s->start_us) * (double)s->rate / 1e6);
         for (int burst = 0; s->sent < due && burst < 20000; burst++)
             send_one(b, s);
-        if (now >= end) {
+        if (now >= end || b->stopped)
             s->send_end_us = now;
-        }
         return;
     }
     /* Draining: wait for what is still due, within --drain. */
@@ -831,6 +847,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- Connecting ------------------------------------------------------------- */
 
+/* Socket i joins room i mod R and goes to server (i / R) mod T, so that with
+ * several servers every room has members on each of them. */
+static const target_t *client_target(const client_t *c)
+{
+    const bench_t *b = c->b;
+    return &b->targets[(c->idx / (uint32_t)b->nrooms) % (uint32_t)b->ntargets];
+}
+
 static void connect_more(bench_t *b);
 static void all_connected(bench_t *b);
 
@@ -890,7 +914,7 @@ static void on_connect(uv_connect_t *req, int status)
     if (c->state == C_CLOSED)
         return;
     uv_tcp_nodelay(&c->tcp, 1);
-    const target_t *t = &b->targets[c->idx % b->ntargets];
+    const target_t *t = client_target(c);
     uint8_t key[16];
     for (int i = 0; i < 16; i++)
         key[i] = (uint8_t)rnd(b);
@@ -915,7 +939,7 @@ static void on_connect(uv_connect_t *req, int status)
 
 static void connect_one(bench_t *b, client_t *c)
 {
-    const target_t *t = &b->targets[c->idx % b->ntargets];
+    const target_t *t = client_target(c);
     uv_tcp_init(b->loop, &c->tcp);
     c->tcp.data = c;
     c->creq.data = c;
@@ -1063,10 +1087,12 @@ int main(int argc, char **argv)
         .connect_parallel = 200,
         .login_threads = 4,
         .first_user = 1,
+        .retries = 1,
     };
     mc_option_t opts[] = {
         {"--target", "CHAT_BENCH_TARGET", MC_OPT_STRING, &s->targets, 0, 0,
-         "servers as address:port, comma-separated; sockets are spread over them"},
+         "servers as address:port, comma-separated; sockets are spread over them so that "
+         "every room has members on each"},
         {"--path", NULL, MC_OPT_STRING, &s->path, 0, 0, "path of the chat WebSocket"},
         {"--echo-path", NULL, MC_OPT_STRING, &s->echo_path, 0, 0,
          "measure an echo WebSocket at this path instead (no login, no rooms)"},
@@ -1091,6 +1117,8 @@ int main(int argc, char **argv)
          "longest wait for deliveries after a step, ms (then they count as lost)"},
         {"--p99-limit", NULL, MC_OPT_INT, &s->p99_limit_ms, 1, 600000,
          "a step passes with no loss and a 99th percentile up to this, ms"},
+        {"--retries", NULL, MC_OPT_INT, &s->retries, 0, MAX_RETRIES,
+         "times a failed step runs again before the ladder stops"},
         {"--keep-going", NULL, MC_OPT_BOOL, &s->keep_going, 0, 0,
          "run every step, even after one failed"},
         {"--message-size", NULL, MC_OPT_INT, &s->message_size, 1, MSG_MAX,
@@ -1139,8 +1167,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat-bench: out of memory\n");
         return 1;
     }
-    for (int i = 0; i < b->nrates; i++)
-        b->steps[i].rate = b->rates[i];
+    b->steps[0].rate = b->rates[0];
     for (long i = 0; i < s->clients; i++) {
         b->clients[i].b = b;
         b->clients[i].idx = (uint32_t)i;
@@ -1163,7 +1190,7 @@ int main(int argc, char **argv)
     uv_run(b->loop, UV_RUN_DEFAULT);
     uv_loop_close(b->loop);
 
-    for (int i = 0; i < b->nrates; i++)
+    for (int i = 0; i < MAX_STEPS; i++)
         free(b->steps[i].lat);
     free(b->clients);
     free(b->ready);
