@@ -67,7 +67,7 @@ PROGRAMS := $(if $(wildcard interface/main.c),$(B)/bin/chat-interface) \
             $(if $(wildcard worker/main.c),$(B)/bin/chat-worker) \
             $(if $(wildcard worker/chatctl.c),$(B)/bin/chatctl)
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
-BENCHES := $(patsubst tests/bench/%.c,$(B)/bin/%,$(BENCH_SRC))
+BENCHES := $(patsubst tests/bench/%_bench.c,$(B)/bin/%-bench,$(BENCH_SRC))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(B)/fuzzers/%,$(FUZZ_SRC))
 
 .PHONY: all programs tests benches fuzzers fuzz-targets deps run check fuzz bench format clean \
@@ -107,7 +107,7 @@ $(LIBS):
 $(B)/bin/chat-interface: $(call obj,interface/main.c) $(LIBS)
 $(B)/bin/chat-worker: $(call obj,worker/main.c) $(LIBS)
 $(B)/bin/chatctl: $(call obj,worker/chatctl.c) $(LIBS)
-$(BENCHES): $(B)/bin/%: $(B)/obj/tests/bench/%.o $(LIBS)
+$(BENCHES): $(B)/bin/%-bench: $(B)/obj/tests/bench/%_bench.o $(LIBS)
 $(PROGRAMS) $(BENCHES):
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -1,41 +1,456 @@
 #!/usr/bin/env bash
-# Runs the benchmarks of a build tree against a private redis-server on a
-# free loopback port: chl_bench, then redis-benchmark on the same server for
-# a baseline of what Redis itself does with LPUSH and RPOP.
+# Runs the standard benchmarks of a build tree and writes docs/performance.md.
 #
-#   tests/bench/run.sh BUILD_DIR [MESSAGES]
+#   tests/bench/run.sh BUILD_DIR
+#
+# Everything runs on loopback against private servers in a temporary folder:
+# one redis-server on a free port, one chat-worker, one or two
+# chat-interface processes. In order:
+#   1. the ceilings: redis-benchmark, chl-bench (the channel layer), and
+#      chat-bench against the interface's echo endpoint (no worker);
+#   2. chat-bench ladders of rising rates: 100 clients in 10 rooms and 1,000
+#      clients in 1 room, on one interface and then on two;
+#   3. Redis commands per chat message (INFO commandstats, two runs of
+#      different lengths, so that logins and connects cancel out);
+#   4. system calls per message of the interface and the worker (strace -c);
+#   5. memory per idle authenticated socket: RSS of a fresh interface with
+#      N sockets minus its RSS with none, for N = 10,000 and, when the file
+#      descriptor limit allows, 100,000.
+# Settings (environment): MC_BENCH_OUT (default docs/performance.md; "-" for
+# stdout only), MC_BENCH_STEP_MS (3000), MC_BENCH_BIG (1: try 100,000 sockets).
 set -euo pipefail
-B=${1:?usage: tests/bench/run.sh BUILD_DIR [MESSAGES]}
-N=${2:-20000}
-bench=$B/bin/chl_bench
-[ -x "$bench" ] || { echo "run.sh: $bench is missing (make FLAVOUR=release programs)" >&2; exit 1; }
+export LC_ALL=C
+B=${1:?usage: tests/bench/run.sh BUILD_DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+B=$(cd "$B" && pwd)
+OUT=${MC_BENCH_OUT:-$root/docs/performance.md}
+STEP_MS=${MC_BENCH_STEP_MS:-3000}
+BIG=${MC_BENCH_BIG:-1}
+for p in chat-bench chl-bench chat-interface chat-worker chatctl; do
+    [ -x "$B/bin/$p" ] || { echo "run.sh: $B/bin/$p is missing (make FLAVOUR=release programs)" >&2; exit 1; }
+done
+
+# 100,000 sockets need as many descriptors in the interface and in chat-bench;
+# without the right to raise the hard limit, the soft one goes up to it.
+ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+nofile=$(ulimit -n)
 
 dir=$(mktemp -d /tmp/mc-bench-XXXXXX)
-pid=""
+pids=()
 cleanup() {
-    if [ -n "$pid" ]; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     rm -rf "$dir"
 }
 trap cleanup INT TERM EXIT
 
-# A free port: the kernel picks one for a socket bound to port 0.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
-    --daemonize no --loglevel warning --logfile "$dir/redis.log" &
-pid=$!
-for _ in $(seq 1 500); do
-    redis-cli -p "$port" ping >/dev/null 2>&1 && break
-    kill -0 "$pid" 2>/dev/null || { echo "run.sh: redis-server did not start" >&2; exit 1; }
-    sleep 0.01
-done
-redis-cli -p "$port" ping >/dev/null
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# kv LINE KEY: the value of KEY=VALUE in a line of chat-bench output.
+kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+wait_http() {
+    for _ in $(seq 1 500); do
+        curl -sf "http://$1/healthz" >/dev/null 2>&1 && return 0
+        sleep 0.01
+    done
+    echo "run.sh: nothing answers on $1" >&2
+    exit 1
+}
+log() { echo "== $*" >&2; }
 
-echo "== $(redis-server --version | cut -d' ' -f1-3), $(nproc) cores, $(uname -m)"
-echo "== $bench redis://127.0.0.1:$port $N"
-"$bench" "redis://127.0.0.1:$port" "$N"
-echo "== redis-benchmark -p $port -t lpush,rpop -q -n 100000"
-# -q still draws progress with carriage returns: keep the final lines only.
-redis-benchmark -p "$port" -t lpush,rpop -q -n 100000 | tr '\r' '\n' | grep -E '^[A-Z]+: [0-9.]+ requests'
+# ---- Servers ---------------------------------------------------------------
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
+    --daemonize no --loglevel warning --logfile "$dir/redis.log" --maxclients 10000 &
+pids+=($!)
+for _ in $(seq 1 500); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.01; done
+redis-cli -p "$rport" ping >/dev/null
+rcli() { redis-cli -p "$rport" "$@"; }
+
+export CHAT_DB=$dir/chat.sqlite3 CHAT_REDIS_URL=redis://127.0.0.1:$rport CHAT_WEB_ROOT=$root/web
+export CHAT_LOG_LEVEL=warn
+USERS=1000
+PASSWORD=bench-password
+"$B/bin/chatctl" migrate >/dev/null
+# Fast password hashes: the benchmark measures chat, not argon2.
+for i in $(seq 1 $USERS); do echo "bench$i $PASSWORD"; done |
+    "$B/bin/chatctl" --argon2-memory 64 --argon2-time 1 user import >/dev/null
+ROOMS=""
+for r in $(seq 1 10); do ROOMS="$ROOMS${ROOMS:+,}$("$B/bin/chatctl" room add "bench room $r")"; done
+ROOM1=${ROOMS%%,*}
+
+# Enter and leave notices are off: with 1,000 sockets joining one room they
+# alone would be a million deliveries before the first chat message.
+"$B/bin/chat-worker" --notify-enter-leave off >"$dir/worker.log" 2>&1 &
+wpid=$!
+pids+=($wpid)
+start_ifc() { # start_ifc PORT: prints the pid
+    CHAT_LISTEN=127.0.0.1:$1 "$B/bin/chat-interface" --echo-path /echo/ >>"$dir/ifc-$1.log" 2>&1 &
+    echo $!
+}
+p1=$(free_port)
+ipid1=$(start_ifc "$p1")
+pids+=($ipid1)
+wait_http "127.0.0.1:$p1"
+
+# Waits until the worker has caught up (the queue stayed empty for a while),
+# so that one run's disconnects do not slow the next run's logins and steps.
+settle() {
+    local quiet=0
+    for _ in $(seq 1 300); do
+        if [ "$(rcli llen mc:worker)" = 0 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+        [ $quiet -ge 5 ] && return 0
+        sleep 0.1
+    done
+}
+cb() {
+    settle
+    "$B/bin/chat-bench" --password "$PASSWORD" --duration "$STEP_MS" "$@"
+}
+
+# ---- 1. Ceilings -----------------------------------------------------------
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+ncpu=$(nproc)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+rver=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
+log "machine: $ncpu x $cpu, redis $rver, ulimit -n $nofile"
+
+log "redis-benchmark -p $rport -t lpush,rpop,evalsha... -q -n 100000"
+rb=$(redis-benchmark -p "$rport" -t lpush,rpop -q -n 100000 | tr '\r' '\n' |
+    grep -E '^[A-Z]+: [0-9.]+ requests')
+echo "$rb" >&2
+rb_lpush=$(sed -n 's/^LPUSH: \([0-9.]*\).*/\1/p' <<<"$rb" | cut -d. -f1)
+rb_rpop=$(sed -n 's/^RPOP: \([0-9.]*\).*/\1/p' <<<"$rb" | cut -d. -f1)
+rb_p16=$(redis-benchmark -p "$rport" -t lpush -q -n 200000 -P 16 | tr '\r' '\n' |
+    sed -n 's/^LPUSH: \([0-9.]*\) requests.*/\1/p' | cut -d. -f1)
+rcli del mylist >/dev/null
+
+log "chl-bench redis://127.0.0.1:$rport 20000"
+chl=$("$B/bin/chl-bench" "redis://127.0.0.1:$rport" 20000)
+echo "$chl" >&2
+rcli --scan --pattern 'bench:*' | xargs -r redis-cli -p "$rport" del >/dev/null
+
+ECHO_RATES=5000,10000,20000,40000,60000,80000,100000,130000,160000,200000
+log "chat-bench echo: 100 clients at $ECHO_RATES msg/s"
+echo_out=$(cb --target "127.0.0.1:$p1" --echo-path /echo/ --clients 100 --rates "$ECHO_RATES")
+echo "$echo_out" >&2
+echo_best=$(kv "$(grep '^best' <<<"$echo_out")" rate)
+
+# ---- 2. Ladders ------------------------------------------------------------
+RATES_100=200,500,1000,1500,2000,3000,4000,6000
+RATES_1000=10,20,40,60,80,100,150,200,300
+ladder() { # ladder TARGETS CLIENTS USERS ROOMS RATES
+    cb --target "$1" --clients "$2" --users "$3" --rooms "$4" --rates "$5"
+}
+log "chat-bench: 100 clients in 10 rooms, one interface"
+l100=$(ladder "127.0.0.1:$p1" 100 100 "$ROOMS" "$RATES_100")
+echo "$l100" >&2
+log "chat-bench: 1000 clients in 1 room, one interface"
+l1000=$(ladder "127.0.0.1:$p1" 1000 100 "$ROOM1" "$RATES_1000")
+echo "$l1000" >&2
+
+p2=$(free_port)
+ipid2=$(start_ifc "$p2")
+pids+=($ipid2)
+wait_http "127.0.0.1:$p2"
+log "chat-bench: 100 clients in 10 rooms, two interfaces"
+l100x2=$(ladder "127.0.0.1:$p1,127.0.0.1:$p2" 100 100 "$ROOMS" "$RATES_100")
+echo "$l100x2" >&2
+log "chat-bench: 1000 clients in 1 room, two interfaces"
+l1000x2=$(ladder "127.0.0.1:$p1,127.0.0.1:$p2" 1000 100 "$ROOM1" "$RATES_1000")
+echo "$l1000x2" >&2
+kill "$ipid2"
+wait "$ipid2" 2>/dev/null || true
+
+# ---- 3. Redis commands per chat message ------------------------------------
+# Two runs that differ only in how long they send: the difference of the
+# command counts is what the extra messages cost.
+cmdstats() { rcli info commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\),.*/\1 \2/p' | sort; }
+cmdrun() { # cmdrun MS: prints the messages sent
+    local out
+    out=$(cb --target "127.0.0.1:$p1" --clients 100 --users 100 --rooms "$ROOMS" --rates 200 \
+        --duration "$1")
+    kv "$(grep '^step' <<<"$out")" sent
+}
+sleep 1
+rcli config resetstat >/dev/null
+sentA=$(cmdrun 1000)
+sleep 1
+statsA=$(cmdstats)
+rcli config resetstat >/dev/null
+sentB=$(cmdrun 4000)
+sleep 1
+statsB=$(cmdstats)
+cmd_table=$(join -a1 -a2 -e 0 -o 0,1.2,2.2 <(echo "$statsA") <(echo "$statsB") |
+    awk -v n=$((sentB - sentA)) '{d = $3 - $2; t += d; if (d / n >= 0.005) printf "| `%s` | %.2f |\n", $1, d / n}
+        END {printf "| **all** | **%.2f** |\n", t / n}')
+cmd_per_msg=$(sed -n 's/^| \*\*all\*\* | \*\*\([0-9.]*\)\*\* |$/\1/p' <<<"$cmd_table")
+log "Redis commands per chat message ($sentA vs $sentB messages): $cmd_per_msg"
+echo "$cmd_table" >&2
+
+# ---- 4. System calls per message -------------------------------------------
+SC_RATE=500
+SC_SECS=2
+syscalls=""
+if command -v strace >/dev/null; then
+    log "strace -c of the interface and the worker, 100 clients in 10 rooms at $SC_RATE msg/s"
+    cb --target "127.0.0.1:$p1" --clients 100 --users 100 --rooms "$ROOMS" --rates "$SC_RATE" \
+        --duration $((SC_SECS * 1000 + 2500)) >"$dir/sc.out" &
+    sc_pid=$!
+    for _ in $(seq 1 1000); do grep -q '^connected' "$dir/sc.out" 2>/dev/null && break; sleep 0.01; done
+    sleep 0.5
+    timeout -s INT "$SC_SECS" strace -c -f -p "$ipid1" -o "$dir/sc-ifc.txt" 2>/dev/null &
+    s1=$!
+    timeout -s INT "$SC_SECS" strace -c -f -p "$wpid" -o "$dir/sc-wrk.txt" 2>/dev/null &
+    s2=$!
+    wait "$s1" "$s2" 2>/dev/null || true
+    wait "$sc_pid" || true
+    msgs=$((SC_RATE * SC_SECS))
+    sc_rows() { # sc_rows FILE: the busiest calls, per message
+        awk '$1 ~ /^[0-9.]+$/ && $NF != "total" {print $NF, $4}' "$1" |
+            sort -k2,2nr | head -6 | awk -v n="$msgs" '{printf "%s %.1f, ", $1, $2 / n}' |
+            sed 's/, $//'
+    }
+    sc_total() { awk -v n="$msgs" '$NF == "total" {printf "%.1f", $4 / n}' "$1"; }
+    if [ -s "$dir/sc-ifc.txt" ] && [ -s "$dir/sc-wrk.txt" ]; then
+        syscalls="| chat-interface | $(sc_total "$dir/sc-ifc.txt") | $(sc_rows "$dir/sc-ifc.txt") |
+| chat-worker | $(sc_total "$dir/sc-wrk.txt") | $(sc_rows "$dir/sc-wrk.txt") |"
+        echo "$syscalls" >&2
+    fi
+fi
+
+# ---- 5. Memory per idle authenticated socket -------------------------------
+# A fresh interface for each size, so that nothing earlier is in its heap.
+mem_rows=""
+declare -A memper
+idle_run() { # idle_run N SOURCES
+    local n=$1 port ipid rss0 rss1 bpid out got
+    settle
+    port=$(free_port)
+    ipid=$(start_ifc "$port")
+    pids+=($ipid)
+    wait_http "127.0.0.1:$port"
+    sleep 0.3
+    rss0=$(rss_kib "$ipid")
+    out=$dir/idle-$n.out
+    "$B/bin/chat-bench" --password "$PASSWORD" --target "127.0.0.1:$port" --idle --clients "$n" \
+        --users 100 --sources "$2" --connect-parallel 500 >"$out" 2>"$dir/idle-$n.err" &
+    bpid=$!
+    for _ in $(seq 1 30000); do
+        grep -q '^idle' "$out" 2>/dev/null && break
+        kill -0 "$bpid" 2>/dev/null || break
+        sleep 0.01
+    done
+    sleep 1
+    got=$(kv "$(grep '^idle' "$out" || true)" sockets)
+    rss1=$(rss_kib "$ipid")
+    kill "$bpid" 2>/dev/null || true
+    wait "$bpid" 2>/dev/null || true
+    kill "$ipid"
+    wait "$ipid" 2>/dev/null || true
+    cat "$out" "$dir/idle-$n.err" >&2
+    if [ -n "$got" ] && [ "$got" -gt 0 ]; then
+        local per=$(((rss1 - rss0) * 1024 / got))
+        memper[$n]=$per
+        local conn=$(kv "$(grep '^connected' "$out")" connects_per_s)
+        mem_rows="$mem_rows| $n | $got | $rss0 | $rss1 | **$per** | $conn |
+"
+        log "idle: $got sockets, RSS $rss0 -> $rss1 KiB, $per bytes per socket"
+    else
+        mem_rows="$mem_rows| $n | 0 (failed: $(head -c 120 "$dir/idle-$n.err" | tr '\n|' '  ')) | $rss0 | | | |
+"
+    fi
+}
+log "idle sockets: 10,000"
+idle_run 10000 1
+# 100,000 when the descriptor limit allows, else the most it allows.
+big=100000
+[ "$nofile" -ge 100500 ] || big=$(((nofile - 500) / 1000 * 1000))
+if [ "$BIG" = 1 ] && [ "$big" -gt 10000 ]; then
+    log "idle sockets: $big"
+    idle_run "$big" $((big / 20000 + 1))
+fi
+[ "$big" = 100000 ] && [ "$BIG" = 1 ] ||
+    mem_rows="$mem_rows| 100000 | not run: ulimit -n is $nofile and cannot be raised here | | | | |
+"
+
+# ---- Report ----------------------------------------------------------------
+# ladder_table OUTPUT DELIVERIES_PER_MESSAGE: one row per step.
+ladder_table() {
+    echo "| rate (msg/s) | sent/s | deliveries/s | p50 ms | p90 ms | p99 ms | max ms | lost | |"
+    echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    grep '^step' <<<"$1" | while read -r line; do
+        local lost p99 verdict
+        lost=$(kv "$line" lost)
+        p99=$(kv "$line" p99_ms)
+        verdict=pass
+        [ "$(kv "$line" attempt)" = 0 ] || verdict="pass (run again)"
+        if [ "$lost" != 0 ] || [ "$(kv "$line" errors)" != 0 ] ||
+            awk -v p="$p99" 'BEGIN {exit !(p > 50)}'; then verdict=**fail**; fi
+        [ "$(kv "$line" attempt)" = 0 ] || [ "$verdict" != "**fail**" ] || verdict="**fail** again"
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(kv "$line" rate)" \
+            "$(kv "$line" sent_per_s)" "$(kv "$line" deliveries_per_s)" "$(kv "$line" p50_ms)" \
+            "$(kv "$line" p90_ms)" "$p99" "$(kv "$line" max_ms)" "$lost" "$verdict"
+    done
+}
+best() { kv "$(grep '^best' <<<"$1")" rate; }
+conn_line() { grep '^connected' <<<"$1" | head -1; }
+b100=$(best "$l100")
+b1000=$(best "$l1000")
+b100x2=$(best "$l100x2")
+b1000x2=$(best "$l1000x2")
+chl_table=$(awk '/\/s  \(/ {
+    line = $0; what = substr(line, 1, 52); sub(/[ ]+$/, "", what)
+    rest = substr(line, 53); split(rest, f, " ")
+    printf "| %s | %d %s |\n", what, f[1], f[2] }' <<<"$chl")
+mem10=${memper[10000]:-}
+mem100=${memper[$big]:-}
+msg_ceiling=$(awk -v l="$rb_p16" -v c="$cmd_per_msg" 'BEGIN {if (c > 0) printf "%d", l / c}')
+
+report() {
+    cat <<EOF
+# Performance
+
+Figures from one run of \`make bench\` (\`tests/bench/run.sh build/release\`,
+a few minutes), regenerated by it; the commands are listed at the end.
+Every figure sits next to a ceiling measured in the same run on the same
+machine: what Redis itself does, and what the load generator and the
+interface do with no worker and no Redis (the echo endpoint).
+
+Machine: $ncpu cores ($cpu), $(uname -sr), Debian $(cat /etc/debian_version 2>/dev/null || echo '?'),
+redis-server $rver, ulimit -n $nofile; load average $load0 before the run and
+$(cut -d' ' -f1-3 /proc/loadavg) after it. The machine was shared with other
+builds while it ran, and chat-bench, Redis, the worker and the interfaces
+all share its $ncpu cores, so figures move by tens of percent between runs;
+read them as orders of magnitude.
+
+## Summary
+
+| what | figure | ceiling in the same run |
+| --- | --- | --- |
+| 100 clients in 10 rooms, one interface: highest rate with p99 under 50 ms and no loss | **$b100 msg/s** ($((b100 * 10)) deliveries/s) | echo: $echo_best msg/s round trips through the interface; Redis: $rb_lpush LPUSH/s |
+| 1,000 clients in 1 room, one interface | **$b1000 msg/s** ($((b1000 * 1000)) deliveries/s) | echo: $echo_best deliveries/s (one frame in, one out) |
+| the same on two interfaces | **$b100x2 msg/s** (10 rooms), **$b1000x2 msg/s** (1 room, $((b1000x2 * 1000)) deliveries/s) | one interface: $b100 and $b1000 msg/s |
+| Redis commands per chat message (those run inside scripts included) | **$cmd_per_msg** | Redis: $rb_lpush LPUSH/s from 50 clients, $rb_p16 pipelined; at the pipelined rate, $msg_ceiling chat msg/s |
+| user-space memory per idle authenticated socket | **${mem10:-?} bytes** at 10,000 sockets${mem100:+, **$mem100 bytes** at $big} | target: 2,048 bytes |
+
+## Ceilings
+
+| what | figure |
+| --- | --- |
+| redis-benchmark LPUSH, 50 clients, no pipelining | $rb_lpush req/s |
+| redis-benchmark RPOP, 50 clients, no pipelining | $rb_rpop req/s |
+| redis-benchmark LPUSH, 50 clients, pipelines of 16 | $rb_p16 req/s |
+| chat-bench against the echo endpoint, 100 sockets: highest rate with p99 under 50 ms | $echo_best msg/s |
+
+chat-bench against \`--echo-path /echo/\` (one interface, no login, no
+worker, no Redis): the same messages, each echoed to its sender.
+
+$(ladder_table "$echo_out")
+
+## Chat: 100 clients in 10 rooms
+
+100 users, one socket each, 10 per room; each message goes to the 10
+members of its room (the sender's own copy included). One worker, one
+interface. $(conn_line "$l100" | sed 's/^connected/Set-up:/')
+
+$(ladder_table "$l100")
+
+Two interfaces (socket i joins room i mod 10 and goes to interface (i / 10)
+mod 2, so every room has 5 members on each and every group send pushes to
+two process lists):
+
+$(ladder_table "$l100x2")
+
+## Chat: 1,000 clients in 1 room
+
+100 users with 10 sockets each, all in one room; each message is 1,000
+deliveries. $(conn_line "$l1000" | sed 's/^connected/Set-up:/')
+
+$(ladder_table "$l1000")
+
+Two interfaces, 500 sockets each:
+
+$(ladder_table "$l1000x2")
+
+## Redis commands per chat message
+
+From \`INFO commandstats\`: two runs of 100 clients in 10 rooms at 200 msg/s,
+$sentA and $sentB messages; the difference of the counts divided by the
+difference of the messages (logins, connects and joins cancel out).
+
+| command | calls per message |
+| --- | ---: |
+$cmd_table
+
+## System calls per chat message
+
+\`strace -c -f\` attached for $SC_SECS s to the interface and to the worker while
+100 clients in 10 rooms send $SC_RATE msg/s (10 deliveries each); counts divided
+by the $((SC_RATE * SC_SECS)) messages sent meanwhile. strace slows the
+processes down; the counts, not the times, are the figure.
+
+| process | calls per message | busiest calls per message |
+| --- | ---: | --- |
+${syscalls:-| (strace was not available) | | |}
+
+## Memory per idle authenticated socket
+
+A fresh interface; its VmRSS before chat-bench connects, then with N
+WebSockets open, each logged in (100 users) and idle (no room joined):
+(RSS with N − RSS with none) / N. Socket buffers live in the kernel and are
+not counted; chat-bench's own memory is not counted.
+
+| sockets asked | open | RSS before, KiB | RSS with them, KiB | bytes per socket | connects/s |
+| ---: | ---: | ---: | ---: | ---: | ---: |
+$mem_rows
+## Channel layer
+
+\`build/release/bin/chl-bench redis://127.0.0.1:PORT 20000\` on the same Redis.
+
+| what | figure |
+| --- | ---: |
+$chl_table
+
+$(cat "$here/reading.md")
+
+## Commands
+
+\`\`\`sh
+redis-server --port P --save '' --appendonly no
+chatctl migrate
+printf 'bench1 bench-password\n...' | chatctl --argon2-memory 64 --argon2-time 1 user import   # $USERS users
+chatctl room add 'bench room N'                                     # 10 rooms
+chat-worker --notify-enter-leave off
+chat-interface --listen 127.0.0.1:P1 --echo-path /echo/             # and P2 for two
+redis-benchmark -p P -t lpush,rpop -q -n 100000
+redis-benchmark -p P -t lpush -q -n 200000 -P 16
+chl-bench redis://127.0.0.1:P 20000
+chat-bench --target 127.0.0.1:P1 --echo-path /echo/ --clients 100 --rates $ECHO_RATES --duration $STEP_MS
+chat-bench --target 127.0.0.1:P1 --clients 100 --users 100 --rooms R1,...,R10 --rates $RATES_100 --duration $STEP_MS
+chat-bench --target 127.0.0.1:P1 --clients 1000 --users 100 --rooms R1 --rates $RATES_1000 --duration $STEP_MS
+chat-bench --target 127.0.0.1:P1,127.0.0.1:P2 ...                   # the same two ladders
+chat-bench ... --rates 200 --duration 1000, then --duration 4000    # around redis-cli config resetstat / info commandstats
+strace -c -f -p PID                                                 # during --rates $SC_RATE
+chat-bench --target 127.0.0.1:P3 --idle --clients 10000 --users 100 --sources 1
+chat-bench --target 127.0.0.1:P4 --idle --clients 100000 --users 100 --sources 8
+\`\`\`
+
+All with \`--password bench-password\`; every chat-bench option is in
+\`chat-bench --help\`. A ladder stops after the first step that loses a
+message or has a 99th percentile over 50 ms (\`--p99-limit\`) twice in a row
+(\`--retries 1\`: a failed step runs once more); a message not
+delivered within 2 s after its step (\`--drain\`) counts as lost.
+EOF
+}
+if [ "$OUT" = - ]; then
+    report
+else
+    report >"$OUT.tmp"
+    mv "$OUT.tmp" "$OUT"
+    log "wrote $OUT"
+fi
