@@ -53,6 +53,7 @@ typedef struct conn conn_t;
 struct conn {
     uv_tcp_t tcp; /* first: handle->data is unused, container is the conn */
     uv_timer_t timer;
+    uv_shutdown_t shutdown; /* the FIN after the last byte of a closing connection */
     ifc_server_t *srv;
     uint64_t id;
     conn_t *hnext;             /* hash bucket chain */
@@ -63,7 +64,8 @@ struct conn {
     int timer_kind;            /* enum timer_kind: what the timer is counting */
     int in_feed;               /* input is being handled: do not re-enter */
     unsigned closing : 1;      /* uv_close called */
-    unsigned draining : 1;     /* close once the queued bytes are written */
+    unsigned draining : 1;     /* closing: nothing more is queued, input is discarded */
+    unsigned shut : 1;         /* uv_shutdown called: the queue is written out */
     unsigned close_sent : 1;   /* a close frame went out */
     unsigned reading : 1;      /* uv_read_start active */
     unsigned ping_due : 1;     /* a ping is unanswered */
@@ -210,6 +212,7 @@ static conn_t *table_find(ifc_server_t *srv, uint64_t id)
 /* ---- Writing ------------------------------------------------------------- */
 
 static void file_next(conn_t *c);
+static void linger(conn_t *c);
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -230,7 +233,7 @@ static void on_write(uv_write_t *req, int status)
     }
     if (c->queued == 0) {
         if (c->draining) {
-            conn_close(c);
+            linger(c);
             return;
         }
         if (c->wait == W_NONE && c->kind == K_HTTP && c->pend_len > 0)
@@ -238,21 +241,9 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/* Queues a shared buffer (takes a reference). Closes a slow reader. */
-static int write_buf(conn_t *c, sbuf_t *b)
+/* Hands a shared buffer to libuv (takes a reference), with no limit. */
+static int write_raw(conn_t *c, sbuf_t *b)
 {
-    if (c->closing)
-        return MC_ECLOSED;
-    if (c->queued + b->len > (size_t)c->srv->cfg.send_buffer && c->queued > 0 &&
-        c->kind != K_HTTP) {
-        /* The reader cannot keep up: it is closed, memory does not grow. */
-        c->srv->m.closed_slow++;
-        mc_info("conn %llu: slow reader closed (%zu bytes queued)", (unsigned long long)c->id,
-                c->queued);
-        c->close_code = IFC_WS_CLOSE_POLICY_VIOLATION;
-        conn_close(c);
-        return MC_EFULL;
-    }
     wreq_t *w = malloc(sizeof(*w));
     if (!w)
         return MC_ENOMEM;
@@ -271,6 +262,27 @@ static int write_buf(conn_t *c, sbuf_t *b)
     return 0;
 }
 
+static void slow_close(conn_t *c);
+
+/* Queues a shared buffer (takes a reference). A WebSocket whose queue would
+ * pass the send buffer is a slow reader: the buffer is dropped and the
+ * socket closed with 1008, so memory does not grow. A closing WebSocket
+ * takes nothing more. HTTP connections stop reading instead (conn_feed). */
+static int write_buf(conn_t *c, sbuf_t *b)
+{
+    if (c->closing)
+        return MC_ECLOSED;
+    if (c->kind != K_HTTP) {
+        if (c->draining)
+            return MC_ECLOSED;
+        if (c->queued > 0 && c->queued + b->len > (size_t)c->srv->cfg.send_buffer) {
+            slow_close(c);
+            return MC_EFULL;
+        }
+    }
+    return write_raw(c, b);
+}
+
 static int write_copy(conn_t *c, const void *data, size_t len)
 {
     sbuf_t *b = sbuf_new(len);
@@ -282,21 +294,41 @@ static int write_copy(conn_t *c, const void *data, size_t len)
     return rc;
 }
 
-/* Closes once what is queued has been written (bounded by a timer). */
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    conn_t *c = req->data;
+    if (status < 0 && !c->closing)
+        conn_close(c);
+}
+
+/* The queue is written out: sends the FIN and waits for the peer's, reading
+ * and discarding what it still sends. Closing a socket with unread input
+ * makes the kernel send a reset, which would destroy the last bytes (a
+ * close frame, a response) before the peer has read them. */
+static void linger(conn_t *c)
+{
+    if (c->closing || c->shut)
+        return;
+    c->shut = 1;
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        conn_close(c);
+}
+
+/* Closes once what is queued has been written and the peer has closed its
+ * side, all within CLOSE_GRACE_MS; input is read and discarded meanwhile. */
 static void drain_and_close(conn_t *c)
 {
     if (c->closing)
         return;
-    c->draining = 1;
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = 0;
+    if (!c->draining) {
+        c->draining = 1;
+        timer_set(c, T_CLOSE, CLOSE_GRACE_MS);
+        if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+            c->reading = 1;
     }
-    if (c->queued == 0 && c->file_fd < 0) {
-        conn_close(c);
-        return;
-    }
-    timer_set(c, T_CLOSE, CLOSE_GRACE_MS);
+    if (c->queued == 0 && c->file_fd < 0)
+        linger(c);
 }
 
 /* ---- HTTP responses ------------------------------------------------------ */
@@ -668,7 +700,8 @@ static void ws_send(conn_t *c, ifc_ws_opcode_t op, const void *data, size_t len)
     sbuf_unref(b);
 }
 
-/* Sends a close frame (code 1005 or 0: none) and closes after it. */
+/* Sends a close frame (code 1005 or 0: none) and closes after it. The
+ * frame is queued even past the send buffer: it is the last one. */
 static void ws_close(conn_t *c, int code)
 {
     if (c->closing)
@@ -678,12 +711,26 @@ static void ws_close(conn_t *c, int code)
         size_t fl;
         c->close_sent = 1;
         c->close_code = code;
-        if (ifc_ws_close_encode(code == IFC_WS_CLOSE_NO_STATUS ? 0 : code, NULL, 0, f, &fl) == 0) {
+        sbuf_t *b;
+        if (ifc_ws_close_encode(code == IFC_WS_CLOSE_NO_STATUS ? 0 : code, NULL, 0, f, &fl) == 0 &&
+            (b = sbuf_new(fl)) != NULL) {
+            memcpy(b->data, f, fl);
             c->srv->m.frames_out++;
-            write_copy(c, f, fl);
+            write_raw(c, b);
+            sbuf_unref(b);
         }
     }
     drain_and_close(c);
+}
+
+/* The peer does not read as fast as it is sent to: what is queued stays
+ * queued (bounded by the send buffer), a close frame 1008 goes after it. */
+static void slow_close(conn_t *c)
+{
+    c->srv->m.closed_slow++;
+    mc_info("conn %llu: slow reader closed with 1008 (%zu bytes queued)", (unsigned long long)c->id,
+            c->queued);
+    ws_close(c, IFC_WS_CLOSE_POLICY_VIOLATION);
 }
 
 typedef struct groups {
@@ -1035,6 +1082,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->closing)
         return;
     c->srv->m.bytes_in += (uint64_t)nread;
+    if (c->draining)
+        return; /* closing: what the peer still sends is discarded */
     const uint8_t *data = (const uint8_t *)buf->base;
     size_t n = (size_t)nread;
     c->in_feed = 1;

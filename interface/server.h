@@ -11,6 +11,18 @@
  * ifc_server_on_message, which the bus's owner calls for each message
  * addressed to one of this process's connections.
  *
+ * Slow readers: every socket has a send queue bounded by send_buffer bytes
+ * (one message larger than that may go out when the queue is empty). A
+ * WebSocket whose queue would pass the bound is closed: the message is
+ * dropped, a close frame 1008 (policy violation) is queued behind what is
+ * already queued, the socket is counted in closed_slow, and nothing more is
+ * read from it or queued for it; memory stays within the bound. HTTP
+ * connections instead stop reading while their queue is over the bound.
+ *
+ * Closing: a connection that closes first writes out its queue, then sends
+ * its FIN and reads and discards until the peer closes too, all within 2 s
+ * (a reset would destroy the last bytes before the peer read them).
+ *
  * Ownership: the server owns its connections; each connection embeds its uv
  * handles and is freed in the last close callback. The bus is borrowed and
  * must outlive the server.
@@ -50,7 +62,7 @@ typedef struct ifc_server_config {
     long header_timeout_ms;      /* a request head must arrive within this */
     long idle_timeout_ms;        /* idle keep-alive connections are closed after this */
     long reply_timeout_ms;       /* a worker must answer within this (else 504) */
-    long send_buffer;            /* bytes queued per socket before it counts as slow */
+    long send_buffer;            /* bytes queued per socket; past it a WebSocket is slow */
     long shutdown_timeout_ms;    /* bound on a graceful shutdown */
 } ifc_server_config_t;
 

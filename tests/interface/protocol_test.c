@@ -23,6 +23,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "tests/interface/ws_client.h"
+
 static ts_redis_t redis;
 static pid_t server = -1;
 static int port;
@@ -31,157 +33,12 @@ static char logpath[128];
 
 static int dial(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    struct timeval tv = {5, 0}; /* a safety net against hangs, not a wait */
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
+    return wc_dial(port);
 }
-
-static void send_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        assert_true(n > 0);
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
-static void send_str(int fd, const char *s)
-{
-    send_all(fd, s, strlen(s));
-}
-
-static void read_exact(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len > 0) {
-        ssize_t n = recv(fd, p, len, 0);
-        assert_true(n > 0);
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
-/* Reads one HTTP response (head, then content-length bytes unless HEAD);
- * returns the status and fills head and body. */
-static int read_response(int fd, char *head, size_t hsize, char *body, size_t bsize, int head_only)
-{
-    size_t n = 0;
-    while (n < 4 || memcmp(head + n - 4, "\r\n\r\n", 4) != 0) {
-        assert_true(n + 1 < hsize);
-        assert_int_equal(recv(fd, head + n, 1, 0), 1);
-        n++;
-    }
-    head[n] = '\0';
-    int status = atoi(head + 9);
-    const char *cl = strstr(head, "content-length: ");
-    size_t blen = cl ? (size_t)atol(cl + 16) : 0;
-    if (head_only)
-        blen = 0;
-    assert_true(blen < bsize);
-    read_exact(fd, body, blen);
-    body[blen] = '\0';
-    return status;
-}
-
-/* 1 when the peer closed the connection (EOF). */
-static int at_eof(int fd)
-{
-    char c;
-    return recv(fd, &c, 1, 0) == 0;
-}
-
-static void frame(int fd, int fin, int rsv, int opcode, int masked, const void *payload, size_t len)
-{
-    uint8_t *b = malloc(len + 14);
-    static const uint8_t mask[4] = {0x11, 0x22, 0x33, 0x44};
-    size_t h = 0;
-    b[h++] = (uint8_t)((fin ? 0x80 : 0) | (rsv << 4) | opcode);
-    uint8_t m = masked ? 0x80 : 0;
-    if (len < 126) {
-        b[h++] = (uint8_t)(m | len);
-    } else if (len <= 0xFFFF) {
-        b[h++] = m | 126;
-        b[h++] = (uint8_t)(len >> 8);
-        b[h++] = (uint8_t)len;
-    } else {
-        b[h++] = m | 127;
-        for (int i = 0; i < 8; i++)
-            b[h++] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-    }
-    if (masked) {
-        memcpy(b + h, mask, 4);
-        h += 4;
-    }
-    for (size_t i = 0; i < len; i++)
-        b[h + i] =
-            masked ? ((const uint8_t *)payload)[i] ^ mask[i & 3] : ((const uint8_t *)payload)[i];
-    send_all(fd, b, h + len);
-    free(b);
-}
-
-/* Reads one server frame: must be unmasked. Returns the opcode. */
-static int read_frame(int fd, uint8_t *payload, size_t size, size_t *len)
-{
-    uint8_t h[2];
-    read_exact(fd, h, 2);
-    assert_int_equal(h[1] & 0x80, 0);
-    uint64_t n = h[1] & 0x7F;
-    if (n == 126) {
-        uint8_t e[2];
-        read_exact(fd, e, 2);
-        n = (uint64_t)e[0] << 8 | e[1];
-    } else if (n == 127) {
-        uint8_t e[8];
-        read_exact(fd, e, 8);
-        n = 0;
-        for (int i = 0; i < 8; i++)
-            n = n << 8 | e[i];
-    }
-    assert_true(n <= size);
-    read_exact(fd, payload, (size_t)n);
-    *len = (size_t)n;
-    return h[0] & 0x0F;
-}
-
-/* Expects a close frame with code, then EOF. */
-static void expect_close(int fd, int code)
-{
-    uint8_t p[256];
-    size_t len;
-    int op = read_frame(fd, p, sizeof(p), &len);
-    assert_int_equal(op, 8);
-    if (code == 0) {
-        assert_int_equal(len, 0);
-    } else {
-        assert_true(len >= 2);
-        assert_int_equal(p[0] << 8 | p[1], code);
-    }
-    assert_true(at_eof(fd));
-}
-
-static const char *const UPGRADE_HEADERS = "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
 
 static int ws_open(const char *path)
 {
-    int fd = dial();
-    char req[512];
-    snprintf(req, sizeof(req),
-             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sSec-WebSocket-Version: 13\r\n\r\n", path,
-             UPGRADE_HEADERS);
-    send_str(fd, req);
-    char head[2048], body[16];
-    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 101);
-    assert_non_null(strstr(head, "sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
-    return fd;
+    return wc_ws_open(port, path);
 }
 
 static int setup(void **state)
@@ -311,11 +168,7 @@ static void frame_violations_close_with_their_code(void **state)
 
 static int http_status(const char *request, char *head, size_t hsize, char *body, size_t bsize)
 {
-    int fd = dial();
-    send_str(fd, request);
-    int st = read_response(fd, head, hsize, body, bsize, strncmp(request, "HEAD", 4) == 0);
-    close(fd);
-    return st;
+    return wc_http(port, request, head, hsize, body, bsize);
 }
 
 static void handshakes_are_checked(void **state)
