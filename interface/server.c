@@ -68,7 +68,7 @@ struct conn {
     unsigned shut : 1;         /* uv_shutdown called: the queue is written out */
     unsigned close_sent : 1;   /* a close frame went out */
     unsigned reading : 1;      /* uv_read_start active */
-    unsigned ping_due : 1;     /* a ping is unanswered */
+    unsigned ping_due : 1;     /* a ping is out and no frame came since */
     unsigned keep_alive : 1;   /* for the response being written */
     unsigned head_only : 1;    /* HEAD: no body */
     unsigned disconnected : 1; /* websocket.disconnect sent */
@@ -78,8 +78,9 @@ struct conn {
     mc_scope_t *scope;       /* chat WebSocket only */
     uint8_t *pend;           /* input not handled yet */
     size_t pend_len;
-    size_t queued; /* bytes handed to uv_write, not yet written */
-    int file_fd;   /* static file being sent, -1 */
+    size_t queued;    /* bytes handed to uv_write, not yet written */
+    uint64_t last_in; /* loop time of the last whole frame received */
+    int file_fd;      /* static file being sent, -1 */
     uint64_t file_left;
     char accept[IFC_WS_ACCEPT_LEN + 1];
     char client[48];
@@ -803,6 +804,7 @@ static void ws_input(conn_t *c, const uint8_t *data, size_t len)
         }
         c->srv->m.frames_in++;
         c->ping_due = 0;
+        c->last_in = uv_now(c->srv->loop);
         switch (ev.opcode) {
         case IFC_WS_OP_PING:
             ws_send(c, IFC_WS_OP_PONG, ev.data, ev.len);
@@ -861,6 +863,7 @@ static void upgrade(conn_t *c, int kind, const mc_scope_t *scope)
     c->http = NULL;
     c->kind = kind;
     c->srv->m.upgrades_accepted++;
+    c->last_in = uv_now(c->srv->loop);
     timer_set(c, T_PING, c->srv->cfg.ping_interval_ms);
     conn_input(c);
 }
@@ -1044,16 +1047,23 @@ static void on_timer(uv_timer_t *t)
             c->srv->m.upgrades_rejected++;
         respond_simple(c, 504);
         break;
-    case T_PING:
+    case T_PING: {
+        /* A socket is pinged after an interval without a frame from its
+         * peer, and closed when the next interval brings none either. */
+        uint64_t interval = (uint64_t)c->srv->cfg.ping_interval_ms;
+        uint64_t idle = uv_now(c->srv->loop) - c->last_in;
         if (c->ping_due) {
             c->srv->m.closed_timeout++;
             ws_close(c, IFC_WS_CLOSE_GOING_AWAY);
-            break;
+        } else if (idle < interval) {
+            timer_set(c, T_PING, (long)(interval - idle));
+        } else {
+            c->ping_due = 1;
+            ws_send(c, IFC_WS_OP_PING, "", 0);
+            timer_set(c, T_PING, (long)interval);
         }
-        c->ping_due = 1;
-        ws_send(c, IFC_WS_OP_PING, "", 0);
-        timer_set(c, T_PING, c->srv->cfg.ping_interval_ms);
         break;
+    }
     default:
         conn_close(c);
     }

@@ -19,6 +19,17 @@
  * read from it or queued for it; memory stays within the bound. HTTP
  * connections instead stop reading while their queue is over the bound.
  *
+ * Liveness: a WebSocket that has sent no whole frame for ping_interval_ms
+ * gets an empty ping; if no frame (a pong or anything else) arrives within
+ * another interval, it is closed with 1001 (going away) and counted in
+ * closed_timeout. 1001 rather than 1011: nothing went wrong inside the
+ * server, which is leaving a peer it takes for gone; a client that is in
+ * fact alive treats it as it treats a restart (1001 too) and reconnects.
+ * An HTTP connection is closed when no request head has begun within
+ * idle_timeout_ms of the last response (before the first request, the
+ * header timeout applies), and gets 408 when a head takes longer than
+ * header_timeout_ms.
+ *
  * Closing: a connection that closes first writes out its queue, then sends
  * its FIN and reads and discards until the peer closes too, all within 2 s
  * (a reset would destroy the last bytes before the peer read them).
@@ -58,7 +69,7 @@ typedef struct ifc_server_config {
     const char *echo_path;       /* NULL or "": no echo endpoint */
     long max_message;            /* chat WebSocket messages, bytes */
     long echo_max_message;       /* echo WebSocket messages, bytes */
-    long ping_interval_ms;       /* idle WebSockets are pinged this often */
+    long ping_interval_ms;       /* a WebSocket silent this long is pinged, then closed */
     long header_timeout_ms;      /* a request head must arrive within this */
     long idle_timeout_ms;        /* idle keep-alive connections are closed after this */
     long reply_timeout_ms;       /* a worker must answer within this (else 504) */

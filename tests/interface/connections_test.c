@@ -171,10 +171,62 @@ static void slow_readers_are_closed_with_1008(void **state)
     ts_kill_wait(pid, SIGKILL);
 }
 
+#define PING_MS 300
+
+/* A client that answers every ping stays open across several intervals;
+ * one that answers nothing gets a ping, then, an interval later, 1001. */
+static void silent_websockets_are_pinged_then_closed(void **state)
+{
+    (void)state;
+    int port = ts_free_port();
+    const char *extra[] = {"--ping-interval", "300", NULL};
+    pid_t pid = wc_start_interface(port, redis.url, webdir, logpath, extra);
+    assert_true(pid > 0);
+    long long before = wc_metric(port, "chat_interface_closed_timeout_total");
+
+    int fd = wc_ws_open(port, "/echo/");
+    long long start = now_ms();
+    uint8_t p[256];
+    size_t len;
+    for (int pings = 0; pings < 4; pings++) {
+        assert_int_equal(read_frame(fd, p, sizeof(p), &len), 9);
+        assert_int_equal(len, 0);
+        frame(fd, 1, 0, 10, 1, p, len);
+    }
+    assert_true(now_ms() - start >= 3 * PING_MS);
+    frame(fd, 1, 0, 1, 1, "still here", 10);
+    int op;
+    while ((op = read_frame(fd, p, sizeof(p), &len)) == 9)
+        frame(fd, 1, 0, 10, 1, p, len);
+    assert_int_equal(op, 1);
+    assert_int_equal(len, 10);
+    assert_memory_equal(p, "still here", 10);
+    frame(fd, 1, 0, 8, 1, "\x03\xe8", 2);
+    while ((op = read_frame(fd, p, sizeof(p), &len)) == 9)
+        ;
+    assert_int_equal(op, 8);
+    assert_int_equal(p[0] << 8 | p[1], 1000);
+    assert_true(at_eof(fd));
+    close(fd);
+    assert_int_equal(wc_metric(port, "chat_interface_closed_timeout_total"), before);
+
+    fd = wc_ws_open(port, "/echo/");
+    start = now_ms();
+    assert_int_equal(read_frame(fd, p, sizeof(p), &len), 9);
+    long long pinged = now_ms();
+    assert_true(pinged - start >= PING_MS - 50);
+    expect_close(fd, 1001);
+    assert_true(now_ms() - pinged >= PING_MS - 50);
+    close(fd);
+    assert_int_equal(wc_metric(port, "chat_interface_closed_timeout_total"), before + 1);
+    ts_kill_wait(pid, SIGKILL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(slow_readers_are_closed_with_1008),
+        cmocka_unit_test(silent_websockets_are_pinged_then_closed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
