@@ -222,11 +222,39 @@ static void silent_websockets_are_pinged_then_closed(void **state)
     ts_kill_wait(pid, SIGKILL);
 }
 
+#define IDLE_MS 300
+
+/* A keep-alive connection serves requests one after another, and is closed
+ * once it has been idle for the idle timeout (not the longer head one). */
+static void idle_keep_alive_connections_are_closed(void **state)
+{
+    (void)state;
+    int port = ts_free_port();
+    const char *extra[] = {"--idle-timeout", "300", "--header-timeout", "4000", NULL};
+    pid_t pid = wc_start_interface(port, redis.url, webdir, logpath, extra);
+    assert_true(pid > 0);
+    int fd = wc_dial(port);
+    char head[2048], body[256];
+    for (int i = 0; i < 3; i++) {
+        send_str(fd, "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 200);
+        assert_null(strstr(head, "connection: close"));
+    }
+    long long answered = now_ms();
+    assert_true(at_eof(fd));
+    long long idle = now_ms() - answered;
+    assert_true(idle >= IDLE_MS - 50);
+    assert_true(idle < 4000);
+    close(fd);
+    ts_kill_wait(pid, SIGKILL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(slow_readers_are_closed_with_1008),
         cmocka_unit_test(silent_websockets_are_pinged_then_closed),
+        cmocka_unit_test(idle_keep_alive_connections_are_closed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
