@@ -171,6 +171,7 @@ int main(int argc, char **argv)
         mc_error("channel layer: %s", mc_strerror(rc));
         return 1;
     }
+    cfg.instance = chl_proc_name(app.proc);
     if ((rc = ifc_server_start(&app.srv, app.loop, &cfg, &bus)) != 0) {
         chl_proc_close(app.proc);
         uv_run(app.loop, UV_RUN_DEFAULT);

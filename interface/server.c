@@ -471,6 +471,26 @@ static void serve_static(conn_t *c, const ifc_http_request_t *req)
         file_next(c);
 }
 
+/* "chat_interface_info{process="NAME"} 1": which process answered, when
+ * several share an address. Returns the length written (0 without a name
+ * or room). */
+static int metrics_info(char *out, size_t size, const char *instance)
+{
+    static const char head[] = "# TYPE chat_interface_info gauge\n"
+                               "chat_interface_info{process=\"";
+    size_t o = sizeof(head) - 1;
+    if (!instance || !*instance || size < o + 2 * strlen(instance) + 8)
+        return 0;
+    memcpy(out, head, o);
+    for (const char *p = instance; *p; p++) {
+        if (*p == '"' || *p == '\\' || *p == '\n') /* label values escape these */
+            out[o++] = '\\';
+        out[o++] = *p == '\n' ? 'n' : *p;
+    }
+    memcpy(out + o, "\"} 1\n", 6);
+    return (int)(o + 5);
+}
+
 static void serve_metrics(conn_t *c)
 {
     const ifc_metrics_t *m = &c->srv->m;
@@ -502,6 +522,11 @@ static void serve_metrics(conn_t *c)
                      (unsigned long long)m->push_failures, (unsigned long long)m->replies_popped,
                      (unsigned long long)m->replies_dropped, (unsigned long long)m->closed_slow,
                      (unsigned long long)m->closed_timeout, (unsigned long long)m->redis_errors);
+    if (n < 0 || (size_t)n >= sizeof(body)) {
+        respond_simple(c, 500);
+        return;
+    }
+    n += metrics_info(body + n, sizeof(body) - (size_t)n, c->srv->cfg.instance);
     ifc_http_header_t h[] = {{"content-type", 12, "text/plain; version=0.0.4", 25},
                              {"cache-control", 13, "no-store", 8}};
     respond(c, 200, h, 2, body, (size_t)n);

@@ -67,6 +67,7 @@ typedef struct ifc_server_config {
     const char *web_root;        /* directory of the static files */
     const char *allowed_origins; /* see handshake.h; NULL or "": the request's Host */
     const char *echo_path;       /* NULL or "": no echo endpoint */
+    const char *instance;        /* this process in /metrics (chat_interface_info), or NULL */
     long max_message;            /* chat WebSocket messages, bytes */
     long echo_max_message;       /* echo WebSocket messages, bytes */
     long ping_interval_ms;       /* a WebSocket silent this long is pinged, then closed */
