@@ -13,6 +13,7 @@
  */
 #include "interface/server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -336,12 +338,50 @@ static void drain_and_close(conn_t *c)
 
 static void http_finish(conn_t *c);
 
+/* Sent with every response of ours and every worker response that does
+ * not set them itself: the browser runs only our own files, never inline
+ * code, never inside a frame. */
+#define CSP                                                                                        \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+#define NSECURITY 4
+static const ifc_http_header_t security_headers[NSECURITY] = {
+    {"content-security-policy", 23, CSP, sizeof(CSP) - 1},
+    {"x-content-type-options", 22, "nosniff", 7},
+    {"referrer-policy", 15, "same-origin", 11},
+    {"x-frame-options", 15, "DENY", 4},
+};
+#define MAX_RESPONSE_HEADERS (MC_ENVELOPE_MAX_HEADERS + NSECURITY)
+
+/* Copies headers[0..n) into out and adds the security headers they lack;
+ * returns the count (at most n + NSECURITY). */
+static size_t with_security(ifc_http_header_t *out, const ifc_http_header_t *headers, size_t n)
+{
+    memcpy(out, headers, n * sizeof(*headers));
+    size_t o = n;
+    for (size_t i = 0; i < NSECURITY; i++) {
+        const ifc_http_header_t *s = &security_headers[i];
+        size_t j = 0;
+        while (j < n && !(headers[j].name_len == s->name_len &&
+                          strncasecmp(headers[j].name, s->name, s->name_len) == 0))
+            j++;
+        if (j == n)
+            out[o++] = *s;
+    }
+    return o;
+}
+
+/* Answers the current request; the security headers are added. A HEAD
+ * request gets the head only, with the body's content-length. */
 static void respond(conn_t *c, int status, const ifc_http_header_t *headers, size_t n,
                     const void *body, size_t body_len)
 {
     char head[8192];
     size_t hl;
-    int rc = ifc_http_response_head(head, sizeof(head), status, headers, n, (long long)body_len,
+    ifc_http_header_t all[MAX_RESPONSE_HEADERS];
+    assert(n <= MC_ENVELOPE_MAX_HEADERS);
+    n = with_security(all, headers, n);
+    int rc = ifc_http_response_head(head, sizeof(head), status, all, n, (long long)body_len,
                                     c->keep_alive, &hl);
     if (rc != 0) {
         rc = ifc_http_response_head(head, sizeof(head), 502, NULL, 0, 0, c->keep_alive, &hl);
@@ -365,13 +405,14 @@ static void respond(conn_t *c, int status, const ifc_http_header_t *headers, siz
     http_finish(c);
 }
 
+/* A short text/plain answer made of the reason phrase. */
 static void respond_simple(conn_t *c, int status)
 {
-    char buf[512];
-    size_t len;
-    if (ifc_http_simple_response(buf, sizeof(buf), status, c->keep_alive, &len) == 0)
-        write_copy(c, buf, len);
-    http_finish(c);
+    char body[64];
+    int n = snprintf(body, sizeof(body), "%s\n", ifc_http_reason(status));
+    ifc_http_header_t h[] = {{"content-type", 12, "text/plain; charset=utf-8", 25},
+                             {"cache-control", 13, "no-store", 8}};
+    respond(c, status, h, 2, body, n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0);
 }
 
 /* The current request is answered: go on with the next one or close. */
@@ -437,22 +478,26 @@ static void serve_static(conn_t *c, const ifc_http_request_t *req)
         {"etag", 4, f.etag, strlen(f.etag)},
         {"last-modified", 13, date, strlen(date)},
         {"cache-control", 13, "public, max-age=300", 19},
+        security_headers[0],
+        security_headers[1],
+        security_headers[2],
+        security_headers[3],
     };
     size_t inm_len;
     const char *inm = ifc_http_header(req, "if-none-match", &inm_len);
     if (inm && ifc_static_etag_match(inm, inm_len, f.etag)) {
         close(f.fd);
-        char head[1024];
+        char head[2048];
         size_t hl;
         if (ifc_http_response_head(head, sizeof(head), 304, h + 1, 3, -1, c->keep_alive, &hl) == 0)
             write_copy(c, head, hl);
         http_finish(c);
         return;
     }
-    char head[1024];
+    char head[2048];
     size_t hl;
-    if (ifc_http_response_head(head, sizeof(head), 200, h, 4, (long long)f.size, c->keep_alive,
-                               &hl) != 0) {
+    if (ifc_http_response_head(head, sizeof(head), 200, h, 4 + NSECURITY, (long long)f.size,
+                               c->keep_alive, &hl) != 0) {
         close(f.fd);
         respond_simple(c, 500);
         return;

@@ -11,6 +11,13 @@
  * ifc_server_on_message, which the bus's owner calls for each message
  * addressed to one of this process's connections.
  *
+ * Responses: every HTTP response carries Content-Security-Policy (our own
+ * files only, no inline code, no framing), X-Content-Type-Options:
+ * nosniff, Referrer-Policy: same-origin and X-Frame-Options: DENY, unless a
+ * worker's response sets that header itself (then the worker's value goes
+ * out, once). An answer to HEAD, ours or a worker's, is its head only, with
+ * the content-length of the body it would have had.
+ *
  * Slow readers: every socket has a send queue bounded by send_buffer bytes
  * (one message larger than that may go out when the queue is empty). A
  * WebSocket whose queue would pass the bound is closed: the message is

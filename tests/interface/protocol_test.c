@@ -23,6 +23,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "channel-layer/chl.h"
+#include "common/envelope.h"
 #include "tests/interface/ws_client.h"
 
 static ts_redis_t redis;
@@ -277,6 +279,128 @@ static void worker_routes_without_a_worker_answer_504(void **state)
     assert_int_equal(st, 504);
 }
 
+/* A stand-in for a worker: pops the queue "worker" until the request for
+ * path comes (skipping what earlier cases left there), answers it with an
+ * http.response of status 200, the headers and the body, and returns the
+ * request's method (static text). */
+static const char *worker_answers(const char *path, const mc_header_t *headers, size_t n,
+                                  const char *body)
+{
+    chl_config_t cfg;
+    chl_config_defaults(&cfg);
+    cfg.redis_urls = redis.url;
+    chl_t *chl;
+    assert_int_equal(chl_open(&chl, &cfg, NULL), 0);
+    const char *method = NULL;
+    while (!method) {
+        chl_message_t msg;
+        assert_int_equal(chl_queue_pop(chl, "worker", 5000, &msg), 0);
+        mc_envelope_t req;
+        assert_int_equal(mc_envelope_decode(&req, msg.data, msg.len), 0);
+        if (req.type == MC_ENV_HTTP_REQUEST && strcmp(req.path, path) == 0) {
+            method = strcmp(req.method, "HEAD") == 0 ? "HEAD" : "GET";
+            mc_envelope_t res;
+            memset(&res, 0, sizeof(res));
+            res.type = MC_ENV_HTTP_RESPONSE;
+            res.status = 200;
+            memcpy(res.headers, headers, n * sizeof(*headers));
+            res.nheaders = n;
+            res.body = body;
+            res.body_len = strlen(body);
+            char *out;
+            size_t len;
+            assert_int_equal(mc_envelope_encode(&res, &out, &len), 0);
+            assert_int_equal(chl_send(chl, req.reply, out, len), 0);
+            free(out);
+        }
+        mc_envelope_clear(&req);
+        chl_ack(chl, &msg);
+        chl_message_free(&msg);
+    }
+    chl_close(chl);
+    return method;
+}
+
+static const char *const CSP_VALUE =
+    "content-security-policy: default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'\r\n";
+
+static void assert_security_headers(const char *head)
+{
+    assert_non_null(strstr(head, CSP_VALUE));
+    assert_non_null(strstr(head, "x-content-type-options: nosniff\r\n"));
+    assert_non_null(strstr(head, "referrer-policy: same-origin\r\n"));
+    assert_non_null(strstr(head, "x-frame-options: DENY\r\n"));
+}
+
+/* A worker's answer to HEAD goes out without its body but with its length:
+ * the next response on the connection follows the head directly. */
+static void worker_answers_to_head_go_out_without_body(void **state)
+{
+    (void)state;
+    int fd = dial();
+    send_str(fd, "HEAD /head-page HTTP/1.1\r\nHost: h\r\n\r\n");
+    const mc_header_t h[] = {{"content-type", "text/html; charset=utf-8"}};
+    assert_string_equal(worker_answers("/head-page", h, 1, "<p>hello</p>\n"), "HEAD");
+    char head[4096], body[256];
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 200);
+    assert_non_null(strstr(head, "content-length: 13\r\n"));
+    assert_non_null(strstr(head, "content-type: text/html; charset=utf-8\r\n"));
+    assert_security_headers(head);
+    send_str(fd, "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 200);
+    assert_string_equal(body, "ok\n");
+    assert_true(at_eof(fd));
+    close(fd);
+    /* HEAD of a missing static file: a 404 head, no body either. */
+    fd = dial();
+    send_str(fd, "HEAD /static/missing.js HTTP/1.1\r\nHost: h\r\n\r\n"
+                 "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 404);
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 200);
+    assert_string_equal(body, "ok\n");
+    close(fd);
+}
+
+/* Each security header goes out once: the worker's own value when it set
+ * one, ours otherwise; static files and our own answers carry all four. */
+static void responses_carry_security_headers(void **state)
+{
+    (void)state;
+    char head[4096], body[256];
+    int fd = dial();
+    send_str(fd, "GET /json HTTP/1.1\r\nHost: h\r\n\r\n");
+    const mc_header_t json[] = {{"content-type", "application/json"}};
+    assert_string_equal(worker_answers("/json", json, 1, "{\"a\":1}"), "GET");
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 200);
+    assert_string_equal(body, "{\"a\":1}");
+    assert_security_headers(head);
+
+    send_str(fd, "GET /own HTTP/1.1\r\nHost: h\r\n\r\n");
+    const mc_header_t own[] = {{"content-type", "text/html; charset=utf-8"},
+                               {"content-security-policy", "default-src 'none'"},
+                               {"x-frame-options", "SAMEORIGIN"}};
+    assert_string_equal(worker_answers("/own", own, 3, "<p>own</p>"), "GET");
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 200);
+    assert_non_null(strstr(head, "content-security-policy: default-src 'none'\r\n"));
+    assert_non_null(strstr(head, "x-frame-options: SAMEORIGIN\r\n"));
+    assert_null(strstr(head, "frame-ancestors"));
+    assert_null(strstr(head, "DENY"));
+    assert_non_null(strstr(head, "x-content-type-options: nosniff\r\n"));
+    assert_non_null(strstr(head, "referrer-policy: same-origin\r\n"));
+    close(fd);
+
+    const char *const ours[] = {"GET /static/app.js HTTP/1.1\r\n\r\n",
+                                "GET /static/missing.js HTTP/1.1\r\n\r\n",
+                                "GET /healthz HTTP/1.1\r\n\r\n", "GET /metrics HTTP/1.1\r\n\r\n"};
+    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
+        char big[8192];
+        http_status(ours[i], head, sizeof(head), big, sizeof(big));
+        assert_security_headers(head);
+    }
+}
+
 static void slowloris_is_cut_off_with_408(void **state)
 {
     (void)state;
@@ -330,6 +454,8 @@ int main(void)
         cmocka_unit_test(pipelined_requests_are_answered_in_order),
         cmocka_unit_test(static_files_are_served_safely),
         cmocka_unit_test(worker_routes_without_a_worker_answer_504),
+        cmocka_unit_test(worker_answers_to_head_go_out_without_body),
+        cmocka_unit_test(responses_carry_security_headers),
         cmocka_unit_test(slowloris_is_cut_off_with_408),
         cmocka_unit_test(metrics_count_what_happened),
         cmocka_unit_test(sigterm_closes_websockets_with_1001),
