@@ -431,6 +431,13 @@ static void http_finish(conn_t *c)
     conn_input(c);
 }
 
+/* Sends the next chunk of the static file. The read() runs on the loop, on
+ * purpose: the files are the few small assets of the web root, served from
+ * the page cache after the first request, where a 64 KiB read costs
+ * microseconds, less than a round trip through libuv's threadpool; a chunk
+ * is read only once the previous one has been written out, so a slow client
+ * never makes the server read ahead or hold more than one chunk. A web root
+ * on slow or network storage would want uv_fs_read instead. */
 static void file_next(conn_t *c)
 {
     if (c->file_left == 0) {

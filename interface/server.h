@@ -18,6 +18,9 @@
  * out, once). An answer to HEAD, ours or a worker's, is its head only, with
  * the content-length of the body it would have had.
  *
+ * Static files go out in 64 KiB chunks read on the loop, each once the
+ * previous one is written (see file_next in server.c for why not uv_fs).
+ *
  * Slow readers: every socket has a send queue bounded by send_buffer bytes
  * (one message larger than that may go out when the queue is empty). A
  * WebSocket whose queue would pass the bound is closed: the message is
