@@ -132,7 +132,8 @@ int main(int argc, char **argv)
         {"--echo-max-message", "CHAT_ECHO_MAX_MESSAGE", MC_OPT_INT, &cfg.echo_max_message, 125,
          256 << 20, "largest echo WebSocket message, bytes"},
         {"--ping-interval", "CHAT_PING_INTERVAL_MS", MC_OPT_INT, &cfg.ping_interval_ms, 10, 3600000,
-         "ping idle WebSockets this often, ms"},
+         "a WebSocket silent this long is pinged, and closed with 1001 when "
+         "silent for as long again, ms"},
         {"--header-timeout", "CHAT_HEADER_TIMEOUT_MS", MC_OPT_INT, &cfg.header_timeout_ms, 10,
          3600000, "time allowed for a request head, ms (then 408)"},
         {"--idle-timeout", "CHAT_IDLE_TIMEOUT_MS", MC_OPT_INT, &cfg.idle_timeout_ms, 10, 3600000,
@@ -140,10 +141,11 @@ int main(int argc, char **argv)
         {"--reply-timeout", "CHAT_REPLY_TIMEOUT_MS", MC_OPT_INT, &cfg.reply_timeout_ms, 10, 3600000,
          "time a worker has to answer, ms (then 504)"},
         {"--send-buffer", "CHAT_SEND_BUFFER_KIB", MC_OPT_INT, &send_buffer_kib, 16, 1 << 20,
-         "bytes queued per socket before it is closed as slow, KiB"},
+         "bytes queued per socket; a WebSocket past it is closed with 1008, KiB"},
         {"--heartbeat-ttl", "CHAT_HEARTBEAT_TTL_MS", MC_OPT_INT, &ccfg.heartbeat_ttl_ms, 300,
-         3600000, "this process counts as dead (its sockets leave their rooms) once its "
-                  "heartbeat is this old, ms"},
+         3600000,
+         "this process counts as dead (its sockets leave their rooms) once its "
+         "heartbeat is this old, ms"},
         {"--shutdown-timeout", "CHAT_SHUTDOWN_TIMEOUT_MS", MC_OPT_INT, &cfg.shutdown_timeout_ms, 10,
          600000, "bound on a graceful shutdown, ms"},
     };
@@ -174,6 +176,7 @@ int main(int argc, char **argv)
         mc_error("channel layer: %s", mc_strerror(rc));
         return 1;
     }
+    cfg.instance = chl_proc_name(app.proc);
     if ((rc = ifc_server_start(&app.srv, app.loop, &cfg, &bus)) != 0) {
         chl_proc_close(app.proc);
         uv_run(app.loop, UV_RUN_DEFAULT);

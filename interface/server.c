@@ -13,6 +13,7 @@
  */
 #include "interface/server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -53,6 +55,7 @@ typedef struct conn conn_t;
 struct conn {
     uv_tcp_t tcp; /* first: handle->data is unused, container is the conn */
     uv_timer_t timer;
+    uv_shutdown_t shutdown; /* the FIN after the last byte of a closing connection */
     ifc_server_t *srv;
     uint64_t id;
     conn_t *hnext;             /* hash bucket chain */
@@ -63,10 +66,11 @@ struct conn {
     int timer_kind;            /* enum timer_kind: what the timer is counting */
     int in_feed;               /* input is being handled: do not re-enter */
     unsigned closing : 1;      /* uv_close called */
-    unsigned draining : 1;     /* close once the queued bytes are written */
+    unsigned draining : 1;     /* closing: nothing more is queued, input is discarded */
+    unsigned shut : 1;         /* uv_shutdown called: the queue is written out */
     unsigned close_sent : 1;   /* a close frame went out */
     unsigned reading : 1;      /* uv_read_start active */
-    unsigned ping_due : 1;     /* a ping is unanswered */
+    unsigned ping_due : 1;     /* a ping is out and no frame came since */
     unsigned keep_alive : 1;   /* for the response being written */
     unsigned head_only : 1;    /* HEAD: no body */
     unsigned disconnected : 1; /* websocket.disconnect sent */
@@ -76,8 +80,9 @@ struct conn {
     mc_scope_t *scope;       /* chat WebSocket only */
     uint8_t *pend;           /* input not handled yet */
     size_t pend_len;
-    size_t queued; /* bytes handed to uv_write, not yet written */
-    int file_fd;   /* static file being sent, -1 */
+    size_t queued;    /* bytes handed to uv_write, not yet written */
+    uint64_t last_in; /* loop time of the last whole frame received */
+    int file_fd;      /* static file being sent, -1 */
     uint64_t file_left;
     char accept[IFC_WS_ACCEPT_LEN + 1];
     char client[48];
@@ -210,6 +215,7 @@ static conn_t *table_find(ifc_server_t *srv, uint64_t id)
 /* ---- Writing ------------------------------------------------------------- */
 
 static void file_next(conn_t *c);
+static void linger(conn_t *c);
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -230,7 +236,7 @@ static void on_write(uv_write_t *req, int status)
     }
     if (c->queued == 0) {
         if (c->draining) {
-            conn_close(c);
+            linger(c);
             return;
         }
         if (c->wait == W_NONE && c->kind == K_HTTP && c->pend_len > 0)
@@ -238,21 +244,9 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/* Queues a shared buffer (takes a reference). Closes a slow reader. */
-static int write_buf(conn_t *c, sbuf_t *b)
+/* Hands a shared buffer to libuv (takes a reference), with no limit. */
+static int write_raw(conn_t *c, sbuf_t *b)
 {
-    if (c->closing)
-        return MC_ECLOSED;
-    if (c->queued + b->len > (size_t)c->srv->cfg.send_buffer && c->queued > 0 &&
-        c->kind != K_HTTP) {
-        /* The reader cannot keep up: it is closed, memory does not grow. */
-        c->srv->m.closed_slow++;
-        mc_info("conn %llu: slow reader closed (%zu bytes queued)", (unsigned long long)c->id,
-                c->queued);
-        c->close_code = IFC_WS_CLOSE_POLICY_VIOLATION;
-        conn_close(c);
-        return MC_EFULL;
-    }
     wreq_t *w = malloc(sizeof(*w));
     if (!w)
         return MC_ENOMEM;
@@ -271,6 +265,27 @@ static int write_buf(conn_t *c, sbuf_t *b)
     return 0;
 }
 
+static void slow_close(conn_t *c);
+
+/* Queues a shared buffer (takes a reference). A WebSocket whose queue would
+ * pass the send buffer is a slow reader: the buffer is dropped and the
+ * socket closed with 1008, so memory does not grow. A closing WebSocket
+ * takes nothing more. HTTP connections stop reading instead (conn_feed). */
+static int write_buf(conn_t *c, sbuf_t *b)
+{
+    if (c->closing)
+        return MC_ECLOSED;
+    if (c->kind != K_HTTP) {
+        if (c->draining)
+            return MC_ECLOSED;
+        if (c->queued > 0 && c->queued + b->len > (size_t)c->srv->cfg.send_buffer) {
+            slow_close(c);
+            return MC_EFULL;
+        }
+    }
+    return write_raw(c, b);
+}
+
 static int write_copy(conn_t *c, const void *data, size_t len)
 {
     sbuf_t *b = sbuf_new(len);
@@ -282,33 +297,91 @@ static int write_copy(conn_t *c, const void *data, size_t len)
     return rc;
 }
 
-/* Closes once what is queued has been written (bounded by a timer). */
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    conn_t *c = req->data;
+    if (status < 0 && !c->closing)
+        conn_close(c);
+}
+
+/* The queue is written out: sends the FIN and waits for the peer's, reading
+ * and discarding what it still sends. Closing a socket with unread input
+ * makes the kernel send a reset, which would destroy the last bytes (a
+ * close frame, a response) before the peer has read them. */
+static void linger(conn_t *c)
+{
+    if (c->closing || c->shut)
+        return;
+    c->shut = 1;
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        conn_close(c);
+}
+
+/* Closes once what is queued has been written and the peer has closed its
+ * side, all within CLOSE_GRACE_MS; input is read and discarded meanwhile. */
 static void drain_and_close(conn_t *c)
 {
     if (c->closing)
         return;
-    c->draining = 1;
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = 0;
+    if (!c->draining) {
+        c->draining = 1;
+        timer_set(c, T_CLOSE, CLOSE_GRACE_MS);
+        if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+            c->reading = 1;
     }
-    if (c->queued == 0 && c->file_fd < 0) {
-        conn_close(c);
-        return;
-    }
-    timer_set(c, T_CLOSE, CLOSE_GRACE_MS);
+    if (c->queued == 0 && c->file_fd < 0)
+        linger(c);
 }
 
 /* ---- HTTP responses ------------------------------------------------------ */
 
 static void http_finish(conn_t *c);
 
+/* Sent with every response of ours and every worker response that does
+ * not set them itself: the browser runs only our own files, never inline
+ * code, never inside a frame. */
+#define CSP                                                                                        \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+#define NSECURITY 4
+static const ifc_http_header_t security_headers[NSECURITY] = {
+    {"content-security-policy", 23, CSP, sizeof(CSP) - 1},
+    {"x-content-type-options", 22, "nosniff", 7},
+    {"referrer-policy", 15, "same-origin", 11},
+    {"x-frame-options", 15, "DENY", 4},
+};
+#define MAX_RESPONSE_HEADERS (MC_ENVELOPE_MAX_HEADERS + NSECURITY)
+
+/* Copies headers[0..n) into out and adds the security headers they lack;
+ * returns the count (at most n + NSECURITY). */
+static size_t with_security(ifc_http_header_t *out, const ifc_http_header_t *headers, size_t n)
+{
+    memcpy(out, headers, n * sizeof(*headers));
+    size_t o = n;
+    for (size_t i = 0; i < NSECURITY; i++) {
+        const ifc_http_header_t *s = &security_headers[i];
+        size_t j = 0;
+        while (j < n && !(headers[j].name_len == s->name_len &&
+                          strncasecmp(headers[j].name, s->name, s->name_len) == 0))
+            j++;
+        if (j == n)
+            out[o++] = *s;
+    }
+    return o;
+}
+
+/* Answers the current request; the security headers are added. A HEAD
+ * request gets the head only, with the body's content-length. */
 static void respond(conn_t *c, int status, const ifc_http_header_t *headers, size_t n,
                     const void *body, size_t body_len)
 {
     char head[8192];
     size_t hl;
-    int rc = ifc_http_response_head(head, sizeof(head), status, headers, n, (long long)body_len,
+    ifc_http_header_t all[MAX_RESPONSE_HEADERS];
+    assert(n <= MC_ENVELOPE_MAX_HEADERS);
+    n = with_security(all, headers, n);
+    int rc = ifc_http_response_head(head, sizeof(head), status, all, n, (long long)body_len,
                                     c->keep_alive, &hl);
     if (rc != 0) {
         rc = ifc_http_response_head(head, sizeof(head), 502, NULL, 0, 0, c->keep_alive, &hl);
@@ -332,13 +405,14 @@ static void respond(conn_t *c, int status, const ifc_http_header_t *headers, siz
     http_finish(c);
 }
 
+/* A short text/plain answer made of the reason phrase. */
 static void respond_simple(conn_t *c, int status)
 {
-    char buf[512];
-    size_t len;
-    if (ifc_http_simple_response(buf, sizeof(buf), status, c->keep_alive, &len) == 0)
-        write_copy(c, buf, len);
-    http_finish(c);
+    char body[64];
+    int n = snprintf(body, sizeof(body), "%s\n", ifc_http_reason(status));
+    ifc_http_header_t h[] = {{"content-type", 12, "text/plain; charset=utf-8", 25},
+                             {"cache-control", 13, "no-store", 8}};
+    respond(c, status, h, 2, body, n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0);
 }
 
 /* The current request is answered: go on with the next one or close. */
@@ -357,6 +431,13 @@ static void http_finish(conn_t *c)
     conn_input(c);
 }
 
+/* Sends the next chunk of the static file. The read() runs on the loop, on
+ * purpose: the files are the few small assets of the web root, served from
+ * the page cache after the first request, where a 64 KiB read costs
+ * microseconds, less than a round trip through libuv's threadpool; a chunk
+ * is read only once the previous one has been written out, so a slow client
+ * never makes the server read ahead or hold more than one chunk. A web root
+ * on slow or network storage would want uv_fs_read instead. */
 static void file_next(conn_t *c)
 {
     if (c->file_left == 0) {
@@ -404,22 +485,26 @@ static void serve_static(conn_t *c, const ifc_http_request_t *req)
         {"etag", 4, f.etag, strlen(f.etag)},
         {"last-modified", 13, date, strlen(date)},
         {"cache-control", 13, "public, max-age=300", 19},
+        security_headers[0],
+        security_headers[1],
+        security_headers[2],
+        security_headers[3],
     };
     size_t inm_len;
     const char *inm = ifc_http_header(req, "if-none-match", &inm_len);
     if (inm && ifc_static_etag_match(inm, inm_len, f.etag)) {
         close(f.fd);
-        char head[1024];
+        char head[2048];
         size_t hl;
         if (ifc_http_response_head(head, sizeof(head), 304, h + 1, 3, -1, c->keep_alive, &hl) == 0)
             write_copy(c, head, hl);
         http_finish(c);
         return;
     }
-    char head[1024];
+    char head[2048];
     size_t hl;
-    if (ifc_http_response_head(head, sizeof(head), 200, h, 4, (long long)f.size, c->keep_alive,
-                               &hl) != 0) {
+    if (ifc_http_response_head(head, sizeof(head), 200, h, 4 + NSECURITY, (long long)f.size,
+                               c->keep_alive, &hl) != 0) {
         close(f.fd);
         respond_simple(c, 500);
         return;
@@ -436,6 +521,26 @@ static void serve_static(conn_t *c, const ifc_http_request_t *req)
     c->wait = W_HTTP;
     if (c->queued == 0)
         file_next(c);
+}
+
+/* "chat_interface_info{process="NAME"} 1": which process answered, when
+ * several share an address. Returns the length written (0 without a name
+ * or room). */
+static int metrics_info(char *out, size_t size, const char *instance)
+{
+    static const char head[] = "# TYPE chat_interface_info gauge\n"
+                               "chat_interface_info{process=\"";
+    size_t o = sizeof(head) - 1;
+    if (!instance || !*instance || size < o + 2 * strlen(instance) + 8)
+        return 0;
+    memcpy(out, head, o);
+    for (const char *p = instance; *p; p++) {
+        if (*p == '"' || *p == '\\' || *p == '\n') /* label values escape these */
+            out[o++] = '\\';
+        out[o++] = *p == '\n' ? 'n' : *p;
+    }
+    memcpy(out + o, "\"} 1\n", 6);
+    return (int)(o + 5);
 }
 
 static void serve_metrics(conn_t *c)
@@ -469,6 +574,11 @@ static void serve_metrics(conn_t *c)
                      (unsigned long long)m->push_failures, (unsigned long long)m->replies_popped,
                      (unsigned long long)m->replies_dropped, (unsigned long long)m->closed_slow,
                      (unsigned long long)m->closed_timeout, (unsigned long long)m->redis_errors);
+    if (n < 0 || (size_t)n >= sizeof(body)) {
+        respond_simple(c, 500);
+        return;
+    }
+    n += metrics_info(body + n, sizeof(body) - (size_t)n, c->srv->cfg.instance);
     ifc_http_header_t h[] = {{"content-type", 12, "text/plain; version=0.0.4", 25},
                              {"cache-control", 13, "no-store", 8}};
     respond(c, 200, h, 2, body, (size_t)n);
@@ -668,7 +778,8 @@ static void ws_send(conn_t *c, ifc_ws_opcode_t op, const void *data, size_t len)
     sbuf_unref(b);
 }
 
-/* Sends a close frame (code 1005 or 0: none) and closes after it. */
+/* Sends a close frame (code 1005 or 0: none) and closes after it. The
+ * frame is queued even past the send buffer: it is the last one. */
 static void ws_close(conn_t *c, int code)
 {
     if (c->closing)
@@ -678,12 +789,26 @@ static void ws_close(conn_t *c, int code)
         size_t fl;
         c->close_sent = 1;
         c->close_code = code;
-        if (ifc_ws_close_encode(code == IFC_WS_CLOSE_NO_STATUS ? 0 : code, NULL, 0, f, &fl) == 0) {
+        sbuf_t *b;
+        if (ifc_ws_close_encode(code == IFC_WS_CLOSE_NO_STATUS ? 0 : code, NULL, 0, f, &fl) == 0 &&
+            (b = sbuf_new(fl)) != NULL) {
+            memcpy(b->data, f, fl);
             c->srv->m.frames_out++;
-            write_copy(c, f, fl);
+            write_raw(c, b);
+            sbuf_unref(b);
         }
     }
     drain_and_close(c);
+}
+
+/* The peer does not read as fast as it is sent to: what is queued stays
+ * queued (bounded by the send buffer), a close frame 1008 goes after it. */
+static void slow_close(conn_t *c)
+{
+    c->srv->m.closed_slow++;
+    mc_info("conn %llu: slow reader closed with 1008 (%zu bytes queued)", (unsigned long long)c->id,
+            c->queued);
+    ws_close(c, IFC_WS_CLOSE_POLICY_VIOLATION);
 }
 
 typedef struct groups {
@@ -756,6 +881,7 @@ static void ws_input(conn_t *c, const uint8_t *data, size_t len)
         }
         c->srv->m.frames_in++;
         c->ping_due = 0;
+        c->last_in = uv_now(c->srv->loop);
         switch (ev.opcode) {
         case IFC_WS_OP_PING:
             ws_send(c, IFC_WS_OP_PONG, ev.data, ev.len);
@@ -814,6 +940,7 @@ static void upgrade(conn_t *c, int kind, const mc_scope_t *scope)
     c->http = NULL;
     c->kind = kind;
     c->srv->m.upgrades_accepted++;
+    c->last_in = uv_now(c->srv->loop);
     timer_set(c, T_PING, c->srv->cfg.ping_interval_ms);
     conn_input(c);
 }
@@ -997,16 +1124,23 @@ static void on_timer(uv_timer_t *t)
             c->srv->m.upgrades_rejected++;
         respond_simple(c, 504);
         break;
-    case T_PING:
+    case T_PING: {
+        /* A socket is pinged after an interval without a frame from its
+         * peer, and closed when the next interval brings none either. */
+        uint64_t interval = (uint64_t)c->srv->cfg.ping_interval_ms;
+        uint64_t idle = uv_now(c->srv->loop) - c->last_in;
         if (c->ping_due) {
             c->srv->m.closed_timeout++;
             ws_close(c, IFC_WS_CLOSE_GOING_AWAY);
-            break;
+        } else if (idle < interval) {
+            timer_set(c, T_PING, (long)(interval - idle));
+        } else {
+            c->ping_due = 1;
+            ws_send(c, IFC_WS_OP_PING, "", 0);
+            timer_set(c, T_PING, (long)interval);
         }
-        c->ping_due = 1;
-        ws_send(c, IFC_WS_OP_PING, "", 0);
-        timer_set(c, T_PING, c->srv->cfg.ping_interval_ms);
         break;
+    }
     default:
         conn_close(c);
     }
@@ -1035,6 +1169,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->closing)
         return;
     c->srv->m.bytes_in += (uint64_t)nread;
+    if (c->draining)
+        return; /* closing: what the peer still sends is discarded */
     const uint8_t *data = (const uint8_t *)buf->base;
     size_t n = (size_t)nread;
     c->in_feed = 1;

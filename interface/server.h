@@ -11,6 +11,39 @@
  * ifc_server_on_message, which the bus's owner calls for each message
  * addressed to one of this process's connections.
  *
+ * Responses: every HTTP response carries Content-Security-Policy (our own
+ * files only, no inline code, no framing), X-Content-Type-Options:
+ * nosniff, Referrer-Policy: same-origin and X-Frame-Options: DENY, unless a
+ * worker's response sets that header itself (then the worker's value goes
+ * out, once). An answer to HEAD, ours or a worker's, is its head only, with
+ * the content-length of the body it would have had.
+ *
+ * Static files go out in 64 KiB chunks read on the loop, each once the
+ * previous one is written (see file_next in server.c for why not uv_fs).
+ *
+ * Slow readers: every socket has a send queue bounded by send_buffer bytes
+ * (one message larger than that may go out when the queue is empty). A
+ * WebSocket whose queue would pass the bound is closed: the message is
+ * dropped, a close frame 1008 (policy violation) is queued behind what is
+ * already queued, the socket is counted in closed_slow, and nothing more is
+ * read from it or queued for it; memory stays within the bound. HTTP
+ * connections instead stop reading while their queue is over the bound.
+ *
+ * Liveness: a WebSocket that has sent no whole frame for ping_interval_ms
+ * gets an empty ping; if no frame (a pong or anything else) arrives within
+ * another interval, it is closed with 1001 (going away) and counted in
+ * closed_timeout. 1001 rather than 1011: nothing went wrong inside the
+ * server, which is leaving a peer it takes for gone; a client that is in
+ * fact alive treats it as it treats a restart (1001 too) and reconnects.
+ * An HTTP connection is closed when no request head has begun within
+ * idle_timeout_ms of the last response (before the first request, the
+ * header timeout applies), and gets 408 when a head takes longer than
+ * header_timeout_ms.
+ *
+ * Closing: a connection that closes first writes out its queue, then sends
+ * its FIN and reads and discards until the peer closes too, all within 2 s
+ * (a reset would destroy the last bytes before the peer read them).
+ *
  * Ownership: the server owns its connections; each connection embeds its uv
  * handles and is freed in the last close callback. The bus is borrowed and
  * must outlive the server.
@@ -44,13 +77,14 @@ typedef struct ifc_server_config {
     const char *web_root;        /* directory of the static files */
     const char *allowed_origins; /* see handshake.h; NULL or "": the request's Host */
     const char *echo_path;       /* NULL or "": no echo endpoint */
+    const char *instance;        /* this process in /metrics (chat_interface_info), or NULL */
     long max_message;            /* chat WebSocket messages, bytes */
     long echo_max_message;       /* echo WebSocket messages, bytes */
-    long ping_interval_ms;       /* idle WebSockets are pinged this often */
+    long ping_interval_ms;       /* a WebSocket silent this long is pinged, then closed */
     long header_timeout_ms;      /* a request head must arrive within this */
     long idle_timeout_ms;        /* idle keep-alive connections are closed after this */
     long reply_timeout_ms;       /* a worker must answer within this (else 504) */
-    long send_buffer;            /* bytes queued per socket before it counts as slow */
+    long send_buffer;            /* bytes queued per socket; past it a WebSocket is slow */
     long shutdown_timeout_ms;    /* bound on a graceful shutdown */
 } ifc_server_config_t;
 

@@ -121,16 +121,18 @@ static int check_header(ifc_ws_parser_t *p)
     return 0;
 }
 
+/* Makes room for need bytes of message. The buffer doubles, so a message
+ * sent in many small frames costs amortised linear copying, and it never
+ * holds more than twice the bytes received nor more than the maximum. */
 static int grow(ifc_ws_parser_t *p, size_t need)
 {
     if (need <= p->msg_cap)
         return 0;
-    size_t frame_end = p->msg_len + (size_t)p->plen; /* bounded by max_message */
     size_t cap = p->msg_cap ? p->msg_cap : MSG_MIN_CAP;
     while (cap < need)
-        cap = cap > frame_end / 2 ? frame_end : cap * 2;
-    if (cap < need)
-        cap = need;
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    if (cap > p->max_message)
+        cap = need > p->max_message ? need : p->max_message;
     uint8_t *m = realloc(p->msg, cap);
     if (!m)
         return MC_ENOMEM;

@@ -23,6 +23,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "channel-layer/chl.h"
+#include "common/envelope.h"
+#include "tests/interface/ws_client.h"
+
 static ts_redis_t redis;
 static pid_t server = -1;
 static int port;
@@ -31,157 +35,12 @@ static char logpath[128];
 
 static int dial(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    struct timeval tv = {5, 0}; /* a safety net against hangs, not a wait */
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
+    return wc_dial(port);
 }
-
-static void send_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        assert_true(n > 0);
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
-static void send_str(int fd, const char *s)
-{
-    send_all(fd, s, strlen(s));
-}
-
-static void read_exact(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len > 0) {
-        ssize_t n = recv(fd, p, len, 0);
-        assert_true(n > 0);
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
-/* Reads one HTTP response (head, then content-length bytes unless HEAD);
- * returns the status and fills head and body. */
-static int read_response(int fd, char *head, size_t hsize, char *body, size_t bsize, int head_only)
-{
-    size_t n = 0;
-    while (n < 4 || memcmp(head + n - 4, "\r\n\r\n", 4) != 0) {
-        assert_true(n + 1 < hsize);
-        assert_int_equal(recv(fd, head + n, 1, 0), 1);
-        n++;
-    }
-    head[n] = '\0';
-    int status = atoi(head + 9);
-    const char *cl = strstr(head, "content-length: ");
-    size_t blen = cl ? (size_t)atol(cl + 16) : 0;
-    if (head_only)
-        blen = 0;
-    assert_true(blen < bsize);
-    read_exact(fd, body, blen);
-    body[blen] = '\0';
-    return status;
-}
-
-/* 1 when the peer closed the connection (EOF). */
-static int at_eof(int fd)
-{
-    char c;
-    return recv(fd, &c, 1, 0) == 0;
-}
-
-static void frame(int fd, int fin, int rsv, int opcode, int masked, const void *payload, size_t len)
-{
-    uint8_t *b = malloc(len + 14);
-    static const uint8_t mask[4] = {0x11, 0x22, 0x33, 0x44};
-    size_t h = 0;
-    b[h++] = (uint8_t)((fin ? 0x80 : 0) | (rsv << 4) | opcode);
-    uint8_t m = masked ? 0x80 : 0;
-    if (len < 126) {
-        b[h++] = (uint8_t)(m | len);
-    } else if (len <= 0xFFFF) {
-        b[h++] = m | 126;
-        b[h++] = (uint8_t)(len >> 8);
-        b[h++] = (uint8_t)len;
-    } else {
-        b[h++] = m | 127;
-        for (int i = 0; i < 8; i++)
-            b[h++] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-    }
-    if (masked) {
-        memcpy(b + h, mask, 4);
-        h += 4;
-    }
-    for (size_t i = 0; i < len; i++)
-        b[h + i] =
-            masked ? ((const uint8_t *)payload)[i] ^ mask[i & 3] : ((const uint8_t *)payload)[i];
-    send_all(fd, b, h + len);
-    free(b);
-}
-
-/* Reads one server frame: must be unmasked. Returns the opcode. */
-static int read_frame(int fd, uint8_t *payload, size_t size, size_t *len)
-{
-    uint8_t h[2];
-    read_exact(fd, h, 2);
-    assert_int_equal(h[1] & 0x80, 0);
-    uint64_t n = h[1] & 0x7F;
-    if (n == 126) {
-        uint8_t e[2];
-        read_exact(fd, e, 2);
-        n = (uint64_t)e[0] << 8 | e[1];
-    } else if (n == 127) {
-        uint8_t e[8];
-        read_exact(fd, e, 8);
-        n = 0;
-        for (int i = 0; i < 8; i++)
-            n = n << 8 | e[i];
-    }
-    assert_true(n <= size);
-    read_exact(fd, payload, (size_t)n);
-    *len = (size_t)n;
-    return h[0] & 0x0F;
-}
-
-/* Expects a close frame with code, then EOF. */
-static void expect_close(int fd, int code)
-{
-    uint8_t p[256];
-    size_t len;
-    int op = read_frame(fd, p, sizeof(p), &len);
-    assert_int_equal(op, 8);
-    if (code == 0) {
-        assert_int_equal(len, 0);
-    } else {
-        assert_true(len >= 2);
-        assert_int_equal(p[0] << 8 | p[1], code);
-    }
-    assert_true(at_eof(fd));
-}
-
-static const char *const UPGRADE_HEADERS = "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
 
 static int ws_open(const char *path)
 {
-    int fd = dial();
-    char req[512];
-    snprintf(req, sizeof(req),
-             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sSec-WebSocket-Version: 13\r\n\r\n", path,
-             UPGRADE_HEADERS);
-    send_str(fd, req);
-    char head[2048], body[16];
-    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 101);
-    assert_non_null(strstr(head, "sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
-    return fd;
+    return wc_ws_open(port, path);
 }
 
 static int setup(void **state)
@@ -311,11 +170,7 @@ static void frame_violations_close_with_their_code(void **state)
 
 static int http_status(const char *request, char *head, size_t hsize, char *body, size_t bsize)
 {
-    int fd = dial();
-    send_str(fd, request);
-    int st = read_response(fd, head, hsize, body, bsize, strncmp(request, "HEAD", 4) == 0);
-    close(fd);
-    return st;
+    return wc_http(port, request, head, hsize, body, bsize);
 }
 
 static void handshakes_are_checked(void **state)
@@ -424,6 +279,128 @@ static void worker_routes_without_a_worker_answer_504(void **state)
     assert_int_equal(st, 504);
 }
 
+/* A stand-in for a worker: pops the queue "worker" until the request for
+ * path comes (skipping what earlier cases left there), answers it with an
+ * http.response of status 200, the headers and the body, and returns the
+ * request's method (static text). */
+static const char *worker_answers(const char *path, const mc_header_t *headers, size_t n,
+                                  const char *body)
+{
+    chl_config_t cfg;
+    chl_config_defaults(&cfg);
+    cfg.redis_urls = redis.url;
+    chl_t *chl;
+    assert_int_equal(chl_open(&chl, &cfg, NULL), 0);
+    const char *method = NULL;
+    while (!method) {
+        chl_message_t msg;
+        assert_int_equal(chl_queue_pop(chl, "worker", 5000, &msg), 0);
+        mc_envelope_t req;
+        assert_int_equal(mc_envelope_decode(&req, msg.data, msg.len), 0);
+        if (req.type == MC_ENV_HTTP_REQUEST && strcmp(req.path, path) == 0) {
+            method = strcmp(req.method, "HEAD") == 0 ? "HEAD" : "GET";
+            mc_envelope_t res;
+            memset(&res, 0, sizeof(res));
+            res.type = MC_ENV_HTTP_RESPONSE;
+            res.status = 200;
+            memcpy(res.headers, headers, n * sizeof(*headers));
+            res.nheaders = n;
+            res.body = body;
+            res.body_len = strlen(body);
+            char *out;
+            size_t len;
+            assert_int_equal(mc_envelope_encode(&res, &out, &len), 0);
+            assert_int_equal(chl_send(chl, req.reply, out, len), 0);
+            free(out);
+        }
+        mc_envelope_clear(&req);
+        chl_ack(chl, &msg);
+        chl_message_free(&msg);
+    }
+    chl_close(chl);
+    return method;
+}
+
+static const char *const CSP_VALUE =
+    "content-security-policy: default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'\r\n";
+
+static void assert_security_headers(const char *head)
+{
+    assert_non_null(strstr(head, CSP_VALUE));
+    assert_non_null(strstr(head, "x-content-type-options: nosniff\r\n"));
+    assert_non_null(strstr(head, "referrer-policy: same-origin\r\n"));
+    assert_non_null(strstr(head, "x-frame-options: DENY\r\n"));
+}
+
+/* A worker's answer to HEAD goes out without its body but with its length:
+ * the next response on the connection follows the head directly. */
+static void worker_answers_to_head_go_out_without_body(void **state)
+{
+    (void)state;
+    int fd = dial();
+    send_str(fd, "HEAD /head-page HTTP/1.1\r\nHost: h\r\n\r\n");
+    const mc_header_t h[] = {{"content-type", "text/html; charset=utf-8"}};
+    assert_string_equal(worker_answers("/head-page", h, 1, "<p>hello</p>\n"), "HEAD");
+    char head[4096], body[256];
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 200);
+    assert_non_null(strstr(head, "content-length: 13\r\n"));
+    assert_non_null(strstr(head, "content-type: text/html; charset=utf-8\r\n"));
+    assert_security_headers(head);
+    send_str(fd, "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 200);
+    assert_string_equal(body, "ok\n");
+    assert_true(at_eof(fd));
+    close(fd);
+    /* HEAD of a missing static file: a 404 head, no body either. */
+    fd = dial();
+    send_str(fd, "HEAD /static/missing.js HTTP/1.1\r\nHost: h\r\n\r\n"
+                 "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 404);
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 200);
+    assert_string_equal(body, "ok\n");
+    close(fd);
+}
+
+/* Each security header goes out once: the worker's own value when it set
+ * one, ours otherwise; static files and our own answers carry all four. */
+static void responses_carry_security_headers(void **state)
+{
+    (void)state;
+    char head[4096], body[256];
+    int fd = dial();
+    send_str(fd, "GET /json HTTP/1.1\r\nHost: h\r\n\r\n");
+    const mc_header_t json[] = {{"content-type", "application/json"}};
+    assert_string_equal(worker_answers("/json", json, 1, "{\"a\":1}"), "GET");
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 200);
+    assert_string_equal(body, "{\"a\":1}");
+    assert_security_headers(head);
+
+    send_str(fd, "GET /own HTTP/1.1\r\nHost: h\r\n\r\n");
+    const mc_header_t own[] = {{"content-type", "text/html; charset=utf-8"},
+                               {"content-security-policy", "default-src 'none'"},
+                               {"x-frame-options", "SAMEORIGIN"}};
+    assert_string_equal(worker_answers("/own", own, 3, "<p>own</p>"), "GET");
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 200);
+    assert_non_null(strstr(head, "content-security-policy: default-src 'none'\r\n"));
+    assert_non_null(strstr(head, "x-frame-options: SAMEORIGIN\r\n"));
+    assert_null(strstr(head, "frame-ancestors"));
+    assert_null(strstr(head, "DENY"));
+    assert_non_null(strstr(head, "x-content-type-options: nosniff\r\n"));
+    assert_non_null(strstr(head, "referrer-policy: same-origin\r\n"));
+    close(fd);
+
+    const char *const ours[] = {"GET /static/app.js HTTP/1.1\r\n\r\n",
+                                "GET /static/missing.js HTTP/1.1\r\n\r\n",
+                                "GET /healthz HTTP/1.1\r\n\r\n", "GET /metrics HTTP/1.1\r\n\r\n"};
+    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
+        char big[8192];
+        http_status(ours[i], head, sizeof(head), big, sizeof(big));
+        assert_security_headers(head);
+    }
+}
+
 static void slowloris_is_cut_off_with_408(void **state)
 {
     (void)state;
@@ -477,6 +454,8 @@ int main(void)
         cmocka_unit_test(pipelined_requests_are_answered_in_order),
         cmocka_unit_test(static_files_are_served_safely),
         cmocka_unit_test(worker_routes_without_a_worker_answer_504),
+        cmocka_unit_test(worker_answers_to_head_go_out_without_body),
+        cmocka_unit_test(responses_carry_security_headers),
         cmocka_unit_test(slowloris_is_cut_off_with_408),
         cmocka_unit_test(metrics_count_what_happened),
         cmocka_unit_test(sigterm_closes_websockets_with_1001),

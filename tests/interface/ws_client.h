@@ -1,0 +1,264 @@
+/*
+ * tests/interface/ws_client.h: a small blocking HTTP and WebSocket client for
+ * the tests that talk to a real bin/chat-interface over loopback: dialling,
+ * hand-made frames (masked or not, any RSV bits and opcode), reading server
+ * frames and responses, and starting the interface with chosen flags.
+ *
+ * Every receive has a 5 s SO_RCVTIMEO as a safety net against hangs; it is
+ * never a wait that a test relies on. Failures are cmocka assertions, so the
+ * header is included after <cmocka.h>.
+ */
+#ifndef MC_TESTS_INTERFACE_WS_CLIENT_H
+#define MC_TESTS_INTERFACE_WS_CLIENT_H
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "tests/support/proc.h"
+
+/* Connects to 127.0.0.1:port; rcvbuf > 0 sets SO_RCVBUF before connecting. */
+static inline int wc_dial_buf(int port, int rcvbuf)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    struct timeval tv = {5, 0}; /* a safety net against hangs, not a wait */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+static inline int wc_dial(int port)
+{
+    return wc_dial_buf(port, 0);
+}
+
+static inline void send_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static inline void send_str(int fd, const char *s)
+{
+    send_all(fd, s, strlen(s));
+}
+
+static inline void read_exact(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = recv(fd, p, len, 0);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads one HTTP response (head, then content-length bytes unless
+ * head_only); returns the status and fills head and body. */
+static inline int read_response(int fd, char *head, size_t hsize, char *body, size_t bsize,
+                                int head_only)
+{
+    size_t n = 0;
+    while (n < 4 || memcmp(head + n - 4, "\r\n\r\n", 4) != 0) {
+        assert_true(n + 1 < hsize);
+        assert_int_equal(recv(fd, head + n, 1, 0), 1);
+        n++;
+    }
+    head[n] = '\0';
+    int status = atoi(head + 9);
+    const char *cl = strstr(head, "content-length: ");
+    size_t blen = cl ? (size_t)atol(cl + 16) : 0;
+    if (head_only)
+        blen = 0;
+    assert_true(blen < bsize);
+    read_exact(fd, body, blen);
+    body[blen] = '\0';
+    return status;
+}
+
+/* 1 when the peer closed the connection (EOF). */
+static inline int at_eof(int fd)
+{
+    char c;
+    return recv(fd, &c, 1, 0) == 0;
+}
+
+/* Encodes a client frame into out (len + 14 bytes) and returns its size. */
+static inline size_t frame_encode(uint8_t *out, int fin, int rsv, int opcode, int masked,
+                                  const void *payload, size_t len)
+{
+    static const uint8_t mask[4] = {0x11, 0x22, 0x33, 0x44};
+    size_t h = 0;
+    out[h++] = (uint8_t)((fin ? 0x80 : 0) | (rsv << 4) | opcode);
+    uint8_t m = masked ? 0x80 : 0;
+    if (len < 126) {
+        out[h++] = (uint8_t)(m | len);
+    } else if (len <= 0xFFFF) {
+        out[h++] = m | 126;
+        out[h++] = (uint8_t)(len >> 8);
+        out[h++] = (uint8_t)len;
+    } else {
+        out[h++] = m | 127;
+        for (int i = 0; i < 8; i++)
+            out[h++] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    }
+    if (masked) {
+        memcpy(out + h, mask, 4);
+        h += 4;
+    }
+    for (size_t i = 0; i < len; i++)
+        out[h + i] =
+            masked ? ((const uint8_t *)payload)[i] ^ mask[i & 3] : ((const uint8_t *)payload)[i];
+    return h + len;
+}
+
+/* Sends one frame: rsv is the three RSV bits (4 = RSV1). */
+static inline void frame(int fd, int fin, int rsv, int opcode, int masked, const void *payload,
+                         size_t len)
+{
+    uint8_t *b = malloc(len + 14);
+    assert_non_null(b);
+    send_all(fd, b, frame_encode(b, fin, rsv, opcode, masked, payload, len));
+    free(b);
+}
+
+/* Reads one server frame, which must be unmasked; fin may be NULL. Returns
+ * the opcode. */
+static inline int read_frame_fin(int fd, uint8_t *payload, size_t size, size_t *len, int *fin)
+{
+    uint8_t h[2];
+    read_exact(fd, h, 2);
+    assert_int_equal(h[1] & 0x80, 0);
+    assert_int_equal(h[0] & 0x70, 0);
+    uint64_t n = h[1] & 0x7F;
+    if (n == 126) {
+        uint8_t e[2];
+        read_exact(fd, e, 2);
+        n = (uint64_t)e[0] << 8 | e[1];
+    } else if (n == 127) {
+        uint8_t e[8];
+        read_exact(fd, e, 8);
+        n = 0;
+        for (int i = 0; i < 8; i++)
+            n = n << 8 | e[i];
+    }
+    assert_true(n <= size);
+    read_exact(fd, payload, (size_t)n);
+    *len = (size_t)n;
+    if (fin)
+        *fin = h[0] >> 7;
+    return h[0] & 0x0F;
+}
+
+static inline int read_frame(int fd, uint8_t *payload, size_t size, size_t *len)
+{
+    return read_frame_fin(fd, payload, size, len, NULL);
+}
+
+/* Expects a close frame with code (0: an empty close frame), then EOF. */
+static inline void expect_close(int fd, int code)
+{
+    uint8_t p[256];
+    size_t len;
+    int op = read_frame(fd, p, sizeof(p), &len);
+    assert_int_equal(op, 8);
+    if (code == 0) {
+        assert_int_equal(len, 0);
+    } else {
+        assert_true(len >= 2);
+        assert_int_equal(p[0] << 8 | p[1], code);
+    }
+    assert_true(at_eof(fd));
+}
+
+static const char *const UPGRADE_HEADERS = "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+
+/* Opens a WebSocket on fd (already connected) and checks the 101. */
+static inline void ws_upgrade(int fd, const char *path)
+{
+    char req[512];
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sSec-WebSocket-Version: 13\r\n\r\n", path,
+             UPGRADE_HEADERS);
+    send_str(fd, req);
+    char head[2048], body[16];
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 101);
+    assert_non_null(strstr(head, "sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+}
+
+static inline int wc_ws_open(int port, const char *path)
+{
+    int fd = wc_dial(port);
+    ws_upgrade(fd, path);
+    return fd;
+}
+
+/* One request on a fresh connection; returns the status. */
+static inline int wc_http(int port, const char *request, char *head, size_t hsize, char *body,
+                          size_t bsize)
+{
+    int fd = wc_dial(port);
+    send_str(fd, request);
+    int st = read_response(fd, head, hsize, body, bsize, strncmp(request, "HEAD", 4) == 0);
+    close(fd);
+    return st;
+}
+
+/* The value of a /metrics line "name value", or -1 when absent. */
+static inline long long wc_metric(int port, const char *name)
+{
+    char head[2048], body[8192], key[128];
+    if (wc_http(port, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n", head, sizeof(head),
+                body, sizeof(body)) != 200)
+        return -1;
+    snprintf(key, sizeof(key), "\n%s ", name);
+    const char *p = strstr(body, key);
+    return p ? atoll(p + strlen(key)) : -1;
+}
+
+/* Starts bin/chat-interface of $MC_BUILD on 127.0.0.1:port with the Redis
+ * at redis_url, the web root web, the echo endpoint /echo/ and the extra
+ * flags (NULL-terminated), logging into log; waits until it listens.
+ * Returns its pid, or -1. */
+static inline pid_t wc_start_interface(int port, const char *redis_url, const char *web,
+                                       const char *log, const char *const *extra)
+{
+    const char *build = getenv("MC_BUILD") ? getenv("MC_BUILD") : "build/asan";
+    static char bin[512];
+    char listen[64];
+    snprintf(bin, sizeof(bin), "%s/bin/chat-interface", build);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    const char *argv[64] = {bin, "--listen",    listen,   "--redis",     redis_url, "--web",
+                            web, "--echo-path", "/echo/", "--log-level", "warn"};
+    size_t n = 11;
+    for (size_t i = 0; extra && extra[i] && n + 1 < sizeof(argv) / sizeof(argv[0]); i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    pid_t pid = ts_spawn(argv, log);
+    if (pid < 0 || ts_wait_port(port, 10000) != 0)
+        return -1;
+    return pid;
+}
+
+#endif
