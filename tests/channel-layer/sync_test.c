@@ -361,15 +361,20 @@ static void dead_workers_in_flight_messages_are_requeued(void **state)
     assert_int_equal(ts_redis_int(&redis, "LLEN mc:jobs"), 0);
     assert_int_equal(ts_redis_int(&redis, "LLEN mc:inflight:wrk-dead"), 1);
 
-    size_t requeued = 99;
+    /* Nothing is requeued while the heartbeat lives; once it is gone, the
+     * message is, exactly once. (The heartbeat may expire between a look at
+     * it and a call, so each call is judged by what holds after it.) */
+    size_t requeued = 99, total = 0;
     long long t0 = now_ms();
-    while (ts_redis_int(&redis, "EXISTS mc:hb:wrk-dead") == 1 && now_ms() - t0 < 5000) {
+    while (total == 0 && now_ms() - t0 < 5000) {
         assert_int_equal(chl_requeue_dead(live, &requeued), 0);
-        assert_int_equal(requeued, 0); /* still alive as far as anyone knows */
-        pause_ms(10);
+        if (requeued > 0)
+            assert_int_equal(ts_redis_int(&redis, "EXISTS mc:hb:wrk-dead"), 0);
+        else
+            pause_ms(10);
+        total += requeued;
     }
-    assert_int_equal(chl_requeue_dead(live, &requeued), 0);
-    assert_int_equal(requeued, 1);
+    assert_int_equal(total, 1);
     assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:workers wrk-dead"), 0);
     assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:workers wrk-live"), 1);
     chl_message_t m;
