@@ -84,8 +84,11 @@ for r in $(seq 1 10); do ROOMS="$ROOMS${ROOMS:+,}$("$B/bin/chatctl" room add "be
 ROOM1=${ROOMS%%,*}
 
 # Enter and leave notices are off: with 1,000 sockets joining one room they
-# alone would be a million deliveries before the first chat message.
-"$B/bin/chat-worker" --notify-enter-leave off >"$dir/worker.log" 2>&1 &
+# alone would be a million deliveries before the first chat message. The
+# rate limits are off: a load generator is one address and a few users
+# sending far above what one person may.
+"$B/bin/chat-worker" --notify-enter-leave off --rate-messages 0 --rate-connects 0 \
+    >"$dir/worker.log" 2>&1 &
 wpid=$!
 pids+=($wpid)
 start_ifc() { # start_ifc PORT: prints the pid
@@ -425,7 +428,7 @@ redis-server --port P --save '' --appendonly no
 chatctl migrate
 printf 'bench1 bench-password\n...' | chatctl --argon2-memory 64 --argon2-time 1 user import   # $USERS users
 chatctl room add 'bench room N'                                     # 10 rooms
-chat-worker --notify-enter-leave off
+chat-worker --notify-enter-leave off --rate-messages 0 --rate-connects 0
 chat-interface --listen 127.0.0.1:P1 --echo-path /echo/             # and P2 for two
 redis-benchmark -p P -t lpush,rpop -q -n 100000
 redis-benchmark -p P -t lpush -q -n 200000 -P 16
