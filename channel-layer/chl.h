@@ -131,6 +131,12 @@ int chl_requeue_dead(chl_t *chl, size_t *requeued);
 int chl_group_add(chl_t *chl, const char *group, const char *channel);
 int chl_group_discard(chl_t *chl, const char *group, const char *channel);
 int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, size_t *dropped);
+/* group_send of a message named name (plain, like a group name): each shard
+ * marks the name and pushes its copies in one atomic step, and a name
+ * marked already within two expiries pushes nothing, so an envelope replayed
+ * after a crash delivers its message once. */
+int chl_group_send_once(chl_t *chl, const char *group, const char *name, const void *msg,
+                        size_t len, size_t *dropped);
 
 /* Drops every membership of a process (one whose heartbeat is gone), so
  * its members stop counting in groups. Returns 0 or MC_EREDIS. */

@@ -137,11 +137,13 @@ size_t chl__ring_name(const chl__ring_t *ring, const char *name, size_t len);
 
 enum chl__script_id {
     CHL__S_SEND,    /* KEYS list; ARGV capacity (<0: none), ttl ms, frame -> 1 or 0 (full) */
-    CHL__S_MPUSH,   /* KEYS lists; ARGV capacity, ttl, frame -> number dropped */
+    CHL__S_MPUSH,   /* KEYS lists; ARGV capacity, ttl, frame, name ("": none), name ttl
+                     * -> {dropped, pushed (-1: the name was set already)} */
     CHL__S_GADD,    /* KEYS zset, hash, pgroups; ARGV member, process, group, expiry s */
     CHL__S_GDISC,   /* same keys and ARGV minus expiry -> 1 when it was a member */
     CHL__S_GSEND,   /* KEYS zset, hash; ARGV expiry s, prefix, push, capacity, ttl, frame,
-                     * group -> {dropped, nprocs, procs... (when not pushed)} */
+                     * group, name, name ttl -> {dropped, nprocs (-1: the name was set
+                     * already), procs... (when not pushed)} */
     CHL__S_REQUEUE, /* KEYS workers; ARGV prefix, self, ttl -> number requeued */
     CHL__S_FORGET,  /* KEYS pgroups; ARGV prefix, process -> members removed */
     CHL__S_RATE,    /* KEYS bucket; ARGV rate per s, burst -> {allowed, refused in a row} */

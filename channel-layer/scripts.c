@@ -8,6 +8,8 @@
  */
 #include "channel-layer/internal.h"
 
+/* The Lua text is laid out by hand. */
+/* clang-format off */
 #define CHL__NOW                                                                                   \
     "local t = redis.call('TIME')\n"                                                               \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -21,8 +23,15 @@ static const char send_lua[] = "local cap = tonumber(ARGV[1])\n"
                                "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
                                "return 1\n";
 
-/* The copies of one group message for the processes living on one shard. */
-static const char mpush_lua[] = "local cap = tonumber(ARGV[1])\n"
+/* The copies of one group message for the processes living on one shard.
+ * A named message (ARGV[4], kept ARGV[5] ms) whose name is set already was
+ * pushed here before: it pushes nothing. Marking and pushing are one atomic
+ * step, so a replayed envelope's message arrives once. */
+static const char mpush_lua[] = "if ARGV[4] ~= '' and\n"
+                                "   not redis.call('SET', ARGV[4], '1', 'NX', 'PX', ARGV[5]) then\n"
+                                "  return {0, -1}\n"
+                                "end\n"
+                                "local cap = tonumber(ARGV[1])\n"
                                 "local dropped = 0\n"
                                 "for i = 1, #KEYS do\n"
                                 "  if redis.call('LLEN', KEYS[i]) >= cap then\n"
@@ -32,7 +41,7 @@ static const char mpush_lua[] = "local cap = tonumber(ARGV[1])\n"
                                 "    redis.call('PEXPIRE', KEYS[i], ARGV[2])\n"
                                 "  end\n"
                                 "end\n"
-                                "return dropped\n";
+                                "return {dropped, #KEYS}\n";
 
 /* The process count moves only when the member is new, so it stays exact
  * when a member is added again to refresh it. */
@@ -57,7 +66,8 @@ static const char gdisc_lua[] = "local removed = redis.call('ZREM', KEYS[1], ARG
                                 "return removed\n";
 
 /* Expire stale members first (their cost is paid once), then one copy per
- * process: the work grows with processes, not members. */
+ * process: the work grows with processes, not members. With one shard it
+ * pushes the copies itself, and marks a named message as mpush does. */
 static const char gsend_lua[] =
     CHL__NOW "local prefix = ARGV[2]\n"
              "local cutoff = string.format('(%d', now - tonumber(ARGV[1]) * 1000)\n"
@@ -79,6 +89,10 @@ static const char gsend_lua[] =
              "  local r = {0, #procs}\n"
              "  for i, p in ipairs(procs) do r[i + 2] = p end\n"
              "  return r\n"
+             "end\n"
+             "if ARGV[8] ~= '' and\n"
+             "   not redis.call('SET', ARGV[8], '1', 'NX', 'PX', ARGV[9]) then\n"
+             "  return {0, -1}\n"
              "end\n"
              "local cap = tonumber(ARGV[4])\n"
              "local dropped = 0\n"
@@ -164,13 +178,14 @@ static const char reap_lua[] = "local dead = {}\n"
                                "end\n"
                                "return dead\n";
 
+/* clang-format on */
+
 const char *chl__script(enum chl__script_id id)
 {
     static const char *const scripts[CHL__S_COUNT] = {
         [CHL__S_SEND] = send_lua,     [CHL__S_MPUSH] = mpush_lua, [CHL__S_GADD] = gadd_lua,
         [CHL__S_GDISC] = gdisc_lua,   [CHL__S_GSEND] = gsend_lua, [CHL__S_REQUEUE] = requeue_lua,
-        [CHL__S_FORGET] = forget_lua, [CHL__S_RATE] = rate_lua,
-        [CHL__S_REAP] = reap_lua,
+        [CHL__S_FORGET] = forget_lua, [CHL__S_RATE] = rate_lua,   [CHL__S_REAP] = reap_lua,
     };
     return (unsigned)id < CHL__S_COUNT ? scripts[id] : "";
 }

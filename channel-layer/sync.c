@@ -749,7 +749,7 @@ int chl_group_discard(chl_t *chl, const char *group, const char *channel)
 /* Pushes one group frame to the processes named in procs[0..n), grouped by
  * the shard of each process list: one script call per shard. */
 static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *frame, size_t flen,
-                         size_t *dropped)
+                         const char *once, const char *once_ttl, size_t *dropped)
 {
     size_t ns = chl->ring.nshards;
     char(*keys)[CHL__KEY_MAX] = malloc(n * sizeof(*keys));
@@ -759,8 +759,8 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
     char capb[24], ttlb[24];
     snprintf(capb, sizeof(capb), "%ld", chl->cfg.process_capacity);
     snprintf(ttlb, sizeof(ttlb), "%ld", chl->cfg.expiry_ms);
-    const char *args[3] = {capb, ttlb, frame};
-    size_t lens[3] = {strlen(capb), strlen(ttlb), flen};
+    const char *args[5] = {capb, ttlb, frame, once, once_ttl};
+    size_t lens[5] = {strlen(capb), strlen(ttlb), flen, strlen(once), strlen(once_ttl)};
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (procs[i]->type != REDIS_REPLY_STRING || procs[i]->len > CHL__NAME_MAX ||
             chl__key(keys[i], CHL__KEY_MAX, chl->cfg.prefix, procs[i]->str, "!") != 0) {
@@ -777,14 +777,15 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
         if (nk == 0)
             continue;
         int src;
-        redisReply *r = run_script(chl, sh, CHL__S_MPUSH, nk, kv, 3, args, lens, &src);
+        redisReply *r = run_script(chl, sh, CHL__S_MPUSH, nk, kv, 5, args, lens, &src);
         if (!r) {
             *dropped += nk; /* that shard missed its copies; the others still get theirs */
             first_err = first_err ? first_err : src;
             continue;
         }
-        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
-            *dropped += (size_t)r->integer;
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer > 0)
+            *dropped += (size_t)r->element[0]->integer;
         freeReplyObject(r);
     }
     free(keys);
@@ -795,7 +796,13 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
 
 int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, size_t *dropped)
 {
-    char keys[2][CHL__KEY_MAX];
+    return chl_group_send_once(chl, group, NULL, msg, len, dropped);
+}
+
+int chl_group_send_once(chl_t *chl, const char *group, const char *name, const void *msg,
+                        size_t len, size_t *dropped)
+{
+    char keys[2][CHL__KEY_MAX], once[CHL__KEY_MAX] = "";
     size_t drop = 0;
     if (dropped)
         *dropped = 0;
@@ -806,6 +813,9 @@ int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, s
     if (chl__key(keys[0], CHL__KEY_MAX, chl->cfg.prefix, "group:", group) != 0 ||
         chl__key(keys[1], CHL__KEY_MAX, chl->cfg.prefix, "groupp:", group) != 0)
         return MC_ETOOBIG;
+    if (name && (chl__check_plain(name) != 0 ||
+                 chl__key(once, CHL__KEY_MAX, chl->cfg.prefix, "once:", name) != 0))
+        return MC_EINVAL;
     char *frame;
     size_t flen;
     int rc = chl__frame_build(&frame, &flen, CHL__GROUP, mc_now_ms() + chl->cfg.expiry_ms, group,
@@ -814,17 +824,21 @@ int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, s
         return rc;
     /* With one shard the script pushes the copies itself: one round trip. */
     int here = chl->ring.nshards == 1;
-    char ex[24], capb[24], ttlb[24];
+    char ex[24], capb[24], ttlb[24], once_ttl[24];
     snprintf(ex, sizeof(ex), "%ld", chl->cfg.group_expiry_s);
     snprintf(capb, sizeof(capb), "%ld", chl->cfg.process_capacity);
     snprintf(ttlb, sizeof(ttlb), "%ld", chl->cfg.expiry_ms);
+    /* A replay comes from a requeued envelope, which lives at most one
+     * expiry: a name kept for two outlives it. */
+    snprintf(once_ttl, sizeof(once_ttl), "%ld", 2 * chl->cfg.expiry_ms);
     const char *kv[2] = {keys[0], keys[1]};
-    const char *args[7] = {ex, chl->cfg.prefix, here ? "1" : "0", capb, ttlb, frame, group};
-    size_t lens[7];
-    for (int k = 0; k < 7; k++)
+    const char *args[9] = {ex,   chl->cfg.prefix, here ? "1" : "0", capb, ttlb, frame, group,
+                           once, once_ttl};
+    size_t lens[9];
+    for (int k = 0; k < 9; k++)
         lens[k] = k == 5 ? flen : strlen(args[k]);
     redisReply *r = run_script(chl, chl__ring_name(&chl->ring, group, strlen(group)), CHL__S_GSEND,
-                               2, kv, 7, args, lens, &rc);
+                               2, kv, 9, args, lens, &rc);
     if (r) {
         if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
             r->element[0]->type != REDIS_REPLY_INTEGER) {
@@ -832,7 +846,8 @@ int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, s
         } else if (here) {
             drop = (size_t)r->element[0]->integer;
         } else {
-            rc = group_fan_out(chl, r->element + 2, r->elements - 2, frame, flen, &drop);
+            rc = group_fan_out(chl, r->element + 2, r->elements - 2, frame, flen, once, once_ttl,
+                               &drop);
         }
         freeReplyObject(r);
     }
@@ -866,8 +881,7 @@ int chl_forget_process(chl_t *chl, const char *process)
     return first_err;
 }
 
-int chl_rate_take(chl_t *chl, const char *key, double rate, long burst, int *allowed,
-                  long *refused)
+int chl_rate_take(chl_t *chl, const char *key, double rate, long burst, int *allowed, long *refused)
 {
     char k[CHL__KEY_MAX], rb[32], bb[24];
     *allowed = 0;

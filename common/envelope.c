@@ -28,6 +28,7 @@ enum field {
     F_SCOPE = 1 << 10,
     F_GROUPS = 1 << 11,
     F_EXCEPT = 1 << 12,
+    F_OWN = 1 << 13,
 };
 
 static const unsigned type_fields[] = {
@@ -36,7 +37,7 @@ static const unsigned type_fields[] = {
     [MC_ENV_WS_CONNECT] = F_REPLY | F_PATH | F_QUERY | F_CLIENT | F_HEADERS,
     [MC_ENV_WS_ACCEPT] = F_SCOPE,
     [MC_ENV_WS_RECEIVE] = F_REPLY | F_SCOPE | F_GROUPS | F_TEXT,
-    [MC_ENV_WS_SEND] = F_TEXT | F_EXCEPT,
+    [MC_ENV_WS_SEND] = F_TEXT | F_EXCEPT | F_OWN,
     [MC_ENV_WS_CLOSE] = F_CODE,
     [MC_ENV_WS_DISCONNECT] = F_REPLY | F_SCOPE | F_GROUPS | F_CODE,
 };
@@ -64,6 +65,7 @@ static const struct {
     {F_QUERY, "query", offsetof(mc_envelope_t, query)},
     {F_CLIENT, "client", offsetof(mc_envelope_t, client)},
     {F_EXCEPT, "except", offsetof(mc_envelope_t, except)},
+    {F_OWN, "own", offsetof(mc_envelope_t, own)},
 };
 #define STRING_FIELD_COUNT (sizeof(string_fields) / sizeof(string_fields[0]))
 

@@ -7,7 +7,7 @@
  *   websocket.connect    interface -> worker   reply, path, query, headers, client
  *   websocket.accept     worker -> interface   scope
  *   websocket.receive    interface -> worker   reply, scope, groups, text
- *   websocket.send       worker -> interface   text, except
+ *   websocket.send       worker -> interface   text, except, own
  *   websocket.close      worker -> interface   code
  *   websocket.disconnect interface -> worker   reply, scope, groups, code
  *
@@ -63,6 +63,9 @@ typedef struct mc_envelope {
     const char *client; /* requests: peer address */
     const char *except; /* websocket.send to a group: the one member channel to skip
                            (the sender, who gets its own copy), "" for none */
+    const char *own;    /* websocket.send to a group: the one member channel whose copy
+                           ends in ,"own":true (the sender's), "" for none; the text
+                           must be a JSON object */
     mc_header_t headers[MC_ENVELOPE_MAX_HEADERS];
     size_t nheaders;
     const char *body; /* http.request/response body, websocket.receive/send text */

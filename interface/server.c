@@ -112,6 +112,8 @@ struct ifc_server {
     size_t cache_len;
     sbuf_t *cache_frame;
     char *cache_except; /* the member the cached group message skips, or NULL */
+    char *cache_own;    /* the member whose copy ends in ,"own":true, or NULL */
+    size_t cache_hl;    /* the length of the cached frame's header */
     ifc_metrics_t m;
     uint8_t rbuf[READ_BUF];
 };
@@ -1264,6 +1266,8 @@ static void drop_cache(ifc_server_t *srv)
     srv->cache_key = NULL;
     free(srv->cache_except);
     srv->cache_except = NULL;
+    free(srv->cache_own);
+    srv->cache_own = NULL;
     srv->cache_len = 0;
     sbuf_unref(srv->cache_frame);
     srv->cache_frame = NULL;
@@ -1297,14 +1301,43 @@ static void http_reply(conn_t *c, const mc_envelope_t *env)
     respond(c, env->status ? env->status : 200, h, n, env->body, env->body_len);
 }
 
-/* A group message may name one member to skip: the sender, which gets its
- * own copy (marked "own") directly. */
-static int is_excepted(ifc_server_t *srv, uint64_t id, const char *except)
+/* Whether connection id is the member named by channel (NULL or "": none). */
+static int is_member(ifc_server_t *srv, uint64_t id, const char *channel)
 {
-    char channel[256];
-    return except && *except &&
-           srv->bus.reply_channel(srv->bus.ctx, id, channel, sizeof(channel)) == 0 &&
-           strcmp(channel, except) == 0;
+    char mine[256];
+    return channel && *channel &&
+           srv->bus.reply_channel(srv->bus.ctx, id, mine, sizeof(mine)) == 0 &&
+           strcmp(mine, channel) == 0;
+}
+
+/* Writes the cached group message to a chat socket. The message may name
+ * one member to skip (the joiner of its own enter notice) and one whose
+ * copy ends in ,"own":true (the sender of a chat message): the sender's
+ * copy travels inside the room's one message instead of as a second one. */
+static void deliver_cached(ifc_server_t *srv, conn_t *c, uint64_t id)
+{
+    if (c->kind != K_WS_CHAT || is_member(srv, id, srv->cache_except))
+        return;
+    srv->m.frames_out++;
+    const uint8_t *text = srv->cache_frame->data + srv->cache_hl;
+    size_t tl = srv->cache_frame->len - srv->cache_hl;
+    if (!is_member(srv, id, srv->cache_own) || tl < 2 || text[tl - 1] != '}') {
+        write_buf(c, srv->cache_frame);
+        return;
+    }
+    /* The object's closing brace becomes ,"own":true} ("{}" has no comma). */
+    const char *tail = text[tl - 2] == '{' ? "\"own\":true}" : ",\"own\":true}";
+    size_t keep = tl - 1, add = strlen(tail);
+    uint8_t hdr[IFC_WS_MAX_HEADER];
+    size_t hl = ifc_ws_frame_header(hdr, IFC_WS_OP_TEXT, 1, keep + add);
+    sbuf_t *b = sbuf_new(hl + keep + add);
+    if (!b)
+        return;
+    memcpy(b->data, hdr, hl);
+    memcpy(b->data + hl, text, keep);
+    memcpy(b->data + hl + keep, tail, add);
+    write_buf(c, b);
+    sbuf_unref(b);
 }
 
 void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, size_t len)
@@ -1318,10 +1351,7 @@ void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, siz
     /* A group message comes once per local member: its frame is encoded
      * once and shared until the end of this loop turn. */
     if (srv->cache_frame && srv->cache_len == len && memcmp(srv->cache_key, data, len) == 0) {
-        if (c->kind != K_HTTP && !is_excepted(srv, id, srv->cache_except)) {
-            srv->m.frames_out++;
-            write_buf(c, srv->cache_frame);
-        }
+        deliver_cached(srv, c, id);
         return;
     }
     mc_envelope_t env;
@@ -1355,12 +1385,12 @@ void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, siz
     case MC_ENV_WS_SEND:
         if (c->kind == K_WS_CHAT) {
             uint8_t hdr[IFC_WS_MAX_HEADER];
-            int skip = is_excepted(srv, id, env.except);
             size_t hl = ifc_ws_frame_header(hdr, IFC_WS_OP_TEXT, 1, env.body_len);
             sbuf_t *b = sbuf_new(hl + env.body_len);
             char *key = malloc(len ? len : 1);
             char *except = *env.except ? strdup(env.except) : NULL;
-            if (b && key && (except || !*env.except)) {
+            char *own = *env.own ? strdup(env.own) : NULL;
+            if (b && key && (except || !*env.except) && (own || !*env.own)) {
                 memcpy(b->data, hdr, hl);
                 memcpy(b->data + hl, env.body, env.body_len);
                 memcpy(key, data, len);
@@ -1368,15 +1398,15 @@ void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, siz
                 srv->cache_key = key;
                 srv->cache_len = len;
                 srv->cache_frame = b;
+                srv->cache_hl = hl;
                 srv->cache_except = except;
-                if (!skip) {
-                    srv->m.frames_out++;
-                    write_buf(c, b);
-                }
+                srv->cache_own = own;
+                deliver_cached(srv, c, id);
             } else {
                 sbuf_unref(b);
                 free(key);
                 free(except);
+                free(own);
             }
         }
         break;

@@ -130,7 +130,7 @@ static int send_env(wrk_app_t *app, const char *channel, const mc_envelope_t *en
     return rc;
 }
 
-static int group_env(wrk_app_t *app, const char *group, const mc_envelope_t *env)
+static int group_env(wrk_app_t *app, const char *group, const char *once, const mc_envelope_t *env)
 {
     char *data;
     size_t len;
@@ -139,7 +139,7 @@ static int group_env(wrk_app_t *app, const char *group, const mc_envelope_t *env
         free(data);
         return rc;
     }
-    rc = app->sink.group_send(app->sink.ctx, group, data, len);
+    rc = app->sink.group_send(app->sink.ctx, group, once, data, len);
     if (rc)
         mc_warn("worker: group_send %s: %s", group, mc_strerror(rc));
     free(data);
@@ -156,7 +156,17 @@ int wrk__group_text(wrk_app_t *app, const char *group, const char *text, const c
 {
     mc_envelope_t env = {
         .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .except = except};
-    return group_env(app, group, &env);
+    return group_env(app, group, NULL, &env);
+}
+
+int wrk__group_message(wrk_app_t *app, const char *group, int64_t id, const char *text,
+                       const char *own)
+{
+    mc_envelope_t env = {
+        .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .own = own};
+    char once[32];
+    snprintf(once, sizeof(once), "msg-%lld", (long long)id);
+    return group_env(app, group, once, &env);
 }
 
 int wrk__send_close(wrk_app_t *app, const char *channel, int code)
@@ -168,7 +178,7 @@ int wrk__send_close(wrk_app_t *app, const char *channel, int code)
 int wrk__group_close(wrk_app_t *app, const char *group, int code)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code};
-    return group_env(app, group, &env);
+    return group_env(app, group, NULL, &env);
 }
 
 int wrk__send_error(wrk_app_t *app, const char *channel, const char *code, int64_t room,

@@ -27,7 +27,9 @@ typedef struct wrk_sink {
     int (*send)(void *ctx, const char *channel, const char *data, size_t len);
     int (*group_add)(void *ctx, const char *group, const char *channel);
     int (*group_discard)(void *ctx, const char *group, const char *channel);
-    int (*group_send)(void *ctx, const char *group, const char *data, size_t len);
+    /* once (NULL: none) names the message: a group_send with a name used
+     * before delivers nothing, so a replayed envelope's message arrives once. */
+    int (*group_send)(void *ctx, const char *group, const char *once, const char *data, size_t len);
     /* Takes a token from the bucket key shared by every worker (rate per
      * second, burst): *allowed, and *refused the refusals in a row. NULL:
      * nothing is limited. */
@@ -46,8 +48,8 @@ typedef struct wrk_settings {
     long login_max_failures; /* per username and per address in a window, default 5 */
     long login_window_s;     /* default 900 */
     long argon2_m, argon2_t, argon2_p;
-    long rate_messages;      /* per user: sends, edits, deletes, whispers a second, default 5; 0 off */
-    long rate_burst;         /* ... and at once, default 20 */
+    long rate_messages; /* per user: sends, edits, deletes, whispers a second, default 5; 0 off */
+    long rate_burst;    /* ... and at once, default 20 */
     long rate_close_after;   /* refusals in a row that close the socket with 1008, default 20 */
     long rate_connects;      /* per client address: new WebSockets a second, default 20; 0 off */
     long rate_connect_burst; /* ... and at once, default 60 */
@@ -61,11 +63,11 @@ void wrk_settings_defaults(wrk_settings_t *s);
 #define WRK_GROUP_USER_FMT "user-%lld"      /* every socket of one user */
 
 typedef struct wrk_app {
-    wrk_settings_t cfg;  /* read-only */
-    wrk_store_t *store;  /* owned */
-    wrk_password_t pw;   /* read-only */
-    wrk_sink_t sink;     /* read-only */
-    int order_fd;        /* private: the order locks' file, -1 for none */
+    wrk_settings_t cfg; /* read-only */
+    wrk_store_t *store; /* owned */
+    wrk_password_t pw;  /* read-only */
+    wrk_sink_t sink;    /* read-only */
+    int order_fd;       /* private: the order locks' file, -1 for none */
 } wrk_app_t;
 
 /* Opens the store at db_path, migrates it and prepares the password
@@ -99,6 +101,12 @@ int wrk__send_text(wrk_app_t *app, const char *channel, const char *text);
 /* websocket.send of text to a group; except (may be NULL) names a connection
  * the interface skips (it got its own copy). */
 int wrk__group_text(wrk_app_t *app, const char *group, const char *text, const char *except);
+/* Chat message id to room group: every member gets text, and the member
+ * channel own (the sender) gets it ending in ,"own":true: one group send
+ * carries both, so the sender's copy costs no second push, and a replay
+ * of the same message delivers nothing (the send is named by id). */
+int wrk__group_message(wrk_app_t *app, const char *group, int64_t id, const char *text,
+                       const char *own);
 /* websocket.close with code, to one connection or a group. */
 int wrk__send_close(wrk_app_t *app, const char *channel, int code);
 int wrk__group_close(wrk_app_t *app, const char *group, int code);

@@ -62,7 +62,8 @@ int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
     snprintf(key, sizeof(key), "conn:%s", env->client ? env->client : "");
     if (!wrk__rate_take(app, key, app->cfg.rate_connects, app->cfg.rate_connect_burst, &refused)) {
         if (refused == 1)
-            mc_warn("worker: too many new sockets from %s; refusing", env->client ? env->client : "?");
+            mc_warn("worker: too many new sockets from %s; refusing",
+                    env->client ? env->client : "?");
         wrk__send_close(app, env->reply, CLOSE_POLICY);
         return 0;
     }
@@ -233,12 +234,11 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
         return 0;
     }
     wrk_message_t m;
-    int dup;
     /* Stored and published under the order lock: interfaces get a room's
      * messages in the order of their ids, whichever worker stored them. */
     wrk__order_lock(app, c->room);
     int rc = wrk_store_message_add(app->store, c->room, u->id, c->message, c->message_len,
-                                   c->client_id[0] ? c->client_id : NULL, mc_now_ms(), &m, &dup);
+                                   c->client_id[0] ? c->client_id : NULL, mc_now_ms(), &m, NULL);
     if (rc) {
         wrk__order_unlock(app, c->room);
         wrk__send_error(app, env->reply,
@@ -246,24 +246,22 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
                         c->name);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
-    /* A replayed send is stored once but delivered again: a copy too many
-     * (clients know it by its id) is better than a message lost. */
-    char *own = NULL, *all = NULL;
-    rc = wrk_reply_message(&m, 1, &own);
-    if (rc == 0)
-        rc = wrk_reply_message(&m, 0, &all);
+    /* A replayed send finds its message stored; its group send is named
+     * by the message id, so it reaches the room only if the first one
+     * never did. */
+    char *all = NULL;
+    int64_t id = m.id;
+    rc = wrk_reply_message(&m, 0, &all);
     wrk_message_clear(&m);
     if (rc == 0) {
         char group[32];
         room_group(group, sizeof(group), c->room);
-        wrk__send_text(app, env->reply, own);
-        wrk__group_text(app, group, all, env->reply);
+        wrk__group_message(app, group, id, all, env->reply);
         wrk__order_unlock(app, c->room);
     } else {
         wrk__order_unlock(app, c->room);
         wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, c->room, c->name);
     }
-    free(own);
     free(all);
     return rc;
 }

@@ -33,10 +33,11 @@ static int sink_group_discard(void *ctx, const char *group, const char *channel)
     return chl_group_discard(ctx, group, channel);
 }
 
-static int sink_group_send(void *ctx, const char *group, const char *data, size_t len)
+static int sink_group_send(void *ctx, const char *group, const char *once, const char *data,
+                           size_t len)
 {
     size_t dropped = 0;
-    int rc = chl_group_send(ctx, group, data, len, &dropped);
+    int rc = chl_group_send_once(ctx, group, once, data, len, &dropped);
     if (rc == 0 && dropped)
         mc_warn("worker: %zu interface(s) missed a message to %s (full)", dropped, group);
     return rc;
@@ -193,8 +194,8 @@ int wrk_service_main(int argc, char **argv)
         mc_error("worker: cannot reach Redis at %s: %s", redis, mc_strerror(rc));
         return 1;
     }
-    wrk_sink_t sink = {chl,        sink_send,      sink_group_add, sink_group_discard, sink_group_send,
-                       sink_rate_take};
+    wrk_sink_t sink = {
+        chl, sink_send, sink_group_add, sink_group_discard, sink_group_send, sink_rate_take};
     wrk_app_t app;
     rc = wrk_app_init(&app, &cfg, db, &sink);
     if (rc) {

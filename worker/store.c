@@ -866,6 +866,9 @@ int wrk_store_message_add(wrk_store_t *s, int64_t room_id, int64_t user_id, cons
                           wrk_message_t *out, int *duplicate)
 {
     memset(out, 0, sizeof(*out));
+    int dup_unused;
+    if (!duplicate)
+        duplicate = &dup_unused;
     *duplicate = 0;
     if (body_len > (size_t)1 << 30 || (client_id && strlen(client_id) > WRK_CLIENT_ID_MAX))
         return MC_EINVAL;

@@ -156,7 +156,8 @@ int wrk_store_room_each(wrk_store_t *s, int (*fn)(void *arg, const wrk_room_t *r
 
 /* Stores a message by user_id in room_id at now_ms. client_id (may be NULL)
  * names it for its sender: a second call with the same user and client id
- * stores nothing and returns the first message with *duplicate = 1.
+ * stores nothing and returns the first message with *duplicate = 1 (duplicate
+ * may be NULL).
  * Fills *out (release with wrk_message_clear). Returns 0, MC_ENOTFOUND (no
  * such room or user), MC_EINVAL (client id over WRK_CLIENT_ID_MAX). */
 int wrk_store_message_add(wrk_store_t *s, int64_t room_id, int64_t user_id, const char *body,

@@ -150,6 +150,18 @@ static void group_send_reaches_processes_on_every_shard(void **state)
         chl_message_free(&m);
         assert_int_equal(chl_receive(chl, chans, 1, 10, &m), MC_EAGAIN); /* exactly one copy */
     }
+    /* A named send marks each shard as it pushes there: a replay adds nothing. */
+    for (int round = 0; round < 2; round++)
+        assert_int_equal(chl_group_send_once(chl, "room-1", "msg-1", "once", 4, &dropped), 0);
+    for (int i = 0; i < 12; i++) {
+        snprintf(ch, sizeof(ch), "%s!", procs[i]);
+        const char *const chans[] = {ch};
+        chl_message_t m;
+        assert_int_equal(chl_receive(chl, chans, 1, 1000, &m), 0);
+        assert_string_equal(m.data, "once");
+        chl_message_free(&m);
+        assert_int_equal(chl_receive(chl, chans, 1, 10, &m), MC_EAGAIN);
+    }
     /* a process forgotten on every shard leaves every group */
     snprintf(ch, sizeof(ch), "%s!0", procs[0]);
     assert_int_equal(chl_group_add(chl, "room-2", ch), 0);

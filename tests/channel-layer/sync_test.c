@@ -431,6 +431,29 @@ static void group_send_reaches_each_process_once(void **state)
     chl_close(chl);
 }
 
+static void a_named_group_send_delivers_once(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    assert_int_equal(chl_group_add(chl, "room-1", "p1!1"), 0);
+    assert_int_equal(chl_group_add(chl, "room-1", "p2!1"), 0);
+    size_t dropped = 9;
+    assert_int_equal(chl_group_send_once(chl, "room-1", "msg-7", "seven", 5, &dropped), 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 2); /* the control and the copy */
+    /* A replay of the same message pushes nothing; another name does. */
+    assert_int_equal(chl_group_send_once(chl, "room-1", "msg-7", "seven", 5, &dropped), 0);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 2);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p2!"), 2);
+    assert_int_equal(chl_group_send_once(chl, "room-1", "msg-8", "eight", 5, &dropped), 0);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 3);
+    /* The name outlives a replayed envelope (two expiries), then goes. */
+    long long ttl = ts_redis_int(&redis, "PTTL mc:once:msg-7");
+    assert_true(ttl > 60000 && ttl <= 120000);
+    assert_int_equal(chl_group_send_once(chl, "room-1", "bad!name", "x", 1, &dropped), MC_EINVAL);
+    chl_close(chl);
+}
+
 static void group_send_costs_one_push_per_process(void **state)
 {
     (void)state;
@@ -653,6 +676,7 @@ int main(void)
         cmocka_unit_test_setup(queue_capacity_is_its_own, flush),
         cmocka_unit_test_setup(dead_workers_in_flight_messages_are_requeued, flush),
         cmocka_unit_test_setup(group_send_reaches_each_process_once, flush),
+        cmocka_unit_test_setup(a_named_group_send_delivers_once, flush),
         cmocka_unit_test_setup(group_send_costs_one_push_per_process, flush),
         cmocka_unit_test_setup(a_full_process_list_drops_only_its_copy, flush),
         cmocka_unit_test_setup(members_expire_after_the_group_expiry, flush),

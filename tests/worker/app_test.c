@@ -36,6 +36,8 @@ typedef struct fake {
         long taken, refused;
     } buckets[16]; /* never refilled: a burst, then refusals */
     size_t nbuckets;
+    char names[MAX_OUT][32]; /* the group sends named so far */
+    size_t nnames;
 } fake_t;
 
 static void record(fake_t *f, const char *channel, const char *data, size_t len)
@@ -77,20 +79,42 @@ static int fake_group_discard(void *ctx, const char *group, const char *channel)
     return 0;
 }
 
-static int fake_group_send(void *ctx, const char *group, const char *data, size_t len)
+/* Delivers to every member as Redis and the interface do: a name used
+ * before delivers nothing, the except member gets nothing, the own member
+ * gets the text ending in ,"own":true. */
+static int fake_group_send(void *ctx, const char *group, const char *once, const char *data,
+                           size_t len)
 {
     fake_t *f = ctx;
-    cJSON *root = cJSON_ParseWithLength(data, len);
-    assert_non_null(root);
-    const cJSON *except = cJSON_GetObjectItemCaseSensitive(root, "except");
-    for (size_t i = 0; i < f->nmembers; i++) {
-        if (strcmp(f->members[i].group, group) != 0)
-            continue;
-        if (cJSON_IsString(except) && !strcmp(except->valuestring, f->members[i].channel))
-            continue;
-        record(f, f->members[i].channel, data, len);
+    for (size_t i = 0; once && i < f->nnames; i++)
+        if (!strcmp(f->names[i], once))
+            return 0;
+    if (once) {
+        assert_true(f->nnames < MAX_OUT);
+        snprintf(f->names[f->nnames++], sizeof(f->names[0]), "%s", once);
     }
-    cJSON_Delete(root);
+    mc_envelope_t env;
+    assert_int_equal(mc_envelope_decode(&env, data, len), 0);
+    for (size_t i = 0; i < f->nmembers; i++) {
+        const char *member = f->members[i].channel;
+        if (strcmp(f->members[i].group, group) != 0 || (env.except && !strcmp(env.except, member)))
+            continue;
+        if (env.type != MC_ENV_WS_SEND || strcmp(env.own, member) != 0) {
+            record(f, member, data, len);
+            continue;
+        }
+        assert_true(env.body_len > 1 && env.body[env.body_len - 1] == '}');
+        char text[8192];
+        int n = snprintf(text, sizeof(text), "%.*s,\"own\":true}", (int)env.body_len - 1, env.body);
+        assert_true(n > 0 && (size_t)n < sizeof(text));
+        mc_envelope_t copy = {.type = MC_ENV_WS_SEND, .body = text, .body_len = (size_t)n};
+        char *out;
+        size_t out_len;
+        assert_int_equal(mc_envelope_encode(&copy, &out, &out_len), 0);
+        record(f, member, out, out_len);
+        free(out);
+    }
+    mc_envelope_clear(&env);
     return 0;
 }
 
@@ -158,8 +182,8 @@ static int setup(void **state)
     snprintf(root, sizeof(root), "%s/web", src ? src : ".");
     w->cfg.web_root = root;
     w->cfg.login_max_failures = 3;
-    wrk_sink_t sink = {&w->fake,       fake_send,      fake_group_add, fake_group_discard,
-                       fake_group_send, fake_rate_take};
+    wrk_sink_t sink = {&w->fake,           fake_send,       fake_group_add,
+                       fake_group_discard, fake_group_send, fake_rate_take};
     assert_int_equal(wrk_app_init(&w->app, &w->cfg, w->db, &sink), 0);
     ctl(w, "pw-ann\\n", "user add ann --password-stdin");
     ctl(w, "pw-bob\\n", "user add bob --password-stdin");
@@ -646,10 +670,10 @@ static void two_sockets_chat_in_a_room(void **state)
     free(own);
     free(other);
 
-    /* A replayed send is stored once. */
+    /* A replayed send is stored once and delivered once. */
     ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"hello\",\"client_id\":\"c1\"}");
-    expect_text_has(w, a.channel, "\"id\":1,");
-    expect_text_has(w, b.channel, "\"id\":1,");
+    assert_false(pending(w, a.channel));
+    assert_false(pending(w, b.channel));
     ws_send(w, &b, "{\"command\":\"send\",\"room\":1,\"message\":\"hi ann\"}");
     /* Ids increase, with gaps allowed. */
     expect_text_has(w, a.channel,
@@ -700,7 +724,8 @@ static void a_user_with_two_sockets_counts_once(void **state)
     expect_text_has(w, b.channel, "{\"join\":\"1\"");
     ws_send(w, &a1, "{\"command\":\"join\",\"room\":1}");
     expect_text_has(w, a1.channel, "\"members\":[\"ann\",\"bob\"]");
-    expect_text(w, b.channel, "{\"room\":\"1\",\"message\":null,\"username\":\"ann\",\"msg_type\":4}");
+    expect_text(w, b.channel,
+                "{\"room\":\"1\",\"message\":null,\"username\":\"ann\",\"msg_type\":4}");
     /* The second socket: no second arrival, and ann is listed once. */
     ws_send(w, &a2, "{\"command\":\"join\",\"room\":1}");
     expect_text_has(w, a2.channel, "\"members\":[\"ann\",\"bob\"]}");
@@ -719,7 +744,8 @@ static void a_user_with_two_sockets_counts_once(void **state)
     expect_text(w, b.channel, "{\"who\":\"1\",\"members\":[\"ann\",\"bob\"]}");
     /* The last one goes: now ann has left. */
     ws_disconnect(w, &a2);
-    expect_text(w, b.channel, "{\"room\":\"1\",\"message\":null,\"username\":\"ann\",\"msg_type\":5}");
+    expect_text(w, b.channel,
+                "{\"room\":\"1\",\"message\":null,\"username\":\"ann\",\"msg_type\":5}");
     assert_false(pending(w, b.channel));
     ws_send(w, &b, "{\"command\":\"who\",\"room\":1}");
     expect_text(w, b.channel, "{\"who\":\"1\",\"members\":[\"bob\"]}");
@@ -752,7 +778,8 @@ static void a_dead_interface_s_sockets_leave_their_rooms(void **state)
     fake_group_discard(&w->fake, "room-1", b.channel);
     assert_int_equal(wrk_app_process_gone(&w->app, "ifc.dead"), 0);
     /* bob had only the dead socket in the room: he left; ann is still in. */
-    expect_text(w, a2.channel, "{\"room\":\"1\",\"message\":null,\"username\":\"bob\",\"msg_type\":5}");
+    expect_text(w, a2.channel,
+                "{\"room\":\"1\",\"message\":null,\"username\":\"bob\",\"msg_type\":5}");
     assert_false(pending(w, a2.channel));
     ws_send(w, &a2, "{\"command\":\"who\",\"room\":1}");
     expect_text(w, a2.channel, "{\"who\":\"1\",\"members\":[\"ann\"]}");
@@ -884,7 +911,8 @@ static void edits_deletes_and_whispers(void **state)
     assert_string_equal(m.body, "");
     wrk_message_clear(&m);
     ws_send(w, &a, "{\"command\":\"edit\",\"room\":1,\"id\":1,\"message\":\"again\"}");
-    expect_text(w, a.channel, "{\"error\":\"MESSAGE_INVALID\",\"room\":\"1\",\"command\":\"edit\"}");
+    expect_text(w, a.channel,
+                "{\"error\":\"MESSAGE_INVALID\",\"room\":\"1\",\"command\":\"edit\"}");
     ws_send(w, &s, "{\"command\":\"delete\",\"room\":1,\"id\":1}");
     expect_text(w, s.channel,
                 "{\"error\":\"MESSAGE_INVALID\",\"room\":\"1\",\"command\":\"delete\"}");
@@ -960,7 +988,9 @@ static void rate_limits_refuse_then_close(void **state)
     ws_connect(w, ca, "ifc.t!1", &a);
     ws_connect(w, cb, "ifc.t!2", &b);
     /* A third socket from the same address is refused before any accept. */
-    mc_envelope_t env = {.type = MC_ENV_WS_CONNECT, .reply = "ifc.t!3", .path = "/chat/stream/",
+    mc_envelope_t env = {.type = MC_ENV_WS_CONNECT,
+                         .reply = "ifc.t!3",
+                         .path = "/chat/stream/",
                          .client = "10.0.0.1"};
     env.headers[env.nheaders++] = (mc_header_t){"cookie", ca};
     char *data;

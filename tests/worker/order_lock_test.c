@@ -26,9 +26,10 @@ static int sink_group(void *ctx, const char *group, const char *channel)
     return 0;
 }
 
-static int sink_group_send(void *ctx, const char *group, const char *data, size_t len)
+static int sink_group_send(void *ctx, const char *group, const char *once, const char *data,
+                           size_t len)
 {
-    (void)ctx, (void)group, (void)data, (void)len;
+    (void)ctx, (void)group, (void)once, (void)data, (void)len;
     return 0;
 }
 
