@@ -91,8 +91,10 @@ int mc_config_parse(const mc_option_t *opts, size_t n, int argc, char **argv, in
             return MC_EINVAL;
         }
         const char *value = eq ? eq + 1 : NULL;
+        int ignored;
         if (!value && o->type == MC_OPT_BOOL) {
-            value = "1";
+            /* "--flag off" reads as it looks: a boolean word is the flag's value. */
+            value = i + 1 < argc && parse_bool(argv[i + 1], &ignored) == 0 ? argv[++i] : "1";
         } else if (!value) {
             if (i + 1 >= argc) {
                 snprintf(err, errlen, "option %s needs a value", o->flag);
@@ -104,8 +106,12 @@ int mc_config_parse(const mc_option_t *opts, size_t n, int argc, char **argv, in
         if (rc)
             return rc;
     }
-    if (first_arg)
+    if (first_arg) {
         *first_arg = i;
+    } else if (i < argc) {
+        snprintf(err, errlen, "unexpected argument \"%s\" (see --help)", argv[i]);
+        return MC_EINVAL;
+    }
     return 0;
 }
 

@@ -32,12 +32,15 @@ typedef struct mc_option {
 #define MC_CONFIG_HELP 1
 
 /*
- * Applies the environment and then argv[1..] to the targets in opts. Parsing
- * stops at the first argument that is not an option (or after "--"); its index
- * is stored in *first_arg (argc when there is none), so programs with
- * subcommands can go on from there.
+ * Applies the environment and then argv[1..] to the targets in opts. A
+ * boolean flag takes its value after '=' or as the next argument when that
+ * is a boolean word ("--flag off"); alone it means on. Parsing stops at the
+ * first argument that is not an option (or after "--"); its index is stored
+ * in *first_arg (argc when there is none), so programs with subcommands can
+ * go on from there. With first_arg NULL, such an argument is an error.
  * Returns 0, MC_CONFIG_HELP, or MC_EINVAL with a sentence in err (unknown
- * flag, missing value, a number out of range, a bad boolean).
+ * flag, missing value, a number out of range, a bad boolean, an unexpected
+ * argument).
  */
 int mc_config_parse(const mc_option_t *opts, size_t n, int argc, char **argv, int *first_arg,
                     char *err, size_t errlen);

@@ -94,6 +94,33 @@ static void bad_input_is_refused_with_a_sentence(void **state)
     assert_non_null(strstr(err, "MC_TEST_CAPACITY"));
 }
 
+static void a_boolean_takes_the_word_after_it(void **state)
+{
+    (void)state;
+    struct settings s = {"x", 100, 1};
+    char err[128];
+    int first = 0;
+    const char *off[] = {"prog", "--verbose", "off", "--capacity", "5"};
+    assert_int_equal(parse(&s, 5, off, &first, err), 0);
+    assert_int_equal(s.verbose, 0);
+    assert_int_equal(s.capacity, 5); /* the flags after it still count */
+    assert_int_equal(first, 5);
+    const char *alone[] = {"prog", "--verbose", "sub"};
+    assert_int_equal(parse(&s, 3, alone, &first, err), 0);
+    assert_int_equal(s.verbose, 1);
+    assert_int_equal(first, 2); /* "sub" is not a boolean: a subcommand */
+}
+
+static void a_program_without_arguments_refuses_them(void **state)
+{
+    (void)state;
+    struct settings s = {"x", 100, 0};
+    char err[128];
+    const char *stray[] = {"prog", "--capacity", "5", "stray", "--listen", "y"};
+    assert_int_equal(parse(&s, 6, stray, NULL, err), MC_EINVAL);
+    assert_non_null(strstr(err, "unexpected argument \"stray\""));
+}
+
 static void help_is_recognised(void **state)
 {
     (void)state;
@@ -109,6 +136,8 @@ int main(void)
         cmocka_unit_test_setup(defaults_stay_when_nothing_is_given, setup),
         cmocka_unit_test_setup(flags_beat_environment_which_beats_defaults, setup),
         cmocka_unit_test_setup(bad_input_is_refused_with_a_sentence, setup),
+        cmocka_unit_test_setup(a_boolean_takes_the_word_after_it, setup),
+        cmocka_unit_test_setup(a_program_without_arguments_refuses_them, setup),
         cmocka_unit_test_setup(help_is_recognised, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
