@@ -109,6 +109,17 @@ int chl_receive(chl_t *chl, const char *const *channels, size_t n, long timeout_
  * Returns as chl_send and chl_receive. */
 int chl_queue_push(chl_t *chl, const char *queue, const void *msg, size_t len);
 int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t *out);
+/* The worker's loop in one round trip (per shard): acknowledges done[0..ndone)
+ * (messages of chl_queue_pop or chl_queue_next, handled; the caller still
+ * frees them), then waits up to timeout_ms for the queue and moves up to max
+ * messages (at most CHL_QUEUE_BATCH) into the in-flight list and out[0..*n).
+ * A worker that dies before its next call has its batch handled again.
+ * Returns 0 (*n >= 1), MC_EAGAIN when none came (the acknowledgements were
+ * made), MC_EINVAL, or MC_EREDIS (the acknowledgements may be lost: the
+ * messages stay in flight). */
+#define CHL_QUEUE_BATCH 64
+int chl_queue_next(chl_t *chl, const char *queue, long timeout_ms, const chl_message_t *done,
+                   size_t ndone, chl_message_t *out, size_t max, size_t *n);
 /* Returns 0, MC_EINVAL (msg did not come from chl_queue_pop), MC_ENOTFOUND
  * (no longer in flight: acked already, or requeued as if this client had
  * died), MC_EREDIS. */

@@ -525,87 +525,136 @@ static int inflight_remove(chl_t *chl, size_t sh, const char *el, size_t len)
     return rc;
 }
 
-/* Refreshes the heartbeat and moves one element into the in-flight list, in
- * one round trip. Returns 0 and *got as try_pop. */
-static int queue_pop_shard(chl_t *chl, size_t sh, const char *qkey, long block_ms,
-                           chl_message_t *out, int *got)
+/* Turns an element moved into the in-flight list into *out. Returns 1 when
+ * it is a message, 0 when it was malformed or expired: then it is taken out
+ * of the in-flight list again and counted. */
+static int accept_inflight(chl_t *chl, size_t sh, const redisReply *el, chl_message_t *out, int *rc)
+{
+    chl__frame_t f;
+    int ok = chl__frame_parse(&f, el->str, el->len) == 0 && f.kind == CHL__MSG;
+    if (!ok) {
+        chl->stats.malformed++;
+        mc_warn("channel-layer: skipped a malformed queue element of %zu bytes", el->len);
+    } else if (f.deadline && f.deadline < mc_now_ms()) {
+        chl->stats.expired++;
+        ok = 0;
+    }
+    if (!ok) {
+        int lr = inflight_remove(chl, sh, el->str, el->len);
+        *rc = lr < 0 ? lr : 0;
+        return 0;
+    }
+    sync_inflight_t *in = malloc(sizeof(*in) + el->len);
+    *rc = in ? chl__message_fill(out, f.name, f.name_len, f.payload, f.len) : MC_ENOMEM;
+    if (*rc != 0) {
+        free(in);
+        return 0;
+    }
+    in->shard = sh;
+    in->len = el->len;
+    memcpy(in->el, el->str, el->len);
+    out->internal = in;
+    chl->stats.received++;
+    return 1;
+}
+
+/* One round trip to shard sh: removes the elements of acks[0..nacks) that
+ * live there from the in-flight list, refreshes the heartbeat, and moves up
+ * to max elements of the queue into the in-flight list, the first waiting up
+ * to block_ms (0: none waits). Adds the messages to out[*n..]; *skipped is
+ * set when an element was dropped (malformed or expired). */
+static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_ms,
+                            const chl_message_t *acks, size_t nacks, chl_message_t *out, size_t max,
+                            size_t *n, int *skipped)
 {
     char hb[CHL__KEY_MAX], workers[CHL__KEY_MAX], inflight[CHL__KEY_MAX], ttl[24], tb[32];
-    *got = 0;
     if (chl__key(hb, sizeof(hb), chl->cfg.prefix, "hb:", chl->name) != 0 ||
         chl__key(workers, sizeof(workers), chl->cfg.prefix, "workers", NULL) != 0 ||
         chl__key(inflight, sizeof(inflight), chl->cfg.prefix, "inflight:", chl->name) != 0)
         return MC_ETOOBIG;
     snprintf(ttl, sizeof(ttl), "%ld", chl->cfg.heartbeat_ttl_ms);
     seconds(tb, sizeof(tb), block_ms);
-    const char *set[] = {"SET", hb, "1", "PX", ttl};
-    const char *sadd[] = {"SADD", workers, chl->name};
-    const char *bmove[] = {"BLMOVE", qkey, inflight, "RIGHT", "LEFT", tb};
-    const char *move[] = {"LMOVE", qkey, inflight, "RIGHT", "LEFT"};
-    size_t l0[5], l1[3], l2[6], l3[5];
-    for (int k = 0; k < 5; k++)
-        l0[k] = strlen(set[k]);
-    for (int k = 0; k < 3; k++)
-        l1[k] = strlen(sadd[k]);
-    for (int k = 0; k < 6; k++)
-        l2[k] = strlen(bmove[k]);
-    for (int k = 0; k < 5; k++)
-        l3[k] = strlen(move[k]);
-    const char *const *av[3] = {set, sadd, block_ms > 0 ? bmove : move};
-    const size_t *const lv[3] = {l0, l1, block_ms > 0 ? l2 : l3};
-    int argc[3] = {5, 3, block_ms > 0 ? 6 : 5};
-    redisReply *r[3];
-    int rc = shard_pipeline(chl, sh, 3, argc, (const char **const *)av, lv, r);
+    enum { MOST = 2 * CHL_QUEUE_BATCH + 2 };
+    struct {
+        const char *v[6];
+        size_t l[6];
+    } cmd[MOST];
+    const char **av[MOST];
+    const size_t *lv[MOST];
+    int argc[MOST];
+    redisReply *r[MOST];
+    size_t k = 0;
+    /* Appends one command; an element's length is taken with strlen. */
+#define CMD(...)                                                                                   \
+    do {                                                                                           \
+        const char *w_[] = {__VA_ARGS__};                                                          \
+        argc[k] = (int)(sizeof(w_) / sizeof(w_[0]));                                               \
+        for (int j_ = 0; j_ < argc[k]; j_++) {                                                     \
+            cmd[k].v[j_] = w_[j_];                                                                 \
+            cmd[k].l[j_] = strlen(w_[j_]);                                                         \
+        }                                                                                          \
+        av[k] = cmd[k].v;                                                                          \
+        lv[k] = cmd[k].l;                                                                          \
+        k++;                                                                                       \
+    } while (0)
+    for (size_t a = 0; a < nacks; a++) {
+        const sync_inflight_t *in = acks[a].internal;
+        if (!in || in->shard != sh)
+            continue;
+        CMD("LREM", inflight, "1", "");
+        cmd[k - 1].v[3] = in->el; /* binary: its own length */
+        cmd[k - 1].l[3] = in->len;
+    }
+    size_t nlrem = k;
+    CMD("SET", hb, "1", "PX", ttl);
+    CMD("SADD", workers, chl->name);
+    if (block_ms > 0 && max > 0)
+        CMD("BLMOVE", qkey, inflight, "RIGHT", "LEFT", tb);
+    while (k < nlrem + 2 + max)
+        CMD("LMOVE", qkey, inflight, "RIGHT", "LEFT");
+#undef CMD
+    int rc = shard_pipeline(chl, sh, k, argc, (const char **const *)av, lv, r);
     if (rc != 0)
         return rc;
-    redisReply *el = r[2];
-    if (el->type == REDIS_REPLY_ERROR) {
-        mc_warn("channel-layer: queue pop: %.120s", el->str);
-        chl->stats.redis_errors++;
-        rc = MC_EREDIS;
-    } else if (el->type == REDIS_REPLY_STRING) {
-        chl__frame_t f;
-        int ok = chl__frame_parse(&f, el->str, el->len) == 0 && f.kind == CHL__MSG;
-        if (!ok) {
-            chl->stats.malformed++;
-            mc_warn("channel-layer: skipped a malformed queue element of %zu bytes", el->len);
-        } else if (f.deadline && f.deadline < mc_now_ms()) {
-            chl->stats.expired++;
-            ok = 0;
-        }
-        if (!ok) {
-            *got = 2;
-            int lr = inflight_remove(chl, sh, el->str, el->len);
-            rc = lr < 0 ? lr : 0;
-        } else {
-            sync_inflight_t *in = malloc(sizeof(*in) + el->len);
-            rc = in ? chl__message_fill(out, f.name, f.name_len, f.payload, f.len) : MC_ENOMEM;
-            if (rc == 0) {
-                in->shard = sh;
-                in->len = el->len;
-                memcpy(in->el, el->str, el->len);
-                out->internal = in;
-                chl->stats.received++;
-                *got = 1;
-            } else {
-                free(in);
-            }
+    for (size_t j = 0; j < nlrem; j++)
+        if (r[j]->type == REDIS_REPLY_INTEGER && r[j]->integer == 0)
+            mc_warn("channel-layer: a handled message was no longer in flight (requeued as if "
+                    "this worker had died); it may be handled twice");
+    for (size_t j = nlrem + 2; rc == 0 && j < k; j++) {
+        if (r[j]->type == REDIS_REPLY_ERROR) {
+            mc_warn("channel-layer: queue pop: %.120s", r[j]->str);
+            chl->stats.redis_errors++;
+            rc = MC_EREDIS;
+        } else if (r[j]->type == REDIS_REPLY_STRING) {
+            if (accept_inflight(chl, sh, r[j], &out[*n], &rc))
+                (*n)++;
+            else
+                *skipped = 1;
         }
     }
-    for (int k = 0; k < 3; k++)
-        freeReplyObject(r[k]);
+    for (size_t j = 0; j < k; j++)
+        freeReplyObject(r[j]);
     return rc;
 }
 
 int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t *out)
 {
+    size_t n;
+    return chl_queue_next(chl, queue, timeout_ms, NULL, 0, out, 1, &n);
+}
+
+int chl_queue_next(chl_t *chl, const char *queue, long timeout_ms, const chl_message_t *done,
+                   size_t ndone, chl_message_t *out, size_t max, size_t *n)
+{
     char qkey[CHL__KEY_MAX];
-    memset(out, 0, sizeof(*out));
-    if (chl__check_plain(queue) != 0 || timeout_ms < 0)
+    *n = 0;
+    if (chl__check_plain(queue) != 0 || timeout_ms < 0 || max < 1 || max > CHL_QUEUE_BATCH ||
+        ndone > CHL_QUEUE_BATCH || (ndone && !done))
         return MC_EINVAL;
     int rc = chl__key(qkey, sizeof(qkey), chl->cfg.prefix, queue, NULL);
     if (rc != 0)
         return rc;
+    memset(out, 0, max * sizeof(*out));
     int64_t deadline = timeout_ms ? mc_mono_ms() + timeout_ms : 0;
     size_t ns = chl->ring.nshards;
     /* Each pop refreshes the heartbeat: block for at most half its TTL so
@@ -615,33 +664,46 @@ int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t 
         slice = CHL__BLOCK_SLICE_MS;
     if (slice < 1)
         slice = 1;
+    if (ns > 1) {
+        /* The acknowledgements go to each shard first, then the pops. */
+        for (size_t sh = 0; sh < ns && ndone; sh++) {
+            int skipped = 0;
+            rc = queue_move_shard(chl, sh, qkey, 0, done, ndone, out, 0, n, &skipped);
+            if (rc != 0)
+                return rc;
+        }
+        ndone = 0;
+    }
     for (;;) {
-        int got = 0;
+        int skipped = 0;
         if (ns == 1) {
             long block = next_block(deadline, slice);
-            rc = queue_pop_shard(chl, 0, qkey, block, out, &got);
-            if (rc != 0 || got == 1)
+            rc = queue_move_shard(chl, 0, qkey, block, done, ndone, out, max, n, &skipped);
+            ndone = 0;
+            if (rc != 0 || *n > 0)
                 return rc;
-            if (got == 0 && block == 0)
+            if (block == 0 && !skipped)
                 return MC_EAGAIN;
             continue;
         }
         /* Pushes are spread over every shard: look at each, then block
          * briefly on one after another. */
-        int dropped = 0;
-        for (size_t k = 0; k < ns; k++) {
-            rc = queue_pop_shard(chl, (chl->pop_next + k) % ns, qkey, 0, out, &got);
-            if (rc != 0 || got == 1)
+        for (size_t k = 0; k < ns && *n < max; k++) {
+            rc = queue_move_shard(chl, (chl->pop_next + k) % ns, qkey, 0, NULL, 0, out, max - *n, n,
+                                  &skipped);
+            if (rc != 0)
                 return rc;
-            dropped |= got == 2;
         }
-        if (dropped)
+        if (*n > 0)
+            return 0;
+        if (skipped)
             continue;
         long block = next_block(deadline, SYNC_MULTI_SLICE_MS);
         if (block == 0)
             return MC_EAGAIN;
-        rc = queue_pop_shard(chl, chl->pop_next++ % ns, qkey, block, out, &got);
-        if (rc != 0 || got == 1)
+        rc = queue_move_shard(chl, chl->pop_next++ % ns, qkey, block, NULL, 0, out, max, n,
+                              &skipped);
+        if (rc != 0 || *n > 0)
             return rc;
     }
 }

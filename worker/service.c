@@ -70,11 +70,18 @@ static int stop_requested(const sigset_t *stops)
            (sigismember(stops, SIGTERM) && sigismember(&pending, SIGTERM) == 1);
 }
 
-static int run(wrk_app_t *app, chl_t *chl, const char *queue, const sigset_t *stops)
+/* Envelopes popped at once: under load one round trip acknowledges a batch
+ * and fetches the next; idle, a batch is the one envelope that came. */
+#define BATCH 32
+
+static int run(wrk_app_t *app, chl_t *chl, const char *queue, long heartbeat_ttl_ms,
+               const sigset_t *stops)
 {
     int64_t next_changes = 0, next_requeue = 0, next_purge = 0, next_reap = 0;
     long backoff = 0;
     uint64_t handled = 0;
+    chl_message_t done[BATCH], next[BATCH];
+    size_t ndone = 0;
     while (!stop_requested(stops)) {
         int64_t now = mc_mono_ms();
         if (now >= next_requeue) {
@@ -95,25 +102,44 @@ static int run(wrk_app_t *app, chl_t *chl, const char *queue, const sigset_t *st
             wrk_store_purge(app->store, mc_now_ms(), CHANGES_KEPT_MS);
             next_purge = now + PURGE_EVERY_MS;
         }
-        chl_message_t msg;
-        int rc = chl_queue_pop(chl, queue, POP_TIMEOUT_MS, &msg);
+        /* Every envelope handled is acknowledged, whatever the outcome: it
+         * was answered (or cannot be), and a poison envelope must not come
+         * back forever. */
+        size_t n = 0;
+        int rc = chl_queue_next(chl, queue, POP_TIMEOUT_MS, done, ndone, next, BATCH, &n);
+        if (rc != MC_EREDIS) {
+            for (size_t i = 0; i < ndone; i++)
+                chl_message_free(&done[i]);
+            ndone = 0;
+        }
         if (rc == MC_EAGAIN)
             continue;
         if (rc) {
-            /* Redis is away: the channel layer reconnects; do not spin. */
+            /* Redis is away: the channel layer reconnects; do not spin. The
+             * handled envelopes are acknowledged by the next call. */
             backoff = backoff ? (backoff < 2000 ? backoff * 2 : 2000) : 50;
             mc_warn("worker: popping %s: %s; retrying in %ld ms", queue, mc_strerror(rc), backoff);
             pause_ms(backoff);
             continue;
         }
         backoff = 0;
-        wrk_app_handle(app, msg.data, msg.len);
-        /* Acknowledged whatever the outcome: the envelope was answered (or
-         * cannot be), and a poison envelope must not come back forever. */
-        if (chl_ack(chl, &msg))
+        int64_t beat = mc_mono_ms();
+        for (size_t i = 0; i < n; i++) {
+            /* A slow batch (logins hash passwords) keeps its heartbeat, or
+             * another worker would take it for dead and requeue it. */
+            if (mc_mono_ms() - beat > heartbeat_ttl_ms / 4) {
+                chl_requeue_dead(chl, NULL);
+                beat = mc_mono_ms();
+            }
+            wrk_app_handle(app, next[i].data, next[i].len);
+            done[ndone++] = next[i];
+            handled++;
+        }
+    }
+    for (size_t i = 0; i < ndone; i++) {
+        if (chl_ack(chl, &done[i]))
             mc_warn("worker: ack failed; the envelope may be handled again");
-        chl_message_free(&msg);
-        handled++;
+        chl_message_free(&done[i]);
     }
     mc_info("worker: stopping after %llu envelope(s)", (unsigned long long)handled);
     return 0;
@@ -204,7 +230,7 @@ int wrk_service_main(int argc, char **argv)
         return 1;
     }
     mc_info("worker: %s serving queue \"%s\" with %s", chl_name(chl), queue, db);
-    rc = run(&app, chl, queue, &stops);
+    rc = run(&app, chl, queue, chl_cfg.heartbeat_ttl_ms, &stops);
     wrk_app_close(&app);
     chl_close(chl);
     return rc;

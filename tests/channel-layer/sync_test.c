@@ -316,6 +316,44 @@ static void queue_pop_moves_to_in_flight_until_acked(void **state)
     chl_close(chl);
 }
 
+static void queue_next_acknowledges_a_batch_and_fetches_the_next(void **state)
+{
+    (void)state;
+    chl_t *chl = open_with(&(chl_config_t){.redis_urls = redis.url}, "wrk-b");
+    for (int i = 0; i < 5; i++) {
+        char m[16];
+        snprintf(m, sizeof(m), "m%d", i);
+        assert_int_equal(chl_queue_push(chl, "jobs", m, strlen(m)), 0);
+    }
+    assert_int_equal(ts_redis_int(&redis, "LPUSH mc:jobs junk"), 6); /* not a frame, last in line */
+    chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
+    size_t na = 0, nb = 0;
+    /* Up to max at once, oldest first, all in flight. */
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 3, &na), 0);
+    assert_int_equal(na, 3);
+    assert_string_equal(a[0].data, "m0");
+    assert_string_equal(a[2].data, "m2");
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:inflight:wrk-b"), 3);
+    /* The next call acknowledges those and takes the rest; junk is dropped. */
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
+    assert_int_equal(nb, 2);
+    assert_string_equal(b[0].data, "m3");
+    assert_string_equal(b[1].data, "m4");
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:inflight:wrk-b"), 2);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:jobs"), 0);
+    for (size_t i = 0; i < na; i++)
+        chl_message_free(&a[i]);
+    /* Nothing left: the acknowledgements are made all the same. */
+    assert_int_equal(chl_queue_next(chl, "jobs", 20, b, nb, a, 10, &na), MC_EAGAIN);
+    assert_int_equal(na, 0);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:inflight:wrk-b"), 0);
+    for (size_t i = 0; i < nb; i++)
+        chl_message_free(&b[i]);
+    assert_int_equal(chl_queue_next(chl, "jobs", 20, NULL, 0, a, CHL_QUEUE_BATCH + 1, &na),
+                     MC_EINVAL);
+    chl_close(chl);
+}
+
 static void queue_capacity_is_its_own(void **state)
 {
     (void)state;
@@ -673,6 +711,7 @@ int main(void)
         cmocka_unit_test_setup(expired_messages_are_skipped_and_counted, flush),
         cmocka_unit_test_setup(malformed_elements_are_skipped_and_counted, flush),
         cmocka_unit_test_setup(queue_pop_moves_to_in_flight_until_acked, flush),
+        cmocka_unit_test_setup(queue_next_acknowledges_a_batch_and_fetches_the_next, flush),
         cmocka_unit_test_setup(queue_capacity_is_its_own, flush),
         cmocka_unit_test_setup(dead_workers_in_flight_messages_are_requeued, flush),
         cmocka_unit_test_setup(group_send_reaches_each_process_once, flush),
