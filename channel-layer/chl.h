@@ -148,6 +148,16 @@ int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, s
  * after a crash delivers its message once. */
 int chl_group_send_once(chl_t *chl, const char *group, const char *name, const void *msg,
                         size_t len, size_t *dropped);
+/* chl_group_send_once of each of msgs[0..n), in order: with one shard, in
+ * one round trip. *dropped (may be NULL) gets the copies dropped in all.
+ * Returns 0 or the first error; the other messages are sent all the same. */
+typedef struct chl_group_msg {
+    const char *group;
+    const char *name; /* NULL: not named */
+    const void *msg;
+    size_t len;
+} chl_group_msg_t;
+int chl_group_send_many(chl_t *chl, const chl_group_msg_t *msgs, size_t n, size_t *dropped);
 
 /* Drops every membership of a process (one whose heartbeat is gone), so
  * its members stop counting in groups. Returns 0 or MC_EREDIS. */

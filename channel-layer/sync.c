@@ -159,70 +159,110 @@ static redisReply *shard_command(chl_t *chl, size_t i, int argc, const char **ar
     return r;
 }
 
-/* EVALSHA of one script; a server that lost its scripts (NOSCRIPT, e.g.
- * after SCRIPT FLUSH) gets them again and the call is made once more. */
-static redisReply *run_script(chl_t *chl, size_t i, enum chl__script_id id, size_t nkeys,
-                              const char *const *keys, size_t nargs, const char *const *args,
-                              const size_t *arglens, int *rc)
+/* One call of a script: its keys and its arguments (arglens NULL: strlen). */
+typedef struct script_call {
+    size_t nkeys, nargs;
+    const char *const *keys;
+    const char *const *args;
+    const size_t *arglens;
+} script_call_t;
+
+/* EVALSHA of script id for each of calls[0..n), pipelined in one round trip
+ * to shard i: replies[k] gets call k's reply, or NULL when it failed. A
+ * server that lost its scripts (NOSCRIPT, e.g. after SCRIPT FLUSH) gets them
+ * again and the calls it refused are made once more. Returns 0 when every
+ * call has its reply, else the first error. */
+static int run_scripts(chl_t *chl, size_t i, enum chl__script_id id, const script_call_t *calls,
+                       size_t n, redisReply **replies)
 {
-    const char *small_v[SYNC_SMALL_ARGV];
-    size_t small_l[SYNC_SMALL_ARGV];
-    size_t argc = 3 + nkeys + nargs;
-    const char **v = small_v;
-    size_t *l = small_l;
-    if (argc > SYNC_SMALL_ARGV) {
-        v = malloc(argc * sizeof(*v));
-        l = malloc(argc * sizeof(*l));
-        if (!v || !l) {
-            free(v);
-            free(l);
-            *rc = MC_ENOMEM;
-            return NULL;
-        }
+    size_t most = 0;
+    for (size_t k = 0; k < n; k++) {
+        replies[k] = NULL;
+        if (3 + calls[k].nkeys + calls[k].nargs > most)
+            most = 3 + calls[k].nkeys + calls[k].nargs;
     }
-    *rc = shard_up(chl, i);
-    redisReply *r = NULL;
-    if (*rc == 0) {
-        char nk[24];
-        snprintf(nk, sizeof(nk), "%zu", nkeys);
-        v[0] = "EVALSHA";
-        v[1] = chl->shards[i].sha[id];
-        v[2] = nk;
-        for (size_t k = 0; k < nkeys; k++)
-            v[3 + k] = keys[k];
-        for (size_t k = 0; k < nargs; k++)
-            v[3 + nkeys + k] = args[k];
-        for (size_t k = 0; k < argc; k++)
-            l[k] = (k >= 3 + nkeys && arglens) ? arglens[k - 3 - nkeys] : strlen(v[k]);
-        for (int attempt = 0; attempt < 2; attempt++) {
-            const char **const av[1] = {v};
-            const size_t *const lv[1] = {l};
-            int ac = (int)argc;
-            *rc = shard_pipeline(chl, i, 1, &ac, av, lv, &r);
-            if (*rc != 0)
-                break;
-            if (r->type != REDIS_REPLY_ERROR)
-                break;
-            int noscript = strncmp(r->str, "NOSCRIPT", 8) == 0;
-            if (!noscript)
-                mc_warn("channel-layer: script %d failed: %.120s", id, r->str);
-            freeReplyObject(r);
-            r = NULL;
-            *rc = MC_EREDIS;
+    int rc = shard_up(chl, i);
+    if (rc != 0 || n == 0)
+        return rc;
+    const char **v = malloc(n * most * sizeof(*v));
+    size_t *l = malloc(n * most * sizeof(*l));
+    const char ***pv = malloc(n * sizeof(*pv));
+    const size_t **pl = malloc(n * sizeof(*pl));
+    int *pc = malloc(n * sizeof(*pc)), *pa = malloc(n * sizeof(*pa));
+    char(*nk)[24] = malloc(n * sizeof(*nk));
+    size_t *todo = malloc(n * sizeof(*todo));
+    redisReply **r = malloc(n * sizeof(*r));
+    rc = (v && l && pv && pl && pc && pa && nk && todo && r) ? 0 : MC_ENOMEM;
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        const script_call_t *c = &calls[k];
+        const char **cv = v + k * most;
+        size_t *cl = l + k * most;
+        snprintf(nk[k], sizeof(nk[k]), "%zu", c->nkeys);
+        cv[0] = "EVALSHA";
+        cv[2] = nk[k];
+        for (size_t j = 0; j < c->nkeys; j++)
+            cv[3 + j] = c->keys[j];
+        for (size_t j = 0; j < c->nargs; j++)
+            cv[3 + c->nkeys + j] = c->args[j];
+        pc[k] = (int)(3 + c->nkeys + c->nargs);
+        for (size_t j = 0; j < (size_t)pc[k]; j++)
+            cl[j] = (j >= 3 + c->nkeys && c->arglens) ? c->arglens[j - 3 - c->nkeys]
+                    : j == 1                          ? 0 /* the SHA: set below */
+                                                      : strlen(cv[j]);
+        todo[k] = k;
+    }
+    size_t ntodo = n;
+    int first_err = 0;
+    for (int attempt = 0; rc == 0 && attempt < 2 && ntodo; attempt++) {
+        for (size_t t = 0; t < ntodo; t++) {
+            size_t k = todo[t];
+            v[k * most + 1] = chl->shards[i].sha[id];
+            l[k * most + 1] = strlen(chl->shards[i].sha[id]);
+            pv[t] = v + k * most;
+            pl[t] = l + k * most;
+            pa[t] = pc[k];
+        }
+        rc = shard_pipeline(chl, i, ntodo, pa, (const char **const *)pv, pl, r);
+        if (rc != 0)
+            break;
+        size_t again = 0;
+        for (size_t t = 0; t < ntodo; t++) {
+            size_t k = todo[t];
+            if (r[t]->type != REDIS_REPLY_ERROR) {
+                replies[k] = r[t];
+                continue;
+            }
+            if (strncmp(r[t]->str, "NOSCRIPT", 8) == 0)
+                todo[again++] = k;
+            else
+                mc_warn("channel-layer: script %d failed: %.120s", id, r[t]->str);
+            freeReplyObject(r[t]);
             chl->stats.redis_errors++;
-            if (!noscript || attempt == 1 || !chl->shards[i].ctx)
-                break;
+            first_err = MC_EREDIS;
+        }
+        ntodo = again;
+        if (ntodo && attempt == 0) {
             if (load_scripts(chl->shards[i].ctx, &chl->shards[i]) != 0) {
                 shard_down(chl, i, "scripts do not load");
                 break;
             }
-            v[1] = chl->shards[i].sha[id];
         }
     }
-    if (v != small_v) {
-        free(v);
-        free(l);
-    }
+    free(v), free(l), free(pv), free(pl), free(pc), free(pa), free(nk), free(todo), free(r);
+    if (rc == 0)
+        for (size_t k = 0; k < n && rc == 0; k++)
+            if (!replies[k])
+                rc = first_err ? first_err : MC_EREDIS;
+    return rc;
+}
+
+static redisReply *run_script(chl_t *chl, size_t i, enum chl__script_id id, size_t nkeys,
+                              const char *const *keys, size_t nargs, const char *const *args,
+                              const size_t *arglens, int *rc)
+{
+    script_call_t call = {nkeys, nargs, keys, args, arglens};
+    redisReply *r;
+    *rc = run_scripts(chl, i, id, &call, 1, &r);
     return r;
 }
 
@@ -856,6 +896,88 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
     return rc ? rc : first_err;
 }
 
+/* The script call of one group send, ready to run. */
+typedef struct gsend {
+    char keys[2][CHL__KEY_MAX], once[CHL__KEY_MAX];
+    char ex[24], capb[24], ttlb[24], once_ttl[24];
+    const char *kv[2];
+    const char *args[9];
+    size_t lens[9];
+    char *frame;
+    size_t flen;
+    size_t shard; /* of the group */
+} gsend_t;
+
+static int gsend_prepare(chl_t *chl, const chl_group_msg_t *m, gsend_t *g)
+{
+    g->frame = NULL;
+    g->once[0] = '\0';
+    if (chl__check_plain(m->group) != 0 || (!m->msg && m->len))
+        return MC_EINVAL;
+    if (m->len > CHL__MSG_MAX)
+        return MC_ETOOBIG;
+    if (chl__key(g->keys[0], CHL__KEY_MAX, chl->cfg.prefix, "group:", m->group) != 0 ||
+        chl__key(g->keys[1], CHL__KEY_MAX, chl->cfg.prefix, "groupp:", m->group) != 0)
+        return MC_ETOOBIG;
+    if (m->name && (chl__check_plain(m->name) != 0 ||
+                    chl__key(g->once, CHL__KEY_MAX, chl->cfg.prefix, "once:", m->name) != 0))
+        return MC_EINVAL;
+    int rc = chl__frame_build(&g->frame, &g->flen, CHL__GROUP, mc_now_ms() + chl->cfg.expiry_ms,
+                              m->group, m->msg, m->len);
+    if (rc != 0)
+        return rc;
+    snprintf(g->ex, sizeof(g->ex), "%ld", chl->cfg.group_expiry_s);
+    snprintf(g->capb, sizeof(g->capb), "%ld", chl->cfg.process_capacity);
+    snprintf(g->ttlb, sizeof(g->ttlb), "%ld", chl->cfg.expiry_ms);
+    /* A replay comes from a requeued envelope, which lives at most one
+     * expiry: a name kept for two outlives it. */
+    snprintf(g->once_ttl, sizeof(g->once_ttl), "%ld", 2 * chl->cfg.expiry_ms);
+    /* With one shard the script pushes the copies itself: one round trip. */
+    int here = chl->ring.nshards == 1;
+    const char *args[9] = {g->ex,    chl->cfg.prefix, here ? "1" : "0", g->capb,    g->ttlb,
+                           g->frame, m->group,        g->once,          g->once_ttl};
+    memcpy(g->args, args, sizeof(args));
+    for (int k = 0; k < 9; k++)
+        g->lens[k] = k == 5 ? g->flen : strlen(args[k]);
+    g->kv[0] = g->keys[0];
+    g->kv[1] = g->keys[1];
+    g->shard = chl__ring_name(&chl->ring, m->group, strlen(m->group));
+    return 0;
+}
+
+/* Takes the script's reply r (NULL: the call failed with rc) of a prepared
+ * send; with several shards, pushes the copies to the other shards. Frees
+ * both and returns 0 or the error. */
+static int gsend_finish(chl_t *chl, gsend_t *g, redisReply *r, int rc, size_t *dropped)
+{
+    size_t drop = 0;
+    if (r) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+            r->element[0]->type != REDIS_REPLY_INTEGER) {
+            rc = MC_EREDIS;
+        } else if (chl->ring.nshards == 1) {
+            drop = (size_t)r->element[0]->integer;
+        } else {
+            rc = group_fan_out(chl, r->element + 2, r->elements - 2, g->frame, g->flen, g->once,
+                               g->once_ttl, &drop);
+        }
+        freeReplyObject(r);
+    }
+    free(g->frame);
+    g->frame = NULL;
+    if (rc == 0)
+        chl->stats.sent++;
+    chl->stats.group_dropped += drop;
+    chl->stats.full += drop;
+    *dropped += drop;
+    return rc;
+}
+
+static script_call_t gsend_call(const gsend_t *g)
+{
+    return (script_call_t){2, 9, g->kv, g->args, g->lens};
+}
+
 int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, size_t *dropped)
 {
     return chl_group_send_once(chl, group, NULL, msg, len, dropped);
@@ -864,63 +986,55 @@ int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, s
 int chl_group_send_once(chl_t *chl, const char *group, const char *name, const void *msg,
                         size_t len, size_t *dropped)
 {
-    char keys[2][CHL__KEY_MAX], once[CHL__KEY_MAX] = "";
+    chl_group_msg_t m = {group, name, msg, len};
+    return chl_group_send_many(chl, &m, 1, dropped);
+}
+
+int chl_group_send_many(chl_t *chl, const chl_group_msg_t *msgs, size_t n, size_t *dropped)
+{
     size_t drop = 0;
-    if (dropped)
-        *dropped = 0;
-    if (chl__check_plain(group) != 0 || (!msg && len))
-        return MC_EINVAL;
-    if (len > CHL__MSG_MAX)
-        return MC_ETOOBIG;
-    if (chl__key(keys[0], CHL__KEY_MAX, chl->cfg.prefix, "group:", group) != 0 ||
-        chl__key(keys[1], CHL__KEY_MAX, chl->cfg.prefix, "groupp:", group) != 0)
-        return MC_ETOOBIG;
-    if (name && (chl__check_plain(name) != 0 ||
-                 chl__key(once, CHL__KEY_MAX, chl->cfg.prefix, "once:", name) != 0))
-        return MC_EINVAL;
-    char *frame;
-    size_t flen;
-    int rc = chl__frame_build(&frame, &flen, CHL__GROUP, mc_now_ms() + chl->cfg.expiry_ms, group,
-                              msg, len);
-    if (rc != 0)
-        return rc;
-    /* With one shard the script pushes the copies itself: one round trip. */
-    int here = chl->ring.nshards == 1;
-    char ex[24], capb[24], ttlb[24], once_ttl[24];
-    snprintf(ex, sizeof(ex), "%ld", chl->cfg.group_expiry_s);
-    snprintf(capb, sizeof(capb), "%ld", chl->cfg.process_capacity);
-    snprintf(ttlb, sizeof(ttlb), "%ld", chl->cfg.expiry_ms);
-    /* A replay comes from a requeued envelope, which lives at most one
-     * expiry: a name kept for two outlives it. */
-    snprintf(once_ttl, sizeof(once_ttl), "%ld", 2 * chl->cfg.expiry_ms);
-    const char *kv[2] = {keys[0], keys[1]};
-    const char *args[9] = {ex,   chl->cfg.prefix, here ? "1" : "0", capb, ttlb, frame, group,
-                           once, once_ttl};
-    size_t lens[9];
-    for (int k = 0; k < 9; k++)
-        lens[k] = k == 5 ? flen : strlen(args[k]);
-    redisReply *r = run_script(chl, chl__ring_name(&chl->ring, group, strlen(group)), CHL__S_GSEND,
-                               2, kv, 9, args, lens, &rc);
-    if (r) {
-        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-            r->element[0]->type != REDIS_REPLY_INTEGER) {
-            rc = MC_EREDIS;
-        } else if (here) {
-            drop = (size_t)r->element[0]->integer;
-        } else {
-            rc = group_fan_out(chl, r->element + 2, r->elements - 2, frame, flen, once, once_ttl,
-                               &drop);
-        }
-        freeReplyObject(r);
+    int first_err = 0;
+    gsend_t *g = malloc((n ? n : 1) * sizeof(*g));
+    script_call_t *calls = malloc((n ? n : 1) * sizeof(*calls));
+    redisReply **r = malloc((n ? n : 1) * sizeof(*r));
+    int *prc = malloc((n ? n : 1) * sizeof(*prc));
+    if (!g || !calls || !r || !prc) {
+        free(g), free(calls), free(r), free(prc);
+        return MC_ENOMEM;
     }
-    free(frame);
-    if (rc == 0)
-        chl->stats.sent++;
-    chl->stats.group_dropped += drop;
-    chl->stats.full += drop;
+    size_t m = 0; /* the calls of the messages that are well formed, in order */
+    for (size_t k = 0; k < n; k++) {
+        prc[k] = gsend_prepare(chl, &msgs[k], &g[k]);
+        if (prc[k] == 0)
+            calls[m++] = gsend_call(&g[k]);
+    }
+    if (chl->ring.nshards == 1) {
+        int rc = run_scripts(chl, 0, CHL__S_GSEND, calls, m, r);
+        for (size_t k = 0, j = 0; k < n; k++) {
+            if (prc[k] != 0)
+                continue;
+            redisReply *reply = r[j++];
+            prc[k] = gsend_finish(chl, &g[k], reply, reply ? 0 : rc, &drop);
+        }
+    } else {
+        for (size_t k = 0; k < n; k++) {
+            if (prc[k] != 0)
+                continue;
+            int rc;
+            redisReply *reply =
+                run_script(chl, g[k].shard, CHL__S_GSEND, 2, g[k].kv, 9, g[k].args, g[k].lens, &rc);
+            prc[k] = gsend_finish(chl, &g[k], reply, rc, &drop);
+        }
+    }
+    for (size_t k = 0; k < n; k++) {
+        free(g[k].frame);
+        if (prc[k] != 0 && !first_err)
+            first_err = prc[k];
+    }
+    free(g), free(calls), free(r), free(prc);
     if (dropped)
         *dropped = drop;
-    return rc;
+    return first_err;
 }
 
 int chl_forget_process(chl_t *chl, const char *process)

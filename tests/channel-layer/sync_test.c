@@ -489,6 +489,21 @@ static void a_named_group_send_delivers_once(void **state)
     long long ttl = ts_redis_int(&redis, "PTTL mc:once:msg-7");
     assert_true(ttl > 60000 && ttl <= 120000);
     assert_int_equal(chl_group_send_once(chl, "room-1", "bad!name", "x", 1, &dropped), MC_EINVAL);
+    /* Several at once, in order: a bad one is refused, the others go. */
+    const chl_group_msg_t many[] = {{"room-1", "msg-9", "nine", 4},
+                                    {"bad!group", NULL, "x", 1},
+                                    {"room-1", "msg-7", "seven", 5}, /* sent before */
+                                    {"room-1", NULL, "ten", 3}};
+    assert_int_equal(chl_group_send_many(chl, many, 4, &dropped), MC_EINVAL);
+    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p2!"), 5);
+    const char *const chans[] = {"p2!"};
+    const char *want[] = {"seven", "eight", "nine", "ten"};
+    for (int i = 0; i < 4; i++) {
+        chl_message_t m;
+        assert_int_equal(chl_receive(chl, chans, 1, 1000, &m), 0);
+        assert_string_equal(m.data, want[i]);
+        chl_message_free(&m);
+    }
     chl_close(chl);
 }
 
