@@ -73,6 +73,7 @@ int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
 
 void wrk_app_close(wrk_app_t *app)
 {
+    wrk_app_flush(app);
     wrk_store_close(app->store);
     app->store = NULL;
     if (app->order_fd >= 0)
@@ -83,27 +84,82 @@ void wrk_app_close(wrk_app_t *app)
 /* Byte <room> of the lock file stands for the room: open-file-description
  * locks (fcntl(2)) on it serialise the workers of one database per room, so
  * rooms never wait on each other, and the kernel drops a dead worker's. */
-static void order_range(wrk_app_t *app, int64_t room, short type)
+/* Returns 0, or -1 when wait is 0 and another worker holds the lock. */
+static int order_range(wrk_app_t *app, int64_t room, short type, int wait)
 {
     if (app->order_fd < 0 || room < 0)
-        return;
+        return 0;
     struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = (off_t)room, .l_len = 1};
-    while (fcntl(app->order_fd, type == F_UNLCK ? F_OFD_SETLK : F_OFD_SETLKW, &fl) != 0) {
+    while (fcntl(app->order_fd, wait && type != F_UNLCK ? F_OFD_SETLKW : F_OFD_SETLK, &fl) != 0) {
+        if (!wait && (errno == EAGAIN || errno == EACCES))
+            return -1;
         if (errno != EINTR) {
             mc_warn("worker: order lock of room %" PRId64 ": %s", room, strerror(errno));
-            return;
+            return 0;
         }
     }
+    return 0;
+}
+
+static int outbox_holds(const wrk_app_t *app, int64_t room)
+{
+    for (size_t i = 0; i < app->nout; i++)
+        if (app->outbox[i].room == room)
+            return 1;
+    return 0;
 }
 
 void wrk__order_lock(wrk_app_t *app, int64_t room)
 {
-    order_range(app, room, F_WRLCK);
+    wrk_app_flush(app);
+    order_range(app, room, F_WRLCK, 1);
+}
+
+void wrk__order_lock_send(wrk_app_t *app, int64_t room)
+{
+    if (app->nout == WRK_OUTBOX_MAX)
+        wrk_app_flush(app);
+    if (outbox_holds(app, room))
+        return;
+    if (app->nout && order_range(app, room, F_WRLCK, 0) == 0)
+        return;
+    wrk_app_flush(app);
+    order_range(app, room, F_WRLCK, 1);
 }
 
 void wrk__order_unlock(wrk_app_t *app, int64_t room)
 {
-    order_range(app, room, F_UNLCK);
+    if (!outbox_holds(app, room)) /* else the outbox releases it once published */
+        order_range(app, room, F_UNLCK, 0);
+}
+
+void wrk_app_flush(wrk_app_t *app)
+{
+    if (app->nout == 0)
+        return;
+    wrk_outgoing_t msgs[WRK_OUTBOX_MAX];
+    for (size_t i = 0; i < app->nout; i++)
+        msgs[i] = (wrk_outgoing_t){app->outbox[i].group, app->outbox[i].once, app->outbox[i].data,
+                                   app->outbox[i].len};
+    int rc = 0;
+    if (app->sink.group_send_many) {
+        rc = app->sink.group_send_many(app->sink.ctx, msgs, app->nout);
+    } else {
+        for (size_t i = 0; i < app->nout; i++) {
+            int r = app->sink.group_send(app->sink.ctx, msgs[i].group, msgs[i].once, msgs[i].data,
+                                         msgs[i].len);
+            rc = rc ? rc : r;
+        }
+    }
+    if (rc)
+        mc_warn("worker: publishing %zu message(s): %s", app->nout, mc_strerror(rc));
+    size_t n = app->nout;
+    app->nout = 0; /* unlock below releases every room now */
+    for (size_t i = 0; i < n; i++) {
+        order_range(app, app->outbox[i].room, F_UNLCK, 0);
+        free(app->outbox[i].data);
+        app->outbox[i].data = NULL;
+    }
 }
 
 /* ---- Output ---------------------------------------------------------------- */
@@ -118,6 +174,7 @@ static int encode(const mc_envelope_t *env, char **out, size_t *len)
 
 static int send_env(wrk_app_t *app, const char *channel, const mc_envelope_t *env)
 {
+    wrk_app_flush(app);
     char *data;
     size_t len;
     int rc = encode(env, &data, &len);
@@ -130,8 +187,9 @@ static int send_env(wrk_app_t *app, const char *channel, const mc_envelope_t *en
     return rc;
 }
 
-static int group_env(wrk_app_t *app, const char *group, const char *once, const mc_envelope_t *env)
+static int group_env(wrk_app_t *app, const char *group, const mc_envelope_t *env)
 {
+    wrk_app_flush(app);
     char *data;
     size_t len;
     int rc = encode(env, &data, &len);
@@ -139,7 +197,7 @@ static int group_env(wrk_app_t *app, const char *group, const char *once, const 
         free(data);
         return rc;
     }
-    rc = app->sink.group_send(app->sink.ctx, group, once, data, len);
+    rc = app->sink.group_send(app->sink.ctx, group, NULL, data, len);
     if (rc)
         mc_warn("worker: group_send %s: %s", group, mc_strerror(rc));
     free(data);
@@ -156,17 +214,45 @@ int wrk__group_text(wrk_app_t *app, const char *group, const char *text, const c
 {
     mc_envelope_t env = {
         .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .except = except};
-    return group_env(app, group, NULL, &env);
+    return group_env(app, group, &env);
 }
 
-int wrk__group_message(wrk_app_t *app, const char *group, int64_t id, const char *text,
-                       const char *own)
+int wrk__group_message(wrk_app_t *app, int64_t room, int64_t id, const char *text, const char *own)
 {
     mc_envelope_t env = {
         .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .own = own};
-    char once[32];
-    snprintf(once, sizeof(once), "msg-%lld", (long long)id);
-    return group_env(app, group, once, &env);
+    if (app->nout == WRK_OUTBOX_MAX) /* wrk__order_lock_send made room: not reached */
+        return MC_EFULL;
+    char *data;
+    size_t len;
+    int rc = encode(&env, &data, &len);
+    if (rc)
+        return rc;
+    struct wrk_pending *o = &app->outbox[app->nout++];
+    snprintf(o->group, sizeof(o->group), "room-%" PRId64, room);
+    snprintf(o->once, sizeof(o->once), "msg-%" PRId64, id);
+    o->data = data;
+    o->len = len;
+    o->room = room;
+    return 0;
+}
+
+int wrk__send_data(wrk_app_t *app, const char *channel, const char *data, size_t len)
+{
+    wrk_app_flush(app);
+    return app->sink.send(app->sink.ctx, channel, data, len);
+}
+
+int wrk__group_add(wrk_app_t *app, const char *group, const char *channel)
+{
+    wrk_app_flush(app);
+    return app->sink.group_add(app->sink.ctx, group, channel);
+}
+
+int wrk__group_discard(wrk_app_t *app, const char *group, const char *channel)
+{
+    wrk_app_flush(app);
+    return app->sink.group_discard(app->sink.ctx, group, channel);
 }
 
 int wrk__send_close(wrk_app_t *app, const char *channel, int code)
@@ -178,7 +264,7 @@ int wrk__send_close(wrk_app_t *app, const char *channel, int code)
 int wrk__group_close(wrk_app_t *app, const char *group, int code)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code};
-    return group_env(app, group, NULL, &env);
+    return group_env(app, group, &env);
 }
 
 int wrk__send_error(wrk_app_t *app, const char *channel, const char *code, int64_t room,

@@ -21,6 +21,14 @@
 #include "worker/password.h"
 #include "worker/store.h"
 
+/* A group message waiting in the outbox. */
+typedef struct wrk_outgoing {
+    const char *group;
+    const char *once; /* NULL: not named */
+    const char *data;
+    size_t len;
+} wrk_outgoing_t;
+
 /* Where answers go. Each function returns 0 or a negative MC_E* code. */
 typedef struct wrk_sink {
     void *ctx;
@@ -30,6 +38,8 @@ typedef struct wrk_sink {
     /* once (NULL: none) names the message: a group_send with a name used
      * before delivers nothing, so a replayed envelope's message arrives once. */
     int (*group_send)(void *ctx, const char *group, const char *once, const char *data, size_t len);
+    /* Optional: group_send of msgs[0..n) in order, in one round trip. */
+    int (*group_send_many)(void *ctx, const struct wrk_outgoing *msgs, size_t n);
     /* Takes a token from the bucket key shared by every worker (rate per
      * second, burst): *allowed, and *refused the refusals in a row. NULL:
      * nothing is limited. */
@@ -62,12 +72,23 @@ void wrk_settings_defaults(wrk_settings_t *s);
 #define WRK_GROUP_ROOMS_STAFF "rooms-staff" /* staff sockets: the room list */
 #define WRK_GROUP_USER_FMT "user-%lld"      /* every socket of one user */
 
+#define WRK_OUTBOX_MAX 32
+
 typedef struct wrk_app {
     wrk_settings_t cfg; /* read-only */
     wrk_store_t *store; /* owned */
     wrk_password_t pw;  /* read-only */
     wrk_sink_t sink;    /* read-only */
     int order_fd;       /* private: the order locks' file, -1 for none */
+    /* private: chat messages stored but not yet published, each holding its
+     * room's order lock (wrk__group_message, wrk_app_flush) */
+    struct wrk_pending {
+        char group[32], once[32];
+        char *data;
+        size_t len;
+        int64_t room;
+    } outbox[WRK_OUTBOX_MAX];
+    size_t nout;
 } wrk_app_t;
 
 /* Opens the store at db_path, migrates it and prepares the password
@@ -82,6 +103,12 @@ void wrk_app_close(wrk_app_t *app);
  * envelope that does not decode, or of a type a worker does not handle, is
  * logged and dropped (returns MC_EINVAL). Returns 0 once answered. */
 int wrk_app_handle(wrk_app_t *app, const char *data, size_t len);
+
+/* Publishes the chat messages that wait in the outbox, in one round trip,
+ * and releases their rooms' order locks. Anything else the worker sends
+ * publishes them first, so nothing overtakes them; the worker's loop calls
+ * this after each batch, before acknowledging it. */
+void wrk_app_flush(wrk_app_t *app);
 
 /* Reacts to changes made anywhere (this or another worker, chatctl) since
  * the last call by any worker: pushes room lists, takes sockets out of rooms
@@ -101,12 +128,17 @@ int wrk__send_text(wrk_app_t *app, const char *channel, const char *text);
 /* websocket.send of text to a group; except (may be NULL) names a connection
  * the interface skips (it got its own copy). */
 int wrk__group_text(wrk_app_t *app, const char *group, const char *text, const char *except);
-/* Chat message id to room group: every member gets text, and the member
- * channel own (the sender) gets it ending in ,"own":true: one group send
- * carries both, so the sender's copy costs no second push, and a replay
- * of the same message delivers nothing (the send is named by id). */
-int wrk__group_message(wrk_app_t *app, const char *group, int64_t id, const char *text,
-                       const char *own);
+/* Chat message id of room to the room's group: every member gets text, and
+ * the member channel own (the sender) gets it ending in ,"own":true: one
+ * group send carries both, so the sender's copy costs no second push, and a
+ * replay of the same message delivers nothing (the send is named by id).
+ * Call it holding the room's order lock (wrk__order_lock_send); the message
+ * waits in the outbox, which keeps the lock until it is published. */
+int wrk__group_message(wrk_app_t *app, int64_t room, int64_t id, const char *text, const char *own);
+/* The sink's send, group_add and group_discard, after the outbox. */
+int wrk__send_data(wrk_app_t *app, const char *channel, const char *data, size_t len);
+int wrk__group_add(wrk_app_t *app, const char *group, const char *channel);
+int wrk__group_discard(wrk_app_t *app, const char *group, const char *channel);
 /* websocket.close with code, to one connection or a group. */
 int wrk__send_close(wrk_app_t *app, const char *channel, int code);
 int wrk__group_close(wrk_app_t *app, const char *group, int code);
@@ -122,6 +154,10 @@ int wrk__send_error(wrk_app_t *app, const char *channel, const char *code, int64
  * byte <room> of the lock file: a worker that dies holding it releases it. */
 void wrk__order_lock(wrk_app_t *app, int64_t room);
 void wrk__order_unlock(wrk_app_t *app, int64_t room);
+/* The order lock for storing a chat message: it may be held by the outbox
+ * already. Never waits while the outbox holds other rooms' locks (it
+ * publishes them first), so two workers cannot wait on each other. */
+void wrk__order_lock_send(wrk_app_t *app, int64_t room);
 /* The enter (4) or leave (5) notice of username to room's group, unless
  * notices are off; except as in wrk__group_text. */
 void wrk__notice(wrk_app_t *app, int64_t room, const char *username, int msg_type,

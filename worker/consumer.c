@@ -82,15 +82,14 @@ int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
     rc = mc_envelope_encode(&accept, &data, &len);
     if (rc)
         return rc;
-    rc = app->sink.send(app->sink.ctx, env->reply, data, len);
+    rc = wrk__send_data(app, env->reply, data, len);
     free(data);
     if (rc)
         return rc;
     char group[48];
     user_group(group, sizeof(group), u.id);
-    app->sink.group_add(app->sink.ctx, u.is_staff ? WRK_GROUP_ROOMS_STAFF : WRK_GROUP_ROOMS,
-                        env->reply);
-    app->sink.group_add(app->sink.ctx, group, env->reply);
+    wrk__group_add(app, u.is_staff ? WRK_GROUP_ROOMS_STAFF : WRK_GROUP_ROOMS, env->reply);
+    wrk__group_add(app, group, env->reply);
     char *rooms;
     rc = wrk__rooms_text(app, u.is_staff, &rooms);
     if (rc)
@@ -165,7 +164,7 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
      * socket is in the group and read as history, or published after it
      * and not read: never both, never neither. */
     wrk__order_lock(app, c->room);
-    int rc = app->sink.group_add(app->sink.ctx, group, env->reply);
+    int rc = wrk__group_add(app, group, env->reply);
     if (rc) {
         wrk__order_unlock(app, c->room);
         wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, c->room, c->name);
@@ -216,7 +215,7 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
         wrk_presence_list_clear(&gone);
         char group[32];
         room_group(group, sizeof(group), c->room);
-        app->sink.group_discard(app->sink.ctx, group, env->reply);
+        wrk__group_discard(app, group, env->reply);
     }
     char *text = NULL;
     int rc = wrk_reply_leave(c->room, &text);
@@ -236,7 +235,7 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_message_t m;
     /* Stored and published under the order lock: interfaces get a room's
      * messages in the order of their ids, whichever worker stored them. */
-    wrk__order_lock(app, c->room);
+    wrk__order_lock_send(app, c->room);
     int rc = wrk_store_message_add(app->store, c->room, u->id, c->message, c->message_len,
                                    c->client_id[0] ? c->client_id : NULL, mc_now_ms(), &m, NULL);
     if (rc) {
@@ -254,10 +253,9 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     rc = wrk_reply_message(&m, 0, &all);
     wrk_message_clear(&m);
     if (rc == 0) {
-        char group[32];
-        room_group(group, sizeof(group), c->room);
-        wrk__group_message(app, group, id, all, env->reply);
-        wrk__order_unlock(app, c->room);
+        /* Published with the rest of the batch; the outbox keeps the lock. */
+        if (wrk__group_message(app, c->room, id, all, env->reply) != 0)
+            wrk__order_unlock(app, c->room);
     } else {
         wrk__order_unlock(app, c->room);
         wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, c->room, c->name);
@@ -481,7 +479,7 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
 int wrk_consumer_disconnect(wrk_app_t *app, const mc_envelope_t *env)
 {
     for (size_t i = 0; i < env->ngroups; i++)
-        app->sink.group_discard(app->sink.ctx, env->groups[i], env->reply);
+        wrk__group_discard(app, env->groups[i], env->reply);
     wrk_presence_list_t gone;
     int rc = wrk_store_presence_leave(app->store, env->reply, 0, 0, &gone);
     if (rc)

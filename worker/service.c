@@ -43,6 +43,20 @@ static int sink_group_send(void *ctx, const char *group, const char *once, const
     return rc;
 }
 
+static int sink_group_send_many(void *ctx, const wrk_outgoing_t *msgs, size_t n)
+{
+    chl_group_msg_t m[WRK_OUTBOX_MAX];
+    if (n > WRK_OUTBOX_MAX)
+        return MC_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        m[i] = (chl_group_msg_t){msgs[i].group, msgs[i].once, msgs[i].data, msgs[i].len};
+    size_t dropped = 0;
+    int rc = chl_group_send_many(ctx, m, n, &dropped);
+    if (dropped)
+        mc_warn("worker: %zu copies of chat messages were dropped (interfaces full)", dropped);
+    return rc;
+}
+
 static int sink_rate_take(void *ctx, const char *key, double rate, long burst, int *allowed,
                           long *refused)
 {
@@ -135,6 +149,7 @@ static int run(wrk_app_t *app, chl_t *chl, const char *queue, long heartbeat_ttl
             done[ndone++] = next[i];
             handled++;
         }
+        wrk_app_flush(app); /* published before acknowledged */
     }
     for (size_t i = 0; i < ndone; i++) {
         if (chl_ack(chl, &done[i]))
@@ -220,8 +235,13 @@ int wrk_service_main(int argc, char **argv)
         mc_error("worker: cannot reach Redis at %s: %s", redis, mc_strerror(rc));
         return 1;
     }
-    wrk_sink_t sink = {
-        chl, sink_send, sink_group_add, sink_group_discard, sink_group_send, sink_rate_take};
+    wrk_sink_t sink = {.ctx = chl,
+                       .send = sink_send,
+                       .group_add = sink_group_add,
+                       .group_discard = sink_group_discard,
+                       .group_send = sink_group_send,
+                       .group_send_many = sink_group_send_many,
+                       .rate_take = sink_rate_take};
     wrk_app_t app;
     rc = wrk_app_init(&app, &cfg, db, &sink);
     if (rc) {

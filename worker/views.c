@@ -564,7 +564,7 @@ int wrk_views_request(wrk_app_t *app, const mc_envelope_t *env)
         mc_error("worker: cannot encode a response: %s", mc_strerror(rc));
         return rc;
     }
-    rc = app->sink.send(app->sink.ctx, env->reply, data, len);
+    rc = wrk__send_data(app, env->reply, data, len);
     free(data);
     if (rc)
         mc_warn("worker: response to %s not sent: %s", env->reply, mc_strerror(rc));

@@ -33,7 +33,12 @@ async function getThrough(from, to, text, timeoutMs) {
   for (let attempt = 0; ; attempt++) {
     if (from.ws.readyState === 1) from.send({command: 'send', room: Number(lobby), message: text, client_id: text});
     try {
-      return await to.waitFor((d) => d?.message === text, {from: mark, timeoutMs: 1000});
+      // Live, or in the history of the join that follows a reconnection: a
+      // retried send with the same client_id is stored and delivered once.
+      const d = await to.waitFor(
+        (d) => d?.message === text || d?.history?.some?.((m) => m.message === text),
+        {from: mark, timeoutMs: 1000});
+      return d.message === text ? d : d.history.find((m) => m.message === text);
     } catch (err) {
       if (Date.now() > deadline) throw err;
     }

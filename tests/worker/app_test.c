@@ -150,6 +150,14 @@ typedef struct world {
     wrk_settings_t cfg;
 } world_t;
 
+/* Handles one envelope as the worker's loop does with a batch of one: the
+ * chat messages it stored are published before the next. */
+static void handle(world_t *w, const char *data, size_t len)
+{
+    assert_int_equal(wrk_app_handle(&w->app, data, len), 0);
+    wrk_app_flush(&w->app);
+}
+
 static char *ctl_path(void)
 {
     static char path[512];
@@ -182,8 +190,12 @@ static int setup(void **state)
     snprintf(root, sizeof(root), "%s/web", src ? src : ".");
     w->cfg.web_root = root;
     w->cfg.login_max_failures = 3;
-    wrk_sink_t sink = {&w->fake,           fake_send,       fake_group_add,
-                       fake_group_discard, fake_group_send, fake_rate_take};
+    wrk_sink_t sink = {.ctx = &w->fake,
+                       .send = fake_send,
+                       .group_add = fake_group_add,
+                       .group_discard = fake_group_discard,
+                       .group_send = fake_group_send,
+                       .rate_take = fake_rate_take};
     assert_int_equal(wrk_app_init(&w->app, &w->cfg, w->db, &sink), 0);
     ctl(w, "pw-ann\\n", "user add ann --password-stdin");
     ctl(w, "pw-bob\\n", "user add bob --password-stdin");
@@ -286,7 +298,7 @@ static void http(world_t *w, const char *method, const char *path, const char *q
     char *data;
     size_t len;
     assert_int_equal(mc_envelope_encode(&env, &data, &len), 0);
-    assert_int_equal(wrk_app_handle(&w->app, data, len), 0);
+    handle(w, data, len);
     free(data);
     mc_envelope_t r;
     next_for(w, "ifc.t!h", &r);
@@ -363,7 +375,7 @@ static void ws_connect(world_t *w, const char *cookie, const char *channel, sock
     char *data;
     size_t len;
     assert_int_equal(mc_envelope_encode(&env, &data, &len), 0);
-    assert_int_equal(wrk_app_handle(&w->app, data, len), 0);
+    handle(w, data, len);
     free(data);
     mc_envelope_t r;
     next_for(w, channel, &r);
@@ -376,7 +388,9 @@ static void ws_connect(world_t *w, const char *cookie, const char *channel, sock
 }
 
 /* Sends a frame as the interface would: scope and current groups. */
-static void ws_send(world_t *w, const sock_t *s, const char *text)
+/* A websocket.receive of text on s, handled as part of a batch: the chat
+ * messages it stores wait for the end of the batch (wrk_app_flush). */
+static void ws_send_in_batch(world_t *w, const sock_t *s, const char *text)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_RECEIVE,
                          .reply = s->channel,
@@ -394,6 +408,12 @@ static void ws_send(world_t *w, const sock_t *s, const char *text)
     free(data);
 }
 
+static void ws_send(world_t *w, const sock_t *s, const char *text)
+{
+    ws_send_in_batch(w, s, text);
+    wrk_app_flush(&w->app);
+}
+
 static void ws_disconnect(world_t *w, const sock_t *s)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_DISCONNECT,
@@ -407,7 +427,7 @@ static void ws_disconnect(world_t *w, const sock_t *s)
     char *data;
     size_t len;
     assert_int_equal(mc_envelope_encode(&env, &data, &len), 0);
-    assert_int_equal(wrk_app_handle(&w->app, data, len), 0);
+    handle(w, data, len);
     free(data);
 }
 
@@ -630,7 +650,7 @@ static void a_socket_without_a_session_is_refused(void **state)
     char *data;
     size_t len;
     assert_int_equal(mc_envelope_encode(&env, &data, &len), 0);
-    assert_int_equal(wrk_app_handle(&w->app, data, len), 0);
+    handle(w, data, len);
     free(data);
     next_for(w, "ifc.t!9", &env);
     assert_int_equal(env.type, MC_ENV_WS_CLOSE);
@@ -708,6 +728,40 @@ static void two_sockets_chat_in_a_room(void **state)
                 "{\"room\":\"1\",\"message\":null,\"username\":\"bob\",\"msg_type\":5}");
     ws_send(w, &a, "{\"command\":\"who\",\"room\":1}");
     expect_text(w, a.channel, "{\"who\":\"1\",\"members\":[\"ann\"]}");
+}
+
+static void a_batch_publishes_its_messages_together_and_in_order(void **state)
+{
+    world_t *w = *state;
+    char ca[256], cb[256];
+    login(w, "ann", "pw-ann", ca, sizeof(ca));
+    login(w, "bob", "pw-bob", cb, sizeof(cb));
+    sock_t a, b;
+    ws_connect(w, ca, "ifc.t!1", &a);
+    ws_connect(w, cb, "ifc.u!1", &b);
+    ws_send(w, &a, "{\"command\":\"join\",\"room\":1}");
+    expect_text_has(w, a.channel, "{\"join\":\"1\"");
+    ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
+    expect_text_has(w, b.channel, "{\"join\":\"1\"");
+    expect_text_has(w, a.channel, "\"msg_type\":4");
+
+    /* Two messages in a batch wait for its end... */
+    ws_send_in_batch(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"one\"}");
+    ws_send_in_batch(w, &b, "{\"command\":\"send\",\"room\":1,\"message\":\"two\"}");
+    assert_false(pending(w, a.channel));
+    assert_false(pending(w, b.channel));
+    /* ...or for anything else the worker sends, which they never trail. */
+    ws_send_in_batch(w, &b, "{\"command\":\"who\",\"room\":1}");
+    expect_text_has(w, b.channel, "\"message\":\"one\"");
+    expect_text_has(w, b.channel, "\"message\":\"two\",\"username\":\"bob\"");
+    expect_text_has(w, b.channel, "{\"who\":\"1\"");
+    expect_text_has(w, a.channel, "\"message\":\"one\",\"username\":\"ann\"");
+    expect_text_has(w, a.channel, "\"message\":\"two\"");
+    ws_send_in_batch(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"three\"}");
+    assert_false(pending(w, b.channel));
+    wrk_app_flush(&w->app);
+    expect_text_has(w, b.channel, "\"message\":\"three\"");
+    expect_text_has(w, a.channel, "\"own\":true");
 }
 
 static void a_user_with_two_sockets_counts_once(void **state)
@@ -996,7 +1050,7 @@ static void rate_limits_refuse_then_close(void **state)
     char *data;
     size_t len;
     assert_int_equal(mc_envelope_encode(&env, &data, &len), 0);
-    assert_int_equal(wrk_app_handle(&w->app, data, len), 0);
+    handle(w, data, len);
     free(data);
     mc_envelope_t r;
     next_for(w, "ifc.t!3", &r);
@@ -1121,6 +1175,7 @@ int main(void)
         T(admin_api_is_for_staff_with_csrf),
         T(a_socket_without_a_session_is_refused),
         T(two_sockets_chat_in_a_room),
+        T(a_batch_publishes_its_messages_together_and_in_order),
         T(a_user_with_two_sockets_counts_once),
         T(a_dead_interface_s_sockets_leave_their_rooms),
         T(notices_can_be_switched_off),
