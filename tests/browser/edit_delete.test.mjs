@@ -6,7 +6,7 @@ import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {System} from '../lib/system.mjs';
 import {launch, login, pane, joinRoom, say, seeMessage} from '../lib/browser.mjs';
-import {Client, login as loginCookie} from '../lib/client.mjs';
+import {Socket, login as loginCookie} from '../lib/client.mjs';
 
 let sys, browser, ann1, ann2, bob, sue;
 
@@ -88,16 +88,18 @@ test('the author deletes its own message in every pane', async () => {
 });
 
 test('the server refuses edits and deletes of other people\'s messages', async () => {
-  const bobWs = await Client.open(sys.urls[0], await loginCookie(sys.urls[0], 'bob', 'bob-pass-1'));
-  const joined = await bobWs.ask({command: 'join', room: 1}, (m) => m.join === '1');
+  const bobWs = new Socket('bob');
+  await bobWs.open(sys.urls[0], await loginCookie(sys.urls[0], 'bob', 'bob-pass-1'));
+  const joined = await bobWs.request({command: 'join', room: 1}, (m) => m.join === '1');
+  const from = bobWs.mark();
   await say(ann2, 'Lobby', 'ann only');
-  const sent = await bobWs.next((m) => m.message === 'ann only');
+  const sent = await bobWs.waitFor((m) => m.message === 'ann only', {from});
   for (const command of ['edit', 'delete']) {
-    const reply = await bobWs.ask({command, room: 1, id: sent.id, message: 'mine'},
+    const reply = await bobWs.request({command, room: 1, id: sent.id, message: 'mine'},
       (m) => m.error !== undefined);
     assert.deepEqual(reply, {error: 'NOT_ALLOWED', room: '1', command});
   }
-  const missing = await bobWs.ask({command: 'delete', room: 1, id: sent.id + 1000},
+  const missing = await bobWs.request({command: 'delete', room: 1, id: sent.id + 1000},
     (m) => m.error !== undefined);
   assert.equal(missing.error, 'MESSAGE_INVALID');
   assert.ok(Array.isArray(joined.history));

@@ -6,7 +6,7 @@
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {System} from '../lib/system.mjs';
-import {Client, login as loginCookie} from '../lib/client.mjs';
+import {Socket, login as loginCookie} from '../lib/client.mjs';
 
 const RATE = 2; // messages a second
 let sys, cookie;
@@ -30,25 +30,27 @@ const isError = (m) => m.error !== undefined;
 const isOwn = (m) => m.own === true;
 
 test('a user over the limit is refused on every interface, recovers, then is closed for insisting', async () => {
-  const a = await Client.open(sys.urls[0], cookie);
-  const b = await Client.open(sys.urls[1], cookie);
-  for (const c of [a, b]) await c.ask({command: 'join', room: 1}, (m) => m.join === '1');
+  const a = new Socket('ann on A');
+  const b = new Socket('ann on B');
+  await a.open(sys.urls[0], cookie);
+  await b.open(sys.urls[1], cookie);
+  for (const c of [a, b]) await c.request({command: 'join', room: 1}, (m) => m.join === '1');
   for (let i = 0; i < 3; i++) {
-    await a.ask({command: 'send', room: 1, message: `burst ${i}`}, isOwn);
+    await a.request({command: 'send', room: 1, message: `burst ${i}`}, isOwn);
   }
   // The bucket is the user's, whichever interface and worker: b is refused too.
-  const refused = await b.ask({command: 'send', room: 1, message: 'too fast'}, isError);
+  const refused = await b.request({command: 'send', room: 1, message: 'too fast'}, isError);
   assert.deepEqual(refused, {error: 'RATE_LIMITED', room: '1', command: 'send'});
   assert.equal(sys.sql("SELECT count(*) FROM messages WHERE body = 'too fast'"), '0');
 
   // The bucket refills at RATE a second: after one token's time, allowed again.
   await new Promise((r) => setTimeout(r, 1000 / RATE + 200));
-  const sent = await b.ask({command: 'send', room: 1, message: 'later'}, isOwn);
+  const sent = await b.request({command: 'send', room: 1, message: 'later'}, isOwn);
   assert.equal(sent.message, 'later');
 
   // Keep sending regardless: refused, and closed with 1008 at the fifth refusal in a row.
   for (let i = 0; i < 8; i++) a.send({command: 'send', room: 1, message: `flood ${i}`});
-  assert.equal(await a.closed, 1008);
+  assert.equal((await a.whenClosed()).code, 1008);
   assert.ok(Number(sys.sql("SELECT count(*) FROM messages WHERE body LIKE 'flood%'")) <= 1);
   await b.close();
 });
@@ -58,7 +60,9 @@ test('too many new sockets from one address are refused with 403', async () => {
   let status;
   for (let i = 0; i < 6 && status === undefined; i++) {
     try {
-      opened.push(await Client.open(sys.urls[i % 2], cookie));
+      const c = new Socket(`ann ${i}`);
+      await c.open(sys.urls[i % 2], cookie);
+      opened.push(c);
     } catch (e) {
       status = e.status;
     }

@@ -4,7 +4,7 @@ import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {System} from '../lib/system.mjs';
 import {launch, login, pane, joinRoom} from '../lib/browser.mjs';
-import {Client, login as loginCookie} from '../lib/client.mjs';
+import {Socket, login as loginCookie} from '../lib/client.mjs';
 
 let sys, browser, ann, bobContext, bob1, bob2;
 
@@ -72,21 +72,22 @@ test('whispers sent while away are shown on coming back', async () => {
 
 test('the whispers command answers those after an id; unknown and inactive users are refused', async () => {
   const cookie = await loginCookie(sys.urls[1], 'carl', 'carl-pass-1');
-  const carl = await Client.open(sys.urls[1], cookie);
-  const first = await carl.ask({command: 'whisper', to: 'ann', message: 'one'},
+  const carl = new Socket('carl');
+  await carl.open(sys.urls[1], cookie);
+  const first = await carl.request({command: 'whisper', to: 'ann', message: 'one'},
     (m) => m.whisper !== undefined);
-  const second = await carl.ask({command: 'whisper', to: 'ann', message: 'two'},
+  const second = await carl.request({command: 'whisper', to: 'ann', message: 'two'},
     (m) => m.whisper !== undefined);
   assert.ok(second.whisper > first.whisper);
   assert.deepEqual(Object.keys(second), ['whisper', 'from', 'to', 'message', 'ts']);
-  const since = await carl.ask({command: 'whispers', since: first.whisper},
+  const since = await carl.request({command: 'whispers', since: first.whisper},
     (m) => m.whispers !== undefined);
   assert.deepEqual(since.whispers, [second]);
-  const none = await carl.ask({command: 'whisper', to: 'nobody', message: 'x'},
+  const none = await carl.request({command: 'whisper', to: 'nobody', message: 'x'},
     (m) => m.error !== undefined);
   assert.deepEqual(none, {error: 'USER_INVALID', command: 'whisper'});
   sys.chatctl(['user', 'deactivate', 'bob']);
-  const inactive = await carl.ask({command: 'whisper', to: 'bob', message: 'x'},
+  const inactive = await carl.request({command: 'whisper', to: 'bob', message: 'x'},
     (m) => m.error !== undefined);
   assert.equal(inactive.error, 'USER_INVALID');
   await whisperText(ann, 'carl', 'two').waitFor();

@@ -48,6 +48,8 @@ export async function until(cond, timeoutMs, what) {
 }
 
 // One WebSocket. frames holds {raw, data} for every text frame received.
+// A test takes mark() before it acts and waits for frames from there on, so
+// an earlier frame is never taken for the answer; request() does both.
 export class Socket {
   constructor(name) {
     this.name = name;
@@ -57,7 +59,8 @@ export class Socket {
   }
 
   // Opens the socket and waits for the first room list, which the server
-  // sends right after accepting.
+  // sends right after accepting. Rejects if the socket closes first, or if
+  // the handshake is refused: then error.status is the HTTP status.
   open(baseUrl, cookie, timeoutMs = 10000) {
     this.baseUrl = baseUrl;
     const ws = new WebSocket(wsUrl(baseUrl), {headers: {cookie, origin: baseUrl}});
@@ -66,12 +69,12 @@ export class Socket {
     const start = this.frames.length;
     // Only the socket opened last speaks for this client: an older one that
     // lingers (closing, or given up on) is ignored.
-    ws.on('message', (buf, isBinary) => {
+    ws.on('message', (buf) => {
       if (ws !== this.ws) return;
       const raw = buf.toString();
       let data;
       try { data = JSON.parse(raw); } catch { data = undefined; }
-      this.frames.push({raw, data, binary: isBinary});
+      this.frames.push({raw, data});
       this.onFrame?.(data, raw);
       for (const w of [...this.waiters]) w();
     });
@@ -81,11 +84,15 @@ export class Socket {
       this.onClose?.(code);
       for (const w of [...this.waiters]) w();
     });
-    ws.on('error', (err) => { this.error = err; });
-    const gone = new Promise((resolve, reject) => ws.once('close', (code) =>
-      reject(new Error(`${this.name}: ${baseUrl} closed the socket (${code}) before the room list`))));
-    gone.catch(() => {});
-    return Promise.race([this.waitFor((d) => d && Array.isArray(d.rooms), {from: start, timeoutMs}), gone])
+    ws.on('error', () => {}); // unheard, ws would throw it; the 'close' after it counts
+    const ended = new Promise((resolve, reject) => {
+      ws.once('unexpected-response', (req, res) => reject(Object.assign(
+        new Error(`${this.name}: ${baseUrl} refused the handshake (${res.statusCode})`), {status: res.statusCode})));
+      ws.once('close', (code) =>
+        reject(new Error(`${this.name}: ${baseUrl} closed the socket (${code}) before the room list`)));
+    });
+    ended.catch(() => {});
+    return Promise.race([this.waitFor((d) => d && Array.isArray(d.rooms), {from: start, timeoutMs}), ended])
       .catch((err) => { ws.terminate(); throw err; });
   }
 
@@ -134,14 +141,17 @@ export class Socket {
       (d) => d && (d.join === String(room) || (d.error && String(d.room) === String(room))));
   }
 
+  // Closes the socket; resolves as whenClosed() does.
   close() {
     this.reconnects = false;
-    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close();
+    if (this.ws.readyState <= WebSocket.OPEN) this.ws.close();
+    return this.whenClosed();
   }
 
-  closedPromise() {
+  // Resolves with {code, reason} once the socket is closed, by either side.
+  whenClosed() {
     if (this.closed) return Promise.resolve(this.closed);
-    return new Promise((r) => this.ws.once('close', (code) => r({code})));
+    return new Promise((resolve) => this.ws.once('close', () => resolve(this.closed)));
   }
 }
 
@@ -246,82 +256,4 @@ export class Member extends Socket {
   }
 
   seen(room) { return this.rooms.get(String(room)).counts.size; }
-}
-
-// A socket whose frames are a queue: next() takes (consumes) the first
-// unread frame a predicate accepts, so that tests expecting the same frame
-// twice see two. open() rejects a refused handshake with error.status.
-export class Client {
-  // Resolves once the socket is open, or rejects with the HTTP status of a
-  // refused handshake (error.status).
-  static open(baseUrl, cookie) {
-    const c = new Client();
-    c.received = [];
-    c.waiters = [];
-    c.ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/chat/stream/`,
-      {headers: {cookie, origin: baseUrl}});
-    c.closed = new Promise((resolve) => c.ws.on('close', (code) => resolve(code)));
-    c.ws.on('message', (data) => {
-      c.received.push(JSON.parse(String(data)));
-      c.wake();
-    });
-    return new Promise((resolve, reject) => {
-      c.ws.once('open', () => resolve(c));
-      c.ws.once('unexpected-response', (req, res) => {
-        const e = new Error(`handshake refused: ${res.statusCode}`);
-        e.status = res.statusCode;
-        reject(e);
-      });
-      c.ws.once('error', reject);
-    });
-  }
-
-  send(obj) {
-    this.ws.send(JSON.stringify(obj));
-  }
-
-  wake() {
-    for (const w of [...this.waiters]) w();
-  }
-
-  // Resolves with (and consumes) the first unread frame for which pred is
-  // true; rejects after timeoutMs, naming what did come.
-  next(pred, timeoutMs = 10000, what = String(pred)) {
-    return new Promise((resolve, reject) => {
-      const look = () => {
-        const i = this.received.findIndex(pred);
-        if (i < 0) return false;
-        const [m] = this.received.splice(i, 1);
-        done();
-        resolve(m);
-        return true;
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no frame ${what} in ${timeoutMs} ms; got ${JSON.stringify(this.received)}`));
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== look);
-      };
-      if (!look()) this.waiters.push(look);
-    });
-  }
-
-  // Sends a command and resolves with the first frame pred accepts.
-  async ask(obj, pred, timeoutMs) {
-    const p = this.next(pred, timeoutMs, JSON.stringify(obj));
-    this.send(obj);
-    return p;
-  }
-
-  // Whether an unread frame satisfies pred now.
-  has(pred) {
-    return this.received.some(pred);
-  }
-
-  close() {
-    this.ws.close();
-    return this.closed;
-  }
 }
