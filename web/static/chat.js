@@ -45,6 +45,12 @@ function notify(text) {
   setTimeout(() => box.remove(), 6000);
 }
 
+// Names a message, so that the server stores and delivers it once even if
+// its worker dies and the command is handled again.
+function newClientId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 function send(obj) {
   if (state.socket && state.socket.readyState === WebSocket.OPEN) {
     state.socket.send(JSON.stringify(obj));
@@ -222,7 +228,7 @@ function openPane(id, title) {
     event.preventDefault();
     const text = input.value;
     if (!text.trim()) return notify(ERROR_TEXT.MESSAGE_EMPTY);
-    if (send({command: 'send', room: id, message: text})) input.value = '';
+    if (send({command: 'send', room: id, message: text, client_id: newClientId()})) input.value = '';
   });
   pane = {id, el, list: $('.messages', el), members: new Set(), lastId: 0, firstId: null, seen: new Set(),
           loadingOlder: false, noOlder: false};
