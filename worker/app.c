@@ -133,10 +133,41 @@ void wrk__order_unlock(wrk_app_t *app, int64_t room)
         order_range(app, room, F_UNLCK, 0);
 }
 
+int wrk__outbox_begin(wrk_app_t *app)
+{
+    if (app->in_tx)
+        return 0;
+    int rc = wrk_store_batch_begin(app->store);
+    app->in_tx = rc == 0;
+    return rc;
+}
+
 void wrk_app_flush(wrk_app_t *app)
 {
+    int stored = 1;
+    if (app->in_tx) {
+        app->in_tx = 0;
+        if (wrk_store_batch_end(app->store, 1) != 0) {
+            mc_error("worker: storing %zu message(s): %s", app->nout, wrk_store_errmsg(app->store));
+            stored = 0;
+        }
+    }
     if (app->nout == 0)
         return;
+    if (!stored) {
+        /* Nothing of the batch is kept: tell each sender, publish nothing. */
+        size_t n = app->nout;
+        app->nout = 0;
+        for (size_t i = 0; i < n; i++) {
+            order_range(app, app->outbox[i].room, F_UNLCK, 0);
+            free(app->outbox[i].data);
+            app->outbox[i].data = NULL;
+        }
+        for (size_t i = 0; i < n; i++)
+            wrk__send_error(app, app->outbox[i].sender, WRK_E_SERVER_BUSY, app->outbox[i].room,
+                            "send");
+        return;
+    }
     wrk_outgoing_t msgs[WRK_OUTBOX_MAX];
     for (size_t i = 0; i < app->nout; i++)
         msgs[i] = (wrk_outgoing_t){app->outbox[i].group, app->outbox[i].once, app->outbox[i].data,
@@ -231,6 +262,7 @@ int wrk__group_message(wrk_app_t *app, int64_t room, int64_t id, const char *tex
     struct wrk_pending *o = &app->outbox[app->nout++];
     snprintf(o->group, sizeof(o->group), "room-%" PRId64, room);
     snprintf(o->once, sizeof(o->once), "msg-%" PRId64, id);
+    snprintf(o->sender, sizeof(o->sender), "%s", own);
     o->data = data;
     o->len = len;
     o->room = room;

@@ -83,12 +83,13 @@ typedef struct wrk_app {
     /* private: chat messages stored but not yet published, each holding its
      * room's order lock (wrk__group_message, wrk_app_flush) */
     struct wrk_pending {
-        char group[32], once[32];
+        char group[32], once[32], sender[160];
         char *data;
         size_t len;
         int64_t room;
     } outbox[WRK_OUTBOX_MAX];
     size_t nout;
+    int in_tx; /* private: the outbox's messages are in an open sqlite batch */
 } wrk_app_t;
 
 /* Opens the store at db_path, migrates it and prepares the password
@@ -104,8 +105,9 @@ void wrk_app_close(wrk_app_t *app);
  * logged and dropped (returns MC_EINVAL). Returns 0 once answered. */
 int wrk_app_handle(wrk_app_t *app, const char *data, size_t len);
 
-/* Publishes the chat messages that wait in the outbox, in one round trip,
- * and releases their rooms' order locks. Anything else the worker sends
+/* Commits the chat messages that wait in the outbox (they are stored in one
+ * sqlite transaction), publishes them in one round trip, and releases their
+ * rooms' order locks. Anything else the worker sends
  * publishes them first, so nothing overtakes them; the worker's loop calls
  * this after each batch, before acknowledging it. */
 void wrk_app_flush(wrk_app_t *app);
@@ -128,6 +130,9 @@ int wrk__send_text(wrk_app_t *app, const char *channel, const char *text);
 /* websocket.send of text to a group; except (may be NULL) names a connection
  * the interface skips (it got its own copy). */
 int wrk__group_text(wrk_app_t *app, const char *group, const char *text, const char *except);
+/* Opens the outbox's sqlite transaction, if none is open: the chat message
+ * about to be stored joins the others of the batch. Returns 0 or MC_EDB. */
+int wrk__outbox_begin(wrk_app_t *app);
 /* Chat message id of room to the room's group: every member gets text, and
  * the member channel own (the sender) gets it ending in ,"own":true: one
  * group send carries both, so the sender's copy costs no second push, and a

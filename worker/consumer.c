@@ -236,6 +236,7 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     /* Stored and published under the order lock: interfaces get a room's
      * messages in the order of their ids, whichever worker stored them. */
     wrk__order_lock_send(app, c->room);
+    wrk__outbox_begin(app); /* on failure the message is stored on its own */
     int rc = wrk_store_message_add(app->store, c->room, u->id, c->message, c->message_len,
                                    c->client_id[0] ? c->client_id : NULL, mc_now_ms(), &m, NULL);
     if (rc) {
