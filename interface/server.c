@@ -38,6 +38,7 @@
 #define READ_BUF (64 * 1024)
 #define FILE_CHUNK (64 * 1024)
 #define CLOSE_GRACE_MS 2000
+#define CORK_MAX 4 /* frames a WebSocket gathers before one write(2) */
 
 enum conn_kind { K_HTTP, K_WS_CHAT, K_WS_ECHO };
 enum wait_kind { W_NONE, W_HTTP, W_CONNECT };
@@ -80,7 +81,11 @@ struct conn {
     mc_scope_t *scope;       /* chat WebSocket only */
     uint8_t *pend;           /* input not handled yet */
     size_t pend_len;
-    size_t queued;    /* bytes handed to uv_write, not yet written */
+    size_t queued;          /* bytes handed to uv_write, not yet written */
+    sbuf_t *cork[CORK_MAX]; /* frames waiting for the end of the loop turn */
+    unsigned ncork;
+    conn_t *corked_next; /* in srv->corked while corked_in */
+    unsigned corked_in;
     uint64_t last_in; /* loop time of the last whole frame received */
     int file_fd;      /* static file being sent, -1 */
     uint64_t file_left;
@@ -94,7 +99,9 @@ struct ifc_server {
     ifc_bus_t bus;
     uv_tcp_t listener;
     uv_timer_t shutdown_timer;
-    uv_check_t check; /* drops the group-frame cache after each loop turn */
+    uv_check_t check;     /* after each loop turn: writes corked frames, drops the cache */
+    uv_prepare_t prepare; /* before the loop waits: writes corked frames */
+    conn_t *corked;       /* connections with corked frames */
     int handles;
     int listening, stopping, freed;
     int port;
@@ -247,46 +254,97 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
+/* Hands bufs[0..n) to libuv (each takes a reference), skipping the first
+ * done bytes, which are written already. */
+static int write_queue(conn_t *c, sbuf_t *const *bufs, size_t n, size_t done)
+{
+    for (size_t i = 0; i < n; i++) {
+        sbuf_t *b = bufs[i];
+        if (done >= b->len) {
+            done -= b->len;
+            continue;
+        }
+        wreq_t *w = malloc(sizeof(*w));
+        if (!w) {
+            conn_close(c);
+            return MC_ENOMEM;
+        }
+        w->c = c;
+        w->buf = b;
+        w->len = b->len - done;
+        b->refs++;
+        uv_buf_t ub = uv_buf_init((char *)b->data + done, (unsigned)w->len);
+        done = 0;
+        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write) != 0) {
+            sbuf_unref(b);
+            free(w);
+            conn_close(c);
+            return MC_EIO;
+        }
+        c->queued += w->len;
+        c->srv->m.bytes_out += w->len;
+    }
+    return 0;
+}
+
+/* Writes a WebSocket's corked frames: one write(2) for all of them when the
+ * socket buffer takes them (the usual case), libuv's queue for the rest. */
+static int uncork(conn_t *c)
+{
+    size_t n = c->ncork;
+    if (n == 0)
+        return 0;
+    c->ncork = 0;
+    uv_buf_t ub[CORK_MAX];
+    for (size_t i = 0; i < n; i++)
+        ub[i] = uv_buf_init((char *)c->cork[i]->data, (unsigned)c->cork[i]->len);
+    int written = uv_try_write((uv_stream_t *)&c->tcp, ub, (unsigned)n);
+    size_t done = written > 0 ? (size_t)written : 0; /* UV_EAGAIN: queue them all */
+    c->srv->m.bytes_out += done;
+    int rc = write_queue(c, c->cork, n, done);
+    for (size_t i = 0; i < n; i++)
+        sbuf_unref(c->cork[i]);
+    return rc;
+}
+
+/* After each loop turn. */
+static void uncork_all(ifc_server_t *srv)
+{
+    while (srv->corked) {
+        conn_t *c = srv->corked;
+        srv->corked = c->corked_next;
+        c->corked_in = 0;
+        if (!c->closing)
+            uncork(c);
+    }
+}
+
 /* Hands a shared buffer to libuv (takes a reference), with no limit.
  *
- * A WebSocket with nothing queued first tries to write at once: most frames
- * fit in the socket buffer, and a write that completes here costs one
- * write(2) instead of a queued request, an epoll_ctl to watch for
- * writability and another to stop. Only WebSockets that are not draining
- * do so, because for them the completion of a write has nothing to do
- * (on_write's follow-ups are for files, HTTP and closing), so finishing
- * here instead of in on_write changes nothing but the cost. */
+ * A WebSocket with nothing queued corks it: the frames that one loop turn
+ * produces for a socket (the group messages of one pop from Redis, say) go
+ * out in one write(2) at its end, and a write that completes there needs no
+ * queued request and no epoll_ctl to watch for writability. Only WebSockets
+ * that are not draining do so, because for them the completion of a write
+ * has nothing to do (on_write's follow-ups are for files, HTTP and
+ * closing); any other write first writes what is corked, to keep order. */
 static int write_raw(conn_t *c, sbuf_t *b)
 {
-    uv_buf_t ub = uv_buf_init((char *)b->data, (unsigned)b->len);
-    size_t done = 0;
-    if (c->kind != K_HTTP && !c->draining && c->queued == 0 && c->file_fd < 0) {
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
-        if (n > 0) {
-            done = (size_t)n;
-            c->srv->m.bytes_out += done;
-            if (done == b->len)
-                return 0;
-            ub = uv_buf_init((char *)b->data + done, (unsigned)(b->len - done));
-        }
-        /* UV_EAGAIN: queue it all; a real error shows again in uv_write. */
-    }
-    wreq_t *w = malloc(sizeof(*w));
-    if (!w)
-        return MC_ENOMEM;
-    w->c = c;
-    w->buf = b;
-    w->len = b->len - done;
-    b->refs++;
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write) != 0) {
-        sbuf_unref(b);
-        free(w);
-        conn_close(c);
+    if (c->ncork == CORK_MAX && uncork(c) != 0)
         return MC_EIO;
+    if (c->kind != K_HTTP && !c->draining && !c->closing && c->queued == 0 && c->file_fd < 0) {
+        b->refs++;
+        c->cork[c->ncork++] = b;
+        if (!c->corked_in) {
+            c->corked_in = 1;
+            c->corked_next = c->srv->corked;
+            c->srv->corked = c;
+        }
+        return 0;
     }
-    c->queued += w->len;
-    c->srv->m.bytes_out += w->len;
-    return 0;
+    if (uncork(c) != 0)
+        return MC_EIO;
+    return write_queue(c, &b, 1, 0);
 }
 
 static void slow_close(conn_t *c);
@@ -354,7 +412,7 @@ static void drain_and_close(conn_t *c)
         if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
             c->reading = 1;
     }
-    if (c->queued == 0 && c->file_fd < 0)
+    if (uncork(c) == 0 && c->queued == 0 && c->file_fd < 0)
         linger(c);
 }
 
@@ -1097,6 +1155,13 @@ static void on_conn_close(uv_handle_t *h)
     }
     free(c->scope);
     free(c->pend);
+    for (conn_t **p = &srv->corked; c->corked_in && *p; p = &(*p)->corked_next)
+        if (*p == c) {
+            *p = c->corked_next;
+            break;
+        }
+    for (unsigned i = 0; i < c->ncork; i++)
+        sbuf_unref(c->cork[i]);
     free(c);
     conn_freed(srv);
 }
@@ -1275,7 +1340,14 @@ static void drop_cache(ifc_server_t *srv)
 
 static void on_check(uv_check_t *h)
 {
+    uncork_all(h->data);
     drop_cache(h->data);
+}
+
+/* Frames corked by timers would otherwise wait for the loop's next wakeup. */
+static void on_prepare(uv_prepare_t *h)
+{
+    uncork_all(h->data);
 }
 
 static int skip_header(const char *name)
@@ -1547,6 +1619,10 @@ int ifc_server_start(ifc_server_t **out, uv_loop_t *loop, const ifc_server_confi
     srv->check.data = srv;
     srv->handles++;
     uv_check_start(&srv->check, on_check);
+    uv_prepare_init(loop, &srv->prepare);
+    srv->prepare.data = srv;
+    srv->handles++;
+    uv_prepare_start(&srv->prepare, on_prepare);
     if (uv_tcp_open(&srv->listener, fd) != 0 ||
         uv_listen((uv_stream_t *)&srv->listener, 511, on_connection) != 0) {
         mc_error("cannot listen on %s", cfg->listen);
@@ -1554,6 +1630,7 @@ int ifc_server_start(ifc_server_t **out, uv_loop_t *loop, const ifc_server_confi
         uv_close((uv_handle_t *)&srv->listener, on_srv_close);
         uv_close((uv_handle_t *)&srv->shutdown_timer, on_srv_close);
         uv_close((uv_handle_t *)&srv->check, on_srv_close);
+        uv_close((uv_handle_t *)&srv->prepare, on_srv_close);
         return MC_EIO;
     }
     srv->listening = 1;
@@ -1615,6 +1692,7 @@ void ifc_server_free(ifc_server_t *srv)
     }
     uv_close((uv_handle_t *)&srv->shutdown_timer, on_srv_close);
     uv_close((uv_handle_t *)&srv->check, on_srv_close);
+    uv_close((uv_handle_t *)&srv->prepare, on_srv_close);
 }
 
 const ifc_metrics_t *ifc_server_metrics(const ifc_server_t *srv)
