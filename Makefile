@@ -146,7 +146,8 @@ fuzz:
 	$(MAKE) --no-print-directory fuzzers
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-bench: deps
+bench:
+	@deploy/install-deps.sh --bench
 	$(MAKE) --no-print-directory FLAVOUR=release programs
 	tests/bench/run.sh build/release
 

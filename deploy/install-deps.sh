@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, every Debian 12 package that building, running and
 # testing Multichat needs and that is not installed yet. Idempotent and quiet
-# when nothing is missing. `make run` and `make check` call it first.
+# when nothing is missing. `make run` and `make check` call it first, and
+# `make bench` with --bench.
 set -euo pipefail
 
 packages=(
@@ -15,6 +16,8 @@ packages=(
     systemd nginx-light openssl   # the deploy/ checks: systemd-analyze verify, nginx -t
     chromium                       # browser tests (driven by playwright-core from npm)
 )
+# `make bench` (--bench) also profiles: system calls and where CPU time goes.
+[ "${1:-}" != --bench ] || packages+=(strace linux-perf)
 # Node.js for the browser and protocol tests: Debian's, unless one is present.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

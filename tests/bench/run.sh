@@ -66,7 +66,8 @@ log() { echo "== $*" >&2; }
 rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
     --daemonize no --loglevel warning --logfile "$dir/redis.log" --maxclients 10000 &
-pids+=($!)
+rpid=$!
+pids+=($rpid)
 for _ in $(seq 1 500); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.01; done
 redis-cli -p "$rport" ping >/dev/null
 rcli() { redis-cli -p "$rport" "$@"; }
@@ -144,8 +145,8 @@ echo "$echo_out" >&2
 echo_best=$(kv "$(grep '^best' <<<"$echo_out")" rate)
 
 # ---- 2. Ladders ------------------------------------------------------------
-RATES_100=200,500,1000,1500,2000,3000,4000,6000
-RATES_1000=10,20,40,60,80,100,150,200,300
+RATES_100=500,1000,2000,3000,4000,5000,6000,7000,8000,10000,12000,15000
+RATES_1000=20,40,60,80,100,120,150,200,300,400
 ladder() { # ladder TARGETS CLIENTS USERS ROOMS RATES
     cb --target "$1" --clients "$2" --users "$3" --rooms "$4" --rates "$5"
 }
@@ -225,6 +226,60 @@ if command -v strace >/dev/null; then
         echo "$syscalls" >&2
     fi
 fi
+
+# ---- 4b. Where the CPU goes at the highest rate ------------------------------
+# CPU time of each process (from /proc) and, with perf, where it goes by
+# library, while 100 clients in 10 rooms send at the highest rate that passed.
+PROF_SECS=3
+prof_rate=$(kv "$(grep '^best' <<<"$l100")" rate)
+[ -n "$prof_rate" ] && [ "$prof_rate" -gt 0 ] || prof_rate=1000
+cpu_rows=""
+log "CPU per process at $prof_rate msg/s"
+cb --target "127.0.0.1:$p1" --clients 100 --users 100 --rooms "$ROOMS" --rates "$prof_rate" \
+    --duration $((PROF_SECS * 1000 + 3000)) >"$dir/prof.out" &
+prof_pid=$!
+for _ in $(seq 1 1000); do grep -q '^connected' "$dir/prof.out" 2>/dev/null && break; sleep 0.01; done
+sleep 0.5
+bpid_prof=$(pgrep -n -x chat-bench || true)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
+declare -A t0 t1
+names=(chat-interface chat-worker redis-server chat-bench)
+ppids=("$ipid1" "$wpid" "$rpid" "${bpid_prof:-0}")
+for k in 0 1 2 3; do t0[$k]=$(ticks "${ppids[$k]}"); done
+all0=$(busy)
+perfs=()
+if command -v perf >/dev/null; then
+    for k in 0 1 2; do
+        perf record -q -o "$dir/perf-$k.data" -p "${ppids[$k]}" -- sleep "$PROF_SECS" \
+            >/dev/null 2>&1 &
+        perfs+=($!)
+    done
+fi
+sleep "$PROF_SECS"
+for k in 0 1 2 3; do t1[$k]=$(ticks "${ppids[$k]}"); done
+all1=$(busy)
+for p in "${perfs[@]}"; do wait "$p" 2>/dev/null || true; done
+wait "$prof_pid" || true
+hz=$(getconf CLK_TCK)
+for k in 0 1 2 3; do
+    share=$(awk -v a="${t0[$k]}" -v b="${t1[$k]}" -v hz="$hz" -v s="$PROF_SECS" \
+        'BEGIN {printf "%d%%", (b - a) * 100 / hz / s}')
+    where="(perf not available)"
+    if [ -s "$dir/perf-$k.data" ]; then
+        where=$(perf report -i "$dir/perf-$k.data" --stdio --sort dso 2>/dev/null |
+            awk '$1 ~ /%$/ {printf "%s %s, ", $2, $1}' | head -c 400 |
+            awk -F', ' '{for (i = 1; i <= 4 && i < NF; i++) printf "%s%s", (i > 1 ? ", " : ""), $i}')
+    elif [ "$k" = 3 ]; then
+        where="(the load generator)"
+    fi
+    cpu_rows="$cpu_rows| ${names[$k]} | $share | $where |
+"
+done
+machine=$(awk -v a="$all0" -v b="$all1" -v hz="$hz" -v s="$PROF_SECS" -v n="$(nproc)" \
+    'BEGIN {printf "%d%% of %d00%%", (b - a) * 100 / hz / s, n}')
+echo "$cpu_rows" >&2
+log "machine busy: $machine"
 
 # ---- 5. Memory per idle authenticated socket -------------------------------
 # A fresh interface for each size, so that nothing earlier is in its heap.
@@ -401,6 +456,18 @@ processes down; the counts, not the times, are the figure.
 | --- | ---: | --- |
 ${syscalls:-| (strace was not available) | | |}
 
+## Where the CPU goes
+
+100 clients in 10 rooms at $prof_rate msg/s (the highest rate that passed
+above), one interface, one worker: CPU time of each process over $PROF_SECS s
+from \`/proc/PID/stat\` (100% is one core), and where it goes by library
+(\`perf record -p PID\`, \`perf report --sort dso\`; \`[kernel.kallsyms]\` is
+the system calls: socket reads and writes, file writes, locks). The whole
+machine was $machine busy meanwhile.
+
+| process | CPU | where (perf, by library) |
+| --- | ---: | --- |
+$cpu_rows
 ## Memory per idle authenticated socket
 
 A fresh interface; its VmRSS before chat-bench connects, then with N
@@ -439,6 +506,7 @@ chat-bench --target 127.0.0.1:P1 --clients 1000 --users 100 --rooms R1 --rates $
 chat-bench --target 127.0.0.1:P1,127.0.0.1:P2 ...                   # the same two ladders
 chat-bench ... --rates 200 --duration 1000, then --duration 4000    # around redis-cli config resetstat / info commandstats
 strace -c -f -p PID                                                 # during --rates $SC_RATE
+perf record -p PID -- sleep 3; perf report --sort dso                # during the best rate
 chat-bench --target 127.0.0.1:P3 --idle --clients 10000 --users 100 --sources 1
 chat-bench --target 127.0.0.1:P4 --idle --clients 100000 --users 100 --sources 8
 \`\`\`
