@@ -148,6 +148,7 @@ enum chl__script_id {
     CHL__S_FORGET,  /* KEYS pgroups; ARGV prefix, process -> members removed */
     CHL__S_RATE,    /* KEYS bucket; ARGV rate per s, burst -> {allowed, refused in a row} */
     CHL__S_REAP,    /* KEYS procs; ARGV prefix -> names of processes whose heartbeat is gone */
+    CHL__S_MOVEN,   /* KEYS queue, in-flight; ARGV n -> up to n elements moved, oldest first */
     CHL__S_COUNT
 };
 

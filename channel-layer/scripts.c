@@ -178,6 +178,16 @@ static const char reap_lua[] = "local dead = {}\n"
                                "end\n"
                                "return dead\n";
 
+/* The rest of a batch: one command however many wait, and one LMOVE that
+ * finds nothing when none does. */
+static const char moven_lua[] = "local moved = {}\n"
+                                "for i = 1, tonumber(ARGV[1]) do\n"
+                                "  local e = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')\n"
+                                "  if not e then break end\n"
+                                "  moved[i] = e\n"
+                                "end\n"
+                                "return moved\n";
+
 /* clang-format on */
 
 const char *chl__script(enum chl__script_id id)
@@ -186,6 +196,7 @@ const char *chl__script(enum chl__script_id id)
         [CHL__S_SEND] = send_lua,     [CHL__S_MPUSH] = mpush_lua, [CHL__S_GADD] = gadd_lua,
         [CHL__S_GDISC] = gdisc_lua,   [CHL__S_GSEND] = gsend_lua, [CHL__S_REQUEUE] = requeue_lua,
         [CHL__S_FORGET] = forget_lua, [CHL__S_RATE] = rate_lua,   [CHL__S_REAP] = reap_lua,
+        [CHL__S_MOVEN] = moven_lua,
     };
     return (unsigned)id < CHL__S_COUNT ? scripts[id] : "";
 }

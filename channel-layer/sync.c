@@ -648,10 +648,15 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
     size_t nlrem = k;
     CMD("SET", hb, "1", "PX", ttl);
     CMD("SADD", workers, chl->name);
-    if (block_ms > 0 && max > 0)
+    size_t rest = max;
+    if (block_ms > 0 && max > 0) {
         CMD("BLMOVE", qkey, inflight, "RIGHT", "LEFT", tb);
-    while (k < nlrem + 2 + max)
-        CMD("LMOVE", qkey, inflight, "RIGHT", "LEFT");
+        rest--;
+    }
+    char nb[24];
+    snprintf(nb, sizeof(nb), "%zu", rest);
+    if (rest > 0) /* the SHA is filled in when the shard connects, before the send */
+        CMD("EVALSHA", chl->shards[sh].sha[CHL__S_MOVEN], "2", qkey, inflight, nb);
 #undef CMD
     int rc = shard_pipeline(chl, sh, k, argc, (const char **const *)av, lv, r);
     if (rc != 0)
@@ -661,12 +666,25 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
             mc_warn("channel-layer: a handled message was no longer in flight (requeued as if "
                     "this worker had died); it may be handled twice");
     for (size_t j = nlrem + 2; rc == 0 && j < k; j++) {
+        /* A BLMOVE's element, or the elements the script moved. */
+        redisReply *const *el = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->element : &r[j];
+        size_t nel = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->elements : 1;
         if (r[j]->type == REDIS_REPLY_ERROR) {
+            if (strncmp(r[j]->str, "NOSCRIPT", 8) == 0) {
+                /* Scripts flushed: nothing was moved; load them for next time. */
+                if (load_scripts(chl->shards[sh].ctx, &chl->shards[sh]) != 0)
+                    shard_down(chl, sh, "scripts do not load");
+                continue;
+            }
             mc_warn("channel-layer: queue pop: %.120s", r[j]->str);
             chl->stats.redis_errors++;
             rc = MC_EREDIS;
-        } else if (r[j]->type == REDIS_REPLY_STRING) {
-            if (accept_inflight(chl, sh, r[j], &out[*n], &rc))
+            continue;
+        }
+        for (size_t e = 0; rc == 0 && e < nel; e++) {
+            if (el[e]->type != REDIS_REPLY_STRING)
+                continue;
+            if (accept_inflight(chl, sh, el[e], &out[*n], &rc))
                 (*n)++;
             else
                 *skipped = 1;

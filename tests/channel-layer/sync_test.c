@@ -349,6 +349,18 @@ static void queue_next_acknowledges_a_batch_and_fetches_the_next(void **state)
     assert_int_equal(ts_redis_int(&redis, "LLEN mc:inflight:wrk-b"), 0);
     for (size_t i = 0; i < nb; i++)
         chl_message_free(&b[i]);
+    /* Scripts flushed: the first message still comes, then whole batches. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_queue_push(chl, "jobs", "again", 5), 0);
+    ts_redis_int(&redis, "SCRIPT FLUSH"); /* answers OK, not a number */
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
+    assert_int_equal(na, 1);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
+    assert_int_equal(nb, 2);
+    for (size_t i = 0; i < na; i++)
+        chl_message_free(&a[i]);
+    for (size_t i = 0; i < nb; i++)
+        chl_message_free(&b[i]);
     assert_int_equal(chl_queue_next(chl, "jobs", 20, NULL, 0, a, CHL_QUEUE_BATCH + 1, &na),
                      MC_EINVAL);
     chl_close(chl);
