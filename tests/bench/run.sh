@@ -196,17 +196,24 @@ cmd_per_msg=$(sed -n 's/^| \*\*all\*\* | \*\*\([0-9.]*\)\*\* |$/\1/p' <<<"$cmd_t
 log "Redis commands per chat message ($sentA vs $sentB messages): $cmd_per_msg"
 echo "$cmd_table" >&2
 
+# load_in_background OUT RATE MS: 100 clients in 10 rooms send RATE msg/s for
+# MS, in the background (its pid in load_pid); returns once they are in.
+load_in_background() {
+    cb --target "127.0.0.1:$p1" --clients 100 --users 100 --rooms "$ROOMS" --rates "$2" \
+        --duration "$3" >"$1" &
+    load_pid=$!
+    for _ in $(seq 1 1000); do grep -q '^connected' "$1" 2>/dev/null && break; sleep 0.01; done
+    sleep 0.5
+}
+
 # ---- 4. System calls per message -------------------------------------------
 SC_RATE=500
 SC_SECS=2
 syscalls=""
 if command -v strace >/dev/null; then
     log "strace -c of the interface and the worker, 100 clients in 10 rooms at $SC_RATE msg/s"
-    cb --target "127.0.0.1:$p1" --clients 100 --users 100 --rooms "$ROOMS" --rates "$SC_RATE" \
-        --duration $((SC_SECS * 1000 + 2500)) >"$dir/sc.out" &
-    sc_pid=$!
-    for _ in $(seq 1 1000); do grep -q '^connected' "$dir/sc.out" 2>/dev/null && break; sleep 0.01; done
-    sleep 0.5
+    load_in_background "$dir/sc.out" "$SC_RATE" $((SC_SECS * 1000 + 2500))
+    sc_pid=$load_pid
     timeout -s INT "$SC_SECS" strace -c -f -p "$ipid1" -o "$dir/sc-ifc.txt" 2>/dev/null &
     s1=$!
     timeout -s INT "$SC_SECS" strace -c -f -p "$wpid" -o "$dir/sc-wrk.txt" 2>/dev/null &
@@ -235,11 +242,8 @@ prof_rate=$(kv "$(grep '^best' <<<"$l100")" rate)
 [ -n "$prof_rate" ] && [ "$prof_rate" -gt 0 ] || prof_rate=1000
 cpu_rows=""
 log "CPU per process at $prof_rate msg/s"
-cb --target "127.0.0.1:$p1" --clients 100 --users 100 --rooms "$ROOMS" --rates "$prof_rate" \
-    --duration $((PROF_SECS * 1000 + 3000)) >"$dir/prof.out" &
-prof_pid=$!
-for _ in $(seq 1 1000); do grep -q '^connected' "$dir/prof.out" 2>/dev/null && break; sleep 0.01; done
-sleep 0.5
+load_in_background "$dir/prof.out" "$prof_rate" $((PROF_SECS * 1000 + 3000))
+prof_pid=$load_pid
 bpid_prof=$(pgrep -n -x chat-bench || true)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }

@@ -730,20 +730,28 @@ static void two_sockets_chat_in_a_room(void **state)
     expect_text(w, a.channel, "{\"who\":\"1\",\"members\":[\"ann\"]}");
 }
 
-static void a_batch_publishes_its_messages_together_and_in_order(void **state)
+/* ann on a and bob on b: logged in, connected and in the Lobby (room 1),
+ * their join replies (and bob's enter notice to ann) read. */
+static void ann_and_bob_in_the_lobby(world_t *w, sock_t *a, sock_t *b)
 {
-    world_t *w = *state;
     char ca[256], cb[256];
     login(w, "ann", "pw-ann", ca, sizeof(ca));
     login(w, "bob", "pw-bob", cb, sizeof(cb));
+    ws_connect(w, ca, "ifc.t!1", a);
+    ws_connect(w, cb, "ifc.u!1", b);
+    ws_send(w, a, "{\"command\":\"join\",\"room\":1}");
+    expect_text_has(w, a->channel, "{\"join\":\"1\"");
+    ws_send(w, b, "{\"command\":\"join\",\"room\":1}");
+    expect_text_has(w, b->channel, "{\"join\":\"1\"");
+    if (w->app.cfg.notify_enter_leave)
+        expect_text_has(w, a->channel, "\"msg_type\":4");
+}
+
+static void a_batch_publishes_its_messages_together_and_in_order(void **state)
+{
+    world_t *w = *state;
     sock_t a, b;
-    ws_connect(w, ca, "ifc.t!1", &a);
-    ws_connect(w, cb, "ifc.u!1", &b);
-    ws_send(w, &a, "{\"command\":\"join\",\"room\":1}");
-    expect_text_has(w, a.channel, "{\"join\":\"1\"");
-    ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
-    expect_text_has(w, b.channel, "{\"join\":\"1\"");
-    expect_text_has(w, a.channel, "\"msg_type\":4");
+    ann_and_bob_in_the_lobby(w, &a, &b);
 
     /* Two messages in a batch wait for its end... */
     ws_send_in_batch(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"one\"}");
@@ -845,16 +853,8 @@ static void notices_can_be_switched_off(void **state)
 {
     world_t *w = *state;
     w->app.cfg.notify_enter_leave = 0;
-    char ca[256], cb[256];
-    login(w, "ann", "pw-ann", ca, sizeof(ca));
-    login(w, "bob", "pw-bob", cb, sizeof(cb));
     sock_t a, b;
-    ws_connect(w, ca, "ifc.t!1", &a);
-    ws_connect(w, cb, "ifc.u!1", &b);
-    ws_send(w, &a, "{\"command\":\"join\",\"room\":1}");
-    expect_text_has(w, a.channel, "{\"join\":\"1\"");
-    ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
-    expect_text_has(w, b.channel, "{\"join\":\"1\"");
+    ann_and_bob_in_the_lobby(w, &a, &b);
     assert_false(pending(w, a.channel));
 }
 
