@@ -415,31 +415,39 @@ typedef struct change_set {
     int rooms_changed;
     int64_t rooms[64]; /* rooms whose members must be checked */
     size_t nrooms;
-    int all_rooms;     /* more than fit above: check every presence */
-    int64_t users[64]; /* users whose sockets close */
-    size_t nusers;
-    int overflow_users;
+    int all_rooms;        /* more than fit above: check every presence */
+    char closes[128][32]; /* groups whose sockets close: user-<id>, session-<id> */
+    size_t ncloses;
 } change_set_t;
 
 static int note_change(void *arg, int64_t seq, enum wrk_change_kind kind, int64_t ref)
 {
     change_set_t *c = arg;
     (void)seq;
+    char group[sizeof(c->closes[0])];
     if (kind == WRK_CHANGE_ROOM) {
         c->rooms_changed = 1;
         if (c->nrooms < sizeof(c->rooms) / sizeof(c->rooms[0]))
             c->rooms[c->nrooms++] = ref;
         else
             c->all_rooms = 1;
-    } else if (kind == WRK_CHANGE_USER || kind == WRK_CHANGE_LOGOUT) {
-        for (size_t i = 0; i < c->nusers; i++)
-            if (c->users[i] == ref)
-                return 0;
-        if (c->nusers < sizeof(c->users) / sizeof(c->users[0]))
-            c->users[c->nusers++] = ref;
-        else
-            mc_warn("worker: too many user changes at once; some sockets stay open");
+        return 0;
     }
+    /* A logout logged by an earlier version names no session: all the
+     * user's sockets close, as they did then. */
+    if (kind == WRK_CHANGE_USER || kind == WRK_CHANGE_LOGOUT)
+        snprintf(group, sizeof(group), WRK_GROUP_USER_FMT, (long long)ref);
+    else if (kind == WRK_CHANGE_SESSION)
+        snprintf(group, sizeof(group), WRK_GROUP_SESSION_FMT, (long long)ref);
+    else
+        return 0; /* a kind from a later version */
+    for (size_t i = 0; i < c->ncloses; i++)
+        if (strcmp(c->closes[i], group) == 0)
+            return 0;
+    if (c->ncloses < sizeof(c->closes) / sizeof(c->closes[0]))
+        strcpy(c->closes[c->ncloses++], group);
+    else
+        mc_warn("worker: too many user and session changes at once; some sockets stay open");
     return 0;
 }
 
@@ -509,13 +517,12 @@ int wrk_app_poll_changes(wrk_app_t *app)
                 check_room_members(app, c.rooms[i]);
         }
     }
-    /* A user logged out, deactivated or whose staff flag changed: close the
-     * user's sockets; the client reconnects (or not) with a fresh scope. */
-    for (size_t i = 0; i < c.nusers; i++) {
-        char group[48];
-        snprintf(group, sizeof(group), WRK_GROUP_USER_FMT, (long long)c.users[i]);
-        wrk__group_close(app, group, CLOSE_POLICY);
-    }
+    /* A session that logged out: close its sockets (Django ends one session,
+     * not the user's others). A user deactivated or whose staff flag changed:
+     * close all the user's sockets. The client reconnects (or not) with a
+     * fresh scope. */
+    for (size_t i = 0; i < c.ncloses; i++)
+        wrk__group_close(app, c.closes[i], CLOSE_POLICY);
     return 0;
 }
 

@@ -68,9 +68,10 @@ typedef struct wrk_settings {
 void wrk_settings_defaults(wrk_settings_t *s);
 
 /* Groups every socket joins, besides its rooms ("room-<id>"). */
-#define WRK_GROUP_ROOMS "rooms"             /* non-staff sockets: the room list */
-#define WRK_GROUP_ROOMS_STAFF "rooms-staff" /* staff sockets: the room list */
-#define WRK_GROUP_USER_FMT "user-%lld"      /* every socket of one user */
+#define WRK_GROUP_ROOMS "rooms"              /* non-staff sockets: the room list */
+#define WRK_GROUP_ROOMS_STAFF "rooms-staff"  /* staff sockets: the room list */
+#define WRK_GROUP_USER_FMT "user-%lld"       /* every socket of one user */
+#define WRK_GROUP_SESSION_FMT "session-%lld" /* every socket opened with one session (its id) */
 
 #define WRK_OUTBOX_MAX 32
 
@@ -114,8 +115,10 @@ void wrk_app_flush(wrk_app_t *app);
 
 /* Reacts to changes made anywhere (this or another worker, chatctl) since
  * the last call by any worker: pushes room lists, takes sockets out of rooms
- * that were deleted or became staff-only, closes the sockets of users who
- * logged out, were deactivated or lost staff. Call every second or so. */
+ * that were deleted or became staff-only, closes the sockets opened with a
+ * session that logged out (the user's other sessions keep theirs) and every
+ * socket of users who were deactivated or lost staff. Call every second or
+ * so. */
 int wrk_app_poll_changes(wrk_app_t *app);
 
 /* An interface process died (its heartbeat expired; the channel layer has

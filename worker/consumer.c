@@ -68,7 +68,8 @@ int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
         return 0;
     }
     wrk_user_t u;
-    int rc = wrk_views_session_user(app, env, &u);
+    int64_t session;
+    int rc = wrk_views_session_user(app, env, &u, &session);
     if (rc) {
         wrk__send_close(app, env->reply, CLOSE_POLICY);
         return rc == MC_ENOTFOUND ? 0 : rc;
@@ -89,6 +90,9 @@ int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
     char group[48];
     user_group(group, sizeof(group), u.id);
     wrk__group_add(app, u.is_staff ? WRK_GROUP_ROOMS_STAFF : WRK_GROUP_ROOMS, env->reply);
+    wrk__group_add(app, group, env->reply);
+    /* Named by the session's id, never its token: group names reach Redis. */
+    snprintf(group, sizeof(group), WRK_GROUP_SESSION_FMT, (long long)session);
     wrk__group_add(app, group, env->reply);
     char *rooms;
     rc = wrk__rooms_text(app, u.is_staff, &rooms);

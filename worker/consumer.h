@@ -15,8 +15,9 @@
 #include "worker/app.h"
 
 /* websocket.connect: accept with the session's user as scope, join the
- * socket to its room-list and user groups and send it the room list; or
- * websocket.close (the interface answers 403) without a valid session. */
+ * socket to its room-list, user and session groups and send it the room
+ * list; or websocket.close (the interface answers 403) without a valid
+ * session. */
 int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env);
 
 /* websocket.receive: one command frame, answered per DESIGN.md. */

@@ -92,6 +92,22 @@ static const char *const migrations[] = {
     "  created INTEGER NOT NULL);"
     "CREATE INDEX whispers_from ON whispers(from_id, id);"
     "CREATE INDEX whispers_to ON whispers(to_id, id);",
+    /* 4: sessions get an id that names them in place of their secret token
+     * (a logout closes the group of its sockets by it). The implicit rowid
+     * could go to the next session once the last one ends, or be renumbered
+     * by VACUUM, and a logout would close a stranger's sockets: AUTOINCREMENT
+     * never reuses one. Sessions keep their rowids as ids. */
+    "CREATE TABLE sessions_v4 ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  token TEXT NOT NULL UNIQUE,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  expires INTEGER NOT NULL);"
+    "INSERT INTO sessions_v4(id, token, user_id, expires)"
+    "  SELECT rowid, token, user_id, expires FROM sessions;"
+    "DROP TABLE sessions;"
+    "ALTER TABLE sessions_v4 RENAME TO sessions;"
+    "CREATE INDEX sessions_user ON sessions(user_id);"
+    "CREATE INDEX sessions_expires ON sessions(expires);",
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NMIGRATIONS == WRK_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -169,10 +185,10 @@ static const char *const sql[ST_COUNT] = {
     [ST_USER_SET_ACTIVE] = ("UPDATE users SET is_active = ?2 WHERE id = ?1"),
     [ST_USER_EACH] = ("SELECT id, username, '', is_staff, is_active FROM users ORDER BY id"),
     [ST_SESSION_ADD] = ("INSERT INTO sessions(token, user_id, expires) VALUES (?1, ?2, ?3)"),
-    [ST_SESSION_USER] = ("SELECT u.id, u.username, u.password, u.is_staff, u.is_active "
+    [ST_SESSION_USER] = ("SELECT u.id, u.username, u.password, u.is_staff, u.is_active, s.id "
                          "FROM sessions s JOIN users u ON u.id = s.user_id "
                          "WHERE s.token = ?1 AND s.expires > ?2 AND u.is_active = 1"),
-    [ST_SESSION_DELETE] = ("DELETE FROM sessions WHERE token = ?1 RETURNING user_id"),
+    [ST_SESSION_DELETE] = ("DELETE FROM sessions WHERE token = ?1 RETURNING id"),
     [ST_SESSION_DELETE_USER] = ("DELETE FROM sessions WHERE user_id = ?1"),
     [ST_SESSION_PURGE] = ("DELETE FROM sessions WHERE expires <= ?1"),
     [ST_CHANGE_PURGE] =
@@ -502,12 +518,15 @@ static void read_user(sqlite3_stmt *st, wrk_user_t *u)
     u->is_active = sqlite3_column_int(st, 4);
 }
 
-/* Runs a query that returns at most one user. */
-static int one_user(wrk_store_t *s, sqlite3_stmt *st, wrk_user_t *out)
+/* Runs a query that returns at most one user; with session (may be NULL)
+ * the query's sixth column is a session id. */
+static int one_user(wrk_store_t *s, sqlite3_stmt *st, wrk_user_t *out, int64_t *session)
 {
     int rc = step(s, st);
     if (rc == SQLITE_ROW) {
         read_user(st, out);
+        if (session)
+            *session = sqlite3_column_int64(st, 5);
         sqlite3_reset(st);
         return 0;
     }
@@ -539,7 +558,7 @@ int wrk_store_user_by_name(wrk_store_t *s, const char *username, wrk_user_t *out
     if (!st)
         return MC_EDB;
     sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
-    return one_user(s, st, out);
+    return one_user(s, st, out, NULL);
 }
 
 int wrk_store_user_by_id(wrk_store_t *s, int64_t id, wrk_user_t *out)
@@ -548,7 +567,7 @@ int wrk_store_user_by_id(wrk_store_t *s, int64_t id, wrk_user_t *out)
     if (!st)
         return MC_EDB;
     sqlite3_bind_int64(st, 1, id);
-    return one_user(s, st, out);
+    return one_user(s, st, out, NULL);
 }
 
 /* Runs an UPDATE or DELETE keyed on id; MC_ENOTFOUND when it touched nothing. */
@@ -646,14 +665,15 @@ int wrk_store_session_add(wrk_store_t *s, const char *token, int64_t user_id, in
     return exec_done(s, st, "add session");
 }
 
-int wrk_store_session_user(wrk_store_t *s, const char *token, int64_t now_ms, wrk_user_t *out)
+int wrk_store_session_user(wrk_store_t *s, const char *token, int64_t now_ms, wrk_user_t *out,
+                           int64_t *session)
 {
     sqlite3_stmt *st = stmt(s, ST_SESSION_USER);
     if (!st)
         return MC_EDB;
     sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, now_ms);
-    return one_user(s, st, out);
+    return one_user(s, st, out, session);
 }
 
 int wrk_store_session_delete(wrk_store_t *s, const char *token)
@@ -665,25 +685,25 @@ int wrk_store_session_delete(wrk_store_t *s, const char *token)
     sqlite3_stmt *st = stmt(s, ST_SESSION_DELETE);
     if (!st)
         rc = MC_EDB;
-    int64_t user_id = 0;
+    int64_t id = 0; /* ids start at 1 */
     if (rc == 0) {
         sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
         int r = step(s, st);
         if (r == SQLITE_ROW) {
-            user_id = sqlite3_column_int64(st, 0);
+            id = sqlite3_column_int64(st, 0);
             r = sqlite3_step(st);
         }
         if (r != SQLITE_DONE)
             rc = db_error(s, "end session");
         sqlite3_reset(st);
     }
-    if (rc == 0 && user_id) {
+    if (rc == 0 && id) {
         st = stmt(s, ST_CHANGE_ADD);
         if (!st)
             rc = MC_EDB;
         else {
-            sqlite3_bind_int(st, 1, WRK_CHANGE_LOGOUT);
-            sqlite3_bind_int64(st, 2, user_id);
+            sqlite3_bind_int(st, 1, WRK_CHANGE_SESSION);
+            sqlite3_bind_int64(st, 2, id);
             rc = exec_done(s, st, "log change");
         }
     }

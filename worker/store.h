@@ -23,7 +23,7 @@
 
 #include "common/envelope.h" /* MC_USERNAME_MAX */
 
-#define WRK_STORE_SCHEMA_VERSION 3 /* the version wrk_store_migrate brings a store to */
+#define WRK_STORE_SCHEMA_VERSION 4 /* the version wrk_store_migrate brings a store to */
 #define WRK_STORE_HASH_MAX 256     /* a password hash, with its NUL */
 #define WRK_ROOM_TITLE_MAX 200     /* bytes */
 #define WRK_CLIENT_ID_MAX 64       /* bytes of a message's client id */
@@ -67,9 +67,11 @@ typedef struct wrk_message_list {
 /* What changed, for processes that must react to changes made elsewhere
  * (chatctl, another worker). */
 enum wrk_change_kind {
-    WRK_CHANGE_ROOM = 1,   /* ref: a room added, renamed, re-flagged or deleted */
-    WRK_CHANGE_USER = 2,   /* ref: a user's is_staff or is_active changed */
-    WRK_CHANGE_LOGOUT = 3, /* ref: a user's session ended */
+    WRK_CHANGE_ROOM = 1,    /* ref: a room added, renamed, re-flagged or deleted */
+    WRK_CHANGE_USER = 2,    /* ref: a user's is_staff or is_active changed */
+    WRK_CHANGE_LOGOUT = 3,  /* ref: a user one of whose sessions ended; no longer logged,
+                             * but a log written by an earlier version may hold it */
+    WRK_CHANGE_SESSION = 4, /* ref: the id of a session that ended (a logout) */
 };
 
 /* Login failure counters are kept per username and per client address. */
@@ -130,11 +132,15 @@ int wrk_store_user_each(wrk_store_t *s, int (*fn)(void *arg, const wrk_user_t *u
  * valid until expires_ms. Returns 0, MC_EEXIST (token in use), MC_ENOTFOUND
  * (no such user). */
 int wrk_store_session_add(wrk_store_t *s, const char *token, int64_t user_id, int64_t expires_ms);
-/* Finds the active user of an unexpired session. Returns 0 and *out, or
- * MC_ENOTFOUND (no such token, expired, or the user is inactive). */
-int wrk_store_session_user(wrk_store_t *s, const char *token, int64_t now_ms, wrk_user_t *out);
-/* Ends a session (logs WRK_CHANGE_LOGOUT). Ending an unknown one is not an
- * error. */
+/* Finds the active user of an unexpired session. Returns 0, *out and
+ * *session (may be NULL) the session's id, or MC_ENOTFOUND (no such token,
+ * expired, or the user is inactive). A session id is never reused and is
+ * no secret: it names the session where the token must not appear (group
+ * names, logs). */
+int wrk_store_session_user(wrk_store_t *s, const char *token, int64_t now_ms, wrk_user_t *out,
+                           int64_t *session);
+/* Ends a session (logs WRK_CHANGE_SESSION with its id). Ending an unknown
+ * one is not an error. */
 int wrk_store_session_delete(wrk_store_t *s, const char *token);
 /* Forgets expired sessions and change-log entries older than keep_ms. */
 int wrk_store_purge(wrk_store_t *s, int64_t now_ms, int64_t keep_ms);

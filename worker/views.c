@@ -119,12 +119,13 @@ static int token_cookie(const mc_envelope_t *env, const char *name, char out[WRK
     return 0;
 }
 
-int wrk_views_session_user(wrk_app_t *app, const mc_envelope_t *env, wrk_user_t *user)
+int wrk_views_session_user(wrk_app_t *app, const mc_envelope_t *env, wrk_user_t *user,
+                           int64_t *session)
 {
     char token[WRK_TOKEN_HEX_LEN + 1];
     if (token_cookie(env, "sessionid", token))
         return MC_ENOTFOUND;
-    return wrk_store_session_user(app->store, token, mc_now_ms(), user);
+    return wrk_store_session_user(app->store, token, mc_now_ms(), user, session);
 }
 
 static const char *secure(const wrk_app_t *app)
@@ -546,7 +547,7 @@ int wrk_views_request(wrk_app_t *app, const mc_envelope_t *env)
         q.csrf_new = 1;
     }
     if (token_cookie(env, "sessionid", q.session) == 0 &&
-        wrk_store_session_user(app->store, q.session, mc_now_ms(), &q.user) == 0)
+        wrk_store_session_user(app->store, q.session, mc_now_ms(), &q.user, NULL) == 0)
         q.has_user = 1;
     route(app, &r, &q);
     if (q.csrf_new && q.csrf[0])

@@ -6,7 +6,7 @@
  *   GET  /                  the chat page, or 302 to the login page
  *   GET  /accounts/login/   the login form (sets csrftoken)
  *   POST /accounts/login/   username, password, next, csrfmiddlewaretoken
- *   POST /accounts/logout/  ends the session
+ *   POST /accounts/logout/  ends the session (the user's other sessions go on)
  *   GET  /admin/            the staff page
  *   GET  /api/rooms         {"rooms":[...]} this user may join
  *   /admin/api/rooms        GET list, POST {title, staff_only}
@@ -26,9 +26,11 @@
 /* Answers one http.request with one http.response to its reply channel. */
 int wrk_views_request(wrk_app_t *app, const mc_envelope_t *env);
 
-/* Finds the user of the request's sessionid cookie. Returns 0 and *user,
+/* Finds the user of the request's sessionid cookie. Returns 0, *user and
+ * *session (may be NULL) the session's id (wrk_store_session_user), or
  * MC_ENOTFOUND (no cookie, unknown or expired session, inactive user), or
  * MC_EDB. */
-int wrk_views_session_user(wrk_app_t *app, const mc_envelope_t *env, wrk_user_t *user);
+int wrk_views_session_user(wrk_app_t *app, const mc_envelope_t *env, wrk_user_t *user,
+                           int64_t *session);
 
 #endif

@@ -224,6 +224,31 @@ test('the room list follows rooms added, renamed and deleted; members of a delet
   boss.close();
 });
 
+test('logging out ends that session only: its socket closes, the same user chats on in another', async () => {
+  const phoneCookie = await login(sys.url, 'ann', 'ann-pass-1');
+  const deskCookie = await login(sys.url, 'ann', 'ann-pass-1');
+  const phone = await connect('ann-phone', phoneCookie);
+  const desk = await connect('ann-desk', deskCookie);
+  const csrf = phoneCookie.match(/csrftoken=([^;]+)/)[1];
+  const r = await fetch(`${sys.url}/accounts/logout/`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: {'content-type': 'application/x-www-form-urlencoded', cookie: phoneCookie, origin: sys.url},
+    body: new URLSearchParams({csrfmiddlewaretoken: csrf}),
+  });
+  await r.text();
+  assert.equal(r.status, 302);
+  assert.equal((await phone.whenClosed()).code, 1008);
+  // A close of all ann's sockets would have reached the desktop before this reply.
+  const joined = await desk.join(lobby);
+  assert.equal(joined.join, lobby);
+  assert.equal(desk.closed, null);
+  const page = await fetch(`${sys.url}/`, {redirect: 'manual', headers: {cookie: deskCookie}});
+  await page.text();
+  assert.equal(page.status, 200);
+  desk.close();
+});
+
 test('no process reported a memory error, and all stop cleanly', async () => {
   for (const s of sockets) s.close();
   assert.ok(sys.running(), 'a process died');

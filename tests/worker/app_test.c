@@ -544,30 +544,81 @@ static void too_many_failures_lock_the_login(void **state)
     free(r.body);
 }
 
-static void logout_ends_the_session_and_closes_sockets(void **state)
+/* The next envelope for channel must be a websocket.close with code. */
+static void expect_close(world_t *w, const char *channel, int code)
+{
+    mc_envelope_t env;
+    next_for(w, channel, &env);
+    assert_int_equal(env.type, MC_ENV_WS_CLOSE);
+    assert_int_equal(env.code, code);
+    mc_envelope_clear(&env);
+}
+
+/* Logs user in (password "pw-<user>") as a new device does, and opens a
+ * socket on channel with the session; cookie gets the Cookie header. */
+static void log_in_and_connect(world_t *w, const char *user, const char *channel, char *cookie,
+                               size_t size, sock_t *s)
+{
+    char password[64];
+    snprintf(password, sizeof(password), "pw-%s", user);
+    login(w, user, password, cookie, size);
+    ws_connect(w, cookie, channel, s);
+}
+
+/* As Django's: a logout ends one session. ann logs in on a phone and on a
+ * desktop; logging out on the phone closes the phone's socket only. */
+static void logout_ends_that_session_and_closes_its_sockets_only(void **state)
 {
     world_t *w = *state;
-    char cookie[256];
-    login(w, "ann", "pw-ann", cookie, sizeof(cookie));
-    sock_t s;
-    ws_connect(w, cookie, "ifc.t!1", &s);
+    char phone[256], desk[256];
+    sock_t p, d;
+    log_in_and_connect(w, "ann", "ifc.t!1", phone, sizeof(phone), &p);
+    log_in_and_connect(w, "ann", "ifc.u!1", desk, sizeof(desk), &d);
     char csrf[40];
-    sscanf(cookie, "csrftoken=%32s", csrf);
+    sscanf(phone, "csrftoken=%32s", csrf);
     char body[100];
     snprintf(body, sizeof(body), "csrfmiddlewaretoken=%s", csrf);
     http_reply_t r;
-    http(w, "POST", "/accounts/logout/", "", cookie, NULL, body, &r);
+    http(w, "POST", "/accounts/logout/", "", phone, NULL, body, &r);
     assert_int_equal(r.status, 302);
     assert_non_null(strstr(r.cookies, "sessionid=; Max-Age=0"));
     free(r.body);
-    http(w, "GET", "/", "", cookie, NULL, "", &r);
+    http(w, "GET", "/", "", phone, NULL, "", &r);
     assert_int_equal(r.status, 302);
     free(r.body);
+    http(w, "GET", "/", "", desk, NULL, "", &r);
+    assert_int_equal(r.status, 200);
+    free(r.body);
     assert_int_equal(wrk_app_poll_changes(&w->app), 0);
-    mc_envelope_t env;
-    next_for(w, "ifc.t!1", &env);
-    assert_int_equal(env.type, MC_ENV_WS_CLOSE);
-    mc_envelope_clear(&env);
+    expect_close(w, p.channel, 1008);
+    assert_false(pending(w, d.channel));
+    /* The desktop's socket goes on. */
+    ws_send(w, &d, "{\"command\":\"join\",\"room\":1}");
+    expect_text_has(w, d.channel, "{\"join\":\"1\"");
+    /* No group the change log could name holds a token. */
+    char token[64];
+    const char *at = strstr(phone, "sessionid=");
+    assert_non_null(at);
+    snprintf(token, sizeof(token), "%s", at + strlen("sessionid="));
+    for (size_t i = 0; i < w->fake.nmembers; i++)
+        assert_null(strstr(w->fake.members[i].group, token));
+}
+
+static void deactivating_closes_every_socket_of_the_user(void **state)
+{
+    world_t *w = *state;
+    const char *who[] = {"ann", "ann", "bob"}; /* ann with two sessions */
+    const char *channels[] = {"ifc.t!1", "ifc.u!1", "ifc.t!2"};
+    sock_t s[3];
+    for (int i = 0; i < 3; i++) {
+        char cookie[256];
+        log_in_and_connect(w, who[i], channels[i], cookie, sizeof(cookie), &s[i]);
+    }
+    ctl(w, "", "user deactivate ann");
+    assert_int_equal(wrk_app_poll_changes(&w->app), 0);
+    expect_close(w, s[0].channel, 1008);
+    expect_close(w, s[1].channel, 1008);
+    assert_false(pending(w, s[2].channel));
 }
 
 static void admin_api_is_for_staff_with_csrf(void **state)
@@ -1171,7 +1222,8 @@ int main(void)
         T(login_without_csrf_is_forbidden),
         T(next_must_stay_on_the_site),
         T(too_many_failures_lock_the_login),
-        T(logout_ends_the_session_and_closes_sockets),
+        T(logout_ends_that_session_and_closes_its_sockets_only),
+        T(deactivating_closes_every_socket_of_the_user),
         T(admin_api_is_for_staff_with_csrf),
         T(a_socket_without_a_session_is_refused),
         T(two_sockets_chat_in_a_room),

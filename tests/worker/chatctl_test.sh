@@ -38,9 +38,9 @@ expect() {
 }
 
 expect "help lists the commands" 0 "room staff-only ID on\|off" -- "$CTL" --help
-expect "migrate creates the schema" 0 "schema version 3" -- "$CTL" migrate
-expect "migrate again changes nothing" 0 "schema version 3" -- "$CTL" migrate
-expect "--db beats CHAT_DB" 0 "schema version 3" -- "$CTL" --db "$dir/other.sqlite3" migrate
+expect "migrate creates the schema" 0 "schema version 4" -- "$CTL" migrate
+expect "migrate again changes nothing" 0 "schema version 4" -- "$CTL" migrate
+expect "--db beats CHAT_DB" 0 "schema version 4" -- "$CTL" --db "$dir/other.sqlite3" migrate
 [ -f "$dir/other.sqlite3" ] && ok "--db names the file" || not_ok "--db names the file"
 
 expect "user add" 0 "" -- sh -c "echo pw1 | '$CTL' user add ann --password-stdin"

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <setjmp.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -78,6 +79,46 @@ static void a_fresh_file_starts_at_version_zero(void **state)
     wrk_store_close(s);
 }
 
+/* A store of schema version 3, whose sessions have no declared id, comes to
+ * version 4 with its sessions, their rowids as ids. (Version 3 also indexes
+ * sessions by expiry; one index is enough to show that they make way.) */
+static void sessions_keep_their_rowids_as_ids(void **state)
+{
+    fixture_t *f = *state;
+    wrk_store_close(f->s);
+    f->s = NULL;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    const char *v3 = "BEGIN;"
+                     "DROP TABLE sessions;"
+                     "CREATE TABLE sessions ("
+                     "  token TEXT PRIMARY KEY,"
+                     "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+                     "  expires INTEGER NOT NULL);"
+                     "CREATE INDEX sessions_user ON sessions(user_id);"
+                     "INSERT INTO sessions(rowid, token, user_id, expires) VALUES"
+                     "  (7, 'old7', 1, 5000), (9, 'old9', 1, 5000);"
+                     "PRAGMA user_version = 3;"
+                     "COMMIT;";
+    assert_int_equal(sqlite3_exec(db, v3, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(wrk_store_open(&f->s, f->path, NULL), 0);
+    int from = 0, to = 0;
+    assert_int_equal(wrk_store_migrate(f->s, &from, &to), 0);
+    assert_int_equal(from, 3);
+    assert_int_equal(to, WRK_STORE_SCHEMA_VERSION);
+    wrk_user_t u;
+    int64_t id = 0;
+    assert_int_equal(wrk_store_session_user(f->s, "old9", 0, &u, &id), 0);
+    assert_int_equal(id, 9);
+    assert_int_equal(u.id, f->ann);
+    assert_int_equal(wrk_store_session_delete(f->s, "old9"), 0);
+    assert_int_equal(wrk_store_session_add(f->s, "new", f->bob, 5000), 0);
+    assert_int_equal(wrk_store_session_user(f->s, "new", 0, &u, &id), 0);
+    assert_int_equal(id, 10);
+    assert_int_equal(wrk_store_session_add(f->s, "old7", f->bob, 5000), MC_EEXIST);
+}
+
 static void users_are_added_found_and_changed(void **state)
 {
     fixture_t *f = *state;
@@ -115,6 +156,16 @@ static void users_are_listed(void **state)
     assert_int_equal(n, 2);
 }
 
+/* The kind and ref of the latest change. */
+static int last_change(void *arg, int64_t seq, enum wrk_change_kind kind, int64_t ref)
+{
+    int64_t *out = arg;
+    (void)seq;
+    out[0] = kind;
+    out[1] = ref;
+    return 0;
+}
+
 static void sessions_expire_and_end(void **state)
 {
     fixture_t *f = *state;
@@ -122,22 +173,36 @@ static void sessions_expire_and_end(void **state)
     assert_int_equal(wrk_store_session_add(f->s, "tok1", f->ann, 2000), 0);
     assert_int_equal(wrk_store_session_add(f->s, "tok1", f->ann, 2000), MC_EEXIST);
     assert_int_equal(wrk_store_session_add(f->s, "tok2", 999, 2000), MC_ENOTFOUND);
-    assert_int_equal(wrk_store_session_user(f->s, "tok1", 1999, &u), 0);
+    assert_int_equal(wrk_store_session_add(f->s, "tok2", f->ann, 2000), 0);
+    int64_t id1 = 0, id2 = 0;
+    assert_int_equal(wrk_store_session_user(f->s, "tok1", 1999, &u, &id1), 0);
     assert_string_equal(u.username, "ann");
-    assert_int_equal(wrk_store_session_user(f->s, "tok1", 2000, &u), MC_ENOTFOUND);
-    assert_int_equal(wrk_store_session_user(f->s, "nope", 0, &u), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_session_user(f->s, "tok2", 1999, &u, &id2), 0);
+    assert_true(id1 > 0 && id2 > 0 && id1 != id2);
+    assert_int_equal(wrk_store_session_user(f->s, "tok1", 2000, &u, NULL), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_session_user(f->s, "nope", 0, &u, NULL), MC_ENOTFOUND);
+    /* Ending one session logs its id; the user's other session goes on. */
     int64_t before;
     assert_int_equal(wrk_store_change_last(f->s, &before), 0);
-    assert_int_equal(wrk_store_session_delete(f->s, "tok1"), 0);
-    assert_int_equal(wrk_store_session_user(f->s, "tok1", 0, &u), MC_ENOTFOUND);
-    assert_int_equal(wrk_store_session_delete(f->s, "tok1"), 0);
-    int64_t after;
+    assert_int_equal(wrk_store_session_delete(f->s, "tok2"), 0);
+    assert_int_equal(wrk_store_session_user(f->s, "tok2", 0, &u, NULL), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_session_delete(f->s, "tok2"), 0);
+    int64_t after, change[2] = {0, 0};
     assert_int_equal(wrk_store_change_last(f->s, &after), 0);
     assert_int_equal(after, before + 1);
+    assert_int_equal(wrk_store_change_each(f->s, before, last_change, change), 0);
+    assert_int_equal(change[0], WRK_CHANGE_SESSION);
+    assert_int_equal(change[1], id2);
+    assert_int_equal(wrk_store_session_user(f->s, "tok1", 0, &u, NULL), 0);
+    /* The id of a session that ended, the latest one, is not given again. */
+    int64_t id3 = 0;
+    assert_int_equal(wrk_store_session_add(f->s, "tok3", f->ann, 2000), 0);
+    assert_int_equal(wrk_store_session_user(f->s, "tok3", 0, &u, &id3), 0);
+    assert_true(id3 > id2);
     /* Expired sessions are purged. */
-    assert_int_equal(wrk_store_session_add(f->s, "tok3", f->ann, 10), 0);
+    assert_int_equal(wrk_store_session_add(f->s, "tok4", f->ann, 10), 0);
     assert_int_equal(wrk_store_purge(f->s, 100, 3600000), 0);
-    assert_int_equal(wrk_store_session_add(f->s, "tok3", f->ann, 1000), 0);
+    assert_int_equal(wrk_store_session_add(f->s, "tok4", f->ann, 1000), 0);
 }
 
 static void deactivating_ends_sessions(void **state)
@@ -146,9 +211,9 @@ static void deactivating_ends_sessions(void **state)
     wrk_user_t u;
     assert_int_equal(wrk_store_session_add(f->s, "t", f->ann, INT64_MAX), 0);
     assert_int_equal(wrk_store_user_set_active(f->s, f->ann, 0), 0);
-    assert_int_equal(wrk_store_session_user(f->s, "t", 0, &u), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_session_user(f->s, "t", 0, &u, NULL), MC_ENOTFOUND);
     assert_int_equal(wrk_store_user_set_active(f->s, f->ann, 1), 0);
-    assert_int_equal(wrk_store_session_user(f->s, "t", 0, &u), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_session_user(f->s, "t", 0, &u, NULL), MC_ENOTFOUND);
     assert_int_equal(wrk_store_user_set_active(f->s, 999, 0), MC_ENOTFOUND);
 }
 
@@ -573,6 +638,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(migrations_are_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(a_fresh_file_starts_at_version_zero, setup, teardown),
+        cmocka_unit_test_setup_teardown(sessions_keep_their_rowids_as_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(users_are_added_found_and_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(users_are_listed, setup, teardown),
         cmocka_unit_test_setup_teardown(sessions_expire_and_end, setup, teardown),
