@@ -8,10 +8,10 @@
 # chat-interface processes. In order:
 #   1. the ceilings: redis-benchmark, chl-bench (the channel layer), and
 #      chat-bench against the interface's echo endpoint (no worker);
-#   2. chat-bench ladders of rising rates: 100 clients in 10 rooms and 1,000
-#      clients in 1 room, on one interface and then on two;
-#   3. Redis commands per chat message (INFO commandstats, two runs of
+#   2. Redis commands per chat message (INFO commandstats, two runs of
 #      different lengths, so that logins and connects cancel out);
+#   3. chat-bench ladders of rising rates: 100 clients in 10 rooms and 1,000
+#      clients in 1 room, on one interface and then on two;
 #   4. system calls per message of the interface and the worker (strace -c);
 #   5. memory per idle authenticated socket: RSS of a fresh interface with
 #      N sockets minus its RSS with none, for N = 10,000 and, when the file
@@ -101,12 +101,17 @@ ipid1=$(start_ifc "$p1")
 pids+=($ipid1)
 wait_http "127.0.0.1:$p1"
 
-# Waits until the worker has caught up (the queue stayed empty for a while),
+# Waits until the worker has caught up (nothing queued or in flight for a while),
 # so that one run's disconnects do not slow the next run's logins and steps.
 settle() {
     local quiet=0
     for _ in $(seq 1 300); do
-        if [ "$(rcli llen mc:worker)" = 0 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+        # The queue, and the in-flight lists: a worker takes 32 envelopes at once.
+        local left
+        left=$(rcli eval "local n = redis.call('LLEN', 'mc:worker')
+            for _, k in ipairs(redis.call('KEYS', 'mc:inflight:*')) do n = n + redis.call('LLEN', k) end
+            return n" 0)
+        if [ "$left" = 0 ]; then quiet=$((quiet + 1)); else quiet=0; fi
         [ $quiet -ge 5 ] && return 0
         sleep 0.1
     done
@@ -144,7 +149,36 @@ echo_out=$(cb --target "127.0.0.1:$p1" --echo-path /echo/ --clients 100 --rates 
 echo "$echo_out" >&2
 echo_best=$(kv "$(grep '^best' <<<"$echo_out")" rate)
 
-# ---- 2. Ladders ------------------------------------------------------------
+# ---- 2. Redis commands per chat message ------------------------------------
+# First, on a Redis that nothing else has used yet.
+# Two runs that differ only in how long they send: the difference of the
+# command counts is what the extra messages cost.
+cmdstats() { rcli info commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\),.*/\1 \2/p' | sort; }
+cmdrun() { # cmdrun MS: prints the messages sent
+    local out
+    out=$(cb --target "127.0.0.1:$p1" --clients 100 --users 100 --rooms "$ROOMS" --rates 200 \
+        --duration "$1")
+    kv "$(grep '^step' <<<"$out")" sent
+}
+sleep 1
+rcli config resetstat >/dev/null
+sentA=$(cmdrun 1000)
+sleep 1
+statsA=$(cmdstats)
+rcli config resetstat >/dev/null
+sentB=$(cmdrun 4000)
+sleep 1
+statsB=$(cmdstats)
+echo "commandstats after $sentA messages: $(tr '\n' ' ' <<<"$statsA")" >&2
+echo "commandstats after $sentB messages: $(tr '\n' ' ' <<<"$statsB")" >&2
+cmd_table=$(join -a1 -a2 -e 0 -o 0,1.2,2.2 <(echo "$statsA") <(echo "$statsB") |
+    awk -v n=$((sentB - sentA)) '{d = $3 - $2; t += d; if (d / n >= 0.005) printf "| `%s` | %.2f |\n", $1, d / n}
+        END {printf "| **all** | **%.2f** |\n", t / n}')
+cmd_per_msg=$(sed -n 's/^| \*\*all\*\* | \*\*\([0-9.]*\)\*\* |$/\1/p' <<<"$cmd_table")
+log "Redis commands per chat message ($sentA vs $sentB messages): $cmd_per_msg"
+echo "$cmd_table" >&2
+
+# ---- 3. Ladders ------------------------------------------------------------
 RATES_100=500,1000,2000,3000,4000,5000,6000,7000,8000,10000,12000,15000
 RATES_1000=20,40,60,80,100,120,150,200,300,400
 ladder() { # ladder TARGETS CLIENTS USERS ROOMS RATES
@@ -169,32 +203,6 @@ l1000x2=$(ladder "127.0.0.1:$p1,127.0.0.1:$p2" 1000 100 "$ROOM1" "$RATES_1000")
 echo "$l1000x2" >&2
 kill "$ipid2"
 wait "$ipid2" 2>/dev/null || true
-
-# ---- 3. Redis commands per chat message ------------------------------------
-# Two runs that differ only in how long they send: the difference of the
-# command counts is what the extra messages cost.
-cmdstats() { rcli info commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\),.*/\1 \2/p' | sort; }
-cmdrun() { # cmdrun MS: prints the messages sent
-    local out
-    out=$(cb --target "127.0.0.1:$p1" --clients 100 --users 100 --rooms "$ROOMS" --rates 200 \
-        --duration "$1")
-    kv "$(grep '^step' <<<"$out")" sent
-}
-sleep 1
-rcli config resetstat >/dev/null
-sentA=$(cmdrun 1000)
-sleep 1
-statsA=$(cmdstats)
-rcli config resetstat >/dev/null
-sentB=$(cmdrun 4000)
-sleep 1
-statsB=$(cmdstats)
-cmd_table=$(join -a1 -a2 -e 0 -o 0,1.2,2.2 <(echo "$statsA") <(echo "$statsB") |
-    awk -v n=$((sentB - sentA)) '{d = $3 - $2; t += d; if (d / n >= 0.005) printf "| `%s` | %.2f |\n", $1, d / n}
-        END {printf "| **all** | **%.2f** |\n", t / n}')
-cmd_per_msg=$(sed -n 's/^| \*\*all\*\* | \*\*\([0-9.]*\)\*\* |$/\1/p' <<<"$cmd_table")
-log "Redis commands per chat message ($sentA vs $sentB messages): $cmd_per_msg"
-echo "$cmd_table" >&2
 
 # load_in_background OUT RATE MS: 100 clients in 10 rooms send RATE msg/s for
 # MS, in the background (its pid in load_pid); returns once they are in.
