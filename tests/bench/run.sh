@@ -184,23 +184,22 @@ RATES_1000=20,40,60,80,100,120,150,200,300,400
 ladder() { # ladder TARGETS CLIENTS USERS ROOMS RATES
     cb --target "$1" --clients "$2" --users "$3" --rooms "$4" --rates "$5"
 }
-log "chat-bench: 100 clients in 10 rooms, one interface"
-l100=$(ladder "127.0.0.1:$p1" 100 100 "$ROOMS" "$RATES_100")
-echo "$l100" >&2
-log "chat-bench: 1000 clients in 1 room, one interface"
-l1000=$(ladder "127.0.0.1:$p1" 1000 100 "$ROOM1" "$RATES_1000")
-echo "$l1000" >&2
+ladders() { # ladders TARGETS VAR10 VAR1: both ladders on TARGETS, their output in VAR10, VAR1
+    local -n out10=$2 out1=$3
+    log "chat-bench: 100 clients in 10 rooms on $1"
+    out10=$(ladder "$1" 100 100 "$ROOMS" "$RATES_100")
+    echo "$out10" >&2
+    log "chat-bench: 1000 clients in 1 room on $1"
+    out1=$(ladder "$1" 1000 100 "$ROOM1" "$RATES_1000")
+    echo "$out1" >&2
+}
+ladders "127.0.0.1:$p1" l100 l1000
 
 p2=$(free_port)
 ipid2=$(start_ifc "$p2")
 pids+=($ipid2)
 wait_http "127.0.0.1:$p2"
-log "chat-bench: 100 clients in 10 rooms, two interfaces"
-l100x2=$(ladder "127.0.0.1:$p1,127.0.0.1:$p2" 100 100 "$ROOMS" "$RATES_100")
-echo "$l100x2" >&2
-log "chat-bench: 1000 clients in 1 room, two interfaces"
-l1000x2=$(ladder "127.0.0.1:$p1,127.0.0.1:$p2" 1000 100 "$ROOM1" "$RATES_1000")
-echo "$l1000x2" >&2
+ladders "127.0.0.1:$p1,127.0.0.1:$p2" l100x2 l1000x2
 kill "$ipid2"
 wait "$ipid2" 2>/dev/null || true
 
