@@ -142,6 +142,19 @@ int wrk__outbox_begin(wrk_app_t *app)
     return rc;
 }
 
+/* Empties the outbox: releases its rooms' order locks and frees the
+ * messages (the other fields of outbox[0..n) stay readable). */
+static void outbox_clear(wrk_app_t *app)
+{
+    size_t n = app->nout;
+    app->nout = 0; /* else wrk__order_unlock would leave the rooms locked */
+    for (size_t i = 0; i < n; i++) {
+        order_range(app, app->outbox[i].room, F_UNLCK, 0);
+        free(app->outbox[i].data);
+        app->outbox[i].data = NULL;
+    }
+}
+
 void wrk_app_flush(wrk_app_t *app)
 {
     int stored = 1;
@@ -157,12 +170,7 @@ void wrk_app_flush(wrk_app_t *app)
     if (!stored) {
         /* Nothing of the batch is kept: tell each sender, publish nothing. */
         size_t n = app->nout;
-        app->nout = 0;
-        for (size_t i = 0; i < n; i++) {
-            order_range(app, app->outbox[i].room, F_UNLCK, 0);
-            free(app->outbox[i].data);
-            app->outbox[i].data = NULL;
-        }
+        outbox_clear(app);
         for (size_t i = 0; i < n; i++)
             wrk__send_error(app, app->outbox[i].sender, WRK_E_SERVER_BUSY, app->outbox[i].room,
                             "send");
@@ -172,25 +180,10 @@ void wrk_app_flush(wrk_app_t *app)
     for (size_t i = 0; i < app->nout; i++)
         msgs[i] = (wrk_outgoing_t){app->outbox[i].group, app->outbox[i].once, app->outbox[i].data,
                                    app->outbox[i].len};
-    int rc = 0;
-    if (app->sink.group_send_many) {
-        rc = app->sink.group_send_many(app->sink.ctx, msgs, app->nout);
-    } else {
-        for (size_t i = 0; i < app->nout; i++) {
-            int r = app->sink.group_send(app->sink.ctx, msgs[i].group, msgs[i].once, msgs[i].data,
-                                         msgs[i].len);
-            rc = rc ? rc : r;
-        }
-    }
+    int rc = app->sink.group_send(app->sink.ctx, msgs, app->nout);
     if (rc)
         mc_warn("worker: publishing %zu message(s): %s", app->nout, mc_strerror(rc));
-    size_t n = app->nout;
-    app->nout = 0; /* unlock below releases every room now */
-    for (size_t i = 0; i < n; i++) {
-        order_range(app, app->outbox[i].room, F_UNLCK, 0);
-        free(app->outbox[i].data);
-        app->outbox[i].data = NULL;
-    }
+    outbox_clear(app);
 }
 
 /* ---- Output ---------------------------------------------------------------- */
@@ -228,7 +221,8 @@ static int group_env(wrk_app_t *app, const char *group, const mc_envelope_t *env
         free(data);
         return rc;
     }
-    rc = app->sink.group_send(app->sink.ctx, group, NULL, data, len);
+    wrk_outgoing_t msg = {group, NULL, data, len};
+    rc = app->sink.group_send(app->sink.ctx, &msg, 1);
     if (rc)
         mc_warn("worker: group_send %s: %s", group, mc_strerror(rc));
     free(data);

@@ -21,7 +21,7 @@
 #include "worker/password.h"
 #include "worker/store.h"
 
-/* A group message waiting in the outbox. */
+/* A message to a group. */
 typedef struct wrk_outgoing {
     const char *group;
     const char *once; /* NULL: not named */
@@ -35,11 +35,10 @@ typedef struct wrk_sink {
     int (*send)(void *ctx, const char *channel, const char *data, size_t len);
     int (*group_add)(void *ctx, const char *group, const char *channel);
     int (*group_discard)(void *ctx, const char *group, const char *channel);
-    /* once (NULL: none) names the message: a group_send with a name used
-     * before delivers nothing, so a replayed envelope's message arrives once. */
-    int (*group_send)(void *ctx, const char *group, const char *once, const char *data, size_t len);
-    /* Optional: group_send of msgs[0..n) in order, in one round trip. */
-    int (*group_send_many)(void *ctx, const struct wrk_outgoing *msgs, size_t n);
+    /* Sends msgs[0..n) (at most WRK_OUTBOX_MAX) to their groups, in order,
+     * in one round trip. A message whose once names one sent before
+     * delivers nothing, so a replayed envelope's message arrives once. */
+    int (*group_send)(void *ctx, const wrk_outgoing_t *msgs, size_t n);
     /* Takes a token from the bucket key shared by every worker (rate per
      * second, burst): *allowed, and *refused the refusals in a row. NULL:
      * nothing is limited. */

@@ -33,17 +33,7 @@ static int sink_group_discard(void *ctx, const char *group, const char *channel)
     return chl_group_discard(ctx, group, channel);
 }
 
-static int sink_group_send(void *ctx, const char *group, const char *once, const char *data,
-                           size_t len)
-{
-    size_t dropped = 0;
-    int rc = chl_group_send_once(ctx, group, once, data, len, &dropped);
-    if (rc == 0 && dropped)
-        mc_warn("worker: %zu interface(s) missed a message to %s (full)", dropped, group);
-    return rc;
-}
-
-static int sink_group_send_many(void *ctx, const wrk_outgoing_t *msgs, size_t n)
+static int sink_group_send(void *ctx, const wrk_outgoing_t *msgs, size_t n)
 {
     chl_group_msg_t m[WRK_OUTBOX_MAX];
     if (n > WRK_OUTBOX_MAX)
@@ -53,7 +43,7 @@ static int sink_group_send_many(void *ctx, const wrk_outgoing_t *msgs, size_t n)
     size_t dropped = 0;
     int rc = chl_group_send_many(ctx, m, n, &dropped);
     if (dropped)
-        mc_warn("worker: %zu copies of chat messages were dropped (interfaces full)", dropped);
+        mc_warn("worker: %zu interface(s) missed a group message (full)", dropped);
     return rc;
 }
 
@@ -240,7 +230,6 @@ int wrk_service_main(int argc, char **argv)
                        .group_add = sink_group_add,
                        .group_discard = sink_group_discard,
                        .group_send = sink_group_send,
-                       .group_send_many = sink_group_send_many,
                        .rate_take = sink_rate_take};
     wrk_app_t app;
     rc = wrk_app_init(&app, &cfg, db, &sink);

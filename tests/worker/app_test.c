@@ -82,10 +82,9 @@ static int fake_group_discard(void *ctx, const char *group, const char *channel)
 /* Delivers to every member as Redis and the interface do: a name used
  * before delivers nothing, the except member gets nothing, the own member
  * gets the text ending in ,"own":true. */
-static int fake_group_send(void *ctx, const char *group, const char *once, const char *data,
-                           size_t len)
+static int fake_deliver(fake_t *f, const char *group, const char *once, const char *data,
+                        size_t len)
 {
-    fake_t *f = ctx;
     for (size_t i = 0; once && i < f->nnames; i++)
         if (!strcmp(f->names[i], once))
             return 0;
@@ -115,6 +114,13 @@ static int fake_group_send(void *ctx, const char *group, const char *once, const
         free(out);
     }
     mc_envelope_clear(&env);
+    return 0;
+}
+
+static int fake_group_send(void *ctx, const wrk_outgoing_t *msgs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fake_deliver(ctx, msgs[i].group, msgs[i].once, msgs[i].data, msgs[i].len);
     return 0;
 }
 

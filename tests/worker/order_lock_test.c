@@ -26,10 +26,9 @@ static int sink_group(void *ctx, const char *group, const char *channel)
     return 0;
 }
 
-static int sink_group_send(void *ctx, const char *group, const char *once, const char *data,
-                           size_t len)
+static int sink_group_send(void *ctx, const wrk_outgoing_t *msgs, size_t n)
 {
-    (void)ctx, (void)group, (void)once, (void)data, (void)len;
+    (void)ctx, (void)msgs, (void)n;
     return 0;
 }
 
