@@ -159,6 +159,16 @@ static redisReply *shard_command(chl_t *chl, size_t i, int argc, const char **ar
     return r;
 }
 
+/* A server that answered NOSCRIPT lost its scripts (SCRIPT FLUSH): loads
+ * them again, or gives up on the connection. Returns 0 or MC_EREDIS. */
+static int reload_scripts(chl_t *chl, size_t i)
+{
+    if (load_scripts(chl->shards[i].ctx, &chl->shards[i]) == 0)
+        return 0;
+    shard_down(chl, i, "scripts do not load");
+    return MC_EREDIS;
+}
+
 /* One call of a script: its keys and its arguments (arglens NULL: strlen). */
 typedef struct script_call {
     size_t nkeys, nargs;
@@ -241,12 +251,8 @@ static int run_scripts(chl_t *chl, size_t i, enum chl__script_id id, const scrip
             first_err = MC_EREDIS;
         }
         ntodo = again;
-        if (ntodo && attempt == 0) {
-            if (load_scripts(chl->shards[i].ctx, &chl->shards[i]) != 0) {
-                shard_down(chl, i, "scripts do not load");
-                break;
-            }
-        }
+        if (ntodo && attempt == 0 && reload_scripts(chl, i) != 0)
+            break;
     }
     free(v), free(l), free(pv), free(pl), free(pc), free(pa), free(nk), free(todo), free(r);
     if (rc == 0)
@@ -671,9 +677,7 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
         size_t nel = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->elements : 1;
         if (r[j]->type == REDIS_REPLY_ERROR) {
             if (strncmp(r[j]->str, "NOSCRIPT", 8) == 0) {
-                /* Scripts flushed: nothing was moved; load them for next time. */
-                if (load_scripts(chl->shards[sh].ctx, &chl->shards[sh]) != 0)
-                    shard_down(chl, sh, "scripts do not load");
+                reload_scripts(chl, sh); /* nothing was moved: for next time */
                 continue;
             }
             mc_warn("channel-layer: queue pop: %.120s", r[j]->str);
@@ -1035,12 +1039,11 @@ int chl_group_send_many(chl_t *chl, const chl_group_msg_t *msgs, size_t n, size_
             prc[k] = gsend_finish(chl, &g[k], reply, reply ? 0 : rc, &drop);
         }
     } else {
-        for (size_t k = 0; k < n; k++) {
+        for (size_t k = 0, j = 0; k < n; k++) {
             if (prc[k] != 0)
                 continue;
-            int rc;
-            redisReply *reply =
-                run_script(chl, g[k].shard, CHL__S_GSEND, 2, g[k].kv, 9, g[k].args, g[k].lens, &rc);
+            redisReply *reply;
+            int rc = run_scripts(chl, g[k].shard, CHL__S_GSEND, &calls[j++], 1, &reply);
             prc[k] = gsend_finish(chl, &g[k], reply, rc, &drop);
         }
     }
