@@ -3,6 +3,7 @@
  * forgetting connections, closing, malformed data and Redis restarts. */
 #include "channel-layer/chl.h"
 #include "common/error.h"
+#include "tests/support/loop.h"
 #include "tests/support/redis.h"
 
 #include <setjmp.h>
@@ -110,35 +111,6 @@ static chl_config_t config(void)
     return cfg;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* Runs the loop until cond(arg) holds; fails after timeout_ms. A ticking
- * timer makes each turn of the loop end, so the condition is looked at
- * regularly even when nothing else happens. */
-static void run_until(uv_loop_t *loop, int (*cond)(void *), void *arg, long timeout_ms)
-{
-    uv_timer_t tick;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 5, 5);
-    long long t0 = now_ms();
-    int ok;
-    while (!(ok = cond(arg)) && now_ms() - t0 < timeout_ms)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    assert_true(ok);
-}
-
 static int is_up(void *arg)
 {
     return ((ep_t *)arg)->state == 1;
@@ -148,7 +120,7 @@ static void open_ep(uv_loop_t *loop, ep_t *e, const chl_config_t *cfg)
 {
     memset(e, 0, sizeof(*e));
     assert_int_equal(chl_proc_open(&e->proc, loop, cfg, "ifc", &handlers, e), 0);
-    run_until(loop, is_up, e, 5000);
+    assert_true(ts_run_until(loop, is_up, e, 5000));
     assert_int_equal(e->ups, 1);
     assert_int_equal(strncmp(chl_proc_name(e->proc), "ifc.", 4), 0);
 }
@@ -192,7 +164,7 @@ static void direct_messages_reach_their_connection(void **state)
     char ch[128];
     member(&a, 7, ch);
     assert_int_equal(chl_send(w, ch, "hi", 2), 0);
-    run_until(&loop, one_message, &a, 5000);
+    assert_true(ts_run_until(&loop, one_message, &a, 5000));
     assert_string_equal(a.events[0], "msg 7 hi");
     assert_int_equal(chl_proc_stats(a.proc)->received, 1);
     char small[4];
@@ -256,7 +228,7 @@ static void groups_fan_out_to_local_members(void **state)
     assert_int_equal(chl_group_send(w, "room", "m1", 2, &dropped), 0);
     assert_int_equal(dropped, 0);
     struct fanout_wait fw = {&a, &b, 2, 1, 3, 1};
-    run_until(&loop, fanout_done, &fw, 5000);
+    assert_true(ts_run_until(&loop, fanout_done, &fw, 5000));
     /* the memberships came first, in order, then the copies */
     assert_string_equal(a.events[0], "add 1 room");
     assert_string_equal(a.events[1], "add 2 room");
@@ -276,7 +248,7 @@ static void groups_fan_out_to_local_members(void **state)
     assert_int_equal(chl_group_send(w, "room", "m2", 2, NULL), 0);
     fw.amsgs = 3;
     fw.bmsgs = 2;
-    run_until(&loop, fanout_done, &fw, 5000);
+    assert_true(ts_run_until(&loop, fanout_done, &fw, 5000));
     assert_int_equal(a.discards, 1);
     assert_int_equal(count_events(&a, "del 2 room"), 1);
     assert_int_equal(count_events(&a, "msg 1 m2"), 1);
@@ -304,7 +276,7 @@ static void a_membership_change_comes_ahead_of_later_messages(void **state)
         assert_int_equal(chl_group_send(w, "room", "x", 1, NULL), 0);
     }
     struct fanout_wait fw = {&a, &a, 210, 0, 20, 0};
-    run_until(&loop, fanout_done, &fw, 5000);
+    assert_true(ts_run_until(&loop, fanout_done, &fw, 5000));
     /* conn c joined before message c, so it saw messages c..20 */
     assert_int_equal(a.msgs, 210);
     assert_int_equal(a.adds, 20);
@@ -351,7 +323,7 @@ static void queue_pushes_complete_once(void **state)
     assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "job-3", 5, on_pushed, &r), 0);
     assert_int_equal(chl_proc_queue_push(a.proc, "bad name", "x", 1, on_pushed, &r), MC_EINVAL);
     assert_int_equal(chl_proc_queue_push(a.proc, "jobs", NULL, 1, on_pushed, &r), MC_EINVAL);
-    run_until(&loop, pushes_done, &r, 5000);
+    assert_true(ts_run_until(&loop, pushes_done, &r, 5000));
     assert_int_equal(r.calls, 3);
     assert_int_equal(r.status[0], 0);
     assert_int_equal(r.status[1], 0);
@@ -369,7 +341,7 @@ static void queue_pushes_complete_once(void **state)
     char ch[128];
     member(&b, 9, ch);
     assert_int_equal(chl_proc_queue_push(a.proc, ch, "direct", 6, NULL, NULL), 0);
-    run_until(&loop, one_message, &b, 5000);
+    assert_true(ts_run_until(&loop, one_message, &b, 5000));
     assert_string_equal(b.events[0], "msg 9 direct");
     chl_close(w);
     finish(&loop, &a, &b);
@@ -403,17 +375,17 @@ static void a_forgotten_connection_leaves_its_groups(void **state)
     member(&a, 2, m);
     assert_int_equal(chl_group_add(w, "room", m), 0);
     struct fanout_wait fw = {&a, &a, 0, 0, 3, 0};
-    run_until(&loop, fanout_done, &fw, 5000);
+    assert_true(ts_run_until(&loop, fanout_done, &fw, 5000));
     assert_int_equal(chl_proc_forget_conn(a.proc, 1), 0);
     assert_int_equal(a.discards, 0); /* the caller knows: no callback */
     char groups[256] = "";
     chl_proc_each_group(a.proc, 1, collect_group, groups);
     assert_string_equal(groups, "");
     struct redis_wait rw = {"ZCARD %s", "mc:group:room2", 0};
-    run_until(&loop, redis_says, &rw, 5000);
+    assert_true(ts_run_until(&loop, redis_says, &rw, 5000));
     rw.arg = "mc:group:room";
     rw.want = 1;
-    run_until(&loop, redis_says, &rw, 5000);
+    assert_true(ts_run_until(&loop, redis_says, &rw, 5000));
     assert_int_equal(chl_proc_forget_conn(a.proc, 12345), 0); /* unknown: nothing to do */
 
     /* the last member of the process in room goes: the process leaves it */
@@ -421,7 +393,7 @@ static void a_forgotten_connection_leaves_its_groups(void **state)
     rw.cmd = "HLEN %s";
     rw.arg = "mc:groupp:room";
     rw.want = 0;
-    run_until(&loop, redis_says, &rw, 5000);
+    assert_true(ts_run_until(&loop, redis_says, &rw, 5000));
     chl_close(w);
     finish(&loop, &a, NULL);
 }
@@ -511,7 +483,7 @@ static void malformed_and_expired_elements_are_skipped(void **state)
     char ch[128];
     member(&a, 5, ch);
     assert_int_equal(chl_send(w, ch, "after", 5), 0);
-    run_until(&loop, two_messages, &a, 5000);
+    assert_true(ts_run_until(&loop, two_messages, &a, 5000));
     assert_string_equal(a.events[0], "msg 4 kept");
     assert_string_equal(a.events[1], "msg 5 after");
     assert_int_equal(chl_proc_stats(a.proc)->malformed, n + 1);
@@ -556,8 +528,8 @@ static void endpoints_survive_a_redis_restart(void **state)
     member(&a, 1, rw.ch);
     assert_int_equal(chl_group_add(w, "room", rw.ch), 0);
     assert_int_equal(ts_redis_restart(&redis), 0);
-    run_until(&loop, down_seen, &a, 5000);
-    run_until(&loop, restarted_and_delivered, &rw, 10000);
+    assert_true(ts_run_until(&loop, down_seen, &a, 5000));
+    assert_true(ts_run_until(&loop, restarted_and_delivered, &rw, 10000));
     assert_string_equal(a.events[a.nevents - 1], "msg 1 back");
     assert_true(a.ups >= 2);
     assert_true(chl_proc_stats(a.proc)->reconnects >= 1);
@@ -567,14 +539,14 @@ static void endpoints_survive_a_redis_restart(void **state)
     assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, on_pushed, &r), 0);
     assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "y", 1, on_pushed, &r), 0);
     assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "z", 1, on_pushed, &r), 0);
-    run_until(&loop, pushes_done, &r, 5000);
+    assert_true(ts_run_until(&loop, pushes_done, &r, 5000));
     assert_int_equal(r.status[0], 0);
     /* and after a SCRIPT FLUSH, the endpoint loads them again by itself */
     ts_redis_int(&redis, "SCRIPT FLUSH");
     r.calls = 0;
     for (int i = 0; i < 3; i++)
         assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "f", 1, on_pushed, &r), 0);
-    run_until(&loop, pushes_done, &r, 5000);
+    assert_true(ts_run_until(&loop, pushes_done, &r, 5000));
     assert_int_equal(r.status[0], 0);
     assert_int_equal(r.status[2], 0);
     assert_int_equal(ts_redis_int(&redis, "LLEN mc:jobs"), 6);
@@ -602,15 +574,15 @@ static void a_stuck_redis_is_noticed_and_found_again(void **state)
     assert_int_equal(kill(redis.pid, SIGSTOP), 0);
     struct push_result r = {0};
     assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, on_pushed, &r), 0);
-    run_until(&loop, down_seen, &a, 10000);
+    assert_true(ts_run_until(&loop, down_seen, &a, 10000));
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.status[0], MC_EREDIS);
     assert_int_equal(kill(redis.pid, SIGCONT), 0);
-    run_until(&loop, up_again, &a, 10000);
+    assert_true(ts_run_until(&loop, up_again, &a, 10000));
     r.calls = 0;
     for (int i = 0; i < 3; i++)
         assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "y", 1, on_pushed, &r), 0);
-    run_until(&loop, pushes_done, &r, 5000);
+    assert_true(ts_run_until(&loop, pushes_done, &r, 5000));
     assert_int_equal(r.status[0], 0);
     finish(&loop, &a, NULL);
 }

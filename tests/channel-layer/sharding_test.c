@@ -3,6 +3,7 @@
  * queues spread over every shard. */
 #include "channel-layer/chl.h"
 #include "common/error.h"
+#include "tests/support/loop.h"
 #include "tests/support/redis.h"
 
 #include <setjmp.h>
@@ -230,44 +231,20 @@ static void on_redis_state(void *ctx, int up)
     ((ep_t *)ctx)->up = up;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-static void run_until(uv_loop_t *loop, int (*cond)(ep_t *), ep_t *eps, long timeout_ms)
-{
-    uv_timer_t tick;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 5, 5);
-    long long t0 = now_ms();
-    int ok;
-    while (!(ok = cond(eps)) && now_ms() - t0 < timeout_ms)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    assert_true(ok);
-}
-
 #define NEPS 6
 
-static int all_up(ep_t *eps)
+static int all_up(void *arg)
 {
+    ep_t *eps = arg;
     for (int i = 0; i < NEPS; i++)
         if (!eps[i].up)
             return 0;
     return 1;
 }
 
-static int all_delivered(ep_t *eps)
+static int all_delivered(void *arg)
 {
+    ep_t *eps = arg;
     for (int i = 0; i < NEPS; i++)
         if (eps[i].msgs < 4 || eps[i].adds < 2)
             return 0;
@@ -287,7 +264,7 @@ static void endpoints_on_several_shards_get_group_messages(void **state)
     memset(eps, 0, sizeof(eps));
     for (int i = 0; i < NEPS; i++)
         assert_int_equal(chl_proc_open(&eps[i].proc, &loop, &cfg, "ifc", &h, &eps[i]), 0);
-    run_until(&loop, all_up, eps, 5000);
+    assert_true(ts_run_until(&loop, all_up, eps, 5000));
     chl_t *w = open_on(urls);
     for (int i = 0; i < NEPS; i++)
         for (uint64_t c = 1; c <= 2; c++) {
@@ -297,7 +274,7 @@ static void endpoints_on_several_shards_get_group_messages(void **state)
         }
     assert_int_equal(chl_group_send(w, "room", "a", 1, NULL), 0);
     assert_int_equal(chl_group_send(w, "room", "b", 1, NULL), 0);
-    run_until(&loop, all_delivered, eps, 5000);
+    assert_true(ts_run_until(&loop, all_delivered, eps, 5000));
     for (int i = 0; i < NEPS; i++)
         assert_int_equal(eps[i].msgs, 4);
     chl_close(w);

@@ -1,6 +1,7 @@
 /* The blocking client against a private redis-server: sends and receives,
  * limits, expiry, reliable queues, groups, malformed data and reconnects. */
 #include "channel-layer/chl.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "tests/support/redis.h"
 
@@ -67,13 +68,6 @@ static void pause_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The number of calls of one command since the last CONFIG RESETSTAT. */
 static long command_calls(const char *command)
 {
@@ -134,9 +128,9 @@ static void receive_times_out_with_eagain(void **state)
     chl_t *chl = open_default();
     const char *const chans[] = {"empty"};
     chl_message_t m;
-    long long t0 = now_ms();
+    long long t0 = mc_mono_ms();
     assert_int_equal(chl_receive(chl, chans, 1, 100, &m), MC_EAGAIN);
-    long long took = now_ms() - t0;
+    long long took = mc_mono_ms() - t0;
     assert_true(took >= 90 && took < 2000);
     chl_close(chl);
 }
@@ -243,8 +237,8 @@ static void expired_messages_are_skipped_and_counted(void **state)
     assert_int_equal(chl_send(chl, "c", "old", 3), 0);
     /* the list itself expires with its newest message, so look at it first */
     assert_true(ts_redis_int(&redis, "PTTL mc:c") > 0);
-    long long t0 = now_ms();
-    while (now_ms() - t0 <= 40) /* the condition is the clock itself */
+    long long t0 = mc_mono_ms();
+    while (mc_mono_ms() - t0 <= 40) /* the condition is the clock itself */
         pause_ms(5);
     /* an element that expired long ago, written as another client would */
     assert_int_equal(ts_redis_int(&redis, "RPUSH mc:d %s", "m1|d\nancient"), 1);
@@ -415,8 +409,8 @@ static void dead_workers_in_flight_messages_are_requeued(void **state)
      * message is, exactly once. (The heartbeat may expire between a look at
      * it and a call, so each call is judged by what holds after it.) */
     size_t requeued = 99, total = 0;
-    long long t0 = now_ms();
-    while (total == 0 && now_ms() - t0 < 5000) {
+    long long t0 = mc_mono_ms();
+    while (total == 0 && mc_mono_ms() - t0 < 5000) {
         assert_int_equal(chl_requeue_dead(live, &requeued), 0);
         if (requeued > 0)
             assert_int_equal(ts_redis_int(&redis, "EXISTS mc:hb:wrk-dead"), 0);
@@ -573,8 +567,8 @@ static void members_expire_after_the_group_expiry(void **state)
     assert_int_equal(chl_group_add(chl, "room", "p1!1"), 0);
     assert_int_equal(chl_group_send(chl, "room", "x", 1, NULL), 0);
     assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 2);
-    long long t0 = now_ms();
-    while (ts_redis_int(&redis, "HLEN mc:groupp:room") > 0 && now_ms() - t0 < 5000) {
+    long long t0 = mc_mono_ms();
+    while (ts_redis_int(&redis, "HLEN mc:groupp:room") > 0 && mc_mono_ms() - t0 < 5000) {
         assert_int_equal(chl_group_send(chl, "room", "y", 1, NULL), 0);
         pause_ms(20);
     }
@@ -667,8 +661,8 @@ static void rate_take_is_a_token_bucket(void **state)
         assert_int_equal(chl_rate_take(chl, "fast", 20, 2, &ok, NULL), 0);
     while (ok && ++i < 100);
     assert_int_equal(ok, 0);
-    long long deadline = now_ms() + 3000;
-    while (!ok && now_ms() < deadline)
+    long long deadline = mc_mono_ms() + 3000;
+    while (!ok && mc_mono_ms() < deadline)
         assert_int_equal(chl_rate_take(chl, "fast", 20, 2, &ok, &refused), 0);
     assert_int_equal(ok, 1);
     assert_int_equal(refused, 0);
@@ -696,8 +690,8 @@ static void a_restarted_redis_is_found_again(void **state)
     assert_int_equal(chl_send(chl, "c", "a", 1), 0);
     assert_int_equal(ts_redis_restart(&redis), 0);
     int rc = chl_send(chl, "c", "b", 1);
-    long long t0 = now_ms();
-    while (rc != 0 && now_ms() - t0 < 5000) {
+    long long t0 = mc_mono_ms();
+    while (rc != 0 && mc_mono_ms() - t0 < 5000) {
         assert_int_equal(rc, MC_EREDIS);
         pause_ms(20);
         rc = chl_send(chl, "c", "b", 1);
@@ -712,15 +706,15 @@ static void a_restarted_redis_is_found_again(void **state)
 
     /* while it is down, calls fail fast instead of hanging */
     ts_redis_halt(&redis, 1);
-    t0 = now_ms();
+    t0 = mc_mono_ms();
     assert_int_equal(chl_send(chl, "c", "x", 1), MC_EREDIS);
     assert_int_equal(chl_receive(chl, chans, 1, 100, &m), MC_EREDIS);
     assert_int_equal(chl_queue_pop(chl, "q", 100, &m), MC_EREDIS);
-    assert_true(now_ms() - t0 < 3000);
+    assert_true(mc_mono_ms() - t0 < 3000);
     assert_true(chl_stats(chl)->redis_errors >= 1);
     assert_int_equal(ts_redis_restart(&redis), 0);
-    t0 = now_ms();
-    while ((rc = chl_send(chl, "c", "y", 1)) != 0 && now_ms() - t0 < 5000)
+    t0 = mc_mono_ms();
+    while ((rc = chl_send(chl, "c", "y", 1)) != 0 && mc_mono_ms() - t0 < 5000)
         pause_ms(20);
     assert_int_equal(rc, 0);
     chl_close(chl);

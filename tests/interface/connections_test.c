@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "tests/interface/ws_client.h"
 #include "tests/support/proc.h"
 #include "tests/support/redis.h"
@@ -53,13 +54,6 @@ static int teardown(void **state)
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", webdir);
     return system(cmd) == 0 ? 0 : -1;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* A field of /proc/PID/status in KiB, or -1. */
@@ -130,9 +124,9 @@ static void slow_readers_are_closed_with_1008(void **state)
      * the server reads and discards, so sending never blocks for long. */
     long sent = 0, checked = 0;
     size_t off = 0;
-    long long deadline = now_ms() + 30000;
+    long long deadline = mc_mono_ms() + 30000;
     int closed = 0;
-    while (!closed && sent < SLOW_MAX_SENT && now_ms() < deadline) {
+    while (!closed && sent < SLOW_MAX_SENT && mc_mono_ms() < deadline) {
         struct pollfd pf = {.fd = fd, .events = POLLOUT};
         int ready = poll(&pf, 1, 100);
         if (ready == 1 && (pf.revents & POLLOUT)) {
@@ -186,7 +180,7 @@ static void silent_websockets_are_pinged_then_closed(void **state)
     long long before = wc_metric(port, "chat_interface_closed_timeout_total");
 
     int fd = wc_ws_open(port, "/echo/");
-    long long start = now_ms();
+    long long start = mc_mono_ms();
     uint8_t p[256];
     size_t len;
     for (int pings = 0; pings < 4; pings++) {
@@ -194,7 +188,7 @@ static void silent_websockets_are_pinged_then_closed(void **state)
         assert_int_equal(len, 0);
         frame(fd, 1, 0, 10, 1, p, len);
     }
-    assert_true(now_ms() - start >= 3 * PING_MS);
+    assert_true(mc_mono_ms() - start >= 3 * PING_MS);
     frame(fd, 1, 0, 1, 1, "still here", 10);
     int op;
     while ((op = read_frame(fd, p, sizeof(p), &len)) == 9)
@@ -212,12 +206,12 @@ static void silent_websockets_are_pinged_then_closed(void **state)
     assert_int_equal(wc_metric(port, "chat_interface_closed_timeout_total"), before);
 
     fd = wc_ws_open(port, "/echo/");
-    start = now_ms();
+    start = mc_mono_ms();
     assert_int_equal(read_frame(fd, p, sizeof(p), &len), 9);
-    long long pinged = now_ms();
+    long long pinged = mc_mono_ms();
     assert_true(pinged - start >= PING_MS - 50);
     expect_close(fd, 1001);
-    assert_true(now_ms() - pinged >= PING_MS - 50);
+    assert_true(mc_mono_ms() - pinged >= PING_MS - 50);
     close(fd);
     assert_int_equal(wc_metric(port, "chat_interface_closed_timeout_total"), before + 1);
     ts_kill_wait(pid, SIGKILL);
@@ -241,9 +235,9 @@ static void idle_keep_alive_connections_are_closed(void **state)
         assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 200);
         assert_null(strstr(head, "connection: close"));
     }
-    long long answered = now_ms();
+    long long answered = mc_mono_ms();
     assert_true(at_eof(fd));
-    long long idle = now_ms() - answered;
+    long long idle = mc_mono_ms() - answered;
     assert_true(idle >= IDLE_MS - 50);
     assert_true(idle < 4000);
     close(fd);
@@ -288,8 +282,8 @@ static void two_processes_share_one_port(void **state)
      * that the kernel picks one by a hash of the client's port, so each
      * fresh connection has an even chance. A process that failed to bind
      * has exited, which ends the test at once. */
-    long long deadline = now_ms() + 15000;
-    while (nseen < 2 && now_ms() < deadline) {
+    long long deadline = mc_mono_ms() + 15000;
+    while (nseen < 2 && mc_mono_ms() < deadline) {
         int status;
         assert_int_equal(waitpid(b, &status, WNOHANG), 0);
         metrics_process(port, name, sizeof(name));
