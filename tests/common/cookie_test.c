@@ -1,34 +1,18 @@
 #include "common/cookie.h"
 #include "common/error.h"
+#include "tests/support/guard.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <cmocka.h>
-
-static const char *at_guard(const char *s, size_t len, void **map, size_t *maplen)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t pages = (len + page - 1) / page + 1;
-    char *m = mmap(NULL, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(m != MAP_FAILED);
-    mprotect(m + (pages - 1) * page, page, PROT_NONE);
-    char *start = m + (pages - 1) * page - len;
-    memcpy(start, s, len);
-    *map = m;
-    *maplen = pages * page;
-    return start;
-}
 
 static int find(const char *hdr, const char *name, char *out)
 {
-    void *map;
-    size_t maplen;
-    const char *p = at_guard(hdr, strlen(hdr), &map, &maplen);
+    guard_t g;
+    const char *p = (const char *)guard_copy(&g, hdr, strlen(hdr));
     const char *v;
     size_t vlen;
     int rc = mc_cookie_find(p, strlen(hdr), name, &v, &vlen);
@@ -36,7 +20,7 @@ static int find(const char *hdr, const char *name, char *out)
         memcpy(out, v, vlen);
         out[vlen] = '\0';
     }
-    munmap(map, maplen);
+    guard_free(&g);
     return rc;
 }
 
@@ -122,13 +106,12 @@ static void every_prefix_parses_without_overread(void **state)
     (void)state;
     const char *s = "csrftoken=\"abc\"; sessionid=0123; x";
     for (size_t cut = 0; cut <= strlen(s); cut++) {
-        void *map;
-        size_t maplen;
-        const char *p = at_guard(s, cut, &map, &maplen);
+        guard_t g;
+        const char *p = (const char *)guard_copy(&g, s, cut);
         mc_cookie_t c[8];
         size_t n;
         assert_int_equal(mc_cookie_parse(p, cut, c, 8, &n), 0);
-        munmap(map, maplen);
+        guard_free(&g);
     }
 }
 

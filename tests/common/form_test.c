@@ -1,38 +1,20 @@
 #include "common/error.h"
 #include "common/form.h"
+#include "tests/support/guard.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <cmocka.h>
-
-/* Copies s so that it ends exactly where an inaccessible page begins, so a
- * read one byte past the end crashes. */
-static const char *at_guard(const char *s, size_t len, void **map, size_t *maplen)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t pages = (len + page - 1) / page + 1;
-    char *m = mmap(NULL, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(m != MAP_FAILED);
-    mprotect(m + (pages - 1) * page, page, PROT_NONE);
-    char *start = m + (pages - 1) * page - len;
-    memcpy(start, s, len);
-    *map = m;
-    *maplen = pages * page;
-    return start;
-}
 
 static int parse(mc_form_t *f, const char *s)
 {
-    void *map;
-    size_t maplen;
-    const char *p = at_guard(s, strlen(s), &map, &maplen);
+    guard_t g;
+    const char *p = (const char *)guard_copy(&g, s, strlen(s));
     int rc = mc_form_parse(f, p, strlen(s));
-    munmap(map, maplen);
+    guard_free(&g);
     return rc;
 }
 
@@ -127,14 +109,13 @@ static void every_prefix_parses_without_overread(void **state)
     (void)state;
     const char *s = "username=ann%20b&password=x+y&next=%2Fchat%2F";
     for (size_t cut = 0; cut <= strlen(s); cut++) {
-        void *map;
-        size_t maplen;
-        const char *p = at_guard(s, cut, &map, &maplen);
+        guard_t g;
+        const char *p = (const char *)guard_copy(&g, s, cut);
         mc_form_t f;
         int rc = mc_form_parse(&f, p, cut);
         assert_true(rc == 0 || rc == MC_EINVAL);
         mc_form_clear(&f);
-        munmap(map, maplen);
+        guard_free(&g);
     }
 }
 

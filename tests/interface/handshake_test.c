@@ -2,7 +2,7 @@
  * example key, and the status of each refused upgrade. */
 #include "interface/handshake.h"
 #include "common/error.h"
-#include "tests/interface/guard.h"
+#include "tests/support/guard.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

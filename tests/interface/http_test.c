@@ -2,7 +2,7 @@
  * one byte at a time, ending on a guard page; limits with their status. */
 #include "interface/http.h"
 #include "common/error.h"
-#include "tests/interface/guard.h"
+#include "tests/support/guard.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -2,7 +2,7 @@
  * symlinks, content types and ETags. */
 #include "interface/static.h"
 #include "common/error.h"
-#include "tests/interface/guard.h"
+#include "tests/support/guard.h"
 
 #include <fcntl.h>
 #include <limits.h>

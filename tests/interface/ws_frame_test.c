@@ -2,7 +2,7 @@
  * byte and one byte at a time, ending on a guard page. */
 #include "interface/ws_frame.h"
 #include "common/error.h"
-#include "tests/interface/guard.h"
+#include "tests/support/guard.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

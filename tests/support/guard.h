@@ -1,12 +1,12 @@
 /*
- * tests/interface/guard.h: inputs that end on a PROT_NONE page, and the three
+ * tests/support/guard.h: inputs that end on a PROT_NONE page, and the three
  * ways every parser test feeds them (whole, split at every byte, one byte at
  * a time), as picohttpparser's tests do. Each piece is copied into a fresh
  * mapping that ends exactly at a guard page and is unmapped after the call,
  * so a one-byte over-read, or a pointer kept into a previous piece, crashes.
  */
-#ifndef MC_TESTS_INTERFACE_GUARD_H
-#define MC_TESTS_INTERFACE_GUARD_H
+#ifndef MC_TESTS_SUPPORT_GUARD_H
+#define MC_TESTS_SUPPORT_GUARD_H
 
 #include <stddef.h>
 #include <stdint.h>
