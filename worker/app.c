@@ -196,7 +196,8 @@ static int encode(const mc_envelope_t *env, char **out, size_t *len)
     return rc;
 }
 
-static int send_env(wrk_app_t *app, const char *channel, const mc_envelope_t *env)
+/* Sends env to one connection, or (to_group) to a group, after the outbox. */
+static int emit(wrk_app_t *app, const char *to, int to_group, const mc_envelope_t *env)
 {
     wrk_app_flush(app);
     char *data;
@@ -204,27 +205,16 @@ static int send_env(wrk_app_t *app, const char *channel, const mc_envelope_t *en
     int rc = encode(env, &data, &len);
     if (rc)
         return rc;
-    rc = app->sink.send(app->sink.ctx, channel, data, len);
-    if (rc)
-        mc_warn("worker: send %s: %s", mc_envelope_type_name(env->type), mc_strerror(rc));
-    free(data);
-    return rc;
-}
-
-static int group_env(wrk_app_t *app, const char *group, const mc_envelope_t *env)
-{
-    wrk_app_flush(app);
-    char *data;
-    size_t len;
-    int rc = encode(env, &data, &len);
-    if (rc) {
-        free(data);
-        return rc;
+    if (to_group) {
+        wrk_outgoing_t msg = {to, NULL, data, len};
+        rc = app->sink.group_send(app->sink.ctx, &msg, 1);
+    } else {
+        rc = app->sink.send(app->sink.ctx, to, data, len);
     }
-    wrk_outgoing_t msg = {group, NULL, data, len};
-    rc = app->sink.group_send(app->sink.ctx, &msg, 1);
-    if (rc)
-        mc_warn("worker: group_send %s: %s", group, mc_strerror(rc));
+    if (rc && to_group)
+        mc_warn("worker: group_send %s: %s", to, mc_strerror(rc));
+    else if (rc)
+        mc_warn("worker: send %s: %s", mc_envelope_type_name(env->type), mc_strerror(rc));
     free(data);
     return rc;
 }
@@ -232,14 +222,14 @@ static int group_env(wrk_app_t *app, const char *group, const mc_envelope_t *env
 int wrk__send_text(wrk_app_t *app, const char *channel, const char *text)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text)};
-    return send_env(app, channel, &env);
+    return emit(app, channel, 0, &env);
 }
 
 int wrk__group_text(wrk_app_t *app, const char *group, const char *text, const char *except)
 {
     mc_envelope_t env = {
         .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .except = except};
-    return group_env(app, group, &env);
+    return emit(app, group, 1, &env);
 }
 
 int wrk__group_message(wrk_app_t *app, int64_t room, int64_t id, const char *text, const char *own)
@@ -284,13 +274,13 @@ int wrk__group_discard(wrk_app_t *app, const char *group, const char *channel)
 int wrk__send_close(wrk_app_t *app, const char *channel, int code)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code};
-    return send_env(app, channel, &env);
+    return emit(app, channel, 0, &env);
 }
 
 int wrk__group_close(wrk_app_t *app, const char *group, int code)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code};
-    return group_env(app, group, &env);
+    return emit(app, group, 1, &env);
 }
 
 int wrk__send_error(wrk_app_t *app, const char *channel, const char *code, int64_t room,
