@@ -118,9 +118,9 @@ struct ifc_server {
     char *cache_key; /* a copy of the envelope */
     size_t cache_len;
     sbuf_t *cache_frame;
-    char *cache_except; /* the member the cached group message skips, or NULL */
-    char *cache_own;    /* the member whose copy ends in ,"own":true, or NULL */
-    size_t cache_hl;    /* the length of the cached frame's header */
+    uint64_t cache_except; /* the local member the cached group message skips, or 0 */
+    uint64_t cache_own;    /* the local member whose copy ends in ,"own":true, or 0 */
+    size_t cache_hl;       /* the length of the cached frame's header */
     ifc_metrics_t m;
     uint8_t rbuf[READ_BUF];
 };
@@ -1329,10 +1329,8 @@ static void drop_cache(ifc_server_t *srv)
 {
     free(srv->cache_key);
     srv->cache_key = NULL;
-    free(srv->cache_except);
-    srv->cache_except = NULL;
-    free(srv->cache_own);
-    srv->cache_own = NULL;
+    srv->cache_except = 0;
+    srv->cache_own = 0;
     srv->cache_len = 0;
     sbuf_unref(srv->cache_frame);
     srv->cache_frame = NULL;
@@ -1373,13 +1371,21 @@ static void http_reply(conn_t *c, const mc_envelope_t *env)
     respond(c, env->status ? env->status : 200, h, n, env->body, env->body_len);
 }
 
-/* Whether connection id is the member named by channel (NULL or "": none). */
-static int is_member(ifc_server_t *srv, uint64_t id, const char *channel)
+/* The local connection a member channel ("<process>!<conn>") names, or 0
+ * ("", another process's, or malformed). Resolved once per group message,
+ * so each delivery compares ids instead of formatting channel names. */
+static uint64_t local_conn(ifc_server_t *srv, const char *channel)
 {
+    const char *bang = strrchr(channel, '!');
+    if (!bang || bang[1] < '1' || bang[1] > '9')
+        return 0;
+    char *end;
+    unsigned long long id = strtoull(bang + 1, &end, 10);
     char mine[256];
-    return channel && *channel &&
-           srv->bus.reply_channel(srv->bus.ctx, id, mine, sizeof(mine)) == 0 &&
-           strcmp(mine, channel) == 0;
+    if (*end || srv->bus.reply_channel(srv->bus.ctx, id, mine, sizeof(mine)) != 0 ||
+        strcmp(mine, channel) != 0)
+        return 0;
+    return id;
 }
 
 /* Writes the cached group message to a chat socket. The message may name
@@ -1388,12 +1394,12 @@ static int is_member(ifc_server_t *srv, uint64_t id, const char *channel)
  * copy travels inside the room's one message instead of as a second one. */
 static void deliver_cached(ifc_server_t *srv, conn_t *c, uint64_t id)
 {
-    if (c->kind != K_WS_CHAT || is_member(srv, id, srv->cache_except))
+    if (c->kind != K_WS_CHAT || id == srv->cache_except)
         return;
     srv->m.frames_out++;
     const uint8_t *text = srv->cache_frame->data + srv->cache_hl;
     size_t tl = srv->cache_frame->len - srv->cache_hl;
-    if (!is_member(srv, id, srv->cache_own) || tl < 2 || text[tl - 1] != '}') {
+    if (id != srv->cache_own || tl < 2 || text[tl - 1] != '}') {
         write_buf(c, srv->cache_frame);
         return;
     }
@@ -1460,9 +1466,7 @@ void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, siz
             size_t hl = ifc_ws_frame_header(hdr, IFC_WS_OP_TEXT, 1, env.body_len);
             sbuf_t *b = sbuf_new(hl + env.body_len);
             char *key = malloc(len ? len : 1);
-            char *except = *env.except ? strdup(env.except) : NULL;
-            char *own = *env.own ? strdup(env.own) : NULL;
-            if (b && key && (except || !*env.except) && (own || !*env.own)) {
+            if (b && key) {
                 memcpy(b->data, hdr, hl);
                 memcpy(b->data + hl, env.body, env.body_len);
                 memcpy(key, data, len);
@@ -1471,14 +1475,12 @@ void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, siz
                 srv->cache_len = len;
                 srv->cache_frame = b;
                 srv->cache_hl = hl;
-                srv->cache_except = except;
-                srv->cache_own = own;
+                srv->cache_except = local_conn(srv, env.except);
+                srv->cache_own = local_conn(srv, env.own);
                 deliver_cached(srv, c, id);
             } else {
                 sbuf_unref(b);
                 free(key);
-                free(except);
-                free(own);
             }
         }
         break;
