@@ -28,6 +28,7 @@
 #include "common/envelope.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/wire.h"
 #include "interface/handshake.h"
 #include "interface/http.h"
 #include "interface/static.h"
@@ -39,6 +40,9 @@
 #define FILE_CHUNK (64 * 1024)
 #define CLOSE_GRACE_MS 2000
 #define CORK_MAX 4 /* frames a WebSocket gathers before one write(2) */
+
+/* What a socket hears when its message cannot reach a worker now. */
+static const char server_busy[] = "{\"error\":\"" MC_ERROR_SERVER_BUSY "\"}";
 
 enum conn_kind { K_HTTP, K_WS_CHAT, K_WS_ECHO };
 enum wait_kind { W_NONE, W_HTTP, W_CONNECT };
@@ -689,10 +693,10 @@ static void on_pushed(void *arg, int status)
                 uv_timer_stop(&c->timer);
                 respond_simple(c, 503);
             } else if (c->kind == K_WS_CHAT) {
-                static const char busy[] = "{\"error\":\"SERVER_BUSY\"}";
                 uint8_t *f;
                 size_t fl;
-                if (ifc_ws_frame_encode(IFC_WS_OP_TEXT, busy, sizeof(busy) - 1, &f, &fl) == 0) {
+                if (ifc_ws_frame_encode(IFC_WS_OP_TEXT, server_busy, sizeof(server_busy) - 1, &f,
+                                        &fl) == 0) {
                     write_copy(c, f, fl);
                     free(f);
                 }
@@ -872,7 +876,7 @@ static void ws_close(conn_t *c, int code)
         c->close_sent = 1;
         c->close_code = code;
         sbuf_t *b;
-        if (ifc_ws_close_encode(code == IFC_WS_CLOSE_NO_STATUS ? 0 : code, NULL, 0, f, &fl) == 0 &&
+        if (ifc_ws_close_encode(code == MC_CLOSE_NO_STATUS ? 0 : code, NULL, 0, f, &fl) == 0 &&
             (b = sbuf_new(fl)) != NULL) {
             memcpy(b->data, f, fl);
             c->srv->m.frames_out++;
@@ -890,7 +894,7 @@ static void slow_close(conn_t *c)
     c->srv->m.closed_slow++;
     mc_info("conn %llu: slow reader closed with 1008 (%zu bytes queued)", (unsigned long long)c->id,
             c->queued);
-    ws_close(c, IFC_WS_CLOSE_POLICY_VIOLATION);
+    ws_close(c, MC_CLOSE_POLICY_VIOLATION);
 }
 
 typedef struct groups {
@@ -943,8 +947,7 @@ static int push_ws(conn_t *c, int type, const uint8_t *text, size_t len, int cod
 
 static void send_busy(conn_t *c)
 {
-    static const char busy[] = "{\"error\":\"SERVER_BUSY\"}";
-    ws_send(c, IFC_WS_OP_TEXT, busy, sizeof(busy) - 1);
+    ws_send(c, IFC_WS_OP_TEXT, server_busy, sizeof(server_busy) - 1);
 }
 
 static void ws_input(conn_t *c, const uint8_t *data, size_t len)
@@ -976,7 +979,7 @@ static void ws_input(conn_t *c, const uint8_t *data, size_t len)
             return;
         case IFC_WS_OP_BINARY:
             if (c->kind == K_WS_CHAT) {
-                ws_close(c, IFC_WS_CLOSE_UNSUPPORTED_DATA);
+                ws_close(c, MC_CLOSE_UNSUPPORTED_DATA);
                 return;
             }
             ws_send(c, IFC_WS_OP_BINARY, ev.data, ev.len);
@@ -1173,7 +1176,7 @@ static void conn_close(conn_t *c)
     ifc_server_t *srv = c->srv;
     if (c->kind == K_WS_CHAT && !c->disconnected) {
         c->disconnected = 1;
-        int code = c->close_code ? c->close_code : IFC_WS_CLOSE_ABNORMAL;
+        int code = c->close_code ? c->close_code : MC_CLOSE_ABNORMAL;
         push_ws(c, MC_ENV_WS_DISCONNECT, NULL, 0, code);
         srv->bus.forget_conn(srv->bus.ctx, c->id);
     }
@@ -1220,7 +1223,7 @@ static void on_timer(uv_timer_t *t)
         uint64_t idle = uv_now(c->srv->loop) - c->last_in;
         if (c->ping_due) {
             c->srv->m.closed_timeout++;
-            ws_close(c, IFC_WS_CLOSE_GOING_AWAY);
+            ws_close(c, MC_CLOSE_GOING_AWAY);
         } else if (idle < interval) {
             timer_set(c, T_PING, (long)(interval - idle));
         } else {
@@ -1457,7 +1460,7 @@ void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, siz
             uv_timer_stop(&c->timer);
             reject_upgrade(c, 403);
         } else if (c->kind == K_WS_CHAT) {
-            ws_close(c, env.code ? env.code : IFC_WS_CLOSE_NORMAL);
+            ws_close(c, env.code ? env.code : MC_CLOSE_NORMAL);
         }
         break;
     case MC_ENV_WS_SEND:
@@ -1500,7 +1503,7 @@ void ifc_server_redis_error(ifc_server_t *srv)
     for (conn_t *c = srv->conns; c; c = next) {
         next = c->next;
         if (c->kind == K_WS_CHAT)
-            ws_close(c, IFC_WS_CLOSE_SERVICE_RESTART);
+            ws_close(c, MC_CLOSE_SERVICE_RESTART);
     }
 }
 
@@ -1671,7 +1674,7 @@ void ifc_server_shutdown(ifc_server_t *srv, void (*done)(void *arg), void *arg)
     for (conn_t *c = srv->conns; c; c = next) {
         next = c->next;
         if (c->kind != K_HTTP)
-            ws_close(c, IFC_WS_CLOSE_GOING_AWAY);
+            ws_close(c, MC_CLOSE_GOING_AWAY);
         else if (c->wait == W_NONE && c->file_fd < 0)
             drain_and_close(c);
         else

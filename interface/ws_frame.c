@@ -58,27 +58,27 @@ static int check_start(ifc_ws_parser_t *p)
     int opcode = b0 & 0x0F;
     int len7 = b1 & 0x7F;
     if (b0 & 0x70)
-        return fail(p, IFC_WS_CLOSE_PROTOCOL_ERROR); /* RSV1-3 without an extension */
+        return fail(p, MC_CLOSE_PROTOCOL_ERROR); /* RSV1-3 without an extension */
     if (!(b1 & 0x80))
-        return fail(p, IFC_WS_CLOSE_PROTOCOL_ERROR); /* client frames must be masked */
+        return fail(p, MC_CLOSE_PROTOCOL_ERROR); /* client frames must be masked */
     switch (opcode) {
     case IFC_WS_OP_CONTINUATION:
         if (!p->msg_opcode)
-            return fail(p, IFC_WS_CLOSE_PROTOCOL_ERROR);
+            return fail(p, MC_CLOSE_PROTOCOL_ERROR);
         break;
     case IFC_WS_OP_TEXT:
     case IFC_WS_OP_BINARY:
         if (p->msg_opcode)
-            return fail(p, IFC_WS_CLOSE_PROTOCOL_ERROR);
+            return fail(p, MC_CLOSE_PROTOCOL_ERROR);
         break;
     case IFC_WS_OP_CLOSE:
     case IFC_WS_OP_PING:
     case IFC_WS_OP_PONG:
         if (!(b0 & 0x80) || len7 > IFC_WS_MAX_CONTROL)
-            return fail(p, IFC_WS_CLOSE_PROTOCOL_ERROR);
+            return fail(p, MC_CLOSE_PROTOCOL_ERROR);
         break;
     default:
-        return fail(p, IFC_WS_CLOSE_PROTOCOL_ERROR);
+        return fail(p, MC_CLOSE_PROTOCOL_ERROR);
     }
     p->fin = (b0 & 0x80) != 0;
     p->opcode = opcode;
@@ -96,20 +96,20 @@ static int check_header(ifc_ws_parser_t *p)
     if (len7 == 126) {
         len = ((uint64_t)p->hdr[2] << 8) | p->hdr[3];
         if (len < 126)
-            return fail(p, IFC_WS_CLOSE_PROTOCOL_ERROR);
+            return fail(p, MC_CLOSE_PROTOCOL_ERROR);
         pos = 4;
     } else if (len7 == 127) {
         len = 0;
         for (int i = 0; i < 8; i++)
             len = (len << 8) | p->hdr[2 + i];
         if (len >> 63 || len <= 0xFFFF)
-            return fail(p, IFC_WS_CLOSE_PROTOCOL_ERROR);
+            return fail(p, MC_CLOSE_PROTOCOL_ERROR);
         pos = 10;
     }
     memcpy(p->mask, p->hdr + pos, 4);
     if (!is_control(p->opcode)) {
         if (len > p->max_message || p->msg_len > p->max_message - len)
-            return fail(p, IFC_WS_CLOSE_TOO_BIG);
+            return fail(p, MC_CLOSE_TOO_BIG);
         if (p->opcode != IFC_WS_OP_CONTINUATION) {
             p->msg_opcode = p->opcode;
             ifc_utf8_init(&p->utf8);
@@ -160,15 +160,15 @@ static int finish_frame(ifc_ws_parser_t *p, ifc_ws_event_t *ev)
         ev->len = (size_t)p->plen;
         ev->close_code = 0;
         if (p->opcode == IFC_WS_OP_CLOSE) {
-            ev->close_code = IFC_WS_CLOSE_NO_STATUS;
+            ev->close_code = MC_CLOSE_NO_STATUS;
             if (p->plen == 1)
-                return fail(p, IFC_WS_CLOSE_PROTOCOL_ERROR);
+                return fail(p, MC_CLOSE_PROTOCOL_ERROR);
             if (p->plen >= 2) {
                 int code = (p->ctrl[0] << 8) | p->ctrl[1];
                 if (!ifc_ws_close_code_valid(code))
-                    return fail(p, IFC_WS_CLOSE_PROTOCOL_ERROR);
+                    return fail(p, MC_CLOSE_PROTOCOL_ERROR);
                 if (ifc_utf8_check(p->ctrl + 2, (size_t)p->plen - 2) != 0)
-                    return fail(p, IFC_WS_CLOSE_INVALID_DATA);
+                    return fail(p, MC_CLOSE_INVALID_DATA);
                 ev->close_code = code;
                 ev->data = p->ctrl + 2;
                 ev->len = (size_t)p->plen - 2;
@@ -180,7 +180,7 @@ static int finish_frame(ifc_ws_parser_t *p, ifc_ws_event_t *ev)
     if (!p->fin)
         return IFC_WS_NEED_MORE;
     if (p->msg_opcode == IFC_WS_OP_TEXT && !ifc_utf8_complete(&p->utf8))
-        return fail(p, IFC_WS_CLOSE_INVALID_DATA);
+        return fail(p, MC_CLOSE_INVALID_DATA);
     ev->opcode = (ifc_ws_opcode_t)p->msg_opcode;
     ev->data = p->msg ? p->msg : p->ctrl; /* an empty message has no buffer */
     ev->len = p->msg_len;
@@ -231,7 +231,7 @@ int ifc_ws_parse(ifc_ws_parser_t *p, const void *data, size_t len, size_t *used,
                 size_t at = p->msg_len + (size_t)p->pdone;
                 if (grow(p, at + n) != 0) {
                     *used = off;
-                    return fail(p, IFC_WS_CLOSE_INTERNAL_ERROR);
+                    return fail(p, MC_CLOSE_INTERNAL_ERROR);
                 }
                 dst = p->msg + at;
             }
@@ -239,7 +239,7 @@ int ifc_ws_parse(ifc_ws_parser_t *p, const void *data, size_t len, size_t *used,
             if (!is_control(p->opcode) && p->msg_opcode == IFC_WS_OP_TEXT &&
                 ifc_utf8_feed(&p->utf8, dst, n) != 0) {
                 *used = off + n;
-                return fail(p, IFC_WS_CLOSE_INVALID_DATA);
+                return fail(p, MC_CLOSE_INVALID_DATA);
             }
             p->pdone += n;
             off += n;

@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/wire.h"
 #include "interface/utf8.h"
 
 #define IFC_WS_MAX_CONTROL 125 /* payload of a control frame */
@@ -43,23 +44,6 @@ typedef enum ifc_ws_opcode {
     IFC_WS_OP_PING = 0x9,
     IFC_WS_OP_PONG = 0xA,
 } ifc_ws_opcode_t;
-
-/* Close codes of RFC 6455 section 7.4.1 and the IANA registry. */
-typedef enum ifc_ws_close_code {
-    IFC_WS_CLOSE_NORMAL = 1000,
-    IFC_WS_CLOSE_GOING_AWAY = 1001,
-    IFC_WS_CLOSE_PROTOCOL_ERROR = 1002,
-    IFC_WS_CLOSE_UNSUPPORTED_DATA = 1003,
-    IFC_WS_CLOSE_NO_STATUS = 1005, /* never sent: "the close frame had no code" */
-    IFC_WS_CLOSE_ABNORMAL = 1006,  /* never sent: "the connection dropped" */
-    IFC_WS_CLOSE_INVALID_DATA = 1007,
-    IFC_WS_CLOSE_POLICY_VIOLATION = 1008,
-    IFC_WS_CLOSE_TOO_BIG = 1009,
-    IFC_WS_CLOSE_MANDATORY_EXTENSION = 1010,
-    IFC_WS_CLOSE_INTERNAL_ERROR = 1011,
-    IFC_WS_CLOSE_SERVICE_RESTART = 1012,
-    IFC_WS_CLOSE_TRY_AGAIN_LATER = 1013,
-} ifc_ws_close_code_t;
 
 /* What ifc_ws_parse found. Pointers are valid until the next call on the
  * same parser (or ifc_ws_parser_free). */

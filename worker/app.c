@@ -15,8 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CLOSE_POLICY 1008 /* RFC 6455: policy violation */
-
 void wrk_settings_defaults(wrk_settings_t *s)
 {
     memset(s, 0, sizeof(*s));
@@ -172,7 +170,7 @@ void wrk_app_flush(wrk_app_t *app)
         size_t n = app->nout;
         outbox_clear(app);
         for (size_t i = 0; i < n; i++)
-            wrk__send_error(app, app->outbox[i].sender, WRK_E_SERVER_BUSY, app->outbox[i].room,
+            wrk__send_error(app, app->outbox[i].sender, MC_ERROR_SERVER_BUSY, app->outbox[i].room,
                             "send");
         return;
     }
@@ -244,7 +242,7 @@ int wrk__group_message(wrk_app_t *app, int64_t room, int64_t id, const char *tex
     if (rc)
         return rc;
     struct wrk_pending *o = &app->outbox[app->nout++];
-    snprintf(o->group, sizeof(o->group), "room-%" PRId64, room);
+    mc_group_room(o->group, room);
     snprintf(o->once, sizeof(o->once), "msg-%" PRId64, id);
     snprintf(o->sender, sizeof(o->sender), "%s", own);
     o->data = data;
@@ -300,8 +298,8 @@ void wrk__notice(wrk_app_t *app, int64_t room, const char *username, int msg_typ
 {
     if (!app->cfg.notify_enter_leave)
         return;
-    char group[32], *text;
-    snprintf(group, sizeof(group), "room-%" PRId64, room);
+    char group[MC_GROUP_NAME_MAX], *text;
+    mc_group_room(group, room);
     if (wrk_reply_notice(room, username, (enum wrk_msg_type)msg_type, &text) == 0) {
         wrk__group_text(app, group, text, except);
         free(text);
@@ -399,8 +397,8 @@ typedef struct change_set {
     int rooms_changed;
     int64_t rooms[64]; /* rooms whose members must be checked */
     size_t nrooms;
-    int all_rooms;        /* more than fit above: check every presence */
-    char closes[128][32]; /* groups whose sockets close: user-<id>, session-<id> */
+    int all_rooms;                       /* more than fit above: check every presence */
+    char closes[128][MC_GROUP_NAME_MAX]; /* groups whose sockets close: user-<id>, session-<id> */
     size_t ncloses;
 } change_set_t;
 
@@ -420,9 +418,9 @@ static int note_change(void *arg, int64_t seq, enum wrk_change_kind kind, int64_
     /* A logout logged by an earlier version names no session: all the
      * user's sockets close, as they did then. */
     if (kind == WRK_CHANGE_USER || kind == WRK_CHANGE_LOGOUT)
-        snprintf(group, sizeof(group), WRK_GROUP_USER_FMT, (long long)ref);
+        mc_group_user(group, ref);
     else if (kind == WRK_CHANGE_SESSION)
-        snprintf(group, sizeof(group), WRK_GROUP_SESSION_FMT, (long long)ref);
+        mc_group_session(group, ref);
     else
         return 0; /* a kind from a later version */
     for (size_t i = 0; i < c->ncloses; i++)
@@ -447,8 +445,8 @@ static void check_room_members(wrk_app_t *app, int64_t room_id)
     wrk_presence_list_t l;
     if (wrk_store_presence_list(app->store, room_id, &l))
         return;
-    char group[32], *leave = NULL;
-    snprintf(group, sizeof(group), "room-%" PRId64, room_id);
+    char group[MC_GROUP_NAME_MAX], *leave = NULL;
+    mc_group_room(group, room_id);
     if (wrk_reply_leave(room_id, &leave) == 0) {
         for (size_t i = 0; i < l.n; i++) {
             if (!gone && (!room.staff_only || l.items[i].is_staff))
@@ -481,11 +479,11 @@ int wrk_app_poll_changes(wrk_app_t *app)
     if (c.rooms_changed) {
         char *text;
         if (wrk__rooms_text(app, 0, &text) == 0) {
-            wrk__group_text(app, WRK_GROUP_ROOMS, text, NULL);
+            wrk__group_text(app, MC_GROUP_ROOMS, text, NULL);
             free(text);
         }
         if (wrk__rooms_text(app, 1, &text) == 0) {
-            wrk__group_text(app, WRK_GROUP_ROOMS_STAFF, text, NULL);
+            wrk__group_text(app, MC_GROUP_ROOMS_STAFF, text, NULL);
             free(text);
         }
         if (c.all_rooms) {
@@ -506,7 +504,7 @@ int wrk_app_poll_changes(wrk_app_t *app)
      * close all the user's sockets. The client reconnects (or not) with a
      * fresh scope. */
     for (size_t i = 0; i < c.ncloses; i++)
-        wrk__group_close(app, c.closes[i], CLOSE_POLICY);
+        wrk__group_close(app, c.closes[i], MC_CLOSE_POLICY_VIOLATION);
     return 0;
 }
 

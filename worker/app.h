@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "common/envelope.h"
+#include "common/wire.h"
 #include "worker/password.h"
 #include "worker/store.h"
 
@@ -66,12 +67,6 @@ typedef struct wrk_settings {
 
 void wrk_settings_defaults(wrk_settings_t *s);
 
-/* Groups every socket joins, besides its rooms ("room-<id>"). */
-#define WRK_GROUP_ROOMS "rooms"              /* non-staff sockets: the room list */
-#define WRK_GROUP_ROOMS_STAFF "rooms-staff"  /* staff sockets: the room list */
-#define WRK_GROUP_USER_FMT "user-%lld"       /* every socket of one user */
-#define WRK_GROUP_SESSION_FMT "session-%lld" /* every socket opened with one session (its id) */
-
 #define WRK_OUTBOX_MAX 32
 
 typedef struct wrk_app {
@@ -83,7 +78,7 @@ typedef struct wrk_app {
     /* private: chat messages stored but not yet published, each holding its
      * room's order lock (wrk__group_message, wrk_app_flush) */
     struct wrk_pending {
-        char group[32], once[32], sender[160];
+        char group[MC_GROUP_NAME_MAX], once[32], sender[160];
         char *data;
         size_t len;
         int64_t room;

@@ -72,7 +72,7 @@ static int blank(const char *s, size_t n)
 
 static int parse_tree(const cJSON *root, size_t message_max, wrk_command_t *cmd, const char **code)
 {
-    *code = WRK_E_BAD_REQUEST;
+    *code = MC_ERROR_BAD_REQUEST;
     if (!cJSON_IsObject(root))
         return MC_EINVAL;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "command");
@@ -83,7 +83,7 @@ static int parse_tree(const cJSON *root, size_t message_max, wrk_command_t *cmd,
         if (strcmp(commands[i].name, name->valuestring) == 0)
             break;
     if (i == sizeof(commands) / sizeof(commands[0])) {
-        *code = WRK_E_UNKNOWN_COMMAND;
+        *code = MC_ERROR_UNKNOWN_COMMAND;
         return MC_EINVAL;
     }
     cmd->kind = commands[i].kind;
@@ -95,7 +95,7 @@ static int parse_tree(const cJSON *root, size_t message_max, wrk_command_t *cmd,
         if (!room)
             return MC_EINVAL;
         if (room_id(room, &cmd->room)) {
-            *code = WRK_E_ROOM_INVALID;
+            *code = MC_ERROR_ROOM_INVALID;
             return MC_EINVAL;
         }
         cmd->has_room = 1;
@@ -135,7 +135,7 @@ static int parse_tree(const cJSON *root, size_t message_max, wrk_command_t *cmd,
             return MC_EINVAL;
         size_t n = strlen(item->valuestring);
         if (n == 0 || n > MC_USERNAME_MAX) {
-            *code = WRK_E_USER_INVALID;
+            *code = MC_ERROR_USER_INVALID;
             return MC_EINVAL;
         }
         memcpy(cmd->to, item->valuestring, n + 1);
@@ -160,16 +160,16 @@ static int parse_tree(const cJSON *root, size_t message_max, wrk_command_t *cmd,
             return MC_EINVAL;
         size_t n = strlen(item->valuestring);
         if (n > message_max) {
-            *code = WRK_E_MESSAGE_TOO_LONG;
+            *code = MC_ERROR_MESSAGE_TOO_LONG;
             return MC_EINVAL;
         }
         if (blank(item->valuestring, n)) {
-            *code = WRK_E_MESSAGE_EMPTY;
+            *code = MC_ERROR_MESSAGE_EMPTY;
             return MC_EINVAL;
         }
         cmd->message = malloc(n + 1);
         if (!cmd->message) {
-            *code = WRK_E_SERVER_BUSY;
+            *code = MC_ERROR_SERVER_BUSY;
             return MC_ENOMEM;
         }
         memcpy(cmd->message, item->valuestring, n + 1);
@@ -183,11 +183,11 @@ int wrk_command_parse(const char *text, size_t len, size_t message_max, wrk_comm
                       const char **code)
 {
     memset(cmd, 0, sizeof(*cmd));
-    *code = WRK_E_BAD_REQUEST;
+    *code = MC_ERROR_BAD_REQUEST;
     /* A frame far larger than any valid command is refused before parsing:
      * JSON escapes grow a message at most six times. */
     if (message_max > SIZE_MAX / 8 || len > 6 * message_max + 4096) {
-        *code = WRK_E_MESSAGE_TOO_LONG;
+        *code = MC_ERROR_MESSAGE_TOO_LONG;
         return MC_EINVAL;
     }
     cJSON *root = cJSON_ParseWithLength(text, len);

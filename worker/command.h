@@ -4,7 +4,7 @@
  * server's replies.
  *
  * Parsing takes the frame as (pointer, length) and never trusts it: any
- * problem yields one of the protocol's error codes (WRK_E_*), which the
+ * problem yields one of the protocol's error codes (MC_ERROR_* of common/wire.h), which the
  * caller sends back as {"error":CODE}; the socket stays open. "room" may be
  * a JSON number or a string of decimal digits; ids in replies are strings,
  * byte for byte as the multichat example sends them.
@@ -20,21 +20,8 @@
 #include <stdint.h>
 
 #include "common/envelope.h"
+#include "common/wire.h"
 #include "worker/store.h"
-
-/* Error codes of the protocol. */
-#define WRK_E_BAD_REQUEST "BAD_REQUEST"
-#define WRK_E_UNKNOWN_COMMAND "UNKNOWN_COMMAND"
-#define WRK_E_MESSAGE_EMPTY "MESSAGE_EMPTY"
-#define WRK_E_MESSAGE_TOO_LONG "MESSAGE_TOO_LONG"
-#define WRK_E_MESSAGE_INVALID "MESSAGE_INVALID"
-#define WRK_E_ROOM_INVALID "ROOM_INVALID"
-#define WRK_E_ROOM_ACCESS_DENIED "ROOM_ACCESS_DENIED"
-#define WRK_E_USER_HAS_TO_LOGIN "USER_HAS_TO_LOGIN"
-#define WRK_E_USER_INVALID "USER_INVALID"
-#define WRK_E_NOT_ALLOWED "NOT_ALLOWED"
-#define WRK_E_RATE_LIMITED "RATE_LIMITED"
-#define WRK_E_SERVER_BUSY "SERVER_BUSY"
 
 #define WRK_MESSAGE_MAX_DEFAULT 4096 /* bytes of one chat message */
 #define WRK_HISTORY_DEFAULT 50       /* messages in a join reply, and a history page */
@@ -83,7 +70,7 @@ typedef struct wrk_command {
  * with wrk_command_clear, also after an error). message_max bounds a
  * message in bytes. Returns 0, or MC_EINVAL with *code set to a static
  * WRK_E_* string; cmd->name and cmd->room then say what could be understood,
- * for the error reply. MC_ENOMEM sets *code to WRK_E_SERVER_BUSY.
+ * for the error reply. MC_ENOMEM sets *code to MC_ERROR_SERVER_BUSY.
  *   BAD_REQUEST       not JSON, not an object, a field missing or mistyped
  *   UNKNOWN_COMMAND   "command" names no command
  *   ROOM_INVALID      "room" is not a positive whole number or such a string

@@ -10,23 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLOSE_POLICY 1008
-
-static void room_group(char *buf, size_t size, int64_t room)
-{
-    snprintf(buf, size, "room-%" PRId64, room);
-}
-
-static void user_group(char *buf, size_t size, int64_t user_id)
-{
-    snprintf(buf, size, WRK_GROUP_USER_FMT, (long long)user_id);
-}
-
 /* Whether the envelope says the socket is in room's group. */
 static int joined(const mc_envelope_t *env, int64_t room)
 {
-    char group[32];
-    room_group(group, sizeof(group), room);
+    char group[MC_GROUP_NAME_MAX];
+    mc_group_room(group, room);
     for (size_t i = 0; i < env->ngroups; i++)
         if (strcmp(env->groups[i], group) == 0)
             return 1;
@@ -45,7 +33,7 @@ static int reply(wrk_app_t *app, const char *channel, char *text, int rc, const 
 {
     if (rc || !text) {
         free(text);
-        wrk__send_error(app, channel, WRK_E_SERVER_BUSY, c->has_room ? c->room : 0, c->name);
+        wrk__send_error(app, channel, MC_ERROR_SERVER_BUSY, c->has_room ? c->room : 0, c->name);
         return rc ? rc : MC_ENOMEM;
     }
     rc = wrk__send_text(app, channel, text);
@@ -64,14 +52,14 @@ int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
         if (refused == 1)
             mc_warn("worker: too many new sockets from %s; refusing",
                     env->client ? env->client : "?");
-        wrk__send_close(app, env->reply, CLOSE_POLICY);
+        wrk__send_close(app, env->reply, MC_CLOSE_POLICY_VIOLATION);
         return 0;
     }
     wrk_user_t u;
     int64_t session;
     int rc = wrk_views_session_user(app, env, &u, &session);
     if (rc) {
-        wrk__send_close(app, env->reply, CLOSE_POLICY);
+        wrk__send_close(app, env->reply, MC_CLOSE_POLICY_VIOLATION);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     mc_envelope_t accept = {.type = MC_ENV_WS_ACCEPT, .has_scope = 1};
@@ -87,12 +75,12 @@ int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
     free(data);
     if (rc)
         return rc;
-    char group[48];
-    user_group(group, sizeof(group), u.id);
-    wrk__group_add(app, u.is_staff ? WRK_GROUP_ROOMS_STAFF : WRK_GROUP_ROOMS, env->reply);
+    char group[MC_GROUP_NAME_MAX];
+    mc_group_user(group, u.id);
+    wrk__group_add(app, u.is_staff ? MC_GROUP_ROOMS_STAFF : MC_GROUP_ROOMS, env->reply);
     wrk__group_add(app, group, env->reply);
     /* Named by the session's id, never its token: group names reach Redis. */
-    snprintf(group, sizeof(group), WRK_GROUP_SESSION_FMT, (long long)session);
+    mc_group_session(group, session);
     wrk__group_add(app, group, env->reply);
     char *rooms;
     rc = wrk__rooms_text(app, u.is_staff, &rooms);
@@ -110,15 +98,15 @@ static int room_for(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
 {
     int rc = wrk_store_room_get(app->store, c->room, room);
     if (rc == MC_ENOTFOUND) {
-        wrk__send_error(app, env->reply, WRK_E_ROOM_INVALID, c->room, c->name);
+        wrk__send_error(app, env->reply, MC_ERROR_ROOM_INVALID, c->room, c->name);
         return rc;
     }
     if (rc) {
-        wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, c->room, c->name);
+        wrk__send_error(app, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
         return rc;
     }
     if (room->staff_only && !u->is_staff) {
-        wrk__send_error(app, env->reply, WRK_E_ROOM_ACCESS_DENIED, c->room, c->name);
+        wrk__send_error(app, env->reply, MC_ERROR_ROOM_ACCESS_DENIED, c->room, c->name);
         return MC_EDENIED;
     }
     return 0;
@@ -162,8 +150,8 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_room_t room;
     if (room_for(app, env, u, c, &room))
         return 0;
-    char group[32];
-    room_group(group, sizeof(group), c->room);
+    char group[MC_GROUP_NAME_MAX];
+    mc_group_room(group, c->room);
     /* Under the order lock, every message is either published before the
      * socket is in the group and read as history, or published after it
      * and not read: never both, never neither. */
@@ -171,7 +159,7 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     int rc = wrk__group_add(app, group, env->reply);
     if (rc) {
         wrk__order_unlock(app, c->room);
-        wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, c->room, c->name);
+        wrk__send_error(app, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
         return rc;
     }
     /* A user with several sockets in the room counts once: the room hears
@@ -206,7 +194,7 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
         wrk_room_t room;
         int rc = wrk_store_room_get(app->store, c->room, &room);
         if (rc == MC_ENOTFOUND) {
-            wrk__send_error(app, env->reply, WRK_E_ROOM_INVALID, c->room, c->name);
+            wrk__send_error(app, env->reply, MC_ERROR_ROOM_INVALID, c->room, c->name);
             return 0;
         }
     } else {
@@ -217,8 +205,8 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
         if (wrk_store_presence_leave(app->store, env->reply, 0, c->room, &gone) == 0 && gone.n)
             notice(app, c->room, u->username, WRK_MSG_LEAVE, NULL);
         wrk_presence_list_clear(&gone);
-        char group[32];
-        room_group(group, sizeof(group), c->room);
+        char group[MC_GROUP_NAME_MAX];
+        mc_group_room(group, c->room);
         wrk__group_discard(app, group, env->reply);
     }
     char *text = NULL;
@@ -233,7 +221,7 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     if (room_for(app, env, u, c, &room))
         return 0;
     if (!joined(env, c->room)) {
-        wrk__send_error(app, env->reply, WRK_E_ROOM_ACCESS_DENIED, c->room, c->name);
+        wrk__send_error(app, env->reply, MC_ERROR_ROOM_ACCESS_DENIED, c->room, c->name);
         return 0;
     }
     wrk_message_t m;
@@ -246,7 +234,7 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     if (rc) {
         wrk__order_unlock(app, c->room);
         wrk__send_error(app, env->reply,
-                        rc == MC_ENOTFOUND ? WRK_E_ROOM_INVALID : WRK_E_SERVER_BUSY, c->room,
+                        rc == MC_ENOTFOUND ? MC_ERROR_ROOM_INVALID : MC_ERROR_SERVER_BUSY, c->room,
                         c->name);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
@@ -263,7 +251,7 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
             wrk__order_unlock(app, c->room);
     } else {
         wrk__order_unlock(app, c->room);
-        wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, c->room, c->name);
+        wrk__send_error(app, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
     }
     free(all);
     return rc;
@@ -299,14 +287,14 @@ static int do_edit_delete(wrk_app_t *app, const mc_envelope_t *env, const wrk_us
     if (rc) {
         wrk_message_clear(&m); /* zeroed or filled: either way safe */
         wrk__send_error(app, env->reply,
-                        rc == MC_ENOTFOUND ? WRK_E_MESSAGE_INVALID : WRK_E_SERVER_BUSY, c->room,
-                        c->name);
+                        rc == MC_ENOTFOUND ? MC_ERROR_MESSAGE_INVALID : MC_ERROR_SERVER_BUSY,
+                        c->room, c->name);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     int64_t author = m.user_id;
     wrk_message_clear(&m);
     if (author != u->id && !u->is_staff) {
-        wrk__send_error(app, env->reply, WRK_E_NOT_ALLOWED, c->room, c->name);
+        wrk__send_error(app, env->reply, MC_ERROR_NOT_ALLOWED, c->room, c->name);
         return 0;
     }
     char *text = NULL;
@@ -326,12 +314,12 @@ static int do_edit_delete(wrk_app_t *app, const mc_envelope_t *env, const wrk_us
     if (rc) {
         free(text);
         wrk__send_error(app, env->reply,
-                        rc == MC_ENOTFOUND ? WRK_E_MESSAGE_INVALID : WRK_E_SERVER_BUSY, c->room,
-                        c->name);
+                        rc == MC_ENOTFOUND ? MC_ERROR_MESSAGE_INVALID : MC_ERROR_SERVER_BUSY,
+                        c->room, c->name);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
-    char group[32];
-    room_group(group, sizeof(group), c->room);
+    char group[MC_GROUP_NAME_MAX];
+    mc_group_room(group, c->room);
     /* The editor may not have joined the room (staff moderating): it gets a
      * copy directly then. */
     if (!joined(env, c->room))
@@ -350,7 +338,8 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
         rc = MC_ENOTFOUND;
     if (rc) {
         wrk__send_error(app, env->reply,
-                        rc == MC_ENOTFOUND ? WRK_E_USER_INVALID : WRK_E_SERVER_BUSY, 0, c->name);
+                        rc == MC_ENOTFOUND ? MC_ERROR_USER_INVALID : MC_ERROR_SERVER_BUSY, 0,
+                        c->name);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     /* Stored first: its id comes from the database, unique across workers,
@@ -358,18 +347,18 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
     int64_t now = mc_now_ms(), id;
     rc = wrk_store_whisper_add(app->store, u->id, to.id, c->message, c->message_len, now, &id);
     if (rc) {
-        wrk__send_error(app, env->reply, WRK_E_SERVER_BUSY, 0, c->name);
+        wrk__send_error(app, env->reply, MC_ERROR_SERVER_BUSY, 0, c->name);
         return rc;
     }
     char *text = NULL;
     rc = wrk_reply_whisper(id, u->username, to.username, c->message, now, &text);
     if (rc)
         return reply(app, env->reply, text, rc, c);
-    char group[48];
-    user_group(group, sizeof(group), to.id);
+    char group[MC_GROUP_NAME_MAX];
+    mc_group_user(group, to.id);
     wrk__group_text(app, group, text, NULL);
     if (to.id != u->id) {
-        user_group(group, sizeof(group), u->id);
+        mc_group_user(group, u->id);
         wrk__group_text(app, group, text, NULL);
     }
     free(text);
@@ -418,9 +407,10 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
         rc = MC_ENOTFOUND;
     if (rc) {
         wrk__send_error(app, env->reply,
-                        rc == MC_ENOTFOUND ? WRK_E_USER_HAS_TO_LOGIN : WRK_E_SERVER_BUSY, 0, NULL);
+                        rc == MC_ENOTFOUND ? MC_ERROR_USER_HAS_TO_LOGIN : MC_ERROR_SERVER_BUSY, 0,
+                        NULL);
         if (rc == MC_ENOTFOUND && env->has_scope && env->scope.user_id > 0)
-            wrk__send_close(app, env->reply, CLOSE_POLICY);
+            wrk__send_close(app, env->reply, MC_CLOSE_POLICY_VIOLATION);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     wrk_command_t c;
@@ -440,11 +430,12 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
         long refused;
         snprintf(key, sizeof(key), "msg:user-%lld", (long long)u.id);
         if (!wrk__rate_take(app, key, app->cfg.rate_messages, app->cfg.rate_burst, &refused)) {
-            wrk__send_error(app, env->reply, WRK_E_RATE_LIMITED, c.has_room ? c.room : 0, c.name);
+            wrk__send_error(app, env->reply, MC_ERROR_RATE_LIMITED, c.has_room ? c.room : 0,
+                            c.name);
             if (app->cfg.rate_close_after > 0 && refused >= app->cfg.rate_close_after) {
                 mc_info("worker: closing a socket of %s: still sending after %ld refusals",
                         u.username, refused);
-                wrk__send_close(app, env->reply, CLOSE_POLICY);
+                wrk__send_close(app, env->reply, MC_CLOSE_POLICY_VIOLATION);
             }
             wrk_command_clear(&c);
             return 0;

@@ -97,37 +97,37 @@ static void send_leave_and_the_extensions(void **state)
 static void not_json_is_a_bad_request(void **state)
 {
     (void)state;
-    assert_string_equal(parse_error("hello"), WRK_E_BAD_REQUEST);
-    assert_string_equal(parse_error(""), WRK_E_BAD_REQUEST);
-    assert_string_equal(parse_error("{\"command\":\"join\""), WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("hello"), MC_ERROR_BAD_REQUEST);
+    assert_string_equal(parse_error(""), MC_ERROR_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":\"join\""), MC_ERROR_BAD_REQUEST);
 }
 
 static void not_an_object_is_a_bad_request(void **state)
 {
     (void)state;
-    assert_string_equal(parse_error("[1,2]"), WRK_E_BAD_REQUEST);
-    assert_string_equal(parse_error("\"join\""), WRK_E_BAD_REQUEST);
-    assert_string_equal(parse_error("null"), WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("[1,2]"), MC_ERROR_BAD_REQUEST);
+    assert_string_equal(parse_error("\"join\""), MC_ERROR_BAD_REQUEST);
+    assert_string_equal(parse_error("null"), MC_ERROR_BAD_REQUEST);
 }
 
 static void a_missing_or_mistyped_command_is_a_bad_request(void **state)
 {
     (void)state;
-    assert_string_equal(parse_error("{\"room\":1}"), WRK_E_BAD_REQUEST);
-    assert_string_equal(parse_error("{\"command\":1,\"room\":1}"), WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"room\":1}"), MC_ERROR_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":1,\"room\":1}"), MC_ERROR_BAD_REQUEST);
 }
 
 static void an_unknown_command_is_named(void **state)
 {
     (void)state;
-    assert_string_equal(parse_error("{\"command\":\"dance\",\"room\":1}"), WRK_E_UNKNOWN_COMMAND);
-    assert_string_equal(parse_error("{\"command\":\"JOIN\",\"room\":1}"), WRK_E_UNKNOWN_COMMAND);
+    assert_string_equal(parse_error("{\"command\":\"dance\",\"room\":1}"), MC_ERROR_UNKNOWN_COMMAND);
+    assert_string_equal(parse_error("{\"command\":\"JOIN\",\"room\":1}"), MC_ERROR_UNKNOWN_COMMAND);
 }
 
 static void a_missing_room_is_a_bad_request(void **state)
 {
     (void)state;
-    assert_string_equal(parse_error("{\"command\":\"join\"}"), WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":\"join\"}"), MC_ERROR_BAD_REQUEST);
 }
 
 static void a_non_numeric_room_is_invalid(void **state)
@@ -149,7 +149,7 @@ static void a_non_numeric_room_is_invalid(void **state)
         "{\"command\":\"join\",\"room\":\"1234567890123456\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_string_equal(parse_error(bad[i]), WRK_E_ROOM_INVALID);
+        assert_string_equal(parse_error(bad[i]), MC_ERROR_ROOM_INVALID);
 }
 
 static void the_error_says_what_was_understood(void **state)
@@ -159,7 +159,7 @@ static void the_error_says_what_was_understood(void **state)
     const char *code;
     const char *t = "{\"command\":\"send\",\"room\":4,\"message\":\"\"}";
     assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), MC_EINVAL);
-    assert_string_equal(code, WRK_E_MESSAGE_EMPTY);
+    assert_string_equal(code, MC_ERROR_MESSAGE_EMPTY);
     assert_string_equal(c.name, "send");
     assert_int_equal(c.has_room, 1);
     assert_int_equal(c.room, 4);
@@ -170,17 +170,17 @@ static void an_empty_message_is_refused(void **state)
 {
     (void)state;
     assert_string_equal(parse_error("{\"command\":\"send\",\"room\":1,\"message\":\"\"}"),
-                        WRK_E_MESSAGE_EMPTY);
+                        MC_ERROR_MESSAGE_EMPTY);
     assert_string_equal(parse_error("{\"command\":\"send\",\"room\":1,\"message\":\" \\n\\t \"}"),
-                        WRK_E_MESSAGE_EMPTY);
+                        MC_ERROR_MESSAGE_EMPTY);
 }
 
 static void a_missing_or_mistyped_message_is_a_bad_request(void **state)
 {
     (void)state;
-    assert_string_equal(parse_error("{\"command\":\"send\",\"room\":1}"), WRK_E_BAD_REQUEST);
+    assert_string_equal(parse_error("{\"command\":\"send\",\"room\":1}"), MC_ERROR_BAD_REQUEST);
     assert_string_equal(parse_error("{\"command\":\"send\",\"room\":1,\"message\":5}"),
-                        WRK_E_BAD_REQUEST);
+                        MC_ERROR_BAD_REQUEST);
 }
 
 static void a_message_over_the_limit_is_too_long(void **state)
@@ -195,7 +195,7 @@ static void a_message_over_the_limit_is_too_long(void **state)
     assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), 0);
     wrk_command_clear(&c);
     assert_int_equal(wrk_command_parse(t, strlen(t), MAX - 1, &c, &code), MC_EINVAL);
-    assert_string_equal(code, WRK_E_MESSAGE_TOO_LONG);
+    assert_string_equal(code, MC_ERROR_MESSAGE_TOO_LONG);
     wrk_command_clear(&c);
     free(t);
     /* A frame far larger than any message is refused before parsing. */
@@ -203,7 +203,7 @@ static void a_message_over_the_limit_is_too_long(void **state)
     t = malloc(big);
     memset(t, ' ', big);
     assert_int_equal(wrk_command_parse(t, big, MAX, &c, &code), MC_EINVAL);
-    assert_string_equal(code, WRK_E_MESSAGE_TOO_LONG);
+    assert_string_equal(code, MC_ERROR_MESSAGE_TOO_LONG);
     free(t);
 }
 
@@ -211,31 +211,31 @@ static void bad_since_before_limit_and_id_are_bad_requests(void **state)
 {
     (void)state;
     assert_string_equal(parse_error("{\"command\":\"join\",\"room\":1,\"since\":\"x\"}"),
-                        WRK_E_BAD_REQUEST);
+                        MC_ERROR_BAD_REQUEST);
     assert_string_equal(parse_error("{\"command\":\"join\",\"room\":1,\"since\":-1}"),
-                        WRK_E_BAD_REQUEST);
+                        MC_ERROR_BAD_REQUEST);
     assert_string_equal(parse_error("{\"command\":\"history\",\"room\":1,\"before\":0.5}"),
-                        WRK_E_BAD_REQUEST);
+                        MC_ERROR_BAD_REQUEST);
     assert_string_equal(parse_error("{\"command\":\"history\",\"room\":1,\"limit\":501}"),
-                        WRK_E_BAD_REQUEST);
+                        MC_ERROR_BAD_REQUEST);
     assert_string_equal(parse_error("{\"command\":\"history\",\"room\":1,\"limit\":0}"),
-                        WRK_E_BAD_REQUEST);
+                        MC_ERROR_BAD_REQUEST);
     assert_string_equal(parse_error("{\"command\":\"edit\",\"room\":1,\"message\":\"x\"}"),
-                        WRK_E_BAD_REQUEST);
+                        MC_ERROR_BAD_REQUEST);
     assert_string_equal(parse_error("{\"command\":\"delete\",\"room\":1,\"id\":\"5\"}"),
-                        WRK_E_BAD_REQUEST);
+                        MC_ERROR_BAD_REQUEST);
     assert_string_equal(parse_error("{\"command\":\"send\",\"room\":1,\"message\":\"x\","
                                     "\"client_id\":7}"),
-                        WRK_E_BAD_REQUEST);
+                        MC_ERROR_BAD_REQUEST);
 }
 
 static void a_bad_whisper_target_is_refused(void **state)
 {
     (void)state;
     assert_string_equal(parse_error("{\"command\":\"whisper\",\"message\":\"x\"}"),
-                        WRK_E_BAD_REQUEST);
+                        MC_ERROR_BAD_REQUEST);
     assert_string_equal(parse_error("{\"command\":\"whisper\",\"to\":\"\",\"message\":\"x\"}"),
-                        WRK_E_USER_INVALID);
+                        MC_ERROR_USER_INVALID);
 }
 
 static void replies_match_the_example_byte_for_byte(void **state)
@@ -270,10 +270,10 @@ static void replies_match_the_example_byte_for_byte(void **state)
     assert_string_equal(out,
                         "{\"room\":\"3\",\"message\":null,\"username\":\"ann\",\"msg_type\":5}");
     free(out);
-    assert_int_equal(wrk_reply_error(WRK_E_ROOM_INVALID, 0, NULL, &out), 0);
+    assert_int_equal(wrk_reply_error(MC_ERROR_ROOM_INVALID, 0, NULL, &out), 0);
     assert_string_equal(out, "{\"error\":\"ROOM_INVALID\"}");
     free(out);
-    assert_int_equal(wrk_reply_error(WRK_E_ROOM_ACCESS_DENIED, 5, "send", &out), 0);
+    assert_int_equal(wrk_reply_error(MC_ERROR_ROOM_ACCESS_DENIED, 5, "send", &out), 0);
     assert_string_equal(out,
                         "{\"error\":\"ROOM_ACCESS_DENIED\",\"room\":\"5\",\"command\":\"send\"}");
     free(out);

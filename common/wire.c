@@ -1,0 +1,22 @@
+/*
+ * common/wire.c: the group names of common/wire.h.
+ */
+#include "common/wire.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+void mc_group_room(char buf[MC_GROUP_NAME_MAX], int64_t room)
+{
+    snprintf(buf, MC_GROUP_NAME_MAX, "room-%" PRId64, room);
+}
+
+void mc_group_user(char buf[MC_GROUP_NAME_MAX], int64_t user_id)
+{
+    snprintf(buf, MC_GROUP_NAME_MAX, "user-%" PRId64, user_id);
+}
+
+void mc_group_session(char buf[MC_GROUP_NAME_MAX], int64_t session_id)
+{
+    snprintf(buf, MC_GROUP_NAME_MAX, "session-%" PRId64, session_id);
+}

@@ -1,0 +1,61 @@
+/*
+ * common/wire.h: the names and numbers that cross process boundaries, so
+ * that interfaces, workers and the browser client agree on each of them in
+ * one place: WebSocket close codes, the protocol's error codes, and the
+ * names of the groups workers put sockets in. docs/protocol.md lists them
+ * for clients; web/static/chat.js acts on the close codes.
+ */
+#ifndef MC_COMMON_WIRE_H
+#define MC_COMMON_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Close codes: RFC 6455 section 7.4.1 and the IANA registry, then ours
+ * (4000-4999 are for applications). */
+typedef enum mc_close_code {
+    MC_CLOSE_NORMAL = 1000,
+    MC_CLOSE_GOING_AWAY = 1001,
+    MC_CLOSE_PROTOCOL_ERROR = 1002,
+    MC_CLOSE_UNSUPPORTED_DATA = 1003,
+    MC_CLOSE_NO_STATUS = 1005, /* never sent: "the close frame had no code" */
+    MC_CLOSE_ABNORMAL = 1006,  /* never sent: "the connection dropped" */
+    MC_CLOSE_INVALID_DATA = 1007,
+    MC_CLOSE_POLICY_VIOLATION = 1008,
+    MC_CLOSE_TOO_BIG = 1009,
+    MC_CLOSE_MANDATORY_EXTENSION = 1010,
+    MC_CLOSE_INTERNAL_ERROR = 1011,
+    MC_CLOSE_SERVICE_RESTART = 1012,
+    MC_CLOSE_TRY_AGAIN_LATER = 1013,
+    MC_CLOSE_SESSION_ENDED = 4001, /* the login is over: the page goes to the login form */
+} mc_close_code_t;
+
+/* The protocol's error codes: {"error":CODE}. */
+#define MC_ERROR_BAD_REQUEST "BAD_REQUEST"
+#define MC_ERROR_UNKNOWN_COMMAND "UNKNOWN_COMMAND"
+#define MC_ERROR_MESSAGE_EMPTY "MESSAGE_EMPTY"
+#define MC_ERROR_MESSAGE_TOO_LONG "MESSAGE_TOO_LONG"
+#define MC_ERROR_MESSAGE_INVALID "MESSAGE_INVALID"
+#define MC_ERROR_ROOM_INVALID "ROOM_INVALID"
+#define MC_ERROR_ROOM_ACCESS_DENIED "ROOM_ACCESS_DENIED"
+#define MC_ERROR_USER_HAS_TO_LOGIN "USER_HAS_TO_LOGIN"
+#define MC_ERROR_USER_INVALID "USER_INVALID"
+#define MC_ERROR_NOT_ALLOWED "NOT_ALLOWED"
+#define MC_ERROR_RATE_LIMITED "RATE_LIMITED"
+#define MC_ERROR_SERVER_BUSY "SERVER_BUSY"
+
+/* Groups every socket joins, besides its rooms. */
+#define MC_GROUP_ROOMS "rooms"             /* non-staff sockets: the room list */
+#define MC_GROUP_ROOMS_STAFF "rooms-staff" /* staff sockets: the room list */
+
+/* The longest group name below, with its NUL. */
+#define MC_GROUP_NAME_MAX 32
+
+/* Writes the name of a group into buf (MC_GROUP_NAME_MAX bytes):
+ * room 5 is "room-5"; every socket of user 7 is in "user-7"; every socket
+ * opened with session 9 (its id, never its token) is in "session-9". */
+void mc_group_room(char buf[MC_GROUP_NAME_MAX], int64_t room);
+void mc_group_user(char buf[MC_GROUP_NAME_MAX], int64_t user_id);
+void mc_group_session(char buf[MC_GROUP_NAME_MAX], int64_t session_id);
+
+#endif
