@@ -14,6 +14,7 @@ packages=(
     clang libclang-rt-14-dev llvm   # libFuzzer targets and symbolised reports
     sqlite3
     systemd nginx-light openssl   # the deploy/ checks: systemd-analyze verify, nginx -t
+    curl                          # and their HTTP requests
     chromium                       # browser tests (driven by playwright-core from npm)
 )
 # `make bench` (--bench) also profiles: system calls and where CPU time goes.
