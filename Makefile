@@ -1,7 +1,8 @@
 # Multichat: one Makefile for every part.
 #
 #   make            release build: bin/chat-interface, bin/chat-worker, bin/chatctl
-#   make run        build, then start Redis, one interface, one worker and demo data
+#   make run        install what is missing, build, then start Redis, one interface,
+#                   one worker and demo data
 #   make check      install what is missing, build with ASan+UBSan, run every test
 #   make fuzz       run every fuzz target for FUZZ_SECONDS each
 #   make bench      run the benchmarks and print their figures
@@ -55,6 +56,9 @@ FUZZ_SRC := $(wildcard tests/fuzz/*_fuzz.c)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 LLHTTP_OBJ := $(patsubst $(LLHTTP_DIR)/%.c,$(B)/obj/llhttp/%.o,$(LLHTTP_SRC))
+# Without llhttp's sources nothing is built: the build stops at once saying so,
+# instead of at the link with undefined llhttp_* symbols.
+LLHTTP_CHECK := $(if $(strip $(LLHTTP_SRC)),,llhttp-missing)
 
 LIB_COMMON := $(B)/lib/libmc_common.a
 LIB_CHL := $(B)/lib/libmc_chl.a
@@ -71,7 +75,7 @@ BENCHES := $(patsubst tests/bench/%_bench.c,$(B)/bin/%-bench,$(BENCH_SRC))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(B)/fuzzers/%,$(FUZZ_SRC))
 
 .PHONY: all programs tests benches fuzzers fuzz-targets deps run check fuzz bench format clean \
-        screenshots
+        screenshots llhttp-missing
 .DEFAULT_GOAL := all
 
 # `make` (release) also publishes the programs in bin/.
@@ -86,7 +90,7 @@ fuzzers:
 	$(MAKE) --no-print-directory FLAVOUR=fuzz fuzz-targets
 fuzz-targets: $(FUZZ_TARGETS)
 
-$(B)/obj/%.o: %.c
+$(B)/obj/%.o: %.c | $(LLHTTP_CHECK)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
@@ -94,6 +98,9 @@ $(B)/obj/%.o: %.c
 $(B)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(@D)
 	$(CC) -I$(LLHTTP_INC) -std=c17 -w $(OPT) $(SAN_FLAGS) -c -o $@ $<
+llhttp-missing:
+	$(error no llhttp sources in $(LLHTTP_DIR): install Debian's node-llhttp (make deps), \
+	        or set LLHTTP_DIR and LLHTTP_INC)
 
 $(LIB_COMMON): $(call obj,$(COMMON_SRC))
 $(LIB_CHL): $(call obj,$(CHL_SRC))
@@ -121,16 +128,20 @@ $(B)/fuzzers/%: $(B)/obj/tests/fuzz/%.o $(LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
+# The command that installs the packages the build needs. The targets below run
+# it first and build in a second make, which reads this Makefile after it: the
+# sources of packages (llhttp) are found when the Makefile is read.
+INSTALL_DEPS ?= deploy/install-deps.sh
 deps:
-	@deploy/install-deps.sh
+	@$(INSTALL_DEPS)
 
-run: deps all
+run: deps
+	$(MAKE) --no-print-directory all
 	deploy/run-local.sh
 
 # make check: the sanitizer build of every test, the fuzz targets briefly, and
 # one summary line at the end.
-check:
-	@deploy/install-deps.sh
+check: deps
 	$(MAKE) --no-print-directory FLAVOUR=asan programs tests
 	$(MAKE) --no-print-directory fuzzers
 	tests/run.sh build/asan
@@ -141,13 +152,12 @@ screenshots: deps
 	MC_BUILD=$(CURDIR)/build/asan MC_SCREENSHOTS=$(CURDIR)/docs tests/browser/browser_test.sh
 
 FUZZ_SECONDS ?= 60
-fuzz:
-	@deploy/install-deps.sh
+fuzz: deps
 	$(MAKE) --no-print-directory fuzzers
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 bench:
-	@deploy/install-deps.sh --bench
+	@$(INSTALL_DEPS) --bench
 	$(MAKE) --no-print-directory FLAVOUR=release programs
 	tests/bench/run.sh build/release
 
