@@ -4,6 +4,9 @@
 #   make run        install what is missing, build, then start Redis, one interface,
 #                   one worker and demo data
 #   make check      install what is missing, build with ASan+UBSan, run every test
+#   make install    install the programs, web root, systemd units and environment
+#                   file under PREFIX (GNU conventions; DESTDIR for staging)
+#   make uninstall  remove what make install put there
 #   make fuzz       run every fuzz target for FUZZ_SECONDS each
 #   make bench      run the benchmarks and print their figures
 #   make screenshots  refresh the pictures of the pages in docs/
@@ -75,7 +78,7 @@ BENCHES := $(patsubst tests/bench/%_bench.c,$(B)/bin/%-bench,$(BENCH_SRC))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(B)/fuzzers/%,$(FUZZ_SRC))
 
 .PHONY: all programs tests benches fuzzers fuzz-targets deps run check fuzz bench format clean \
-        screenshots llhttp-missing
+        screenshots install uninstall llhttp-missing
 .DEFAULT_GOAL := all
 
 # `make` (release) also publishes the programs in bin/.
@@ -160,6 +163,65 @@ bench:
 	@$(INSTALL_DEPS) --bench
 	$(MAKE) --no-print-directory FLAVOUR=release programs
 	tests/bench/run.sh build/release
+
+# ---- make install, make uninstall ----------------------------------------------
+# GNU conventions: PREFIX, the directories under it, DESTDIR to stage into a
+# tree (a package). The programs come from this flavour's build ($(B)/bin; the
+# release build unless FLAVOUR says otherwise). The systemd units and the
+# environment file get the directories filled in; an existing environment file
+# is the operator's and is never overwritten, nor removed once changed.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+SYSCONFDIR ?= $(PREFIX)/etc
+DOCDIR ?= $(DATADIR)/doc/multichat
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+INSTALL ?= install
+
+WEB_DIR = $(DATADIR)/multichat/web
+ENV_FILE = $(SYSCONFDIR)/multichat/multichat.env
+UNITS := chat-interface@.service chat-worker@.service multichat.target
+WEB_FILES := $(shell find web -type f 2>/dev/null)
+WEB_SUBDIRS := $(sort $(dir $(WEB_FILES)))
+web_files_in = $(foreach f,$(WEB_FILES),$(if $(filter $(1),$(dir $(f))),$(f)))
+# deploy/systemd's templates with the directories of this installation.
+FILL_PATHS = sed -e '/^\# Template: /d' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@WEB_DIR@|$(WEB_DIR)|g' \
+                 -e 's|@ENV_FILE@|$(ENV_FILE)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
+
+install: $(PROGRAMS)
+	$(INSTALL) -d -m 755 '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(SYSTEMD_UNIT_DIR)' \
+	    '$(DESTDIR)$(DOCDIR)' '$(DESTDIR)$(dir $(ENV_FILE))' \
+	    $(addprefix '$(DESTDIR)$(DATADIR)/multichat/,$(addsuffix ',$(WEB_SUBDIRS)))
+	$(INSTALL) -m 755 $(PROGRAMS) '$(DESTDIR)$(BINDIR)/'
+	$(foreach d,$(WEB_SUBDIRS),$(INSTALL) -m 644 $(call web_files_in,$(d)) \
+	    '$(DESTDIR)$(DATADIR)/multichat/$(d)' &&) true
+	$(INSTALL) -m 644 docs/operations.md '$(DESTDIR)$(DOCDIR)/'
+	@# The units and the environment file, filled in in a folder of this run's own.
+	@filled=$$(mktemp -d) && trap 'rm -rf "$$filled"' EXIT && \
+	for f in $(UNITS) multichat.env; do \
+	    $(FILL_PATHS) deploy/systemd/$$f >"$$filled/$$f" || exit 1; \
+	done && \
+	echo "$(INSTALL) -m 644 $(UNITS) '$(DESTDIR)$(SYSTEMD_UNIT_DIR)/'  (directories filled in)" && \
+	$(INSTALL) -m 644 $(addprefix "$$filled"/,$(UNITS)) '$(DESTDIR)$(SYSTEMD_UNIT_DIR)/' && \
+	if [ -e '$(DESTDIR)$(ENV_FILE)' ]; then \
+	    echo "install: keeping $(DESTDIR)$(ENV_FILE)"; \
+	else \
+	    echo "$(INSTALL) -m 640 multichat.env '$(DESTDIR)$(ENV_FILE)'  (directories filled in)" && \
+	    $(INSTALL) -m 640 "$$filled/multichat.env" '$(DESTDIR)$(ENV_FILE)'; \
+	fi
+
+uninstall:
+	rm -f $(addprefix '$(DESTDIR)$(BINDIR)/,$(addsuffix ',$(notdir $(PROGRAMS)))) \
+	    $(addprefix '$(DESTDIR)$(SYSTEMD_UNIT_DIR)/,$(addsuffix ',$(UNITS))) \
+	    '$(DESTDIR)$(DOCDIR)/operations.md' \
+	    $(addprefix '$(DESTDIR)$(DATADIR)/multichat/,$(addsuffix ',$(WEB_FILES)))
+	@$(FILL_PATHS) deploy/systemd/multichat.env | cmp -s - '$(DESTDIR)$(ENV_FILE)' && \
+	    rm -f '$(DESTDIR)$(ENV_FILE)' || \
+	    { [ ! -e '$(DESTDIR)$(ENV_FILE)' ] || echo "uninstall: keeping $(DESTDIR)$(ENV_FILE) (changed)"; }
+	@# Directories of ours only, and only once empty: files added there stay.
+	@rmdir '$(DESTDIR)$(DOCDIR)' '$(DESTDIR)$(dir $(ENV_FILE))' 2>/dev/null || true
+	@[ ! -d '$(DESTDIR)$(DATADIR)/multichat' ] || \
+	    find '$(DESTDIR)$(DATADIR)/multichat' -depth -type d -empty -delete
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
