@@ -8,7 +8,8 @@
 #                   file under PREFIX (GNU conventions; DESTDIR for staging)
 #   make uninstall  remove what make install put there
 #   make fuzz       run every fuzz target for FUZZ_SECONDS each
-#   make bench      run the benchmarks and print their figures
+#   make bench      run the benchmarks; figures, data and plots in docs/
+#   make bench-plots  redraw the plots of docs/performance.md from the bench's data
 #   make screenshots  refresh the pictures of the pages in docs/
 #
 # Each flavour builds into a tree of its own (build/release, build/asan,
@@ -78,7 +79,7 @@ BENCHES := $(patsubst tests/bench/%_bench.c,$(B)/bin/%-bench,$(BENCH_SRC))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(B)/fuzzers/%,$(FUZZ_SRC))
 
 .PHONY: all programs tests benches fuzzers fuzz-targets deps run check fuzz bench format clean \
-        screenshots install uninstall llhttp-missing
+        screenshots install uninstall llhttp-missing bench-plots
 .DEFAULT_GOAL := all
 
 # `make` (release) also publishes the programs in bin/.
@@ -163,6 +164,10 @@ bench:
 	@$(INSTALL_DEPS) --bench
 	$(MAKE) --no-print-directory FLAVOUR=release programs
 	tests/bench/run.sh build/release
+
+# Redraws docs/bench/*.svg from the figures of the last `make bench` (*.tsv there).
+bench-plots:
+	tests/bench/plot.sh docs/bench
 
 # ---- make install, make uninstall ----------------------------------------------
 # GNU conventions: PREFIX, the directories under it, DESTDIR to stage into a
