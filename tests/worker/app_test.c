@@ -6,6 +6,8 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "worker/app.h"
+#include "worker/changes.h"
+#include "worker/dispatch.h"
 
 #include <cjson/cJSON.h>
 #include <setjmp.h>
@@ -160,8 +162,8 @@ typedef struct world {
  * chat messages it stored are published before the next. */
 static void handle(world_t *w, const char *data, size_t len)
 {
-    assert_int_equal(wrk_app_handle(&w->app, data, len), 0);
-    wrk_app_flush(&w->app);
+    assert_int_equal(wrk_dispatch_envelope(&w->app, data, len), 0);
+    wrk_port_flush(&w->app.port);
 }
 
 static char *ctl_path(void)
@@ -209,7 +211,7 @@ static int setup(void **state)
     ctl(w, "", "room add Lobby");
     ctl(w, "", "room add Staff --staff-only");
     /* Changes made so far are old news. */
-    assert_int_equal(wrk_app_poll_changes(&w->app), 0);
+    assert_int_equal(wrk_changes_poll(&w->app), 0);
     *state = w;
     return 0;
 }
@@ -395,7 +397,7 @@ static void ws_connect(world_t *w, const char *cookie, const char *channel, sock
 
 /* Sends a frame as the interface would: scope and current groups. */
 /* A websocket.receive of text on s, handled as part of a batch: the chat
- * messages it stores wait for the end of the batch (wrk_app_flush). */
+ * messages it stores wait for the end of the batch (wrk_port_flush). */
 static void ws_send_in_batch(world_t *w, const sock_t *s, const char *text)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_RECEIVE,
@@ -410,14 +412,14 @@ static void ws_send_in_batch(world_t *w, const sock_t *s, const char *text)
     char *data;
     size_t len;
     assert_int_equal(mc_envelope_encode(&env, &data, &len), 0);
-    assert_int_equal(wrk_app_handle(&w->app, data, len), 0);
+    assert_int_equal(wrk_dispatch_envelope(&w->app, data, len), 0);
     free(data);
 }
 
 static void ws_send(world_t *w, const sock_t *s, const char *text)
 {
     ws_send_in_batch(w, s, text);
-    wrk_app_flush(&w->app);
+    wrk_port_flush(&w->app.port);
 }
 
 static void ws_disconnect(world_t *w, const sock_t *s)
@@ -595,7 +597,7 @@ static void logout_ends_that_session_and_closes_its_sockets_only(void **state)
     http(w, "GET", "/", "", desk, NULL, "", &r);
     assert_int_equal(r.status, 200);
     free(r.body);
-    assert_int_equal(wrk_app_poll_changes(&w->app), 0);
+    assert_int_equal(wrk_changes_poll(&w->app), 0);
     expect_close(w, p.channel, 1008);
     assert_false(pending(w, d.channel));
     /* The desktop's socket goes on. */
@@ -621,7 +623,7 @@ static void deactivating_closes_every_socket_of_the_user(void **state)
         log_in_and_connect(w, who[i], channels[i], cookie, sizeof(cookie), &s[i]);
     }
     ctl(w, "", "user deactivate ann");
-    assert_int_equal(wrk_app_poll_changes(&w->app), 0);
+    assert_int_equal(wrk_changes_poll(&w->app), 0);
     expect_close(w, s[0].channel, 1008);
     expect_close(w, s[1].channel, 1008);
     assert_false(pending(w, s[2].channel));
@@ -800,7 +802,7 @@ static void ann_and_bob_in_the_lobby(world_t *w, sock_t *a, sock_t *b)
     expect_text_has(w, a->channel, "{\"join\":\"1\"");
     ws_send(w, b, "{\"command\":\"join\",\"room\":1}");
     expect_text_has(w, b->channel, "{\"join\":\"1\"");
-    if (w->app.cfg.notify_enter_leave)
+    if (w->app.port.notify_enter_leave)
         expect_text_has(w, a->channel, "\"msg_type\":4");
 }
 
@@ -824,7 +826,7 @@ static void a_batch_publishes_its_messages_together_and_in_order(void **state)
     expect_text_has(w, a.channel, "\"message\":\"two\"");
     ws_send_in_batch(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"three\"}");
     assert_false(pending(w, b.channel));
-    wrk_app_flush(&w->app);
+    wrk_port_flush(&w->app.port);
     expect_text_has(w, b.channel, "\"message\":\"three\"");
     expect_text_has(w, a.channel, "\"own\":true");
 }
@@ -883,33 +885,33 @@ static void a_dead_interface_s_sockets_leave_their_rooms(void **state)
     ws_connect(w, ca, "ifc.live!2", &a2);
     ws_connect(w, cb, "ifc.dead!3", &b);
     ws_connect(w, cb, "ifc.live!4", &b2);
-    w->app.cfg.notify_enter_leave = 0;
+    w->app.port.notify_enter_leave = 0;
     ws_send(w, &b2, "{\"command\":\"join\",\"room\":1}");
     ws_send(w, &a1, "{\"command\":\"join\",\"room\":1}");
     ws_send(w, &a2, "{\"command\":\"join\",\"room\":1}");
     ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
     ws_send(w, &b2, "{\"command\":\"leave\",\"room\":1}");
     ws_send(w, &a1, "{\"command\":\"join\",\"room\":1}");
-    w->app.cfg.notify_enter_leave = 1;
+    w->app.port.notify_enter_leave = 1;
     w->fake.read = w->fake.nout;
     /* The fake keeps no group for the dead process's sockets any more. */
     fake_group_discard(&w->fake, "room-1", a1.channel);
     fake_group_discard(&w->fake, "room-1", b.channel);
-    assert_int_equal(wrk_app_process_gone(&w->app, "ifc.dead"), 0);
+    assert_int_equal(wrk_changes_process_gone(&w->app, "ifc.dead"), 0);
     /* bob had only the dead socket in the room: he left; ann is still in. */
     expect_text(w, a2.channel,
                 "{\"room\":\"1\",\"message\":null,\"username\":\"bob\",\"msg_type\":5}");
     assert_false(pending(w, a2.channel));
     ws_send(w, &a2, "{\"command\":\"who\",\"room\":1}");
     expect_text(w, a2.channel, "{\"who\":\"1\",\"members\":[\"ann\"]}");
-    assert_int_equal(wrk_app_process_gone(&w->app, "ifc.dead"), 0); /* again: nothing */
+    assert_int_equal(wrk_changes_process_gone(&w->app, "ifc.dead"), 0); /* again: nothing */
     assert_false(pending(w, a2.channel));
 }
 
 static void notices_can_be_switched_off(void **state)
 {
     world_t *w = *state;
-    w->app.cfg.notify_enter_leave = 0;
+    w->app.port.notify_enter_leave = 0;
     sock_t a, b;
     ann_and_bob_in_the_lobby(w, &a, &b);
     assert_false(pending(w, a.channel));
@@ -998,7 +1000,7 @@ static void edits_deletes_and_whispers(void **state)
     ws_connect(w, ca, "ifc.t!1", &a);
     ws_connect(w, cb, "ifc.t!2", &b);
     ws_connect(w, cs, "ifc.t!3", &s);
-    w->app.cfg.notify_enter_leave = 0;
+    w->app.port.notify_enter_leave = 0;
     ws_send(w, &a, "{\"command\":\"join\",\"room\":1}");
     ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
     ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"typo\"}");
@@ -1091,7 +1093,7 @@ static void rate_limits_refuse_then_close(void **state)
     w->app.cfg.rate_burst = 3;
     w->app.cfg.rate_close_after = 2;
     w->app.cfg.rate_connect_burst = 2;
-    w->app.cfg.notify_enter_leave = 0;
+    w->app.port.notify_enter_leave = 0;
     char ca[256], cb[256];
     login(w, "ann", "pw-ann", ca, sizeof(ca));
     login(w, "bob", "pw-bob", cb, sizeof(cb));
@@ -1159,14 +1161,14 @@ static void room_changes_reach_sockets(void **state)
     sock_t a, s;
     ws_connect(w, ca, "ifc.t!1", &a);
     ws_connect(w, cs, "ifc.t!2", &s);
-    w->app.cfg.notify_enter_leave = 0;
+    w->app.port.notify_enter_leave = 0;
     ws_send(w, &a, "{\"command\":\"join\",\"room\":1}");
     ws_send(w, &s, "{\"command\":\"join\",\"room\":1}");
     expect_text_has(w, a.channel, "{\"join\"");
     expect_text_has(w, s.channel, "{\"join\"");
     /* An admin makes the lobby staff-only: ann is taken out, sue stays. */
     ctl(w, "", "room staff-only 1 on");
-    assert_int_equal(wrk_app_poll_changes(&w->app), 0);
+    assert_int_equal(wrk_changes_poll(&w->app), 0);
     expect_text(w, a.channel, "{\"rooms\":[]}");
     expect_text(w, s.channel,
                 "{\"rooms\":[{\"id\":\"1\",\"title\":\"Lobby\",\"staff_only\":true},"
@@ -1175,19 +1177,19 @@ static void room_changes_reach_sockets(void **state)
     assert_false(pending(w, s.channel));
     /* A deleted room: everyone leaves. */
     ctl(w, "", "room rm 1");
-    assert_int_equal(wrk_app_poll_changes(&w->app), 0);
+    assert_int_equal(wrk_changes_poll(&w->app), 0);
     expect_text_has(w, s.channel, "{\"rooms\":[{\"id\":\"2\"");
     expect_text(w, s.channel, "{\"leave\":\"1\"}");
     /* A user losing staff has its sockets closed. */
     ctl(w, "", "user staff sue off");
-    assert_int_equal(wrk_app_poll_changes(&w->app), 0);
+    assert_int_equal(wrk_changes_poll(&w->app), 0);
     mc_envelope_t env;
     next_for(w, s.channel, &env);
     assert_int_equal(env.type, MC_ENV_WS_CLOSE);
     mc_envelope_clear(&env);
     /* Nothing new: nothing sent. */
     size_t before = w->fake.nout;
-    assert_int_equal(wrk_app_poll_changes(&w->app), 0);
+    assert_int_equal(wrk_changes_poll(&w->app), 0);
     assert_int_equal(w->fake.nout, before);
 }
 
@@ -1210,9 +1212,9 @@ static void a_deactivated_user_is_refused_at_once(void **state)
 static void undecodable_envelopes_are_dropped(void **state)
 {
     world_t *w = *state;
-    assert_int_equal(wrk_app_handle(&w->app, "nope", 4), MC_EINVAL);
+    assert_int_equal(wrk_dispatch_envelope(&w->app, "nope", 4), MC_EINVAL);
     const char *send = "{\"type\":\"websocket.send\",\"text\":\"x\"}";
-    assert_int_equal(wrk_app_handle(&w->app, send, strlen(send)), MC_EINVAL);
+    assert_int_equal(wrk_dispatch_envelope(&w->app, send, strlen(send)), MC_EINVAL);
     assert_int_equal(w->fake.nout, 0);
 }
 

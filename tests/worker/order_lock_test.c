@@ -62,22 +62,22 @@ static void rooms_are_locked_one_by_one(void **state)
     open_worker(&a);
     open_worker(&b);
 
-    wrk__order_lock(&a, 1);
+    wrk_port_order_lock(&a.port, 1);
     assert_int_equal(lock_state(1), F_WRLCK);
     assert_int_equal(lock_state(2), F_UNLCK);
 
     /* Another worker takes room 2 while room 1 is held: were the lock one
      * for the whole database, this call would never return. */
-    wrk__order_lock(&b, 2);
+    wrk_port_order_lock(&b.port, 2);
     assert_int_equal(lock_state(2), F_WRLCK);
 
-    wrk__order_unlock(&a, 1);
+    wrk_port_order_unlock(&a.port, 1);
     assert_int_equal(lock_state(1), F_UNLCK);
-    wrk__order_unlock(&b, 2);
+    wrk_port_order_unlock(&b.port, 2);
     assert_int_equal(lock_state(2), F_UNLCK);
 
     /* A worker that goes away holding a room's lock releases it. */
-    wrk__order_lock(&b, 3);
+    wrk_port_order_lock(&b.port, 3);
     assert_int_equal(lock_state(3), F_WRLCK);
     wrk_app_close(&b);
     assert_int_equal(lock_state(3), F_UNLCK);
