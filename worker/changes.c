@@ -77,7 +77,7 @@ static void check_room_members(wrk_app_t *app, int64_t room_id)
             wrk_presence_list_t left;
             if (wrk_store_presence_leave(app->store, l.items[i].channel, 0, room_id, &left) == 0 &&
                 left.n && !gone)
-                wrk_port_notice(&app->port, room_id, left.items[0].username, WRK_MSG_LEAVE, NULL);
+                wrk_port_notice(&app->port, room_id, left.items[0].username, MC_MSG_LEAVE, NULL);
             wrk_presence_list_clear(&left);
         }
     }
@@ -139,7 +139,7 @@ int wrk_changes_process_gone(wrk_app_t *app, const char *process)
     if (rc)
         return rc;
     for (size_t i = 0; i < gone.n; i++)
-        wrk_port_notice(&app->port, gone.items[i].room_id, gone.items[i].username, WRK_MSG_LEAVE,
+        wrk_port_notice(&app->port, gone.items[i].room_id, gone.items[i].username, MC_MSG_LEAVE,
                         NULL);
     if (gone.n)
         mc_info("worker: %s is gone: %zu departure(s) from rooms", process, gone.n);

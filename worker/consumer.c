@@ -178,7 +178,7 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     names_clear(&names);
     rc = reply(app, env->reply, text, rc, c);
     if (first)
-        wrk_port_notice(&app->port, c->room, u->username, WRK_MSG_ENTER, env->reply);
+        wrk_port_notice(&app->port, c->room, u->username, MC_MSG_ENTER, env->reply);
     return rc;
 }
 
@@ -198,7 +198,7 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
          * was the user's last socket in the room. */
         wrk_presence_list_t gone;
         if (wrk_store_presence_leave(app->store, env->reply, 0, c->room, &gone) == 0 && gone.n)
-            wrk_port_notice(&app->port, c->room, u->username, WRK_MSG_LEAVE, NULL);
+            wrk_port_notice(&app->port, c->room, u->username, MC_MSG_LEAVE, NULL);
         wrk_presence_list_clear(&gone);
         char group[MC_GROUP_NAME_MAX];
         mc_group_room(group, c->room);
@@ -473,7 +473,7 @@ int wrk_consumer_disconnect(wrk_app_t *app, const mc_envelope_t *env)
     if (rc)
         return rc;
     for (size_t i = 0; i < gone.n; i++)
-        wrk_port_notice(&app->port, gone.items[i].room_id, gone.items[i].username, WRK_MSG_LEAVE,
+        wrk_port_notice(&app->port, gone.items[i].room_id, gone.items[i].username, MC_MSG_LEAVE,
                         NULL);
     wrk_presence_list_clear(&gone);
     return 0;

@@ -181,7 +181,7 @@ int wrk_port_group_message(wrk_port_t *port, int64_t room, int64_t id, const cha
         return rc;
     struct wrk_pending *o = &port->outbox[port->nout++];
     mc_group_room(o->group, room);
-    snprintf(o->once, sizeof(o->once), "msg-%" PRId64, id);
+    mc_once_message(o->once, id);
     snprintf(o->sender, sizeof(o->sender), "%s", own);
     o->data = data;
     o->len = len;
@@ -213,14 +213,14 @@ int wrk_port_send_error(wrk_port_t *port, const char *channel, const char *code,
     return rc;
 }
 
-void wrk_port_notice(wrk_port_t *port, int64_t room, const char *username, int msg_type,
+void wrk_port_notice(wrk_port_t *port, int64_t room, const char *username, mc_msg_type_t msg_type,
                      const char *except)
 {
     if (!port->notify_enter_leave)
         return;
     char group[MC_GROUP_NAME_MAX], *text;
     mc_group_room(group, room);
-    if (wrk_reply_notice(room, username, (enum wrk_msg_type)msg_type, &text) == 0) {
+    if (wrk_reply_notice(room, username, msg_type, &text) == 0) {
         wrk_port_group_text(port, group, text, except);
         free(text);
     }

@@ -63,7 +63,7 @@ typedef struct wrk_port {
     /* private: chat messages stored but not yet published, each holding its
      * room's order lock (wrk_port_group_message, wrk_port_flush) */
     struct wrk_pending {
-        char group[MC_GROUP_NAME_MAX], once[32], sender[160];
+        char group[MC_GROUP_NAME_MAX], once[MC_ONCE_NAME_MAX], sender[160];
         char *data;
         size_t len;
         int64_t room;
@@ -114,9 +114,9 @@ int wrk_port_group_close(wrk_port_t *port, const char *group, int code);
 /* {"error":CODE} with room (0: none) and command (NULL: none). */
 int wrk_port_send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
                         const char *command);
-/* The enter (WRK_MSG_ENTER) or leave (WRK_MSG_LEAVE) notice of username to
+/* The enter (MC_MSG_ENTER) or leave (MC_MSG_LEAVE) notice of username to
  * room's group, unless notices are off; except as in wrk_port_group_text. */
-void wrk_port_notice(wrk_port_t *port, int64_t room, const char *username, int msg_type,
+void wrk_port_notice(wrk_port_t *port, int64_t room, const char *username, mc_msg_type_t msg_type,
                      const char *except);
 
 /* Puts a connection into a group, or takes it out. */

@@ -9,6 +9,7 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/wire.h"
 #include "worker/app.h"
 #include "worker/changes.h"
 #include "worker/dispatch.h"
@@ -163,7 +164,7 @@ int wrk_service_main(int argc, char **argv)
     wrk_settings_defaults(&cfg);
     chl_config_t chl_cfg;
     chl_config_defaults(&chl_cfg);
-    const char *db = "var/chat.sqlite3", *queue = "worker", *level_name = "info";
+    const char *db = "var/chat.sqlite3", *queue = MC_WORKER_QUEUE, *level_name = "info";
     const char *redis = "redis://127.0.0.1:6379";
     mc_option_t opts[] = {
         {"--redis", "CHAT_REDIS_URL", MC_OPT_STRING, &redis, 0, 0,
