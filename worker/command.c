@@ -1,3 +1,8 @@
+/*
+ * worker/command.c: the client's WebSocket protocol (worker/command.h):
+ * a text frame parsed into a command, and the server's replies encoded,
+ * both on cJSON.
+ */
 #include "worker/command.h"
 #include "common/error.h"
 
