@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "worker/changes.h"
 #include "worker/dispatch.h"
+#include "worker/port.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -126,10 +127,18 @@ static int fake_rate_take(void *ctx, const char *key, double rate, long burst, i
     return 0;
 }
 
-void ts_handle(ts_world_t *w, const char *data, size_t len)
+/* Encodes env as an interface does and handles it; with flush, as the
+ * worker's loop handles a batch of one: the chat messages it stored are
+ * published before the next (else they wait for the batch's end). */
+static void handle_envelope(ts_world_t *w, const mc_envelope_t *env, int flush)
 {
+    char *data;
+    size_t len;
+    assert_int_equal(mc_envelope_encode(env, &data, &len), 0);
     assert_int_equal(wrk_dispatch_envelope(&w->app, data, len), 0);
-    wrk_port_flush(&w->app.port);
+    free(data);
+    if (flush)
+        wrk_port_flush(&w->app.port);
 }
 
 static char *ctl_path(void)
@@ -258,11 +267,7 @@ void ts_http_body(ts_world_t *w, const char *method, const char *path, const cha
         env.headers[env.nheaders++] = (mc_header_t){"cookie", cookie};
     if (csrf_header)
         env.headers[env.nheaders++] = (mc_header_t){"x-csrftoken", csrf_header};
-    char *data;
-    size_t len;
-    assert_int_equal(mc_envelope_encode(&env, &data, &len), 0);
-    ts_handle(w, data, len);
-    free(data);
+    handle_envelope(w, &env, 1);
     mc_envelope_t r;
     ts_next_for(w, "ifc.t!h", &r);
     assert_int_equal(r.type, MC_ENV_HTTP_RESPONSE);
@@ -325,7 +330,7 @@ void ts_login(ts_world_t *w, const char *user, const char *password, char *cooki
     snprintf(cookie, size, "csrftoken=%s; sessionid=%s", csrf, session);
 }
 
-void ts_ws_connect(ts_world_t *w, const char *cookie, const char *channel, ts_sock_t *s)
+void ts_ws_open(ts_world_t *w, const char *cookie, const char *channel)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_CONNECT,
                          .reply = channel,
@@ -333,12 +338,14 @@ void ts_ws_connect(ts_world_t *w, const char *cookie, const char *channel, ts_so
                          .path = "/chat/stream/",
                          .query = "",
                          .client = "10.0.0.1"};
-    env.headers[env.nheaders++] = (mc_header_t){"cookie", cookie};
-    char *data;
-    size_t len;
-    assert_int_equal(mc_envelope_encode(&env, &data, &len), 0);
-    ts_handle(w, data, len);
-    free(data);
+    if (cookie)
+        env.headers[env.nheaders++] = (mc_header_t){"cookie", cookie};
+    handle_envelope(w, &env, 1);
+}
+
+void ts_ws_connect(ts_world_t *w, const char *cookie, const char *channel, ts_sock_t *s)
+{
+    ts_ws_open(w, cookie, channel);
     mc_envelope_t r;
     ts_next_for(w, channel, &r);
     assert_int_equal(r.type, MC_ENV_WS_ACCEPT);
@@ -360,11 +367,7 @@ void ts_ws_send_in_batch(ts_world_t *w, const ts_sock_t *s, const char *text)
     for (size_t i = 0; i < w->fake.nmembers; i++)
         if (!strcmp(w->fake.members[i].channel, s->channel))
             env.groups[env.ngroups++] = w->fake.members[i].group;
-    char *data;
-    size_t len;
-    assert_int_equal(mc_envelope_encode(&env, &data, &len), 0);
-    assert_int_equal(wrk_dispatch_envelope(&w->app, data, len), 0);
-    free(data);
+    handle_envelope(w, &env, 0);
 }
 
 void ts_ws_send(ts_world_t *w, const ts_sock_t *s, const char *text)
@@ -383,11 +386,7 @@ void ts_ws_disconnect(ts_world_t *w, const ts_sock_t *s)
     for (size_t i = 0; i < w->fake.nmembers; i++)
         if (!strcmp(w->fake.members[i].channel, s->channel))
             env.groups[env.ngroups++] = w->fake.members[i].group;
-    char *data;
-    size_t len;
-    assert_int_equal(mc_envelope_encode(&env, &data, &len), 0);
-    ts_handle(w, data, len);
-    free(data);
+    handle_envelope(w, &env, 1);
 }
 
 void ts_expect_close(ts_world_t *w, const char *channel, int code)

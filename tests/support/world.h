@@ -62,9 +62,6 @@ int ts_world_setup(void **state);
 /* Closes the worker and removes the world's directory. */
 int ts_world_teardown(void **state);
 
-/* Handles one envelope as the worker's loop does with a batch of one: the
- * chat messages it stored are published before the next. */
-void ts_handle(ts_world_t *w, const char *data, size_t len);
 /* Runs chatctl with args on the world's database, input on its stdin. */
 void ts_ctl(ts_world_t *w, const char *input, const char *args);
 /* Puts channel into group behind the worker's back, as a forged scope
@@ -115,8 +112,10 @@ typedef struct ts_sock {
     mc_scope_t scope;
 } ts_sock_t;
 
-/* websocket.connect with cookie on channel: must be accepted (and get the
- * room list). */
+/* websocket.connect from 10.0.0.1 with cookie (NULL: none) on channel,
+ * whatever the answer. */
+void ts_ws_open(ts_world_t *w, const char *cookie, const char *channel);
+/* The same, and it must be accepted (and get the room list). */
 void ts_ws_connect(ts_world_t *w, const char *cookie, const char *channel, ts_sock_t *s);
 /* A websocket.receive of text on s, with its scope and groups, handled as
  * part of a batch: the chat messages it stores wait for the batch's end

@@ -318,21 +318,8 @@ static void rate_limits_refuse_then_close(void **state)
     ts_ws_connect(w, ca, "ifc.t!1", &a);
     ts_ws_connect(w, cb, "ifc.t!2", &b);
     /* A third socket from the same address is refused before any accept. */
-    mc_envelope_t env = {.type = MC_ENV_WS_CONNECT,
-                         .reply = "ifc.t!3",
-                         .path = "/chat/stream/",
-                         .client = "10.0.0.1"};
-    env.headers[env.nheaders++] = (mc_header_t){"cookie", ca};
-    char *data;
-    size_t len;
-    assert_int_equal(mc_envelope_encode(&env, &data, &len), 0);
-    ts_handle(w, data, len);
-    free(data);
-    mc_envelope_t r;
-    ts_next_for(w, "ifc.t!3", &r);
-    assert_int_equal(r.type, MC_ENV_WS_CLOSE);
-    assert_int_equal(r.code, 1008);
-    mc_envelope_clear(&r);
+    ts_ws_open(w, ca, "ifc.t!3");
+    ts_expect_close(w, "ifc.t!3", 1008);
     assert_false(ts_pending(w, "ifc.t!3"));
 
     ts_ws_send(w, &a, "{\"command\":\"join\",\"room\":1}");
@@ -359,10 +346,7 @@ static void rate_limits_refuse_then_close(void **state)
     ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"more\"}");
     ts_expect_text(w, a.channel,
                    "{\"error\":\"RATE_LIMITED\",\"room\":\"1\",\"command\":\"send\"}");
-    ts_next_for(w, a.channel, &r);
-    assert_int_equal(r.type, MC_ENV_WS_CLOSE);
-    assert_int_equal(r.code, 1008);
-    mc_envelope_clear(&r);
+    ts_expect_close(w, a.channel, 1008);
     assert_false(ts_pending(w, b.channel));
     wrk_message_list_t l;
     assert_int_equal(wrk_store_messages_last(w->app.store, 1, 50, &l), 0);

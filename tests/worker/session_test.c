@@ -79,19 +79,8 @@ static void too_many_failures_lock_the_login(void **state)
 static void a_socket_without_a_session_is_refused(void **state)
 {
     ts_world_t *w = *state;
-    mc_envelope_t env = {.type = MC_ENV_WS_CONNECT,
-                         .reply = "ifc.t!9",
-                         .path = "/chat/stream/",
-                         .query = "",
-                         .client = "x"};
-    char *data;
-    size_t len;
-    assert_int_equal(mc_envelope_encode(&env, &data, &len), 0);
-    ts_handle(w, data, len);
-    free(data);
-    ts_next_for(w, "ifc.t!9", &env);
-    assert_int_equal(env.type, MC_ENV_WS_CLOSE);
-    mc_envelope_clear(&env);
+    ts_ws_open(w, NULL, "ifc.t!9");
+    ts_expect_close(w, "ifc.t!9", 1008);
 }
 
 static void a_deactivated_user_is_refused_at_once(void **state)
