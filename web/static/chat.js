@@ -19,6 +19,10 @@ const ERROR_TEXT = {
   SERVER_BUSY: 'The server is busy; try again in a moment.',
 };
 
+// The close code of a socket whose login is over (MC_CLOSE_SESSION_ENDED in
+// common/wire.h): logout, expiry, deactivation, a new password.
+const CLOSE_SESSION_ENDED = 4001;
+
 const state = {
   socket: null,
   rooms: new Map(),      // id -> {id, title, staff_only}
@@ -335,6 +339,7 @@ function roomTitle(id) {
 function onMessage(data) {
   if (data.error) {
     const text = ERROR_TEXT[data.error] || `Error: ${data.error}`;
+    if (data.error === 'USER_HAS_TO_LOGIN') leaveIfSessionEnded();
     if (data.room !== undefined && data.error === 'ROOM_ACCESS_DENIED') {
       state.wanted.delete(String(data.room));
     }
@@ -408,6 +413,34 @@ function onMessage(data) {
   }
 }
 
+// The login page, then back here with the same rooms open.
+function toLogin() {
+  const back = state.wanted.size ? `/#room=${[...state.wanted].join(',')}` : '/';
+  location.assign(`/accounts/login/?next=${encodeURIComponent(back)}`);
+}
+
+// Asks the server whether this page's session still holds: without one, /
+// redirects to the login page. True or false; null when the server cannot
+// say (it is down or restarting), and the page keeps retrying.
+async function sessionValid() {
+  try {
+    const response = await fetch('/', {method: 'HEAD', redirect: 'manual', credentials: 'same-origin',
+                                       cache: 'no-store'});
+    if (response.type === 'opaqueredirect') return false;
+    return response.ok ? true : null;
+  } catch {
+    return null;
+  }
+}
+
+async function leaveIfSessionEnded() {
+  if (await sessionValid() === false) {
+    toLogin();
+    return true;
+  }
+  return false;
+}
+
 function connect() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const socket = new WebSocket(`${scheme}://${location.host}/chat/stream/`);
@@ -436,12 +469,13 @@ function connect() {
     }
     onMessage(data);
   });
-  socket.addEventListener('close', (event) => {
+  socket.addEventListener('close', async (event) => {
     if (state.socket !== socket) return;
-    if (event.code === 4001 || event.code === 1008 && event.reason === 'login') {
-      location.href = '/accounts/login/?next=/';
-      return;
-    }
+    if (event.code === CLOSE_SESSION_ENDED) return toLogin();
+    // Any other close, or a refused handshake (1006: the browser is told
+    // no more), may also mean the session is over: ask before retrying.
+    setConnection('offline', false);
+    if (await leaveIfSessionEnded()) return;
     // Exponential backoff with full jitter, at most 15 s.
     const delay = Math.random() * Math.min(15000, 500 * 2 ** state.attempts++);
     setConnection(`offline, retrying in ${Math.ceil(delay / 1000)} s`, false);
