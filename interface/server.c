@@ -1020,7 +1020,7 @@ static void upgrade(conn_t *c, int kind, const mc_scope_t *scope)
     ifc_ws_parser_init(c->ws, (size_t)(kind == K_WS_CHAT ? c->srv->cfg.max_message
                                                          : c->srv->cfg.echo_max_message));
     write_copy(c, head, hl);
-    ifc_http_parser_free(c->http);
+    ifc_http_parser_clear(c->http);
     free(c->http);
     c->http = NULL;
     c->kind = kind;
@@ -1149,11 +1149,11 @@ static void on_conn_close(uv_handle_t *h)
         return;
     ifc_server_t *srv = c->srv;
     if (c->http) {
-        ifc_http_parser_free(c->http);
+        ifc_http_parser_clear(c->http);
         free(c->http);
     }
     if (c->ws) {
-        ifc_ws_parser_free(c->ws);
+        ifc_ws_parser_clear(c->ws);
         free(c->ws);
     }
     free(c->scope);

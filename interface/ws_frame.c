@@ -21,7 +21,7 @@ void ifc_ws_parser_init(ifc_ws_parser_t *p, size_t max_message)
     ifc_utf8_init(&p->utf8);
 }
 
-void ifc_ws_parser_free(ifc_ws_parser_t *p)
+void ifc_ws_parser_clear(ifc_ws_parser_t *p)
 {
     free(p->msg);
     p->msg = NULL;
@@ -42,7 +42,7 @@ int ifc_ws_close_code_valid(int code)
 static int fail(ifc_ws_parser_t *p, int code)
 {
     p->error = code;
-    ifc_ws_parser_free(p);
+    ifc_ws_parser_clear(p);
     return MC_EPROTO;
 }
 
@@ -200,7 +200,7 @@ int ifc_ws_parse(ifc_ws_parser_t *p, const void *data, size_t len, size_t *used,
     if (p->delivered) {
         p->delivered = 0;
         p->msg_opcode = 0;
-        ifc_ws_parser_free(p);
+        ifc_ws_parser_clear(p);
     }
     for (;;) {
         if (!p->in_payload) {

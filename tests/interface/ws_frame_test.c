@@ -33,7 +33,7 @@ static void logf_(run_t *r, const char *fmt, ...)
 static void run_reset(void *ctx)
 {
     run_t *r = ctx;
-    ifc_ws_parser_free(&r->p);
+    ifc_ws_parser_clear(&r->p);
     ifc_ws_parser_init(&r->p, r->max);
     r->log[0] = '\0';
     r->stopped = 0;
@@ -142,7 +142,7 @@ static void expect_all_ways(size_t max, const uint8_t *in, size_t len, const cha
     r.expect = expect;
     ifc_ws_parser_init(&r.p, max);
     guard_feed_all_ways(&DRIVER, &r, in, len);
-    ifc_ws_parser_free(&r.p);
+    ifc_ws_parser_clear(&r.p);
 }
 
 static void text_frame_is_one_message(void **state)
@@ -260,7 +260,7 @@ static void length_forms_are_decoded(void **state)
                 run_check(&r);
             }
         }
-        ifc_ws_parser_free(&r.p);
+        ifc_ws_parser_clear(&r.p);
     }
     free(payload);
     free(b);
