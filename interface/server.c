@@ -27,6 +27,7 @@
 
 #include "common/envelope.h"
 #include "common/error.h"
+#include "common/form.h"
 #include "common/log.h"
 #include "common/wire.h"
 #include "interface/handshake.h"
@@ -763,26 +764,16 @@ static int copy_headers(const ifc_http_request_t *req, mc_envelope_t *env, char 
     return 0;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Decodes %XX escapes (not %00) into out, NUL-terminated, truncating. */
-static void percent_decode(const char *in, size_t len, char *out, size_t size)
+/* The path as the worker sees it: percent-decoded, like ASGI's, into out
+ * (NUL-terminated, cut at size). A malformed escape, and %00, stay as they
+ * are: the path is a C string on the worker's side. */
+static void decode_path(const char *in, size_t len, char *out, size_t size)
 {
     size_t o = 0;
     for (size_t i = 0; i < len && o + 1 < size; i++) {
-        int hi, lo;
-        if (in[i] == '%' && len - i >= 3 && (hi = hexval(in[i + 1])) >= 0 &&
-            (lo = hexval(in[i + 2])) >= 0 && hi * 16 + lo != 0) {
-            out[o++] = (char)(hi * 16 + lo);
+        unsigned char byte;
+        if (in[i] == '%' && mc_percent_byte(in + i, len - i, &byte) == 0 && byte != 0) {
+            out[o++] = (char)byte;
             i += 2;
         } else {
             out[o++] = in[i];
@@ -807,8 +798,7 @@ static void forward(conn_t *c, const ifc_http_request_t *req, int type)
     char path_dec[IFC_HTTP_MAX_URL + 1];
     memcpy(path, req->path, req->path_len);
     path[req->path_len] = '\0';
-    /* The path as the worker sees it: percent-decoded, like ASGI's. */
-    percent_decode(req->path, req->path_len, path_dec, sizeof(path_dec));
+    decode_path(req->path, req->path_len, path_dec, sizeof(path_dec));
     memcpy(query, req->query, req->query_len);
     query[req->query_len] = '\0';
     char *hstore = query + req->query_len + 1;
