@@ -789,7 +789,6 @@ static void forward(conn_t *c, const ifc_http_request_t *req, int type)
     memset(&env, 0, sizeof(env));
     env.type = (mc_envelope_type_t)type;
     char method[16], *store = malloc(IFC_HTTP_MAX_HEAD + IFC_HTTP_MAX_URL + 16);
-    char *body = NULL;
     if (!store) {
         respond_simple(c, 503);
         return;
@@ -808,25 +807,12 @@ static void forward(conn_t *c, const ifc_http_request_t *req, int type)
     env.path = path_dec;
     env.query = query;
     env.client = c->client;
-    if (req->body_len) {
-        body = malloc(req->body_len + 1);
-        if (!body) {
-            free(store);
-            respond_simple(c, 503);
-            return;
-        }
-        memcpy(body, req->body, req->body_len);
-        body[req->body_len] = '\0';
-        env.body = body;
-        env.body_len = strlen(body);
-    } else {
-        env.body = "";
-    }
+    env.body = req->body_len ? req->body : ""; /* the encoder copies it */
+    env.body_len = req->body_len;
     int rc = copy_headers(req, &env, hstore, hsize);
     if (rc == 0)
         rc = push_env(c, &env);
     free(store);
-    free(body);
     if (rc != 0) {
         respond_simple(c, rc == MC_ETOOBIG ? 413 : 503);
         return;
@@ -914,23 +900,15 @@ static int push_ws(conn_t *c, int type, const uint8_t *text, size_t len, int cod
     env.scope = *c->scope;
     env.code = code;
     env.client = c->client;
+    env.body = (const char *)text; /* the encoder copies it */
+    env.body_len = len;
     groups_t *g = malloc(sizeof(*g));
-    char *copy = malloc(len + 1);
-    if (!g || !copy) {
-        free(g);
-        free(copy);
+    if (!g)
         return MC_ENOMEM;
-    }
     g->env = &env;
     g->used = 0;
     c->srv->bus.each_group(c->srv->bus.ctx, c->id, add_group, g);
-    if (len)
-        memcpy(copy, text, len);
-    copy[len] = '\0';
-    env.body = copy;
-    env.body_len = len;
     int rc = push_env(c, &env);
-    free(copy);
     free(g);
     return rc;
 }
