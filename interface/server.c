@@ -104,7 +104,7 @@ struct ifc_server {
     ifc_bus_t bus;
     uv_tcp_t listener;
     uv_timer_t shutdown_timer;
-    uv_check_t check;     /* after each loop turn: writes corked frames, drops the cache */
+    uv_check_t check;     /* after each loop turn: writes corked frames */
     uv_prepare_t prepare; /* before the loop waits: writes corked frames */
     conn_t *corked;       /* connections with corked frames */
     int handles;
@@ -119,13 +119,6 @@ struct ifc_server {
     size_t live_conns; /* connections not yet freed */
     void (*done)(void *);
     void *done_arg;
-    /* The last frame encoded for an on_message data pointer. */
-    char *cache_key; /* a copy of the envelope */
-    size_t cache_len;
-    sbuf_t *cache_frame;
-    uint64_t cache_except; /* the local member the cached group message skips, or 0 */
-    uint64_t cache_own;    /* the local member whose copy ends in ,"own":true, or 0 */
-    size_t cache_hl;       /* the length of the cached frame's header */
     ifc_metrics_t m;
     uint8_t rbuf[READ_BUF];
 };
@@ -1296,21 +1289,9 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* ---- Replies from workers ----------------------------------------------------- */
 
-static void drop_cache(ifc_server_t *srv)
-{
-    free(srv->cache_key);
-    srv->cache_key = NULL;
-    srv->cache_except = 0;
-    srv->cache_own = 0;
-    srv->cache_len = 0;
-    sbuf_unref(srv->cache_frame);
-    srv->cache_frame = NULL;
-}
-
 static void on_check(uv_check_t *h)
 {
     uncork_all(h->data);
-    drop_cache(h->data);
 }
 
 /* Frames corked by timers would otherwise wait for the loop's next wakeup. */
@@ -1342,83 +1323,33 @@ static void http_reply(conn_t *c, const mc_envelope_t *env)
     respond(c, env->status ? env->status : 200, h, n, env->body, env->body_len);
 }
 
-/* The local connection a member channel ("<process>!<conn>") names, or 0
- * ("", another process's, or malformed). Resolved once per group message,
- * so each delivery compares ids instead of formatting channel names. */
-static uint64_t local_conn(ifc_server_t *srv, const char *channel)
+/* The connection a reply is for, unless it is gone or closing (counted). */
+static conn_t *live(ifc_server_t *srv, uint64_t id)
 {
-    const char *bang = strrchr(channel, '!');
-    if (!bang || bang[1] < '1' || bang[1] > '9')
-        return 0;
-    char *end;
-    unsigned long long id = strtoull(bang + 1, &end, 10);
-    char mine[256];
-    if (*end || srv->bus.reply_channel(srv->bus.ctx, id, mine, sizeof(mine)) != 0 ||
-        strcmp(mine, channel) != 0)
-        return 0;
-    return id;
-}
-
-/* Writes the cached group message to a chat socket. The message may name
- * one member to skip (the joiner of its own enter notice) and one whose
- * copy ends in ,"own":true (the sender of a chat message): the sender's
- * copy travels inside the room's one message instead of as a second one. */
-static void deliver_cached(ifc_server_t *srv, conn_t *c, uint64_t id)
-{
-    if (c->kind != K_WS_CHAT || id == srv->cache_except)
-        return;
-    srv->m.frames_out++;
-    const uint8_t *text = srv->cache_frame->data + srv->cache_hl;
-    size_t tl = srv->cache_frame->len - srv->cache_hl;
-    if (id != srv->cache_own || tl < 2 || text[tl - 1] != '}') {
-        write_buf(c, srv->cache_frame);
-        return;
-    }
-    /* The object's closing brace becomes ,"own":true} ("{}" has no comma). */
-    const char *tail = text[tl - 2] == '{' ? "\"own\":true}" : ",\"own\":true}";
-    size_t keep = tl - 1, add = strlen(tail);
-    uint8_t hdr[IFC_WS_MAX_HEADER];
-    size_t hl = ifc_ws_frame_header(hdr, IFC_WS_OP_TEXT, 1, keep + add);
-    sbuf_t *b = sbuf_new(hl + keep + add);
-    if (!b)
-        return;
-    memcpy(b->data, hdr, hl);
-    memcpy(b->data + hl, text, keep);
-    memcpy(b->data + hl + keep, tail, add);
-    write_buf(c, b);
-    sbuf_unref(b);
-}
-
-void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, size_t len)
-{
-    srv->m.replies_popped++;
     conn_t *c = table_find(srv, id);
     if (!c || c->closing || c->draining) {
         srv->m.replies_dropped++;
-        return;
+        return NULL;
     }
-    /* A group message comes once per local member: its frame is encoded
-     * once and shared until the end of this loop turn. */
-    if (srv->cache_frame && srv->cache_len == len && memcmp(srv->cache_key, data, len) == 0) {
-        deliver_cached(srv, c, id);
+    return c;
+}
+
+/* Any reply but websocket.send, to one connection. */
+static void reply(ifc_server_t *srv, uint64_t id, const mc_envelope_t *env)
+{
+    conn_t *c = live(srv, id);
+    if (!c)
         return;
-    }
-    mc_envelope_t env;
-    if (mc_envelope_decode(&env, data, len) != 0) {
-        srv->m.replies_dropped++;
-        mc_warn("conn %llu: undecodable reply of %zu bytes", (unsigned long long)id, len);
-        return;
-    }
-    switch (env.type) {
+    switch (env->type) {
     case MC_ENV_HTTP_RESPONSE:
         if (c->wait == W_HTTP && c->file_fd < 0)
-            http_reply(c, &env);
+            http_reply(c, env);
         else
             srv->m.replies_dropped++;
         break;
     case MC_ENV_WS_ACCEPT:
         if (c->wait == W_CONNECT)
-            upgrade(c, K_WS_CHAT, &env.scope);
+            upgrade(c, K_WS_CHAT, &env->scope);
         else
             srv->m.replies_dropped++;
         break;
@@ -1428,35 +1359,104 @@ void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, siz
             uv_timer_stop(&c->timer);
             reject_upgrade(c, 403);
         } else if (c->kind == K_WS_CHAT) {
-            ws_close(c, env.code ? env.code : MC_CLOSE_NORMAL);
-        }
-        break;
-    case MC_ENV_WS_SEND:
-        if (c->kind == K_WS_CHAT) {
-            uint8_t hdr[IFC_WS_MAX_HEADER];
-            size_t hl = ifc_ws_frame_header(hdr, IFC_WS_OP_TEXT, 1, env.body_len);
-            sbuf_t *b = sbuf_new(hl + env.body_len);
-            char *key = malloc(len ? len : 1);
-            if (b && key) {
-                memcpy(b->data, hdr, hl);
-                memcpy(b->data + hl, env.body, env.body_len);
-                memcpy(key, data, len);
-                drop_cache(srv);
-                srv->cache_key = key;
-                srv->cache_len = len;
-                srv->cache_frame = b;
-                srv->cache_hl = hl;
-                srv->cache_except = local_conn(srv, env.except);
-                srv->cache_own = local_conn(srv, env.own);
-                deliver_cached(srv, c, id);
-            } else {
-                sbuf_unref(b);
-                free(key);
-            }
+            ws_close(c, env->code ? env->code : MC_CLOSE_NORMAL);
         }
         break;
     default:
         srv->m.replies_dropped++;
+    }
+}
+
+/* The connection a member channel names, or 0 ("" or not ours). */
+static uint64_t member(const ifc_server_t *srv, const char *channel)
+{
+    uint64_t id;
+    if (!channel || !*channel || srv->bus.conn_of(srv->bus.ctx, channel, strlen(channel), &id) != 0)
+        return 0;
+    return id;
+}
+
+/* A text frame of data[0..len) in a new shared buffer, or NULL. */
+static sbuf_t *text_frame(const char *data, size_t len)
+{
+    uint8_t hdr[IFC_WS_MAX_HEADER];
+    size_t hl = ifc_ws_frame_header(hdr, IFC_WS_OP_TEXT, 1, len);
+    sbuf_t *b = sbuf_new(hl + len);
+    if (b) {
+        memcpy(b->data, hdr, hl);
+        memcpy(b->data + hl, data, len);
+    }
+    return b;
+}
+
+/* The sender's frame: the text, a JSON object, with ,"own":true before its
+ * closing brace ("{}" has no comma); text that is no object goes out as it
+ * is. */
+static sbuf_t *own_frame(const char *text, size_t len)
+{
+    if (len < 2 || text[len - 1] != '}')
+        return text_frame(text, len);
+    const char *tail = text[len - 2] == '{' ? "\"own\":true}" : ",\"own\":true}";
+    size_t keep = len - 1, add = strlen(tail);
+    uint8_t hdr[IFC_WS_MAX_HEADER];
+    size_t hl = ifc_ws_frame_header(hdr, IFC_WS_OP_TEXT, 1, keep + add);
+    sbuf_t *b = sbuf_new(hl + keep + add);
+    if (b) {
+        memcpy(b->data, hdr, hl);
+        memcpy(b->data + hl, text, keep);
+        memcpy(b->data + hl + keep, tail, add);
+    }
+    return b;
+}
+
+/* websocket.send to conns[0..n): each frame is encoded once, when a member
+ * first needs it, and shared by every member's socket. The message may
+ * name one member to skip (the joiner of its own enter notice) and one
+ * whose copy ends in ,"own":true (the sender of a chat message): the
+ * sender's copy travels inside the room's one message. */
+static void send_text(ifc_server_t *srv, const uint64_t *conns, size_t n, const mc_envelope_t *env)
+{
+    uint64_t except = member(srv, env->except), own = member(srv, env->own);
+    sbuf_t *frame = NULL, *mine = NULL;
+    for (size_t i = 0; i < n; i++) {
+        conn_t *c = live(srv, conns[i]);
+        if (!c || c->kind != K_WS_CHAT || conns[i] == except)
+            continue;
+        sbuf_t *f;
+        if (conns[i] == own) {
+            if (!mine)
+                mine = own_frame(env->body, env->body_len);
+            f = mine;
+        } else {
+            if (!frame)
+                frame = text_frame(env->body, env->body_len);
+            f = frame;
+        }
+        if (f) {
+            srv->m.frames_out++;
+            write_buf(c, f);
+        }
+    }
+    sbuf_unref(frame);
+    sbuf_unref(mine);
+}
+
+void ifc_server_on_message(ifc_server_t *srv, const uint64_t *conns, size_t n, const char *data,
+                           size_t len)
+{
+    srv->m.replies_popped += n;
+    mc_envelope_t env;
+    if (mc_envelope_decode(&env, data, len) != 0) {
+        srv->m.replies_dropped += n;
+        mc_warn("conn %llu%s: undecodable reply of %zu bytes",
+                n ? (unsigned long long)conns[0] : 0ull, n > 1 ? " and others" : "", len);
+        return;
+    }
+    if (env.type == MC_ENV_WS_SEND) {
+        send_text(srv, conns, n, &env);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            reply(srv, conns[i], &env);
     }
     mc_envelope_clear(&env);
 }
@@ -1495,7 +1495,6 @@ void ifc_server_config_defaults(ifc_server_config_t *cfg)
 static void srv_maybe_free(ifc_server_t *srv)
 {
     if (srv->freed && srv->handles == 0 && srv->live_conns == 0) {
-        drop_cache(srv);
         free(srv->table);
         free(srv);
     }

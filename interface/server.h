@@ -8,8 +8,8 @@
  * /static/ itself, and turns everything else into envelopes for the
  * workers, pushed onto the reliable queue "worker" through a bus (the
  * channel layer in production). Replies come back through
- * ifc_server_on_message, which the bus's owner calls for each message
- * addressed to one of this process's connections.
+ * ifc_server_on_message, which the bus's owner calls once for each message
+ * addressed to this process's connections.
  *
  * Responses: every HTTP response carries Content-Security-Policy (our own
  * files only, no inline code, no framing), X-Content-Type-Options:
@@ -65,6 +65,9 @@ typedef struct ifc_bus {
                 void (*cb)(void *arg, int status), void *arg);
     /* Writes the reply channel of connection conn into buf. */
     int (*reply_channel)(void *ctx, uint64_t conn, char *buf, size_t size);
+    /* The connection of this process that channel[0..len) names: returns 0
+     * and *conn, or an error (another process's channel, or not one). */
+    int (*conn_of)(void *ctx, const char *channel, size_t len, uint64_t *conn);
     /* The connection is gone: forget its memberships. */
     void (*forget_conn)(void *ctx, uint64_t conn);
     /* Calls fn for every group conn belongs to. */
@@ -110,10 +113,13 @@ void ifc_server_config_defaults(ifc_server_config_t *cfg);
 int ifc_server_start(ifc_server_t **out, uv_loop_t *loop, const ifc_server_config_t *cfg,
                      const ifc_bus_t *bus);
 
-/* A message from a worker for connection conn (an envelope). data is only
- * read during the call; calls with the same data pointer in one loop turn
- * (a group message) share one encoded frame. */
-void ifc_server_on_message(ifc_server_t *srv, uint64_t conn, const char *data, size_t len);
+/* A message from a worker (an envelope, data[0..len), read only during the
+ * call) for the connections conns[0..n): one connection, or this process's
+ * members of a group. A group's websocket.send is encoded into one frame
+ * that every member's socket shares; its "except" member gets nothing, its
+ * "own" member a copy ending in ,"own":true, encoded once too. */
+void ifc_server_on_message(ifc_server_t *srv, const uint64_t *conns, size_t n, const char *data,
+                           size_t len);
 
 /* The bus reports that Redis was lost (counted in /metrics): every chat
  * WebSocket is closed with 1012, since the groups it was in may be gone

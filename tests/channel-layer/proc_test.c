@@ -24,10 +24,11 @@ static ts_redis_t *const redis = &ts_redis_fixture;
 typedef struct ep {
     chl_proc_t *proc;
     int ups, downs, state;
-    int msgs, adds, discards;
-    char events[MAX_EVENTS][96]; /* "msg 7 hi", "add 7 room", "del 7 room" */
+    int calls; /* on_message calls */
+    int msgs;  /* deliveries: connections in those calls */
+    int adds, discards;
+    char events[MAX_EVENTS][96]; /* "msg 7 hi", "msg 1,2 hi", "add 7 room", "del 7 room" */
     int nevents;
-    const char *data_ptrs[MAX_EVENTS];
     int close_on_message;
 } ep_t;
 
@@ -42,14 +43,28 @@ static void record(ep_t *e, const char *fmt, ...)
     va_end(ap);
 }
 
-static void on_message(void *ctx, uint64_t conn, const char *data, size_t len)
+static int by_id(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Records "msg IDS DATA", the connections in increasing order. */
+static void on_message(void *ctx, const uint64_t *conns, size_t n, const char *data, size_t len)
 {
     ep_t *e = ctx;
     assert_int_equal(data[len], '\0');
-    if (e->nevents < MAX_EVENTS)
-        e->data_ptrs[e->nevents] = data;
-    record(e, "msg %llu %.*s", (unsigned long long)conn, (int)len, data);
-    e->msgs++;
+    assert_true(n >= 1 && n <= 64);
+    uint64_t ids[64];
+    memcpy(ids, conns, n * sizeof(*conns));
+    qsort(ids, n, sizeof(*ids), by_id);
+    char list[64] = "";
+    for (size_t i = 0, o = 0; i < n && o < sizeof(list); i++)
+        o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%llu", i ? "," : "",
+                              (unsigned long long)ids[i]);
+    record(e, "msg %s %.*s", list, (int)len, data);
+    e->calls++;
+    e->msgs += (int)n;
     if (e->close_on_message) {
         chl_proc_close(e->proc);
         chl_proc_close(e->proc); /* twice is harmless */
@@ -150,6 +165,41 @@ static void direct_messages_reach_their_connection(void **state)
     finish(&loop, &a, NULL);
 }
 
+/* chl_proc_conn_of reads back what chl_proc_channel writes, and nothing
+ * else: another process's channels (one whose name starts with ours too),
+ * and names that are not a connection's, name no connection of ours. */
+static void channels_name_connections_of_this_process_only(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = ts_redis_fixture_config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    char ch[128];
+    uint64_t conn = 0;
+    member(&a, 42, ch);
+    assert_int_equal(chl_proc_conn_of(a.proc, ch, strlen(ch), &conn), 0);
+    assert_int_equal(conn, 42);
+    assert_int_equal(chl_proc_conn_of(a.proc, ch, strlen(ch) - 1, &conn), 0);
+    assert_int_equal(conn, 4); /* the length given counts, not the NUL */
+    member(&a, UINT64_MAX, ch);
+    assert_int_equal(chl_proc_conn_of(a.proc, ch, strlen(ch), &conn), 0);
+    assert_true(conn == UINT64_MAX);
+    /* each after this process's name, or alone */
+    const struct {
+        int named;
+        const char *rest;
+    } bad[] = {{0, ""},     {0, "!7"},  {0, "worker"}, {0, "ifc.other.1.ab!42"},
+               {1, "x!42"}, {1, ""},    {1, "!"},      {1, "!x"},
+               {1, "!7x"},  {1, "!-7"}, {1, "7"},      {1, "!18446744073709551616"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(ch, sizeof(ch), "%s%s", bad[i].named ? chl_proc_name(a.proc) : "", bad[i].rest);
+        assert_int_equal(chl_proc_conn_of(a.proc, ch, strlen(ch), &conn), MC_EPROTO);
+    }
+    finish(&loop, &a, NULL);
+}
+
 struct fanout_wait {
     ep_t *a, *b;
     int amsgs, bmsgs, aadds, badds;
@@ -201,16 +251,17 @@ static void groups_fan_out_to_local_members(void **state)
     assert_int_equal(dropped, 0);
     struct fanout_wait fw = {&a, &b, 2, 1, 3, 1};
     assert_true(ts_run_until(&loop, fanout_done, &fw, 5000));
-    /* the memberships came first, in order, then the copies */
+    /* the memberships came first, in order, then the message: one call
+     * per process, with its members of the group */
     assert_string_equal(a.events[0], "add 1 room");
     assert_string_equal(a.events[1], "add 2 room");
     assert_string_equal(a.events[2], "add 3 other");
-    assert_int_equal(count_events(&a, "msg 1 m1"), 1);
-    assert_int_equal(count_events(&a, "msg 2 m1"), 1);
-    assert_int_equal(count_events(&a, "msg 3 m1"), 0);
-    assert_ptr_equal(a.data_ptrs[3], a.data_ptrs[4]); /* one buffer for every member */
+    assert_string_equal(a.events[3], "msg 1,2 m1");
+    assert_int_equal(a.nevents, 4);
+    assert_int_equal(a.calls, 1);
     assert_string_equal(b.events[0], "add 5 room");
     assert_string_equal(b.events[1], "msg 5 m1");
+    assert_int_equal(b.calls, 1);
     char groups[256] = "";
     chl_proc_each_group(a.proc, 1, collect_group, groups);
     assert_string_equal(groups, "room;");
@@ -224,7 +275,7 @@ static void groups_fan_out_to_local_members(void **state)
     assert_int_equal(a.discards, 1);
     assert_int_equal(count_events(&a, "del 2 room"), 1);
     assert_int_equal(count_events(&a, "msg 1 m2"), 1);
-    assert_int_equal(count_events(&a, "msg 2 m2"), 0);
+    assert_int_equal(a.calls, 2);
     assert_int_equal(count_events(&b, "msg 5 m2"), 1);
     chl_close(w);
     finish(&loop, &a, &b);
@@ -251,10 +302,13 @@ static void a_membership_change_comes_ahead_of_later_messages(void **state)
     assert_true(ts_run_until(&loop, fanout_done, &fw, 5000));
     /* conn c joined before message c, so it saw messages c..20 */
     assert_int_equal(a.msgs, 210);
+    assert_int_equal(a.calls, 20);
     assert_int_equal(a.adds, 20);
     assert_string_equal(a.events[0], "add 1 room");
     assert_string_equal(a.events[1], "msg 1 x");
     assert_string_equal(a.events[2], "add 2 room");
+    assert_string_equal(a.events[3], "msg 1,2 x");
+    assert_string_equal(a.events[5], "msg 1,2,3 x");
     chl_close(w);
     finish(&loop, &a, NULL);
 }
@@ -563,6 +617,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(direct_messages_reach_their_connection, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(channels_name_connections_of_this_process_only,
+                               ts_redis_fixture_flush),
         cmocka_unit_test_setup(groups_fan_out_to_local_members, ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_membership_change_comes_ahead_of_later_messages,
                                ts_redis_fixture_flush),
