@@ -1,6 +1,6 @@
 /*
- * The asynchronous process endpoint chl_proc_t, on a libuv loop with
- * hiredis's libuv adapter.
+ * channel-layer/proc.c: the asynchronous process endpoint chl_proc_t (see
+ * chl.h), on a libuv loop with hiredis's libuv adapter.
  *
  * Links: one command connection per shard, plus one connection to the shard
  * of this process's list that loops on a blocking pop and dispatches what it
@@ -614,7 +614,7 @@ static void proc_free(chl_proc_t *p)
     chl__local_free(p->local);
     free(p->scratch);
     free(p->cmd);
-    chl__ring_free(&p->ring);
+    chl__ring_clear(&p->ring);
     free(p->cfg_mem);
     free(p);
 }

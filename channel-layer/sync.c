@@ -1,7 +1,8 @@
 /*
- * The blocking client chl_t: one redisContext per shard, opened lazily again
- * after an error with a backoff, so that a call during an outage fails fast
- * with MC_EREDIS and a later call finds the server again.
+ * channel-layer/sync.c: the blocking client chl_t (see chl.h): one
+ * redisContext per shard, opened lazily again after an error with a
+ * backoff, so that a call during an outage fails fast with MC_EREDIS and a
+ * later call finds the server again.
  */
 #include "channel-layer/internal.h"
 #include "common/error.h"
@@ -316,7 +317,7 @@ void chl_close(chl_t *chl)
             if (chl->shards[i].ctx)
                 redisFree(chl->shards[i].ctx);
     free(chl->shards);
-    chl__ring_free(&chl->ring);
+    chl__ring_clear(&chl->ring);
     free(chl->cfg_mem);
     free(chl);
 }
