@@ -1,5 +1,5 @@
 /*
- * channel-layer/internal.h: what the two front ends (sync.c, proc.c) share.
+ * channel-layer/internal.h: what the two front ends (sync*.c, proc.c) share.
  *
  * The Redis side of the channel layer lives here once: names and their
  * checks, the key layout, the framing of a message inside a Redis list, the
