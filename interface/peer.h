@@ -11,10 +11,10 @@
  *                /healthz, /metrics out (respond.h)
  *   conn.c       sockets: input, send queues, timer, close (conn.h)
  *
- * under them the parsers, which touch no socket: http.c, ws_frame.c,
- * handshake.c, static.c, utf8.c. Hooks carry events upwards: the server
- * sets the connection layer's hooks and hands each event to the layer it
- * concerns.
+ * under them the parsers and codecs, which touch no socket: http.c,
+ * ws_frame.c, ws_deflate.c, handshake.c, static.c, utf8.c. Hooks carry
+ * events upwards: the server sets the connection layer's hooks and hands
+ * each event to the layer it concerns.
  *
  * ifc_peer_t is one client: its connection, embedded first, and what each
  * layer keeps about it, in sections by owner. ifc_peers_t is what the
