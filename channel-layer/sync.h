@@ -25,6 +25,7 @@ typedef struct chl__sync_shard {
     int64_t retry_at;  /* monotonic ms before which no reconnect is tried */
     long backoff_ms;
     int ever_up;
+    int64_t beat_at; /* monotonic ms of the last heartbeat written; 0: none since connecting */
     char sha[CHL__S_COUNT][41];
 } chl__sync_shard_t;
 

@@ -63,11 +63,24 @@ static int accept_inflight(chl_t *chl, size_t sh, const redisReply *el, chl_mess
     return 1;
 }
 
+/* Whether the next call to shard sh, blocking up to block_ms, refreshes
+ * the heartbeat: when it is gone (never written, or the server is new), or
+ * when it would be older than a quarter of its TTL by the time the call
+ * returns. A caller then finds it at most that old after each pop, as when
+ * every pop refreshed it at its start, for two commands every few seconds
+ * instead of two a pop. */
+static int beat_due(const chl_t *chl, size_t sh, int64_t now, long block_ms)
+{
+    int64_t at = chl->shards[sh].beat_at;
+    return at == 0 || now + block_ms - at > chl->cfg.heartbeat_ttl_ms / 4;
+}
+
 /* One round trip to shard sh: removes the elements of acks[0..nacks) that
- * live there from the in-flight list, refreshes the heartbeat, and moves up
- * to max elements of the queue into the in-flight list, the first waiting up
- * to block_ms (0: none waits). Adds the messages to out[*n..]; *skipped is
- * set when an element was dropped (malformed or expired). */
+ * live there from the in-flight list, refreshes the heartbeat when it is
+ * due, and moves up to max elements of the queue into the in-flight list,
+ * the first waiting up to block_ms (0: none waits). Adds the messages to
+ * out[*n..]; *skipped is set when an element was dropped (malformed or
+ * expired). */
 static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_ms,
                             const chl_message_t *acks, size_t nacks, chl_message_t *out, size_t max,
                             size_t *n, int *skipped)
@@ -111,8 +124,13 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
         cmd[k - 1].l[3] = in->len;
     }
     size_t nlrem = k;
-    CMD("SET", hb, "1", "PX", ttl);
-    CMD("SADD", workers, chl->name);
+    int64_t now = mc_mono_ms();
+    int beat = beat_due(chl, sh, now, block_ms);
+    if (beat) {
+        CMD("SET", hb, "1", "PX", ttl);
+        CMD("SADD", workers, chl->name);
+    }
+    size_t first = k; /* the pops' replies start here */
     size_t rest = max;
     if (block_ms > 0 && max > 0) {
         CMD("BLMOVE", qkey, inflight, "RIGHT", "LEFT", tb);
@@ -126,11 +144,13 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
     int rc = chl__sync_pipeline(chl, sh, k, argc, (const char **const *)av, lv, r);
     if (rc != 0)
         return rc;
+    if (beat)
+        chl->shards[sh].beat_at = now;
     for (size_t j = 0; j < nlrem; j++)
         if (r[j]->type == REDIS_REPLY_INTEGER && r[j]->integer == 0)
             mc_warn("channel-layer: a handled message was no longer in flight (requeued as if "
                     "this worker had died); it may be handled twice");
-    for (size_t j = nlrem + 2; rc == 0 && j < k; j++) {
+    for (size_t j = first; rc == 0 && j < k; j++) {
         /* A BLMOVE's element, or the elements the script moved. */
         redisReply *const *el = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->element : &r[j];
         size_t nel = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->elements : 1;
@@ -252,11 +272,13 @@ int chl_requeue_dead(chl_t *chl, size_t *requeued)
     const char *args[3] = {chl->cfg.prefix, chl->name, ttl};
     int first_err = 0;
     for (size_t sh = 0; sh < chl->ring.nshards; sh++) {
+        int64_t now = mc_mono_ms();
         redisReply *r = chl__sync_script(chl, sh, CHL__S_REQUEUE, 1, keys, 3, args, NULL, &rc);
         if (!r) {
             first_err = first_err ? first_err : rc;
             continue;
         }
+        chl->shards[sh].beat_at = now;
         if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
             total += (size_t)r->integer;
         freeReplyObject(r);

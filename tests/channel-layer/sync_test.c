@@ -332,6 +332,43 @@ static void queue_next_acknowledges_a_batch_and_fetches_the_next(void **state)
     chl_close(chl);
 }
 
+/* A worker popping a steady stream writes its heartbeat every so often,
+ * not with every pop, and never lets it lapse. */
+static void pops_keep_the_heartbeat_alive_without_writing_it_each_time(void **state)
+{
+    (void)state;
+    chl_config_t cfg = ts_redis_fixture_config();
+    cfg.heartbeat_ttl_ms = 400;
+    chl_t *chl = open_with(&cfg, "wrk-beat");
+    chl_message_t m[1], done[1];
+    size_t n = 0, ndone = 0;
+    assert_int_equal(chl_queue_next(chl, "jobs", 20, NULL, 0, m, 1, &n), MC_EAGAIN);
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    int pops = 0;
+    long long t0 = mc_mono_ms();
+    while (mc_mono_ms() - t0 < 1500) {
+        assert_int_equal(chl_queue_push(chl, "jobs", "x", 1), 0);
+        assert_int_equal(chl_queue_next(chl, "jobs", 50, done, ndone, m, 1, &n), 0);
+        for (size_t i = 0; i < ndone; i++)
+            chl_message_free(&done[i]);
+        done[0] = m[0];
+        ndone = n;
+        pops++;
+        assert_true(ts_redis_int(redis, "PTTL mc:hb:wrk-beat") > 0);
+        if (pops % 20 == 0) /* idle pops too, each blocking until it times out */
+            assert_int_equal(chl_queue_next(chl, "jobs", 60, NULL, 0, m, 1, &n), MC_EAGAIN);
+    }
+    for (size_t i = 0; i < ndone; i++)
+        chl_message_free(&done[i]);
+    assert_true(pops > 100);
+    /* a quarter of the TTL between writes: about 15 in 1.5 s */
+    long sets = command_calls("set");
+    assert_true(sets >= 3);
+    assert_true(sets < pops / 4);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-beat"), 1);
+    chl_close(chl);
+}
+
 static void queue_capacity_is_its_own(void **state)
 {
     (void)state;
@@ -706,6 +743,8 @@ int main(void)
         cmocka_unit_test_setup(malformed_elements_are_skipped_and_counted, ts_redis_fixture_flush),
         cmocka_unit_test_setup(queue_pop_moves_to_in_flight_until_acked, ts_redis_fixture_flush),
         cmocka_unit_test_setup(queue_next_acknowledges_a_batch_and_fetches_the_next,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(pops_keep_the_heartbeat_alive_without_writing_it_each_time,
                                ts_redis_fixture_flush),
         cmocka_unit_test_setup(queue_capacity_is_its_own, ts_redis_fixture_flush),
         cmocka_unit_test_setup(dead_workers_in_flight_messages_are_requeued,
