@@ -28,6 +28,7 @@
 #include "common/envelope.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "common/wire.h"
 #include "interface/handshake.h"
 #include "interface/http.h"
@@ -864,10 +865,14 @@ static void ws_send(conn_t *c, ifc_ws_opcode_t op, const void *data, size_t len)
     sbuf_unref(b);
 }
 
-/* Sends a close frame (code 1005 or 0: none) and closes after it. The
+/* Sends a close frame (code 1005 or 0: none) with reason (NULL: none; one
+ * that is too long or not UTF-8 is left out) and closes after it. The
  * frame is queued even past the send buffer: it is the last one. */
-static void ws_close(conn_t *c, int code)
+static void ws_close_reason(conn_t *c, int code, const char *reason)
 {
+    size_t rl = reason ? strlen(reason) : 0;
+    if (rl > IFC_WS_MAX_CLOSE_REASON || (rl && mc_utf8_check(reason, rl) != 0))
+        rl = 0;
     if (c->closing)
         return;
     if (!c->close_sent) {
@@ -876,7 +881,7 @@ static void ws_close(conn_t *c, int code)
         c->close_sent = 1;
         c->close_code = code;
         sbuf_t *b;
-        if (ifc_ws_close_encode(code == MC_CLOSE_NO_STATUS ? 0 : code, NULL, 0, f, &fl) == 0 &&
+        if (ifc_ws_close_encode(code == MC_CLOSE_NO_STATUS ? 0 : code, reason, rl, f, &fl) == 0 &&
             (b = sbuf_new(fl)) != NULL) {
             memcpy(b->data, f, fl);
             c->srv->m.frames_out++;
@@ -885,6 +890,11 @@ static void ws_close(conn_t *c, int code)
         }
     }
     drain_and_close(c);
+}
+
+static void ws_close(conn_t *c, int code)
+{
+    ws_close_reason(c, code, NULL);
 }
 
 /* The peer does not read as fast as it is sent to: what is queued stays
@@ -1460,7 +1470,7 @@ void ifc_server_on_message(ifc_server_t *srv, uint64_t id, const char *data, siz
             uv_timer_stop(&c->timer);
             reject_upgrade(c, 403);
         } else if (c->kind == K_WS_CHAT) {
-            ws_close(c, env.code ? env.code : MC_CLOSE_NORMAL);
+            ws_close_reason(c, env.code ? env.code : MC_CLOSE_NORMAL, env.reason);
         }
         break;
     case MC_ENV_WS_SEND:
