@@ -43,8 +43,8 @@ int wrk_session_login(wrk_app_t *app, const char *username, const char *password
     int64_t now = mc_now_ms(), window = app->cfg.login_window_s * 1000;
     const char *addr = client ? client : "";
     long by_user = 0, by_addr = 0;
-    wrk_store_login_failures(app->store, WRK_LIMIT_USER, username, now, window, &by_user);
-    wrk_store_login_failures(app->store, WRK_LIMIT_ADDR, addr, now, window, &by_addr);
+    wrk_store_login_failures(app->store, WRK_LIMIT_USER, username, now, window, &by_user, NULL);
+    wrk_store_login_failures(app->store, WRK_LIMIT_ADDR, addr, now, window, &by_addr, NULL);
     if (by_user >= app->cfg.login_max_failures || by_addr >= app->cfg.login_max_failures)
         return MC_EAGAIN;
     wrk_user_t u;
