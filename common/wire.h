@@ -37,6 +37,10 @@ typedef enum mc_close_code {
 #define MC_CLOSE_REASON_SESSION_ENDED "session ended"
 #define MC_CLOSE_REASON_RIGHTS_CHANGED "rights changed"
 
+/* The reason a close frame with code carries: one of the above, or NULL
+ * (the RFC's codes say enough). */
+const char *mc_close_reason(int code);
+
 /* The protocol's error codes: {"error":CODE}. */
 #define MC_ERROR_BAD_REQUEST "BAD_REQUEST"
 #define MC_ERROR_UNKNOWN_COMMAND "UNKNOWN_COMMAND"

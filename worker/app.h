@@ -37,10 +37,12 @@ typedef struct wrk_settings {
 void wrk_settings_defaults(wrk_settings_t *s);
 
 typedef struct wrk_app {
-    wrk_settings_t cfg; /* read-only */
-    wrk_store_t *store; /* owned */
-    wrk_password_t pw;  /* read-only */
-    wrk_port_t port;    /* owned: every answer leaves through it */
+    wrk_settings_t cfg;               /* read-only */
+    wrk_store_t *store;               /* owned */
+    wrk_password_t pw;                /* read-only */
+    wrk_port_t port;                  /* owned: every answer leaves through it */
+    int64_t changes_from, changes_to; /* private (worker/changes.c): changes claimed and
+                                       * handled up to from, claimed up to to */
 } wrk_app_t;
 
 /* Opens the store at db_path, migrates it, prepares the password hasher and

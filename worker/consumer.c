@@ -401,7 +401,7 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
                             rc == MC_ENOTFOUND ? MC_ERROR_USER_HAS_TO_LOGIN : MC_ERROR_SERVER_BUSY,
                             0, NULL);
         if (rc == MC_ENOTFOUND && env->has_scope && env->scope.user_id > 0)
-            wrk_port_send_close(&app->port, env->reply, MC_CLOSE_POLICY_VIOLATION);
+            wrk_port_send_close(&app->port, env->reply, MC_CLOSE_SESSION_ENDED);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     wrk_command_t c;

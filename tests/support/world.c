@@ -6,6 +6,7 @@
 #include "tests/support/world.h"
 #include "common/envelope.h"
 #include "common/error.h"
+#include "common/wire.h"
 #include "worker/changes.h"
 #include "worker/dispatch.h"
 #include "worker/port.h"
@@ -395,6 +396,8 @@ void ts_expect_close(ts_world_t *w, const char *channel, int code)
     ts_next_for(w, channel, &env);
     assert_int_equal(env.type, MC_ENV_WS_CLOSE);
     assert_int_equal(env.code, code);
+    const char *reason = mc_close_reason(code);
+    assert_string_equal(env.reason, reason ? reason : "");
     mc_envelope_clear(&env);
 }
 

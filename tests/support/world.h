@@ -81,7 +81,7 @@ void ts_expect_text(ts_world_t *w, const char *channel, const char *want);
 void ts_expect_text_has(ts_world_t *w, const char *channel, const char *part);
 /* ...of any text, copied (the caller frees it)... */
 char *ts_next_text(ts_world_t *w, const char *channel);
-/* ...or a websocket.close with code. */
+/* ...or a websocket.close with code, and the reason that code has. */
 void ts_expect_close(ts_world_t *w, const char *channel, int code);
 
 /* An HTTP response as a browser sees it. */

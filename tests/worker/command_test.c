@@ -120,7 +120,8 @@ static void a_missing_or_mistyped_command_is_a_bad_request(void **state)
 static void an_unknown_command_is_named(void **state)
 {
     (void)state;
-    assert_string_equal(parse_error("{\"command\":\"dance\",\"room\":1}"), MC_ERROR_UNKNOWN_COMMAND);
+    assert_string_equal(parse_error("{\"command\":\"dance\",\"room\":1}"),
+                        MC_ERROR_UNKNOWN_COMMAND);
     assert_string_equal(parse_error("{\"command\":\"JOIN\",\"room\":1}"), MC_ERROR_UNKNOWN_COMMAND);
 }
 
