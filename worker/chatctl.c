@@ -360,7 +360,7 @@ static int cmd_user(ctl_t *c, int argc, char **argv)
         if ((rc = read_password("New password: ", password, sizeof(password))) ||
             (rc = hash_password(c, password, hash)))
             return rc;
-        rc = wrk_store_user_set_password(c->store, u.id, hash);
+        rc = wrk_store_user_set_password(c->store, u.id, hash, 0);
         return rc ? failed(c, "set password", rc) : 0;
     }
     if (strcmp(sub, "staff") == 0 && argc == 3) {

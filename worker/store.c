@@ -614,16 +614,30 @@ static int update_one(wrk_store_t *s, sqlite3_stmt *st, const char *what)
     return rc;
 }
 
-int wrk_store_user_set_password(wrk_store_t *s, int64_t id, const char *hash)
+int wrk_store_user_set_password(wrk_store_t *s, int64_t id, const char *hash, int64_t keep_session)
 {
     if (strlen(hash) == 0 || strlen(hash) >= WRK_STORE_HASH_MAX)
         return MC_EINVAL;
+    int own = !s->in_batch;
+    int rc = own ? wrk_store_batch_begin(s) : 0;
+    if (rc)
+        return rc;
     sqlite3_stmt *st = stmt(s, ST_USER_SET_PASSWORD);
     if (!st)
-        return MC_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-    return update_one(s, st, "set password");
+        rc = MC_EDB;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+        rc = update_one(s, st, "set password");
+    }
+    if (rc == 0)
+        rc = wrk_store_user_end_sessions(s, id, keep_session);
+    if (own) {
+        int end = wrk_store_batch_end(s, rc == 0);
+        if (rc == 0)
+            rc = end;
+    }
+    return rc;
 }
 
 int wrk_store_user_set_staff(wrk_store_t *s, int64_t id, int is_staff)

@@ -124,8 +124,10 @@ int wrk_store_user_add(wrk_store_t *s, const char *username, const char *hash, i
 int wrk_store_user_by_name(wrk_store_t *s, const char *username, wrk_user_t *out);
 int wrk_store_user_by_id(wrk_store_t *s, int64_t id, wrk_user_t *out);
 /* Setters return MC_ENOTFOUND when there is no such user. A new password
- * leaves the user's sessions alone: wrk_store_user_end_sessions ends them. */
-int wrk_store_user_set_password(wrk_store_t *s, int64_t id, const char *hash);
+ * ends every session of the user but keep_session (0: none): a stolen
+ * cookie does not outlive a reset, and whoever changes their own password
+ * stays logged in. */
+int wrk_store_user_set_password(wrk_store_t *s, int64_t id, const char *hash, int64_t keep_session);
 int wrk_store_user_set_staff(wrk_store_t *s, int64_t id, int is_staff);
 int wrk_store_user_set_superuser(wrk_store_t *s, int64_t id, int is_superuser);
 /* Deactivating also ends every session of the user. */

@@ -42,6 +42,7 @@ typedef struct request {
     int csrf_new;                     /* the cookie must be set */
     int has_user;
     wrk_user_t user;
+    int64_t session; /* the id of the user's session */
 } request_t;
 
 static void add_header(response_t *r, const char *name, const char *fmt, ...)
@@ -452,12 +453,14 @@ static void admin_user_add(wrk_app_t *app, response_t *r, const request_t *q,
 static void admin_user_change(wrk_app_t *app, response_t *r, const request_t *q,
                               const admin_request_t *a)
 {
-    (void)q;
     wrk_user_t u;
     char hash[WRK_PASSWORD_HASH_MAX];
     int rc = wrk_store_user_by_id(app->store, a->id, &u);
+    /* A new password ends the user's sessions: a stolen cookie does not
+     * outlive the reset. One's own password keeps the session that set it. */
     if (rc == 0 && a->password && (rc = hash_password(app, a->password, hash)) == 0)
-        rc = wrk_store_user_set_password(app->store, a->id, hash);
+        rc = wrk_store_user_set_password(app->store, a->id, hash,
+                                         a->id == q->user.id ? q->session : 0);
     if (rc == 0 && a->is_staff)
         rc = wrk_store_user_set_staff(app->store, a->id, cJSON_IsTrue(a->is_staff));
     if (rc == 0 && a->is_active)
@@ -614,7 +617,7 @@ int wrk_views_request(wrk_app_t *app, const mc_envelope_t *env)
             q.csrf[0] = '\0';
         q.csrf_new = 1;
     }
-    q.has_user = wrk_session_user(app, env, &q.user, NULL) == 0;
+    q.has_user = wrk_session_user(app, env, &q.user, &q.session) == 0;
     route(app, &r, &q);
     if (q.csrf_new && q.csrf[0])
         set_csrf_cookie(app, &r, &q);

@@ -222,6 +222,56 @@ static void an_expired_session_s_sockets_close(void **state)
     ts_expect_close(w, a.channel, MC_CLOSE_SESSION_ENDED);
 }
 
+/* A password reset by an admin (chatctl) ends every session of the user:
+ * a stolen cookie does not outlive it. Before, every session went on for
+ * up to two weeks. */
+static void a_password_reset_ends_every_session(void **state)
+{
+    ts_world_t *w = *state;
+    char phone[256], desk[256], bob[256];
+    ts_sock_t p, d, b;
+    ts_log_in_and_connect(w, "ann", "ifc.t!1", phone, sizeof(phone), &p);
+    ts_log_in_and_connect(w, "ann", "ifc.t!2", desk, sizeof(desk), &d);
+    ts_log_in_and_connect(w, "bob", "ifc.t!3", bob, sizeof(bob), &b);
+    ts_ctl(w, "new-pw\\n", "user passwd ann");
+    assert_int_equal(wrk_changes_poll(&w->app), 0);
+    ts_expect_close(w, p.channel, MC_CLOSE_SESSION_ENDED);
+    ts_expect_close(w, d.channel, MC_CLOSE_SESSION_ENDED);
+    assert_false(ts_pending(w, b.channel));
+    ts_http_reply_t r;
+    ts_http(w, "GET", "/", "", phone, NULL, "", &r);
+    assert_int_equal(r.status, 302);
+    free(r.body);
+    ts_http(w, "GET", "/", "", bob, NULL, "", &r);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+}
+
+/* Staff changing their own password in the staff API stay logged in where
+ * they did it; their other sessions end. */
+static void one_s_own_new_password_keeps_the_session_that_set_it(void **state)
+{
+    ts_world_t *w = *state;
+    char here[256], there[256], csrf[40];
+    ts_sock_t h, t;
+    ts_log_in_and_connect(w, "sue", "ifc.t!1", here, sizeof(here), &h);
+    ts_log_in_and_connect(w, "sue", "ifc.t!2", there, sizeof(there), &t);
+    sscanf(here, "csrftoken=%32s", csrf);
+    ts_http_reply_t r;
+    ts_http(w, "POST", "/admin/api/users/3", "", here, csrf, "{\"password\":\"pw-new\"}", &r);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    assert_int_equal(wrk_changes_poll(&w->app), 0);
+    ts_expect_close(w, t.channel, MC_CLOSE_SESSION_ENDED);
+    assert_false(ts_pending(w, h.channel));
+    ts_http(w, "GET", "/admin/", "", here, NULL, "", &r);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    ts_http(w, "GET", "/admin/", "", there, NULL, "", &r);
+    assert_int_equal(r.status, 302);
+    free(r.body);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, ts_world_setup, ts_world_teardown)
 
 int main(void)
@@ -235,6 +285,8 @@ int main(void)
         T(gaining_staff_reconnects_with_a_fresh_scope),
         T(a_burst_of_changes_is_handled_to_the_last),
         T(an_expired_session_s_sockets_close),
+        T(a_password_reset_ends_every_session),
+        T(one_s_own_new_password_keeps_the_session_that_set_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -151,7 +151,7 @@ static void users_are_added_found_and_changed(void **state)
     assert_int_equal(u.is_staff, 0);
     assert_int_equal(u.is_active, 1);
     assert_int_equal(wrk_store_user_by_name(f->s, "nobody", &u), MC_ENOTFOUND);
-    assert_int_equal(wrk_store_user_set_password(f->s, f->ann, "$new"), 0);
+    assert_int_equal(wrk_store_user_set_password(f->s, f->ann, "$new", 0), 0);
     assert_int_equal(wrk_store_user_set_staff(f->s, f->ann, 1), 0);
     assert_int_equal(wrk_store_user_by_id(f->s, f->ann, &u), 0);
     assert_string_equal(u.password, "$new");
@@ -162,7 +162,7 @@ static void users_are_added_found_and_changed(void **state)
     assert_int_equal(u.is_superuser, 1);
     assert_int_equal(wrk_store_user_set_superuser(f->s, 999, 1), MC_ENOTFOUND);
     assert_int_equal(wrk_store_user_set_staff(f->s, 999, 1), MC_ENOTFOUND);
-    assert_int_equal(wrk_store_user_set_password(f->s, 999, "$x"), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_user_set_password(f->s, 999, "$x", 0), MC_ENOTFOUND);
     assert_int_equal(wrk_store_user_by_id(f->s, 999, &u), MC_ENOTFOUND);
 }
 
@@ -281,7 +281,7 @@ static void a_session_s_token_is_kept_hashed(void **state)
 
 /* A new password ends the user's sessions but the one that set it; each
  * end is logged. */
-static void a_user_s_other_sessions_end(void **state)
+static void a_new_password_ends_the_other_sessions(void **state)
 {
     fixture_t *f = *state;
     wrk_user_t u;
@@ -291,7 +291,7 @@ static void a_user_s_other_sessions_end(void **state)
     assert_int_equal(wrk_store_session_add(f->s, "bobs", f->bob, INT64_MAX), 0);
     assert_int_equal(wrk_store_session_user(f->s, "mine", 0, &u, &keep), 0);
     assert_int_equal(wrk_store_change_last(f->s, &before), 0);
-    assert_int_equal(wrk_store_user_end_sessions(f->s, f->ann, keep), 0);
+    assert_int_equal(wrk_store_user_set_password(f->s, f->ann, "$new", keep), 0);
     assert_int_equal(wrk_store_session_user(f->s, "mine", 0, &u, NULL), 0);
     assert_int_equal(wrk_store_session_user(f->s, "other", 0, &u, NULL), MC_ENOTFOUND);
     assert_int_equal(wrk_store_session_user(f->s, "bobs", 0, &u, NULL), 0);
@@ -636,7 +636,7 @@ static void changes_are_logged(void **state)
     assert_int_equal(wrk_store_room_rename(f->s, f->room, "Hall"), 0);
     assert_int_equal(wrk_store_user_set_staff(f->s, f->ann, 1), 0);
     assert_int_equal(wrk_store_user_set_staff(f->s, f->ann, 1), 0); /* no change: no entry */
-    assert_int_equal(wrk_store_user_set_password(f->s, f->ann, "$p"), 0);
+    assert_int_equal(wrk_store_user_set_password(f->s, f->ann, "$p", 0), 0);
     struct seen s = {0, 0, start};
     assert_int_equal(wrk_store_change_each(f->s, start, on_change, &s), 0);
     assert_int_equal(s.rooms, 1);
@@ -803,7 +803,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(sessions_expire_and_end, setup, teardown),
         cmocka_unit_test_setup_teardown(deactivating_ends_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(a_session_s_token_is_kept_hashed, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_user_s_other_sessions_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_new_password_ends_the_other_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(rooms_are_managed, setup, teardown),
         cmocka_unit_test_setup_teardown(messages_are_stored_with_id_and_time, setup, teardown),
         cmocka_unit_test_setup_teardown(a_replayed_client_id_is_stored_once, setup, teardown),
