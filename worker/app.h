@@ -22,7 +22,7 @@ typedef struct wrk_settings {
     long message_max;        /* bytes of one chat message, default 4096 */
     int notify_enter_leave;  /* send msg_type 4/5 notices, default on */
     long session_ttl_s;      /* default two weeks */
-    int https;               /* mark cookies Secure */
+    int https;               /* every request came over HTTPS, whatever its scheme says */
     const char *web_root;    /* holds templates/, default "web" */
     long login_max_failures; /* per username and per address in a window, default 5 */
     long login_window_s;     /* default 900 */

@@ -180,7 +180,8 @@ int wrk_service_main(int argc, char **argv)
         {"--session-ttl", "CHAT_SESSION_TTL", MC_OPT_INT, &cfg.session_ttl_s, 60, 366L * 86400,
          "seconds a login lasts"},
         {"--https", "CHAT_HTTPS", MC_OPT_BOOL, &cfg.https, 0, 0,
-         "served over TLS: mark cookies Secure"},
+         "every request came over TLS, whatever the interface says: cookies are Secure, "
+         "__Host- named"},
         {"--login-max-failures", "CHAT_LOGIN_MAX_FAILURES", MC_OPT_INT, &cfg.login_max_failures, 1,
          1000000, "failed logins per username or address before a lockout"},
         {"--login-window", "CHAT_LOGIN_WINDOW", MC_OPT_INT, &cfg.login_window_s, 1, 86400,

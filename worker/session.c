@@ -7,24 +7,35 @@
 #include "common/error.h"
 #include "common/log.h"
 
+#include <stdio.h>
 #include <string.h>
 
-int wrk_session_cookie(const mc_envelope_t *env, const char *name, char out[WRK_TOKEN_HEX_LEN + 1])
+/* The token in cookie name of the Cookie header hdr. */
+static int token_cookie(const char *hdr, const char *name, char out[WRK_TOKEN_HEX_LEN + 1])
 {
-    const char *hdr = mc_envelope_header(env, "cookie");
     const char *v;
     size_t vlen;
-    if (!hdr || mc_cookie_find(hdr, strlen(hdr), name, &v, &vlen) || !wrk_token_valid(v, vlen))
+    if (mc_cookie_find(hdr, strlen(hdr), name, &v, &vlen) || !wrk_token_valid(v, vlen))
         return MC_ENOTFOUND;
     memcpy(out, v, vlen);
     out[vlen] = '\0';
     return 0;
 }
 
+int wrk_session_cookie(const mc_envelope_t *env, const char *name, char out[WRK_TOKEN_HEX_LEN + 1])
+{
+    const char *hdr = mc_envelope_header(env, "cookie");
+    char secure[64];
+    if (!hdr)
+        return MC_ENOTFOUND;
+    snprintf(secure, sizeof(secure), "%s%s", WRK_COOKIE_PREFIX_SECURE, name);
+    return token_cookie(hdr, secure, out) == 0 ? 0 : token_cookie(hdr, name, out);
+}
+
 int wrk_session_user(wrk_app_t *app, const mc_envelope_t *env, wrk_user_t *user, int64_t *session)
 {
     char token[WRK_TOKEN_HEX_LEN + 1];
-    if (wrk_session_cookie(env, "sessionid", token))
+    if (wrk_session_cookie(env, WRK_SESSION_COOKIE, token))
         return MC_ENOTFOUND;
     return wrk_store_session_user(app->store, token, mc_now_ms(), user, session);
 }
@@ -66,7 +77,7 @@ int wrk_session_login(wrk_app_t *app, const char *username, const char *password
 int wrk_session_logout(wrk_app_t *app, const mc_envelope_t *env)
 {
     char token[WRK_TOKEN_HEX_LEN + 1];
-    if (wrk_session_cookie(env, "sessionid", token))
+    if (wrk_session_cookie(env, WRK_SESSION_COOKIE, token))
         return 0;
     return wrk_store_session_delete(app->store, token);
 }

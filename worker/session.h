@@ -6,6 +6,10 @@
  * worker/password.h), counts failures per username and per client address
  * and refuses for a while past a limit, and opens a session: a random token
  * (worker/token.h) the browser keeps in the sessionid cookie, stored hashed.
+ * Cookies sent over HTTPS are named with the __Host- prefix
+ * (__Host-sessionid: Secure, for this host only, path /); over plain HTTP
+ * with the names Django uses. A request's cookies are read by both names,
+ * the __Host- one first.
  * A request or a new socket is then someone's through that cookie; a socket
  * already accepted is someone's through its scope, checked against the
  * user as the store has it now (deactivated is gone at once). Unsafe HTTP
@@ -25,9 +29,13 @@
 #include "worker/app.h"
 #include "worker/token.h"
 
-/* Copies into out, with a NUL, the value of the request's cookie name when
- * it is a well-formed token. Returns 0, or MC_ENOTFOUND (no Cookie header,
- * no such cookie, not a token). */
+#define WRK_SESSION_COOKIE "sessionid"
+#define WRK_CSRF_COOKIE "csrftoken"
+#define WRK_COOKIE_PREFIX_SECURE "__Host-"
+
+/* Copies into out, with a NUL, the value of the request's cookie
+ * __Host-<name>, or else name, when it is a well-formed token. Returns 0,
+ * or MC_ENOTFOUND (no Cookie header, no such cookie, not a token). */
 int wrk_session_cookie(const mc_envelope_t *env, const char *name, char out[WRK_TOKEN_HEX_LEN + 1]);
 
 /* The user of the request's sessionid cookie. Returns 0, *user and

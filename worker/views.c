@@ -110,15 +110,29 @@ static void redirect(response_t *r, const char *location)
 
 /* ---- Cookies and CSRF ---------------------------------------------------------- */
 
-static const char *secure(const wrk_app_t *app)
+/* Whether the response's cookies are for HTTPS only: the request came over
+ * TLS (directly, or through a proxy the interface trusts), or CHAT_HTTPS
+ * says that every request does. */
+static int secure(const wrk_app_t *app, const request_t *q)
 {
-    return app->cfg.https ? "; Secure" : "";
+    return app->cfg.https || (q->env->scheme && strcmp(q->env->scheme, "https") == 0);
+}
+
+/* Sets cookie name (an empty value and max_age 0 delete it): over HTTPS
+ * Secure and named __Host-<name>, which a browser keeps for this host
+ * only, whatever a sibling domain or a plain-HTTP answer sets. */
+static void set_cookie(const wrk_app_t *app, response_t *r, const request_t *q, const char *name,
+                       const char *value, long max_age, int http_only)
+{
+    int sec = secure(app, q);
+    add_header(r, "set-cookie", "%s%s=%s; Max-Age=%ld; Path=/;%s SameSite=Lax%s",
+               sec ? WRK_COOKIE_PREFIX_SECURE : "", name, value, max_age,
+               http_only ? " HttpOnly;" : "", sec ? "; Secure" : "");
 }
 
 static void set_csrf_cookie(wrk_app_t *app, response_t *r, const request_t *q)
 {
-    add_header(r, "set-cookie", "csrftoken=%s; Max-Age=%ld; Path=/; SameSite=Lax%s", q->csrf,
-               CSRF_COOKIE_AGE, secure(app));
+    set_cookie(app, r, q, WRK_CSRF_COOKIE, q->csrf, CSRF_COOKIE_AGE, 0);
 }
 
 static int csrf_ok(const request_t *q, const mc_form_t *form)
@@ -216,8 +230,7 @@ static void view_login(wrk_app_t *app, response_t *r, request_t *q, const char *
         if (wrk_token_new(q->csrf) == 0)
             q->csrf_new = 1;
         redirect(r, safe_next(next));
-        add_header(r, "set-cookie", "sessionid=%s; Max-Age=%ld; Path=/; HttpOnly; SameSite=Lax%s",
-                   token, app->cfg.session_ttl_s, secure(app));
+        set_cookie(app, r, q, WRK_SESSION_COOKIE, token, app->cfg.session_ttl_s, 1);
         break;
     case MC_EINVAL:
         login_page(app, r, q, next, "Please enter a username and a password.", 200);
@@ -261,8 +274,7 @@ static void view_logout(wrk_app_t *app, response_t *r, request_t *q, const char 
     }
     wrk_session_logout(app, q->env);
     redirect(r, "/accounts/login/");
-    add_header(r, "set-cookie", "sessionid=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax%s",
-               secure(app));
+    set_cookie(app, r, q, WRK_SESSION_COOKIE, "", 0, 1);
 }
 
 static void view_page(wrk_app_t *app, response_t *r, const request_t *q, const char *tpl,
@@ -612,7 +624,7 @@ int wrk_views_request(wrk_app_t *app, const mc_envelope_t *env)
 {
     request_t q = {.env = env};
     response_t r = {.status = 500};
-    if (wrk_session_cookie(env, "csrftoken", q.csrf)) {
+    if (wrk_session_cookie(env, WRK_CSRF_COOKIE, q.csrf)) {
         if (wrk_token_new(q.csrf))
             q.csrf[0] = '\0';
         q.csrf_new = 1;

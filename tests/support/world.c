@@ -262,6 +262,7 @@ void ts_http_body(ts_world_t *w, const char *method, const char *path, const cha
                          .path = path,
                          .query = query,
                          .client = "10.0.0.1",
+                         .scheme = w->scheme,
                          .body = body,
                          .body_len = body_len};
     if (cookie)

@@ -54,6 +54,7 @@ typedef struct ts_world {
     ts_fake_t fake;
     wrk_app_t app;
     wrk_settings_t cfg;
+    const char *scheme; /* of the HTTP requests below: "https", or NULL for plain HTTP */
 } ts_world_t;
 
 /* A cmocka setup: a world in *state. Argon2 is cheap, the login lockout

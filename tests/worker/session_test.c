@@ -118,6 +118,66 @@ static void a_nul_in_a_form_body_is_part_of_its_field(void **state)
     free(r.body);
 }
 
+/* Logs ann in with the login form; r gets the answer to the POST. The
+ * csrftoken cookie is sent under name. */
+static void log_in_as_ann(ts_world_t *w, const char *csrf_cookie_name, ts_http_reply_t *r)
+{
+    const char *csrf = "0123456789abcdef0123456789abcdef";
+    char cookie[128], body[160];
+    snprintf(cookie, sizeof(cookie), "%s=%s", csrf_cookie_name, csrf);
+    snprintf(body, sizeof(body), "username=ann&password=pw-ann&csrfmiddlewaretoken=%s", csrf);
+    ts_http(w, "POST", "/accounts/login/", "", cookie, NULL, body, r);
+}
+
+/* A request that came over HTTPS gets Secure cookies named __Host-, which
+ * a browser sends over HTTPS only and lets no sibling domain set; and they
+ * are read back. Before, cookies were Secure only with CHAT_HTTPS set. */
+static void over_https_cookies_are_secure_and_for_this_host_only(void **state)
+{
+    ts_world_t *w = *state;
+    w->scheme = "https";
+    ts_http_reply_t r;
+    ts_http(w, "GET", "/accounts/login/", "", NULL, NULL, "", &r);
+    assert_non_null(strstr(r.cookies, "__Host-csrftoken="));
+    assert_non_null(strstr(r.cookies, "; Path=/; SameSite=Lax; Secure\n"));
+    free(r.body);
+    log_in_as_ann(w, "__Host-csrftoken", &r);
+    assert_int_equal(r.status, 302);
+    assert_non_null(strstr(r.cookies, "__Host-sessionid="));
+    assert_non_null(strstr(r.cookies, "; Path=/; HttpOnly; SameSite=Lax; Secure\n"));
+    assert_null(strstr(r.cookies, "Domain"));
+    char session[64], cookie[128];
+    assert_int_equal(ts_cookie_value(&r, "__Host-sessionid", session, sizeof(session)), 0);
+    free(r.body);
+    snprintf(cookie, sizeof(cookie), "__Host-sessionid=%s", session);
+    ts_http(w, "GET", "/", "", cookie, NULL, "", &r);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    ts_sock_t a;
+    ts_ws_connect(w, cookie, "ifc.t!1", &a);
+    assert_string_equal(a.scope.username, "ann");
+}
+
+/* Over plain HTTP the names stay Django's (sessionid, csrftoken), without
+ * Secure; CHAT_HTTPS makes every answer's cookies Secure and __Host-. */
+static void over_http_cookies_keep_their_plain_names(void **state)
+{
+    ts_world_t *w = *state;
+    ts_http_reply_t r;
+    log_in_as_ann(w, "csrftoken", &r);
+    assert_int_equal(r.status, 302);
+    assert_non_null(strstr(r.cookies, "sessionid="));
+    assert_null(strstr(r.cookies, "__Host-"));
+    assert_null(strstr(r.cookies, "Secure"));
+    free(r.body);
+    w->app.cfg.https = 1;
+    log_in_as_ann(w, "csrftoken", &r);
+    assert_int_equal(r.status, 302);
+    assert_non_null(strstr(r.cookies, "__Host-sessionid="));
+    assert_non_null(strstr(r.cookies, "; Secure\n"));
+    free(r.body);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, ts_world_setup, ts_world_teardown)
 
 int main(void)
@@ -130,6 +190,8 @@ int main(void)
         T(a_socket_without_a_session_is_refused),
         T(a_deactivated_user_is_refused_at_once),
         T(a_nul_in_a_form_body_is_part_of_its_field),
+        T(over_https_cookies_are_secure_and_for_this_host_only),
+        T(over_http_cookies_keep_their_plain_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
