@@ -183,9 +183,19 @@ int wrk_service_main(int argc, char **argv)
          "every request came over TLS, whatever the interface says: cookies are Secure, "
          "__Host- named"},
         {"--login-max-failures", "CHAT_LOGIN_MAX_FAILURES", MC_OPT_INT, &cfg.login_max_failures, 1,
-         1000000, "failed logins per username or address before a lockout"},
+         1000000,
+         "failed logins of one username from one address (or one browser with a device cookie) "
+         "before they are refused for the window"},
+        {"--login-address-max-failures", "CHAT_LOGIN_ADDRESS_MAX_FAILURES", MC_OPT_INT,
+         &cfg.login_addr_max_failures, 1, 1000000,
+         "failed logins from one address, any usernames, before it is refused for the window "
+         "(browsers with a device cookie are not)"},
+        {"--login-backoff-after", "CHAT_LOGIN_BACKOFF_AFTER", MC_OPT_INT, &cfg.login_backoff_after,
+         1, 1000000,
+         "failed logins of one username from browsers without its device cookie, after which "
+         "each try waits 1 s, 2 s, 4 s... after the last"},
         {"--login-window", "CHAT_LOGIN_WINDOW", MC_OPT_INT, &cfg.login_window_s, 1, 86400,
-         "seconds failed logins are counted (and a lockout lasts)"},
+         "seconds failed logins are counted (and a refusal lasts at most)"},
         {"--argon2-memory", "CHAT_ARGON2_MEMORY_KIB", MC_OPT_INT, &cfg.argon2_m, 8, 4194304,
          "argon2id memory cost of new hashes, KiB"},
         {"--argon2-time", "CHAT_ARGON2_TIME", MC_OPT_INT, &cfg.argon2_t, 1, 100, "argon2id passes"},

@@ -23,6 +23,7 @@
 #define MAX_HEADERS 12
 #define HEADER_ARENA 2048
 #define CSRF_COOKIE_AGE (365L * 24 * 3600)
+#define DEVICE_COOKIE_AGE (365L * 24 * 3600)
 
 /* One response being built. Header values live in the arena. */
 typedef struct response {
@@ -220,25 +221,33 @@ static void view_login(wrk_app_t *app, response_t *r, request_t *q, const char *
     const char *fnext = mc_form_get(&form, "next", NULL);
     if (fnext)
         next = fnext;
-    char token[WRK_TOKEN_HEX_LEN + 1], msg[160];
+    wrk_login_t login = {.username = user, .password = pass, .password_len = plen};
+    char msg[160];
     int rc = !user || !*user || !pass || strlen(user) > MC_USERNAME_MAX
                  ? MC_EINVAL
-                 : wrk_session_login(app, user, pass, plen, env->client, token);
+                 : wrk_session_login(app, env, &login);
     switch (rc) {
     case 0:
         /* As Django does: a new CSRF token at login. */
         if (wrk_token_new(q->csrf) == 0)
             q->csrf_new = 1;
         redirect(r, safe_next(next));
-        set_cookie(app, r, q, WRK_SESSION_COOKIE, token, app->cfg.session_ttl_s, 1);
+        set_cookie(app, r, q, WRK_SESSION_COOKIE, login.token, app->cfg.session_ttl_s, 1);
+        if (login.device[0])
+            set_cookie(app, r, q, WRK_DEVICE_COOKIE, login.device, DEVICE_COOKIE_AGE, 1);
         break;
     case MC_EINVAL:
         login_page(app, r, q, next, "Please enter a username and a password.", 200);
         break;
     case MC_EAGAIN:
-        snprintf(msg, sizeof(msg), "Too many failed logins. Try again in %ld minutes.",
-                 (app->cfg.login_window_s + 59) / 60);
+        if (login.retry_after_s >= 120)
+            snprintf(msg, sizeof(msg), "Too many failed logins. Try again in %ld minutes.",
+                     (login.retry_after_s + 59) / 60);
+        else
+            snprintf(msg, sizeof(msg), "Too many failed logins. Try again in %ld seconds.",
+                     login.retry_after_s);
         login_page(app, r, q, next, msg, 429);
+        add_header(r, "retry-after", "%ld", login.retry_after_s);
         break;
     case MC_EDENIED:
         login_page(app, r, q, next,

@@ -261,7 +261,7 @@ void ts_http_body(ts_world_t *w, const char *method, const char *path, const cha
                          .method = method,
                          .path = path,
                          .query = query,
-                         .client = "10.0.0.1",
+                         .client = w->client ? w->client : "10.0.0.1",
                          .scheme = w->scheme,
                          .body = body,
                          .body_len = body_len};
@@ -278,6 +278,8 @@ void ts_http_body(ts_world_t *w, const char *method, const char *path, const cha
     for (size_t i = 0; i < r.nheaders; i++) {
         if (!strcmp(r.headers[i].name, "location"))
             snprintf(out->location, sizeof(out->location), "%s", r.headers[i].value);
+        if (!strcmp(r.headers[i].name, "retry-after"))
+            out->retry_after = atol(r.headers[i].value);
         if (!strcmp(r.headers[i].name, "set-cookie")) {
             strncat(out->cookies, r.headers[i].value,
                     sizeof(out->cookies) - strlen(out->cookies) - 2);

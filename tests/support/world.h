@@ -55,6 +55,7 @@ typedef struct ts_world {
     wrk_app_t app;
     wrk_settings_t cfg;
     const char *scheme; /* of the HTTP requests below: "https", or NULL for plain HTTP */
+    const char *client; /* their client address, NULL for 10.0.0.1 */
 } ts_world_t;
 
 /* A cmocka setup: a world in *state. Argon2 is cheap, the login lockout
@@ -90,6 +91,7 @@ typedef struct ts_http_reply {
     int status;
     char location[256];
     char cookies[512]; /* the Set-Cookie values, one a line */
+    long retry_after;  /* its Retry-After, 0: none */
     char *body;        /* malloc'd: the caller frees it */
 } ts_http_reply_t;
 
