@@ -111,7 +111,11 @@ static int run(wrk_app_t *app, chl_t *chl, const char *queue, long heartbeat_ttl
             next_changes = now + CHANGES_EVERY_MS;
         }
         if (now >= next_purge) {
+            /* Old changes, and the login failure counts of every username
+             * ever tried once their window is over. */
             wrk_store_purge(app->store, mc_now_ms(), CHANGES_KEPT_MS);
+            wrk_store_login_failures_purge(app->store, mc_now_ms(),
+                                           app->cfg.login_window_s * 1000, NULL);
             next_purge = now + PURGE_EVERY_MS;
         }
         /* Every envelope handled is acknowledged, whatever the outcome: it
