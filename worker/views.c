@@ -302,6 +302,7 @@ static void view_page(wrk_app_t *app, response_t *r, const request_t *q, const c
     wrk_template_var_t vars[] = {
         {"username", q->user.username},
         {"is_staff", q->user.is_staff ? "true" : "false"},
+        {"is_superuser", q->user.is_superuser ? "true" : "false"},
         {"csrf_token", q->csrf},
     };
     page(app, r, tpl, vars, sizeof(vars) / sizeof(vars[0]));
@@ -324,7 +325,7 @@ static void view_rooms(wrk_app_t *app, response_t *r, const request_t *q, int al
 /* What a staff API request carries: the fields of its JSON body (NULL when
  * absent; types checked) and the id of the room or user its path names. */
 typedef struct admin_request {
-    const cJSON *title, *staff_only, *username, *password, *is_staff, *is_active;
+    const cJSON *title, *staff_only, *username, *password, *is_staff, *is_active, *is_superuser;
     int64_t id;
 } admin_request_t;
 
@@ -430,6 +431,7 @@ static int user_row(void *arg, const wrk_user_t *u)
     cJSON_AddStringToObject(o, "username", u->username);
     cJSON_AddBoolToObject(o, "is_staff", u->is_staff);
     cJSON_AddBoolToObject(o, "is_active", u->is_active);
+    cJSON_AddBoolToObject(o, "is_superuser", u->is_superuser);
     return 0;
 }
 
@@ -453,39 +455,102 @@ static int hash_password(wrk_app_t *app, const cJSON *password, char hash[WRK_PA
     return *p ? wrk_password_hash(&app->pw, p, strlen(p), hash) : MC_EINVAL;
 }
 
+/* Whether q's user may do what a asks to target (NULL: a user to make).
+ * As Django's tiers: superusers manage everyone; staff manage rooms and the
+ * users who are not staff, and their own password; nobody else gives
+ * anyone staff or superuser rights. */
+static int may_manage(const request_t *q, const wrk_user_t *target, const admin_request_t *a)
+{
+    if (q->user.is_superuser)
+        return 1;
+    if (!target)
+        return !cJSON_IsTrue(a->is_staff) && !cJSON_IsTrue(a->is_superuser);
+    if (a->is_staff || a->is_superuser)
+        return 0;
+    if (!target->is_staff && !target->is_superuser)
+        return 1;
+    return target->id == q->user.id && !a->is_active;
+}
+
 static void admin_user_add(wrk_app_t *app, response_t *r, const request_t *q,
                            const admin_request_t *a)
 {
-    (void)q;
     char hash[WRK_PASSWORD_HASH_MAX];
     int64_t id;
     int rc;
+    /* A superuser is staff too. */
+    int superuser = cJSON_IsTrue(a->is_superuser), staff = superuser || cJSON_IsTrue(a->is_staff);
+    if (!may_manage(q, NULL, a)) {
+        set_json_error(r, 403, "only superusers make staff and superusers");
+        return;
+    }
     if (!a->username || !a->password || !*a->password->valuestring)
         set_json_error(r, 400, "a user needs a username and a password");
     else if ((rc = hash_password(app, a->password, hash)))
         store_error(r, rc, "the password is too long");
-    else if ((rc = wrk_store_user_add(app->store, a->username->valuestring, hash,
-                                      cJSON_IsTrue(a->is_staff), &id)))
-        store_error(r, rc, "a username has 1 to 150 bytes");
-    else
-        created(r, id, 0);
+    else if ((rc = wrk_store_batch_begin(app->store)) == 0) {
+        rc = wrk_store_user_add(app->store, a->username->valuestring, hash, staff, &id);
+        if (rc == 0 && superuser)
+            rc = wrk_store_user_set_superuser(app->store, id, 1);
+        int end = wrk_store_batch_end(app->store, rc == 0);
+        if (rc == 0)
+            rc = end;
+        if (rc)
+            store_error(r, rc, "a username has 1 to 150 bytes");
+        else
+            created(r, id, 0);
+    } else {
+        store_error(r, rc, "");
+    }
+}
+
+/* Applies a's changes to user u (hash: of the new password, or NULL), in
+ * one batch of the caller's. */
+static int change_user(wrk_app_t *app, const request_t *q, const admin_request_t *a,
+                       const wrk_user_t *u, const char *hash)
+{
+    int rc = 0;
+    /* A new password ends the user's sessions: a stolen cookie does not
+     * outlive the reset. One's own password keeps the session that set it. */
+    if (hash)
+        rc = wrk_store_user_set_password(app->store, u->id, hash,
+                                         u->id == q->user.id ? q->session : 0);
+    /* A superuser is staff too: making a superuser makes staff, unmaking
+     * staff unmakes the superuser. */
+    int staff = a->is_staff ? cJSON_IsTrue(a->is_staff) : u->is_staff;
+    int superuser = a->is_superuser ? cJSON_IsTrue(a->is_superuser) : u->is_superuser;
+    if (superuser && a->is_superuser)
+        staff = 1;
+    if (!staff)
+        superuser = 0;
+    if (rc == 0 && staff != u->is_staff)
+        rc = wrk_store_user_set_staff(app->store, u->id, staff);
+    if (rc == 0 && superuser != u->is_superuser)
+        rc = wrk_store_user_set_superuser(app->store, u->id, superuser);
+    if (rc == 0 && a->is_active)
+        rc = wrk_store_user_set_active(app->store, u->id, cJSON_IsTrue(a->is_active));
+    return rc;
 }
 
 static void admin_user_change(wrk_app_t *app, response_t *r, const request_t *q,
                               const admin_request_t *a)
 {
     wrk_user_t u;
-    char hash[WRK_PASSWORD_HASH_MAX];
     int rc = wrk_store_user_by_id(app->store, a->id, &u);
-    /* A new password ends the user's sessions: a stolen cookie does not
-     * outlive the reset. One's own password keeps the session that set it. */
-    if (rc == 0 && a->password && (rc = hash_password(app, a->password, hash)) == 0)
-        rc = wrk_store_user_set_password(app->store, a->id, hash,
-                                         a->id == q->user.id ? q->session : 0);
-    if (rc == 0 && a->is_staff)
-        rc = wrk_store_user_set_staff(app->store, a->id, cJSON_IsTrue(a->is_staff));
-    if (rc == 0 && a->is_active)
-        rc = wrk_store_user_set_active(app->store, a->id, cJSON_IsTrue(a->is_active));
+    if (rc == 0 && !may_manage(q, &u, a)) {
+        set_json_error(r, 403, "only superusers manage staff and superusers");
+        return;
+    }
+    /* Hashed before the batch: the database is not held for it. */
+    char hash[WRK_PASSWORD_HASH_MAX];
+    if (rc == 0 && a->password)
+        rc = hash_password(app, a->password, hash);
+    if (rc == 0 && (rc = wrk_store_batch_begin(app->store)) == 0) {
+        rc = change_user(app, q, a, &u, a->password ? hash : NULL);
+        int end = wrk_store_batch_end(app->store, rc == 0);
+        if (rc == 0)
+            rc = end;
+    }
     changed(r, rc, "the password is empty or too long");
 }
 
@@ -521,12 +586,14 @@ static int admin_body(response_t *r, const request_t *q, cJSON **body, admin_req
     a->password = cJSON_GetObjectItemCaseSensitive(*body, "password");
     a->is_staff = cJSON_GetObjectItemCaseSensitive(*body, "is_staff");
     a->is_active = cJSON_GetObjectItemCaseSensitive(*body, "is_active");
+    a->is_superuser = cJSON_GetObjectItemCaseSensitive(*body, "is_superuser");
     if ((a->title && !cJSON_IsString(a->title)) ||
         (a->staff_only && !cJSON_IsBool(a->staff_only)) ||
         (a->username && !cJSON_IsString(a->username)) ||
         (a->password && !cJSON_IsString(a->password)) ||
         (a->is_staff && !cJSON_IsBool(a->is_staff)) ||
-        (a->is_active && !cJSON_IsBool(a->is_active))) {
+        (a->is_active && !cJSON_IsBool(a->is_active)) ||
+        (a->is_superuser && !cJSON_IsBool(a->is_superuser))) {
         set_json_error(r, 400, "a field has the wrong type");
         return -1;
     }
