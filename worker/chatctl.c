@@ -175,7 +175,7 @@ static int add_user(ctl_t *c, const char *name, const char *password, int rights
         return EXIT_FAILED;
     }
     if (rc == MC_EINVAL) {
-        fprintf(stderr, "chatctl: a username has 1 to %d bytes\n", MC_USERNAME_MAX);
+        fprintf(stderr, "chatctl: a username is 1 to %d bytes of UTF-8\n", MC_USERNAME_MAX);
         return EXIT_FAILED;
     }
     if (rc)
@@ -433,7 +433,7 @@ static int room_result(ctl_t *c, const char *what, const char *id, int rc)
         return EXIT_FAILED;
     }
     if (rc == MC_EINVAL) {
-        fprintf(stderr, "chatctl: a room title has 1 to %d bytes\n", WRK_ROOM_TITLE_MAX);
+        fprintf(stderr, "chatctl: a room title is 1 to %d bytes of UTF-8\n", WRK_ROOM_TITLE_MAX);
         return EXIT_FAILED;
     }
     return rc ? failed(c, what, rc) : 0;

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "common/utf8.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -573,7 +574,8 @@ int wrk_store_user_add(wrk_store_t *s, const char *username, const char *hash, i
                        int64_t *id)
 {
     size_t n = strlen(username);
-    if (n == 0 || n > MC_USERNAME_MAX || strlen(hash) == 0 || strlen(hash) >= WRK_STORE_HASH_MAX)
+    if (n == 0 || n > MC_USERNAME_MAX || mc_utf8_check(username, n) || strlen(hash) == 0 ||
+        strlen(hash) >= WRK_STORE_HASH_MAX)
         return MC_EINVAL;
     sqlite3_stmt *st = stmt(s, ST_USER_ADD);
     if (!st)
@@ -832,10 +834,12 @@ int wrk_store_secret(wrk_store_t *s, const char *name, const char *fresh, char *
 
 /* ---- Rooms --------------------------------------------------------------- */
 
+/* Titles and usernames go to every client in WebSocket text frames: one
+ * that is not UTF-8 would break each client's socket. */
 static int check_title(const char *title)
 {
     size_t n = strlen(title);
-    return n == 0 || n > WRK_ROOM_TITLE_MAX ? MC_EINVAL : 0;
+    return n == 0 || n > WRK_ROOM_TITLE_MAX || mc_utf8_check(title, n) ? MC_EINVAL : 0;
 }
 
 int wrk_store_room_add(wrk_store_t *s, const char *title, int staff_only, int64_t *id)

@@ -118,7 +118,8 @@ int wrk_store_batch_end(wrk_store_t *s, int commit);
 /* ---- Users --------------------------------------------------------------- */
 
 /* Adds an active user. Returns 0 and *id (may be NULL), MC_EEXIST when the
- * username is taken, MC_EINVAL for an empty or over-long username or hash. */
+ * username is taken, MC_EINVAL for an empty or over-long username or hash,
+ * or a username that is not UTF-8. */
 int wrk_store_user_add(wrk_store_t *s, const char *username, const char *hash, int is_staff,
                        int64_t *id);
 int wrk_store_user_by_name(wrk_store_t *s, const char *username, wrk_user_t *out);
@@ -175,7 +176,8 @@ int wrk_store_secret(wrk_store_t *s, const char *name, const char *fresh, char *
 /* ---- Rooms --------------------------------------------------------------- */
 
 /* Adds a room. Returns 0 and *id (may be NULL), MC_EINVAL for an empty or
- * over-long title. Ids of deleted rooms are never reused. */
+ * over-long title, or one that is not UTF-8 (rename alike). Ids of deleted
+ * rooms are never reused. */
 int wrk_store_room_add(wrk_store_t *s, const char *title, int staff_only, int64_t *id);
 int wrk_store_room_get(wrk_store_t *s, int64_t id, wrk_room_t *out);
 int wrk_store_room_rename(wrk_store_t *s, int64_t id, const char *title);

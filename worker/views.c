@@ -395,7 +395,7 @@ static void admin_room_add(wrk_app_t *app, response_t *r, const request_t *q,
         set_json_error(r, 400, "a room needs a title");
     else if ((rc = wrk_store_room_add(app->store, a->title->valuestring,
                                       cJSON_IsTrue(a->staff_only), &id)))
-        store_error(r, rc, "a title has 1 to 200 bytes");
+        store_error(r, rc, "a title is 1 to 200 bytes of UTF-8");
     else
         created(r, id, 1);
 }
@@ -409,14 +409,14 @@ static void admin_room_change(wrk_app_t *app, response_t *r, const request_t *q,
         rc = wrk_store_room_rename(app->store, a->id, a->title->valuestring);
     if (rc == 0 && a->staff_only)
         rc = wrk_store_room_set_staff_only(app->store, a->id, cJSON_IsTrue(a->staff_only));
-    changed(r, rc, "a title has 1 to 200 bytes");
+    changed(r, rc, "a title is 1 to 200 bytes of UTF-8");
 }
 
 static void admin_room_delete(wrk_app_t *app, response_t *r, const request_t *q,
                               const admin_request_t *a)
 {
     (void)q;
-    changed(r, wrk_store_room_delete(app->store, a->id), "a title has 1 to 200 bytes");
+    changed(r, wrk_store_room_delete(app->store, a->id), "a title is 1 to 200 bytes of UTF-8");
 }
 
 static int user_row(void *arg, const wrk_user_t *u)
@@ -496,7 +496,7 @@ static void admin_user_add(wrk_app_t *app, response_t *r, const request_t *q,
         if (rc == 0)
             rc = end;
         if (rc)
-            store_error(r, rc, "a username has 1 to 150 bytes");
+            store_error(r, rc, "a username is 1 to 150 bytes of UTF-8");
         else
             created(r, id, 0);
     } else {

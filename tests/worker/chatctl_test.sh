@@ -90,6 +90,9 @@ printf 'fresh3 pw\nuser7 pw\n' >"$dir/dup.txt"
 expect "an import with a taken name fails" 1 "taken" -- sh -c "'$CTL' user import <'$dir/dup.txt'"
 "$CTL" user list | grep -q fresh3 && not_ok "it adds nobody either" || ok "it adds nobody either"
 
+expect "room add refuses a title that is not UTF-8" 1 "UTF-8" -- "$CTL" room add "$(printf 'Caf\351')"
+expect "user add refuses a name that is not UTF-8" 1 "UTF-8" -- \
+    sh -c "echo pw | '$CTL' user add \"\$(printf 'j\\377')\" --password-stdin"
 expect "room add prints the id" 0 "^1$" -- "$CTL" room add "Lobby"
 expect "room add --staff-only" 0 "^2$" -- "$CTL" room add "Staff room" --staff-only
 expect "room list" 0 "2	Staff room	staff-only" -- "$CTL" room list
@@ -101,6 +104,7 @@ expect "room rm of a removed room" 1 "no room 2" -- "$CTL" room rm 2
 expect "room ids are numbers" 2 "room id" -- "$CTL" room rm two
 expect "room add needs a title" 2 "TITLE" -- "$CTL" room add
 expect "an empty title is refused" 1 "title" -- "$CTL" room add ""
+expect "room rename refuses a title that is not UTF-8" 1 "UTF-8" -- "$CTL" room rename 1 "$(printf '\300\257')"
 expect "room staff-only needs on or off" 2 "on or off" -- "$CTL" room staff-only 1 yes
 
 expect "no command" 2 "which command" -- "$CTL"

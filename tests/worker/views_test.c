@@ -271,6 +271,48 @@ static void the_admin_page_knows_the_viewer_s_tier(void **state)
     free(r.body);
 }
 
+/* A room title or a username that is not UTF-8 would reach every client
+ * in a text frame and break its socket: the staff API refuses it with a
+ * 400 that says why, and the room list stays as it was. Before, it was
+ * stored. */
+static void titles_and_usernames_must_be_utf8(void **state)
+{
+    ts_world_t *w = *state;
+    char sue[256], csrf[40];
+    ts_login(w, "sue", "pw-sue", sue, sizeof(sue));
+    sscanf(sue, "csrftoken=%32s", csrf);
+    const struct {
+        const char *path, *body, *error;
+    } bad[] = {
+        {"/admin/api/rooms", "{\"title\":\"Caf\xe9\"}", "a title is 1 to 200 bytes of UTF-8"},
+        {"/admin/api/rooms", "{\"title\":\"\xc0\xaf\"}", "a title is 1 to 200 bytes of UTF-8"},
+        {"/admin/api/rooms/1", "{\"title\":\"Lobby \xed\xa0\x80\"}",
+         "a title is 1 to 200 bytes of UTF-8"},
+        {"/admin/api/users", "{\"username\":\"\xff\",\"password\":\"p\"}",
+         "a username is 1 to 150 bytes of UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ts_http_reply_t r;
+        ts_http(w, "POST", bad[i].path, "", sue, csrf, bad[i].body, &r);
+        assert_int_equal(r.status, 400);
+        char want[128];
+        snprintf(want, sizeof(want), "{\"error\":\"%s\"}", bad[i].error);
+        assert_string_equal(r.body, want);
+        free(r.body);
+    }
+    ts_http_reply_t r;
+    ts_http(w, "GET", "/api/rooms", "", sue, NULL, "", &r);
+    assert_string_equal(r.body,
+                        "{\"rooms\":[{\"id\":\"1\",\"title\":\"Lobby\",\"staff_only\":false},"
+                        "{\"id\":\"2\",\"title\":\"Staff\",\"staff_only\":true}]}");
+    free(r.body);
+    /* Any language's text is welcome. */
+    ts_http(w, "POST", "/admin/api/rooms", "", sue, csrf,
+            "{\"title\":\"Caf\xc3\xa9 \xe2\x98\x95\"}", &r);
+    assert_int_equal(r.status, 201);
+    free(r.body);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, ts_world_setup, ts_world_teardown)
 
 int main(void)
@@ -285,6 +327,7 @@ int main(void)
         T(staff_manage_rooms_and_users_who_are_not_staff),
         T(superusers_manage_staff_and_superusers),
         T(the_admin_page_knows_the_viewer_s_tier),
+        T(titles_and_usernames_must_be_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
