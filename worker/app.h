@@ -12,6 +12,7 @@
 #ifndef MC_WORKER_APP_H
 #define MC_WORKER_APP_H
 
+#include "worker/metrics.h"
 #include "worker/password.h"
 #include "worker/port.h"
 #include "worker/store.h"
@@ -49,8 +50,9 @@ typedef struct wrk_app {
     wrk_store_t *store;                          /* owned */
     wrk_password_t pw;                           /* read-only */
     wrk_port_t port;                             /* owned: every answer leaves through it */
-    int64_t changes_from, changes_to;            /* private (worker/changes.c): changes claimed and
-                                                  * handled up to from, claimed up to to */
+    wrk_metrics_t metrics;            /* owned: what this worker counts (worker/metrics.h) */
+    int64_t changes_from, changes_to; /* private (worker/changes.c): changes claimed and
+                                       * handled up to from, claimed up to to */
 } wrk_app_t;
 
 /* Opens the store at db_path, migrates it, prepares the password hasher,

@@ -50,6 +50,7 @@ int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
     snprintf(key, sizeof(key), "conn:%s", env->client ? env->client : "");
     if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_connects, app->cfg.rate_connect_burst,
                             &refused)) {
+        wrk_metrics_count(&app->metrics, WRK_M_RATE_LIMITED, "connects");
         if (refused == 1)
             mc_warn("worker: too many new sockets from %s; refusing",
                     env->client ? env->client : "?");
@@ -408,6 +409,7 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
     const char *code;
     rc = wrk_command_parse(env->body ? env->body : "", env->body_len, (size_t)app->cfg.message_max,
                            &c, &code);
+    wrk_metrics_count(&app->metrics, WRK_M_COMMANDS, rc ? "invalid" : c.name);
     if (rc) {
         wrk_port_send_error(&app->port, env->reply, code, c.has_room ? c.room : 0, c.name);
         wrk_command_clear(&c);
@@ -422,6 +424,7 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
         snprintf(key, sizeof(key), "msg:user-%lld", (long long)u.id);
         if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_messages, app->cfg.rate_burst,
                                 &refused)) {
+            wrk_metrics_count(&app->metrics, WRK_M_RATE_LIMITED, "messages");
             wrk_port_send_error(&app->port, env->reply, MC_ERROR_RATE_LIMITED,
                                 c.has_room ? c.room : 0, c.name);
             if (app->cfg.rate_close_after > 0 && refused >= app->cfg.rate_close_after) {

@@ -71,6 +71,14 @@ static const char *log_name(const char *name, char out[48])
     return out;
 }
 
+/* The label of each refusal in chat_worker_login_refusals_total. */
+static const char *const refusal_labels[] = {
+    [WRK_LOGIN_REFUSED_USER_ADDR] = "user_address",
+    [WRK_LOGIN_REFUSED_ADDR] = "address",
+    [WRK_LOGIN_REFUSED_BACKOFF] = "backoff",
+    [WRK_LOGIN_REFUSED_DEVICE] = "device",
+};
+
 static const char *const refusal_names[] = {
     [WRK_LOGIN_REFUSED_USER_ADDR] = "the username failed too often from this address",
     [WRK_LOGIN_REFUSED_ADDR] = "the address failed too often",
@@ -137,6 +145,8 @@ int wrk_session_login(wrk_app_t *app, const mc_envelope_t *env, wrk_login_t *l)
     if (!throttle_allows(app, addr, pair, trusted ? device_id : NULL, l, now)) {
         mc_warn("worker: login as \"%s\" from %s refused: %s", log_name(l->username, shown), addr,
                 refusal_names[l->refused]);
+        wrk_metrics_count(&app->metrics, WRK_M_LOGINS, "refused");
+        wrk_metrics_count(&app->metrics, WRK_M_LOGIN_REFUSALS, refusal_labels[l->refused]);
         return MC_EAGAIN;
     }
     /* An unknown user costs one verification too: the time tells nothing. */
@@ -150,6 +160,7 @@ int wrk_session_login(wrk_app_t *app, const mc_envelope_t *env, wrk_login_t *l)
         }
         mc_info("worker: failed login as \"%s\" from %s%s", log_name(l->username, shown), addr,
                 trusted ? " (with its device cookie)" : "");
+        wrk_metrics_count(&app->metrics, WRK_M_LOGINS, "failed");
         return MC_EDENIED;
     }
     /* The username's count stays: its owner logging in must not reopen the
@@ -159,6 +170,8 @@ int wrk_session_login(wrk_app_t *app, const mc_envelope_t *env, wrk_login_t *l)
     int rc = wrk_token_new(l->token);
     if (rc == 0)
         rc = wrk_store_session_add(app->store, l->token, u.id, now + app->cfg.session_ttl_s * 1000);
+    if (rc == 0)
+        wrk_metrics_count(&app->metrics, WRK_M_LOGINS, "ok");
     if (rc == 0 && wrk_device_make(app->device_key, u.id, l->device))
         l->device[0] = '\0'; /* no new device cookie: the login stands */
     return rc;

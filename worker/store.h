@@ -100,6 +100,15 @@ void wrk_store_close(wrk_store_t *s); /* wrk_store_close(NULL) does nothing */
 /* The text of the last failure on this connection (never NULL). */
 const char *wrk_store_errmsg(const wrk_store_t *s);
 
+/* What a connection did since it was opened, for the worker's metrics. */
+typedef struct wrk_store_stats {
+    uint64_t statements;   /* statements run */
+    uint64_t busy_retries; /* statements retried because the database was busy */
+    int64_t ns;            /* the time the statements took */
+} wrk_store_stats_t;
+
+void wrk_store_stats(const wrk_store_t *s, wrk_store_stats_t *out);
+
 /* Brings the schema to WRK_STORE_SCHEMA_VERSION, atomically; running it
  * again (or from several processes at once) changes nothing. *from and *to
  * (may be NULL) get the versions before and after. Returns 0, MC_EDB (also

@@ -593,6 +593,22 @@ static void login_failures_are_purged_once_their_window_is_over(void **state)
     sqlite3_close(db);
 }
 
+/* A connection counts the statements it ran and their time, for the
+ * worker's metrics. */
+static void a_connection_counts_its_statements(void **state)
+{
+    fixture_t *f = *state;
+    wrk_store_stats_t before, after;
+    wrk_store_stats(f->s, &before);
+    wrk_user_t u;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(wrk_store_user_by_name(f->s, "ann", &u), 0);
+    wrk_store_stats(f->s, &after);
+    assert_int_equal(after.statements, before.statements + 10);
+    assert_true(after.ns >= before.ns);
+    assert_int_equal(after.busy_retries, 0);
+}
+
 /* The first worker to ask stores its fresh secret; every later one gets
  * that one. */
 static void a_secret_is_made_once(void **state)
@@ -816,6 +832,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(login_failures_are_purged_once_their_window_is_over, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_secret_is_made_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_connection_counts_its_statements, setup, teardown),
         cmocka_unit_test_setup_teardown(changes_are_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(presence_is_tracked_per_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(presence_counts_users_once_per_room, setup, teardown),
