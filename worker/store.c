@@ -663,24 +663,25 @@ int wrk_store_user_set_password(wrk_store_t *s, int64_t id, const char *hash, in
     return rc;
 }
 
-int wrk_store_user_set_staff(wrk_store_t *s, int64_t id, int is_staff)
+/* Sets the flag that statement st_id (?1 the row's id, ?2 the flag) sets. */
+static int set_flag(wrk_store_t *s, enum stmt_id st_id, int64_t id, int on, const char *what)
 {
-    sqlite3_stmt *st = stmt(s, ST_USER_SET_STAFF);
+    sqlite3_stmt *st = stmt(s, st_id);
     if (!st)
         return MC_EDB;
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int(st, 2, is_staff ? 1 : 0);
-    return update_one(s, st, "set staff");
+    sqlite3_bind_int(st, 2, on ? 1 : 0);
+    return update_one(s, st, what);
+}
+
+int wrk_store_user_set_staff(wrk_store_t *s, int64_t id, int is_staff)
+{
+    return set_flag(s, ST_USER_SET_STAFF, id, is_staff, "set staff");
 }
 
 int wrk_store_user_set_superuser(wrk_store_t *s, int64_t id, int is_superuser)
 {
-    sqlite3_stmt *st = stmt(s, ST_USER_SET_SUPERUSER);
-    if (!st)
-        return MC_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int(st, 2, is_superuser ? 1 : 0);
-    return update_one(s, st, "set superuser");
+    return set_flag(s, ST_USER_SET_SUPERUSER, id, is_superuser, "set superuser");
 }
 
 int wrk_store_user_set_active(wrk_store_t *s, int64_t id, int is_active)
@@ -914,12 +915,7 @@ int wrk_store_room_rename(wrk_store_t *s, int64_t id, const char *title)
 
 int wrk_store_room_set_staff_only(wrk_store_t *s, int64_t id, int staff_only)
 {
-    sqlite3_stmt *st = stmt(s, ST_ROOM_STAFF_ONLY);
-    if (!st)
-        return MC_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int(st, 2, staff_only ? 1 : 0);
-    return update_one(s, st, "set staff-only");
+    return set_flag(s, ST_ROOM_STAFF_ONLY, id, staff_only, "set staff-only");
 }
 
 int wrk_store_room_delete(wrk_store_t *s, int64_t id)

@@ -296,6 +296,19 @@ void ts_http(ts_world_t *w, const char *method, const char *path, const char *qu
     ts_http_body(w, method, path, query, cookie, csrf_header, body, strlen(body), out);
 }
 
+int ts_status(ts_world_t *w, const char *method, const char *path, const char *cookie,
+              const char *body)
+{
+    char csrf[40] = "";
+    const char *at = cookie ? strstr(cookie, "csrftoken=") : NULL;
+    if (at)
+        sscanf(at, "csrftoken=%32[0-9a-f]", csrf);
+    ts_http_reply_t r;
+    ts_http(w, method, path, "", cookie, csrf[0] ? csrf : NULL, body, &r);
+    free(r.body);
+    return r.status;
+}
+
 int ts_cookie_value(const ts_http_reply_t *r, const char *name, char *out, size_t size)
 {
     char key[64];

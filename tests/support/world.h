@@ -103,6 +103,11 @@ void ts_http(ts_world_t *w, const char *method, const char *path, const char *qu
 void ts_http_body(ts_world_t *w, const char *method, const char *path, const char *query,
                   const char *cookie, const char *csrf_header, const char *body, size_t body_len,
                   ts_http_reply_t *out);
+/* The status of a request with the Cookie header cookie (NULL: none) and,
+ * when it holds a csrftoken, that token in X-CSRFToken, as the pages send
+ * it. */
+int ts_status(ts_world_t *w, const char *method, const char *path, const char *cookie,
+              const char *body);
 /* Copies the value of cookie name from r's Set-Cookie lines. Returns 0 or -1. */
 int ts_cookie_value(const ts_http_reply_t *r, const char *name, char *out, size_t size);
 /* Logs in through the login form as a browser does; cookie gets the Cookie

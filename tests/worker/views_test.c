@@ -168,19 +168,6 @@ static void the_staff_api_routes_by_path_then_method(void **state)
     free(r.body);
 }
 
-/* The status of one staff API call by the user whose Cookie header is
- * cookie. */
-static int api(ts_world_t *w, const char *cookie, const char *method, const char *path,
-               const char *body)
-{
-    char csrf[40];
-    sscanf(cookie, "csrftoken=%32s", csrf);
-    ts_http_reply_t r;
-    ts_http(w, method, path, "", cookie, csrf, body, &r);
-    free(r.body);
-    return r.status;
-}
-
 /* Staff manage rooms and the users who are not staff (and their own
  * password); making staff or superusers, and resetting, deactivating or
  * demoting staff, is for superusers: the server refuses it (403) whatever
@@ -192,12 +179,13 @@ static void staff_manage_rooms_and_users_who_are_not_staff(void **state)
     ts_ctl(w, "pw-tom\\n", "user add tom --staff --password-stdin"); /* id 4 */
     char sue[256];
     ts_login(w, "sue", "pw-sue", sue, sizeof(sue));
-    assert_int_equal(api(w, sue, "POST", "/admin/api/rooms", "{\"title\":\"Porch\"}"), 201);
-    assert_int_equal(api(w, sue, "POST", "/admin/api/users",
-                         "{\"username\":\"dan\",\"password\":\"pw-dan\",\"is_staff\":false}"),
+    assert_int_equal(ts_status(w, "POST", "/admin/api/rooms", sue, "{\"title\":\"Porch\"}"), 201);
+    assert_int_equal(ts_status(w, "POST", "/admin/api/users", sue,
+                               "{\"username\":\"dan\",\"password\":\"pw-dan\",\"is_staff\":false}"),
                      201); /* id 5 */
-    assert_int_equal(api(w, sue, "POST", "/admin/api/users/5", "{\"password\":\"pw2\"}"), 200);
-    assert_int_equal(api(w, sue, "POST", "/admin/api/users/1", "{\"is_active\":false}"), 200);
+    assert_int_equal(ts_status(w, "POST", "/admin/api/users/5", sue, "{\"password\":\"pw2\"}"),
+                     200);
+    assert_int_equal(ts_status(w, "POST", "/admin/api/users/1", sue, "{\"is_active\":false}"), 200);
     const struct {
         const char *path, *body;
     } refused[] = {
@@ -212,7 +200,7 @@ static void staff_manage_rooms_and_users_who_are_not_staff(void **state)
         {"/admin/api/users/3", "{\"is_active\":false}"},
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-        int status = api(w, sue, "POST", refused[i].path, refused[i].body);
+        int status = ts_status(w, "POST", refused[i].path, sue, refused[i].body);
         if (status != 403)
             fail_msg("POST %s %s: %d, not 403", refused[i].path, refused[i].body, status);
     }
@@ -233,12 +221,14 @@ static void superusers_manage_staff_and_superusers(void **state)
     ts_ctl(w, "", "user superuser sue on");
     char sue[256];
     ts_login(w, "sue", "pw-sue", sue, sizeof(sue));
-    assert_int_equal(api(w, sue, "POST", "/admin/api/users",
-                         "{\"username\":\"tom\",\"password\":\"pw-tom\",\"is_superuser\":true}"),
-                     201); /* id 4: a superuser, so staff */
-    assert_int_equal(api(w, sue, "POST", "/admin/api/users/2", "{\"is_staff\":true}"), 200);
-    assert_int_equal(api(w, sue, "POST", "/admin/api/users/4", "{\"password\":\"pw-t2\"}"), 200);
-    assert_int_equal(api(w, sue, "POST", "/admin/api/users/4", "{\"is_staff\":false}"), 200);
+    assert_int_equal(
+        ts_status(w, "POST", "/admin/api/users", sue,
+                  "{\"username\":\"tom\",\"password\":\"pw-tom\",\"is_superuser\":true}"),
+        201); /* id 4: a superuser, so staff */
+    assert_int_equal(ts_status(w, "POST", "/admin/api/users/2", sue, "{\"is_staff\":true}"), 200);
+    assert_int_equal(ts_status(w, "POST", "/admin/api/users/4", sue, "{\"password\":\"pw-t2\"}"),
+                     200);
+    assert_int_equal(ts_status(w, "POST", "/admin/api/users/4", sue, "{\"is_staff\":false}"), 200);
     ts_http_reply_t r;
     ts_http(w, "GET", "/admin/api/users", "", sue, NULL, "", &r);
     assert_non_null(strstr(r.body, "\"username\":\"bob\",\"is_staff\":true,\"is_active\":true,"
@@ -246,8 +236,9 @@ static void superusers_manage_staff_and_superusers(void **state)
     assert_non_null(strstr(r.body, "\"username\":\"tom\",\"is_staff\":false,\"is_active\":true,"
                                    "\"is_superuser\":false"));
     free(r.body);
-    assert_int_equal(api(w, sue, "POST", "/admin/api/users/4", "{\"is_superuser\":true}"), 200);
-    assert_int_equal(api(w, sue, "POST", "/admin/api/users/4", "{\"is_active\":false}"), 200);
+    assert_int_equal(ts_status(w, "POST", "/admin/api/users/4", sue, "{\"is_superuser\":true}"),
+                     200);
+    assert_int_equal(ts_status(w, "POST", "/admin/api/users/4", sue, "{\"is_active\":false}"), 200);
     ts_http(w, "GET", "/admin/api/users", "", sue, NULL, "", &r);
     assert_non_null(strstr(r.body, "\"username\":\"tom\",\"is_staff\":true,\"is_active\":false,"
                                    "\"is_superuser\":true"));
