@@ -28,6 +28,7 @@ void wrk_settings_defaults(wrk_settings_t *s)
     s->rate_connect_burst = 60;
     s->rate_notices = 6;
     s->rate_notice_burst = 10;
+    s->socket_rooms = WRK_SOCKET_ROOMS_DEFAULT;
 }
 
 int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,

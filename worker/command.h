@@ -26,6 +26,12 @@
 #define WRK_MESSAGE_MAX_DEFAULT 4096 /* bytes of one chat message */
 #define WRK_HISTORY_DEFAULT 50       /* messages in a join reply, and a history page */
 #define WRK_HISTORY_MAX 100          /* the largest history page */
+#define WRK_SOCKET_ROOMS_DEFAULT 100 /* rooms one socket may be in (TOO_MANY_ROOMS past it) */
+/* The most that limit may be set to: an envelope carries at most
+ * MC_ENVELOPE_MAX_GROUPS of a socket's groups, its rooms and the few it
+ * has besides (room list, user, session), and joins answered after the
+ * limit was checked need room too. */
+#define WRK_SOCKET_ROOMS_MAX (MC_ENVELOPE_MAX_GROUPS / 2)
 /* The most bytes a reply listing messages or whispers (a join's history, a
  * history page, whispers) takes as the text of its envelope, where its
  * JSON is escaped a second time (a quote costs 4 bytes there, a control

@@ -26,6 +26,15 @@ static int joined(const mc_envelope_t *env, int64_t room)
     return 0;
 }
 
+/* How many rooms the envelope says the socket is in. */
+static long rooms_joined(const mc_envelope_t *env)
+{
+    long n = 0;
+    for (size_t i = 0; i < env->ngroups; i++)
+        n += mc_group_is_room(env->groups[i]);
+    return n;
+}
+
 /* Sends text (encoded with rc) to the socket and frees it. Returns 0 once
  * it went out. Otherwise no answer is lost in silence: the client is told
  * SERVER_BUSY, with the room and command, and the failure is returned
@@ -155,7 +164,13 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_room_t room;
     if (room_for(app, env, u, c, &room))
         return 0;
+    /* The interface carries a socket's groups in each envelope, up to a
+     * fixed number: a socket in more rooms would lose some in silence. */
     int was_in = joined(env, c->room);
+    if (!was_in && rooms_joined(env) >= app->cfg.socket_rooms) {
+        wrk_port_send_error(&app->port, env->reply, MC_ERROR_TOO_MANY_ROOMS, c->room, c->name);
+        return 0;
+    }
     char group[MC_GROUP_NAME_MAX];
     mc_group_room(group, c->room);
     /* Under the order lock, every message is either published before the

@@ -517,6 +517,40 @@ static void a_join_that_cannot_be_answered_is_undone(void **state)
                    "{\"room\":\"1\",\"message\":null,\"username\":\"bob\",\"msg_type\":4}");
 }
 
+static void a_socket_in_as_many_rooms_as_allowed_is_refused_one_more(void **state)
+{
+    ts_world_t *w = *state;
+    w->app.cfg.socket_rooms = 3;
+    w->app.port.notify_enter_leave = 0;
+    int64_t id;
+    for (int i = 3; i <= 5; i++)
+        assert_int_equal(wrk_store_room_add(w->app.store, "More", 0, &id), 0);
+    char cb[256];
+    ts_sock_t b;
+    ts_log_in_and_connect(w, "bob", "ifc.t!2", cb, sizeof(cb), &b);
+    for (int room = 3; room <= 5; room++) {
+        char cmd[64];
+        snprintf(cmd, sizeof(cmd), "{\"command\":\"join\",\"room\":%d}", room);
+        ts_ws_send(w, &b, cmd);
+        ts_expect_text_has(w, b.channel, "{\"join\":");
+    }
+    ts_ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
+    ts_expect_text(w, b.channel,
+                   "{\"error\":\"TOO_MANY_ROOMS\",\"room\":\"1\",\"command\":\"join\"}");
+    ts_ws_send(w, &b, "{\"command\":\"who\",\"room\":1}");
+    ts_expect_text(w, b.channel, "{\"who\":\"1\",\"members\":[]}");
+    /* A room it is in already may be joined again; one left makes room. */
+    ts_ws_send(w, &b, "{\"command\":\"join\",\"room\":5}");
+    ts_expect_text_has(w, b.channel, "{\"join\":\"5\"");
+    ts_ws_send(w, &b, "{\"command\":\"leave\",\"room\":4}");
+    ts_expect_text(w, b.channel, "{\"leave\":\"4\"}");
+    ts_ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
+    ts_expect_text_has(w, b.channel, "{\"join\":\"1\"");
+    /* The default leaves the envelope's group list room to spare. */
+    assert_true(WRK_SOCKET_ROOMS_DEFAULT <= WRK_SOCKET_ROOMS_MAX);
+    assert_true(2 * WRK_SOCKET_ROOMS_MAX <= MC_ENVELOPE_MAX_GROUPS);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, ts_world_setup, ts_world_teardown)
 
 int main(void)
@@ -533,6 +567,7 @@ int main(void)
         T(control_characters_are_refused_and_nothing_is_stored),
         T(a_long_history_since_zero_is_cut_to_fit_and_paged_back),
         T(a_join_that_cannot_be_answered_is_undone),
+        T(a_socket_in_as_many_rooms_as_allowed_is_refused_one_more),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
