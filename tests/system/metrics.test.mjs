@@ -113,3 +113,9 @@ test('a client that opens the endpoint and says nothing stalls no chat', async (
   await closed;
   await scrape();
 });
+
+test('no process reported a memory error, and all stop cleanly', async () => {
+  for (const s of sockets) s.close();
+  assert.ok(sys.running(), 'a process died');
+  assert.deepEqual(await sys.stop(), []);
+});

@@ -1,8 +1,8 @@
 // Rights end when they end, through the real interface, worker and Redis:
-// every way a session ends closes its sockets with 4001 "session ended"
-// (the page goes to the login form), a change of staff closes them with
-// 4002 "rights changed" (the page reconnects with a fresh scope), and the
-// database never holds a session's token.
+// a session that ends closes its sockets with 4001 "session ended" (the
+// page goes to the login form; a logout: protocol.test.mjs), a change of
+// staff closes them with 4002 "rights changed" (the page reconnects with a
+// fresh scope), and the database never holds a session's token.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {createHash} from 'node:crypto';
@@ -33,29 +33,6 @@ async function connect(name, cookie) {
 
 const cookieValue = (cookie, name) => cookie.match(new RegExp(`(?:^|; )${name}=([^;]+)`))[1];
 
-async function logout(cookie) {
-  const r = await fetch(`${sys.url}/accounts/logout/`, {
-    method: 'POST', redirect: 'manual',
-    headers: {'content-type': 'application/x-www-form-urlencoded', cookie, origin: sys.url},
-    body: new URLSearchParams({csrfmiddlewaretoken: cookieValue(cookie, 'csrftoken')}),
-  });
-  await r.text();
-  assert.equal(r.status, 302);
-}
-
-test('a logout closes the sockets of that session with 4001 "session ended", and no others', async () => {
-  const tab = await login(sys.url, 'ann', 'ann-pass-1');
-  const phone = await login(sys.url, 'ann', 'ann-pass-1');
-  const first = await connect('ann-tab-1', tab);
-  const second = await connect('ann-tab-2', tab);
-  const other = await connect('ann-phone', phone);
-  await logout(tab);
-  assert.deepEqual(await first.whenClosed(), {code: 4001, reason: 'session ended'});
-  assert.deepEqual(await second.whenClosed(), {code: 4001, reason: 'session ended'});
-  await other.request({command: 'join', room: 1}, (d) => d.join === '1');
-  assert.equal(other.closed, null);
-});
-
 test('a new password set by an admin ends every session of the user', async () => {
   const cookie = await login(sys.url, 'bob', 'bob-pass-1');
   const s = await connect('bob', cookie);
@@ -80,4 +57,10 @@ test('the database holds the SHA-256 of each session token, never the token', as
   const hash = createHash('sha256').update(token).digest('hex');
   assert.equal(sys.sql(`SELECT count(*) FROM sessions WHERE token_hash = '${hash}'`), '1');
   assert.doesNotMatch(sys.sql('SELECT * FROM sessions'), new RegExp(token));
+});
+
+test('no process reported a memory error, and all stop cleanly', async () => {
+  for (const s of sockets) s.close();
+  assert.ok(sys.running(), 'a process died');
+  assert.deepEqual(await sys.stop(), []);
 });
