@@ -179,14 +179,12 @@ static const char reap_lua[] = "local dead = {}\n"
                                "end\n"
                                "return dead\n";
 
-/* The rest of a batch: one command however many wait, and one LMOVE that
- * finds nothing when none does. */
-static const char moven_lua[] = "local moved = {}\n"
-                                "for i = 1, tonumber(ARGV[1]) do\n"
-                                "  local e = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')\n"
-                                "  if not e then break end\n"
-                                "  moved[i] = e\n"
-                                "end\n"
+/* A batch: up to n elements, oldest first, moved into the in-flight list
+ * in two commands however many wait (one when none does), and left there
+ * newest on the left, as one LMOVE RIGHT LEFT after another would. */
+static const char moven_lua[] = "local moved = redis.call('RPOP', KEYS[1], ARGV[1])\n"
+                                "if not moved then return {} end\n"
+                                "redis.call('LPUSH', KEYS[2], unpack(moved))\n"
                                 "return moved\n";
 
 /* clang-format on */

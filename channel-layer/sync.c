@@ -79,6 +79,7 @@ static int shard_up(chl_t *chl, size_t i)
     s->ctx = c;
     s->backoff_ms = 0;
     s->beat_at = 0; /* a server that restarted learns of this client with its next pop */
+    s->waiting = 1;
     if (s->ever_up)
         chl->stats.reconnects++;
     s->ever_up = 1;

@@ -26,6 +26,7 @@ typedef struct chl__sync_shard {
     long backoff_ms;
     int ever_up;
     int64_t beat_at; /* monotonic ms of the last heartbeat written; 0: none since connecting */
+    size_t waiting;  /* elements the queue held behind the last pop here (1: maybe some) */
     char sha[CHL__S_COUNT][41];
 } chl__sync_shard_t;
 

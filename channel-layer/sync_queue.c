@@ -77,10 +77,11 @@ static int beat_due(const chl_t *chl, size_t sh, int64_t now, long block_ms)
 
 /* One round trip to shard sh: removes the elements of acks[0..nacks) that
  * live there from the in-flight list, refreshes the heartbeat when it is
- * due, and moves up to max elements of the queue into the in-flight list,
- * the first waiting up to block_ms (0: none waits). Adds the messages to
- * out[*n..]; *skipped is set when an element was dropped (malformed or
- * expired). */
+ * due, and moves elements of the queue into the in-flight list: when some
+ * were waiting at the last look (or block_ms is 0), up to max at once
+ * without blocking; else one, waiting up to block_ms for it, and a count
+ * of those behind it for the next call. Adds the messages to out[*n..];
+ * *skipped is set when an element was dropped (malformed or expired). */
 static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_ms,
                             const chl_message_t *acks, size_t nacks, chl_message_t *out, size_t max,
                             size_t *n, int *skipped)
@@ -131,26 +132,38 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
         CMD("SADD", workers, chl->name);
     }
     size_t first = k; /* the pops' replies start here */
-    size_t rest = max;
-    if (block_ms > 0 && max > 0) {
-        CMD("BLMOVE", qkey, inflight, "RIGHT", "LEFT", tb);
-        rest--;
-    }
+    chl__sync_shard_t *shard = &chl->shards[sh];
+    /* A worker that found the queue empty waits for the next envelope
+     * alone (a batch script would only find nothing behind it); one that
+     * found more takes a batch. */
+    int blocking = max > 0 && block_ms > 0 && shard->waiting == 0;
     char nb[24];
-    snprintf(nb, sizeof(nb), "%zu", rest);
-    if (rest > 0) /* the SHA is filled in when the shard connects, before the send */
-        CMD("EVALSHA", chl->shards[sh].sha[CHL__S_MOVEN], "2", qkey, inflight, nb);
+    snprintf(nb, sizeof(nb), "%zu", max);
+    if (blocking) {
+        CMD("BLMOVE", qkey, inflight, "RIGHT", "LEFT", tb);
+        CMD("LLEN", qkey);
+    } else if (max > 0) { /* the SHA is filled in when the shard connects, before the send */
+        CMD("EVALSHA", shard->sha[CHL__S_MOVEN], "2", qkey, inflight, nb);
+    }
 #undef CMD
     int rc = chl__sync_pipeline(chl, sh, k, argc, (const char **const *)av, lv, r);
     if (rc != 0)
         return rc;
     if (beat)
-        chl->shards[sh].beat_at = now;
+        shard->beat_at = now;
     for (size_t j = 0; j < nlrem; j++)
         if (r[j]->type == REDIS_REPLY_INTEGER && r[j]->integer == 0)
             mc_warn("channel-layer: a handled message was no longer in flight (requeued as if "
                     "this worker had died); it may be handled twice");
-    for (size_t j = first; rc == 0 && j < k; j++) {
+    if (blocking) {
+        const redisReply *len = r[first + 1];
+        shard->waiting = len->type == REDIS_REPLY_INTEGER && len->integer > 0 ? 1 : 0;
+    } else if (k > first) {
+        /* A full batch may have left more behind; a short one emptied it. */
+        const redisReply *moved = r[first];
+        shard->waiting = moved->type == REDIS_REPLY_ARRAY && moved->elements < max ? 0 : 1;
+    }
+    for (size_t j = first; rc == 0 && j < first + 1 && j < k; j++) {
         /* A BLMOVE's element, or the elements the script moved. */
         redisReply *const *el = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->element : &r[j];
         size_t nel = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->elements : 1;

@@ -338,6 +338,61 @@ static void queue_next_acknowledges_a_batch_and_fetches_the_next(void **state)
     chl_close(chl);
 }
 
+static void free_all(chl_message_t *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        chl_message_free(&m[i]);
+}
+
+/* A worker that found the queue empty waits for the next envelope with
+ * one BLMOVE and counts what came behind it (LLEN); one that found more
+ * takes them in one script call, oldest first. */
+static void a_worker_waits_alone_when_idle_and_takes_batches_when_not(void **state)
+{
+    (void)state;
+    chl_t *chl = open_with(&(chl_config_t){.redis_urls = redis->url}, "wrk-w");
+    chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
+    size_t na = 0, nb = 0;
+    assert_int_equal(chl_queue_push(chl, "jobs", "m0", 2), 0);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
+    assert_int_equal(na, 1); /* the first look takes what is there: the queue is empty now */
+    assert_int_equal(chl_queue_push(chl, "jobs", "m1", 2), 0);
+    ts_redis_int(redis, "CONFIG RESETSTAT"); /* the pops' commands only */
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
+    assert_int_equal(nb, 1);
+    assert_string_equal(b[0].data, "m1");
+    assert_int_equal(command_calls("blmove"), 1);
+    assert_int_equal(command_calls("llen"), 1);
+    assert_int_equal(command_calls("rpop"), 0);
+    free_all(a, na);
+    /* Three come at once: BLMOVE brings the first, LLEN counts two more,
+     * and the next call takes both without waiting. */
+    const char *three[] = {"m2", "m3", "m4"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_queue_push(chl, "jobs", three[i], 2), 0);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, b, nb, a, 10, &na), 0);
+    assert_int_equal(na, 1);
+    assert_string_equal(a[0].data, "m2");
+    free_all(b, nb);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, b, 10, &nb), 0);
+    assert_int_equal(nb, 2);
+    assert_string_equal(b[0].data, "m3");
+    assert_string_equal(b[1].data, "m4");
+    assert_int_equal(command_calls("blmove"), 2);
+    assert_int_equal(command_calls("rpop"), 1);
+    /* in flight newest first, as requeueing expects */
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-w"), 3);
+    redisContext *c = redisConnect("127.0.0.1", redis->port);
+    assert_true(c && !c->err);
+    redisReply *r = redisCommand(c, "LINDEX mc:inflight:wrk-w 0");
+    assert_true(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\nm4"));
+    freeReplyObject(r);
+    redisFree(c);
+    free_all(a, na);
+    free_all(b, nb);
+    chl_close(chl);
+}
+
 /* A worker popping a steady stream writes its heartbeat every so often,
  * not with every pop, and never lets it lapse. */
 static void pops_keep_the_heartbeat_alive_without_writing_it_each_time(void **state)
@@ -749,6 +804,8 @@ int main(void)
         cmocka_unit_test_setup(malformed_elements_are_skipped_and_counted, ts_redis_fixture_flush),
         cmocka_unit_test_setup(queue_pop_moves_to_in_flight_until_acked, ts_redis_fixture_flush),
         cmocka_unit_test_setup(queue_next_acknowledges_a_batch_and_fetches_the_next,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_worker_waits_alone_when_idle_and_takes_batches_when_not,
                                ts_redis_fixture_flush),
         cmocka_unit_test_setup(pops_keep_the_heartbeat_alive_without_writing_it_each_time,
                                ts_redis_fixture_flush),
