@@ -9,7 +9,7 @@ packages=(
     gcc make pkg-config
     libuv1-dev libhiredis-dev libsqlite3-dev libcjson-dev libargon2-dev
     node-llhttp           # llhttp sources: /usr/share/llhttp/*.c
-    redis-server redis-tools
+    redis-server redis-tools redis-sentinel   # redis-sentinel: the failover tests
     libcmocka-dev         # unit-test library
     clang libclang-rt-14-dev llvm   # libFuzzer targets and symbolised reports
     sqlite3
