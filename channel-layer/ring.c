@@ -1,6 +1,7 @@
 /* Shards and the consistent-hash ring that maps names onto them. */
 #include "channel-layer/internal.h"
 #include "common/error.h"
+#include "common/form.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,17 +52,6 @@ static int number(cursor_t *c, long lo, long hi, int *out)
     return 0;
 }
 
-static int hex(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* ":" password "@", the password %XX-decoded; none when no ':' comes. */
 static int password(cursor_t *c, char *out)
 {
@@ -69,18 +59,13 @@ static int password(cursor_t *c, char *out)
     if (!skip(c, ":"))
         return 0;
     while (c->i < c->len && c->s[c->i] != '@') {
-        char ch = c->s[c->i++];
-        if (ch == '%') {
-            int hi = c->i < c->len ? hex(c->s[c->i]) : -1;
-            int lo = c->i + 1 < c->len ? hex(c->s[c->i + 1]) : -1;
-            if (hi < 0 || lo < 0)
-                return MC_EINVAL;
-            ch = (char)(hi * 16 + lo);
-            c->i += 2;
-        }
+        unsigned char ch = (unsigned char)c->s[c->i];
+        if (ch == '%' && mc_percent_byte(c->s + c->i, c->len - c->i, &ch) != 0)
+            return MC_EINVAL;
+        c->i += c->s[c->i] == '%' ? 3 : 1;
         if (ch == '\0' || n >= CHL__PASSWORD_MAX)
             return MC_EINVAL;
-        out[n++] = ch;
+        out[n++] = (char)ch;
     }
     out[n] = '\0';
     return (n > 0 && skip(c, "@")) ? 0 : MC_EINVAL;
