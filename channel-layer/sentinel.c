@@ -161,3 +161,62 @@ int chl__not_master(const char *error)
 {
     return strncmp(error, "READONLY", 8) == 0 || strncmp(error, "UNBLOCKED", 9) == 0;
 }
+
+struct chl__finding {
+    uv_work_t work;
+    chl__addr_t addr; /* a copy: the owner may be gone before the thread */
+    long timeout_ms;
+    size_t next;
+    int status;
+    chl__server_t at;
+    char why[256];
+    chl__found_cb cb; /* NULL once cancelled */
+    void *arg;
+};
+
+static void find_in_thread(uv_work_t *w)
+{
+    chl__finding_t *f = w->data;
+    redisContext *c = NULL;
+    f->status = chl__server_connect(&f->addr, f->timeout_ms, f->timeout_ms, &f->next, &f->at, &c,
+                                    f->why, sizeof(f->why));
+    if (c)
+        redisFree(c);
+}
+
+static void found(uv_work_t *w, int status)
+{
+    chl__finding_t *f = w->data;
+    if (status != 0 && f->status == 0) { /* the work never ran */
+        f->status = MC_EREDIS;
+        snprintf(f->why, sizeof(f->why), "the search was not run: %s", uv_strerror(status));
+    }
+    if (f->cb)
+        f->cb(f->arg, f->status, &f->at, f->next, f->why);
+    free(f);
+}
+
+chl__finding_t *chl__server_find(uv_loop_t *loop, const chl__addr_t *a, long connect_timeout_ms,
+                                 size_t next, chl__found_cb cb, void *arg)
+{
+    chl__finding_t *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->work.data = f;
+    f->addr = *a;
+    f->timeout_ms = connect_timeout_ms;
+    f->next = next;
+    f->cb = cb;
+    f->arg = arg;
+    if (uv_queue_work(loop, &f->work, find_in_thread, found) != 0) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+void chl__server_find_cancel(chl__finding_t *f)
+{
+    if (f)
+        f->cb = NULL;
+}

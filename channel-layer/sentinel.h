@@ -22,6 +22,7 @@
 
 #include <hiredis/hiredis.h>
 #include <stddef.h>
+#include <uv.h>
 
 #define CHL__SENTINEL_TIMEOUT_MS 500 /* to connect to a sentinel and hear its answer */
 
@@ -34,6 +35,23 @@
 int chl__server_connect(const chl__addr_t *a, long connect_timeout_ms, long command_timeout_ms,
                         size_t *next, chl__server_t *at, redisContext **out, char *why,
                         size_t why_size);
+
+/* What a search on the thread pool found: status 0 and at (valid during
+ * the call), or MC_EREDIS and why. next is the sentinel to ask first the
+ * next time. Runs on the loop. */
+typedef void (*chl__found_cb)(void *arg, int status, const chl__server_t *at, size_t next,
+                              const char *why);
+typedef struct chl__finding chl__finding_t;
+
+/* Runs chl__server_connect for a copy of shard a on libuv's thread pool,
+ * closes the connection it made, and calls cb on loop with the address.
+ * Returns the search, or NULL when out of memory (cb never runs then). */
+chl__finding_t *chl__server_find(uv_loop_t *loop, const chl__addr_t *a, long connect_timeout_ms,
+                                 size_t next, chl__found_cb cb, void *arg);
+
+/* cb will not run; the search frees itself once its thread is done (the
+ * loop runs until then). */
+void chl__server_find_cancel(chl__finding_t *f);
 
 /* Whether an error reply means that the server is no longer a master, so
  * the shard's master must be found again: READONLY (a replica now) or

@@ -5,6 +5,8 @@
 #include "channel-layer/chl.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "channel-layer/sentinel.h"
+#include "tests/support/loop.h"
 #include "tests/support/sentinel.h"
 
 #include <hiredis/hiredis.h>
@@ -214,6 +216,56 @@ static void each_sentinel_shard_follows_its_own_master(void **state)
     chl_close(chl);
 }
 
+typedef struct search {
+    int done, status, port;
+    size_t next;
+} search_t;
+
+static void on_found(void *arg, int status, const chl__server_t *at, size_t next, const char *why)
+{
+    search_t *s = arg;
+    (void)why;
+    s->done = 1;
+    s->status = status;
+    s->port = status == 0 ? at->port : 0;
+    s->next = next;
+}
+
+static int search_done(void *arg)
+{
+    return ((const search_t *)arg)->done;
+}
+
+static void a_loop_finds_the_master_on_the_thread_pool(void **state)
+{
+    (void)state;
+    chl__ring_t ring;
+    assert_int_equal(chl__ring_init(&ring, sentinels.url), 0);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    search_t s = {0};
+    assert_non_null(chl__server_find(&loop, &ring.addrs[0], 1000, 2, on_found, &s));
+    assert_true(ts_run_until(&loop, search_done, &s, 5000));
+    assert_int_equal(s.status, 0);
+    assert_int_equal(s.port, sentinels.set[0].node[0].port);
+    assert_int_equal(s.next, 2); /* the sentinel asked first answered */
+
+    /* a search given up on frees itself and calls nobody */
+    search_t gone = {0};
+    chl__server_find_cancel(chl__server_find(&loop, &ring.addrs[0], 1000, 0, on_found, &gone));
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(gone.done, 0);
+
+    /* and one that finds nothing says why */
+    ts_redis_halt(&sentinels.set[0].node[0], 1);
+    search_t none = {0};
+    assert_non_null(chl__server_find(&loop, &ring.addrs[0], 1000, 0, on_found, &none));
+    assert_true(ts_run_until(&loop, search_done, &none, 5000));
+    assert_int_equal(none.status, MC_EREDIS);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    chl__ring_free(&ring);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +275,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_readonly_reply_makes_the_client_find_the_master_again,
                                         start_one, stop),
         cmocka_unit_test_setup_teardown(each_sentinel_shard_follows_its_own_master, start_two,
+                                        stop),
+        cmocka_unit_test_setup_teardown(a_loop_finds_the_master_on_the_thread_pool, start_one,
                                         stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
