@@ -1,5 +1,5 @@
 /*
- * channel-layer/internal.h: what the two front ends (sync.c, proc.c) share.
+ * channel-layer/internal.h: what the two front ends (sync*.c, proc.c) share.
  *
  * The Redis side of the channel layer lives here once: names and their
  * checks, the key layout, the framing of a message inside a Redis list, the
@@ -159,7 +159,8 @@ typedef struct chl__ring {
  * sentinels listed and a failover never move a channel. Two shards with one
  * identity are refused. Returns 0, MC_EINVAL, MC_ENOMEM. */
 int chl__ring_init(chl__ring_t *ring, const char *urls);
-void chl__ring_free(chl__ring_t *ring);
+/* Releases what the ring holds (the struct is the caller's). */
+void chl__ring_clear(chl__ring_t *ring);
 
 /* What logs call a shard: "host:port" or the master's name. */
 const char *chl__addr_label(const chl__addr_t *a, char *buf, size_t size);

@@ -101,9 +101,9 @@ static void the_ring_spreads_names_and_ignores_the_order_of_servers(void **state
     assert_int_equal(chl__ring_init(&one, "redis://localhost"), 0);
     assert_int_equal(one.addrs[0].port, 6379);
     assert_int_equal(chl__ring_channel(&one, "x"), 0);
-    chl__ring_free(&a);
-    chl__ring_free(&b);
-    chl__ring_free(&one);
+    chl__ring_clear(&a);
+    chl__ring_clear(&b);
+    chl__ring_clear(&one);
     static const char *const bad[] = {"",
                                       "localhost:1",
                                       "redis://",
@@ -114,12 +114,12 @@ static void the_ring_spreads_names_and_ignores_the_order_of_servers(void **state
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         chl__ring_t r;
         assert_int_equal(chl__ring_init(&r, bad[i]), MC_EINVAL);
-        chl__ring_free(&r);
+        chl__ring_clear(&r);
     }
     chl__ring_t db;
     assert_int_equal(chl__ring_init(&db, "redis://127.0.0.1:7000/3"), 0);
     assert_int_equal(db.addrs[0].db, 3);
-    chl__ring_free(&db);
+    chl__ring_clear(&db);
 }
 
 static void sentinel_urls_name_a_master_and_its_sentinels(void **state)
@@ -141,7 +141,7 @@ static void sentinel_urls_name_a_master_and_its_sentinels(void **state)
     assert_string_equal(a->password, "");
     char label[64];
     assert_string_equal(chl__addr_label(a, label, sizeof(label)), "chat-main");
-    chl__ring_free(&r);
+    chl__ring_clear(&r);
 
     /* a password (%XX escapes) and a db, for Sentinel and plain shards */
     assert_int_equal(chl__ring_init(&r, "redis+sentinel://:s%40c,r/t@h1/m/2,"
@@ -159,7 +159,7 @@ static void sentinel_urls_name_a_master_and_its_sentinels(void **state)
     assert_string_equal(chl__addr_label(&r.addrs[1], label, sizeof(label)), "h:7");
     assert_string_equal(r.addrs[2].master, "n");
     assert_int_equal(r.addrs[2].nsentinels, 2);
-    chl__ring_free(&r);
+    chl__ring_clear(&r);
 
     static const char *const bad[] = {
         "redis+sentinel://h1,h2",                    /* no master name */
@@ -186,7 +186,7 @@ static void sentinel_urls_name_a_master_and_its_sentinels(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(chl__ring_init(&r, bad[i]), MC_EINVAL);
-        chl__ring_free(&r);
+        chl__ring_clear(&r);
     }
 }
 
@@ -213,8 +213,8 @@ static void a_sentinel_shard_keeps_its_channels_whatever_its_sentinels(void **st
     }
     for (int s = 0; s < 3; s++)
         assert_true(per_shard[s] > 600);
-    chl__ring_free(&a);
-    chl__ring_free(&b);
+    chl__ring_clear(&a);
+    chl__ring_clear(&b);
 
     /* a plain shard places channels as it always did: by host:port/db */
     chl__ring_t old, withpw;
@@ -225,8 +225,8 @@ static void a_sentinel_shard_keeps_its_channels_whatever_its_sentinels(void **st
         snprintf(name, sizeof(name), "p%d", i);
         assert_int_equal(chl__ring_channel(&old, name), chl__ring_channel(&withpw, name));
     }
-    chl__ring_free(&old);
-    chl__ring_free(&withpw);
+    chl__ring_clear(&old);
+    chl__ring_clear(&withpw);
 }
 
 static void append_group(void *arg, const char *group)

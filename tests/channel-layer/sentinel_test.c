@@ -263,7 +263,7 @@ static void a_loop_finds_the_master_on_the_thread_pool(void **state)
     assert_true(ts_run_until(&loop, search_done, &none, 5000));
     assert_int_equal(none.status, MC_EREDIS);
     assert_int_equal(uv_loop_close(&loop), 0);
-    chl__ring_free(&ring);
+    chl__ring_clear(&ring);
 }
 
 int main(void)

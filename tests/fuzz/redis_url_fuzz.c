@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             chl__ring_name(&ring, urls, size) >= ring.nshards)
             abort();
     }
-    chl__ring_free(&ring);
+    chl__ring_clear(&ring);
     free(urls);
     return 0;
 }
