@@ -28,7 +28,11 @@
  *    before '!'), for sends and receives alike; a group lives on the shard of
  *    its name; queues are pushed to one shard and popped from every shard.
  *  - A lost connection is re-established with backoff; until then calls fail
- *    with MC_EREDIS. Never a crash, never a hang.
+ *    with MC_EREDIS. Never a crash, never a hang. A server reached anew may
+ *    have lost everything (a restart, a promoted replica that lagged): each
+ *    front end tells it again what live state needs (scripts, the worker's
+ *    or process's registration, and the process endpoint's memberships of
+ *    its live connections).
  *  - Redis Sentinel: a shard may name a master watched by sentinels
  *    ("redis+sentinel://h1,h2,h3/NAME"). Its server is asked of the
  *    sentinels at every connect and checked with ROLE; a lost connection or
@@ -208,7 +212,11 @@ typedef struct chl_proc_handlers {
     void (*on_group_add)(void *ctx, uint64_t conn, const char *group);
     void (*on_group_discard)(void *ctx, uint64_t conn, const char *group);
     /* Redis connection state changed: up is 1 when all shards are reachable.
-     * The endpoint starts down, so the first call says up. */
+     * The endpoint starts down, so the first call says up. A lost
+     * connection is noticed from its socket at once, a server that stops
+     * answering within a few seconds; when it is back, the endpoint has
+     * already recorded again its connections' memberships, so they need
+     * not join their groups again. */
     void (*on_redis_state)(void *ctx, int up);
 } chl_proc_handlers_t;
 

@@ -266,6 +266,161 @@ static void a_loop_finds_the_master_on_the_thread_pool(void **state)
     chl__ring_clear(&ring);
 }
 
+/* ---- the process endpoint (chl_proc_t) ---- */
+
+typedef struct ep {
+    chl_proc_t *proc;
+    int up, ups, downs, adds;
+    char last[128]; /* "1 text" of the last message */
+    int pushed, push_status;
+} ep_t;
+
+static void ep_message(void *ctx, const uint64_t *conns, size_t n, const char *data, size_t len)
+{
+    ep_t *e = ctx;
+    snprintf(e->last, sizeof(e->last), "%llu%s %.*s", (unsigned long long)conns[0],
+             n > 1 ? "+" : "", (int)len, data);
+}
+
+static void ep_add(void *ctx, uint64_t conn, const char *group)
+{
+    (void)conn;
+    (void)group;
+    ((ep_t *)ctx)->adds++;
+}
+
+static void ep_state(void *ctx, int up)
+{
+    ep_t *e = ctx;
+    e->up = up;
+    if (up)
+        e->ups++;
+    else
+        e->downs++;
+}
+
+static const chl_proc_handlers_t ep_handlers = {ep_message, ep_add, NULL, ep_state};
+
+static int ep_is_up(void *arg)
+{
+    return ((const ep_t *)arg)->up;
+}
+
+static int ep_came_back(void *arg)
+{
+    const ep_t *e = arg;
+    return e->up && e->downs >= 1 && e->ups >= 2;
+}
+
+static int ep_added(void *arg)
+{
+    return ((const ep_t *)arg)->adds >= 1;
+}
+
+static int ep_got_message(void *arg)
+{
+    return ((const ep_t *)arg)->last[0] != '\0';
+}
+
+static void ep_on_pushed(void *arg, int status)
+{
+    ep_t *e = arg;
+    e->pushed++;
+    e->push_status = status;
+}
+
+static int ep_push_done(void *arg)
+{
+    return ((const ep_t *)arg)->pushed >= 1;
+}
+
+static void ep_open(uv_loop_t *loop, ep_t *e)
+{
+    memset(e, 0, sizeof(*e));
+    chl_config_t cfg;
+    chl_config_defaults(&cfg);
+    cfg.redis_urls = sentinels.url;
+    assert_int_equal(chl_proc_open(&e->proc, loop, &cfg, "ifc", &ep_handlers, e), 0);
+    assert_true(ts_run_until(loop, ep_is_up, e, 10000));
+}
+
+/* Pushes one message from the endpoint; its completion status. */
+static int ep_push(uv_loop_t *loop, ep_t *e, const char *msg)
+{
+    e->pushed = 0;
+    int rc = chl_proc_queue_push(e->proc, "q", msg, strlen(msg), ep_on_pushed, e);
+    if (rc != 0)
+        return rc;
+    assert_true(ts_run_until(loop, ep_push_done, e, 5000));
+    return e->push_status;
+}
+
+static void ep_finish(uv_loop_t *loop, ep_t *e)
+{
+    chl_proc_close(e->proc);
+    assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static int room_has_one_member(void *arg)
+{
+    return ts_redis_int(arg, "ZCARD mc:group:room") == 1;
+}
+
+static void an_endpoint_follows_a_failover_and_keeps_its_groups(void **state)
+{
+    (void)state;
+    ts_redis_t *master = &sentinels.set[0].node[0], *replica = &sentinels.set[0].node[1];
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    ep_t e;
+    ep_open(&loop, &e);
+    chl_t *w = open_on(sentinels.url, "wrk-group");
+    char ch[128];
+    assert_int_equal(chl_proc_channel(e.proc, 1, ch, sizeof(ch)), 0);
+    assert_int_equal(chl_group_add(w, "room", ch), 0);
+    assert_true(ts_run_until(&loop, ep_added, &e, 5000));
+
+    ts_redis_halt(master, 1);
+    assert_true(ts_run_until(&loop, ep_came_back, &e, FAILOVER_WAIT_MS));
+    assert_ptr_equal(ts_sentinels_master(&sentinels, 0, master, 5000), replica);
+    assert_int_equal(chl_proc_stats(e.proc)->failovers, 1);
+    /* the endpoint told the new master about its member, which never
+     * joined again, and the worker's room message reaches it */
+    assert_true(ts_run_until(&loop, room_has_one_member, replica, 5000));
+    int64_t deadline = mc_mono_ms() + FAILOVER_WAIT_MS;
+    int rc;
+    while ((rc = chl_group_send(w, "room", "after", 5, NULL)) == MC_EREDIS &&
+           mc_mono_ms() < deadline)
+        pause_ms(20);
+    assert_int_equal(rc, 0);
+    assert_true(ts_run_until(&loop, ep_got_message, &e, 5000));
+    assert_string_equal(e.last, "1 after");
+    assert_int_equal(ep_push(&loop, &e, "job"), 0);
+    assert_int_equal(ts_redis_int(replica, "LLEN mc:q"), 1);
+    chl_close(w);
+    ep_finish(&loop, &e);
+}
+
+static void an_endpoint_leaves_a_master_that_answers_readonly(void **state)
+{
+    (void)state;
+    ts_redis_t *new = &sentinels.set[0].node[1];
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    ep_t e;
+    ep_open(&loop, &e);
+    assert_int_equal(ep_push(&loop, &e, "before"), 0);
+    swap_roles_behind_the_clients_back();
+    /* the old master refuses the write; the endpoint finds the new one */
+    assert_int_equal(ep_push(&loop, &e, "refused"), MC_EREDIS);
+    assert_true(ts_run_until(&loop, ep_came_back, &e, FAILOVER_WAIT_MS));
+    assert_int_equal(ep_push(&loop, &e, "after"), 0);
+    assert_int_equal(ts_redis_int(new, "LLEN mc:q"), 2); /* "before" (replicated) and "after" */
+    assert_int_equal(chl_proc_stats(e.proc)->failovers, 1);
+    ep_finish(&loop, &e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +433,10 @@ int main(void)
                                         stop),
         cmocka_unit_test_setup_teardown(a_loop_finds_the_master_on_the_thread_pool, start_one,
                                         stop),
+        cmocka_unit_test_setup_teardown(an_endpoint_follows_a_failover_and_keeps_its_groups,
+                                        start_one, stop),
+        cmocka_unit_test_setup_teardown(an_endpoint_leaves_a_master_that_answers_readonly,
+                                        start_one, stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
