@@ -75,8 +75,8 @@ static void on_group(void *ctx, uint64_t conn, const char *group)
 static void on_redis_state(void *ctx, int up)
 {
     app_t *app = ctx;
-    if (!up && app->srv)
-        ifc_server_redis_error(app->srv);
+    if (app->srv)
+        ifc_server_redis_state(app->srv, up, chl_proc_stats(app->proc)->failovers);
     mc_log(up ? MC_LOG_INFO : MC_LOG_WARN, "redis %s", up ? "up" : "down");
 }
 
