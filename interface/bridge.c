@@ -153,8 +153,27 @@ static int push_env(ifc_peer_t *p, mc_envelope_t *env)
     return rc;
 }
 
+/* Tells every chat socket that messages for it may have been lost while
+ * Redis was away, so that its client asks for what it missed. */
+static void resync(ifc_peers_t *peers)
+{
+    static const char text[] = "{\"" MC_EVENT_RESYNC "\":true}";
+    ifc_buf_t *frame = NULL;
+    for (ifc_conn_t *c = ifc_conns_first(&peers->conns); c; c = c->next) {
+        ifc_peer_t *p = (ifc_peer_t *)c;
+        if (p->kind != IFC_PEER_CHAT || c->closing || c->finishing)
+            continue;
+        if (!frame && !(frame = ifc_websocket_frame(IFC_WS_OP_TEXT, text, sizeof(text) - 1)))
+            return;
+        ifc_websocket_send_frame(p, frame);
+        peers->m.resyncs++;
+    }
+    ifc_buf_unref(frame);
+}
+
 void ifc_bridge_redis_up(ifc_peers_t *peers)
 {
+    resync(peers);
     struct ifc_push *list = peers->pending;
     size_t n = peers->npending;
     peers->pending = NULL;

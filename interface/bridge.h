@@ -59,9 +59,11 @@ void ifc_bridge_deliver(ifc_peers_t *peers, const uint64_t *conns, size_t n, con
 /* Releases what the bridge keeps about a connection that is gone. */
 void ifc_bridge_clear(ifc_peer_t *p);
 
-/* Redis answers again: the disconnects that could not be pushed while it
- * was away are pushed now (each is tried on a few returns, then given up
- * and counted in disconnects_lost). */
+/* Redis answers again after a loss: every chat socket is told
+ * {"resync":true} (messages for it may have been lost with what Redis
+ * held: its client joins its rooms again with since), and the disconnects
+ * that could not be pushed while Redis was away are pushed now (each is
+ * tried on a few returns, then given up and counted in disconnects_lost). */
 void ifc_bridge_redis_up(ifc_peers_t *peers);
 
 /* Releases what the bridge keeps for the server (disconnects never sent,

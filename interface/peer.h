@@ -84,6 +84,7 @@ typedef struct ifc_metrics {
     uint64_t redis_up;         /* gauge: 1 while every shard answers */
     uint64_t redis_losses;     /* times Redis went away */
     uint64_t redis_failovers;  /* a Sentinel master found at a new address */
+    uint64_t resyncs;          /* {"resync":true} sent to a socket */
 } ifc_metrics_t;
 
 typedef enum ifc_peer_kind {

@@ -201,7 +201,8 @@ void ifc_server_redis_state(ifc_server_t *srv, int up, uint64_t failovers)
         m->redis_losses++;
         return;
     }
-    ifc_bridge_redis_up(&srv->peers);
+    if (m->redis_losses) /* not at the start */
+        ifc_bridge_redis_up(&srv->peers);
 }
 
 /* ---- Start and shutdown ------------------------------------------------------ */

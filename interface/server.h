@@ -65,9 +65,10 @@ void ifc_server_on_message(ifc_server_t *srv, const uint64_t *conns, size_t n, c
  * address (both in /metrics). Chat WebSockets stay open through a loss:
  * the channel layer records their groups again when Redis is back, and a
  * message that cannot be queued meanwhile is answered SERVER_BUSY with its
- * client_id, for the client to send again. Once Redis is back, the
- * disconnects of sockets that closed meanwhile are sent, so that their
- * presence is cleared. */
+ * client_id, for the client to send again. Once Redis is back, every chat
+ * socket is told {"resync":true} (what Redis held for it may be lost: its
+ * client asks for what it missed), and the disconnects of sockets that
+ * closed meanwhile are sent, so that their presence is cleared. */
 void ifc_server_redis_state(ifc_server_t *srv, int up, uint64_t failovers);
 
 /* Stops accepting, closes every WebSocket with 1001 (sending the

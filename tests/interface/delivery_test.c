@@ -225,7 +225,8 @@ static void pop_receive(char *id, size_t size, char *text, size_t tsize)
 /* Redis dies and comes back empty: the chat sockets stay open, a message
  * sent meanwhile is answered SERVER_BUSY with what names it, the socket
  * that closed meanwhile has its disconnect delivered afterwards, and the
- * sockets that stayed hear their room again without joining it again. */
+ * sockets that stayed are told to resync and hear their room again
+ * without joining it again. */
 static void a_redis_outage_keeps_the_sockets_and_loses_nothing_silently(void **state)
 {
     (void)state;
@@ -274,7 +275,9 @@ static void a_redis_outage_keeps_the_sockets_and_loses_nothing_silently(void **s
     mc_envelope_clear(&env);
     chl_message_free(&msg);
 
-    /* socket 0 never closed, and hears room 2 without joining again */
+    /* socket 0 never closed: it is told to ask for what it may have
+     * missed, and hears room 2 without joining again */
+    expect_text(fd[0], "{\"resync\":true}");
     send_text("room-2", 1, "{\"after\":1}", NULL, NULL);
     expect_text(fd[0], "{\"after\":1}");
     say(fd[0], "{\"command\":\"send\",\"room\":2,\"message\":\"x\",\"client_id\":\"c-9\"}");
@@ -282,6 +285,7 @@ static void a_redis_outage_keeps_the_sockets_and_loses_nothing_silently(void **s
     assert_non_null(strstr(text, "c-9"));
     assert_int_equal(wc_metric(port, "chat_interface_redis_losses_total"), 1);
     assert_int_equal(wc_metric(port, "chat_interface_busy_replies_total"), 1);
+    assert_int_equal(wc_metric(port, "chat_interface_resyncs_total"), 1);
     close(fd[0]);
     pop_envelope(MC_ENV_WS_DISCONNECT, &env, &msg);
     mc_envelope_clear(&env);

@@ -349,7 +349,9 @@ function roomTitle(id) {
 }
 
 function onMessage(data) {
-  if (data.error) {
+  if (data.resync === true) {
+    if (state.socket && state.socket.readyState === WebSocket.OPEN) catchUp(state.socket);
+  } else if (data.error) {
     const text = ERROR_TEXT[data.error] || `Error: ${data.error}`;
     if (data.error === 'USER_HAS_TO_LOGIN') leaveIfSessionEnded();
     if (data.room !== undefined && data.error === 'ROOM_ACCESS_DENIED') {
@@ -453,6 +455,21 @@ async function leaveIfSessionEnded() {
   return false;
 }
 
+// Asks for what was missed while away: whispers (the recent ones, on first
+// connecting), and every room that was open, joined again with since. On
+// a new socket, and when the server says it may have lost messages for
+// this one ({"resync":true}); what comes twice is shown once (by id).
+function catchUp(socket) {
+  socket.send(JSON.stringify(state.lastWhisper ? {command: 'whispers', since: state.lastWhisper}
+                                               : {command: 'whispers'}));
+  for (const id of state.wanted) {
+    const pane = state.panes.get(id);
+    const join = {command: 'join', room: id};
+    if (pane && pane.lastId) join.since = pane.lastId;
+    socket.send(JSON.stringify(join));
+  }
+}
+
 function connect() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const socket = new WebSocket(`${scheme}://${location.host}/chat/stream/`);
@@ -461,16 +478,7 @@ function connect() {
   socket.addEventListener('open', () => {
     state.attempts = 0;
     setConnection('online', true);
-    // Whispers sent while away (the recent ones, on first connecting).
-    socket.send(JSON.stringify(state.lastWhisper ? {command: 'whispers', since: state.lastWhisper}
-                                                 : {command: 'whispers'}));
-    // Rejoin what was open, asking only for what was missed.
-    for (const id of state.wanted) {
-      const pane = state.panes.get(id);
-      const join = {command: 'join', room: id};
-      if (pane && pane.lastId) join.since = pane.lastId;
-      socket.send(JSON.stringify(join));
-    }
+    catchUp(socket);
   });
   socket.addEventListener('message', (event) => {
     let data;
