@@ -1,0 +1,56 @@
+// A message typed into a page whose interface is frozen, and then killed
+// before it read the message: the page shows it as pending, keeps it, and
+// sends it again once it has reconnected. It appears once, to the person
+// and to the room, with no action by the person.
+import {test, before, after} from 'node:test';
+import assert from 'node:assert/strict';
+import {System} from '../lib/system.mjs';
+import {launch, login, pane, joinRoom, say, seeMessage} from '../lib/browser.mjs';
+
+let sys, browser, annPage, bobPage;
+
+before(async () => {
+  sys = await new System({interfaces: 2, separatePorts: true}).start();
+  sys.chatctl(['user', 'add', 'ann', '--password-stdin'], 'ann-pass-1\n');
+  sys.chatctl(['user', 'add', 'bob', '--password-stdin'], 'bob-pass-1\n');
+  sys.chatctl(['room', 'add', 'Lobby']);
+  browser = await launch();
+  annPage = await (await browser.newContext()).newPage();
+  bobPage = await (await browser.newContext()).newPage();
+  await login(annPage, sys.urls[0], 'ann', 'ann-pass-1'); // on interface 0
+  await login(bobPage, sys.urls[1], 'bob', 'bob-pass-1'); // on interface 1
+});
+
+after(async () => {
+  await browser?.close();
+  await sys?.stop();
+});
+
+test('a message typed just before the interface dies is sent again after the reconnect, once', async () => {
+  await joinRoom(annPage, 'Lobby');
+  await joinRoom(bobPage, 'Lobby');
+  await say(annPage, 'Lobby', 'before the crash');
+  await seeMessage(bobPage, 'Lobby', 'before the crash');
+
+  // The interface stops reading: the message goes into its socket and no
+  // further. The page shows it as pending.
+  const text = 'typed as the server froze';
+  sys.interfaces[0].kill('SIGSTOP');
+  await say(annPage, 'Lobby', text);
+  const pending = pane(annPage, 'Lobby').locator('.message.pending .text', {hasText: text});
+  await pending.waitFor();
+  assert.equal(await pane(annPage, 'Lobby').locator('.send-text').inputValue(), '');
+
+  await sys.killInterface(0);
+  await annPage.waitForSelector('#connection:not(.online)');
+  await sys.startInterface(0);
+  await annPage.waitForSelector('#connection.online', {timeout: 30000});
+
+  await seeMessage(bobPage, 'Lobby', text);
+  await pending.waitFor({state: 'detached', timeout: 30000});
+  for (const page of [annPage, bobPage]) {
+    const shown = pane(page, 'Lobby').locator('.message .text', {hasText: text});
+    assert.equal(await shown.count(), 1, `"${text}" shown ${await shown.count()} times`);
+  }
+  assert.equal(sys.sql(`SELECT count(*) FROM messages WHERE body = '${text}'`), '1');
+});
