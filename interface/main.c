@@ -124,7 +124,8 @@ int main(int argc, char **argv)
     mc_option_t opts[] = {
         {"--listen", "CHAT_LISTEN", MC_OPT_STRING, &cfg.listen, 0, 0, "address:port to listen on"},
         {"--redis", "CHAT_REDIS_URL", MC_OPT_STRING, &redis, 0, 0,
-         "Redis URL(s), comma-separated to shard"},
+         "Redis URL(s), comma-separated to shard; redis+sentinel://h1,h2,h3/NAME for a master "
+         "watched by Redis Sentinel"},
         {"--web", "CHAT_WEB_ROOT", MC_OPT_STRING, &cfg.web_root, 0, 0, "web root for /static/"},
         {"--log-level", "CHAT_LOG_LEVEL", MC_OPT_STRING, &log_level, 0, 0,
          "debug, info, warn, error or off"},
