@@ -118,6 +118,17 @@ export class System {
     return r.stdout.trim();
   }
 
+  // The messages of a room as stored: [{id, body}] in id order.
+  stored(room) {
+    const r = spawnSync('sqlite3', ['-separator', '\t', this.db,
+      `SELECT id, body FROM messages WHERE room_id = ${Number(room)} ORDER BY id`], {encoding: 'utf8'});
+    if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
+    return r.stdout.split('\n').filter(Boolean).map((l) => {
+      const [id, body] = l.split('\t');
+      return {id: Number(id), body};
+    });
+  }
+
   // Polls sql(query) until it prints want (bounded by timeoutMs).
   async waitSql(query, want, timeoutMs = 10000) {
     const deadline = Date.now() + timeoutMs;

@@ -8,7 +8,6 @@
 // outage is gone from the room's members. outageTests() declares the tests.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {execFileSync} from 'node:child_process';
 import {System} from '../lib/system.mjs';
 import {login, Member, Typist, until} from '../lib/client.mjs';
 
@@ -25,15 +24,7 @@ export function outageTests({sentinel}) {
   const typists = [];
   const names = Array.from({length: PEOPLE}, (_, i) => `p${i}`);
 
-  // The messages of a room as stored: [{id, body}] in id order.
-  function stored(room) {
-    const out = execFileSync('sqlite3', ['-separator', '\t', sys.db,
-      `SELECT id, body FROM messages WHERE room_id = ${Number(room)} ORDER BY id`], {encoding: 'utf8'});
-    return out.split('\n').filter(Boolean).map((l) => {
-      const [id, body] = l.split('\t');
-      return {id: Number(id), body};
-    });
-  }
+  const stored = (room) => sys.stored(room);
 
   // Person i is in two rooms, i and i + 1 (mod ROOMS), on interface i % 2.
   const roomsOf = (i) => [rooms[i % ROOMS], rooms[(i + 1) % ROOMS]];
