@@ -44,6 +44,7 @@ typedef enum mc_close_code {
 #define MC_ERROR_NOT_ALLOWED "NOT_ALLOWED"
 #define MC_ERROR_RATE_LIMITED "RATE_LIMITED"
 #define MC_ERROR_SERVER_BUSY "SERVER_BUSY"
+#define MC_ERROR_TOO_MANY_ROOMS "TOO_MANY_ROOMS"
 
 /* The event that tells a socket that messages for it may have been lost
  * (its interface lost Redis for a while): {"resync":true}. Its client
@@ -77,6 +78,8 @@ typedef enum mc_msg_type {
 void mc_group_room(char buf[MC_GROUP_NAME_MAX], int64_t room);
 void mc_group_user(char buf[MC_GROUP_NAME_MAX], int64_t user_id);
 void mc_group_session(char buf[MC_GROUP_NAME_MAX], int64_t session_id);
+/* Whether group is a room's group ("room-<id>"). */
+int mc_group_is_room(const char *group);
 
 /* The longest once name below, with its NUL. */
 #define MC_ONCE_NAME_MAX 32
