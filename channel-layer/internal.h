@@ -162,9 +162,6 @@ int chl__ring_init(chl__ring_t *ring, const char *urls);
 /* Releases what the ring holds (the struct is the caller's). */
 void chl__ring_clear(chl__ring_t *ring);
 
-/* What logs call a shard: "host:port" or the master's name. */
-const char *chl__addr_label(const chl__addr_t *a, char *buf, size_t size);
-
 /* The shard of a channel (by its process part) or of a group (by its name). */
 size_t chl__ring_channel(const chl__ring_t *ring, const char *channel);
 size_t chl__ring_name(const chl__ring_t *ring, const char *name, size_t len);

@@ -145,15 +145,6 @@ static void identity(const chl__addr_t *a, char *buf, size_t size)
         snprintf(buf, size, "%s:%d/%d", a->host, a->port, a->db);
 }
 
-const char *chl__addr_label(const chl__addr_t *a, char *buf, size_t size)
-{
-    if (a->master[0])
-        snprintf(buf, size, "%s", a->master);
-    else
-        snprintf(buf, size, "%s:%d", a->host, a->port);
-    return buf;
-}
-
 static int point_cmp(const void *a, const void *b)
 {
     const chl__ring_point_t *x = a, *y = b;

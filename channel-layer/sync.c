@@ -67,8 +67,7 @@ static int register_worker(chl_t *chl, size_t i)
              redisAppendCommand(c, "SADD %s %s", workers, chl->name) == REDIS_OK;
     for (int k = 0; k < 2 && ok; k++) {
         void *r = NULL;
-        ok = redisGetReply(c, &r) == REDIS_OK && r &&
-             ((redisReply *)r)->type != REDIS_REPLY_ERROR;
+        ok = redisGetReply(c, &r) == REDIS_OK && r && ((redisReply *)r)->type != REDIS_REPLY_ERROR;
         freeReplyObject(r);
     }
     return ok ? 0 : MC_EREDIS;
