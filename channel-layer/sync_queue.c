@@ -208,10 +208,11 @@ int chl_queue_next(chl_t *chl, const char *queue, long timeout_ms, const chl_mes
     int rc = chl__key(qkey, sizeof(qkey), chl->cfg.prefix, queue, NULL);
     if (rc != 0)
         return rc;
+    chl->registered = 1; /* pops keep it registered (beat_due); a reconnect does too */
     memset(out, 0, max * sizeof(*out));
     int64_t deadline = timeout_ms ? mc_mono_ms() + timeout_ms : 0;
     size_t ns = chl->ring.nshards;
-    /* Each pop refreshes the heartbeat: block for at most half its TTL so
+    /* Pops refresh the heartbeat when due: block for at most half its TTL so
      * that an idle worker never looks dead. */
     long slice = chl->cfg.heartbeat_ttl_ms / 2;
     if (slice > CHL__BLOCK_SLICE_MS)
