@@ -13,9 +13,10 @@
 #     of the four processes' time;
 #   - Redis commands per message: INFO commandstats, reset at the window's
 #     start (the commands that scripts run count, as EVALSHA itself does);
-# and a second window of the same length the system calls of each process
-# (perf stat on the syscalls:sys_enter_* tracepoints; none slow a process
-# down as strace does), per message and, for the interface, per delivery.
+# and then the system calls of each process, counted second by second for
+# MC_COST_SECS + 1 seconds (perf stat -I on the syscall tracepoints, which
+# do not slow a process down as strace does; only whole seconds count, as
+# perf takes a while to attach), per message and per delivery.
 #
 # MC_COST_CALLGRIND=interface|worker|redis runs that process under
 # valgrind's callgrind, and adds its instructions per message over the
@@ -30,7 +31,7 @@
 #   cost rate= seconds= messages= sent_per_s= lost= p99_ms= ifc_us= wrk_us= redis_us=
 #        sum_us= bench_us= bench_share= ifc_user_us= ifc_sys_us= ... cmds=
 #   cmd rate= name= per_msg=          (each Redis command, 0.005 per message or more)
-#   sys rate= proc= per_msg= per_delivery= top="name n, ..."
+#   sys rate= proc= seconds= per_msg= per_delivery= top="name n, ..."
 #   instr rate= proc= per_msg=        (with MC_COST_CALLGRIND)
 set -euo pipefail
 export LC_ALL=C
@@ -97,11 +98,18 @@ redis) cgpid=$rpid ;;
 esac
 
 names=(ifc wrk redis)
+# All system calls, and by name those these processes make.
+SYSCALL_EVENTS=raw_syscalls:sys_enter
+for s in read write writev readv recvfrom sendto recvmsg sendmsg epoll_wait epoll_pwait epoll_ctl \
+    accept4 close fcntl pread64 pwrite64 fsync fdatasync futex clock_gettime gettimeofday \
+    clock_nanosleep nanosleep brk mmap munmap rt_sigprocmask rt_sigpending gettid openat lseek; do
+    SYSCALL_EVENTS=$SYSCALL_EVENTS,syscalls:sys_enter_$s
+done
 for rate in "${RATES[@]}"; do
     settle
     out=$dir/bench-$rate.out
     "$B/bin/chat-bench" --password "$PASSWORD" --target "127.0.0.1:$port" --clients $CLIENTS \
-        --users 100 --rooms "$ROOMS" --rates "$rate" --duration $((SECS * 2000 + 2000)) \
+        --users 100 --rooms "$ROOMS" --rates "$rate" --duration $((SECS * 2000 + 5000)) \
         --drain 5000 >"$out" 2>"$dir/bench.err" &
     bpid=$!
     for _ in $(seq 1 6000); do grep -q '^connected' "$out" 2>/dev/null && break; sleep 0.01; done
@@ -130,19 +138,17 @@ for rate in "${RATES[@]}"; do
         sleep 0.5
     fi
     msgs=$(awk -v a="$t0" -v b="$t1" -v r="$rate" 'BEGIN {printf "%.0f", (b - a) * r}')
-    # ---- Window 2: system calls
+    # ---- Window 2: system calls, counted second by second (perf takes a
+    # while to attach, and the seconds it counts are the ones that count)
     sysdir=$dir/sys-$rate
     mkdir -p "$sysdir"
     sp=()
     for i in 0 1 2; do
-        perf stat -x, -e 'syscalls:sys_enter_*' -p "${procs[$i]}" -o "$sysdir/${names[$i]}" \
-            -- sleep "$SECS" >/dev/null 2>&1 &
+        perf stat -x, -I 1000 -e "$SYSCALL_EVENTS" -p "${procs[$i]}" -o "$sysdir/${names[$i]}" \
+            -- sleep $((SECS + 1)) >/dev/null 2>&1 &
         sp+=($!)
     done
-    ts0=$(now_s)
     wait "${sp[@]}" || true
-    ts1=$(now_s)
-    smsgs=$(awk -v a="$ts0" -v b="$ts1" -v r="$rate" 'BEGIN {printf "%.0f", (b - a) * r}')
     wait "$bpid" || true
     step=$(grep '^step' "$out" | head -1)
     [ -n "$step" ] || { cat "$out" "$dir/bench.err" >&2; echo "cost.sh: chat-bench ran no step" >&2; exit 1; }
@@ -172,18 +178,29 @@ for rate in "${RATES[@]}"; do
     for i in 0 1 2; do
         f=$sysdir/${names[$i]}
         [ -s "$f" ] || continue
-        awk -F, -v n="$smsgs" -v d="$PER_MSG" -v r="$rate" -v p="${names[$i]}" '
-            $3 ~ /^syscalls:sys_enter_/ && $1 ~ /^[0-9]+$/ && $1 > 0 {
-                name = $3; sub(/^syscalls:sys_enter_/, "", name); c[name] = $1; t += $1 }
+        # Whole seconds only: each line is "time,count,,event,...".
+        awk -F, -v rate="$rate" -v d="$PER_MSG" -v p="${names[$i]}" '
+            $4 ~ /sys_enter/ && $2 ~ /^[0-9]+$/ { line[NR] = $0; t[NR] = $1 + 0 }
             END {
+                prev = 0; last = -1
+                for (k = 1; k <= NR; k++) if (k in t && t[k] != last) { order[++n] = t[k]; last = t[k] }
+                for (k = 1; k <= n; k++) { if (order[k] - prev > 0.9) { ok[order[k]] = 1; secs++ } prev = order[k] }
+                for (k = 1; k <= NR; k++) {
+                    if (!(k in t) || !(t[k] in ok)) continue
+                    split(line[k], f, ","); ev = f[4]
+                    if (ev == "raw_syscalls:sys_enter") { total += f[2]; continue }
+                    sub(/^syscalls:sys_enter_/, "", ev); c[ev] += f[2]
+                }
+                n = secs * rate
+                if (n == 0) exit
                 top = ""; k = 0
                 while (k < 6) {
                     best = ""; for (s in c) if (best == "" || c[s] > c[best]) best = s
                     if (best == "" || c[best] / n < 0.05) break
                     top = top (k ? ", " : "") sprintf("%s %.2f", best, c[best] / n); delete c[best]; k++
                 }
-                printf "sys rate=%s proc=%s per_msg=%.2f per_delivery=%.2f top=\"%s\"\n",
-                    r, p, t / n, t / n / d, top }' "$f"
+                printf "sys rate=%s proc=%s seconds=%d per_msg=%.2f per_delivery=%.2f top=\"%s\"\n",
+                    rate, p, secs, total / n, total / n / d, top }' "$f"
     done
     if [ -n "$cgpid" ]; then
         ir=$(cat "$dir"/cg.out.* 2>/dev/null | sed -n 's/^\(summary\|totals\): \([0-9]*\).*/\2/p' | head -1)
