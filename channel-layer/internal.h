@@ -104,6 +104,18 @@ int chl__frame_parse(chl__frame_t *f, const char *data, size_t len);
 int chl__message_fill(chl_message_t *out, const char *channel, size_t channel_len,
                       const char *payload, size_t len);
 
+/* ---- commands in Redis's protocol (resp.c) ---- */
+
+/* Writes v in decimal at out (room for 20 digits, no NUL); returns how
+ * many digits. */
+size_t chl__digits(char *out, uint64_t v);
+/* v in decimal, NUL-terminated, into buf. */
+void chl__decimal(char buf[24], long v);
+/* The bytes a command takes in RESP, argv[0..argc) of lens[i] bytes each,
+ * and the command written at out (that many bytes): returns the bytes. */
+size_t chl__resp_size(int argc, const size_t *lens);
+size_t chl__resp_write(char *out, int argc, const char *const *argv, const size_t *lens);
+
 /* ---- shards and the ring (ring.c) ---- */
 
 #define CHL__HOST_MAX 127        /* longest host name or address */

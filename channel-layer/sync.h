@@ -43,6 +43,14 @@ struct chl {
     size_t push_next; /* round robin of queue pushes */
     size_t pop_next;  /* the shard a multi-shard pop blocks on next */
     int registered;   /* popped a queue: keeps a heartbeat on every shard */
+    /* What every call of this client writes alike, written once (chl_open):
+     * its own keys and the numbers of its configuration, in decimal. */
+    struct chl__sync_fixed {
+        char hb[CHL__KEY_MAX], workers[CHL__KEY_MAX], inflight[CHL__KEY_MAX];
+        char hb_ttl[24], expiry[24], once_ttl[24], group_expiry[24], process_capacity[24];
+    } fixed;
+    char *out; /* the commands of a pipeline in RESP, before hiredis takes them */
+    size_t out_cap;
 };
 
 /* Per-message state that chl_ack needs: the exact element and its shard. */
@@ -61,8 +69,9 @@ typedef struct chl__script_call {
 } chl__script_call_t;
 
 /* Sends a pipeline of n commands (argv form) to shard i and reads n
- * replies into replies[]. Returns 0, or MC_EREDIS with every reply freed
- * (an I/O error drops the connection; an error reply does not). */
+ * replies into replies[]. Returns 0, or MC_EREDIS or MC_ENOMEM with every
+ * reply freed (an I/O error drops the connection; an error reply does
+ * not). */
 int chl__sync_pipeline(chl_t *chl, size_t i, size_t n, const int *argc, const char **const *argv,
                        const size_t *const *lens, redisReply **replies);
 
@@ -99,6 +108,6 @@ int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, in
 long chl__sync_next_block(int64_t deadline, long slice_ms);
 
 /* Writes ms as Redis's seconds with three decimals ("1.500"). */
-void chl__sync_seconds(char *buf, size_t size, long ms);
+void chl__sync_seconds(char buf[32], long ms);
 
 #endif

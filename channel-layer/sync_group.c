@@ -53,10 +53,8 @@ static int group_change(chl_t *chl, const char *group, const char *channel, int 
                               0, group, channel, strlen(channel));
     if (rc != 0)
         return rc;
-    char ex[24];
-    snprintf(ex, sizeof(ex), "%ld", chl->cfg.group_expiry_s);
     const char *kv[3] = {keys[0], keys[1], keys[2]};
-    const char *args[4] = {channel, process, group, ex};
+    const char *args[4] = {channel, process, group, chl->fixed.group_expiry};
     redisReply *r =
         chl__sync_script(chl, chl__ring_name(&chl->ring, group, strlen(group)),
                          add ? CHL__S_GADD : CHL__S_GDISC, 3, kv, add ? 4 : 3, args, NULL, &rc);
@@ -84,9 +82,7 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
     const char **kv = malloc(n * sizeof(*kv));
     size_t *shard = malloc(n * sizeof(*shard));
     int rc = (keys && kv && shard) ? 0 : MC_ENOMEM, first_err = 0;
-    char capb[24], ttlb[24];
-    snprintf(capb, sizeof(capb), "%ld", chl->cfg.process_capacity);
-    snprintf(ttlb, sizeof(ttlb), "%ld", chl->cfg.expiry_ms);
+    const char *capb = chl->fixed.process_capacity, *ttlb = chl->fixed.expiry;
     const char *args[5] = {capb, ttlb, frame, once, once_ttl};
     size_t lens[5] = {strlen(capb), strlen(ttlb), flen, strlen(once), strlen(once_ttl)};
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -125,7 +121,6 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
 /* The script call of one group send, ready to run. */
 typedef struct gsend {
     char keys[2][CHL__KEY_MAX], once[CHL__KEY_MAX];
-    char ex[24], capb[24], ttlb[24], once_ttl[24];
     const char *kv[2];
     const char *args[9];
     size_t lens[9];
@@ -152,16 +147,12 @@ static int gsend_prepare(chl_t *chl, const chl_group_msg_t *m, gsend_t *g)
                               m->group, m->msg, m->len);
     if (rc != 0)
         return rc;
-    snprintf(g->ex, sizeof(g->ex), "%ld", chl->cfg.group_expiry_s);
-    snprintf(g->capb, sizeof(g->capb), "%ld", chl->cfg.process_capacity);
-    snprintf(g->ttlb, sizeof(g->ttlb), "%ld", chl->cfg.expiry_ms);
-    /* A replay comes from a requeued envelope, which lives at most one
-     * expiry: a name kept for two outlives it. */
-    snprintf(g->once_ttl, sizeof(g->once_ttl), "%ld", 2 * chl->cfg.expiry_ms);
     /* With one shard the script pushes the copies itself: one round trip. */
     int here = chl->ring.nshards == 1;
-    const char *args[9] = {g->ex,    chl->cfg.prefix, here ? "1" : "0", g->capb,    g->ttlb,
-                           g->frame, m->group,        g->once,          g->once_ttl};
+    const struct chl__sync_fixed *f = &chl->fixed;
+    const char *args[9] = {f->group_expiry, chl->cfg.prefix, here ? "1" : "0", f->process_capacity,
+                           f->expiry,       g->frame,        m->group,         g->once,
+                           f->once_ttl};
     memcpy(g->args, args, sizeof(args));
     for (int k = 0; k < 9; k++)
         g->lens[k] = k == 5 ? g->flen : strlen(args[k]);
@@ -185,7 +176,7 @@ static int gsend_finish(chl_t *chl, gsend_t *g, redisReply *r, int rc, size_t *d
             drop = (size_t)r->element[0]->integer;
         } else {
             rc = group_fan_out(chl, r->element + 2, r->elements - 2, g->frame, g->flen, g->once,
-                               g->once_ttl, &drop);
+                               chl->fixed.once_ttl, &drop);
         }
         freeReplyObject(r);
     }

@@ -16,10 +16,8 @@
  * number removed (0 or 1) or an error. */
 static int inflight_remove(chl_t *chl, size_t sh, const char *el, size_t len)
 {
-    char key[CHL__KEY_MAX];
-    int rc = chl__key(key, sizeof(key), chl->cfg.prefix, "inflight:", chl->name);
-    if (rc != 0)
-        return rc;
+    int rc;
+    const char *key = chl->fixed.inflight;
     const char *v[4] = {"LREM", key, "1", el};
     size_t l[4] = {4, strlen(key), 1, len};
     redisReply *r = chl__sync_command(chl, sh, 4, v, l, &rc);
@@ -86,13 +84,10 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
                             const chl_message_t *acks, size_t nacks, chl_message_t *out, size_t max,
                             size_t *n, int *skipped)
 {
-    char hb[CHL__KEY_MAX], workers[CHL__KEY_MAX], inflight[CHL__KEY_MAX], ttl[24], tb[32];
-    if (chl__key(hb, sizeof(hb), chl->cfg.prefix, "hb:", chl->name) != 0 ||
-        chl__key(workers, sizeof(workers), chl->cfg.prefix, "workers", NULL) != 0 ||
-        chl__key(inflight, sizeof(inflight), chl->cfg.prefix, "inflight:", chl->name) != 0)
-        return MC_ETOOBIG;
-    snprintf(ttl, sizeof(ttl), "%ld", chl->cfg.heartbeat_ttl_ms);
-    chl__sync_seconds(tb, sizeof(tb), block_ms);
+    const struct chl__sync_fixed *f = &chl->fixed;
+    const char *inflight = f->inflight;
+    char tb[32];
+    chl__sync_seconds(tb, block_ms);
     enum { MOST = 2 * CHL_QUEUE_BATCH + 2 };
     struct {
         const char *v[6];
@@ -128,8 +123,8 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
     int64_t now = mc_mono_ms();
     int beat = beat_due(chl, sh, now, block_ms);
     if (beat) {
-        CMD("SET", hb, "1", "PX", ttl);
-        CMD("SADD", workers, chl->name);
+        CMD("SET", f->hb, "1", "PX", f->hb_ttl);
+        CMD("SADD", f->workers, chl->name);
     }
     size_t first = k; /* the pops' replies start here */
     chl__sync_shard_t *shard = &chl->shards[sh];
@@ -138,7 +133,7 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
      * found more takes a batch. */
     int blocking = max > 0 && block_ms > 0 && shard->waiting == 0;
     char nb[24];
-    snprintf(nb, sizeof(nb), "%zu", max);
+    chl__decimal(nb, (long)max);
     if (blocking) {
         CMD("BLMOVE", qkey, inflight, "RIGHT", "LEFT", tb);
         CMD("LLEN", qkey);
@@ -276,14 +271,10 @@ int chl_ack(chl_t *chl, const chl_message_t *msg)
 
 int chl_requeue_dead(chl_t *chl, size_t *requeued)
 {
-    char workers[CHL__KEY_MAX], ttl[24];
     size_t total = 0;
-    int rc = chl__key(workers, sizeof(workers), chl->cfg.prefix, "workers", NULL);
-    if (rc != 0)
-        return rc;
-    snprintf(ttl, sizeof(ttl), "%ld", chl->cfg.heartbeat_ttl_ms);
-    const char *keys[1] = {workers};
-    const char *args[3] = {chl->cfg.prefix, chl->name, ttl};
+    int rc;
+    const char *keys[1] = {chl->fixed.workers};
+    const char *args[3] = {chl->cfg.prefix, chl->name, chl->fixed.hb_ttl};
     int first_err = 0;
     for (size_t sh = 0; sh < chl->ring.nshards; sh++) {
         int64_t now = mc_mono_ms();
