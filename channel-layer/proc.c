@@ -144,8 +144,8 @@ static void pop_again(chl_proc_t *p)
 {
     if (p->closing || !p->pop.up || !p->pop.ac)
         return;
-    if (redisAsyncCommand(p->pop.ac, on_pop, p, "BLMPOP %s 1 %s RIGHT COUNT %s",
-                          CHL__PROC_POP_TIMEOUT, p->list_key, CHL__PROC_POP_COUNT) == REDIS_OK)
+    if (redisAsyncFormattedCommand(p->pop.ac, on_pop, p, p->pop_command, p->pop_command_len) ==
+        REDIS_OK)
         chl__link_sent(&p->pop);
 }
 
@@ -255,8 +255,19 @@ static int req_send(chl_proc_t *p, size_t shard, proc_req_t *req)
     for (int i = 0; i < req->argc; i++)
         if (i < 2 || !req->lens[i])
             req->lens[i] = strlen(req->argv[i]);
-    if (redisAsyncCommandArgv(l->ac, on_req_reply, req, req->argc, req->argv, req->lens) !=
-        REDIS_OK) {
+    /* Written here rather than by hiredis, whose printf-like formatting of
+     * each argument cost more than the rest of a push. */
+    size_t size = chl__resp_size(req->argc, req->lens);
+    char small[1024], *command = size <= sizeof(small) ? small : malloc(size);
+    if (!command) {
+        req_free(req);
+        return MC_ENOMEM;
+    }
+    size_t len = chl__resp_write(command, req->argc, req->argv, req->lens);
+    int ok = redisAsyncFormattedCommand(l->ac, on_req_reply, req, command, len) == REDIS_OK;
+    if (command != small)
+        free(command);
+    if (!ok) {
         req_free(req);
         return MC_EREDIS;
     }
@@ -286,11 +297,21 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
     size_t shard;
     long cap;
     if (bang >= 0) {
-        snprintf(req->bufs[0], CHL__KEY_MAX, "%s%.*s!", proc->cfg.prefix, (int)bang, queue);
+        size_t pre = strlen(proc->cfg.prefix);
+        if (pre + (size_t)bang + 2 > CHL__KEY_MAX) {
+            req_free(req);
+            return MC_ETOOBIG;
+        }
+        memcpy(req->bufs[0], proc->cfg.prefix, pre);
+        memcpy(req->bufs[0] + pre, queue, (size_t)bang + 1); /* with its '!' */
+        req->bufs[0][pre + (size_t)bang + 1] = '\0';
         shard = chl__ring_channel(&proc->ring, queue);
         cap = proc->cfg.process_capacity;
     } else {
-        snprintf(req->bufs[0], CHL__KEY_MAX, "%s%s", proc->cfg.prefix, queue);
+        if (chl__key(req->bufs[0], CHL__KEY_MAX, proc->cfg.prefix, queue, NULL) != 0) {
+            req_free(req);
+            return MC_ETOOBIG;
+        }
         /* Queues are popped on every shard: any shard that is up will do. */
         size_t ns = proc->ring.nshards;
         shard = proc->push_next++ % ns;
@@ -298,8 +319,8 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
             shard = (shard + 1) % ns;
         cap = proc->cfg.queue_capacity;
     }
-    snprintf(req->bufs[1], CHL__KEY_MAX, "%ld", cap);
-    snprintf(req->bufs[2], CHL__KEY_MAX, "%ld", proc->cfg.expiry_ms);
+    chl__decimal(req->bufs[1], cap);
+    memcpy(req->bufs[2], proc->expiry, sizeof(proc->expiry));
     req->script = CHL__S_SEND;
     req->cb = cb;
     req->arg = arg;
@@ -422,6 +443,7 @@ static void proc_free(chl_proc_t *p)
     free(p->cmd);
     free(p->shards);
     chl__ring_clear(&p->ring);
+    free(p->pop_command);
     free(p->cfg_mem);
     free(p);
 }
@@ -497,6 +519,18 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
         proc_free(p);
         return MC_EINVAL;
     }
+    const char *pop[] = {"BLMPOP", CHL__PROC_POP_TIMEOUT, "1", p->list_key, "RIGHT",
+                         "COUNT",  CHL__PROC_POP_COUNT};
+    size_t pop_lens[7];
+    for (int i = 0; i < 7; i++)
+        pop_lens[i] = strlen(pop[i]);
+    p->pop_command = malloc(chl__resp_size(7, pop_lens));
+    if (!p->pop_command) {
+        proc_free(p);
+        return MC_ENOMEM;
+    }
+    p->pop_command_len = chl__resp_write(p->pop_command, 7, pop, pop_lens);
+    chl__decimal(p->expiry, p->cfg.expiry_ms);
     p->loop = loop;
     p->ctx = ctx;
     if (handlers)

@@ -75,6 +75,9 @@ struct chl_proc {
     char list_key[CHL__KEY_MAX]; /* "<prefix><name>!" */
     char hb_key[CHL__KEY_MAX];
     char procs_key[CHL__KEY_MAX]; /* the registry of process endpoints */
+    char *pop_command;            /* the blocking pop of list_key, in RESP: always the same */
+    size_t pop_command_len;
+    char expiry[24]; /* cfg.expiry_ms in decimal */
     chl__ring_t ring;
     chl_proc_handlers_t h;
     void *ctx;
