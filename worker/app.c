@@ -50,7 +50,8 @@ int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
     rc = wrk_store_open(&app->store, db_path, NULL);
     if (rc)
         return rc;
-    if (strcmp(db_path, ":memory:") != 0) {
+    /* The order locks live beside a sqlite file, for the workers of its host. */
+    if (strcmp(db_path, ":memory:") != 0 && strcmp(wrk_store_backend(app->store), "sqlite") == 0) {
         char lock[4096];
         if (snprintf(lock, sizeof(lock), "%s-order.lock", db_path) >= (int)sizeof(lock) ||
             (app->order_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
@@ -62,7 +63,7 @@ int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
     int from = 0, to = 0;
     rc = wrk_store_migrate(app->store, &from, &to);
     if (rc) {
-        mc_error("worker: migrating %s: %s", db_path, wrk_store_errmsg(app->store));
+        mc_error("worker: migrating the database: %s", wrk_store_errmsg(app->store));
         wrk_app_close(app);
         return rc;
     }

@@ -71,18 +71,29 @@ static int failed(ctl_t *c, const char *what, int rc)
     return EXIT_FAILED;
 }
 
-static int open_store(ctl_t *c)
+/* Opens and migrates the store at target into *out. */
+static int open_migrated(wrk_store_t **out, const char *target)
 {
-    int rc = wrk_store_open(&c->store, c->db, NULL);
+    char name[256];
+    wrk_store_describe(target, name, sizeof(name));
+    int rc = wrk_store_open(out, target, NULL);
     if (rc) {
-        fprintf(stderr, "chatctl: cannot open the database %s: %s\n", c->db, mc_strerror(rc));
+        fprintf(stderr, "chatctl: cannot open the database %s: %s\n", name, mc_strerror(rc));
         return EXIT_FAILED;
     }
     int from, to;
-    rc = wrk_store_migrate(c->store, &from, &to);
-    if (rc)
-        return failed(c, "migrate", rc);
+    rc = wrk_store_migrate(*out, &from, &to);
+    if (rc) {
+        fprintf(stderr, "chatctl: migrate %s: %s\n", name,
+                rc == MC_EDB ? wrk_store_errmsg(*out) : mc_strerror(rc));
+        return EXIT_FAILED;
+    }
     return 0;
+}
+
+static int open_store(ctl_t *c)
+{
+    return open_migrated(&c->store, c->db);
 }
 
 static int password_ready(ctl_t *c)
@@ -456,7 +467,8 @@ int main(int argc, char **argv)
         .argon2_p = WRK_PASSWORD_DEFAULT_P,
     };
     mc_option_t opts[] = {
-        {"--db", "CHAT_DB", MC_OPT_STRING, &c.db, 0, 0, "the sqlite database file"},
+        {"--db", "CHAT_DB", MC_OPT_STRING, &c.db, 0, 0,
+         "the database: a sqlite file, or a postgresql:// URI or conninfo"},
         {"--argon2-memory", "CHAT_ARGON2_MEMORY_KIB", MC_OPT_INT, &c.argon2_m, 8, 4194304,
          "argon2id memory cost of new hashes, KiB"},
         {"--argon2-time", "CHAT_ARGON2_TIME", MC_OPT_INT, &c.argon2_t, 1, 100,

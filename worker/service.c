@@ -161,7 +161,8 @@ int wrk_service_main(int argc, char **argv)
     mc_option_t opts[] = {
         {"--redis", "CHAT_REDIS_URL", MC_OPT_STRING, &redis, 0, 0,
          "Redis URL(s), comma-separated for shards"},
-        {"--db", "CHAT_DB", MC_OPT_STRING, &db, 0, 0, "the sqlite database file"},
+        {"--db", "CHAT_DB", MC_OPT_STRING, &db, 0, 0,
+         "the database: a sqlite file, or a postgresql:// URI or conninfo"},
         {"--queue", "CHAT_WORKER_QUEUE", MC_OPT_STRING, &queue, 0, 0, "the worker queue"},
         {"--web-root", "CHAT_WEB_ROOT", MC_OPT_STRING, &cfg.web_root, 0, 0,
          "folder holding templates/"},
@@ -232,13 +233,15 @@ int wrk_service_main(int argc, char **argv)
                        .group_send = sink_group_send,
                        .rate_take = sink_rate_take};
     wrk_app_t app;
+    char db_name[256]; /* without a password */
+    wrk_store_describe(db, db_name, sizeof(db_name));
     rc = wrk_app_init(&app, &cfg, db, &sink);
     if (rc) {
-        mc_error("worker: cannot open the database %s: %s", db, mc_strerror(rc));
+        mc_error("worker: cannot open the database %s: %s", db_name, mc_strerror(rc));
         chl_close(chl);
         return 1;
     }
-    mc_info("worker: %s serving queue \"%s\" with %s", chl_name(chl), queue, db);
+    mc_info("worker: %s serving queue \"%s\" with %s", chl_name(chl), queue, db_name);
     rc = run(&app, chl, queue, chl_cfg.heartbeat_ttl_ms, &stops);
     wrk_app_close(&app);
     chl_close(chl);

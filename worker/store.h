@@ -3,17 +3,26 @@
  * messages, login failure counters, and a log of changes to users and rooms.
  *
  * This header is the whole contract of the data layer and the only door to
- * the database; it speaks of the chat's things, not of any query language,
- * so that a server database can be a second backend behind it. The embedded
- * backend is sqlite in WAL mode: any number of processes (and, with one
- * wrk_store_t each, threads) may use one file at once; a write that meets a
- * busy database waits and retries, it is never dropped.
+ * the database; it speaks of the chat's things, not of any query language.
+ * Two backends keep that contract alike, chosen by the target a store is
+ * opened with:
+ *  - a path: sqlite in WAL mode, the embedded default. Any number of
+ *    processes (and, with one wrk_store_t each, threads) may use one file at
+ *    once; a write that meets a busy database waits and retries, it is
+ *    never dropped.
+ *  - a postgresql:// (or postgres://) URI, or a libpq conninfo string
+ *    ("host=... dbname=..."): PostgreSQL, for workers on several hosts. The
+ *    database must exist; wrk_store_migrate creates the tables. A connection
+ *    the server closed is opened again on the next call made outside a
+ *    batch.
+ * Whatever must hold across workers holds across hosts too: each message
+ * and whisper id, change claims, presence counts, and login failure counts.
  *
  * A wrk_store_t is one connection: use it from one thread at a time. Strings
  * passed in are borrowed for the call. Functions return 0 or a negative MC_E*
  * code: MC_ENOTFOUND (no such thing), MC_EEXIST (a unique name taken),
- * MC_EINVAL (an argument out of range), MC_ENOMEM, MC_EDB (the database
- * failed; wrk_store_errmsg says why).
+ * MC_EINVAL (an argument out of range, or text the database refuses),
+ * MC_ENOMEM, MC_EDB (the database failed; wrk_store_errmsg says why).
  */
 #ifndef MC_WORKER_STORE_H
 #define MC_WORKER_STORE_H
@@ -86,13 +95,22 @@ typedef struct wrk_store_options {
 
 /* ---- Opening and migrations ---------------------------------------------- */
 
-/* Opens (creating if needed) the store at path. opts may be NULL for the
- * defaults. It does not migrate. Returns 0 and *out, MC_EDB, MC_ENOMEM. */
-int wrk_store_open(wrk_store_t **out, const char *path, const wrk_store_options_t *opts);
+/* Opens the store at target: a sqlite file (created if needed), or a
+ * PostgreSQL database (see above). opts may be NULL for the defaults. It
+ * does not migrate. Returns 0 and *out, MC_EDB (logged: why it failed),
+ * MC_ENOMEM. */
+int wrk_store_open(wrk_store_t **out, const char *target, const wrk_store_options_t *opts);
 void wrk_store_close(wrk_store_t *s); /* wrk_store_close(NULL) does nothing */
 
 /* The text of the last failure on this connection (never NULL). */
 const char *wrk_store_errmsg(const wrk_store_t *s);
+
+/* The backend's name: "sqlite" or "postgresql". */
+const char *wrk_store_backend(const wrk_store_t *s);
+
+/* Writes into buf[size] a form of target fit for logs: a path as it is, a
+ * PostgreSQL target as postgresql://user@host:port/db, without password. */
+void wrk_store_describe(const char *target, char *buf, size_t size);
 
 /* Brings the schema to WRK_STORE_SCHEMA_VERSION, atomically; running it
  * again (or from several processes at once) changes nothing. *from and *to
@@ -105,7 +123,9 @@ int wrk_store_version(wrk_store_t *s, int *version);
 
 /* Groups the following calls into one all-or-nothing batch (they also run
  * much faster). Batches do not nest. batch_end commits when commit is
- * non-zero, else undoes everything since batch_begin. */
+ * non-zero, else undoes everything since batch_begin. A call that fails in
+ * a batch with MC_EDB may have undone the batch (on PostgreSQL it always
+ * does): batch_end then returns MC_EDB and keeps nothing. */
 int wrk_store_batch_begin(wrk_store_t *s);
 int wrk_store_batch_end(wrk_store_t *s, int commit);
 
