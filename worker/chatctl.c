@@ -1,6 +1,7 @@
 /*
  * worker/chatctl.c: bin/chatctl, the administration command (the manage.py
- * of Multichat): schema migrations, users and rooms.
+ * of Multichat): schema migrations, users and rooms, and copying the
+ * database into another (from sqlite to PostgreSQL, say).
  *
  * Exit status: 0 done, 1 the command failed (no such user, name taken, the
  * database failed), 2 the command line was wrong.
@@ -49,7 +50,9 @@ static const char synopsis[] =
     "  room rename ID TITLE\n"
     "  room staff-only ID on|off\n"
     "  room rm ID\n"
-    "  room list";
+    "  room list\n"
+    "  copy-to TARGET                       copy the database, every id kept, into TARGET:\n"
+    "                                       an empty one, such as postgresql://host/db";
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
@@ -458,6 +461,39 @@ static int cmd_room(ctl_t *c, int argc, char **argv)
     return usage_error("room: unknown command or wrong arguments: \"%s\"", sub);
 }
 
+/* The progress line of copy-to, on a terminal. */
+static void copy_progress(void *arg, const char *table, int64_t done, int64_t total)
+{
+    (void)arg;
+    fprintf(stderr, "\rcopying %s: %" PRId64 " of %" PRId64 "\033[K", table, done, total);
+}
+
+static int cmd_copy_to(ctl_t *c, int argc, char **argv)
+{
+    if (argc != 1)
+        return usage_error("copy-to takes one TARGET database");
+    char name[256];
+    wrk_store_describe(argv[0], name, sizeof(name));
+    wrk_store_t *to = NULL;
+    int rc = open_migrated(&to, argv[0]);
+    if (rc)
+        return rc;
+    int tty = isatty(STDERR_FILENO);
+    wrk_store_copy_counts_t n;
+    rc = wrk_store_copy(c->store, to, tty ? copy_progress : NULL, NULL, &n);
+    if (tty)
+        fprintf(stderr, "\r\033[K");
+    if (rc)
+        fprintf(stderr, "chatctl: copy-to %s: %s\n", name,
+                rc == MC_ENOMEM ? mc_strerror(rc) : wrk_store_errmsg(to));
+    else
+        printf("copied %" PRId64 " users, %" PRId64 " rooms, %" PRId64 " sessions, %" PRId64
+               " messages, %" PRId64 " whispers into %s\n",
+               n.users, n.rooms, n.sessions, n.messages, n.whispers, name);
+    wrk_store_close(to);
+    return rc ? EXIT_FAILED : 0;
+}
+
 int main(int argc, char **argv)
 {
     ctl_t c = {
@@ -493,7 +529,7 @@ int main(int argc, char **argv)
         return usage_error("which command?");
     const char *cmd = argv[first];
     if (strcmp(cmd, "migrate") && strcmp(cmd, "createsuperuser") && strcmp(cmd, "user") &&
-        strcmp(cmd, "room"))
+        strcmp(cmd, "room") && strcmp(cmd, "copy-to"))
         return usage_error("unknown command \"%s\"", cmd);
 
     rc = open_store(&c);
@@ -509,6 +545,8 @@ int main(int argc, char **argv)
             rc = cmd_createsuperuser(&c, sub_argc, sub_argv);
         } else if (strcmp(cmd, "user") == 0) {
             rc = cmd_user(&c, sub_argc, sub_argv);
+        } else if (strcmp(cmd, "copy-to") == 0) {
+            rc = cmd_copy_to(&c, sub_argc, sub_argv);
         } else {
             rc = cmd_room(&c, sub_argc, sub_argv);
         }

@@ -313,4 +313,28 @@ int wrk_store_change_each(wrk_store_t *s, int64_t after,
  * *from and *to the range (from, to] now this caller's (empty when equal). */
 int wrk_store_change_claim(wrk_store_t *s, int64_t *from, int64_t *to);
 
+/* ---- Copying --------------------------------------------------------------- */
+
+typedef struct wrk_store_copy_counts {
+    int64_t users, rooms, sessions, messages, whispers;
+} wrk_store_copy_counts_t;
+
+/* Told, after each page of rows, how many rows of table are copied (done)
+ * of how many (total). */
+typedef void (*wrk_store_copy_progress_fn)(void *arg, const char *table, int64_t done,
+                                           int64_t total);
+
+/* Copies what from keeps into to, whatever their backends: users with their
+ * password hashes and flags, rooms, sessions, messages with their ids,
+ * edits and deletions, and whispers; and sets each id counter of to past
+ * the ids from ever handed out. Presence, login failures and the change log
+ * are not copied. to must hold none of these (else MC_EEXIST, and nothing
+ * is written); both must be migrated (else MC_EINVAL). The copy is one
+ * transaction on to, and reads from in one transaction: stop every other
+ * writer of from first. progress (may be NULL) is told how it goes.
+ * Returns 0 and *counts, or MC_EEXIST, MC_EINVAL, MC_EDB, MC_ENOMEM; the
+ * reason is in wrk_store_errmsg(to). */
+int wrk_store_copy(wrk_store_t *from, wrk_store_t *to, wrk_store_copy_progress_fn progress,
+                   void *arg, wrk_store_copy_counts_t *counts);
+
 #endif

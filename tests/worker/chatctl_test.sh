@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bin/chatctl as a real process on a real database: every command, and the
 # exit status and message of each kind of mistake; once on a sqlite file,
-# once on a database of a private PostgreSQL server.
+# once on a database of a private PostgreSQL server. Then copy-to, from
+# sqlite into PostgreSQL.
 set -u
 CTL=${MC_BUILD:?MC_BUILD must point at a build tree}/bin/chatctl
 here=$(cd "$(dirname "$0")" && pwd)
@@ -124,6 +125,27 @@ if [ -z "$pg_url" ]; then
     not_ok "a private PostgreSQL server starts"
 else
     suite "$(pg_db chat)" "$(pg_db other)" "postgresql://mc@127.0.0.1:1/chat"
+
+    # copy-to: the sqlite database of the first suite into PostgreSQL.
+    backend="sqlite to postgresql"
+    export CHAT_DB=$dir/chat.sqlite3
+    target=$(pg_db moved)
+    expect "copy-to copies and counts" 0 "^copied 2004 users, 1 rooms, 0 sessions, 0 messages, 0 whispers into postgresql://mc@127.0.0.1:[0-9]+/moved$" -- \
+        "$CTL" copy-to "$target"
+    [ "$("$CTL" user list)" = "$("$CTL" --db "$target" user list)" ] &&
+        ok "the copy lists the same users" || not_ok "the copy lists the same users"
+    [ "$("$CTL" room list)" = "$("$CTL" --db "$target" room list)" ] &&
+        ok "the copy lists the same rooms" || not_ok "the copy lists the same rooms"
+    expect "the copy's rooms get new ids" 0 "^3$" -- "$CTL" --db "$target" room add "After"
+    expect "copy-to refuses a database that is not empty" 1 "not empty \(it holds users, rooms\)" -- \
+        "$CTL" copy-to "$target"
+    expect "copy-to needs a target" 2 "TARGET" -- "$CTL" copy-to
+    expect "copy-to an unreachable server" 1 "cannot open" -- "$CTL" copy-to "postgresql://mc@127.0.0.1:1/x"
+    out=$("$CTL" copy-to "$(pg_db piped)" 2>&1)
+    echo "$out" | grep -q copying && not_ok "no progress line without a terminal" ||
+        ok "no progress line without a terminal"
+    expect "a progress line on a terminal" 0 "copying users: 2004 of 2004" -- \
+        script -qec "'$CTL' copy-to '$(pg_db on_tty)'" /dev/null
 fi
 exec {PG[1]}>&-
 wait
