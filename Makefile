@@ -41,7 +41,7 @@ endif
 
 CFLAGS := $(BASE_CFLAGS) $(OPT) $(SAN_FLAGS)
 LDFLAGS := $(SAN_FLAGS)
-LDLIBS := -luv -lhiredis -lsqlite3 -lpq -lcjson -largon2 -lpthread -lm
+LDLIBS := -luv -lhiredis -lsqlite3 -lpq -lcjson -largon2 -lz -lpthread -lm
 
 # Sources, found by folder: a new .c file in a folder joins its library.
 COMMON_SRC := $(wildcard common/*.c)

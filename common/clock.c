@@ -1,3 +1,7 @@
+/*
+ * common/clock.c: the wall clock and the monotonic clock of common/clock.h,
+ * in milliseconds, from clock_gettime(2).
+ */
 #include "common/clock.h"
 
 #include <time.h>

@@ -1,3 +1,7 @@
+/*
+ * common/config.c: settings from a table of options (common/config.h):
+ * defaults, then CHAT_* variables, then flags, and the --help text.
+ */
 #include "common/config.h"
 #include "common/error.h"
 

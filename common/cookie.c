@@ -1,3 +1,7 @@
+/*
+ * common/cookie.c: the Cookie header parser of common/cookie.h; it
+ * allocates nothing and answers with (pointer, length) pairs.
+ */
 #include "common/cookie.h"
 #include "common/error.h"
 

@@ -1,9 +1,19 @@
+/*
+ * common/envelope.c: the envelope codec of common/envelope.h. It reads and
+ * writes the JSON itself, because a body is bytes that may hold a NUL
+ * (\u0000) and a general JSON library hands strings back NUL-terminated
+ * without their length. Decoding makes one allocation, the arena that every
+ * decoded string of the envelope lives in.
+ */
 #include "common/envelope.h"
 #include "common/error.h"
 
-#include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define MAX_DEPTH 32  /* nesting of a value an envelope may carry and ignore */
+#define NUMBER_MAX 63 /* characters of a number */
 
 static const char *const type_names[] = {
     [MC_ENV_HTTP_REQUEST] = "http.request",    [MC_ENV_HTTP_RESPONSE] = "http.response",
@@ -69,6 +79,31 @@ static const struct {
 };
 #define STRING_FIELD_COUNT (sizeof(string_fields) / sizeof(string_fields[0]))
 
+/* The keys a decoder looks for: "type", the string fields in the order
+ * above, then the others. */
+enum key {
+    K_TYPE,
+    K_STRINGS, /* K_STRINGS + i is string_fields[i] */
+    K_HEADERS = K_STRINGS + STRING_FIELD_COUNT,
+    K_BODY,
+    K_TEXT,
+    K_STATUS,
+    K_CODE,
+    K_SCOPE,
+    K_GROUPS,
+    KEY_COUNT
+};
+static const char *const key_names[KEY_COUNT] = {
+    [K_TYPE] = "type",          [K_STRINGS] = "reply",     [K_STRINGS + 1] = "method",
+    [K_STRINGS + 2] = "path",   [K_STRINGS + 3] = "query", [K_STRINGS + 4] = "client",
+    [K_STRINGS + 5] = "except", [K_STRINGS + 6] = "own",   [K_HEADERS] = "headers",
+    [K_BODY] = "body",          [K_TEXT] = "text",         [K_STATUS] = "status",
+    [K_CODE] = "code",          [K_SCOPE] = "scope",       [K_GROUPS] = "groups",
+};
+
+enum scope_key { S_USER_ID, S_USERNAME, S_IS_STAFF, SCOPE_KEY_COUNT };
+static const char *const scope_names[SCOPE_KEY_COUNT] = {"user_id", "username", "is_staff"};
+
 const char *mc_envelope_type_name(mc_envelope_type_t type)
 {
     return (unsigned)type < TYPE_COUNT ? type_names[type] : "unknown";
@@ -79,127 +114,426 @@ static const char **string_slot(mc_envelope_t *env, size_t i)
     return (const char **)((char *)env + string_fields[i].offset);
 }
 
-static int decode_int(const cJSON *item, long min, long max, int *out)
+/* Bytes a JSON string holds as they are: all but the quote, the backslash
+ * and control characters. */
+static const unsigned char plain[256] = {
+    [0x20] = 1,
+    [0x21] = 1,
+    [0x23 ... 0x5B] = 1,
+    [0x5D ... 0xFF] = 1,
+};
+
+/* ---- Reading JSON (RFC 8259) ------------------------------------------------ */
+
+/* A cursor over the input and the arena that decoded strings go to. Each
+ * string decodes to fewer bytes than its token (quotes included) takes, and
+ * each token is decoded at most once, so an arena of the input's length
+ * plus one never overflows. */
+typedef struct reader {
+    const char *p, *end;
+    char *arena;
+    size_t used;
+} reader_t;
+
+static int peek(reader_t *r)
 {
-    if (!cJSON_IsNumber(item) || item->valuedouble < (double)min ||
-        item->valuedouble > (double)max || item->valuedouble != (double)(long)item->valuedouble)
-        return MC_EINVAL;
-    *out = (int)item->valuedouble;
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+        r->p++;
+    return r->p < r->end ? (unsigned char)*r->p : -1;
+}
+
+static int eat(reader_t *r, char c)
+{
+    if (peek(r) != (unsigned char)c)
+        return 0;
+    r->p++;
+    return 1;
+}
+
+static int hex4(const char *p, const char *end, unsigned *out)
+{
+    if (end - p < 4)
+        return -1;
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v << 4 | (unsigned)d;
+    }
+    *out = v;
     return 0;
 }
 
-static int decode_scope(const cJSON *obj, mc_scope_t *scope)
+/* The code point of a \u escape whose "u" r->p has passed, with the low
+ * half of a surrogate pair. */
+static int read_escape_u(reader_t *r, unsigned *cp)
 {
-    if (!cJSON_IsObject(obj))
+    unsigned hi, lo;
+    if (hex4(r->p, r->end, &hi))
         return MC_EINVAL;
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "user_id");
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(obj, "username");
-    const cJSON *staff = cJSON_GetObjectItemCaseSensitive(obj, "is_staff");
+    r->p += 4;
+    if (hi >= 0xDC00 && hi <= 0xDFFF)
+        return MC_EINVAL;
+    if (hi < 0xD800 || hi > 0xDBFF) {
+        *cp = hi;
+        return 0;
+    }
+    if (r->end - r->p < 6 || r->p[0] != '\\' || r->p[1] != 'u' || hex4(r->p + 2, r->end, &lo) ||
+        lo < 0xDC00 || lo > 0xDFFF)
+        return MC_EINVAL;
+    r->p += 6;
+    *cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+    return 0;
+}
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | cp >> 6);
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | cp >> 12);
+        o[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | cp >> 18);
+    o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    o[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Reads the string at the cursor. With out, its bytes and a NUL go to the
+ * arena: *out and *len; without, it is only checked. */
+static int read_string(reader_t *r, const char **out, size_t *len)
+{
+    if (!eat(r, '"'))
+        return MC_EINVAL;
+    char *o = out ? r->arena + r->used : NULL, buf[4];
+    size_t n = 0;
+    for (;;) {
+        const char *run = r->p;
+        while (r->p < r->end && plain[(unsigned char)*r->p])
+            r->p++;
+        if (o && r->p > run)
+            memcpy(o + n, run, (size_t)(r->p - run));
+        n += (size_t)(r->p - run);
+        if (r->p == r->end || (unsigned char)*r->p < 0x20)
+            return MC_EINVAL; /* cut short, or a raw control character */
+        if (*r->p++ == '"')
+            break;
+        if (r->p == r->end)
+            return MC_EINVAL;
+        char c = *r->p++;
+        size_t k = 1;
+        switch (c) {
+        case '"':
+        case '\\':
+        case '/':
+            buf[0] = c;
+            break;
+        case 'b':
+            buf[0] = '\b';
+            break;
+        case 'f':
+            buf[0] = '\f';
+            break;
+        case 'n':
+            buf[0] = '\n';
+            break;
+        case 'r':
+            buf[0] = '\r';
+            break;
+        case 't':
+            buf[0] = '\t';
+            break;
+        case 'u': {
+            unsigned cp;
+            if (read_escape_u(r, &cp))
+                return MC_EINVAL;
+            k = put_utf8(buf, cp);
+            break;
+        }
+        default:
+            return MC_EINVAL;
+        }
+        if (o)
+            memcpy(o + n, buf, k);
+        n += k;
+    }
+    if (o) {
+        o[n] = '\0';
+        r->used += n + 1;
+        *out = o;
+        *len = n;
+    }
+    return 0;
+}
+
+/* Reads the number at the cursor (JSON's grammar, at most NUMBER_MAX
+ * characters) into *out, when out is not NULL. */
+static int read_number(reader_t *r, double *out)
+{
+    peek(r);
+    const char *s = r->p, *p = s, *e = r->end;
+#define DIGITS(p) ((p) < e && *(p) >= '0' && *(p) <= '9')
+    if (p < e && *p == '-')
+        p++;
+    if (!DIGITS(p))
+        return MC_EINVAL;
+    if (*p == '0')
+        p++;
+    else
+        while (DIGITS(p))
+            p++;
+    if (p < e && *p == '.') {
+        p++;
+        if (!DIGITS(p))
+            return MC_EINVAL;
+        while (DIGITS(p))
+            p++;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < e && (*p == '+' || *p == '-'))
+            p++;
+        if (!DIGITS(p))
+            return MC_EINVAL;
+        while (DIGITS(p))
+            p++;
+    }
+#undef DIGITS
+    if (p - s > NUMBER_MAX)
+        return MC_EINVAL;
+    r->p = p;
+    if (out) {
+        char num[NUMBER_MAX + 1];
+        memcpy(num, s, (size_t)(p - s));
+        num[p - s] = '\0';
+        *out = strtod(num, NULL);
+    }
+    return 0;
+}
+
+static int read_literal(reader_t *r, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0)
+        return MC_EINVAL;
+    r->p += n;
+    return 0;
+}
+
+/* Reads true or false into *out. */
+static int read_bool(reader_t *r, int *out)
+{
+    int c = peek(r);
+    *out = c == 't';
+    return read_literal(r, c == 't' ? "true" : "false");
+}
+
+static int skip_value(reader_t *r, int depth);
+
+/* What scan_object found of a key: where its first value starts, and when
+ * that value is a string, the string (decoded once, there). */
+typedef struct found {
+    const char *at;
+    const char *str;
+    size_t len;
+} found_t;
+
+/* Walks the object at the cursor, checking every value; of each of
+ * names[0..n) it finds, found[] gets the first value. */
+static int scan_object(reader_t *r, const char *const *names, size_t n, found_t *found, int depth)
+{
+    if (!eat(r, '{'))
+        return MC_EINVAL;
+    if (eat(r, '}'))
+        return 0;
+    do {
+        size_t mark = r->used, klen;
+        const char *key;
+        if (read_string(r, &key, &klen) || !eat(r, ':'))
+            return MC_EINVAL;
+        r->used = mark; /* the key is compared now and never kept */
+        found_t *f = NULL;
+        for (size_t i = 0; i < n && !f; i++)
+            if (klen && names[i][0] == key[0] && strlen(names[i]) == klen &&
+                memcmp(names[i], key, klen) == 0)
+                f = &found[i];
+        if (f && !f->at && peek(r) == '"') {
+            f->at = r->p;
+            if (read_string(r, &f->str, &f->len))
+                return MC_EINVAL;
+            continue;
+        }
+        if (f && !f->at)
+            f->at = r->p;
+        if (skip_value(r, depth + 1))
+            return MC_EINVAL;
+    } while (eat(r, ','));
+    return eat(r, '}') ? 0 : MC_EINVAL;
+}
+
+static int skip_value(reader_t *r, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return MC_EINVAL;
+    switch (peek(r)) {
+    case '"':
+        return read_string(r, NULL, NULL);
+    case '{':
+        return scan_object(r, NULL, 0, NULL, depth);
+    case '[':
+        r->p++;
+        if (eat(r, ']'))
+            return 0;
+        do {
+            if (skip_value(r, depth + 1))
+                return MC_EINVAL;
+        } while (eat(r, ','));
+        return eat(r, ']') ? 0 : MC_EINVAL;
+    case 't':
+        return read_literal(r, "true");
+    case 'f':
+        return read_literal(r, "false");
+    case 'n':
+        return read_literal(r, "null");
+    default:
+        return read_number(r, NULL);
+    }
+}
+
+/* A string field of an envelope: a C string, so without a NUL inside. */
+static int is_text(const char *s, size_t len)
+{
+    return s && !memchr(s, '\0', len);
+}
+
+static int read_text(reader_t *r, const char **out)
+{
+    size_t len;
+    return read_string(r, out, &len) || !is_text(*out, len) ? MC_EINVAL : 0;
+}
+
+/* A whole number in [min, max] (1e3 is 1000, 1.5 is not whole). */
+static int read_int(reader_t *r, double min, double max, double *out)
+{
+    double v;
+    if (read_number(r, &v) || v < min || v > max || v != (double)(long long)v)
+        return MC_EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int read_scope(reader_t *r, mc_scope_t *scope)
+{
+    found_t f[SCOPE_KEY_COUNT] = {0};
+    if (scan_object(r, scope_names, SCOPE_KEY_COUNT, f, 1))
+        return MC_EINVAL;
+    if (!f[S_USER_ID].at || !is_text(f[S_USERNAME].str, f[S_USERNAME].len) || !f[S_IS_STAFF].at)
+        return MC_EINVAL;
+    double id;
+    int staff;
     /* 2^53: the largest id a JSON number carries exactly. */
-    if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 9007199254740992.0 ||
-        id->valuedouble != (double)(int64_t)id->valuedouble)
+    r->p = f[S_USER_ID].at;
+    if (read_int(r, 0, 9007199254740992.0, &id))
         return MC_EINVAL;
-    if (!cJSON_IsString(name) || !cJSON_IsBool(staff))
+    r->p = f[S_IS_STAFF].at;
+    if ((*r->p != 't' && *r->p != 'f') || read_bool(r, &staff))
         return MC_EINVAL;
-    size_t len = strlen(name->valuestring);
-    if (len > MC_USERNAME_MAX)
+    if (f[S_USERNAME].len > MC_USERNAME_MAX)
         return MC_ETOOBIG;
-    scope->user_id = (int64_t)id->valuedouble;
-    memcpy(scope->username, name->valuestring, len + 1);
-    scope->is_staff = cJSON_IsTrue(staff);
+    scope->user_id = (int64_t)id;
+    memcpy(scope->username, f[S_USERNAME].str, f[S_USERNAME].len + 1);
+    scope->is_staff = staff;
     return 0;
 }
 
-static int decode_headers(const cJSON *arr, mc_envelope_t *env)
+static int read_headers(reader_t *r, mc_envelope_t *env)
 {
-    if (!cJSON_IsArray(arr))
+    if (!eat(r, '['))
         return MC_EINVAL;
-    const cJSON *pair;
-    cJSON_ArrayForEach(pair, arr)
-    {
+    if (eat(r, ']'))
+        return 0;
+    do {
         if (env->nheaders == MC_ENVELOPE_MAX_HEADERS)
             return MC_ETOOBIG;
-        const cJSON *name = cJSON_GetArrayItem(pair, 0);
-        const cJSON *value = cJSON_GetArrayItem(pair, 1);
-        if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 || !cJSON_IsString(name) ||
-            !cJSON_IsString(value))
+        mc_header_t *h = &env->headers[env->nheaders++];
+        if (!eat(r, '[') || read_text(r, &h->name) || !eat(r, ',') || read_text(r, &h->value) ||
+            !eat(r, ']'))
             return MC_EINVAL;
-        env->headers[env->nheaders].name = name->valuestring;
-        env->headers[env->nheaders].value = value->valuestring;
-        env->nheaders++;
-    }
-    return 0;
+    } while (eat(r, ','));
+    return eat(r, ']') ? 0 : MC_EINVAL;
 }
 
-static int decode_groups(const cJSON *arr, mc_envelope_t *env)
+static int read_groups(reader_t *r, mc_envelope_t *env)
 {
-    if (!cJSON_IsArray(arr))
+    if (!eat(r, '['))
         return MC_EINVAL;
-    const cJSON *g;
-    cJSON_ArrayForEach(g, arr)
-    {
+    if (eat(r, ']'))
+        return 0;
+    do {
         if (env->ngroups == MC_ENVELOPE_MAX_GROUPS)
             return MC_ETOOBIG;
-        if (!cJSON_IsString(g))
+        if (read_text(r, &env->groups[env->ngroups++]))
             return MC_EINVAL;
-        env->groups[env->ngroups++] = g->valuestring;
-    }
-    return 0;
+    } while (eat(r, ','));
+    return eat(r, ']') ? 0 : MC_EINVAL;
 }
 
-static int decode_fields(const cJSON *root, mc_envelope_t *env)
+/* Reads the fields of env->type from the values scan_object found. */
+static int read_fields(reader_t *r, const found_t *f, mc_envelope_t *env)
 {
     unsigned fields = type_fields[env->type], required = type_required[env->type];
+    int rc;
 
     for (size_t i = 0; i < STRING_FIELD_COUNT; i++) {
         if (!(fields & string_fields[i].field))
             continue;
-        const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, string_fields[i].key);
-        if (!item && !(required & string_fields[i].field)) {
-            *string_slot(env, i) = "";
-            continue;
-        }
-        if (!cJSON_IsString(item))
+        const found_t *s = &f[K_STRINGS + i];
+        if (s->at ? !is_text(s->str, s->len) : (required & string_fields[i].field) != 0)
             return MC_EINVAL;
-        *string_slot(env, i) = item->valuestring;
+        *string_slot(env, i) = s->at ? s->str : "";
     }
-
     if (fields & (F_BODY | F_TEXT)) {
-        const char *key = (fields & F_BODY) ? "body" : "text";
-        const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
-        if (!item && !(required & (F_BODY | F_TEXT))) {
-            env->body = "";
-        } else if (!cJSON_IsString(item)) {
+        const found_t *s = &f[(fields & F_BODY) ? K_BODY : K_TEXT];
+        if (s->at ? !s->str : (required & (F_BODY | F_TEXT)) != 0)
             return MC_EINVAL;
-        } else {
-            env->body = item->valuestring;
-        }
-        env->body_len = strlen(env->body);
+        env->body = s->at ? s->str : "";
+        env->body_len = s->at ? s->len : 0;
     }
-
-    const cJSON *item;
-    int rc;
-    if ((fields & F_HEADERS) && (item = cJSON_GetObjectItemCaseSensitive(root, "headers")) &&
-        (rc = decode_headers(item, env)))
+    if ((fields & F_HEADERS) && (r->p = f[K_HEADERS].at) && (rc = read_headers(r, env)))
         return rc;
-    if ((fields & F_GROUPS) && (item = cJSON_GetObjectItemCaseSensitive(root, "groups")) &&
-        (rc = decode_groups(item, env)))
+    if ((fields & F_GROUPS) && (r->p = f[K_GROUPS].at) && (rc = read_groups(r, env)))
         return rc;
+    double v = 0;
     if (fields & F_STATUS) {
-        item = cJSON_GetObjectItemCaseSensitive(root, "status");
-        if ((item || (required & F_STATUS)) && decode_int(item, 100, 599, &env->status))
+        if ((r->p = f[K_STATUS].at) ? read_int(r, 100, 599, &v) : (required & F_STATUS) != 0)
             return MC_EINVAL;
+        env->status = (int)v;
     }
     if (fields & F_CODE) {
-        item = cJSON_GetObjectItemCaseSensitive(root, "code");
-        env->code = 1000;
-        if (item && decode_int(item, 1000, 4999, &env->code))
+        v = 1000;
+        if ((r->p = f[K_CODE].at) && read_int(r, 1000, 4999, &v))
             return MC_EINVAL;
+        env->code = (int)v;
     }
     if (fields & F_SCOPE) {
-        item = cJSON_GetObjectItemCaseSensitive(root, "scope");
-        if (item) {
-            if ((rc = decode_scope(item, &env->scope)))
+        if ((r->p = f[K_SCOPE].at)) {
+            if ((rc = read_scope(r, &env->scope)))
                 return rc;
             env->has_scope = 1;
         } else if (required & F_SCOPE) {
@@ -209,28 +543,31 @@ static int decode_fields(const cJSON *root, mc_envelope_t *env)
     return 0;
 }
 
+static int decode(reader_t *r, mc_envelope_t *env)
+{
+    found_t f[KEY_COUNT] = {0};
+    if (scan_object(r, key_names, KEY_COUNT, f, 0) || peek(r) != -1 ||
+        !is_text(f[K_TYPE].str, f[K_TYPE].len))
+        return MC_EINVAL;
+    for (size_t t = 0; t < TYPE_COUNT; t++) {
+        if (strcmp(f[K_TYPE].str, type_names[t]) == 0) {
+            env->type = (mc_envelope_type_t)t;
+            return read_fields(r, f, env);
+        }
+    }
+    return MC_EINVAL;
+}
+
 int mc_envelope_decode(mc_envelope_t *env, const char *data, size_t len)
 {
     memset(env, 0, sizeof(*env));
     if (len > MC_ENVELOPE_MAX_BYTES)
         return MC_ETOOBIG;
-
-    cJSON *root = cJSON_ParseWithLength(data, len);
-    if (!root)
-        return MC_EINVAL;
-    env->tree = root;
-
-    int rc = MC_EINVAL;
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
-    if (cJSON_IsObject(root) && cJSON_IsString(type)) {
-        for (size_t t = 0; t < TYPE_COUNT; t++) {
-            if (strcmp(type->valuestring, type_names[t]) == 0) {
-                env->type = (mc_envelope_type_t)t;
-                rc = decode_fields(root, env);
-                break;
-            }
-        }
-    }
+    reader_t r = {.p = data, .end = data + len, .arena = malloc(len + 1)};
+    if (!r.arena)
+        return MC_ENOMEM;
+    env->arena = r.arena;
+    int rc = decode(&r, env);
     if (rc)
         mc_envelope_clear(env);
     return rc;
@@ -238,23 +575,117 @@ int mc_envelope_decode(mc_envelope_t *env, const char *data, size_t len)
 
 void mc_envelope_clear(mc_envelope_t *env)
 {
-    cJSON_Delete(env->tree);
+    free(env->arena);
     memset(env, 0, sizeof(*env));
 }
 
-static cJSON *encode_scope(const mc_scope_t *scope)
+/* ---- Writing JSON ------------------------------------------------------------- */
+
+/* A growing output buffer; the first failure sticks in rc. */
+typedef struct writer {
+    char *buf;
+    size_t len, cap;
+    int rc;
+} writer_t;
+
+static int reserve(writer_t *w, size_t n)
 {
-    cJSON *obj = cJSON_CreateObject();
-    if (!obj || !cJSON_AddNumberToObject(obj, "user_id", (double)scope->user_id) ||
-        !cJSON_AddStringToObject(obj, "username", scope->username) ||
-        !cJSON_AddBoolToObject(obj, "is_staff", scope->is_staff)) {
-        cJSON_Delete(obj);
-        return NULL;
-    }
-    return obj;
+    if (w->rc)
+        return w->rc;
+    if (n <= w->cap - w->len)
+        return 0;
+    if (w->len + n > MC_ENVELOPE_MAX_BYTES + 1)
+        return w->rc = MC_ETOOBIG;
+    size_t cap = w->cap ? w->cap : 256;
+    while (cap - w->len < n)
+        cap *= 2;
+    char *buf = realloc(w->buf, cap);
+    if (!buf)
+        return w->rc = MC_ENOMEM;
+    w->buf = buf;
+    w->cap = cap;
+    return 0;
 }
 
-static int encode_fields(const mc_envelope_t *env, cJSON *root)
+static void put(writer_t *w, const char *s, size_t n)
+{
+    if (reserve(w, n) == 0) {
+        memcpy(w->buf + w->len, s, n);
+        w->len += n;
+    }
+}
+
+/* A string literal, measured at compile time. */
+#define PUT(w, literal) put(w, "" literal, sizeof(literal) - 1)
+
+/* s[0..n) as a JSON string, escaped as cJSON escapes: the quote, the
+ * backslash and control characters (a NUL is \u0000); other bytes as they
+ * are. */
+static void put_string(writer_t *w, const char *s, size_t n)
+{
+    PUT(w, "\"");
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        while (i < n && plain[(unsigned char)s[i]])
+            i++;
+        put(w, s + run, i - run);
+        if (i == n)
+            break;
+        char esc[8];
+        unsigned char c = (unsigned char)s[i++];
+        switch (c) {
+        case '"':
+            PUT(w, "\\\"");
+            break;
+        case '\\':
+            PUT(w, "\\\\");
+            break;
+        case '\b':
+            PUT(w, "\\b");
+            break;
+        case '\f':
+            PUT(w, "\\f");
+            break;
+        case '\n':
+            PUT(w, "\\n");
+            break;
+        case '\r':
+            PUT(w, "\\r");
+            break;
+        case '\t':
+            PUT(w, "\\t");
+            break;
+        default:
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            put(w, esc, 6);
+        }
+    }
+    PUT(w, "\"");
+}
+
+static void put_text(writer_t *w, const char *s)
+{
+    put_string(w, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* ,"key": (the comma unless the object has just opened). */
+static void put_key(writer_t *w, const char *key)
+{
+    if (w->len && w->buf[w->len - 1] != '{')
+        PUT(w, ",");
+    put_text(w, key);
+    PUT(w, ":");
+}
+
+static void put_int(writer_t *w, long long v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%lld", v);
+    put(w, num, (size_t)n);
+}
+
+static void encode_fields(writer_t *w, const mc_envelope_t *env)
 {
     unsigned fields = type_fields[env->type];
     for (size_t i = 0; i < STRING_FIELD_COUNT; i++) {
@@ -264,55 +695,56 @@ static int encode_fields(const mc_envelope_t *env, cJSON *root)
         /* An optional field left empty is left out: decoding defaults it. */
         if ((!v || !*v) && !(type_required[env->type] & string_fields[i].field))
             continue;
-        if (!cJSON_AddStringToObject(root, string_fields[i].key, v ? v : ""))
-            return MC_ENOMEM;
+        put_key(w, string_fields[i].key);
+        put_text(w, v);
     }
     if (fields & F_HEADERS) {
-        cJSON *arr = cJSON_AddArrayToObject(root, "headers");
-        if (!arr)
-            return MC_ENOMEM;
+        put_key(w, "headers");
+        PUT(w, "[");
         for (size_t i = 0; i < env->nheaders && i < MC_ENVELOPE_MAX_HEADERS; i++) {
-            cJSON *pair = cJSON_CreateArray();
-            if (!pair)
-                return MC_ENOMEM;
-            cJSON_AddItemToArray(arr, pair);
-            if (!cJSON_AddItemToArray(pair, cJSON_CreateString(env->headers[i].name)) ||
-                !cJSON_AddItemToArray(pair, cJSON_CreateString(env->headers[i].value)))
-                return MC_ENOMEM;
+            if (i)
+                PUT(w, ",");
+            PUT(w, "[");
+            put_text(w, env->headers[i].name);
+            PUT(w, ",");
+            put_text(w, env->headers[i].value);
+            PUT(w, "]");
         }
+        PUT(w, "]");
     }
     if (fields & (F_BODY | F_TEXT)) {
-        /* The body is (pointer, length): copy it to add the NUL cJSON wants. */
-        char *copy = malloc(env->body_len + 1);
-        if (!copy)
-            return MC_ENOMEM;
-        if (env->body_len)
-            memcpy(copy, env->body, env->body_len);
-        copy[env->body_len] = '\0';
-        cJSON *s = cJSON_AddStringToObject(root, (fields & F_BODY) ? "body" : "text", copy);
-        free(copy);
-        if (!s)
-            return MC_ENOMEM;
+        put_key(w, (fields & F_BODY) ? "body" : "text");
+        put_string(w, env->body ? env->body : "", env->body ? env->body_len : 0);
     }
-    if ((fields & F_STATUS) && !cJSON_AddNumberToObject(root, "status", env->status))
-        return MC_ENOMEM;
-    if ((fields & F_CODE) && !cJSON_AddNumberToObject(root, "code", env->code ? env->code : 1000))
-        return MC_ENOMEM;
+    if (fields & F_STATUS) {
+        put_key(w, "status");
+        put_int(w, env->status);
+    }
+    if (fields & F_CODE) {
+        put_key(w, "code");
+        put_int(w, env->code ? env->code : 1000);
+    }
     if ((fields & F_SCOPE) && (env->has_scope || env->type == MC_ENV_WS_ACCEPT)) {
-        cJSON *scope = encode_scope(&env->scope);
-        if (!scope)
-            return MC_ENOMEM;
-        cJSON_AddItemToObject(root, "scope", scope);
+        put_key(w, "scope");
+        PUT(w, "{\"user_id\":");
+        put_int(w, env->scope.user_id);
+        PUT(w, ",\"username\":");
+        put_text(w, env->scope.username);
+        if (env->scope.is_staff)
+            PUT(w, ",\"is_staff\":true}");
+        else
+            PUT(w, ",\"is_staff\":false}");
     }
     if (fields & F_GROUPS) {
-        cJSON *arr = cJSON_AddArrayToObject(root, "groups");
-        if (!arr)
-            return MC_ENOMEM;
-        for (size_t i = 0; i < env->ngroups && i < MC_ENVELOPE_MAX_GROUPS; i++)
-            if (!cJSON_AddItemToArray(arr, cJSON_CreateString(env->groups[i])))
-                return MC_ENOMEM;
+        put_key(w, "groups");
+        PUT(w, "[");
+        for (size_t i = 0; i < env->ngroups && i < MC_ENVELOPE_MAX_GROUPS; i++) {
+            if (i)
+                PUT(w, ",");
+            put_text(w, env->groups[i]);
+        }
+        PUT(w, "]");
     }
-    return 0;
 }
 
 int mc_envelope_encode(const mc_envelope_t *env, char **out, size_t *len)
@@ -322,25 +754,23 @@ int mc_envelope_encode(const mc_envelope_t *env, char **out, size_t *len)
         return MC_EINVAL;
     if (env->body_len > MC_ENVELOPE_MAX_BYTES)
         return MC_ETOOBIG;
-    cJSON *root = cJSON_CreateObject();
-    if (!root || !cJSON_AddStringToObject(root, "type", type_names[env->type])) {
-        cJSON_Delete(root);
-        return MC_ENOMEM;
+    writer_t w = {0};
+    if (reserve(&w, 128 + env->body_len) == 0) {
+        PUT(&w, "{\"type\":");
+        put_text(&w, type_names[env->type]);
+        encode_fields(&w, env);
+        PUT(&w, "}");
     }
-    int rc = encode_fields(env, root);
-    char *text = rc ? NULL : cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (rc)
-        return rc;
-    if (!text)
-        return MC_ENOMEM;
-    size_t n = strlen(text);
-    if (n > MC_ENVELOPE_MAX_BYTES) {
-        cJSON_free(text);
-        return MC_ETOOBIG;
+    if (w.rc == 0 && w.len > MC_ENVELOPE_MAX_BYTES)
+        w.rc = MC_ETOOBIG;
+    if (w.rc == 0 && reserve(&w, 1) == 0)
+        w.buf[w.len] = '\0';
+    if (w.rc) {
+        free(w.buf);
+        return w.rc;
     }
-    *out = text;
-    *len = n;
+    *out = w.buf;
+    *len = w.len;
     return 0;
 }
 

@@ -17,8 +17,13 @@
  *   {"type":"websocket.receive","reply":"...","scope":{"user_id":1,"username":"ann",
  *    "is_staff":false},"groups":["room-1"],"text":"{\"command\":\"join\",\"room\":1}"}
  *
- * A decoded envelope points into a parse tree that it owns: its strings are
- * valid until mc_envelope_clear. Header names are lower case.
+ * The body is bytes, (pointer, length): it may hold any byte, a NUL too
+ * (\u0000 on the wire), and is never measured with strlen. Every other
+ * string (channels, method, path, header names and values, groups) is
+ * text without a NUL, as HTTP and the channel names allow no NUL in them.
+ *
+ * A decoded envelope points into memory that it owns: its strings are valid
+ * until mc_envelope_clear. Header names are lower case.
  */
 #ifndef MC_COMMON_ENVELOPE_H
 #define MC_COMMON_ENVELOPE_H
@@ -68,15 +73,15 @@ typedef struct mc_envelope {
                            must be a JSON object */
     mc_header_t headers[MC_ENVELOPE_MAX_HEADERS];
     size_t nheaders;
-    const char *body; /* http.request/response body, websocket.receive/send text */
-    size_t body_len;
-    int status;    /* http.response */
-    int code;      /* websocket.close, websocket.disconnect */
-    int has_scope; /* websocket.accept, receive, disconnect */
+    const char *body; /* http.request/response body, websocket.receive/send text: */
+    size_t body_len;  /* body_len bytes, NULs included (decoded: a NUL follows them) */
+    int status;       /* http.response */
+    int code;         /* websocket.close, websocket.disconnect */
+    int has_scope;    /* websocket.accept, receive, disconnect */
     mc_scope_t scope;
     const char *groups[MC_ENVELOPE_MAX_GROUPS]; /* receive, disconnect */
     size_t ngroups;
-    void *tree; /* private: the parse tree the strings point into */
+    void *arena; /* private: the decoded strings */
 } mc_envelope_t;
 
 /* Returns the wire name of a type ("http.request"). */
@@ -84,17 +89,20 @@ const char *mc_envelope_type_name(mc_envelope_type_t type);
 
 /* Parses data[0..len) into *env (which need not be initialised). Returns 0;
  * MC_ETOOBIG when len exceeds MC_ENVELOPE_MAX_BYTES or a list its maximum;
- * MC_EINVAL when it is not a JSON object, the type is unknown, or a field
- * the type requires is missing or of the wrong JSON type. On error *env is
- * cleared and owns nothing. */
+ * MC_EINVAL when it is not one JSON object (RFC 8259), the type is unknown,
+ * a field the type requires is missing, a field of the type has the wrong
+ * JSON type, or a string other than the body holds a NUL; MC_ENOMEM. Keys
+ * the type does not use are skipped; of a repeated key the first counts. On
+ * error *env is cleared and owns nothing. */
 int mc_envelope_decode(mc_envelope_t *env, const char *data, size_t len);
 
 /* Releases what a decoded envelope owns and zeroes it. Safe to call twice. */
 void mc_envelope_clear(mc_envelope_t *env);
 
 /* Encodes *env (fields relevant to its type; NULL strings as "") into a
- * malloc'd NUL-terminated buffer the caller frees. Returns 0, MC_ENOMEM, or
- * MC_ETOOBIG when the result would exceed MC_ENVELOPE_MAX_BYTES. */
+ * malloc'd NUL-terminated buffer the caller frees; the body is taken as
+ * body_len bytes, whatever they hold. Returns 0, MC_ENOMEM, or MC_ETOOBIG
+ * when the result would exceed MC_ENVELOPE_MAX_BYTES. */
 int mc_envelope_encode(const mc_envelope_t *env, char **out, size_t *len);
 
 /* Returns the value of header name (lower case) or NULL. */

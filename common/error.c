@@ -1,3 +1,7 @@
+/*
+ * common/error.c: the texts and names of the MC_E* codes of
+ * common/error.h.
+ */
 #include "common/error.h"
 
 #include <stddef.h>

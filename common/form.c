@@ -1,3 +1,7 @@
+/*
+ * common/form.c: the urlencoded form and query parser of common/form.h,
+ * and the percent decoding it shares with the static file server.
+ */
 #include "common/form.h"
 #include "common/error.h"
 

@@ -1,3 +1,7 @@
+/*
+ * common/log.c: the levelled stderr logger of common/log.h: one
+ * time-stamped line per event.
+ */
 #include "common/log.h"
 #include "common/error.h"
 

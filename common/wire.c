@@ -1,5 +1,5 @@
 /*
- * common/wire.c: the group names of common/wire.h.
+ * common/wire.c: the group and once names of common/wire.h.
  */
 #include "common/wire.h"
 
@@ -19,4 +19,9 @@ void mc_group_user(char buf[MC_GROUP_NAME_MAX], int64_t user_id)
 void mc_group_session(char buf[MC_GROUP_NAME_MAX], int64_t session_id)
 {
     snprintf(buf, MC_GROUP_NAME_MAX, "session-%" PRId64, session_id);
+}
+
+void mc_once_message(char buf[MC_ONCE_NAME_MAX], int64_t id)
+{
+    snprintf(buf, MC_ONCE_NAME_MAX, "msg-%" PRId64, id);
 }

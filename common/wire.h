@@ -1,8 +1,9 @@
 /*
  * common/wire.h: the names and numbers that cross process boundaries, so
  * that interfaces, workers and the browser client agree on each of them in
- * one place: WebSocket close codes, the protocol's error codes, and the
- * names of the groups workers put sockets in. docs/protocol.md lists them
+ * one place: WebSocket close codes, the protocol's error codes and message
+ * types, the worker queue, the names of the groups workers put sockets in,
+ * and the names workers give chat messages' group sends. docs/protocol.md lists them
  * for clients; web/static/chat.js acts on the close codes.
  */
 #ifndef MC_COMMON_WIRE_H
@@ -44,6 +45,19 @@ typedef enum mc_close_code {
 #define MC_ERROR_RATE_LIMITED "RATE_LIMITED"
 #define MC_ERROR_SERVER_BUSY "SERVER_BUSY"
 
+/* msg_type of a room event, as the multichat example numbers them. */
+typedef enum mc_msg_type {
+    MC_MSG_MESSAGE = 0,
+    MC_MSG_WARNING = 1,
+    MC_MSG_ALERT = 2,
+    MC_MSG_MUTED = 3,
+    MC_MSG_ENTER = 4,
+    MC_MSG_LEAVE = 5,
+} mc_msg_type_t;
+
+/* The reliable queue interfaces push every envelope for workers onto. */
+#define MC_WORKER_QUEUE "worker"
+
 /* Groups every socket joins, besides its rooms. */
 #define MC_GROUP_ROOMS "rooms"             /* non-staff sockets: the room list */
 #define MC_GROUP_ROOMS_STAFF "rooms-staff" /* staff sockets: the room list */
@@ -57,5 +71,13 @@ typedef enum mc_close_code {
 void mc_group_room(char buf[MC_GROUP_NAME_MAX], int64_t room);
 void mc_group_user(char buf[MC_GROUP_NAME_MAX], int64_t user_id);
 void mc_group_session(char buf[MC_GROUP_NAME_MAX], int64_t session_id);
+
+/* The longest once name below, with its NUL. */
+#define MC_ONCE_NAME_MAX 32
+
+/* Writes the name of chat message id's group send into buf: "msg-<id>".
+ * Whichever worker sends it (again, after a replay) names it alike, so the
+ * channel layer delivers it once. */
+void mc_once_message(char buf[MC_ONCE_NAME_MAX], int64_t id);
 
 #endif

@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
     gcc make pkg-config
     libuv1-dev libhiredis-dev libsqlite3-dev libcjson-dev libargon2-dev
+    zlib1g-dev            # permessage-deflate (RFC 7692)
     node-llhttp           # llhttp sources: /usr/share/llhttp/*.c
     redis-server redis-tools
     libcmocka-dev         # unit-test library

@@ -21,6 +21,11 @@ void ifc_ws_parser_init(ifc_ws_parser_t *p, size_t max_message)
     ifc_utf8_init(&p->utf8);
 }
 
+void ifc_ws_parser_allow_rsv1(ifc_ws_parser_t *p)
+{
+    p->rsv1_allowed = 1;
+}
+
 void ifc_ws_parser_free(ifc_ws_parser_t *p)
 {
     free(p->msg);
@@ -57,8 +62,11 @@ static int check_start(ifc_ws_parser_t *p)
     uint8_t b0 = p->hdr[0], b1 = p->hdr[1];
     int opcode = b0 & 0x0F;
     int len7 = b1 & 0x7F;
-    if (b0 & 0x70)
-        return fail(p, MC_CLOSE_PROTOCOL_ERROR); /* RSV1-3 without an extension */
+    int rsv1 = (b0 & 0x40) != 0;
+    if (b0 & 0x30)
+        return fail(p, MC_CLOSE_PROTOCOL_ERROR); /* RSV2-3: no extension defines them */
+    if (rsv1 && (!p->rsv1_allowed || (opcode != IFC_WS_OP_TEXT && opcode != IFC_WS_OP_BINARY)))
+        return fail(p, MC_CLOSE_PROTOCOL_ERROR); /* RSV1: only a compressed message's start */
     if (!(b1 & 0x80))
         return fail(p, MC_CLOSE_PROTOCOL_ERROR); /* client frames must be masked */
     switch (opcode) {
@@ -82,6 +90,8 @@ static int check_start(ifc_ws_parser_t *p)
     }
     p->fin = (b0 & 0x80) != 0;
     p->opcode = opcode;
+    if (opcode == IFC_WS_OP_TEXT || opcode == IFC_WS_OP_BINARY)
+        p->msg_compressed = rsv1;
     p->masked = 1;
     p->hdr_need = (uint8_t)(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4);
     return 0;
@@ -159,6 +169,7 @@ static int finish_frame(ifc_ws_parser_t *p, ifc_ws_event_t *ev)
         ev->data = p->ctrl;
         ev->len = (size_t)p->plen;
         ev->close_code = 0;
+        ev->compressed = 0;
         if (p->opcode == IFC_WS_OP_CLOSE) {
             ev->close_code = MC_CLOSE_NO_STATUS;
             if (p->plen == 1)
@@ -179,12 +190,13 @@ static int finish_frame(ifc_ws_parser_t *p, ifc_ws_event_t *ev)
     p->msg_len += (size_t)p->plen;
     if (!p->fin)
         return IFC_WS_NEED_MORE;
-    if (p->msg_opcode == IFC_WS_OP_TEXT && !ifc_utf8_complete(&p->utf8))
+    if (p->msg_opcode == IFC_WS_OP_TEXT && !p->msg_compressed && !ifc_utf8_complete(&p->utf8))
         return fail(p, MC_CLOSE_INVALID_DATA);
     ev->opcode = (ifc_ws_opcode_t)p->msg_opcode;
     ev->data = p->msg ? p->msg : p->ctrl; /* an empty message has no buffer */
     ev->len = p->msg_len;
     ev->close_code = 0;
+    ev->compressed = p->msg_compressed;
     p->delivered = 1;
     return IFC_WS_EVENT;
 }
@@ -236,7 +248,7 @@ int ifc_ws_parse(ifc_ws_parser_t *p, const void *data, size_t len, size_t *used,
                 dst = p->msg + at;
             }
             unmask(dst, in + off, n, p->mask, p->pdone);
-            if (!is_control(p->opcode) && p->msg_opcode == IFC_WS_OP_TEXT &&
+            if (!is_control(p->opcode) && p->msg_opcode == IFC_WS_OP_TEXT && !p->msg_compressed &&
                 ifc_utf8_feed(&p->utf8, dst, n) != 0) {
                 *used = off + n;
                 return fail(p, MC_CLOSE_INVALID_DATA);
@@ -260,10 +272,11 @@ int ifc_ws_parse(ifc_ws_parser_t *p, const void *data, size_t len, size_t *used,
     }
 }
 
-size_t ifc_ws_frame_header(uint8_t out[IFC_WS_MAX_HEADER], ifc_ws_opcode_t opcode, int fin,
+size_t ifc_ws_frame_header(uint8_t out[IFC_WS_MAX_HEADER], ifc_ws_opcode_t opcode, int flags,
                            uint64_t len)
 {
-    out[0] = (uint8_t)((fin ? 0x80 : 0) | (opcode & 0x0F));
+    out[0] = (uint8_t)((flags & IFC_WS_FIN ? 0x80 : 0) | (flags & IFC_WS_RSV1 ? 0x40 : 0) |
+                       (opcode & 0x0F));
     if (len < 126) {
         out[1] = (uint8_t)len;
         return 2;
@@ -286,7 +299,7 @@ int ifc_ws_frame_encode(ifc_ws_opcode_t opcode, const void *payload, size_t len,
     uint8_t hdr[IFC_WS_MAX_HEADER];
     if (is_control(opcode) && len > IFC_WS_MAX_CONTROL)
         return MC_EINVAL;
-    size_t h = ifc_ws_frame_header(hdr, opcode, 1, len);
+    size_t h = ifc_ws_frame_header(hdr, opcode, IFC_WS_FIN, len);
     if (len > SIZE_MAX - h)
         return MC_ETOOBIG;
     uint8_t *buf = malloc(h + len);

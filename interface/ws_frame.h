@@ -6,14 +6,16 @@
  * binary message (fragments joined), or a control frame (ping, pong, close).
  * It enforces the protocol as it goes and stops at the first violation with
  * the close code the server must send:
- *   - 1002 (protocol error): an unmasked client frame, RSV bits set (no
- *     extension is ever negotiated), an unknown opcode, a control frame that
+ *   - 1002 (protocol error): an unmasked client frame, an RSV bit set (but
+ *     RSV1 on the first frame of a text or binary message of a socket that
+ *     negotiated permessage-deflate), an unknown opcode, a control frame that
  *     is fragmented or longer than 125 bytes, a length not in its shortest
  *     form or with the top bit set, a continuation frame with no message
  *     open, a new message before the open one ended, a close payload of one
  *     byte or with a code that may not be sent;
  *   - 1007 (invalid data): a text message, or the reason of a close frame,
- *     that is not UTF-8 (checked byte by byte, across fragments);
+ *     that is not UTF-8 (checked byte by byte, across fragments; a
+ *     compressed message is checked by the caller once inflated);
  *   - 1009 (too big): a message whose length would pass the maximum; the
  *     check runs on the frame header, before any payload is stored.
  * Errors are sticky. The parser owns the message being assembled; it grows
@@ -21,7 +23,7 @@
  * announces) and is freed once the message has been delivered, so an idle
  * parser holds no heap memory.
  *
- * The encoder writes server frames: unmasked, FIN set.
+ * The encoder writes server frames: unmasked, with FIN and RSV1 as asked.
  */
 #ifndef MC_INTERFACE_WS_FRAME_H
 #define MC_INTERFACE_WS_FRAME_H
@@ -52,6 +54,7 @@ typedef struct ifc_ws_event {
     const uint8_t *data;    /* the message, the ping/pong payload, or the close reason */
     size_t len;
     int close_code; /* CLOSE: the code received, or 1005 when the payload was empty */
+    int compressed; /* TEXT, BINARY: sent with RSV1; data is the deflated message */
 } ifc_ws_event_t;
 
 /* All fields are private. */
@@ -61,6 +64,8 @@ typedef struct ifc_ws_parser {
     size_t msg_len, msg_cap;
     uint64_t plen, pdone; /* current frame: payload length and bytes read */
     int msg_opcode;       /* TEXT or BINARY while a message is open, else 0 */
+    int msg_compressed;   /* the open message has RSV1 */
+    int rsv1_allowed;     /* permessage-deflate was negotiated */
     int opcode, fin, masked;
     int delivered; /* the last event was a message: release it on the next call */
     int error;     /* close code after a violation, else 0 */
@@ -77,6 +82,10 @@ typedef struct ifc_ws_parser {
 
 /* Prepares a parser for messages of at most max_message bytes. */
 void ifc_ws_parser_init(ifc_ws_parser_t *p, size_t max_message);
+
+/* Accepts RSV1 on the first frame of text and binary messages from now on:
+ * the socket negotiated permessage-deflate. */
+void ifc_ws_parser_allow_rsv1(ifc_ws_parser_t *p);
 
 /* Releases what the parser holds. The struct may be reused after init. */
 void ifc_ws_parser_free(ifc_ws_parser_t *p);
@@ -96,9 +105,13 @@ int ifc_ws_parser_error(const ifc_ws_parser_t *p);
  * 3000-4999), else 0. */
 int ifc_ws_close_code_valid(int code);
 
-/* Writes the header of an unmasked server frame into out and returns its
- * length (2, 4 or 10 bytes). */
-size_t ifc_ws_frame_header(uint8_t out[IFC_WS_MAX_HEADER], ifc_ws_opcode_t opcode, int fin,
+/* Flags of ifc_ws_frame_header. */
+#define IFC_WS_FIN 1  /* the last frame of its message */
+#define IFC_WS_RSV1 2 /* the first frame of a compressed message */
+
+/* Writes the header of an unmasked server frame with flags (IFC_WS_FIN,
+ * IFC_WS_RSV1) into out and returns its length (2, 4 or 10 bytes). */
+size_t ifc_ws_frame_header(uint8_t out[IFC_WS_MAX_HEADER], ifc_ws_opcode_t opcode, int flags,
                            uint64_t len);
 
 /* Encodes one whole unmasked frame into a malloc'd buffer the caller frees.

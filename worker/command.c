@@ -1,3 +1,8 @@
+/*
+ * worker/command.c: the client's WebSocket protocol (worker/command.h):
+ * a text frame parsed into a command, and the server's replies encoded,
+ * both on cJSON.
+ */
 #include "worker/command.h"
 #include "common/error.h"
 
@@ -238,7 +243,7 @@ static cJSON *message_object(const wrk_message_t *m, int own)
     int rc = add_id_string(o, "room", m->room_id);
     rc = rc ? rc : add_string(o, "message", m->body);
     rc = rc ? rc : add_string(o, "username", m->username);
-    rc = rc ? rc : add_int(o, "msg_type", WRK_MSG_MESSAGE);
+    rc = rc ? rc : add_int(o, "msg_type", MC_MSG_MESSAGE);
     rc = rc ? rc : add_int(o, "id", m->id);
     rc = rc ? rc : add_int(o, "ts", m->created_ms);
     if (!rc && m->edited_ms)
@@ -307,7 +312,7 @@ int wrk_reply_message(const wrk_message_t *m, int own, char **out)
     return finish(message_object(m, own), 0, out);
 }
 
-int wrk_reply_notice(int64_t room, const char *username, enum wrk_msg_type type, char **out)
+int wrk_reply_notice(int64_t room, const char *username, mc_msg_type_t type, char **out)
 {
     cJSON *o = cJSON_CreateObject();
     int rc = o ? add_id_string(o, "room", room) : MC_ENOMEM;

@@ -27,16 +27,6 @@
 #define WRK_HISTORY_DEFAULT 50       /* messages in a join reply, and a history page */
 #define WRK_HISTORY_MAX 100          /* the largest history page */
 
-/* msg_type values, as the example numbers them. */
-enum wrk_msg_type {
-    WRK_MSG_MESSAGE = 0,
-    WRK_MSG_WARNING = 1,
-    WRK_MSG_ALERT = 2,
-    WRK_MSG_MUTED = 3,
-    WRK_MSG_ENTER = 4,
-    WRK_MSG_LEAVE = 5,
-};
-
 typedef enum wrk_command_kind {
     WRK_CMD_JOIN,
     WRK_CMD_LEAVE,
@@ -92,7 +82,7 @@ int wrk_reply_leave(int64_t room, char **out);
  * plus "edited":MS when edited, plus "own":true when own. */
 int wrk_reply_message(const wrk_message_t *m, int own, char **out);
 /* {"room":"ID","message":null,"username":U,"msg_type":T} */
-int wrk_reply_notice(int64_t room, const char *username, enum wrk_msg_type type, char **out);
+int wrk_reply_notice(int64_t room, const char *username, mc_msg_type_t type, char **out);
 /* {"error":CODE}, plus "room":"ID" when room > 0, plus "command":C when
  * command is not NULL. */
 int wrk_reply_error(const char *code, int64_t room, const char *command, char **out);

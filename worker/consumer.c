@@ -1,9 +1,14 @@
+/*
+ * worker/consumer.c: the chat's WebSocket commands (worker/consumer.h):
+ * accepting a socket, each command of a frame, a socket's departure.
+ */
 #include "worker/consumer.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "common/clock.h"
 #include "worker/command.h"
-#include "worker/views.h"
+#include "worker/port.h"
+#include "worker/session.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,22 +26,17 @@ static int joined(const mc_envelope_t *env, int64_t room)
     return 0;
 }
 
-static void notice(wrk_app_t *app, int64_t room, const char *username, enum wrk_msg_type type,
-                   const char *except)
-{
-    wrk__notice(app, room, username, type, except);
-}
-
 /* Sends text to the socket and frees it; a NULL text (no memory) becomes
  * SERVER_BUSY. */
 static int reply(wrk_app_t *app, const char *channel, char *text, int rc, const wrk_command_t *c)
 {
     if (rc || !text) {
         free(text);
-        wrk__send_error(app, channel, MC_ERROR_SERVER_BUSY, c->has_room ? c->room : 0, c->name);
+        wrk_port_send_error(&app->port, channel, MC_ERROR_SERVER_BUSY, c->has_room ? c->room : 0,
+                            c->name);
         return rc ? rc : MC_ENOMEM;
     }
-    rc = wrk__send_text(app, channel, text);
+    rc = wrk_port_send_text(&app->port, channel, text);
     free(text);
     return rc;
 }
@@ -48,45 +48,40 @@ int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
     char key[96];
     long refused;
     snprintf(key, sizeof(key), "conn:%s", env->client ? env->client : "");
-    if (!wrk__rate_take(app, key, app->cfg.rate_connects, app->cfg.rate_connect_burst, &refused)) {
+    if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_connects, app->cfg.rate_connect_burst,
+                            &refused)) {
         if (refused == 1)
             mc_warn("worker: too many new sockets from %s; refusing",
                     env->client ? env->client : "?");
-        wrk__send_close(app, env->reply, MC_CLOSE_POLICY_VIOLATION);
+        wrk_port_send_close(&app->port, env->reply, MC_CLOSE_POLICY_VIOLATION);
         return 0;
     }
     wrk_user_t u;
     int64_t session;
-    int rc = wrk_views_session_user(app, env, &u, &session);
+    int rc = wrk_session_user(app, env, &u, &session);
     if (rc) {
-        wrk__send_close(app, env->reply, MC_CLOSE_POLICY_VIOLATION);
+        wrk_port_send_close(&app->port, env->reply, MC_CLOSE_POLICY_VIOLATION);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     mc_envelope_t accept = {.type = MC_ENV_WS_ACCEPT, .has_scope = 1};
     accept.scope.user_id = u.id;
     accept.scope.is_staff = u.is_staff;
     snprintf(accept.scope.username, sizeof(accept.scope.username), "%s", u.username);
-    char *data;
-    size_t len;
-    rc = mc_envelope_encode(&accept, &data, &len);
-    if (rc)
-        return rc;
-    rc = wrk__send_data(app, env->reply, data, len);
-    free(data);
+    rc = wrk_port_send(&app->port, env->reply, &accept);
     if (rc)
         return rc;
     char group[MC_GROUP_NAME_MAX];
     mc_group_user(group, u.id);
-    wrk__group_add(app, u.is_staff ? MC_GROUP_ROOMS_STAFF : MC_GROUP_ROOMS, env->reply);
-    wrk__group_add(app, group, env->reply);
+    wrk_port_group_add(&app->port, u.is_staff ? MC_GROUP_ROOMS_STAFF : MC_GROUP_ROOMS, env->reply);
+    wrk_port_group_add(&app->port, group, env->reply);
     /* Named by the session's id, never its token: group names reach Redis. */
     mc_group_session(group, session);
-    wrk__group_add(app, group, env->reply);
+    wrk_port_group_add(&app->port, group, env->reply);
     char *rooms;
-    rc = wrk__rooms_text(app, u.is_staff, &rooms);
+    rc = wrk_port_rooms_text(&app->port, u.is_staff, &rooms);
     if (rc)
         return rc;
-    rc = wrk__send_text(app, env->reply, rooms);
+    rc = wrk_port_send_text(&app->port, env->reply, rooms);
     free(rooms);
     return rc;
 }
@@ -98,15 +93,15 @@ static int room_for(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
 {
     int rc = wrk_store_room_get(app->store, c->room, room);
     if (rc == MC_ENOTFOUND) {
-        wrk__send_error(app, env->reply, MC_ERROR_ROOM_INVALID, c->room, c->name);
+        wrk_port_send_error(&app->port, env->reply, MC_ERROR_ROOM_INVALID, c->room, c->name);
         return rc;
     }
     if (rc) {
-        wrk__send_error(app, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
+        wrk_port_send_error(&app->port, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
         return rc;
     }
     if (room->staff_only && !u->is_staff) {
-        wrk__send_error(app, env->reply, MC_ERROR_ROOM_ACCESS_DENIED, c->room, c->name);
+        wrk_port_send_error(&app->port, env->reply, MC_ERROR_ROOM_ACCESS_DENIED, c->room, c->name);
         return MC_EDENIED;
     }
     return 0;
@@ -155,11 +150,11 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     /* Under the order lock, every message is either published before the
      * socket is in the group and read as history, or published after it
      * and not read: never both, never neither. */
-    wrk__order_lock(app, c->room);
-    int rc = wrk__group_add(app, group, env->reply);
+    wrk_port_order_lock(&app->port, c->room);
+    int rc = wrk_port_group_add(&app->port, group, env->reply);
     if (rc) {
-        wrk__order_unlock(app, c->room);
-        wrk__send_error(app, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
+        wrk_port_order_unlock(&app->port, c->room);
+        wrk_port_send_error(&app->port, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
         return rc;
     }
     /* A user with several sockets in the room counts once: the room hears
@@ -170,7 +165,7 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     rc = c->has_since ? wrk_store_messages_since(app->store, c->room, c->since, WRK_STORE_SINCE_MAX,
                                                  &history)
                       : wrk_store_messages_last(app->store, c->room, WRK_HISTORY_DEFAULT, &history);
-    wrk__order_unlock(app, c->room);
+    wrk_port_order_unlock(&app->port, c->room);
     if (rc == 0 && !c->has_since)
         history.truncated = 0; /* "the last 50" is no cut */
     names_t names = {0};
@@ -183,7 +178,7 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     names_clear(&names);
     rc = reply(app, env->reply, text, rc, c);
     if (first)
-        notice(app, c->room, u->username, WRK_MSG_ENTER, env->reply);
+        wrk_port_notice(&app->port, c->room, u->username, MC_MSG_ENTER, env->reply);
     return rc;
 }
 
@@ -194,7 +189,7 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
         wrk_room_t room;
         int rc = wrk_store_room_get(app->store, c->room, &room);
         if (rc == MC_ENOTFOUND) {
-            wrk__send_error(app, env->reply, MC_ERROR_ROOM_INVALID, c->room, c->name);
+            wrk_port_send_error(&app->port, env->reply, MC_ERROR_ROOM_INVALID, c->room, c->name);
             return 0;
         }
     } else {
@@ -203,11 +198,11 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
          * was the user's last socket in the room. */
         wrk_presence_list_t gone;
         if (wrk_store_presence_leave(app->store, env->reply, 0, c->room, &gone) == 0 && gone.n)
-            notice(app, c->room, u->username, WRK_MSG_LEAVE, NULL);
+            wrk_port_notice(&app->port, c->room, u->username, MC_MSG_LEAVE, NULL);
         wrk_presence_list_clear(&gone);
         char group[MC_GROUP_NAME_MAX];
         mc_group_room(group, c->room);
-        wrk__group_discard(app, group, env->reply);
+        wrk_port_group_discard(&app->port, group, env->reply);
     }
     char *text = NULL;
     int rc = wrk_reply_leave(c->room, &text);
@@ -221,21 +216,21 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     if (room_for(app, env, u, c, &room))
         return 0;
     if (!joined(env, c->room)) {
-        wrk__send_error(app, env->reply, MC_ERROR_ROOM_ACCESS_DENIED, c->room, c->name);
+        wrk_port_send_error(&app->port, env->reply, MC_ERROR_ROOM_ACCESS_DENIED, c->room, c->name);
         return 0;
     }
     wrk_message_t m;
     /* Stored and published under the order lock: interfaces get a room's
      * messages in the order of their ids, whichever worker stored them. */
-    wrk__order_lock_send(app, c->room);
-    wrk__outbox_begin(app); /* on failure the message is stored on its own */
+    wrk_port_order_lock_send(&app->port, c->room);
+    wrk_port_outbox_begin(&app->port); /* on failure the message is stored on its own */
     int rc = wrk_store_message_add(app->store, c->room, u->id, c->message, c->message_len,
                                    c->client_id[0] ? c->client_id : NULL, mc_now_ms(), &m, NULL);
     if (rc) {
-        wrk__order_unlock(app, c->room);
-        wrk__send_error(app, env->reply,
-                        rc == MC_ENOTFOUND ? MC_ERROR_ROOM_INVALID : MC_ERROR_SERVER_BUSY, c->room,
-                        c->name);
+        wrk_port_order_unlock(&app->port, c->room);
+        wrk_port_send_error(&app->port, env->reply,
+                            rc == MC_ENOTFOUND ? MC_ERROR_ROOM_INVALID : MC_ERROR_SERVER_BUSY,
+                            c->room, c->name);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     /* A replayed send finds its message stored; its group send is named
@@ -247,11 +242,11 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_message_clear(&m);
     if (rc == 0) {
         /* Published with the rest of the batch; the outbox keeps the lock. */
-        if (wrk__group_message(app, c->room, id, all, env->reply) != 0)
-            wrk__order_unlock(app, c->room);
+        if (wrk_port_group_message(&app->port, c->room, id, all, env->reply) != 0)
+            wrk_port_order_unlock(&app->port, c->room);
     } else {
-        wrk__order_unlock(app, c->room);
-        wrk__send_error(app, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
+        wrk_port_order_unlock(&app->port, c->room);
+        wrk_port_send_error(&app->port, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
     }
     free(all);
     return rc;
@@ -286,15 +281,15 @@ static int do_edit_delete(wrk_app_t *app, const mc_envelope_t *env, const wrk_us
         rc = MC_ENOTFOUND;
     if (rc) {
         wrk_message_clear(&m); /* zeroed or filled: either way safe */
-        wrk__send_error(app, env->reply,
-                        rc == MC_ENOTFOUND ? MC_ERROR_MESSAGE_INVALID : MC_ERROR_SERVER_BUSY,
-                        c->room, c->name);
+        wrk_port_send_error(&app->port, env->reply,
+                            rc == MC_ENOTFOUND ? MC_ERROR_MESSAGE_INVALID : MC_ERROR_SERVER_BUSY,
+                            c->room, c->name);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     int64_t author = m.user_id;
     wrk_message_clear(&m);
     if (author != u->id && !u->is_staff) {
-        wrk__send_error(app, env->reply, MC_ERROR_NOT_ALLOWED, c->room, c->name);
+        wrk_port_send_error(&app->port, env->reply, MC_ERROR_NOT_ALLOWED, c->room, c->name);
         return 0;
     }
     char *text = NULL;
@@ -313,9 +308,9 @@ static int do_edit_delete(wrk_app_t *app, const mc_envelope_t *env, const wrk_us
     }
     if (rc) {
         free(text);
-        wrk__send_error(app, env->reply,
-                        rc == MC_ENOTFOUND ? MC_ERROR_MESSAGE_INVALID : MC_ERROR_SERVER_BUSY,
-                        c->room, c->name);
+        wrk_port_send_error(&app->port, env->reply,
+                            rc == MC_ENOTFOUND ? MC_ERROR_MESSAGE_INVALID : MC_ERROR_SERVER_BUSY,
+                            c->room, c->name);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     char group[MC_GROUP_NAME_MAX];
@@ -323,8 +318,8 @@ static int do_edit_delete(wrk_app_t *app, const mc_envelope_t *env, const wrk_us
     /* The editor may not have joined the room (staff moderating): it gets a
      * copy directly then. */
     if (!joined(env, c->room))
-        wrk__send_text(app, env->reply, text);
-    wrk__group_text(app, group, text, NULL);
+        wrk_port_send_text(&app->port, env->reply, text);
+    wrk_port_group_text(&app->port, group, text, NULL);
     free(text);
     return 0;
 }
@@ -337,9 +332,9 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
     if (rc == 0 && !to.is_active)
         rc = MC_ENOTFOUND;
     if (rc) {
-        wrk__send_error(app, env->reply,
-                        rc == MC_ENOTFOUND ? MC_ERROR_USER_INVALID : MC_ERROR_SERVER_BUSY, 0,
-                        c->name);
+        wrk_port_send_error(&app->port, env->reply,
+                            rc == MC_ENOTFOUND ? MC_ERROR_USER_INVALID : MC_ERROR_SERVER_BUSY, 0,
+                            c->name);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     /* Stored first: its id comes from the database, unique across workers,
@@ -347,7 +342,7 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
     int64_t now = mc_now_ms(), id;
     rc = wrk_store_whisper_add(app->store, u->id, to.id, c->message, c->message_len, now, &id);
     if (rc) {
-        wrk__send_error(app, env->reply, MC_ERROR_SERVER_BUSY, 0, c->name);
+        wrk_port_send_error(&app->port, env->reply, MC_ERROR_SERVER_BUSY, 0, c->name);
         return rc;
     }
     char *text = NULL;
@@ -356,10 +351,10 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
         return reply(app, env->reply, text, rc, c);
     char group[MC_GROUP_NAME_MAX];
     mc_group_user(group, to.id);
-    wrk__group_text(app, group, text, NULL);
+    wrk_port_group_text(&app->port, group, text, NULL);
     if (to.id != u->id) {
         mc_group_user(group, u->id);
-        wrk__group_text(app, group, text, NULL);
+        wrk_port_group_text(&app->port, group, text, NULL);
     }
     free(text);
     return 0;
@@ -400,17 +395,13 @@ static int do_who(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
 int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
 {
     wrk_user_t u;
-    int rc = env->has_scope && env->scope.user_id > 0
-                 ? wrk_store_user_by_id(app->store, env->scope.user_id, &u)
-                 : MC_ENOTFOUND;
-    if (rc == 0 && !u.is_active)
-        rc = MC_ENOTFOUND;
+    int rc = wrk_session_scope_user(app, env, &u);
     if (rc) {
-        wrk__send_error(app, env->reply,
-                        rc == MC_ENOTFOUND ? MC_ERROR_USER_HAS_TO_LOGIN : MC_ERROR_SERVER_BUSY, 0,
-                        NULL);
+        wrk_port_send_error(&app->port, env->reply,
+                            rc == MC_ENOTFOUND ? MC_ERROR_USER_HAS_TO_LOGIN : MC_ERROR_SERVER_BUSY,
+                            0, NULL);
         if (rc == MC_ENOTFOUND && env->has_scope && env->scope.user_id > 0)
-            wrk__send_close(app, env->reply, MC_CLOSE_POLICY_VIOLATION);
+            wrk_port_send_close(&app->port, env->reply, MC_CLOSE_POLICY_VIOLATION);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     wrk_command_t c;
@@ -418,7 +409,7 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
     rc = wrk_command_parse(env->body ? env->body : "", env->body_len, (size_t)app->cfg.message_max,
                            &c, &code);
     if (rc) {
-        wrk__send_error(app, env->reply, code, c.has_room ? c.room : 0, c.name);
+        wrk_port_send_error(&app->port, env->reply, code, c.has_room ? c.room : 0, c.name);
         wrk_command_clear(&c);
         return rc == MC_ENOMEM ? rc : 0;
     }
@@ -429,13 +420,14 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
         char key[48];
         long refused;
         snprintf(key, sizeof(key), "msg:user-%lld", (long long)u.id);
-        if (!wrk__rate_take(app, key, app->cfg.rate_messages, app->cfg.rate_burst, &refused)) {
-            wrk__send_error(app, env->reply, MC_ERROR_RATE_LIMITED, c.has_room ? c.room : 0,
-                            c.name);
+        if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_messages, app->cfg.rate_burst,
+                                &refused)) {
+            wrk_port_send_error(&app->port, env->reply, MC_ERROR_RATE_LIMITED,
+                                c.has_room ? c.room : 0, c.name);
             if (app->cfg.rate_close_after > 0 && refused >= app->cfg.rate_close_after) {
                 mc_info("worker: closing a socket of %s: still sending after %ld refusals",
                         u.username, refused);
-                wrk__send_close(app, env->reply, MC_CLOSE_POLICY_VIOLATION);
+                wrk_port_send_close(&app->port, env->reply, MC_CLOSE_POLICY_VIOLATION);
             }
             wrk_command_clear(&c);
             return 0;
@@ -475,13 +467,14 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
 int wrk_consumer_disconnect(wrk_app_t *app, const mc_envelope_t *env)
 {
     for (size_t i = 0; i < env->ngroups; i++)
-        wrk__group_discard(app, env->groups[i], env->reply);
+        wrk_port_group_discard(&app->port, env->groups[i], env->reply);
     wrk_presence_list_t gone;
     int rc = wrk_store_presence_leave(app->store, env->reply, 0, 0, &gone);
     if (rc)
         return rc;
     for (size_t i = 0; i < gone.n; i++)
-        notice(app, gone.items[i].room_id, gone.items[i].username, WRK_MSG_LEAVE, NULL);
+        wrk_port_notice(&app->port, gone.items[i].room_id, gone.items[i].username, MC_MSG_LEAVE,
+                        NULL);
     wrk_presence_list_clear(&gone);
     return 0;
 }

@@ -7,6 +7,10 @@
  * back with every envelope; the store keeps presence for "who". Permissions
  * are checked against the user as the store has it now, not as the scope
  * remembers it.
+ *
+ * Called by worker/dispatch.h for each websocket.* envelope; who a socket
+ * is comes from worker/session.h, the answers leave through the port
+ * (worker/port.h), which also keeps a room's messages in order.
  */
 #ifndef MC_WORKER_CONSUMER_H
 #define MC_WORKER_CONSUMER_H

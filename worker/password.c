@@ -1,3 +1,7 @@
+/*
+ * worker/password.c: argon2id hashing and checking of passwords
+ * (worker/password.h), with a dummy hash for users that do not exist.
+ */
 #include "worker/password.h"
 #include "common/error.h"
 #include "worker/token.h"

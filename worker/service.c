@@ -1,10 +1,18 @@
+/*
+ * worker/service.c: chat-worker (worker/service.h): settings, the sink over
+ * the channel layer, and the loop that feeds envelopes to the dispatch and
+ * changes to the change poller.
+ */
 #include "worker/service.h"
 #include "channel-layer/chl.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/wire.h"
 #include "worker/app.h"
-#include "common/clock.h"
+#include "worker/changes.h"
+#include "worker/dispatch.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -55,7 +63,7 @@ static int sink_rate_take(void *ctx, const char *key, double rate, long burst, i
 
 static int on_process_gone(void *arg, const char *process)
 {
-    return wrk_app_process_gone(arg, process);
+    return wrk_changes_process_gone(arg, process);
 }
 
 static void pause_ms(long ms)
@@ -99,7 +107,7 @@ static int run(wrk_app_t *app, chl_t *chl, const char *queue, long heartbeat_ttl
             next_reap = now + REAP_EVERY_MS;
         }
         if (now >= next_changes) {
-            wrk_app_poll_changes(app);
+            wrk_changes_poll(app);
             next_changes = now + CHANGES_EVERY_MS;
         }
         if (now >= next_purge) {
@@ -135,11 +143,11 @@ static int run(wrk_app_t *app, chl_t *chl, const char *queue, long heartbeat_ttl
                 chl_requeue_dead(chl, NULL);
                 beat = mc_mono_ms();
             }
-            wrk_app_handle(app, next[i].data, next[i].len);
+            wrk_dispatch_envelope(app, next[i].data, next[i].len);
             done[ndone++] = next[i];
             handled++;
         }
-        wrk_app_flush(app); /* published before acknowledged */
+        wrk_port_flush(&app->port); /* published before acknowledged */
     }
     for (size_t i = 0; i < ndone; i++) {
         if (chl_ack(chl, &done[i]))
@@ -156,7 +164,7 @@ int wrk_service_main(int argc, char **argv)
     wrk_settings_defaults(&cfg);
     chl_config_t chl_cfg;
     chl_config_defaults(&chl_cfg);
-    const char *db = "var/chat.sqlite3", *queue = "worker", *level_name = "info";
+    const char *db = "var/chat.sqlite3", *queue = MC_WORKER_QUEUE, *level_name = "info";
     const char *redis = "redis://127.0.0.1:6379";
     mc_option_t opts[] = {
         {"--redis", "CHAT_REDIS_URL", MC_OPT_STRING, &redis, 0, 0,

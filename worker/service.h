@@ -1,7 +1,7 @@
 /*
  * worker/service.h: the chat-worker process: settings from flags and CHAT_*
  * variables, then the loop that pops envelopes from the worker queue,
- * handles them (worker/app.h) and acknowledges them, requeues the in-flight
+ * handles them (worker/dispatch.h) and acknowledges them, requeues the in-flight
  * envelopes of dead workers every few seconds, and reacts to changes made
  * elsewhere every second.
  *

@@ -1,3 +1,7 @@
+/*
+ * worker/template.c: renders the HTML pages of worker/template.h: a file's
+ * {{name}} holes filled with HTML-escaped values.
+ */
 #include "worker/template.h"
 #include "common/error.h"
 

@@ -1,3 +1,7 @@
+/*
+ * worker/token.c: random tokens and constant-time comparisons
+ * (worker/token.h).
+ */
 #include "worker/token.h"
 #include "common/error.h"
 

@@ -1,10 +1,14 @@
+/*
+ * worker/views.c: the HTTP views of worker/views.h: routing, pages, login
+ * and logout, the room list and the staff's JSON API, each answered with
+ * one http.response.
+ */
 #include "worker/views.h"
-#include "common/cookie.h"
 #include "common/error.h"
 #include "common/form.h"
 #include "common/log.h"
-#include "common/clock.h"
-#include "worker/command.h"
+#include "worker/port.h"
+#include "worker/session.h"
 #include "worker/template.h"
 #include "worker/token.h"
 
@@ -38,7 +42,6 @@ typedef struct request {
     int csrf_new;                     /* the cookie must be set */
     int has_user;
     wrk_user_t user;
-    char session[WRK_TOKEN_HEX_LEN + 1];
 } request_t;
 
 static void add_header(response_t *r, const char *name, const char *fmt, ...)
@@ -104,29 +107,7 @@ static void redirect(response_t *r, const char *location)
     set_text(r, 302, "");
 }
 
-/* ---- Sessions and CSRF ------------------------------------------------------ */
-
-/* Copies the value of cookie name into out when it is a well-formed token. */
-static int token_cookie(const mc_envelope_t *env, const char *name, char out[WRK_TOKEN_HEX_LEN + 1])
-{
-    const char *hdr = mc_envelope_header(env, "cookie");
-    const char *v;
-    size_t vlen;
-    if (!hdr || mc_cookie_find(hdr, strlen(hdr), name, &v, &vlen) || !wrk_token_valid(v, vlen))
-        return MC_ENOTFOUND;
-    memcpy(out, v, vlen);
-    out[vlen] = '\0';
-    return 0;
-}
-
-int wrk_views_session_user(wrk_app_t *app, const mc_envelope_t *env, wrk_user_t *user,
-                           int64_t *session)
-{
-    char token[WRK_TOKEN_HEX_LEN + 1];
-    if (token_cookie(env, "sessionid", token))
-        return MC_ENOTFOUND;
-    return wrk_store_session_user(app->store, token, mc_now_ms(), user, session);
-}
+/* ---- Cookies and CSRF ---------------------------------------------------------- */
 
 static const char *secure(const wrk_app_t *app)
 {
@@ -139,20 +120,9 @@ static void set_csrf_cookie(wrk_app_t *app, response_t *r, const request_t *q)
                CSRF_COOKIE_AGE, secure(app));
 }
 
-/* Whether an unsafe request carries the csrftoken cookie's value in the form
- * field or the X-CSRFToken header. */
 static int csrf_ok(const request_t *q, const mc_form_t *form)
 {
-    if (q->csrf_new)
-        return 0; /* no cookie: nothing to compare with */
-    /* As Django: the form field first, then the header. */
-    size_t glen = 0;
-    const char *given = form ? mc_form_get(form, "csrfmiddlewaretoken", &glen) : NULL;
-    if (!given) {
-        given = mc_envelope_header(q->env, "x-csrftoken");
-        glen = given ? strlen(given) : 0;
-    }
-    return given && wrk_token_equal(given, glen, q->csrf, strlen(q->csrf));
+    return wrk_session_csrf_ok(q->env, q->csrf_new ? NULL : q->csrf, form);
 }
 
 static int unsafe_method(const char *m)
@@ -206,8 +176,9 @@ static void login_page(wrk_app_t *app, response_t *r, const request_t *q, const 
         r->status = status;
 }
 
-static void view_login(wrk_app_t *app, response_t *r, request_t *q)
+static void view_login(wrk_app_t *app, response_t *r, request_t *q, const char *rest)
 {
+    (void)rest;
     const mc_envelope_t *env = q->env;
     mc_form_t query;
     const char *next = NULL;
@@ -234,62 +205,45 @@ static void view_login(wrk_app_t *app, response_t *r, request_t *q)
     const char *fnext = mc_form_get(&form, "next", NULL);
     if (fnext)
         next = fnext;
-    if (!user || !*user || !pass || strlen(user) > MC_USERNAME_MAX) {
+    char token[WRK_TOKEN_HEX_LEN + 1], msg[160];
+    int rc = !user || !*user || !pass || strlen(user) > MC_USERNAME_MAX
+                 ? MC_EINVAL
+                 : wrk_session_login(app, user, pass, plen, env->client, token);
+    switch (rc) {
+    case 0:
+        /* As Django does: a new CSRF token at login. */
+        if (wrk_token_new(q->csrf) == 0)
+            q->csrf_new = 1;
+        redirect(r, safe_next(next));
+        add_header(r, "set-cookie", "sessionid=%s; Max-Age=%ld; Path=/; HttpOnly; SameSite=Lax%s",
+                   token, app->cfg.session_ttl_s, secure(app));
+        break;
+    case MC_EINVAL:
         login_page(app, r, q, next, "Please enter a username and a password.", 200);
-        mc_form_clear(&form);
-        goto out;
-    }
-    int64_t now = mc_now_ms(), window = app->cfg.login_window_s * 1000;
-    const char *addr = env->client ? env->client : "";
-    long by_user = 0, by_addr = 0;
-    wrk_store_login_failures(app->store, WRK_LIMIT_USER, user, now, window, &by_user);
-    wrk_store_login_failures(app->store, WRK_LIMIT_ADDR, addr, now, window, &by_addr);
-    if (by_user >= app->cfg.login_max_failures || by_addr >= app->cfg.login_max_failures) {
-        char msg[160];
+        break;
+    case MC_EAGAIN:
         snprintf(msg, sizeof(msg), "Too many failed logins. Try again in %ld minutes.",
                  (app->cfg.login_window_s + 59) / 60);
         login_page(app, r, q, next, msg, 429);
-        mc_form_clear(&form);
-        goto out;
-    }
-    wrk_user_t u;
-    int found = wrk_store_user_by_name(app->store, user, &u) == 0 && u.is_active;
-    int ok = wrk_password_verify(&app->pw, found ? u.password : NULL, pass, plen) == 0;
-    if (!ok) {
-        wrk_store_login_failure_add(app->store, WRK_LIMIT_USER, user, now, window, NULL);
-        wrk_store_login_failure_add(app->store, WRK_LIMIT_ADDR, addr, now, window, NULL);
-        mc_info("worker: failed login from %s", addr);
+        break;
+    case MC_EDENIED:
         login_page(app, r, q, next,
                    "Please enter a correct username and password. Note that both fields may be "
                    "case-sensitive.",
                    200);
-        mc_form_clear(&form);
-        goto out;
-    }
-    wrk_store_login_failure_reset(app->store, WRK_LIMIT_USER, user);
-    char token[WRK_TOKEN_HEX_LEN + 1];
-    int rc = wrk_token_new(token);
-    if (rc == 0)
-        rc = wrk_store_session_add(app->store, token, u.id, now + app->cfg.session_ttl_s * 1000);
-    if (rc) {
+        break;
+    default:
         set_text(r, 500, "Server error: the session could not be stored\n");
-        mc_form_clear(&form);
-        goto out;
     }
-    /* As Django does: a new CSRF token at login. */
-    if (wrk_token_new(q->csrf) == 0)
-        q->csrf_new = 1;
-    redirect(r, safe_next(next));
-    add_header(r, "set-cookie", "sessionid=%s; Max-Age=%ld; Path=/; HttpOnly; SameSite=Lax%s",
-               token, app->cfg.session_ttl_s, secure(app));
     mc_form_clear(&form);
 out:
     if (have_query)
         mc_form_clear(&query);
 }
 
-static void view_logout(wrk_app_t *app, response_t *r, request_t *q)
+static void view_logout(wrk_app_t *app, response_t *r, request_t *q, const char *rest)
 {
+    (void)rest;
     if (strcmp(q->env->method, "POST") != 0) {
         set_text(r, 405, "Method not allowed: log out with POST\n");
         add_header(r, "allow", "POST");
@@ -304,15 +258,14 @@ static void view_logout(wrk_app_t *app, response_t *r, request_t *q)
         set_text(r, 403, "Forbidden: CSRF verification failed.\n");
         return;
     }
-    if (q->session[0])
-        wrk_store_session_delete(app->store, q->session);
+    wrk_session_logout(app, q->env);
     redirect(r, "/accounts/login/");
     add_header(r, "set-cookie", "sessionid=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax%s",
                secure(app));
 }
 
-static void view_index(wrk_app_t *app, response_t *r, const request_t *q, const char *tpl,
-                       const char *self)
+static void view_page(wrk_app_t *app, response_t *r, const request_t *q, const char *tpl,
+                      const char *self)
 {
     if (!q->has_user) {
         char loc[64];
@@ -335,7 +288,7 @@ static void view_index(wrk_app_t *app, response_t *r, const request_t *q, const 
 static void view_rooms(wrk_app_t *app, response_t *r, const request_t *q, int all)
 {
     char *text;
-    if (wrk__rooms_text(app, all || q->user.is_staff, &text)) {
+    if (wrk_port_rooms_text(&app->port, all || q->user.is_staff, &text)) {
         set_text(r, 500, "Server error\n");
         return;
     }
@@ -345,6 +298,13 @@ static void view_rooms(wrk_app_t *app, response_t *r, const request_t *q, int al
 }
 
 /* ---- Staff API ----------------------------------------------------------------- */
+
+/* What a staff API request carries: the fields of its JSON body (NULL when
+ * absent; types checked) and the id of the room or user its path names. */
+typedef struct admin_request {
+    const cJSON *title, *staff_only, *username, *password, *is_staff, *is_active;
+    int64_t id;
+} admin_request_t;
 
 static int parse_id(const char *s, int64_t *out)
 {
@@ -358,6 +318,82 @@ static int parse_id(const char *s, int64_t *out)
     }
     *out = v;
     return v > 0 ? 0 : -1;
+}
+
+static void store_error(response_t *r, int rc, const char *what)
+{
+    if (rc == MC_ENOTFOUND)
+        set_json_error(r, 404, "not found");
+    else if (rc == MC_EEXIST)
+        set_json_error(r, 409, "that name is taken");
+    else if (rc == MC_EINVAL || rc == MC_ETOOBIG)
+        set_json_error(r, 400, what);
+    else
+        set_json_error(r, 500, "server error");
+}
+
+/* 201 and {"id":ID}: a room's id as a string, as the room list and the
+ * chat protocol spell it; a user's as a number, as the user list does. */
+static void created(response_t *r, int64_t id, int id_as_string)
+{
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%" PRId64, id);
+    cJSON *o = cJSON_CreateObject();
+    if (o && !(id_as_string ? cJSON_AddStringToObject(o, "id", ids)
+                            : cJSON_AddRawToObject(o, "id", ids))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    set_json(r, 201, o);
+}
+
+/* 200 and {} after a change, or the store's error. */
+static void changed(response_t *r, int rc, const char *what)
+{
+    if (rc)
+        store_error(r, rc, what);
+    else
+        set_json(r, 200, cJSON_CreateObject());
+}
+
+static void admin_rooms(wrk_app_t *app, response_t *r, const request_t *q, const admin_request_t *a)
+{
+    (void)a;
+    view_rooms(app, r, q, 1);
+}
+
+static void admin_room_add(wrk_app_t *app, response_t *r, const request_t *q,
+                           const admin_request_t *a)
+{
+    (void)q;
+    int64_t id;
+    int rc;
+    if (!a->title)
+        set_json_error(r, 400, "a room needs a title");
+    else if ((rc = wrk_store_room_add(app->store, a->title->valuestring,
+                                      cJSON_IsTrue(a->staff_only), &id)))
+        store_error(r, rc, "a title has 1 to 200 bytes");
+    else
+        created(r, id, 1);
+}
+
+static void admin_room_change(wrk_app_t *app, response_t *r, const request_t *q,
+                              const admin_request_t *a)
+{
+    (void)q;
+    int rc = 0;
+    if (a->title)
+        rc = wrk_store_room_rename(app->store, a->id, a->title->valuestring);
+    if (rc == 0 && a->staff_only)
+        rc = wrk_store_room_set_staff_only(app->store, a->id, cJSON_IsTrue(a->staff_only));
+    changed(r, rc, "a title has 1 to 200 bytes");
+}
+
+static void admin_room_delete(wrk_app_t *app, response_t *r, const request_t *q,
+                              const admin_request_t *a)
+{
+    (void)q;
+    changed(r, wrk_store_room_delete(app->store, a->id), "a title has 1 to 200 bytes");
 }
 
 static int user_row(void *arg, const wrk_user_t *u)
@@ -375,162 +411,195 @@ static int user_row(void *arg, const wrk_user_t *u)
     return 0;
 }
 
-static void store_error(response_t *r, int rc, const char *what)
+static void admin_users(wrk_app_t *app, response_t *r, const request_t *q, const admin_request_t *a)
 {
-    if (rc == MC_ENOTFOUND)
-        set_json_error(r, 404, "not found");
-    else if (rc == MC_EEXIST)
-        set_json_error(r, 409, "that name is taken");
-    else if (rc == MC_EINVAL || rc == MC_ETOOBIG)
-        set_json_error(r, 400, what);
-    else
+    (void)q, (void)a;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = o ? cJSON_AddArrayToObject(o, "users") : NULL;
+    if (!arr || wrk_store_user_each(app->store, user_row, arr)) {
+        cJSON_Delete(o);
         set_json_error(r, 500, "server error");
+    } else {
+        set_json(r, 200, o);
+    }
 }
 
-static void view_admin_api(wrk_app_t *app, response_t *r, const request_t *q, const char *rest)
+/* Hashes a new password; an empty one is refused (MC_EINVAL). */
+static int hash_password(wrk_app_t *app, const cJSON *password, char hash[WRK_PASSWORD_HASH_MAX])
 {
-    const char *m = q->env->method;
+    const char *p = password->valuestring;
+    return *p ? wrk_password_hash(&app->pw, p, strlen(p), hash) : MC_EINVAL;
+}
+
+static void admin_user_add(wrk_app_t *app, response_t *r, const request_t *q,
+                           const admin_request_t *a)
+{
+    (void)q;
+    char hash[WRK_PASSWORD_HASH_MAX];
+    int64_t id;
+    int rc;
+    if (!a->username || !a->password || !*a->password->valuestring)
+        set_json_error(r, 400, "a user needs a username and a password");
+    else if ((rc = hash_password(app, a->password, hash)))
+        store_error(r, rc, "the password is too long");
+    else if ((rc = wrk_store_user_add(app->store, a->username->valuestring, hash,
+                                      cJSON_IsTrue(a->is_staff), &id)))
+        store_error(r, rc, "a username has 1 to 150 bytes");
+    else
+        created(r, id, 0);
+}
+
+static void admin_user_change(wrk_app_t *app, response_t *r, const request_t *q,
+                              const admin_request_t *a)
+{
+    (void)q;
+    wrk_user_t u;
+    char hash[WRK_PASSWORD_HASH_MAX];
+    int rc = wrk_store_user_by_id(app->store, a->id, &u);
+    if (rc == 0 && a->password && (rc = hash_password(app, a->password, hash)) == 0)
+        rc = wrk_store_user_set_password(app->store, a->id, hash);
+    if (rc == 0 && a->is_staff)
+        rc = wrk_store_user_set_staff(app->store, a->id, cJSON_IsTrue(a->is_staff));
+    if (rc == 0 && a->is_active)
+        rc = wrk_store_user_set_active(app->store, a->id, cJSON_IsTrue(a->is_active));
+    changed(r, rc, "the password is empty or too long");
+}
+
+/* The staff API under /admin/api/: a collection ("rooms") or one of its
+ * items ("rooms/ID"), and a method. */
+static const struct admin_route {
+    const char *collection;
+    int item; /* the path ends in /ID */
+    const char *method;
+    void (*view)(wrk_app_t *app, response_t *r, const request_t *q, const admin_request_t *a);
+} admin_routes[] = {
+    {"rooms", 0, "GET", admin_rooms},        {"rooms", 0, "POST", admin_room_add},
+    {"rooms", 1, "POST", admin_room_change}, {"rooms", 1, "DELETE", admin_room_delete},
+    {"users", 0, "GET", admin_users},        {"users", 0, "POST", admin_user_add},
+    {"users", 1, "POST", admin_user_change},
+};
+
+/* Reads a POST's JSON body into a; answers 400 itself when it is not an
+ * object or a field has the wrong type. */
+static int admin_body(response_t *r, const request_t *q, cJSON **body, admin_request_t *a)
+{
+    *body = NULL;
+    if (strcmp(q->env->method, "POST") != 0)
+        return 0;
+    *body = cJSON_ParseWithLength(q->env->body ? q->env->body : "", q->env->body_len);
+    if (!cJSON_IsObject(*body)) {
+        set_json_error(r, 400, "the body must be a JSON object");
+        return -1;
+    }
+    a->title = cJSON_GetObjectItemCaseSensitive(*body, "title");
+    a->staff_only = cJSON_GetObjectItemCaseSensitive(*body, "staff_only");
+    a->username = cJSON_GetObjectItemCaseSensitive(*body, "username");
+    a->password = cJSON_GetObjectItemCaseSensitive(*body, "password");
+    a->is_staff = cJSON_GetObjectItemCaseSensitive(*body, "is_staff");
+    a->is_active = cJSON_GetObjectItemCaseSensitive(*body, "is_active");
+    if ((a->title && !cJSON_IsString(a->title)) ||
+        (a->staff_only && !cJSON_IsBool(a->staff_only)) ||
+        (a->username && !cJSON_IsString(a->username)) ||
+        (a->password && !cJSON_IsString(a->password)) ||
+        (a->is_staff && !cJSON_IsBool(a->is_staff)) ||
+        (a->is_active && !cJSON_IsBool(a->is_active))) {
+        set_json_error(r, 400, "a field has the wrong type");
+        return -1;
+    }
+    return 0;
+}
+
+static void view_admin_api(wrk_app_t *app, response_t *r, request_t *q, const char *rest)
+{
     if (!q->has_user || !q->user.is_staff) {
         set_json_error(r, 403, "staff only");
         return;
     }
-    if (unsafe_method(m) && !csrf_ok(q, NULL)) {
+    if (unsafe_method(q->env->method) && !csrf_ok(q, NULL)) {
         set_json_error(r, 403, "CSRF verification failed");
         return;
     }
-    cJSON *body = NULL;
-    if (strcmp(m, "POST") == 0) {
-        body = cJSON_ParseWithLength(q->env->body ? q->env->body : "", q->env->body_len);
-        if (!cJSON_IsObject(body)) {
-            cJSON_Delete(body);
-            set_json_error(r, 400, "the body must be a JSON object");
-            return;
+    admin_request_t a = {0};
+    cJSON *body;
+    if (admin_body(r, q, &body, &a) == 0) {
+        const char *slash = strchr(rest, '/');
+        size_t clen = slash ? (size_t)(slash - rest) : strlen(rest);
+        int item = slash != NULL, known = 0;
+        if (item && parse_id(slash + 1, &a.id) != 0)
+            clen = 0; /* not an id: no such endpoint */
+        for (size_t i = 0; i < sizeof(admin_routes) / sizeof(admin_routes[0]); i++) {
+            const struct admin_route *e = &admin_routes[i];
+            if (e->item != item || strlen(e->collection) != clen ||
+                strncmp(e->collection, rest, clen) != 0)
+                continue;
+            known = 1;
+            if (strcmp(e->method, q->env->method) == 0) {
+                e->view(app, r, q, &a);
+                known = 2;
+                break;
+            }
         }
-    }
-    const cJSON *title = cJSON_GetObjectItemCaseSensitive(body, "title");
-    const cJSON *staff_only = cJSON_GetObjectItemCaseSensitive(body, "staff_only");
-    const cJSON *username = cJSON_GetObjectItemCaseSensitive(body, "username");
-    const cJSON *password = cJSON_GetObjectItemCaseSensitive(body, "password");
-    const cJSON *is_staff = cJSON_GetObjectItemCaseSensitive(body, "is_staff");
-    const cJSON *is_active = cJSON_GetObjectItemCaseSensitive(body, "is_active");
-    if ((title && !cJSON_IsString(title)) || (staff_only && !cJSON_IsBool(staff_only)) ||
-        (username && !cJSON_IsString(username)) || (password && !cJSON_IsString(password)) ||
-        (is_staff && !cJSON_IsBool(is_staff)) || (is_active && !cJSON_IsBool(is_active))) {
-        cJSON_Delete(body);
-        set_json_error(r, 400, "a field has the wrong type");
-        return;
-    }
-    int64_t id = 0;
-    int rc = 0;
-    if (strcmp(rest, "rooms") == 0 && strcmp(m, "GET") == 0) {
-        view_rooms(app, r, q, 1);
-    } else if (strcmp(rest, "rooms") == 0 && strcmp(m, "POST") == 0) {
-        if (!title) {
-            set_json_error(r, 400, "a room needs a title");
-        } else if ((rc = wrk_store_room_add(app->store, title->valuestring,
-                                            cJSON_IsTrue(staff_only), &id))) {
-            store_error(r, rc, "a title has 1 to 200 bytes");
-        } else {
-            cJSON *o = cJSON_CreateObject();
-            char ids[24];
-            snprintf(ids, sizeof(ids), "%" PRId64, id);
-            if (o)
-                cJSON_AddStringToObject(o, "id", ids);
-            set_json(r, 201, o);
-        }
-    } else if (strncmp(rest, "rooms/", 6) == 0 && parse_id(rest + 6, &id) == 0) {
-        if (strcmp(m, "DELETE") == 0) {
-            rc = wrk_store_room_delete(app->store, id);
-        } else if (strcmp(m, "POST") == 0) {
-            if (title)
-                rc = wrk_store_room_rename(app->store, id, title->valuestring);
-            if (rc == 0 && staff_only)
-                rc = wrk_store_room_set_staff_only(app->store, id, cJSON_IsTrue(staff_only));
-        } else {
-            rc = 1;
+        if (known == 1)
             set_json_error(r, 405, "method not allowed");
-        }
-        if (rc < 0)
-            store_error(r, rc, "a title has 1 to 200 bytes");
-        else if (rc == 0)
-            set_json(r, 200, cJSON_CreateObject());
-    } else if (strcmp(rest, "users") == 0 && strcmp(m, "GET") == 0) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON *arr = o ? cJSON_AddArrayToObject(o, "users") : NULL;
-        if (!arr || wrk_store_user_each(app->store, user_row, arr)) {
-            cJSON_Delete(o);
-            set_json_error(r, 500, "server error");
-        } else {
-            set_json(r, 200, o);
-        }
-    } else if (strcmp(rest, "users") == 0 && strcmp(m, "POST") == 0) {
-        char hash[WRK_PASSWORD_HASH_MAX];
-        if (!username || !password || !*password->valuestring) {
-            set_json_error(r, 400, "a user needs a username and a password");
-        } else if ((rc = wrk_password_hash(&app->pw, password->valuestring,
-                                           strlen(password->valuestring), hash))) {
-            store_error(r, rc, "the password is too long");
-        } else if ((rc = wrk_store_user_add(app->store, username->valuestring, hash,
-                                            cJSON_IsTrue(is_staff), &id))) {
-            store_error(r, rc, "a username has 1 to 150 bytes");
-        } else {
-            cJSON *o = cJSON_CreateObject();
-            char ids[24];
-            snprintf(ids, sizeof(ids), "%" PRId64, id);
-            if (o)
-                cJSON_AddRawToObject(o, "id", ids);
-            set_json(r, 201, o);
-        }
-    } else if (strncmp(rest, "users/", 6) == 0 && parse_id(rest + 6, &id) == 0 &&
-               strcmp(m, "POST") == 0) {
-        wrk_user_t u;
-        rc = wrk_store_user_by_id(app->store, id, &u);
-        if (rc == 0 && password) {
-            char hash[WRK_PASSWORD_HASH_MAX];
-            rc = *password->valuestring ? wrk_password_hash(&app->pw, password->valuestring,
-                                                            strlen(password->valuestring), hash)
-                                        : MC_EINVAL;
-            if (rc == 0)
-                rc = wrk_store_user_set_password(app->store, id, hash);
-        }
-        if (rc == 0 && is_staff)
-            rc = wrk_store_user_set_staff(app->store, id, cJSON_IsTrue(is_staff));
-        if (rc == 0 && is_active)
-            rc = wrk_store_user_set_active(app->store, id, cJSON_IsTrue(is_active));
-        if (rc)
-            store_error(r, rc, "the password is empty or too long");
-        else
-            set_json(r, 200, cJSON_CreateObject());
-    } else {
-        set_json_error(r, 404, "no such endpoint");
+        else if (!known)
+            set_json_error(r, 404, "no such endpoint");
     }
     cJSON_Delete(body);
 }
 
 /* ---- Routing -------------------------------------------------------------------- */
 
+static void view_chat(wrk_app_t *app, response_t *r, request_t *q, const char *rest)
+{
+    (void)rest;
+    view_page(app, r, q, "index.html", "/");
+}
+
+static void view_admin(wrk_app_t *app, response_t *r, request_t *q, const char *rest)
+{
+    (void)rest;
+    view_page(app, r, q, "admin.html", "/admin/");
+}
+
+static void view_api_rooms(wrk_app_t *app, response_t *r, request_t *q, const char *rest)
+{
+    (void)rest;
+    if (!q->has_user)
+        set_json_error(r, 403, "USER_HAS_TO_LOGIN");
+    else
+        view_rooms(app, r, q, 0);
+}
+
+/* Every path the worker answers; the others are 404 (405 unless GET). */
+static const struct route {
+    const char *path;
+    int prefix;     /* path is a prefix, and the view gets the rest */
+    int any_method; /* else GET and HEAD only */
+    void (*view)(wrk_app_t *app, response_t *r, request_t *q, const char *rest);
+} routes[] = {
+    {"/accounts/login/", 0, 1, view_login}, {"/accounts/logout/", 0, 1, view_logout},
+    {"/admin/api/", 1, 1, view_admin_api},  {"/", 0, 0, view_chat},
+    {"/admin/", 0, 0, view_admin},          {"/api/rooms", 0, 0, view_api_rooms},
+};
+
 static void route(wrk_app_t *app, response_t *r, request_t *q)
 {
     const char *path = q->env->path, *m = q->env->method;
     int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
-    if (strcmp(path, "/accounts/login/") == 0) {
-        view_login(app, r, q);
-    } else if (strcmp(path, "/accounts/logout/") == 0) {
-        view_logout(app, r, q);
-    } else if (strncmp(path, "/admin/api/", 11) == 0) {
-        view_admin_api(app, r, q, path + 11);
-    } else if (!get) {
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const struct route *e = &routes[i];
+        size_t n = strlen(e->path);
+        if (e->prefix ? strncmp(path, e->path, n) != 0 : strcmp(path, e->path) != 0)
+            continue;
+        if (e->any_method || get) {
+            e->view(app, r, q, path + n);
+            return;
+        }
+        break;
+    }
+    if (!get) {
         set_text(r, 405, "Method not allowed\n");
         add_header(r, "allow", "GET, HEAD");
-    } else if (strcmp(path, "/") == 0) {
-        view_index(app, r, q, "index.html", "/");
-    } else if (strcmp(path, "/admin/") == 0) {
-        view_index(app, r, q, "admin.html", "/admin/");
-    } else if (strcmp(path, "/api/rooms") == 0) {
-        if (!q->has_user)
-            set_json_error(r, 403, "USER_HAS_TO_LOGIN");
-        else
-            view_rooms(app, r, q, 0);
     } else {
         set_text(r, 404, "Not found\n");
     }
@@ -540,15 +609,12 @@ int wrk_views_request(wrk_app_t *app, const mc_envelope_t *env)
 {
     request_t q = {.env = env};
     response_t r = {.status = 500};
-    if (token_cookie(env, "csrftoken", q.csrf)) {
-        if (wrk_token_new(q.csrf)) {
+    if (wrk_session_cookie(env, "csrftoken", q.csrf)) {
+        if (wrk_token_new(q.csrf))
             q.csrf[0] = '\0';
-        }
         q.csrf_new = 1;
     }
-    if (token_cookie(env, "sessionid", q.session) == 0 &&
-        wrk_store_session_user(app->store, q.session, mc_now_ms(), &q.user, NULL) == 0)
-        q.has_user = 1;
+    q.has_user = wrk_session_user(app, env, &q.user, NULL) == 0;
     route(app, &r, &q);
     if (q.csrf_new && q.csrf[0])
         set_csrf_cookie(app, &r, &q);
@@ -557,17 +623,7 @@ int wrk_views_request(wrk_app_t *app, const mc_envelope_t *env)
     out.nheaders = r.nheaders;
     out.body = r.body ? r.body : "";
     out.body_len = r.body ? r.body_len : 0;
-    char *data;
-    size_t len;
-    int rc = mc_envelope_encode(&out, &data, &len);
+    int rc = wrk_port_send(&app->port, env->reply, &out);
     free(r.body);
-    if (rc) {
-        mc_error("worker: cannot encode a response: %s", mc_strerror(rc));
-        return rc;
-    }
-    rc = wrk__send_data(app, env->reply, data, len);
-    free(data);
-    if (rc)
-        mc_warn("worker: response to %s not sent: %s", env->reply, mc_strerror(rc));
     return rc;
 }

@@ -16,6 +16,10 @@
  *
  * Unsafe methods need the csrftoken cookie's value in the
  * csrfmiddlewaretoken field or the X-CSRFToken header (403 otherwise).
+ *
+ * Called by worker/dispatch.h for each http.request; logins, sessions and
+ * CSRF checks come from worker/session.h, the answer leaves through the
+ * port (worker/port.h).
  */
 #ifndef MC_WORKER_VIEWS_H
 #define MC_WORKER_VIEWS_H
@@ -25,12 +29,5 @@
 
 /* Answers one http.request with one http.response to its reply channel. */
 int wrk_views_request(wrk_app_t *app, const mc_envelope_t *env);
-
-/* Finds the user of the request's sessionid cookie. Returns 0, *user and
- * *session (may be NULL) the session's id (wrk_store_session_user), or
- * MC_ENOTFOUND (no cookie, unknown or expired session, inactive user), or
- * MC_EDB. */
-int wrk_views_session_user(wrk_app_t *app, const mc_envelope_t *env, wrk_user_t *user,
-                           int64_t *session);
 
 #endif

@@ -68,6 +68,60 @@ static void body_is_taken_by_length_not_by_nul(void **state)
     free(wire);
 }
 
+/* A body is bytes: a NUL inside it (JSON \u0000) travels like any other. */
+static void a_body_with_a_nul_round_trips(void **state)
+{
+    (void)state;
+    static const char text[] = "{\"command\":\"send\",\"message\":\"a\0b\"}";
+    mc_envelope_t env = {.type = MC_ENV_WS_SEND, .body = text, .body_len = sizeof(text) - 1};
+    mc_envelope_t back;
+    char *wire;
+    round_trip(&env, &back, &wire);
+    assert_non_null(strstr(wire, "a\\u0000b"));
+    assert_int_equal(back.body_len, sizeof(text) - 1);
+    assert_memory_equal(back.body, text, sizeof(text) - 1);
+    mc_envelope_clear(&back);
+    free(wire);
+
+    static const char form[] = "a=1\0&b=2";
+    mc_envelope_t req = {.type = MC_ENV_HTTP_REQUEST,
+                         .reply = "a!1",
+                         .method = "POST",
+                         .path = "/",
+                         .body = form,
+                         .body_len = sizeof(form) - 1};
+    round_trip(&req, &back, &wire);
+    assert_int_equal(back.body_len, sizeof(form) - 1);
+    assert_memory_equal(back.body, form, sizeof(form) - 1);
+    mc_envelope_clear(&back);
+    free(wire);
+}
+
+static void an_escaped_nul_in_a_text_is_kept(void **state)
+{
+    (void)state;
+    mc_envelope_t env;
+    assert_int_equal(decode_text(&env, "{\"type\":\"websocket.receive\",\"reply\":\"a!1\","
+                                       "\"text\":\"x\\u0000y\\u00e9\"}"),
+                     0);
+    assert_int_equal(env.body_len, 5);
+    assert_memory_equal(env.body, "x\0y\xc3\xa9", 5);
+    mc_envelope_clear(&env);
+}
+
+/* Every other field is a C string: one with a NUL inside does not decode. */
+static void a_nul_outside_the_body_is_refused(void **state)
+{
+    (void)state;
+    mc_envelope_t env;
+    assert_int_equal(decode_text(&env, "{\"type\":\"websocket.send\",\"text\":\"x\","
+                                       "\"own\":\"a!1\\u0000b\"}"),
+                     MC_EINVAL);
+    assert_int_equal(decode_text(&env, "{\"type\":\"http.response\",\"status\":200,"
+                                       "\"headers\":[[\"location\",\"/\\u0000x\"]]}"),
+                     MC_EINVAL);
+}
+
 static void websocket_envelopes_round_trip(void **state)
 {
     (void)state;
@@ -128,6 +182,21 @@ static void optional_fields_default(void **state)
     mc_envelope_clear(&env); /* twice is harmless */
 }
 
+/* Keys a type does not use are skipped, whatever they hold; of a repeated
+ * key the first counts. */
+static void unknown_and_repeated_keys(void **state)
+{
+    (void)state;
+    mc_envelope_t env;
+    assert_int_equal(decode_text(&env, "{\"x\":[{\"y\":[1,2.5e3,null,true]}],\"type\":"
+                                       "\"websocket.close\",\"status\":\"no\",\"code\":4001,"
+                                       "\"code\":1000}"),
+                     0);
+    assert_int_equal(env.type, MC_ENV_WS_CLOSE);
+    assert_int_equal(env.code, 4001);
+    mc_envelope_clear(&env);
+}
+
 static void malformed_envelopes_are_refused(void **state)
 {
     (void)state;
@@ -153,14 +222,18 @@ static void malformed_envelopes_are_refused(void **state)
         "{\"type\":\"http.request\",\"reply\":\"a!1\",\"method\":\"GET\",\"path\":\"/\","
         "\"headers\":{\"a\":\"b\"}}",
         "{\"type\":\"websocket.receive\",\"reply\":\"a!1\",\"text\":\"x\",\"groups\":[1]}",
-        "{\"type\":\"websocket.send\",\"text\":\"x\"", /* truncated */
+        "{\"type\":\"websocket.send\",\"text\":\"x\"",        /* truncated */
+        "{\"type\":\"websocket.send\",\"text\":\"x\"} {}",    /* more than one value */
+        "{\"type\":\"websocket.send\",\"text\":\"a\tb\"}",    /* a raw control character */
+        "{\"type\":\"websocket.send\",\"text\":\"\\ud800\"}", /* half a surrogate pair */
+        "{\"type\":\"websocket.close\",\"code\":01000}",      /* not a JSON number */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         mc_envelope_t env;
         int rc = decode_text(&env, bad[i]);
         if (rc != MC_EINVAL)
             fail_msg("case %zu (%s): expected MC_EINVAL, got %d", i, bad[i], rc);
-        assert_null(env.tree);
+        assert_null(env.arena);
     }
 }
 
@@ -214,8 +287,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(http_request_round_trips),
         cmocka_unit_test(body_is_taken_by_length_not_by_nul),
+        cmocka_unit_test(a_body_with_a_nul_round_trips),
+        cmocka_unit_test(an_escaped_nul_in_a_text_is_kept),
+        cmocka_unit_test(a_nul_outside_the_body_is_refused),
         cmocka_unit_test(websocket_envelopes_round_trip),
         cmocka_unit_test(optional_fields_default),
+        cmocka_unit_test(unknown_and_repeated_keys),
         cmocka_unit_test(malformed_envelopes_are_refused),
         cmocka_unit_test(limits_are_enforced),
         cmocka_unit_test(type_names_are_the_asgi_names),

@@ -18,7 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mc_envelope_encode(&env, &wire, &len) == 0) {
         mc_envelope_t again;
         if (mc_envelope_decode(&again, wire, len) != 0 || again.type != env.type ||
-            again.nheaders != env.nheaders || again.ngroups != env.ngroups)
+            again.nheaders != env.nheaders || again.ngroups != env.ngroups ||
+            again.body_len != env.body_len ||
+            (env.body_len && memcmp(again.body, env.body, env.body_len) != 0))
             abort();
         mc_envelope_clear(&again);
         free(wire);

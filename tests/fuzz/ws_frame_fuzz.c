@@ -1,6 +1,7 @@
-/* Fuzz target for interface/ws_frame.c: the first byte picks the piece size,
- * the rest is a client's byte stream. Events must respect the limits, and
- * text messages must be valid UTF-8. */
+/* Fuzz target for interface/ws_frame.c: the first byte picks the piece size
+ * (and, when odd, a socket that negotiated permessage-deflate), the rest is a
+ * client's byte stream. Events must respect the limits, and uncompressed text
+ * messages must be valid UTF-8. */
 #include "interface/ws_frame.h"
 #include "common/error.h"
 
@@ -16,11 +17,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     size_t step = (size_t)data[0] + 1;
+    int rsv1 = data[0] & 1;
     data++;
     size--;
     const size_t max = 4096;
     ifc_ws_parser_t p;
     ifc_ws_parser_init(&p, max);
+    if (rsv1)
+        ifc_ws_parser_allow_rsv1(&p);
     size_t off = 0;
     int stop = 0;
     while (off < size && !stop) {
@@ -36,7 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             at += used;
             if (rc == IFC_WS_EVENT) {
-                if (ev.opcode == IFC_WS_OP_TEXT && ifc_utf8_check(ev.data, ev.len) != 0)
+                if (ev.opcode == IFC_WS_OP_TEXT && !ev.compressed &&
+                    ifc_utf8_check(ev.data, ev.len) != 0)
+                    abort();
+                if (ev.compressed &&
+                    (!rsv1 || (ev.opcode != IFC_WS_OP_TEXT && ev.opcode != IFC_WS_OP_BINARY)))
                     abort();
                 if ((ev.opcode == IFC_WS_OP_TEXT || ev.opcode == IFC_WS_OP_BINARY) && ev.len > max)
                     abort();
@@ -66,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The encoder's output parses back once masked: not needed for the
      * server, but the header must have a valid shortest form. */
     uint8_t h[IFC_WS_MAX_HEADER];
-    size_t hl = ifc_ws_frame_header(h, IFC_WS_OP_BINARY, 1, size);
+    size_t hl = ifc_ws_frame_header(h, IFC_WS_OP_BINARY, IFC_WS_FIN, size);
     if (hl != (size < 126 ? 2u : size <= 0xFFFF ? 4u : 10u))
         abort();
     return 0;

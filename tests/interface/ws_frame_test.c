@@ -18,6 +18,7 @@ typedef struct run {
     char log[1024];
     const char *expect;
     int stopped;
+    int rsv1; /* the socket negotiated permessage-deflate */
 } run_t;
 
 static void logf_(run_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -35,12 +36,16 @@ static void run_reset(void *ctx)
     run_t *r = ctx;
     ifc_ws_parser_free(&r->p);
     ifc_ws_parser_init(&r->p, r->max);
+    if (r->rsv1)
+        ifc_ws_parser_allow_rsv1(&r->p);
     r->log[0] = '\0';
     r->stopped = 0;
 }
 
 static void log_event(run_t *r, const ifc_ws_event_t *ev)
 {
+    if (ev->compressed)
+        logf_(r, "z");
     switch (ev->opcode) {
     case IFC_WS_OP_TEXT:
         logf_(r, "T:%.*s|", (int)ev->len, (const char *)ev->data);
@@ -134,15 +139,22 @@ static size_t frame(uint8_t *buf, size_t at, int fin, int rsv, int opcode, int m
     return at + h + len;
 }
 
-static void expect_all_ways(size_t max, const uint8_t *in, size_t len, const char *expect)
+static void expect_all_ways_rsv1(int rsv1, size_t max, const uint8_t *in, size_t len,
+                                 const char *expect)
 {
     run_t r;
     memset(&r, 0, sizeof(r));
     r.max = max;
     r.expect = expect;
+    r.rsv1 = rsv1;
     ifc_ws_parser_init(&r.p, max);
     guard_feed_all_ways(&DRIVER, &r, in, len);
     ifc_ws_parser_free(&r.p);
+}
+
+static void expect_all_ways(size_t max, const uint8_t *in, size_t len, const char *expect)
+{
+    expect_all_ways_rsv1(0, max, in, len, expect);
 }
 
 static void text_frame_is_one_message(void **state)
@@ -315,6 +327,52 @@ static void close_frames_are_validated(void **state)
     expect_all_ways(1024, b, n, "E1007|");
 }
 
+/* With permessage-deflate, RSV1 marks the first frame of a compressed
+ * message; its payload is deflated, so UTF-8 waits for the inflated text. */
+static void rsv1_starts_a_compressed_message_once_negotiated(void **state)
+{
+    (void)state;
+    uint8_t b[256];
+    size_t n = frame(b, 0, 1, 4, IFC_WS_OP_TEXT, 1, "\xf2\x48", 2, 0);
+    expect_all_ways_rsv1(1, 1024, b, n, "zT:\xf2\x48|");
+    expect_all_ways_rsv1(0, 1024, b, n, "E1002|");
+    n = frame(b, 0, 1, 4, IFC_WS_OP_BINARY, 1, "\xff", 1, 0);
+    expect_all_ways_rsv1(1, 1024, b, n, "zB1:255|");
+    /* Fragments: RSV1 on the first only, control frames in between, and the
+     * next message is uncompressed again. */
+    n = frame(b, 0, 0, 4, IFC_WS_OP_TEXT, 1, "\xc0", 1, 0);
+    n = frame(b, n, 1, 0, IFC_WS_OP_PING, 1, "p", 1, 0);
+    n = frame(b, n, 0, 0, IFC_WS_OP_CONTINUATION, 1, "\xaf", 1, 0);
+    n = frame(b, n, 1, 0, IFC_WS_OP_PONG, 1, "q", 1, 0);
+    n = frame(b, n, 1, 0, IFC_WS_OP_CONTINUATION, 1, "\x80", 1, 0);
+    n = frame(b, n, 1, 0, IFC_WS_OP_TEXT, 1, "plain", 5, 0);
+    expect_all_ways_rsv1(1, 1024, b, n, "P:p|O:q|zT:\xc0\xaf\x80|T:plain|");
+    /* An uncompressed text message is still checked as it comes. */
+    n = frame(b, 0, 1, 0, IFC_WS_OP_TEXT, 1, "\xc0\xaf", 2, 0);
+    expect_all_ways_rsv1(1, 1024, b, n, "E1007|");
+    /* RSV1 on a continuation or a control frame, RSV2 or RSV3 anywhere. */
+    n = frame(b, 0, 0, 4, IFC_WS_OP_TEXT, 1, "a", 1, 0);
+    n = frame(b, n, 1, 4, IFC_WS_OP_CONTINUATION, 1, "b", 1, 0);
+    expect_all_ways_rsv1(1, 1024, b, n, "E1002|");
+    n = frame(b, 0, 0, 0, IFC_WS_OP_TEXT, 1, "a", 1, 0);
+    n = frame(b, n, 1, 4, IFC_WS_OP_CONTINUATION, 1, "b", 1, 0);
+    expect_all_ways_rsv1(1, 1024, b, n, "E1002|");
+    static const int controls[] = {IFC_WS_OP_PING, IFC_WS_OP_PONG, IFC_WS_OP_CLOSE};
+    for (size_t i = 0; i < 3; i++) {
+        n = frame(b, 0, 1, 4, controls[i], 1, "", 0, 0);
+        expect_all_ways_rsv1(1, 1024, b, n, "E1002|");
+    }
+    for (int rsv = 1; rsv <= 6; rsv++) {
+        if (rsv == 4)
+            continue;
+        n = frame(b, 0, 1, rsv, IFC_WS_OP_TEXT, 1, "hi", 2, 0);
+        expect_all_ways_rsv1(1, 1024, b, n, "E1002|");
+    }
+    /* The size limit applies to the compressed bytes as they come. */
+    n = frame(b, 0, 1, 4, IFC_WS_OP_BINARY, 1, "0123456789abcdefg", 17, 0);
+    expect_all_ways_rsv1(1, 16, b, n, "E1009|");
+}
+
 static void server_frames_are_encoded_unmasked(void **state)
 {
     (void)state;
@@ -330,6 +388,11 @@ static void server_frames_are_encoded_unmasked(void **state)
     assert_int_equal(h[0], 0x02);
     assert_int_equal(h[1], 127);
     assert_int_equal(h[7], 1);
+    assert_int_equal(ifc_ws_frame_header(h, IFC_WS_OP_TEXT, IFC_WS_FIN | IFC_WS_RSV1, 7), 2);
+    assert_int_equal(h[0], 0xC1);
+    assert_int_equal(h[1], 7);
+    assert_int_equal(ifc_ws_frame_header(h, IFC_WS_OP_BINARY, IFC_WS_RSV1, 7), 2);
+    assert_int_equal(h[0], 0x42);
     uint8_t *out;
     size_t len;
     assert_int_equal(ifc_ws_frame_encode(IFC_WS_OP_TEXT, "hey", 3, &out, &len), 0);
@@ -362,6 +425,7 @@ int main(void)
         cmocka_unit_test(length_forms_are_decoded),
         cmocka_unit_test(messages_over_the_limit_are_1009),
         cmocka_unit_test(close_frames_are_validated),
+        cmocka_unit_test(rsv1_starts_a_compressed_message_once_negotiated),
         cmocka_unit_test(server_frames_are_encoded_unmasked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

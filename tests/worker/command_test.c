@@ -262,11 +262,11 @@ static void replies_match_the_example_byte_for_byte(void **state)
     assert_int_equal(wrk_reply_message(&m, 1, &out), 0);
     assert_non_null(strstr(out, ",\"ts\":1795530959600,\"own\":true}"));
     free(out);
-    assert_int_equal(wrk_reply_notice(3, "ann", WRK_MSG_ENTER, &out), 0);
+    assert_int_equal(wrk_reply_notice(3, "ann", MC_MSG_ENTER, &out), 0);
     assert_string_equal(out,
                         "{\"room\":\"3\",\"message\":null,\"username\":\"ann\",\"msg_type\":4}");
     free(out);
-    assert_int_equal(wrk_reply_notice(3, "ann", WRK_MSG_LEAVE, &out), 0);
+    assert_int_equal(wrk_reply_notice(3, "ann", MC_MSG_LEAVE, &out), 0);
     assert_string_equal(out,
                         "{\"room\":\"3\",\"message\":null,\"username\":\"ann\",\"msg_type\":5}");
     free(out);

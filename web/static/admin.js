@@ -27,9 +27,19 @@ async function api(method, path, body) {
   return data;
 }
 
-function cell(text) {
+// A table cell; its label names it where narrow screens hide the header.
+function cell(text, label) {
   const td = document.createElement('td');
   td.textContent = text;
+  if (label) td.dataset.label = label;
+  else td.className = 'primary';
+  return td;
+}
+
+function actionsCell(...buttons) {
+  const td = document.createElement('td');
+  td.className = 'actions';
+  td.append(...buttons);
   return td;
 }
 
@@ -46,8 +56,7 @@ async function loadRooms() {
   const rows = rooms.map((room) => {
     const tr = document.createElement('tr');
     tr.dataset.roomId = room.id;
-    const actions = document.createElement('td');
-    actions.append(
+    const actions = actionsCell(
       button('Rename', async () => {
         const title = prompt('New title', room.title);
         if (title === null) return;
@@ -67,7 +76,7 @@ async function loadRooms() {
         await loadRooms();
       }),
     );
-    tr.append(cell(room.id), cell(room.title), cell(room.staff_only ? 'yes' : 'no'), actions);
+    tr.append(cell(room.id, 'Id'), cell(room.title), cell(room.staff_only ? 'yes' : 'no', 'Staff only'), actions);
     return tr;
   });
   $('#room-rows').replaceChildren(...rows);
@@ -78,8 +87,7 @@ async function loadUsers() {
   const rows = users.map((user) => {
     const tr = document.createElement('tr');
     tr.dataset.username = user.username;
-    const actions = document.createElement('td');
-    actions.append(
+    const actions = actionsCell(
       button(user.is_staff ? 'Remove staff' : 'Make staff', async () => {
         await api('POST', `users/${user.id}`, {is_staff: !user.is_staff});
         status(`${user.username} updated.`);
@@ -99,8 +107,8 @@ async function loadUsers() {
         await loadUsers();
       }));
     }
-    tr.append(cell(user.username), cell(user.is_staff ? 'yes' : 'no'),
-      cell(user.is_active ? 'yes' : 'no'), actions);
+    tr.append(cell(user.username), cell(user.is_staff ? 'yes' : 'no', 'Staff'),
+      cell(user.is_active ? 'yes' : 'no', 'Active'), actions);
     return tr;
   });
   $('#user-rows').replaceChildren(...rows);

@@ -19,6 +19,10 @@ const ERROR_TEXT = {
   SERVER_BUSY: 'The server is busy; try again in a moment.',
 };
 
+// The close code of a socket whose login is over (MC_CLOSE_SESSION_ENDED in
+// common/wire.h): logout, expiry, deactivation, a new password.
+const CLOSE_SESSION_ENDED = 4001;
+
 const state = {
   socket: null,
   rooms: new Map(),      // id -> {id, title, staff_only}
@@ -71,7 +75,9 @@ function renderRoomList() {
     button.dataset.roomId = room.id;
     button.classList.toggle('joined', state.panes.has(room.id));
     button.setAttribute('aria-pressed', state.panes.has(room.id) ? 'true' : 'false');
+    button.title = room.title;
     const title = document.createElement('span');
+    title.className = 'room-title';
     title.textContent = room.title;
     button.append(title);
     if (room.staff_only) {
@@ -154,6 +160,7 @@ function messageElement(m, roomId) {
 function startEdit(li, roomId, id) {
   if ($('.edit-text', li)) return;
   const text = $('.text', li);
+  li.classList.add('editing');
   const form = document.createElement('form');
   form.className = 'edit';
   const input = document.createElement('input');
@@ -164,7 +171,7 @@ function startEdit(li, roomId, id) {
   form.append(input);
   text.hidden = true;
   text.after(form);
-  const stop = () => { form.remove(); text.hidden = false; };
+  const stop = () => { form.remove(); text.hidden = false; li.classList.remove('editing'); };
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     if (!input.value.trim()) return notify(ERROR_TEXT.MESSAGE_EMPTY);
@@ -211,15 +218,22 @@ function addMessages(pane, messages, atTop) {
   }
 }
 
+// A long title is cut short on screen; the whole of it shows on hover.
+function setPaneTitle(el, title) {
+  const h = $('.pane-title', el);
+  h.textContent = title;
+  h.title = title;
+}
+
 function openPane(id, title) {
   let pane = state.panes.get(id);
   if (pane) {
-    $('.pane-title', pane.el).textContent = title;
+    setPaneTitle(pane.el, title);
     return pane;
   }
   const el = $('#pane-template').content.firstElementChild.cloneNode(true);
   el.dataset.roomId = id;
-  $('.pane-title', el).textContent = title;
+  setPaneTitle(el, title);
   const input = $('.send-text', el);
   input.id = `send-${id}`;
   $('label', el).htmlFor = input.id;
@@ -241,30 +255,32 @@ function openPane(id, title) {
   state.panes.set(id, pane);
   $('#empty').hidden = true;
   $('#panes').append(el);
+  el.scrollIntoView({block: 'nearest'}); // on a phone, panes stack: show the new one
   renderRoomList();
   return pane;
 }
 
 // The room's member list: each name once, sorted; a click on another
-// person's name opens a whisper pane with them.
+// person's name opens a whisper pane with them. One's own name is a plain
+// chip, marked as oneself (a disabled button would look greyed, as if away).
 function renderMembers(pane) {
   const list = $('.members', pane.el);
   list.replaceChildren();
   for (const name of [...pane.members].sort()) {
     const li = document.createElement('li');
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.className = 'member';
-    button.dataset.username = name;
-    button.textContent = name;
-    if (name === document.body.dataset.username) {
-      button.classList.add('me');
-      button.disabled = true;
+    const me = name === document.body.dataset.username;
+    const chip = document.createElement(me ? 'span' : 'button');
+    chip.className = me ? 'member me' : 'member';
+    chip.dataset.username = name;
+    chip.textContent = name;
+    if (me) {
+      chip.title = 'You';
     } else {
-      button.title = `Whisper to ${name}`;
-      button.addEventListener('click', () => openWhisper(name, true));
+      chip.type = 'button';
+      chip.title = `Whisper to ${name}`;
+      chip.addEventListener('click', () => openWhisper(name, true));
     }
-    li.append(button);
+    li.append(chip);
     list.append(li);
   }
 }
@@ -277,7 +293,7 @@ function openWhisper(name, focus) {
     const el = $('#pane-template').content.firstElementChild.cloneNode(true);
     el.classList.add('whisper');
     el.dataset.whisper = name;
-    $('.pane-title', el).textContent = `Whispers with ${name}`;
+    setPaneTitle(el, `Whispers with ${name}`);
     $('.members', el).remove();
     const input = $('.send-text', el);
     input.id = `whisper-${name}`;
@@ -335,6 +351,7 @@ function roomTitle(id) {
 function onMessage(data) {
   if (data.error) {
     const text = ERROR_TEXT[data.error] || `Error: ${data.error}`;
+    if (data.error === 'USER_HAS_TO_LOGIN') leaveIfSessionEnded();
     if (data.room !== undefined && data.error === 'ROOM_ACCESS_DENIED') {
       state.wanted.delete(String(data.room));
     }
@@ -408,6 +425,34 @@ function onMessage(data) {
   }
 }
 
+// The login page, then back here with the same rooms open.
+function toLogin() {
+  const back = state.wanted.size ? `/#room=${[...state.wanted].join(',')}` : '/';
+  location.assign(`/accounts/login/?next=${encodeURIComponent(back)}`);
+}
+
+// Asks the server whether this page's session still holds: without one, /
+// redirects to the login page. True or false; null when the server cannot
+// say (it is down or restarting), and the page keeps retrying.
+async function sessionValid() {
+  try {
+    const response = await fetch('/', {method: 'HEAD', redirect: 'manual', credentials: 'same-origin',
+                                       cache: 'no-store'});
+    if (response.type === 'opaqueredirect') return false;
+    return response.ok ? true : null;
+  } catch {
+    return null;
+  }
+}
+
+async function leaveIfSessionEnded() {
+  if (await sessionValid() === false) {
+    toLogin();
+    return true;
+  }
+  return false;
+}
+
 function connect() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const socket = new WebSocket(`${scheme}://${location.host}/chat/stream/`);
@@ -436,12 +481,13 @@ function connect() {
     }
     onMessage(data);
   });
-  socket.addEventListener('close', (event) => {
+  socket.addEventListener('close', async (event) => {
     if (state.socket !== socket) return;
-    if (event.code === 4001 || event.code === 1008 && event.reason === 'login') {
-      location.href = '/accounts/login/?next=/';
-      return;
-    }
+    if (event.code === CLOSE_SESSION_ENDED) return toLogin();
+    // Any other close, or a refused handshake (1006: the browser is told
+    // no more), may also mean the session is over: ask before retrying.
+    setConnection('offline', false);
+    if (await leaveIfSessionEnded()) return;
     // Exponential backoff with full jitter, at most 15 s.
     const delay = Math.random() * Math.min(15000, 500 * 2 ** state.attempts++);
     setConnection(`offline, retrying in ${Math.ceil(delay / 1000)} s`, false);

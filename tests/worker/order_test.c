@@ -1,7 +1,7 @@
 /* The order locks of workers that share a database: one per room, so that
  * rooms never wait on each other, released when their holder lets go. */
 #include "common/error.h"
-#include "worker/app.h"
+#include "worker/order.h"
 
 #include <fcntl.h>
 #include <setjmp.h>
@@ -13,36 +13,6 @@
 #include <cmocka.h>
 
 static char dir[64], db[128], lockfile[160];
-
-static int sink_send(void *ctx, const char *channel, const char *data, size_t len)
-{
-    (void)ctx, (void)channel, (void)data, (void)len;
-    return 0;
-}
-
-static int sink_group(void *ctx, const char *group, const char *channel)
-{
-    (void)ctx, (void)group, (void)channel;
-    return 0;
-}
-
-static int sink_group_send(void *ctx, const wrk_outgoing_t *msgs, size_t n)
-{
-    (void)ctx, (void)msgs, (void)n;
-    return 0;
-}
-
-static void open_worker(wrk_app_t *app)
-{
-    wrk_settings_t cfg;
-    wrk_settings_defaults(&cfg);
-    cfg.argon2_m = 8; /* hashing is not what this tests */
-    wrk_sink_t sink = {.send = sink_send,
-                       .group_add = sink_group,
-                       .group_discard = sink_group,
-                       .group_send = sink_group_send};
-    assert_int_equal(wrk_app_init(app, &cfg, db, &sink), 0);
-}
 
 /* What a third party sees of byte <room> of the lock file. */
 static short lock_state(int64_t room)
@@ -58,30 +28,46 @@ static short lock_state(int64_t room)
 static void rooms_are_locked_one_by_one(void **state)
 {
     (void)state;
-    wrk_app_t a, b;
-    open_worker(&a);
-    open_worker(&b);
+    wrk_order_t a, b; /* two workers of one database */
+    assert_int_equal(wrk_order_open(&a, db), 0);
+    assert_int_equal(wrk_order_open(&b, db), 0);
 
-    wrk__order_lock(&a, 1);
+    assert_int_equal(wrk_order_lock(&a, 1), 0);
     assert_int_equal(lock_state(1), F_WRLCK);
     assert_int_equal(lock_state(2), F_UNLCK);
+    assert_int_equal(wrk_order_try_lock(&b, 1), MC_EAGAIN);
 
     /* Another worker takes room 2 while room 1 is held: were the lock one
      * for the whole database, this call would never return. */
-    wrk__order_lock(&b, 2);
+    assert_int_equal(wrk_order_lock(&b, 2), 0);
     assert_int_equal(lock_state(2), F_WRLCK);
 
-    wrk__order_unlock(&a, 1);
+    wrk_order_unlock(&a, 1);
     assert_int_equal(lock_state(1), F_UNLCK);
-    wrk__order_unlock(&b, 2);
+    assert_int_equal(wrk_order_try_lock(&b, 1), 0);
+    wrk_order_unlock(&b, 1);
+    wrk_order_unlock(&b, 2);
     assert_int_equal(lock_state(2), F_UNLCK);
 
     /* A worker that goes away holding a room's lock releases it. */
-    wrk__order_lock(&b, 3);
+    assert_int_equal(wrk_order_lock(&b, 3), 0);
     assert_int_equal(lock_state(3), F_WRLCK);
-    wrk_app_close(&b);
+    wrk_order_close(&b);
     assert_int_equal(lock_state(3), F_UNLCK);
-    wrk_app_close(&a);
+    wrk_order_close(&a);
+    wrk_order_close(&a); /* twice is harmless */
+}
+
+/* One worker on a database in memory has nothing to share: no file. */
+static void a_database_in_memory_has_no_lock_file(void **state)
+{
+    (void)state;
+    wrk_order_t o;
+    assert_int_equal(wrk_order_open(&o, ":memory:"), 0);
+    assert_int_equal(wrk_order_lock(&o, 1), 0);
+    assert_int_equal(wrk_order_try_lock(&o, 1), 0);
+    wrk_order_close(&o);
+    assert_int_equal(access(":memory:-order.lock", F_OK), -1);
 }
 
 static int setup(void **state)
@@ -107,6 +93,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rooms_are_locked_one_by_one),
+        cmocka_unit_test(a_database_in_memory_has_no_lock_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,5 +1,5 @@
 /*
- * worker/store.c: the store's connection: choosing and opening a backend,
+ * worker/store_conn.c: the store's connection: choosing and opening a backend,
  * batches, the statement cache, and the helpers every domain file
  * (worker/store_*.c) runs its queries with.
  */

@@ -1,0 +1,41 @@
+/* The names that cross process boundaries: every process must spell them
+ * alike, and the largest ids must fit their buffers. */
+#include "common/wire.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+static void group_names(void **state)
+{
+    (void)state;
+    char buf[MC_GROUP_NAME_MAX];
+    mc_group_room(buf, 5);
+    assert_string_equal(buf, "room-5");
+    mc_group_user(buf, 7);
+    assert_string_equal(buf, "user-7");
+    mc_group_session(buf, INT64_MAX);
+    assert_string_equal(buf, "session-9223372036854775807");
+}
+
+static void a_chat_message_s_send_is_named_by_its_id(void **state)
+{
+    (void)state;
+    char buf[MC_ONCE_NAME_MAX];
+    mc_once_message(buf, 42);
+    assert_string_equal(buf, "msg-42");
+    mc_once_message(buf, INT64_MAX);
+    assert_string_equal(buf, "msg-9223372036854775807");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(group_names),
+        cmocka_unit_test(a_chat_message_s_send_is_named_by_its_id),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,371 @@
+/* The chat's WebSocket commands (worker/consumer.c) in a world
+ * (tests/support/world.h): rooms, messages, edits, whispers, presence,
+ * permissions, bad input and rate limits. */
+#include "common/envelope.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "tests/support/world.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+static void two_sockets_chat_in_a_room(void **state)
+{
+    ts_world_t *w = *state;
+    char ca[256], cb[256];
+    ts_login(w, "ann", "pw-ann", ca, sizeof(ca));
+    ts_login(w, "bob", "pw-bob", cb, sizeof(cb));
+    ts_sock_t a, b;
+    ts_ws_connect(w, ca, "ifc.t!1", &a);
+    ts_ws_connect(w, cb, "ifc.u!1", &b);
+    assert_string_equal(a.scope.username, "ann");
+
+    ts_ws_send(w, &a, "{\"command\":\"join\",\"room\":1}");
+    ts_expect_text(w, a.channel,
+                   "{\"join\":\"1\",\"title\":\"Lobby\",\"history\":[],\"members\":[\"ann\"]}");
+    ts_ws_send(w, &b, "{\"command\":\"join\",\"room\":\"1\"}");
+    ts_expect_text_has(
+        w, b.channel,
+        "{\"join\":\"1\",\"title\":\"Lobby\",\"history\":[],\"members\":[\"ann\",\"bob\"]}");
+    ts_expect_text(w, a.channel,
+                   "{\"room\":\"1\",\"message\":null,\"username\":\"bob\",\"msg_type\":4}");
+    assert_false(ts_pending(w, b.channel)); /* no notice of one's own entry */
+
+    ts_ws_send(w, &a,
+               "{\"command\":\"send\",\"room\":1,\"message\":\"hello\",\"client_id\":\"c1\"}");
+    char *own = ts_next_text(w, a.channel);
+    char *other = ts_next_text(w, b.channel);
+    assert_non_null(strstr(own, "\"own\":true"));
+    assert_null(strstr(other, "\"own\""));
+    assert_non_null(strstr(other, "{\"room\":\"1\",\"message\":\"hello\",\"username\":\"ann\","
+                                  "\"msg_type\":0,\"id\":1,\"ts\":"));
+    assert_false(ts_pending(w, a.channel)); /* the sender is skipped in the room copy */
+    free(own);
+    free(other);
+
+    /* A replayed send is stored once and delivered once. */
+    ts_ws_send(w, &a,
+               "{\"command\":\"send\",\"room\":1,\"message\":\"hello\",\"client_id\":\"c1\"}");
+    assert_false(ts_pending(w, a.channel));
+    assert_false(ts_pending(w, b.channel));
+    ts_ws_send(w, &b, "{\"command\":\"send\",\"room\":1,\"message\":\"hi ann\"}");
+    /* Ids increase, with gaps allowed. */
+    ts_expect_text_has(w, a.channel,
+                       "\"message\":\"hi ann\",\"username\":\"bob\",\"msg_type\":0,\"id\":");
+    ts_expect_text_has(w, b.channel, "\"own\":true");
+
+    ts_ws_send(w, &b, "{\"command\":\"who\",\"room\":1}");
+    ts_expect_text(w, b.channel, "{\"who\":\"1\",\"members\":[\"ann\",\"bob\"]}");
+
+    /* As in the example, the leaver hears its own leave notice first. */
+    ts_ws_send(w, &b, "{\"command\":\"leave\",\"room\":1}");
+    ts_expect_text(w, b.channel,
+                   "{\"room\":\"1\",\"message\":null,\"username\":\"bob\",\"msg_type\":5}");
+    ts_expect_text(w, b.channel, "{\"leave\":\"1\"}");
+    ts_expect_text(w, a.channel,
+                   "{\"room\":\"1\",\"message\":null,\"username\":\"bob\",\"msg_type\":5}");
+    ts_ws_send(w, &b, "{\"command\":\"send\",\"room\":1,\"message\":\"x\"}");
+    ts_expect_text(w, b.channel,
+                   "{\"error\":\"ROOM_ACCESS_DENIED\",\"room\":\"1\",\"command\":\"send\"}");
+
+    /* History on rejoin, and since. */
+    ts_ws_send(w, &b, "{\"command\":\"join\",\"room\":1,\"since\":1}");
+    ts_expect_text_has(w, b.channel, "\"history\":[{\"room\":\"1\",\"message\":\"hi ann\"");
+    ts_expect_text_has(w, a.channel, "\"msg_type\":4");
+    ts_ws_send(w, &b, "{\"command\":\"history\",\"room\":1,\"before\":2}");
+    ts_expect_text_has(w, b.channel,
+                       "{\"history\":\"1\",\"messages\":[{\"room\":\"1\",\"message\":\"hello\"");
+
+    /* Disconnecting leaves with a notice. */
+    ts_ws_disconnect(w, &b);
+    ts_expect_text(w, a.channel,
+                   "{\"room\":\"1\",\"message\":null,\"username\":\"bob\",\"msg_type\":5}");
+    ts_ws_send(w, &a, "{\"command\":\"who\",\"room\":1}");
+    ts_expect_text(w, a.channel, "{\"who\":\"1\",\"members\":[\"ann\"]}");
+}
+
+static void a_user_with_two_sockets_counts_once(void **state)
+{
+    ts_world_t *w = *state;
+    char ca[256], cb[256];
+    ts_login(w, "ann", "pw-ann", ca, sizeof(ca));
+    ts_login(w, "bob", "pw-bob", cb, sizeof(cb));
+    ts_sock_t a1, a2, b;
+    ts_ws_connect(w, ca, "ifc.t!1", &a1);
+    ts_ws_connect(w, ca, "ifc.u!2", &a2);
+    ts_ws_connect(w, cb, "ifc.u!3", &b);
+    ts_ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
+    ts_expect_text_has(w, b.channel, "{\"join\":\"1\"");
+    ts_ws_send(w, &a1, "{\"command\":\"join\",\"room\":1}");
+    ts_expect_text_has(w, a1.channel, "\"members\":[\"ann\",\"bob\"]");
+    ts_expect_text(w, b.channel,
+                   "{\"room\":\"1\",\"message\":null,\"username\":\"ann\",\"msg_type\":4}");
+    /* The second socket: no second arrival, and ann is listed once. */
+    ts_ws_send(w, &a2, "{\"command\":\"join\",\"room\":1}");
+    ts_expect_text_has(w, a2.channel, "\"members\":[\"ann\",\"bob\"]}");
+    ts_ws_send(w, &a1, "{\"command\":\"join\",\"room\":1}"); /* again: nothing new */
+    ts_expect_text_has(w, a1.channel, "{\"join\":\"1\"");
+    assert_false(ts_pending(w, b.channel));
+    assert_false(ts_pending(w, a1.channel));
+    ts_ws_send(w, &b, "{\"command\":\"who\",\"room\":\"1\"}");
+    ts_expect_text(w, b.channel, "{\"who\":\"1\",\"members\":[\"ann\",\"bob\"]}");
+    /* One socket leaves: ann is still there, nobody hears of it. */
+    ts_ws_send(w, &a1, "{\"command\":\"leave\",\"room\":1}");
+    ts_expect_text(w, a1.channel, "{\"leave\":\"1\"}");
+    assert_false(ts_pending(w, b.channel));
+    assert_false(ts_pending(w, a2.channel));
+    ts_ws_send(w, &b, "{\"command\":\"who\",\"room\":1}");
+    ts_expect_text(w, b.channel, "{\"who\":\"1\",\"members\":[\"ann\",\"bob\"]}");
+    /* The last one goes: now ann has left. */
+    ts_ws_disconnect(w, &a2);
+    ts_expect_text(w, b.channel,
+                   "{\"room\":\"1\",\"message\":null,\"username\":\"ann\",\"msg_type\":5}");
+    assert_false(ts_pending(w, b.channel));
+    ts_ws_send(w, &b, "{\"command\":\"who\",\"room\":1}");
+    ts_expect_text(w, b.channel, "{\"who\":\"1\",\"members\":[\"bob\"]}");
+    ts_ws_disconnect(w, &a1); /* in no room: nothing to say */
+    assert_false(ts_pending(w, b.channel));
+}
+
+static void staff_only_rooms_are_refused_at_join_and_send(void **state)
+{
+    ts_world_t *w = *state;
+    char ca[256], cs[256];
+    ts_login(w, "ann", "pw-ann", ca, sizeof(ca));
+    ts_login(w, "sue", "pw-sue", cs, sizeof(cs));
+    ts_sock_t a, s;
+    ts_ws_connect(w, ca, "ifc.t!1", &a);
+    ts_ws_connect(w, cs, "ifc.t!2", &s);
+    ts_ws_send(w, &a, "{\"command\":\"join\",\"room\":2}");
+    ts_expect_text(w, a.channel,
+                   "{\"error\":\"ROOM_ACCESS_DENIED\",\"room\":\"2\",\"command\":\"join\"}");
+    ts_ws_send(w, &s, "{\"command\":\"join\",\"room\":2}");
+    ts_expect_text_has(w, s.channel, "{\"join\":\"2\",\"title\":\"Staff\"");
+    /* A socket that claims the group without the right is refused at send. */
+    ts_world_group_add(w, "room-2", a.channel);
+    ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":2,\"message\":\"sneaky\"}");
+    ts_expect_text(w, a.channel,
+                   "{\"error\":\"ROOM_ACCESS_DENIED\",\"room\":\"2\",\"command\":\"send\"}");
+    assert_false(ts_pending(w, s.channel));
+}
+
+static void bad_input_is_answered_and_the_socket_stays(void **state)
+{
+    ts_world_t *w = *state;
+    char ca[256];
+    ts_login(w, "ann", "pw-ann", ca, sizeof(ca));
+    ts_sock_t a;
+    ts_ws_connect(w, ca, "ifc.t!1", &a);
+    struct {
+        const char *in, *out;
+    } cases[] = {
+        {"not json", "{\"error\":\"BAD_REQUEST\"}"},
+        {"[1]", "{\"error\":\"BAD_REQUEST\"}"},
+        {"{\"command\":\"fly\"}", "{\"error\":\"UNKNOWN_COMMAND\"}"},
+        {"{\"command\":\"join\",\"room\":\"abc\"}",
+         "{\"error\":\"ROOM_INVALID\",\"command\":\"join\"}"},
+        {"{\"command\":\"join\",\"room\":99}",
+         "{\"error\":\"ROOM_INVALID\",\"room\":\"99\",\"command\":\"join\"}"},
+        {"{\"command\":\"send\",\"room\":99,\"message\":\"x\"}",
+         "{\"error\":\"ROOM_INVALID\",\"room\":\"99\",\"command\":\"send\"}"},
+        {"{\"command\":\"send\",\"room\":1,\"message\":\"x\"}",
+         "{\"error\":\"ROOM_ACCESS_DENIED\",\"room\":\"1\",\"command\":\"send\"}"},
+        {"{\"command\":\"send\",\"room\":1,\"message\":\"\"}",
+         "{\"error\":\"MESSAGE_EMPTY\",\"room\":\"1\",\"command\":\"send\"}"},
+        {"{\"command\":\"send\",\"room\":1}",
+         "{\"error\":\"BAD_REQUEST\",\"room\":\"1\",\"command\":\"send\"}"},
+        {"{\"command\":\"edit\",\"room\":1,\"id\":77,\"message\":\"x\"}",
+         "{\"error\":\"MESSAGE_INVALID\",\"room\":\"1\",\"command\":\"edit\"}"},
+        {"{\"command\":\"whisper\",\"to\":\"nobody\",\"message\":\"x\"}",
+         "{\"error\":\"USER_INVALID\",\"command\":\"whisper\"}"},
+        {"{\"command\":\"leave\",\"room\":99}",
+         "{\"error\":\"ROOM_INVALID\",\"room\":\"99\",\"command\":\"leave\"}"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ts_ws_send(w, &a, cases[i].in);
+        ts_expect_text(w, a.channel, cases[i].out);
+    }
+    /* A message over the limit. */
+    char *big = malloc(5000);
+    int n = sprintf(big, "{\"command\":\"send\",\"room\":1,\"message\":\"");
+    memset(big + n, 'x', 4097);
+    strcpy(big + n + 4097, "\"}");
+    ts_ws_send(w, &a, big);
+    ts_expect_text(w, a.channel,
+                   "{\"error\":\"MESSAGE_TOO_LONG\",\"room\":\"1\",\"command\":\"send\"}");
+    free(big);
+    /* The socket still works. */
+    ts_ws_send(w, &a, "{\"command\":\"join\",\"room\":1}");
+    ts_expect_text_has(w, a.channel, "{\"join\":\"1\"");
+}
+
+static void edits_deletes_and_whispers(void **state)
+{
+    ts_world_t *w = *state;
+    char ca[256], cb[256], cs[256];
+    ts_login(w, "ann", "pw-ann", ca, sizeof(ca));
+    ts_login(w, "bob", "pw-bob", cb, sizeof(cb));
+    ts_login(w, "sue", "pw-sue", cs, sizeof(cs));
+    ts_sock_t a, b, s;
+    ts_ws_connect(w, ca, "ifc.t!1", &a);
+    ts_ws_connect(w, cb, "ifc.t!2", &b);
+    ts_ws_connect(w, cs, "ifc.t!3", &s);
+    w->app.port.notify_enter_leave = 0;
+    ts_ws_send(w, &a, "{\"command\":\"join\",\"room\":1}");
+    ts_ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
+    ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"typo\"}");
+    ts_expect_text_has(w, a.channel, "{\"join\"");
+    ts_expect_text_has(w, b.channel, "{\"join\"");
+    ts_expect_text_has(w, a.channel, "\"own\":true");
+    ts_expect_text_has(w, b.channel, "\"message\":\"typo\"");
+    ts_ws_send(w, &b, "{\"command\":\"edit\",\"room\":1,\"id\":1,\"message\":\"mine now\"}");
+    ts_expect_text(w, b.channel, "{\"error\":\"NOT_ALLOWED\",\"room\":\"1\",\"command\":\"edit\"}");
+    ts_ws_send(w, &a, "{\"command\":\"edit\",\"room\":1,\"id\":1,\"message\":\"fixed\"}");
+    ts_expect_text_has(w, a.channel, "{\"edited\":1,\"room\":\"1\",\"message\":\"fixed\",\"ts\":");
+    ts_expect_text_has(w, b.channel, "{\"edited\":1,");
+    ts_ws_send(w, &s, "{\"command\":\"delete\",\"room\":1,\"id\":1}");
+    ts_expect_text(w, s.channel, "{\"deleted\":1,\"room\":\"1\"}");
+    ts_expect_text(w, a.channel, "{\"deleted\":1,\"room\":\"1\"}");
+    ts_expect_text(w, b.channel, "{\"deleted\":1,\"room\":\"1\"}");
+    /* Deleted is gone: from the database, and from history. */
+    wrk_message_t m;
+    assert_int_equal(wrk_store_message_get(w->app.store, 1, &m), 0);
+    assert_int_equal(m.deleted, 1);
+    assert_string_equal(m.body, "");
+    wrk_message_clear(&m);
+    ts_ws_send(w, &a, "{\"command\":\"edit\",\"room\":1,\"id\":1,\"message\":\"again\"}");
+    ts_expect_text(w, a.channel,
+                   "{\"error\":\"MESSAGE_INVALID\",\"room\":\"1\",\"command\":\"edit\"}");
+    ts_ws_send(w, &s, "{\"command\":\"delete\",\"room\":1,\"id\":1}");
+    ts_expect_text(w, s.channel,
+                   "{\"error\":\"MESSAGE_INVALID\",\"room\":\"1\",\"command\":\"delete\"}");
+    /* Staff edit others' messages; history shows the edited text and when. */
+    ts_ws_send(w, &b, "{\"command\":\"send\",\"room\":1,\"message\":\"bob says\"}");
+    ts_expect_text_has(w, b.channel, "\"id\":2,");
+    ts_expect_text_has(w, a.channel, "\"id\":2,");
+    ts_ws_send(w, &a, "{\"command\":\"delete\",\"room\":1,\"id\":2}");
+    ts_expect_text(w, a.channel,
+                   "{\"error\":\"NOT_ALLOWED\",\"room\":\"1\",\"command\":\"delete\"}");
+    ts_ws_send(w, &s, "{\"command\":\"edit\",\"room\":1,\"id\":2,\"message\":\"moderated\"}");
+    ts_expect_text_has(w, s.channel, "{\"edited\":2,\"room\":\"1\",\"message\":\"moderated\"");
+    ts_expect_text_has(w, a.channel, "{\"edited\":2,");
+    ts_expect_text_has(w, b.channel, "{\"edited\":2,");
+    /* An id of another room is no message of this one. */
+    ts_ws_send(w, &s, "{\"command\":\"join\",\"room\":2}");
+    ts_expect_text_has(w, s.channel, "{\"join\":\"2\"");
+    ts_ws_send(w, &s, "{\"command\":\"delete\",\"room\":2,\"id\":2}");
+    ts_expect_text(w, s.channel,
+                   "{\"error\":\"MESSAGE_INVALID\",\"room\":\"2\",\"command\":\"delete\"}");
+    ts_ws_send(w, &a, "{\"command\":\"history\",\"room\":1}");
+    char *h = ts_next_text(w, a.channel);
+    assert_non_null(strstr(h, "{\"history\":\"1\",\"messages\":[{\"room\":\"1\","
+                              "\"message\":\"moderated\",\"username\":\"bob\",\"msg_type\":0,"
+                              "\"id\":2,\"ts\":"));
+    assert_non_null(strstr(h, "\"edited\":"));
+    assert_null(strstr(h, "\"id\":1,")); /* the deleted one is left out */
+    free(h);
+    ts_ws_send(w, &a, "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"psst\"}");
+    ts_expect_text_has(
+        w, b.channel,
+        "{\"whisper\":1,\"from\":\"ann\",\"to\":\"bob\",\"message\":\"psst\",\"ts\":");
+    ts_expect_text_has(w, a.channel, "{\"whisper\":1,\"from\":\"ann\",\"to\":\"bob\"");
+    assert_false(ts_pending(w, s.channel));
+    /* Every socket of both users; ids come from the database. */
+    ts_sock_t b2;
+    ts_ws_connect(w, cb, "ifc.u!9", &b2);
+    ts_ws_send(w, &b2, "{\"command\":\"whisper\",\"to\":\"ann\",\"message\":\"hi\"}");
+    ts_expect_text_has(w, a.channel, "{\"whisper\":2,\"from\":\"bob\",\"to\":\"ann\"");
+    ts_expect_text_has(w, b.channel, "{\"whisper\":2,");
+    ts_expect_text_has(w, b2.channel, "{\"whisper\":2,");
+    ts_ws_send(w, &s, "{\"command\":\"whisper\",\"to\":\"ann\",\"message\":\"staff\"}");
+    ts_expect_text_has(w, a.channel, "{\"whisper\":3,");
+    ts_expect_text_has(w, s.channel, "{\"whisper\":3,");
+    /* Stored: a socket catches up with those sent since an id, its own only. */
+    ts_ws_send(w, &b2, "{\"command\":\"whispers\",\"since\":1}");
+    char *t = ts_next_text(w, b2.channel);
+    assert_non_null(strstr(t, "{\"whispers\":[{\"whisper\":2,\"from\":\"bob\",\"to\":\"ann\","
+                              "\"message\":\"hi\",\"ts\":"));
+    assert_null(strstr(t, "\"whisper\":3"));
+    assert_null(strstr(t, "\"whisper\":1,"));
+    free(t);
+    ts_ws_send(w, &a, "{\"command\":\"whispers\"}");
+    t = ts_next_text(w, a.channel);
+    assert_non_null(strstr(t, "\"whisper\":1,"));
+    assert_non_null(strstr(t, "\"whisper\":3,"));
+    free(t);
+    /* A deactivated user is no one to whisper to. */
+    ts_ctl(w, "", "user deactivate bob");
+    ts_ws_send(w, &a, "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"x\"}");
+    ts_expect_text(w, a.channel, "{\"error\":\"USER_INVALID\",\"command\":\"whisper\"}");
+}
+
+static void rate_limits_refuse_then_close(void **state)
+{
+    ts_world_t *w = *state;
+    w->app.cfg.rate_burst = 3;
+    w->app.cfg.rate_close_after = 2;
+    w->app.cfg.rate_connect_burst = 2;
+    w->app.port.notify_enter_leave = 0;
+    char ca[256], cb[256];
+    ts_login(w, "ann", "pw-ann", ca, sizeof(ca));
+    ts_login(w, "bob", "pw-bob", cb, sizeof(cb));
+    ts_sock_t a, b;
+    ts_ws_connect(w, ca, "ifc.t!1", &a);
+    ts_ws_connect(w, cb, "ifc.t!2", &b);
+    /* A third socket from the same address is refused before any accept. */
+    ts_ws_open(w, ca, "ifc.t!3");
+    ts_expect_close(w, "ifc.t!3", 1008);
+    assert_false(ts_pending(w, "ifc.t!3"));
+
+    ts_ws_send(w, &a, "{\"command\":\"join\",\"room\":1}");
+    ts_ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
+    ts_expect_text_has(w, a.channel, "{\"join\"");
+    ts_expect_text_has(w, b.channel, "{\"join\"");
+    for (int i = 0; i < 3; i++) {
+        ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"hi\"}");
+        ts_expect_text_has(w, a.channel, "\"own\":true");
+        ts_expect_text_has(w, b.channel, "\"message\":\"hi\"");
+    }
+    /* Over the burst: refused, nothing stored or sent to the room; joins
+     * and who are not counted. */
+    ts_ws_send(w, &a, "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"x\"}");
+    ts_expect_text(w, a.channel, "{\"error\":\"RATE_LIMITED\",\"command\":\"whisper\"}");
+    ts_ws_send(w, &a, "{\"command\":\"who\",\"room\":1}");
+    ts_expect_text_has(w, a.channel, "{\"who\"");
+    assert_false(ts_pending(w, b.channel));
+    /* bob has his own bucket. */
+    ts_ws_send(w, &b, "{\"command\":\"send\",\"room\":1,\"message\":\"bob\"}");
+    ts_expect_text_has(w, b.channel, "\"own\":true");
+    ts_expect_text_has(w, a.channel, "\"message\":\"bob\"");
+    /* The second refusal in a row closes the socket with 1008. */
+    ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"more\"}");
+    ts_expect_text(w, a.channel,
+                   "{\"error\":\"RATE_LIMITED\",\"room\":\"1\",\"command\":\"send\"}");
+    ts_expect_close(w, a.channel, 1008);
+    assert_false(ts_pending(w, b.channel));
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_last(w->app.store, 1, 50, &l), 0);
+    assert_int_equal(l.n, 4);
+    wrk_message_list_clear(&l);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, ts_world_setup, ts_world_teardown)
+
+int main(void)
+{
+    mc_log_init("consumer_test", MC_LOG_OFF);
+    const struct CMUnitTest tests[] = {
+        T(two_sockets_chat_in_a_room),
+        T(a_user_with_two_sockets_counts_once),
+        T(staff_only_rooms_are_refused_at_join_and_send),
+        T(bad_input_is_answered_and_the_socket_stays),
+        T(edits_deletes_and_whispers),
+        T(rate_limits_refuse_then_close),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,42 @@
+/*
+ * worker/dispatch.c: decodes an envelope and routes it on its type
+ * (worker/dispatch.h).
+ */
+#include "worker/dispatch.h"
+#include "common/envelope.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "worker/consumer.h"
+#include "worker/views.h"
+
+int wrk_dispatch_envelope(wrk_app_t *app, const char *data, size_t len)
+{
+    mc_envelope_t env;
+    int rc = mc_envelope_decode(&env, data, len);
+    if (rc) {
+        mc_warn("worker: dropped an envelope that does not decode (%zu bytes): %s", len,
+                mc_strerror(rc));
+        return MC_EINVAL;
+    }
+    switch (env.type) {
+    case MC_ENV_HTTP_REQUEST:
+        rc = wrk_views_request(app, &env);
+        break;
+    case MC_ENV_WS_CONNECT:
+        rc = wrk_consumer_connect(app, &env);
+        break;
+    case MC_ENV_WS_RECEIVE:
+        rc = wrk_consumer_receive(app, &env);
+        break;
+    case MC_ENV_WS_DISCONNECT:
+        rc = wrk_consumer_disconnect(app, &env);
+        break;
+    default:
+        mc_warn("worker: dropped a %s envelope, which workers do not handle",
+                mc_envelope_type_name(env.type));
+        rc = MC_EINVAL;
+        break;
+    }
+    mc_envelope_clear(&env);
+    return rc;
+}

@@ -1,0 +1,37 @@
+/*
+ * worker/order.h: the rooms' order locks, shared by the workers of one
+ * database.
+ *
+ * A room's lock is held by one worker at a time: storing a chat message of
+ * the room and publishing it happen under it, and so do joining the room's
+ * group and reading its history (worker/port.h says how the outbox keeps
+ * it). So every interface gets a room's messages in the order of their ids,
+ * and a socket that joins gets each message once. Other rooms are not held
+ * up: the lock of room N is an open-file-description lock (fcntl(2)) on
+ * byte N of the file <db>-order.lock, and the kernel drops the locks of a
+ * worker that dies.
+ */
+#ifndef MC_WORKER_ORDER_H
+#define MC_WORKER_ORDER_H
+
+#include <stdint.h>
+
+typedef struct wrk_order {
+    int fd; /* private: the lock file, -1 for none */
+} wrk_order_t;
+
+/* Opens the lock file of the database at db_path; ":memory:" (one worker,
+ * nothing to share) has none and every lock is granted at once. Returns 0
+ * or MC_EIO (the file cannot be opened; logged). */
+int wrk_order_open(wrk_order_t *order, const char *db_path);
+/* Closes the file, releasing every lock held. Safe to call twice. */
+void wrk_order_close(wrk_order_t *order);
+
+/* Takes room's lock, waiting for it. Returns 0. A failing lock (which no
+ * holder causes) is logged and counts as taken: order suffers, not the chat. */
+int wrk_order_lock(wrk_order_t *order, int64_t room);
+/* Takes room's lock if no other worker holds it: 0, or MC_EAGAIN. */
+int wrk_order_try_lock(wrk_order_t *order, int64_t room);
+void wrk_order_unlock(wrk_order_t *order, int64_t room);
+
+#endif
