@@ -26,6 +26,7 @@ void wrk_settings_defaults(wrk_settings_t *s)
     s->rate_close_after = 20;
     s->rate_connects = 20;
     s->rate_connect_burst = 60;
+    s->db_idle_timeout_ms = 5000;
 }
 
 int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
@@ -39,7 +40,8 @@ int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
         mc_error("worker: argon2 parameters refused: %s", mc_strerror(rc));
         return rc;
     }
-    rc = wrk_store_open(&app->store, db_path, NULL);
+    wrk_store_options_t opts = {.idle_timeout_ms = cfg->db_idle_timeout_ms};
+    rc = wrk_store_open(&app->store, db_path, &opts);
     if (rc)
         return rc;
     rc = wrk_port_init(&app->port, sink, app->store, db_path, cfg->notify_enter_leave);

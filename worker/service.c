@@ -171,7 +171,15 @@ int wrk_service_main(int argc, char **argv)
          "Redis URL(s), comma-separated for shards"},
         {"--db", "CHAT_DB", MC_OPT_STRING, &db, 0, 0,
          "the database: a sqlite file, or a postgresql:// URI or conninfo"},
+        {"--db-idle-timeout", "CHAT_DB_IDLE_TIMEOUT_MS", MC_OPT_INT, &cfg.db_idle_timeout_ms, 0,
+         3600000,
+         "PostgreSQL: ms after which the server ends a worker's idle connection, freeing the "
+         "rooms it holds in order (a stopped worker's); 0 never"},
         {"--queue", "CHAT_WORKER_QUEUE", MC_OPT_STRING, &queue, 0, 0, "the worker queue"},
+        {"--heartbeat-ttl", "CHAT_HEARTBEAT_TTL_MS", MC_OPT_INT, &chl_cfg.heartbeat_ttl_ms, 300,
+         3600000,
+         "this worker counts as dead (another requeues the envelopes it held) once its "
+         "heartbeat is this old, ms"},
         {"--web-root", "CHAT_WEB_ROOT", MC_OPT_STRING, &cfg.web_root, 0, 0,
          "folder holding templates/"},
         {"--message-max", "CHAT_MESSAGE_MAX", MC_OPT_INT, &cfg.message_max, 1, 1 << 20,

@@ -90,7 +90,13 @@ enum wrk_limit_kind {
 };
 
 typedef struct wrk_store_options {
-    long busy_timeout_ms; /* how long one attempt waits for a busy database, default 5000 */
+    long busy_timeout_ms; /* sqlite: how long one attempt waits for a busy database, default 5000 */
+    /* PostgreSQL: the server ends this connection once it has been idle this
+     * long, in a transaction or not, and so frees its locks (the order locks
+     * below); the next call outside a batch opens a new one. 0, the
+     * default: never. Keep it above the longest pause between the calls of
+     * a healthy process. */
+    long idle_timeout_ms;
 } wrk_store_options_t;
 
 /* ---- Opening and migrations ---------------------------------------------- */
@@ -312,6 +318,23 @@ int wrk_store_change_each(wrk_store_t *s, int64_t after,
  * that of several workers exactly one reacts to each change: stores in
  * *from and *to the range (from, to] now this caller's (empty when equal). */
 int wrk_store_change_claim(wrk_store_t *s, int64_t *from, int64_t *to);
+
+/* ---- Order locks ----------------------------------------------------------- */
+
+/* A room's order lock, held by one connection of the database at a time,
+ * whatever host it is on (worker/order.h says what it orders). PostgreSQL
+ * holds them: advisory locks of the connection, which outlast its batches
+ * and go with it when it ends, or when the server ends it (idle_timeout_ms).
+ * sqlite holds none: wrk_store_has_order_locks is 0 there, the calls below
+ * grant everything, and the workers of its one host keep their own. */
+int wrk_store_has_order_locks(const wrk_store_t *s);
+/* Takes room's lock, waiting for it when wait is set. Returns 0, MC_EAGAIN
+ * (not waiting, and another connection holds it), MC_EDB. Take a lock at
+ * most once before releasing it. */
+int wrk_store_order_lock(wrk_store_t *s, int64_t room, int wait);
+/* Releases room's lock, or every order lock of the connection. */
+int wrk_store_order_unlock(wrk_store_t *s, int64_t room);
+int wrk_store_order_unlock_all(wrk_store_t *s);
 
 /* ---- Copying --------------------------------------------------------------- */
 

@@ -32,9 +32,10 @@
 
 struct wrk_db {
     PGconn *conn;
-    unsigned generation; /* counts connections: statements prepared on an older one are gone */
-    unsigned names;      /* statement names handed out on this connection */
-    int tx;              /* a transaction is open (as of the last statement) */
+    long idle_timeout_ms; /* set on each connection, 0: none */
+    unsigned generation;  /* counts connections: statements prepared on an older one are gone */
+    unsigned names;       /* statement names handed out on this connection */
+    int tx;               /* a transaction is open (as of the last statement) */
     int64_t changes;
     char err[256];
 };
@@ -94,6 +95,27 @@ static void on_notice(void *arg, const char *message)
     mc_debug("store: postgresql: %s", message);
 }
 
+/* Sets what every connection needs: the server ends one that stays idle
+ * past idle_timeout_ms (in a transaction, or from PostgreSQL 14 also out of
+ * one), so that a process that stopped answering frees its locks. */
+static int setup_session(wrk_db_t *db)
+{
+    if (db->idle_timeout_ms <= 0)
+        return 0;
+    char sql[160];
+    int n = snprintf(sql, sizeof(sql), "SET idle_in_transaction_session_timeout = %ld",
+                     db->idle_timeout_ms);
+    if (PQserverVersion(db->conn) >= 140000)
+        snprintf(sql + n, sizeof(sql) - (size_t)n, "; SET idle_session_timeout = %ld",
+                 db->idle_timeout_ms);
+    PGresult *r = PQexec(db->conn, sql);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : MC_EDB;
+    if (rc)
+        set_err(db, PQresultErrorMessage(r));
+    PQclear(r);
+    return rc;
+}
+
 /* Reads what arrived while no statement ran: nothing, or the last words of
  * a server that closed the connection (an error, then the end of input),
  * after which the connection's status says it is gone. */
@@ -128,7 +150,7 @@ static int connection_ready(wrk_db_t *db)
     }
     db->generation++;
     mc_info("store: reconnected to the database");
-    return 0;
+    return setup_session(db);
 }
 
 static void close_db(wrk_db_t *db)
@@ -142,13 +164,13 @@ static void close_db(wrk_db_t *db)
 static int open_db(wrk_db_t **out, const char *target, const wrk_store_options_t *opts, char *err,
                    size_t errsize)
 {
-    (void)opts;
     *out = NULL;
     wrk_db_t *db = calloc(1, sizeof(*db));
     if (!db) {
         snprintf(err, errsize, "no memory");
         return MC_ENOMEM;
     }
+    db->idle_timeout_ms = opts ? opts->idle_timeout_ms : 0;
     /* Settings of the target itself come last and win. */
     const char *keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname", NULL};
     const char *values[] = {"10", "multichat", "UTF8", target, NULL};
@@ -164,6 +186,11 @@ static int open_db(wrk_db_t **out, const char *target, const wrk_store_options_t
     }
     PQsetNoticeProcessor(db->conn, on_notice, NULL);
     db->generation = 1;
+    if (setup_session(db)) {
+        snprintf(err, errsize, "%s", db->err);
+        close_db(db);
+        return MC_EDB;
+    }
     *out = db;
     return 0;
 }

@@ -1,6 +1,6 @@
 /*
- * worker/store_rooms.c: rooms, and the presence of connections in them
- * (worker/store.h).
+ * worker/store_rooms.c: rooms, their order locks, and the presence of
+ * connections in them (worker/store.h).
  *
  * Joining and leaving count a user's other connections in the room, then
  * change the table: two workers doing that at once for one user must take
@@ -146,6 +146,64 @@ int wrk_store_room_each(wrk_store_t *s, int (*fn)(void *arg, const wrk_room_t *r
     }
     wrk_db_reset(st);
     return ret ? ret : rc;
+}
+
+/* ---- Order locks ----------------------------------------------------------- */
+
+/* Advisory locks of class 28004 ("mc" 4), keyed by the room id's low 31
+ * bits: rooms 2^31 apart share one, which orders more than it must, no
+ * less. */
+#define ORDER_KEY "28004, CAST(?1 % 2147483648 AS INTEGER)"
+static const wrk_sql_t sql_order_lock = {.text = "",
+                                         .pg = "SELECT pg_advisory_lock(" ORDER_KEY ")"};
+static const wrk_sql_t sql_order_try_lock = {
+    .text = "", .pg = "SELECT CASE WHEN pg_try_advisory_lock(" ORDER_KEY ") THEN 1 ELSE 0 END"};
+static const wrk_sql_t sql_order_unlock = {.text = "",
+                                           .pg = "SELECT pg_advisory_unlock(" ORDER_KEY ")"};
+static const wrk_sql_t sql_order_unlock_all = {.text = "", .pg = "SELECT pg_advisory_unlock_all()"};
+
+int wrk_store_has_order_locks(const wrk_store_t *s)
+{
+    return *wrk__sql_text(s, &sql_order_lock) != '\0';
+}
+
+/* Runs the order lock statement q for room; *out (may be NULL) its value. */
+static int order_call(wrk_store_t *s, const wrk_sql_t *q, int64_t room, int64_t *out)
+{
+    if (!wrk_store_has_order_locks(s)) {
+        if (out)
+            *out = 1;
+        return 0;
+    }
+    wrk_db_stmt_t *st = wrk__stmt(s, q);
+    if (!st)
+        return MC_EDB;
+    if (q != &sql_order_unlock_all)
+        wrk_db_bind_int(st, 1, room);
+    int64_t v;
+    int rc = wrk__query_int(s, st, &v, "order lock");
+    if (out)
+        *out = v;
+    return rc;
+}
+
+int wrk_store_order_lock(wrk_store_t *s, int64_t room, int wait)
+{
+    if (wait)
+        return order_call(s, &sql_order_lock, room, NULL);
+    int64_t got = 0;
+    int rc = order_call(s, &sql_order_try_lock, room, &got);
+    return rc ? rc : got ? 0 : MC_EAGAIN;
+}
+
+int wrk_store_order_unlock(wrk_store_t *s, int64_t room)
+{
+    return order_call(s, &sql_order_unlock, room, NULL);
+}
+
+int wrk_store_order_unlock_all(wrk_store_t *s)
+{
+    return order_call(s, &sql_order_unlock_all, 0, NULL);
 }
 
 /* ---- Presence -------------------------------------------------------------- */

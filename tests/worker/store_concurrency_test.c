@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef ts_store_t fixture_t;
 
@@ -418,6 +419,105 @@ static void a_connection_the_server_closed_is_opened_again(void **state)
     assert_int_equal(wrk_store_user_add(f->s, "carl", "$h", 0, NULL), 0);
 }
 
+/* ---- Order locks (PostgreSQL) ------------------------------------------------ */
+
+static void order_locks_hold_one_room_across_connections(void **state)
+{
+    fixture_t *f = *state;
+    wrk_store_t *a, *b;
+    assert_int_equal(wrk_store_open(&a, f->target, NULL), 0);
+    assert_int_equal(wrk_store_open(&b, f->target, NULL), 0);
+    assert_true(wrk_store_has_order_locks(a));
+    assert_int_equal(wrk_store_order_lock(a, 1, 1), 0);
+    assert_int_equal(wrk_store_order_lock(b, 1, 0), MC_EAGAIN);
+    /* Other rooms are not held up, nor room 1 by its neighbour's key. */
+    assert_int_equal(wrk_store_order_lock(b, 2, 1), 0);
+    assert_int_equal(wrk_store_order_lock(a, 2, 0), MC_EAGAIN);
+    assert_int_equal(wrk_store_order_lock(a, 3, 0), 0);
+    /* Batches come and go; the locks stay until released. */
+    assert_int_equal(wrk_store_batch_begin(a), 0);
+    assert_int_equal(wrk_store_batch_end(a, 0), 0);
+    assert_int_equal(wrk_store_order_lock(b, 1, 0), MC_EAGAIN);
+    assert_int_equal(wrk_store_order_unlock(a, 3), 0);
+    assert_int_equal(wrk_store_order_lock(b, 3, 0), 0);
+    assert_int_equal(wrk_store_order_unlock_all(a), 0);
+    assert_int_equal(wrk_store_order_lock(b, 1, 0), 0);
+    /* A connection that ends frees its locks (once its server process has
+     * gone: wait for them). */
+    wrk_store_close(b);
+    assert_int_equal(wrk_store_order_lock(a, 1, 1), 0);
+    assert_int_equal(wrk_store_order_lock(a, 2, 1), 0);
+    wrk_store_close(a);
+}
+
+/* Tries room's lock on s until it is granted, for at most 20 s. */
+static int lock_within(wrk_store_t *s, int64_t room)
+{
+    for (int i = 0; i < 2000; i++) {
+        int rc = wrk_store_order_lock(s, room, 0);
+        if (rc != MC_EAGAIN)
+            return rc;
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep(&pause, NULL); /* polling a condition, bounded by the loop */
+    }
+    return MC_ETIMEDOUT;
+}
+
+/* Connections that hold locks and then stop answering, one inside a batch
+ * and one outside: the server ends them once idle past their timeout, and
+ * the locks go to the others. */
+static void a_connection_that_stops_answering_loses_its_order_locks(void **state)
+{
+    fixture_t *f = *state;
+    wrk_store_options_t opts = {.idle_timeout_ms = 500};
+    wrk_store_t *idle, *in_batch, *other;
+    assert_int_equal(wrk_store_open(&idle, f->target, &opts), 0);
+    assert_int_equal(wrk_store_open(&in_batch, f->target, &opts), 0);
+    assert_int_equal(wrk_store_open(&other, f->target, NULL), 0);
+    assert_int_equal(wrk_store_order_lock(idle, 1, 1), 0);
+    assert_int_equal(wrk_store_order_lock(in_batch, 2, 1), 0);
+    assert_int_equal(wrk_store_batch_begin(in_batch), 0);
+    wrk_message_t m;
+    assert_int_equal(
+        wrk_store_message_add(in_batch, f->room, f->ann, "lost", 4, "c-lost", 1, &m, NULL), 0);
+    wrk_message_clear(&m);
+    assert_int_equal(wrk_store_order_lock(other, 1, 0), MC_EAGAIN);
+    assert_int_equal(wrk_store_order_lock(other, 2, 0), MC_EAGAIN);
+    assert_int_equal(lock_within(other, 1), 0);
+    assert_int_equal(lock_within(other, 2), 0);
+    /* The batch was undone with its connection, and says so; the next call
+     * goes through a new connection. */
+    assert_int_equal(wrk_store_batch_end(in_batch, 1), MC_EDB);
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_last(in_batch, f->room, 10, &l), 0);
+    assert_int_equal(l.n, 0);
+    wrk_message_list_clear(&l);
+    assert_int_equal(wrk_store_order_lock(idle, 1, 0), MC_EAGAIN);
+    wrk_store_close(idle);
+    wrk_store_close(in_batch);
+    wrk_store_close(other);
+}
+
+/* A healthy connection that keeps talking keeps its locks. */
+static void a_connection_that_keeps_talking_keeps_its_order_locks(void **state)
+{
+    fixture_t *f = *state;
+    wrk_store_options_t opts = {.idle_timeout_ms = 1000};
+    wrk_store_t *busy, *other;
+    assert_int_equal(wrk_store_open(&busy, f->target, &opts), 0);
+    assert_int_equal(wrk_store_open(&other, f->target, NULL), 0);
+    assert_int_equal(wrk_store_order_lock(busy, 1, 1), 0);
+    int64_t seq;
+    for (int i = 0; i < 25; i++) { /* 2.5 s, past two timeouts, never idle for one */
+        assert_int_equal(wrk_store_change_last(busy, &seq), 0);
+        assert_int_equal(wrk_store_order_lock(other, 1, 0), MC_EAGAIN);
+        struct timespec pause = {0, 100 * 1000 * 1000};
+        nanosleep(&pause, NULL); /* the pause between a worker's calls */
+    }
+    wrk_store_close(busy);
+    wrk_store_close(other);
+}
+
 int main(void)
 {
     mc_log_init("store_concurrency_test", MC_LOG_ERROR);
@@ -431,6 +531,9 @@ int main(void)
     };
     const struct CMUnitTest postgresql_only[] = {
         TS_STORE_TEST(a_connection_the_server_closed_is_opened_again),
+        TS_STORE_TEST(order_locks_hold_one_room_across_connections),
+        TS_STORE_TEST(a_connection_that_stops_answering_loses_its_order_locks),
+        TS_STORE_TEST(a_connection_that_keeps_talking_keeps_its_order_locks),
     };
     int failed = ts_store_run_both(both, sizeof(both) / sizeof(both[0]));
     failed += ts_store_run_postgresql(postgresql_only,
