@@ -76,6 +76,9 @@ static const wrk_sql_t sql_last_id_add = {
     .text = "",
     .sqlite = "INSERT INTO sqlite_sequence(name, seq) SELECT ?1, ?2 "
               "WHERE ?2 > 0 AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1)"};
+/* Fresh statistics, so that the first queries on the copy are planned as
+ * for a database that has been in use (sqlite plans without them). */
+static const wrk_sql_t sql_analyze = {.text = "", .pg = "ANALYZE"};
 /* Nobody needs to react to the changes the copy itself logged. */
 static const wrk_sql_t sql_changes_seen = {
     .text =
@@ -241,7 +244,7 @@ int wrk_store_copy(wrk_store_t *from, wrk_store_t *to, wrk_store_copy_progress_f
         snprintf(to->errmsg, sizeof(to->errmsg), "reading the source: %.200s", from->errmsg);
     int end = wrk_store_batch_end(to, rc == 0);
     wrk_store_batch_end(from, 0);
-    if (rc == 0 && (rc = end) == 0)
+    if (rc == 0 && (rc = end) == 0 && (rc = wrk__run(to, &sql_analyze, "analyze")) == 0)
         *counts = (wrk_store_copy_counts_t){copied[0], copied[1], copied[2], copied[3], copied[4]};
     return rc;
 }
