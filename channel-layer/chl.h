@@ -187,10 +187,12 @@ int chl_rate_take(chl_t *chl, const char *key, double rate, long burst, int *all
 typedef struct chl_proc chl_proc_t;
 
 typedef struct chl_proc_handlers {
-    /* A message for local connection conn (direct, or one copy of a group
-     * message for each local member; for a group message the same data
-     * pointer is passed to every member, so the caller may encode once). */
-    void (*on_message)(void *ctx, uint64_t conn, const char *data, size_t len);
+    /* A message for local connections, once: conns[0..n) is the one
+     * connection it was sent to (n is 1), or, for a group message, the
+     * group's local members when it arrived (n >= 1; a group without local
+     * members calls nothing). conns is valid only during the call, and
+     * memberships may change in it (the array is a copy). */
+    void (*on_message)(void *ctx, const uint64_t *conns, size_t n, const char *data, size_t len);
     /* conn was added to / removed from group (by any worker). */
     void (*on_group_add)(void *ctx, uint64_t conn, const char *group);
     void (*on_group_discard)(void *ctx, uint64_t conn, const char *group);
@@ -217,6 +219,13 @@ const chl_stats_t *chl_proc_stats(const chl_proc_t *proc);
 
 /* Writes "<process>!<conn>" into buf. Returns 0 or MC_ETOOBIG. */
 int chl_proc_channel(const chl_proc_t *proc, uint64_t conn, char *buf, size_t size);
+
+/* The connection that channel[0..len) names when it is one of this
+ * process's ("<process>!<conn>", conn in decimal): returns 0 and *conn, or
+ * MC_EPROTO (another process's channel, or not a connection's channel).
+ * The one parser of connection channels: received messages and members
+ * named inside payloads (a message's sender) are read with it. */
+int chl_proc_conn_of(const chl_proc_t *proc, const char *channel, size_t len, uint64_t *conn);
 
 /* Completion of an asynchronous send: status 0, MC_EFULL, MC_EREDIS, MC_ECLOSED. */
 typedef void (*chl_send_cb)(void *arg, int status);

@@ -1,4 +1,5 @@
-/* The framing of a message inside a Redis list (see internal.h). */
+/* channel-layer/frame.c: the framing of a message inside a Redis list (see
+ * internal.h). */
 #include "channel-layer/internal.h"
 #include "common/error.h"
 

@@ -1,5 +1,5 @@
 /*
- * channel-layer/internal.h: what the two front ends (sync.c, proc.c) share.
+ * channel-layer/internal.h: what the two front ends (sync*.c, proc.c) share.
  *
  * The Redis side of the channel layer lives here once: names and their
  * checks, the key layout, the framing of a message inside a Redis list, the
@@ -127,7 +127,8 @@ typedef struct chl__ring {
 /* Parses "redis://host[:port][/db][,redis://...]" and builds the ring.
  * Returns 0, MC_EINVAL, MC_ENOMEM. */
 int chl__ring_init(chl__ring_t *ring, const char *urls);
-void chl__ring_free(chl__ring_t *ring);
+/* Releases what the ring holds (the struct is the caller's). */
+void chl__ring_clear(chl__ring_t *ring);
 
 /* The shard of a channel (by its process part) or of a group (by its name). */
 size_t chl__ring_channel(const chl__ring_t *ring, const char *channel);

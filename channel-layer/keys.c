@@ -1,4 +1,5 @@
-/* Names, keys, clocks and configuration shared by both front ends. */
+/* channel-layer/keys.c: names, keys, clocks and configuration shared by both
+ * front ends (see internal.h). */
 #include "channel-layer/internal.h"
 #include "common/error.h"
 

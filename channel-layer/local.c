@@ -1,4 +1,5 @@
-/* The local group table: two chained hash tables that point at each other. */
+/* channel-layer/local.c: the local group table (see local.h): two chained hash
+ * tables that point at each other. */
 #include "channel-layer/local.h"
 #include "common/error.h"
 

@@ -1,6 +1,6 @@
 /*
- * The asynchronous process endpoint chl_proc_t, on a libuv loop with
- * hiredis's libuv adapter.
+ * channel-layer/proc.c: the asynchronous process endpoint chl_proc_t (see
+ * chl.h), on a libuv loop with hiredis's libuv adapter.
  *
  * Links: one command connection per shard, plus one connection to the shard
  * of this process's list that loops on a blocking pop and dispatches what it
@@ -280,27 +280,30 @@ static void link_connect(proc_link_t *l)
 
 /* ---- dispatch of what the process list holds ---- */
 
-static int parse_conn(const chl_proc_t *p, const char *s, size_t len, uint64_t *conn)
+int chl_proc_conn_of(const chl_proc_t *proc, const char *channel, size_t len, uint64_t *conn)
 {
-    if (len <= p->name_len + 1 || memcmp(s, p->name, p->name_len) != 0 || s[p->name_len] != '!')
+    size_t nl = proc->name_len;
+    if (len <= nl + 1 || memcmp(channel, proc->name, nl) != 0 || channel[nl] != '!')
         return MC_EPROTO;
     uint64_t v = 0;
-    for (size_t i = p->name_len + 1; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - 9) / 10)
+    for (size_t i = nl + 1; i < len; i++) {
+        uint64_t digit = (uint64_t)(channel[i] - '0');
+        if (channel[i] < '0' || channel[i] > '9' || v > (UINT64_MAX - digit) / 10)
             return MC_EPROTO;
-        v = v * 10 + (uint64_t)(s[i] - '0');
+        v = v * 10 + digit;
     }
     *conn = v;
     return 0;
 }
 
+/* A group message goes to the handler once, with the local members. */
 static void dispatch_group(chl_proc_t *p, const chl__frame_t *f)
 {
     const uint64_t *members;
     size_t n = chl__local_members(p->local, f->name, f->name_len, &members);
-    if (n == 0)
+    if (n == 0 || !p->h.on_message)
         return;
-    /* Handlers may change memberships while the copy fans out. */
+    /* The handler may change memberships while it runs: it gets a copy. */
     if (n > p->scratch_cap) {
         uint64_t *s = realloc(p->scratch, n * sizeof(*s));
         if (!s) {
@@ -311,9 +314,7 @@ static void dispatch_group(chl_proc_t *p, const chl__frame_t *f)
         p->scratch_cap = n;
     }
     memcpy(p->scratch, members, n * sizeof(*members));
-    for (size_t i = 0; i < n && !p->closing; i++)
-        if (p->h.on_message)
-            p->h.on_message(p->ctx, p->scratch[i], f->payload, f->len);
+    p->h.on_message(p->ctx, p->scratch, n, f->payload, f->len);
 }
 
 static void dispatch(chl_proc_t *p, const char *el, size_t len)
@@ -329,11 +330,11 @@ static void dispatch(chl_proc_t *p, const char *el, size_t len)
     }
     switch (f.kind) {
     case CHL__MSG:
-        if (parse_conn(p, f.name, f.name_len, &conn) != 0)
+        if (chl_proc_conn_of(p, f.name, f.name_len, &conn) != 0)
             goto malformed;
         p->stats.received++;
         if (p->h.on_message)
-            p->h.on_message(p->ctx, conn, f.payload, f.len);
+            p->h.on_message(p->ctx, &conn, 1, f.payload, f.len);
         return;
     case CHL__GROUP:
         p->stats.received++;
@@ -341,7 +342,7 @@ static void dispatch(chl_proc_t *p, const char *el, size_t len)
         return;
     case CHL__ADD:
     case CHL__DISCARD:
-        if (parse_conn(p, f.payload, f.len, &conn) != 0)
+        if (chl_proc_conn_of(p, f.payload, f.len, &conn) != 0)
             goto malformed;
         memcpy(group, f.name, f.name_len);
         group[f.name_len] = '\0';
@@ -613,7 +614,7 @@ static void proc_free(chl_proc_t *p)
     chl__local_free(p->local);
     free(p->scratch);
     free(p->cmd);
-    chl__ring_free(&p->ring);
+    chl__ring_clear(&p->ring);
     free(p->cfg_mem);
     free(p);
 }

@@ -1,4 +1,5 @@
-/* Shards and the consistent-hash ring that maps names onto them. */
+/* channel-layer/ring.c: shards and the consistent-hash ring that maps names
+ * onto them (see internal.h). */
 #include "channel-layer/internal.h"
 #include "common/error.h"
 
@@ -103,7 +104,7 @@ int chl__ring_init(chl__ring_t *ring, const char *urls)
     return 0;
 }
 
-void chl__ring_free(chl__ring_t *ring)
+void chl__ring_clear(chl__ring_t *ring)
 {
     free(ring->points);
     ring->points = NULL;

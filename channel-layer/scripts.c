@@ -1,7 +1,8 @@
 /*
- * The Lua scripts of the channel layer. Each runs atomically on one shard;
- * both front ends load them once per connection (SCRIPT LOAD) and call them
- * by SHA. The arguments of each are listed in internal.h.
+ * channel-layer/scripts.c: the Lua scripts of the channel layer. Each runs
+ * atomically on one shard; both front ends load them once per connection
+ * (SCRIPT LOAD) and call them by SHA. The arguments of each are listed in
+ * internal.h.
  *
  * Times inside scripts come from the server (TIME), so that group expiry
  * does not depend on the clocks of the clients.

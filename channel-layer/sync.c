@@ -1,14 +1,12 @@
 /*
- * The blocking client chl_t: one redisContext per shard, opened lazily again
- * after an error with a backoff, so that a call during an outage fails fast
- * with MC_EREDIS and a later call finds the server again.
+ * channel-layer/sync.c: the blocking client chl_t (see chl.h and sync.h):
+ * its shards and their scripts, plain sends and receives, and rate
+ * limits. Reliable queues are in sync_queue.c, groups in sync_group.c.
  */
-#include "channel-layer/internal.h"
+#include "channel-layer/sync.h"
 #include "common/error.h"
 #include "common/log.h"
 
-#include <hiredis/hiredis.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,39 +14,11 @@
 #define SYNC_CONNECT_TIMEOUT_MS 1000
 #define SYNC_BACKOFF_MIN_MS 50
 #define SYNC_BACKOFF_MAX_MS 2000
-#define SYNC_MULTI_SLICE_MS 100 /* blocking slice when keys span shards */
 #define SYNC_MAX_CHANNELS 64
-#define SYNC_SMALL_ARGV 16
-
-typedef struct sync_shard {
-    redisContext *ctx; /* NULL while down */
-    int64_t retry_at;  /* monotonic ms before which no reconnect is tried */
-    long backoff_ms;
-    int ever_up;
-    char sha[CHL__S_COUNT][41];
-} sync_shard_t;
-
-struct chl {
-    chl_config_t cfg;
-    char *cfg_mem;
-    char name[CHL__NAME_MAX + 1];
-    chl__ring_t ring;
-    sync_shard_t *shards;
-    chl_stats_t stats;
-    size_t push_next; /* round robin of queue pushes */
-    size_t pop_next;  /* the shard a multi-shard pop blocks on next */
-};
-
-/* Per-message state that chl_ack needs: the exact element and its shard. */
-typedef struct sync_inflight {
-    size_t shard;
-    size_t len;
-    char el[];
-} sync_inflight_t;
 
 static void shard_down(chl_t *chl, size_t i, const char *why)
 {
-    sync_shard_t *s = &chl->shards[i];
+    chl__sync_shard_t *s = &chl->shards[i];
     if (s->ctx) {
         mc_warn("channel-layer: shard %s:%d lost: %s", chl->ring.addrs[i].host,
                 chl->ring.addrs[i].port, why);
@@ -60,7 +30,7 @@ static void shard_down(chl_t *chl, size_t i, const char *why)
     chl->stats.redis_errors++;
 }
 
-static int load_scripts(redisContext *c, sync_shard_t *s)
+static int load_scripts(redisContext *c, chl__sync_shard_t *s)
 {
     for (int id = 0; id < CHL__S_COUNT; id++) {
         redisReply *r = redisCommand(c, "SCRIPT LOAD %s", chl__script(id));
@@ -78,7 +48,7 @@ static int load_scripts(redisContext *c, sync_shard_t *s)
 
 static int shard_up(chl_t *chl, size_t i)
 {
-    sync_shard_t *s = &chl->shards[i];
+    chl__sync_shard_t *s = &chl->shards[i];
     if (s->ctx)
         return 0;
     int64_t now = mc_mono_ms();
@@ -114,11 +84,8 @@ static int shard_up(chl_t *chl, size_t i)
     return 0;
 }
 
-/* Sends a pipeline of n commands (argv form) and reads n replies into
- * replies[]. Returns 0, or MC_EREDIS with every reply freed (an I/O error
- * drops the connection; an error reply does not). */
-static int shard_pipeline(chl_t *chl, size_t i, size_t n, const int *argc, const char **const *argv,
-                          const size_t *const *lens, redisReply **replies)
+int chl__sync_pipeline(chl_t *chl, size_t i, size_t n, const int *argc, const char **const *argv,
+                       const size_t *const *lens, redisReply **replies)
 {
     int rc = shard_up(chl, i);
     if (rc != 0)
@@ -142,13 +109,13 @@ static int shard_pipeline(chl_t *chl, size_t i, size_t n, const int *argc, const
     return 0;
 }
 
-static redisReply *shard_command(chl_t *chl, size_t i, int argc, const char **argv,
-                                 const size_t *lens, int *rc)
+redisReply *chl__sync_command(chl_t *chl, size_t i, int argc, const char **argv, const size_t *lens,
+                              int *rc)
 {
     redisReply *r = NULL;
     const char **const av[1] = {argv};
     const size_t *const lv[1] = {lens};
-    *rc = shard_pipeline(chl, i, 1, &argc, av, lv, &r);
+    *rc = chl__sync_pipeline(chl, i, 1, &argc, av, lv, &r);
     if (*rc == 0 && r->type == REDIS_REPLY_ERROR) {
         mc_warn("channel-layer: redis error: %.120s", r->str);
         chl->stats.redis_errors++;
@@ -159,9 +126,7 @@ static redisReply *shard_command(chl_t *chl, size_t i, int argc, const char **ar
     return r;
 }
 
-/* A server that answered NOSCRIPT lost its scripts (SCRIPT FLUSH): loads
- * them again, or gives up on the connection. Returns 0 or MC_EREDIS. */
-static int reload_scripts(chl_t *chl, size_t i)
+int chl__sync_reload_scripts(chl_t *chl, size_t i)
 {
     if (load_scripts(chl->shards[i].ctx, &chl->shards[i]) == 0)
         return 0;
@@ -169,21 +134,8 @@ static int reload_scripts(chl_t *chl, size_t i)
     return MC_EREDIS;
 }
 
-/* One call of a script: its keys and its arguments (arglens NULL: strlen). */
-typedef struct script_call {
-    size_t nkeys, nargs;
-    const char *const *keys;
-    const char *const *args;
-    const size_t *arglens;
-} script_call_t;
-
-/* EVALSHA of script id for each of calls[0..n), pipelined in one round trip
- * to shard i: replies[k] gets call k's reply, or NULL when it failed. A
- * server that lost its scripts (NOSCRIPT, e.g. after SCRIPT FLUSH) gets them
- * again and the calls it refused are made once more. Returns 0 when every
- * call has its reply, else the first error. */
-static int run_scripts(chl_t *chl, size_t i, enum chl__script_id id, const script_call_t *calls,
-                       size_t n, redisReply **replies)
+int chl__sync_scripts(chl_t *chl, size_t i, enum chl__script_id id, const chl__script_call_t *calls,
+                      size_t n, redisReply **replies)
 {
     size_t most = 0;
     for (size_t k = 0; k < n; k++) {
@@ -204,7 +156,7 @@ static int run_scripts(chl_t *chl, size_t i, enum chl__script_id id, const scrip
     redisReply **r = malloc(n * sizeof(*r));
     rc = (v && l && pv && pl && pc && pa && nk && todo && r) ? 0 : MC_ENOMEM;
     for (size_t k = 0; rc == 0 && k < n; k++) {
-        const script_call_t *c = &calls[k];
+        const chl__script_call_t *c = &calls[k];
         const char **cv = v + k * most;
         size_t *cl = l + k * most;
         snprintf(nk[k], sizeof(nk[k]), "%zu", c->nkeys);
@@ -232,7 +184,7 @@ static int run_scripts(chl_t *chl, size_t i, enum chl__script_id id, const scrip
             pl[t] = l + k * most;
             pa[t] = pc[k];
         }
-        rc = shard_pipeline(chl, i, ntodo, pa, (const char **const *)pv, pl, r);
+        rc = chl__sync_pipeline(chl, i, ntodo, pa, (const char **const *)pv, pl, r);
         if (rc != 0)
             break;
         size_t again = 0;
@@ -251,7 +203,7 @@ static int run_scripts(chl_t *chl, size_t i, enum chl__script_id id, const scrip
             first_err = MC_EREDIS;
         }
         ntodo = again;
-        if (ntodo && attempt == 0 && reload_scripts(chl, i) != 0)
+        if (ntodo && attempt == 0 && chl__sync_reload_scripts(chl, i) != 0)
             break;
     }
     free(v), free(l), free(pv), free(pl), free(pc), free(pa), free(nk), free(todo), free(r);
@@ -262,13 +214,13 @@ static int run_scripts(chl_t *chl, size_t i, enum chl__script_id id, const scrip
     return rc;
 }
 
-static redisReply *run_script(chl_t *chl, size_t i, enum chl__script_id id, size_t nkeys,
-                              const char *const *keys, size_t nargs, const char *const *args,
-                              const size_t *arglens, int *rc)
+redisReply *chl__sync_script(chl_t *chl, size_t i, enum chl__script_id id, size_t nkeys,
+                             const char *const *keys, size_t nargs, const char *const *args,
+                             const size_t *arglens, int *rc)
 {
-    script_call_t call = {nkeys, nargs, keys, args, arglens};
+    chl__script_call_t call = {nkeys, nargs, keys, args, arglens};
     redisReply *r;
-    *rc = run_scripts(chl, i, id, &call, 1, &r);
+    *rc = chl__sync_scripts(chl, i, id, &call, 1, &r);
     return r;
 }
 
@@ -316,7 +268,7 @@ void chl_close(chl_t *chl)
             if (chl->shards[i].ctx)
                 redisFree(chl->shards[i].ctx);
     free(chl->shards);
-    chl__ring_free(&chl->ring);
+    chl__ring_clear(&chl->ring);
     free(chl->cfg_mem);
     free(chl);
 }
@@ -331,9 +283,8 @@ const chl_stats_t *chl_stats(const chl_t *chl)
     return &chl->stats;
 }
 
-/* Pushes one frame through the send script. cap < 0: no capacity check. */
-static int push_frame(chl_t *chl, size_t shard, const char *key, long cap, int kind,
-                      int64_t deadline, const char *name, const void *msg, size_t len)
+int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, int kind,
+                         int64_t deadline, const char *name, const void *msg, size_t len)
 {
     char *frame;
     size_t flen;
@@ -345,7 +296,7 @@ static int push_frame(chl_t *chl, size_t shard, const char *key, long cap, int k
     snprintf(ttlb, sizeof(ttlb), "%ld", chl->cfg.expiry_ms);
     const char *args[3] = {capb, ttlb, frame};
     size_t lens[3] = {strlen(capb), strlen(ttlb), flen};
-    redisReply *r = run_script(chl, shard, CHL__S_SEND, 1, &key, 3, args, lens, &rc);
+    redisReply *r = chl__sync_script(chl, shard, CHL__S_SEND, 1, &key, 3, args, lens, &rc);
     free(frame);
     if (!r)
         return rc;
@@ -378,8 +329,8 @@ int chl_send(chl_t *chl, const char *channel, const void *msg, size_t len)
     if (rc != 0)
         return rc;
     long cap = bang >= 0 ? chl->cfg.process_capacity : chl->cfg.capacity;
-    rc = push_frame(chl, chl__ring_channel(&chl->ring, channel), key, cap, CHL__MSG,
-                    mc_now_ms() + chl->cfg.expiry_ms, channel, msg, len);
+    rc = chl__sync_push_frame(chl, chl__ring_channel(&chl->ring, channel), key, cap, CHL__MSG,
+                              mc_now_ms() + chl->cfg.expiry_ms, channel, msg, len);
     if (rc == 0)
         chl->stats.sent++;
     return rc;
@@ -396,16 +347,14 @@ int chl_queue_push(chl_t *chl, const char *queue, const void *msg, size_t len)
     if (rc != 0)
         return rc;
     size_t shard = chl->push_next++ % chl->ring.nshards;
-    rc = push_frame(chl, shard, key, chl->cfg.queue_capacity, CHL__MSG,
-                    mc_now_ms() + chl->cfg.expiry_ms, queue, msg, len);
+    rc = chl__sync_push_frame(chl, shard, key, chl->cfg.queue_capacity, CHL__MSG,
+                              mc_now_ms() + chl->cfg.expiry_ms, queue, msg, len);
     if (rc == 0)
         chl->stats.sent++;
     return rc;
 }
 
-/* The blocking time of the next call: the rest of the timeout, at most
- * slice_ms; 0 once the deadline passed. deadline 0 waits forever. */
-static long next_block(int64_t deadline, long slice_ms)
+long chl__sync_next_block(int64_t deadline, long slice_ms)
 {
     if (deadline == 0)
         return slice_ms;
@@ -415,7 +364,7 @@ static long next_block(int64_t deadline, long slice_ms)
     return left < slice_ms ? (long)left : slice_ms;
 }
 
-static void seconds(char *buf, size_t size, long ms)
+void chl__sync_seconds(char *buf, size_t size, long ms)
 {
     snprintf(buf, size, "%ld.%03ld", ms / 1000, ms % 1000);
 }
@@ -454,7 +403,7 @@ static int pop_shard(chl_t *chl, size_t shard, const char *const *keys, size_t n
     char tb[32], nk[24];
     int argc = 0;
     if (block_ms > 0) {
-        seconds(tb, sizeof(tb), block_ms);
+        chl__sync_seconds(tb, sizeof(tb), block_ms);
         v[argc++] = "BLMPOP";
         v[argc++] = tb;
     } else {
@@ -468,7 +417,7 @@ static int pop_shard(chl_t *chl, size_t shard, const char *const *keys, size_t n
     for (int k = 0; k < argc; k++)
         l[k] = strlen(v[k]);
     int rc;
-    *r = shard_command(chl, shard, argc, v, l, &rc);
+    *r = chl__sync_command(chl, shard, argc, v, l, &rc);
     return rc;
 }
 
@@ -524,7 +473,7 @@ int chl_receive(chl_t *chl, const char *const *channels, size_t n, long timeout_
         int got = 0, rc;
         if (!multi) {
             /* One blocking call over every key. */
-            long block = next_block(deadline, CHL__BLOCK_SLICE_MS);
+            long block = chl__sync_next_block(deadline, CHL__BLOCK_SLICE_MS);
             rc = try_pop(chl, shard_of[0], keys, shard_of, n, block, out, &got);
             if (rc != 0 || got == 1)
                 return rc;
@@ -543,7 +492,7 @@ int chl_receive(chl_t *chl, const char *const *channels, size_t n, long timeout_
         }
         if (dropped)
             continue;
-        long block = next_block(deadline, SYNC_MULTI_SLICE_MS);
+        long block = chl__sync_next_block(deadline, CHL__SYNC_MULTI_SLICE_MS);
         if (block == 0)
             return MC_EAGAIN;
         size_t sh = shard_of[chl->pop_next++ % n];
@@ -551,531 +500,6 @@ int chl_receive(chl_t *chl, const char *const *channels, size_t n, long timeout_
         if (rc != 0 || got == 1)
             return rc;
     }
-}
-
-/* Removes one exact element from this client's in-flight list. Returns the
- * number removed (0 or 1) or an error. */
-static int inflight_remove(chl_t *chl, size_t sh, const char *el, size_t len)
-{
-    char key[CHL__KEY_MAX];
-    int rc = chl__key(key, sizeof(key), chl->cfg.prefix, "inflight:", chl->name);
-    if (rc != 0)
-        return rc;
-    const char *v[4] = {"LREM", key, "1", el};
-    size_t l[4] = {4, strlen(key), 1, len};
-    redisReply *r = shard_command(chl, sh, 4, v, l, &rc);
-    if (!r)
-        return rc;
-    rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : MC_EREDIS;
-    freeReplyObject(r);
-    return rc;
-}
-
-/* Turns an element moved into the in-flight list into *out. Returns 1 when
- * it is a message, 0 when it was malformed or expired: then it is taken out
- * of the in-flight list again and counted. */
-static int accept_inflight(chl_t *chl, size_t sh, const redisReply *el, chl_message_t *out, int *rc)
-{
-    chl__frame_t f;
-    int ok = chl__frame_parse(&f, el->str, el->len) == 0 && f.kind == CHL__MSG;
-    if (!ok) {
-        chl->stats.malformed++;
-        mc_warn("channel-layer: skipped a malformed queue element of %zu bytes", el->len);
-    } else if (f.deadline && f.deadline < mc_now_ms()) {
-        chl->stats.expired++;
-        ok = 0;
-    }
-    if (!ok) {
-        int lr = inflight_remove(chl, sh, el->str, el->len);
-        *rc = lr < 0 ? lr : 0;
-        return 0;
-    }
-    sync_inflight_t *in = malloc(sizeof(*in) + el->len);
-    *rc = in ? chl__message_fill(out, f.name, f.name_len, f.payload, f.len) : MC_ENOMEM;
-    if (*rc != 0) {
-        free(in);
-        return 0;
-    }
-    in->shard = sh;
-    in->len = el->len;
-    memcpy(in->el, el->str, el->len);
-    out->internal = in;
-    chl->stats.received++;
-    return 1;
-}
-
-/* One round trip to shard sh: removes the elements of acks[0..nacks) that
- * live there from the in-flight list, refreshes the heartbeat, and moves up
- * to max elements of the queue into the in-flight list, the first waiting up
- * to block_ms (0: none waits). Adds the messages to out[*n..]; *skipped is
- * set when an element was dropped (malformed or expired). */
-static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_ms,
-                            const chl_message_t *acks, size_t nacks, chl_message_t *out, size_t max,
-                            size_t *n, int *skipped)
-{
-    char hb[CHL__KEY_MAX], workers[CHL__KEY_MAX], inflight[CHL__KEY_MAX], ttl[24], tb[32];
-    if (chl__key(hb, sizeof(hb), chl->cfg.prefix, "hb:", chl->name) != 0 ||
-        chl__key(workers, sizeof(workers), chl->cfg.prefix, "workers", NULL) != 0 ||
-        chl__key(inflight, sizeof(inflight), chl->cfg.prefix, "inflight:", chl->name) != 0)
-        return MC_ETOOBIG;
-    snprintf(ttl, sizeof(ttl), "%ld", chl->cfg.heartbeat_ttl_ms);
-    seconds(tb, sizeof(tb), block_ms);
-    enum { MOST = 2 * CHL_QUEUE_BATCH + 2 };
-    struct {
-        const char *v[6];
-        size_t l[6];
-    } cmd[MOST];
-    const char **av[MOST];
-    const size_t *lv[MOST];
-    int argc[MOST];
-    redisReply *r[MOST];
-    size_t k = 0;
-    /* Appends one command; an element's length is taken with strlen. */
-#define CMD(...)                                                                                   \
-    do {                                                                                           \
-        const char *w_[] = {__VA_ARGS__};                                                          \
-        argc[k] = (int)(sizeof(w_) / sizeof(w_[0]));                                               \
-        for (int j_ = 0; j_ < argc[k]; j_++) {                                                     \
-            cmd[k].v[j_] = w_[j_];                                                                 \
-            cmd[k].l[j_] = strlen(w_[j_]);                                                         \
-        }                                                                                          \
-        av[k] = cmd[k].v;                                                                          \
-        lv[k] = cmd[k].l;                                                                          \
-        k++;                                                                                       \
-    } while (0)
-    for (size_t a = 0; a < nacks; a++) {
-        const sync_inflight_t *in = acks[a].internal;
-        if (!in || in->shard != sh)
-            continue;
-        CMD("LREM", inflight, "1", "");
-        cmd[k - 1].v[3] = in->el; /* binary: its own length */
-        cmd[k - 1].l[3] = in->len;
-    }
-    size_t nlrem = k;
-    CMD("SET", hb, "1", "PX", ttl);
-    CMD("SADD", workers, chl->name);
-    size_t rest = max;
-    if (block_ms > 0 && max > 0) {
-        CMD("BLMOVE", qkey, inflight, "RIGHT", "LEFT", tb);
-        rest--;
-    }
-    char nb[24];
-    snprintf(nb, sizeof(nb), "%zu", rest);
-    if (rest > 0) /* the SHA is filled in when the shard connects, before the send */
-        CMD("EVALSHA", chl->shards[sh].sha[CHL__S_MOVEN], "2", qkey, inflight, nb);
-#undef CMD
-    int rc = shard_pipeline(chl, sh, k, argc, (const char **const *)av, lv, r);
-    if (rc != 0)
-        return rc;
-    for (size_t j = 0; j < nlrem; j++)
-        if (r[j]->type == REDIS_REPLY_INTEGER && r[j]->integer == 0)
-            mc_warn("channel-layer: a handled message was no longer in flight (requeued as if "
-                    "this worker had died); it may be handled twice");
-    for (size_t j = nlrem + 2; rc == 0 && j < k; j++) {
-        /* A BLMOVE's element, or the elements the script moved. */
-        redisReply *const *el = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->element : &r[j];
-        size_t nel = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->elements : 1;
-        if (r[j]->type == REDIS_REPLY_ERROR) {
-            if (strncmp(r[j]->str, "NOSCRIPT", 8) == 0) {
-                reload_scripts(chl, sh); /* nothing was moved: for next time */
-                continue;
-            }
-            mc_warn("channel-layer: queue pop: %.120s", r[j]->str);
-            chl->stats.redis_errors++;
-            rc = MC_EREDIS;
-            continue;
-        }
-        for (size_t e = 0; rc == 0 && e < nel; e++) {
-            if (el[e]->type != REDIS_REPLY_STRING)
-                continue;
-            if (accept_inflight(chl, sh, el[e], &out[*n], &rc))
-                (*n)++;
-            else
-                *skipped = 1;
-        }
-    }
-    for (size_t j = 0; j < k; j++)
-        freeReplyObject(r[j]);
-    return rc;
-}
-
-int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t *out)
-{
-    size_t n;
-    return chl_queue_next(chl, queue, timeout_ms, NULL, 0, out, 1, &n);
-}
-
-int chl_queue_next(chl_t *chl, const char *queue, long timeout_ms, const chl_message_t *done,
-                   size_t ndone, chl_message_t *out, size_t max, size_t *n)
-{
-    char qkey[CHL__KEY_MAX];
-    *n = 0;
-    if (chl__check_plain(queue) != 0 || timeout_ms < 0 || max < 1 || max > CHL_QUEUE_BATCH ||
-        ndone > CHL_QUEUE_BATCH || (ndone && !done))
-        return MC_EINVAL;
-    int rc = chl__key(qkey, sizeof(qkey), chl->cfg.prefix, queue, NULL);
-    if (rc != 0)
-        return rc;
-    memset(out, 0, max * sizeof(*out));
-    int64_t deadline = timeout_ms ? mc_mono_ms() + timeout_ms : 0;
-    size_t ns = chl->ring.nshards;
-    /* Each pop refreshes the heartbeat: block for at most half its TTL so
-     * that an idle worker never looks dead. */
-    long slice = chl->cfg.heartbeat_ttl_ms / 2;
-    if (slice > CHL__BLOCK_SLICE_MS)
-        slice = CHL__BLOCK_SLICE_MS;
-    if (slice < 1)
-        slice = 1;
-    if (ns > 1) {
-        /* The acknowledgements go to each shard first, then the pops. */
-        for (size_t sh = 0; sh < ns && ndone; sh++) {
-            int skipped = 0;
-            rc = queue_move_shard(chl, sh, qkey, 0, done, ndone, out, 0, n, &skipped);
-            if (rc != 0)
-                return rc;
-        }
-        ndone = 0;
-    }
-    for (;;) {
-        int skipped = 0;
-        if (ns == 1) {
-            long block = next_block(deadline, slice);
-            rc = queue_move_shard(chl, 0, qkey, block, done, ndone, out, max, n, &skipped);
-            ndone = 0;
-            if (rc != 0 || *n > 0)
-                return rc;
-            if (block == 0 && !skipped)
-                return MC_EAGAIN;
-            continue;
-        }
-        /* Pushes are spread over every shard: look at each, then block
-         * briefly on one after another. */
-        for (size_t k = 0; k < ns && *n < max; k++) {
-            rc = queue_move_shard(chl, (chl->pop_next + k) % ns, qkey, 0, NULL, 0, out, max - *n, n,
-                                  &skipped);
-            if (rc != 0)
-                return rc;
-        }
-        if (*n > 0)
-            return 0;
-        if (skipped)
-            continue;
-        long block = next_block(deadline, SYNC_MULTI_SLICE_MS);
-        if (block == 0)
-            return MC_EAGAIN;
-        rc = queue_move_shard(chl, chl->pop_next++ % ns, qkey, block, NULL, 0, out, max, n,
-                              &skipped);
-        if (rc != 0 || *n > 0)
-            return rc;
-    }
-}
-
-int chl_ack(chl_t *chl, const chl_message_t *msg)
-{
-    const sync_inflight_t *in = msg ? msg->internal : NULL;
-    if (!in || in->shard >= chl->ring.nshards)
-        return MC_EINVAL;
-    int rc = inflight_remove(chl, in->shard, in->el, in->len);
-    if (rc < 0)
-        return rc;
-    return rc == 1 ? 0 : MC_ENOTFOUND;
-}
-
-int chl_requeue_dead(chl_t *chl, size_t *requeued)
-{
-    char workers[CHL__KEY_MAX], ttl[24];
-    size_t total = 0;
-    int rc = chl__key(workers, sizeof(workers), chl->cfg.prefix, "workers", NULL);
-    if (rc != 0)
-        return rc;
-    snprintf(ttl, sizeof(ttl), "%ld", chl->cfg.heartbeat_ttl_ms);
-    const char *keys[1] = {workers};
-    const char *args[3] = {chl->cfg.prefix, chl->name, ttl};
-    int first_err = 0;
-    for (size_t sh = 0; sh < chl->ring.nshards; sh++) {
-        redisReply *r = run_script(chl, sh, CHL__S_REQUEUE, 1, keys, 3, args, NULL, &rc);
-        if (!r) {
-            first_err = first_err ? first_err : rc;
-            continue;
-        }
-        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
-            total += (size_t)r->integer;
-        freeReplyObject(r);
-    }
-    if (total)
-        mc_info("channel-layer: requeued %zu in-flight messages of dead workers", total);
-    if (requeued)
-        *requeued = total;
-    return first_err;
-}
-
-/* Splits "<process>!<conn>" for the group calls: process and its length. */
-static int member_parts(const char *channel, char *process, size_t size)
-{
-    long bang;
-    if (chl__check_channel(channel, &bang) != 0 || bang <= 0 || channel[bang + 1] == '\0' ||
-        (size_t)bang >= size)
-        return MC_EINVAL;
-    memcpy(process, channel, (size_t)bang);
-    process[bang] = '\0';
-    return 0;
-}
-
-static int group_keys(const chl_t *chl, const char *group, const char *process,
-                      char (*keys)[CHL__KEY_MAX])
-{
-    if (chl__key(keys[0], CHL__KEY_MAX, chl->cfg.prefix, "group:", group) != 0 ||
-        chl__key(keys[1], CHL__KEY_MAX, chl->cfg.prefix, "groupp:", group) != 0 ||
-        chl__key(keys[2], CHL__KEY_MAX, chl->cfg.prefix, "pgroups:", process) != 0)
-        return MC_ETOOBIG;
-    return 0;
-}
-
-static int group_change(chl_t *chl, const char *group, const char *channel, int add)
-{
-    char process[CHL__NAME_MAX + 1], plist[CHL__KEY_MAX], keys[3][CHL__KEY_MAX];
-    if (chl__check_plain(group) != 0 || member_parts(channel, process, sizeof(process)) != 0)
-        return MC_EINVAL;
-    int rc = group_keys(chl, group, process, keys);
-    if (rc == 0)
-        rc = chl__key(plist, sizeof(plist), chl->cfg.prefix, process, "!");
-    if (rc != 0)
-        return rc;
-    /* The control message goes first: a group message sent after the member
-     * is recorded is then behind it in the process's list. A discard is
-     * pushed even to a full list, or the process would keep the member. */
-    rc = push_frame(chl, chl__ring_channel(&chl->ring, channel), plist,
-                    add ? chl->cfg.process_capacity : -1, add ? CHL__ADD : CHL__DISCARD, 0, group,
-                    channel, strlen(channel));
-    if (rc != 0)
-        return rc;
-    char ex[24];
-    snprintf(ex, sizeof(ex), "%ld", chl->cfg.group_expiry_s);
-    const char *kv[3] = {keys[0], keys[1], keys[2]};
-    const char *args[4] = {channel, process, group, ex};
-    redisReply *r =
-        run_script(chl, chl__ring_name(&chl->ring, group, strlen(group)),
-                   add ? CHL__S_GADD : CHL__S_GDISC, 3, kv, add ? 4 : 3, args, NULL, &rc);
-    freeReplyObject(r);
-    return rc;
-}
-
-int chl_group_add(chl_t *chl, const char *group, const char *channel)
-{
-    return group_change(chl, group, channel, 1);
-}
-
-int chl_group_discard(chl_t *chl, const char *group, const char *channel)
-{
-    return group_change(chl, group, channel, 0);
-}
-
-/* Pushes one group frame to the processes named in procs[0..n), grouped by
- * the shard of each process list: one script call per shard. */
-static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *frame, size_t flen,
-                         const char *once, const char *once_ttl, size_t *dropped)
-{
-    size_t ns = chl->ring.nshards;
-    char(*keys)[CHL__KEY_MAX] = malloc(n * sizeof(*keys));
-    const char **kv = malloc(n * sizeof(*kv));
-    size_t *shard = malloc(n * sizeof(*shard));
-    int rc = (keys && kv && shard) ? 0 : MC_ENOMEM, first_err = 0;
-    char capb[24], ttlb[24];
-    snprintf(capb, sizeof(capb), "%ld", chl->cfg.process_capacity);
-    snprintf(ttlb, sizeof(ttlb), "%ld", chl->cfg.expiry_ms);
-    const char *args[5] = {capb, ttlb, frame, once, once_ttl};
-    size_t lens[5] = {strlen(capb), strlen(ttlb), flen, strlen(once), strlen(once_ttl)};
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (procs[i]->type != REDIS_REPLY_STRING || procs[i]->len > CHL__NAME_MAX ||
-            chl__key(keys[i], CHL__KEY_MAX, chl->cfg.prefix, procs[i]->str, "!") != 0) {
-            shard[i] = SIZE_MAX; /* not a process name we wrote: skip it */
-            continue;
-        }
-        shard[i] = chl__ring_name(&chl->ring, procs[i]->str, procs[i]->len);
-    }
-    for (size_t sh = 0; rc == 0 && sh < ns; sh++) {
-        size_t nk = 0;
-        for (size_t i = 0; i < n; i++)
-            if (shard[i] == sh)
-                kv[nk++] = keys[i];
-        if (nk == 0)
-            continue;
-        int src;
-        redisReply *r = run_script(chl, sh, CHL__S_MPUSH, nk, kv, 5, args, lens, &src);
-        if (!r) {
-            *dropped += nk; /* that shard missed its copies; the others still get theirs */
-            first_err = first_err ? first_err : src;
-            continue;
-        }
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-            r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer > 0)
-            *dropped += (size_t)r->element[0]->integer;
-        freeReplyObject(r);
-    }
-    free(keys);
-    free(kv);
-    free(shard);
-    return rc ? rc : first_err;
-}
-
-/* The script call of one group send, ready to run. */
-typedef struct gsend {
-    char keys[2][CHL__KEY_MAX], once[CHL__KEY_MAX];
-    char ex[24], capb[24], ttlb[24], once_ttl[24];
-    const char *kv[2];
-    const char *args[9];
-    size_t lens[9];
-    char *frame;
-    size_t flen;
-    size_t shard; /* of the group */
-} gsend_t;
-
-static int gsend_prepare(chl_t *chl, const chl_group_msg_t *m, gsend_t *g)
-{
-    g->frame = NULL;
-    g->once[0] = '\0';
-    if (chl__check_plain(m->group) != 0 || (!m->msg && m->len))
-        return MC_EINVAL;
-    if (m->len > CHL__MSG_MAX)
-        return MC_ETOOBIG;
-    if (chl__key(g->keys[0], CHL__KEY_MAX, chl->cfg.prefix, "group:", m->group) != 0 ||
-        chl__key(g->keys[1], CHL__KEY_MAX, chl->cfg.prefix, "groupp:", m->group) != 0)
-        return MC_ETOOBIG;
-    if (m->name && (chl__check_plain(m->name) != 0 ||
-                    chl__key(g->once, CHL__KEY_MAX, chl->cfg.prefix, "once:", m->name) != 0))
-        return MC_EINVAL;
-    int rc = chl__frame_build(&g->frame, &g->flen, CHL__GROUP, mc_now_ms() + chl->cfg.expiry_ms,
-                              m->group, m->msg, m->len);
-    if (rc != 0)
-        return rc;
-    snprintf(g->ex, sizeof(g->ex), "%ld", chl->cfg.group_expiry_s);
-    snprintf(g->capb, sizeof(g->capb), "%ld", chl->cfg.process_capacity);
-    snprintf(g->ttlb, sizeof(g->ttlb), "%ld", chl->cfg.expiry_ms);
-    /* A replay comes from a requeued envelope, which lives at most one
-     * expiry: a name kept for two outlives it. */
-    snprintf(g->once_ttl, sizeof(g->once_ttl), "%ld", 2 * chl->cfg.expiry_ms);
-    /* With one shard the script pushes the copies itself: one round trip. */
-    int here = chl->ring.nshards == 1;
-    const char *args[9] = {g->ex,    chl->cfg.prefix, here ? "1" : "0", g->capb,    g->ttlb,
-                           g->frame, m->group,        g->once,          g->once_ttl};
-    memcpy(g->args, args, sizeof(args));
-    for (int k = 0; k < 9; k++)
-        g->lens[k] = k == 5 ? g->flen : strlen(args[k]);
-    g->kv[0] = g->keys[0];
-    g->kv[1] = g->keys[1];
-    g->shard = chl__ring_name(&chl->ring, m->group, strlen(m->group));
-    return 0;
-}
-
-/* Takes the script's reply r (NULL: the call failed with rc) of a prepared
- * send; with several shards, pushes the copies to the other shards. Frees
- * both and returns 0 or the error. */
-static int gsend_finish(chl_t *chl, gsend_t *g, redisReply *r, int rc, size_t *dropped)
-{
-    size_t drop = 0;
-    if (r) {
-        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-            r->element[0]->type != REDIS_REPLY_INTEGER) {
-            rc = MC_EREDIS;
-        } else if (chl->ring.nshards == 1) {
-            drop = (size_t)r->element[0]->integer;
-        } else {
-            rc = group_fan_out(chl, r->element + 2, r->elements - 2, g->frame, g->flen, g->once,
-                               g->once_ttl, &drop);
-        }
-        freeReplyObject(r);
-    }
-    free(g->frame);
-    g->frame = NULL;
-    if (rc == 0)
-        chl->stats.sent++;
-    chl->stats.group_dropped += drop;
-    chl->stats.full += drop;
-    *dropped += drop;
-    return rc;
-}
-
-static script_call_t gsend_call(const gsend_t *g)
-{
-    return (script_call_t){2, 9, g->kv, g->args, g->lens};
-}
-
-int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, size_t *dropped)
-{
-    return chl_group_send_once(chl, group, NULL, msg, len, dropped);
-}
-
-int chl_group_send_once(chl_t *chl, const char *group, const char *name, const void *msg,
-                        size_t len, size_t *dropped)
-{
-    chl_group_msg_t m = {group, name, msg, len};
-    return chl_group_send_many(chl, &m, 1, dropped);
-}
-
-int chl_group_send_many(chl_t *chl, const chl_group_msg_t *msgs, size_t n, size_t *dropped)
-{
-    size_t drop = 0;
-    int first_err = 0;
-    gsend_t *g = malloc((n ? n : 1) * sizeof(*g));
-    script_call_t *calls = malloc((n ? n : 1) * sizeof(*calls));
-    redisReply **r = malloc((n ? n : 1) * sizeof(*r));
-    int *prc = malloc((n ? n : 1) * sizeof(*prc));
-    if (!g || !calls || !r || !prc) {
-        free(g), free(calls), free(r), free(prc);
-        return MC_ENOMEM;
-    }
-    size_t m = 0; /* the calls of the messages that are well formed, in order */
-    for (size_t k = 0; k < n; k++) {
-        prc[k] = gsend_prepare(chl, &msgs[k], &g[k]);
-        if (prc[k] == 0)
-            calls[m++] = gsend_call(&g[k]);
-    }
-    if (chl->ring.nshards == 1) {
-        int rc = run_scripts(chl, 0, CHL__S_GSEND, calls, m, r);
-        for (size_t k = 0, j = 0; k < n; k++) {
-            if (prc[k] != 0)
-                continue;
-            redisReply *reply = r[j++];
-            prc[k] = gsend_finish(chl, &g[k], reply, reply ? 0 : rc, &drop);
-        }
-    } else {
-        for (size_t k = 0, j = 0; k < n; k++) {
-            if (prc[k] != 0)
-                continue;
-            redisReply *reply;
-            int rc = run_scripts(chl, g[k].shard, CHL__S_GSEND, &calls[j++], 1, &reply);
-            prc[k] = gsend_finish(chl, &g[k], reply, rc, &drop);
-        }
-    }
-    for (size_t k = 0; k < n; k++) {
-        free(g[k].frame);
-        if (prc[k] != 0 && !first_err)
-            first_err = prc[k];
-    }
-    free(g), free(calls), free(r), free(prc);
-    if (dropped)
-        *dropped = drop;
-    return first_err;
-}
-
-int chl_forget_process(chl_t *chl, const char *process)
-{
-    char key[CHL__KEY_MAX];
-    if (chl__check_plain(process) != 0)
-        return MC_EINVAL;
-    int rc = chl__key(key, sizeof(key), chl->cfg.prefix, "pgroups:", process);
-    if (rc != 0)
-        return rc;
-    const char *kv[1] = {key};
-    const char *args[2] = {chl->cfg.prefix, process};
-    int first_err = 0;
-    for (size_t sh = 0; sh < chl->ring.nshards; sh++) {
-        redisReply *r = run_script(chl, sh, CHL__S_FORGET, 1, kv, 2, args, NULL, &rc);
-        if (!r)
-            first_err = first_err ? first_err : rc;
-        freeReplyObject(r);
-    }
-    return first_err;
 }
 
 int chl_rate_take(chl_t *chl, const char *key, double rate, long burst, int *allowed, long *refused)
@@ -1093,8 +517,8 @@ int chl_rate_take(chl_t *chl, const char *key, double rate, long burst, int *all
     snprintf(bb, sizeof(bb), "%ld", burst);
     const char *kv[1] = {k};
     const char *args[2] = {rb, bb};
-    redisReply *r = run_script(chl, chl__ring_name(&chl->ring, key, strlen(key)), CHL__S_RATE, 1,
-                               kv, 2, args, NULL, &rc);
+    redisReply *r = chl__sync_script(chl, chl__ring_name(&chl->ring, key, strlen(key)), CHL__S_RATE,
+                                     1, kv, 2, args, NULL, &rc);
     if (!r)
         return rc;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -1107,42 +531,4 @@ int chl_rate_take(chl_t *chl, const char *key, double rate, long burst, int *all
     }
     freeReplyObject(r);
     return rc;
-}
-
-int chl_reap_processes(chl_t *chl, int (*fn)(void *arg, const char *process), void *arg,
-                       size_t *reaped)
-{
-    char key[CHL__KEY_MAX];
-    size_t total = 0;
-    if (reaped)
-        *reaped = 0;
-    int rc = chl__key(key, sizeof(key), chl->cfg.prefix, "procs", NULL);
-    if (rc != 0)
-        return rc;
-    const char *kv[1] = {key};
-    const char *args[1] = {chl->cfg.prefix};
-    int first_err = 0;
-    for (size_t sh = 0; sh < chl->ring.nshards; sh++) {
-        redisReply *r = run_script(chl, sh, CHL__S_REAP, 1, kv, 1, args, NULL, &rc);
-        if (!r) {
-            first_err = first_err ? first_err : rc;
-            continue;
-        }
-        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-            const redisReply *e = r->element[i];
-            if (e->type != REDIS_REPLY_STRING || chl__check_plain(e->str) != 0)
-                continue;
-            mc_info("channel-layer: process %s is gone; forgetting its memberships", e->str);
-            rc = chl_forget_process(chl, e->str);
-            if (rc)
-                first_err = first_err ? first_err : rc;
-            total++;
-            if (fn)
-                fn(arg, e->str);
-        }
-        freeReplyObject(r);
-    }
-    if (reaped)
-        *reaped = total;
-    return first_err;
 }

@@ -187,7 +187,7 @@ void ifc_http_parser_init(ifc_http_parser_t *p, const ifc_http_limits_t *limits)
     p->llhttp.data = p;
 }
 
-void ifc_http_parser_free(ifc_http_parser_t *p)
+void ifc_http_parser_clear(ifc_http_parser_t *p)
 {
     free(p->buf);
     p->buf = NULL;
@@ -243,7 +243,7 @@ static int error_of(ifc_http_parser_t *p, llhttp_errno_t err)
         else
             p->status = 400;
     }
-    ifc_http_parser_free(p);
+    ifc_http_parser_clear(p);
     if (p->status == 500)
         return MC_ENOMEM;
     if (p->status == 413 || p->status == 414 || p->status == 431)
@@ -318,7 +318,7 @@ void ifc_http_next(ifc_http_parser_t *p)
         return;
     p->ready = 0;
     memset(&p->req, 0, sizeof(p->req));
-    ifc_http_parser_free(p);
+    ifc_http_parser_clear(p);
     llhttp_errno_t err = llhttp_get_errno(&p->llhttp);
     if (err == HPE_PAUSED)
         llhttp_resume(&p->llhttp);

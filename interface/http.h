@@ -85,8 +85,8 @@ void ifc_http_limits_default(ifc_http_limits_t *limits);
 /* Prepares a parser; limits may be NULL for the defaults. */
 void ifc_http_parser_init(ifc_http_parser_t *p, const ifc_http_limits_t *limits);
 
-/* Releases the parser's buffer. */
-void ifc_http_parser_free(ifc_http_parser_t *p);
+/* Releases the parser's buffer. The struct may be reused after init. */
+void ifc_http_parser_clear(ifc_http_parser_t *p);
 
 #define IFC_HTTP_NEED_MORE 0
 #define IFC_HTTP_REQUEST 1

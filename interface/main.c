@@ -39,6 +39,12 @@ static int bus_reply_channel(void *ctx, uint64_t conn, char *buf, size_t size)
     return chl_proc_channel(app->proc, conn, buf, size);
 }
 
+static int bus_conn_of(void *ctx, const char *channel, size_t len, uint64_t *conn)
+{
+    app_t *app = ctx;
+    return chl_proc_conn_of(app->proc, channel, len, conn);
+}
+
 static void bus_forget(void *ctx, uint64_t conn)
 {
     app_t *app = ctx;
@@ -51,11 +57,11 @@ static void bus_each_group(void *ctx, uint64_t conn, void (*fn)(void *, const ch
     chl_proc_each_group(app->proc, conn, fn, arg);
 }
 
-static void on_message(void *ctx, uint64_t conn, const char *data, size_t len)
+static void on_message(void *ctx, const uint64_t *conns, size_t n, const char *data, size_t len)
 {
     app_t *app = ctx;
     if (app->srv)
-        ifc_server_on_message(app->srv, conn, data, len);
+        ifc_server_on_message(app->srv, conns, n, data, len);
 }
 
 static void on_group(void *ctx, uint64_t conn, const char *group)
@@ -169,7 +175,7 @@ int main(int argc, char **argv)
     app_t app;
     memset(&app, 0, sizeof(app));
     app.loop = uv_default_loop();
-    ifc_bus_t bus = {&app, bus_push, bus_reply_channel, bus_forget, bus_each_group};
+    ifc_bus_t bus = {&app, bus_push, bus_reply_channel, bus_conn_of, bus_forget, bus_each_group};
     ccfg.redis_urls = redis;
     chl_proc_handlers_t handlers = {on_message, on_group, on_group, on_redis_state};
     if ((rc = chl_proc_open(&app.proc, app.loop, &ccfg, "ifc", &handlers, &app)) != 0) {

@@ -26,7 +26,7 @@ void ifc_ws_parser_allow_rsv1(ifc_ws_parser_t *p)
     p->rsv1_allowed = 1;
 }
 
-void ifc_ws_parser_free(ifc_ws_parser_t *p)
+void ifc_ws_parser_clear(ifc_ws_parser_t *p)
 {
     free(p->msg);
     p->msg = NULL;
@@ -47,7 +47,7 @@ int ifc_ws_close_code_valid(int code)
 static int fail(ifc_ws_parser_t *p, int code)
 {
     p->error = code;
-    ifc_ws_parser_free(p);
+    ifc_ws_parser_clear(p);
     return MC_EPROTO;
 }
 
@@ -212,7 +212,7 @@ int ifc_ws_parse(ifc_ws_parser_t *p, const void *data, size_t len, size_t *used,
     if (p->delivered) {
         p->delivered = 0;
         p->msg_opcode = 0;
-        ifc_ws_parser_free(p);
+        ifc_ws_parser_clear(p);
     }
     for (;;) {
         if (!p->in_payload) {

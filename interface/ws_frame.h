@@ -48,7 +48,7 @@ typedef enum ifc_ws_opcode {
 } ifc_ws_opcode_t;
 
 /* What ifc_ws_parse found. Pointers are valid until the next call on the
- * same parser (or ifc_ws_parser_free). */
+ * same parser (or ifc_ws_parser_clear). */
 typedef struct ifc_ws_event {
     ifc_ws_opcode_t opcode; /* TEXT or BINARY (a whole message), CLOSE, PING, PONG */
     const uint8_t *data;    /* the message, the ping/pong payload, or the close reason */
@@ -88,7 +88,7 @@ void ifc_ws_parser_init(ifc_ws_parser_t *p, size_t max_message);
 void ifc_ws_parser_allow_rsv1(ifc_ws_parser_t *p);
 
 /* Releases what the parser holds. The struct may be reused after init. */
-void ifc_ws_parser_free(ifc_ws_parser_t *p);
+void ifc_ws_parser_clear(ifc_ws_parser_t *p);
 
 /* Reads data[0..len) up to the next event and stores in *used how many bytes
  * it consumed (the caller feeds the rest afterwards). Returns IFC_WS_EVENT

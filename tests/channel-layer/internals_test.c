@@ -101,9 +101,9 @@ static void the_ring_spreads_names_and_ignores_the_order_of_servers(void **state
     assert_int_equal(chl__ring_init(&one, "redis://localhost"), 0);
     assert_int_equal(one.addrs[0].port, 6379);
     assert_int_equal(chl__ring_channel(&one, "x"), 0);
-    chl__ring_free(&a);
-    chl__ring_free(&b);
-    chl__ring_free(&one);
+    chl__ring_clear(&a);
+    chl__ring_clear(&b);
+    chl__ring_clear(&one);
     static const char *const bad[] = {"",
                                       "localhost:1",
                                       "redis://",
@@ -114,12 +114,12 @@ static void the_ring_spreads_names_and_ignores_the_order_of_servers(void **state
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         chl__ring_t r;
         assert_int_equal(chl__ring_init(&r, bad[i]), MC_EINVAL);
-        chl__ring_free(&r);
+        chl__ring_clear(&r);
     }
     chl__ring_t db;
     assert_int_equal(chl__ring_init(&db, "redis://127.0.0.1:7000/3"), 0);
     assert_int_equal(db.addrs[0].db, 3);
-    chl__ring_free(&db);
+    chl__ring_clear(&db);
 }
 
 static void append_group(void *arg, const char *group)

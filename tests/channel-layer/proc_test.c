@@ -4,7 +4,7 @@
 #include "channel-layer/chl.h"
 #include "common/error.h"
 #include "tests/support/loop.h"
-#include "tests/support/redis.h"
+#include "tests/support/redis_fixture.h"
 
 #include <setjmp.h>
 #include <signal.h>
@@ -16,7 +16,7 @@
 #include <time.h>
 #include <cmocka.h>
 
-static ts_redis_t redis;
+static ts_redis_t *const redis = &ts_redis_fixture;
 
 #define MAX_EVENTS 64
 
@@ -24,10 +24,11 @@ static ts_redis_t redis;
 typedef struct ep {
     chl_proc_t *proc;
     int ups, downs, state;
-    int msgs, adds, discards;
-    char events[MAX_EVENTS][96]; /* "msg 7 hi", "add 7 room", "del 7 room" */
+    int calls; /* on_message calls */
+    int msgs;  /* deliveries: connections in those calls */
+    int adds, discards;
+    char events[MAX_EVENTS][96]; /* "msg 7 hi", "msg 1,2 hi", "add 7 room", "del 7 room" */
     int nevents;
-    const char *data_ptrs[MAX_EVENTS];
     int close_on_message;
 } ep_t;
 
@@ -42,14 +43,28 @@ static void record(ep_t *e, const char *fmt, ...)
     va_end(ap);
 }
 
-static void on_message(void *ctx, uint64_t conn, const char *data, size_t len)
+static int by_id(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Records "msg IDS DATA", the connections in increasing order. */
+static void on_message(void *ctx, const uint64_t *conns, size_t n, const char *data, size_t len)
 {
     ep_t *e = ctx;
     assert_int_equal(data[len], '\0');
-    if (e->nevents < MAX_EVENTS)
-        e->data_ptrs[e->nevents] = data;
-    record(e, "msg %llu %.*s", (unsigned long long)conn, (int)len, data);
-    e->msgs++;
+    assert_true(n >= 1 && n <= 64);
+    uint64_t ids[64];
+    memcpy(ids, conns, n * sizeof(*conns));
+    qsort(ids, n, sizeof(*ids), by_id);
+    char list[64] = "";
+    for (size_t i = 0, o = 0; i < n && o < sizeof(list); i++)
+        o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%llu", i ? "," : "",
+                              (unsigned long long)ids[i]);
+    record(e, "msg %s %.*s", list, (int)len, data);
+    e->calls++;
+    e->msgs += (int)n;
     if (e->close_on_message) {
         chl_proc_close(e->proc);
         chl_proc_close(e->proc); /* twice is harmless */
@@ -83,34 +98,6 @@ static void on_redis_state(void *ctx, int up)
 static const chl_proc_handlers_t handlers = {on_message, on_group_add, on_group_discard,
                                              on_redis_state};
 
-static int start_redis(void **state)
-{
-    (void)state;
-    return ts_redis_start(&redis);
-}
-
-static int stop_redis(void **state)
-{
-    (void)state;
-    ts_redis_stop(&redis);
-    return 0;
-}
-
-static int flush(void **state)
-{
-    (void)state;
-    ts_redis_int(&redis, "FLUSHALL");
-    return ts_redis_int(&redis, "DBSIZE") == 0 ? 0 : -1;
-}
-
-static chl_config_t config(void)
-{
-    chl_config_t cfg;
-    chl_config_defaults(&cfg);
-    cfg.redis_urls = redis.url;
-    return cfg;
-}
-
 static int is_up(void *arg)
 {
     return ((ep_t *)arg)->state == 1;
@@ -136,7 +123,7 @@ static void finish(uv_loop_t *loop, ep_t *a, ep_t *b)
 
 static chl_t *worker(void)
 {
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     chl_t *w = NULL;
     assert_int_equal(chl_open(&w, &cfg, "wrk-test"), 0);
     return w;
@@ -157,7 +144,7 @@ static void direct_messages_reach_their_connection(void **state)
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     ep_t a;
     open_ep(&loop, &a, &cfg);
     chl_t *w = worker();
@@ -173,8 +160,43 @@ static void direct_messages_reach_their_connection(void **state)
     /* the process says it is alive */
     char hb[160];
     snprintf(hb, sizeof(hb), "mc:hb:%s", chl_proc_name(a.proc));
-    assert_int_equal(ts_redis_int(&redis, "EXISTS %s", hb), 1);
+    assert_int_equal(ts_redis_int(redis, "EXISTS %s", hb), 1);
     chl_close(w);
+    finish(&loop, &a, NULL);
+}
+
+/* chl_proc_conn_of reads back what chl_proc_channel writes, and nothing
+ * else: another process's channels (one whose name starts with ours too),
+ * and names that are not a connection's, name no connection of ours. */
+static void channels_name_connections_of_this_process_only(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = ts_redis_fixture_config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    char ch[128];
+    uint64_t conn = 0;
+    member(&a, 42, ch);
+    assert_int_equal(chl_proc_conn_of(a.proc, ch, strlen(ch), &conn), 0);
+    assert_int_equal(conn, 42);
+    assert_int_equal(chl_proc_conn_of(a.proc, ch, strlen(ch) - 1, &conn), 0);
+    assert_int_equal(conn, 4); /* the length given counts, not the NUL */
+    member(&a, UINT64_MAX, ch);
+    assert_int_equal(chl_proc_conn_of(a.proc, ch, strlen(ch), &conn), 0);
+    assert_true(conn == UINT64_MAX);
+    /* each after this process's name, or alone */
+    const struct {
+        int named;
+        const char *rest;
+    } bad[] = {{0, ""},     {0, "!7"},  {0, "worker"}, {0, "ifc.other.1.ab!42"},
+               {1, "x!42"}, {1, ""},    {1, "!"},      {1, "!x"},
+               {1, "!7x"},  {1, "!-7"}, {1, "7"},      {1, "!18446744073709551616"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(ch, sizeof(ch), "%s%s", bad[i].named ? chl_proc_name(a.proc) : "", bad[i].rest);
+        assert_int_equal(chl_proc_conn_of(a.proc, ch, strlen(ch), &conn), MC_EPROTO);
+    }
     finish(&loop, &a, NULL);
 }
 
@@ -210,7 +232,7 @@ static void groups_fan_out_to_local_members(void **state)
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     ep_t a, b;
     open_ep(&loop, &a, &cfg);
     open_ep(&loop, &b, &cfg);
@@ -229,16 +251,17 @@ static void groups_fan_out_to_local_members(void **state)
     assert_int_equal(dropped, 0);
     struct fanout_wait fw = {&a, &b, 2, 1, 3, 1};
     assert_true(ts_run_until(&loop, fanout_done, &fw, 5000));
-    /* the memberships came first, in order, then the copies */
+    /* the memberships came first, in order, then the message: one call
+     * per process, with its members of the group */
     assert_string_equal(a.events[0], "add 1 room");
     assert_string_equal(a.events[1], "add 2 room");
     assert_string_equal(a.events[2], "add 3 other");
-    assert_int_equal(count_events(&a, "msg 1 m1"), 1);
-    assert_int_equal(count_events(&a, "msg 2 m1"), 1);
-    assert_int_equal(count_events(&a, "msg 3 m1"), 0);
-    assert_ptr_equal(a.data_ptrs[3], a.data_ptrs[4]); /* one buffer for every member */
+    assert_string_equal(a.events[3], "msg 1,2 m1");
+    assert_int_equal(a.nevents, 4);
+    assert_int_equal(a.calls, 1);
     assert_string_equal(b.events[0], "add 5 room");
     assert_string_equal(b.events[1], "msg 5 m1");
+    assert_int_equal(b.calls, 1);
     char groups[256] = "";
     chl_proc_each_group(a.proc, 1, collect_group, groups);
     assert_string_equal(groups, "room;");
@@ -252,7 +275,7 @@ static void groups_fan_out_to_local_members(void **state)
     assert_int_equal(a.discards, 1);
     assert_int_equal(count_events(&a, "del 2 room"), 1);
     assert_int_equal(count_events(&a, "msg 1 m2"), 1);
-    assert_int_equal(count_events(&a, "msg 2 m2"), 0);
+    assert_int_equal(a.calls, 2);
     assert_int_equal(count_events(&b, "msg 5 m2"), 1);
     chl_close(w);
     finish(&loop, &a, &b);
@@ -265,7 +288,7 @@ static void a_membership_change_comes_ahead_of_later_messages(void **state)
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     ep_t a;
     open_ep(&loop, &a, &cfg);
     chl_t *w = worker();
@@ -279,10 +302,13 @@ static void a_membership_change_comes_ahead_of_later_messages(void **state)
     assert_true(ts_run_until(&loop, fanout_done, &fw, 5000));
     /* conn c joined before message c, so it saw messages c..20 */
     assert_int_equal(a.msgs, 210);
+    assert_int_equal(a.calls, 20);
     assert_int_equal(a.adds, 20);
     assert_string_equal(a.events[0], "add 1 room");
     assert_string_equal(a.events[1], "msg 1 x");
     assert_string_equal(a.events[2], "add 2 room");
+    assert_string_equal(a.events[3], "msg 1,2 x");
+    assert_string_equal(a.events[5], "msg 1,2,3 x");
     chl_close(w);
     finish(&loop, &a, NULL);
 }
@@ -310,7 +336,7 @@ static void queue_pushes_complete_once(void **state)
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     cfg.queue_capacity = 2;
     ep_t a, b;
     open_ep(&loop, &a, &cfg);
@@ -356,7 +382,7 @@ struct redis_wait {
 static int redis_says(void *arg)
 {
     struct redis_wait *rw = arg;
-    return ts_redis_int(&redis, rw->cmd, rw->arg) == rw->want;
+    return ts_redis_int(redis, rw->cmd, rw->arg) == rw->want;
 }
 
 static void a_forgotten_connection_leaves_its_groups(void **state)
@@ -364,7 +390,7 @@ static void a_forgotten_connection_leaves_its_groups(void **state)
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     ep_t a;
     open_ep(&loop, &a, &cfg);
     chl_t *w = worker();
@@ -403,7 +429,7 @@ static void closing_inside_a_callback_is_safe(void **state)
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     ep_t a;
     open_ep(&loop, &a, &cfg);
     chl_t *w = worker();
@@ -427,7 +453,7 @@ static void pending_pushes_end_with_closed(void **state)
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     ep_t a;
     open_ep(&loop, &a, &cfg);
     struct push_result r = {0};
@@ -462,7 +488,7 @@ static void malformed_and_expired_elements_are_skipped(void **state)
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     ep_t a;
     open_ep(&loop, &a, &cfg);
     char key[160], el[200];
@@ -472,13 +498,13 @@ static void malformed_and_expired_elements_are_skipped(void **state)
                                           "a0|room\nnot-a-member", "z0|room\nq"};
     size_t n = sizeof(garbage) / sizeof(garbage[0]);
     for (size_t i = 0; i < n; i++)
-        assert_true(ts_redis_int(&redis, "LPUSH %s %s", key, garbage[i]) > 0);
+        assert_true(ts_redis_int(redis, "LPUSH %s %s", key, garbage[i]) > 0);
     snprintf(el, sizeof(el), "m0|%s!abc\nnot a number", name);
-    assert_true(ts_redis_int(&redis, "LPUSH %s %s", key, el) > 0);
+    assert_true(ts_redis_int(redis, "LPUSH %s %s", key, el) > 0);
     snprintf(el, sizeof(el), "m1|%s!3\nexpired", name);
-    assert_true(ts_redis_int(&redis, "LPUSH %s %s", key, el) > 0);
+    assert_true(ts_redis_int(redis, "LPUSH %s %s", key, el) > 0);
     snprintf(el, sizeof(el), "m0|%s!4\nkept", name);
-    assert_true(ts_redis_int(&redis, "LPUSH %s %s", key, el) > 0);
+    assert_true(ts_redis_int(redis, "LPUSH %s %s", key, el) > 0);
     chl_t *w = worker();
     char ch[128];
     member(&a, 5, ch);
@@ -520,14 +546,14 @@ static void endpoints_survive_a_redis_restart(void **state)
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     ep_t a;
     open_ep(&loop, &a, &cfg);
     chl_t *w = worker();
     struct restart_wait rw = {.e = &a, .w = w};
     member(&a, 1, rw.ch);
     assert_int_equal(chl_group_add(w, "room", rw.ch), 0);
-    assert_int_equal(ts_redis_restart(&redis), 0);
+    assert_int_equal(ts_redis_restart(redis), 0);
     assert_true(ts_run_until(&loop, down_seen, &a, 5000));
     assert_true(ts_run_until(&loop, restarted_and_delivered, &rw, 10000));
     assert_string_equal(a.events[a.nevents - 1], "msg 1 back");
@@ -542,14 +568,14 @@ static void endpoints_survive_a_redis_restart(void **state)
     assert_true(ts_run_until(&loop, pushes_done, &r, 5000));
     assert_int_equal(r.status[0], 0);
     /* and after a SCRIPT FLUSH, the endpoint loads them again by itself */
-    ts_redis_int(&redis, "SCRIPT FLUSH");
+    ts_redis_int(redis, "SCRIPT FLUSH");
     r.calls = 0;
     for (int i = 0; i < 3; i++)
         assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "f", 1, on_pushed, &r), 0);
     assert_true(ts_run_until(&loop, pushes_done, &r, 5000));
     assert_int_equal(r.status[0], 0);
     assert_int_equal(r.status[2], 0);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:jobs"), 6);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:jobs"), 6);
     chl_close(w);
     finish(&loop, &a, NULL);
 }
@@ -567,17 +593,17 @@ static void a_stuck_redis_is_noticed_and_found_again(void **state)
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     cfg.heartbeat_ttl_ms = 300; /* the stall check runs with the heartbeat */
     ep_t a;
     open_ep(&loop, &a, &cfg);
-    assert_int_equal(kill(redis.pid, SIGSTOP), 0);
+    assert_int_equal(kill(redis->pid, SIGSTOP), 0);
     struct push_result r = {0};
     assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, on_pushed, &r), 0);
     assert_true(ts_run_until(&loop, down_seen, &a, 10000));
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.status[0], MC_EREDIS);
-    assert_int_equal(kill(redis.pid, SIGCONT), 0);
+    assert_int_equal(kill(redis->pid, SIGCONT), 0);
     assert_true(ts_run_until(&loop, up_again, &a, 10000));
     r.calls = 0;
     for (int i = 0; i < 3; i++)
@@ -590,16 +616,19 @@ static void a_stuck_redis_is_noticed_and_found_again(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(direct_messages_reach_their_connection, flush),
-        cmocka_unit_test_setup(groups_fan_out_to_local_members, flush),
-        cmocka_unit_test_setup(a_membership_change_comes_ahead_of_later_messages, flush),
-        cmocka_unit_test_setup(queue_pushes_complete_once, flush),
-        cmocka_unit_test_setup(a_forgotten_connection_leaves_its_groups, flush),
-        cmocka_unit_test_setup(closing_inside_a_callback_is_safe, flush),
-        cmocka_unit_test_setup(pending_pushes_end_with_closed, flush),
-        cmocka_unit_test_setup(malformed_and_expired_elements_are_skipped, flush),
-        cmocka_unit_test_setup(endpoints_survive_a_redis_restart, flush),
-        cmocka_unit_test_setup(a_stuck_redis_is_noticed_and_found_again, flush),
+        cmocka_unit_test_setup(direct_messages_reach_their_connection, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(channels_name_connections_of_this_process_only,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(groups_fan_out_to_local_members, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_membership_change_comes_ahead_of_later_messages,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(queue_pushes_complete_once, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_forgotten_connection_leaves_its_groups, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(closing_inside_a_callback_is_safe, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(pending_pushes_end_with_closed, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(malformed_and_expired_elements_are_skipped, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(endpoints_survive_a_redis_restart, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_stuck_redis_is_noticed_and_found_again, ts_redis_fixture_flush),
     };
-    return cmocka_run_group_tests(tests, start_redis, stop_redis);
+    return cmocka_run_group_tests(tests, ts_redis_fixture_start, ts_redis_fixture_stop);
 }

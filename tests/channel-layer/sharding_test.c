@@ -208,15 +208,16 @@ static void queues_spread_over_shards_and_pop_from_all(void **state)
 
 typedef struct ep {
     chl_proc_t *proc;
-    int up, msgs, adds;
+    int up, calls, msgs, adds; /* msgs: deliveries, the connections of the calls */
 } ep_t;
 
-static void on_message(void *ctx, uint64_t conn, const char *data, size_t len)
+static void on_message(void *ctx, const uint64_t *conns, size_t n, const char *data, size_t len)
 {
-    (void)conn;
+    (void)conns;
     (void)data;
     (void)len;
-    ((ep_t *)ctx)->msgs++;
+    ((ep_t *)ctx)->calls++;
+    ((ep_t *)ctx)->msgs += (int)n;
 }
 
 static void on_group_add(void *ctx, uint64_t conn, const char *group)
@@ -275,8 +276,10 @@ static void endpoints_on_several_shards_get_group_messages(void **state)
     assert_int_equal(chl_group_send(w, "room", "a", 1, NULL), 0);
     assert_int_equal(chl_group_send(w, "room", "b", 1, NULL), 0);
     assert_true(ts_run_until(&loop, all_delivered, eps, 5000));
-    for (int i = 0; i < NEPS; i++)
+    for (int i = 0; i < NEPS; i++) {
         assert_int_equal(eps[i].msgs, 4);
+        assert_int_equal(eps[i].calls, 2); /* one per group message */
+    }
     chl_close(w);
     for (int i = 0; i < NEPS; i++)
         chl_proc_close(eps[i].proc);

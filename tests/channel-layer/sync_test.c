@@ -3,7 +3,7 @@
 #include "channel-layer/chl.h"
 #include "common/clock.h"
 #include "common/error.h"
-#include "tests/support/redis.h"
+#include "tests/support/redis_fixture.h"
 
 #include <hiredis/hiredis.h>
 #include <setjmp.h>
@@ -18,35 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-static ts_redis_t redis;
-
-static int start_redis(void **state)
-{
-    (void)state;
-    return ts_redis_start(&redis);
-}
-
-static int stop_redis(void **state)
-{
-    (void)state;
-    ts_redis_stop(&redis);
-    return 0;
-}
-
-static int flush(void **state)
-{
-    (void)state;
-    ts_redis_int(&redis, "FLUSHALL"); /* a status reply, which ts_redis_int reads as -1 */
-    return ts_redis_int(&redis, "DBSIZE") == 0 ? 0 : -1;
-}
-
-static chl_config_t config(void)
-{
-    chl_config_t cfg;
-    chl_config_defaults(&cfg);
-    cfg.redis_urls = redis.url;
-    return cfg;
-}
+static ts_redis_t *const redis = &ts_redis_fixture;
 
 static chl_t *open_with(const chl_config_t *cfg, const char *name)
 {
@@ -58,7 +30,7 @@ static chl_t *open_with(const chl_config_t *cfg, const char *name)
 
 static chl_t *open_default(void)
 {
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     return open_with(&cfg, NULL);
 }
 
@@ -71,7 +43,7 @@ static void pause_ms(long ms)
 /* The number of calls of one command since the last CONFIG RESETSTAT. */
 static long command_calls(const char *command)
 {
-    redisContext *c = redisConnect("127.0.0.1", redis.port);
+    redisContext *c = redisConnect("127.0.0.1", redis->port);
     assert_true(c && !c->err);
     redisReply *r = redisCommand(c, "INFO commandstats");
     assert_true(r && r->type == REDIS_REPLY_STRING);
@@ -185,18 +157,18 @@ static void bad_arguments_are_refused(void **state)
     assert_int_equal(chl_receive(chl, chans, 2, 10, &m), MC_EINVAL);
     assert_int_equal(chl_receive(chl, chans, 0, 10, &m), MC_EINVAL);
     assert_int_equal(chl_ack(chl, NULL), MC_EINVAL);
-    assert_int_equal(ts_redis_int(&redis, "DBSIZE"), 0);
+    assert_int_equal(ts_redis_int(redis, "DBSIZE"), 0);
     chl_close(chl);
 
     chl_t *none = NULL;
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     cfg.redis_urls = "http://127.0.0.1:1";
     assert_int_equal(chl_open(&none, &cfg, NULL), MC_EINVAL);
     cfg.redis_urls = "redis://127.0.0.1:99999";
     assert_int_equal(chl_open(&none, &cfg, NULL), MC_EINVAL);
     cfg.redis_urls = "redis://127.0.0.1:1";
     assert_int_equal(chl_open(&none, &cfg, NULL), MC_EREDIS);
-    cfg = config();
+    cfg = ts_redis_fixture_config();
     assert_int_equal(chl_open(&none, &cfg, "bad name"), MC_EINVAL);
     assert_null(none);
     chl_close(NULL);
@@ -205,19 +177,19 @@ static void bad_arguments_are_refused(void **state)
 static void send_past_capacity_is_full_and_queues_nothing(void **state)
 {
     (void)state;
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     cfg.capacity = 3;
     cfg.process_capacity = 2;
     chl_t *chl = open_with(&cfg, NULL);
     for (int i = 0; i < 3; i++)
         assert_int_equal(chl_send(chl, "c", "x", 1), 0);
     assert_int_equal(chl_send(chl, "c", "y", 1), MC_EFULL);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:c"), 3);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:c"), 3);
     /* every connection of a process shares its one list and its capacity */
     assert_int_equal(chl_send(chl, "p!1", "x", 1), 0);
     assert_int_equal(chl_send(chl, "p!2", "x", 1), 0);
     assert_int_equal(chl_send(chl, "p!3", "x", 1), MC_EFULL);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p!"), 2);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p!"), 2);
     assert_int_equal(chl_stats(chl)->full, 2);
     assert_int_equal(chl_stats(chl)->sent, 5);
     chl_message_t m;
@@ -231,17 +203,17 @@ static void send_past_capacity_is_full_and_queues_nothing(void **state)
 static void expired_messages_are_skipped_and_counted(void **state)
 {
     (void)state;
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     cfg.expiry_ms = 30;
     chl_t *chl = open_with(&cfg, NULL);
     assert_int_equal(chl_send(chl, "c", "old", 3), 0);
     /* the list itself expires with its newest message, so look at it first */
-    assert_true(ts_redis_int(&redis, "PTTL mc:c") > 0);
+    assert_true(ts_redis_int(redis, "PTTL mc:c") > 0);
     long long t0 = mc_mono_ms();
     while (mc_mono_ms() - t0 <= 40) /* the condition is the clock itself */
         pause_ms(5);
     /* an element that expired long ago, written as another client would */
-    assert_int_equal(ts_redis_int(&redis, "RPUSH mc:d %s", "m1|d\nancient"), 1);
+    assert_int_equal(ts_redis_int(redis, "RPUSH mc:d %s", "m1|d\nancient"), 1);
     chl_close(chl);
 
     chl = open_default();
@@ -264,10 +236,10 @@ static void malformed_elements_are_skipped_and_counted(void **state)
                                           "m12c\nz", "m12|\nz", "m99999999999999999999999|c\nz"};
     size_t n = sizeof(garbage) / sizeof(garbage[0]);
     for (size_t i = 0; i < n; i++)
-        assert_true(ts_redis_int(&redis, "RPUSH mc:c %s", garbage[i]) > 0);
-    assert_true(ts_redis_int(&redis, "RPUSH mc:c %b", "", (size_t)0) > 0);
-    assert_true(ts_redis_int(&redis, "RPUSH mc:q %b", "", (size_t)0) > 0);
-    assert_true(ts_redis_int(&redis, "RPUSH mc:q %s", "not a frame") > 0);
+        assert_true(ts_redis_int(redis, "RPUSH mc:c %s", garbage[i]) > 0);
+    assert_true(ts_redis_int(redis, "RPUSH mc:c %b", "", (size_t)0) > 0);
+    assert_true(ts_redis_int(redis, "RPUSH mc:q %b", "", (size_t)0) > 0);
+    assert_true(ts_redis_int(redis, "RPUSH mc:q %s", "not a frame") > 0);
     chl_t *chl = open_default();
     assert_int_equal(chl_send(chl, "c", "good", 4), 0);
     const char *const chans[] = {"c"};
@@ -281,25 +253,25 @@ static void malformed_elements_are_skipped_and_counted(void **state)
     assert_int_equal(chl_stats(chl)->malformed, n + 3);
     char key[128];
     snprintf(key, sizeof(key), "mc:inflight:%s", chl_name(chl));
-    assert_int_equal(ts_redis_int(&redis, "LLEN %s", key), 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN %s", key), 0);
     chl_close(chl);
 }
 
 static void queue_pop_moves_to_in_flight_until_acked(void **state)
 {
     (void)state;
-    chl_t *chl = open_with(&(chl_config_t){.redis_urls = redis.url}, "wrk-a");
+    chl_t *chl = open_with(&(chl_config_t){.redis_urls = redis->url}, "wrk-a");
     assert_int_equal(chl_queue_push(chl, "jobs", "one", 3), 0);
     assert_int_equal(chl_queue_push(chl, "jobs", "two", 3), 0);
     chl_message_t m;
     assert_int_equal(chl_queue_pop(chl, "jobs", 1000, &m), 0);
     assert_string_equal(m.data, "one");
     assert_string_equal(m.channel, "jobs");
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:inflight:wrk-a"), 1);
-    assert_int_equal(ts_redis_int(&redis, "EXISTS mc:hb:wrk-a"), 1);
-    assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:workers wrk-a"), 1);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-a"), 1);
+    assert_int_equal(ts_redis_int(redis, "EXISTS mc:hb:wrk-a"), 1);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-a"), 1);
     assert_int_equal(chl_ack(chl, &m), 0);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:inflight:wrk-a"), 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-a"), 0);
     assert_int_equal(chl_ack(chl, &m), MC_ENOTFOUND);
     chl_message_free(&m);
     assert_int_equal(chl_queue_pop(chl, "jobs", 1000, &m), 0);
@@ -313,13 +285,13 @@ static void queue_pop_moves_to_in_flight_until_acked(void **state)
 static void queue_next_acknowledges_a_batch_and_fetches_the_next(void **state)
 {
     (void)state;
-    chl_t *chl = open_with(&(chl_config_t){.redis_urls = redis.url}, "wrk-b");
+    chl_t *chl = open_with(&(chl_config_t){.redis_urls = redis->url}, "wrk-b");
     for (int i = 0; i < 5; i++) {
         char m[16];
         snprintf(m, sizeof(m), "m%d", i);
         assert_int_equal(chl_queue_push(chl, "jobs", m, strlen(m)), 0);
     }
-    assert_int_equal(ts_redis_int(&redis, "LPUSH mc:jobs junk"), 6); /* not a frame, last in line */
+    assert_int_equal(ts_redis_int(redis, "LPUSH mc:jobs junk"), 6); /* not a frame, last in line */
     chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
     size_t na = 0, nb = 0;
     /* Up to max at once, oldest first, all in flight. */
@@ -327,26 +299,26 @@ static void queue_next_acknowledges_a_batch_and_fetches_the_next(void **state)
     assert_int_equal(na, 3);
     assert_string_equal(a[0].data, "m0");
     assert_string_equal(a[2].data, "m2");
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:inflight:wrk-b"), 3);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-b"), 3);
     /* The next call acknowledges those and takes the rest; junk is dropped. */
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
     assert_int_equal(nb, 2);
     assert_string_equal(b[0].data, "m3");
     assert_string_equal(b[1].data, "m4");
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:inflight:wrk-b"), 2);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:jobs"), 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-b"), 2);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:jobs"), 0);
     for (size_t i = 0; i < na; i++)
         chl_message_free(&a[i]);
     /* Nothing left: the acknowledgements are made all the same. */
     assert_int_equal(chl_queue_next(chl, "jobs", 20, b, nb, a, 10, &na), MC_EAGAIN);
     assert_int_equal(na, 0);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:inflight:wrk-b"), 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-b"), 0);
     for (size_t i = 0; i < nb; i++)
         chl_message_free(&b[i]);
     /* Scripts flushed: the first message still comes, then whole batches. */
     for (int i = 0; i < 3; i++)
         assert_int_equal(chl_queue_push(chl, "jobs", "again", 5), 0);
-    ts_redis_int(&redis, "SCRIPT FLUSH"); /* answers OK, not a number */
+    ts_redis_int(redis, "SCRIPT FLUSH"); /* answers OK, not a number */
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
     assert_int_equal(na, 1);
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
@@ -363,14 +335,14 @@ static void queue_next_acknowledges_a_batch_and_fetches_the_next(void **state)
 static void queue_capacity_is_its_own(void **state)
 {
     (void)state;
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     cfg.capacity = 1;
     cfg.queue_capacity = 2;
     chl_t *chl = open_with(&cfg, NULL);
     assert_int_equal(chl_queue_push(chl, "jobs", "1", 1), 0);
     assert_int_equal(chl_queue_push(chl, "jobs", "2", 1), 0);
     assert_int_equal(chl_queue_push(chl, "jobs", "3", 1), MC_EFULL);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:jobs"), 2);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:jobs"), 2);
     chl_close(chl);
 }
 
@@ -379,7 +351,7 @@ static void queue_capacity_is_its_own(void **state)
 static void dead_workers_in_flight_messages_are_requeued(void **state)
 {
     (void)state;
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     cfg.heartbeat_ttl_ms = 200;
     chl_t *live = open_with(&cfg, "wrk-live");
     assert_int_equal(chl_queue_push(live, "jobs", "precious", 8), 0);
@@ -402,8 +374,8 @@ static void dead_workers_in_flight_messages_are_requeued(void **state)
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status));
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:jobs"), 0);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:inflight:wrk-dead"), 1);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:jobs"), 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-dead"), 1);
 
     /* Nothing is requeued while the heartbeat lives; once it is gone, the
      * message is, exactly once. (The heartbeat may expire between a look at
@@ -413,14 +385,14 @@ static void dead_workers_in_flight_messages_are_requeued(void **state)
     while (total == 0 && mc_mono_ms() - t0 < 5000) {
         assert_int_equal(chl_requeue_dead(live, &requeued), 0);
         if (requeued > 0)
-            assert_int_equal(ts_redis_int(&redis, "EXISTS mc:hb:wrk-dead"), 0);
+            assert_int_equal(ts_redis_int(redis, "EXISTS mc:hb:wrk-dead"), 0);
         else
             pause_ms(10);
         total += requeued;
     }
     assert_int_equal(total, 1);
-    assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:workers wrk-dead"), 0);
-    assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:workers wrk-live"), 1);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-dead"), 0);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-live"), 1);
     chl_message_t m;
     assert_int_equal(chl_queue_pop(live, "jobs", 1000, &m), 0);
     assert_string_equal(m.data, "precious");
@@ -440,17 +412,17 @@ static void group_send_reaches_each_process_once(void **state)
     assert_int_equal(chl_group_add(chl, "room-1", "p2!1"), 0);
     assert_int_equal(chl_group_add(chl, "room-1", "p2!1"), 0); /* a refresh */
     assert_int_equal(chl_group_add(chl, "room-2", "p3!1"), 0);
-    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:room-1"), 3);
-    assert_int_equal(ts_redis_int(&redis, "HINCRBY mc:groupp:room-1 p1 0"), 2);
-    assert_int_equal(ts_redis_int(&redis, "HLEN mc:groupp:room-1"), 2);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 2); /* the two controls */
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p2!"), 2);
+    assert_int_equal(ts_redis_int(redis, "ZCARD mc:group:room-1"), 3);
+    assert_int_equal(ts_redis_int(redis, "HINCRBY mc:groupp:room-1 p1 0"), 2);
+    assert_int_equal(ts_redis_int(redis, "HLEN mc:groupp:room-1"), 2);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p1!"), 2); /* the two controls */
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p2!"), 2);
     size_t dropped = 9;
     assert_int_equal(chl_group_send(chl, "room-1", "hi", 2, &dropped), 0);
     assert_int_equal(dropped, 0);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 3);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p2!"), 3);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p3!"), 1); /* not a member */
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p1!"), 3);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p2!"), 3);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p3!"), 1); /* not a member */
 
     /* a blocking reader of a process channel skips the controls and gets
      * the copy, named after its group */
@@ -462,14 +434,14 @@ static void group_send_reaches_each_process_once(void **state)
     chl_message_free(&m);
 
     assert_int_equal(chl_group_discard(chl, "room-1", "p1!1"), 0);
-    assert_int_equal(ts_redis_int(&redis, "HEXISTS mc:groupp:room-1 p1"), 1);
+    assert_int_equal(ts_redis_int(redis, "HEXISTS mc:groupp:room-1 p1"), 1);
     assert_int_equal(chl_group_discard(chl, "room-1", "p1!2"), 0);
-    assert_int_equal(ts_redis_int(&redis, "HEXISTS mc:groupp:room-1 p1"), 0);
-    assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:pgroups:p1 room-1"), 0);
+    assert_int_equal(ts_redis_int(redis, "HEXISTS mc:groupp:room-1 p1"), 0);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:pgroups:p1 room-1"), 0);
     assert_int_equal(chl_group_discard(chl, "room-1", "p1!2"), 0); /* not a member: fine */
-    assert_int_equal(ts_redis_int(&redis, "HLEN mc:groupp:room-1"), 1);
+    assert_int_equal(ts_redis_int(redis, "HLEN mc:groupp:room-1"), 1);
     assert_int_equal(chl_group_send(chl, "room-1", "again", 5, &dropped), 0);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 3); /* 3 discards, no copy */
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p1!"), 3); /* 3 discards, no copy */
     assert_int_equal(chl_group_send(chl, "nobody", "x", 1, &dropped), 0);
     assert_int_equal(dropped, 0);
     chl_close(chl);
@@ -484,15 +456,15 @@ static void a_named_group_send_delivers_once(void **state)
     size_t dropped = 9;
     assert_int_equal(chl_group_send_once(chl, "room-1", "msg-7", "seven", 5, &dropped), 0);
     assert_int_equal(dropped, 0);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 2); /* the control and the copy */
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p1!"), 2); /* the control and the copy */
     /* A replay of the same message pushes nothing; another name does. */
     assert_int_equal(chl_group_send_once(chl, "room-1", "msg-7", "seven", 5, &dropped), 0);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 2);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p2!"), 2);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p1!"), 2);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p2!"), 2);
     assert_int_equal(chl_group_send_once(chl, "room-1", "msg-8", "eight", 5, &dropped), 0);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 3);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p1!"), 3);
     /* The name outlives a replayed envelope (two expiries), then goes. */
-    long long ttl = ts_redis_int(&redis, "PTTL mc:once:msg-7");
+    long long ttl = ts_redis_int(redis, "PTTL mc:once:msg-7");
     assert_true(ttl > 60000 && ttl <= 120000);
     assert_int_equal(chl_group_send_once(chl, "room-1", "bad!name", "x", 1, &dropped), MC_EINVAL);
     /* Several at once, in order: a bad one is refused, the others go. */
@@ -501,7 +473,7 @@ static void a_named_group_send_delivers_once(void **state)
                                     {"room-1", "msg-7", "seven", 5}, /* sent before */
                                     {"room-1", NULL, "ten", 3}};
     assert_int_equal(chl_group_send_many(chl, many, 4, &dropped), MC_EINVAL);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p2!"), 5);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p2!"), 5);
     const char *const chans[] = {"p2!"};
     const char *want[] = {"seven", "eight", "nine", "ten"};
     for (int i = 0; i < 4; i++) {
@@ -522,9 +494,9 @@ static void group_send_costs_one_push_per_process(void **state)
         snprintf(member, sizeof(member), "ifc-%d!%d", i % 4, i);
         assert_int_equal(chl_group_add(chl, "big", member), 0);
     }
-    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:big"), 1000);
-    assert_int_equal(ts_redis_int(&redis, "HLEN mc:groupp:big"), 4);
-    ts_redis_int(&redis, "CONFIG RESETSTAT");
+    assert_int_equal(ts_redis_int(redis, "ZCARD mc:group:big"), 1000);
+    assert_int_equal(ts_redis_int(redis, "HLEN mc:groupp:big"), 4);
+    ts_redis_int(redis, "CONFIG RESETSTAT");
     size_t dropped = 9;
     assert_int_equal(chl_group_send(chl, "big", "m", 1, &dropped), 0);
     assert_int_equal(dropped, 0);
@@ -536,7 +508,7 @@ static void group_send_costs_one_push_per_process(void **state)
 static void a_full_process_list_drops_only_its_copy(void **state)
 {
     (void)state;
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     cfg.process_capacity = 3;
     chl_t *chl = open_with(&cfg, NULL);
     assert_int_equal(chl_group_add(chl, "room", "p1!1"), 0);
@@ -547,36 +519,36 @@ static void a_full_process_list_drops_only_its_copy(void **state)
     assert_int_equal(chl_group_send(chl, "room", "hi", 2, &dropped), 0);
     assert_int_equal(dropped, 1);
     assert_int_equal(chl_stats(chl)->group_dropped, 1);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 2);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p2!"), 3);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p1!"), 2);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p2!"), 3);
     /* a full list refuses a new member too, and records nothing */
     assert_int_equal(chl_group_add(chl, "room", "p2!2"), MC_EFULL);
-    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:room"), 2);
+    assert_int_equal(ts_redis_int(redis, "ZCARD mc:group:room"), 2);
     /* but a discard always gets through */
     assert_int_equal(chl_group_discard(chl, "room", "p2!1"), 0);
-    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:room"), 1);
+    assert_int_equal(ts_redis_int(redis, "ZCARD mc:group:room"), 1);
     chl_close(chl);
 }
 
 static void members_expire_after_the_group_expiry(void **state)
 {
     (void)state;
-    chl_config_t cfg = config();
+    chl_config_t cfg = ts_redis_fixture_config();
     cfg.group_expiry_s = 1;
     chl_t *chl = open_with(&cfg, NULL);
     assert_int_equal(chl_group_add(chl, "room", "p1!1"), 0);
     assert_int_equal(chl_group_send(chl, "room", "x", 1, NULL), 0);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), 2);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p1!"), 2);
     long long t0 = mc_mono_ms();
-    while (ts_redis_int(&redis, "HLEN mc:groupp:room") > 0 && mc_mono_ms() - t0 < 5000) {
+    while (ts_redis_int(redis, "HLEN mc:groupp:room") > 0 && mc_mono_ms() - t0 < 5000) {
         assert_int_equal(chl_group_send(chl, "room", "y", 1, NULL), 0);
         pause_ms(20);
     }
-    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:room"), 0);
-    assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:pgroups:p1 room"), 0);
-    long before = ts_redis_int(&redis, "LLEN mc:p1!");
+    assert_int_equal(ts_redis_int(redis, "ZCARD mc:group:room"), 0);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:pgroups:p1 room"), 0);
+    long before = ts_redis_int(redis, "LLEN mc:p1!");
     assert_int_equal(chl_group_send(chl, "room", "z", 1, NULL), 0);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:p1!"), before);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p1!"), before);
     chl_close(chl);
 }
 
@@ -589,11 +561,11 @@ static void forget_process_drops_all_its_memberships(void **state)
     assert_int_equal(chl_group_add(chl, "g2", "dead!1"), 0);
     assert_int_equal(chl_group_add(chl, "g2", "alive!1"), 0);
     assert_int_equal(chl_forget_process(chl, "dead"), 0);
-    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:g1"), 0);
-    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:g2"), 1);
-    assert_int_equal(ts_redis_int(&redis, "HEXISTS mc:groupp:g2 dead"), 0);
-    assert_int_equal(ts_redis_int(&redis, "HEXISTS mc:groupp:g2 alive"), 1);
-    assert_int_equal(ts_redis_int(&redis, "EXISTS mc:pgroups:dead"), 0);
+    assert_int_equal(ts_redis_int(redis, "ZCARD mc:group:g1"), 0);
+    assert_int_equal(ts_redis_int(redis, "ZCARD mc:group:g2"), 1);
+    assert_int_equal(ts_redis_int(redis, "HEXISTS mc:groupp:g2 dead"), 0);
+    assert_int_equal(ts_redis_int(redis, "HEXISTS mc:groupp:g2 alive"), 1);
+    assert_int_equal(ts_redis_int(redis, "EXISTS mc:pgroups:dead"), 0);
     assert_int_equal(chl_forget_process(chl, "unknown"), 0);
     chl_close(chl);
 }
@@ -610,8 +582,8 @@ static void processes_without_heartbeat_are_reaped_once(void **state)
 {
     (void)state;
     chl_t *chl = open_default();
-    ts_redis_int(&redis, "SADD mc:procs ifc.dead ifc.alive");
-    ts_redis_int(&redis, "SET mc:hb:ifc.alive 1 PX 60000");
+    ts_redis_int(redis, "SADD mc:procs ifc.dead ifc.alive");
+    ts_redis_int(redis, "SET mc:hb:ifc.alive 1 PX 60000");
     assert_int_equal(chl_group_add(chl, "room-1", "ifc.dead!1"), 0);
     assert_int_equal(chl_group_add(chl, "room-1", "ifc.alive!1"), 0);
     char seen[256] = "";
@@ -619,9 +591,9 @@ static void processes_without_heartbeat_are_reaped_once(void **state)
     assert_int_equal(chl_reap_processes(chl, note_reaped, seen, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(seen, "ifc.dead;");
-    assert_int_equal(ts_redis_int(&redis, "ZCARD mc:group:room-1"), 1);
-    assert_int_equal(ts_redis_int(&redis, "HEXISTS mc:groupp:room-1 ifc.dead"), 0);
-    assert_int_equal(ts_redis_int(&redis, "SISMEMBER mc:procs ifc.alive"), 1);
+    assert_int_equal(ts_redis_int(redis, "ZCARD mc:group:room-1"), 1);
+    assert_int_equal(ts_redis_int(redis, "HEXISTS mc:groupp:room-1 ifc.dead"), 0);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:procs ifc.alive"), 1);
     /* Reaped once: a second call (another worker) finds nothing. */
     seen[0] = '\0';
     assert_int_equal(chl_reap_processes(chl, note_reaped, seen, &n), 0);
@@ -654,7 +626,7 @@ static void rate_take_is_a_token_bucket(void **state)
     assert_int_equal(chl_rate_take(chl, "conn:::1", 0.001, 1, &ok, NULL), 0);
     assert_int_equal(ok, 0);
     chl_close(other);
-    assert_true(ts_redis_int(&redis, "PTTL mc:rate:user-1") > 0); /* it expires */
+    assert_true(ts_redis_int(redis, "PTTL mc:rate:user-1") > 0); /* it expires */
     /* A fast refill: refused once empty, allowed again soon after. */
     int i = 0;
     do
@@ -677,9 +649,9 @@ static void scripts_come_back_after_a_flush(void **state)
     (void)state;
     chl_t *chl = open_default();
     assert_int_equal(chl_send(chl, "c", "a", 1), 0);
-    ts_redis_int(&redis, "SCRIPT FLUSH");
+    ts_redis_int(redis, "SCRIPT FLUSH");
     assert_int_equal(chl_send(chl, "c", "b", 1), 0);
-    assert_int_equal(ts_redis_int(&redis, "LLEN mc:c"), 2);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:c"), 2);
     chl_close(chl);
 }
 
@@ -688,7 +660,7 @@ static void a_restarted_redis_is_found_again(void **state)
     (void)state;
     chl_t *chl = open_default();
     assert_int_equal(chl_send(chl, "c", "a", 1), 0);
-    assert_int_equal(ts_redis_restart(&redis), 0);
+    assert_int_equal(ts_redis_restart(redis), 0);
     int rc = chl_send(chl, "c", "b", 1);
     long long t0 = mc_mono_ms();
     while (rc != 0 && mc_mono_ms() - t0 < 5000) {
@@ -705,14 +677,14 @@ static void a_restarted_redis_is_found_again(void **state)
     chl_message_free(&m);
 
     /* while it is down, calls fail fast instead of hanging */
-    ts_redis_halt(&redis, 1);
+    ts_redis_halt(redis, 1);
     t0 = mc_mono_ms();
     assert_int_equal(chl_send(chl, "c", "x", 1), MC_EREDIS);
     assert_int_equal(chl_receive(chl, chans, 1, 100, &m), MC_EREDIS);
     assert_int_equal(chl_queue_pop(chl, "q", 100, &m), MC_EREDIS);
     assert_true(mc_mono_ms() - t0 < 3000);
     assert_true(chl_stats(chl)->redis_errors >= 1);
-    assert_int_equal(ts_redis_restart(&redis), 0);
+    assert_int_equal(ts_redis_restart(redis), 0);
     t0 = mc_mono_ms();
     while ((rc = chl_send(chl, "c", "y", 1)) != 0 && mc_mono_ms() - t0 < 5000)
         pause_ms(20);
@@ -723,28 +695,31 @@ static void a_restarted_redis_is_found_again(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(send_then_receive_returns_the_payload, flush),
-        cmocka_unit_test_setup(messages_arrive_in_order_and_binary_safe, flush),
-        cmocka_unit_test_setup(receive_times_out_with_eagain, flush),
-        cmocka_unit_test_setup(receive_waits_on_several_channels, flush),
-        cmocka_unit_test_setup(bad_arguments_are_refused, flush),
-        cmocka_unit_test_setup(send_past_capacity_is_full_and_queues_nothing, flush),
-        cmocka_unit_test_setup(expired_messages_are_skipped_and_counted, flush),
-        cmocka_unit_test_setup(malformed_elements_are_skipped_and_counted, flush),
-        cmocka_unit_test_setup(queue_pop_moves_to_in_flight_until_acked, flush),
-        cmocka_unit_test_setup(queue_next_acknowledges_a_batch_and_fetches_the_next, flush),
-        cmocka_unit_test_setup(queue_capacity_is_its_own, flush),
-        cmocka_unit_test_setup(dead_workers_in_flight_messages_are_requeued, flush),
-        cmocka_unit_test_setup(group_send_reaches_each_process_once, flush),
-        cmocka_unit_test_setup(a_named_group_send_delivers_once, flush),
-        cmocka_unit_test_setup(group_send_costs_one_push_per_process, flush),
-        cmocka_unit_test_setup(a_full_process_list_drops_only_its_copy, flush),
-        cmocka_unit_test_setup(members_expire_after_the_group_expiry, flush),
-        cmocka_unit_test_setup(forget_process_drops_all_its_memberships, flush),
-        cmocka_unit_test_setup(rate_take_is_a_token_bucket, flush),
-        cmocka_unit_test_setup(processes_without_heartbeat_are_reaped_once, flush),
-        cmocka_unit_test_setup(scripts_come_back_after_a_flush, flush),
-        cmocka_unit_test_setup(a_restarted_redis_is_found_again, flush),
+        cmocka_unit_test_setup(send_then_receive_returns_the_payload, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(messages_arrive_in_order_and_binary_safe, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(receive_times_out_with_eagain, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(receive_waits_on_several_channels, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(bad_arguments_are_refused, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(send_past_capacity_is_full_and_queues_nothing,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(expired_messages_are_skipped_and_counted, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(malformed_elements_are_skipped_and_counted, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(queue_pop_moves_to_in_flight_until_acked, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(queue_next_acknowledges_a_batch_and_fetches_the_next,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(queue_capacity_is_its_own, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(dead_workers_in_flight_messages_are_requeued,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(group_send_reaches_each_process_once, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_named_group_send_delivers_once, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(group_send_costs_one_push_per_process, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_full_process_list_drops_only_its_copy, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(members_expire_after_the_group_expiry, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(forget_process_drops_all_its_memberships, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(rate_take_is_a_token_bucket, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(processes_without_heartbeat_are_reaped_once, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(scripts_come_back_after_a_flush, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_restarted_redis_is_found_again, ts_redis_fixture_flush),
     };
-    return cmocka_run_group_tests(tests, start_redis, stop_redis);
+    return cmocka_run_group_tests(tests, ts_redis_fixture_start, ts_redis_fixture_stop);
 }

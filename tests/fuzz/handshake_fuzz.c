@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         ifc_http_next(&p);
     }
-    ifc_http_parser_free(&p);
+    ifc_http_parser_clear(&p);
 
     uint8_t out[256];
     if (size <= 256) {

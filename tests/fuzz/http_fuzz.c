@@ -59,6 +59,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         off += n;
     }
-    ifc_http_parser_free(&p);
+    ifc_http_parser_clear(&p);
     return 0;
 }

@@ -103,7 +103,7 @@ static int check(const char *raw, const char *allowed, int check_origin, char *a
     assert_int_equal(ifc_http_feed(&p, raw, strlen(raw), &used), IFC_HTTP_REQUEST);
     int rc = ifc_handshake_check(ifc_http_request(&p), allowed, check_origin, accept);
     ifc_http_next(&p);
-    ifc_http_parser_free(&p);
+    ifc_http_parser_clear(&p);
     return rc;
 }
 

@@ -34,7 +34,7 @@ static void logf_(run_t *r, const char *fmt, ...)
 static void run_reset(void *ctx)
 {
     run_t *r = ctx;
-    ifc_http_parser_free(&r->p);
+    ifc_http_parser_clear(&r->p);
     ifc_http_parser_init(&r->p, NULL);
     r->log[0] = '\0';
     r->stopped = 0;
@@ -116,7 +116,7 @@ static void expect_run(const char *in, size_t len, const char *expect, int brief
             run_check(&r);
         }
     }
-    ifc_http_parser_free(&r.p);
+    ifc_http_parser_clear(&r.p);
     free(r.log);
 }
 
@@ -286,7 +286,7 @@ static void header_tokens_are_matched(void **state)
     assert_non_null(ifc_http_header(q, "upgrade", &len));
     assert_int_equal(len, 9);
     ifc_http_next(&p);
-    ifc_http_parser_free(&p);
+    ifc_http_parser_clear(&p);
 }
 
 int main(void)

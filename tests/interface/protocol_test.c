@@ -401,6 +401,21 @@ static void responses_carry_security_headers(void **state)
     }
 }
 
+/* The worker sees the path percent-decoded, as ASGI gives it; %00 and a
+ * malformed escape stay as they were sent. */
+static void worker_paths_are_percent_decoded(void **state)
+{
+    (void)state;
+    int fd = dial();
+    send_str(fd, "GET /p%41th%2fx%20y%00%4 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    const mc_header_t h[] = {{"content-type", "text/plain"}};
+    assert_string_equal(worker_answers("/pAth/x y%00%4", h, 1, "decoded\n"), "GET");
+    char head[2048], body[256];
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 0), 200);
+    assert_string_equal(body, "decoded\n");
+    close(fd);
+}
+
 static void slowloris_is_cut_off_with_408(void **state)
 {
     (void)state;
@@ -456,6 +471,7 @@ int main(void)
         cmocka_unit_test(worker_routes_without_a_worker_answer_504),
         cmocka_unit_test(worker_answers_to_head_go_out_without_body),
         cmocka_unit_test(responses_carry_security_headers),
+        cmocka_unit_test(worker_paths_are_percent_decoded),
         cmocka_unit_test(slowloris_is_cut_off_with_408),
         cmocka_unit_test(metrics_count_what_happened),
         cmocka_unit_test(sigterm_closes_websockets_with_1001),

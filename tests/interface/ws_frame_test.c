@@ -34,7 +34,7 @@ static void logf_(run_t *r, const char *fmt, ...)
 static void run_reset(void *ctx)
 {
     run_t *r = ctx;
-    ifc_ws_parser_free(&r->p);
+    ifc_ws_parser_clear(&r->p);
     ifc_ws_parser_init(&r->p, r->max);
     if (r->rsv1)
         ifc_ws_parser_allow_rsv1(&r->p);
@@ -149,7 +149,7 @@ static void expect_all_ways_rsv1(int rsv1, size_t max, const uint8_t *in, size_t
     r.rsv1 = rsv1;
     ifc_ws_parser_init(&r.p, max);
     guard_feed_all_ways(&DRIVER, &r, in, len);
-    ifc_ws_parser_free(&r.p);
+    ifc_ws_parser_clear(&r.p);
 }
 
 static void expect_all_ways(size_t max, const uint8_t *in, size_t len, const char *expect)
@@ -272,7 +272,7 @@ static void length_forms_are_decoded(void **state)
                 run_check(&r);
             }
         }
-        ifc_ws_parser_free(&r.p);
+        ifc_ws_parser_clear(&r.p);
     }
     free(payload);
     free(b);

@@ -1,0 +1,269 @@
+/*
+ * channel-layer/sync_queue.c: the reliable queues of the blocking client
+ * (see chl.h): pops that move messages into this client's in-flight list,
+ * acknowledgements that remove them, batches of both in one round trip,
+ * and the requeueing of dead workers' messages.
+ */
+#include "channel-layer/sync.h"
+#include "common/error.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Removes one exact element from this client's in-flight list. Returns the
+ * number removed (0 or 1) or an error. */
+static int inflight_remove(chl_t *chl, size_t sh, const char *el, size_t len)
+{
+    char key[CHL__KEY_MAX];
+    int rc = chl__key(key, sizeof(key), chl->cfg.prefix, "inflight:", chl->name);
+    if (rc != 0)
+        return rc;
+    const char *v[4] = {"LREM", key, "1", el};
+    size_t l[4] = {4, strlen(key), 1, len};
+    redisReply *r = chl__sync_command(chl, sh, 4, v, l, &rc);
+    if (!r)
+        return rc;
+    rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : MC_EREDIS;
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Turns an element moved into the in-flight list into *out. Returns 1 when
+ * it is a message, 0 when it was malformed or expired: then it is taken out
+ * of the in-flight list again and counted. */
+static int accept_inflight(chl_t *chl, size_t sh, const redisReply *el, chl_message_t *out, int *rc)
+{
+    chl__frame_t f;
+    int ok = chl__frame_parse(&f, el->str, el->len) == 0 && f.kind == CHL__MSG;
+    if (!ok) {
+        chl->stats.malformed++;
+        mc_warn("channel-layer: skipped a malformed queue element of %zu bytes", el->len);
+    } else if (f.deadline && f.deadline < mc_now_ms()) {
+        chl->stats.expired++;
+        ok = 0;
+    }
+    if (!ok) {
+        int lr = inflight_remove(chl, sh, el->str, el->len);
+        *rc = lr < 0 ? lr : 0;
+        return 0;
+    }
+    chl__sync_inflight_t *in = malloc(sizeof(*in) + el->len);
+    *rc = in ? chl__message_fill(out, f.name, f.name_len, f.payload, f.len) : MC_ENOMEM;
+    if (*rc != 0) {
+        free(in);
+        return 0;
+    }
+    in->shard = sh;
+    in->len = el->len;
+    memcpy(in->el, el->str, el->len);
+    out->internal = in;
+    chl->stats.received++;
+    return 1;
+}
+
+/* One round trip to shard sh: removes the elements of acks[0..nacks) that
+ * live there from the in-flight list, refreshes the heartbeat, and moves up
+ * to max elements of the queue into the in-flight list, the first waiting up
+ * to block_ms (0: none waits). Adds the messages to out[*n..]; *skipped is
+ * set when an element was dropped (malformed or expired). */
+static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_ms,
+                            const chl_message_t *acks, size_t nacks, chl_message_t *out, size_t max,
+                            size_t *n, int *skipped)
+{
+    char hb[CHL__KEY_MAX], workers[CHL__KEY_MAX], inflight[CHL__KEY_MAX], ttl[24], tb[32];
+    if (chl__key(hb, sizeof(hb), chl->cfg.prefix, "hb:", chl->name) != 0 ||
+        chl__key(workers, sizeof(workers), chl->cfg.prefix, "workers", NULL) != 0 ||
+        chl__key(inflight, sizeof(inflight), chl->cfg.prefix, "inflight:", chl->name) != 0)
+        return MC_ETOOBIG;
+    snprintf(ttl, sizeof(ttl), "%ld", chl->cfg.heartbeat_ttl_ms);
+    chl__sync_seconds(tb, sizeof(tb), block_ms);
+    enum { MOST = 2 * CHL_QUEUE_BATCH + 2 };
+    struct {
+        const char *v[6];
+        size_t l[6];
+    } cmd[MOST];
+    const char **av[MOST];
+    const size_t *lv[MOST];
+    int argc[MOST];
+    redisReply *r[MOST];
+    size_t k = 0;
+    /* Appends one command; an element's length is taken with strlen. */
+#define CMD(...)                                                                                   \
+    do {                                                                                           \
+        const char *w_[] = {__VA_ARGS__};                                                          \
+        argc[k] = (int)(sizeof(w_) / sizeof(w_[0]));                                               \
+        for (int j_ = 0; j_ < argc[k]; j_++) {                                                     \
+            cmd[k].v[j_] = w_[j_];                                                                 \
+            cmd[k].l[j_] = strlen(w_[j_]);                                                         \
+        }                                                                                          \
+        av[k] = cmd[k].v;                                                                          \
+        lv[k] = cmd[k].l;                                                                          \
+        k++;                                                                                       \
+    } while (0)
+    for (size_t a = 0; a < nacks; a++) {
+        const chl__sync_inflight_t *in = acks[a].internal;
+        if (!in || in->shard != sh)
+            continue;
+        CMD("LREM", inflight, "1", "");
+        cmd[k - 1].v[3] = in->el; /* binary: its own length */
+        cmd[k - 1].l[3] = in->len;
+    }
+    size_t nlrem = k;
+    CMD("SET", hb, "1", "PX", ttl);
+    CMD("SADD", workers, chl->name);
+    size_t rest = max;
+    if (block_ms > 0 && max > 0) {
+        CMD("BLMOVE", qkey, inflight, "RIGHT", "LEFT", tb);
+        rest--;
+    }
+    char nb[24];
+    snprintf(nb, sizeof(nb), "%zu", rest);
+    if (rest > 0) /* the SHA is filled in when the shard connects, before the send */
+        CMD("EVALSHA", chl->shards[sh].sha[CHL__S_MOVEN], "2", qkey, inflight, nb);
+#undef CMD
+    int rc = chl__sync_pipeline(chl, sh, k, argc, (const char **const *)av, lv, r);
+    if (rc != 0)
+        return rc;
+    for (size_t j = 0; j < nlrem; j++)
+        if (r[j]->type == REDIS_REPLY_INTEGER && r[j]->integer == 0)
+            mc_warn("channel-layer: a handled message was no longer in flight (requeued as if "
+                    "this worker had died); it may be handled twice");
+    for (size_t j = nlrem + 2; rc == 0 && j < k; j++) {
+        /* A BLMOVE's element, or the elements the script moved. */
+        redisReply *const *el = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->element : &r[j];
+        size_t nel = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->elements : 1;
+        if (r[j]->type == REDIS_REPLY_ERROR) {
+            if (strncmp(r[j]->str, "NOSCRIPT", 8) == 0) {
+                chl__sync_reload_scripts(chl, sh); /* nothing was moved: for next time */
+                continue;
+            }
+            mc_warn("channel-layer: queue pop: %.120s", r[j]->str);
+            chl->stats.redis_errors++;
+            rc = MC_EREDIS;
+            continue;
+        }
+        for (size_t e = 0; rc == 0 && e < nel; e++) {
+            if (el[e]->type != REDIS_REPLY_STRING)
+                continue;
+            if (accept_inflight(chl, sh, el[e], &out[*n], &rc))
+                (*n)++;
+            else
+                *skipped = 1;
+        }
+    }
+    for (size_t j = 0; j < k; j++)
+        freeReplyObject(r[j]);
+    return rc;
+}
+
+int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t *out)
+{
+    size_t n;
+    return chl_queue_next(chl, queue, timeout_ms, NULL, 0, out, 1, &n);
+}
+
+int chl_queue_next(chl_t *chl, const char *queue, long timeout_ms, const chl_message_t *done,
+                   size_t ndone, chl_message_t *out, size_t max, size_t *n)
+{
+    char qkey[CHL__KEY_MAX];
+    *n = 0;
+    if (chl__check_plain(queue) != 0 || timeout_ms < 0 || max < 1 || max > CHL_QUEUE_BATCH ||
+        ndone > CHL_QUEUE_BATCH || (ndone && !done))
+        return MC_EINVAL;
+    int rc = chl__key(qkey, sizeof(qkey), chl->cfg.prefix, queue, NULL);
+    if (rc != 0)
+        return rc;
+    memset(out, 0, max * sizeof(*out));
+    int64_t deadline = timeout_ms ? mc_mono_ms() + timeout_ms : 0;
+    size_t ns = chl->ring.nshards;
+    /* Each pop refreshes the heartbeat: block for at most half its TTL so
+     * that an idle worker never looks dead. */
+    long slice = chl->cfg.heartbeat_ttl_ms / 2;
+    if (slice > CHL__BLOCK_SLICE_MS)
+        slice = CHL__BLOCK_SLICE_MS;
+    if (slice < 1)
+        slice = 1;
+    if (ns > 1) {
+        /* The acknowledgements go to each shard first, then the pops. */
+        for (size_t sh = 0; sh < ns && ndone; sh++) {
+            int skipped = 0;
+            rc = queue_move_shard(chl, sh, qkey, 0, done, ndone, out, 0, n, &skipped);
+            if (rc != 0)
+                return rc;
+        }
+        ndone = 0;
+    }
+    for (;;) {
+        int skipped = 0;
+        if (ns == 1) {
+            long block = chl__sync_next_block(deadline, slice);
+            rc = queue_move_shard(chl, 0, qkey, block, done, ndone, out, max, n, &skipped);
+            ndone = 0;
+            if (rc != 0 || *n > 0)
+                return rc;
+            if (block == 0 && !skipped)
+                return MC_EAGAIN;
+            continue;
+        }
+        /* Pushes are spread over every shard: look at each, then block
+         * briefly on one after another. */
+        for (size_t k = 0; k < ns && *n < max; k++) {
+            rc = queue_move_shard(chl, (chl->pop_next + k) % ns, qkey, 0, NULL, 0, out, max - *n, n,
+                                  &skipped);
+            if (rc != 0)
+                return rc;
+        }
+        if (*n > 0)
+            return 0;
+        if (skipped)
+            continue;
+        long block = chl__sync_next_block(deadline, CHL__SYNC_MULTI_SLICE_MS);
+        if (block == 0)
+            return MC_EAGAIN;
+        rc = queue_move_shard(chl, chl->pop_next++ % ns, qkey, block, NULL, 0, out, max, n,
+                              &skipped);
+        if (rc != 0 || *n > 0)
+            return rc;
+    }
+}
+
+int chl_ack(chl_t *chl, const chl_message_t *msg)
+{
+    const chl__sync_inflight_t *in = msg ? msg->internal : NULL;
+    if (!in || in->shard >= chl->ring.nshards)
+        return MC_EINVAL;
+    int rc = inflight_remove(chl, in->shard, in->el, in->len);
+    if (rc < 0)
+        return rc;
+    return rc == 1 ? 0 : MC_ENOTFOUND;
+}
+
+int chl_requeue_dead(chl_t *chl, size_t *requeued)
+{
+    char workers[CHL__KEY_MAX], ttl[24];
+    size_t total = 0;
+    int rc = chl__key(workers, sizeof(workers), chl->cfg.prefix, "workers", NULL);
+    if (rc != 0)
+        return rc;
+    snprintf(ttl, sizeof(ttl), "%ld", chl->cfg.heartbeat_ttl_ms);
+    const char *keys[1] = {workers};
+    const char *args[3] = {chl->cfg.prefix, chl->name, ttl};
+    int first_err = 0;
+    for (size_t sh = 0; sh < chl->ring.nshards; sh++) {
+        redisReply *r = chl__sync_script(chl, sh, CHL__S_REQUEUE, 1, keys, 3, args, NULL, &rc);
+        if (!r) {
+            first_err = first_err ? first_err : rc;
+            continue;
+        }
+        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+            total += (size_t)r->integer;
+        freeReplyObject(r);
+    }
+    if (total)
+        mc_info("channel-layer: requeued %zu in-flight messages of dead workers", total);
+    if (requeued)
+        *requeued = total;
+    return first_err;
+}

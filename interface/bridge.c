@@ -1,0 +1,396 @@
+/*
+ * interface/bridge.c: envelopes to the workers and their replies (see
+ * bridge.h): requests and socket events pushed with the connection's reply
+ * channel, push failures and reply timeouts answered, and each reply or
+ * group message decoded once and handed to its connections.
+ */
+#include "interface/bridge.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/form.h"
+#include "common/log.h"
+#include "common/wire.h"
+#include "interface/respond.h"
+#include "interface/websocket.h"
+
+#define WORKER_QUEUE "worker"
+
+/* What a socket hears when its message cannot reach a worker now. */
+static const char server_busy[] = "{\"error\":\"" MC_ERROR_SERVER_BUSY "\"}";
+
+/* ---- Envelopes out --------------------------------------------------------- */
+
+/* The push's completion carries the connection's id, not a pointer: the
+ * connection may be gone by then. */
+typedef struct push_box {
+    ifc_peers_t *peers;
+    uint64_t conn;
+} push_box_t;
+
+static void on_pushed(void *arg, int status)
+{
+    push_box_t *box = arg;
+    ifc_peers_t *peers = box->peers;
+    uint64_t id = box->conn;
+    free(box);
+    peers->pushes--;
+    if (status == 0) {
+        peers->m.envelopes_pushed++;
+    } else {
+        peers->m.push_failures++;
+        if (status == MC_EREDIS)
+            peers->m.redis_errors++;
+        ifc_peer_t *p = ifc_peers_find(peers, id);
+        if (p && (p->wait == IFC_WAIT_HTTP || p->wait == IFC_WAIT_CONNECT)) {
+            ifc_conn_timer_stop(&p->conn);
+            ifc_respond_simple(p, 503);
+        } else if (p && p->kind == IFC_PEER_CHAT) {
+            ifc_websocket_send(p, IFC_WS_OP_TEXT, server_busy, sizeof(server_busy) - 1);
+        }
+    }
+    peers->pushed(peers);
+}
+
+/* Encodes env with the connection's reply channel and pushes it. */
+static int push_env(ifc_peer_t *p, mc_envelope_t *env)
+{
+    ifc_peers_t *peers = p->peers;
+    char reply[256];
+    if (peers->bus.reply_channel(peers->bus.ctx, p->conn.id, reply, sizeof(reply)) != 0)
+        return MC_EINVAL;
+    env->reply = reply;
+    env->client = p->conn.client;
+    char *out;
+    size_t len;
+    int rc = mc_envelope_encode(env, &out, &len);
+    if (rc != 0)
+        return rc;
+    push_box_t *box = malloc(sizeof(*box));
+    if (!box) {
+        free(out);
+        return MC_ENOMEM;
+    }
+    box->peers = peers;
+    box->conn = p->conn.id;
+    rc = peers->bus.push(peers->bus.ctx, WORKER_QUEUE, out, len, on_pushed, box);
+    free(out);
+    if (rc != 0) {
+        free(box);
+        peers->m.push_failures++;
+        if (rc == MC_EREDIS)
+            peers->m.redis_errors++;
+        return rc;
+    }
+    peers->pushes++;
+    return 0;
+}
+
+/* Copies the request's headers as NUL-terminated strings into store. */
+static int copy_headers(const ifc_http_request_t *req, mc_envelope_t *env, char *store, size_t size)
+{
+    size_t o = 0;
+    env->nheaders = 0;
+    for (size_t i = 0; i < req->nheaders && env->nheaders < MC_ENVELOPE_MAX_HEADERS; i++) {
+        const ifc_http_header_t *h = &req->headers[i];
+        if (h->name_len + h->value_len + 2 > size - o)
+            return MC_ETOOBIG;
+        char *name = store + o;
+        memcpy(name, h->name, h->name_len);
+        name[h->name_len] = '\0';
+        o += h->name_len + 1;
+        char *value = store + o;
+        memcpy(value, h->value, h->value_len);
+        value[h->value_len] = '\0';
+        o += h->value_len + 1;
+        env->headers[env->nheaders].name = name;
+        env->headers[env->nheaders].value = value;
+        env->nheaders++;
+    }
+    return 0;
+}
+
+/* The path as the worker sees it: percent-decoded, like ASGI's, into out
+ * (NUL-terminated, cut at size). A malformed escape, and %00, stay as they
+ * are: the path is a C string on the worker's side. */
+static void decode_path(const char *in, size_t len, char *out, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 1 < size; i++) {
+        unsigned char byte;
+        if (in[i] == '%' && mc_percent_byte(in + i, len - i, &byte) == 0 && byte != 0) {
+            out[o++] = (char)byte;
+            i += 2;
+        } else {
+            out[o++] = in[i];
+        }
+    }
+    out[o] = '\0';
+}
+
+static void on_reply_timeout(ifc_conn_t *c)
+{
+    ifc_peer_t *p = (ifc_peer_t *)c;
+    p->peers->m.closed_timeout++;
+    p->keep_alive = 0;
+    if (p->wait == IFC_WAIT_CONNECT)
+        p->peers->m.upgrades_rejected++;
+    ifc_respond_simple(p, 504);
+}
+
+void ifc_bridge_forward(ifc_peer_t *p, const ifc_http_request_t *req, mc_envelope_type_t type)
+{
+    mc_envelope_t env;
+    memset(&env, 0, sizeof(env));
+    env.type = type;
+    size_t size = IFC_HTTP_MAX_HEAD + IFC_HTTP_MAX_URL + 16;
+    char *store = malloc(size);
+    if (!store) {
+        ifc_respond_simple(p, 503);
+        return;
+    }
+    char *query = store, *path = query + req->query_len + 1;
+    memcpy(query, req->query, req->query_len);
+    query[req->query_len] = '\0';
+    decode_path(req->path, req->path_len, path, IFC_HTTP_MAX_URL + 1);
+    char *hstore = path + strlen(path) + 1;
+    env.method = req->method;
+    env.path = path;
+    env.query = query;
+    env.body = req->body_len ? req->body : "";
+    env.body_len = req->body_len;
+    int rc = copy_headers(req, &env, hstore, size - (size_t)(hstore - store));
+    if (rc == 0)
+        rc = push_env(p, &env);
+    free(store);
+    if (rc != 0) {
+        ifc_respond_simple(p, rc == MC_ETOOBIG ? 413 : 503);
+        return;
+    }
+    ifc_peer_wait(p, type == MC_ENV_WS_CONNECT ? IFC_WAIT_CONNECT : IFC_WAIT_HTTP);
+    ifc_conn_timer_start(&p->conn, p->peers->cfg->reply_timeout_ms, on_reply_timeout);
+}
+
+typedef struct groups {
+    mc_envelope_t *env;
+    char store[8192];
+    size_t used;
+} groups_t;
+
+static void add_group(void *arg, const char *group)
+{
+    groups_t *g = arg;
+    size_t n = strlen(group) + 1;
+    if (g->env->ngroups == MC_ENVELOPE_MAX_GROUPS || n > sizeof(g->store) - g->used)
+        return;
+    memcpy(g->store + g->used, group, n);
+    g->env->groups[g->env->ngroups++] = g->store + g->used;
+    g->used += n;
+}
+
+/* websocket.receive or websocket.disconnect with the scope and groups. */
+static int push_ws(ifc_peer_t *p, mc_envelope_type_t type, const uint8_t *text, size_t len,
+                   int code)
+{
+    ifc_peers_t *peers = p->peers;
+    mc_envelope_t env;
+    memset(&env, 0, sizeof(env));
+    env.type = type;
+    env.has_scope = 1;
+    env.scope = *p->scope;
+    env.code = code;
+    env.body = (const char *)text;
+    env.body_len = len;
+    groups_t *g = malloc(sizeof(*g));
+    if (!g)
+        return MC_ENOMEM;
+    g->env = &env;
+    g->used = 0;
+    peers->bus.each_group(peers->bus.ctx, p->conn.id, add_group, g);
+    int rc = push_env(p, &env);
+    free(g);
+    return rc;
+}
+
+void ifc_bridge_receive(ifc_peer_t *p, const uint8_t *text, size_t len)
+{
+    if (push_ws(p, MC_ENV_WS_RECEIVE, text, len, 0) != 0)
+        ifc_websocket_send(p, IFC_WS_OP_TEXT, server_busy, sizeof(server_busy) - 1);
+}
+
+void ifc_bridge_disconnect(ifc_peer_t *p)
+{
+    if (p->kind != IFC_PEER_CHAT || p->disconnected)
+        return;
+    p->disconnected = 1;
+    int code = p->close_code ? p->close_code : MC_CLOSE_ABNORMAL;
+    push_ws(p, MC_ENV_WS_DISCONNECT, NULL, 0, code);
+    p->peers->bus.forget_conn(p->peers->bus.ctx, p->conn.id);
+}
+
+void ifc_bridge_clear(ifc_peer_t *p)
+{
+    free(p->scope);
+    p->scope = NULL;
+}
+
+/* ---- Replies back -------------------------------------------------------- */
+
+/* The connection a reply is for, unless it is gone or closing (counted). */
+static ifc_peer_t *live(ifc_peers_t *peers, uint64_t id)
+{
+    ifc_peer_t *p = ifc_peers_find(peers, id);
+    if (!p || p->conn.finishing) {
+        peers->m.replies_dropped++;
+        return NULL;
+    }
+    return p;
+}
+
+static int skip_header(const char *name)
+{
+    return strcmp(name, "content-length") == 0 || strcmp(name, "connection") == 0 ||
+           strcmp(name, "transfer-encoding") == 0;
+}
+
+static void http_reply(ifc_peer_t *p, const mc_envelope_t *env)
+{
+    ifc_http_header_t h[MC_ENVELOPE_MAX_HEADERS];
+    size_t n = 0;
+    for (size_t i = 0; i < env->nheaders; i++) {
+        if (skip_header(env->headers[i].name))
+            continue;
+        h[n].name = env->headers[i].name;
+        h[n].name_len = strlen(env->headers[i].name);
+        h[n].value = env->headers[i].value;
+        h[n].value_len = strlen(env->headers[i].value);
+        n++;
+    }
+    ifc_conn_timer_stop(&p->conn);
+    ifc_respond(p, env->status ? env->status : 200, h, n, env->body, env->body_len);
+}
+
+static void accept_socket(ifc_peer_t *p, const mc_scope_t *scope)
+{
+    p->scope = malloc(sizeof(*p->scope));
+    if (!p->scope) {
+        ifc_conn_close(&p->conn);
+        return;
+    }
+    *p->scope = *scope;
+    ifc_websocket_upgrade(p, IFC_PEER_CHAT);
+}
+
+/* Any reply but websocket.send, to one connection. */
+static void reply(ifc_peers_t *peers, uint64_t id, const mc_envelope_t *env)
+{
+    ifc_peer_t *p = live(peers, id);
+    if (!p)
+        return;
+    switch (env->type) {
+    case MC_ENV_HTTP_RESPONSE:
+        if (p->wait == IFC_WAIT_HTTP && p->file_fd < 0)
+            http_reply(p, env);
+        else
+            peers->m.replies_dropped++;
+        break;
+    case MC_ENV_WS_ACCEPT:
+        if (p->wait == IFC_WAIT_CONNECT)
+            accept_socket(p, &env->scope);
+        else
+            peers->m.replies_dropped++;
+        break;
+    case MC_ENV_WS_CLOSE:
+        if (p->wait == IFC_WAIT_CONNECT) {
+            /* Refused before the upgrade: a plain 403. */
+            ifc_conn_timer_stop(&p->conn);
+            ifc_websocket_refuse(p, 403);
+        } else if (p->kind == IFC_PEER_CHAT) {
+            ifc_websocket_close(p, env->code ? env->code : MC_CLOSE_NORMAL);
+        }
+        break;
+    default:
+        peers->m.replies_dropped++;
+    }
+}
+
+/* The connection a member channel names, or 0 ("" or not ours). */
+static uint64_t member(const ifc_peers_t *peers, const char *channel)
+{
+    uint64_t id;
+    if (!channel || !*channel ||
+        peers->bus.conn_of(peers->bus.ctx, channel, strlen(channel), &id) != 0)
+        return 0;
+    return id;
+}
+
+/* The sender's frame: the text, a JSON object, with ,"own":true before its
+ * closing brace ("{}" has no comma); text that is no object goes out as it
+ * is. */
+static ifc_buf_t *own_frame(const char *text, size_t len)
+{
+    if (len < 2 || text[len - 1] != '}')
+        return ifc_websocket_frame(IFC_WS_OP_TEXT, text, len);
+    const char *tail = text[len - 2] == '{' ? "\"own\":true}" : ",\"own\":true}";
+    size_t keep = len - 1, add = strlen(tail);
+    uint8_t hdr[IFC_WS_MAX_HEADER];
+    size_t hl = ifc_ws_frame_header(hdr, IFC_WS_OP_TEXT, 1, keep + add);
+    ifc_buf_t *b = ifc_buf_new(hl + keep + add);
+    if (b) {
+        memcpy(b->data, hdr, hl);
+        memcpy(b->data + hl, text, keep);
+        memcpy(b->data + hl + keep, tail, add);
+    }
+    return b;
+}
+
+/* websocket.send to conns[0..n): each frame is encoded once, when a
+ * member first needs it, and shared by every member's socket. */
+static void send_text(ifc_peers_t *peers, const uint64_t *conns, size_t n, const mc_envelope_t *env)
+{
+    uint64_t except = member(peers, env->except), own = member(peers, env->own);
+    ifc_buf_t *frame = NULL, *mine = NULL;
+    for (size_t i = 0; i < n; i++) {
+        ifc_peer_t *p = live(peers, conns[i]);
+        if (!p || p->kind != IFC_PEER_CHAT || conns[i] == except)
+            continue;
+        ifc_buf_t *f;
+        if (conns[i] == own) {
+            if (!mine)
+                mine = own_frame(env->body, env->body_len);
+            f = mine;
+        } else {
+            if (!frame)
+                frame = ifc_websocket_frame(IFC_WS_OP_TEXT, env->body, env->body_len);
+            f = frame;
+        }
+        if (f)
+            ifc_websocket_send_frame(p, f);
+    }
+    ifc_buf_unref(frame);
+    ifc_buf_unref(mine);
+}
+
+void ifc_bridge_deliver(ifc_peers_t *peers, const uint64_t *conns, size_t n, const char *data,
+                        size_t len)
+{
+    peers->m.replies_popped += n;
+    mc_envelope_t env;
+    if (mc_envelope_decode(&env, data, len) != 0) {
+        peers->m.replies_dropped += n;
+        mc_warn("conn %llu%s: undecodable reply of %zu bytes",
+                n ? (unsigned long long)conns[0] : 0ull, n > 1 ? " and others" : "", len);
+        return;
+    }
+    if (env.type == MC_ENV_WS_SEND) {
+        send_text(peers, conns, n, &env);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            reply(peers, conns[i], &env);
+    }
+    mc_envelope_clear(&env);
+}

@@ -1,0 +1,56 @@
+/*
+ * interface/bridge.h: the bridge between the clients of this process and
+ * the workers, over the channel layer (the bus of peer.h).
+ *
+ * Out: every HTTP request the interface does not answer itself, every
+ * chat WebSocket's opening, text message and end becomes an envelope
+ * (common/envelope.h) with the connection's reply channel, pushed onto the
+ * workers' reliable queue "worker". A push that fails (Redis down, the
+ * queue full) is answered at once: 503 to a request, {"error":"SERVER_BUSY"}
+ * on a chat socket, whose message is not lost silently. A request whose
+ * worker does not answer within reply_timeout_ms gets 504.
+ *
+ * Back: the owner of the bus hands every message for this process's
+ * connections to ifc_bridge_deliver, once, with the connections it is for:
+ * one (a reply to a request, a message to one socket) or this process's
+ * members of a group (a room's message). A group's websocket.send is
+ * encoded into one frame that every member's socket shares; its "except"
+ * member (the joiner of its own enter notice) gets nothing, and its "own"
+ * member (the sender of a chat message) gets a copy whose object ends in
+ * ,"own":true, encoded once too, so the sender's copy travels inside the
+ * room's one message. The channel layer turns those channel names into
+ * connection ids (bus.conn_of): no name is parsed here.
+ */
+#ifndef MC_INTERFACE_BRIDGE_H
+#define MC_INTERFACE_BRIDGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/envelope.h"
+#include "interface/http.h"
+#include "interface/peer.h"
+
+/* Sends the current request to the workers as type (MC_ENV_HTTP_REQUEST,
+ * or MC_ENV_WS_CONNECT for a chat socket's handshake) and waits for the
+ * answer; answers 413 or 503 itself when it cannot be sent. */
+void ifc_bridge_forward(ifc_peer_t *p, const ifc_http_request_t *req, mc_envelope_type_t type);
+
+/* Sends a chat socket's text message (websocket.receive, with the socket's
+ * scope and groups); answers SERVER_BUSY when it cannot be sent. */
+void ifc_bridge_receive(ifc_peer_t *p, const uint8_t *text, size_t len);
+
+/* A chat socket is closing: sends websocket.disconnect with its close code
+ * (1006 when none was exchanged), once, and forgets its groups. */
+void ifc_bridge_disconnect(ifc_peer_t *p);
+
+/* A message from a worker (an envelope, data[0..len), read only during the
+ * call) for the connections conns[0..n) of this process (see above).
+ * Connections that are gone or closing are counted in replies_dropped. */
+void ifc_bridge_deliver(ifc_peers_t *peers, const uint64_t *conns, size_t n, const char *data,
+                        size_t len);
+
+/* Releases what the bridge keeps about a connection that is gone. */
+void ifc_bridge_clear(ifc_peer_t *p);
+
+#endif

@@ -1,0 +1,501 @@
+/*
+ * interface/conn.c: the connection layer (see conn.h): accepting, reading
+ * into the shared buffer, keeping what the layer above could not use yet,
+ * writing and corking, the timer, and closing at once or gracefully.
+ */
+#include "interface/conn.h"
+
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/error.h"
+
+/* ---- Buffers and the table ------------------------------------------------- */
+
+ifc_buf_t *ifc_buf_new(size_t len)
+{
+    ifc_buf_t *b = malloc(sizeof(*b) + len);
+    if (b) {
+        b->refs = 1;
+        b->len = len;
+    }
+    return b;
+}
+
+void ifc_buf_unref(ifc_buf_t *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+static size_t slot(const ifc_conns_t *hub, uint64_t id)
+{
+    return (size_t)(id * 0x9E3779B97F4A7C15ull >> 20) & (hub->table_size - 1);
+}
+
+static int table_add(ifc_conns_t *hub, ifc_conn_t *c)
+{
+    if (hub->count + 1 > hub->table_size) {
+        size_t size = hub->table_size ? hub->table_size * 2 : 256;
+        ifc_conn_t **t = calloc(size, sizeof(*t));
+        if (!t)
+            return MC_ENOMEM;
+        ifc_conn_t **old = hub->table;
+        size_t old_size = hub->table_size;
+        hub->table = t;
+        hub->table_size = size;
+        for (size_t i = 0; i < old_size; i++) {
+            for (ifc_conn_t *x = old[i], *n; x; x = n) {
+                n = x->hnext;
+                size_t s = slot(hub, x->id);
+                x->hnext = t[s];
+                t[s] = x;
+            }
+        }
+        free(old);
+    }
+    size_t s = slot(hub, c->id);
+    c->hnext = hub->table[s];
+    hub->table[s] = c;
+    hub->count++;
+    c->next = hub->list;
+    if (hub->list)
+        hub->list->prev = c;
+    hub->list = c;
+    return 0;
+}
+
+static void table_remove(ifc_conns_t *hub, ifc_conn_t *c)
+{
+    ifc_conn_t **p = &hub->table[slot(hub, c->id)];
+    while (*p && *p != c)
+        p = &(*p)->hnext;
+    if (*p) {
+        *p = c->hnext;
+        hub->count--;
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            hub->list = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+    }
+}
+
+ifc_conn_t *ifc_conns_find(const ifc_conns_t *hub, uint64_t id)
+{
+    if (!hub->table_size)
+        return NULL;
+    for (ifc_conn_t *c = hub->table[slot(hub, id)]; c; c = c->hnext)
+        if (c->id == id)
+            return c;
+    return NULL;
+}
+
+ifc_conn_t *ifc_conns_first(const ifc_conns_t *hub)
+{
+    return hub->list;
+}
+
+size_t ifc_conns_count(const ifc_conns_t *hub)
+{
+    return hub->count;
+}
+
+/* ---- Writing ---------------------------------------------------------------- */
+
+typedef struct wreq {
+    uv_write_t req;
+    ifc_conn_t *c;
+    ifc_buf_t *buf;
+    size_t len; /* the bytes of buf handed to uv_write (its tail) */
+} wreq_t;
+
+static void linger(ifc_conn_t *c);
+
+static void on_write(uv_write_t *req, int status)
+{
+    wreq_t *w = (wreq_t *)req;
+    ifc_conn_t *c = w->c;
+    c->queued -= w->len;
+    ifc_buf_unref(w->buf);
+    free(w);
+    if (status < 0) {
+        ifc_conn_close(c);
+        return;
+    }
+    if (c->closing || c->queued > 0)
+        return;
+    if (c->finishing)
+        linger(c);
+    else
+        c->hub->hooks.written(c);
+}
+
+/* Hands bufs[0..n) to libuv (each takes a reference), skipping the first
+ * done bytes, which are written already. */
+static int write_queue(ifc_conn_t *c, ifc_buf_t *const *bufs, size_t n, size_t done)
+{
+    for (size_t i = 0; i < n; i++) {
+        ifc_buf_t *b = bufs[i];
+        if (done >= b->len) {
+            done -= b->len;
+            continue;
+        }
+        wreq_t *w = malloc(sizeof(*w));
+        if (!w) {
+            ifc_conn_close(c);
+            return MC_ENOMEM;
+        }
+        w->c = c;
+        w->buf = b;
+        w->len = b->len - done;
+        b->refs++;
+        uv_buf_t ub = uv_buf_init((char *)b->data + done, (unsigned)w->len);
+        done = 0;
+        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write) != 0) {
+            ifc_buf_unref(b);
+            free(w);
+            ifc_conn_close(c);
+            return MC_EIO;
+        }
+        c->queued += w->len;
+        c->hub->counts->bytes_out += w->len;
+    }
+    return 0;
+}
+
+/* Writes the corked buffers: one write(2) for all of them when the socket
+ * buffer takes them (the usual case), libuv's queue for the rest. */
+static int uncork(ifc_conn_t *c)
+{
+    size_t n = c->ncork;
+    if (n == 0)
+        return 0;
+    c->ncork = 0;
+    uv_buf_t ub[IFC_CONN_CORK_MAX];
+    for (size_t i = 0; i < n; i++)
+        ub[i] = uv_buf_init((char *)c->cork[i]->data, (unsigned)c->cork[i]->len);
+    int written = uv_try_write((uv_stream_t *)&c->tcp, ub, (unsigned)n);
+    size_t done = written > 0 ? (size_t)written : 0; /* UV_EAGAIN: queue them all */
+    c->hub->counts->bytes_out += done;
+    int rc = write_queue(c, c->cork, n, done);
+    for (size_t i = 0; i < n; i++)
+        ifc_buf_unref(c->cork[i]);
+    return rc;
+}
+
+static void uncork_all(ifc_conns_t *hub)
+{
+    while (hub->corked) {
+        ifc_conn_t *c = hub->corked;
+        hub->corked = c->corked_next;
+        c->corked_in = 0;
+        if (!c->closing)
+            uncork(c);
+    }
+}
+
+/* A corking connection with nothing queued corks b: a write that completes
+ * at the end of the turn needs no queued request and no epoll_ctl to watch
+ * for writability. Only connections that are not finishing do so, because
+ * for them the completion of a write has nothing to do. */
+static int write_raw(ifc_conn_t *c, ifc_buf_t *b)
+{
+    if (c->ncork == IFC_CONN_CORK_MAX && uncork(c) != 0)
+        return MC_EIO;
+    if (c->corks && !c->finishing && !c->closing && c->queued == 0) {
+        b->refs++;
+        c->cork[c->ncork++] = b;
+        if (!c->corked_in) {
+            c->corked_in = 1;
+            c->corked_next = c->hub->corked;
+            c->hub->corked = c;
+        }
+        return 0;
+    }
+    if (uncork(c) != 0)
+        return MC_EIO;
+    return write_queue(c, &b, 1, 0);
+}
+
+int ifc_conn_write(ifc_conn_t *c, ifc_buf_t *b)
+{
+    if (c->closing)
+        return MC_ECLOSED;
+    return write_raw(c, b);
+}
+
+int ifc_conn_write_within(ifc_conn_t *c, ifc_buf_t *b, size_t bound)
+{
+    if (c->closing || c->finishing)
+        return MC_ECLOSED;
+    if (c->queued > 0 && c->queued + b->len > bound)
+        return MC_EFULL;
+    return write_raw(c, b);
+}
+
+int ifc_conn_write_copy(ifc_conn_t *c, const void *data, size_t len)
+{
+    ifc_buf_t *b = ifc_buf_new(len);
+    if (!b)
+        return MC_ENOMEM;
+    memcpy(b->data, data, len);
+    int rc = ifc_conn_write(c, b);
+    ifc_buf_unref(b);
+    return rc;
+}
+
+/* ---- Timer ------------------------------------------------------------------ */
+
+static void on_timer(uv_timer_t *t)
+{
+    ifc_conn_t *c = t->data;
+    ifc_conn_timer_cb cb = c->timer;
+    c->timer = NULL;
+    if (cb)
+        cb(c);
+}
+
+void ifc_conn_timer_start(ifc_conn_t *c, long ms, ifc_conn_timer_cb cb)
+{
+    c->timer = cb;
+    uv_timer_start(&c->timer_handle, on_timer, (uint64_t)(ms > 0 ? ms : 1), 0);
+}
+
+void ifc_conn_timer_stop(ifc_conn_t *c)
+{
+    c->timer = NULL;
+    uv_timer_stop(&c->timer_handle);
+}
+
+/* ---- Closing ---------------------------------------------------------------- */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    ifc_conn_t *c = h->data;
+    if (--c->handles > 0)
+        return;
+    ifc_conns_t *hub = c->hub;
+    free(c->kept);
+    c->kept = NULL;
+    for (ifc_conn_t **p = &hub->corked; c->corked_in && *p; p = &(*p)->corked_next)
+        if (*p == c) {
+            *p = c->corked_next;
+            break;
+        }
+    for (unsigned i = 0; i < c->ncork; i++)
+        ifc_buf_unref(c->cork[i]);
+    c->ncork = 0;
+    hub->hooks.freed(c);
+}
+
+static void close_handles(ifc_conn_t *c)
+{
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    uv_close((uv_handle_t *)&c->timer_handle, on_conn_closed);
+}
+
+void ifc_conn_close(ifc_conn_t *c)
+{
+    if (c->closing)
+        return;
+    ifc_conns_t *hub = c->hub;
+    c->closing = 1;
+    table_remove(hub, c);
+    hub->counts->open--;
+    close_handles(c);
+    hub->hooks.closing(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    ifc_conn_t *c = req->data;
+    if (status < 0 && !c->closing)
+        ifc_conn_close(c);
+}
+
+/* The queue is written out: sends the FIN and waits for the peer's,
+ * reading and discarding what it still sends. */
+static void linger(ifc_conn_t *c)
+{
+    if (c->closing || c->shut)
+        return;
+    c->shut = 1;
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        ifc_conn_close(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void read_start(ifc_conn_t *c)
+{
+    if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = 1;
+}
+
+void ifc_conn_finish(ifc_conn_t *c)
+{
+    if (c->closing)
+        return;
+    if (!c->finishing) {
+        c->finishing = 1;
+        ifc_conn_timer_start(c, IFC_CONN_CLOSE_GRACE_MS, ifc_conn_close);
+        read_start(c);
+    }
+    if (uncork(c) == 0 && c->queued == 0)
+        linger(c);
+}
+
+/* ---- Reading ---------------------------------------------------------------- */
+
+/* Hands data to the input hook; returns how much it used (all of it once
+ * the connection closes or finishes: what is left is discarded). */
+static size_t feed(ifc_conn_t *c, const uint8_t *data, size_t len)
+{
+    c->in_input = 1;
+    size_t used = c->hub->hooks.input(c, data, len);
+    c->in_input = 0;
+    return c->closing || c->finishing ? len : used;
+}
+
+void ifc_conn_resume(ifc_conn_t *c)
+{
+    if (c->in_input || c->closing || c->finishing)
+        return;
+    if (c->kept_len > 0) {
+        size_t used = feed(c, c->kept, c->kept_len);
+        if (c->closing)
+            return;
+        memmove(c->kept, c->kept + used, c->kept_len - used);
+        c->kept_len -= used;
+    }
+    if (c->kept_len == 0) {
+        free(c->kept);
+        c->kept = NULL;
+        if (!c->finishing && !c->held)
+            read_start(c);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    ifc_conn_t *c = h->data;
+    (void)suggested;
+    *buf = uv_buf_init((char *)c->hub->rbuf, IFC_CONN_READ_BUF);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    ifc_conn_t *c = s->data;
+    if (nread < 0) {
+        ifc_conn_close(c);
+        return;
+    }
+    if (nread == 0 || c->closing)
+        return;
+    c->hub->counts->bytes_in += (uint64_t)nread;
+    if (c->finishing)
+        return; /* what the peer still sends is discarded */
+    const uint8_t *data = (const uint8_t *)buf->base;
+    size_t n = (size_t)nread;
+    size_t used = feed(c, data, n);
+    if (c->closing || used == n)
+        return;
+    /* Keep the rest and stop reading until it can be used. */
+    uint8_t *p = realloc(c->kept, c->kept_len + n - used);
+    if (!p) {
+        ifc_conn_close(c);
+        return;
+    }
+    c->kept = p;
+    memcpy(c->kept + c->kept_len, data + used, n - used);
+    c->kept_len += n - used;
+    if (c->reading) {
+        uv_read_stop(s);
+        c->reading = 0;
+    }
+}
+
+/* ---- Accepting, and the hub ------------------------------------------------ */
+
+int ifc_conn_accept(ifc_conns_t *hub, ifc_conn_t *c, uv_stream_t *listener)
+{
+    c->hub = hub;
+    c->tcp.data = c;
+    c->timer_handle.data = c;
+    uv_tcp_init(hub->loop, &c->tcp);
+    uv_timer_init(hub->loop, &c->timer_handle);
+    c->handles = 2;
+    c->id = ++hub->next_id;
+    int rc = uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ? MC_EIO : table_add(hub, c);
+    if (rc != 0) {
+        c->closing = 1;
+        close_handles(c);
+        return rc;
+    }
+    hub->counts->open++;
+    hub->counts->accepted++;
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->client, sizeof(c->client));
+        else
+            uv_ip4_name((struct sockaddr_in *)&ss, c->client, sizeof(c->client));
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    read_start(c);
+    return 0;
+}
+
+static void on_check(uv_check_t *h)
+{
+    uncork_all(h->data);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    uncork_all(h->data);
+}
+
+int ifc_conns_init(ifc_conns_t *hub, uv_loop_t *loop, const ifc_conn_hooks_t *hooks,
+                   ifc_conn_counts_t *counts)
+{
+    hub->loop = loop;
+    hub->hooks = *hooks;
+    hub->counts = counts;
+    uv_check_init(loop, &hub->check);
+    hub->check.data = hub;
+    uv_check_start(&hub->check, on_check);
+    uv_prepare_init(loop, &hub->prepare);
+    hub->prepare.data = hub;
+    uv_prepare_start(&hub->prepare, on_prepare);
+    hub->handles = 2;
+    return 0;
+}
+
+static void on_hub_closed(uv_handle_t *h)
+{
+    ifc_conns_t *hub = h->data;
+    if (--hub->handles > 0)
+        return;
+    free(hub->table);
+    hub->table = NULL;
+    hub->table_size = 0;
+    if (hub->closed)
+        hub->closed(hub);
+}
+
+void ifc_conns_close(ifc_conns_t *hub, void (*closed)(ifc_conns_t *hub))
+{
+    while (hub->list)
+        ifc_conn_close(hub->list);
+    hub->closed = closed;
+    uv_close((uv_handle_t *)&hub->check, on_hub_closed);
+    uv_close((uv_handle_t *)&hub->prepare, on_hub_closed);
+}

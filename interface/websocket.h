@@ -1,0 +1,73 @@
+/*
+ * interface/websocket.h: WebSocket sessions (RFC 6455) on a connection:
+ * the switch from HTTP, frames in and out, pings, and the close handshake.
+ *
+ * A session is a chat socket, whose text messages go to the workers
+ * through the caller (ifc_websocket_read hands them out), or the echo
+ * endpoint of the conformance tests, which answers every message with
+ * itself. Pings are answered with pongs; a close frame is answered with
+ * the same code and the connection finishes; a frame that breaks the
+ * protocol closes it with the code ws_frame.h names (1002, 1007, 1009); a
+ * binary message on the chat socket closes it with 1003.
+ *
+ * Slow readers: every socket has a send queue bounded by send_buffer bytes
+ * (one message larger than that may go out when the queue is empty). A
+ * socket whose queue would pass the bound is closed: the message is
+ * dropped, a close frame 1008 (policy violation) is queued behind what is
+ * already queued, the socket is counted in closed_slow, and nothing more is
+ * read from it or queued for it; memory stays within the bound.
+ *
+ * Liveness: a socket that has sent no whole frame for ping_interval_ms gets
+ * an empty ping; if no frame (a pong or anything else) arrives within
+ * another interval, it is closed with 1001 (going away) and counted in
+ * closed_timeout. 1001 rather than 1011: nothing went wrong inside the
+ * server, which is leaving a peer it takes for gone; a client that is in
+ * fact alive treats it as it treats a restart (1001 too) and reconnects.
+ */
+#ifndef MC_INTERFACE_WEBSOCKET_H
+#define MC_INTERFACE_WEBSOCKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "interface/peer.h"
+#include "interface/ws_frame.h"
+
+/* Answers the current request with 101 (p->accept holds the handshake's
+ * answer): the connection becomes a session of kind (IFC_PEER_CHAT or
+ * IFC_PEER_ECHO), its HTTP side is released, and it reads on. */
+void ifc_websocket_upgrade(ifc_peer_t *p, ifc_peer_kind_t kind);
+
+/* Refuses the upgrade with status (400, 403, 426 with the version we
+ * speak, 503, 504) and closes after it; counted in upgrades_rejected. */
+void ifc_websocket_refuse(ifc_peer_t *p, int status);
+
+/* Reads frames from data[0..len) (a session's input), answering pings and
+ * close frames and echoing on the echo endpoint. Returns 1 with a chat text
+ * message in *text[0..*text_len) (valid until the next call) and how much
+ * it took in *used; the caller hands it on and calls again with the rest,
+ * even when no byte is left. Returns 0 once everything is taken or the
+ * connection closes. */
+int ifc_websocket_read(ifc_peer_t *p, const uint8_t *data, size_t len, size_t *used,
+                       const uint8_t **text, size_t *text_len);
+
+/* A whole unmasked frame of data[0..len) in a new shared buffer (one
+ * reference), or NULL. */
+ifc_buf_t *ifc_websocket_frame(ifc_ws_opcode_t op, const void *data, size_t len);
+
+/* Sends a frame encoded already (takes a reference of frame), within the
+ * send buffer (see above). */
+void ifc_websocket_send_frame(ifc_peer_t *p, ifc_buf_t *frame);
+
+/* Sends one frame of data[0..len), within the send buffer. */
+void ifc_websocket_send(ifc_peer_t *p, ifc_ws_opcode_t op, const void *data, size_t len);
+
+/* Sends a close frame with code (MC_CLOSE_NO_STATUS or 0: none), past the
+ * send buffer if need be (it is the last one), and finishes the
+ * connection. Does nothing once a close is under way. */
+void ifc_websocket_close(ifc_peer_t *p, int code);
+
+/* Releases the session's parser (a connection that is gone). */
+void ifc_websocket_clear(ifc_peer_t *p);
+
+#endif

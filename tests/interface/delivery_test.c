@@ -1,0 +1,202 @@
+/* What workers send reaches the chat sockets of bin/chat-interface: a
+ * group message once to each member, the sender's copy marked own, none to
+ * the member it skips; a message to one socket to that socket only; a
+ * group close to every member. The test plays the worker with the blocking
+ * channel-layer client, over real sockets and a private Redis. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "channel-layer/chl.h"
+#include "common/envelope.h"
+#include "common/wire.h"
+#include "tests/interface/ws_client.h"
+#include "tests/support/proc.h"
+#include "tests/support/redis_fixture.h"
+
+#define NSOCKETS 3
+
+static pid_t server = -1;
+static int port;
+static char webdir[64];
+static chl_t *worker;
+
+static int setup(void **state)
+{
+    if (ts_redis_fixture_start(state) != 0)
+        return -1;
+    snprintf(webdir, sizeof(webdir), "/tmp/ifc_delivery.XXXXXX");
+    if (!mkdtemp(webdir))
+        return -1;
+    char log[128];
+    snprintf(log, sizeof(log), "%s/interface.log", webdir);
+    port = ts_free_port();
+    const char *extra[] = {"--allowed-origins", "*", NULL};
+    server = wc_start_interface(port, ts_redis_fixture.url, webdir, log, extra);
+    chl_config_t cfg = ts_redis_fixture_config();
+    return server > 0 && chl_open(&worker, &cfg, "wrk-test") == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    chl_close(worker);
+    if (server > 0)
+        ts_kill_wait(server, SIGKILL);
+    ts_redis_fixture_stop(state);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", webdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Pops the next envelope of the workers' queue, which must be of type. */
+static void pop_envelope(mc_envelope_type_t type, mc_envelope_t *env, chl_message_t *msg)
+{
+    assert_int_equal(chl_queue_pop(worker, "worker", 5000, msg), 0);
+    assert_int_equal(chl_ack(worker, msg), 0);
+    assert_int_equal(mc_envelope_decode(env, msg->data, msg->len), 0);
+    assert_int_equal(env->type, type);
+}
+
+static void send_envelope(const char *to, int to_group, const mc_envelope_t *env)
+{
+    char *data;
+    size_t len;
+    assert_int_equal(mc_envelope_encode(env, &data, &len), 0);
+    if (to_group)
+        assert_int_equal(chl_group_send(worker, to, data, len, NULL), 0);
+    else
+        assert_int_equal(chl_send(worker, to, data, len), 0);
+    free(data);
+}
+
+/* Opens a chat socket that the worker accepts; its reply channel goes to
+ * channel (128 bytes). */
+static int open_chat(char *channel)
+{
+    int fd = wc_dial(port);
+    char req[512];
+    snprintf(req, sizeof(req),
+             "GET /chat/stream/ HTTP/1.1\r\nHost: 127.0.0.1\r\n%sSec-WebSocket-Version: 13\r\n\r\n",
+             UPGRADE_HEADERS);
+    send_str(fd, req);
+    mc_envelope_t env;
+    chl_message_t msg;
+    pop_envelope(MC_ENV_WS_CONNECT, &env, &msg);
+    snprintf(channel, 128, "%s", env.reply);
+    mc_envelope_clear(&env);
+    chl_message_free(&msg);
+    mc_envelope_t accept = {.type = MC_ENV_WS_ACCEPT, .has_scope = 1};
+    accept.scope.user_id = 1;
+    snprintf(accept.scope.username, sizeof(accept.scope.username), "ann");
+    send_envelope(channel, 0, &accept);
+    char head[2048], body[16];
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 101);
+    return fd;
+}
+
+/* websocket.send of text to a group or a channel. */
+static void send_text(const char *to, int to_group, const char *text, const char *own,
+                      const char *except)
+{
+    mc_envelope_t env = {.type = MC_ENV_WS_SEND,
+                         .body = text,
+                         .body_len = strlen(text),
+                         .own = own ? own : "",
+                         .except = except ? except : ""};
+    send_envelope(to, to_group, &env);
+}
+
+static void expect_text(int fd, const char *text)
+{
+    uint8_t p[512];
+    size_t len;
+    assert_int_equal(read_frame(fd, p, sizeof(p) - 1, &len), 1);
+    p[len] = '\0';
+    assert_string_equal((char *)p, text);
+}
+
+static void group_messages_reach_each_member_once(void **state)
+{
+    (void)state;
+    int fd[NSOCKETS];
+    char ch[NSOCKETS][128];
+    for (int i = 0; i < NSOCKETS; i++) {
+        fd[i] = open_chat(ch[i]);
+        assert_int_equal(chl_group_add(worker, "room-1", ch[i]), 0);
+    }
+    /* The sender (0) gets its copy marked own, the member skipped (1)
+     * gets nothing, the others (2) the message as it is. */
+    send_text("room-1", 1, "{\"room\":\"1\",\"message\":\"hi\"}", ch[0], ch[1]);
+    send_text("room-1", 1, "{\"room\":\"1\",\"message\":\"next\"}", NULL, NULL);
+    expect_text(fd[0], "{\"room\":\"1\",\"message\":\"hi\",\"own\":true}");
+    expect_text(fd[2], "{\"room\":\"1\",\"message\":\"hi\"}");
+    for (int i = 0; i < NSOCKETS; i++)
+        expect_text(fd[i], "{\"room\":\"1\",\"message\":\"next\"}");
+
+    /* An empty object gets no comma; text that is no object goes out as
+     * it is, to the sender too. */
+    send_text("room-1", 1, "{}", ch[2], NULL);
+    send_text("room-1", 1, "[1]", ch[2], NULL);
+    expect_text(fd[2], "{\"own\":true}");
+    expect_text(fd[2], "[1]");
+    for (int i = 0; i < 2; i++) {
+        expect_text(fd[i], "{}");
+        expect_text(fd[i], "[1]");
+    }
+
+    /* A message to one socket reaches that one only. */
+    send_text(ch[1], 0, "{\"to\":1}", NULL, NULL);
+    send_text("room-1", 1, "{\"after\":1}", NULL, NULL);
+    expect_text(fd[1], "{\"to\":1}");
+    for (int i = 0; i < NSOCKETS; i++)
+        expect_text(fd[i], "{\"after\":1}");
+
+    /* Garbage sent to the group is dropped for each member, and the
+     * sockets go on. */
+    long long dropped = wc_metric(port, "chat_interface_replies_dropped_total");
+    assert_int_equal(chl_group_send(worker, "room-1", "not json", 8, NULL), 0);
+    send_text("room-1", 1, "{\"still\":1}", NULL, NULL);
+    for (int i = 0; i < NSOCKETS; i++)
+        expect_text(fd[i], "{\"still\":1}");
+    assert_int_equal(wc_metric(port, "chat_interface_replies_dropped_total"), dropped + NSOCKETS);
+
+    /* A group close closes every member, and each says goodbye to the
+     * workers with the code. */
+    mc_envelope_t close_env = {.type = MC_ENV_WS_CLOSE, .code = MC_CLOSE_SESSION_ENDED};
+    send_envelope("room-1", 1, &close_env);
+    for (int i = 0; i < NSOCKETS; i++) {
+        expect_close(fd[i], MC_CLOSE_SESSION_ENDED);
+        close(fd[i]);
+    }
+    int seen[NSOCKETS] = {0};
+    for (int n = 0; n < NSOCKETS; n++) {
+        mc_envelope_t env;
+        chl_message_t msg;
+        pop_envelope(MC_ENV_WS_DISCONNECT, &env, &msg);
+        assert_int_equal(env.code, MC_CLOSE_SESSION_ENDED);
+        assert_int_equal(env.ngroups, 1);
+        assert_string_equal(env.groups[0], "room-1");
+        for (int i = 0; i < NSOCKETS; i++)
+            seen[i] += strcmp(env.reply, ch[i]) == 0;
+        mc_envelope_clear(&env);
+        chl_message_free(&msg);
+    }
+    for (int i = 0; i < NSOCKETS; i++)
+        assert_int_equal(seen[i], 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(group_messages_reach_each_member_once),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
