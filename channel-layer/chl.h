@@ -129,6 +129,10 @@ int chl_ack(chl_t *chl, const chl_message_t *msg);
  * every client whose heartbeat has expired back to the head of their queue.
  * Stores in *requeued how many (may be NULL). Call every few seconds. */
 int chl_requeue_dead(chl_t *chl, size_t *requeued);
+/* Stores in *n how many messages wait in queue, on every shard (those in
+ * flight aside). Returns 0, MC_EINVAL (a bad name), or MC_EREDIS (then *n
+ * counts the shards that answered). */
+int chl_queue_length(chl_t *chl, const char *queue, size_t *n);
 
 /* Groups. channel must be process-specific ("<process>!<conn>").
  * group_add puts the membership change into the process's list and then into

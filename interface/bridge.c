@@ -310,7 +310,7 @@ static void reply(ifc_peers_t *peers, uint64_t id, const mc_envelope_t *env)
             ifc_conn_timer_stop(&p->conn);
             ifc_websocket_refuse(p, 403);
         } else if (p->kind == IFC_PEER_CHAT) {
-            ifc_websocket_close(p, env->code ? env->code : MC_CLOSE_NORMAL);
+            ifc_websocket_close_reason(p, env->code ? env->code : MC_CLOSE_NORMAL, env->reason);
         }
         break;
     default:

@@ -69,6 +69,7 @@ int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
     snprintf(key, sizeof(key), "conn:%s", env->client ? env->client : "");
     if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_connects, app->cfg.rate_connect_burst,
                             &refused)) {
+        wrk_metrics_count(&app->metrics, WRK_M_RATE_LIMITED, "connects");
         if (refused == 1)
             mc_warn("worker: too many new sockets from %s; refusing",
                     env->client ? env->client : "?");
@@ -437,13 +438,14 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
                             rc == MC_ENOTFOUND ? MC_ERROR_USER_HAS_TO_LOGIN : MC_ERROR_SERVER_BUSY,
                             0, NULL);
         if (rc == MC_ENOTFOUND && env->has_scope && env->scope.user_id > 0)
-            wrk_port_send_close(&app->port, env->reply, MC_CLOSE_POLICY_VIOLATION);
+            wrk_port_send_close(&app->port, env->reply, MC_CLOSE_SESSION_ENDED);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     wrk_command_t c;
     const char *code;
     rc = wrk_command_parse(env->body ? env->body : "", env->body_len, (size_t)app->cfg.message_max,
                            &c, &code);
+    wrk_metrics_count(&app->metrics, WRK_M_COMMANDS, rc ? "invalid" : c.name);
     if (rc) {
         wrk_port_send_error(&app->port, env->reply, code, c.has_room ? c.room : 0, c.name);
         wrk_command_clear(&c);
@@ -458,6 +460,7 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
         snprintf(key, sizeof(key), "msg:user-%lld", (long long)u.id);
         if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_messages, app->cfg.rate_burst,
                                 &refused)) {
+            wrk_metrics_count(&app->metrics, WRK_M_RATE_LIMITED, "messages");
             wrk_port_send_error(&app->port, env->reply, MC_ERROR_RATE_LIMITED,
                                 c.has_room ? c.room : 0, c.name);
             if (app->cfg.rate_close_after > 0 && refused >= app->cfg.rate_close_after) {

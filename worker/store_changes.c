@@ -1,6 +1,7 @@
 /*
  * worker/store_changes.c: the change log and its claiming, login failure
- * counters, and the purge of what has expired (worker/store.h).
+ * counters, the secrets the workers share, and the purge of what has
+ * expired (worker/store.h).
  *
  * Changes are numbered in the order they commit (on PostgreSQL a trigger
  * sees to it, worker/store_schema.c), so a claim up to the latest number
@@ -22,23 +23,29 @@ static const wrk_sql_t sql_cursor_get = {
     .text = "SELECT c.seq, (SELECT coalesce(max(seq), 0) FROM changes) "
             "FROM change_cursor c WHERE c.id = 1"};
 static const wrk_sql_t sql_cursor_set = {.text = "UPDATE change_cursor SET seq = ?1 WHERE id = 1"};
-static const wrk_sql_t sql_session_purge = {.text = "DELETE FROM sessions WHERE expires <= ?1"};
 static const wrk_sql_t sql_change_purge = {
     .text = "DELETE FROM changes WHERE at < ?1 AND seq < (SELECT max(seq) FROM changes)"};
 
 static const wrk_sql_t sql_failure_add = {
-    .text = "INSERT INTO login_failures(kind, key, window_start, count) VALUES (?1, ?2, ?3, 1) "
+    .text = "INSERT INTO login_failures(kind, key, window_start, count, last_at) "
+            "VALUES (?1, ?2, ?3, 1, ?3) "
             "ON CONFLICT (kind, key) DO UPDATE SET "
             "count = CASE WHEN login_failures.window_start <= ?3 - ?4 THEN 1 "
             "ELSE login_failures.count + 1 END, "
             "window_start = CASE WHEN login_failures.window_start <= ?3 - ?4 THEN ?3 "
-            "ELSE login_failures.window_start END "
+            "ELSE login_failures.window_start END, "
+            "last_at = ?3 "
             "RETURNING count"};
 static const wrk_sql_t sql_failures = {
-    .text =
-        "SELECT count FROM login_failures WHERE kind = ?1 AND key = ?2 AND window_start > ?3 - ?4"};
+    .text = "SELECT count, last_at FROM login_failures "
+            "WHERE kind = ?1 AND key = ?2 AND window_start > ?3 - ?4"};
 static const wrk_sql_t sql_failure_reset = {
     .text = "DELETE FROM login_failures WHERE kind = ?1 AND key = ?2"};
+static const wrk_sql_t sql_failure_purge = {
+    .text = "DELETE FROM login_failures WHERE window_start <= ?1 - ?2"};
+static const wrk_sql_t sql_secret_add = {
+    .text = "INSERT INTO secrets(name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING"};
+static const wrk_sql_t sql_secret_get = {.text = "SELECT value FROM secrets WHERE name = ?1"};
 
 /* ---- Change log ---------------------------------------------------------- */
 
@@ -125,57 +132,94 @@ int wrk_store_change_claim(wrk_store_t *s, int64_t *from, int64_t *to)
 
 int wrk_store_purge(wrk_store_t *s, int64_t now_ms, int64_t keep_ms)
 {
-    wrk_db_stmt_t *st = wrk__stmt(s, &sql_session_purge);
-    if (!st)
-        return MC_EDB;
-    wrk_db_bind_int(st, 1, now_ms);
-    int rc = wrk__exec(s, st, "purge sessions");
+    int rc = wrk_store_sessions_expire(s, now_ms, NULL);
     if (rc)
         return rc;
-    st = wrk__stmt(s, &sql_change_purge);
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_change_purge);
     if (!st)
         return MC_EDB;
     wrk_db_bind_int(st, 1, now_ms - keep_ms);
     return wrk__exec(s, st, "purge changes");
 }
 
+/* ---- Secrets ----------------------------------------------------------------- */
+
+int wrk_store_secret(wrk_store_t *s, const char *name, const char *fresh, char *out, size_t size)
+{
+    if (!*fresh || strlen(fresh) >= size)
+        return MC_EINVAL;
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_secret_add);
+    if (!st)
+        return MC_EDB;
+    wrk_db_bind_text(st, 1, name, strlen(name));
+    wrk_db_bind_text(st, 2, fresh, strlen(fresh));
+    int rc = wrk__exec(s, st, "add secret");
+    if (rc)
+        return rc;
+    st = wrk__stmt(s, &sql_secret_get);
+    if (!st)
+        return MC_EDB;
+    wrk_db_bind_text(st, 1, name, strlen(name));
+    rc = wrk__step(s, st, "secret");
+    if (rc == WRK_DB_ROW) {
+        size_t len;
+        wrk_db_text(st, 0, &len);
+        rc = len >= size ? MC_ETOOBIG : 0;
+        if (rc == 0)
+            wrk__copy_text(st, 0, out, size);
+    } else if (rc == WRK_DB_DONE) {
+        rc = wrk__fail(s, "secret", MC_EDB);
+    }
+    wrk_db_reset(st);
+    return rc;
+}
+
 /* ---- Login failures ------------------------------------------------------ */
 
-/* Runs q, the count of failures of key at now_ms in windows of window_ms,
- * into *count. */
-static int failure_count(wrk_store_t *s, const wrk_sql_t *q, enum wrk_limit_kind kind,
-                         const char *key, int64_t now_ms, int64_t window_ms, int64_t *count,
-                         const char *what)
+/* Binds key's kind, key, now_ms and window_ms to q's ?1 to ?4. */
+static wrk_db_stmt_t *failure_stmt(wrk_store_t *s, const wrk_sql_t *q, enum wrk_limit_kind kind,
+                                   const char *key, int64_t now_ms, int64_t window_ms)
 {
     wrk_db_stmt_t *st = wrk__stmt(s, q);
     if (!st)
-        return MC_EDB;
+        return NULL;
     wrk_db_bind_int(st, 1, (int64_t)kind);
     wrk_db_bind_text(st, 2, key, strlen(key));
     wrk_db_bind_int(st, 3, now_ms);
     wrk_db_bind_int(st, 4, window_ms);
-    return wrk__query_int(s, st, count, what);
+    return st;
 }
 
 int wrk_store_login_failure_add(wrk_store_t *s, enum wrk_limit_kind kind, const char *key,
                                 int64_t now_ms, int64_t window_ms, long *count)
 {
+    wrk_db_stmt_t *st = failure_stmt(s, &sql_failure_add, kind, key, now_ms, window_ms);
+    if (!st)
+        return MC_EDB;
     int64_t n;
-    int rc = failure_count(s, &sql_failure_add, kind, key, now_ms, window_ms, &n, "count failure");
+    int rc = wrk__query_int(s, st, &n, "count failure");
     if (rc == 0 && count)
         *count = (long)n;
     return rc;
 }
 
 int wrk_store_login_failures(wrk_store_t *s, enum wrk_limit_kind kind, const char *key,
-                             int64_t now_ms, int64_t window_ms, long *count)
+                             int64_t now_ms, int64_t window_ms, long *count, int64_t *last_ms)
 {
-    int64_t n;
-    int rc = failure_count(s, &sql_failures, kind, key, now_ms, window_ms, &n, "failures");
-    if (rc == MC_ENOTFOUND) /* none in the window */
-        rc = 0;
-    *count = (long)n;
-    return rc;
+    *count = 0;
+    if (last_ms)
+        *last_ms = 0;
+    wrk_db_stmt_t *st = failure_stmt(s, &sql_failures, kind, key, now_ms, window_ms);
+    if (!st)
+        return MC_EDB;
+    int rc = wrk__step(s, st, "failures");
+    if (rc == WRK_DB_ROW) { /* none in the window: no row */
+        *count = (long)wrk_db_int(st, 0);
+        if (last_ms)
+            *last_ms = wrk_db_int(st, 1);
+    }
+    wrk_db_reset(st);
+    return rc < 0 ? rc : 0;
 }
 
 int wrk_store_login_failure_reset(wrk_store_t *s, enum wrk_limit_kind kind, const char *key)
@@ -186,4 +230,17 @@ int wrk_store_login_failure_reset(wrk_store_t *s, enum wrk_limit_kind kind, cons
     wrk_db_bind_int(st, 1, (int64_t)kind);
     wrk_db_bind_text(st, 2, key, strlen(key));
     return wrk__exec(s, st, "reset failures");
+}
+
+int wrk_store_login_failures_purge(wrk_store_t *s, int64_t now_ms, int64_t window_ms, long *purged)
+{
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_failure_purge);
+    if (!st)
+        return MC_EDB;
+    wrk_db_bind_int(st, 1, now_ms);
+    wrk_db_bind_int(st, 2, window_ms);
+    int rc = wrk__exec(s, st, "purge failures");
+    if (purged)
+        *purged = rc == 0 ? (long)s->drv->changes(s->db) : 0;
+    return rc;
 }

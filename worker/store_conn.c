@@ -104,6 +104,11 @@ const char *wrk_store_errmsg(const wrk_store_t *s)
     return s->errmsg;
 }
 
+void wrk_store_stats(const wrk_store_t *s, wrk_store_stats_t *out)
+{
+    s->drv->stats(s->db, out);
+}
+
 const char *wrk_store_backend(const wrk_store_t *s)
 {
     return s->drv->name;
@@ -177,6 +182,16 @@ int wrk__update_one(wrk_store_t *s, wrk_db_stmt_t *st, const char *what)
     if (rc == 0 && s->drv->changes(s->db) == 0)
         return MC_ENOTFOUND;
     return rc;
+}
+
+int wrk__set_flag(wrk_store_t *s, const wrk_sql_t *q, int64_t id, int on, const char *what)
+{
+    wrk_db_stmt_t *st = wrk__stmt(s, q);
+    if (!st)
+        return MC_EDB;
+    wrk_db_bind_int(st, 1, id);
+    wrk_db_bind_int(st, 2, on ? 1 : 0);
+    return wrk__update_one(s, st, what);
 }
 
 int wrk__query_int(wrk_store_t *s, wrk_db_stmt_t *st, int64_t *out, const char *what)

@@ -2,7 +2,7 @@
  * worker/store_copy.c: copying one store into another that holds nothing
  * yet, whatever their backends (worker/store.h, wrk_store_copy).
  *
- * Each table is read in pages, in id order, and written with the same ids,
+ * Each table is read in pages, in key order, and written with the same keys,
  * in one transaction on the target; the source is read in one transaction
  * too, so the copy is of one moment. What is transient (presence, login
  * failures, the change log) is not copied. Each table's id counter is set
@@ -19,28 +19,29 @@
 
 typedef struct table {
     const char *name;
-    const char *kinds; /* per column: i an integer, t text, n text or NULL */
-    wrk_sql_t page;    /* the rows with an id above ?1, ?2 at most, by id */
+    const char *kinds; /* per column: i an integer, t text, n text or NULL; the
+                        * first is the key: an id (i), or a name (t) */
+    wrk_sql_t page;    /* the rows with a key above ?1, ?2 at most, by key */
     wrk_sql_t insert;
 } table_t;
 
 /* In the order their references need. */
 static const table_t tables[] = {
     {"users",
-     "ittii",
-     {.text = "SELECT id, username, password, is_staff, is_active FROM users WHERE id > ?1 "
-              "ORDER BY id LIMIT ?2"},
-     {.text = "INSERT INTO users(id, username, password, is_staff, is_active) "
-              "VALUES (?1, ?2, ?3, ?4, ?5)"}},
+     "ittiii",
+     {.text = "SELECT id, username, password, is_staff, is_active, is_superuser FROM users "
+              "WHERE id > ?1 ORDER BY id LIMIT ?2"},
+     {.text = "INSERT INTO users(id, username, password, is_staff, is_active, is_superuser) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"}},
     {"rooms",
      "iti",
      {.text = "SELECT id, title, staff_only FROM rooms WHERE id > ?1 ORDER BY id LIMIT ?2"},
      {.text = "INSERT INTO rooms(id, title, staff_only) VALUES (?1, ?2, ?3)"}},
     {"sessions",
      "itii",
-     {.text =
-          "SELECT id, token, user_id, expires FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?2"},
-     {.text = "INSERT INTO sessions(id, token, user_id, expires) VALUES (?1, ?2, ?3, ?4)"}},
+     {.text = "SELECT id, token_hash, user_id, expires FROM sessions WHERE id > ?1 "
+              "ORDER BY id LIMIT ?2"},
+     {.text = "INSERT INTO sessions(id, token_hash, user_id, expires) VALUES (?1, ?2, ?3, ?4)"}},
     {"messages",
      "iiitiiin",
      {.text =
@@ -55,13 +56,17 @@ static const table_t tables[] = {
               "ORDER BY id LIMIT ?2"},
      {.text =
           "INSERT INTO whispers(id, from_id, to_id, body, created) VALUES (?1, ?2, ?3, ?4, ?5)"}},
+    {"secrets",
+     "tt",
+     {.text = "SELECT name, value FROM secrets WHERE name > ?1 ORDER BY name LIMIT ?2"},
+     {.text = "INSERT INTO secrets(name, value) VALUES (?1, ?2)"}},
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
 static const wrk_sql_t sql_counts = {
     .text = "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM rooms), "
             "(SELECT count(*) FROM sessions), (SELECT count(*) FROM messages), "
-            "(SELECT count(*) FROM whispers)"};
+            "(SELECT count(*) FROM whispers), (SELECT count(*) FROM secrets)"};
 /* The last id table ?1 handed out (0: none). */
 static const wrk_sql_t sql_last_id = {
     .text = "",
@@ -150,13 +155,17 @@ static void bind_column(wrk_db_stmt_t *to, wrk_db_stmt_t *from, int c, char kind
 static int copy_table(wrk_store_t *from, wrk_store_t *to, const table_t *t, int64_t total,
                       int64_t *done, wrk_store_copy_progress_fn progress, void *arg)
 {
-    int ncols = (int)strlen(t->kinds);
+    int ncols = (int)strlen(t->kinds), by_name = t->kinds[0] == 't';
     int64_t after = 0;
+    char after_name[1024] = "";
     for (;;) {
         wrk_db_stmt_t *page = wrk__stmt(from, &t->page);
         if (!page)
             return MC_EDB;
-        wrk_db_bind_int(page, 1, after);
+        if (by_name)
+            wrk_db_bind_text(page, 1, after_name, strlen(after_name));
+        else
+            wrk_db_bind_int(page, 1, after);
         wrk_db_bind_int(page, 2, PAGE);
         int rc, rows = 0;
         while ((rc = wrk__step(from, page, t->name)) == WRK_DB_ROW) {
@@ -167,7 +176,10 @@ static int copy_table(wrk_store_t *from, wrk_store_t *to, const table_t *t, int6
             }
             for (int c = 0; c < ncols; c++)
                 bind_column(ins, page, c, t->kinds[c]);
-            after = wrk_db_int(page, 0);
+            if (by_name)
+                wrk__copy_text(page, 0, after_name, sizeof(after_name));
+            else
+                after = wrk_db_int(page, 0);
             if ((rc = wrk__exec(to, ins, t->name)) != 0)
                 break;
             rows++;
@@ -206,9 +218,9 @@ static int copy_all(wrk_store_t *from, wrk_store_t *to, wrk_store_copy_progress_
         const table_t *t = &tables[i];
         int64_t last = 0;
         rc = copy_table(from, to, t, total[i], &copied[i], progress, arg);
-        if (rc == 0)
+        if (rc == 0 && t->kinds[0] == 'i')
             rc = last_id(from, t->name, &last);
-        if (rc == 0)
+        if (rc == 0 && t->kinds[0] == 'i')
             rc = set_last_id(to, t->name, last);
     }
     return rc ? rc : wrk__run(to, &sql_changes_seen, "change cursor");
@@ -245,6 +257,7 @@ int wrk_store_copy(wrk_store_t *from, wrk_store_t *to, wrk_store_copy_progress_f
     int end = wrk_store_batch_end(to, rc == 0);
     wrk_store_batch_end(from, 0);
     if (rc == 0 && (rc = end) == 0 && (rc = wrk__run(to, &sql_analyze, "analyze")) == 0)
-        *counts = (wrk_store_copy_counts_t){copied[0], copied[1], copied[2], copied[3], copied[4]};
+        *counts = (wrk_store_copy_counts_t){copied[0], copied[1], copied[2],
+                                            copied[3], copied[4], copied[5]};
     return rc;
 }

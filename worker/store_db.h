@@ -92,6 +92,8 @@ struct wrk_db_driver {
     /* Runs script (schema statements, no parameters, ';'-separated) in the
      * current transaction, if any. Returns 0 or a step code. */
     int (*exec_script)(wrk_db_t *db, const char *script);
+    /* What the connection did since it was opened (worker/store.h). */
+    void (*stats)(const wrk_db_t *db, wrk_store_stats_t *out);
 };
 
 extern const wrk_db_driver_t wrk_db_sqlite;

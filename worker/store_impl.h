@@ -58,6 +58,10 @@ int wrk__exec(wrk_store_t *s, wrk_db_stmt_t *st, const char *what);
 /* wrk__exec, and MC_ENOTFOUND when it changed no row. */
 int wrk__update_one(wrk_store_t *s, wrk_db_stmt_t *st, const char *what);
 
+/* Runs q (?1 a row's id, ?2 a flag) with the flag on (1) or off (0):
+ * MC_ENOTFOUND when there is no such row. */
+int wrk__set_flag(wrk_store_t *s, const wrk_sql_t *q, int64_t id, int on, const char *what);
+
 /* Runs a query whose parameters are bound and stores its first column of
  * its one row in *out (0 without a row: MC_ENOTFOUND then). Resets st. */
 int wrk__query_int(wrk_store_t *s, wrk_db_stmt_t *st, int64_t *out, const char *what);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define PG_PARAMS_MAX 16
 #define PG_INT8 20 /* type oids, fixed in every PostgreSQL */
@@ -37,6 +38,7 @@ struct wrk_db {
     unsigned names;       /* statement names handed out on this connection */
     int tx;               /* a transaction is open (as of the last statement) */
     int64_t changes;
+    wrk_store_stats_t stats;
     char err[256];
 };
 
@@ -316,8 +318,13 @@ static int run(pg_stmt_t *s)
             }
             s->prepared = db->generation;
         }
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         s->res =
             PQexecPrepared(db->conn, s->name, s->nparams, s->values, s->lengths, s->formats, 0);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        db->stats.statements++;
+        db->stats.ns += (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
         ExecStatusType status = PQresultStatus(s->res);
         int was_tx = db->tx;
         track_transaction(db);
@@ -330,8 +337,10 @@ static int run(pg_stmt_t *s)
         PQclear(s->res);
         s->res = NULL;
         /* On its own, a statement undone by a conflict committed nothing. */
-        if (rc == MC_EAGAIN && !was_tx && !db->tx)
+        if (rc == MC_EAGAIN && !was_tx && !db->tx) {
+            db->stats.busy_retries++;
             continue;
+        }
         return rc;
     }
 }
@@ -395,6 +404,11 @@ static int64_t changes(wrk_db_t *db)
     return db->changes;
 }
 
+static void stats(const wrk_db_t *db, wrk_store_stats_t *out)
+{
+    *out = db->stats;
+}
+
 static enum wrk_db_tx in_transaction(wrk_db_t *db)
 {
     if (PQstatus(db->conn) != CONNECTION_OK)
@@ -441,4 +455,5 @@ const wrk_db_driver_t wrk_db_pg = {
     .changes = changes,
     .in_transaction = in_transaction,
     .exec_script = exec_script,
+    .stats = stats,
 };

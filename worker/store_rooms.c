@@ -10,6 +10,7 @@
  */
 #include "worker/store_impl.h"
 #include "common/error.h"
+#include "common/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -57,10 +58,12 @@ static const wrk_sql_t sql_presence_count = {
 
 /* ---- Rooms --------------------------------------------------------------- */
 
+/* Titles and usernames go to every client in WebSocket text frames: one
+ * that is not UTF-8 would break each client's socket. */
 static int check_title(const char *title)
 {
     size_t n = strlen(title);
-    return n == 0 || n > WRK_ROOM_TITLE_MAX ? MC_EINVAL : 0;
+    return n == 0 || n > WRK_ROOM_TITLE_MAX || mc_utf8_check(title, n) ? MC_EINVAL : 0;
 }
 
 int wrk_store_room_add(wrk_store_t *s, const char *title, int staff_only, int64_t *id)
@@ -115,12 +118,7 @@ int wrk_store_room_rename(wrk_store_t *s, int64_t id, const char *title)
 
 int wrk_store_room_set_staff_only(wrk_store_t *s, int64_t id, int staff_only)
 {
-    wrk_db_stmt_t *st = wrk__stmt(s, &sql_room_staff_only);
-    if (!st)
-        return MC_EDB;
-    wrk_db_bind_int(st, 1, id);
-    wrk_db_bind_int(st, 2, staff_only ? 1 : 0);
-    return wrk__update_one(s, st, "set staff-only");
+    return wrk__set_flag(s, &sql_room_staff_only, id, staff_only, "set staff-only");
 }
 
 int wrk_store_room_delete(wrk_store_t *s, int64_t id)

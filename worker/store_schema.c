@@ -114,6 +114,22 @@ static const migration_t sqlite_history[] = {
         "ALTER TABLE sessions_v4 RENAME TO sessions;"
         "CREATE INDEX sessions_user ON sessions(user_id);"
         "CREATE INDEX sessions_expires ON sessions(expires);"},
+    /* 5: superusers (existing staff stay staff only); a session keeps the
+     * SHA-256 of its token, not the token; every session that ends, however
+     * it ends, is logged, so that its sockets close; a login failure count
+     * remembers its last failure (backoff); secrets every worker of the
+     * database shares. The sessions of plain-text tokens end here: their
+     * users log in once more. */
+    {5, "ALTER TABLE users ADD COLUMN is_superuser INTEGER NOT NULL DEFAULT 0;"
+        "CREATE TRIGGER sessions_ended AFTER DELETE ON sessions BEGIN"
+        "  INSERT INTO changes(kind, ref) VALUES (4, OLD.id); END;"
+        "DELETE FROM sessions;"
+        "ALTER TABLE sessions RENAME COLUMN token TO token_hash;"
+        "ALTER TABLE login_failures ADD COLUMN last_at INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX login_failures_start ON login_failures(window_start);"
+        "CREATE TABLE secrets ("
+        "  name TEXT PRIMARY KEY,"
+        "  value TEXT NOT NULL);"},
 };
 
 /* Advisory locks of the chat on PostgreSQL are (28003, n) ("mc" in ASCII):
@@ -200,6 +216,19 @@ static const migration_t pg_history[] = {
         "  created BIGINT NOT NULL);"
         "CREATE INDEX whispers_from ON whispers(from_id, id);"
         "CREATE INDEX whispers_to ON whispers(to_id, id);"},
+    /* 5: as sqlite's 5. */
+    {5, "ALTER TABLE users ADD COLUMN is_superuser INTEGER NOT NULL DEFAULT 0;"
+        "CREATE FUNCTION session_ended() RETURNS trigger LANGUAGE plpgsql AS $$"
+        "  BEGIN INSERT INTO changes(kind, ref) VALUES (4, OLD.id); RETURN NULL; END $$;"
+        "CREATE TRIGGER sessions_ended AFTER DELETE ON sessions"
+        "  FOR EACH ROW EXECUTE FUNCTION session_ended();"
+        "DELETE FROM sessions;"
+        "ALTER TABLE sessions RENAME COLUMN token TO token_hash;"
+        "ALTER TABLE login_failures ADD COLUMN last_at BIGINT NOT NULL DEFAULT 0;"
+        "CREATE INDEX login_failures_start ON login_failures(window_start);"
+        "CREATE TABLE secrets ("
+        "  name TEXT COLLATE \"C\" PRIMARY KEY,"
+        "  value TEXT NOT NULL);"},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

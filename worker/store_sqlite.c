@@ -19,12 +19,13 @@
 
 struct wrk_db {
     sqlite3 *db;
+    wrk_store_stats_t stats;
 };
 
 typedef struct sqlite_stmt {
     wrk_db_stmt_t head;
     sqlite3_stmt *st;
-    sqlite3 *db;
+    wrk_db_t *db;
     int begins; /* the statement opens a transaction: it may be retried */
 } sqlite_stmt_t;
 
@@ -64,10 +65,23 @@ static int exec_script(wrk_db_t *db, const char *script)
             return 0;
         if (!is_busy(rc) || !sqlite3_get_autocommit(db->db))
             return error_code(sqlite3_extended_errcode(db->db));
+        db->stats.busy_retries++;
         pause_ms(pause);
         if (pause < 100)
             pause *= 2;
     }
+}
+
+/* sqlite's profile of each statement that finished: its time, in ns. */
+static int on_profile(unsigned type, void *ctx, void *stmt, void *ns)
+{
+    wrk_db_t *db = ctx;
+    (void)stmt;
+    if (type == SQLITE_TRACE_PROFILE) {
+        db->stats.statements++;
+        db->stats.ns += *(const sqlite3_int64 *)ns;
+    }
+    return 0;
 }
 
 static void close_db(wrk_db_t *db)
@@ -97,6 +111,7 @@ static int open_db(wrk_db_t **out, const char *path, const wrk_store_options_t *
     }
     sqlite3_extended_result_codes(db->db, 1);
     sqlite3_busy_timeout(db->db, (int)busy);
+    sqlite3_trace_v2(db->db, SQLITE_TRACE_PROFILE, on_profile, db);
     if (exec_script(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
                         "PRAGMA foreign_keys = ON;")) {
         snprintf(err, errsize, "pragmas: %s", sqlite3_errmsg(db->db));
@@ -123,7 +138,7 @@ static int prepare(wrk_db_t *db, const char *sql, wrk_db_stmt_t **out)
         return MC_EDB;
     }
     s->head.drv = &wrk_db_sqlite;
-    s->db = db->db;
+    s->db = db;
     s->begins = strncmp(sql, "BEGIN", 5) == 0;
     *out = &s->head;
     return 0;
@@ -163,9 +178,10 @@ static int step(wrk_db_stmt_t *st)
             return WRK_DB_ROW;
         if (rc == SQLITE_DONE)
             return WRK_DB_DONE;
-        if (!is_busy(rc) || (!s->begins && !sqlite3_get_autocommit(s->db)))
-            return error_code(sqlite3_extended_errcode(s->db));
+        if (!is_busy(rc) || (!s->begins && !sqlite3_get_autocommit(s->db->db)))
+            return error_code(sqlite3_extended_errcode(s->db->db));
         mc_warn("store: database busy, retrying");
+        s->db->stats.busy_retries++;
         sqlite3_reset(s->st);
         pause_ms(pause);
         if (pause < 100)
@@ -203,6 +219,11 @@ static int64_t changes(wrk_db_t *db)
     return sqlite3_changes64(db->db);
 }
 
+static void stats(const wrk_db_t *db, wrk_store_stats_t *out)
+{
+    *out = db->stats;
+}
+
 static enum wrk_db_tx in_transaction(wrk_db_t *db)
 {
     return sqlite3_get_autocommit(db->db) ? WRK_DB_TX_NONE : WRK_DB_TX_OPEN;
@@ -227,4 +248,5 @@ const wrk_db_driver_t wrk_db_sqlite = {
     .changes = changes,
     .in_transaction = in_transaction,
     .exec_script = exec_script,
+    .stats = stats,
 };

@@ -268,6 +268,9 @@ static void queue_pop_moves_to_in_flight_until_acked(void **state)
     assert_string_equal(m.data, "one");
     assert_string_equal(m.channel, "jobs");
     assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-a"), 1);
+    size_t waiting = 9;
+    assert_int_equal(chl_queue_length(chl, "jobs", &waiting), 0);
+    assert_int_equal(waiting, 1); /* the one in flight is not waiting */
     assert_int_equal(ts_redis_int(redis, "EXISTS mc:hb:wrk-a"), 1);
     assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-a"), 1);
     assert_int_equal(chl_ack(chl, &m), 0);
@@ -279,6 +282,9 @@ static void queue_pop_moves_to_in_flight_until_acked(void **state)
     assert_int_equal(chl_ack(chl, &m), 0);
     chl_message_free(&m);
     assert_int_equal(chl_queue_pop(chl, "jobs", 20, &m), MC_EAGAIN);
+    assert_int_equal(chl_queue_length(chl, "jobs", &waiting), 0);
+    assert_int_equal(waiting, 0);
+    assert_int_equal(chl_queue_length(chl, "no spaces", &waiting), MC_EINVAL);
     chl_close(chl);
 }
 

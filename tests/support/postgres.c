@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,4 +93,24 @@ int ts_pg_exec(const ts_pg_t *pg, const char *db, const char *sql)
     }
     PQfinish(c);
     return rc;
+}
+
+long long ts_pg_int(const ts_pg_t *pg, const char *db, const char *query)
+{
+    char url[192];
+    ts_pg_url(pg, db, url, sizeof(url));
+    PGconn *c = PQconnectdb(url);
+    long long v = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, query);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+            v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        else
+            fprintf(stderr, "ts_pg_int: %s: %s", query, PQresultErrorMessage(r));
+        PQclear(r);
+    } else {
+        fprintf(stderr, "ts_pg_int: %s", PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return v;
 }

@@ -34,4 +34,8 @@ void ts_pg_url(const ts_pg_t *pg, const char *db, char *url, size_t size);
  * server's superuser. Returns 0, or -1 with the reason on stderr. */
 int ts_pg_exec(const ts_pg_t *pg, const char *db, const char *sql);
 
+/* Runs query on database db and returns the first column of its first row
+ * as an integer; -1 on error (reason on stderr) or without a row. */
+long long ts_pg_int(const ts_pg_t *pg, const char *db, const char *query);
+
 #endif

@@ -140,6 +140,23 @@ int ts_store_run_postgresql(const struct CMUnitTest *tests, size_t n)
     return run("postgresql", tests, n, start_postgresql, NULL);
 }
 
+long long ts_store_int(const char *target, const char *query)
+{
+    if (strncmp(target, "postgresql://", 13) == 0)
+        return ts_pg_int(&backend.pg, strrchr(target, '/') + 1, query);
+    sqlite3 *db;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_open(target, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, query, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    else
+        fprintf(stderr, "ts_store_int: %s: %s\n", query, sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
 int ts_store_run_both(const struct CMUnitTest *tests, size_t n)
 {
     return ts_store_run_sqlite(tests, n) + ts_store_run_postgresql(tests, n);

@@ -63,4 +63,9 @@ void ts_store_fresh(ts_store_t *f, int migrated, char *target, size_t size);
  * target, behind the store's back. Returns 0 or -1. */
 int ts_store_sql(const char *target, const char *sql);
 
+/* Runs query on the database of target behind the store's back and returns
+ * the first column of its first row as an integer; -1 on error or without
+ * a row. */
+long long ts_store_int(const char *target, const char *query);
+
 #endif

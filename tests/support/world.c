@@ -7,6 +7,7 @@
 #include "channel-layer/internal.h"
 #include "common/envelope.h"
 #include "common/error.h"
+#include "common/wire.h"
 #include "worker/changes.h"
 #include "worker/dispatch.h"
 #include "worker/port.h"
@@ -271,7 +272,8 @@ void ts_http_body(ts_world_t *w, const char *method, const char *path, const cha
                          .method = method,
                          .path = path,
                          .query = query,
-                         .client = "10.0.0.1",
+                         .client = w->client ? w->client : "10.0.0.1",
+                         .scheme = w->scheme,
                          .body = body,
                          .body_len = body_len};
     if (cookie)
@@ -287,6 +289,8 @@ void ts_http_body(ts_world_t *w, const char *method, const char *path, const cha
     for (size_t i = 0; i < r.nheaders; i++) {
         if (!strcmp(r.headers[i].name, "location"))
             snprintf(out->location, sizeof(out->location), "%s", r.headers[i].value);
+        if (!strcmp(r.headers[i].name, "retry-after"))
+            out->retry_after = atol(r.headers[i].value);
         if (!strcmp(r.headers[i].name, "set-cookie")) {
             strncat(out->cookies, r.headers[i].value,
                     sizeof(out->cookies) - strlen(out->cookies) - 2);
@@ -301,6 +305,19 @@ void ts_http(ts_world_t *w, const char *method, const char *path, const char *qu
              const char *cookie, const char *csrf_header, const char *body, ts_http_reply_t *out)
 {
     ts_http_body(w, method, path, query, cookie, csrf_header, body, strlen(body), out);
+}
+
+int ts_status(ts_world_t *w, const char *method, const char *path, const char *cookie,
+              const char *body)
+{
+    char csrf[40] = "";
+    const char *at = cookie ? strstr(cookie, "csrftoken=") : NULL;
+    if (at)
+        sscanf(at, "csrftoken=%32[0-9a-f]", csrf);
+    ts_http_reply_t r;
+    ts_http(w, method, path, "", cookie, csrf[0] ? csrf : NULL, body, &r);
+    free(r.body);
+    return r.status;
 }
 
 int ts_cookie_value(const ts_http_reply_t *r, const char *name, char *out, size_t size)
@@ -406,6 +423,8 @@ void ts_expect_close(ts_world_t *w, const char *channel, int code)
     ts_next_for(w, channel, &env);
     assert_int_equal(env.type, MC_ENV_WS_CLOSE);
     assert_int_equal(env.code, code);
+    const char *reason = mc_close_reason(code);
+    assert_string_equal(env.reason, reason ? reason : "");
     mc_envelope_clear(&env);
 }
 

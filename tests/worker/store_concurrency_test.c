@@ -384,7 +384,8 @@ static void login_failures_add_up_across_connections(void **state)
         assert_null(failed);
     }
     long n;
-    assert_int_equal(wrk_store_login_failures(f->s, WRK_LIMIT_USER, "ann", 2000, 60000, &n), 0);
+    assert_int_equal(wrk_store_login_failures(f->s, WRK_LIMIT_USER, "ann", 2000, 60000, &n, NULL),
+                     0);
     assert_int_equal(n, THREADS * FAILURES_EACH);
 }
 

@@ -30,6 +30,9 @@ static void fill(fixture_t *f, source_t *src)
     assert_int_equal(wrk_store_user_add(s, "bob", "$argon2id$v=19$bob", 1, &bob), 0);
     assert_int_equal(wrk_store_user_add(s, "carl", "$argon2id$v=19$carl", 0, &src->carl), 0);
     assert_int_equal(wrk_store_user_set_active(s, src->carl, 0), 0);
+    assert_int_equal(wrk_store_user_set_superuser(s, bob, 1), 0);
+    char secret[64];
+    assert_int_equal(wrk_store_secret(s, "device-cookie-key", "k3y", secret, sizeof(secret)), 0);
     assert_int_equal(wrk_store_room_add(s, "Lobby", 0, &lobby), 0);
     assert_int_equal(wrk_store_room_add(s, "Staff", 1, &src->staff_room), 0);
     assert_int_equal(wrk_store_room_add(s, "Gone", 0, &src->gone_room), 0);
@@ -71,8 +74,8 @@ static int list_user(void *arg, const wrk_user_t *u)
 {
     char *out = arg;
     size_t n = strlen(out);
-    snprintf(out + n, 1024 - n, "%lld %s %d %d;", (long long)u->id, u->username, u->is_staff,
-             u->is_active);
+    snprintf(out + n, 1024 - n, "%lld %s %d %d %d;", (long long)u->id, u->username, u->is_staff,
+             u->is_active, u->is_superuser);
     return 0;
 }
 
@@ -130,6 +133,9 @@ static void same_reads(wrk_store_t *a, wrk_store_t *b, const source_t *src)
         wrk_message_list_clear(&ma);
         wrk_message_list_clear(&mb);
     }
+    char secret[64];
+    assert_int_equal(wrk_store_secret(b, "device-cookie-key", "other", secret, sizeof(secret)), 0);
+    assert_string_equal(secret, "k3y");
     wrk_message_t m;
     assert_int_equal(wrk_store_message_get(b, src->deleted, &m), 0);
     assert_int_equal(m.deleted, 1);
@@ -228,6 +234,7 @@ static void a_copy_reads_the_same_and_goes_on(void **state)
     assert_int_equal(n.sessions, 1);
     assert_int_equal(n.messages, 2500);
     assert_int_equal(n.whispers, 2);
+    assert_int_equal(n.secrets, 1);
     assert_true(progress_calls >= 7); /* messages come in three pages */
     same_reads(src.s, to, &src);
     wrk_presence_list_t p;
@@ -235,7 +242,8 @@ static void a_copy_reads_the_same_and_goes_on(void **state)
     assert_int_equal(p.n, 0);
     wrk_presence_list_clear(&p);
     long failures;
-    assert_int_equal(wrk_store_login_failures(to, WRK_LIMIT_USER, "ann", 2, 60000, &failures), 0);
+    assert_int_equal(wrk_store_login_failures(to, WRK_LIMIT_USER, "ann", 2, 60000, &failures, NULL),
+                     0);
     assert_int_equal(failures, 0);
     /* And back again, into sqlite. */
     char path[128];
@@ -264,7 +272,7 @@ static void a_copy_refuses_a_store_that_is_not_empty(void **state)
     assert_int_equal(n.users, 0);
     char list[1024] = "";
     assert_int_equal(wrk_store_user_each(f->s, list_user, list), 0);
-    assert_string_equal(list, "1 ann 0 1;2 bob 1 1;");
+    assert_string_equal(list, "1 ann 0 1 0;2 bob 1 1 0;");
     wrk_message_list_t l;
     assert_int_equal(wrk_store_messages_last(f->s, f->room, 10, &l), 0);
     assert_int_equal(l.n, 0);
