@@ -75,42 +75,42 @@ void ts_pg_url(const ts_pg_t *pg, const char *db, char *url, size_t size)
     snprintf(url, size, "%.*s/%s", base, pg->url, db);
 }
 
-int ts_pg_exec(const ts_pg_t *pg, const char *db, const char *sql)
+/* Runs sql on database db; *res gets its result (the caller clears it),
+ * or NULL when the server cannot be reached (reason on stderr). */
+static void query(const ts_pg_t *pg, const char *db, const char *sql, PGresult **res)
 {
     char url[192];
     ts_pg_url(pg, db, url, sizeof(url));
     PGconn *c = PQconnectdb(url);
-    int rc = -1;
-    if (PQstatus(c) == CONNECTION_OK) {
-        PGresult *r = PQexec(c, sql);
-        ExecStatusType st = PQresultStatus(r);
-        rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
-        if (rc)
-            fprintf(stderr, "ts_pg_exec: %s: %s", sql, PQresultErrorMessage(r));
-        PQclear(r);
-    } else {
-        fprintf(stderr, "ts_pg_exec: %s", PQerrorMessage(c));
-    }
+    *res = NULL;
+    if (PQstatus(c) == CONNECTION_OK)
+        *res = PQexec(c, sql);
+    else
+        fprintf(stderr, "ts_pg: %s", PQerrorMessage(c));
     PQfinish(c);
+}
+
+int ts_pg_exec(const ts_pg_t *pg, const char *db, const char *sql)
+{
+    PGresult *r;
+    query(pg, db, sql, &r);
+    ExecStatusType st = PQresultStatus(r);
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
+    if (rc && r)
+        fprintf(stderr, "ts_pg_exec: %s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
     return rc;
 }
 
-long long ts_pg_int(const ts_pg_t *pg, const char *db, const char *query)
+long long ts_pg_int(const ts_pg_t *pg, const char *db, const char *sql)
 {
-    char url[192];
-    ts_pg_url(pg, db, url, sizeof(url));
-    PGconn *c = PQconnectdb(url);
+    PGresult *r;
+    query(pg, db, sql, &r);
     long long v = -1;
-    if (PQstatus(c) == CONNECTION_OK) {
-        PGresult *r = PQexec(c, query);
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
-            v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        else
-            fprintf(stderr, "ts_pg_int: %s: %s", query, PQresultErrorMessage(r));
-        PQclear(r);
-    } else {
-        fprintf(stderr, "ts_pg_int: %s", PQerrorMessage(c));
-    }
-    PQfinish(c);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    else if (r)
+        fprintf(stderr, "ts_pg_int: %s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
     return v;
 }

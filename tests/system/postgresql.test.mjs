@@ -4,17 +4,17 @@
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {System} from '../lib/system.mjs';
-import {login, Socket} from '../lib/client.mjs';
+import {login, Member} from '../lib/client.mjs';
 
 let sys, lobby, annCookie, bobCookie;
 const sockets = [];
 
-async function connect(name, cookie) {
-  const s = new Socket(name);
-  sockets.push(s);
-  await s.open(sys.url, cookie);
-  return s;
-}
+// A page of the chat, logged in as name; closed after the tests.
+const connect = (name, cookie) => {
+  const m = new Member(name, [sys.url], cookie);
+  sockets.push(m);
+  return m.start().then(() => m);
+};
 
 before(async () => {
   sys = await new System({db: 'postgresql'}).start();
