@@ -175,6 +175,7 @@ int chl_queue_next(chl_t *chl, const char *queue, long timeout_ms, const chl_mes
     int rc = chl__key(qkey, sizeof(qkey), chl->cfg.prefix, queue, NULL);
     if (rc != 0)
         return rc;
+    chl->registered = 1; /* each pop below registers; a reconnect does too */
     memset(out, 0, max * sizeof(*out));
     int64_t deadline = timeout_ms ? mc_mono_ms() + timeout_ms : 0;
     size_t ns = chl->ring.nshards;

@@ -7,7 +7,7 @@
  *   http.response        worker -> interface   status, headers, body
  *   websocket.connect    interface -> worker   reply, path, query, headers, client
  *   websocket.accept     worker -> interface   scope
- *   websocket.receive    interface -> worker   reply, scope, groups, text
+ *   websocket.receive    interface -> worker   reply, scope, groups, text, id
  *   websocket.send       worker -> interface   text, except, own
  *   websocket.close      worker -> interface   code, reason
  *   websocket.disconnect interface -> worker   reply, scope, groups, code
@@ -76,6 +76,10 @@ typedef struct mc_envelope {
     const char *own;    /* websocket.send to a group: the one member channel whose copy
                            ends in ,"own":true (the sender's), "" for none; the text
                            must be a JSON object */
+    const char *id;     /* websocket.receive: unique to this envelope (the interface's
+                           process name and a counter, ending in what makes it unique),
+                           so that a worker handling it again (a requeue) can tell;
+                           "" or NULL when none */
     mc_header_t headers[MC_ENVELOPE_MAX_HEADERS];
     size_t nheaders;
     const char *body; /* http.request/response body, websocket.receive/send text: */

@@ -56,6 +56,12 @@ const char *mc_close_reason(int code);
 #define MC_ERROR_SERVER_BUSY "SERVER_BUSY"
 #define MC_ERROR_TOO_MANY_ROOMS "TOO_MANY_ROOMS"
 
+/* The event that tells a socket that messages for it may have been lost
+ * (its interface lost Redis for a while): {"resync":true}. Its client
+ * joins its rooms again with since, asks for whispers since, and sends
+ * again what it has not seen come back. */
+#define MC_EVENT_RESYNC "resync"
+
 /* msg_type of a room event, as the multichat example numbers them. */
 typedef enum mc_msg_type {
     MC_MSG_MESSAGE = 0,

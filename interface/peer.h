@@ -79,6 +79,12 @@ typedef struct ifc_metrics {
     uint64_t frames_in, frames_out;
     uint64_t envelopes_pushed, push_failures, replies_popped, replies_dropped;
     uint64_t closed_slow, closed_timeout, redis_errors;
+    uint64_t busy_replies;     /* SERVER_BUSY for a message that could not be queued */
+    uint64_t disconnects_lost; /* disconnects given up on (presence left behind) */
+    uint64_t redis_up;         /* gauge: 1 while every shard answers */
+    uint64_t redis_losses;     /* times Redis went away */
+    uint64_t redis_failovers;  /* a Sentinel master found at a new address */
+    uint64_t resyncs;          /* {"resync":true} sent to a socket */
 } ifc_metrics_t;
 
 typedef enum ifc_peer_kind {
@@ -102,6 +108,11 @@ typedef struct ifc_peers {
     char root[PATH_MAX]; /* the web root, resolved */
     int stopping;        /* shutting down: no keep-alive */
     size_t pushes;       /* pushes whose callback has not run */
+    /* The bridge's: disconnects kept to be sent again once Redis is back,
+     * and the number of receives so far (they are named by it). */
+    struct ifc_push *pending;
+    size_t npending;
+    uint64_t receives;
     /* set by the server: a push completed (a shutdown waits for the last) */
     void (*pushed)(struct ifc_peers *peers);
 } ifc_peers_t;

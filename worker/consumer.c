@@ -246,6 +246,21 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
     return answered(reply(app, env->reply, text, rc, c));
 }
 
+/* The name a message is stored under, so that a send handled twice (its
+ * first worker died before acknowledging it) is stored once: the client's
+ * client_id, else the id the interface gave the envelope; of a long one,
+ * its last WRK_CLIENT_ID_MAX bytes, where what makes it unique is (the
+ * process's pid and random part, and the counter). */
+static const char *dedupe_name(const mc_envelope_t *env, const wrk_command_t *c)
+{
+    if (c->client_id[0])
+        return c->client_id;
+    if (!env->id || !env->id[0])
+        return NULL;
+    size_t n = strlen(env->id);
+    return n > WRK_CLIENT_ID_MAX ? env->id + n - WRK_CLIENT_ID_MAX : env->id;
+}
+
 static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
                    const wrk_command_t *c)
 {
@@ -262,7 +277,7 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_port_order_lock_send(&app->port, c->room);
     wrk_port_outbox_begin(&app->port); /* on failure the message is stored on its own */
     int rc = wrk_store_message_add(app->store, c->room, u->id, c->message, c->message_len,
-                                   c->client_id[0] ? c->client_id : NULL, mc_now_ms(), &m, NULL);
+                                   dedupe_name(env, c), mc_now_ms(), &m, NULL);
     if (rc) {
         wrk_port_order_unlock(&app->port, c->room);
         wrk_port_send_error(&app->port, env->reply,

@@ -210,7 +210,8 @@ int wrk_service_main(int argc, char **argv)
     const char *redis = "redis://127.0.0.1:6379", *metrics_listen = "";
     mc_option_t opts[] = {
         {"--redis", "CHAT_REDIS_URL", MC_OPT_STRING, &redis, 0, 0,
-         "Redis URL(s), comma-separated for shards"},
+         "Redis URL(s), comma-separated for shards; redis+sentinel://h1,h2,h3/NAME for a master "
+         "watched by Redis Sentinel"},
         {"--db", "CHAT_DB", MC_OPT_STRING, &db, 0, 0,
          "the database: a sqlite file, or a postgresql:// URI or conninfo"},
         {"--db-idle-timeout", "CHAT_DB_IDLE_TIMEOUT_MS", MC_OPT_INT, &cfg.db_idle_timeout_ms, 0,

@@ -134,10 +134,12 @@ static void websocket_envelopes_round_trip(void **state)
                          .groups = {"room-1", "room-2"},
                          .ngroups = 2,
                          .body = "{\"command\":\"join\",\"room\":1}",
-                         .body_len = 27};
+                         .body_len = 27,
+                         .id = "ifc.h.1.ab-17"};
     mc_envelope_t back;
     char *wire;
     round_trip(&env, &back, &wire);
+    assert_string_equal(back.id, "ifc.h.1.ab-17");
     assert_true(back.has_scope);
     assert_int_equal(back.scope.user_id, 42);
     assert_string_equal(back.scope.username, "ann");

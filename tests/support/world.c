@@ -384,18 +384,30 @@ void ts_ws_connect(ts_world_t *w, const char *cookie, const char *channel, ts_so
     ts_expect_text_has(w, channel, "{\"rooms\":[");
 }
 
-void ts_ws_send_in_batch(ts_world_t *w, const ts_sock_t *s, const char *text)
+static void ws_receive(ts_world_t *w, const ts_sock_t *s, const char *text, const char *id,
+                       int flush)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_RECEIVE,
                          .reply = s->channel,
                          .has_scope = 1,
                          .scope = s->scope,
                          .body = text,
-                         .body_len = strlen(text)};
+                         .body_len = strlen(text),
+                         .id = id};
     for (size_t i = 0; i < w->fake.nmembers; i++)
         if (!strcmp(w->fake.members[i].channel, s->channel))
             env.groups[env.ngroups++] = w->fake.members[i].group;
-    handle_envelope(w, &env, 0);
+    handle_envelope(w, &env, flush);
+}
+
+void ts_ws_send_in_batch(ts_world_t *w, const ts_sock_t *s, const char *text)
+{
+    ws_receive(w, s, text, NULL, 0);
+}
+
+void ts_ws_send_named(ts_world_t *w, const ts_sock_t *s, const char *text, const char *id)
+{
+    ws_receive(w, s, text, id, 1);
 }
 
 void ts_ws_send(ts_world_t *w, const ts_sock_t *s, const char *text)

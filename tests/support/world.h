@@ -134,6 +134,8 @@ void ts_ws_connect(ts_world_t *w, const char *cookie, const char *channel, ts_so
 void ts_ws_send_in_batch(ts_world_t *w, const ts_sock_t *s, const char *text);
 /* The same as a batch of one. */
 void ts_ws_send(ts_world_t *w, const ts_sock_t *s, const char *text);
+/* ts_ws_send of an envelope with the id an interface gives it. */
+void ts_ws_send_named(ts_world_t *w, const ts_sock_t *s, const char *text, const char *id);
 /* websocket.disconnect of s (code 1001). */
 void ts_ws_disconnect(ts_world_t *w, const ts_sock_t *s);
 /* Logs user in (password "pw-<user>") as a new device does and opens a

@@ -30,14 +30,7 @@ export function faultTests({shards = 1, db = 'sqlite'} = {}) {
     return m;
   }
 
-  // The messages of a room as stored: [{id, body}] in id order.
-  function stored(room) {
-    const out = sys.sql(`SELECT id, body FROM messages WHERE room_id = ${Number(room)} ORDER BY id`);
-    return out.split('\n').filter(Boolean).map((l) => {
-      const [id, body] = l.split('|');
-      return {id: Number(id), body};
-    });
-  }
+  const stored = (room) => sys.stored(room);
 
   before(async () => {
     // Bursts from a few users: the per-user rate limit is not what this tests.

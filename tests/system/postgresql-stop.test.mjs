@@ -54,9 +54,6 @@ async function holdRoomRow() {
   });
 }
 
-const stored = () => sys.sql(`SELECT id, body FROM messages WHERE room_id = ${room} ORDER BY id`)
-  .split('\n').filter(Boolean).map((l) => ({id: Number(l.split('|')[0]), body: l.split('|')[1]}));
-
 test('a worker stopped mid-batch holding a room: the room goes on within seconds, and its message is redone once', async () => {
   const ann = await member('ann', annCookie);
   const bob = await member('bob', bobCookie);
@@ -96,7 +93,7 @@ test('a worker stopped mid-batch holding a room: the room goes on within seconds
     (d) => d.own && d.message === 'last');
   await ann.waitFor((d) => d.id === last.id);
 
-  const rows = stored();
+  const rows = sys.stored(room);
   assert.deepEqual(rows.map((r) => r.body), [...after, 'stuck', 'last']);
   for (const m of [ann, bob]) {
     const c = m.check(room, rows.map((r) => r.id));
