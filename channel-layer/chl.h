@@ -18,7 +18,7 @@
  *    members. Membership changes travel through the process's own list ahead
  *    of later messages, so a connection told "joined" sees every later message.
  *    Members not refreshed within the group expiry (default 86400 s) are
- *    dropped.
+ *    dropped, by a send to the group at most a few seconds later.
  *  - Reliable queues: chl_queue_pop moves a message into the caller's own
  *    in-flight list (BLMOVE); chl_ack deletes it when handled. A worker that
  *    dies stops refreshing its heartbeat key; a live worker requeues its

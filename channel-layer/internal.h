@@ -186,7 +186,8 @@ enum chl__script_id {
                      * -> {dropped, pushed (-1: the name was set already)} */
     CHL__S_GADD,    /* KEYS zset, hash, pgroups; ARGV member, process, group, expiry s */
     CHL__S_GDISC,   /* same keys and ARGV minus expiry -> 1 when it was a member */
-    CHL__S_GSEND,   /* KEYS zset, hash; ARGV expiry s, prefix, push, capacity, ttl, frame,
+    CHL__S_GSEND,   /* KEYS zset, hash; ARGV expiry s (0: no expiry now), prefix, push,
+                     * capacity, ttl, frame,
                      * group, name, name ttl -> {dropped, nprocs (-1: the name was set
                      * already), procs... (when not pushed)} */
     CHL__S_REQUEUE, /* KEYS workers; ARGV prefix, self, ttl -> number requeued */

@@ -66,47 +66,52 @@ static const char gdisc_lua[] = "local removed = redis.call('ZREM', KEYS[1], ARG
                                 "end\n"
                                 "return removed\n";
 
-/* Expire stale members first (their cost is paid once), then one copy per
- * process: the work grows with processes, not members. With one shard it
- * pushes the copies itself, and marks a named message as mpush does. */
+/* Expire stale members first when asked (ARGV[1] is the group expiry, or
+ * 0: a sender asks every few seconds, not with every send, for the two
+ * commands it takes), then one copy per process: the work grows with
+ * processes, not members. With one shard it pushes the copies itself,
+ * and marks a named message as mpush does. */
 static const char gsend_lua[] =
-    CHL__NOW "local prefix = ARGV[2]\n"
-             "local cutoff = string.format('(%d', now - tonumber(ARGV[1]) * 1000)\n"
-             "local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)\n"
-             "for _, m in ipairs(old) do\n"
-             "  local bang = string.find(m, '!', 1, true)\n"
-             "  if bang then\n"
-             "    local p = string.sub(m, 1, bang - 1)\n"
-             "    local c = redis.call('HINCRBY', KEYS[2], p, -1)\n"
-             "    if c <= 0 then\n"
-             "      redis.call('HDEL', KEYS[2], p)\n"
-             "      redis.call('SREM', prefix .. 'pgroups:' .. p, ARGV[7])\n"
-             "    end\n"
-             "  end\n"
-             "end\n"
-             "if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff) end\n"
-             "local procs = redis.call('HKEYS', KEYS[2])\n"
-             "if ARGV[3] ~= '1' then\n"
-             "  local r = {0, #procs}\n"
-             "  for i, p in ipairs(procs) do r[i + 2] = p end\n"
-             "  return r\n"
-             "end\n"
-             "if ARGV[8] ~= '' and\n"
-             "   not redis.call('SET', ARGV[8], '1', 'NX', 'PX', ARGV[9]) then\n"
-             "  return {0, -1}\n"
-             "end\n"
-             "local cap = tonumber(ARGV[4])\n"
-             "local dropped = 0\n"
-             "for _, p in ipairs(procs) do\n"
-             "  local k = prefix .. p .. '!'\n"
-             "  if redis.call('LLEN', k) >= cap then\n"
-             "    dropped = dropped + 1\n"
-             "  else\n"
-             "    redis.call('LPUSH', k, ARGV[6])\n"
-             "    redis.call('PEXPIRE', k, ARGV[5])\n"
-             "  end\n"
-             "end\n"
-             "return {dropped, #procs}\n";
+    "local prefix = ARGV[2]\n"
+    "if ARGV[1] ~= '0' then\n"
+    CHL__NOW
+    "  local cutoff = string.format('(%d', now - tonumber(ARGV[1]) * 1000)\n"
+    "  local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)\n"
+    "  for _, m in ipairs(old) do\n"
+    "    local bang = string.find(m, '!', 1, true)\n"
+    "    if bang then\n"
+    "      local p = string.sub(m, 1, bang - 1)\n"
+    "      local c = redis.call('HINCRBY', KEYS[2], p, -1)\n"
+    "      if c <= 0 then\n"
+    "        redis.call('HDEL', KEYS[2], p)\n"
+    "        redis.call('SREM', prefix .. 'pgroups:' .. p, ARGV[7])\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff) end\n"
+    "end\n"
+    "local procs = redis.call('HKEYS', KEYS[2])\n"
+    "if ARGV[3] ~= '1' then\n"
+    "  local r = {0, #procs}\n"
+    "  for i, p in ipairs(procs) do r[i + 2] = p end\n"
+    "  return r\n"
+    "end\n"
+    "if ARGV[8] ~= '' and\n"
+    "   not redis.call('SET', ARGV[8], '1', 'NX', 'PX', ARGV[9]) then\n"
+    "  return {0, -1}\n"
+    "end\n"
+    "local cap = tonumber(ARGV[4])\n"
+    "local dropped = 0\n"
+    "for _, p in ipairs(procs) do\n"
+    "  local k = prefix .. p .. '!'\n"
+    "  if redis.call('LLEN', k) >= cap then\n"
+    "    dropped = dropped + 1\n"
+    "  else\n"
+    "    redis.call('LPUSH', k, ARGV[6])\n"
+    "    redis.call('PEXPIRE', k, ARGV[5])\n"
+    "  end\n"
+    "end\n"
+    "return {dropped, #procs}\n";
 
 /* In-flight lists hold the newest element on the left; pushing them back on
  * the right of the queue in that order puts the oldest next in line. */

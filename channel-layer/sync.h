@@ -19,6 +19,8 @@
 #include <stdint.h>
 
 #define CHL__SYNC_MULTI_SLICE_MS 100 /* blocking slice when keys span shards */
+#define CHL__SYNC_SWEEP_MS 2000      /* a group's stale members are looked for this often */
+#define CHL__SYNC_SWEPT 256          /* groups whose last look is remembered */
 
 typedef struct chl__sync_shard {
     redisContext *ctx; /* NULL while down */
@@ -51,6 +53,12 @@ struct chl {
     } fixed;
     char *out; /* the commands of a pipeline in RESP, before hiredis takes them */
     size_t out_cap;
+    /* When a group send of this client last looked for the group's stale
+     * members, by a hash of the group's name (a clash only looks again). */
+    struct chl__sync_swept {
+        uint64_t hash;
+        int64_t at; /* monotonic ms */
+    } swept[CHL__SYNC_SWEPT];
 };
 
 /* Per-message state that chl_ack needs: the exact element and its shard. */

@@ -129,6 +129,25 @@ typedef struct gsend {
     size_t shard; /* of the group */
 } gsend_t;
 
+/* Whether a send to group should look for its stale members: the first
+ * send in CHL__SYNC_SWEEP_MS (or in a quarter of the group expiry, when
+ * that is shorter) does; the others only push. */
+static int sweep_due(chl_t *chl, const char *group)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *c = group; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    struct chl__sync_swept *s = &chl->swept[h % CHL__SYNC_SWEPT];
+    int64_t now = mc_mono_ms(), every = chl->cfg.group_expiry_s * 1000 / 4;
+    if (every > CHL__SYNC_SWEEP_MS)
+        every = CHL__SYNC_SWEEP_MS;
+    if (s->at && s->hash == h && now - s->at < every)
+        return 0;
+    s->hash = h;
+    s->at = now;
+    return 1;
+}
+
 static int gsend_prepare(chl_t *chl, const chl_group_msg_t *m, gsend_t *g)
 {
     g->frame = NULL;
@@ -150,8 +169,14 @@ static int gsend_prepare(chl_t *chl, const chl_group_msg_t *m, gsend_t *g)
     /* With one shard the script pushes the copies itself: one round trip. */
     int here = chl->ring.nshards == 1;
     const struct chl__sync_fixed *f = &chl->fixed;
-    const char *args[9] = {f->group_expiry, chl->cfg.prefix, here ? "1" : "0", f->process_capacity,
-                           f->expiry,       g->frame,        m->group,         g->once,
+    const char *args[9] = {sweep_due(chl, m->group) ? f->group_expiry : "0",
+                           chl->cfg.prefix,
+                           here ? "1" : "0",
+                           f->process_capacity,
+                           f->expiry,
+                           g->frame,
+                           m->group,
+                           g->once,
                            f->once_ttl};
     memcpy(g->args, args, sizeof(args));
     for (int k = 0; k < 9; k++)

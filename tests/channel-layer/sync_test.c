@@ -650,6 +650,26 @@ static void members_expire_after_the_group_expiry(void **state)
     chl_close(chl);
 }
 
+/* Looking for stale members takes two commands (TIME, ZRANGEBYSCORE): a
+ * sender does it with its first send to a group in a few seconds only. */
+static void group_sends_look_for_stale_members_now_and_then(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    assert_int_equal(chl_group_add(chl, "room", "p1!1"), 0);
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    long long t0 = mc_mono_ms();
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(chl_group_send(chl, "room", "m", 1, NULL), 0);
+    long long took = mc_mono_ms() - t0;
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p1!"), 51); /* the add and 50 copies */
+    long looks = command_calls("zrangebyscore");
+    assert_true(looks >= 1);
+    assert_true(looks <= 1 + took / 2000);
+    assert_int_equal(command_calls("time"), looks);
+    chl_close(chl);
+}
+
 static void forget_process_drops_all_its_memberships(void **state)
 {
     (void)state;
@@ -844,6 +864,8 @@ int main(void)
         cmocka_unit_test_setup(group_send_costs_one_push_per_process, ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_full_process_list_drops_only_its_copy, ts_redis_fixture_flush),
         cmocka_unit_test_setup(members_expire_after_the_group_expiry, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(group_sends_look_for_stale_members_now_and_then,
+                               ts_redis_fixture_flush),
         cmocka_unit_test_setup(forget_process_drops_all_its_memberships, ts_redis_fixture_flush),
         cmocka_unit_test_setup(rate_take_is_a_token_bucket, ts_redis_fixture_flush),
         cmocka_unit_test_setup(processes_without_heartbeat_are_reaped_once, ts_redis_fixture_flush),
