@@ -295,6 +295,26 @@ static void the_local_table_indexes_both_ways(void **state)
         chl__local_forget(t, c);
     assert_int_equal(chl__local_members(t, "g7", 2, &m), 40); /* 7 is odd: all kept */
     assert_int_equal(chl__local_members(t, "g8", 2, &m), 0);
+
+    /* connections in more groups than a connection's first room holds, many
+     * sharing buckets, each moved as it grows */
+    for (int k = 0; k < 10; k++)
+        for (uint64_t c = 5000; c < 5040; c++) {
+            char g[16];
+            int n = snprintf(g, sizeof(g), "h%d", k);
+            assert_int_equal(chl__local_add(t, g, (size_t)n, c), 1);
+        }
+    for (uint64_t c = 5000; c < 5040; c++) {
+        char listed[128] = "";
+        chl__local_each_group(t, c, append_group, listed);
+        assert_int_equal(strlen(listed), 10 * 3);
+    }
+    assert_int_equal(chl__local_members(t, "h9", 2, &m), 40);
+    assert_int_equal(chl__local_remove(t, "h0", 2, 5007), 1);
+    assert_int_equal(chl__local_members(t, "h0", 2, &m), 39);
+    for (uint64_t c = 5000; c < 5040; c++)
+        chl__local_forget(t, c);
+    assert_int_equal(chl__local_members(t, "h9", 2, &m), 0);
     chl__local_free(t);
     chl__local_free(NULL);
 }
