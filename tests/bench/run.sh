@@ -250,7 +250,8 @@ idle_run() { # idle_run N SOURCES
     rss0=$(rss_kib "$ipid")
     out=$dir/idle-$n.out
     "$B/bin/chat-bench" --password "$PASSWORD" --target "127.0.0.1:$port" --idle --clients "$n" \
-        --users 100 --sources "$2" --connect-parallel 500 >"$out" 2>"$dir/idle-$n.err" &
+        --users 100 --rooms "$IDLE_ROOM" --sources "$2" --connect-parallel 500 >"$out" \
+        2>"$dir/idle-$n.err" &
     bpid=$!
     for _ in $(seq 1 30000); do
         grep -q '^idle' "$out" 2>/dev/null && break
@@ -277,6 +278,8 @@ idle_run() { # idle_run N SOURCES
 "
     fi
 }
+# The sockets join a room of their own, which has no history to send them.
+IDLE_ROOM=$("$B/bin/chatctl" room add "idle room")
 log "idle sockets: 10,000"
 idle_run 10000 1
 # 100,000 when the descriptor limit allows, else the most it allows.
@@ -441,7 +444,7 @@ are counted above).
 | --- | ---: |
 ${instr_table:-| (valgrind was not available) | |}
 
-Memory: **${mem10:-?} bytes** of user space per idle authenticated socket at
+Memory: **${mem10:-?} bytes** of user space per idle authenticated, joined socket at
 10,000 sockets${mem100:+, **$mem100 bytes** at $big} (see "Memory per idle authenticated socket").
 
 $(cat "$here/cost.md")
@@ -454,7 +457,7 @@ $(cat "$here/cost.md")
 | 1,000 clients in 1 room, one interface | **$b1000 msg/s** ($((b1000 * 1000)) deliveries/s) | echo: $echo_best deliveries/s (one frame in, one out) |
 | the same on two interfaces | **$b100x2 msg/s** (10 rooms), **$b1000x2 msg/s** (1 room, $((b1000x2 * 1000)) deliveries/s) | one interface: $b100 and $b1000 msg/s |
 | Redis commands per chat message (those run inside scripts included) | **$cmd_per_msg** | Redis: $rb_lpush LPUSH/s from 50 clients, $rb_p16 pipelined; at the pipelined rate, $msg_ceiling chat msg/s |
-| user-space memory per idle authenticated socket | **${mem10:-?} bytes** at 10,000 sockets${mem100:+, **$mem100 bytes** at $big} | target: 2,048 bytes |
+| user-space memory per idle authenticated socket, joined to a room | **${mem10:-?} bytes** at 10,000 sockets${mem100:+, **$mem100 bytes** at $big} | target: 1,024 bytes |
 
 ## Ceilings
 
@@ -526,7 +529,7 @@ $cpu_rows
 ## Memory per idle authenticated socket
 
 A fresh interface; its VmRSS before chat-bench connects, then with N
-WebSockets open, each logged in (100 users) and idle (no room joined):
+WebSockets open, each logged in (100 users), joined to a room and idle:
 (RSS with N − RSS with none) / N. Socket buffers live in the kernel and are
 not counted; chat-bench's own memory is not counted.
 
@@ -563,8 +566,8 @@ chat-bench ... --rates 200 --duration 1000, then --duration 4000    # around red
 tests/bench/cost.sh BUILD $COST_RATE $cost_best                            # the cost of one message
 MC_COST_CALLGRIND=worker MC_COST_SECS=8 tests/bench/cost.sh BUILD $CG_RATE   # and interface, redis
 perf record -p PID -- sleep 3; perf report --sort dso                # during the best rate
-chat-bench --target 127.0.0.1:P3 --idle --clients 10000 --users 100 --sources 1
-chat-bench --target 127.0.0.1:P4 --idle --clients 100000 --users 100 --sources 8
+chat-bench --target 127.0.0.1:P3 --idle --clients 10000 --users 100 --rooms IDLE --sources 1
+chat-bench --target 127.0.0.1:P4 --idle --clients 100000 --users 100 --rooms IDLE --sources 8
 \`\`\`
 
 All with \`--password bench-password\`; every chat-bench option is in
