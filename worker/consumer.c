@@ -415,21 +415,27 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     /* Stored first: its id comes from the database, unique across workers,
-     * and a user who is away gets it on reconnecting ("whispers"). */
-    wrk_whisper_t w = {.created_ms = mc_now_ms()};
-    rc = wrk_store_whisper_add(app->store, u->id, to.id, c->message, c->message_len, w.created_ms,
-                               &w.id);
+     * and a user who is away gets it on reconnecting ("whispers"). Named as
+     * a message is, it is stored once, and a whisper handled again is the
+     * one stored, sent under the same names. */
+    wrk_whisper_t w;
+    int again = 0;
+    rc = wrk_store_whisper_add(app->store, u->id, to.id, c->message, c->message_len,
+                               dedupe_name(env, c), mc_now_ms(), &w, &again);
+    /* A client_id used again for another recipient: the whisper stored
+     * under it goes to its own recipient. */
+    if (rc == 0 && again && strcmp(w.to, to.username) != 0)
+        rc = wrk_store_user_by_name(app->store, w.to, &to);
     if (rc) {
-        refuse(app, env, c, MC_ERROR_SERVER_BUSY);
-        return rc;
+        wrk_whisper_clear(&w);
+        refuse(app, env, c, rc == MC_ENOTFOUND ? MC_ERROR_USER_INVALID : MC_ERROR_SERVER_BUSY);
+        return rc == MC_ENOTFOUND ? 0 : rc;
     }
-    snprintf(w.from, sizeof(w.from), "%s", u->username);
-    snprintf(w.to, sizeof(w.to), "%s", to.username);
-    w.body = c->message;
-    w.body_len = c->message_len;
     char *text = NULL, *own = NULL;
     rc = wrk_reply_whisper(&w, NULL, &text);
     rc = rc ? rc : wrk_reply_whisper(&w, c->client_id, &own);
+    int64_t id = w.id;
+    wrk_whisper_clear(&w);
     if (rc) {
         free(text);
         return answered(reply(app, env->reply, own, rc, c));
@@ -437,11 +443,11 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
     /* Every socket of both users: the recipient's first. */
     char group[MC_GROUP_NAME_MAX], once[MC_ONCE_NAME_MAX];
     mc_group_user(group, to.id);
-    mc_once_whisper(once, w.id, 0);
+    mc_once_whisper(once, id, 0);
     publish(app, env, group, once, text, own);
     if (to.id != u->id) {
         mc_group_user(group, u->id);
-        mc_once_whisper(once, w.id, 1);
+        mc_once_whisper(once, id, 1);
         wrk_port_group_text_once(&app->port, group, once, text, env->reply);
     }
     free(text);

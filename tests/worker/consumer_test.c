@@ -423,6 +423,58 @@ static void an_edit_or_deletion_handled_twice_reaches_the_room_once(void **state
     assert_false(ts_pending(w, b.channel));
 }
 
+/* A whisper handled twice (a replayed envelope) or sent again with its
+ * client_id is stored once and reaches every other socket of both users
+ * once; the socket that sent it hears of it each time, with the client_id.
+ * Without a client_id, the envelope's id names it. */
+static void a_whisper_handled_twice_is_stored_and_delivered_once(void **state)
+{
+    ts_world_t *w = *state;
+    ts_sock_t a, a2, b;
+    ts_ann_and_bob_in_the_lobby(w, &a, &b);
+    char cookie[256];
+    ts_log_in_and_connect(w, "ann", "ifc.v!7", cookie, sizeof(cookie), &a2);
+    const char *psst =
+        "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"psst\",\"client_id\":\"w1\"}";
+    ts_ws_send_named(w, &a, psst, "ifc.h.1.ab-1");
+    ts_expect_text_has(w, a.channel, "\"message\":\"psst\",\"ts\":");
+    ts_expect_text_has(w, b.channel, "{\"whisper\":1,\"from\":\"ann\",\"to\":\"bob\"");
+    ts_expect_text_has(w, a2.channel, "{\"whisper\":1,\"from\":\"ann\",\"to\":\"bob\"");
+    ts_ws_send_named(w, &a, psst, "ifc.h.1.ab-1"); /* the replay */
+    ts_ws_send_named(w, &a, psst, "ifc.h.1.ab-2"); /* the page sends it again */
+    for (int i = 0; i < 2; i++) {
+        char *own = ts_next_text(w, a.channel);
+        assert_non_null(strstr(own, "{\"whisper\":1,\"from\":\"ann\",\"to\":\"bob\""));
+        assert_non_null(strstr(own, ",\"client_id\":\"w1\"}"));
+        free(own);
+    }
+    assert_false(ts_pending(w, a.channel));
+    assert_false(ts_pending(w, b.channel));
+    assert_false(ts_pending(w, a2.channel));
+    /* The same client_id for another recipient is that whisper still. */
+    ts_ws_send_named(w, &a,
+                     "{\"command\":\"whisper\",\"to\":\"sue\",\"message\":\"other\","
+                     "\"client_id\":\"w1\"}",
+                     "ifc.h.1.ab-3");
+    ts_expect_text_has(w, a.channel,
+                       "{\"whisper\":1,\"from\":\"ann\",\"to\":\"bob\",\"message\":\"psst\"");
+    assert_false(ts_pending(w, b.channel));
+
+    const char *plain = "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"plain\"}";
+    ts_ws_send_named(w, &a, plain, "ifc.h.1.ab-4");
+    ts_ws_send_named(w, &a, plain, "ifc.h.1.ab-4");
+    ts_expect_text_has(w, b.channel, "\"message\":\"plain\"");
+    assert_false(ts_pending(w, b.channel));
+    ts_ws_send_named(w, &a, plain, "ifc.h.1.ab-5"); /* another envelope: said again */
+    ts_expect_text_has(w, b.channel, "\"message\":\"plain\"");
+
+    wrk_whisper_list_t l;
+    assert_int_equal(wrk_store_whispers_since(w->app.store, b.scope.user_id, 0, 10, &l), 0);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.items[0].body, "psst");
+    wrk_whisper_list_clear(&l);
+}
+
 /* An error names the command it answers by its client_id, whoever finds
  * the fault: the parser, the rate limit, the permission check. */
 static void errors_name_the_client_id_of_their_command(void **state)
@@ -721,6 +773,7 @@ int main(void)
         T(a_send_handled_twice_is_stored_once_without_a_client_id),
         T(a_user_with_two_sockets_counts_once),
         T(an_edit_or_deletion_handled_twice_reaches_the_room_once),
+        T(a_whisper_handled_twice_is_stored_and_delivered_once),
         T(errors_name_the_client_id_of_their_command),
         T(staff_only_rooms_are_refused_at_join_and_send),
         T(bad_input_is_answered_and_the_socket_stays),
