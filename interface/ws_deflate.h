@@ -108,6 +108,16 @@ size_t ifc_ws_deflate_bound(size_t len);
 int ifc_ws_deflate(ifc_ws_deflater_t *d, const void *in, size_t len, uint8_t *out, size_t cap,
                    size_t *out_len);
 
+/*
+ * Compresses in[0..len) as one message, as ifc_ws_deflate does, into the
+ * compressor's own memory, when that makes it shorter. Returns 0 with the
+ * payload in *out[0..*out_len), *out_len < len, valid until the next call
+ * on d or its free; MC_ETOOBIG when the message would not shrink (send it
+ * uncompressed); MC_ENOMEM. The memory is kept between calls up to 64 KiB.
+ */
+int ifc_ws_deflate_shrink(ifc_ws_deflater_t *d, const void *in, size_t len, const uint8_t **out,
+                          size_t *out_len);
+
 /* The inflater. Opaque. */
 typedef struct ifc_ws_inflater ifc_ws_inflater_t;
 
