@@ -15,10 +15,12 @@ packages=(
     clang libclang-rt-14-dev llvm   # libFuzzer targets and symbolised reports
     sqlite3
     systemd nginx-light openssl   # the deploy/ checks: systemd-analyze verify, nginx -t
+    curl                          # and their HTTP requests
     chromium                       # browser tests (driven by playwright-core from npm)
 )
-# `make bench` (--bench) also profiles: system calls and where CPU time goes.
-[ "${1:-}" != --bench ] || packages+=(strace linux-perf)
+# `make bench` (--bench) also profiles (system calls, where CPU time goes) and
+# draws the ladders (gnuplot).
+[ "${1:-}" != --bench ] || packages+=(strace linux-perf gnuplot-nox)
 # Node.js for the browser and protocol tests: Debian's, unless one is present.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -1,36 +1,26 @@
 #!/usr/bin/env bash
-# deploy/: the systemd units pass `systemd-analyze verify` without a single
-# warning (pointed at the programs this build made), and the nginx example
-# passes `nginx -t` with a throw-away certificate.
+# deploy/: the systemd units, as `make install` installs them (into a prefix
+# in a temporary folder, with this build's programs), pass `systemd-analyze
+# verify` without a single warning, and the nginx example passes `nginx -t`
+# with a throw-away certificate.
 set -u
-src=${MC_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}
-bin=${MC_BUILD:-$src/build/asan}/bin
+# shellcheck source=tests/deploy/lib.sh
+source "$(dirname "$0")/lib.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-n=0
-fails=0
-report() { # report STATUS NAME [DETAIL]
-    n=$((n + 1))
-    if [ "$1" -eq 0 ]; then
-        echo "ok $n - $2"
-    else
-        fails=$((fails + 1))
-        echo "not ok $n - $2"
-        [ -n "${3:-}" ] && printf '%s\n' "$3" | sed 's/^/# /'
-    fi
-}
 
 echo "1..3"
 
-# systemd: the units as shipped, with the programs' directory swapped for ours.
-cp "$src"/deploy/systemd/* "$work"/
-sed -i "s|/usr/local/bin/|$bin/|g; s|/etc/multichat/multichat.env|$work/multichat.env|" \
-    "$work"/*.service
+# systemd: the units as installed, naming the installed programs.
+build=$(cd "$bin/.." && pwd)
+out=$(make -C "$src" --no-print-directory install FLAVOUR="$(basename "$build")" B="$build" \
+    PREFIX="$work/prefix" 2>&1) || printf 'make install failed:\n%s\n' "$out" | sed 's/^/# /'
+cp "$work"/prefix/lib/systemd/system/* "$work"/
 out=$(cd "$work" && systemd-analyze verify --man=no ./chat-interface@1.service \
     ./chat-worker@1.service ./multichat.target 2>&1)
 status=$?
 [ -z "$out" ] || status=1
-report $status "systemd units verify cleanly" "$out"
+report $status "the installed systemd units verify cleanly" "$out"
 
 # The check itself must catch a mistake: a misspelt hardening key.
 sed 's/^ProtectSystem=strict/ProtectSystm=strict/' "$work/chat-interface@.service" \
@@ -58,4 +48,4 @@ http {
 CONF
 out=$(nginx -t -q -p "$work" -c "$work/nginx.conf" 2>&1)
 report $? "nginx example passes nginx -t" "$out"
-exit $((fails > 0))
+finish
