@@ -328,38 +328,36 @@ static uint64_t member(const ifc_peers_t *peers, const char *channel)
     return id;
 }
 
-/* The sender's copy of text, a JSON object: ,"own":true before its closing
- * brace ("{}" has no comma), in a new buffer of *out_len bytes; text that
- * is no object is copied as it is. NULL when out of memory. */
-static char *own_text(const char *text, size_t len, size_t *out_len)
+/* The sender's frame: the text, a JSON object, with ,"own":true before its
+ * closing brace ("{}" has no comma); text that is no object goes out as it
+ * is. Always plain: compressing it would cost a second deflate per
+ * message for one socket (see send_text). */
+static ifc_buf_t *own_frame(const char *text, size_t len)
 {
-    const char *tail = "";
-    size_t keep = len;
-    if (len >= 2 && text[len - 1] == '}') {
-        tail = text[len - 2] == '{' ? "\"own\":true}" : ",\"own\":true}";
-        keep = len - 1;
+    if (len < 2 || text[len - 1] != '}')
+        return ifc_websocket_frame(IFC_WS_OP_TEXT, text, len);
+    const char *tail = text[len - 2] == '{' ? "\"own\":true}" : ",\"own\":true}";
+    size_t keep = len - 1, add = strlen(tail);
+    uint8_t hdr[IFC_WS_MAX_HEADER];
+    size_t hl = ifc_ws_frame_header(hdr, IFC_WS_OP_TEXT, IFC_WS_FIN, keep + add);
+    ifc_buf_t *b = ifc_buf_new(hl + keep + add);
+    if (b) {
+        memcpy(b->data, hdr, hl);
+        memcpy(b->data + hl, text, keep);
+        memcpy(b->data + hl + keep, tail, add);
     }
-    size_t add = strlen(tail);
-    char *out = malloc(keep + add + 1);
-    if (out) {
-        memcpy(out, text, keep);
-        memcpy(out + keep, tail, add);
-        *out_len = keep + add;
-    }
-    return out;
+    return b;
 }
 
-/* websocket.send to conns[0..n): the message and the sender's copy each
- * have their frames encoded once, plain and compressed, when a member
- * first needs them, and shared by every member's socket. */
+/* websocket.send to conns[0..n): the message's frames, plain and
+ * compressed, are each encoded once, when a member first needs them, and
+ * shared by every member's socket; so is the sender's copy. */
 static void send_text(ifc_peers_t *peers, const uint64_t *conns, size_t n, const mc_envelope_t *env)
 {
     uint64_t except = member(peers, env->except), own = member(peers, env->own);
-    ifc_websocket_message_t all, mine;
-    char *own_copy = NULL;
-    size_t own_len = 0;
+    ifc_websocket_message_t all;
+    ifc_buf_t *mine = NULL;
     ifc_websocket_message_init(&all, IFC_WS_OP_TEXT, env->body, env->body_len);
-    ifc_websocket_message_init(&mine, IFC_WS_OP_TEXT, NULL, 0);
     for (size_t i = 0; i < n; i++) {
         ifc_peer_t *p = live(peers, conns[i]);
         if (!p || p->kind != IFC_PEER_CHAT || conns[i] == except)
@@ -368,16 +366,13 @@ static void send_text(ifc_peers_t *peers, const uint64_t *conns, size_t n, const
             ifc_websocket_send_message(p, &all);
             continue;
         }
-        if (!own_copy && (own_copy = own_text(env->body, env->body_len, &own_len)) != NULL)
-            ifc_websocket_message_init(&mine, IFC_WS_OP_TEXT, own_copy, own_len);
-        if (own_copy)
-            ifc_websocket_send_message(p, &mine);
-        else
+        if (!mine && !(mine = own_frame(env->body, env->body_len)))
             ifc_conn_close(&p->conn);
+        else
+            ifc_websocket_send_frame(p, mine);
     }
     ifc_websocket_message_clear(&all);
-    ifc_websocket_message_clear(&mine);
-    free(own_copy);
+    ifc_buf_unref(mine);
 }
 
 void ifc_bridge_deliver(ifc_peers_t *peers, const uint64_t *conns, size_t n, const char *data,

@@ -19,7 +19,9 @@
  * share: websocket.h); its "except" member (the joiner of its own enter
  * notice) gets nothing, and its "own" member (the sender of a chat
  * message) gets a copy whose object ends in ,"own":true, encoded once too,
- * so the sender's copy travels inside the room's one message. The channel layer turns those channel
+ * so the sender's copy travels inside the room's one message. That copy
+ * goes plain: compressing it would be a second deflate per message, for
+ * one socket. The channel layer turns those channel
  * names into connection ids (bus.conn_of): no name is parsed here.
  */
 #ifndef MC_INTERFACE_BRIDGE_H
