@@ -178,6 +178,8 @@ void ifc_websocket_upgrade(ifc_peer_t *p, ifc_peer_kind_t kind)
     ifc_peer_wait(p, IFC_WAIT_NONE);
     p->ws = malloc(sizeof(*p->ws));
     if (!p->ws || ifc_http_response_head(head, sizeof(head), 101, h, nh, -1, 1, &hl) != 0) {
+        free(p->ws); /* not a parser yet */
+        p->ws = NULL;
         ifc_conn_close(&p->conn);
         return;
     }
