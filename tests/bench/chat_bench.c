@@ -590,7 +590,8 @@ static uint64_t proc_cpu_us(long pid)
     /* After "pid (name) ": the state and fields 4 to 13, then utime and stime. */
     const char *p = strrchr(buf, ')');
     unsigned long long ut, st;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+    if (!p || !p[1] ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
         return 0;
     return (uint64_t)(ut + st) * 1000000u / (uint64_t)sysconf(_SC_CLK_TCK);
 }
@@ -627,9 +628,11 @@ static void print_step(bench_t *b, const step_t *s)
            pct_ms(s, 0.99), pct_ms(s, 1.0));
     /* Bytes on the sockets, CPU per message sent (ours, then --cpu-pids). */
     double per_msg = s->sent ? (double)s->sent : 1;
-    printf(" rx_bytes=%llu tx_bytes=%llu rx_bytes_per_delivery=%.1f self_cpu_us_per_msg=%.1f",
+    printf(" rx_bytes=%llu tx_bytes=%llu rx_bytes_per_delivery=%.1f tx_bytes_per_msg=%.1f "
+           "self_cpu_us_per_msg=%.1f",
            (unsigned long long)s->rx_bytes, (unsigned long long)s->tx_bytes,
            (double)s->rx_bytes / (double)(s->received ? s->received : 1),
+           (double)s->tx_bytes / per_msg,
            (double)(s->cpu_us[b->npids] - s->cpu0_us[b->npids]) / per_msg);
     for (int i = 0; i < b->npids; i++)
         printf("%s%.1f",
