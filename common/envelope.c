@@ -618,6 +618,13 @@ static void put(writer_t *w, const char *s, size_t n)
 /* A string literal, measured at compile time. */
 #define PUT(w, literal) put(w, "" literal, sizeof(literal) - 1)
 
+/* The letter of a byte's two-byte escape (\" \\ \b \f \n \r \t), as cJSON
+ * escapes; any other byte that is not plain takes six (\u00XX). */
+static const char short_escape[256] = {
+    ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+    ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't',
+};
+
 /* s[0..n) as a JSON string, escaped as cJSON escapes: the quote, the
  * backslash and control characters (a NUL is \u0000); other bytes as they
  * are. */
@@ -634,34 +641,26 @@ static void put_string(writer_t *w, const char *s, size_t n)
             break;
         char esc[8];
         unsigned char c = (unsigned char)s[i++];
-        switch (c) {
-        case '"':
-            PUT(w, "\\\"");
-            break;
-        case '\\':
-            PUT(w, "\\\\");
-            break;
-        case '\b':
-            PUT(w, "\\b");
-            break;
-        case '\f':
-            PUT(w, "\\f");
-            break;
-        case '\n':
-            PUT(w, "\\n");
-            break;
-        case '\r':
-            PUT(w, "\\r");
-            break;
-        case '\t':
-            PUT(w, "\\t");
-            break;
-        default:
+        if (short_escape[c]) {
+            esc[0] = '\\';
+            esc[1] = short_escape[c];
+            put(w, esc, 2);
+        } else {
             snprintf(esc, sizeof(esc), "\\u%04x", c);
             put(w, esc, 6);
         }
     }
     PUT(w, "\"");
+}
+
+size_t mc_envelope_string_len(const char *s, size_t n)
+{
+    size_t len = 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        len += plain[c] ? 1 : short_escape[c] ? 2 : 6;
+    }
+    return len;
 }
 
 static void put_text(writer_t *w, const char *s)

@@ -105,6 +105,10 @@ void mc_envelope_clear(mc_envelope_t *env);
  * when the result would exceed MC_ENVELOPE_MAX_BYTES. */
 int mc_envelope_encode(const mc_envelope_t *env, char **out, size_t *len);
 
+/* The bytes s[0..n) takes as a JSON string in an encoded envelope, its
+ * quotes and escapes included: what a text costs on its way to Redis. */
+size_t mc_envelope_string_len(const char *s, size_t n);
+
 /* Returns the value of header name (lower case) or NULL. */
 const char *mc_envelope_header(const mc_envelope_t *env, const char *name);
 

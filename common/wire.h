@@ -44,6 +44,7 @@ typedef enum mc_close_code {
 #define MC_ERROR_NOT_ALLOWED "NOT_ALLOWED"
 #define MC_ERROR_RATE_LIMITED "RATE_LIMITED"
 #define MC_ERROR_SERVER_BUSY "SERVER_BUSY"
+#define MC_ERROR_TOO_MANY_ROOMS "TOO_MANY_ROOMS"
 
 /* msg_type of a room event, as the multichat example numbers them. */
 typedef enum mc_msg_type {
@@ -71,6 +72,8 @@ typedef enum mc_msg_type {
 void mc_group_room(char buf[MC_GROUP_NAME_MAX], int64_t room);
 void mc_group_user(char buf[MC_GROUP_NAME_MAX], int64_t user_id);
 void mc_group_session(char buf[MC_GROUP_NAME_MAX], int64_t session_id);
+/* Whether group is a room's group ("room-<id>"). */
+int mc_group_is_room(const char *group);
 
 /* The longest once name below, with its NUL. */
 #define MC_ONCE_NAME_MAX 32

@@ -26,6 +26,9 @@ void wrk_settings_defaults(wrk_settings_t *s)
     s->rate_close_after = 20;
     s->rate_connects = 20;
     s->rate_connect_burst = 60;
+    s->rate_notices = 6;
+    s->rate_notice_burst = 10;
+    s->socket_rooms = WRK_SOCKET_ROOMS_DEFAULT;
 }
 
 int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
@@ -48,6 +51,8 @@ int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
         app->store = NULL;
         return rc;
     }
+    app->port.notice_rate = cfg->rate_notices;
+    app->port.notice_burst = cfg->rate_notice_burst;
     int from = 0, to = 0;
     rc = wrk_store_migrate(app->store, &from, &to);
     if (rc) {

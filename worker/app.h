@@ -32,6 +32,10 @@ typedef struct wrk_settings {
     long rate_close_after;   /* refusals in a row that close the socket with 1008, default 20 */
     long rate_connects;      /* per client address: new WebSockets a second, default 20; 0 off */
     long rate_connect_burst; /* ... and at once, default 60 */
+    long rate_notices;       /* per user and room: enter and leave notices a minute, default 6;
+                                0 off */
+    long rate_notice_burst;  /* ... and at once, default 10 */
+    long socket_rooms;       /* rooms one socket may be in, default WRK_SOCKET_ROOMS_DEFAULT */
 } wrk_settings_t;
 
 void wrk_settings_defaults(wrk_settings_t *s);

@@ -26,19 +26,38 @@ static int joined(const mc_envelope_t *env, int64_t room)
     return 0;
 }
 
-/* Sends text to the socket and frees it; a NULL text (no memory) becomes
- * SERVER_BUSY. */
+/* How many rooms the envelope says the socket is in. */
+static long rooms_joined(const mc_envelope_t *env)
+{
+    long n = 0;
+    for (size_t i = 0; i < env->ngroups; i++)
+        n += mc_group_is_room(env->groups[i]);
+    return n;
+}
+
+/* Sends text (encoded with rc) to the socket and frees it. Returns 0 once
+ * it went out. Otherwise no answer is lost in silence: the client is told
+ * SERVER_BUSY, with the room and command, and the failure is returned
+ * (MC_ENOMEM or MC_ETOOBIG from the encoder; MC_ETOOBIG, MC_EFULL or
+ * MC_EREDIS from the channel layer). */
 static int reply(wrk_app_t *app, const char *channel, char *text, int rc, const wrk_command_t *c)
 {
-    if (rc || !text) {
-        free(text);
+    if (rc == 0 && text)
+        rc = wrk_port_send_text(&app->port, channel, text);
+    else if (rc == 0)
+        rc = MC_ENOMEM;
+    free(text);
+    if (rc)
         wrk_port_send_error(&app->port, channel, MC_ERROR_SERVER_BUSY, c->has_room ? c->room : 0,
                             c->name);
-        return rc ? rc : MC_ENOMEM;
-    }
-    rc = wrk_port_send_text(&app->port, channel, text);
-    free(text);
     return rc;
+}
+
+/* What a command that was answered, if with an error, returns: only a
+ * failure of memory is the worker's own (worker/dispatch.h). */
+static int answered(int rc)
+{
+    return rc == MC_ENOMEM ? rc : 0;
 }
 
 int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
@@ -145,6 +164,13 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_room_t room;
     if (room_for(app, env, u, c, &room))
         return 0;
+    /* The interface carries a socket's groups in each envelope, up to a
+     * fixed number: a socket in more rooms would lose some in silence. */
+    int was_in = joined(env, c->room);
+    if (!was_in && rooms_joined(env) >= app->cfg.socket_rooms) {
+        wrk_port_send_error(&app->port, env->reply, MC_ERROR_TOO_MANY_ROOMS, c->room, c->name);
+        return 0;
+    }
     char group[MC_GROUP_NAME_MAX];
     mc_group_room(group, c->room);
     /* Under the order lock, every message is either published before the
@@ -173,13 +199,23 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     if (rc == 0)
         rc = room_names(app, c->room, &names);
     if (rc == 0)
-        rc = wrk_reply_join(c->room, room.title, &history, names.v, names.n, &text);
+        rc = wrk_reply_join(c->room, room.title, &history, names.v, names.n, WRK_REPLY_BUDGET,
+                            &text);
     wrk_message_list_clear(&history);
     names_clear(&names);
     rc = reply(app, env->reply, text, rc, c);
+    if (rc) {
+        /* The client was told the join failed: it is not in the room, for
+         * the room either (unless it was already). */
+        if (!was_in) {
+            wrk_port_group_discard(&app->port, group, env->reply);
+            wrk_store_presence_remove(app->store, env->reply, c->room);
+        }
+        return answered(rc);
+    }
     if (first)
         wrk_port_notice(&app->port, c->room, u->username, MC_MSG_ENTER, env->reply);
-    return rc;
+    return 0;
 }
 
 static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
@@ -206,7 +242,7 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
     }
     char *text = NULL;
     int rc = wrk_reply_leave(c->room, &text);
-    return reply(app, env->reply, text, rc, c);
+    return answered(reply(app, env->reply, text, rc, c));
 }
 
 static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
@@ -263,10 +299,10 @@ static int do_history(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
                            : wrk_store_messages_last(app->store, c->room, c->limit, &l);
     char *text = NULL;
     if (rc == 0) {
-        rc = wrk_reply_history(c->room, &l, &text);
+        rc = wrk_reply_history(c->room, &l, WRK_REPLY_BUDGET, &text);
         wrk_message_list_clear(&l);
     }
-    return reply(app, env->reply, text, rc, c);
+    return answered(reply(app, env->reply, text, rc, c));
 }
 
 static int do_edit_delete(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
@@ -348,7 +384,7 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
     char *text = NULL;
     rc = wrk_reply_whisper(id, u->username, to.username, c->message, now, &text);
     if (rc)
-        return reply(app, env->reply, text, rc, c);
+        return answered(reply(app, env->reply, text, rc, c));
     char group[MC_GROUP_NAME_MAX];
     mc_group_user(group, to.id);
     wrk_port_group_text(&app->port, group, text, NULL);
@@ -370,10 +406,10 @@ static int do_whispers(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_
         l.truncated = 0; /* "the last 50" is no cut */
     char *text = NULL;
     if (rc == 0) {
-        rc = wrk_reply_whispers(&l, &text);
+        rc = wrk_reply_whispers(&l, WRK_REPLY_BUDGET, &text);
         wrk_whisper_list_clear(&l);
     }
-    return reply(app, env->reply, text, rc, c);
+    return answered(reply(app, env->reply, text, rc, c));
 }
 
 static int do_who(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
@@ -389,7 +425,7 @@ static int do_who(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
         rc = wrk_reply_who(c->room, names.v, names.n, &text);
         names_clear(&names);
     }
-    return reply(app, env->reply, text, rc, c);
+    return answered(reply(app, env->reply, text, rc, c));
 }
 
 int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)

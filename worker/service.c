@@ -12,6 +12,7 @@
 #include "common/wire.h"
 #include "worker/app.h"
 #include "worker/changes.h"
+#include "worker/command.h"
 #include "worker/dispatch.h"
 
 #include <signal.h>
@@ -199,6 +200,12 @@ int wrk_service_main(int argc, char **argv)
          "new WebSockets a client address may open a second; 0: no limit"},
         {"--rate-connect-burst", "CHAT_RATE_CONNECT_BURST", MC_OPT_INT, &cfg.rate_connect_burst, 1,
          1000000, "new WebSockets a client address may open at once"},
+        {"--rate-notices", "CHAT_RATE_NOTICES", MC_OPT_INT, &cfg.rate_notices, 0, 1000000,
+         "enter and leave notices of one user in one room a minute; 0: no limit"},
+        {"--rate-notice-burst", "CHAT_RATE_NOTICE_BURST", MC_OPT_INT, &cfg.rate_notice_burst, 1,
+         1000000, "enter and leave notices of one user in one room at once, above the rate"},
+        {"--socket-rooms", "CHAT_SOCKET_ROOMS", MC_OPT_INT, &cfg.socket_rooms, 1,
+         WRK_SOCKET_ROOMS_MAX, "rooms one socket may be in (TOO_MANY_ROOMS past it)"},
         {"--log-level", "CHAT_LOG_LEVEL", MC_OPT_STRING, &level_name, 0, 0,
          "debug, info, warn, error or off"},
     };

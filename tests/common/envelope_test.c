@@ -274,6 +274,37 @@ static void limits_are_enforced(void **state)
     assert_null(out);
 }
 
+/* What mc_envelope_string_len says a text costs is what encoding it adds. */
+static void a_text_s_cost_is_what_it_takes_encoded(void **state)
+{
+    (void)state;
+    char all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (char)i;
+    const struct {
+        const char *s;
+        size_t n;
+    } texts[] = {{"", 0},
+                 {"plain text", 10},
+                 {"\"quoted\\", 9},
+                 {"\x01\t\n\x1f\x7f", 5},
+                 {all, sizeof(all)}};
+    mc_envelope_t empty = {.type = MC_ENV_WS_SEND, .body = "", .body_len = 0};
+    char *out;
+    size_t base;
+    assert_int_equal(mc_envelope_encode(&empty, &out, &base), 0);
+    free(out);
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        mc_envelope_t env = {.type = MC_ENV_WS_SEND, .body = texts[i].s, .body_len = texts[i].n};
+        size_t len;
+        assert_int_equal(mc_envelope_encode(&env, &out, &len), 0);
+        free(out);
+        assert_int_equal(mc_envelope_string_len(texts[i].s, texts[i].n), len - base + 2);
+    }
+    /* A control character costs six bytes, a quote two, a letter one. */
+    assert_int_equal(mc_envelope_string_len("\x01\"a", 3), 2 + 6 + 2 + 1);
+}
+
 static void type_names_are_the_asgi_names(void **state)
 {
     (void)state;
@@ -295,6 +326,7 @@ int main(void)
         cmocka_unit_test(unknown_and_repeated_keys),
         cmocka_unit_test(malformed_envelopes_are_refused),
         cmocka_unit_test(limits_are_enforced),
+        cmocka_unit_test(a_text_s_cost_is_what_it_takes_encoded),
         cmocka_unit_test(type_names_are_the_asgi_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,20 @@ static void group_names(void **state)
     assert_string_equal(buf, "session-9223372036854775807");
 }
 
+static void a_room_s_group_is_told_from_the_others(void **state)
+{
+    (void)state;
+    char buf[MC_GROUP_NAME_MAX];
+    mc_group_room(buf, 12);
+    assert_true(mc_group_is_room(buf));
+    mc_group_user(buf, 12);
+    assert_false(mc_group_is_room(buf));
+    mc_group_session(buf, 12);
+    assert_false(mc_group_is_room(buf));
+    assert_false(mc_group_is_room(MC_GROUP_ROOMS));
+    assert_false(mc_group_is_room(MC_GROUP_ROOMS_STAFF));
+}
+
 static void a_chat_message_s_send_is_named_by_its_id(void **state)
 {
     (void)state;
@@ -35,6 +49,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(group_names),
+        cmocka_unit_test(a_room_s_group_is_told_from_the_others),
         cmocka_unit_test(a_chat_message_s_send_is_named_by_its_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

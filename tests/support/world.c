@@ -4,6 +4,7 @@
  * sqlite file, chatctl for the admin's side.
  */
 #include "tests/support/world.h"
+#include "channel-layer/internal.h"
 #include "common/envelope.h"
 #include "common/error.h"
 #include "worker/changes.h"
@@ -29,7 +30,14 @@ static void record(ts_fake_t *f, const char *channel, const char *data, size_t l
 
 static int fake_send(void *ctx, const char *channel, const char *data, size_t len)
 {
-    record(ctx, channel, data, len);
+    ts_fake_t *f = ctx;
+    int fail = f->fail_next_send;
+    f->fail_next_send = 0;
+    if (fail)
+        return fail;
+    if (len > CHL__MSG_MAX)
+        return MC_ETOOBIG;
+    record(f, channel, data, len);
     return 0;
 }
 
@@ -98,6 +106,9 @@ static int fake_deliver(ts_fake_t *f, const char *group, const char *once, const
 
 static int fake_group_send(void *ctx, const wrk_outgoing_t *msgs, size_t n)
 {
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i].len > CHL__MSG_MAX)
+            return MC_ETOOBIG;
     for (size_t i = 0; i < n; i++)
         fake_deliver(ctx, msgs[i].group, msgs[i].once, msgs[i].data, msgs[i].len);
     return 0;

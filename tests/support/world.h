@@ -27,7 +27,8 @@
 #define TS_WORLD_MAX_OUT 512
 #define TS_WORLD_MAX_MEMBERS 256
 
-/* The fake channel layer: what was sent, and the groups. */
+/* The fake channel layer: what was sent, and the groups. As the real one,
+ * it refuses a payload over its limit (MC_ETOOBIG). */
 typedef struct ts_fake {
     struct {
         char channel[128];
@@ -46,6 +47,8 @@ typedef struct ts_fake {
     size_t nbuckets;
     char names[TS_WORLD_MAX_OUT][32]; /* the group sends named so far */
     size_t nnames;
+    int fail_next_send; /* 0, or the code the next send to one channel fails with
+                           (MC_EFULL: a full reply list) */
 } ts_fake_t;
 
 typedef struct ts_world {

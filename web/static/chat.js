@@ -17,6 +17,7 @@ const ERROR_TEXT = {
   USER_INVALID: 'There is no such user.',
   RATE_LIMITED: 'You are sending too fast; wait a moment.',
   SERVER_BUSY: 'The server is busy; try again in a moment.',
+  TOO_MANY_ROOMS: 'You have too many rooms open; leave one first.',
 };
 
 // The close code of a socket whose login is over (MC_CLOSE_SESSION_ENDED in
