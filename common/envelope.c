@@ -39,16 +39,20 @@ enum field {
     F_GROUPS = 1 << 11,
     F_EXCEPT = 1 << 12,
     F_OWN = 1 << 13,
+    F_SCHEME = 1 << 14,
+    F_REASON = 1 << 15,
+    F_ID = 1 << 16,
 };
 
 static const unsigned type_fields[] = {
-    [MC_ENV_HTTP_REQUEST] = F_REPLY | F_METHOD | F_PATH | F_QUERY | F_CLIENT | F_HEADERS | F_BODY,
+    [MC_ENV_HTTP_REQUEST] =
+        F_REPLY | F_METHOD | F_PATH | F_QUERY | F_CLIENT | F_HEADERS | F_BODY | F_SCHEME,
     [MC_ENV_HTTP_RESPONSE] = F_STATUS | F_HEADERS | F_BODY,
     [MC_ENV_WS_CONNECT] = F_REPLY | F_PATH | F_QUERY | F_CLIENT | F_HEADERS,
     [MC_ENV_WS_ACCEPT] = F_SCOPE,
-    [MC_ENV_WS_RECEIVE] = F_REPLY | F_SCOPE | F_GROUPS | F_TEXT,
+    [MC_ENV_WS_RECEIVE] = F_REPLY | F_SCOPE | F_GROUPS | F_TEXT | F_ID,
     [MC_ENV_WS_SEND] = F_TEXT | F_EXCEPT | F_OWN,
-    [MC_ENV_WS_CLOSE] = F_CODE,
+    [MC_ENV_WS_CLOSE] = F_CODE | F_REASON,
     [MC_ENV_WS_DISCONNECT] = F_REPLY | F_SCOPE | F_GROUPS | F_CODE,
 };
 
@@ -76,6 +80,9 @@ static const struct {
     {F_CLIENT, "client", offsetof(mc_envelope_t, client)},
     {F_EXCEPT, "except", offsetof(mc_envelope_t, except)},
     {F_OWN, "own", offsetof(mc_envelope_t, own)},
+    {F_SCHEME, "scheme", offsetof(mc_envelope_t, scheme)},
+    {F_REASON, "reason", offsetof(mc_envelope_t, reason)},
+    {F_ID, "id", offsetof(mc_envelope_t, id)},
 };
 #define STRING_FIELD_COUNT (sizeof(string_fields) / sizeof(string_fields[0]))
 
@@ -96,7 +103,8 @@ enum key {
 static const char *const key_names[KEY_COUNT] = {
     [K_TYPE] = "type",          [K_STRINGS] = "reply",     [K_STRINGS + 1] = "method",
     [K_STRINGS + 2] = "path",   [K_STRINGS + 3] = "query", [K_STRINGS + 4] = "client",
-    [K_STRINGS + 5] = "except", [K_STRINGS + 6] = "own",   [K_HEADERS] = "headers",
+    [K_STRINGS + 5] = "except", [K_STRINGS + 6] = "own",   [K_STRINGS + 7] = "scheme",
+    [K_STRINGS + 8] = "reason", [K_STRINGS + 9] = "id",    [K_HEADERS] = "headers",
     [K_BODY] = "body",          [K_TEXT] = "text",         [K_STATUS] = "status",
     [K_CODE] = "code",          [K_SCOPE] = "scope",       [K_GROUPS] = "groups",
 };

@@ -2,13 +2,14 @@
  * common/envelope.h: the JSON envelopes that interfaces and workers exchange
  * through the channel layer (DESIGN.md, "Channels and envelopes").
  *
- *   http.request         interface -> worker   reply, method, path, query, headers, body, client
+ *   http.request         interface -> worker   reply, method, path, query, headers, body, client,
+ *                                              scheme
  *   http.response        worker -> interface   status, headers, body
  *   websocket.connect    interface -> worker   reply, path, query, headers, client
  *   websocket.accept     worker -> interface   scope
- *   websocket.receive    interface -> worker   reply, scope, groups, text
+ *   websocket.receive    interface -> worker   reply, scope, groups, text, id
  *   websocket.send       worker -> interface   text, except, own
- *   websocket.close      worker -> interface   code
+ *   websocket.close      worker -> interface   code, reason
  *   websocket.disconnect interface -> worker   reply, scope, groups, code
  *
  * On the wire every envelope is one JSON object whose "type" names it:
@@ -66,11 +67,19 @@ typedef struct mc_envelope {
     const char *path;   /* http.request, websocket.connect: decoded path */
     const char *query;  /* http.request, websocket.connect: raw query, "" if none */
     const char *client; /* requests: peer address */
+    const char *scheme; /* http.request: "https" when the request came over TLS (directly or
+                           through a trusted proxy), else "http" or "" (the same) */
+    const char *reason; /* websocket.close: the close frame's reason (at most 123
+                           bytes of UTF-8: the room a close frame has), "" for none */
     const char *except; /* websocket.send to a group: the one member channel to skip
                            (the sender, who gets its own copy), "" for none */
     const char *own;    /* websocket.send to a group: the one member channel whose copy
                            ends in ,"own":true (the sender's), "" for none; the text
                            must be a JSON object */
+    const char *id;     /* websocket.receive: unique to this envelope (the interface's
+                           process name and a counter, ending in what makes it unique),
+                           so that a worker handling it again (a requeue) can tell;
+                           "" or NULL when none */
     mc_header_t headers[MC_ENVELOPE_MAX_HEADERS];
     size_t nheaders;
     const char *body; /* http.request/response body, websocket.receive/send text: */

@@ -1,5 +1,5 @@
 /*
- * common/wire.c: the group and once names of common/wire.h.
+ * common/wire.c: the close reasons, group and once names of common/wire.h.
  */
 #include "common/wire.h"
 
@@ -8,6 +8,18 @@
 #include <string.h>
 
 #define ROOM_PREFIX "room-"
+
+const char *mc_close_reason(int code)
+{
+    switch (code) {
+    case MC_CLOSE_SESSION_ENDED:
+        return MC_CLOSE_REASON_SESSION_ENDED;
+    case MC_CLOSE_RIGHTS_CHANGED:
+        return MC_CLOSE_REASON_RIGHTS_CHANGED;
+    default:
+        return NULL;
+    }
+}
 
 void mc_group_room(char buf[MC_GROUP_NAME_MAX], int64_t room)
 {

@@ -81,6 +81,12 @@ typedef struct ifc_metrics {
     uint64_t frames_in, frames_out;
     uint64_t envelopes_pushed, push_failures, replies_popped, replies_dropped;
     uint64_t closed_slow, closed_timeout, redis_errors;
+    uint64_t busy_replies;     /* SERVER_BUSY for a message that could not be queued */
+    uint64_t disconnects_lost; /* disconnects given up on (presence left behind) */
+    uint64_t redis_up;         /* gauge: 1 while every shard answers */
+    uint64_t redis_losses;     /* times Redis went away */
+    uint64_t redis_failovers;  /* a Sentinel master found at a new address */
+    uint64_t resyncs;          /* {"resync":true} sent to a socket */
     /* permessage-deflate: sockets that negotiated it, messages inflated,
      * compressed frames sent */
     uint64_t upgrades_deflate, messages_inflated, frames_deflated;
@@ -107,6 +113,11 @@ typedef struct ifc_peers {
     char root[PATH_MAX]; /* the web root, resolved */
     int stopping;        /* shutting down: no keep-alive */
     size_t pushes;       /* pushes whose callback has not run */
+    /* The bridge's: disconnects kept to be sent again once Redis is back,
+     * and the number of receives so far (they are named by it). */
+    struct ifc_push *pending;
+    size_t npending;
+    uint64_t receives;
     /* permessage-deflate, one of each for every socket (ws_deflate.h);
      * NULL when ws_deflate is off */
     ifc_ws_deflater_t *deflater;

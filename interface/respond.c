@@ -314,7 +314,16 @@ void ifc_respond_metrics(ifc_peer_t *p)
                      "chat_interface_replies_dropped_total %llu\n"
                      "chat_interface_closed_slow_total %llu\n"
                      "chat_interface_closed_timeout_total %llu\n"
-                     "chat_interface_redis_errors_total %llu\n",
+                     "chat_interface_redis_errors_total %llu\n"
+                     "# TYPE chat_interface_redis_up gauge\n"
+                     "chat_interface_redis_up %llu\n"
+                     "chat_interface_redis_losses_total %llu\n"
+                     "chat_interface_redis_failovers_total %llu\n"
+                     "chat_interface_busy_replies_total %llu\n"
+                     "chat_interface_resyncs_total %llu\n"
+                     "# TYPE chat_interface_disconnects_pending gauge\n"
+                     "chat_interface_disconnects_pending %llu\n"
+                     "chat_interface_disconnects_lost_total %llu\n",
                      (unsigned long long)m->conn.open, (unsigned long long)m->conn.accepted,
                      (unsigned long long)m->http_requests, (unsigned long long)m->upgrades_accepted,
                      (unsigned long long)m->upgrades_rejected, (unsigned long long)m->frames_in,
@@ -322,7 +331,11 @@ void ifc_respond_metrics(ifc_peer_t *p)
                      (unsigned long long)m->conn.bytes_out, (unsigned long long)m->envelopes_pushed,
                      (unsigned long long)m->push_failures, (unsigned long long)m->replies_popped,
                      (unsigned long long)m->replies_dropped, (unsigned long long)m->closed_slow,
-                     (unsigned long long)m->closed_timeout, (unsigned long long)m->redis_errors);
+                     (unsigned long long)m->closed_timeout, (unsigned long long)m->redis_errors,
+                     (unsigned long long)m->redis_up, (unsigned long long)m->redis_losses,
+                     (unsigned long long)m->redis_failovers, (unsigned long long)m->busy_replies,
+                     (unsigned long long)m->resyncs, (unsigned long long)p->peers->npending,
+                     (unsigned long long)m->disconnects_lost);
     if (n < 0 || (size_t)n >= sizeof(body)) {
         ifc_respond_simple(p, 500);
         return;

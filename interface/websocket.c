@@ -10,8 +10,8 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "interface/respond.h"
-#include "interface/utf8.h"
 
 /* The largest message the socket takes, inflated or not. */
 static size_t max_message(const ifc_peer_t *p)
@@ -125,6 +125,14 @@ void ifc_websocket_send(ifc_peer_t *p, ifc_ws_opcode_t op, const void *data, siz
 
 void ifc_websocket_close(ifc_peer_t *p, int code)
 {
+    ifc_websocket_close_reason(p, code, NULL);
+}
+
+void ifc_websocket_close_reason(ifc_peer_t *p, int code, const char *reason)
+{
+    size_t rl = reason ? strlen(reason) : 0;
+    if (rl > IFC_WS_MAX_CLOSE_REASON || (rl && mc_utf8_check(reason, rl) != 0))
+        rl = 0;
     if (p->conn.closing)
         return;
     if (!p->close_sent) {
@@ -132,7 +140,7 @@ void ifc_websocket_close(ifc_peer_t *p, int code)
         size_t fl;
         p->close_sent = 1;
         p->close_code = code;
-        if (ifc_ws_close_encode(code == MC_CLOSE_NO_STATUS ? 0 : code, NULL, 0, f, &fl) == 0 &&
+        if (ifc_ws_close_encode(code == MC_CLOSE_NO_STATUS ? 0 : code, reason, rl, f, &fl) == 0 &&
             ifc_conn_write_copy(&p->conn, f, fl) != MC_ENOMEM)
             p->peers->m.frames_out++;
     }
@@ -222,7 +230,7 @@ static int inflate_message(ifc_peer_t *p, ifc_ws_event_t *ev)
     size_t len;
     int rc =
         ifc_ws_inflate_message(p->peers->inflater, max_message(p), ev->data, ev->len, &out, &len);
-    if (rc == 0 && ev->opcode == IFC_WS_OP_TEXT && ifc_utf8_check(out, len) != 0)
+    if (rc == 0 && ev->opcode == IFC_WS_OP_TEXT && mc_utf8_check(out, len) != 0)
         rc = MC_EINVAL;
     if (rc != 0) {
         ifc_websocket_close(p, ifc_ws_inflate_close_code(rc));

@@ -103,6 +103,9 @@ void ifc_websocket_message_clear(ifc_websocket_message_t *m);
  * send buffer if need be (it is the last one), and finishes the
  * connection. Does nothing once a close is under way. */
 void ifc_websocket_close(ifc_peer_t *p, int code);
+/* The same with reason (NULL: none) in the frame; a reason over 123 bytes
+ * or not UTF-8 is left out. */
+void ifc_websocket_close_reason(ifc_peer_t *p, int code, const char *reason);
 
 /* Releases the session's parser (a connection that is gone). */
 void ifc_websocket_clear(ifc_peer_t *p);

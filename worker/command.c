@@ -92,6 +92,22 @@ static int has_control(const char *text, size_t n)
     return 0;
 }
 
+/* Whether a JSON text escapes a NUL (\u0000) in one of its strings.
+ * cJSON would end the string there and the rest of it would be lost
+ * without a word; a NUL is a control character like the others. Outside
+ * strings valid JSON has no backslash, so every one starts an escape. */
+static int has_escaped_nul(const char *text, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (text[i] != '\\')
+            continue;
+        if (text[i + 1] == 'u' && len - i >= 6 && memcmp(text + i + 2, "0000", 4) == 0)
+            return 1;
+        i++; /* past the escaped character: JSON "\\u0000" is a backslash and text */
+    }
+    return 0;
+}
+
 /* Whether the message item (a string of n bytes) would cost more than
  * WRK_MESSAGE_COST_MAX in a reply: escaped by cJSON, then by the envelope.
  * Without control characters a byte costs at most 4 there, so only long
@@ -247,6 +263,10 @@ int wrk_command_parse(const char *text, size_t len, size_t message_max, wrk_comm
         return MC_EINVAL;
     int rc = parse_tree(root, message_max, cmd, code);
     cJSON_Delete(root);
+    if (rc == 0 && has_escaped_nul(text, len)) {
+        *code = MC_ERROR_BAD_REQUEST;
+        rc = MC_EINVAL;
+    }
     return rc;
 }
 

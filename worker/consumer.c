@@ -69,6 +69,7 @@ int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
     snprintf(key, sizeof(key), "conn:%s", env->client ? env->client : "");
     if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_connects, app->cfg.rate_connect_burst,
                             &refused)) {
+        wrk_metrics_count(&app->metrics, WRK_M_RATE_LIMITED, "connects");
         if (refused == 1)
             mc_warn("worker: too many new sockets from %s; refusing",
                     env->client ? env->client : "?");
@@ -245,6 +246,21 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
     return answered(reply(app, env->reply, text, rc, c));
 }
 
+/* The name a message is stored under, so that a send handled twice (its
+ * first worker died before acknowledging it) is stored once: the client's
+ * client_id, else the id the interface gave the envelope; of a long one,
+ * its last WRK_CLIENT_ID_MAX bytes, where what makes it unique is (the
+ * process's pid and random part, and the counter). */
+static const char *dedupe_name(const mc_envelope_t *env, const wrk_command_t *c)
+{
+    if (c->client_id[0])
+        return c->client_id;
+    if (!env->id || !env->id[0])
+        return NULL;
+    size_t n = strlen(env->id);
+    return n > WRK_CLIENT_ID_MAX ? env->id + n - WRK_CLIENT_ID_MAX : env->id;
+}
+
 static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
                    const wrk_command_t *c)
 {
@@ -261,7 +277,7 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_port_order_lock_send(&app->port, c->room);
     wrk_port_outbox_begin(&app->port); /* on failure the message is stored on its own */
     int rc = wrk_store_message_add(app->store, c->room, u->id, c->message, c->message_len,
-                                   c->client_id[0] ? c->client_id : NULL, mc_now_ms(), &m, NULL);
+                                   dedupe_name(env, c), mc_now_ms(), &m, NULL);
     if (rc) {
         wrk_port_order_unlock(&app->port, c->room);
         wrk_port_send_error(&app->port, env->reply,
@@ -437,13 +453,14 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
                             rc == MC_ENOTFOUND ? MC_ERROR_USER_HAS_TO_LOGIN : MC_ERROR_SERVER_BUSY,
                             0, NULL);
         if (rc == MC_ENOTFOUND && env->has_scope && env->scope.user_id > 0)
-            wrk_port_send_close(&app->port, env->reply, MC_CLOSE_POLICY_VIOLATION);
+            wrk_port_send_close(&app->port, env->reply, MC_CLOSE_SESSION_ENDED);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     wrk_command_t c;
     const char *code;
     rc = wrk_command_parse(env->body ? env->body : "", env->body_len, (size_t)app->cfg.message_max,
                            &c, &code);
+    wrk_metrics_count(&app->metrics, WRK_M_COMMANDS, rc ? "invalid" : c.name);
     if (rc) {
         wrk_port_send_error(&app->port, env->reply, code, c.has_room ? c.room : 0, c.name);
         wrk_command_clear(&c);
@@ -458,6 +475,7 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
         snprintf(key, sizeof(key), "msg:user-%lld", (long long)u.id);
         if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_messages, app->cfg.rate_burst,
                                 &refused)) {
+            wrk_metrics_count(&app->metrics, WRK_M_RATE_LIMITED, "messages");
             wrk_port_send_error(&app->port, env->reply, MC_ERROR_RATE_LIMITED,
                                 c.has_room ? c.room : 0, c.name);
             if (app->cfg.rate_close_after > 0 && refused >= app->cfg.rate_close_after) {

@@ -191,13 +191,13 @@ int wrk_port_group_message(wrk_port_t *port, int64_t room, int64_t id, const cha
 
 int wrk_port_send_close(wrk_port_t *port, const char *channel, int code)
 {
-    mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code};
+    mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code, .reason = mc_close_reason(code)};
     return emit(port, channel, 0, &env);
 }
 
 int wrk_port_group_close(wrk_port_t *port, const char *group, int code)
 {
-    mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code};
+    mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code, .reason = mc_close_reason(code)};
     return emit(port, group, 1, &env);
 }
 

@@ -110,7 +110,8 @@ int wrk_port_send_text(wrk_port_t *port, const char *channel, const char *text);
 /* websocket.send of text to a group; except (may be NULL) names a connection
  * the interface skips (it got its own copy). */
 int wrk_port_group_text(wrk_port_t *port, const char *group, const char *text, const char *except);
-/* websocket.close with code, to one connection or a group. */
+/* websocket.close with code (and its reason, mc_close_reason), to one
+ * connection or a group. */
 int wrk_port_send_close(wrk_port_t *port, const char *channel, int code);
 int wrk_port_group_close(wrk_port_t *port, const char *group, int code);
 /* {"error":CODE} with room (0: none) and command (NULL: none). */

@@ -36,11 +36,13 @@ static void http_request_round_trips(void **state)
                          .headers = {{"cookie", "csrftoken=abc"}, {"content-type", "x"}},
                          .nheaders = 2,
                          .body = "username=ann&password=p\"w",
-                         .body_len = 25};
+                         .body_len = 25,
+                         .scheme = "https"};
     mc_envelope_t back;
     char *wire;
     round_trip(&env, &back, &wire);
     assert_string_equal(back.reply, "ifc.h.1.ab!7");
+    assert_string_equal(back.scheme, "https");
     assert_string_equal(back.method, "POST");
     assert_string_equal(back.path, "/accounts/login/");
     assert_string_equal(back.query, "next=%2F");
@@ -132,10 +134,12 @@ static void websocket_envelopes_round_trip(void **state)
                          .groups = {"room-1", "room-2"},
                          .ngroups = 2,
                          .body = "{\"command\":\"join\",\"room\":1}",
-                         .body_len = 27};
+                         .body_len = 27,
+                         .id = "ifc.h.1.ab-17"};
     mc_envelope_t back;
     char *wire;
     round_trip(&env, &back, &wire);
+    assert_string_equal(back.id, "ifc.h.1.ab-17");
     assert_true(back.has_scope);
     assert_int_equal(back.scope.user_id, 42);
     assert_string_equal(back.scope.username, "ann");
@@ -143,6 +147,13 @@ static void websocket_envelopes_round_trip(void **state)
     assert_int_equal(back.ngroups, 2);
     assert_string_equal(back.groups[1], "room-2");
     assert_string_equal(back.body, "{\"command\":\"join\",\"room\":1}");
+    mc_envelope_clear(&back);
+    free(wire);
+
+    mc_envelope_t close = {.type = MC_ENV_WS_CLOSE, .code = 4001, .reason = "session ended"};
+    round_trip(&close, &back, &wire);
+    assert_int_equal(back.code, 4001);
+    assert_string_equal(back.reason, "session ended");
     mc_envelope_clear(&back);
     free(wire);
 
@@ -171,11 +182,13 @@ static void optional_fields_default(void **state)
     mc_envelope_t env;
     assert_int_equal(decode_text(&env, "{\"type\":\"websocket.close\"}"), 0);
     assert_int_equal(env.code, 1000);
+    assert_string_equal(env.reason, "");
     mc_envelope_clear(&env);
     assert_int_equal(decode_text(&env, "{\"type\":\"http.request\",\"reply\":\"a!1\","
                                        "\"method\":\"GET\",\"path\":\"/\"}"),
                      0);
     assert_string_equal(env.query, "");
+    assert_string_equal(env.scheme, ""); /* plain HTTP */
     assert_string_equal(env.body, "");
     assert_int_equal(env.nheaders, 0);
     mc_envelope_clear(&env);

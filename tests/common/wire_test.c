@@ -45,12 +45,22 @@ static void a_chat_message_s_send_is_named_by_its_id(void **state)
     assert_string_equal(buf, "msg-9223372036854775807");
 }
 
+/* Our close codes say why in the frame, the RFC's need no reason. */
+static void close_codes_have_their_reasons(void **state)
+{
+    (void)state;
+    assert_string_equal(mc_close_reason(MC_CLOSE_SESSION_ENDED), "session ended");
+    assert_string_equal(mc_close_reason(MC_CLOSE_RIGHTS_CHANGED), "rights changed");
+    assert_null(mc_close_reason(MC_CLOSE_POLICY_VIOLATION));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(group_names),
         cmocka_unit_test(a_room_s_group_is_told_from_the_others),
         cmocka_unit_test(a_chat_message_s_send_is_named_by_its_id),
+        cmocka_unit_test(close_codes_have_their_reasons),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

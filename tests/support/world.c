@@ -7,6 +7,7 @@
 #include "channel-layer/internal.h"
 #include "common/envelope.h"
 #include "common/error.h"
+#include "common/wire.h"
 #include "worker/changes.h"
 #include "worker/dispatch.h"
 #include "worker/port.h"
@@ -271,7 +272,8 @@ void ts_http_body(ts_world_t *w, const char *method, const char *path, const cha
                          .method = method,
                          .path = path,
                          .query = query,
-                         .client = "10.0.0.1",
+                         .client = w->client ? w->client : "10.0.0.1",
+                         .scheme = w->scheme,
                          .body = body,
                          .body_len = body_len};
     if (cookie)
@@ -287,6 +289,8 @@ void ts_http_body(ts_world_t *w, const char *method, const char *path, const cha
     for (size_t i = 0; i < r.nheaders; i++) {
         if (!strcmp(r.headers[i].name, "location"))
             snprintf(out->location, sizeof(out->location), "%s", r.headers[i].value);
+        if (!strcmp(r.headers[i].name, "retry-after"))
+            out->retry_after = atol(r.headers[i].value);
         if (!strcmp(r.headers[i].name, "set-cookie")) {
             strncat(out->cookies, r.headers[i].value,
                     sizeof(out->cookies) - strlen(out->cookies) - 2);
@@ -301,6 +305,19 @@ void ts_http(ts_world_t *w, const char *method, const char *path, const char *qu
              const char *cookie, const char *csrf_header, const char *body, ts_http_reply_t *out)
 {
     ts_http_body(w, method, path, query, cookie, csrf_header, body, strlen(body), out);
+}
+
+int ts_status(ts_world_t *w, const char *method, const char *path, const char *cookie,
+              const char *body)
+{
+    char csrf[40] = "";
+    const char *at = cookie ? strstr(cookie, "csrftoken=") : NULL;
+    if (at)
+        sscanf(at, "csrftoken=%32[0-9a-f]", csrf);
+    ts_http_reply_t r;
+    ts_http(w, method, path, "", cookie, csrf[0] ? csrf : NULL, body, &r);
+    free(r.body);
+    return r.status;
 }
 
 int ts_cookie_value(const ts_http_reply_t *r, const char *name, char *out, size_t size)
@@ -367,18 +384,30 @@ void ts_ws_connect(ts_world_t *w, const char *cookie, const char *channel, ts_so
     ts_expect_text_has(w, channel, "{\"rooms\":[");
 }
 
-void ts_ws_send_in_batch(ts_world_t *w, const ts_sock_t *s, const char *text)
+static void ws_receive(ts_world_t *w, const ts_sock_t *s, const char *text, const char *id,
+                       int flush)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_RECEIVE,
                          .reply = s->channel,
                          .has_scope = 1,
                          .scope = s->scope,
                          .body = text,
-                         .body_len = strlen(text)};
+                         .body_len = strlen(text),
+                         .id = id};
     for (size_t i = 0; i < w->fake.nmembers; i++)
         if (!strcmp(w->fake.members[i].channel, s->channel))
             env.groups[env.ngroups++] = w->fake.members[i].group;
-    handle_envelope(w, &env, 0);
+    handle_envelope(w, &env, flush);
+}
+
+void ts_ws_send_in_batch(ts_world_t *w, const ts_sock_t *s, const char *text)
+{
+    ws_receive(w, s, text, NULL, 0);
+}
+
+void ts_ws_send_named(ts_world_t *w, const ts_sock_t *s, const char *text, const char *id)
+{
+    ws_receive(w, s, text, id, 1);
 }
 
 void ts_ws_send(ts_world_t *w, const ts_sock_t *s, const char *text)
@@ -406,6 +435,8 @@ void ts_expect_close(ts_world_t *w, const char *channel, int code)
     ts_next_for(w, channel, &env);
     assert_int_equal(env.type, MC_ENV_WS_CLOSE);
     assert_int_equal(env.code, code);
+    const char *reason = mc_close_reason(code);
+    assert_string_equal(env.reason, reason ? reason : "");
     mc_envelope_clear(&env);
 }
 

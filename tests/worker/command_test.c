@@ -252,6 +252,9 @@ static void control_characters_other_than_tab_and_newline_are_refused(void **sta
         "{\"command\":\"send\",\"room\":1,\"message\":\"raw \xc2\x85 nel\"}",
         "{\"command\":\"edit\",\"room\":1,\"id\":3,\"message\":\"x\\u0007\"}",
         "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"x\\b\"}",
+        /* A NUL would otherwise end the string early, and the rest be lost. */
+        "{\"command\":\"send\",\"room\":1,\"message\":\"kept\\u0000lost\"}",
+        "{\"command\":\"whisper\",\"to\":\"bob\\u0000\",\"message\":\"x\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         wrk_command_t c;
@@ -264,6 +267,8 @@ static void control_characters_other_than_tab_and_newline_are_refused(void **sta
     /* Tab, newline and text beyond ASCII are chat text: U+00A0 and U+00C5
      * start with C2 and C3 too. */
     assert_null(parse_error("{\"command\":\"send\",\"room\":1,\"message\":\"a\\tb\\nc\"}"));
+    /* An escaped backslash before "u0000" is text, not a NUL. */
+    assert_null(parse_error("{\"command\":\"send\",\"room\":1,\"message\":\"C:\\\\u0000\"}"));
     assert_null(parse_error(
         "{\"command\":\"send\",\"room\":1,\"message\":\"\xc2\xa0\xc3\x85 \xf0\x9f\x98\x80\"}"));
 }

@@ -91,6 +91,45 @@ static void two_sockets_chat_in_a_room(void **state)
     ts_expect_text(w, a.channel, "{\"who\":\"1\",\"members\":[\"ann\"]}");
 }
 
+/* Without a client_id, the interface's id of the envelope tells a send
+ * handled again (its first worker died before acknowledging it) from the
+ * same text sent again. */
+static void a_send_handled_twice_is_stored_once_without_a_client_id(void **state)
+{
+    ts_world_t *w = *state;
+    ts_sock_t a, b;
+    ts_ann_and_bob_in_the_lobby(w, &a, &b);
+    const char *send = "{\"command\":\"send\",\"room\":1,\"message\":\"once\"}";
+    ts_ws_send_named(w, &a, send, "ifc.host.12.0a0b0c0d-7");
+    ts_expect_text_has(w, a.channel, "\"message\":\"once\"");
+    ts_expect_text_has(w, b.channel, "\"message\":\"once\"");
+    ts_ws_send_named(w, &a, send, "ifc.host.12.0a0b0c0d-7");
+    assert_false(ts_pending(w, a.channel));
+    assert_false(ts_pending(w, b.channel));
+    /* another envelope: the person sent it again */
+    ts_ws_send_named(w, &a, send, "ifc.host.12.0a0b0c0d-8");
+    ts_expect_text_has(w, b.channel, "\"message\":\"once\"");
+    /* a long process name: what makes the id unique is at its end */
+    char id[200];
+    memset(id, 'h', sizeof(id));
+    memcpy(id, "ifc.", 4);
+    snprintf(id + 120, sizeof(id) - 120, ".12.0a0b0c0d-9");
+    ts_ws_send_named(w, &a, send, id);
+    ts_expect_text_has(w, b.channel, "\"message\":\"once\"");
+    ts_ws_send_named(w, &a, send, id);
+    id[strlen(id) - 1] = '1'; /* ...-1, not ...-9 */
+    ts_ws_send_named(w, &a, send, id);
+    ts_expect_text_has(w, b.channel, "\"message\":\"once\"");
+    assert_false(ts_pending(w, b.channel));
+    ts_ws_send(w, &b, "{\"command\":\"history\",\"room\":1}");
+    char *h = ts_next_text(w, b.channel);
+    size_t n = 0;
+    for (const char *at = h; (at = strstr(at, "\"message\":\"once\"")); at++)
+        n++;
+    assert_int_equal(n, 4); /* -7, -8, the long -9 and the long -1 */
+    free(h);
+}
+
 static void a_user_with_two_sockets_counts_once(void **state)
 {
     ts_world_t *w = *state;
@@ -263,8 +302,8 @@ static void edits_deletes_and_whispers(void **state)
     ts_ws_send(w, &s, "{\"command\":\"delete\",\"room\":2,\"id\":2}");
     ts_expect_text(w, s.channel,
                    "{\"error\":\"MESSAGE_INVALID\",\"room\":\"2\",\"command\":\"delete\"}");
-    ts_ws_send(w, &a, "{\"command\":\"history\",\"room\":1}");
-    char *h = ts_next_text(w, a.channel);
+    ts_ws_send(w, &b, "{\"command\":\"history\",\"room\":1}");
+    char *h = ts_next_text(w, b.channel);
     assert_non_null(strstr(h, "{\"history\":\"1\",\"messages\":[{\"room\":\"1\","
                               "\"message\":\"moderated\",\"username\":\"bob\",\"msg_type\":0,"
                               "\"id\":2,\"ts\":"));
@@ -558,6 +597,7 @@ int main(void)
     mc_log_init("consumer_test", MC_LOG_OFF);
     const struct CMUnitTest tests[] = {
         T(two_sockets_chat_in_a_room),
+        T(a_send_handled_twice_is_stored_once_without_a_client_id),
         T(a_user_with_two_sockets_counts_once),
         T(staff_only_rooms_are_refused_at_join_and_send),
         T(bad_input_is_answered_and_the_socket_stays),
