@@ -1,13 +1,14 @@
 // Multichat run for real: 2 interfaces on their own ports, 3 workers, on one
-// Redis or on Redis shards. People on different interfaces chat; processes
-// are killed with SIGKILL in the middle of traffic; nothing is lost, nothing
-// is shown twice. faultTests() declares the tests for one such system.
+// Redis or on Redis shards, on sqlite or on PostgreSQL. People on different
+// interfaces chat; processes are killed with SIGKILL in the middle of
+// traffic; nothing is lost, nothing is shown twice. faultTests() declares the
+// tests for one such system.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {System} from '../lib/system.mjs';
 import {login, Socket, Member, until} from '../lib/client.mjs';
 
-export function faultTests({shards = 1} = {}) {
+export function faultTests({shards = 1, db = 'sqlite'} = {}) {
   let sys, lobby;
   const cookies = {};
   const sockets = [];
@@ -33,7 +34,7 @@ export function faultTests({shards = 1} = {}) {
 
   before(async () => {
     // Bursts from a few users: the per-user rate limit is not what this tests.
-    sys = await new System({interfaces: 2, workers: 3, separatePorts: true, shards,
+    sys = await new System({interfaces: 2, workers: 3, separatePorts: true, shards, db,
                             workerEnv: {CHAT_RATE_MESSAGES: '0'}}).start();
     const names = ['ann', 'bob', 'cat', 'dan', 'eve'];
     sys.chatctl(['user', 'import'], names.map((n) => `${n} ${n}-pass-1`).join('\n') + '\n');
@@ -46,7 +47,7 @@ export function faultTests({shards = 1} = {}) {
     await sys?.stop();
   });
 
-  test(`sockets on two interfaces in one room see each other's messages (${shards} Redis)`, async () => {
+  test(`sockets on two interfaces in one room see each other's messages (${shards} Redis, ${db})`, async () => {
     const ann = await socketOn(A(), 'ann');
     const bob = await socketOn(B(), 'bob');
     await ann.join(lobby);
@@ -107,7 +108,7 @@ export function faultTests({shards = 1} = {}) {
   const allSent = (senders, n) => () => senders.every((s) => s.ownTexts.size >= n);
   const allSeen = (members, room, total) => () => members.every((m) => m.seen(room) >= total);
 
-  test(`three workers serve one busy room: every message stored once, delivered to all in order (${shards} Redis)`, async () => {
+  test(`three workers serve one busy room: every message stored once, delivered to all in order (${shards} Redis, ${db})`, async () => {
     const room = sys.chatctl(['room', 'add', 'Busy']);
     const members = [
       await memberOn([A(), B()], 'ann', room), await memberOn([A(), B()], 'bob', room),
@@ -122,7 +123,7 @@ export function faultTests({shards = 1} = {}) {
     for (const m of members) m.close();
   });
 
-  test(`a worker killed during a burst of 1,000 messages: each stored once, each delivered once to every member (${shards} Redis)`, async () => {
+  test(`a worker killed during a burst of 1,000 messages: each stored once, each delivered once to every member (${shards} Redis, ${db})`, async () => {
     const room = sys.chatctl(['room', 'add', 'Burst']);
     const members = [
       await memberOn([A(), B()], 'ann', room), await memberOn([A(), B()], 'bob', room),
@@ -145,7 +146,7 @@ export function faultTests({shards = 1} = {}) {
     }
   });
 
-  test(`an interface killed: its clients reconnect to the other one and get what they missed, once (${shards} Redis)`, async () => {
+  test(`an interface killed: its clients reconnect to the other one and get what they missed, once (${shards} Redis, ${db})`, async () => {
     const room = sys.chatctl(['room', 'add', 'Crash']);
     const ann = await memberOn([A(), B()], 'ann', room);
     const eve = await memberOn([A(), B()], 'eve', room);
@@ -174,7 +175,7 @@ export function faultTests({shards = 1} = {}) {
     }
   });
 
-  test(`no process reported a memory error, and all stop cleanly (${shards} Redis)`, async () => {
+  test(`no process reported a memory error, and all stop cleanly (${shards} Redis, ${db})`, async () => {
     for (const s of sockets) s.close();
     assert.ok(sys.running(), 'a process died');
     assert.deepEqual(await sys.stop(), []);
