@@ -307,6 +307,7 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
         req->bufs[0][pre + (size_t)bang + 1] = '\0';
         shard = chl__ring_channel(&proc->ring, queue);
         cap = proc->cfg.process_capacity;
+        memcpy(req->bufs[2], proc->list_ttl, sizeof(proc->list_ttl));
     } else {
         if (chl__key(req->bufs[0], CHL__KEY_MAX, proc->cfg.prefix, queue, NULL) != 0) {
             req_free(req);
@@ -318,9 +319,9 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
         for (size_t k = 0; k < ns && !proc->cmd[shard].up; k++)
             shard = (shard + 1) % ns;
         cap = proc->cfg.queue_capacity;
+        strcpy(req->bufs[2], "0"); /* a reliable queue does not expire: its messages do */
     }
     chl__decimal(req->bufs[1], cap);
-    memcpy(req->bufs[2], proc->expiry, sizeof(proc->expiry));
     req->script = CHL__S_SEND;
     req->cb = cb;
     req->arg = arg;
@@ -536,7 +537,7 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
         return MC_ENOMEM;
     }
     p->pop_command_len = chl__resp_write(p->pop_command, 7, pop, pop_lens);
-    chl__decimal(p->expiry, p->cfg.expiry_ms);
+    chl__decimal(p->list_ttl, p->cfg.group_expiry_s * 1000);
     p->loop = loop;
     p->ctx = ctx;
     if (handlers)

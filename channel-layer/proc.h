@@ -98,7 +98,7 @@ struct chl_proc {
     char procs_key[CHL__KEY_MAX]; /* the registry of process endpoints */
     char *pop_command;            /* the blocking pop of list_key, in RESP: always the same */
     size_t pop_command_len;
-    char expiry[24]; /* cfg.expiry_ms in decimal */
+    char list_ttl[24]; /* a process list's expiry, ms (the group expiry), in decimal */
     chl__ring_t ring;
     chl_proc_handlers_t h;
     void *ctx;

@@ -15,34 +15,42 @@
     "local t = redis.call('TIME')\n"                                                               \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-/* Capacity check and push in one step: a full list refuses and is left as it is. */
-static const char send_lua[] = "local cap = tonumber(ARGV[1])\n"
-                               "if cap >= 0 and redis.call('LLEN', KEYS[1]) >= cap then\n"
-                               "  return 0\n"
-                               "end\n"
-                               "redis.call('LPUSH', KEYS[1], ARGV[3])\n"
-                               "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-                               "return 1\n";
+/* Capacity check and push in one step: LPUSH answers the new length, and
+ * a push past the capacity takes its element back off the head, where it
+ * went, so a full list refuses and is left as it is. */
+#define CHL__PUSH_CAPPED                                                                           \
+    "local function push(k, cap, frame)\n"                                                         \
+    "  local n = redis.call('LPUSH', k, frame)\n"                                                  \
+    "  if cap >= 0 and n > cap then\n"                                                             \
+    "    redis.call('LPOP', k)\n"                                                                  \
+    "    return 0\n"                                                                               \
+    "  end\n"                                                                                      \
+    "  return 1\n"                                                                                 \
+    "end\n"
+
+/* A ttl of 0 leaves the list's expiry alone: a reliable queue does not
+ * expire (its messages' deadlines do), nor does a group copy's process
+ * list (the reaper removes a dead process's). */
+static const char send_lua[] = CHL__PUSH_CAPPED
+    "if push(KEYS[1], tonumber(ARGV[1]), ARGV[3]) == 0 then return 0 end\n"
+    "if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
+    "return 1\n";
 
 /* The copies of one group message for the processes living on one shard.
- * A named message (ARGV[4], kept ARGV[5] ms) whose name is set already was
+ * A named message (ARGV[3], kept ARGV[4] ms) whose name is set already was
  * pushed here before: it pushes nothing. Marking and pushing are one atomic
  * step, so a replayed envelope's message arrives once. */
-static const char mpush_lua[] = "if ARGV[4] ~= '' and\n"
-                                "   not redis.call('SET', ARGV[4], '1', 'NX', 'PX', ARGV[5]) then\n"
-                                "  return {0, -1}\n"
-                                "end\n"
-                                "local cap = tonumber(ARGV[1])\n"
-                                "local dropped = 0\n"
-                                "for i = 1, #KEYS do\n"
-                                "  if redis.call('LLEN', KEYS[i]) >= cap then\n"
-                                "    dropped = dropped + 1\n"
-                                "  else\n"
-                                "    redis.call('LPUSH', KEYS[i], ARGV[3])\n"
-                                "    redis.call('PEXPIRE', KEYS[i], ARGV[2])\n"
-                                "  end\n"
-                                "end\n"
-                                "return {dropped, #KEYS}\n";
+static const char mpush_lua[] = CHL__PUSH_CAPPED
+    "if ARGV[3] ~= '' and\n"
+    "   not redis.call('SET', ARGV[3], '1', 'NX', 'PX', ARGV[4]) then\n"
+    "  return {0, -1}\n"
+    "end\n"
+    "local cap = tonumber(ARGV[1])\n"
+    "local dropped = 0\n"
+    "for i = 1, #KEYS do\n"
+    "  dropped = dropped + 1 - push(KEYS[i], cap, ARGV[2])\n"
+    "end\n"
+    "return {dropped, #KEYS}\n";
 
 /* The process count moves only when the member is new, so it stays exact
  * when a member is added again to refresh it. */
@@ -71,7 +79,7 @@ static const char gdisc_lua[] = "local removed = redis.call('ZREM', KEYS[1], ARG
  * commands it takes), then one copy per process: the work grows with
  * processes, not members. With one shard it pushes the copies itself,
  * and marks a named message as mpush does. */
-static const char gsend_lua[] =
+static const char gsend_lua[] = CHL__PUSH_CAPPED
     "local prefix = ARGV[2]\n"
     "if ARGV[1] ~= '0' then\n"
     CHL__NOW
@@ -84,7 +92,7 @@ static const char gsend_lua[] =
     "      local c = redis.call('HINCRBY', KEYS[2], p, -1)\n"
     "      if c <= 0 then\n"
     "        redis.call('HDEL', KEYS[2], p)\n"
-    "        redis.call('SREM', prefix .. 'pgroups:' .. p, ARGV[7])\n"
+    "        redis.call('SREM', prefix .. 'pgroups:' .. p, ARGV[6])\n"
     "      end\n"
     "    end\n"
     "  end\n"
@@ -96,20 +104,14 @@ static const char gsend_lua[] =
     "  for i, p in ipairs(procs) do r[i + 2] = p end\n"
     "  return r\n"
     "end\n"
-    "if ARGV[8] ~= '' and\n"
-    "   not redis.call('SET', ARGV[8], '1', 'NX', 'PX', ARGV[9]) then\n"
+    "if ARGV[7] ~= '' and\n"
+    "   not redis.call('SET', ARGV[7], '1', 'NX', 'PX', ARGV[8]) then\n"
     "  return {0, -1}\n"
     "end\n"
     "local cap = tonumber(ARGV[4])\n"
     "local dropped = 0\n"
     "for _, p in ipairs(procs) do\n"
-    "  local k = prefix .. p .. '!'\n"
-    "  if redis.call('LLEN', k) >= cap then\n"
-    "    dropped = dropped + 1\n"
-    "  else\n"
-    "    redis.call('LPUSH', k, ARGV[6])\n"
-    "    redis.call('PEXPIRE', k, ARGV[5])\n"
-    "  end\n"
+    "  dropped = dropped + 1 - push(prefix .. p .. '!', cap, ARGV[5])\n"
     "end\n"
     "return {dropped, #procs}\n";
 
@@ -150,6 +152,7 @@ static const char forget_lua[] = "local prefix, p = ARGV[1], ARGV[2]\n"
                                  "  redis.call('HDEL', prefix .. 'groupp:' .. g, p)\n"
                                  "end\n"
                                  "redis.call('DEL', KEYS[1])\n"
+                                 "redis.call('DEL', prefix .. pre)\n"
                                  "return removed\n";
 
 /* A token bucket: full at first, refilled at ARGV[1] tokens a second up to

@@ -349,6 +349,7 @@ int chl_open(chl_t **out, const chl_config_t *cfg, const char *name)
     chl__decimal(f->once_ttl, 2 * chl->cfg.expiry_ms);
     chl__decimal(f->group_expiry, chl->cfg.group_expiry_s);
     chl__decimal(f->process_capacity, chl->cfg.process_capacity);
+    chl__decimal(f->list_ttl, chl->cfg.group_expiry_s * 1000);
     for (size_t i = 0; i < chl->ring.nshards; i++) {
         rc = shard_up(chl, i);
         if (rc != 0) {
@@ -387,8 +388,8 @@ const chl_stats_t *chl_stats(const chl_t *chl)
     return &chl->stats;
 }
 
-int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, int kind,
-                         int64_t deadline, const char *name, const void *msg, size_t len)
+int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, const char *ttl,
+                         int kind, int64_t deadline, const char *name, const void *msg, size_t len)
 {
     char *frame;
     size_t flen;
@@ -397,8 +398,8 @@ int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, in
         return rc;
     char capb[24];
     chl__decimal(capb, cap);
-    const char *args[3] = {capb, chl->fixed.expiry, frame};
-    size_t lens[3] = {strlen(capb), strlen(chl->fixed.expiry), flen};
+    const char *args[3] = {capb, ttl, frame};
+    size_t lens[3] = {strlen(capb), strlen(ttl), flen};
     redisReply *r = chl__sync_script(chl, shard, CHL__S_SEND, 1, &key, 3, args, lens, &rc);
     free(frame);
     if (!r)
@@ -432,7 +433,11 @@ int chl_send(chl_t *chl, const char *channel, const void *msg, size_t len)
     if (rc != 0)
         return rc;
     long cap = bang >= 0 ? chl->cfg.process_capacity : chl->cfg.capacity;
-    rc = chl__sync_push_frame(chl, chl__ring_channel(&chl->ring, channel), key, cap, CHL__MSG,
+    /* An ordinary channel lives as long as its newest message; a process
+     * list is removed when the process is reaped, and a long expiry only
+     * catches what is sent to it later. */
+    const char *ttl = bang >= 0 ? chl->fixed.list_ttl : chl->fixed.expiry;
+    rc = chl__sync_push_frame(chl, chl__ring_channel(&chl->ring, channel), key, cap, ttl, CHL__MSG,
                               mc_now_ms() + chl->cfg.expiry_ms, channel, msg, len);
     if (rc == 0)
         chl->stats.sent++;
@@ -450,7 +455,8 @@ int chl_queue_push(chl_t *chl, const char *queue, const void *msg, size_t len)
     if (rc != 0)
         return rc;
     size_t shard = chl->push_next++ % chl->ring.nshards;
-    rc = chl__sync_push_frame(chl, shard, key, chl->cfg.queue_capacity, CHL__MSG,
+    /* A reliable queue does not expire: its messages' deadlines do. */
+    rc = chl__sync_push_frame(chl, shard, key, chl->cfg.queue_capacity, "0", CHL__MSG,
                               mc_now_ms() + chl->cfg.expiry_ms, queue, msg, len);
     if (rc == 0)
         chl->stats.sent++;

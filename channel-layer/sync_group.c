@@ -49,8 +49,8 @@ static int group_change(chl_t *chl, const char *group, const char *channel, int 
      * is recorded is then behind it in the process's list. A discard is
      * pushed even to a full list, or the process would keep the member. */
     rc = chl__sync_push_frame(chl, chl__ring_channel(&chl->ring, channel), plist,
-                              add ? chl->cfg.process_capacity : -1, add ? CHL__ADD : CHL__DISCARD,
-                              0, group, channel, strlen(channel));
+                              add ? chl->cfg.process_capacity : -1, chl->fixed.list_ttl,
+                              add ? CHL__ADD : CHL__DISCARD, 0, group, channel, strlen(channel));
     if (rc != 0)
         return rc;
     const char *kv[3] = {keys[0], keys[1], keys[2]};
@@ -82,9 +82,9 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
     const char **kv = malloc(n * sizeof(*kv));
     size_t *shard = malloc(n * sizeof(*shard));
     int rc = (keys && kv && shard) ? 0 : MC_ENOMEM, first_err = 0;
-    const char *capb = chl->fixed.process_capacity, *ttlb = chl->fixed.expiry;
-    const char *args[5] = {capb, ttlb, frame, once, once_ttl};
-    size_t lens[5] = {strlen(capb), strlen(ttlb), flen, strlen(once), strlen(once_ttl)};
+    const char *capb = chl->fixed.process_capacity;
+    const char *args[4] = {capb, frame, once, once_ttl};
+    size_t lens[4] = {strlen(capb), flen, strlen(once), strlen(once_ttl)};
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (procs[i]->type != REDIS_REPLY_STRING || procs[i]->len > CHL__NAME_MAX ||
             chl__key(keys[i], CHL__KEY_MAX, chl->cfg.prefix, procs[i]->str, "!") != 0) {
@@ -101,7 +101,7 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
         if (nk == 0)
             continue;
         int src;
-        redisReply *r = chl__sync_script(chl, sh, CHL__S_MPUSH, nk, kv, 5, args, lens, &src);
+        redisReply *r = chl__sync_script(chl, sh, CHL__S_MPUSH, nk, kv, 4, args, lens, &src);
         if (!r) {
             *dropped += nk; /* that shard missed its copies; the others still get theirs */
             first_err = first_err ? first_err : src;
@@ -119,11 +119,12 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
 }
 
 /* The script call of one group send, ready to run. */
+#define GSEND_ARGS 8
 typedef struct gsend {
     char keys[2][CHL__KEY_MAX], once[CHL__KEY_MAX];
     const char *kv[2];
-    const char *args[9];
-    size_t lens[9];
+    const char *args[GSEND_ARGS];
+    size_t lens[GSEND_ARGS];
     char *frame;
     size_t flen;
     size_t shard; /* of the group */
@@ -169,18 +170,17 @@ static int gsend_prepare(chl_t *chl, const chl_group_msg_t *m, gsend_t *g)
     /* With one shard the script pushes the copies itself: one round trip. */
     int here = chl->ring.nshards == 1;
     const struct chl__sync_fixed *f = &chl->fixed;
-    const char *args[9] = {sweep_due(chl, m->group) ? f->group_expiry : "0",
-                           chl->cfg.prefix,
-                           here ? "1" : "0",
-                           f->process_capacity,
-                           f->expiry,
-                           g->frame,
-                           m->group,
-                           g->once,
-                           f->once_ttl};
+    const char *args[GSEND_ARGS] = {sweep_due(chl, m->group) ? f->group_expiry : "0",
+                                    chl->cfg.prefix,
+                                    here ? "1" : "0",
+                                    f->process_capacity,
+                                    g->frame,
+                                    m->group,
+                                    g->once,
+                                    f->once_ttl};
     memcpy(g->args, args, sizeof(args));
-    for (int k = 0; k < 9; k++)
-        g->lens[k] = k == 5 ? g->flen : strlen(args[k]);
+    for (int k = 0; k < GSEND_ARGS; k++)
+        g->lens[k] = args[k] == g->frame ? g->flen : strlen(args[k]);
     g->kv[0] = g->keys[0];
     g->kv[1] = g->keys[1];
     g->shard = chl__ring_name(&chl->ring, m->group, strlen(m->group));
@@ -217,7 +217,7 @@ static int gsend_finish(chl_t *chl, gsend_t *g, redisReply *r, int rc, size_t *d
 
 static chl__script_call_t gsend_call(const gsend_t *g)
 {
-    return (chl__script_call_t){2, 9, g->kv, g->args, g->lens};
+    return (chl__script_call_t){2, GSEND_ARGS, g->kv, g->args, g->lens};
 }
 
 int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, size_t *dropped)

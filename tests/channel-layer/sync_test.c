@@ -430,6 +430,35 @@ static void pops_keep_the_heartbeat_alive_without_writing_it_each_time(void **st
     chl_close(chl);
 }
 
+/* A push is one LPUSH: its answer is the capacity check. A reliable queue
+ * and the process lists that group sends fill do not expire (the reaper
+ * removes a dead process's list); an ordinary channel, and a process list
+ * sent to directly, expire after their newest message. */
+static void pushes_check_capacity_with_the_push_itself(void **state)
+{
+    (void)state;
+    chl_config_t cfg = ts_redis_fixture_config();
+    cfg.queue_capacity = 3;
+    chl_t *chl = open_with(&cfg, NULL);
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_queue_push(chl, "jobs", "j", 1), 0);
+    assert_int_equal(chl_queue_push(chl, "jobs", "over", 4), MC_EFULL);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:jobs"), 3);
+    assert_int_equal(command_calls("lpush"), 4);
+    assert_int_equal(command_calls("lpop"), 1);
+    assert_int_equal(command_calls("llen"), 1); /* the test's own */
+    assert_int_equal(command_calls("pexpire"), 0);
+    assert_int_equal(ts_redis_int(redis, "PTTL mc:jobs"), -1);
+    assert_int_equal(chl_group_add(chl, "room", "p1!1"), 0);
+    ts_redis_int(redis, "PERSIST mc:p1!"); /* as if the group sends had made it */
+    assert_int_equal(chl_group_send(chl, "room", "g", 1, NULL), 0);
+    assert_int_equal(ts_redis_int(redis, "PTTL mc:p1!"), -1);
+    assert_int_equal(chl_send(chl, "p1!1", "direct", 6), 0);
+    assert_true(ts_redis_int(redis, "PTTL mc:p1!") > 60000);
+    chl_close(chl);
+}
+
 static void queue_capacity_is_its_own(void **state)
 {
     (void)state;
@@ -704,11 +733,15 @@ static void processes_without_heartbeat_are_reaped_once(void **state)
     ts_redis_int(redis, "SET mc:hb:ifc.alive 1 PX 60000");
     assert_int_equal(chl_group_add(chl, "room-1", "ifc.dead!1"), 0);
     assert_int_equal(chl_group_add(chl, "room-1", "ifc.alive!1"), 0);
+    assert_int_equal(chl_group_send(chl, "room-1", "m", 1, NULL), 0);
     char seen[256] = "";
     size_t n;
     assert_int_equal(chl_reap_processes(chl, note_reaped, seen, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(seen, "ifc.dead;");
+    /* what waited for the dead process goes with it */
+    assert_int_equal(ts_redis_int(redis, "EXISTS mc:ifc.dead!"), 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:ifc.alive!"), 2);
     assert_int_equal(ts_redis_int(redis, "ZCARD mc:group:room-1"), 1);
     assert_int_equal(ts_redis_int(redis, "HEXISTS mc:groupp:room-1 ifc.dead"), 0);
     assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:procs ifc.alive"), 1);
@@ -856,6 +889,7 @@ int main(void)
                                ts_redis_fixture_flush),
         cmocka_unit_test_setup(pops_keep_the_heartbeat_alive_without_writing_it_each_time,
                                ts_redis_fixture_flush),
+        cmocka_unit_test_setup(pushes_check_capacity_with_the_push_itself, ts_redis_fixture_flush),
         cmocka_unit_test_setup(queue_capacity_is_its_own, ts_redis_fixture_flush),
         cmocka_unit_test_setup(dead_workers_in_flight_messages_are_requeued,
                                ts_redis_fixture_flush),
