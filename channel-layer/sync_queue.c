@@ -77,8 +77,9 @@ static int beat_due(const chl_t *chl, size_t sh, int64_t now, long block_ms)
  * live there from the in-flight list, refreshes the heartbeat when it is
  * due, and moves elements of the queue into the in-flight list: when some
  * were waiting at the last look (or block_ms is 0), up to max at once
- * without blocking; else one, waiting up to block_ms for it, and a count
- * of those behind it for the next call. Adds the messages to out[*n..];
+ * without blocking; else one, waiting up to block_ms for it, and the one
+ * behind it if any (envelopes pushed together come together), which tells
+ * the next call whether more may wait. Adds the messages to out[*n..];
  * *skipped is set when an element was dropped (malformed or expired). */
 static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_ms,
                             const chl_message_t *acks, size_t nacks, chl_message_t *out, size_t max,
@@ -136,7 +137,8 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
     chl__decimal(nb, (long)max);
     if (blocking) {
         CMD("BLMOVE", qkey, inflight, "RIGHT", "LEFT", tb);
-        CMD("LLEN", qkey);
+        if (max > 1)
+            CMD("LMOVE", qkey, inflight, "RIGHT", "LEFT");
     } else if (max > 0) { /* the SHA is filled in when the shard connects, before the send */
         CMD("EVALSHA", shard->sha[CHL__S_MOVEN], "2", qkey, inflight, nb);
     }
@@ -151,15 +153,14 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
             mc_warn("channel-layer: a handled message was no longer in flight (requeued as if "
                     "this worker had died); it may be handled twice");
     if (blocking) {
-        const redisReply *len = r[first + 1];
-        shard->waiting = len->type == REDIS_REPLY_INTEGER && len->integer > 0 ? 1 : 0;
+        shard->waiting = k > first + 1 && r[first + 1]->type == REDIS_REPLY_STRING;
     } else if (k > first) {
         /* A full batch may have left more behind; a short one emptied it. */
         const redisReply *moved = r[first];
         shard->waiting = moved->type == REDIS_REPLY_ARRAY && moved->elements < max ? 0 : 1;
     }
-    for (size_t j = first; rc == 0 && j < first + 1 && j < k; j++) {
-        /* A BLMOVE's element, or the elements the script moved. */
+    for (size_t j = first; rc == 0 && j < k; j++) {
+        /* A BLMOVE's or an LMOVE's element, or the elements the script moved. */
         redisReply *const *el = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->element : &r[j];
         size_t nel = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->elements : 1;
         if (r[j]->type == REDIS_REPLY_ERROR) {
