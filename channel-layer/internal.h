@@ -190,14 +190,16 @@ enum chl__script_id {
                      * -> {dropped, pushed (-1: the name was set already)} */
     CHL__S_GADD,    /* KEYS zset, hash, pgroups; ARGV member, process, group, expiry s */
     CHL__S_GDISC,   /* same keys and ARGV minus expiry -> 1 when it was a member */
-    CHL__S_GSEND,   /* KEYS zset, hash; ARGV expiry s (0: no expiry now), prefix, push,
-                     * capacity, frame, group, name, name ttl -> {dropped, nprocs (-1: the
-                     * name was set already), procs... (when not pushed)} */
+    CHL__S_GSEND,   /* KEYS zset, hash; ARGV expiry s (0: no expiry now), prefix, group
+                     * -> {0, nprocs, procs...} */
     CHL__S_REQUEUE, /* KEYS workers; ARGV prefix, self, ttl -> number requeued */
     CHL__S_FORGET,  /* KEYS pgroups; ARGV prefix, process -> members removed (and its list) */
     CHL__S_RATE,    /* KEYS bucket; ARGV rate per s, burst -> {allowed, refused in a row} */
     CHL__S_REAP,    /* KEYS procs; ARGV prefix -> names of processes whose heartbeat is gone */
     CHL__S_MOVEN,   /* KEYS queue, in-flight; ARGV n -> up to n elements moved, oldest first */
+    CHL__S_GSENDN,  /* KEYS (zset, hash) per message; ARGV prefix, capacity, name ttl, then per
+                     * message expiry s (0: no expiry now), group, name ("": none), frame
+                     * -> per message copies dropped, or -1 (the name was set already) */
     CHL__S_COUNT
 };
 

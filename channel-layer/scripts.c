@@ -74,46 +74,88 @@ static const char gdisc_lua[] = "local removed = redis.call('ZREM', KEYS[1], ARG
                                 "end\n"
                                 "return removed\n";
 
-/* Expire stale members first when asked (ARGV[1] is the group expiry, or
- * 0: a sender asks every few seconds, not with every send, for the two
- * commands it takes), then one copy per process: the work grows with
- * processes, not members. With one shard it pushes the copies itself,
- * and marks a named message as mpush does. */
-static const char gsend_lua[] = CHL__PUSH_CAPPED
-    "local prefix = ARGV[2]\n"
-    "if ARGV[1] ~= '0' then\n"
-    CHL__NOW
-    "  local cutoff = string.format('(%d', now - tonumber(ARGV[1]) * 1000)\n"
-    "  local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)\n"
-    "  for _, m in ipairs(old) do\n"
-    "    local bang = string.find(m, '!', 1, true)\n"
-    "    if bang then\n"
-    "      local p = string.sub(m, 1, bang - 1)\n"
-    "      local c = redis.call('HINCRBY', KEYS[2], p, -1)\n"
-    "      if c <= 0 then\n"
-    "        redis.call('HDEL', KEYS[2], p)\n"
-    "        redis.call('SREM', prefix .. 'pgroups:' .. p, ARGV[6])\n"
+/* Drops the members of group (zset z, hash h of member counts per process)
+ * not refreshed within expiry seconds; each process whose count falls to
+ * nothing forgets the group. Their cost is paid once; a sender asks for it
+ * now and then (every few seconds), not with every send. */
+#define CHL__SWEEP                                                                                 \
+    "local function sweep(z, h, expiry, group, prefix)\n"                                          \
+    CHL__NOW                                                                                       \
+    "  local cutoff = string.format('(%d', now - tonumber(expiry) * 1000)\n"                       \
+    "  local old = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)\n"                               \
+    "  for _, m in ipairs(old) do\n"                                                               \
+    "    local bang = string.find(m, '!', 1, true)\n"                                              \
+    "    if bang then\n"                                                                           \
+    "      local p = string.sub(m, 1, bang - 1)\n"                                                 \
+    "      if redis.call('HINCRBY', h, p, -1) <= 0 then\n"                                         \
+    "        redis.call('HDEL', h, p)\n"                                                           \
+    "        redis.call('SREM', prefix .. 'pgroups:' .. p, group)\n"                               \
+    "      end\n"                                                                                  \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  if #old > 0 then redis.call('ZREMRANGEBYSCORE', z, '-inf', cutoff) end\n"                   \
+    "end\n"
+
+/* With several shards: the processes with members of one group (ARGV[3]),
+ * after the stale members when asked (ARGV[1] is the group expiry, or 0),
+ * for the sender to push a copy to each on their own shards (mpush). The
+ * work grows with processes, not members. */
+static const char gsend_lua[] = CHL__SWEEP
+    "if ARGV[1] ~= '0' then sweep(KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[2]) end\n"
+    "local procs = redis.call('HKEYS', KEYS[2])\n"
+    "local r = {0, #procs}\n"
+    "for i, p in ipairs(procs) do r[i + 2] = p end\n"
+    "return r\n";
+
+/* With one shard: the messages of a batch, in order, in one step. Each
+ * goes to every process with members of its group, named messages once
+ * (a name set already was pushed before: nothing then). What one process
+ * list gets goes in one LPUSH, in the batch's order; one that would pass
+ * the capacity takes back the newest it was given, which are dropped for
+ * it. Per message i (KEYS zset, hash at 2i-1, 2i; ARGV at 3 + 4i: expiry
+ * or 0, group, name or "", frame): copies dropped, or -1 when its name
+ * was set already. */
+static const char gsendn_lua[] = CHL__SWEEP
+    "local prefix, cap, nttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
+    "local out, lists, order, procs_of = {}, {}, {}, {}\n"
+    "for i = 1, #KEYS / 2 do\n"
+    "  local z, h, a = KEYS[2 * i - 1], KEYS[2 * i], 4 * i\n"
+    "  if ARGV[a] ~= '0' then\n"
+    "    sweep(z, h, ARGV[a], ARGV[a + 1], prefix)\n"
+    "    procs_of[h] = nil\n"
+    "  end\n"
+    "  local procs = procs_of[h]\n"
+    "  if not procs then\n"
+    "    procs = redis.call('HKEYS', h)\n"
+    "    procs_of[h] = procs\n"
+    "  end\n"
+    "  out[i] = 0\n"
+    "  if ARGV[a + 2] ~= '' and\n"
+    "     not redis.call('SET', ARGV[a + 2], '1', 'NX', 'PX', nttl) then\n"
+    "    out[i] = -1\n"
+    "  else\n"
+    "    for _, p in ipairs(procs) do\n"
+    "      local l = lists[p]\n"
+    "      if not l then\n"
+    "        l = {}\n"
+    "        lists[p] = l\n"
+    "        order[#order + 1] = p\n"
     "      end\n"
+    "      l[#l + 1] = i\n"
     "    end\n"
     "  end\n"
-    "  if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff) end\n"
     "end\n"
-    "local procs = redis.call('HKEYS', KEYS[2])\n"
-    "if ARGV[3] ~= '1' then\n"
-    "  local r = {0, #procs}\n"
-    "  for i, p in ipairs(procs) do r[i + 2] = p end\n"
-    "  return r\n"
+    "for _, p in ipairs(order) do\n"
+    "  local k, those, frames = prefix .. p .. '!', lists[p], {}\n"
+    "  for j, i in ipairs(those) do frames[j] = ARGV[4 * i + 3] end\n"
+    "  local over = redis.call('LPUSH', k, unpack(frames)) - cap\n"
+    "  if cap >= 0 and over > 0 then\n"
+    "    if over > #frames then over = #frames end\n"
+    "    redis.call('LPOP', k, over)\n"
+    "    for j = #those - over + 1, #those do out[those[j]] = out[those[j]] + 1 end\n"
+    "  end\n"
     "end\n"
-    "if ARGV[7] ~= '' and\n"
-    "   not redis.call('SET', ARGV[7], '1', 'NX', 'PX', ARGV[8]) then\n"
-    "  return {0, -1}\n"
-    "end\n"
-    "local cap = tonumber(ARGV[4])\n"
-    "local dropped = 0\n"
-    "for _, p in ipairs(procs) do\n"
-    "  dropped = dropped + 1 - push(prefix .. p .. '!', cap, ARGV[5])\n"
-    "end\n"
-    "return {dropped, #procs}\n";
+    "return out\n";
 
 /* In-flight lists hold the newest element on the left; pushing them back on
  * the right of the queue in that order puts the oldest next in line. */
@@ -200,10 +242,10 @@ static const char moven_lua[] = "local moved = redis.call('RPOP', KEYS[1], ARGV[
 const char *chl__script(enum chl__script_id id)
 {
     static const char *const scripts[CHL__S_COUNT] = {
-        [CHL__S_SEND] = send_lua,     [CHL__S_MPUSH] = mpush_lua, [CHL__S_GADD] = gadd_lua,
-        [CHL__S_GDISC] = gdisc_lua,   [CHL__S_GSEND] = gsend_lua, [CHL__S_REQUEUE] = requeue_lua,
-        [CHL__S_FORGET] = forget_lua, [CHL__S_RATE] = rate_lua,   [CHL__S_REAP] = reap_lua,
-        [CHL__S_MOVEN] = moven_lua,
+        [CHL__S_SEND] = send_lua,     [CHL__S_MPUSH] = mpush_lua,   [CHL__S_GADD] = gadd_lua,
+        [CHL__S_GDISC] = gdisc_lua,   [CHL__S_GSEND] = gsend_lua,   [CHL__S_REQUEUE] = requeue_lua,
+        [CHL__S_FORGET] = forget_lua, [CHL__S_RATE] = rate_lua,     [CHL__S_REAP] = reap_lua,
+        [CHL__S_MOVEN] = moven_lua,   [CHL__S_GSENDN] = gsendn_lua,
     };
     return (unsigned)id < CHL__S_COUNT ? scripts[id] : "";
 }

@@ -617,6 +617,47 @@ static void a_named_group_send_delivers_once(void **state)
     chl_close(chl);
 }
 
+/* With one shard, a batch of group messages is one script call: each
+ * process list gets what is for it in one LPUSH, in the batch's order, and
+ * one that would pass its capacity keeps the oldest and drops the newest. */
+static void a_batch_of_group_messages_is_one_call(void **state)
+{
+    (void)state;
+    chl_config_t cfg = ts_redis_fixture_config();
+    cfg.process_capacity = 4;
+    chl_t *chl = open_with(&cfg, NULL);
+    assert_int_equal(chl_group_add(chl, "r1", "p1!1"), 0);
+    assert_int_equal(chl_group_add(chl, "r1", "p2!1"), 0);
+    assert_int_equal(chl_group_add(chl, "r2", "p1!2"), 0);
+    /* p1's list holds its two memberships: room for two more */
+    const chl_group_msg_t batch[] = {
+        {"r1", "msg-1", "a", 1}, {"r2", "msg-2", "b", 1}, {"r1", "msg-3", "c", 1}};
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    size_t dropped = 9;
+    assert_int_equal(chl_group_send_many(chl, batch, 3, &dropped), 0);
+    assert_int_equal(dropped, 1); /* c, for p1 */
+    assert_int_equal(command_calls("evalsha"), 1);
+    assert_int_equal(command_calls("lpush"), 2);
+    assert_int_equal(command_calls("hkeys"), 2);
+    const char *const p1[] = {"p1!"}, *const p2[] = {"p2!"};
+    const char *want1[] = {"a", "b"}, *want2[] = {"a", "c"};
+    chl_message_t m;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(chl_receive(chl, p1, 1, 1000, &m), 0);
+        assert_string_equal(m.data, want1[i]);
+        chl_message_free(&m);
+        assert_int_equal(chl_receive(chl, p2, 1, 1000, &m), 0);
+        assert_string_equal(m.data, want2[i]);
+        chl_message_free(&m);
+    }
+    assert_int_equal(chl_receive(chl, p1, 1, 20, &m), MC_EAGAIN);
+    /* each name is marked, dropped copies or not: a replay sends nothing */
+    assert_int_equal(chl_group_send_many(chl, batch, 3, &dropped), 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p2!"), 0);
+    chl_close(chl);
+}
+
 static void group_send_costs_one_push_per_process(void **state)
 {
     (void)state;
@@ -900,6 +941,7 @@ int main(void)
                                ts_redis_fixture_flush),
         cmocka_unit_test_setup(group_send_reaches_each_process_once, ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_named_group_send_delivers_once, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_batch_of_group_messages_is_one_call, ts_redis_fixture_flush),
         cmocka_unit_test_setup(group_send_costs_one_push_per_process, ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_full_process_list_drops_only_its_copy, ts_redis_fixture_flush),
         cmocka_unit_test_setup(members_expire_after_the_group_expiry, ts_redis_fixture_flush),
