@@ -43,17 +43,7 @@ static void pause_ms(long ms)
 /* The number of calls of one command since the last CONFIG RESETSTAT. */
 static long command_calls(const char *command)
 {
-    redisContext *c = redisConnect("127.0.0.1", redis->port);
-    assert_true(c && !c->err);
-    redisReply *r = redisCommand(c, "INFO commandstats");
-    assert_true(r && r->type == REDIS_REPLY_STRING);
-    char needle[64];
-    snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", command);
-    const char *at = strstr(r->str, needle);
-    long calls = at ? strtol(at + strlen(needle), NULL, 10) : 0;
-    freeReplyObject(r);
-    redisFree(c);
-    return calls;
+    return ts_redis_calls(redis, command);
 }
 
 static void send_then_receive_returns_the_payload(void **state)
