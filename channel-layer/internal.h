@@ -184,8 +184,8 @@ size_t chl__ring_name(const chl__ring_t *ring, const char *name, size_t len);
 /* ---- scripts (scripts.c) ---- */
 
 enum chl__script_id {
-    CHL__S_SEND,    /* KEYS list; ARGV capacity (<0: none), ttl ms (0: none), frame -> 1 or 0
-                     * (full) */
+    CHL__S_SEND,    /* KEYS list; ARGV capacity (<0: none), ttl ms (0: none), frames... ->
+                     * how many of the frames, the first ones, were pushed (the rest: full) */
     CHL__S_MPUSH,   /* KEYS process lists; ARGV capacity, frame, name ("": none), name ttl
                      * -> {dropped, pushed (-1: the name was set already)} */
     CHL__S_GADD,    /* KEYS zset, hash, pgroups; ARGV member, process, group, expiry s */

@@ -28,13 +28,22 @@
     "  return 1\n"                                                                                 \
     "end\n"
 
-/* A ttl of 0 leaves the list's expiry alone: a reliable queue does not
- * expire (its messages' deadlines do), nor does a group copy's process
- * list (the reaper removes a dead process's). */
-static const char send_lua[] = CHL__PUSH_CAPPED
-    "if push(KEYS[1], tonumber(ARGV[1]), ARGV[3]) == 0 then return 0 end\n"
-    "if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
-    "return 1\n";
+/* One frame or several (ARGV[3], ...), in one LPUSH; those that would
+ * pass the capacity are taken back, the newest, and the number of the
+ * others, pushed, is the answer. A ttl of 0 leaves the list's expiry
+ * alone: a reliable queue does not expire (its messages' deadlines do),
+ * nor does a group copy's process list (the reaper removes a dead
+ * process's). */
+static const char send_lua[] =
+    "local cap, k = tonumber(ARGV[1]), #ARGV - 2\n"
+    "local over = redis.call('LPUSH', KEYS[1], unpack(ARGV, 3)) - cap\n"
+    "if cap >= 0 and over > 0 then\n"
+    "  if over > k then over = k end\n"
+    "  redis.call('LPOP', KEYS[1], over)\n"
+    "  k = k - over\n"
+    "end\n"
+    "if k > 0 and ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
+    "return k\n";
 
 /* The copies of one group message for the processes living on one shard.
  * A named message (ARGV[3], kept ARGV[4] ms) whose name is set already was
