@@ -106,6 +106,23 @@ int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
     return rc;
 }
 
+/* The socket's user as the store has it now. When it is gone or no longer
+ * active, the client is told (USER_HAS_TO_LOGIN, and its socket closes:
+ * its session ended) and MC_ENOTFOUND returned; a failing store is
+ * answered SERVER_BUSY. */
+static int user_check(wrk_app_t *app, const mc_envelope_t *env, wrk_user_t *u)
+{
+    int rc = wrk_session_scope_user(app, env, u);
+    if (rc) {
+        wrk_port_send_error(&app->port, env->reply,
+                            rc == MC_ENOTFOUND ? MC_ERROR_USER_HAS_TO_LOGIN : MC_ERROR_SERVER_BUSY,
+                            0, NULL);
+        if (rc == MC_ENOTFOUND && env->has_scope && env->scope.user_id > 0)
+            wrk_port_send_close(&app->port, env->reply, MC_CLOSE_SESSION_ENDED);
+    }
+    return rc;
+}
+
 /* Checks that the room exists and that u may be in it. Answers the error
  * itself and returns non-zero when not. */
 static int room_for(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
@@ -261,29 +278,44 @@ static const char *dedupe_name(const mc_envelope_t *env, const wrk_command_t *c)
     return n > WRK_CLIENT_ID_MAX ? env->id + n - WRK_CLIENT_ID_MAX : env->id;
 }
 
+/* Answers a send that the store refused (MC_EDENIED): the user is gone or
+ * no longer active, or may not be in the room; else (it changed back
+ * meanwhile) SERVER_BUSY, and the client sends it again. */
+static void send_refused(wrk_app_t *app, const mc_envelope_t *env, const wrk_command_t *c)
+{
+    wrk_user_t u;
+    wrk_room_t room;
+    if (user_check(app, env, &u) == 0 && room_for(app, env, &u, c, &room) == 0)
+        wrk_port_send_error(&app->port, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
+}
+
 static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
                    const wrk_command_t *c)
 {
-    wrk_room_t room;
-    if (room_for(app, env, u, c, &room))
-        return 0;
     if (!joined(env, c->room)) {
-        wrk_port_send_error(&app->port, env->reply, MC_ERROR_ROOM_ACCESS_DENIED, c->room, c->name);
+        wrk_room_t room;
+        if (room_for(app, env, u, c, &room) == 0)
+            wrk_port_send_error(&app->port, env->reply, MC_ERROR_ROOM_ACCESS_DENIED, c->room,
+                                c->name);
         return 0;
     }
     wrk_message_t m;
     /* Stored and published under the order lock: interfaces get a room's
-     * messages in the order of their ids, whichever worker stored them. */
+     * messages in the order of their ids, whichever worker stored them.
+     * The store checks the user and the room with the insert itself. */
     wrk_port_order_lock_send(&app->port, c->room);
     wrk_port_outbox_begin(&app->port); /* on failure the message is stored on its own */
     int rc = wrk_store_message_add(app->store, c->room, u->id, c->message, c->message_len,
                                    dedupe_name(env, c), mc_now_ms(), &m, NULL);
     if (rc) {
         wrk_port_order_unlock(&app->port, c->room);
-        wrk_port_send_error(&app->port, env->reply,
-                            rc == MC_ENOTFOUND ? MC_ERROR_ROOM_INVALID : MC_ERROR_SERVER_BUSY,
-                            c->room, c->name);
-        return rc == MC_ENOTFOUND ? 0 : rc;
+        if (rc == MC_EDENIED)
+            send_refused(app, env, c);
+        else
+            wrk_port_send_error(&app->port, env->reply,
+                                rc == MC_ENOTFOUND ? MC_ERROR_ROOM_INVALID : MC_ERROR_SERVER_BUSY,
+                                c->room, c->name);
+        return rc == MC_ENOTFOUND || rc == MC_EDENIED ? 0 : rc;
     }
     /* A replayed send finds its message stored; its group send is named
      * by the message id, so it reaches the room only if the first one
@@ -446,25 +478,32 @@ static int do_who(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
 
 int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
 {
-    wrk_user_t u;
-    int rc = wrk_session_scope_user(app, env, &u);
-    if (rc) {
-        wrk_port_send_error(&app->port, env->reply,
-                            rc == MC_ENOTFOUND ? MC_ERROR_USER_HAS_TO_LOGIN : MC_ERROR_SERVER_BUSY,
-                            0, NULL);
-        if (rc == MC_ENOTFOUND && env->has_scope && env->scope.user_id > 0)
-            wrk_port_send_close(&app->port, env->reply, MC_CLOSE_SESSION_ENDED);
-        return rc == MC_ENOTFOUND ? 0 : rc;
-    }
     wrk_command_t c;
     const char *code;
-    rc = wrk_command_parse(env->body ? env->body : "", env->body_len, (size_t)app->cfg.message_max,
-                           &c, &code);
-    wrk_metrics_count(&app->metrics, WRK_M_COMMANDS, rc ? "invalid" : c.name);
+    int bad = wrk_command_parse(env->body ? env->body : "", env->body_len,
+                                (size_t)app->cfg.message_max, &c, &code);
+    wrk_user_t u;
+    int rc = 0;
+    if (!bad && c.kind == WRK_CMD_SEND && env->has_scope && env->scope.user_id > 0) {
+        /* The busiest command checks its user with the insert that stores
+         * the message (do_send): one query, not two. */
+        memset(&u, 0, sizeof(u));
+        u.id = env->scope.user_id;
+        u.is_staff = env->scope.is_staff;
+        u.is_active = 1;
+        snprintf(u.username, sizeof(u.username), "%s", env->scope.username);
+    } else {
+        rc = user_check(app, env, &u);
+    }
     if (rc) {
+        wrk_command_clear(&c);
+        return rc == MC_ENOTFOUND ? 0 : rc;
+    }
+    wrk_metrics_count(&app->metrics, WRK_M_COMMANDS, bad ? "invalid" : c.name);
+    if (bad) {
         wrk_port_send_error(&app->port, env->reply, code, c.has_room ? c.room : 0, c.name);
         wrk_command_clear(&c);
-        return rc == MC_ENOMEM ? rc : 0;
+        return bad == MC_ENOMEM ? bad : 0;
     }
     if (c.kind == WRK_CMD_SEND || c.kind == WRK_CMD_EDIT || c.kind == WRK_CMD_DELETE ||
         c.kind == WRK_CMD_WHISPER) {

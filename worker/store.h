@@ -225,12 +225,14 @@ int wrk_store_room_each(wrk_store_t *s, int (*fn)(void *arg, const wrk_room_t *r
 
 /* ---- Messages ------------------------------------------------------------ */
 
-/* Stores a message by user_id in room_id at now_ms. client_id (may be NULL)
- * names it for its sender: a second call with the same user and client id
- * stores nothing and returns the first message with *duplicate = 1 (duplicate
- * may be NULL).
+/* Stores a message by user_id in room_id at now_ms, when the user is active
+ * and may be in the room (a staff-only room: staff only). client_id (may be
+ * NULL) names it for its sender: a second call with the same user and
+ * client id stores nothing and returns the first message with
+ * *duplicate = 1 (duplicate may be NULL).
  * Fills *out (release with wrk_message_clear). Returns 0, MC_ENOTFOUND (no
- * such room or user), MC_EINVAL (client id over WRK_CLIENT_ID_MAX). */
+ * such room), MC_EDENIED (the user is gone or inactive, or may not be in
+ * the room), MC_EINVAL (client id over WRK_CLIENT_ID_MAX). */
 int wrk_store_message_add(wrk_store_t *s, int64_t room_id, int64_t user_id, const char *body,
                           size_t body_len, const char *client_id, int64_t now_ms,
                           wrk_message_t *out, int *duplicate);

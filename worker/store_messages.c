@@ -15,21 +15,19 @@
     "SELECT m.id, m.room_id, m.user_id, u.username, m.body, m.created, m.edited, m.deleted "       \
     "FROM messages m JOIN users u ON u.id = m.user_id "
 
-/* Stores a message and returns it as MESSAGE_COLUMNS do, in one round trip.
- * On PostgreSQL the room is looked for first: a statement that fails there
- * (here, on the foreign key of a room deleted meanwhile) undoes the whole
- * batch it is in; sqlite undoes that statement only, and its plain insert
- * costs less. */
-#define MESSAGE_ADDED                                                                              \
-    "ON CONFLICT (user_id, client_id) DO NOTHING RETURNING id, room_id, user_id, "                 \
-    "(SELECT username FROM users WHERE users.id = messages.user_id), body, created, edited, "      \
-    "deleted"
+/* Stores a message and returns it as MESSAGE_COLUMNS do, in one round trip,
+ * when its user is active and may be in its room: the checks a sender
+ * needs come with the insert rather than as queries of their own. A room
+ * or user that is not there stores nothing and fails no statement (on
+ * PostgreSQL a failed statement undoes the whole batch it is in). */
 static const wrk_sql_t sql_message_add = {
     .text = "INSERT INTO messages(room_id, user_id, body, created, client_id) "
-            "VALUES (?1, ?2, ?3, ?4, ?5) " MESSAGE_ADDED,
-    .pg = "INSERT INTO messages(room_id, user_id, body, created, client_id) "
-          "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM rooms WHERE id = "
-          "?1) " MESSAGE_ADDED};
+            "SELECT r.id, u.id, ?3, ?4, ?5 FROM rooms r, users u "
+            "WHERE r.id = ?1 AND u.id = ?2 AND u.is_active = 1 "
+            "AND (r.staff_only = 0 OR u.is_staff = 1) "
+            "ON CONFLICT (user_id, client_id) DO NOTHING RETURNING id, room_id, user_id, "
+            "(SELECT username FROM users WHERE users.id = messages.user_id), body, created, "
+            "edited, deleted"};
 static const wrk_sql_t sql_message_by_client_id = {
     .text = "SELECT id FROM messages WHERE user_id = ?1 AND client_id = ?2"};
 static const wrk_sql_t sql_message_get = {.text = MESSAGE_COLUMNS "WHERE m.id = ?1"};
@@ -152,15 +150,20 @@ int wrk_store_message_add(wrk_store_t *s, int64_t room_id, int64_t user_id, cons
     wrk_db_reset(st);
     if (rc <= 0)
         return rc;
-    /* Nothing stored: either the unique (user, client id) refused it and the
+    /* Nothing stored: the unique (user, client id) refused it and the
      * message is stored already (only its sender can have made it, so it
-     * stays), or the room is gone. */
+     * stays), or the room is gone, or the user may not post there. */
     int64_t id;
     rc = client_id ? message_by_client_id(s, user_id, client_id, &id) : MC_ENOTFOUND;
-    if (rc)
+    if (rc == 0) {
+        *duplicate = 1;
+        return wrk_store_message_get(s, id, out);
+    }
+    if (rc != MC_ENOTFOUND)
         return rc;
-    *duplicate = 1;
-    return wrk_store_message_get(s, id, out);
+    wrk_room_t room;
+    rc = wrk_store_room_get(s, room_id, &room);
+    return rc ? rc : MC_EDENIED;
 }
 
 int wrk_store_message_edit(wrk_store_t *s, int64_t id, const char *body, size_t body_len,

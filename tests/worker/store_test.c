@@ -370,6 +370,36 @@ static void messages_are_stored_with_id_and_time(void **state)
                      MC_ENOTFOUND);
 }
 
+/* A message is stored only for an active user who may be in the room, and
+ * a refusal in a batch keeps the batch's other messages. */
+static void only_those_who_may_post_store_messages(void **state)
+{
+    fixture_t *f = *state;
+    int64_t staff_room;
+    assert_int_equal(wrk_store_room_add(f->s, "Staff", 1, &staff_room), 0);
+    wrk_message_t m;
+    assert_int_equal(wrk_store_batch_begin(f->s), 0);
+    assert_int_equal(wrk_store_message_add(f->s, staff_room, f->ann, "no", 2, "c-1", 1, &m, NULL),
+                     MC_EDENIED);
+    assert_int_equal(wrk_store_message_add(f->s, staff_room, f->bob, "yes", 3, "c-2", 1, &m, NULL),
+                     0);
+    wrk_message_clear(&m);
+    assert_int_equal(wrk_store_message_add(f->s, f->room, 4242, "nobody", 6, NULL, 1, &m, NULL),
+                     MC_EDENIED);
+    assert_int_equal(wrk_store_batch_end(f->s, 1), 0);
+    assert_int_equal(wrk_store_user_set_active(f->s, f->ann, 0), 0);
+    assert_int_equal(wrk_store_message_add(f->s, f->room, f->ann, "gone", 4, NULL, 1, &m, NULL),
+                     MC_EDENIED);
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_last(f->s, staff_room, 10, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.items[0].body, "yes");
+    wrk_message_list_clear(&l);
+    assert_int_equal(wrk_store_messages_last(f->s, f->room, 10, &l), 0);
+    assert_int_equal(l.n, 0);
+    wrk_message_list_clear(&l);
+}
+
 static void a_replayed_client_id_is_stored_once(void **state)
 {
     fixture_t *f = *state;
@@ -772,6 +802,7 @@ int main(void)
         TS_STORE_TEST(a_new_password_ends_the_other_sessions),
         TS_STORE_TEST(rooms_are_managed),
         TS_STORE_TEST(messages_are_stored_with_id_and_time),
+        TS_STORE_TEST(only_those_who_may_post_store_messages),
         TS_STORE_TEST(a_replayed_client_id_is_stored_once),
         TS_STORE_TEST(a_message_for_a_gone_room_fails_alone_in_a_batch),
         TS_STORE_TEST(edits_and_deletes),
