@@ -439,7 +439,8 @@ int wrk_reply_notice(int64_t room, const char *username, mc_msg_type_t type, cha
     return finish(o, rc, out);
 }
 
-int wrk_reply_error(const char *code, int64_t room, const char *command, char **out)
+int wrk_reply_error(const char *code, int64_t room, const char *command, const char *client_id,
+                    char **out)
 {
     cJSON *o = cJSON_CreateObject();
     int rc = o ? add_string(o, "error", code) : MC_ENOMEM;
@@ -447,6 +448,8 @@ int wrk_reply_error(const char *code, int64_t room, const char *command, char **
         rc = add_id_string(o, "room", room);
     if (!rc && command)
         rc = add_string(o, "command", command);
+    if (!rc && client_id)
+        rc = add_string(o, "client_id", client_id);
     return finish(o, rc, out);
 }
 

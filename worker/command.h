@@ -108,9 +108,11 @@ int wrk_reply_leave(int64_t room, char **out);
 int wrk_reply_message(const wrk_message_t *m, int own, char **out);
 /* {"room":"ID","message":null,"username":U,"msg_type":T} */
 int wrk_reply_notice(int64_t room, const char *username, mc_msg_type_t type, char **out);
-/* {"error":CODE}, plus "room":"ID" when room > 0, plus "command":C when
- * command is not NULL. */
-int wrk_reply_error(const char *code, int64_t room, const char *command, char **out);
+/* {"error":CODE}, plus "room":"ID" when room > 0, "command":C when command
+ * is not NULL, and "client_id":ID (the one of the message it is about)
+ * when client_id is not NULL. */
+int wrk_reply_error(const char *code, int64_t room, const char *command, const char *client_id,
+                    char **out);
 /* {"history":"ID","messages":[...]} plus "truncated":true when cut: older
  * messages remain, before the first one given. */
 int wrk_reply_history(int64_t room, const wrk_message_list_t *list, size_t budget, char **out);

@@ -107,19 +107,18 @@ int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
 }
 
 /* The socket's user as the store has it now. When it is gone or no longer
- * active, the client is told (USER_HAS_TO_LOGIN, and its socket closes:
- * its session ended) and MC_ENOTFOUND returned; a failing store is
- * answered SERVER_BUSY. */
+ * active, the client is told (USER_HAS_TO_LOGIN, and a socket that had a
+ * user closes: its session ended) and MC_ENOTFOUND returned; a failing
+ * store is answered SERVER_BUSY. */
 static int user_check(wrk_app_t *app, const mc_envelope_t *env, wrk_user_t *u)
 {
     int rc = wrk_session_scope_user(app, env, u);
-    if (rc) {
+    if (rc == MC_ENOTFOUND && env->has_scope && env->scope.user_id > 0)
+        wrk_port_user_gone(&app->port, env->reply);
+    else if (rc)
         wrk_port_send_error(&app->port, env->reply,
                             rc == MC_ENOTFOUND ? MC_ERROR_USER_HAS_TO_LOGIN : MC_ERROR_SERVER_BUSY,
                             0, NULL);
-        if (rc == MC_ENOTFOUND && env->has_scope && env->scope.user_id > 0)
-            wrk_port_send_close(&app->port, env->reply, MC_CLOSE_SESSION_ENDED);
-    }
     return rc;
 }
 
@@ -278,17 +277,6 @@ static const char *dedupe_name(const mc_envelope_t *env, const wrk_command_t *c)
     return n > WRK_CLIENT_ID_MAX ? env->id + n - WRK_CLIENT_ID_MAX : env->id;
 }
 
-/* Answers a send that the store refused (MC_EDENIED): the user is gone or
- * no longer active, or may not be in the room; else (it changed back
- * meanwhile) SERVER_BUSY, and the client sends it again. */
-static void send_refused(wrk_app_t *app, const mc_envelope_t *env, const wrk_command_t *c)
-{
-    wrk_user_t u;
-    wrk_room_t room;
-    if (user_check(app, env, &u) == 0 && room_for(app, env, &u, c, &room) == 0)
-        wrk_port_send_error(&app->port, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
-}
-
 static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
                    const wrk_command_t *c)
 {
@@ -299,40 +287,15 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
                                 c->name);
         return 0;
     }
-    wrk_message_t m;
-    /* Stored and published under the order lock: interfaces get a room's
-     * messages in the order of their ids, whichever worker stored them.
-     * The store checks the user and the room with the insert itself. */
-    wrk_port_order_lock_send(&app->port, c->room);
-    wrk_port_outbox_begin(&app->port); /* on failure the message is stored on its own */
-    int rc = wrk_store_message_add(app->store, c->room, u->id, c->message, c->message_len,
-                                   dedupe_name(env, c), mc_now_ms(), &m, NULL);
-    if (rc) {
-        wrk_port_order_unlock(&app->port, c->room);
-        if (rc == MC_EDENIED)
-            send_refused(app, env, c);
-        else
-            wrk_port_send_error(&app->port, env->reply,
-                                rc == MC_ENOTFOUND ? MC_ERROR_ROOM_INVALID : MC_ERROR_SERVER_BUSY,
-                                c->room, c->name);
-        return rc == MC_ENOTFOUND || rc == MC_EDENIED ? 0 : rc;
-    }
-    /* A replayed send finds its message stored; its group send is named
-     * by the message id, so it reaches the room only if the first one
-     * never did. */
-    char *all = NULL;
-    int64_t id = m.id;
-    rc = wrk_reply_message(&m, 0, &all);
-    wrk_message_clear(&m);
-    if (rc == 0) {
-        /* Published with the rest of the batch; the outbox keeps the lock. */
-        if (wrk_port_group_message(&app->port, c->room, id, all, env->reply) != 0)
-            wrk_port_order_unlock(&app->port, c->room);
-    } else {
-        wrk_port_order_unlock(&app->port, c->room);
+    /* Stored with the batch's other messages, under the room's order lock,
+     * and published to the room: interfaces get a room's messages in the
+     * order of their ids, whichever worker stored them. The store checks
+     * the user and the room with the insert itself; the port answers a
+     * refusal. */
+    int rc = wrk_port_post(&app->port, c->room, u->id, c->message, c->message_len,
+                           dedupe_name(env, c), c->client_id[0] ? c->client_id : NULL, env->reply);
+    if (rc)
         wrk_port_send_error(&app->port, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
-    }
-    free(all);
     return rc;
 }
 

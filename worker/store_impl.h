@@ -103,6 +103,24 @@ int wrk__queue(wrk_store_t *s, wrk_db_stmt_t *st, wrk_db_done_fn done, void *arg
  * all. Not inside a batch (MC_EINVAL). */
 int wrk__queued_batch(wrk_store_t *s, int (*fn)(wrk_store_t *s, void *arg), void *arg);
 
+/* Reads a message from the columns of st: id, room_id, user_id, username,
+ * body, created, edited, deleted. Returns 0 or MC_ENOMEM. */
+int wrk__read_message(wrk_db_stmt_t *st, wrk_message_t *m);
+
+/* The rooms' unpublished messages, read by a queued run (store_publishing.c):
+ * the caller keeps it until the flush, then finds them in *out and the
+ * run's result in rc. */
+typedef struct wrk__unpublished_run {
+    wrk_store_t *s;
+    wrk_unpublished_list_t *out;
+    int rc;
+} wrk__unpublished_run_t;
+int wrk__queue_unpublished(wrk_store_t *s, const int64_t *rooms, size_t n,
+                           wrk__unpublished_run_t *run);
+/* Queues the marks of the rooms of msgs[0..n), with their senders (those
+ * with a client_id and a sender: only they can be told apart). */
+int wrk__queue_marks(wrk_store_t *s, const wrk_new_message_t *msgs, size_t n);
+
 /* Puts the items of an array of n elements of size (at most
  * WRK_REVERSE_MAX) bytes in reverse order (queries that read newest first
  * return oldest first). */

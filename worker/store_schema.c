@@ -130,6 +130,14 @@ static const migration_t sqlite_history[] = {
         "CREATE TABLE secrets ("
         "  name TEXT PRIMARY KEY,"
         "  value TEXT NOT NULL);"},
+    /* 6: the rooms whose messages are stored but maybe not yet published
+     * (worker/store.h, Publishing): a row per room, marked and cleared by
+     * every batch, never deleted. */
+    {6, "CREATE TABLE publishing ("
+        "  room_id INTEGER PRIMARY KEY,"
+        "  after_id INTEGER NOT NULL,"
+        "  senders TEXT NOT NULL,"
+        "  pending INTEGER NOT NULL);"},
 };
 
 /* Advisory locks of the chat on PostgreSQL are (28003, n) ("mc" in ASCII):
@@ -229,6 +237,14 @@ static const migration_t pg_history[] = {
         "CREATE TABLE secrets ("
         "  name TEXT COLLATE \"C\" PRIMARY KEY,"
         "  value TEXT NOT NULL);"},
+    /* 6: as sqlite's 6. Its rows change with every batch and keep their
+     * keys: room left on each page, updates stay on it (HOT) and need no
+     * vacuum to find their space again. */
+    {6, "CREATE TABLE publishing ("
+        "  room_id BIGINT PRIMARY KEY,"
+        "  after_id BIGINT NOT NULL,"
+        "  senders TEXT NOT NULL,"
+        "  pending INTEGER NOT NULL) WITH (fillfactor = 50);"},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

@@ -281,6 +281,22 @@ export class System {
     await killed(this.workers[i]);
   }
 
+  // SIGTERM, as systemd stops a worker: it finishes its batch and exits.
+  async stopWorker(i) {
+    const w = this.workers[i];
+    if (w.exitCode !== null || w.signalCode !== null) return;
+    const exited = new Promise((r) => w.once('exit', r));
+    w.kill('SIGTERM');
+    await exited;
+  }
+
+  // Envelopes that workers took and have not finished (their in-flight
+  // lists on the first Redis).
+  inFlight() {
+    return Number(redisCli(this.redisPorts[0], 'EVAL', "local n = 0 for _, k in ipairs(" +
+      "redis.call('KEYS', 'mc:inflight:*')) do n = n + redis.call('LLEN', k) end return n", '0')[0]);
+  }
+
   async startInterface(i) {
     const child = this.spawn(`interface-${i}`, path.join(bin, 'chat-interface'),
       [], {...this.interfaceEnv, CHAT_LISTEN: `127.0.0.1:${this.ports[i]}`});

@@ -420,12 +420,16 @@ static void replies_match_the_example_byte_for_byte(void **state)
     assert_string_equal(out,
                         "{\"room\":\"3\",\"message\":null,\"username\":\"ann\",\"msg_type\":5}");
     free(out);
-    assert_int_equal(wrk_reply_error(MC_ERROR_ROOM_INVALID, 0, NULL, &out), 0);
+    assert_int_equal(wrk_reply_error(MC_ERROR_ROOM_INVALID, 0, NULL, NULL, &out), 0);
     assert_string_equal(out, "{\"error\":\"ROOM_INVALID\"}");
     free(out);
-    assert_int_equal(wrk_reply_error(MC_ERROR_ROOM_ACCESS_DENIED, 5, "send", &out), 0);
+    assert_int_equal(wrk_reply_error(MC_ERROR_ROOM_ACCESS_DENIED, 5, "send", NULL, &out), 0);
     assert_string_equal(out,
                         "{\"error\":\"ROOM_ACCESS_DENIED\",\"room\":\"5\",\"command\":\"send\"}");
+    free(out);
+    assert_int_equal(wrk_reply_error(MC_ERROR_SERVER_BUSY, 5, "send", "a\"1", &out), 0);
+    assert_string_equal(out, "{\"error\":\"SERVER_BUSY\",\"room\":\"5\",\"command\":\"send\","
+                             "\"client_id\":\"a\\\"1\"}");
     free(out);
 }
 
