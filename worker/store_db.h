@@ -30,13 +30,13 @@
  *  - reset ends a run (a driver releases its rows and read locks there) and
  *    forgets the bindings; the statement stays prepared for the next run.
  *  - queue runs a statement with the bindings it has now and hands its
- *    first row (or its failure) to a callback: at once, or (PostgreSQL)
- *    when flush sends every run queued since in one round trip. Each run
- *    behaves as if stepped alone, in the order queued: outside a
- *    transaction each commits on its own, and a failure fails only its run
- *    (inside a transaction it fails the transaction, as it would unqueued).
- *    queue resets the statement, so that the next run of it binds anew;
- *    nothing but queue may run on the connection until the flush.
+ *    rows (or its failure) to a callback: at once, or (PostgreSQL) when
+ *    flush sends every run queued since in one round trip. Queue only
+ *    inside a transaction (its BEGIN may be the first run queued): the runs
+ *    behave as if stepped one after the other, in the order queued, and a
+ *    failure fails the transaction and the runs after it. queue resets the
+ *    statement, so that the next run of it binds anew; nothing but queue
+ *    may run on the connection until the flush.
  *  - A connection and its statements are used by one thread at a time.
  */
 #ifndef MC_WORKER_STORE_DB_H
@@ -70,7 +70,8 @@ typedef struct wrk_db_driver wrk_db_driver_t;
 typedef struct wrk_db_stmt wrk_db_stmt_t;
 
 /* Told of a queued run: rc is WRK_DB_ROW (its first row can be read from
- * st during the call), WRK_DB_DONE (no row) or a negative code. */
+ * st during the call, and step reads the next), WRK_DB_DONE (no row) or a
+ * negative code. */
 typedef void (*wrk_db_done_fn)(void *arg, wrk_db_stmt_t *st, int rc);
 
 /* The head of every driver's statement: a driver's own statement type

@@ -107,19 +107,26 @@ int wrk__queued_batch(wrk_store_t *s, int (*fn)(wrk_store_t *s, void *arg), void
  * body, created, edited, deleted. Returns 0 or MC_ENOMEM. */
 int wrk__read_message(wrk_db_stmt_t *st, wrk_message_t *m);
 
-/* The rooms' unpublished messages, read by a queued run (store_publishing.c):
- * the caller keeps it until the flush, then finds them in *out and the
- * run's result in rc. */
-typedef struct wrk__unpublished_run {
-    wrk_store_t *s;
-    wrk_unpublished_list_t *out;
+/* Publishing (store_publishing.c): the marks a batch finds pending in
+ * its rooms, read by a queued run; the caller keeps marks until the
+ * flush, then finds them there (and the run's result in rc). */
+typedef struct wrk__marks {
+    struct wrk__mark {
+        int64_t room, after_id;
+        char *senders; /* malloc'd */
+    } * v;
+    size_t n;
     int rc;
-} wrk__unpublished_run_t;
-int wrk__queue_unpublished(wrk_store_t *s, const int64_t *rooms, size_t n,
-                           wrk__unpublished_run_t *run);
-/* Queues the marks of the rooms of msgs[0..n), with their senders (those
+} wrk__marks_t;
+int wrk__queue_pending(wrk_store_t *s, const int64_t *rooms, size_t n, wrk__marks_t *marks);
+void wrk__marks_clear(wrk__marks_t *marks);
+/* The messages marks left unpublished (at most WRK_STORE_SINCE_MAX, oldest
+ * first), once added[0..n) (which stored after them) are stored. */
+int wrk__unpublished_of(wrk_store_t *s, const wrk__marks_t *marks, const wrk_new_message_t *added,
+                        size_t n, wrk_unpublished_list_t *out);
+/* Queues the marking of the rooms of msgs[0..n), with their senders (those
  * with a client_id and a sender: only they can be told apart). */
-int wrk__queue_marks(wrk_store_t *s, const wrk_new_message_t *msgs, size_t n);
+int wrk__queue_mark(wrk_store_t *s, const wrk_new_message_t *msgs, size_t n);
 
 /* Puts the items of an array of n elements of size (at most
  * WRK_REVERSE_MAX) bytes in reverse order (queries that read newest first

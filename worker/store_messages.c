@@ -204,7 +204,8 @@ typedef struct new_messages {
     wrk_new_message_t *v;
     size_t n;
     int64_t now_ms;
-    wrk__unpublished_run_t stale; /* out NULL: not asked */
+    int pending; /* read the rooms' pending marks first */
+    wrk__marks_t marks;
 } new_messages_t;
 
 /* The queued runs of wrk_store_messages_add: what earlier batches left
@@ -213,14 +214,14 @@ static int queue_messages(wrk_store_t *s, void *arg)
 {
     new_messages_t *a = arg;
     int rc;
-    if (a->stale.out) {
+    if (a->pending) {
         int64_t rooms[WRK_STORE_MESSAGES_MAX];
         for (size_t i = 0; i < a->n; i++)
             rooms[i] = a->v[i].room_id;
-        if ((rc = wrk__queue_unpublished(s, rooms, a->n, &a->stale)) != 0)
+        if ((rc = wrk__queue_pending(s, rooms, a->n, &a->marks)) != 0)
             return rc;
     }
-    if ((rc = wrk__queue_marks(s, a->v, a->n)) != 0)
+    if ((rc = wrk__queue_mark(s, a->v, a->n)) != 0)
         return rc;
     for (size_t i = 0; i < a->n; i++) {
         wrk_new_message_t *m = &a->v[i];
@@ -248,12 +249,8 @@ int wrk_store_messages_add(wrk_store_t *s, wrk_new_message_t *msgs, size_t n, in
     }
     if (stale)
         memset(stale, 0, sizeof(*stale));
-    new_messages_t a = {msgs, n, now_ms, {s, stale, 0}};
+    new_messages_t a = {msgs, n, now_ms, stale != NULL, {0}};
     int rc = n > WRK_STORE_MESSAGES_MAX ? MC_EINVAL : wrk__queued_batch(s, queue_messages, &a);
-    if (rc == 0 && a.stale.rc) /* the messages are stored: they go on */
-        mc_warn("store: reading the unpublished messages: %s", mc_strerror(a.stale.rc));
-    if ((rc || a.stale.rc) && stale)
-        wrk_unpublished_list_clear(stale);
     for (size_t i = 0; i < n; i++) {
         wrk_new_message_t *m = &msgs[i];
         if (rc) {
@@ -264,6 +261,13 @@ int wrk_store_messages_add(wrk_store_t *s, wrk_new_message_t *msgs, size_t n, in
                 stored_nothing(s, m->room_id, m->user_id, m->client_id, &m->stored, &m->duplicate);
         }
     }
+    /* Stored: they go on, whatever becomes of what was left before them. */
+    int left = rc == 0 && stale ? a.marks.rc : 0;
+    if (rc == 0 && stale && !left && a.marks.n)
+        left = wrk__unpublished_of(s, &a.marks, msgs, n, stale);
+    if (left)
+        mc_warn("store: reading the unpublished messages: %s", mc_strerror(left));
+    wrk__marks_clear(&a.marks);
     return rc;
 }
 

@@ -8,8 +8,9 @@
  * Every run fetches its rows at once: the store's queries return at most a
  * few hundred, and those that could return more page through them.
  *
- * Queued runs go out in pipeline mode, each followed by a sync point, so
- * that each behaves as it would alone; their results are read by flush.
+ * Queued runs go out in pipeline mode, buffered, and flush sends them with
+ * one sync point after the last: one write, one round trip; it reads their
+ * results in order.
  *
  * A connection that the server closed (a restart, an idle timeout) is found
  * before the next statement is sent, and reopened when no transaction was
@@ -452,8 +453,7 @@ static int queue(wrk_db_stmt_t *st, wrk_db_done_fn done, void *arg)
     if (!db->queue_rc &&
         ((q->prepares && !PQsendPrepare(db->conn, s->name, s->sql, s->nparams, s->types)) ||
          !PQsendQueryPrepared(db->conn, s->name, s->nparams, s->values, s->lengths, s->formats,
-                              0) ||
-         !PQpipelineSync(db->conn))) {
+                              0))) {
         set_err(db, PQerrorMessage(db->conn));
         db->queue_rc = MC_EDB;
         db->lost = 1;
@@ -507,10 +507,6 @@ static int collect(wrk_db_t *db, pg_queued_t *q, int *broken)
     PGresult *more;
     while ((more = PQgetResult(db->conn)))
         PQclear(more);
-    PGresult *sync = PQgetResult(db->conn);
-    if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
-        *broken = 1;
-    PQclear(sync);
     return rc;
 }
 
@@ -521,6 +517,13 @@ static int flush(wrk_db_t *db)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int failed = db->queue_rc, broken = 0;
+    if (!failed && !PQpipelineSync(db->conn)) {
+        set_err(db, PQerrorMessage(db->conn));
+        failed = MC_EDB;
+        db->lost = 1;
+        for (size_t i = 0; i < db->nqueued; i++)
+            db->queued[i].sent = 0;
+    }
     for (size_t i = 0; i < db->nqueued; i++) {
         pg_queued_t *q = &db->queued[i];
         int rc = !q->sent ? failed : broken ? MC_EDB : collect(db, q, &broken);
@@ -532,6 +535,12 @@ static int flush(wrk_db_t *db)
         q->st->ran = 1;
         q->done(q->arg, &q->st->head, rc ? rc : q->st->nrows ? WRK_DB_ROW : WRK_DB_DONE);
         reset(&q->st->head);
+    }
+    if (!broken && db->nqueued && db->queued[0].sent) {
+        PGresult *sync = PQgetResult(db->conn);
+        if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
+            broken = 1;
+        PQclear(sync);
     }
     db->nqueued = 0;
     db->queue_rc = 0;

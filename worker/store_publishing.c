@@ -9,7 +9,9 @@
  * per message: [user id, client id, connection]. A batch that finds the
  * mark pending (its last holder never cleared it) keeps after_id and adds
  * its senders, so that one who stops before publishing leaves both
- * batches to the next.
+ * batches to the next; past 64 KiB of senders (batches that cannot
+ * publish, Redis being away) it adds none: their messages will reach
+ * their senders as everyone else's, without "own".
  *
  * Lists of rooms travel as one JSON parameter, which each backend unpacks
  * with its own JSON functions: one statement for all the rooms of a batch.
@@ -26,14 +28,18 @@
 #define ROOMS_PG "SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(?1 AS JSON))"
 #define ROOMS_SQLITE "SELECT value FROM json_each(?1)"
 
-#define UNPUBLISHED(rooms)                                                                         \
-    "SELECT m.id, m.room_id, m.user_id, u.username, m.body, m.created, m.edited, m.deleted, "      \
-    "m.client_id, p.senders FROM publishing p "                                                    \
-    "JOIN messages m ON m.room_id = p.room_id AND m.id > p.after_id "                              \
-    "JOIN users u ON u.id = m.user_id "                                                            \
-    "WHERE p.pending = 1 AND m.deleted = 0 AND p.room_id IN (" rooms ") ORDER BY m.id LIMIT 500"
-static const wrk_sql_t sql_unpublished = {.text = UNPUBLISHED(ROOMS_SQLITE),
-                                          .pg = UNPUBLISHED(ROOMS_PG)};
+/* The rooms' pending marks; the tiny table is read whole. */
+#define PENDING(rooms)                                                                             \
+    "SELECT room_id, after_id, senders FROM publishing WHERE pending = 1 AND room_id IN (" rooms ")"
+static const wrk_sql_t sql_pending = {.text = PENDING(ROOMS_SQLITE), .pg = PENDING(ROOMS_PG)};
+
+/* A room's messages in (?2, ?3), oldest first, by the index of its
+ * messages. */
+static const wrk_sql_t sql_left = {
+    .text = "SELECT m.id, m.room_id, m.user_id, u.username, m.body, m.created, m.edited, "
+            "m.deleted, m.client_id FROM messages m JOIN users u ON u.id = m.user_id "
+            "WHERE m.room_id = ?1 AND m.id > ?2 AND m.id < ?3 AND m.deleted = 0 "
+            "ORDER BY m.id LIMIT 500"};
 _Static_assert(WRK_STORE_SINCE_MAX == 500, "the limit above");
 
 /* ?1: [[room, senders], ...]. The SELECT's WHERE tells sqlite that ON
@@ -44,8 +50,9 @@ _Static_assert(WRK_STORE_SINCE_MAX == 500, "the limit above");
     "FROM (" pairs ") AS j WHERE 1 = 1 ON CONFLICT (room_id) DO UPDATE SET "                       \
     "after_id = CASE WHEN publishing.pending = 1 THEN publishing.after_id "                        \
     "ELSE excluded.after_id END, "                                                                 \
-    "senders = CASE WHEN publishing.pending = 1 THEN publishing.senders || excluded.senders "      \
-    "ELSE excluded.senders END, pending = 1"
+    "senders = CASE WHEN publishing.pending = 0 THEN excluded.senders "                            \
+    "WHEN length(publishing.senders) < 65536 THEN publishing.senders || excluded.senders "         \
+    "ELSE publishing.senders END, pending = 1"
 static const wrk_sql_t sql_mark = {
     .text = MARK("SELECT json_extract(value, '$[0]') AS r, json_extract(value, '$[1]') AS o "
                  "FROM json_each(?1)"),
@@ -101,58 +108,123 @@ static void sender_of(const char *senders, int64_t user_id, const char *client_i
     }
 }
 
-static void collect(void *arg, wrk_db_stmt_t *st, int rc)
+void wrk__marks_clear(wrk__marks_t *marks)
 {
-    wrk__unpublished_run_t *c = arg;
-    wrk_unpublished_list_clear(c->out); /* a run again after a conflict */
-    size_t cap = 0;
+    for (size_t i = 0; i < marks->n; i++)
+        free(marks->v[i].senders);
+    free(marks->v);
+    memset(marks, 0, sizeof(*marks));
+}
+
+/* Collects the rows of sql_pending. */
+static void collect_marks(void *arg, wrk_db_stmt_t *st, int rc)
+{
+    wrk__marks_t *marks = arg;
+    wrk__marks_clear(marks); /* a run again after a conflict */
     for (; rc == WRK_DB_ROW; rc = st->drv->step(st)) {
-        if (c->out->n == cap) {
-            size_t more = cap ? 2 * cap : 8;
-            wrk_unpublished_t *items = realloc(c->out->items, more * sizeof(*items));
-            if (!items) {
-                rc = MC_ENOMEM;
-                break;
-            }
-            c->out->items = items;
-            cap = more;
-        }
-        wrk_unpublished_t *u = &c->out->items[c->out->n];
-        if (wrk__read_message(st, &u->m)) {
+        struct wrk__mark *v = realloc(marks->v, (marks->n + 1) * sizeof(*v));
+        if (!v) {
             rc = MC_ENOMEM;
             break;
         }
-        c->out->n++;
+        marks->v = v;
+        struct wrk__mark *m = &v[marks->n];
+        m->room = wrk_db_int(st, 0);
+        m->after_id = wrk_db_int(st, 1);
         size_t len;
-        const char *client_id = wrk_db_text(st, 8, &len), *senders = wrk_db_text(st, 9, &len);
-        sender_of(senders, u->m.user_id, client_id, u->sender, sizeof(u->sender));
+        if (!(m->senders = wrk__dup_text(st, 2, &len))) {
+            rc = MC_ENOMEM;
+            break;
+        }
+        marks->n++;
     }
-    c->rc = rc < 0 ? rc : 0;
+    marks->rc = rc < 0 ? rc : 0;
 }
 
-/* sql_unpublished's statement with rooms bound (json holds them), or NULL. */
-static wrk_db_stmt_t *unpublished_stmt(wrk_store_t *s, const int64_t *rooms, size_t n,
-                                       char json[ROOMS_JSON_MAX])
+/* sql_pending's statement with rooms bound (json holds them), or NULL. */
+static wrk_db_stmt_t *pending_stmt(wrk_store_t *s, const int64_t *rooms, size_t n,
+                                   char json[ROOMS_JSON_MAX])
 {
     size_t len = rooms_json(rooms, n, json, ROOMS_JSON_MAX);
     if (!len) {
-        wrk__fail(s, "unpublished messages: too many rooms", MC_EINVAL);
+        wrk__fail(s, "publishing marks: no rooms, or too many", MC_EINVAL);
         return NULL;
     }
-    wrk_db_stmt_t *st = wrk__stmt(s, &sql_unpublished);
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_pending);
     if (st)
         wrk_db_bind_text(st, 1, json, len);
     return st;
 }
 
-int wrk__queue_unpublished(wrk_store_t *s, const int64_t *rooms, size_t n,
-                           wrk__unpublished_run_t *run)
+int wrk__queue_pending(wrk_store_t *s, const int64_t *rooms, size_t n, wrk__marks_t *marks)
 {
     char json[ROOMS_JSON_MAX]; /* queue sends it: it may go once queue returns */
-    run->s = s;
-    run->rc = 0;
-    wrk_db_stmt_t *st = unpublished_stmt(s, rooms, n, json);
-    return st ? wrk__queue(s, st, collect, run) : MC_EDB;
+    memset(marks, 0, sizeof(*marks));
+    wrk_db_stmt_t *st = pending_stmt(s, rooms, n, json);
+    return st ? wrk__queue(s, st, collect_marks, marks) : MC_EDB;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    int64_t x = ((const wrk_unpublished_t *)a)->m.id, y = ((const wrk_unpublished_t *)b)->m.id;
+    return x < y ? -1 : x > y;
+}
+
+/* Appends to out the messages mark left in its room below before. */
+static int read_left(wrk_store_t *s, const struct wrk__mark *mark, int64_t before,
+                     wrk_unpublished_list_t *out)
+{
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_left);
+    if (!st)
+        return MC_EDB;
+    wrk_db_bind_int(st, 1, mark->room);
+    wrk_db_bind_int(st, 2, mark->after_id);
+    wrk_db_bind_int(st, 3, before);
+    int rc;
+    while ((rc = wrk__step(s, st, "unpublished messages")) == WRK_DB_ROW) {
+        wrk_unpublished_t *items = realloc(out->items, (out->n + 1) * sizeof(*items));
+        if (!items) {
+            rc = MC_ENOMEM;
+            break;
+        }
+        out->items = items;
+        wrk_unpublished_t *u = &items[out->n];
+        if (wrk__read_message(st, &u->m)) {
+            rc = MC_ENOMEM;
+            break;
+        }
+        out->n++;
+        size_t len;
+        sender_of(mark->senders, u->m.user_id, wrk_db_text(st, 8, &len), u->sender,
+                  sizeof(u->sender));
+    }
+    wrk_db_reset(st);
+    return rc < 0 ? rc : 0;
+}
+
+int wrk__unpublished_of(wrk_store_t *s, const wrk__marks_t *marks, const wrk_new_message_t *added,
+                        size_t n, wrk_unpublished_list_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < marks->n; i++) {
+        /* Only this batch stored in the room since: below its first. */
+        int64_t before = INT64_MAX;
+        for (size_t k = 0; k < n; k++)
+            if (added[k].rc == 0 && !added[k].duplicate &&
+                added[k].stored.room_id == marks->v[i].room && added[k].stored.id < before)
+                before = added[k].stored.id;
+        rc = read_left(s, &marks->v[i], before, out);
+    }
+    if (rc) {
+        wrk_unpublished_list_clear(out);
+        return rc;
+    }
+    if (out->n)
+        qsort(out->items, out->n, sizeof(*out->items), by_id);
+    for (; out->n > WRK_STORE_SINCE_MAX; out->n--) /* the oldest go out, the others are lost */
+        wrk_message_clear(&out->items[out->n - 1].m);
+    return 0;
 }
 
 int wrk_store_unpublished(wrk_store_t *s, const int64_t *rooms, size_t n,
@@ -160,15 +232,15 @@ int wrk_store_unpublished(wrk_store_t *s, const int64_t *rooms, size_t n,
 {
     memset(out, 0, sizeof(*out));
     char json[ROOMS_JSON_MAX];
-    wrk_db_stmt_t *st = unpublished_stmt(s, rooms, n, json);
+    wrk_db_stmt_t *st = pending_stmt(s, rooms, n, json);
     if (!st)
         return MC_EDB;
-    wrk__unpublished_run_t run = {s, out, 0};
-    collect(&run, st, wrk__step(s, st, "unpublished messages"));
+    wrk__marks_t marks = {0};
+    collect_marks(&marks, st, wrk__step(s, st, "publishing marks"));
     wrk_db_reset(st);
-    if (run.rc)
-        wrk_unpublished_list_clear(out);
-    return run.rc;
+    int rc = marks.rc ? marks.rc : wrk__unpublished_of(s, &marks, NULL, 0, out);
+    wrk__marks_clear(&marks);
+    return rc;
 }
 
 int wrk_store_published(wrk_store_t *s, const int64_t *rooms, size_t n)
@@ -229,7 +301,7 @@ static int add_sender(cJSON *pairs, const wrk_new_message_t *msg)
     return rc;
 }
 
-int wrk__queue_marks(wrk_store_t *s, const wrk_new_message_t *msgs, size_t n)
+int wrk__queue_mark(wrk_store_t *s, const wrk_new_message_t *msgs, size_t n)
 {
     cJSON *pairs = cJSON_CreateArray();
     int rc = pairs ? 0 : MC_ENOMEM;

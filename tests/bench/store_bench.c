@@ -19,11 +19,12 @@
  * user, as every HTTP request and connect reads it (session_user); a
  * connection joining and leaving a room (presence); last, messages stored
  * 32 at once (wrk_store_messages_add: on PostgreSQL one round trip for the
- * 32; send_together32), and the same holding the rooms' order locks from
- * before to after the commit, and marking and clearing the rooms as
- * publishing, as the outbox does (send_together32_ordered; worker/order.h:
- * PostgreSQL's advisory locks, or sqlite's fcntl locks on a file beside
- * it; worker/store.h, Publishing). SCALE (default 1) multiplies every count.
+ * 32) and their rooms' publishing marks cleared (worker/store.h,
+ * Publishing; send_together32), and the same holding the rooms' order
+ * locks from before to after the commit and reading what is left
+ * unpublished, as the outbox does (send_together32_ordered;
+ * worker/order.h: PostgreSQL's advisory locks, or sqlite's fcntl locks on
+ * a file beside it). SCALE (default 1) multiplies every count.
  */
 #include "common/clock.h"
 #include "common/log.h"
@@ -196,12 +197,12 @@ int main(int argc, char **argv)
                     fail(s, "send");
                 wrk_message_clear(&m[j].stored);
             }
-            if (ordered) {
+            if (ordered)
                 wrk_unpublished_list_clear(&stale);
-                if (wrk_store_published(s, batch_rooms, k))
-                    fail(s, "published");
+            if (wrk_store_published(s, batch_rooms, k))
+                fail(s, "published");
+            if (ordered)
                 wrk_order_unlock_all(&order);
-            }
         }
         report(backend, ordered ? "send_together32_ordered" : "send_together32", n, t);
     }
