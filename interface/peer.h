@@ -34,6 +34,7 @@
 #include "interface/conn.h"
 #include "interface/handshake.h"
 #include "interface/http.h"
+#include "interface/ws_deflate.h"
 #include "interface/ws_frame.h"
 
 /* What the server needs from the channel layer. ctx is passed back. */
@@ -70,6 +71,7 @@ typedef struct ifc_server_config {
     long reply_timeout_ms;       /* a worker must answer within this (else 504) */
     long send_buffer;            /* bytes queued per socket; past it a WebSocket is slow */
     long shutdown_timeout_ms;    /* bound on a graceful shutdown */
+    int ws_deflate;              /* accept permessage-deflate (websocket.h) */
 } ifc_server_config_t;
 
 /* Counters for /metrics. */
@@ -85,6 +87,9 @@ typedef struct ifc_metrics {
     uint64_t redis_losses;     /* times Redis went away */
     uint64_t redis_failovers;  /* a Sentinel master found at a new address */
     uint64_t resyncs;          /* {"resync":true} sent to a socket */
+    /* permessage-deflate: sockets that negotiated it, messages inflated,
+     * compressed frames sent */
+    uint64_t upgrades_deflate, messages_inflated, frames_deflated;
 } ifc_metrics_t;
 
 typedef enum ifc_peer_kind {
@@ -113,6 +118,10 @@ typedef struct ifc_peers {
     struct ifc_push *pending;
     size_t npending;
     uint64_t receives;
+    /* permessage-deflate, one of each for every socket (ws_deflate.h);
+     * NULL when ws_deflate is off */
+    ifc_ws_deflater_t *deflater;
+    ifc_ws_inflater_t *inflater;
     /* set by the server: a push completed (a shutdown waits for the last) */
     void (*pushed)(struct ifc_peers *peers);
 } ifc_peers_t;
@@ -131,6 +140,7 @@ typedef struct ifc_peer {
     /* WebSocket sessions (websocket.c) */
     unsigned close_sent : 1; /* a close frame went out */
     unsigned ping_due : 1;   /* a ping is out and no frame came since */
+    uint8_t deflate;         /* permessage-deflate: the server window bits granted, 0: none */
     int close_code;
     uint64_t last_in; /* loop time of the last whole frame received */
     ifc_ws_parser_t *ws;

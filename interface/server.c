@@ -54,12 +54,19 @@ static void check_done(ifc_server_t *srv)
     }
 }
 
+/* Frees the server's memory: its handles are closed, or never opened. */
+static void srv_release(ifc_server_t *srv)
+{
+    ifc_bridge_free(&srv->peers);
+    ifc_ws_deflater_free(srv->peers.deflater);
+    ifc_ws_inflater_free(srv->peers.inflater);
+    free(srv);
+}
+
 static void srv_maybe_free(ifc_server_t *srv)
 {
-    if (srv->freed && srv->handles == 0 && srv->live == 0) {
-        ifc_bridge_free(&srv->peers);
-        free(srv);
-    }
+    if (srv->freed && srv->handles == 0 && srv->live == 0)
+        srv_release(srv);
 }
 
 /* ---- Routes ----------------------------------------------------------------- */
@@ -220,6 +227,7 @@ void ifc_server_config_defaults(ifc_server_config_t *cfg)
     cfg->reply_timeout_ms = 30000;
     cfg->send_buffer = 1024 * 1024;
     cfg->shutdown_timeout_ms = 10000;
+    cfg->ws_deflate = 1;
 }
 
 static void on_srv_close(uv_handle_t *h)
@@ -275,6 +283,11 @@ int ifc_server_start(ifc_server_t **out, uv_loop_t *loop, const ifc_server_confi
     srv->peers.cfg = &srv->cfg;
     srv->peers.bus = *bus;
     srv->peers.pushed = on_pushed;
+    if (cfg->ws_deflate && (ifc_ws_deflater_new(&srv->peers.deflater) != 0 ||
+                            ifc_ws_inflater_new(&srv->peers.inflater) != 0)) {
+        srv_release(srv);
+        return MC_ENOMEM;
+    }
     if (ifc_static_root(cfg->web_root, srv->peers.root, sizeof(srv->peers.root)) != 0) {
         mc_warn("web root %s not found: static files answer 404", cfg->web_root);
         snprintf(srv->peers.root, sizeof(srv->peers.root), "/nonexistent");
@@ -292,7 +305,7 @@ int ifc_server_start(ifc_server_t **out, uv_loop_t *loop, const ifc_server_confi
         mc_error("cannot bind %s: %s", cfg->listen, strerror(e));
         if (fd >= 0)
             close(fd);
-        free(srv);
+        srv_release(srv);
         errno = e;
         return MC_EIO;
     }

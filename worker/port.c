@@ -69,26 +69,17 @@ int wrk_port_post(wrk_port_t *port, int64_t room, int64_t user_id, const char *b
     return 0;
 }
 
-/* An error about a posted message, naming it as the client did. */
-static void refuse(wrk_port_t *port, const struct wrk_pending *p, const char *code)
-{
-    char *text;
-    if (wrk_reply_error(code, p->room, "send", p->client_id[0] ? p->client_id : NULL, &text) == 0) {
-        wrk_port_send_text(port, p->sender, text);
-        free(text);
-    }
-}
-
 /* Answers a message that was not stored: rc is what the store said. */
 static void answer_refused(wrk_port_t *port, const struct wrk_pending *p, int rc)
 {
     if (rc == MC_ECLOSED)
         wrk_port_user_gone(port, p->sender);
     else
-        refuse(port, p,
-               rc == MC_ENOTFOUND ? MC_ERROR_ROOM_INVALID
-               : rc == MC_EDENIED ? MC_ERROR_ROOM_ACCESS_DENIED
-                                  : MC_ERROR_SERVER_BUSY);
+        wrk_port_send_error(port, p->sender,
+                            rc == MC_ENOTFOUND ? MC_ERROR_ROOM_INVALID
+                            : rc == MC_EDENIED ? MC_ERROR_ROOM_ACCESS_DENIED
+                                               : MC_ERROR_SERVER_BUSY,
+                            p->room, "send", p->client_id);
 }
 
 /* The envelope that publishes stored message m to its room: text for
@@ -219,7 +210,7 @@ void wrk_port_flush(wrk_port_t *port)
 
 void wrk_port_user_gone(wrk_port_t *port, const char *channel)
 {
-    wrk_port_send_error(port, channel, MC_ERROR_USER_HAS_TO_LOGIN, 0, NULL);
+    wrk_port_send_error(port, channel, MC_ERROR_USER_HAS_TO_LOGIN, 0, NULL, NULL);
     wrk_port_send_close(port, channel, MC_CLOSE_SESSION_ENDED);
 }
 
@@ -233,8 +224,10 @@ static int encode(const mc_envelope_t *env, char **out, size_t *len)
     return rc;
 }
 
-/* Sends env to one connection, or (to_group) to a group, after the outbox. */
-static int emit(wrk_port_t *port, const char *to, int to_group, const mc_envelope_t *env)
+/* Sends env to one connection, or (to_group) to a group with the send named
+ * once (NULL: not named), after the outbox. */
+static int emit(wrk_port_t *port, const char *to, int to_group, const char *once,
+                const mc_envelope_t *env)
 {
     wrk_port_flush(port);
     char *data;
@@ -243,7 +236,7 @@ static int emit(wrk_port_t *port, const char *to, int to_group, const mc_envelop
     if (rc)
         return rc;
     if (to_group) {
-        wrk_outgoing_t msg = {to, NULL, data, len};
+        wrk_outgoing_t msg = {to, once, data, len};
         rc = port->sink.group_send(port->sink.ctx, &msg, 1);
     } else {
         rc = port->sink.send(port->sink.ctx, to, data, len);
@@ -258,39 +251,45 @@ static int emit(wrk_port_t *port, const char *to, int to_group, const mc_envelop
 
 int wrk_port_send(wrk_port_t *port, const char *channel, const mc_envelope_t *env)
 {
-    return emit(port, channel, 0, env);
+    return emit(port, channel, 0, NULL, env);
 }
 
 int wrk_port_send_text(wrk_port_t *port, const char *channel, const char *text)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text)};
-    return emit(port, channel, 0, &env);
+    return emit(port, channel, 0, NULL, &env);
 }
 
 int wrk_port_group_text(wrk_port_t *port, const char *group, const char *text, const char *except)
 {
+    return wrk_port_group_text_once(port, group, NULL, text, except);
+}
+
+int wrk_port_group_text_once(wrk_port_t *port, const char *group, const char *once,
+                             const char *text, const char *except)
+{
     mc_envelope_t env = {
         .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .except = except};
-    return emit(port, group, 1, &env);
+    return emit(port, group, 1, once, &env);
 }
 
 int wrk_port_send_close(wrk_port_t *port, const char *channel, int code)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code, .reason = mc_close_reason(code)};
-    return emit(port, channel, 0, &env);
+    return emit(port, channel, 0, NULL, &env);
 }
 
 int wrk_port_group_close(wrk_port_t *port, const char *group, int code)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code, .reason = mc_close_reason(code)};
-    return emit(port, group, 1, &env);
+    return emit(port, group, 1, NULL, &env);
 }
 
 int wrk_port_send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
-                        const char *command)
+                        const char *command, const char *client_id)
 {
     char *text;
-    int rc = wrk_reply_error(code, room, command, NULL, &text);
+    int rc = wrk_reply_error(code, room, command, client_id, &text);
     if (rc)
         return rc;
     rc = wrk_port_send_text(port, channel, text);

@@ -115,13 +115,19 @@ int wrk_port_send_text(wrk_port_t *port, const char *channel, const char *text);
 /* websocket.send of text to a group; except (may be NULL) names a connection
  * the interface skips (it got its own copy). */
 int wrk_port_group_text(wrk_port_t *port, const char *group, const char *text, const char *except);
+/* The same, named once (mc_once_* of common/wire.h): a name sent before
+ * delivers nothing, so that an envelope handled again, or a command the
+ * client sent again, reaches the group once. */
+int wrk_port_group_text_once(wrk_port_t *port, const char *group, const char *once,
+                             const char *text, const char *except);
 /* websocket.close with code (and its reason, mc_close_reason), to one
  * connection or a group. */
 int wrk_port_send_close(wrk_port_t *port, const char *channel, int code);
 int wrk_port_group_close(wrk_port_t *port, const char *group, int code);
-/* {"error":CODE} with room (0: none) and command (NULL: none). */
+/* {"error":CODE} with room (0: none), command and client_id (NULL or "":
+ * none), so that the client knows which of its commands it answers. */
 int wrk_port_send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
-                        const char *command);
+                        const char *command, const char *client_id);
 /* The enter (MC_MSG_ENTER) or leave (MC_MSG_LEAVE) notice of username to
  * room's group, unless notices are off; except as in wrk_port_group_text.
  *

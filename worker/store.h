@@ -33,10 +33,10 @@
 
 #include "common/envelope.h" /* MC_USERNAME_MAX */
 
-#define WRK_STORE_SCHEMA_VERSION 6 /* the version wrk_store_migrate brings a store to */
+#define WRK_STORE_SCHEMA_VERSION 7 /* the version wrk_store_migrate brings a store to */
 #define WRK_STORE_HASH_MAX 256     /* a password hash, with its NUL */
 #define WRK_ROOM_TITLE_MAX 200     /* bytes */
-#define WRK_CLIENT_ID_MAX 64       /* bytes of a message's client id */
+#define WRK_CLIENT_ID_MAX 64       /* bytes of a message's or whisper's client id */
 #define WRK_STORE_SINCE_MAX 500    /* messages one "since" query returns at most */
 
 typedef struct wrk_store wrk_store_t;
@@ -366,15 +366,21 @@ typedef struct wrk_whisper_list {
     int truncated; /* more matched than were returned */
 } wrk_whisper_list_t;
 
-/* Stores a whisper from one user to another at now_ms; *id (may be NULL)
- * gets its id. Returns 0, MC_ENOTFOUND (no such user), MC_EINVAL. */
+/* Stores a whisper from one user to another at now_ms. client_id (may be
+ * NULL) names it for its sender: a second call with the same sender and
+ * client id stores nothing and gives the first whisper, with *duplicate =
+ * 1 (duplicate may be NULL). Fills *out (may be NULL; release with
+ * wrk_whisper_clear). Returns 0, MC_ENOTFOUND (no such user), MC_EINVAL
+ * (client id over WRK_CLIENT_ID_MAX). */
 int wrk_store_whisper_add(wrk_store_t *s, int64_t from_id, int64_t to_id, const char *body,
-                          size_t body_len, int64_t now_ms, int64_t *id);
+                          size_t body_len, const char *client_id, int64_t now_ms,
+                          wrk_whisper_t *out, int *duplicate);
 /* The whispers to or from user_id with an id above since: all of them, or
  * when more than limit (1..WRK_STORE_SINCE_MAX) the newest limit, truncated.
  * Fills *out (release with wrk_whisper_list_clear). */
 int wrk_store_whispers_since(wrk_store_t *s, int64_t user_id, int64_t since, long limit,
                              wrk_whisper_list_t *out);
+void wrk_whisper_clear(wrk_whisper_t *w);
 void wrk_whisper_list_clear(wrk_whisper_list_t *l);
 
 /* ---- Change log ---------------------------------------------------------- */

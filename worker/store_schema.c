@@ -130,10 +130,15 @@ static const migration_t sqlite_history[] = {
         "CREATE TABLE secrets ("
         "  name TEXT PRIMARY KEY,"
         "  value TEXT NOT NULL);"},
-    /* 6: the rooms whose messages are stored but maybe not yet published
+    /* 6: a whisper is named by its sender's client_id (or the envelope's
+     * id), as messages are, so that a whisper handled twice, or sent again
+     * by its client, is stored once. Older whispers have none. */
+    {6, "ALTER TABLE whispers ADD COLUMN client_id TEXT;"
+        "CREATE UNIQUE INDEX whispers_client_id ON whispers(from_id, client_id);"},
+    /* 7: the rooms whose messages are stored but maybe not yet published
      * (worker/store.h, Publishing): a row per room, marked and cleared by
      * every batch, never deleted. */
-    {6, "CREATE TABLE publishing ("
+    {7, "CREATE TABLE publishing ("
         "  room_id INTEGER PRIMARY KEY,"
         "  after_id INTEGER NOT NULL,"
         "  senders TEXT NOT NULL,"
@@ -237,10 +242,13 @@ static const migration_t pg_history[] = {
         "CREATE TABLE secrets ("
         "  name TEXT COLLATE \"C\" PRIMARY KEY,"
         "  value TEXT NOT NULL);"},
-    /* 6: as sqlite's 6. Its rows change with every batch and keep their
+    /* 6: as sqlite's 6. */
+    {6, "ALTER TABLE whispers ADD COLUMN client_id TEXT COLLATE \"C\";"
+        "CREATE UNIQUE INDEX whispers_client_id ON whispers(from_id, client_id);"},
+    /* 7: as sqlite's 7. Its rows change with every batch and keep their
      * keys: room left on each page, updates stay on it (HOT) and need no
      * vacuum to find their space again. */
-    {6, "CREATE TABLE publishing ("
+    {7, "CREATE TABLE publishing ("
         "  room_id BIGINT PRIMARY KEY,"
         "  after_id BIGINT NOT NULL,"
         "  senders TEXT NOT NULL,"
