@@ -6,6 +6,7 @@
 // its replica and three redis-sentinel processes (quorum 2, a master is down
 // after 1 s, failover timeout 2 s), and every process reaches it through the
 // Sentinel URL.
+import assert from 'node:assert/strict';
 import {spawn, spawnSync} from 'node:child_process';
 import {mkdtempSync, rmSync, openSync, readdirSync, readFileSync, writeFileSync} from 'node:fs';
 import {createServer, connect} from 'node:net';
@@ -63,8 +64,9 @@ export class System {
   // env adds settings (CHAT_* variables) to every process; workerEnv and
   // interfaceEnv to those processes only. db is 'sqlite' or 'postgresql'.
   constructor({interfaces = 1, workers = 1, separatePorts = false, shards = 1, sentinel = false,
-               env = {}, workerEnv = {}, interfaceEnv = {}, db = 'sqlite'} = {}) {
+               env = {}, workerEnv = {}, interfaceEnv = {}, db = 'sqlite', pgEnv = {}} = {}) {
     this.backend = db;
+    this.pgEnv = pgEnv;
     this.sentinel = sentinel;
     this.nodes = []; // with sentinel: the master and the replica, {port, child}
     this.sentinels = [];
@@ -126,24 +128,47 @@ export class System {
 
   // A private PostgreSQL server (its script prints the server's URL once it
   // answers, and stops it when its stdin closes) and a database on it.
+  // pgEnv adds settings of the script (MC_PG_LISTEN, MC_PG_TRUST).
   async startPostgres() {
     const log = openSync(path.join(this.dir, 'postgres.log'), 'a');
     const child = spawn(path.join(source, 'tests/support/postgres.sh'), [],
-      {stdio: ['pipe', 'pipe', log]});
+      {stdio: ['pipe', 'pipe', log], env: {...process.env, ...this.pgEnv}});
     this.postgres = child;
     this.procs.add(child);
     child.on('exit', () => this.procs.delete(child));
-    const url = await new Promise((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (b) => {
-        out += b;
-        if (out.includes('\n')) resolve(out.split('\n')[0]);
-      });
-      child.once('exit', () => reject(new Error(`postgres.sh exited: see ${this.dir}/postgres.log`)));
+    this.pgLines = [];
+    let out = '';
+    child.stdout.on('data', (b) => {
+      out += b;
+      const lines = out.split('\n');
+      out = lines.pop();
+      this.pgLines.push(...lines);
     });
+    const url = await this.pgLine();
+    this.pgUrl = url;
     const r = spawnSync('psql', ['-qX', url, '-c', 'CREATE DATABASE chat'], {encoding: 'utf8'});
     if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
     this.db = url.replace(/\/[^/]*$/, '/chat');
+  }
+
+  // The next line the PostgreSQL script prints.
+  async pgLine() {
+    await this.until(() => this.pgLines.length || this.postgres.exitCode !== null,
+      'the PostgreSQL script to answer');
+    if (!this.pgLines.length) throw new Error(`postgres.sh exited: see ${this.dir}/postgres.log`);
+    return this.pgLines.shift();
+  }
+
+  // Stops the PostgreSQL server as pg_ctl stop -m fast does (every session
+  // ends), and starts it again on its folder and port.
+  async stopPostgres() {
+    this.postgres.stdin.write('stop\n');
+    assert.equal(await this.pgLine(), 'stopped');
+  }
+
+  async startPostgresAgain() {
+    this.postgres.stdin.write('start\n');
+    assert.equal(await this.pgLine(), 'started');
   }
 
   // The messages of a room as stored: [{id, body}] in id order.
