@@ -23,7 +23,10 @@
 #
 # PostgreSQL will not run as root: as root (CI) the server runs as the
 # system user postgres (or nobody when there is none), owner of the folder.
-# Durability is off (fsync, full pages): the data lives as long as the test.
+# Durability is off (fsync, full pages, synchronous commits): the data lives
+# as long as the test. MC_PG_SETTINGS, more server settings (NAME=VALUE,
+# space-separated), come after these and win: a benchmark turns durability
+# back on so.
 # MC_PG_BIN names the folder of initdb and postgres (default: the newest
 # under /usr/lib/postgresql).
 set -u
@@ -58,6 +61,8 @@ if ! "${as_owner[@]}" "$bin/initdb" -D "$dir/data" -U mc --auth=trust --no-sync 
 fi
 
 listen=127.0.0.1
+settings=()
+for setting in ${MC_PG_SETTINGS:-}; do settings+=(-c "$setting"); done
 for address in ${MC_PG_LISTEN:-}; do listen="$listen,$address"; done
 for net in ${MC_PG_TRUST:-}; do echo "host all all $net trust" >>"$dir/data/pg_hba.conf"; done
 
@@ -66,7 +71,7 @@ for net in ${MC_PG_TRUST:-}; do echo "host all all $net trust" >>"$dir/data/pg_h
 start_server() {
     "${as_owner[@]}" "$bin/postgres" -D "$dir/data" -p "$1" -k "$dir" \
         -c listen_addresses="$listen" -c fsync=off -c full_page_writes=off \
-        -c synchronous_commit=off -c max_connections=200 -c log_min_messages=warning \
+        -c synchronous_commit=off -c max_connections=200 -c log_min_messages=warning "${settings[@]}" \
         >>"$dir/postgres.log" 2>&1 &
     pid=$!
     for _ in $(seq 1 500); do
