@@ -223,26 +223,25 @@ read -r pg_url <&"${PG[0]}" || { cat "$dir/postgres.err" >&2; exit 1; }
 pg_version=$(psql -qAtX "$pg_url" -c 'SHOW server_version' | cut -d' ' -f1)
 psql -qX "$pg_url" -c 'CREATE DATABASE chat' >/dev/null
 pg_db=${pg_url%/*}/chat
-settle
-kill "$wpid"
-wait "$wpid" 2>/dev/null || true
+stop_worker() { # once the worker has caught up
+    settle
+    kill "$wpid"
+    wait "$wpid" 2>/dev/null || true
+}
+pg_ladder() { # pg_ladder VAR TITLE: a worker on PostgreSQL, the 10-room ladder in VAR
+    local -n out=$1
+    start_worker "$pg_db"
+    log "chat-bench: 100 clients in 10 rooms on 127.0.0.1:$p1, the worker on PostgreSQL $pg_version$2"
+    out=$(ladder "127.0.0.1:$p1" 100 100 "$ROOMS" "$RATES_100")
+    echo "$out" >&2
+    stop_worker
+}
+stop_worker
 CHAT_DB=$pg_db "$B/bin/chatctl" migrate >/dev/null
 "$B/bin/chatctl" copy-to "$pg_db" >/dev/null
-start_worker "$pg_db"
-log "chat-bench: 100 clients in 10 rooms on 127.0.0.1:$p1, the worker on PostgreSQL $pg_version"
-l100pg=$(ladder "127.0.0.1:$p1" 100 100 "$ROOMS" "$RATES_100")
-echo "$l100pg" >&2
-settle
-kill "$wpid"
-wait "$wpid" 2>/dev/null || true
+pg_ladder l100pg ""
 psql -qX "$pg_db" -c 'ALTER DATABASE chat SET synchronous_commit = on' >/dev/null
-start_worker "$pg_db"
-log "chat-bench: the same, PostgreSQL with synchronous_commit=on"
-l100pgsync=$(ladder "127.0.0.1:$p1" 100 100 "$ROOMS" "$RATES_100")
-echo "$l100pgsync" >&2
-settle
-kill "$wpid"
-wait "$wpid" 2>/dev/null || true
+pg_ladder l100pgsync ", synchronous_commit=on"
 export CHAT_DB=$dir/after-postgresql.sqlite3
 "$B/bin/chatctl" --db "$pg_db" copy-to "$CHAT_DB" >/dev/null
 start_worker "$CHAT_DB"
