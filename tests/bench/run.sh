@@ -11,7 +11,9 @@
 #   2. Redis commands per chat message (INFO commandstats, two runs of
 #      different lengths, so that logins and connects cancel out);
 #   3. chat-bench ladders of rising rates: 100 clients in 10 rooms and 1,000
-#      clients in 1 room, on one interface and then on two;
+#      clients in 1 room, on one interface and then on two; then the first
+#      again with the worker on a private PostgreSQL (tests/support/
+#      postgres.sh) in place of sqlite;
 #   4. the cost of one message (cost.sh): CPU time, Redis commands and
 #      system calls per message at 2,000 msg/s and at the best rate, and
 #      instructions per message of each process under callgrind;
@@ -146,6 +148,45 @@ ladders() { # ladders TARGETS VAR10 VAR1: both ladders on TARGETS, their output 
     echo "$out1" >&2
 }
 ladders "127.0.0.1:$p1" l100 l1000
+
+# The 10-room ladder again, on PostgreSQL: a private server, durable as
+# sqlite's WAL with synchronous=NORMAL is (fsync on; a commit does not wait
+# for its WAL to reach the disk, synchronous_commit=off: a crash of the
+# machine may lose the last commits, never corrupts), holding a copy of the
+# sqlite database (chatctl copy-to: the same users and rooms, and message
+# ids that go on where sqlite's stopped, as after a move), and a worker on it
+# in place of the sqlite one, on the same interface and Redis. Then once more
+# with synchronous_commit=on, every commit waiting for the disk. Afterwards
+# a sqlite worker comes back on a copy of the PostgreSQL database (the way
+# back), so that its message ids go on past those already published.
+coproc PG { MC_PG_SETTINGS="fsync=on full_page_writes=on" "$root/tests/support/postgres.sh" 2>"$dir/postgres.err"; }
+pids+=($PG_PID)
+read -r pg_url <&"${PG[0]}" || { cat "$dir/postgres.err" >&2; exit 1; }
+pg_version=$(psql -qAtX "$pg_url" -c 'SHOW server_version' | cut -d' ' -f1)
+psql -qX "$pg_url" -c 'CREATE DATABASE chat' >/dev/null
+pg_db=${pg_url%/*}/chat
+stop_worker() { # once the worker has caught up
+    settle
+    kill "$wpid"
+    wait "$wpid" 2>/dev/null || true
+}
+pg_ladder() { # pg_ladder VAR TITLE: a worker on PostgreSQL, the 10-room ladder in VAR
+    local -n out=$1
+    CHAT_DB=$pg_db start_worker
+    log "chat-bench: 100 clients in 10 rooms on 127.0.0.1:$p1, the worker on PostgreSQL $pg_version$2"
+    out=$(ladder "127.0.0.1:$p1" 100 100 "$ROOMS" "$RATES_100")
+    echo "$out" >&2
+    stop_worker
+}
+stop_worker
+CHAT_DB=$pg_db "$B/bin/chatctl" migrate >/dev/null
+"$B/bin/chatctl" copy-to "$pg_db" >/dev/null
+pg_ladder l100pg ""
+psql -qX "$pg_db" -c 'ALTER DATABASE chat SET synchronous_commit = on' >/dev/null
+pg_ladder l100pgsync ", synchronous_commit=on"
+export CHAT_DB=$dir/after-postgresql.sqlite3
+"$B/bin/chatctl" --db "$pg_db" copy-to "$CHAT_DB" >/dev/null
+start_worker
 
 p2=$(free_port)
 ipid2=$(start_ifc "$p2")
@@ -379,7 +420,8 @@ DATA=$root/docs/bench
 mkdir -p "$DATA"
 ladder_data echo "chat-bench against the echo endpoint, 100 sockets" \
     "echo endpoint, one interface" "$echo_out"
-ladder_data rooms-10 "Chat: 100 clients in 10 rooms" "one interface" "$l100" "two interfaces" "$l100x2"
+ladder_data rooms-10 "Chat: 100 clients in 10 rooms" "one interface" "$l100" "two interfaces" "$l100x2" \
+    "PostgreSQL, one interface" "$l100pg" "PostgreSQL, synchronous commits" "$l100pgsync"
 ladder_data room-1 "Chat: 1,000 clients in 1 room" "one interface" "$l1000" "two interfaces" "$l1000x2"
 "$here/plot.sh" "$DATA" || log "no plots (make bench-plots draws them from $DATA)"
 
@@ -407,6 +449,9 @@ conn_line() { grep '^connected' <<<"$1" | head -1; }
 b100=$(best "$l100")
 b1000=$(best "$l1000")
 b100x2=$(best "$l100x2")
+b100pg=$(best "$l100pg")
+b100pgsync=$(best "$l100pgsync")
+pg_share=$(awk -v a="$b100pg" -v b="$b100" 'BEGIN {if (b > 0) printf "%d", 100 * a / b; else print "?"}')
 b1000x2=$(best "$l1000x2")
 chl_table=$(awk '/\/s  \(/ {
     line = $0; what = substr(line, 1, 52); sub(/[ ]+$/, "", what)
@@ -513,6 +558,7 @@ $(cat "$here/cost.md")
 | 100 clients in 10 rooms, one interface: highest rate with p99 under 50 ms and no loss | **$b100 msg/s** ($((b100 * 10)) deliveries/s) | echo: $echo_best msg/s round trips through the interface; Redis: $rb_lpush LPUSH/s |
 | 1,000 clients in 1 room, one interface | **$b1000 msg/s** ($((b1000 * 1000)) deliveries/s) | echo: $echo_best deliveries/s (one frame in, one out) |
 | the same on two interfaces | **$b100x2 msg/s** (10 rooms), **$b1000x2 msg/s** (1 room, $((b1000x2 * 1000)) deliveries/s) | one interface: $b100 and $b1000 msg/s |
+| 100 clients in 10 rooms, one interface, the worker on PostgreSQL | **$b100pg msg/s**, $pg_share % of sqlite's; $b100pgsync msg/s with synchronous_commit=on | sqlite in the same run: $b100 msg/s |
 | Redis commands per chat message (those run inside scripts included) | **$cmd_per_msg** | Redis: $rb_lpush LPUSH/s from 50 clients, $rb_p16 pipelined; at the pipelined rate, $msg_ceiling chat msg/s |
 | user-space memory per idle authenticated socket, joined to a room | **${mem10:-?} bytes** at 10,000 sockets${mem100:+, **$mem100 bytes** at $big} | target: 1,024 bytes |
 | permessage-deflate, 100 clients in 10 rooms at $Z_RATE msg/s | **$z_rx0 → $z_rx1 bytes** per delivery; interface CPU $z_cpu0 → $z_cpu1 µs per message | without compression (the first figures) |
@@ -547,7 +593,21 @@ two process lists):
 
 $(ladder_table "$l100x2")
 
-![Latency against rate, 100 clients in 10 rooms, one and two interfaces: p50 and p99](bench/rooms-10.svg)
+One interface, the worker on PostgreSQL $pg_version (a private server on the
+same machine, a copy of the sqlite database, \`chatctl copy-to\`), as
+durable as sqlite's WAL with synchronous=NORMAL: fsync on, and a commit
+does not wait for the disk (synchronous_commit=off; a crash of the machine
+may lose the last commits, as sqlite's may, and corrupts nothing): $pg_share %
+of sqlite's best rate in this run.
+
+$(ladder_table "$l100pg")
+
+The same with synchronous_commit=on, every commit waiting for its WAL to
+reach the disk (commits of concurrent workers share a flush):
+
+$(ladder_table "$l100pgsync")
+
+![Latency against rate, 100 clients in 10 rooms, one and two interfaces, and on PostgreSQL: p50 and p99](bench/rooms-10.svg)
 
 ## Chat: 1,000 clients in 1 room
 
@@ -644,6 +704,11 @@ chat-bench --target 127.0.0.1:P1 --echo-path /echo/ --clients 100 --rates $ECHO_
 chat-bench --target 127.0.0.1:P1 --clients 100 --users 100 --rooms R1,...,R10 --rates $RATES_100 --duration $STEP_MS
 chat-bench --target 127.0.0.1:P1 --clients 1000 --users 100 --rooms R1 --rates $RATES_1000 --duration $STEP_MS
 chat-bench --target 127.0.0.1:P1,127.0.0.1:P2 ...                   # the same two ladders
+MC_PG_SETTINGS="fsync=on full_page_writes=on" tests/support/postgres.sh   # synchronous_commit=off
+CHAT_DB=postgresql://... chatctl migrate; chatctl copy-to postgresql://...
+CHAT_DB=postgresql://... chat-worker ...                            # in place of the sqlite one
+chat-bench --target 127.0.0.1:P1 --clients 100 --users 100 --rooms R1,...,R10 --rates $RATES_100
+psql postgresql://... -c 'ALTER DATABASE chat SET synchronous_commit = on'; the same again
 chat-bench ... --rates 200 --duration 1000, then --duration 4000    # around redis-cli config resetstat / info commandstats
 tests/bench/cost.sh BUILD $COST_RATE $cost_best                            # the cost of one message
 MC_COST_CALLGRIND=worker MC_COST_SECS=8 tests/bench/cost.sh BUILD $CG_RATE   # and interface, redis

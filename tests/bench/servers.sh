@@ -58,7 +58,7 @@ setup_db() {
 # few users sending far above what one person may.
 start_worker() {
     "$@" "$B/bin/chat-worker" --notify-enter-leave off --rate-messages 0 --rate-connects 0 \
-        >"$dir/worker.log" 2>&1 &
+        >>"$dir/worker.log" 2>&1 &
     wpid=$!
     pids+=($wpid)
 }
