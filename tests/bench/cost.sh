@@ -45,15 +45,7 @@ SECS=${MC_COST_SECS:-4}
 CG=${MC_COST_CALLGRIND:-}
 CLIENTS=100
 PER_MSG=10 # deliveries of one message: the members of its room
-dir=$(mktemp -d /tmp/mc-cost-XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup INT TERM EXIT
+BENCH_NAME=cost
 # shellcheck source=tests/bench/servers.sh
 . "$here/servers.sh"
 

@@ -48,16 +48,7 @@ done
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 nofile=$(ulimit -n)
 
-dir=$(mktemp -d /tmp/mc-bench-XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup INT TERM EXIT
-
+BENCH_NAME=bench
 # shellcheck source=tests/bench/servers.sh
 . "$here/servers.sh"
 

@@ -1,11 +1,22 @@
 # tests/bench/servers.sh: the private servers of the benchmarks, sourced by
 # run.sh and cost.sh. Everything listens on free loopback ports and keeps
-# its files in $dir (the caller's temporary folder); every process started
-# is appended to the caller's array pids, which its cleanup kills.
+# its files in $dir, a temporary folder made here; every process started is
+# appended to the array pids, killed (and $dir removed) when the script
+# exits.
 #
-# Needs: B (the build tree), root (the source tree), dir, pids.
-# Sets:  rport, rpid (Redis), rcli; USERS, PASSWORD, ROOMS (ten room ids,
-#        comma-separated), ROOM1; wpid (the worker).
+# Needs: B (the build tree), root (the source tree), BENCH_NAME (names $dir).
+# Sets:  dir, pids; rport, rpid (Redis), rcli; USERS, PASSWORD, ROOMS (ten
+#        room ids, comma-separated), ROOM1; wpid (the worker).
+
+dir=$(mktemp -d "/tmp/mc-$BENCH_NAME-XXXXXX")
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$dir"
+}
+trap cleanup INT TERM EXIT
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
