@@ -6,9 +6,11 @@
 // process of a host also runs in a mount namespace of its own, with a
 // hostname of its own and a fresh tmpfs over /tmp (its working folder is
 // /tmp/work): a file, or a file lock, that a process of one host makes is
-// nowhere for the processes of another. Needs root (CI runs as root): ip
+// nowhere for the processes of another. Only the folders the test names
+// (the build and the source tree, when they are under /tmp) are bound back. Needs root (CI runs as root): ip
 // netns, unshare and mount.
 import {spawnSync} from 'node:child_process';
+import path from 'node:path';
 
 function ip(...args) {
   const r = spawnSync('ip', args, {encoding: 'utf8'});
@@ -28,7 +30,11 @@ function freeOctet() {
 
 export class Hosts {
   // n hosts, named a, b, ...; down() (or the exit of the test) removes them.
-  constructor(n) {
+  // keep: folders the hosts' programs need (the build, the web root); those
+  // under /tmp stay visible through the host's fresh /tmp.
+  constructor(n, keep = []) {
+    this.keep = keep.map((d) => path.resolve(d)).filter((d) => d.startsWith('/tmp/'))
+      .filter((d, _, all) => !all.some((o) => o !== d && d.startsWith(`${o}/`)));
     const t = freeOctet();
     const tag = `mc${process.pid % 100000}`;
     this.hosts = [];
@@ -59,7 +65,12 @@ export class Hosts {
   // [command, args] that run program with args on host i.
   wrap(i, program, args = []) {
     const h = this.hosts[i];
-    const setup = `hostname ${h.name} && mount -t tmpfs -o size=64m,mode=1777 ${h.name} /tmp && ` +
+    // The old /tmp is held at /mnt while the kept folders are bound back.
+    const quote = (s) => `'${s.replace(/'/g, "'\\''")}'`;
+    const keep = this.keep.map((d) =>
+      `mkdir -p ${quote(d)} && mount --bind ${quote(`/mnt${d.slice(4)}`)} ${quote(d)} && `).join('');
+    const setup = `hostname ${h.name} && mount --bind /tmp /mnt && ` +
+      `mount -t tmpfs -o size=64m,mode=1777 ${h.name} /tmp && ${keep}umount /mnt && ` +
       'mkdir /tmp/work && cd /tmp/work && exec "$@"';
     return ['ip', ['netns', 'exec', h.netns, 'unshare', '--mount', '--uts', '--', 'sh', '-c', setup,
       'sh', program, ...args]];

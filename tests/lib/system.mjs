@@ -216,7 +216,7 @@ export class System {
 
   async start() {
     if (this.nHosts) {
-      this.hosts = new Hosts(this.nHosts);
+      this.hosts = new Hosts(this.nHosts, [bin, source]);
       this.pgEnv = {...this.pgEnv, MC_PG_LISTEN: this.hosts.outsides.join(' '),
                     MC_PG_TRUST: this.hosts.nets.join(' ')};
     }
