@@ -18,7 +18,7 @@
  *    members. Membership changes travel through the process's own list ahead
  *    of later messages, so a connection told "joined" sees every later message.
  *    Members not refreshed within the group expiry (default 86400 s) are
- *    dropped.
+ *    dropped, by a send to the group at most a few seconds later.
  *  - Reliable queues: chl_queue_pop moves a message into the caller's own
  *    in-flight list (BLMOVE); chl_ack deletes it when handled. A worker that
  *    dies stops refreshing its heartbeat key; a live worker requeues its
@@ -120,8 +120,9 @@ int chl_receive(chl_t *chl, const char *const *channels, size_t n, long timeout_
 /* Reliable queues. chl_queue_push is chl_send to a queue (capacity
  * queue_capacity). chl_queue_pop waits up to timeout_ms for a message on the
  * queue (on every shard), moving it into this client's in-flight list and
- * refreshing its heartbeat; chl_ack removes it from there once handled.
- * Returns as chl_send and chl_receive. */
+ * keeping its heartbeat fresh (a pop refreshes it when it would otherwise
+ * be older than a quarter of heartbeat_ttl_ms on return); chl_ack removes
+ * it from there once handled. Returns as chl_send and chl_receive. */
 int chl_queue_push(chl_t *chl, const char *queue, const void *msg, size_t len);
 int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t *out);
 /* The worker's loop in one round trip (per shard): acknowledges done[0..ndone)

@@ -28,6 +28,22 @@ typedef struct proc_req {
     char bufs[6][CHL__KEY_MAX];
 } proc_req_t;
 
+/* Pushes to one queue on one shard made in one loop turn: one script call
+ * for all of them. Each has its own completion. */
+#define PROC_BATCH_MAX 64
+typedef struct proc_batch {
+    chl_proc_t *proc;
+    size_t shard;
+    int retried;
+    size_t n;
+    char key[CHL__KEY_MAX], cap[24];
+    const char *argv[6 + PROC_BATCH_MAX]; /* EVALSHA sha 1 key capacity ttl frames... */
+    size_t lens[6 + PROC_BATCH_MAX];
+    char *frames[PROC_BATCH_MAX]; /* owned */
+    chl_send_cb cbs[PROC_BATCH_MAX];
+    void *args[PROC_BATCH_MAX];
+} proc_batch_t;
+
 static void pop_again(chl_proc_t *p);
 
 /* ---- dispatch of what the process list holds ---- */
@@ -144,8 +160,8 @@ static void pop_again(chl_proc_t *p)
 {
     if (p->closing || !p->pop.up || !p->pop.ac)
         return;
-    if (redisAsyncCommand(p->pop.ac, on_pop, p, "BLMPOP %s 1 %s RIGHT COUNT %s",
-                          CHL__PROC_POP_TIMEOUT, p->list_key, CHL__PROC_POP_COUNT) == REDIS_OK)
+    if (redisAsyncFormattedCommand(p->pop.ac, on_pop, p, p->pop_command, p->pop_command_len) ==
+        REDIS_OK)
         chl__link_sent(&p->pop);
 }
 
@@ -236,6 +252,23 @@ static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
     req_free(req);
 }
 
+/* Writes a command in RESP and hands it to hiredis on link l: hiredis's
+ * printf-like formatting of each argument cost more than the rest of a
+ * push. Returns 0, MC_ENOMEM or MC_EREDIS. */
+static int send_command(chl__link_t *l, redisCallbackFn *fn, void *priv, int argc,
+                        const char **argv, const size_t *lens)
+{
+    size_t size = chl__resp_size(argc, lens);
+    char small[2048], *command = size <= sizeof(small) ? small : malloc(size);
+    if (!command)
+        return MC_ENOMEM;
+    size_t len = chl__resp_write(command, argc, argv, lens);
+    int ok = redisAsyncFormattedCommand(l->ac, fn, priv, command, len) == REDIS_OK;
+    if (command != small)
+        free(command);
+    return ok ? 0 : MC_EREDIS;
+}
+
 /* Sends req on the command link of shard. Returns 0 (the reply callback
  * owns req now) or an error (req is freed, no callback runs). */
 static int req_send(chl_proc_t *p, size_t shard, proc_req_t *req)
@@ -255,12 +288,136 @@ static int req_send(chl_proc_t *p, size_t shard, proc_req_t *req)
     for (int i = 0; i < req->argc; i++)
         if (i < 2 || !req->lens[i])
             req->lens[i] = strlen(req->argv[i]);
-    if (redisAsyncCommandArgv(l->ac, on_req_reply, req, req->argc, req->argv, req->lens) !=
-        REDIS_OK) {
+    int rc = send_command(l, on_req_reply, req, req->argc, req->argv, req->lens);
+    if (rc != 0) {
         req_free(req);
-        return MC_EREDIS;
+        return rc;
     }
     chl__link_sent(l);
+    return 0;
+}
+
+/* ---- queue pushes, a loop turn's together ---- */
+
+static void batch_free(proc_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->frames[i]);
+    free(b);
+}
+
+/* The first pushed of the batch's frames went; the others get status. */
+static void batch_complete(proc_batch_t *b, size_t pushed, int status)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->cbs[i])
+            b->cbs[i](b->args[i], i < pushed ? 0 : status);
+    batch_free(b);
+}
+
+static void on_batch_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    proc_batch_t *b = priv;
+    chl_proc_t *p = b->proc;
+    redisReply *r = reply;
+    chl__link_replied(ac);
+    if (!r) {
+        batch_complete(b, 0, p->closing ? MC_ECLOSED : MC_EREDIS);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        int demoted = chl__link_not_master(ac, r->str);
+        if (!demoted && !b->retried && strncmp(r->str, "NOSCRIPT", 8) == 0 && !p->closing) {
+            b->retried = 1; /* EVAL with the body runs it and caches it again */
+            b->argv[0] = "EVAL";
+            b->argv[1] = chl__script(CHL__S_SEND);
+            b->lens[0] = 4;
+            b->lens[1] = strlen(b->argv[1]);
+            if (send_command(ac->data, on_batch_reply, b, (int)(6 + b->n), b->argv, b->lens) == 0) {
+                chl__link_sent(ac->data);
+                return;
+            }
+        }
+        if (!demoted)
+            mc_warn("channel-layer: %s: a push failed: %.120s", p->name, r->str);
+        p->stats.redis_errors++;
+        batch_complete(b, 0, MC_EREDIS);
+    } else {
+        size_t pushed = r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? (size_t)r->integer : 0;
+        if (pushed > b->n)
+            pushed = b->n;
+        p->stats.sent += pushed;
+        p->stats.full += b->n - pushed;
+        batch_complete(b, pushed, MC_EFULL);
+    }
+}
+
+/* Sends the pushes gathered in this loop turn: one script call. */
+static void batch_flush(chl_proc_t *p)
+{
+    proc_batch_t *b = p->batch;
+    if (!b)
+        return;
+    p->batch = NULL;
+    uv_check_stop(&p->batch_check);
+    uv_prepare_stop(&p->batch_prepare);
+    chl__link_t *l = &p->cmd[b->shard];
+    if (p->closing || !l->up || !l->ac) {
+        batch_complete(b, 0, p->closing ? MC_ECLOSED : MC_EREDIS);
+        return;
+    }
+    const char *head[6] = {"EVALSHA", p->sha[CHL__S_SEND], "1", b->key, b->cap, "0"};
+    for (int i = 0; i < 6; i++) {
+        b->argv[i] = head[i];
+        b->lens[i] = strlen(head[i]);
+    }
+    if (send_command(l, on_batch_reply, b, (int)(6 + b->n), b->argv, b->lens) != 0) {
+        batch_complete(b, 0, MC_EREDIS);
+        return;
+    }
+    chl__link_sent(l);
+}
+
+static void on_batch_check(uv_check_t *h)
+{
+    batch_flush(h->data);
+}
+
+static void on_batch_prepare(uv_prepare_t *h)
+{
+    batch_flush(h->data);
+}
+
+/* Adds a frame (owned now) to the batch for queue key on shard, which
+ * goes at the end of the loop turn. */
+static int batch_add(chl_proc_t *p, size_t shard, const char *key, long cap, char *frame,
+                     size_t flen, chl_send_cb cb, void *arg)
+{
+    proc_batch_t *b = p->batch;
+    if (b && (b->shard != shard || strcmp(b->key, key) != 0 || b->n == PROC_BATCH_MAX)) {
+        batch_flush(p);
+        b = NULL;
+    }
+    if (!b) {
+        b = malloc(sizeof(*b)); /* its arrays are filled as frames come */
+        if (!b) {
+            free(frame);
+            return MC_ENOMEM;
+        }
+        b->proc = p;
+        b->shard = shard;
+        b->retried = 0;
+        b->n = 0;
+        memcpy(b->key, key, strlen(key) + 1);
+        chl__decimal(b->cap, cap);
+        p->batch = b;
+        uv_check_start(&p->batch_check, on_batch_check);
+        uv_prepare_start(&p->batch_prepare, on_batch_prepare);
+    }
+    b->frames[b->n] = frame;
+    b->argv[6 + b->n] = frame;
+    b->lens[6 + b->n] = flen;
+    b->cbs[b->n] = cb;
+    b->args[b->n] = arg;
+    b->n++;
     return 0;
 }
 
@@ -286,20 +443,40 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
     size_t shard;
     long cap;
     if (bang >= 0) {
-        snprintf(req->bufs[0], CHL__KEY_MAX, "%s%.*s!", proc->cfg.prefix, (int)bang, queue);
+        size_t pre = strlen(proc->cfg.prefix);
+        if (pre + (size_t)bang + 2 > CHL__KEY_MAX) {
+            req_free(req);
+            return MC_ETOOBIG;
+        }
+        memcpy(req->bufs[0], proc->cfg.prefix, pre);
+        memcpy(req->bufs[0] + pre, queue, (size_t)bang + 1); /* with its '!' */
+        req->bufs[0][pre + (size_t)bang + 1] = '\0';
         shard = chl__ring_channel(&proc->ring, queue);
         cap = proc->cfg.process_capacity;
+        memcpy(req->bufs[2], proc->list_ttl, sizeof(proc->list_ttl));
     } else {
-        snprintf(req->bufs[0], CHL__KEY_MAX, "%s%s", proc->cfg.prefix, queue);
-        /* Queues are popped on every shard: any shard that is up will do. */
+        if (chl__key(req->bufs[0], CHL__KEY_MAX, proc->cfg.prefix, queue, NULL) != 0) {
+            req_free(req);
+            return MC_ETOOBIG;
+        }
+        /* Queues are popped on every shard: any shard that is up will do,
+         * the one this loop turn's pushes go to first. */
         size_t ns = proc->ring.nshards;
-        shard = proc->push_next++ % ns;
+        shard = proc->batch ? proc->batch->shard : proc->push_next++ % ns;
         for (size_t k = 0; k < ns && !proc->cmd[shard].up; k++)
             shard = (shard + 1) % ns;
-        cap = proc->cfg.queue_capacity;
+        if (!proc->cmd[shard].up || !proc->cmd[shard].ac) {
+            req_free(req);
+            return MC_EREDIS;
+        }
+        char *frame = req->frame;
+        size_t flen = req->lens[6];
+        req->frame = NULL;
+        rc = batch_add(proc, shard, req->bufs[0], proc->cfg.queue_capacity, frame, flen, cb, arg);
+        req_free(req);
+        return rc;
     }
-    snprintf(req->bufs[1], CHL__KEY_MAX, "%ld", cap);
-    snprintf(req->bufs[2], CHL__KEY_MAX, "%ld", proc->cfg.expiry_ms);
+    chl__decimal(req->bufs[1], cap);
     req->script = CHL__S_SEND;
     req->cb = cb;
     req->arg = arg;
@@ -423,6 +600,7 @@ static void proc_free(chl_proc_t *p)
     free(p->shards);
     free(p->subs);
     chl__ring_clear(&p->ring);
+    free(p->pop_command);
     free(p->cfg_mem);
     free(p);
 }
@@ -446,6 +624,9 @@ static void on_closer(uv_timer_t *t)
     chl__link_free(&p->pop);
     for (size_t i = 0; i < p->ring.nshards; i++)
         chl__link_free(&p->cmd[i]);
+    batch_flush(p); /* closing: its pushes' callbacks run with MC_ECLOSED */
+    close_handle(p, (uv_handle_t *)&p->batch_check);
+    close_handle(p, (uv_handle_t *)&p->batch_prepare);
     close_handle(p, (uv_handle_t *)&p->heartbeat);
     close_handle(p, (uv_handle_t *)&p->watch);
     close_handle(p, (uv_handle_t *)&p->closer);
@@ -503,6 +684,18 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
         proc_free(p);
         return MC_EINVAL;
     }
+    const char *pop[] = {"BLMPOP", CHL__PROC_POP_TIMEOUT, "1", p->list_key, "RIGHT",
+                         "COUNT",  CHL__PROC_POP_COUNT};
+    size_t pop_lens[7];
+    for (int i = 0; i < 7; i++)
+        pop_lens[i] = strlen(pop[i]);
+    p->pop_command = malloc(chl__resp_size(7, pop_lens));
+    if (!p->pop_command) {
+        proc_free(p);
+        return MC_ENOMEM;
+    }
+    p->pop_command_len = chl__resp_write(p->pop_command, 7, pop, pop_lens);
+    chl__decimal(p->list_ttl, p->cfg.group_expiry_s * 1000);
     p->loop = loop;
     p->ctx = ctx;
     if (handlers)
@@ -514,7 +707,11 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
     p->watch.data = p;
     uv_timer_init(loop, &p->closer);
     p->closer.data = p;
-    p->handles = 3;
+    uv_check_init(loop, &p->batch_check);
+    p->batch_check.data = p;
+    uv_prepare_init(loop, &p->batch_prepare);
+    p->batch_prepare.data = p;
+    p->handles = 5;
     for (size_t i = 0; i < p->ring.nshards; i++)
         chl__link_init(p, &p->cmd[i], i, CHL__LINK_CMD);
     chl__link_init(p, &p->pop, chl__ring_name(&p->ring, p->name, p->name_len), CHL__LINK_POP);

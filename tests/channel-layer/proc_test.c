@@ -349,6 +349,7 @@ static void queue_pushes_complete_once(void **state)
     open_ep(&loop, &b, &cfg);
     struct push_result r = {0};
     char data[16] = "job-1";
+    ts_redis_int(redis, "CONFIG RESETSTAT");
     assert_int_equal(chl_proc_queue_push(a.proc, "jobs", data, 5, on_pushed, &r), 0);
     strcpy(data, "XXXXX"); /* copied before the call returned */
     assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "job-2", 5, on_pushed, &r), 0);
@@ -361,6 +362,9 @@ static void queue_pushes_complete_once(void **state)
     assert_int_equal(r.status[1], 0);
     assert_int_equal(r.status[2], MC_EFULL);
     assert_int_equal(chl_proc_stats(a.proc)->full, 1);
+    /* pushed in one loop turn: one script call, one LPUSH */
+    assert_int_equal(ts_redis_calls(redis, "evalsha"), 1);
+    assert_int_equal(ts_redis_calls(redis, "lpush"), 1);
 
     chl_t *w = worker();
     chl_message_t m;
