@@ -36,7 +36,8 @@ packages=(
 )
 # `make bench` (--bench) also profiles: system calls, where CPU time goes.
 [ "$mode" != --bench ] || packages+=(strace linux-perf)
-# Node.js for the browser and protocol tests: Debian's, unless one is present.
+# Node.js 18 or newer for the browser and system tests: Debian's (18),
+# unless one is present.
 if [ "$mode" != --run ]; then
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
     command -v npm >/dev/null 2>&1 || packages+=(npm)

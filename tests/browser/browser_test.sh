@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source ../lib/npm-ready.sh
-exec node --test --test-reporter=tap --test-concurrency=1 ./*.test.mjs
+exec node ../lib/run-tests.mjs ./*.test.mjs

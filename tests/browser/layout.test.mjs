@@ -9,10 +9,11 @@ import {describe, test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {mkdirSync} from 'node:fs';
 import path from 'node:path';
+import {fileURLToPath} from 'node:url';
 import {System} from '../lib/system.mjs';
 import {launch, login, pane, joinRoom, say, seeMessage} from '../lib/browser.mjs';
 
-const shots = path.join(process.env.MC_BUILD || path.resolve(import.meta.dirname, '../../build/asan'),
+const shots = path.join(process.env.MC_BUILD || fileURLToPath(new URL('../../build/asan', import.meta.url)),
   'screenshots', 'layout');
 mkdirSync(shots, {recursive: true});
 

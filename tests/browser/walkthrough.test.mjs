@@ -6,12 +6,13 @@ import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {mkdirSync} from 'node:fs';
 import path from 'node:path';
+import {fileURLToPath} from 'node:url';
 import {System} from '../lib/system.mjs';
 import {launch, login, pane, joinRoom, say, seeMessage} from '../lib/browser.mjs';
 
 // Screenshots go to the build tree; `make screenshots` points this at docs/.
 const shots = process.env.MC_SCREENSHOTS ||
-  path.join(process.env.MC_BUILD || path.resolve(import.meta.dirname, '../../build/asan'), 'screenshots');
+  path.join(process.env.MC_BUILD || fileURLToPath(new URL('../../build/asan', import.meta.url)), 'screenshots');
 mkdirSync(shots, {recursive: true});
 let sys, browser, admin, bob, adminPage, bobPage;
 

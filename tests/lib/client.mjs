@@ -13,10 +13,17 @@ function cookieValue(setCookies, name) {
   return null;
 }
 
+// Every Set-Cookie header of a response. Node 18's Headers has no
+// getSetCookie(): its get() joins them with ", ", and a date's comma is
+// followed by no "name=".
+function setCookieHeaders(headers) {
+  return headers.getSetCookie?.() ?? (headers.get('set-cookie') ?? '').split(/, (?=[^;=\s]+=)/);
+}
+
 // Logs in at baseUrl and returns the Cookie header a browser would send.
 export async function login(baseUrl, username, password) {
   const page = await fetch(`${baseUrl}/accounts/login/?next=/`, {redirect: 'manual'});
-  const csrf = cookieValue(page.headers.getSetCookie(), 'csrftoken');
+  const csrf = cookieValue(setCookieHeaders(page.headers), 'csrftoken');
   const html = await page.text();
   const field = html.match(/name="csrfmiddlewaretoken" value="([^"]+)"/);
   if (!csrf || !field) throw new Error(`login page of ${baseUrl}: no CSRF token (${page.status})`);
@@ -28,7 +35,7 @@ export async function login(baseUrl, username, password) {
     body: new URLSearchParams({username, password, csrfmiddlewaretoken: field[1], next: '/'}),
   });
   await r.text();
-  const session = cookieValue(r.headers.getSetCookie(), 'sessionid');
+  const session = cookieValue(setCookieHeaders(r.headers), 'sessionid');
   if (r.status !== 302 || !session) throw new Error(`login of ${username}: status ${r.status}, no session`);
   return `csrftoken=${csrf}; sessionid=${session}`;
 }

@@ -12,9 +12,10 @@ import {mkdtempSync, rmSync, openSync, readdirSync, readFileSync, writeFileSync}
 import {createServer, connect} from 'node:net';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
+import {fileURLToPath} from 'node:url';
 import {Hosts} from './hosts.mjs';
 
-const source = process.env.MC_SOURCE || path.resolve(import.meta.dirname, '../..');
+const source = process.env.MC_SOURCE || fileURLToPath(new URL('../..', import.meta.url));
 const bin = path.join(process.env.MC_BUILD || path.join(source, 'build/asan'), 'bin');
 
 export function freePort() {

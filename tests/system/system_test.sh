@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source ../lib/npm-ready.sh
-exec node --test --test-reporter=tap --test-concurrency=1 --test-timeout=120000 ./*.test.mjs
+exec node ../lib/run-tests.mjs --timeout=120000 ./*.test.mjs
