@@ -39,16 +39,19 @@ enum field {
     F_GROUPS = 1 << 11,
     F_EXCEPT = 1 << 12,
     F_OWN = 1 << 13,
+    F_SCHEME = 1 << 14,
+    F_DONE = 1 << 15,
 };
 
 static const unsigned type_fields[] = {
-    [MC_ENV_HTTP_REQUEST] = F_REPLY | F_METHOD | F_PATH | F_QUERY | F_CLIENT | F_HEADERS | F_BODY,
+    [MC_ENV_HTTP_REQUEST] =
+        F_REPLY | F_METHOD | F_PATH | F_QUERY | F_CLIENT | F_SCHEME | F_HEADERS | F_BODY,
     [MC_ENV_HTTP_RESPONSE] = F_STATUS | F_HEADERS | F_BODY,
-    [MC_ENV_WS_CONNECT] = F_REPLY | F_PATH | F_QUERY | F_CLIENT | F_HEADERS,
+    [MC_ENV_WS_CONNECT] = F_REPLY | F_PATH | F_QUERY | F_CLIENT | F_SCHEME | F_HEADERS,
     [MC_ENV_WS_ACCEPT] = F_SCOPE,
     [MC_ENV_WS_RECEIVE] = F_REPLY | F_SCOPE | F_GROUPS | F_TEXT,
-    [MC_ENV_WS_SEND] = F_TEXT | F_EXCEPT | F_OWN,
-    [MC_ENV_WS_CLOSE] = F_CODE,
+    [MC_ENV_WS_SEND] = F_TEXT | F_EXCEPT | F_OWN | F_DONE,
+    [MC_ENV_WS_CLOSE] = F_CODE | F_DONE,
     [MC_ENV_WS_DISCONNECT] = F_REPLY | F_SCOPE | F_GROUPS | F_CODE,
 };
 
@@ -76,6 +79,7 @@ static const struct {
     {F_CLIENT, "client", offsetof(mc_envelope_t, client)},
     {F_EXCEPT, "except", offsetof(mc_envelope_t, except)},
     {F_OWN, "own", offsetof(mc_envelope_t, own)},
+    {F_SCHEME, "scheme", offsetof(mc_envelope_t, scheme)},
 };
 #define STRING_FIELD_COUNT (sizeof(string_fields) / sizeof(string_fields[0]))
 
@@ -91,14 +95,16 @@ enum key {
     K_CODE,
     K_SCOPE,
     K_GROUPS,
+    K_DONE,
     KEY_COUNT
 };
 static const char *const key_names[KEY_COUNT] = {
     [K_TYPE] = "type",          [K_STRINGS] = "reply",     [K_STRINGS + 1] = "method",
     [K_STRINGS + 2] = "path",   [K_STRINGS + 3] = "query", [K_STRINGS + 4] = "client",
-    [K_STRINGS + 5] = "except", [K_STRINGS + 6] = "own",   [K_HEADERS] = "headers",
-    [K_BODY] = "body",          [K_TEXT] = "text",         [K_STATUS] = "status",
-    [K_CODE] = "code",          [K_SCOPE] = "scope",       [K_GROUPS] = "groups",
+    [K_STRINGS + 5] = "except", [K_STRINGS + 6] = "own",   [K_STRINGS + 7] = "scheme",
+    [K_HEADERS] = "headers",    [K_BODY] = "body",         [K_TEXT] = "text",
+    [K_STATUS] = "status",      [K_CODE] = "code",         [K_SCOPE] = "scope",
+    [K_GROUPS] = "groups",      [K_DONE] = "done",
 };
 
 enum scope_key { S_USER_ID, S_USERNAME, S_IS_STAFF, SCOPE_KEY_COUNT };
@@ -531,6 +537,9 @@ static int read_fields(reader_t *r, const found_t *f, mc_envelope_t *env)
             return MC_EINVAL;
         env->code = (int)v;
     }
+    if ((fields & F_DONE) && (r->p = f[K_DONE].at) &&
+        ((*r->p != 't' && *r->p != 'f') || read_bool(r, &env->done)))
+        return MC_EINVAL;
     if (fields & F_SCOPE) {
         if ((r->p = f[K_SCOPE].at)) {
             if ((rc = read_scope(r, &env->scope)))
@@ -734,6 +743,10 @@ static void encode_fields(writer_t *w, const mc_envelope_t *env)
             PUT(w, ",\"is_staff\":true}");
         else
             PUT(w, ",\"is_staff\":false}");
+    }
+    if ((fields & F_DONE) && env->done) {
+        put_key(w, "done");
+        PUT(w, "true");
     }
     if (fields & F_GROUPS) {
         put_key(w, "groups");

@@ -2,14 +2,22 @@
  * common/envelope.h: the JSON envelopes that interfaces and workers exchange
  * through the channel layer (DESIGN.md, "Channels and envelopes").
  *
- *   http.request         interface -> worker   reply, method, path, query, headers, body, client
+ *   http.request         interface -> worker   reply, method, path, query, headers, body,
+ *                                              client, scheme
  *   http.response        worker -> interface   status, headers, body
- *   websocket.connect    interface -> worker   reply, path, query, headers, client
+ *   websocket.connect    interface -> worker   reply, path, query, headers, client, scheme
  *   websocket.accept     worker -> interface   scope
  *   websocket.receive    interface -> worker   reply, scope, groups, text
- *   websocket.send       worker -> interface   text, except, own
- *   websocket.close      worker -> interface   code
+ *   websocket.send       worker -> interface   text, except, own, done
+ *   websocket.close      worker -> interface   code, done
  *   websocket.disconnect interface -> worker   reply, scope, groups, code
+ *
+ * "done" marks the answer to a websocket.receive: a worker marks exactly
+ * one envelope for each websocket.receive it handles, the first it sends
+ * to that socket (or a group send naming the socket in "own"), or a
+ * websocket.send with an empty text that carries the mark only (no frame
+ * goes out for it). The interface counts each socket's envelopes still in
+ * flight by it.
  *
  * On the wire every envelope is one JSON object whose "type" names it:
  *   {"type":"http.request","reply":"ifc.h.1.ab!7","method":"GET","path":"/",
@@ -65,7 +73,10 @@ typedef struct mc_envelope {
     const char *method; /* http.request */
     const char *path;   /* http.request, websocket.connect: decoded path */
     const char *query;  /* http.request, websocket.connect: raw query, "" if none */
-    const char *client; /* requests: peer address */
+    const char *client; /* requests: the client's address (behind trusted proxies, the one
+                           they name) */
+    const char *scheme; /* requests: "https" when the client came over TLS (a trusted
+                           proxy said so), else "http"; "" when not known */
     const char *except; /* websocket.send to a group: the one member channel to skip
                            (the sender, who gets its own copy), "" for none */
     const char *own;    /* websocket.send to a group: the one member channel whose copy
@@ -77,6 +88,7 @@ typedef struct mc_envelope {
     size_t body_len;  /* body_len bytes, NULs included (decoded: a NUL follows them) */
     int status;       /* http.response */
     int code;         /* websocket.close, websocket.disconnect */
+    int done;         /* websocket.send, websocket.close: answers a websocket.receive */
     int has_scope;    /* websocket.accept, receive, disconnect */
     mc_scope_t scope;
     const char *groups[MC_ENVELOPE_MAX_GROUPS]; /* receive, disconnect */
