@@ -28,6 +28,9 @@ void wrk_port_close(wrk_port_t *port)
     wrk_order_close(&port->order);
 }
 
+static int send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
+                      const char *command, int done);
+
 /* ---- The outbox and the order locks ------------------------------------------ */
 
 static int outbox_holds(const wrk_port_t *port, int64_t room)
@@ -98,12 +101,13 @@ void wrk_port_flush(wrk_port_t *port)
     if (port->nout == 0)
         return;
     if (!stored) {
-        /* Nothing of the batch is kept: tell each sender, publish nothing. */
+        /* Nothing of the batch is kept: tell each sender, publish nothing;
+         * the error is the answer the message would have been. */
         size_t n = port->nout;
         outbox_clear(port);
         for (size_t i = 0; i < n; i++)
-            wrk_port_send_error(port, port->outbox[i].sender, MC_ERROR_SERVER_BUSY,
-                                port->outbox[i].room, "send");
+            send_error(port, port->outbox[i].sender, MC_ERROR_SERVER_BUSY, port->outbox[i].room,
+                       "send", port->outbox[i].done);
         return;
     }
     wrk_outgoing_t msgs[WRK_OUTBOX_MAX];
@@ -126,12 +130,31 @@ static int encode(const mc_envelope_t *env, char **out, size_t *len)
     return rc;
 }
 
-/* Sends env to one connection, or (to_group) to a group, after the outbox. */
+/* Whether what goes to channel now is the answer of the websocket.receive
+ * being handled (wrk_port_answer_begin): the first thing that does. */
+static int takes_answer(wrk_port_t *port, const char *channel)
+{
+    if (port->answered || !port->answer_to[0] || !channel || strcmp(channel, port->answer_to) != 0)
+        return 0;
+    port->answered = 1;
+    return 1;
+}
+
+/* Sends env to one connection, or (to_group) to a group, after the outbox.
+ * A websocket.send or close to one connection may be the answer of its
+ * websocket.receive: then it goes marked. */
 static int emit(wrk_port_t *port, const char *to, int to_group, const mc_envelope_t *env)
 {
     wrk_port_flush(port);
     char *data;
     size_t len;
+    mc_envelope_t marked;
+    if (!to_group && !env->done && (env->type == MC_ENV_WS_SEND || env->type == MC_ENV_WS_CLOSE) &&
+        takes_answer(port, to)) {
+        marked = *env;
+        marked.done = 1;
+        env = &marked;
+    }
     int rc = encode(env, &data, &len);
     if (rc)
         return rc;
@@ -176,9 +199,12 @@ int wrk_port_group_message(wrk_port_t *port, int64_t room, int64_t id, const cha
         return MC_EFULL;
     char *data;
     size_t len;
+    env.done = !port->apart && takes_answer(port, own);
     int rc = encode(&env, &data, &len);
-    if (rc)
+    if (rc) {
+        port->answered = port->answered && !env.done; /* the caller answers with an error */
         return rc;
+    }
     struct wrk_pending *o = &port->outbox[port->nout++];
     mc_group_room(o->group, room);
     mc_once_message(o->once, id);
@@ -186,6 +212,7 @@ int wrk_port_group_message(wrk_port_t *port, int64_t room, int64_t id, const cha
     o->data = data;
     o->len = len;
     o->room = room;
+    o->done = env.done;
     return 0;
 }
 
@@ -201,16 +228,47 @@ int wrk_port_group_close(wrk_port_t *port, const char *group, int code)
     return emit(port, group, 1, &env);
 }
 
-int wrk_port_send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
-                        const char *command)
+/* {"error":CODE} to channel, marked done as given (else as emit decides). */
+static int send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
+                      const char *command, int done)
 {
     char *text;
     int rc = wrk_reply_error(code, room, command, &text);
     if (rc)
         return rc;
-    rc = wrk_port_send_text(port, channel, text);
+    mc_envelope_t env = {
+        .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .done = done};
+    rc = emit(port, channel, 0, &env);
     free(text);
     return rc;
+}
+
+int wrk_port_send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
+                        const char *command)
+{
+    return send_error(port, channel, code, room, command, 0);
+}
+
+void wrk_port_answer_begin(wrk_port_t *port, const char *channel)
+{
+    snprintf(port->answer_to, sizeof(port->answer_to), "%s", channel ? channel : "");
+    port->answered = 0;
+    port->apart = 0;
+}
+
+void wrk_port_answer_apart(wrk_port_t *port)
+{
+    port->apart = 1;
+}
+
+void wrk_port_answer_end(wrk_port_t *port)
+{
+    if (port->answer_to[0] && !port->answered) {
+        mc_envelope_t mark = {.type = MC_ENV_WS_SEND, .body = "", .done = 1};
+        port->answered = 1;
+        emit(port, port->answer_to, 0, &mark);
+    }
+    port->answer_to[0] = '\0';
 }
 
 void wrk_port_notice(wrk_port_t *port, int64_t room, const char *username, mc_msg_type_t msg_type,

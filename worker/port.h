@@ -67,9 +67,14 @@ typedef struct wrk_port {
         char *data;
         size_t len;
         int64_t room;
+        int done; /* it answers the sender's websocket.receive */
     } outbox[WRK_OUTBOX_MAX];
     size_t nout;
     int in_tx; /* private: the outbox's messages are in an open store batch */
+    /* private: the socket whose websocket.receive is being answered
+     * (wrk_port_answer_begin), and whether its answer went out */
+    char answer_to[160];
+    int answered, apart;
 } wrk_port_t;
 
 /* Sets the port up over sink and store (borrowed, both outlive the port),
@@ -118,6 +123,17 @@ int wrk_port_send_error(wrk_port_t *port, const char *channel, const char *code,
  * room's group, unless notices are off; except as in wrk_port_group_text. */
 void wrk_port_notice(wrk_port_t *port, int64_t room, const char *username, mc_msg_type_t msg_type,
                      const char *except);
+
+/* Every websocket.receive gets exactly one answer, marked "done"
+ * (common/envelope.h), by which the interface counts the socket's
+ * messages in flight. Between begin and end, the first websocket.send or
+ * websocket.close to channel, or chat message naming it as sender, is
+ * marked; end sends the mark alone (an empty text) when nothing was. */
+void wrk_port_answer_begin(wrk_port_t *port, const char *channel);
+void wrk_port_answer_end(wrk_port_t *port);
+/* The chat message about to be sent may deliver nothing (a replay whose
+ * named send went out before): the answer goes out on its own. */
+void wrk_port_answer_apart(wrk_port_t *port);
 
 /* Puts a connection into a group, or takes it out. */
 int wrk_port_group_add(wrk_port_t *port, const char *group, const char *channel);
