@@ -43,25 +43,28 @@ static int reply(wrk_app_t *app, const char *channel, char *text, int rc, const 
 
 int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
 {
-    /* New sockets per client address, across every interface and worker;
-     * a refusal closes before the accept (the interface answers 403). */
-    char key[96];
-    long refused;
-    snprintf(key, sizeof(key), "conn:%s", env->client ? env->client : "");
-    if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_connects, app->cfg.rate_connect_burst,
-                            &refused)) {
-        if (refused == 1)
-            mc_warn("worker: too many new sockets from %s; refusing",
-                    env->client ? env->client : "?");
-        wrk_port_send_close(&app->port, env->reply, MC_CLOSE_POLICY_VIOLATION);
-        return 0;
-    }
+    /* The session first: a handshake without a valid one is refused and
+     * costs nobody's quota, so that made-up cookies from one address do
+     * not lock out the users who share it (behind one proxy or NAT). */
     wrk_user_t u;
     int64_t session;
     int rc = wrk_session_user(app, env, &u, &session);
     if (rc) {
         wrk_port_send_close(&app->port, env->reply, MC_CLOSE_POLICY_VIOLATION);
         return rc == MC_ENOTFOUND ? 0 : rc;
+    }
+    /* New sockets per user, across every interface and worker; a refusal
+     * closes before the accept (the interface answers 403). */
+    char key[48];
+    long refused;
+    snprintf(key, sizeof(key), "conn:user-%lld", (long long)u.id);
+    if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_connects, app->cfg.rate_connect_burst,
+                            &refused)) {
+        if (refused == 1)
+            mc_warn("worker: too many new sockets of %s (from %s); refusing", u.username,
+                    env->client && *env->client ? env->client : "?");
+        wrk_port_send_close(&app->port, env->reply, MC_CLOSE_POLICY_VIOLATION);
+        return 0;
     }
     mc_envelope_t accept = {.type = MC_ENV_WS_ACCEPT, .has_scope = 1};
     accept.scope.user_id = u.id;
@@ -224,8 +227,10 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
      * messages in the order of their ids, whichever worker stored them. */
     wrk_port_order_lock_send(&app->port, c->room);
     wrk_port_outbox_begin(&app->port); /* on failure the message is stored on its own */
+    int duplicate = 0;
     int rc = wrk_store_message_add(app->store, c->room, u->id, c->message, c->message_len,
-                                   c->client_id[0] ? c->client_id : NULL, mc_now_ms(), &m, NULL);
+                                   c->client_id[0] ? c->client_id : NULL, mc_now_ms(), &m,
+                                   &duplicate);
     if (rc) {
         wrk_port_order_unlock(&app->port, c->room);
         wrk_port_send_error(&app->port, env->reply,
@@ -235,7 +240,9 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     }
     /* A replayed send finds its message stored; its group send is named
      * by the message id, so it reaches the room only if the first one
-     * never did. */
+     * never did, and the answer goes out on its own. */
+    if (duplicate)
+        wrk_port_answer_apart(&app->port);
     char *all = NULL;
     int64_t id = m.id;
     rc = wrk_reply_message(&m, 0, &all);

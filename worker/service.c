@@ -196,9 +196,10 @@ int wrk_service_main(int argc, char **argv)
         {"--rate-close-after", "CHAT_RATE_CLOSE_AFTER", MC_OPT_INT, &cfg.rate_close_after, 0,
          1000000, "refusals in a row after which the socket is closed (1008); 0: never"},
         {"--rate-connects", "CHAT_RATE_CONNECTS", MC_OPT_INT, &cfg.rate_connects, 0, 1000000,
-         "new WebSockets a client address may open a second; 0: no limit"},
+         "new WebSockets a user may open a second (a handshake without a valid session costs "
+         "nothing); 0: no limit"},
         {"--rate-connect-burst", "CHAT_RATE_CONNECT_BURST", MC_OPT_INT, &cfg.rate_connect_burst, 1,
-         1000000, "new WebSockets a client address may open at once"},
+         1000000, "new WebSockets a user may open at once"},
         {"--log-level", "CHAT_LOG_LEVEL", MC_OPT_STRING, &level_name, 0, 0,
          "debug, info, warn, error or off"},
     };
