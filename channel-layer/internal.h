@@ -10,6 +10,7 @@
  *
  *   P<channel>            list: an ordinary channel or reliable queue
  *   P<process>!           list: everything for the connections of a process
+ *   P"bytes:"<process>    string: the bytes that list holds (its second bound)
  *   P"inflight:"<client>  list: messages a worker popped and has not acked
  *   P"hb:"<client>        string with a TTL: the client is alive
  *   P"workers"            set: clients that may hold in-flight messages
@@ -67,6 +68,11 @@ int chl__check_plain(const char *name);
 
 /* Writes prefix + a + b into key (NUL-terminated). Returns 0 or MC_ETOOBIG. */
 int chl__key(char *key, size_t size, const char *prefix, const char *a, const char *b);
+
+/* The byte counter of a process list ("<prefix><process>!"): writes
+ * "<prefix>bytes:<process>" into key. Returns 0, MC_EINVAL when list is no
+ * process list, MC_ETOOBIG. */
+int chl__bytes_key(char *key, size_t size, const char *prefix, const char *list);
 
 /* The process part of a channel: its length (up to '!', else the whole). */
 size_t chl__process_len(const char *channel);
@@ -137,19 +143,22 @@ size_t chl__ring_name(const chl__ring_t *ring, const char *name, size_t len);
 /* ---- scripts (scripts.c) ---- */
 
 enum chl__script_id {
-    CHL__S_SEND,    /* KEYS list; ARGV capacity (<0: none), ttl ms, frame -> 1 or 0 (full) */
-    CHL__S_MPUSH,   /* KEYS lists; ARGV capacity, ttl, frame, name ("": none), name ttl
-                     * -> {dropped, pushed (-1: the name was set already)} */
+    CHL__S_SEND,    /* KEYS list[, its byte counter]; ARGV capacity (<0: none), ttl ms, frame[,
+                     * max bytes] -> 1 or 0 (full) */
+    CHL__S_MPUSH,   /* KEYS process lists; ARGV capacity, ttl, frame, name ("": none), name
+                     * ttl, max bytes, prefix -> {dropped, pushed (-1: the name was set
+                     * already)} */
     CHL__S_GADD,    /* KEYS zset, hash, pgroups; ARGV member, process, group, expiry s */
     CHL__S_GDISC,   /* same keys and ARGV minus expiry -> 1 when it was a member */
     CHL__S_GSEND,   /* KEYS zset, hash; ARGV expiry s, prefix, push, capacity, ttl, frame,
-                     * group, name, name ttl -> {dropped, nprocs (-1: the name was set
-                     * already), procs... (when not pushed)} */
+                     * group, name, name ttl, max bytes -> {dropped, nprocs (-1: the name
+                     * was set already), procs... (when not pushed)} */
     CHL__S_REQUEUE, /* KEYS workers; ARGV prefix, self, ttl -> number requeued */
     CHL__S_FORGET,  /* KEYS pgroups; ARGV prefix, process -> members removed */
     CHL__S_RATE,    /* KEYS bucket; ARGV rate per s, burst -> {allowed, refused in a row} */
     CHL__S_REAP,    /* KEYS procs; ARGV prefix -> names of processes whose heartbeat is gone */
     CHL__S_MOVEN,   /* KEYS queue, in-flight; ARGV n -> up to n elements moved, oldest first */
+    CHL__S_POPPED,  /* KEYS process list, its byte counter; ARGV bytes popped -> 0 */
     CHL__S_COUNT
 };
 

@@ -71,6 +71,8 @@ struct chl_proc {
     size_t scratch_cap;
     uv_timer_t heartbeat;
     uv_timer_t closer;
+    uv_prepare_t prepare; /* notes when the loop last began to poll */
+    uint64_t polled_at;
     int handles; /* uv handles not yet closed */
     int closing;
     int reported; /* last state given to on_redis_state */
@@ -152,12 +154,17 @@ static void link_replied(const redisAsyncContext *ac)
 }
 
 /* Drops a link whose server does not answer; called from a timer, never
- * from a hiredis callback. Pending callbacks run with NULL replies. */
+ * from a hiredis callback. Pending callbacks run with NULL replies. Silent
+ * means silent while the loop listened: a poll for input began
+ * PROC_STALL_MS after the last progress and brought none. After a long
+ * turn of this process's own (a large batch fanned out to many sockets),
+ * replies that arrived meanwhile are still unread: that is no dead server,
+ * and a busy process must not take it for one. */
 static void link_check_stall(proc_link_t *l)
 {
     if (!l->ac || (!l->connecting && l->pending == 0))
         return;
-    if (uv_now(l->proc->loop) - l->since < PROC_STALL_MS)
+    if (l->proc->polled_at < l->since || l->proc->polled_at - l->since < PROC_STALL_MS)
         return;
     mc_warn("channel-layer: %s: shard %zu does not answer; reconnecting", l->proc->name, l->shard);
     l->proc->stats.redis_errors++;
@@ -363,6 +370,40 @@ malformed:
     mc_warn("channel-layer: %s: skipped a malformed element of %zu bytes", p->name, len);
 }
 
+static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv);
+
+/* What a pop took leaves the list's byte counter (chl.h). Sent on the pop
+ * link, ahead of the next pop, which keeps the count in step with what
+ * the pops take. Best effort: a count that is lost heals once the list is
+ * empty. */
+static void popped(chl_proc_t *p, size_t bytes)
+{
+    proc_req_t *req = calloc(1, sizeof(*req));
+    if (!req || !p->pop.up || !p->pop.ac ||
+        chl__bytes_key(req->bufs[0], CHL__KEY_MAX, p->cfg.prefix, p->list_key) != 0) {
+        free(req);
+        return;
+    }
+    snprintf(req->bufs[1], CHL__KEY_MAX, "%zu", bytes);
+    req->proc = p;
+    req->script = CHL__S_POPPED;
+    req->argc = 6; /* EVALSHA sha 2 list counter bytes */
+    req->argv[0] = "EVALSHA";
+    req->argv[1] = p->sha[CHL__S_POPPED];
+    req->argv[2] = "2";
+    req->argv[3] = p->list_key;
+    req->argv[4] = req->bufs[0];
+    req->argv[5] = req->bufs[1];
+    for (int i = 0; i < req->argc; i++)
+        req->lens[i] = strlen(req->argv[i]);
+    if (redisAsyncCommandArgv(p->pop.ac, on_req_reply, req, req->argc, req->argv, req->lens) !=
+        REDIS_OK) {
+        free(req);
+        return;
+    }
+    link_sent(&p->pop);
+}
+
 static void on_pop(redisAsyncContext *ac, void *reply, void *priv)
 {
     chl_proc_t *p = priv;
@@ -379,6 +420,11 @@ static void on_pop(redisAsyncContext *ac, void *reply, void *priv)
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[1]->type == REDIS_REPLY_ARRAY) {
         redisReply *els = r->element[1];
+        size_t bytes = 0;
+        for (size_t i = 0; i < els->elements; i++)
+            if (els->element[i]->type == REDIS_REPLY_STRING)
+                bytes += els->element[i]->len;
+        popped(p, bytes);
         for (size_t i = 0; i < els->elements && !p->closing; i++)
             if (els->element[i]->type == REDIS_REPLY_STRING)
                 dispatch(p, els->element[i]->str, els->element[i]->len);
@@ -402,6 +448,12 @@ static void on_heartbeat_reply(redisAsyncContext *ac, void *reply, void *priv)
     (void)reply;
     (void)priv;
     link_replied(ac);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    chl_proc_t *p = h->data;
+    p->polled_at = uv_now(p->loop);
 }
 
 static void on_heartbeat(uv_timer_t *t)
@@ -440,6 +492,11 @@ static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
     link_replied(ac);
     if (!r) {
         status = p->closing ? MC_ECLOSED : MC_EREDIS;
+    } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "OOM", 3) == 0) {
+        /* Redis is out of memory: full, like a list at its capacity, and
+         * not down; what the sender learns is the same. */
+        p->stats.full++;
+        status = MC_EFULL;
     } else if (r->type == REDIS_REPLY_ERROR) {
         if (!req->retried && strncmp(r->str, "NOSCRIPT", 8) == 0 && !p->closing) {
             /* EVAL with the body runs it and caches it again. */
@@ -512,8 +569,9 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
     proc_req_t *req = calloc(1, sizeof(*req));
     if (!req)
         return MC_ENOMEM;
-    int rc = chl__frame_build(&req->frame, &req->lens[6], CHL__MSG,
-                              mc_now_ms() + proc->cfg.expiry_ms, queue, msg, len);
+    size_t flen;
+    int rc = chl__frame_build(&req->frame, &flen, CHL__MSG, mc_now_ms() + proc->cfg.expiry_ms,
+                              queue, msg, len);
     if (rc != 0) {
         free(req);
         return rc;
@@ -538,12 +596,24 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
     req->script = CHL__S_SEND;
     req->cb = cb;
     req->arg = arg;
-    req->argc = 7; /* EVALSHA sha 1 key capacity ttl frame */
-    req->argv[2] = "1";
-    req->argv[3] = req->bufs[0];
-    req->argv[4] = req->bufs[1];
-    req->argv[5] = req->bufs[2];
-    req->argv[6] = req->frame;
+    /* EVALSHA sha 1 list capacity ttl frame, or for a process list
+     * EVALSHA sha 2 list counter capacity ttl frame max-bytes */
+    int proc_list = bang >= 0 &&
+                    chl__bytes_key(req->bufs[3], CHL__KEY_MAX, proc->cfg.prefix, req->bufs[0]) == 0;
+    int k = 2;
+    req->argv[k++] = proc_list ? "2" : "1";
+    req->argv[k++] = req->bufs[0];
+    if (proc_list)
+        req->argv[k++] = req->bufs[3];
+    req->argv[k++] = req->bufs[1];
+    req->argv[k++] = req->bufs[2];
+    req->lens[k] = flen;
+    req->argv[k++] = req->frame;
+    if (proc_list) {
+        snprintf(req->bufs[4], CHL__KEY_MAX, "%ld", proc->cfg.process_bytes);
+        req->argv[k++] = req->bufs[4];
+    }
+    req->argc = k;
     return req_send(proc, shard, req);
 }
 
@@ -649,6 +719,7 @@ static void on_closer(uv_timer_t *t)
         link_free(&p->cmd[i]);
     close_handle(p, (uv_handle_t *)&p->heartbeat);
     close_handle(p, (uv_handle_t *)&p->closer);
+    close_handle(p, (uv_handle_t *)&p->prepare);
     close_handle(p, (uv_handle_t *)&p->pop.retry);
     for (size_t i = 0; i < p->ring.nshards; i++)
         close_handle(p, (uv_handle_t *)&p->cmd[i].retry);
@@ -660,6 +731,7 @@ void chl_proc_close(chl_proc_t *proc)
         return;
     proc->closing = 1;
     uv_timer_stop(&proc->heartbeat);
+    uv_prepare_stop(&proc->prepare);
     uv_timer_stop(&proc->pop.retry);
     for (size_t i = 0; i < proc->ring.nshards; i++)
         uv_timer_stop(&proc->cmd[i].retry);
@@ -715,7 +787,10 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
     p->heartbeat.data = p;
     uv_timer_init(loop, &p->closer);
     p->closer.data = p;
-    p->handles = 2;
+    uv_prepare_init(loop, &p->prepare);
+    p->prepare.data = p;
+    uv_prepare_start(&p->prepare, on_prepare);
+    p->handles = 3;
     for (size_t i = 0; i < p->ring.nshards; i++)
         link_init(p, &p->cmd[i], i, LINK_CMD);
     link_init(p, &p->pop, chl__ring_name(&p->ring, p->name, p->name_len), LINK_POP);

@@ -15,34 +15,53 @@
     "local t = redis.call('TIME')\n"                                                               \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-/* Capacity check and push in one step: a full list refuses and is left as it is. */
-static const char send_lua[] = "local cap = tonumber(ARGV[1])\n"
-                               "if cap >= 0 and redis.call('LLEN', KEYS[1]) >= cap then\n"
-                               "  return 0\n"
-                               "end\n"
-                               "redis.call('LPUSH', KEYS[1], ARGV[3])\n"
-                               "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-                               "return 1\n";
+/* Capacity check and push in one step: a full list refuses and is left
+ * as it is. A process list (its byte counter b given) is full at cap
+ * elements or max bytes; its counter counts the bytes of what it holds
+ * (chl__popped takes away what is popped) and starts again at 0 whenever
+ * the list is found empty, so that a lost count heals. cap < 0 pushes
+ * whatever the list holds (a discard, which the process must not miss). */
+#define CHL__PUSH                                                                                  \
+    "local function push(k, b, cap, max, frame, ttl)\n"                                            \
+    "  local n = redis.call('LLEN', k)\n"                                                          \
+    "  local used = 0\n"                                                                           \
+    "  if b and n > 0 then used = tonumber(redis.call('GET', b) or '0') end\n"                     \
+    "  if cap >= 0 and (n >= cap or (b and used + #frame > max)) then return 0 end\n"              \
+    "  redis.call('LPUSH', k, frame)\n"                                                            \
+    "  redis.call('PEXPIRE', k, ttl)\n"                                                            \
+    "  if b then redis.call('SET', b, used + #frame, 'PX', ttl) end\n"                             \
+    "  return 1\n"                                                                                 \
+    "end\n"
+
+static const char send_lua[] = CHL__PUSH "return push(KEYS[1], KEYS[2], tonumber(ARGV[1]),\n"
+                                         "  tonumber(ARGV[4]), ARGV[3], ARGV[2])\n";
+
+/* What a process popped from its list (KEYS[1]) leaves its byte counter
+ * (KEYS[2]); an empty list has nothing to count. */
+static const char popped_lua[] = "local c = redis.call('DECRBY', KEYS[2], ARGV[1])\n"
+                                 "if c <= 0 or redis.call('LLEN', KEYS[1]) == 0 then\n"
+                                 "  redis.call('DEL', KEYS[2])\n"
+                                 "end\n"
+                                 "return 0\n";
 
 /* The copies of one group message for the processes living on one shard.
  * A named message (ARGV[4], kept ARGV[5] ms) whose name is set already was
  * pushed here before: it pushes nothing. Marking and pushing are one atomic
  * step, so a replayed envelope's message arrives once. */
-static const char mpush_lua[] = "if ARGV[4] ~= '' and\n"
-                                "   not redis.call('SET', ARGV[4], '1', 'NX', 'PX', ARGV[5]) then\n"
-                                "  return {0, -1}\n"
-                                "end\n"
-                                "local cap = tonumber(ARGV[1])\n"
-                                "local dropped = 0\n"
-                                "for i = 1, #KEYS do\n"
-                                "  if redis.call('LLEN', KEYS[i]) >= cap then\n"
-                                "    dropped = dropped + 1\n"
-                                "  else\n"
-                                "    redis.call('LPUSH', KEYS[i], ARGV[3])\n"
-                                "    redis.call('PEXPIRE', KEYS[i], ARGV[2])\n"
-                                "  end\n"
-                                "end\n"
-                                "return {dropped, #KEYS}\n";
+static const char mpush_lua[] =
+    CHL__PUSH "if ARGV[4] ~= '' and\n"
+              "   not redis.call('SET', ARGV[4], '1', 'NX', 'PX', ARGV[5]) then\n"
+              "  return {0, -1}\n"
+              "end\n"
+              "local cap, max, prefix = tonumber(ARGV[1]), tonumber(ARGV[6]), ARGV[7]\n"
+              "local dropped = 0\n"
+              "for i = 1, #KEYS do\n"
+              "  local b = prefix .. 'bytes:' .. string.sub(KEYS[i], #prefix + 1, -2)\n"
+              "  if push(KEYS[i], b, cap, max, ARGV[3], ARGV[2]) == 0 then\n"
+              "    dropped = dropped + 1\n"
+              "  end\n"
+              "end\n"
+              "return {dropped, #KEYS}\n";
 
 /* The process count moves only when the member is new, so it stays exact
  * when a member is added again to refresh it. */
@@ -70,7 +89,7 @@ static const char gdisc_lua[] = "local removed = redis.call('ZREM', KEYS[1], ARG
  * process: the work grows with processes, not members. With one shard it
  * pushes the copies itself, and marks a named message as mpush does. */
 static const char gsend_lua[] =
-    CHL__NOW "local prefix = ARGV[2]\n"
+    CHL__NOW CHL__PUSH "local prefix = ARGV[2]\n"
              "local cutoff = string.format('(%d', now - tonumber(ARGV[1]) * 1000)\n"
              "local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)\n"
              "for _, m in ipairs(old) do\n"
@@ -95,15 +114,12 @@ static const char gsend_lua[] =
              "   not redis.call('SET', ARGV[8], '1', 'NX', 'PX', ARGV[9]) then\n"
              "  return {0, -1}\n"
              "end\n"
-             "local cap = tonumber(ARGV[4])\n"
+             "local cap, max = tonumber(ARGV[4]), tonumber(ARGV[10])\n"
              "local dropped = 0\n"
              "for _, p in ipairs(procs) do\n"
-             "  local k = prefix .. p .. '!'\n"
-             "  if redis.call('LLEN', k) >= cap then\n"
+             "  if push(prefix .. p .. '!', prefix .. 'bytes:' .. p, cap, max, ARGV[6],\n"
+             "          ARGV[5]) == 0 then\n"
              "    dropped = dropped + 1\n"
-             "  else\n"
-             "    redis.call('LPUSH', k, ARGV[6])\n"
-             "    redis.call('PEXPIRE', k, ARGV[5])\n"
              "  end\n"
              "end\n"
              "return {dropped, #procs}\n";
@@ -194,10 +210,10 @@ static const char moven_lua[] = "local moved = {}\n"
 const char *chl__script(enum chl__script_id id)
 {
     static const char *const scripts[CHL__S_COUNT] = {
-        [CHL__S_SEND] = send_lua,     [CHL__S_MPUSH] = mpush_lua, [CHL__S_GADD] = gadd_lua,
-        [CHL__S_GDISC] = gdisc_lua,   [CHL__S_GSEND] = gsend_lua, [CHL__S_REQUEUE] = requeue_lua,
-        [CHL__S_FORGET] = forget_lua, [CHL__S_RATE] = rate_lua,   [CHL__S_REAP] = reap_lua,
-        [CHL__S_MOVEN] = moven_lua,
+        [CHL__S_SEND] = send_lua,     [CHL__S_MPUSH] = mpush_lua,   [CHL__S_GADD] = gadd_lua,
+        [CHL__S_GDISC] = gdisc_lua,   [CHL__S_GSEND] = gsend_lua,   [CHL__S_REQUEUE] = requeue_lua,
+        [CHL__S_FORGET] = forget_lua, [CHL__S_RATE] = rate_lua,     [CHL__S_REAP] = reap_lua,
+        [CHL__S_MOVEN] = moven_lua,   [CHL__S_POPPED] = popped_lua,
     };
     return (unsigned)id < CHL__S_COUNT ? scripts[id] : "";
 }

@@ -291,12 +291,17 @@ int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, in
     int rc = chl__frame_build(&frame, &flen, kind, deadline, name, msg, len);
     if (rc != 0)
         return rc;
-    char capb[24], ttlb[24];
+    char capb[24], ttlb[24], maxb[24], bytes[CHL__KEY_MAX];
     snprintf(capb, sizeof(capb), "%ld", cap);
     snprintf(ttlb, sizeof(ttlb), "%ld", chl->cfg.expiry_ms);
-    const char *args[3] = {capb, ttlb, frame};
-    size_t lens[3] = {strlen(capb), strlen(ttlb), flen};
-    redisReply *r = chl__sync_script(chl, shard, CHL__S_SEND, 1, &key, 3, args, lens, &rc);
+    snprintf(maxb, sizeof(maxb), "%ld", chl->cfg.process_bytes);
+    /* A process list is bounded in bytes too. */
+    int proc = chl__bytes_key(bytes, sizeof(bytes), chl->cfg.prefix, key) == 0;
+    const char *kv[2] = {key, bytes};
+    const char *args[4] = {capb, ttlb, frame, maxb};
+    size_t lens[4] = {strlen(capb), strlen(ttlb), flen, strlen(maxb)};
+    redisReply *r =
+        chl__sync_script(chl, shard, CHL__S_SEND, proc ? 2 : 1, kv, proc ? 4 : 3, args, lens, &rc);
     free(frame);
     if (!r)
         return rc;
@@ -421,6 +426,20 @@ static int pop_shard(chl_t *chl, size_t shard, const char *const *keys, size_t n
     return rc;
 }
 
+/* What was popped from a process list leaves its byte counter. Best
+ * effort: a count that is lost heals once the list is empty. */
+static void popped(chl_t *chl, size_t shard, const char *list, size_t len)
+{
+    char bytes[CHL__KEY_MAX], n[24];
+    if (chl__bytes_key(bytes, sizeof(bytes), chl->cfg.prefix, list) != 0)
+        return;
+    snprintf(n, sizeof(n), "%zu", len);
+    const char *kv[2] = {list, bytes};
+    const char *args[1] = {n};
+    int rc;
+    freeReplyObject(chl__sync_script(chl, shard, CHL__S_POPPED, 2, kv, 1, args, NULL, &rc));
+}
+
 /* One pop on one shard over the keys of channels that live there.
  * Returns 0 and *got: 1 a message in *out, 0 nothing there, 2 an element
  * was dropped (expired, malformed, control); or an error. */
@@ -440,9 +459,10 @@ static int try_pop(chl_t *chl, size_t sh, char (*keys)[CHL__KEY_MAX], const size
     if (rc != 0)
         return rc;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[1]->type == REDIS_REPLY_ARRAY && r->element[1]->elements == 1 &&
-        r->element[1]->element[0]->type == REDIS_REPLY_STRING) {
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_ARRAY &&
+        r->element[1]->elements == 1 && r->element[1]->element[0]->type == REDIS_REPLY_STRING) {
         redisReply *el = r->element[1]->element[0];
+        popped(chl, sh, r->element[0]->str, el->len);
         *got = accept_element(chl, el->str, el->len, out, &rc) ? 1 : 2;
     }
     freeReplyObject(r);

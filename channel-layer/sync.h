@@ -83,8 +83,9 @@ redisReply *chl__sync_script(chl_t *chl, size_t i, enum chl__script_id id, size_
                              const size_t *arglens, int *rc);
 
 /* Pushes one frame (kind, deadline, name, msg) onto list key of shard
- * through the send script; cap < 0: no capacity check. Returns 0, MC_EFULL
- * (counted, nothing pushed), or an error. */
+ * through the send script; cap < 0: no capacity check. A process list is
+ * bounded by process_bytes too. Returns 0, MC_EFULL (counted, nothing
+ * pushed), or an error. */
 int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, int kind,
                          int64_t deadline, const char *name, const void *msg, size_t len);
 

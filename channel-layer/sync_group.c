@@ -84,11 +84,13 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
     const char **kv = malloc(n * sizeof(*kv));
     size_t *shard = malloc(n * sizeof(*shard));
     int rc = (keys && kv && shard) ? 0 : MC_ENOMEM, first_err = 0;
-    char capb[24], ttlb[24];
+    char capb[24], ttlb[24], maxb[24];
     snprintf(capb, sizeof(capb), "%ld", chl->cfg.process_capacity);
     snprintf(ttlb, sizeof(ttlb), "%ld", chl->cfg.expiry_ms);
-    const char *args[5] = {capb, ttlb, frame, once, once_ttl};
-    size_t lens[5] = {strlen(capb), strlen(ttlb), flen, strlen(once), strlen(once_ttl)};
+    snprintf(maxb, sizeof(maxb), "%ld", chl->cfg.process_bytes);
+    const char *args[7] = {capb, ttlb, frame, once, once_ttl, maxb, chl->cfg.prefix};
+    size_t lens[7] = {strlen(capb), strlen(ttlb),           flen, strlen(once), strlen(once_ttl),
+                      strlen(maxb), strlen(chl->cfg.prefix)};
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (procs[i]->type != REDIS_REPLY_STRING || procs[i]->len > CHL__NAME_MAX ||
             chl__key(keys[i], CHL__KEY_MAX, chl->cfg.prefix, procs[i]->str, "!") != 0) {
@@ -105,7 +107,7 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
         if (nk == 0)
             continue;
         int src;
-        redisReply *r = chl__sync_script(chl, sh, CHL__S_MPUSH, nk, kv, 5, args, lens, &src);
+        redisReply *r = chl__sync_script(chl, sh, CHL__S_MPUSH, nk, kv, 7, args, lens, &src);
         if (!r) {
             *dropped += nk; /* that shard missed its copies; the others still get theirs */
             first_err = first_err ? first_err : src;
@@ -125,10 +127,10 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
 /* The script call of one group send, ready to run. */
 typedef struct gsend {
     char keys[2][CHL__KEY_MAX], once[CHL__KEY_MAX];
-    char ex[24], capb[24], ttlb[24], once_ttl[24];
+    char ex[24], capb[24], ttlb[24], once_ttl[24], maxb[24];
     const char *kv[2];
-    const char *args[9];
-    size_t lens[9];
+    const char *args[10];
+    size_t lens[10];
     char *frame;
     size_t flen;
     size_t shard; /* of the group */
@@ -158,12 +160,13 @@ static int gsend_prepare(chl_t *chl, const chl_group_msg_t *m, gsend_t *g)
     /* A replay comes from a requeued envelope, which lives at most one
      * expiry: a name kept for two outlives it. */
     snprintf(g->once_ttl, sizeof(g->once_ttl), "%ld", 2 * chl->cfg.expiry_ms);
+    snprintf(g->maxb, sizeof(g->maxb), "%ld", chl->cfg.process_bytes);
     /* With one shard the script pushes the copies itself: one round trip. */
     int here = chl->ring.nshards == 1;
-    const char *args[9] = {g->ex,    chl->cfg.prefix, here ? "1" : "0", g->capb,    g->ttlb,
-                           g->frame, m->group,        g->once,          g->once_ttl};
+    const char *args[10] = {g->ex,    chl->cfg.prefix, here ? "1" : "0", g->capb,     g->ttlb,
+                            g->frame, m->group,        g->once,          g->once_ttl, g->maxb};
     memcpy(g->args, args, sizeof(args));
-    for (int k = 0; k < 9; k++)
+    for (int k = 0; k < 10; k++)
         g->lens[k] = k == 5 ? g->flen : strlen(args[k]);
     g->kv[0] = g->keys[0];
     g->kv[1] = g->keys[1];
@@ -201,7 +204,7 @@ static int gsend_finish(chl_t *chl, gsend_t *g, redisReply *r, int rc, size_t *d
 
 static chl__script_call_t gsend_call(const gsend_t *g)
 {
-    return (chl__script_call_t){2, 9, g->kv, g->args, g->lens};
+    return (chl__script_call_t){2, 10, g->kv, g->args, g->lens};
 }
 
 int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, size_t *dropped)

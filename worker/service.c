@@ -166,6 +166,7 @@ int wrk_service_main(int argc, char **argv)
     chl_config_defaults(&chl_cfg);
     const char *db = "var/chat.sqlite3", *queue = MC_WORKER_QUEUE, *level_name = "info";
     const char *redis = "redis://127.0.0.1:6379";
+    long process_list_mib = chl_cfg.process_bytes >> 20;
     mc_option_t opts[] = {
         {"--redis", "CHAT_REDIS_URL", MC_OPT_STRING, &redis, 0, 0,
          "Redis URL(s), comma-separated for shards"},
@@ -200,6 +201,8 @@ int wrk_service_main(int argc, char **argv)
          "nothing); 0: no limit"},
         {"--rate-connect-burst", "CHAT_RATE_CONNECT_BURST", MC_OPT_INT, &cfg.rate_connect_burst, 1,
          1000000, "new WebSockets a user may open at once"},
+        {"--process-list-mib", "CHAT_PROCESS_LIST_MIB", MC_OPT_INT, &process_list_mib, 1, 4096,
+         "what the reply list of one interface may hold; a full one refuses more, MiB"},
         {"--log-level", "CHAT_LOG_LEVEL", MC_OPT_STRING, &level_name, 0, 0,
          "debug, info, warn, error or off"},
     };
@@ -228,6 +231,7 @@ int wrk_service_main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &stops, NULL);
 
     chl_cfg.redis_urls = redis;
+    chl_cfg.process_bytes = process_list_mib << 20;
     chl_t *chl = NULL;
     rc = chl_open(&chl, &chl_cfg, NULL);
     if (rc) {
