@@ -314,7 +314,11 @@ void ifc_respond_metrics(ifc_peer_t *p)
                      "chat_interface_replies_dropped_total %llu\n"
                      "chat_interface_closed_slow_total %llu\n"
                      "chat_interface_closed_timeout_total %llu\n"
-                     "chat_interface_redis_errors_total %llu\n",
+                     "chat_interface_redis_errors_total %llu\n"
+                     "chat_interface_queue_full_total %llu\n"
+                     "chat_interface_refused_connections_total %llu\n"
+                     "chat_interface_rate_limited_total %llu\n"
+                     "chat_interface_closed_rate_total %llu\n",
                      (unsigned long long)m->conn.open, (unsigned long long)m->conn.accepted,
                      (unsigned long long)m->http_requests, (unsigned long long)m->upgrades_accepted,
                      (unsigned long long)m->upgrades_rejected, (unsigned long long)m->frames_in,
@@ -322,7 +326,9 @@ void ifc_respond_metrics(ifc_peer_t *p)
                      (unsigned long long)m->conn.bytes_out, (unsigned long long)m->envelopes_pushed,
                      (unsigned long long)m->push_failures, (unsigned long long)m->replies_popped,
                      (unsigned long long)m->replies_dropped, (unsigned long long)m->closed_slow,
-                     (unsigned long long)m->closed_timeout, (unsigned long long)m->redis_errors);
+                     (unsigned long long)m->closed_timeout, (unsigned long long)m->redis_errors,
+                     (unsigned long long)m->queue_full, (unsigned long long)m->refused_connections,
+                     (unsigned long long)m->rate_limited, (unsigned long long)m->closed_rate);
     if (n < 0 || (size_t)n >= sizeof(body)) {
         ifc_respond_simple(p, 500);
         return;

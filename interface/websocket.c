@@ -10,7 +10,11 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/wire.h"
 #include "interface/respond.h"
+
+/* What a chat socket hears when it passes its budget. */
+static const char rate_limited[] = "{\"error\":\"" MC_ERROR_RATE_LIMITED "\"}";
 
 /* ---- Frames out ------------------------------------------------------------ */
 
@@ -78,6 +82,11 @@ void ifc_websocket_close(ifc_peer_t *p, int code)
 static void on_ping_timer(ifc_conn_t *c)
 {
     ifc_peer_t *p = (ifc_peer_t *)c;
+    /* Input held back while the workers owe answers is looked at again,
+     * so that answers lost for good hold nothing forever (bridge.h). */
+    ifc_conn_resume(c);
+    if (c->closing || c->finishing)
+        return;
     uint64_t interval = (uint64_t)p->peers->cfg->ping_interval_ms;
     uint64_t idle = uv_now(c->hub->loop) - p->last_in;
     if (p->ping_due) {
@@ -133,6 +142,48 @@ void ifc_websocket_refuse(ifc_peer_t *p, int status)
 
 /* ---- Frames in -------------------------------------------------------------- */
 
+/* The budget of a chat socket (see websocket.h): a frame costs a token and
+ * its length in bytes. Returns 1 when the frame may be handled. */
+static int within_budget(ifc_peer_t *p, size_t len)
+{
+    const ifc_server_config_t *cfg = p->peers->cfg;
+    uint32_t now = (uint32_t)uv_now(p->conn.hub->loop);
+    uint32_t byte_rate = (uint32_t)cfg->socket_kib_rate * 1024;
+    /* Four seconds of the rate, and never less than one largest message. */
+    uint64_t byte_burst = (uint64_t)byte_rate * 4;
+    if (byte_burst < (uint64_t)cfg->max_message)
+        byte_burst = (uint64_t)cfg->max_message;
+    if (byte_burst > UINT32_MAX)
+        byte_burst = UINT32_MAX;
+    if (ifc_bucket_take(&p->frames, now, (uint32_t)cfg->socket_rate, (uint32_t)cfg->socket_burst,
+                        1) &&
+        ifc_bucket_take(&p->bytes, now, byte_rate, (uint32_t)byte_burst,
+                        len > UINT32_MAX ? UINT32_MAX : (uint32_t)len)) {
+        /* A second without a refusal ends the run. */
+        if (p->limited && now - p->limited_at >= 1000) {
+            p->limited = 0;
+            p->refused = 0;
+        }
+        return 1;
+    }
+    p->peers->m.rate_limited++;
+    p->limited_at = now;
+    if (!p->limited) {
+        /* Said once; what follows in the run is dropped unanswered. */
+        p->limited = 1;
+        mc_info("conn %llu: over its budget of frames; refusing them",
+                (unsigned long long)p->conn.id);
+        ifc_websocket_send(p, IFC_WS_OP_TEXT, rate_limited, sizeof(rate_limited) - 1);
+    } else if (cfg->socket_close_after > 0 && ++p->refused >= cfg->socket_close_after) {
+        p->peers->m.closed_rate++;
+        mc_info("conn %llu: still over its budget after %d more refused frames; closed with "
+                "1008",
+                (unsigned long long)p->conn.id, (int)p->refused);
+        ifc_websocket_close(p, MC_CLOSE_POLICY_VIOLATION);
+    }
+    return 0;
+}
+
 int ifc_websocket_read(ifc_peer_t *p, const uint8_t *data, size_t len, size_t *used,
                        const uint8_t **text, size_t *text_len)
 {
@@ -152,6 +203,9 @@ int ifc_websocket_read(ifc_peer_t *p, const uint8_t *data, size_t len, size_t *u
         p->peers->m.frames_in++;
         p->ping_due = 0;
         p->last_in = uv_now(p->conn.hub->loop);
+        /* A close is always heard; everything else of a chat socket costs. */
+        if (p->kind == IFC_PEER_CHAT && ev.opcode != IFC_WS_OP_CLOSE && !within_budget(p, ev.len))
+            continue;
         switch (ev.opcode) {
         case IFC_WS_OP_PING:
             ifc_websocket_send(p, IFC_WS_OP_PONG, ev.data, ev.len);

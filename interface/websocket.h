@@ -17,6 +17,16 @@
  * already queued, the socket is counted in closed_slow, and nothing more is
  * read from it or queued for it; memory stays within the bound.
  *
+ * Budget: every frame a chat socket sends but a close costs a token of a
+ * bucket of socket_burst frames refilled at socket_rate a second, and its
+ * length of a bucket of socket_kib_rate KiB a second (holding four seconds
+ * of that, and at least one largest message). A frame over budget is
+ * dropped and counted in rate_limited. The first refusal of a run is
+ * answered with {"error":"RATE_LIMITED"}, the others are not; once
+ * socket_close_after more have been refused in the run, the socket is
+ * closed with 1008 (closed_rate). A run ends with a frame taken a second
+ * or more after the last refusal. The echo endpoint has no budget.
+ *
  * Liveness: a socket that has sent no whole frame for ping_interval_ms gets
  * an empty ping; if no frame (a pong or anything else) arrives within
  * another interval, it is closed with 1001 (going away) and counted in

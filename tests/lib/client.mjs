@@ -4,6 +4,8 @@
 // frame received is kept, in order, so that tests wait for what they expect
 // (with a deadline) and then look at everything that came.
 import WebSocket from 'ws';
+import http from 'node:http';
+import https from 'node:https';
 
 function cookieValue(setCookies, name) {
   for (const c of setCookies) {
@@ -13,23 +15,46 @@ function cookieValue(setCookies, name) {
   return null;
 }
 
+// One HTTP(S) request, with the options fetch lacks: localAddress (a client
+// of its own, 127.0.0.2 say, on loopback) and a server certificate of the
+// test's own making. Resolves with {status, headers, body}.
+export function request(url, {method = 'GET', headers = {}, body, localAddress} = {}) {
+  const u = new URL(url);
+  const lib = u.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = lib.request(u, {method, headers, localAddress, rejectUnauthorized: false,
+      agent: false}, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({status: res.statusCode, headers: res.headers,
+        body: Buffer.concat(chunks).toString()}));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
 // Logs in at baseUrl and returns the Cookie header a browser would send.
-export async function login(baseUrl, username, password) {
-  const page = await fetch(`${baseUrl}/accounts/login/?next=/`, {redirect: 'manual'});
-  const csrf = cookieValue(page.headers.getSetCookie(), 'csrftoken');
-  const html = await page.text();
-  const field = html.match(/name="csrfmiddlewaretoken" value="([^"]+)"/);
+// With localAddress, the client speaks from that address.
+export async function login(baseUrl, username, password, {localAddress} = {}) {
+  const page = await request(`${baseUrl}/accounts/login/?next=/`, {localAddress});
+  const csrf = cookieValue(page.headers['set-cookie'] || [], 'csrftoken');
+  const field = page.body.match(/name="csrfmiddlewaretoken" value="([^"]+)"/);
   if (!csrf || !field) throw new Error(`login page of ${baseUrl}: no CSRF token (${page.status})`);
-  const r = await fetch(`${baseUrl}/accounts/login/`, {
+  const r = await request(`${baseUrl}/accounts/login/`, {
     method: 'POST',
-    redirect: 'manual',
+    localAddress,
     headers: {'content-type': 'application/x-www-form-urlencoded', cookie: `csrftoken=${csrf}`,
       origin: baseUrl, referer: `${baseUrl}/accounts/login/`},
-    body: new URLSearchParams({username, password, csrfmiddlewaretoken: field[1], next: '/'}),
+    body: new URLSearchParams({username, password, csrfmiddlewaretoken: field[1], next: '/'}).toString(),
   });
-  await r.text();
-  const session = cookieValue(r.headers.getSetCookie(), 'sessionid');
-  if (r.status !== 302 || !session) throw new Error(`login of ${username}: status ${r.status}, no session`);
+  const session = cookieValue(r.headers['set-cookie'] || [], 'sessionid');
+  if (r.status !== 302 || !session) {
+    throw Object.assign(new Error(`login of ${username}: status ${r.status}, no session`),
+      {status: r.status});
+  }
   return `csrftoken=${csrf}; sessionid=${session}`;
 }
 
@@ -61,9 +86,12 @@ export class Socket {
   // Opens the socket and waits for the first room list, which the server
   // sends right after accepting. Rejects if the socket closes first, or if
   // the handshake is refused: then error.status is the HTTP status.
-  open(baseUrl, cookie, timeoutMs = 10000) {
+  // With localAddress, the socket speaks from that address; origin (the
+  // page's, baseUrl by default) goes in the Origin header.
+  open(baseUrl, cookie, timeoutMs = 10000, {localAddress, origin = baseUrl} = {}) {
     this.baseUrl = baseUrl;
-    const ws = new WebSocket(wsUrl(baseUrl), {headers: {cookie, origin: baseUrl}});
+    const ws = new WebSocket(wsUrl(baseUrl), {headers: {cookie, origin}, localAddress,
+      rejectUnauthorized: false});
     this.ws = ws;
     this.closed = null;
     const start = this.frames.length;

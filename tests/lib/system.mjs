@@ -63,6 +63,7 @@ export class System {
     this.workers = [];
     this.separatePorts = separatePorts;
     this.ports = [];
+    this.metricsPorts = [];
     this.nWorkers = workers;
     this.procs = new Set();
     this.dir = mkdtempSync(path.join(tmpdir(), 'mc-system-'));
@@ -127,6 +128,7 @@ export class System {
     this.port = await freePort();
     for (let i = 0; i < this.nInterfaces; i++) {
       this.ports[i] = this.separatePorts && i > 0 ? await freePort() : this.port;
+      this.metricsPorts[i] = await freePort();
       await this.startInterface(i);
     }
     this.url = `http://127.0.0.1:${this.port}`;
@@ -158,10 +160,20 @@ export class System {
 
   async startInterface(i) {
     const child = this.spawn(`interface-${i}`, path.join(bin, 'chat-interface'),
-      [], {...this.interfaceEnv, CHAT_LISTEN: `127.0.0.1:${this.ports[i]}`});
+      [], {...this.interfaceEnv, CHAT_LISTEN: `127.0.0.1:${this.ports[i]}`,
+        CHAT_METRICS_LISTEN: `127.0.0.1:${this.metricsPorts[i]}`});
     this.interfaces[i] = child;
     await waitPort(this.ports[i]);
+    await waitPort(this.metricsPorts[i]);
     return child;
+  }
+
+  // The value of counter name in interface i's /metrics (its own port).
+  async metric(i, name) {
+    const r = await fetch(`http://127.0.0.1:${this.metricsPorts[i]}/metrics`);
+    const m = (await r.text()).match(new RegExp(`^${name} (\\d+)$`, 'm'));
+    if (!m) throw new Error(`interface ${i}: no ${name} in /metrics`);
+    return Number(m[1]);
   }
 
   // SIGKILL, as a crash would.

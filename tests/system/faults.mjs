@@ -41,9 +41,11 @@ export function faultTests({shards = 1} = {}) {
   }
 
   before(async () => {
-    // Bursts from a few users: the per-user rate limit is not what this tests.
+    // Bursts from a few users: the per-user rate limit is not what this
+    // tests, nor the budget of a socket.
     sys = await new System({interfaces: 2, workers: 3, separatePorts: true, shards,
-                            workerEnv: {CHAT_RATE_MESSAGES: '0'}}).start();
+                            workerEnv: {CHAT_RATE_MESSAGES: '0'},
+                            interfaceEnv: {CHAT_SOCKET_RATE: '0'}}).start();
     const names = ['ann', 'bob', 'cat', 'dan', 'eve'];
     sys.chatctl(['user', 'import'], names.map((n) => `${n} ${n}-pass-1`).join('\n') + '\n');
     lobby = sys.chatctl(['room', 'add', 'Lobby']);
