@@ -15,7 +15,12 @@
 #   4. system calls per message of the interface and the worker (strace -c);
 #   5. memory per idle authenticated socket: RSS of a fresh interface with
 #      N sockets minus its RSS with none, for N = 10,000 and, when the file
-#      descriptor limit allows, 100,000.
+#      descriptor limit allows, 100,000;
+#   6. abuse: 100 clients in 10 rooms chat at a moderate rate on an
+#      interface with the limits a production one has, first alone, then
+#      while one more socket floods (history, 60 KiB junk frames, leave and
+#      join as fast as the interface reads them); the others' latency and
+#      loss side by side.
 # Each ladder's steps are also kept as data, docs/bench/NAME.tsv, and drawn
 # from it by tests/bench/plot.sh as docs/bench/NAME.svg, which the report shows.
 # Settings (environment): MC_BENCH_OUT (default docs/performance.md; "-" for
@@ -89,14 +94,19 @@ ROOM1=${ROOMS%%,*}
 
 # Enter and leave notices are off: with 1,000 sockets joining one room they
 # alone would be a million deliveries before the first chat message. The
-# rate limits are off: a load generator is one address and a few users
-# sending far above what one person may.
+# rate limits are off, the interfaces' limits per address and per socket
+# too: a load generator is one address and a few users sending far above
+# what one person may. (Messages in flight per socket keep their limit: it
+# refuses nothing, it only paces a socket.) Section 6 runs with them on.
+NO_LIMITS="--address-open-max 0 --address-rate 0 --socket-rate 0 --socket-kib-rate 0"
 "$B/bin/chat-worker" --notify-enter-leave off --rate-messages 0 --rate-connects 0 \
     >"$dir/worker.log" 2>&1 &
 wpid=$!
 pids+=($wpid)
-start_ifc() { # start_ifc PORT: prints the pid
-    CHAT_LISTEN=127.0.0.1:$1 "$B/bin/chat-interface" --echo-path /echo/ >>"$dir/ifc-$1.log" 2>&1 &
+start_ifc() { # start_ifc PORT [FLAGS]: prints the pid; no limits per address or socket unless FLAGS
+    # shellcheck disable=SC2086
+    CHAT_LISTEN=127.0.0.1:$1 "$B/bin/chat-interface" --echo-path /echo/ ${2-$NO_LIMITS} \
+        >>"$dir/ifc-$1.log" 2>&1 &
     echo $!
 }
 p1=$(free_port)
@@ -350,6 +360,44 @@ fi
     mem_rows="$mem_rows| 100000 | not run: ulimit -n is $nofile and cannot be raised here | | | | |
 "
 
+# ---- 6. Abuse: one socket floods while the others chat -------------------------
+# An interface with its default limits (the worker's stay off: they would
+# only slow the flooder down further). The same 100 clients in 10 rooms at
+# a moderate rate, alone and beside one flooder that comes back whenever it
+# is closed; the flooder's user is one more than theirs.
+ABUSE_RATE=500
+ABUSE_MS=$((STEP_MS * 2))
+pa=$(free_port)
+ipa=$(start_ifc "$pa" "")
+pids+=($ipa)
+wait_http "127.0.0.1:$pa"
+abuse_run() { # abuse_run FLOODERS
+    cb --target "127.0.0.1:$pa" --clients 100 --users 100 --rooms "$ROOMS" --rates "$ABUSE_RATE" \
+        --duration "$ABUSE_MS" --retries 0 --keep-going --flooders "$1"
+}
+log "abuse: 100 clients in 10 rooms at $ABUSE_RATE msg/s, alone"
+abuse_clean=$(abuse_run 0)
+echo "$abuse_clean" >&2
+log "abuse: the same beside one socket that floods"
+abuse_flood=$(abuse_run 1)
+echo "$abuse_flood" >&2
+kill "$ipa"
+wait "$ipa" 2>/dev/null || true
+abuse_row() { # abuse_row LABEL OUTPUT
+    local line
+    line=$(grep '^step' <<<"$2" | tail -1)
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$(kv "$line" sent)" \
+        "$(kv "$line" p50_ms)" "$(kv "$line" p99_ms)" "$(kv "$line" max_ms)" "$(kv "$line" lost)" \
+        "$(kv "$line" errors)"
+}
+abuse_table="| run | messages sent | p50 ms | p99 ms | max ms | lost | errors |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+$(abuse_row "alone" "$abuse_clean")
+$(abuse_row "beside one flooder" "$abuse_flood")"
+flood_line=$(grep '^flood' <<<"$abuse_flood" | tail -1)
+abuse_p99=$(kv "$(grep '^step' <<<"$abuse_flood" | tail -1)" p99_ms)
+log "abuse: others' p99 $abuse_p99 ms while flooded; $flood_line"
+
 # ---- Data and plots ----------------------------------------------------------
 # ladder_rows CONFIG OUTPUT: a ladder's steps, tab-separated, as plot.sh reads them.
 ladder_rows() {
@@ -444,6 +492,7 @@ read them as orders of magnitude.
 | the same on two interfaces | **$b100x2 msg/s** (10 rooms), **$b1000x2 msg/s** (1 room, $((b1000x2 * 1000)) deliveries/s) | one interface: $b100 and $b1000 msg/s |
 | Redis commands per chat message (those run inside scripts included) | **$cmd_per_msg** | Redis: $rb_lpush LPUSH/s from 50 clients, $rb_p16 pipelined; at the pipelined rate, $msg_ceiling chat msg/s |
 | user-space memory per idle authenticated socket | **${mem10:-?} bytes** at 10,000 sockets${mem100:+, **$mem100 bytes** at $big} | target: 2,048 bytes |
+| others' p99 while one socket floods, 100 clients in 10 rooms at $ABUSE_RATE msg/s | **$abuse_p99 ms** | target: under 50 ms; alone: $(kv "$(grep '^step' <<<"$abuse_clean" | tail -1)" p99_ms) ms |
 
 ## Ceilings
 
@@ -533,6 +582,23 @@ not counted; chat-bench's own memory is not counted.
 | sockets asked | open | RSS before, KiB | RSS with them, KiB | bytes per socket | connects/s |
 | ---: | ---: | ---: | ---: | ---: | ---: |
 $mem_rows
+## Abuse: one socket floods while the others chat
+
+An interface with its default limits (a budget of 20 frames a second,
+bursts of 60, 64 KiB a second and 4 messages in flight per socket; 256
+connections and 50 new ones a second per address): 100 clients in 10 rooms
+send $ABUSE_RATE msg/s for $((ABUSE_MS / 1000)) s, alone, then while one more
+socket of a user of its own floods: history pages of 100 messages, joins
+that ask for the whole history, leaves and frames of 60 KiB that are no
+command, as fast as the interface reads them, coming back at once whenever
+it is closed. The others' latency and loss:
+
+$abuse_table
+
+The flooder, in the second run: $(sed 's/^flood //' <<<"$flood_line") (frames it
+sent; RATE_LIMITED frames it was told, once each time it went over budget;
+times the interface closed it with 1008).
+
 ## Channel layer
 
 \`build/release/bin/chl-bench redis://127.0.0.1:PORT 20000\` on the same Redis.
@@ -551,13 +617,15 @@ chatctl migrate
 printf 'bench1 bench-password\n...' | chatctl --argon2-memory 64 --argon2-time 1 user import   # $USERS users
 chatctl room add 'bench room N'                                     # 10 rooms
 chat-worker --notify-enter-leave off --rate-messages 0 --rate-connects 0
-chat-interface --listen 127.0.0.1:P1 --echo-path /echo/             # and P2 for two
+chat-interface --listen 127.0.0.1:P1 --echo-path /echo/ --address-open-max 0 --address-rate 0 --socket-rate 0 --socket-kib-rate 0   # and P2 for two
+chat-interface --listen 127.0.0.1:P3 --echo-path /echo/             # the abuse runs: default limits
 redis-benchmark -p P -t lpush,rpop -q -n 100000
 redis-benchmark -p P -t lpush -q -n 200000 -P 16
 chl-bench redis://127.0.0.1:P 20000
 chat-bench --target 127.0.0.1:P1 --echo-path /echo/ --clients 100 --rates $ECHO_RATES --duration $STEP_MS
 chat-bench --target 127.0.0.1:P1 --clients 100 --users 100 --rooms R1,...,R10 --rates $RATES_100 --duration $STEP_MS
 chat-bench --target 127.0.0.1:P1 --clients 1000 --users 100 --rooms R1 --rates $RATES_1000 --duration $STEP_MS
+chat-bench --target 127.0.0.1:P3 --clients 100 --users 100 --rooms R1,...,R10 --rates $ABUSE_RATE --duration $ABUSE_MS --flooders 1   # and 0
 chat-bench --target 127.0.0.1:P1,127.0.0.1:P2 ...                   # the same two ladders
 chat-bench ... --rates 200 --duration 1000, then --duration 4000    # around redis-cli config resetstat / info commandstats
 strace -c -f -p PID                                                 # during --rates $SC_RATE
