@@ -130,8 +130,8 @@ typedef struct ifc_peers {
 typedef struct ifc_peer {
     ifc_conn_t conn; /* first: the connection layer's part */
     ifc_peers_t *peers;
-    ifc_peer_kind_t kind;
-    ifc_peer_wait_t wait; /* see ifc_peer_wait */
+    uint8_t kind; /* ifc_peer_kind_t */
+    uint8_t wait; /* ifc_peer_wait_t: see ifc_peer_wait */
     /* The server (server.c) */
     ifc_addr_t *addr;        /* the client address this connection holds a place of, or NULL */
     unsigned on_metrics : 1; /* accepted on the metrics listener */
@@ -146,12 +146,11 @@ typedef struct ifc_peer {
     unsigned ping_due : 1;   /* a ping is out and no frame came since */
     unsigned limited : 1;    /* RATE_LIMITED went out: a run of refusals */
     uint8_t refused;         /* frames refused since, in the run */
-    int close_code;
+    uint16_t close_code;
     uint32_t limited_at;        /* loop time (ms) of the last refusal */
     ifc_bucket_t frames, bytes; /* the socket's budget */
-    uint64_t last_in;           /* loop time of the last whole frame received */
+    uint32_t last_in;           /* loop time (ms) of the last whole frame received */
     ifc_ws_parser_t *ws;
-    char accept[IFC_WS_ACCEPT_LEN + 1]; /* the handshake's answer */
     /* The bridge (bridge.c) */
     unsigned disconnected : 1; /* websocket.disconnect sent */
     uint16_t in_flight;        /* websocket.receive pushed and not yet answered */

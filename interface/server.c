@@ -143,8 +143,9 @@ static void route(ifc_server_t *srv, ifc_peer_t *p, const ifc_http_request_t *re
         }
     }
     const char *echo = srv->cfg.echo_path;
+    char accept[IFC_WS_ACCEPT_LEN + 1];
     if (echo && *echo && path_is(req, echo)) {
-        int rc = ifc_handshake_check(req, NULL, 0, NULL, p->accept);
+        int rc = ifc_handshake_check(req, NULL, 0, NULL, accept);
         if (rc != 0)
             ifc_websocket_refuse(p, rc);
         else
@@ -153,7 +154,7 @@ static void route(ifc_server_t *srv, ifc_peer_t *p, const ifc_http_request_t *re
     }
     if (chat) {
         int rc = ifc_handshake_check(req, srv->cfg.allowed_origins, 1, ifc_client_scheme(&client),
-                                     p->accept);
+                                     accept);
         if (rc != 0)
             ifc_websocket_refuse(p, rc);
         else

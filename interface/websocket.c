@@ -87,8 +87,8 @@ static void on_ping_timer(ifc_conn_t *c)
     ifc_conn_resume(c);
     if (c->closing || c->finishing)
         return;
-    uint64_t interval = (uint64_t)p->peers->cfg->ping_interval_ms;
-    uint64_t idle = uv_now(c->hub->loop) - p->last_in;
+    uint32_t interval = (uint32_t)p->peers->cfg->ping_interval_ms;
+    uint32_t idle = (uint32_t)uv_now(c->hub->loop) - p->last_in;
     if (p->ping_due) {
         p->peers->m.closed_timeout++;
         ifc_websocket_close(p, MC_CLOSE_GOING_AWAY);
@@ -104,14 +104,18 @@ static void on_ping_timer(ifc_conn_t *c)
 void ifc_websocket_upgrade(ifc_peer_t *p, ifc_peer_kind_t kind)
 {
     const ifc_server_config_t *cfg = p->peers->cfg;
-    char head[512];
-    size_t hl;
+    char head[512], accept[IFC_WS_ACCEPT_LEN + 1];
+    size_t hl, kl;
+    /* The answer to the key is made again here rather than kept from the
+     * check: every socket would carry it for its whole life. */
+    const char *key = ifc_http_header(ifc_http_request(p->http), "sec-websocket-key", &kl);
+    int bad = !key || ifc_ws_accept_key(key, kl, accept) != 0;
     ifc_http_header_t h[] = {{"upgrade", 7, "websocket", 9},
                              {"connection", 10, "Upgrade", 7},
-                             {"sec-websocket-accept", 20, p->accept, strlen(p->accept)}};
+                             {"sec-websocket-accept", 20, accept, IFC_WS_ACCEPT_LEN}};
     ifc_conn_timer_stop(&p->conn);
     ifc_peer_wait(p, IFC_WAIT_NONE);
-    p->ws = malloc(sizeof(*p->ws));
+    p->ws = bad ? NULL : malloc(sizeof(*p->ws));
     if (!p->ws || ifc_http_response_head(head, sizeof(head), 101, h, 3, -1, 1, &hl) != 0) {
         ifc_conn_close(&p->conn);
         return;
@@ -123,7 +127,7 @@ void ifc_websocket_upgrade(ifc_peer_t *p, ifc_peer_kind_t kind)
     p->kind = kind;
     p->conn.corks = 1;
     p->peers->m.upgrades_accepted++;
-    p->last_in = uv_now(p->conn.hub->loop);
+    p->last_in = (uint32_t)uv_now(p->conn.hub->loop);
     ifc_conn_timer_start(&p->conn, cfg->ping_interval_ms, on_ping_timer);
     ifc_conn_resume(&p->conn);
 }
@@ -202,7 +206,7 @@ int ifc_websocket_read(ifc_peer_t *p, const uint8_t *data, size_t len, size_t *u
         }
         p->peers->m.frames_in++;
         p->ping_due = 0;
-        p->last_in = uv_now(p->conn.hub->loop);
+        p->last_in = (uint32_t)uv_now(p->conn.hub->loop);
         /* A close is always heard; everything else of a chat socket costs. */
         if (p->kind == IFC_PEER_CHAT && ev.opcode != IFC_WS_OP_CLOSE && !within_budget(p, ev.len))
             continue;

@@ -43,8 +43,8 @@
 #include "interface/peer.h"
 #include "interface/ws_frame.h"
 
-/* Answers the current request with 101 (p->accept holds the handshake's
- * answer): the connection becomes a session of kind (IFC_PEER_CHAT or
+/* Answers the current request, an upgrade ifc_handshake_check took, with
+ * 101: the connection becomes a session of kind (IFC_PEER_CHAT or
  * IFC_PEER_ECHO), its HTTP side is released, and it reads on. */
 void ifc_websocket_upgrade(ifc_peer_t *p, ifc_peer_kind_t kind);
 
