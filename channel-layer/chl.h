@@ -36,7 +36,18 @@
  *    before '!'), for sends and receives alike; a group lives on the shard of
  *    its name; queues are pushed to one shard and popped from every shard.
  *  - A lost connection is re-established with backoff; until then calls fail
- *    with MC_EREDIS. Never a crash, never a hang.
+ *    with MC_EREDIS. Never a crash, never a hang. A server reached anew may
+ *    have lost everything (a restart, a promoted replica that lagged): each
+ *    front end tells it again what live state needs (scripts, the worker's
+ *    or process's registration, and the process endpoint's memberships of
+ *    its live connections).
+ *  - Redis Sentinel: a shard may name a master watched by sentinels
+ *    ("redis+sentinel://h1,h2,h3/NAME"). Its server is asked of the
+ *    sentinels at every connect and checked with ROLE; a lost connection or
+ *    a reply saying the server is no longer a master (READONLY) makes the
+ *    client find the master again. A shard's place on the hash ring follows
+ *    its master's name, so a failover moves no channel. A master found at a
+ *    new address is logged and counted (stats.failovers).
  *
  * Two front ends share one implementation of the Redis side:
  *  - chl_t, blocking, for the worker's loop (one per thread);
@@ -54,15 +65,18 @@
 #include <uv.h>
 
 typedef struct chl_config {
-    const char *redis_urls; /* "redis://127.0.0.1:6379[,redis://...]" */
-    const char *prefix;     /* prefix of every Redis key, default "mc:" */
-    long expiry_ms;         /* message lifetime, default 60000 */
-    long capacity;          /* per ordinary and per process list, default 100 */
-    long process_capacity;  /* per process list (all its connections), default 10000 */
-    long process_bytes;     /* ...and its bytes, default 32 MiB */
-    long queue_capacity;    /* per reliable queue, default 10000 */
-    long group_expiry_s;    /* default 86400 */
-    long heartbeat_ttl_ms;  /* a worker is dead once its heartbeat is this old, default 10000 */
+    /* "redis://[:password@]host[:port][/db]" or
+     * "redis+sentinel://[:password@]h1[:port],h2[:port].../NAME[/db]",
+     * several comma-separated for shards (internal.h has the grammar) */
+    const char *redis_urls;
+    const char *prefix;    /* prefix of every Redis key, default "mc:" */
+    long expiry_ms;        /* message lifetime, default 60000 */
+    long capacity;         /* per ordinary and per process list, default 100 */
+    long process_capacity; /* per process list (all its connections), default 10000 */
+    long process_bytes;    /* ...and its bytes, default 32 MiB */
+    long queue_capacity;   /* per reliable queue, default 10000 */
+    long group_expiry_s;   /* default 86400 */
+    long heartbeat_ttl_ms; /* a worker is dead once its heartbeat is this old, default 10000 */
 } chl_config_t;
 
 /* Fills *cfg with the defaults above. */
@@ -82,6 +96,7 @@ void chl_message_free(chl_message_t *msg);
 typedef struct chl_stats {
     uint64_t sent, received, expired, full, group_dropped, redis_errors, reconnects;
     uint64_t malformed; /* elements in Redis that were not ours, skipped */
+    uint64_t failovers; /* a Sentinel shard's master was found at a new address */
 } chl_stats_t;
 
 /* ---- Blocking client ---------------------------------------------------- */
@@ -138,6 +153,10 @@ int chl_ack(chl_t *chl, const chl_message_t *msg);
  * every client whose heartbeat has expired back to the head of their queue.
  * Stores in *requeued how many (may be NULL). Call every few seconds. */
 int chl_requeue_dead(chl_t *chl, size_t *requeued);
+/* Stores in *n how many messages wait in queue, on every shard (those in
+ * flight aside). Returns 0, MC_EINVAL (a bad name), or MC_EREDIS (then *n
+ * counts the shards that answered). */
+int chl_queue_length(chl_t *chl, const char *queue, size_t *n);
 
 /* Groups. channel must be process-specific ("<process>!<conn>").
  * group_add puts the membership change into the process's list and then into
@@ -206,7 +225,11 @@ typedef struct chl_proc_handlers {
     void (*on_group_add)(void *ctx, uint64_t conn, const char *group);
     void (*on_group_discard)(void *ctx, uint64_t conn, const char *group);
     /* Redis connection state changed: up is 1 when all shards are reachable.
-     * The endpoint starts down, so the first call says up. */
+     * The endpoint starts down, so the first call says up. A lost
+     * connection is noticed from its socket at once, a server that stops
+     * answering within a few seconds; when it is back, the endpoint has
+     * already recorded again its connections' memberships, so they need
+     * not join their groups again. */
     void (*on_redis_state)(void *ctx, int up);
 } chl_proc_handlers_t;
 

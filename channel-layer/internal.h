@@ -112,10 +112,27 @@ int chl__message_fill(chl_message_t *out, const char *channel, size_t channel_le
 
 /* ---- shards and the ring (ring.c) ---- */
 
+#define CHL__HOST_MAX 127        /* longest host name or address */
+#define CHL__PASSWORD_MAX 128    /* longest password, once decoded */
+#define CHL__MAX_SENTINELS 8     /* sentinels listed for one shard */
+#define CHL__SENTINEL_PORT 26379 /* a sentinel's port when none is given */
+
+typedef struct chl__server {
+    char host[CHL__HOST_MAX + 1];
+    int port;
+} chl__server_t;
+
+/* One shard as configured. A plain shard is one server (host, port); a
+ * Sentinel shard names a master (master[0] != 0) that the listed sentinels
+ * watch, and its server is whichever they promoted last (sentinel.h). */
 typedef struct chl__addr {
-    char host[128];
+    char host[CHL__HOST_MAX + 1]; /* a plain shard's server; "" for Sentinel */
     int port;
     int db;
+    char password[CHL__PASSWORD_MAX + 1]; /* "" : no AUTH */
+    char master[CHL__NAME_MAX + 1];       /* the master's name, or "" */
+    chl__server_t sentinels[CHL__MAX_SENTINELS];
+    size_t nsentinels;
 } chl__addr_t;
 
 typedef struct chl__ring_point {
@@ -124,14 +141,29 @@ typedef struct chl__ring_point {
 } chl__ring_point_t;
 
 typedef struct chl__ring {
-    chl__addr_t addrs[CHL__MAX_SHARDS];
+    chl__addr_t *addrs; /* nshards of them */
     size_t nshards;
     chl__ring_point_t *points; /* sorted by hash; nshards * CHL__VNODES */
     size_t npoints;
 } chl__ring_t;
 
-/* Parses "redis://host[:port][/db][,redis://...]" and builds the ring.
- * Returns 0, MC_EINVAL, MC_ENOMEM. */
+/* Parses the list of shards and builds the ring:
+ *
+ *   urls     = shard *("," shard)
+ *   shard    = "redis://" [auth] server ["/" [db]]
+ *            / "redis+sentinel://" [auth] sentinel *("," sentinel) "/" name ["/" db]
+ *   auth     = ":" password "@"      ; AUTH to the shard's server, %XX escapes
+ *   server   = host [":" port]       ; port 6379 by default
+ *   sentinel = host [":" port]       ; port 26379 by default
+ *   name     = 1*200 of [A-Za-z0-9._-], the master's name in the sentinels
+ *   db       = 0 to 9999
+ *
+ * A comma followed by a scheme starts the next shard; inside a Sentinel
+ * shard it separates sentinels. A channel's place on the ring follows the
+ * shard's identity, which is its host:port/db for a plain shard and its
+ * master's name/db for a Sentinel shard, so the order of the list, the
+ * sentinels listed and a failover never move a channel. Two shards with one
+ * identity are refused. Returns 0, MC_EINVAL, MC_ENOMEM. */
 int chl__ring_init(chl__ring_t *ring, const char *urls);
 /* Releases what the ring holds (the struct is the caller's). */
 void chl__ring_clear(chl__ring_t *ring);

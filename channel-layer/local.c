@@ -269,3 +269,13 @@ void chl__local_forget(chl__local_t *t, uint64_t conn)
     while ((c = *conn_slot(t, conn)) != NULL) /* the last unlink frees c */
         unlink_pair(t, c->groups[c->n - 1], c);
 }
+
+void chl__local_each(const chl__local_t *t,
+                     void (*fn)(void *arg, const char *group, const uint64_t *conns, size_t n),
+                     void *arg)
+{
+    for (size_t i = 0; i < t->gnb; i++)
+        for (const lgroup_t *g = t->gb[i]; g; g = g->next)
+            if (g->n)
+                fn(arg, g->name, g->conns, g->n);
+}

@@ -35,6 +35,12 @@ size_t chl__local_members(const chl__local_t *t, const char *group, size_t len,
 void chl__local_each_group(const chl__local_t *t, uint64_t conn,
                            void (*fn)(void *arg, const char *group), void *arg);
 
+/* Calls fn with every group that has members, and its members; fn must
+ * not change the table. */
+void chl__local_each(const chl__local_t *t,
+                     void (*fn)(void *arg, const char *group, const uint64_t *conns, size_t n),
+                     void *arg);
+
 /* Removes conn from every group. */
 void chl__local_forget(chl__local_t *t, uint64_t conn);
 

@@ -1,83 +1,17 @@
 /*
  * channel-layer/proc.c: the asynchronous process endpoint chl_proc_t (see
- * chl.h), on a libuv loop with hiredis's libuv adapter.
- *
- * Links: one command connection per shard, plus one connection to the shard
- * of this process's list that loops on a blocking pop and dispatches what it
- * gets. A link that fails is reopened from a uv_timer with a backoff. Scripts
- * are loaded on every command link before it counts as up.
- *
- * Closing never frees under a running callback: chl_proc_close marks the
- * endpoint and starts a zero timer; the timer (outside every hiredis
- * callback) frees the hiredis contexts, which runs their pending callbacks
- * with NULL replies, then closes our handles; the last close callback frees
- * the struct.
+ * chl.h and proc.h): what its process list holds, dispatched; commands;
+ * what a server reached anew is told; life cycle. Its connections to Redis
+ * are in proc_link.c.
  */
-#include "channel-layer/internal.h"
-#include "channel-layer/local.h"
+#include "channel-layer/proc.h"
 #include "common/error.h"
 #include "common/log.h"
 
-#include <hiredis/adapters/libuv.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define PROC_BACKOFF_MIN_MS 50
-#define PROC_BACKOFF_MAX_MS 2000
-#define PROC_POP_TIMEOUT "1" /* seconds a blocking pop waits before it is made again */
-#define PROC_POP_COUNT "128" /* elements taken by one pop */
-/* A link that has waited this long for a connection or a reply (a pop
- * blocks for 1 s only) talks to a server that is stuck: it is dropped. */
-#define PROC_STALL_MS 3000
-
-enum link_role { LINK_CMD, LINK_POP };
-
-typedef struct proc_link {
-    chl_proc_t *proc;
-    size_t shard;
-    enum link_role role;
-    redisAsyncContext *ac; /* NULL while down */
-    int up;                /* connected, selected, scripts loaded */
-    int loading;           /* SCRIPT LOAD replies still to come */
-    int ever_up;
-    int connecting;
-    int pending;    /* commands sent and not answered */
-    uint64_t since; /* uv_now of the last progress while connecting or pending */
-    long backoff_ms;
-    uv_timer_t retry;
-} proc_link_t;
-
-struct chl_proc {
-    uv_loop_t *loop;
-    chl_config_t cfg;
-    char *cfg_mem;
-    char name[CHL__NAME_MAX + 1];
-    size_t name_len;
-    char list_key[CHL__KEY_MAX]; /* "<prefix><name>!" */
-    char hb_key[CHL__KEY_MAX];
-    char procs_key[CHL__KEY_MAX]; /* the registry of process endpoints */
-    chl__ring_t ring;
-    chl_proc_handlers_t h;
-    void *ctx;
-    chl_stats_t stats;
-    proc_link_t *cmd; /* one per shard */
-    proc_link_t pop;  /* on the shard of list_key */
-    char sha[CHL__S_COUNT][41];
-    chl__local_t *local;
-    uint64_t *scratch; /* members of a group while its message fans out */
-    size_t scratch_cap;
-    uv_timer_t heartbeat;
-    uv_timer_t closer;
-    uv_prepare_t prepare; /* notes when the loop last began to poll */
-    uint64_t polled_at;
-    int handles; /* uv handles not yet closed */
-    int closing;
-    int reported; /* last state given to on_redis_state */
-    size_t push_next;
-};
 
 /* An asynchronous script call, kept until its reply so that a server that
  * lost the script (NOSCRIPT) can be asked again with the script itself. */
@@ -91,199 +25,10 @@ typedef struct proc_req {
     const char *argv[10];
     size_t lens[10];
     char *frame; /* owned */
-    char bufs[5][CHL__KEY_MAX];
+    char bufs[6][CHL__KEY_MAX];
 } proc_req_t;
 
-static void link_connect(proc_link_t *l);
-
-static void report_state(chl_proc_t *p)
-{
-    if (p->closing)
-        return;
-    int up = p->pop.up;
-    for (size_t i = 0; i < p->ring.nshards; i++)
-        up = up && p->cmd[i].up;
-    if (up != p->reported) {
-        p->reported = up;
-        mc_info("channel-layer: %s: redis %s", p->name, up ? "up" : "down");
-        if (p->h.on_redis_state)
-            p->h.on_redis_state(p->ctx, up);
-    }
-}
-
-static void on_retry(uv_timer_t *t)
-{
-    proc_link_t *l = t->data;
-    if (!l->proc->closing)
-        link_connect(l);
-}
-
-static void link_schedule(proc_link_t *l)
-{
-    chl_proc_t *p = l->proc;
-    l->ac = NULL;
-    l->up = 0;
-    l->connecting = 0;
-    l->pending = 0;
-    if (p->closing || uv_is_active((uv_handle_t *)&l->retry))
-        return;
-    l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : PROC_BACKOFF_MIN_MS;
-    if (l->backoff_ms > PROC_BACKOFF_MAX_MS)
-        l->backoff_ms = PROC_BACKOFF_MAX_MS;
-    uv_timer_start(&l->retry, on_retry, (uint64_t)l->backoff_ms, 0);
-    report_state(p);
-}
-
 static void pop_again(chl_proc_t *p);
-static void on_heartbeat(uv_timer_t *t);
-
-/* Book-keeping for the stall check: every command sent on a link is
- * counted until its callback runs. */
-static void link_sent(proc_link_t *l)
-{
-    if (l->pending++ == 0)
-        l->since = uv_now(l->proc->loop);
-}
-
-static void link_replied(const redisAsyncContext *ac)
-{
-    proc_link_t *l = ac->data;
-    if (l->pending > 0)
-        l->pending--;
-    l->since = uv_now(l->proc->loop);
-}
-
-/* Drops a link whose server does not answer; called from a timer, never
- * from a hiredis callback. Pending callbacks run with NULL replies. Silent
- * means silent while the loop listened: a poll for input began
- * PROC_STALL_MS after the last progress and brought none. After a long
- * turn of this process's own (a large batch fanned out to many sockets),
- * replies that arrived meanwhile are still unread: that is no dead server,
- * and a busy process must not take it for one. */
-static void link_check_stall(proc_link_t *l)
-{
-    if (!l->ac || (!l->connecting && l->pending == 0))
-        return;
-    if (l->proc->polled_at < l->since || l->proc->polled_at - l->since < PROC_STALL_MS)
-        return;
-    mc_warn("channel-layer: %s: shard %zu does not answer; reconnecting", l->proc->name, l->shard);
-    l->proc->stats.redis_errors++;
-    redisAsyncContext *ac = l->ac;
-    l->ac = NULL;
-    l->up = 0; /* callbacks that run now may send: they must find the link down */
-    redisAsyncFree(ac);
-    link_schedule(l);
-}
-
-static void link_ready(proc_link_t *l)
-{
-    chl_proc_t *p = l->proc;
-    l->up = 1;
-    l->backoff_ms = 0;
-    if (l->ever_up)
-        p->stats.reconnects++;
-    l->ever_up = 1;
-    if (l->role == LINK_POP)
-        pop_again(p);
-    else if (l->shard == p->pop.shard)
-        on_heartbeat(&p->heartbeat); /* say at once that this process lives */
-    report_state(p);
-}
-
-static void on_script_loaded(redisAsyncContext *ac, void *reply, void *priv)
-{
-    proc_link_t *l = ac->data;
-    redisReply *r = reply;
-    int id = (int)(intptr_t)priv;
-    link_replied(ac);
-    if (!r || l->proc->closing)
-        return; /* the link is going away; its disconnect reschedules it */
-    if (r->type != REDIS_REPLY_STRING || r->len != 40) {
-        mc_error("channel-layer: script %d does not load", id);
-        l->proc->stats.redis_errors++;
-        redisAsyncDisconnect(ac);
-        return;
-    }
-    memcpy(l->proc->sha[id], r->str, 41);
-    if (--l->loading == 0)
-        link_ready(l);
-}
-
-static void on_select(redisAsyncContext *ac, void *reply, void *priv)
-{
-    (void)priv;
-    redisReply *r = reply;
-    link_replied(ac);
-    if (r && r->type == REDIS_REPLY_ERROR) {
-        proc_link_t *l = ac->data;
-        mc_error("channel-layer: SELECT failed: %.120s", r->str);
-        l->proc->stats.redis_errors++;
-        redisAsyncDisconnect(ac);
-    }
-}
-
-static void on_connect(const redisAsyncContext *cac, int status)
-{
-    redisAsyncContext *ac = (redisAsyncContext *)cac; /* hiredis hands out its own context */
-    proc_link_t *l = ac->data;
-    chl_proc_t *p = l->proc;
-    l->connecting = 0;
-    if (status != REDIS_OK) {
-        p->stats.redis_errors++;
-        link_schedule(l); /* hiredis frees ac after this callback */
-        return;
-    }
-    if (p->closing)
-        return;
-    const chl__addr_t *a = &p->ring.addrs[l->shard];
-    if (a->db && redisAsyncCommand(ac, on_select, NULL, "SELECT %d", a->db) == REDIS_OK)
-        link_sent(l);
-    if (l->role == LINK_POP) {
-        link_ready(l);
-        return;
-    }
-    l->loading = CHL__S_COUNT;
-    for (int id = 0; id < CHL__S_COUNT; id++)
-        if (redisAsyncCommand(ac, on_script_loaded, (void *)(intptr_t)id, "SCRIPT LOAD %s",
-                              chl__script(id)) == REDIS_OK)
-            link_sent(l);
-}
-
-static void on_disconnect(const redisAsyncContext *cac, int status)
-{
-    proc_link_t *l = cac->data;
-    if (status != REDIS_OK)
-        l->proc->stats.redis_errors++;
-    if (!l->proc->closing)
-        mc_warn("channel-layer: %s: lost shard %zu", l->proc->name, l->shard);
-    link_schedule(l);
-}
-
-static void link_connect(proc_link_t *l)
-{
-    chl_proc_t *p = l->proc;
-    const chl__addr_t *a = &p->ring.addrs[l->shard];
-    redisAsyncContext *ac = redisAsyncConnect(a->host, a->port);
-    if (!ac || ac->err) {
-        if (ac)
-            redisAsyncFree(ac);
-        p->stats.redis_errors++;
-        link_schedule(l);
-        return;
-    }
-    ac->data = l;
-    if (redisLibuvAttach(ac, p->loop) != REDIS_OK) {
-        redisAsyncFree(ac);
-        p->stats.redis_errors++;
-        link_schedule(l);
-        return;
-    }
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    l->ac = ac;
-    l->connecting = 1;
-    l->since = uv_now(p->loop);
-}
 
 /* ---- dispatch of what the process list holds ---- */
 
@@ -401,20 +146,22 @@ static void popped(chl_proc_t *p, size_t bytes)
         free(req);
         return;
     }
-    link_sent(&p->pop);
+    chl__link_sent(&p->pop);
 }
 
 static void on_pop(redisAsyncContext *ac, void *reply, void *priv)
 {
     chl_proc_t *p = priv;
     redisReply *r = reply;
-    link_replied(ac);
+    chl__link_replied(ac);
     if (!r || p->closing)
         return; /* the link is down or closing; a reconnect pops again */
     if (r->type == REDIS_REPLY_ERROR) {
-        mc_error("channel-layer: %s: pop failed: %.120s", p->name, r->str);
         p->stats.redis_errors++;
-        redisAsyncDisconnect(ac); /* back off instead of spinning */
+        if (!chl__link_not_master(ac, r->str)) {
+            mc_error("channel-layer: %s: pop failed: %.120s", p->name, r->str);
+            redisAsyncDisconnect(ac); /* back off instead of spinning */
+        }
         return;
     }
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
@@ -436,45 +183,56 @@ static void pop_again(chl_proc_t *p)
 {
     if (p->closing || !p->pop.up || !p->pop.ac)
         return;
-    if (redisAsyncCommand(p->pop.ac, on_pop, p, "BLMPOP %s 1 %s RIGHT COUNT %s", PROC_POP_TIMEOUT,
-                          p->list_key, PROC_POP_COUNT) == REDIS_OK)
-        link_sent(&p->pop);
+    if (redisAsyncCommand(p->pop.ac, on_pop, p, "BLMPOP %s 1 %s RIGHT COUNT %s",
+                          CHL__PROC_POP_TIMEOUT, p->list_key, CHL__PROC_POP_COUNT) == REDIS_OK)
+        chl__link_sent(&p->pop);
 }
 
 /* ---- commands ---- */
 
 static void on_heartbeat_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
-    (void)reply;
     (void)priv;
-    link_replied(ac);
+    redisReply *r = reply;
+    chl__link_replied(ac);
+    if (r && r->type == REDIS_REPLY_ERROR)
+        chl__link_not_master(ac, r->str);
 }
 
+/* Says that this process lives: its heartbeat, and its name in the
+ * registry beside it, so that workers find it once the heartbeat expires
+ * (chl_reap_processes). */
+static void heartbeat(chl_proc_t *p)
+{
+    chl__link_t *l = &p->cmd[p->pop.shard];
+    if (p->closing || !l->up)
+        return;
+    if (redisAsyncCommand(l->ac, on_heartbeat_reply, NULL, "SET %s 1 PX %ld", p->hb_key,
+                          p->cfg.heartbeat_ttl_ms) == REDIS_OK)
+        chl__link_sent(l);
+    if (redisAsyncCommand(l->ac, on_heartbeat_reply, NULL, "SADD %s %s", p->procs_key, p->name) ==
+        REDIS_OK)
+        chl__link_sent(l);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    heartbeat(t->data);
+}
+
+/* Notes when the loop last began to wait for input (the stall check
+ * counts only silence while it listened: proc_link.c). */
 static void on_prepare(uv_prepare_t *h)
 {
     chl_proc_t *p = h->data;
     p->polled_at = uv_now(p->loop);
 }
 
-static void on_heartbeat(uv_timer_t *t)
+static void on_watch(uv_timer_t *t)
 {
     chl_proc_t *p = t->data;
-    if (p->closing)
-        return;
-    link_check_stall(&p->pop);
-    for (size_t i = 0; i < p->ring.nshards; i++)
-        link_check_stall(&p->cmd[i]);
-    proc_link_t *l = &p->cmd[p->pop.shard];
-    if (!l->up)
-        return;
-    if (redisAsyncCommand(l->ac, on_heartbeat_reply, NULL, "SET %s 1 PX %ld", p->hb_key,
-                          p->cfg.heartbeat_ttl_ms) == REDIS_OK)
-        link_sent(l);
-    /* Registered beside the heartbeat, so that workers find this process
-     * once the heartbeat expires (chl_reap_processes). */
-    if (redisAsyncCommand(l->ac, on_heartbeat_reply, NULL, "SADD %s %s", p->procs_key, p->name) ==
-        REDIS_OK)
-        link_sent(l);
+    if (!p->closing)
+        chl__links_check_stall(p);
 }
 
 static void req_free(proc_req_t *req)
@@ -489,7 +247,7 @@ static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
     chl_proc_t *p = req->proc;
     redisReply *r = reply;
     int status;
-    link_replied(ac);
+    chl__link_replied(ac);
     if (!r) {
         status = p->closing ? MC_ECLOSED : MC_EREDIS;
     } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "OOM", 3) == 0) {
@@ -498,7 +256,8 @@ static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
         p->stats.full++;
         status = MC_EFULL;
     } else if (r->type == REDIS_REPLY_ERROR) {
-        if (!req->retried && strncmp(r->str, "NOSCRIPT", 8) == 0 && !p->closing) {
+        int demoted = chl__link_not_master(ac, r->str);
+        if (!demoted && !req->retried && strncmp(r->str, "NOSCRIPT", 8) == 0 && !p->closing) {
             /* EVAL with the body runs it and caches it again. */
             req->retried = 1;
             req->argv[0] = "EVAL";
@@ -507,11 +266,12 @@ static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
             req->lens[1] = strlen(req->argv[1]);
             if (redisAsyncCommandArgv(ac, on_req_reply, req, req->argc, req->argv, req->lens) ==
                 REDIS_OK) {
-                link_sent(ac->data);
+                chl__link_sent(ac->data);
                 return;
             }
         }
-        mc_warn("channel-layer: %s: script failed: %.120s", p->name, r->str);
+        if (!demoted)
+            mc_warn("channel-layer: %s: script failed: %.120s", p->name, r->str);
         p->stats.redis_errors++;
         status = MC_EREDIS;
     } else if (req->script == CHL__S_SEND) {
@@ -532,7 +292,7 @@ static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
  * owns req now) or an error (req is freed, no callback runs). */
 static int req_send(chl_proc_t *p, size_t shard, proc_req_t *req)
 {
-    proc_link_t *l = &p->cmd[shard];
+    chl__link_t *l = &p->cmd[shard];
     if (p->closing) {
         req_free(req);
         return MC_ECLOSED;
@@ -552,7 +312,7 @@ static int req_send(chl_proc_t *p, size_t shard, proc_req_t *req)
         req_free(req);
         return MC_EREDIS;
     }
-    link_sent(l);
+    chl__link_sent(l);
     return 0;
 }
 
@@ -617,11 +377,40 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
     return req_send(proc, shard, req);
 }
 
-static void on_discard_done(void *arg, int status)
+static void on_group_done(void *arg, int status)
 {
     chl_proc_t *p = arg;
     if (status != 0 && status != MC_ECLOSED)
-        mc_warn("channel-layer: %s: a discard failed: %s", p->name, mc_strerror(status));
+        mc_warn("channel-layer: %s: a membership change failed: %s", p->name, mc_strerror(status));
+}
+
+/* Records in Redis that conn is in group (CHL__S_GADD) or no longer is
+ * (CHL__S_GDISC), on the group's shard. Returns as req_send. */
+static int group_change(chl_proc_t *p, enum chl__script_id script, const char *group, uint64_t conn)
+{
+    proc_req_t *req = calloc(1, sizeof(*req));
+    if (!req)
+        return MC_ENOMEM;
+    const char *pre = p->cfg.prefix;
+    snprintf(req->bufs[0], CHL__KEY_MAX, "%sgroup:%s", pre, group);
+    snprintf(req->bufs[1], CHL__KEY_MAX, "%sgroupp:%s", pre, group);
+    snprintf(req->bufs[2], CHL__KEY_MAX, "%spgroups:%s", pre, p->name);
+    snprintf(req->bufs[3], CHL__KEY_MAX, "%s!%llu", p->name, (unsigned long long)conn);
+    snprintf(req->bufs[4], CHL__KEY_MAX, "%s", group);
+    snprintf(req->bufs[5], CHL__KEY_MAX, "%ld", p->cfg.group_expiry_s);
+    req->script = script;
+    req->cb = on_group_done;
+    req->arg = p;
+    req->argc = script == CHL__S_GADD ? 10 : 9;
+    req->argv[2] = "3";
+    req->argv[3] = req->bufs[0];
+    req->argv[4] = req->bufs[1];
+    req->argv[5] = req->bufs[2];
+    req->argv[6] = req->bufs[3]; /* ARGV: member, process, group[, expiry] */
+    req->argv[7] = p->name;
+    req->argv[8] = req->bufs[4];
+    req->argv[9] = req->bufs[5];
+    return req_send(p, chl__ring_name(&p->ring, group, strlen(group)), req);
 }
 
 struct forget_ctx {
@@ -633,31 +422,7 @@ struct forget_ctx {
 static void forget_one(void *arg, const char *group)
 {
     struct forget_ctx *fc = arg;
-    chl_proc_t *p = fc->p;
-    proc_req_t *req = calloc(1, sizeof(*req));
-    if (!req) {
-        fc->rc = MC_ENOMEM;
-        return;
-    }
-    const char *pre = p->cfg.prefix;
-    snprintf(req->bufs[0], CHL__KEY_MAX, "%sgroup:%s", pre, group);
-    snprintf(req->bufs[1], CHL__KEY_MAX, "%sgroupp:%s", pre, group);
-    snprintf(req->bufs[2], CHL__KEY_MAX, "%spgroups:%s", pre, p->name);
-    snprintf(req->bufs[3], CHL__KEY_MAX, "%s!%llu", p->name, (unsigned long long)fc->conn);
-    snprintf(req->bufs[4], CHL__KEY_MAX, "%s", group);
-    req->script = CHL__S_GDISC;
-    req->cb = on_discard_done;
-    req->arg = p;
-    req->argc = 9;
-    req->argv[2] = "3";
-    req->argv[3] = req->bufs[0];
-    req->argv[4] = req->bufs[1];
-    req->argv[5] = req->bufs[2];
-    req->argv[6] = req->bufs[3]; /* ARGV: member, process, group */
-    req->argv[7] = p->name;
-    req->argv[8] = req->bufs[4];
-    size_t shard = chl__ring_name(&p->ring, group, strlen(group));
-    int rc = req_send(p, shard, req);
+    int rc = group_change(fc->p, CHL__S_GDISC, group, fc->conn);
     if (rc != 0 && rc != MC_EREDIS)
         fc->rc = rc;
 }
@@ -677,6 +442,42 @@ void chl_proc_each_group(const chl_proc_t *proc, uint64_t conn,
     chl__local_each_group(proc->local, conn, fn, arg);
 }
 
+/* ---- a server reached anew ---- */
+
+struct readd_ctx {
+    chl_proc_t *p;
+    size_t shard;
+    size_t n;
+};
+
+static void readd_group(void *arg, const char *group, const uint64_t *conns, size_t n)
+{
+    struct readd_ctx *rc = arg;
+    if (chl__ring_name(&rc->p->ring, group, strlen(group)) != rc->shard)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (group_change(rc->p, CHL__S_GADD, group, conns[i]) == 0)
+            rc->n++;
+}
+
+void chl__proc_link_up(chl__link_t *l)
+{
+    chl_proc_t *p = l->proc;
+    if (l->role == CHL__LINK_POP) {
+        pop_again(p);
+        return;
+    }
+    if (l->shard == p->pop.shard)
+        heartbeat(p); /* say at once that this process lives */
+    /* The server may have lost the groups (a restart, a replica promoted
+     * before it had them): every live connection stays in its groups. */
+    struct readd_ctx rc = {p, l->shard, 0};
+    chl__local_each(p->local, readd_group, &rc);
+    if (rc.n)
+        mc_info("channel-layer: %s: shard %zu: %zu memberships recorded again", p->name, l->shard,
+                rc.n);
+}
+
 /* ---- life cycle ---- */
 
 static void proc_free(chl_proc_t *p)
@@ -684,6 +485,7 @@ static void proc_free(chl_proc_t *p)
     chl__local_free(p->local);
     free(p->scratch);
     free(p->cmd);
+    free(p->shards);
     chl__ring_clear(&p->ring);
     free(p->cfg_mem);
     free(p);
@@ -702,24 +504,16 @@ static void close_handle(chl_proc_t *p, uv_handle_t *h)
     uv_close(h, on_handle_closed);
 }
 
-static void link_free(proc_link_t *l)
-{
-    redisAsyncContext *ac = l->ac;
-    l->ac = NULL;
-    l->up = 0;
-    if (ac)
-        redisAsyncFree(ac); /* pending callbacks run now, with NULL replies */
-}
-
 static void on_closer(uv_timer_t *t)
 {
     chl_proc_t *p = t->data;
-    link_free(&p->pop);
+    chl__link_free(&p->pop);
     for (size_t i = 0; i < p->ring.nshards; i++)
-        link_free(&p->cmd[i]);
+        chl__link_free(&p->cmd[i]);
     close_handle(p, (uv_handle_t *)&p->heartbeat);
-    close_handle(p, (uv_handle_t *)&p->closer);
+    close_handle(p, (uv_handle_t *)&p->watch);
     close_handle(p, (uv_handle_t *)&p->prepare);
+    close_handle(p, (uv_handle_t *)&p->closer);
     close_handle(p, (uv_handle_t *)&p->pop.retry);
     for (size_t i = 0; i < p->ring.nshards; i++)
         close_handle(p, (uv_handle_t *)&p->cmd[i].retry);
@@ -731,21 +525,12 @@ void chl_proc_close(chl_proc_t *proc)
         return;
     proc->closing = 1;
     uv_timer_stop(&proc->heartbeat);
+    uv_timer_stop(&proc->watch);
     uv_prepare_stop(&proc->prepare);
     uv_timer_stop(&proc->pop.retry);
     for (size_t i = 0; i < proc->ring.nshards; i++)
         uv_timer_stop(&proc->cmd[i].retry);
     uv_timer_start(&proc->closer, on_closer, 0, 0);
-}
-
-static void link_init(chl_proc_t *p, proc_link_t *l, size_t shard, enum link_role role)
-{
-    l->proc = p;
-    l->shard = shard;
-    l->role = role;
-    uv_timer_init(p->loop, &l->retry);
-    l->retry.data = l;
-    p->handles++;
 }
 
 int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, const char *kind,
@@ -762,8 +547,9 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
         rc = chl__ring_init(&p->ring, p->cfg.redis_urls);
     if (rc == 0) {
         p->cmd = calloc(p->ring.nshards, sizeof(*p->cmd));
+        p->shards = calloc(p->ring.nshards, sizeof(*p->shards));
         p->local = chl__local_new();
-        if (!p->cmd || !p->local)
+        if (!p->cmd || !p->shards || !p->local)
             rc = MC_ENOMEM;
     }
     if (rc != 0) {
@@ -785,20 +571,23 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
     p->reported = 0; /* down until every link is up; only changes are reported */
     uv_timer_init(loop, &p->heartbeat);
     p->heartbeat.data = p;
+    uv_timer_init(loop, &p->watch);
+    p->watch.data = p;
     uv_timer_init(loop, &p->closer);
     p->closer.data = p;
     uv_prepare_init(loop, &p->prepare);
     p->prepare.data = p;
     uv_prepare_start(&p->prepare, on_prepare);
-    p->handles = 3;
+    p->handles = 4;
     for (size_t i = 0; i < p->ring.nshards; i++)
-        link_init(p, &p->cmd[i], i, LINK_CMD);
-    link_init(p, &p->pop, chl__ring_name(&p->ring, p->name, p->name_len), LINK_POP);
+        chl__link_init(p, &p->cmd[i], i, CHL__LINK_CMD);
+    chl__link_init(p, &p->pop, chl__ring_name(&p->ring, p->name, p->name_len), CHL__LINK_POP);
     for (size_t i = 0; i < p->ring.nshards; i++)
-        link_connect(&p->cmd[i]);
-    link_connect(&p->pop);
+        chl__link_connect(&p->cmd[i]);
+    chl__link_connect(&p->pop);
     uint64_t every = (uint64_t)(p->cfg.heartbeat_ttl_ms / 3 > 0 ? p->cfg.heartbeat_ttl_ms / 3 : 1);
     uv_timer_start(&p->heartbeat, on_heartbeat, 0, every);
+    uv_timer_start(&p->watch, on_watch, CHL__PROC_WATCH_MS, CHL__PROC_WATCH_MS);
     *out = p;
     return 0;
 }

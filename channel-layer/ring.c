@@ -2,6 +2,7 @@
  * onto them (see internal.h). */
 #include "channel-layer/internal.h"
 #include "common/error.h"
+#include "common/form.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,38 +24,125 @@ static uint32_t ring_hash(const char *s, size_t len)
     return h;
 }
 
-static int parse_url(chl__addr_t *a, const char *s, size_t len)
+/* A cursor over the URL list: every read checks the end first. */
+typedef struct cursor {
+    const char *s;
+    size_t i, len;
+} cursor_t;
+
+static int skip(cursor_t *c, const char *word)
 {
-    static const char scheme[] = "redis://";
-    memset(a, 0, sizeof(*a));
-    a->port = 6379;
-    if (len < sizeof(scheme) - 1 || memcmp(s, scheme, sizeof(scheme) - 1) != 0)
+    size_t n = strlen(word);
+    if (c->len - c->i < n || memcmp(c->s + c->i, word, n) != 0)
+        return 0;
+    c->i += n;
+    return 1;
+}
+
+/* A decimal number of 1 to 5 digits within [lo, hi]. */
+static int number(cursor_t *c, long lo, long hi, int *out)
+{
+    long v = 0;
+    size_t digits = 0;
+    for (; c->i < c->len && c->s[c->i] >= '0' && c->s[c->i] <= '9' && digits < 5; c->i++, digits++)
+        v = v * 10 + (c->s[c->i] - '0');
+    if (digits == 0 || v < lo || v > hi ||
+        (c->i < c->len && c->s[c->i] >= '0' && c->s[c->i] <= '9'))
         return MC_EINVAL;
-    s += sizeof(scheme) - 1;
-    len -= sizeof(scheme) - 1;
-    size_t hl = 0;
-    while (hl < len && s[hl] != ':' && s[hl] != '/')
-        hl++;
-    if (hl == 0 || hl >= sizeof(a->host))
-        return MC_EINVAL;
-    memcpy(a->host, s, hl);
-    size_t i = hl;
-    if (i < len && s[i] == ':') {
-        long port = 0;
-        size_t digits = 0;
-        for (i++; i < len && s[i] >= '0' && s[i] <= '9' && port <= 65535; i++, digits++)
-            port = port * 10 + (s[i] - '0');
-        if (digits == 0 || port < 1 || port > 65535)
+    *out = (int)v;
+    return 0;
+}
+
+/* ":" password "@", the password %XX-decoded; none when no ':' comes. */
+static int password(cursor_t *c, char *out)
+{
+    size_t n = 0;
+    if (!skip(c, ":"))
+        return 0;
+    while (c->i < c->len && c->s[c->i] != '@') {
+        unsigned char ch = (unsigned char)c->s[c->i];
+        if (ch == '%' && mc_percent_byte(c->s + c->i, c->len - c->i, &ch) != 0)
             return MC_EINVAL;
-        a->port = (int)port;
+        c->i += c->s[c->i] == '%' ? 3 : 1;
+        if (ch == '\0' || n >= CHL__PASSWORD_MAX)
+            return MC_EINVAL;
+        out[n++] = (char)ch;
     }
-    if (i < len && s[i] == '/') {
-        long db = 0;
-        for (i++; i < len && s[i] >= '0' && s[i] <= '9' && db < 10000; i++)
-            db = db * 10 + (s[i] - '0');
-        a->db = (int)db;
+    out[n] = '\0';
+    return (n > 0 && skip(c, "@")) ? 0 : MC_EINVAL;
+}
+
+static int host_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '.' || ch == '-' || ch == '_';
+}
+
+/* host [":" port]: a name or an IPv4 address. */
+static int server(cursor_t *c, chl__server_t *out, int default_port)
+{
+    size_t hl = 0;
+    while (c->i + hl < c->len && host_char(c->s[c->i + hl]))
+        hl++;
+    if (hl == 0 || hl > CHL__HOST_MAX)
+        return MC_EINVAL;
+    memcpy(out->host, c->s + c->i, hl);
+    out->host[hl] = '\0';
+    c->i += hl;
+    out->port = default_port;
+    return skip(c, ":") ? number(c, 1, 65535, &out->port) : 0;
+}
+
+static int plain_shard(cursor_t *c, chl__addr_t *a)
+{
+    chl__server_t srv;
+    int rc = password(c, a->password);
+    if (rc == 0)
+        rc = server(c, &srv, 6379);
+    if (rc != 0)
+        return rc;
+    memcpy(a->host, srv.host, sizeof(a->host));
+    a->port = srv.port;
+    /* "/" alone means db 0, as it always did */
+    if (skip(c, "/") && c->i < c->len && c->s[c->i] != ',')
+        rc = number(c, 0, 9999, &a->db);
+    return rc;
+}
+
+static int sentinel_shard(cursor_t *c, chl__addr_t *a)
+{
+    int rc = password(c, a->password);
+    while (rc == 0) {
+        if (a->nsentinels == CHL__MAX_SENTINELS)
+            return MC_EINVAL;
+        rc = server(c, &a->sentinels[a->nsentinels++], CHL__SENTINEL_PORT);
+        if (rc != 0 || !skip(c, ","))
+            break;
     }
-    return i == len ? 0 : MC_EINVAL;
+    if (rc != 0 || !skip(c, "/"))
+        return MC_EINVAL;
+    size_t nl = 0;
+    while (c->i + nl < c->len && c->s[c->i + nl] != '/' && c->s[c->i + nl] != ',')
+        nl++;
+    if (nl == 0 || nl > CHL__NAME_MAX)
+        return MC_EINVAL;
+    memcpy(a->master, c->s + c->i, nl);
+    a->master[nl] = '\0';
+    c->i += nl;
+    if (chl__check_plain(a->master) != 0)
+        return MC_EINVAL;
+    return skip(c, "/") ? number(c, 0, 9999, &a->db) : 0;
+}
+
+/* The text a shard's points are named after: its identity, not its place
+ * in the list nor (for Sentinel) its current server. A master's name has
+ * no ':', so it never equals a plain shard's label. */
+static void identity(const chl__addr_t *a, char *buf, size_t size)
+{
+    if (a->master[0])
+        snprintf(buf, size, "%s/%d", a->master, a->db);
+    else
+        snprintf(buf, size, "%s:%d/%d", a->host, a->port, a->db);
 }
 
 static int point_cmp(const void *a, const void *b)
@@ -65,36 +153,50 @@ static int point_cmp(const void *a, const void *b)
     return x->shard < y->shard ? -1 : x->shard > y->shard;
 }
 
+static int parse(chl__ring_t *ring, const char *urls)
+{
+    cursor_t c = {urls, 0, strlen(urls)};
+    do {
+        if (ring->nshards == CHL__MAX_SHARDS)
+            return MC_EINVAL;
+        chl__addr_t *grown = realloc(ring->addrs, (ring->nshards + 1) * sizeof(*grown));
+        if (!grown)
+            return MC_ENOMEM;
+        ring->addrs = grown;
+        chl__addr_t *a = &ring->addrs[ring->nshards++];
+        memset(a, 0, sizeof(*a));
+        int rc = skip(&c, "redis://")            ? plain_shard(&c, a)
+                 : skip(&c, "redis+sentinel://") ? sentinel_shard(&c, a)
+                                                 : MC_EINVAL;
+        if (rc != 0)
+            return rc;
+    } while (skip(&c, ","));
+    return c.i == c.len ? 0 : MC_EINVAL;
+}
+
 int chl__ring_init(chl__ring_t *ring, const char *urls)
 {
     memset(ring, 0, sizeof(*ring));
-    if (!urls || !*urls)
+    if (!urls)
         return MC_EINVAL;
-    const char *s = urls;
-    for (;;) {
-        const char *end = strchr(s, ',');
-        size_t len = end ? (size_t)(end - s) : strlen(s);
-        if (ring->nshards == CHL__MAX_SHARDS)
-            return MC_EINVAL;
-        int rc = parse_url(&ring->addrs[ring->nshards], s, len);
-        if (rc != 0)
-            return rc;
-        ring->nshards++;
-        if (!end)
-            break;
-        s = end + 1;
-    }
+    int rc = parse(ring, urls);
+    if (rc != 0)
+        return rc;
     ring->npoints = ring->nshards * CHL__VNODES;
     ring->points = calloc(ring->npoints, sizeof(*ring->points));
     if (!ring->points)
         return MC_ENOMEM;
-    /* A point is named after its shard's address, not its position, so that
-     * listing the same servers in another order maps names the same way. */
     for (size_t sh = 0; sh < ring->nshards; sh++) {
+        char id[CHL__HOST_MAX + CHL__NAME_MAX + 32], other[sizeof(id)];
+        identity(&ring->addrs[sh], id, sizeof(id));
+        for (size_t k = 0; k < sh; k++) {
+            identity(&ring->addrs[k], other, sizeof(other));
+            if (strcmp(id, other) == 0)
+                return MC_EINVAL; /* one server or master listed twice */
+        }
         for (int v = 0; v < CHL__VNODES; v++) {
-            char label[200];
-            int n = snprintf(label, sizeof(label), "%s:%d/%d#%d", ring->addrs[sh].host,
-                             ring->addrs[sh].port, ring->addrs[sh].db, v);
+            char label[sizeof(id) + 16];
+            int n = snprintf(label, sizeof(label), "%s#%d", id, v);
             chl__ring_point_t *pt = &ring->points[sh * CHL__VNODES + (size_t)v];
             pt->hash = ring_hash(label, (size_t)n);
             pt->shard = (uint32_t)sh;
@@ -107,7 +209,9 @@ int chl__ring_init(chl__ring_t *ring, const char *urls)
 void chl__ring_clear(chl__ring_t *ring)
 {
     free(ring->points);
+    free(ring->addrs);
     ring->points = NULL;
+    ring->addrs = NULL;
 }
 
 size_t chl__ring_name(const chl__ring_t *ring, const char *name, size_t len)

@@ -2,7 +2,15 @@
  * channel-layer/sync.c: the blocking client chl_t (see chl.h and sync.h):
  * its shards and their scripts, plain sends and receives, and rate
  * limits. Reliable queues are in sync_queue.c, groups in sync_group.c.
+ *
+ * A Sentinel shard asks its sentinels for the master at every (re)connect,
+ * and a reply that says the server is no longer a master drops the
+ * connection, so that the next call finds the new one. A server reached
+ * anew may have lost everything (a promoted replica lags, a restart
+ * forgets): the scripts are loaded at once, and a worker registers again
+ * (heartbeat, workers set).
  */
+#include "channel-layer/sentinel.h"
 #include "channel-layer/sync.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -20,8 +28,7 @@ static void shard_down(chl_t *chl, size_t i, const char *why)
 {
     chl__sync_shard_t *s = &chl->shards[i];
     if (s->ctx) {
-        mc_warn("channel-layer: shard %s:%d lost: %s", chl->ring.addrs[i].host,
-                chl->ring.addrs[i].port, why);
+        mc_warn("channel-layer: shard %zu: %s:%d lost: %s", i, s->at.host, s->at.port, why);
         redisFree(s->ctx);
         s->ctx = NULL;
         s->backoff_ms = 0; /* the next call tries at once */
@@ -46,6 +53,28 @@ static int load_scripts(redisContext *c, chl__sync_shard_t *s)
     return 0;
 }
 
+/* Refreshes this worker's heartbeat and membership of the workers set on
+ * shard i (chl_requeue_dead finds the dead by these). Returns 0 or MC_EREDIS. */
+static int register_worker(chl_t *chl, size_t i)
+{
+    char hb[CHL__KEY_MAX], workers[CHL__KEY_MAX], ttl[24];
+    if (chl__key(hb, sizeof(hb), chl->cfg.prefix, "hb:", chl->name) != 0 ||
+        chl__key(workers, sizeof(workers), chl->cfg.prefix, "workers", NULL) != 0)
+        return MC_EREDIS;
+    snprintf(ttl, sizeof(ttl), "%ld", chl->cfg.heartbeat_ttl_ms);
+    redisContext *c = chl->shards[i].ctx;
+    int ok = redisAppendCommand(c, "SET %s 1 PX %s", hb, ttl) == REDIS_OK &&
+             redisAppendCommand(c, "SADD %s %s", workers, chl->name) == REDIS_OK;
+    for (int k = 0; k < 2 && ok; k++) {
+        void *r = NULL;
+        ok = redisGetReply(c, &r) == REDIS_OK && r && ((redisReply *)r)->type != REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+    }
+    return ok ? 0 : MC_EREDIS;
+}
+
+/* Connects shard i: finds its server (through the sentinels for a Sentinel
+ * shard), loads the scripts and, for a worker, registers it. */
 static int shard_up(chl_t *chl, size_t i)
 {
     chl__sync_shard_t *s = &chl->shards[i];
@@ -55,20 +84,21 @@ static int shard_up(chl_t *chl, size_t i)
     if (now < s->retry_at)
         return MC_EREDIS;
     const chl__addr_t *a = &chl->ring.addrs[i];
-    struct timeval ct = {SYNC_CONNECT_TIMEOUT_MS / 1000, (SYNC_CONNECT_TIMEOUT_MS % 1000) * 1000};
-    struct timeval tv = {CHL__COMMAND_TIMEOUT_MS / 1000, (CHL__COMMAND_TIMEOUT_MS % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(a->host, a->port, ct);
-    int ok = c && !c->err && redisSetTimeout(c, tv) == REDIS_OK;
-    if (ok && a->db) {
-        redisReply *r = redisCommand(c, "SELECT %d", a->db);
-        ok = r && r->type == REDIS_REPLY_STATUS;
-        freeReplyObject(r);
+    redisContext *c = NULL;
+    chl__server_t at;
+    char why[256];
+    int ok = chl__server_connect(a, SYNC_CONNECT_TIMEOUT_MS, CHL__COMMAND_TIMEOUT_MS,
+                                 &s->next_sentinel, &at, &c, why, sizeof(why)) == 0;
+    if (ok && load_scripts(c, s) != 0) {
+        snprintf(why, sizeof(why), "scripts do not load on %s:%d", at.host, at.port);
+        ok = 0;
     }
-    if (ok)
-        ok = load_scripts(c, s) == 0;
     if (!ok) {
         if (c)
             redisFree(c);
+        if (!s->warned)
+            mc_warn("channel-layer: shard %zu: %s; retrying", i, why);
+        s->warned = 1;
         s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : SYNC_BACKOFF_MIN_MS;
         if (s->backoff_ms > SYNC_BACKOFF_MAX_MS)
             s->backoff_ms = SYNC_BACKOFF_MAX_MS;
@@ -76,11 +106,24 @@ static int shard_up(chl_t *chl, size_t i)
         chl->stats.redis_errors++;
         return MC_EREDIS;
     }
+    if (s->ever_up && (strcmp(s->at.host, at.host) != 0 || s->at.port != at.port)) {
+        mc_warn("channel-layer: shard %zu: master %s moved from %s:%d to %s:%d", i, a->master,
+                s->at.host, s->at.port, at.host, at.port);
+        chl->stats.failovers++;
+    } else if (s->warned) {
+        mc_info("channel-layer: shard %zu: %s:%d answers again", i, at.host, at.port);
+    }
     s->ctx = c;
+    s->at = at;
     s->backoff_ms = 0;
+    s->warned = 0;
     if (s->ever_up)
         chl->stats.reconnects++;
     s->ever_up = 1;
+    if (chl->registered && register_worker(chl, i) != 0) {
+        shard_down(chl, i, "registering the worker failed");
+        return MC_EREDIS;
+    }
     return 0;
 }
 
@@ -96,6 +139,7 @@ int chl__sync_pipeline(chl_t *chl, size_t i, size_t n, const int *argc, const ch
             shard_down(chl, i, "append failed");
             return MC_EREDIS;
         }
+    int demoted = 0;
     for (size_t k = 0; k < n; k++) {
         void *r = NULL;
         if (redisGetReply(c, &r) != REDIS_OK || !r) {
@@ -105,7 +149,12 @@ int chl__sync_pipeline(chl_t *chl, size_t i, size_t n, const int *argc, const ch
             return MC_EREDIS;
         }
         replies[k] = r;
+        demoted |= replies[k]->type == REDIS_REPLY_ERROR && chl__not_master(replies[k]->str);
     }
+    /* The replies are the caller's (they are errors); the connection is to
+     * a server that is no longer the master, so the next call finds it. */
+    if (demoted)
+        shard_down(chl, i, "no longer the master");
     return 0;
 }
 
@@ -128,6 +177,8 @@ redisReply *chl__sync_command(chl_t *chl, size_t i, int argc, const char **argv,
 
 int chl__sync_reload_scripts(chl_t *chl, size_t i)
 {
+    if (!chl->shards[i].ctx)
+        return MC_EREDIS; /* dropped by the same replies */
     if (load_scripts(chl->shards[i].ctx, &chl->shards[i]) == 0)
         return 0;
     shard_down(chl, i, "scripts do not load");

@@ -25,6 +25,9 @@ typedef struct chl__sync_shard {
     int64_t retry_at;  /* monotonic ms before which no reconnect is tried */
     long backoff_ms;
     int ever_up;
+    int warned;           /* the current outage was logged */
+    chl__server_t at;     /* the server reached last */
+    size_t next_sentinel; /* the sentinel asked first */
     char sha[CHL__S_COUNT][41];
 } chl__sync_shard_t;
 
@@ -37,6 +40,7 @@ struct chl {
     chl_stats_t stats;
     size_t push_next; /* round robin of queue pushes */
     size_t pop_next;  /* the shard a multi-shard pop blocks on next */
+    int registered;   /* popped a queue: keeps a heartbeat on every shard */
 };
 
 /* Per-message state that chl_ack needs: the exact element and its shard. */

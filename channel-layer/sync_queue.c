@@ -175,6 +175,7 @@ int chl_queue_next(chl_t *chl, const char *queue, long timeout_ms, const chl_mes
     int rc = chl__key(qkey, sizeof(qkey), chl->cfg.prefix, queue, NULL);
     if (rc != 0)
         return rc;
+    chl->registered = 1; /* each pop below registers; a reconnect does too */
     memset(out, 0, max * sizeof(*out));
     int64_t deadline = timeout_ms ? mc_mono_ms() + timeout_ms : 0;
     size_t ns = chl->ring.nshards;
@@ -265,5 +266,30 @@ int chl_requeue_dead(chl_t *chl, size_t *requeued)
         mc_info("channel-layer: requeued %zu in-flight messages of dead workers", total);
     if (requeued)
         *requeued = total;
+    return first_err;
+}
+
+int chl_queue_length(chl_t *chl, const char *queue, size_t *n)
+{
+    char key[CHL__KEY_MAX];
+    *n = 0;
+    if (chl__check_plain(queue) != 0)
+        return MC_EINVAL;
+    int rc = chl__key(key, sizeof(key), chl->cfg.prefix, queue, NULL);
+    if (rc != 0)
+        return rc;
+    const char *argv[2] = {"LLEN", key};
+    const size_t lens[2] = {4, strlen(key)};
+    int first_err = 0;
+    for (size_t sh = 0; sh < chl->ring.nshards; sh++) {
+        redisReply *r = chl__sync_command(chl, sh, 2, argv, lens, &rc);
+        if (!r) {
+            first_err = first_err ? first_err : rc;
+            continue;
+        }
+        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+            *n += (size_t)r->integer;
+        freeReplyObject(r);
+    }
     return first_err;
 }

@@ -1,6 +1,6 @@
 /*
  * common/clock.c: the wall clock and the monotonic clock of common/clock.h,
- * in milliseconds, from clock_gettime(2).
+ * from clock_gettime(2).
  */
 #include "common/clock.h"
 
@@ -21,4 +21,11 @@ int64_t mc_now_ms(void)
 int64_t mc_mono_ms(void)
 {
     return clock_ms(CLOCK_MONOTONIC);
+}
+
+int64_t mc_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }

@@ -1,5 +1,6 @@
 /*
- * common/clock.h: the two clocks of Multichat, in milliseconds.
+ * common/clock.h: the two clocks of Multichat, in milliseconds (and the
+ * monotonic one in nanoseconds, for short durations).
  *
  * Wall-clock time is what the chat stores and shows ("ts") and what message
  * deadlines in Redis are compared with across hosts; monotonic time measures
@@ -15,5 +16,8 @@ int64_t mc_now_ms(void);
 
 /* Milliseconds from CLOCK_MONOTONIC, for intervals. */
 int64_t mc_mono_ms(void);
+
+/* Nanoseconds from CLOCK_MONOTONIC, for durations too short for ms. */
+int64_t mc_mono_ns(void);
 
 #endif

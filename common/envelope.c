@@ -40,18 +40,20 @@ enum field {
     F_EXCEPT = 1 << 12,
     F_OWN = 1 << 13,
     F_SCHEME = 1 << 14,
-    F_DONE = 1 << 15,
+    F_REASON = 1 << 15,
+    F_ID = 1 << 16,
+    F_DONE = 1 << 17,
 };
 
 static const unsigned type_fields[] = {
     [MC_ENV_HTTP_REQUEST] =
-        F_REPLY | F_METHOD | F_PATH | F_QUERY | F_CLIENT | F_SCHEME | F_HEADERS | F_BODY,
+        F_REPLY | F_METHOD | F_PATH | F_QUERY | F_CLIENT | F_HEADERS | F_BODY | F_SCHEME,
     [MC_ENV_HTTP_RESPONSE] = F_STATUS | F_HEADERS | F_BODY,
-    [MC_ENV_WS_CONNECT] = F_REPLY | F_PATH | F_QUERY | F_CLIENT | F_SCHEME | F_HEADERS,
+    [MC_ENV_WS_CONNECT] = F_REPLY | F_PATH | F_QUERY | F_CLIENT | F_HEADERS | F_SCHEME,
     [MC_ENV_WS_ACCEPT] = F_SCOPE,
-    [MC_ENV_WS_RECEIVE] = F_REPLY | F_SCOPE | F_GROUPS | F_TEXT,
+    [MC_ENV_WS_RECEIVE] = F_REPLY | F_SCOPE | F_GROUPS | F_TEXT | F_ID,
     [MC_ENV_WS_SEND] = F_TEXT | F_EXCEPT | F_OWN | F_DONE,
-    [MC_ENV_WS_CLOSE] = F_CODE | F_DONE,
+    [MC_ENV_WS_CLOSE] = F_CODE | F_REASON | F_DONE,
     [MC_ENV_WS_DISCONNECT] = F_REPLY | F_SCOPE | F_GROUPS | F_CODE,
 };
 
@@ -80,6 +82,8 @@ static const struct {
     {F_EXCEPT, "except", offsetof(mc_envelope_t, except)},
     {F_OWN, "own", offsetof(mc_envelope_t, own)},
     {F_SCHEME, "scheme", offsetof(mc_envelope_t, scheme)},
+    {F_REASON, "reason", offsetof(mc_envelope_t, reason)},
+    {F_ID, "id", offsetof(mc_envelope_t, id)},
 };
 #define STRING_FIELD_COUNT (sizeof(string_fields) / sizeof(string_fields[0]))
 
@@ -102,9 +106,10 @@ static const char *const key_names[KEY_COUNT] = {
     [K_TYPE] = "type",          [K_STRINGS] = "reply",     [K_STRINGS + 1] = "method",
     [K_STRINGS + 2] = "path",   [K_STRINGS + 3] = "query", [K_STRINGS + 4] = "client",
     [K_STRINGS + 5] = "except", [K_STRINGS + 6] = "own",   [K_STRINGS + 7] = "scheme",
-    [K_HEADERS] = "headers",    [K_BODY] = "body",         [K_TEXT] = "text",
-    [K_STATUS] = "status",      [K_CODE] = "code",         [K_SCOPE] = "scope",
-    [K_GROUPS] = "groups",      [K_DONE] = "done",
+    [K_STRINGS + 8] = "reason", [K_STRINGS + 9] = "id",    [K_HEADERS] = "headers",
+    [K_BODY] = "body",          [K_TEXT] = "text",         [K_STATUS] = "status",
+    [K_CODE] = "code",          [K_SCOPE] = "scope",       [K_GROUPS] = "groups",
+    [K_DONE] = "done",
 };
 
 enum scope_key { S_USER_ID, S_USERNAME, S_IS_STAFF, SCOPE_KEY_COUNT };
@@ -627,6 +632,13 @@ static void put(writer_t *w, const char *s, size_t n)
 /* A string literal, measured at compile time. */
 #define PUT(w, literal) put(w, "" literal, sizeof(literal) - 1)
 
+/* The letter of a byte's two-byte escape (\" \\ \b \f \n \r \t), as cJSON
+ * escapes; any other byte that is not plain takes six (\u00XX). */
+static const char short_escape[256] = {
+    ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+    ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't',
+};
+
 /* s[0..n) as a JSON string, escaped as cJSON escapes: the quote, the
  * backslash and control characters (a NUL is \u0000); other bytes as they
  * are. */
@@ -643,34 +655,26 @@ static void put_string(writer_t *w, const char *s, size_t n)
             break;
         char esc[8];
         unsigned char c = (unsigned char)s[i++];
-        switch (c) {
-        case '"':
-            PUT(w, "\\\"");
-            break;
-        case '\\':
-            PUT(w, "\\\\");
-            break;
-        case '\b':
-            PUT(w, "\\b");
-            break;
-        case '\f':
-            PUT(w, "\\f");
-            break;
-        case '\n':
-            PUT(w, "\\n");
-            break;
-        case '\r':
-            PUT(w, "\\r");
-            break;
-        case '\t':
-            PUT(w, "\\t");
-            break;
-        default:
+        if (short_escape[c]) {
+            esc[0] = '\\';
+            esc[1] = short_escape[c];
+            put(w, esc, 2);
+        } else {
             snprintf(esc, sizeof(esc), "\\u%04x", c);
             put(w, esc, 6);
         }
     }
     PUT(w, "\"");
+}
+
+size_t mc_envelope_string_len(const char *s, size_t n)
+{
+    size_t len = 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        len += plain[c] ? 1 : short_escape[c] ? 2 : 6;
+    }
+    return len;
 }
 
 static void put_text(writer_t *w, const char *s)

@@ -2,14 +2,14 @@
  * common/envelope.h: the JSON envelopes that interfaces and workers exchange
  * through the channel layer (DESIGN.md, "Channels and envelopes").
  *
- *   http.request         interface -> worker   reply, method, path, query, headers, body,
- *                                              client, scheme
+ *   http.request         interface -> worker   reply, method, path, query, headers, body, client,
+ *                                              scheme
  *   http.response        worker -> interface   status, headers, body
  *   websocket.connect    interface -> worker   reply, path, query, headers, client, scheme
  *   websocket.accept     worker -> interface   scope
- *   websocket.receive    interface -> worker   reply, scope, groups, text
+ *   websocket.receive    interface -> worker   reply, scope, groups, text, id
  *   websocket.send       worker -> interface   text, except, own, done
- *   websocket.close      worker -> interface   code, done
+ *   websocket.close      worker -> interface   code, reason, done
  *   websocket.disconnect interface -> worker   reply, scope, groups, code
  *
  * "done" marks the answer to a websocket.receive: a worker marks exactly
@@ -75,13 +75,19 @@ typedef struct mc_envelope {
     const char *query;  /* http.request, websocket.connect: raw query, "" if none */
     const char *client; /* requests: the client's address (behind trusted proxies, the one
                            they name) */
-    const char *scheme; /* requests: "https" when the client came over TLS (a trusted
-                           proxy said so), else "http"; "" when not known */
+    const char *scheme; /* requests: "https" when the request came over TLS (directly or
+                           through a trusted proxy), else "http" or "" (the same) */
+    const char *reason; /* websocket.close: the close frame's reason (at most 123
+                           bytes of UTF-8: the room a close frame has), "" for none */
     const char *except; /* websocket.send to a group: the one member channel to skip
                            (the sender, who gets its own copy), "" for none */
     const char *own;    /* websocket.send to a group: the one member channel whose copy
                            ends in ,"own":true (the sender's), "" for none; the text
                            must be a JSON object */
+    const char *id;     /* websocket.receive: unique to this envelope (the interface's
+                           process name and a counter, ending in what makes it unique),
+                           so that a worker handling it again (a requeue) can tell;
+                           "" or NULL when none */
     mc_header_t headers[MC_ENVELOPE_MAX_HEADERS];
     size_t nheaders;
     const char *body; /* http.request/response body, websocket.receive/send text: */
@@ -116,6 +122,10 @@ void mc_envelope_clear(mc_envelope_t *env);
  * body_len bytes, whatever they hold. Returns 0, MC_ENOMEM, or MC_ETOOBIG
  * when the result would exceed MC_ENVELOPE_MAX_BYTES. */
 int mc_envelope_encode(const mc_envelope_t *env, char **out, size_t *len);
+
+/* The bytes s[0..n) takes as a JSON string in an encoded envelope, its
+ * quotes and escapes included: what a text costs on its way to Redis. */
+size_t mc_envelope_string_len(const char *s, size_t n);
 
 /* Returns the value of header name (lower case) or NULL. */
 const char *mc_envelope_header(const mc_envelope_t *env, const char *name);

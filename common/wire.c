@@ -1,14 +1,29 @@
 /*
- * common/wire.c: the group and once names of common/wire.h.
+ * common/wire.c: the close reasons, group and once names of common/wire.h.
  */
 #include "common/wire.h"
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
+
+#define ROOM_PREFIX "room-"
+
+const char *mc_close_reason(int code)
+{
+    switch (code) {
+    case MC_CLOSE_SESSION_ENDED:
+        return MC_CLOSE_REASON_SESSION_ENDED;
+    case MC_CLOSE_RIGHTS_CHANGED:
+        return MC_CLOSE_REASON_RIGHTS_CHANGED;
+    default:
+        return NULL;
+    }
+}
 
 void mc_group_room(char buf[MC_GROUP_NAME_MAX], int64_t room)
 {
-    snprintf(buf, MC_GROUP_NAME_MAX, "room-%" PRId64, room);
+    snprintf(buf, MC_GROUP_NAME_MAX, ROOM_PREFIX "%" PRId64, room);
 }
 
 void mc_group_user(char buf[MC_GROUP_NAME_MAX], int64_t user_id)
@@ -19,6 +34,11 @@ void mc_group_user(char buf[MC_GROUP_NAME_MAX], int64_t user_id)
 void mc_group_session(char buf[MC_GROUP_NAME_MAX], int64_t session_id)
 {
     snprintf(buf, MC_GROUP_NAME_MAX, "session-%" PRId64, session_id);
+}
+
+int mc_group_is_room(const char *group)
+{
+    return strncmp(group, ROOM_PREFIX, sizeof(ROOM_PREFIX) - 1) == 0;
 }
 
 void mc_once_message(char buf[MC_ONCE_NAME_MAX], int64_t id)

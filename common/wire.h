@@ -28,8 +28,18 @@ typedef enum mc_close_code {
     MC_CLOSE_INTERNAL_ERROR = 1011,
     MC_CLOSE_SERVICE_RESTART = 1012,
     MC_CLOSE_TRY_AGAIN_LATER = 1013,
-    MC_CLOSE_SESSION_ENDED = 4001, /* the login is over: the page goes to the login form */
+    MC_CLOSE_SESSION_ENDED = 4001,  /* the login is over: the page goes to the login form */
+    MC_CLOSE_RIGHTS_CHANGED = 4002, /* still logged in, with other rights (staff gained or
+                                     * lost): the page reconnects at once for a fresh scope */
 } mc_close_code_t;
+
+/* The reasons that go with our close codes, in the close frame. */
+#define MC_CLOSE_REASON_SESSION_ENDED "session ended"
+#define MC_CLOSE_REASON_RIGHTS_CHANGED "rights changed"
+
+/* The reason a close frame with code carries: one of the above, or NULL
+ * (the RFC's codes say enough). */
+const char *mc_close_reason(int code);
 
 /* The protocol's error codes: {"error":CODE}. */
 #define MC_ERROR_BAD_REQUEST "BAD_REQUEST"
@@ -44,6 +54,13 @@ typedef enum mc_close_code {
 #define MC_ERROR_NOT_ALLOWED "NOT_ALLOWED"
 #define MC_ERROR_RATE_LIMITED "RATE_LIMITED"
 #define MC_ERROR_SERVER_BUSY "SERVER_BUSY"
+#define MC_ERROR_TOO_MANY_ROOMS "TOO_MANY_ROOMS"
+
+/* The event that tells a socket that messages for it may have been lost
+ * (its interface lost Redis for a while): {"resync":true}. Its client
+ * joins its rooms again with since, asks for whispers since, and sends
+ * again what it has not seen come back. */
+#define MC_EVENT_RESYNC "resync"
 
 /* msg_type of a room event, as the multichat example numbers them. */
 typedef enum mc_msg_type {
@@ -71,6 +88,8 @@ typedef enum mc_msg_type {
 void mc_group_room(char buf[MC_GROUP_NAME_MAX], int64_t room);
 void mc_group_user(char buf[MC_GROUP_NAME_MAX], int64_t user_id);
 void mc_group_session(char buf[MC_GROUP_NAME_MAX], int64_t session_id);
+/* Whether group is a room's group ("room-<id>"). */
+int mc_group_is_room(const char *group);
 
 /* The longest once name below, with its NUL. */
 #define MC_ONCE_NAME_MAX 32

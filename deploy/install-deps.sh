@@ -10,7 +10,7 @@ packages=(
     libuv1-dev libhiredis-dev libsqlite3-dev libcjson-dev libargon2-dev
     zlib1g-dev            # permessage-deflate (RFC 7692)
     node-llhttp           # llhttp sources: /usr/share/llhttp/*.c
-    redis-server redis-tools
+    redis-server redis-tools redis-sentinel   # redis-sentinel: the failover tests
     libcmocka-dev         # unit-test library
     clang libclang-rt-14-dev llvm   # libFuzzer targets and symbolised reports
     sqlite3

@@ -116,12 +116,12 @@ redis-cli -p "$redis_port" ping >/dev/null 2>&1 ||
 if [ ! -f "$state/demo-accounts.txt" ]; then
     staff_pw=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
     guest_pw=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
-    printf '%s\n' "$staff_pw" | "$bin/chatctl" user add admin --staff --password-stdin
+    printf '%s\n' "$staff_pw" | "$bin/chatctl" user add admin --superuser --password-stdin
     printf '%s\n' "$guest_pw" | "$bin/chatctl" user add guest --password-stdin
     "$bin/chatctl" room add "General" >/dev/null
     "$bin/chatctl" room add "Random" >/dev/null
     "$bin/chatctl" room add "Staff lounge" --staff-only >/dev/null
-    printf 'admin (staff)  %s\nguest          %s\n' "$staff_pw" "$guest_pw" >"$state/demo-accounts.txt"
+    printf 'admin (superuser) %s\nguest             %s\n' "$staff_pw" "$guest_pw" >"$state/demo-accounts.txt"
     chmod 600 "$state/demo-accounts.txt"
 fi
 stop_if_signalled

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/error_reply.h"
 #include "common/form.h"
 #include "common/log.h"
 #include "common/wire.h"
@@ -19,19 +20,59 @@
 #include "interface/websocket.h"
 
 #define WORKER_QUEUE "worker"
+#define ENV_ID_MAX 256    /* the process name, a dash and a counter */
+#define PENDING_MAX 10000 /* disconnects kept while Redis is away */
+#define PENDING_TRIES 5   /* Redis returns a disconnect is sent again on */
 
-/* What a socket hears when its message cannot reach a worker now. */
-static const char server_busy[] = "{\"error\":\"" MC_ERROR_SERVER_BUSY "\"}";
+/* What a socket hears when its message cannot reach a worker now: which
+ * message it was (common/error_reply.h), so that the client can send it
+ * again. Counted. */
+static void busy(ifc_peer_t *p, const char *text, size_t len)
+{
+    static const char bare[] = "{\"error\":\"" MC_ERROR_SERVER_BUSY "\"}";
+    char *reply = NULL;
+    p->peers->m.busy_replies++;
+    if (mc_error_reply(MC_ERROR_SERVER_BUSY, text, len, &reply) == 0) {
+        ifc_websocket_send(p, IFC_WS_OP_TEXT, reply, strlen(reply));
+        free(reply);
+    } else {
+        ifc_websocket_send(p, IFC_WS_OP_TEXT, bare, sizeof(bare) - 1);
+    }
+}
 
 /* ---- Envelopes out --------------------------------------------------------- */
 
-/* The push's completion carries the connection's id, not a pointer: the
- * connection may be gone by then. */
-typedef struct push_box {
+/* What a push keeps until its completion, which carries the connection's
+ * id, not a pointer: the connection may be gone by then. kept is the
+ * client's frame of a websocket.receive (to name it in the error should
+ * the push fail) or a whole websocket.disconnect (to send it again). */
+struct ifc_push {
+    struct ifc_push *next; /* in peers->pending */
     ifc_peers_t *peers;
     uint64_t conn;
-    int receive; /* a websocket.receive, counted in the socket's in_flight */
-} push_box_t;
+    mc_envelope_type_t type;
+    int tries;
+    size_t len;
+    char kept[];
+};
+
+/* Keeps a disconnect that could not be pushed, to send it again once
+ * Redis is back (ifc_bridge_redis_up): the worker then clears the
+ * socket's presence. Bounded in number and in tries. */
+static void keep(ifc_peers_t *peers, struct ifc_push *box)
+{
+    if (++box->tries > PENDING_TRIES || peers->npending >= PENDING_MAX) {
+        peers->m.disconnects_lost++;
+        mc_warn("conn %llu: its disconnect could not be sent; its presence stays until its "
+                "process is gone",
+                (unsigned long long)box->conn);
+        free(box);
+        return;
+    }
+    box->next = peers->pending;
+    peers->pending = box;
+    peers->npending++;
+}
 
 /* Counts a push failure by its cause: a full queue is no Redis error. */
 static void push_failed(ifc_peers_t *peers, int status)
@@ -47,30 +88,51 @@ static void answered(ifc_peer_t *p);
 
 static void on_pushed(void *arg, int status)
 {
-    push_box_t *box = arg;
+    struct ifc_push *box = arg;
     ifc_peers_t *peers = box->peers;
-    uint64_t id = box->conn;
-    int receive = box->receive;
-    free(box);
     peers->pushes--;
     if (status == 0) {
         peers->m.envelopes_pushed++;
+        free(box);
     } else {
         push_failed(peers, status);
-        ifc_peer_t *p = ifc_peers_find(peers, id);
-        if (p && (p->wait == IFC_WAIT_HTTP || p->wait == IFC_WAIT_CONNECT)) {
-            ifc_conn_timer_stop(&p->conn);
-            ifc_respond_simple(p, 503);
-        } else if (p && p->kind == IFC_PEER_CHAT) {
-            ifc_websocket_send(p, IFC_WS_OP_TEXT, server_busy, sizeof(server_busy) - 1);
-            if (receive)
-                answered(p); /* no worker will answer it */
+        ifc_peer_t *p = ifc_peers_find(peers, box->conn);
+        if (box->type == MC_ENV_WS_DISCONNECT && status != MC_ECLOSED) {
+            keep(peers, box);
+        } else {
+            if (p && (p->wait == IFC_WAIT_HTTP || p->wait == IFC_WAIT_CONNECT)) {
+                ifc_conn_timer_stop(&p->conn);
+                ifc_respond_simple(p, 503);
+            } else if (p && p->kind == IFC_PEER_CHAT) {
+                busy(p, box->kept, box->len);
+                if (box->type == MC_ENV_WS_RECEIVE)
+                    answered(p); /* no worker will answer it */
+            }
+            free(box);
         }
     }
     peers->pushed(peers);
 }
 
-/* Encodes env with the connection's reply channel and pushes it. */
+/* Pushes the encoded envelope data[0..len) with box; on failure the box
+ * is freed, or kept when it holds a disconnect. Returns as bus.push. */
+static int push_boxed(ifc_peers_t *peers, struct ifc_push *box, const char *data, size_t len)
+{
+    int rc = peers->bus.push(peers->bus.ctx, WORKER_QUEUE, data, len, on_pushed, box);
+    if (rc != 0) {
+        push_failed(peers, rc);
+        if (box->type == MC_ENV_WS_DISCONNECT)
+            keep(peers, box);
+        else
+            free(box);
+        return rc;
+    }
+    peers->pushes++;
+    return 0;
+}
+
+/* Encodes env with the connection's reply channel and pushes it. A
+ * receive's box keeps the client's frame, a disconnect's the envelope. */
 static int push_env(ifc_peer_t *p, mc_envelope_t *env)
 {
     ifc_peers_t *peers = p->peers;
@@ -83,23 +145,70 @@ static int push_env(ifc_peer_t *p, mc_envelope_t *env)
     int rc = mc_envelope_encode(env, &out, &len);
     if (rc != 0)
         return rc;
-    push_box_t *box = malloc(sizeof(*box));
+    size_t keep_len = env->type == MC_ENV_WS_RECEIVE      ? env->body_len
+                      : env->type == MC_ENV_WS_DISCONNECT ? len
+                                                          : 0;
+    struct ifc_push *box = malloc(sizeof(*box) + keep_len);
     if (!box) {
         free(out);
         return MC_ENOMEM;
     }
-    box->peers = peers;
-    box->conn = p->conn.id;
-    box->receive = env->type == MC_ENV_WS_RECEIVE;
-    rc = peers->bus.push(peers->bus.ctx, WORKER_QUEUE, out, len, on_pushed, box);
+    *box =
+        (struct ifc_push){.peers = peers, .conn = p->conn.id, .type = env->type, .len = keep_len};
+    if (keep_len)
+        memcpy(box->kept, env->type == MC_ENV_WS_RECEIVE ? env->body : out, keep_len);
+    rc = push_boxed(peers, box, out, len);
     free(out);
-    if (rc != 0) {
-        free(box);
-        push_failed(peers, rc);
-        return rc;
+    return rc;
+}
+
+/* Tells every chat socket that messages for it may have been lost while
+ * Redis was away, so that its client asks for what it missed. */
+static void resync(ifc_peers_t *peers)
+{
+    static const char text[] = "{\"" MC_EVENT_RESYNC "\":true}";
+    ifc_buf_t *frame = NULL;
+    for (ifc_conn_t *c = ifc_conns_first(&peers->conns); c; c = c->next) {
+        ifc_peer_t *p = (ifc_peer_t *)c;
+        if (p->kind != IFC_PEER_CHAT || c->closing || c->finishing)
+            continue;
+        if (!frame && !(frame = ifc_websocket_frame(IFC_WS_OP_TEXT, text, sizeof(text) - 1)))
+            return;
+        ifc_websocket_send_frame(p, frame);
+        peers->m.resyncs++;
     }
-    peers->pushes++;
-    return 0;
+    ifc_buf_unref(frame);
+}
+
+void ifc_bridge_redis_up(ifc_peers_t *peers)
+{
+    resync(peers);
+    struct ifc_push *list = peers->pending;
+    size_t n = peers->npending;
+    peers->pending = NULL;
+    peers->npending = 0;
+    if (n)
+        mc_info("redis is back: sending %zu disconnects again", n);
+    while (list) {
+        struct ifc_push *box = list;
+        list = box->next;
+        box->next = NULL;
+        push_boxed(peers, box, box->kept, box->len);
+    }
+}
+
+void ifc_bridge_free(ifc_peers_t *peers)
+{
+    if (peers->npending)
+        mc_warn("%zu disconnects were never sent; their presence stays until this process "
+                "is gone",
+                peers->npending);
+    while (peers->pending) {
+        struct ifc_push *box = peers->pending;
+        peers->pending = box->next;
+        free(box);
+    }
+    peers->npending = 0;
 }
 
 /* Copies the request's headers as NUL-terminated strings into store. */
@@ -222,6 +331,14 @@ static int push_ws(ifc_peer_t *p, mc_envelope_type_t type, const uint8_t *text, 
     env.code = code;
     env.body = (const char *)text;
     env.body_len = len;
+    /* A receive is named, so that a worker handling it twice (its first
+     * worker died) stores its message once, client_id or not. */
+    char id[ENV_ID_MAX];
+    if (type == MC_ENV_WS_RECEIVE) {
+        snprintf(id, sizeof(id), "%s-%llu", peers->cfg->instance ? peers->cfg->instance : "ifc",
+                 (unsigned long long)++peers->receives);
+        env.id = id;
+    }
     groups_t *g = malloc(sizeof(*g));
     if (!g)
         return MC_ENOMEM;
@@ -236,7 +353,7 @@ static int push_ws(ifc_peer_t *p, mc_envelope_type_t type, const uint8_t *text, 
 void ifc_bridge_receive(ifc_peer_t *p, const uint8_t *text, size_t len)
 {
     if (push_ws(p, MC_ENV_WS_RECEIVE, text, len, 0) != 0) {
-        ifc_websocket_send(p, IFC_WS_OP_TEXT, server_busy, sizeof(server_busy) - 1);
+        busy(p, (const char *)text, len);
         return;
     }
     if (p->in_flight++ == 0)
@@ -361,7 +478,7 @@ static void reply(ifc_peers_t *peers, uint64_t id, const mc_envelope_t *env)
             ifc_conn_timer_stop(&p->conn);
             ifc_websocket_refuse(p, 403);
         } else if (p->kind == IFC_PEER_CHAT) {
-            ifc_websocket_close(p, env->code ? env->code : MC_CLOSE_NORMAL);
+            ifc_websocket_close_reason(p, env->code ? env->code : MC_CLOSE_NORMAL, env->reason);
         }
         break;
     default:

@@ -6,9 +6,15 @@
  * chat WebSocket's opening, text message and end becomes an envelope
  * (common/envelope.h) with the connection's reply channel, pushed onto the
  * workers' reliable queue "worker". A push that fails (Redis down, the
- * queue full) is answered at once: 503 to a request, {"error":"SERVER_BUSY"}
- * on a chat socket, whose message is not lost silently. A request whose
- * worker does not answer within reply_timeout_ms gets 504.
+ * queue full) is answered at once: 503 to a request, and on a chat socket
+ * {"error":"SERVER_BUSY"} naming the message's command, room and client_id
+ * (common/error_reply.h), so that the client sends it again; nothing is
+ * lost silently. A disconnect that cannot be pushed is kept and pushed
+ * again once Redis is back, so that the worker clears the socket's
+ * presence. A request whose worker does not answer within
+ * reply_timeout_ms gets 504. Every websocket.receive carries an id, the
+ * process's name and a counter, on which a worker that handles it a
+ * second time (after its first worker died) recognises it.
  *
  * Back: the owner of the bus hands every message for this process's
  * connections to ifc_bridge_deliver, once, with the connections it is for:
@@ -69,5 +75,16 @@ void ifc_bridge_deliver(ifc_peers_t *peers, const uint64_t *conns, size_t n, con
 
 /* Releases what the bridge keeps about a connection that is gone. */
 void ifc_bridge_clear(ifc_peer_t *p);
+
+/* Redis answers again after a loss: every chat socket is told
+ * {"resync":true} (messages for it may have been lost with what Redis
+ * held: its client joins its rooms again with since), and the disconnects
+ * that could not be pushed while Redis was away are pushed now (each is
+ * tried on a few returns, then given up and counted in disconnects_lost). */
+void ifc_bridge_redis_up(ifc_peers_t *peers);
+
+/* Releases what the bridge keeps for the server (disconnects never sent,
+ * logged). */
+void ifc_bridge_free(ifc_peers_t *peers);
 
 #endif

@@ -75,8 +75,8 @@ static void on_group(void *ctx, uint64_t conn, const char *group)
 static void on_redis_state(void *ctx, int up)
 {
     app_t *app = ctx;
-    if (!up && app->srv)
-        ifc_server_redis_error(app->srv);
+    if (app->srv)
+        ifc_server_redis_state(app->srv, up, chl_proc_stats(app->proc)->failovers);
     mc_log(up ? MC_LOG_INFO : MC_LOG_WARN, "redis %s", up ? "up" : "down");
 }
 
@@ -126,7 +126,8 @@ int main(int argc, char **argv)
     mc_option_t opts[] = {
         {"--listen", "CHAT_LISTEN", MC_OPT_STRING, &cfg.listen, 0, 0, "address:port to listen on"},
         {"--redis", "CHAT_REDIS_URL", MC_OPT_STRING, &redis, 0, 0,
-         "Redis URL(s), comma-separated to shard"},
+         "Redis URL(s), comma-separated to shard; redis+sentinel://h1,h2,h3/NAME for a master "
+         "watched by Redis Sentinel"},
         {"--web", "CHAT_WEB_ROOT", MC_OPT_STRING, &cfg.web_root, 0, 0, "web root for /static/"},
         {"--log-level", "CHAT_LOG_LEVEL", MC_OPT_STRING, &log_level, 0, 0,
          "debug, info, warn, error or off"},

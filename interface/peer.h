@@ -97,6 +97,12 @@ typedef struct ifc_metrics {
     uint64_t refused_connections; /* over a limit per address: closed, or 429 */
     uint64_t rate_limited;        /* frames refused over a socket's budget */
     uint64_t closed_rate;         /* sockets closed for going on over it */
+    uint64_t busy_replies;        /* SERVER_BUSY for a message that could not be queued */
+    uint64_t disconnects_lost;    /* disconnects given up on (presence left behind) */
+    uint64_t redis_up;            /* gauge: 1 while every shard answers */
+    uint64_t redis_losses;        /* times Redis went away */
+    uint64_t redis_failovers;     /* a Sentinel master found at a new address */
+    uint64_t resyncs;             /* {"resync":true} sent to a socket */
 } ifc_metrics_t;
 
 typedef enum ifc_peer_kind {
@@ -123,6 +129,11 @@ typedef struct ifc_peers {
     int stopping;        /* shutting down: no keep-alive */
     int marks_seen;      /* workers mark their answers (bridge.h): in-flight is counted */
     size_t pushes;       /* pushes whose callback has not run */
+    /* The bridge's: disconnects kept to be sent again once Redis is back,
+     * and the number of receives so far (they are named by it). */
+    struct ifc_push *pending;
+    size_t npending;
+    uint64_t receives;
     /* set by the server: a push completed (a shutdown waits for the last) */
     void (*pushed)(struct ifc_peers *peers);
 } ifc_peers_t;

@@ -61,6 +61,7 @@ static void check_done(ifc_server_t *srv)
 static void srv_maybe_free(ifc_server_t *srv)
 {
     if (srv->freed && srv->handles == 0 && srv->live == 0) {
+        ifc_bridge_free(&srv->peers);
         ifc_addrs_clear(&srv->peers.addrs);
         ifc_cidrs_clear(&srv->peers.trusted);
         free(srv);
@@ -277,18 +278,23 @@ void ifc_server_on_message(ifc_server_t *srv, const uint64_t *conns, size_t n, c
     ifc_bridge_deliver(&srv->peers, conns, n, data, len);
 }
 
-void ifc_server_redis_error(ifc_server_t *srv)
+void ifc_server_redis_state(ifc_server_t *srv, int up, uint64_t failovers)
 {
-    srv->peers.m.redis_errors++;
-    /* A Redis that comes back may have lost the groups our sockets are in:
-     * they would hear nothing more. Closed, their clients reconnect, join
-     * again with since, and get what they missed. */
-    ifc_conn_t *next;
-    for (ifc_conn_t *c = ifc_conns_first(&srv->peers.conns); c; c = next) {
-        next = c->next;
-        if (((ifc_peer_t *)c)->kind == IFC_PEER_CHAT)
-            ifc_websocket_close((ifc_peer_t *)c, MC_CLOSE_SERVICE_RESTART);
+    ifc_metrics_t *m = &srv->peers.m;
+    m->redis_failovers = failovers;
+    if ((uint64_t)up == m->redis_up)
+        return;
+    m->redis_up = (uint64_t)up;
+    if (!up) {
+        /* Sockets stay open: the channel layer records their groups again
+         * when Redis is back, and what they send meanwhile is answered
+         * SERVER_BUSY, to be sent again. */
+        m->redis_errors++;
+        m->redis_losses++;
+        return;
     }
+    if (m->redis_losses) /* not at the start */
+        ifc_bridge_redis_up(&srv->peers);
 }
 
 /* ---- Start and shutdown ------------------------------------------------------ */

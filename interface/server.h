@@ -60,10 +60,16 @@ int ifc_server_start(ifc_server_t **out, uv_loop_t *loop, const ifc_server_confi
 void ifc_server_on_message(ifc_server_t *srv, const uint64_t *conns, size_t n, const char *data,
                            size_t len);
 
-/* The bus reports that Redis was lost (counted in /metrics): every chat
- * WebSocket is closed with 1012, since the groups it was in may be gone
- * when Redis comes back; clients reconnect and catch up by message id. */
-void ifc_server_redis_error(ifc_server_t *srv);
+/* The bus reports Redis's state: up is 1 when every shard answers, and
+ * failovers is how many times a Sentinel master was found at a new
+ * address (both in /metrics). Chat WebSockets stay open through a loss:
+ * the channel layer records their groups again when Redis is back, and a
+ * message that cannot be queued meanwhile is answered SERVER_BUSY with its
+ * client_id, for the client to send again. Once Redis is back, every chat
+ * socket is told {"resync":true} (what Redis held for it may be lost: its
+ * client asks for what it missed), and the disconnects of sockets that
+ * closed meanwhile are sent, so that their presence is cleared. */
+void ifc_server_redis_state(ifc_server_t *srv, int up, uint64_t failovers);
 
 /* Stops accepting, closes every WebSocket with 1001 (sending the
  * disconnects), finishes or drops HTTP requests, and calls done once every

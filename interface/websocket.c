@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "common/wire.h"
 #include "interface/respond.h"
 
@@ -61,6 +62,14 @@ void ifc_websocket_send(ifc_peer_t *p, ifc_ws_opcode_t op, const void *data, siz
 
 void ifc_websocket_close(ifc_peer_t *p, int code)
 {
+    ifc_websocket_close_reason(p, code, NULL);
+}
+
+void ifc_websocket_close_reason(ifc_peer_t *p, int code, const char *reason)
+{
+    size_t rl = reason ? strlen(reason) : 0;
+    if (rl > IFC_WS_MAX_CLOSE_REASON || (rl && mc_utf8_check(reason, rl) != 0))
+        rl = 0;
     if (p->conn.closing)
         return;
     if (!p->close_sent) {
@@ -68,7 +77,7 @@ void ifc_websocket_close(ifc_peer_t *p, int code)
         size_t fl;
         p->close_sent = 1;
         p->close_code = code;
-        if (ifc_ws_close_encode(code == MC_CLOSE_NO_STATUS ? 0 : code, NULL, 0, f, &fl) == 0 &&
+        if (ifc_ws_close_encode(code == MC_CLOSE_NO_STATUS ? 0 : code, reason, rl, f, &fl) == 0 &&
             ifc_conn_write_copy(&p->conn, f, fl) != MC_ENOMEM)
             p->peers->m.frames_out++;
     }

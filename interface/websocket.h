@@ -76,6 +76,9 @@ void ifc_websocket_send(ifc_peer_t *p, ifc_ws_opcode_t op, const void *data, siz
  * send buffer if need be (it is the last one), and finishes the
  * connection. Does nothing once a close is under way. */
 void ifc_websocket_close(ifc_peer_t *p, int code);
+/* The same with reason (NULL: none) in the frame; a reason over 123 bytes
+ * or not UTF-8 is left out. */
+void ifc_websocket_close_reason(ifc_peer_t *p, int code, const char *reason);
 
 /* Releases the session's parser (a connection that is gone). */
 void ifc_websocket_clear(ifc_peer_t *p);

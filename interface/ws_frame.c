@@ -18,7 +18,7 @@ void ifc_ws_parser_init(ifc_ws_parser_t *p, size_t max_message)
     memset(p, 0, sizeof(*p));
     p->max_message = max_message;
     p->hdr_need = 2;
-    ifc_utf8_init(&p->utf8);
+    mc_utf8_init(&p->utf8);
 }
 
 void ifc_ws_parser_allow_rsv1(ifc_ws_parser_t *p)
@@ -122,7 +122,7 @@ static int check_header(ifc_ws_parser_t *p)
             return fail(p, MC_CLOSE_TOO_BIG);
         if (p->opcode != IFC_WS_OP_CONTINUATION) {
             p->msg_opcode = p->opcode;
-            ifc_utf8_init(&p->utf8);
+            mc_utf8_init(&p->utf8);
         }
     }
     p->plen = len;
@@ -178,7 +178,7 @@ static int finish_frame(ifc_ws_parser_t *p, ifc_ws_event_t *ev)
                 int code = (p->ctrl[0] << 8) | p->ctrl[1];
                 if (!ifc_ws_close_code_valid(code))
                     return fail(p, MC_CLOSE_PROTOCOL_ERROR);
-                if (ifc_utf8_check(p->ctrl + 2, (size_t)p->plen - 2) != 0)
+                if (mc_utf8_check(p->ctrl + 2, (size_t)p->plen - 2) != 0)
                     return fail(p, MC_CLOSE_INVALID_DATA);
                 ev->close_code = code;
                 ev->data = p->ctrl + 2;
@@ -190,7 +190,7 @@ static int finish_frame(ifc_ws_parser_t *p, ifc_ws_event_t *ev)
     p->msg_len += (size_t)p->plen;
     if (!p->fin)
         return IFC_WS_NEED_MORE;
-    if (p->msg_opcode == IFC_WS_OP_TEXT && !p->msg_compressed && !ifc_utf8_complete(&p->utf8))
+    if (p->msg_opcode == IFC_WS_OP_TEXT && !p->msg_compressed && !mc_utf8_complete(&p->utf8))
         return fail(p, MC_CLOSE_INVALID_DATA);
     ev->opcode = (ifc_ws_opcode_t)p->msg_opcode;
     ev->data = p->msg ? p->msg : p->ctrl; /* an empty message has no buffer */
@@ -249,7 +249,7 @@ int ifc_ws_parse(ifc_ws_parser_t *p, const void *data, size_t len, size_t *used,
             }
             unmask(dst, in + off, n, p->mask, p->pdone);
             if (!is_control(p->opcode) && p->msg_opcode == IFC_WS_OP_TEXT && !p->msg_compressed &&
-                ifc_utf8_feed(&p->utf8, dst, n) != 0) {
+                mc_utf8_feed(&p->utf8, dst, n) != 0) {
                 *used = off + n;
                 return fail(p, MC_CLOSE_INVALID_DATA);
             }

@@ -32,7 +32,7 @@
 #include <stdint.h>
 
 #include "common/wire.h"
-#include "interface/utf8.h"
+#include "common/utf8.h"
 
 #define IFC_WS_MAX_CONTROL 125 /* payload of a control frame */
 #define IFC_WS_MAX_HEADER 14   /* 2 + 8 (length) + 4 (mask) */
@@ -70,7 +70,7 @@ typedef struct ifc_ws_parser {
     int delivered; /* the last event was a message: release it on the next call */
     int error;     /* close code after a violation, else 0 */
     int in_payload;
-    ifc_utf8_t utf8;
+    mc_utf8_t utf8;
     uint8_t mask[4];
     uint8_t hdr_len, hdr_need;
     uint8_t hdr[IFC_WS_MAX_HEADER];

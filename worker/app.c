@@ -6,8 +6,11 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "worker/command.h"
+#include "worker/token.h"
 
 #include <string.h>
+
+_Static_assert(WRK_DEVICE_KEY_HEX_LEN == 2 * WRK_TOKEN_HEX_LEN, "a key is two tokens");
 
 void wrk_settings_defaults(wrk_settings_t *s)
 {
@@ -17,6 +20,8 @@ void wrk_settings_defaults(wrk_settings_t *s)
     s->session_ttl_s = 14 * 24 * 3600;
     s->web_root = "web";
     s->login_max_failures = 5;
+    s->login_addr_max_failures = 30;
+    s->login_backoff_after = 10;
     s->login_window_s = 900;
     s->argon2_m = WRK_PASSWORD_DEFAULT_M_KIB;
     s->argon2_t = WRK_PASSWORD_DEFAULT_T;
@@ -26,6 +31,9 @@ void wrk_settings_defaults(wrk_settings_t *s)
     s->rate_close_after = 20;
     s->rate_connects = 20;
     s->rate_connect_burst = 60;
+    s->rate_notices = 6;
+    s->rate_notice_burst = 10;
+    s->socket_rooms = WRK_SOCKET_ROOMS_DEFAULT;
 }
 
 int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
@@ -48,10 +56,25 @@ int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
         app->store = NULL;
         return rc;
     }
+    app->port.notice_rate = cfg->rate_notices;
+    app->port.notice_burst = cfg->rate_notice_burst;
     int from = 0, to = 0;
     rc = wrk_store_migrate(app->store, &from, &to);
     if (rc) {
         mc_error("worker: migrating %s: %s", db_path, wrk_store_errmsg(app->store));
+        wrk_app_close(app);
+        return rc;
+    }
+    /* The first worker of a database makes the key; the others read it. */
+    char fresh[WRK_DEVICE_KEY_HEX_LEN + 1];
+    rc = wrk_token_new(fresh);
+    if (rc == 0)
+        rc = wrk_token_new(fresh + WRK_TOKEN_HEX_LEN);
+    if (rc == 0)
+        rc = wrk_store_secret(app->store, "device-cookie-key", fresh, app->device_key,
+                              sizeof(app->device_key));
+    if (rc) {
+        mc_error("worker: the device cookie key: %s", mc_strerror(rc));
         wrk_app_close(app);
         return rc;
     }

@@ -4,6 +4,7 @@
  * sockets concerned through the port.
  */
 #include "worker/changes.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "worker/command.h"
@@ -13,43 +14,56 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The changes one round of a poll handles: as many as fit here, in order;
+ * the poll goes round until every change it claimed is handled. */
+#define ENDS_MAX 128
+
 typedef struct change_set {
+    int64_t until;   /* the last change claimed */
+    int64_t handled; /* the last change noted here */
     int rooms_changed;
     int64_t rooms[64]; /* rooms whose members must be checked */
     size_t nrooms;
-    int all_rooms;                       /* more than fit above: check every presence */
-    char closes[128][MC_GROUP_NAME_MAX]; /* groups whose sockets close: user-<id>, session-<id> */
-    size_t ncloses;
+    int all_rooms;              /* more than fit above: check every presence */
+    int64_t sessions[ENDS_MAX]; /* sessions that ended */
+    size_t nsessions;
+    struct {
+        int64_t id;
+        int logout;    /* a logout logged by an earlier version: its session ended */
+    } users[ENDS_MAX]; /* users deactivated, or whose rights changed */
+    size_t nusers;
 } change_set_t;
+
+#define CHANGE_SET_FULL 1 /* note_change's "stop here, go on in the next round" */
 
 static int note_change(void *arg, int64_t seq, enum wrk_change_kind kind, int64_t ref)
 {
     change_set_t *c = arg;
-    (void)seq;
-    char group[sizeof(c->closes[0])];
+    if (seq > c->until)
+        return CHANGE_SET_FULL; /* claimed by another worker */
     if (kind == WRK_CHANGE_ROOM) {
         c->rooms_changed = 1;
         if (c->nrooms < sizeof(c->rooms) / sizeof(c->rooms[0]))
             c->rooms[c->nrooms++] = ref;
         else
             c->all_rooms = 1;
-        return 0;
-    }
-    /* A logout logged by an earlier version names no session: all the
-     * user's sockets close, as they did then. */
-    if (kind == WRK_CHANGE_USER || kind == WRK_CHANGE_LOGOUT)
-        mc_group_user(group, ref);
-    else if (kind == WRK_CHANGE_SESSION)
-        mc_group_session(group, ref);
-    else
-        return 0; /* a kind from a later version */
-    for (size_t i = 0; i < c->ncloses; i++)
-        if (strcmp(c->closes[i], group) == 0)
-            return 0;
-    if (c->ncloses < sizeof(c->closes) / sizeof(c->closes[0]))
-        strcpy(c->closes[c->ncloses++], group);
-    else
-        mc_warn("worker: too many user and session changes at once; some sockets stay open");
+    } else if (kind == WRK_CHANGE_SESSION) {
+        if (c->nsessions == ENDS_MAX)
+            return CHANGE_SET_FULL;
+        c->sessions[c->nsessions++] = ref;
+    } else if (kind == WRK_CHANGE_USER || kind == WRK_CHANGE_LOGOUT) {
+        int logout = kind == WRK_CHANGE_LOGOUT;
+        size_t i = 0;
+        while (i < c->nusers && !(c->users[i].id == ref && c->users[i].logout == logout))
+            i++;
+        if (i == c->nusers) {
+            if (c->nusers == ENDS_MAX)
+                return CHANGE_SET_FULL;
+            c->users[c->nusers].id = ref;
+            c->users[c->nusers++].logout = logout;
+        }
+    } /* else a kind from a later version */
+    c->handled = seq;
     return 0;
 }
 
@@ -85,18 +99,10 @@ static void check_room_members(wrk_app_t *app, int64_t room_id)
     wrk_presence_list_clear(&l);
 }
 
-int wrk_changes_poll(wrk_app_t *app)
+/* Tells every socket what one round of changes means for it. */
+static void act(wrk_app_t *app, const change_set_t *c)
 {
-    int64_t from, to;
-    int rc = wrk_store_change_claim(app->store, &from, &to);
-    if (rc || to == from)
-        return rc;
-    change_set_t c;
-    memset(&c, 0, sizeof(c));
-    rc = wrk_store_change_each(app->store, from, note_change, &c);
-    if (rc)
-        return rc;
-    if (c.rooms_changed) {
+    if (c->rooms_changed) {
         char *text;
         if (wrk_port_rooms_text(&app->port, 0, &text) == 0) {
             wrk_port_group_text(&app->port, MC_GROUP_ROOMS, text, NULL);
@@ -106,7 +112,7 @@ int wrk_changes_poll(wrk_app_t *app)
             wrk_port_group_text(&app->port, MC_GROUP_ROOMS_STAFF, text, NULL);
             free(text);
         }
-        if (c.all_rooms) {
+        if (c->all_rooms) {
             wrk_presence_list_t l;
             if (wrk_store_presence_list(app->store, 0, &l) == 0) {
                 for (size_t i = 0; i < l.n; i++)
@@ -115,16 +121,65 @@ int wrk_changes_poll(wrk_app_t *app)
                 wrk_presence_list_clear(&l);
             }
         } else {
-            for (size_t i = 0; i < c.nrooms; i++)
-                check_room_members(app, c.rooms[i]);
+            for (size_t i = 0; i < c->nrooms; i++)
+                check_room_members(app, c->rooms[i]);
         }
     }
-    /* A session that logged out: close its sockets (Django ends one session,
-     * not the user's others). A user deactivated or whose staff flag changed:
-     * close all the user's sockets. The client reconnects (or not) with a
-     * fresh scope. */
-    for (size_t i = 0; i < c.ncloses; i++)
-        wrk_port_group_close(&app->port, c.closes[i], MC_CLOSE_POLICY_VIOLATION);
+    /* A session that ended (Django ends one session at a logout, not the
+     * user's others): its sockets close, and their pages go to the login
+     * form. First, so that a socket whose session ended hears that. */
+    char group[MC_GROUP_NAME_MAX];
+    for (size_t i = 0; i < c->nsessions; i++) {
+        mc_group_session(group, c->sessions[i]);
+        wrk_port_group_close(&app->port, group, MC_CLOSE_SESSION_ENDED);
+    }
+    /* A user deactivated: every socket of theirs ends so too. A user who
+     * gained or lost staff is still logged in: their sockets close with
+     * "rights changed" and reconnect with a fresh scope, without the staff
+     * rooms they may no longer see (or with them). */
+    for (size_t i = 0; i < c->nusers; i++) {
+        wrk_user_t u;
+        int rc = c->users[i].logout ? MC_ENOTFOUND
+                                    : wrk_store_user_by_id(app->store, c->users[i].id, &u);
+        if (rc && rc != MC_ENOTFOUND)
+            u.is_active = 1; /* the database failed: close anyway, the page asks again */
+        int ended = rc == MC_ENOTFOUND || !u.is_active;
+        mc_group_user(group, c->users[i].id);
+        wrk_port_group_close(&app->port, group,
+                             ended ? MC_CLOSE_SESSION_ENDED : MC_CLOSE_RIGHTS_CHANGED);
+    }
+}
+
+int wrk_changes_poll(wrk_app_t *app)
+{
+    long expired = 0;
+    int rc = wrk_store_sessions_expire(app->store, mc_now_ms(), &expired);
+    if (rc)
+        mc_warn("worker: ending expired sessions: %s", wrk_store_errmsg(app->store));
+    else if (expired)
+        mc_info("worker: %ld session(s) expired", expired);
+    /* Changes claimed by an earlier poll that failed half-way come first. */
+    if (app->changes_to <= app->changes_from) {
+        rc = wrk_store_change_claim(app->store, &app->changes_from, &app->changes_to);
+        if (rc)
+            return rc;
+    }
+    while (app->changes_from < app->changes_to) {
+        change_set_t c;
+        memset(&c, 0, sizeof(c));
+        c.until = app->changes_to;
+        c.handled = app->changes_from;
+        rc = wrk_store_change_each(app->store, app->changes_from, note_change, &c);
+        if (rc < 0)
+            return rc; /* the rest waits for the next poll */
+        if (c.handled == app->changes_from) {
+            /* Nothing left to read (purged meanwhile): done. */
+            app->changes_from = app->changes_to;
+            break;
+        }
+        act(app, &c);
+        app->changes_from = c.handled;
+    }
     return 0;
 }
 

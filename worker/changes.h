@@ -1,9 +1,9 @@
 /*
  * worker/changes.h: the worker's reactions to what changed elsewhere: rooms
- * added, renamed, deleted or made staff-only, sessions that logged out,
- * users deactivated or whose staff flag changed (by any worker, the staff
- * API or chatctl: the store's change log says), and interface processes
- * that died.
+ * added, renamed, deleted or made staff-only, sessions that ended, users
+ * deactivated or whose staff flag changed (by any worker, the staff API or
+ * chatctl: the store's change log says), and interface processes that
+ * died.
  *
  * Called by chat-worker's loop (worker/service.h), beside the dispatch of
  * envelopes; answers leave through the port (worker/port.h).
@@ -13,12 +13,16 @@
 
 #include "worker/app.h"
 
-/* Reacts to changes made anywhere since the last call by any worker (each
- * change is claimed by one worker): pushes room lists, takes sockets out of
- * rooms that were deleted or became staff-only, closes the sockets opened
- * with a session that logged out (the user's other sessions keep theirs)
- * and every socket of users who were deactivated or lost staff. Call every
- * second or so. Returns 0 or MC_EDB. */
+/* Ends the sessions that expired, then reacts to every change made
+ * anywhere since the last call by any worker (each change is claimed by one
+ * worker; a burst is handled in rounds, all of it): pushes room lists,
+ * takes sockets out of rooms that were deleted or became staff-only,
+ * closes with 4001 "session ended" the sockets of every session that ended
+ * (a logout, expiry, a new password: the user's other sessions keep
+ * theirs) and every socket of users who were deactivated, and with 4002
+ * "rights changed" every socket of users who gained or lost staff. Call
+ * every second or so. Returns 0 or MC_EDB (what was claimed and not
+ * handled is handled by the next call). */
 int wrk_changes_poll(wrk_app_t *app);
 
 /* An interface process died (its heartbeat expired; the channel layer has

@@ -37,12 +37,14 @@ static const char synopsis[] =
     "commands:\n"
     "  migrate                              create or upgrade the database schema\n"
     "  createsuperuser [--username NAME] [--noinput]\n"
-    "                                       a staff user; with --noinput the password\n"
-    "                                       comes from CHAT_SUPERUSER_PASSWORD\n"
-    "  user add NAME [--staff] --password-stdin\n"
+    "                                       a superuser (staff who also manage staff);\n"
+    "                                       with --noinput the password comes from\n"
+    "                                       CHAT_SUPERUSER_PASSWORD\n"
+    "  user add NAME [--staff|--superuser] --password-stdin\n"
     "  user import                          lines \"NAME PASSWORD [staff]\" on stdin, all or none\n"
     "  user passwd NAME                     the new password on stdin\n"
-    "  user staff NAME on|off\n"
+    "  user staff NAME on|off               off also unmakes a superuser\n"
+    "  user superuser NAME on|off           on also makes staff\n"
     "  user deactivate NAME\n"
     "  user list\n"
     "  room add TITLE [--staff-only]        prints the new room's id\n"
@@ -155,20 +157,25 @@ static int hash_password(ctl_t *c, const char *password, char hash[WRK_PASSWORD_
     return 0;
 }
 
-static int add_user(ctl_t *c, const char *name, const char *password, int staff)
+/* Rights of a new user. */
+enum { PLAIN, STAFF, SUPERUSER };
+
+static int add_user(ctl_t *c, const char *name, const char *password, int rights)
 {
     char hash[WRK_PASSWORD_HASH_MAX];
     int rc = hash_password(c, password, hash);
     if (rc)
         return rc;
     int64_t id;
-    rc = wrk_store_user_add(c->store, name, hash, staff, &id);
+    rc = wrk_store_user_add(c->store, name, hash, rights != PLAIN, &id);
+    if (rc == 0 && rights == SUPERUSER)
+        rc = wrk_store_user_set_superuser(c->store, id, 1);
     if (rc == MC_EEXIST) {
         fprintf(stderr, "chatctl: the username \"%s\" is taken\n", name);
         return EXIT_FAILED;
     }
     if (rc == MC_EINVAL) {
-        fprintf(stderr, "chatctl: a username has 1 to %d bytes\n", MC_USERNAME_MAX);
+        fprintf(stderr, "chatctl: a username is 1 to %d bytes of UTF-8\n", MC_USERNAME_MAX);
         return EXIT_FAILED;
     }
     if (rc)
@@ -255,7 +262,13 @@ static int cmd_createsuperuser(ctl_t *c, int argc, char **argv)
             }
         }
     }
-    int rc = add_user(c, name, password, 1);
+    int rc = wrk_store_batch_begin(c->store);
+    if (rc)
+        return failed(c, "createsuperuser", rc);
+    rc = add_user(c, name, password, SUPERUSER);
+    int end = wrk_store_batch_end(c->store, rc == 0);
+    if (rc == 0 && end)
+        return failed(c, "createsuperuser", end);
     if (rc == 0)
         printf("Superuser created successfully.\n");
     return rc;
@@ -264,7 +277,10 @@ static int cmd_createsuperuser(ctl_t *c, int argc, char **argv)
 static int print_user(void *arg, const wrk_user_t *u)
 {
     (void)arg;
-    printf("%" PRId64 "\t%s\t%s\t%s\n", u->id, u->username, u->is_staff ? "staff" : "-",
+    printf("%" PRId64 "\t%s\t%s\t%s\n", u->id, u->username,
+           u->is_superuser ? "superuser"
+           : u->is_staff   ? "staff"
+                           : "-",
            u->is_active ? "active" : "inactive");
     return 0;
 }
@@ -298,7 +314,7 @@ static int cmd_user_import(ctl_t *c)
             rc = EXIT_FAILED;
             break;
         }
-        rc = add_user(c, name, password, flag != NULL);
+        rc = add_user(c, name, password, flag ? STAFF : PLAIN);
         if (rc) {
             fprintf(stderr, "chatctl: line %ld: user \"%s\" not added\n", lineno, name);
             break;
@@ -330,10 +346,12 @@ static int cmd_user(ctl_t *c, int argc, char **argv)
         return cmd_user_import(c);
     if (strcmp(sub, "add") == 0) {
         const char *name = NULL;
-        int staff = 0, from_stdin = 0;
+        int rights = PLAIN, from_stdin = 0;
         for (int i = 1; i < argc; i++) {
-            if (strcmp(argv[i], "--staff") == 0)
-                staff = 1;
+            if (strcmp(argv[i], "--staff") == 0 && rights == PLAIN)
+                rights = STAFF;
+            else if (strcmp(argv[i], "--superuser") == 0 && rights == PLAIN)
+                rights = SUPERUSER;
             else if (strcmp(argv[i], "--password-stdin") == 0)
                 from_stdin = 1;
             else if (argv[i][0] != '-' && !name)
@@ -347,7 +365,13 @@ static int cmd_user(ctl_t *c, int argc, char **argv)
             return usage_error("user add needs --password-stdin");
         char password[WRK_PASSWORD_MAX_BYTES + 2];
         rc = read_password("Password: ", password, sizeof(password));
-        return rc ? rc : add_user(c, name, password, staff);
+        if (rc)
+            return rc;
+        if ((rc = wrk_store_batch_begin(c->store)))
+            return failed(c, "add user", rc);
+        rc = add_user(c, name, password, rights);
+        int end = wrk_store_batch_end(c->store, rc == 0);
+        return rc == 0 && end ? failed(c, "add user", end) : rc;
     }
     if (argc < 2)
         return usage_error("user %s: which user?", sub);
@@ -360,7 +384,7 @@ static int cmd_user(ctl_t *c, int argc, char **argv)
         if ((rc = read_password("New password: ", password, sizeof(password))) ||
             (rc = hash_password(c, password, hash)))
             return rc;
-        rc = wrk_store_user_set_password(c->store, u.id, hash);
+        rc = wrk_store_user_set_password(c->store, u.id, hash, 0);
         return rc ? failed(c, "set password", rc) : 0;
     }
     if (strcmp(sub, "staff") == 0 && argc == 3) {
@@ -369,8 +393,22 @@ static int cmd_user(ctl_t *c, int argc, char **argv)
             return usage_error("user staff: expected on or off, got \"%s\"", argv[2]);
         if ((rc = find_user(c, argv[1], &u)))
             return rc;
+        /* A superuser is staff too. */
         rc = wrk_store_user_set_staff(c->store, u.id, on);
+        if (rc == 0 && !on)
+            rc = wrk_store_user_set_superuser(c->store, u.id, 0);
         return rc ? failed(c, "set staff", rc) : 0;
+    }
+    if (strcmp(sub, "superuser") == 0 && argc == 3) {
+        int on;
+        if (parse_on_off(argv[2], &on))
+            return usage_error("user superuser: expected on or off, got \"%s\"", argv[2]);
+        if ((rc = find_user(c, argv[1], &u)))
+            return rc;
+        rc = wrk_store_user_set_superuser(c->store, u.id, on);
+        if (rc == 0 && on)
+            rc = wrk_store_user_set_staff(c->store, u.id, 1);
+        return rc ? failed(c, "set superuser", rc) : 0;
     }
     if (strcmp(sub, "deactivate") == 0 && argc == 2) {
         if ((rc = find_user(c, argv[1], &u)))
@@ -395,7 +433,7 @@ static int room_result(ctl_t *c, const char *what, const char *id, int rc)
         return EXIT_FAILED;
     }
     if (rc == MC_EINVAL) {
-        fprintf(stderr, "chatctl: a room title has 1 to %d bytes\n", WRK_ROOM_TITLE_MAX);
+        fprintf(stderr, "chatctl: a room title is 1 to %d bytes of UTF-8\n", WRK_ROOM_TITLE_MAX);
         return EXIT_FAILED;
     }
     return rc ? failed(c, what, rc) : 0;

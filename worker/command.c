@@ -4,6 +4,7 @@
  * both on cJSON.
  */
 #include "worker/command.h"
+#include "common/envelope.h"
 #include "common/error.h"
 
 #include <cjson/cJSON.h>
@@ -73,6 +74,57 @@ static int blank(const char *s, size_t n)
         if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
             return 0;
     return 1;
+}
+
+/* Whether s[0..n) (UTF-8) holds a control character other than tab and
+ * newline: C0, DEL, or C1 (U+0080..U+009F, C2 80..C2 9F). Chat text has
+ * no use for them; they do not render, cost 6 bytes escaped, and carry
+ * terminal escapes into logs. */
+static int has_control(const char *text, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t i = 0; i < n; i++) {
+        if ((s[i] < 0x20 && s[i] != '\t' && s[i] != '\n') || s[i] == 0x7f)
+            return 1;
+        if (s[i] == 0xc2 && i + 1 < n && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f)
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether a JSON text escapes a NUL (\u0000) in one of its strings.
+ * cJSON would end the string there and the rest of it would be lost
+ * without a word; a NUL is a control character like the others. Outside
+ * strings valid JSON has no backslash, so every one starts an escape. */
+static int has_escaped_nul(const char *text, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (text[i] != '\\')
+            continue;
+        if (text[i + 1] == 'u' && len - i >= 6 && memcmp(text + i + 2, "0000", 4) == 0)
+            return 1;
+        i++; /* past the escaped character: JSON "\\u0000" is a backslash and text */
+    }
+    return 0;
+}
+
+/* Whether the message item (a string of n bytes) would cost more than
+ * WRK_MESSAGE_COST_MAX in a reply: escaped by cJSON, then by the envelope.
+ * Without control characters a byte costs at most 4 there, so only long
+ * messages are weighed. */
+static int too_costly(const cJSON *item, size_t n, int *failed)
+{
+    *failed = 0;
+    if (n <= (WRK_MESSAGE_COST_MAX - 8) / 4)
+        return 0;
+    char *printed = cJSON_PrintUnformatted(item);
+    if (!printed) {
+        *failed = 1;
+        return 0;
+    }
+    size_t cost = mc_envelope_string_len(printed, strlen(printed));
+    free(printed);
+    return cost > WRK_MESSAGE_COST_MAX;
 }
 
 static int parse_tree(const cJSON *root, size_t message_max, wrk_command_t *cmd, const char **code)
@@ -172,6 +224,17 @@ static int parse_tree(const cJSON *root, size_t message_max, wrk_command_t *cmd,
             *code = MC_ERROR_MESSAGE_EMPTY;
             return MC_EINVAL;
         }
+        if (has_control(item->valuestring, n))
+            return MC_EINVAL;
+        int failed;
+        if (too_costly(item, n, &failed)) {
+            *code = MC_ERROR_MESSAGE_TOO_LONG;
+            return MC_EINVAL;
+        }
+        if (failed) {
+            *code = MC_ERROR_SERVER_BUSY;
+            return MC_ENOMEM;
+        }
         cmd->message = malloc(n + 1);
         if (!cmd->message) {
             *code = MC_ERROR_SERVER_BUSY;
@@ -200,6 +263,10 @@ int wrk_command_parse(const char *text, size_t len, size_t message_max, wrk_comm
         return MC_EINVAL;
     int rc = parse_tree(root, message_max, cmd, code);
     cJSON_Delete(root);
+    if (rc == 0 && has_escaped_nul(text, len)) {
+        *code = MC_ERROR_BAD_REQUEST;
+        rc = MC_EINVAL;
+    }
     return rc;
 }
 
@@ -232,7 +299,7 @@ static int finish(cJSON *obj, int rc, char **out)
     if (rc == 0 && obj)
         *out = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
-    return *out ? 0 : MC_ENOMEM;
+    return rc ? rc : *out ? 0 : MC_ENOMEM;
 }
 
 static cJSON *message_object(const wrk_message_t *m, int own)
@@ -257,19 +324,66 @@ static cJSON *message_object(const wrk_message_t *m, int own)
     return o;
 }
 
-static int add_messages(cJSON *obj, const char *key, const wrk_message_list_t *list)
+/* What text costs as the text of an envelope. */
+static int text_cost(const cJSON *item, size_t *cost)
 {
-    cJSON *arr = cJSON_AddArrayToObject(obj, key);
-    if (!arr)
+    char *printed = cJSON_PrintUnformatted(item);
+    if (!printed)
+        return MC_ENOMEM;
+    *cost = mc_envelope_string_len(printed, strlen(printed));
+    free(printed);
+    return 0;
+}
+
+/* Moves the newest entries of all (an array, oldest first, that the caller
+ * deletes) that fit into arr, a member of obj: obj's text, with arr empty
+ * and "truncated":true right after arr, must stay within budget once they
+ * are in. Then drops "truncated" unless entries were left out or more is
+ * set (the list was cut already). Returns 0, MC_ENOMEM or MC_ETOOBIG. */
+static int fit_newest(cJSON *obj, cJSON *arr, cJSON *all, int more, size_t budget)
+{
+    size_t used;
+    int rc = text_cost(obj, &used);
+    if (rc)
+        return rc;
+    if (used > budget)
+        return MC_ETOOBIG;
+    /* From the newest (the child's prev is the last entry) down. */
+    size_t n = (size_t)cJSON_GetArraySize(all), kept = 0;
+    cJSON *e = n ? all->child->prev : NULL;
+    for (; kept < n; kept++, e = e->prev) {
+        size_t cost;
+        if ((rc = text_cost(e, &cost)) != 0)
+            return rc;
+        cost = cost - 2 + 1; /* inside the reply's quotes, and a comma */
+        if (cost > budget - used)
+            break;
+        used += cost;
+    }
+    cJSON *next, *k = kept == n ? all->child : e->next;
+    for (; k; k = next) {
+        next = k->next;
+        cJSON_AddItemToArray(arr, cJSON_DetachItemViaPointer(all, k));
+    }
+    if (!more && cJSON_GetArraySize(all) == 0)
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, "truncated");
+    return 0;
+}
+
+/* Adds "key":[...] (and the "truncated":true fit_newest may drop) to obj
+ * and puts the messages of list into all, oldest first, for fit_newest. */
+static int add_messages(cJSON *obj, const char *key, const wrk_message_list_t *list, cJSON **arr,
+                        cJSON *all)
+{
+    *arr = cJSON_AddArrayToObject(obj, key);
+    if (!*arr || !cJSON_AddTrueToObject(obj, "truncated"))
         return MC_ENOMEM;
     for (size_t i = 0; i < list->n; i++) {
         cJSON *m = message_object(&list->items[i], 0);
         if (!m)
             return MC_ENOMEM;
-        cJSON_AddItemToArray(arr, m);
+        cJSON_AddItemToArray(all, m);
     }
-    if (list->truncated && !cJSON_AddTrueToObject(obj, "truncated"))
-        return MC_ENOMEM;
     return 0;
 }
 
@@ -288,15 +402,18 @@ static int add_names(cJSON *obj, const char *key, const char *const *names, size
 }
 
 int wrk_reply_join(int64_t room, const char *title, const wrk_message_list_t *history,
-                   const char *const *members, size_t nmembers, char **out)
+                   const char *const *members, size_t nmembers, size_t budget, char **out)
 {
-    cJSON *o = cJSON_CreateObject();
-    int rc = o ? add_id_string(o, "join", room) : MC_ENOMEM;
+    cJSON *o = cJSON_CreateObject(), *all = cJSON_CreateArray(), *arr = NULL;
+    int rc = o && all ? add_id_string(o, "join", room) : MC_ENOMEM;
     rc = rc ? rc : add_string(o, "title", title);
     if (!rc && history)
-        rc = add_messages(o, "history", history);
+        rc = add_messages(o, "history", history, &arr, all);
     if (!rc && members)
         rc = add_names(o, "members", members, nmembers);
+    if (!rc && history)
+        rc = fit_newest(o, arr, all, history->truncated, budget);
+    cJSON_Delete(all);
     return finish(o, rc, out);
 }
 
@@ -333,11 +450,13 @@ int wrk_reply_error(const char *code, int64_t room, const char *command, char **
     return finish(o, rc, out);
 }
 
-int wrk_reply_history(int64_t room, const wrk_message_list_t *list, char **out)
+int wrk_reply_history(int64_t room, const wrk_message_list_t *list, size_t budget, char **out)
 {
-    cJSON *o = cJSON_CreateObject();
-    int rc = o ? add_id_string(o, "history", room) : MC_ENOMEM;
-    rc = rc ? rc : add_messages(o, "messages", list);
+    cJSON *o = cJSON_CreateObject(), *all = cJSON_CreateArray(), *arr = NULL;
+    int rc = o && all ? add_id_string(o, "history", room) : MC_ENOMEM;
+    rc = rc ? rc : add_messages(o, "messages", list, &arr, all);
+    rc = rc ? rc : fit_newest(o, arr, all, list->truncated, budget);
+    cJSON_Delete(all);
     return finish(o, rc, out);
 }
 
@@ -381,21 +500,21 @@ int wrk_reply_whisper(int64_t id, const char *from, const char *to, const char *
     return finish(whisper_object(id, from, to, message, ts), 0, out);
 }
 
-int wrk_reply_whispers(const wrk_whisper_list_t *list, char **out)
+int wrk_reply_whispers(const wrk_whisper_list_t *list, size_t budget, char **out)
 {
-    cJSON *o = cJSON_CreateObject();
+    cJSON *o = cJSON_CreateObject(), *all = cJSON_CreateArray();
     cJSON *arr = o ? cJSON_AddArrayToObject(o, "whispers") : NULL;
-    int rc = arr ? 0 : MC_ENOMEM;
+    int rc = arr && all && cJSON_AddTrueToObject(o, "truncated") ? 0 : MC_ENOMEM;
     for (size_t i = 0; rc == 0 && i < list->n; i++) {
         const wrk_whisper_t *w = &list->items[i];
         cJSON *item = whisper_object(w->id, w->from, w->to, w->body, w->created_ms);
         if (!item)
             rc = MC_ENOMEM;
         else
-            cJSON_AddItemToArray(arr, item);
+            cJSON_AddItemToArray(all, item);
     }
-    if (rc == 0 && list->truncated && !cJSON_AddTrueToObject(o, "truncated"))
-        rc = MC_ENOMEM;
+    rc = rc ? rc : fit_newest(o, arr, all, list->truncated, budget);
+    cJSON_Delete(all);
     return finish(o, rc, out);
 }
 

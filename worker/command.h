@@ -26,6 +26,22 @@
 #define WRK_MESSAGE_MAX_DEFAULT 4096 /* bytes of one chat message */
 #define WRK_HISTORY_DEFAULT 50       /* messages in a join reply, and a history page */
 #define WRK_HISTORY_MAX 100          /* the largest history page */
+#define WRK_SOCKET_ROOMS_DEFAULT 100 /* rooms one socket may be in (TOO_MANY_ROOMS past it) */
+/* The most that limit may be set to: an envelope carries at most
+ * MC_ENVELOPE_MAX_GROUPS of a socket's groups, its rooms and the few it
+ * has besides (room list, user, session), and joins answered after the
+ * limit was checked need room too. */
+#define WRK_SOCKET_ROOMS_MAX (MC_ENVELOPE_MAX_GROUPS / 2)
+/* The most bytes a reply listing messages or whispers (a join's history, a
+ * history page, whispers) takes as the text of its envelope, where its
+ * JSON is escaped a second time (a quote costs 4 bytes there, a control
+ * character 7): half the channel layer's 1 MiB payload limit, so the rest
+ * of the envelope never brings it near. Longer lists are cut, keeping the
+ * newest, and say "truncated":true. */
+#define WRK_REPLY_BUDGET (512 * 1024)
+/* The most one chat message may cost in such a reply, so that every stored
+ * message fits in one with room to spare (MESSAGE_TOO_LONG beyond). */
+#define WRK_MESSAGE_COST_MAX (WRK_REPLY_BUDGET / 4)
 
 typedef enum wrk_command_kind {
     WRK_CMD_JOIN,
@@ -65,17 +81,26 @@ typedef struct wrk_command {
  *   UNKNOWN_COMMAND   "command" names no command
  *   ROOM_INVALID      "room" is not a positive whole number or such a string
  *   MESSAGE_EMPTY     the message is empty or only white space
- *   MESSAGE_TOO_LONG  the message exceeds message_max bytes
+ *   BAD_REQUEST       the message holds a control character other than
+ *                     tab and newline (C0, DEL, C1)
+ *   MESSAGE_TOO_LONG  the message exceeds message_max bytes, or would cost
+ *                     more than WRK_MESSAGE_COST_MAX in a reply
  *   USER_INVALID      "to" is empty or longer than a username may be */
 int wrk_command_parse(const char *text, size_t len, size_t message_max, wrk_command_t *cmd,
                       const char **code);
 void wrk_command_clear(wrk_command_t *cmd);
 
+/* The encoders of lists below keep the reply within budget bytes as the
+ * text of an envelope (mc_envelope_string_len; WRK_REPLY_BUDGET in the
+ * worker): they leave out the oldest entries that do not fit and then say
+ * "truncated":true, as they do when the list itself was cut. They return
+ * MC_ETOOBIG when the reply exceeds budget without any entry. */
+
 /* {"join":"ID","title":T} and, when history is not NULL, "history":[...]
  * (with "truncated":true when it was cut), and when members is not NULL,
  * "members":[NAMES]. */
 int wrk_reply_join(int64_t room, const char *title, const wrk_message_list_t *history,
-                   const char *const *members, size_t nmembers, char **out);
+                   const char *const *members, size_t nmembers, size_t budget, char **out);
 /* {"leave":"ID"} */
 int wrk_reply_leave(int64_t room, char **out);
 /* {"room":"ID","message":M,"username":U,"msg_type":0,"id":N,"ts":MS},
@@ -86,8 +111,9 @@ int wrk_reply_notice(int64_t room, const char *username, mc_msg_type_t type, cha
 /* {"error":CODE}, plus "room":"ID" when room > 0, plus "command":C when
  * command is not NULL. */
 int wrk_reply_error(const char *code, int64_t room, const char *command, char **out);
-/* {"history":"ID","messages":[...]} plus "truncated":true when cut. */
-int wrk_reply_history(int64_t room, const wrk_message_list_t *list, char **out);
+/* {"history":"ID","messages":[...]} plus "truncated":true when cut: older
+ * messages remain, before the first one given. */
+int wrk_reply_history(int64_t room, const wrk_message_list_t *list, size_t budget, char **out);
 /* {"edited":N,"room":"ID","message":M,"ts":MS} */
 int wrk_reply_edited(const wrk_message_t *m, char **out);
 /* {"deleted":N,"room":"ID"} */
@@ -96,7 +122,7 @@ int wrk_reply_deleted(int64_t id, int64_t room, char **out);
 int wrk_reply_whisper(int64_t id, const char *from, const char *to, const char *message, int64_t ts,
                       char **out);
 /* {"whispers":[{"whisper":N,...}...]} plus "truncated":true when cut. */
-int wrk_reply_whispers(const wrk_whisper_list_t *list, char **out);
+int wrk_reply_whispers(const wrk_whisper_list_t *list, size_t budget, char **out);
 /* {"who":"ID","members":[NAMES]} */
 int wrk_reply_who(int64_t room, const char *const *members, size_t n, char **out);
 /* {"rooms":[{"id":"ID","title":T,"staff_only":B}...]} */

@@ -26,19 +26,38 @@ static int joined(const mc_envelope_t *env, int64_t room)
     return 0;
 }
 
-/* Sends text to the socket and frees it; a NULL text (no memory) becomes
- * SERVER_BUSY. */
+/* How many rooms the envelope says the socket is in. */
+static long rooms_joined(const mc_envelope_t *env)
+{
+    long n = 0;
+    for (size_t i = 0; i < env->ngroups; i++)
+        n += mc_group_is_room(env->groups[i]);
+    return n;
+}
+
+/* Sends text (encoded with rc) to the socket and frees it. Returns 0 once
+ * it went out. Otherwise no answer is lost in silence: the client is told
+ * SERVER_BUSY, with the room and command, and the failure is returned
+ * (MC_ENOMEM or MC_ETOOBIG from the encoder; MC_ETOOBIG, MC_EFULL or
+ * MC_EREDIS from the channel layer). */
 static int reply(wrk_app_t *app, const char *channel, char *text, int rc, const wrk_command_t *c)
 {
-    if (rc || !text) {
-        free(text);
+    if (rc == 0 && text)
+        rc = wrk_port_send_text(&app->port, channel, text);
+    else if (rc == 0)
+        rc = MC_ENOMEM;
+    free(text);
+    if (rc)
         wrk_port_send_error(&app->port, channel, MC_ERROR_SERVER_BUSY, c->has_room ? c->room : 0,
                             c->name);
-        return rc ? rc : MC_ENOMEM;
-    }
-    rc = wrk_port_send_text(&app->port, channel, text);
-    free(text);
     return rc;
+}
+
+/* What a command that was answered, if with an error, returns: only a
+ * failure of memory is the worker's own (worker/dispatch.h). */
+static int answered(int rc)
+{
+    return rc == MC_ENOMEM ? rc : 0;
 }
 
 int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
@@ -60,6 +79,7 @@ int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
     snprintf(key, sizeof(key), "conn:user-%lld", (long long)u.id);
     if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_connects, app->cfg.rate_connect_burst,
                             &refused)) {
+        wrk_metrics_count(&app->metrics, WRK_M_RATE_LIMITED, "connects");
         if (refused == 1)
             mc_warn("worker: too many new sockets of %s (from %s); refusing", u.username,
                     env->client && *env->client ? env->client : "?");
@@ -148,6 +168,13 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_room_t room;
     if (room_for(app, env, u, c, &room))
         return 0;
+    /* The interface carries a socket's groups in each envelope, up to a
+     * fixed number: a socket in more rooms would lose some in silence. */
+    int was_in = joined(env, c->room);
+    if (!was_in && rooms_joined(env) >= app->cfg.socket_rooms) {
+        wrk_port_send_error(&app->port, env->reply, MC_ERROR_TOO_MANY_ROOMS, c->room, c->name);
+        return 0;
+    }
     char group[MC_GROUP_NAME_MAX];
     mc_group_room(group, c->room);
     /* Under the order lock, every message is either published before the
@@ -176,13 +203,23 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     if (rc == 0)
         rc = room_names(app, c->room, &names);
     if (rc == 0)
-        rc = wrk_reply_join(c->room, room.title, &history, names.v, names.n, &text);
+        rc = wrk_reply_join(c->room, room.title, &history, names.v, names.n, WRK_REPLY_BUDGET,
+                            &text);
     wrk_message_list_clear(&history);
     names_clear(&names);
     rc = reply(app, env->reply, text, rc, c);
+    if (rc) {
+        /* The client was told the join failed: it is not in the room, for
+         * the room either (unless it was already). */
+        if (!was_in) {
+            wrk_port_group_discard(&app->port, group, env->reply);
+            wrk_store_presence_remove(app->store, env->reply, c->room);
+        }
+        return answered(rc);
+    }
     if (first)
         wrk_port_notice(&app->port, c->room, u->username, MC_MSG_ENTER, env->reply);
-    return rc;
+    return 0;
 }
 
 static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
@@ -209,7 +246,22 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
     }
     char *text = NULL;
     int rc = wrk_reply_leave(c->room, &text);
-    return reply(app, env->reply, text, rc, c);
+    return answered(reply(app, env->reply, text, rc, c));
+}
+
+/* The name a message is stored under, so that a send handled twice (its
+ * first worker died before acknowledging it) is stored once: the client's
+ * client_id, else the id the interface gave the envelope; of a long one,
+ * its last WRK_CLIENT_ID_MAX bytes, where what makes it unique is (the
+ * process's pid and random part, and the counter). */
+static const char *dedupe_name(const mc_envelope_t *env, const wrk_command_t *c)
+{
+    if (c->client_id[0])
+        return c->client_id;
+    if (!env->id || !env->id[0])
+        return NULL;
+    size_t n = strlen(env->id);
+    return n > WRK_CLIENT_ID_MAX ? env->id + n - WRK_CLIENT_ID_MAX : env->id;
 }
 
 static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
@@ -229,8 +281,7 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_port_outbox_begin(&app->port); /* on failure the message is stored on its own */
     int duplicate = 0;
     int rc = wrk_store_message_add(app->store, c->room, u->id, c->message, c->message_len,
-                                   c->client_id[0] ? c->client_id : NULL, mc_now_ms(), &m,
-                                   &duplicate);
+                                   dedupe_name(env, c), mc_now_ms(), &m, &duplicate);
     if (rc) {
         wrk_port_order_unlock(&app->port, c->room);
         wrk_port_send_error(&app->port, env->reply,
@@ -270,10 +321,10 @@ static int do_history(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
                            : wrk_store_messages_last(app->store, c->room, c->limit, &l);
     char *text = NULL;
     if (rc == 0) {
-        rc = wrk_reply_history(c->room, &l, &text);
+        rc = wrk_reply_history(c->room, &l, WRK_REPLY_BUDGET, &text);
         wrk_message_list_clear(&l);
     }
-    return reply(app, env->reply, text, rc, c);
+    return answered(reply(app, env->reply, text, rc, c));
 }
 
 static int do_edit_delete(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
@@ -355,7 +406,7 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
     char *text = NULL;
     rc = wrk_reply_whisper(id, u->username, to.username, c->message, now, &text);
     if (rc)
-        return reply(app, env->reply, text, rc, c);
+        return answered(reply(app, env->reply, text, rc, c));
     char group[MC_GROUP_NAME_MAX];
     mc_group_user(group, to.id);
     wrk_port_group_text(&app->port, group, text, NULL);
@@ -377,10 +428,10 @@ static int do_whispers(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_
         l.truncated = 0; /* "the last 50" is no cut */
     char *text = NULL;
     if (rc == 0) {
-        rc = wrk_reply_whispers(&l, &text);
+        rc = wrk_reply_whispers(&l, WRK_REPLY_BUDGET, &text);
         wrk_whisper_list_clear(&l);
     }
-    return reply(app, env->reply, text, rc, c);
+    return answered(reply(app, env->reply, text, rc, c));
 }
 
 static int do_who(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
@@ -396,7 +447,7 @@ static int do_who(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
         rc = wrk_reply_who(c->room, names.v, names.n, &text);
         names_clear(&names);
     }
-    return reply(app, env->reply, text, rc, c);
+    return answered(reply(app, env->reply, text, rc, c));
 }
 
 int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
@@ -408,13 +459,14 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
                             rc == MC_ENOTFOUND ? MC_ERROR_USER_HAS_TO_LOGIN : MC_ERROR_SERVER_BUSY,
                             0, NULL);
         if (rc == MC_ENOTFOUND && env->has_scope && env->scope.user_id > 0)
-            wrk_port_send_close(&app->port, env->reply, MC_CLOSE_POLICY_VIOLATION);
+            wrk_port_send_close(&app->port, env->reply, MC_CLOSE_SESSION_ENDED);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     wrk_command_t c;
     const char *code;
     rc = wrk_command_parse(env->body ? env->body : "", env->body_len, (size_t)app->cfg.message_max,
                            &c, &code);
+    wrk_metrics_count(&app->metrics, WRK_M_COMMANDS, rc ? "invalid" : c.name);
     if (rc) {
         wrk_port_send_error(&app->port, env->reply, code, c.has_room ? c.room : 0, c.name);
         wrk_command_clear(&c);
@@ -429,6 +481,7 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
         snprintf(key, sizeof(key), "msg:user-%lld", (long long)u.id);
         if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_messages, app->cfg.rate_burst,
                                 &refused)) {
+            wrk_metrics_count(&app->metrics, WRK_M_RATE_LIMITED, "messages");
             wrk_port_send_error(&app->port, env->reply, MC_ERROR_RATE_LIMITED,
                                 c.has_room ? c.room : 0, c.name);
             if (app->cfg.rate_close_after > 0 && refused >= app->cfg.rate_close_after) {

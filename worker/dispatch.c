@@ -3,6 +3,7 @@
  * (worker/dispatch.h).
  */
 #include "worker/dispatch.h"
+#include "common/clock.h"
 #include "common/envelope.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -11,13 +12,17 @@
 
 int wrk_dispatch_envelope(wrk_app_t *app, const char *data, size_t len)
 {
+    int64_t start = mc_mono_ns();
     mc_envelope_t env;
     int rc = mc_envelope_decode(&env, data, len);
     if (rc) {
+        wrk_metrics_count(&app->metrics, WRK_M_ENVELOPES, "undecodable");
         mc_warn("worker: dropped an envelope that does not decode (%zu bytes): %s", len,
                 mc_strerror(rc));
         return MC_EINVAL;
     }
+    const char *type = mc_envelope_type_name(env.type);
+    wrk_metrics_count(&app->metrics, WRK_M_ENVELOPES, type);
     switch (env.type) {
     case MC_ENV_HTTP_REQUEST:
         rc = wrk_views_request(app, &env);
@@ -41,5 +46,6 @@ int wrk_dispatch_envelope(wrk_app_t *app, const char *data, size_t len)
         break;
     }
     mc_envelope_clear(&env);
+    wrk_metrics_observe(&app->metrics, type, mc_mono_ns() - start);
     return rc;
 }

@@ -218,13 +218,13 @@ int wrk_port_group_message(wrk_port_t *port, int64_t room, int64_t id, const cha
 
 int wrk_port_send_close(wrk_port_t *port, const char *channel, int code)
 {
-    mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code};
+    mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code, .reason = mc_close_reason(code)};
     return emit(port, channel, 0, &env);
 }
 
 int wrk_port_group_close(wrk_port_t *port, const char *group, int code)
 {
-    mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code};
+    mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code, .reason = mc_close_reason(code)};
     return emit(port, group, 1, &env);
 }
 
@@ -271,10 +271,24 @@ void wrk_port_answer_end(wrk_port_t *port)
     port->answer_to[0] = '\0';
 }
 
+/* Whether the room hears this enter or leave of username (see port.h). */
+static int notice_due(wrk_port_t *port, int64_t room, const char *username, mc_msg_type_t msg_type)
+{
+    if (port->notice_rate <= 0)
+        return 1;
+    char key[MC_USERNAME_MAX + 64];
+    snprintf(key, sizeof(key), "notice:room-%" PRId64 ":%s", room, username);
+    long refused;
+    if (wrk_port_rate_take(port, key, (double)port->notice_rate / 60.0, port->notice_burst,
+                           &refused))
+        return 1;
+    return msg_type == MC_MSG_LEAVE && refused == 1;
+}
+
 void wrk_port_notice(wrk_port_t *port, int64_t room, const char *username, mc_msg_type_t msg_type,
                      const char *except)
 {
-    if (!port->notify_enter_leave)
+    if (!port->notify_enter_leave || !notice_due(port, room, username, msg_type))
         return;
     char group[MC_GROUP_NAME_MAX], *text;
     mc_group_room(group, room);
@@ -298,14 +312,14 @@ int wrk_port_group_discard(wrk_port_t *port, const char *group, const char *chan
 
 /* ---- Rate limits and room lists ------------------------------------------------- */
 
-int wrk_port_rate_take(wrk_port_t *port, const char *key, long rate, long burst, long *refused)
+int wrk_port_rate_take(wrk_port_t *port, const char *key, double rate, long burst, long *refused)
 {
     *refused = 0;
     if (!port->sink.rate_take || rate <= 0)
         return 1;
     int allowed = 1;
-    int rc = port->sink.rate_take(port->sink.ctx, key, (double)rate, burst > 0 ? burst : 1,
-                                  &allowed, refused);
+    int rc =
+        port->sink.rate_take(port->sink.ctx, key, rate, burst > 0 ? burst : 1, &allowed, refused);
     if (rc) {
         /* Redis is away: the chat goes on unlimited rather than stopping. */
         mc_warn("worker: rate limit %s: %s", key, mc_strerror(rc));

@@ -59,6 +59,8 @@ typedef struct wrk_port {
     wrk_sink_t sink;        /* read-only */
     wrk_store_t *store;     /* read-only, borrowed: the outbox's batch, the room list */
     int notify_enter_leave; /* public: send msg_type 4/5 notices (settings copy) */
+    long notice_rate;       /* public: notices of one user in one room a minute, 0: no limit */
+    long notice_burst;      /* public: ... and at once */
     wrk_order_t order;      /* private */
     /* private: chat messages stored but not yet published, each holding its
      * room's order lock (wrk_port_group_message, wrk_port_flush) */
@@ -113,14 +115,24 @@ int wrk_port_send_text(wrk_port_t *port, const char *channel, const char *text);
 /* websocket.send of text to a group; except (may be NULL) names a connection
  * the interface skips (it got its own copy). */
 int wrk_port_group_text(wrk_port_t *port, const char *group, const char *text, const char *except);
-/* websocket.close with code, to one connection or a group. */
+/* websocket.close with code (and its reason, mc_close_reason), to one
+ * connection or a group. */
 int wrk_port_send_close(wrk_port_t *port, const char *channel, int code);
 int wrk_port_group_close(wrk_port_t *port, const char *group, int code);
 /* {"error":CODE} with room (0: none) and command (NULL: none). */
 int wrk_port_send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
                         const char *command);
 /* The enter (MC_MSG_ENTER) or leave (MC_MSG_LEAVE) notice of username to
- * room's group, unless notices are off; except as in wrk_port_group_text. */
+ * room's group, unless notices are off; except as in wrk_port_group_text.
+ *
+ * Call it for every arrival and departure of a user in a room (the first
+ * socket in, the last one out), which alternate. A user who flaps is held
+ * to notice_rate a minute (burst notice_burst) per room, by a token bucket
+ * that every worker shares: an enter over the rate is not announced, nor
+ * the leave that ends it, so the room is not left showing a member who has
+ * gone. A leave is announced when its enter was (its take is then the
+ * first refusal after an allowed one), or when its own take is allowed.
+ * So a room hears at most two notices for each token the bucket gives. */
 void wrk_port_notice(wrk_port_t *port, int64_t room, const char *username, mc_msg_type_t msg_type,
                      const char *except);
 
@@ -146,7 +158,7 @@ int wrk_port_rooms_text(wrk_port_t *port, int is_staff, char **out);
 /* Whether the rate limit named key (rate a second, burst) allows one more;
  * *refused gets the refusals in a row. Without a limiter, with rate 0 or
  * when Redis fails, everything is allowed. */
-int wrk_port_rate_take(wrk_port_t *port, const char *key, long rate, long burst, long *refused);
+int wrk_port_rate_take(wrk_port_t *port, const char *key, double rate, long burst, long *refused);
 
 /* Room's order lock for a join or a reading of history: publishes the
  * outbox first, then waits for the lock. */

@@ -12,7 +12,9 @@
 #include "common/wire.h"
 #include "worker/app.h"
 #include "worker/changes.h"
+#include "worker/command.h"
 #include "worker/dispatch.h"
+#include "worker/scrape.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -86,9 +88,39 @@ static int stop_requested(const sigset_t *stops)
  * and fetches the next; idle, a batch is the one envelope that came. */
 #define BATCH 32
 
-static int run(wrk_app_t *app, chl_t *chl, const char *queue, long heartbeat_ttl_ms,
-               const sigset_t *stops)
+/* What the loop knows besides the app: the channel layer, the queue and
+ * the metrics endpoint (NULL when off). */
+typedef struct loop {
+    wrk_app_t *app;
+    chl_t *chl;
+    const char *queue;
+    wrk_scrape_t *scrape;
+} loop_t;
+
+/* Gives the metrics endpoint the app's counts, with what the channel layer
+ * and the store counted, and in_flight envelopes in hand. */
+static void publish(const loop_t *l, size_t in_flight)
 {
+    if (!l->scrape)
+        return;
+    wrk_metrics_t *m = &l->app->metrics;
+    const chl_stats_t *cs = chl_stats(l->chl);
+    wrk_store_stats_t ss;
+    wrk_store_stats(l->app->store, &ss);
+    m->in_flight = in_flight;
+    m->redis_errors = cs->redis_errors;
+    m->redis_reconnects = cs->reconnects;
+    m->db_statements = ss.statements;
+    m->db_busy_retries = ss.busy_retries;
+    m->db_ns = ss.ns;
+    wrk_scrape_publish(l->scrape, m);
+}
+
+static int run(const loop_t *l, long heartbeat_ttl_ms, const sigset_t *stops)
+{
+    wrk_app_t *app = l->app;
+    chl_t *chl = l->chl;
+    const char *queue = l->queue;
     int64_t next_changes = 0, next_requeue = 0, next_purge = 0, next_reap = 0;
     long backoff = 0;
     uint64_t handled = 0;
@@ -100,6 +132,7 @@ static int run(wrk_app_t *app, chl_t *chl, const char *queue, long heartbeat_ttl
             size_t n = 0;
             if (chl_requeue_dead(chl, &n) == 0 && n)
                 mc_info("worker: requeued %zu envelope(s) of dead workers", n);
+            app->metrics.requeued += n;
             next_requeue = now + REQUEUE_EVERY_MS;
         }
         if (now >= next_reap) {
@@ -108,10 +141,17 @@ static int run(wrk_app_t *app, chl_t *chl, const char *queue, long heartbeat_ttl
         }
         if (now >= next_changes) {
             wrk_changes_poll(app);
+            size_t depth = 0;
+            if (l->scrape && chl_queue_length(chl, queue, &depth) == 0)
+                app->metrics.queue_depth = depth;
             next_changes = now + CHANGES_EVERY_MS;
         }
         if (now >= next_purge) {
+            /* Old changes, and the login failure counts of every username
+             * ever tried once their window is over. */
             wrk_store_purge(app->store, mc_now_ms(), CHANGES_KEPT_MS);
+            wrk_store_login_failures_purge(app->store, mc_now_ms(), app->cfg.login_window_s * 1000,
+                                           NULL);
             next_purge = now + PURGE_EVERY_MS;
         }
         /* Every envelope handled is acknowledged, whatever the outcome: it
@@ -124,6 +164,7 @@ static int run(wrk_app_t *app, chl_t *chl, const char *queue, long heartbeat_ttl
                 chl_message_free(&done[i]);
             ndone = 0;
         }
+        publish(l, ndone + n);
         if (rc == MC_EAGAIN)
             continue;
         if (rc) {
@@ -148,6 +189,7 @@ static int run(wrk_app_t *app, chl_t *chl, const char *queue, long heartbeat_ttl
             handled++;
         }
         wrk_port_flush(&app->port); /* published before acknowledged */
+        publish(l, ndone);
     }
     for (size_t i = 0; i < ndone; i++) {
         if (chl_ack(chl, &done[i]))
@@ -165,11 +207,12 @@ int wrk_service_main(int argc, char **argv)
     chl_config_t chl_cfg;
     chl_config_defaults(&chl_cfg);
     const char *db = "var/chat.sqlite3", *queue = MC_WORKER_QUEUE, *level_name = "info";
-    const char *redis = "redis://127.0.0.1:6379";
+    const char *redis = "redis://127.0.0.1:6379", *metrics_listen = "";
     long process_list_mib = chl_cfg.process_bytes >> 20;
     mc_option_t opts[] = {
         {"--redis", "CHAT_REDIS_URL", MC_OPT_STRING, &redis, 0, 0,
-         "Redis URL(s), comma-separated for shards"},
+         "Redis URL(s), comma-separated for shards; redis+sentinel://h1,h2,h3/NAME for a master "
+         "watched by Redis Sentinel"},
         {"--db", "CHAT_DB", MC_OPT_STRING, &db, 0, 0, "the sqlite database file"},
         {"--queue", "CHAT_WORKER_QUEUE", MC_OPT_STRING, &queue, 0, 0, "the worker queue"},
         {"--web-root", "CHAT_WEB_ROOT", MC_OPT_STRING, &cfg.web_root, 0, 0,
@@ -181,11 +224,22 @@ int wrk_service_main(int argc, char **argv)
         {"--session-ttl", "CHAT_SESSION_TTL", MC_OPT_INT, &cfg.session_ttl_s, 60, 366L * 86400,
          "seconds a login lasts"},
         {"--https", "CHAT_HTTPS", MC_OPT_BOOL, &cfg.https, 0, 0,
-         "served over TLS: mark cookies Secure"},
+         "every request came over TLS, whatever the interface says: cookies are Secure, "
+         "__Host- named"},
         {"--login-max-failures", "CHAT_LOGIN_MAX_FAILURES", MC_OPT_INT, &cfg.login_max_failures, 1,
-         1000000, "failed logins per username or address before a lockout"},
+         1000000,
+         "failed logins of one username from one address (or one browser with a device cookie) "
+         "before they are refused for the window"},
+        {"--login-address-max-failures", "CHAT_LOGIN_ADDRESS_MAX_FAILURES", MC_OPT_INT,
+         &cfg.login_addr_max_failures, 1, 1000000,
+         "failed logins from one address, any usernames, before it is refused for the window "
+         "(browsers with a device cookie are not)"},
+        {"--login-backoff-after", "CHAT_LOGIN_BACKOFF_AFTER", MC_OPT_INT, &cfg.login_backoff_after,
+         1, 1000000,
+         "failed logins of one username from browsers without its device cookie, after which "
+         "each try waits 1 s, 2 s, 4 s... after the last"},
         {"--login-window", "CHAT_LOGIN_WINDOW", MC_OPT_INT, &cfg.login_window_s, 1, 86400,
-         "seconds failed logins are counted (and a lockout lasts)"},
+         "seconds failed logins are counted (and a refusal lasts at most)"},
         {"--argon2-memory", "CHAT_ARGON2_MEMORY_KIB", MC_OPT_INT, &cfg.argon2_m, 8, 4194304,
          "argon2id memory cost of new hashes, KiB"},
         {"--argon2-time", "CHAT_ARGON2_TIME", MC_OPT_INT, &cfg.argon2_t, 1, 100, "argon2id passes"},
@@ -201,6 +255,14 @@ int wrk_service_main(int argc, char **argv)
          "nothing); 0: no limit"},
         {"--rate-connect-burst", "CHAT_RATE_CONNECT_BURST", MC_OPT_INT, &cfg.rate_connect_burst, 1,
          1000000, "new WebSockets a user may open at once"},
+        {"--rate-notices", "CHAT_RATE_NOTICES", MC_OPT_INT, &cfg.rate_notices, 0, 1000000,
+         "enter and leave notices of one user in one room a minute; 0: no limit"},
+        {"--rate-notice-burst", "CHAT_RATE_NOTICE_BURST", MC_OPT_INT, &cfg.rate_notice_burst, 1,
+         1000000, "enter and leave notices of one user in one room at once, above the rate"},
+        {"--socket-rooms", "CHAT_SOCKET_ROOMS", MC_OPT_INT, &cfg.socket_rooms, 1,
+         WRK_SOCKET_ROOMS_MAX, "rooms one socket may be in (TOO_MANY_ROOMS past it)"},
+        {"--metrics-listen", "CHAT_METRICS_LISTEN", MC_OPT_STRING, &metrics_listen, 0, 0,
+         "address:port of the Prometheus metrics endpoint (GET /metrics); empty: none"},
         {"--process-list-mib", "CHAT_PROCESS_LIST_MIB", MC_OPT_INT, &process_list_mib, 1, 4096,
          "what the reply list of one interface may hold; a full one refuses more, MiB"},
         {"--log-level", "CHAT_LOG_LEVEL", MC_OPT_STRING, &level_name, 0, 0,
@@ -251,8 +313,22 @@ int wrk_service_main(int argc, char **argv)
         chl_close(chl);
         return 1;
     }
+    loop_t loop = {.app = &app, .chl = chl, .queue = queue};
+    if (*metrics_listen) {
+        rc = wrk_scrape_start(&loop.scrape, metrics_listen);
+        if (rc) {
+            mc_error("worker: cannot serve metrics on %s: %s", metrics_listen, mc_strerror(rc));
+            wrk_app_close(&app);
+            chl_close(chl);
+            return 1;
+        }
+        snprintf(app.metrics.process, sizeof(app.metrics.process), "%s", chl_name(chl));
+        publish(&loop, 0); /* scrapes before the first pop see who answers */
+        mc_info("worker: metrics on http://%s/metrics", metrics_listen);
+    }
     mc_info("worker: %s serving queue \"%s\" with %s", chl_name(chl), queue, db);
-    rc = run(&app, chl, queue, chl_cfg.heartbeat_ttl_ms, &stops);
+    rc = run(&loop, chl_cfg.heartbeat_ttl_ms, &stops);
+    wrk_scrape_stop(loop.scrape);
     wrk_app_close(&app);
     chl_close(chl);
     return rc;

@@ -12,8 +12,8 @@
 #define MC_WORKER_SERVICE_H
 
 /* Runs chat-worker with its command line. Returns the process exit status:
- * 0 after a signal, 1 when the database or Redis cannot be opened, 2 for a
- * bad command line. */
+ * 0 after a signal, 1 when the database or Redis cannot be opened (or the
+ * metrics address listened on), 2 for a bad command line. */
 int wrk_service_main(int argc, char **argv);
 
 #endif

@@ -11,6 +11,8 @@
 #include "worker/store.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/sha256.h"
+#include "common/utf8.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -108,9 +110,28 @@ static const char *const migrations[] = {
     "ALTER TABLE sessions_v4 RENAME TO sessions;"
     "CREATE INDEX sessions_user ON sessions(user_id);"
     "CREATE INDEX sessions_expires ON sessions(expires);",
+    /* 5: superusers (existing staff stay staff only); a session keeps the
+     * SHA-256 of its token, not the token; every session that ends, however
+     * it ends, is logged, so that its sockets close; a login failure count
+     * remembers its last failure (backoff); secrets every worker of the
+     * database shares. The sessions of plain-text tokens end here: their
+     * users log in once more. */
+    "ALTER TABLE users ADD COLUMN is_superuser INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TRIGGER sessions_ended AFTER DELETE ON sessions BEGIN"
+    "  INSERT INTO changes(kind, ref) VALUES (4, OLD.id); END;"
+    "DELETE FROM sessions;"
+    "ALTER TABLE sessions RENAME COLUMN token TO token_hash;"
+    "ALTER TABLE login_failures ADD COLUMN last_at INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX login_failures_start ON login_failures(window_start);"
+    "CREATE TABLE secrets ("
+    "  name TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL);",
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(NMIGRATIONS == WRK_STORE_SCHEMA_VERSION, "one migration per schema version");
+
+/* The columns read_user reads, in its order. */
+#define USER_COLUMNS "id, username, password, is_staff, is_active, is_superuser"
 
 #define MESSAGE_COLUMNS                                                                            \
     "SELECT m.id, m.room_id, m.user_id, u.username, m.body, m.created, m.edited, m.deleted "       \
@@ -127,14 +148,16 @@ enum stmt_id {
     ST_USER_SET_PASSWORD,
     ST_USER_SET_STAFF,
     ST_USER_SET_ACTIVE,
+    ST_USER_SET_SUPERUSER,
     ST_USER_EACH,
     ST_SESSION_ADD,
     ST_SESSION_USER,
     ST_SESSION_DELETE,
     ST_SESSION_DELETE_USER,
+    ST_SESSION_END_OTHERS,
+    ST_SESSION_EXPIRED_ANY,
     ST_SESSION_PURGE,
     ST_CHANGE_PURGE,
-    ST_CHANGE_ADD,
     ST_ROOM_ADD,
     ST_ROOM_GET,
     ST_ROOM_RENAME,
@@ -152,6 +175,9 @@ enum stmt_id {
     ST_FAILURE_ADD,
     ST_FAILURES,
     ST_FAILURE_RESET,
+    ST_FAILURE_PURGE,
+    ST_SECRET_ADD,
+    ST_SECRET_GET,
     ST_CHANGE_LAST,
     ST_CHANGE_EACH,
     ST_PRESENCE_ADD,
@@ -176,24 +202,27 @@ static const char *const sql[ST_COUNT] = {
     [ST_ROLLBACK] = ("ROLLBACK"),
     [ST_VERSION] = ("PRAGMA user_version"),
     [ST_USER_ADD] = ("INSERT INTO users(username, password, is_staff) VALUES (?1, ?2, ?3)"),
-    [ST_USER_BY_NAME] =
-        ("SELECT id, username, password, is_staff, is_active FROM users WHERE username = ?1"),
-    [ST_USER_BY_ID] =
-        ("SELECT id, username, password, is_staff, is_active FROM users WHERE id = ?1"),
+    [ST_USER_BY_NAME] = ("SELECT " USER_COLUMNS " FROM users WHERE username = ?1"),
+    [ST_USER_BY_ID] = ("SELECT " USER_COLUMNS " FROM users WHERE id = ?1"),
     [ST_USER_SET_PASSWORD] = ("UPDATE users SET password = ?2 WHERE id = ?1"),
     [ST_USER_SET_STAFF] = ("UPDATE users SET is_staff = ?2 WHERE id = ?1"),
     [ST_USER_SET_ACTIVE] = ("UPDATE users SET is_active = ?2 WHERE id = ?1"),
-    [ST_USER_EACH] = ("SELECT id, username, '', is_staff, is_active FROM users ORDER BY id"),
-    [ST_SESSION_ADD] = ("INSERT INTO sessions(token, user_id, expires) VALUES (?1, ?2, ?3)"),
-    [ST_SESSION_USER] = ("SELECT u.id, u.username, u.password, u.is_staff, u.is_active, s.id "
+    [ST_USER_SET_SUPERUSER] = ("UPDATE users SET is_superuser = ?2 WHERE id = ?1"),
+    [ST_USER_EACH] = ("SELECT id, username, '', is_staff, is_active, is_superuser "
+                      "FROM users ORDER BY id"),
+    [ST_SESSION_ADD] = ("INSERT INTO sessions(token_hash, user_id, expires) VALUES (?1, ?2, ?3)"),
+    [ST_SESSION_USER] = ("SELECT u.id, u.username, u.password, u.is_staff, u.is_active, "
+                         "u.is_superuser, s.id "
                          "FROM sessions s JOIN users u ON u.id = s.user_id "
-                         "WHERE s.token = ?1 AND s.expires > ?2 AND u.is_active = 1"),
-    [ST_SESSION_DELETE] = ("DELETE FROM sessions WHERE token = ?1 RETURNING id"),
+                         "WHERE s.token_hash = ?1 AND s.expires > ?2 AND u.is_active = 1"),
+    /* A deleted session is logged by the trigger sessions_ended. */
+    [ST_SESSION_DELETE] = ("DELETE FROM sessions WHERE token_hash = ?1"),
     [ST_SESSION_DELETE_USER] = ("DELETE FROM sessions WHERE user_id = ?1"),
+    [ST_SESSION_END_OTHERS] = ("DELETE FROM sessions WHERE user_id = ?1 AND id != ?2"),
+    [ST_SESSION_EXPIRED_ANY] = ("SELECT 1 FROM sessions WHERE expires <= ?1 LIMIT 1"),
     [ST_SESSION_PURGE] = ("DELETE FROM sessions WHERE expires <= ?1"),
     [ST_CHANGE_PURGE] =
         ("DELETE FROM changes WHERE at < ?1 AND seq < (SELECT max(seq) FROM changes)"),
-    [ST_CHANGE_ADD] = ("INSERT INTO changes(kind, ref) VALUES (?1, ?2)"),
     [ST_ROOM_ADD] = ("INSERT INTO rooms(title, staff_only) VALUES (?1, ?2)"),
     [ST_ROOM_GET] = ("SELECT id, title, staff_only FROM rooms WHERE id = ?1"),
     [ST_ROOM_RENAME] = ("UPDATE rooms SET title = ?2 WHERE id = ?1"),
@@ -219,14 +248,20 @@ static const char *const sql[ST_COUNT] = {
         (MESSAGE_COLUMNS
          "WHERE m.room_id = ?1 AND m.id < ?3 AND m.deleted = 0 ORDER BY m.id DESC LIMIT ?2"),
     [ST_FAILURE_ADD] =
-        ("INSERT INTO login_failures(kind, key, window_start, count) VALUES (?1, ?2, ?3, 1) "
+        ("INSERT INTO login_failures(kind, key, window_start, count, last_at) "
+         "VALUES (?1, ?2, ?3, 1, ?3) "
          "ON CONFLICT (kind, key) DO UPDATE SET "
          "count = CASE WHEN window_start <= ?3 - ?4 THEN 1 ELSE count + 1 END, "
-         "window_start = CASE WHEN window_start <= ?3 - ?4 THEN ?3 ELSE window_start END "
+         "window_start = CASE WHEN window_start <= ?3 - ?4 THEN ?3 ELSE window_start END, "
+         "last_at = ?3 "
          "RETURNING count"),
-    [ST_FAILURES] = ("SELECT count FROM login_failures "
+    [ST_FAILURES] = ("SELECT count, last_at FROM login_failures "
                      "WHERE kind = ?1 AND key = ?2 AND window_start > ?3 - ?4"),
     [ST_FAILURE_RESET] = ("DELETE FROM login_failures WHERE kind = ?1 AND key = ?2"),
+    [ST_FAILURE_PURGE] = ("DELETE FROM login_failures WHERE window_start <= ?1 - ?2"),
+    [ST_SECRET_ADD] = ("INSERT INTO secrets(name, value) VALUES (?1, ?2) "
+                       "ON CONFLICT (name) DO NOTHING"),
+    [ST_SECRET_GET] = ("SELECT value FROM secrets WHERE name = ?1"),
     [ST_CHANGE_LAST] = ("SELECT coalesce(max(seq), 0) FROM changes"),
     [ST_CHANGE_EACH] = ("SELECT seq, kind, ref FROM changes WHERE seq > ?1 ORDER BY seq"),
     [ST_PRESENCE_ADD] = ("INSERT OR IGNORE INTO presence(channel, room_id, user_id) "
@@ -270,6 +305,7 @@ struct wrk_store {
     sqlite3_stmt *stmts[ST_COUNT];
     int in_batch;
     char errmsg[256];
+    wrk_store_stats_t stats;
 };
 
 static int db_error(wrk_store_t *s, const char *what)
@@ -281,6 +317,23 @@ static int db_error(wrk_store_t *s, const char *what)
 const char *wrk_store_errmsg(const wrk_store_t *s)
 {
     return s->errmsg;
+}
+
+void wrk_store_stats(const wrk_store_t *s, wrk_store_stats_t *out)
+{
+    *out = s->stats;
+}
+
+/* sqlite's profile of each statement that finished: its time, in ns. */
+static int on_profile(unsigned type, void *ctx, void *stmt, void *ns)
+{
+    wrk_store_t *s = ctx;
+    (void)stmt;
+    if (type == SQLITE_TRACE_PROFILE) {
+        s->stats.statements++;
+        s->stats.ns += *(const sqlite3_int64 *)ns;
+    }
+    return 0;
 }
 
 static void pause_ms(long ms)
@@ -327,6 +380,7 @@ static int step(wrk_store_t *s, sqlite3_stmt *st)
         if (s->in_batch && st != s->stmts[ST_BEGIN] && !sqlite3_get_autocommit(s->db))
             return rc;
         mc_warn("store: database busy, retrying");
+        s->stats.busy_retries++;
         sqlite3_reset(st);
         pause_ms(pause);
         if (pause < 100)
@@ -377,6 +431,7 @@ static int exec_script(wrk_store_t *s, const char *text, const char *what)
         err = NULL;
         if (!is_busy(rc) || !sqlite3_get_autocommit(s->db))
             return MC_EDB;
+        s->stats.busy_retries++;
         pause_ms(pause);
         if (pause < 100)
             pause *= 2;
@@ -401,6 +456,7 @@ int wrk_store_open(wrk_store_t **out, const char *path, const wrk_store_options_
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, (int)busy);
+    sqlite3_trace_v2(s->db, SQLITE_TRACE_PROFILE, on_profile, s);
     if (exec_script(s,
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
                     "PRAGMA foreign_keys = ON;",
@@ -516,17 +572,18 @@ static void read_user(sqlite3_stmt *st, wrk_user_t *u)
     copy_text(u->password, sizeof(u->password), st, 2);
     u->is_staff = sqlite3_column_int(st, 3);
     u->is_active = sqlite3_column_int(st, 4);
+    u->is_superuser = sqlite3_column_int(st, 5);
 }
 
 /* Runs a query that returns at most one user; with session (may be NULL)
- * the query's sixth column is a session id. */
+ * the query's seventh column is a session id. */
 static int one_user(wrk_store_t *s, sqlite3_stmt *st, wrk_user_t *out, int64_t *session)
 {
     int rc = step(s, st);
     if (rc == SQLITE_ROW) {
         read_user(st, out);
         if (session)
-            *session = sqlite3_column_int64(st, 5);
+            *session = sqlite3_column_int64(st, 6);
         sqlite3_reset(st);
         return 0;
     }
@@ -538,7 +595,8 @@ int wrk_store_user_add(wrk_store_t *s, const char *username, const char *hash, i
                        int64_t *id)
 {
     size_t n = strlen(username);
-    if (n == 0 || n > MC_USERNAME_MAX || strlen(hash) == 0 || strlen(hash) >= WRK_STORE_HASH_MAX)
+    if (n == 0 || n > MC_USERNAME_MAX || mc_utf8_check(username, n) || strlen(hash) == 0 ||
+        strlen(hash) >= WRK_STORE_HASH_MAX)
         return MC_EINVAL;
     sqlite3_stmt *st = stmt(s, ST_USER_ADD);
     if (!st)
@@ -579,26 +637,51 @@ static int update_one(wrk_store_t *s, sqlite3_stmt *st, const char *what)
     return rc;
 }
 
-int wrk_store_user_set_password(wrk_store_t *s, int64_t id, const char *hash)
+int wrk_store_user_set_password(wrk_store_t *s, int64_t id, const char *hash, int64_t keep_session)
 {
     if (strlen(hash) == 0 || strlen(hash) >= WRK_STORE_HASH_MAX)
         return MC_EINVAL;
+    int own = !s->in_batch;
+    int rc = own ? wrk_store_batch_begin(s) : 0;
+    if (rc)
+        return rc;
     sqlite3_stmt *st = stmt(s, ST_USER_SET_PASSWORD);
+    if (!st)
+        rc = MC_EDB;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+        rc = update_one(s, st, "set password");
+    }
+    if (rc == 0)
+        rc = wrk_store_user_end_sessions(s, id, keep_session);
+    if (own) {
+        int end = wrk_store_batch_end(s, rc == 0);
+        if (rc == 0)
+            rc = end;
+    }
+    return rc;
+}
+
+/* Sets the flag that statement st_id (?1 the row's id, ?2 the flag) sets. */
+static int set_flag(wrk_store_t *s, enum stmt_id st_id, int64_t id, int on, const char *what)
+{
+    sqlite3_stmt *st = stmt(s, st_id);
     if (!st)
         return MC_EDB;
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-    return update_one(s, st, "set password");
+    sqlite3_bind_int(st, 2, on ? 1 : 0);
+    return update_one(s, st, what);
 }
 
 int wrk_store_user_set_staff(wrk_store_t *s, int64_t id, int is_staff)
 {
-    sqlite3_stmt *st = stmt(s, ST_USER_SET_STAFF);
-    if (!st)
-        return MC_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int(st, 2, is_staff ? 1 : 0);
-    return update_one(s, st, "set staff");
+    return set_flag(s, ST_USER_SET_STAFF, id, is_staff, "set staff");
+}
+
+int wrk_store_user_set_superuser(wrk_store_t *s, int64_t id, int is_superuser)
+{
+    return set_flag(s, ST_USER_SET_SUPERUSER, id, is_superuser, "set superuser");
 }
 
 int wrk_store_user_set_active(wrk_store_t *s, int64_t id, int is_active)
@@ -654,12 +737,21 @@ int wrk_store_user_each(wrk_store_t *s, int (*fn)(void *arg, const wrk_user_t *u
 
 /* ---- Sessions ------------------------------------------------------------ */
 
+/* Binds the SHA-256 of token (hex) as parameter i; hex must outlive the
+ * statement's run. */
+static void bind_token(sqlite3_stmt *st, int i, const char *token, char hex[MC_SHA256_HEX_LEN + 1])
+{
+    mc_sha256_hex(token, strlen(token), hex);
+    sqlite3_bind_text(st, i, hex, MC_SHA256_HEX_LEN, SQLITE_STATIC);
+}
+
 int wrk_store_session_add(wrk_store_t *s, const char *token, int64_t user_id, int64_t expires_ms)
 {
     sqlite3_stmt *st = stmt(s, ST_SESSION_ADD);
     if (!st)
         return MC_EDB;
-    sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
+    char hex[MC_SHA256_HEX_LEN + 1];
+    bind_token(st, 1, token, hex);
     sqlite3_bind_int64(st, 2, user_id);
     sqlite3_bind_int64(st, 3, expires_ms);
     return exec_done(s, st, "add session");
@@ -671,72 +763,105 @@ int wrk_store_session_user(wrk_store_t *s, const char *token, int64_t now_ms, wr
     sqlite3_stmt *st = stmt(s, ST_SESSION_USER);
     if (!st)
         return MC_EDB;
-    sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
+    char hex[MC_SHA256_HEX_LEN + 1];
+    bind_token(st, 1, token, hex);
     sqlite3_bind_int64(st, 2, now_ms);
     return one_user(s, st, out, session);
 }
 
 int wrk_store_session_delete(wrk_store_t *s, const char *token)
 {
-    int own = !s->in_batch;
-    int rc = own ? wrk_store_batch_begin(s) : 0;
-    if (rc)
-        return rc;
     sqlite3_stmt *st = stmt(s, ST_SESSION_DELETE);
     if (!st)
-        rc = MC_EDB;
-    int64_t id = 0; /* ids start at 1 */
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
-        int r = step(s, st);
-        if (r == SQLITE_ROW) {
-            id = sqlite3_column_int64(st, 0);
-            r = sqlite3_step(st);
-        }
-        if (r != SQLITE_DONE)
-            rc = db_error(s, "end session");
-        sqlite3_reset(st);
-    }
-    if (rc == 0 && id) {
-        st = stmt(s, ST_CHANGE_ADD);
-        if (!st)
-            rc = MC_EDB;
-        else {
-            sqlite3_bind_int(st, 1, WRK_CHANGE_SESSION);
-            sqlite3_bind_int64(st, 2, id);
-            rc = exec_done(s, st, "log change");
-        }
-    }
-    if (own) {
-        int end = wrk_store_batch_end(s, rc == 0);
-        if (rc == 0)
-            rc = end;
-    }
+        return MC_EDB;
+    char hex[MC_SHA256_HEX_LEN + 1];
+    bind_token(st, 1, token, hex);
+    return exec_done(s, st, "end session");
+}
+
+int wrk_store_user_end_sessions(wrk_store_t *s, int64_t user_id, int64_t keep_session)
+{
+    sqlite3_stmt *st = stmt(s, ST_SESSION_END_OTHERS);
+    if (!st)
+        return MC_EDB;
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, keep_session);
+    return exec_done(s, st, "end sessions");
+}
+
+int wrk_store_sessions_expire(wrk_store_t *s, int64_t now_ms, long *ended)
+{
+    if (ended)
+        *ended = 0;
+    /* Most calls find nothing: find that out without the write lock. */
+    sqlite3_stmt *st = stmt(s, ST_SESSION_EXPIRED_ANY);
+    if (!st)
+        return MC_EDB;
+    sqlite3_bind_int64(st, 1, now_ms);
+    int rc = step(s, st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW)
+        return db_error(s, "expired sessions");
+    st = stmt(s, ST_SESSION_PURGE);
+    if (!st)
+        return MC_EDB;
+    sqlite3_bind_int64(st, 1, now_ms);
+    rc = exec_done(s, st, "expire sessions");
+    if (rc == 0 && ended)
+        *ended = (long)sqlite3_changes(s->db);
     return rc;
 }
 
 int wrk_store_purge(wrk_store_t *s, int64_t now_ms, int64_t keep_ms)
 {
-    sqlite3_stmt *st = stmt(s, ST_SESSION_PURGE);
-    if (!st)
-        return MC_EDB;
-    sqlite3_bind_int64(st, 1, now_ms);
-    int rc = exec_done(s, st, "purge sessions");
+    int rc = wrk_store_sessions_expire(s, now_ms, NULL);
     if (rc)
         return rc;
-    st = stmt(s, ST_CHANGE_PURGE);
+    sqlite3_stmt *st = stmt(s, ST_CHANGE_PURGE);
     if (!st)
         return MC_EDB;
     sqlite3_bind_int64(st, 1, now_ms - keep_ms);
     return exec_done(s, st, "purge changes");
 }
 
+/* ---- Secrets ----------------------------------------------------------------- */
+
+int wrk_store_secret(wrk_store_t *s, const char *name, const char *fresh, char *out, size_t size)
+{
+    if (!*fresh || strlen(fresh) >= size)
+        return MC_EINVAL;
+    sqlite3_stmt *st = stmt(s, ST_SECRET_ADD);
+    if (!st)
+        return MC_EDB;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, fresh, -1, SQLITE_STATIC);
+    int rc = exec_done(s, st, "add secret");
+    if (rc)
+        return rc;
+    st = stmt(s, ST_SECRET_GET);
+    if (!st)
+        return MC_EDB;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rc = step(s, st);
+    int ret = rc == SQLITE_ROW ? 0 : db_error(s, "secret");
+    if (ret == 0 && (size_t)sqlite3_column_bytes(st, 0) >= size)
+        ret = MC_ETOOBIG;
+    if (ret == 0)
+        copy_text(out, size, st, 0);
+    sqlite3_reset(st);
+    return ret;
+}
+
 /* ---- Rooms --------------------------------------------------------------- */
 
+/* Titles and usernames go to every client in WebSocket text frames: one
+ * that is not UTF-8 would break each client's socket. */
 static int check_title(const char *title)
 {
     size_t n = strlen(title);
-    return n == 0 || n > WRK_ROOM_TITLE_MAX ? MC_EINVAL : 0;
+    return n == 0 || n > WRK_ROOM_TITLE_MAX || mc_utf8_check(title, n) ? MC_EINVAL : 0;
 }
 
 int wrk_store_room_add(wrk_store_t *s, const char *title, int staff_only, int64_t *id)
@@ -790,12 +915,7 @@ int wrk_store_room_rename(wrk_store_t *s, int64_t id, const char *title)
 
 int wrk_store_room_set_staff_only(wrk_store_t *s, int64_t id, int staff_only)
 {
-    sqlite3_stmt *st = stmt(s, ST_ROOM_STAFF_ONLY);
-    if (!st)
-        return MC_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int(st, 2, staff_only ? 1 : 0);
-    return update_one(s, st, "set staff-only");
+    return set_flag(s, ST_ROOM_STAFF_ONLY, id, staff_only, "set staff-only");
 }
 
 int wrk_store_room_delete(wrk_store_t *s, int64_t id)
@@ -1048,7 +1168,7 @@ int wrk_store_login_failure_add(wrk_store_t *s, enum wrk_limit_kind kind, const 
 }
 
 int wrk_store_login_failures(wrk_store_t *s, enum wrk_limit_kind kind, const char *key,
-                             int64_t now_ms, int64_t window_ms, long *count)
+                             int64_t now_ms, int64_t window_ms, long *count, int64_t *last_ms)
 {
     sqlite3_stmt *st = stmt(s, ST_FAILURES);
     if (!st)
@@ -1059,6 +1179,8 @@ int wrk_store_login_failures(wrk_store_t *s, enum wrk_limit_kind kind, const cha
     sqlite3_bind_int64(st, 4, window_ms);
     int rc = step(s, st);
     *count = rc == SQLITE_ROW ? (long)sqlite3_column_int64(st, 0) : 0;
+    if (last_ms)
+        *last_ms = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
     sqlite3_reset(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_error(s, "failures");
 }
@@ -1071,6 +1193,19 @@ int wrk_store_login_failure_reset(wrk_store_t *s, enum wrk_limit_kind kind, cons
     sqlite3_bind_int(st, 1, (int)kind);
     sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
     return exec_done(s, st, "reset failures");
+}
+
+int wrk_store_login_failures_purge(wrk_store_t *s, int64_t now_ms, int64_t window_ms, long *purged)
+{
+    sqlite3_stmt *st = stmt(s, ST_FAILURE_PURGE);
+    if (!st)
+        return MC_EDB;
+    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 2, window_ms);
+    int rc = exec_done(s, st, "purge failures");
+    if (purged)
+        *purged = rc == 0 ? (long)sqlite3_changes(s->db) : 0;
+    return rc;
 }
 
 /* ---- Change log ---------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /*
  * worker/store.h: everything the chat keeps: users, sessions, rooms,
- * messages, login failure counters, and a log of changes to users and rooms.
+ * messages, login failure counters, secrets the workers share, and a log of
+ * changes to users, rooms and sessions.
  *
  * This header is the whole contract of the data layer and the only door to
  * the database; it speaks of the chat's things, not of any query language,
@@ -23,7 +24,7 @@
 
 #include "common/envelope.h" /* MC_USERNAME_MAX */
 
-#define WRK_STORE_SCHEMA_VERSION 4 /* the version wrk_store_migrate brings a store to */
+#define WRK_STORE_SCHEMA_VERSION 5 /* the version wrk_store_migrate brings a store to */
 #define WRK_STORE_HASH_MAX 256     /* a password hash, with its NUL */
 #define WRK_ROOM_TITLE_MAX 200     /* bytes */
 #define WRK_CLIENT_ID_MAX 64       /* bytes of a message's client id */
@@ -35,8 +36,9 @@ typedef struct wrk_user {
     int64_t id;
     char username[MC_USERNAME_MAX + 1];
     char password[WRK_STORE_HASH_MAX]; /* encoded hash */
-    int is_staff;
+    int is_staff;                      /* manages rooms and users who are not staff */
     int is_active;
+    int is_superuser; /* also manages staff and superusers (is_staff too, by convention) */
 } wrk_user_t;
 
 typedef struct wrk_room {
@@ -71,13 +73,17 @@ enum wrk_change_kind {
     WRK_CHANGE_USER = 2,    /* ref: a user's is_staff or is_active changed */
     WRK_CHANGE_LOGOUT = 3,  /* ref: a user one of whose sessions ended; no longer logged,
                              * but a log written by an earlier version may hold it */
-    WRK_CHANGE_SESSION = 4, /* ref: the id of a session that ended (a logout) */
+    WRK_CHANGE_SESSION = 4, /* ref: the id of a session that ended, however it ended: a
+                             * logout, expiry, deactivation, a new password */
 };
 
-/* Login failure counters are kept per username and per client address. */
+/* What a login failure counter counts: key is a username, an address,
+ * "<address>/<username>" or a device cookie's id. */
 enum wrk_limit_kind {
-    WRK_LIMIT_USER = 1,
-    WRK_LIMIT_ADDR = 2,
+    WRK_LIMIT_USER = 1,      /* a username, from browsers without its device cookie */
+    WRK_LIMIT_ADDR = 2,      /* a client address, whatever the username */
+    WRK_LIMIT_USER_ADDR = 3, /* a username from one address */
+    WRK_LIMIT_DEVICE = 4,    /* a browser holding a device cookie */
 };
 
 typedef struct wrk_store_options {
@@ -93,6 +99,15 @@ void wrk_store_close(wrk_store_t *s); /* wrk_store_close(NULL) does nothing */
 
 /* The text of the last failure on this connection (never NULL). */
 const char *wrk_store_errmsg(const wrk_store_t *s);
+
+/* What a connection did since it was opened, for the worker's metrics. */
+typedef struct wrk_store_stats {
+    uint64_t statements;   /* statements run */
+    uint64_t busy_retries; /* statements retried because the database was busy */
+    int64_t ns;            /* the time the statements took */
+} wrk_store_stats_t;
+
+void wrk_store_stats(const wrk_store_t *s, wrk_store_stats_t *out);
 
 /* Brings the schema to WRK_STORE_SCHEMA_VERSION, atomically; running it
  * again (or from several processes at once) changes nothing. *from and *to
@@ -112,14 +127,19 @@ int wrk_store_batch_end(wrk_store_t *s, int commit);
 /* ---- Users --------------------------------------------------------------- */
 
 /* Adds an active user. Returns 0 and *id (may be NULL), MC_EEXIST when the
- * username is taken, MC_EINVAL for an empty or over-long username or hash. */
+ * username is taken, MC_EINVAL for an empty or over-long username or hash,
+ * or a username that is not UTF-8. */
 int wrk_store_user_add(wrk_store_t *s, const char *username, const char *hash, int is_staff,
                        int64_t *id);
 int wrk_store_user_by_name(wrk_store_t *s, const char *username, wrk_user_t *out);
 int wrk_store_user_by_id(wrk_store_t *s, int64_t id, wrk_user_t *out);
-/* Setters return MC_ENOTFOUND when there is no such user. */
-int wrk_store_user_set_password(wrk_store_t *s, int64_t id, const char *hash);
+/* Setters return MC_ENOTFOUND when there is no such user. A new password
+ * ends every session of the user but keep_session (0: none): a stolen
+ * cookie does not outlive a reset, and whoever changes their own password
+ * stays logged in. */
+int wrk_store_user_set_password(wrk_store_t *s, int64_t id, const char *hash, int64_t keep_session);
 int wrk_store_user_set_staff(wrk_store_t *s, int64_t id, int is_staff);
+int wrk_store_user_set_superuser(wrk_store_t *s, int64_t id, int is_superuser);
 /* Deactivating also ends every session of the user. */
 int wrk_store_user_set_active(wrk_store_t *s, int64_t id, int is_active);
 /* Calls fn for every user in id order (password left empty); stops and
@@ -127,6 +147,10 @@ int wrk_store_user_set_active(wrk_store_t *s, int64_t id, int is_active);
 int wrk_store_user_each(wrk_store_t *s, int (*fn)(void *arg, const wrk_user_t *u), void *arg);
 
 /* ---- Sessions ------------------------------------------------------------ */
+
+/* The store never keeps a session's token, only its SHA-256 (hex): the
+ * functions below take the token and hash it. Every session that ends, by
+ * any function here, logs WRK_CHANGE_SESSION with its id. */
 
 /* Records a session token (the caller makes it unguessable) for user_id,
  * valid until expires_ms. Returns 0, MC_EEXIST (token in use), MC_ENOTFOUND
@@ -139,16 +163,30 @@ int wrk_store_session_add(wrk_store_t *s, const char *token, int64_t user_id, in
  * names, logs). */
 int wrk_store_session_user(wrk_store_t *s, const char *token, int64_t now_ms, wrk_user_t *out,
                            int64_t *session);
-/* Ends a session (logs WRK_CHANGE_SESSION with its id). Ending an unknown
- * one is not an error. */
+/* Ends a session. Ending an unknown one is not an error. */
 int wrk_store_session_delete(wrk_store_t *s, const char *token);
-/* Forgets expired sessions and change-log entries older than keep_ms. */
+/* Ends every session of user_id except keep_session (0: none). */
+int wrk_store_user_end_sessions(wrk_store_t *s, int64_t user_id, int64_t keep_session);
+/* Ends every session that expired by now_ms; *ended (may be NULL) gets how
+ * many. Cheap when there is none (no write). Of several workers calling it
+ * at once, each expired session is ended, and logged, once. */
+int wrk_store_sessions_expire(wrk_store_t *s, int64_t now_ms, long *ended);
+/* Ends expired sessions and forgets change-log entries older than keep_ms. */
 int wrk_store_purge(wrk_store_t *s, int64_t now_ms, int64_t keep_ms);
+
+/* ---- Secrets ------------------------------------------------------------- */
+
+/* The secret called name, shared by every worker of the database: the one
+ * stored, or fresh (a random text the caller made) when none was, stored
+ * now. Copies it with a NUL into out[0..size). Returns 0, MC_EINVAL (fresh
+ * empty or too long for out), MC_ETOOBIG (the stored one is), MC_EDB. */
+int wrk_store_secret(wrk_store_t *s, const char *name, const char *fresh, char *out, size_t size);
 
 /* ---- Rooms --------------------------------------------------------------- */
 
 /* Adds a room. Returns 0 and *id (may be NULL), MC_EINVAL for an empty or
- * over-long title. Ids of deleted rooms are never reused. */
+ * over-long title, or one that is not UTF-8 (rename alike). Ids of deleted
+ * rooms are never reused. */
 int wrk_store_room_add(wrk_store_t *s, const char *title, int staff_only, int64_t *id);
 int wrk_store_room_get(wrk_store_t *s, int64_t id, wrk_room_t *out);
 int wrk_store_room_rename(wrk_store_t *s, int64_t id, const char *title);
@@ -203,11 +241,15 @@ void wrk_message_list_clear(wrk_message_list_t *l);
  * current window in *count (may be NULL). */
 int wrk_store_login_failure_add(wrk_store_t *s, enum wrk_limit_kind kind, const char *key,
                                 int64_t now_ms, int64_t window_ms, long *count);
-/* Stores in *count the failures of key in its current window (0 after it). */
+/* Stores in *count the failures of key in its current window (0 after it)
+ * and in *last_ms (may be NULL) the time of the last one (0: none). */
 int wrk_store_login_failures(wrk_store_t *s, enum wrk_limit_kind kind, const char *key,
-                             int64_t now_ms, int64_t window_ms, long *count);
+                             int64_t now_ms, int64_t window_ms, long *count, int64_t *last_ms);
 /* Forgets the failures of key (after a successful login). */
 int wrk_store_login_failure_reset(wrk_store_t *s, enum wrk_limit_kind kind, const char *key);
+/* Forgets every count whose window (window_ms from its first failure) is
+ * over; *purged (may be NULL) gets how many. */
+int wrk_store_login_failures_purge(wrk_store_t *s, int64_t now_ms, int64_t window_ms, long *purged);
 
 /* ---- Presence -------------------------------------------------------------- */
 

@@ -4,14 +4,14 @@
  */
 #include "worker/token.h"
 #include "common/error.h"
+#include "common/sha256.h"
 
 #include <errno.h>
 #include <sys/random.h>
 
 int wrk_token_new(char out[WRK_TOKEN_HEX_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char raw[WRK_TOKEN_BYTES];
+    uint8_t raw[WRK_TOKEN_BYTES];
     size_t got = 0;
     out[0] = '\0';
     while (got < sizeof(raw)) {
@@ -23,11 +23,7 @@ int wrk_token_new(char out[WRK_TOKEN_HEX_LEN + 1])
         }
         got += (size_t)r;
     }
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[WRK_TOKEN_HEX_LEN] = '\0';
+    mc_hex(raw, sizeof(raw), out);
     return 0;
 }
 

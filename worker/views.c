@@ -23,6 +23,7 @@
 #define MAX_HEADERS 12
 #define HEADER_ARENA 2048
 #define CSRF_COOKIE_AGE (365L * 24 * 3600)
+#define DEVICE_COOKIE_AGE (365L * 24 * 3600)
 
 /* One response being built. Header values live in the arena. */
 typedef struct response {
@@ -42,6 +43,7 @@ typedef struct request {
     int csrf_new;                     /* the cookie must be set */
     int has_user;
     wrk_user_t user;
+    int64_t session; /* the id of the user's session */
 } request_t;
 
 static void add_header(response_t *r, const char *name, const char *fmt, ...)
@@ -109,15 +111,29 @@ static void redirect(response_t *r, const char *location)
 
 /* ---- Cookies and CSRF ---------------------------------------------------------- */
 
-static const char *secure(const wrk_app_t *app)
+/* Whether the response's cookies are for HTTPS only: the request came over
+ * TLS (directly, or through a proxy the interface trusts), or CHAT_HTTPS
+ * says that every request does. */
+static int secure(const wrk_app_t *app, const request_t *q)
 {
-    return app->cfg.https ? "; Secure" : "";
+    return app->cfg.https || (q->env->scheme && strcmp(q->env->scheme, "https") == 0);
+}
+
+/* Sets cookie name (an empty value and max_age 0 delete it): over HTTPS
+ * Secure and named __Host-<name>, which a browser keeps for this host
+ * only, whatever a sibling domain or a plain-HTTP answer sets. */
+static void set_cookie(const wrk_app_t *app, response_t *r, const request_t *q, const char *name,
+                       const char *value, long max_age, int http_only)
+{
+    int sec = secure(app, q);
+    add_header(r, "set-cookie", "%s%s=%s; Max-Age=%ld; Path=/;%s SameSite=Lax%s",
+               sec ? WRK_COOKIE_PREFIX_SECURE : "", name, value, max_age,
+               http_only ? " HttpOnly;" : "", sec ? "; Secure" : "");
 }
 
 static void set_csrf_cookie(wrk_app_t *app, response_t *r, const request_t *q)
 {
-    add_header(r, "set-cookie", "csrftoken=%s; Max-Age=%ld; Path=/; SameSite=Lax%s", q->csrf,
-               CSRF_COOKIE_AGE, secure(app));
+    set_cookie(app, r, q, WRK_CSRF_COOKIE, q->csrf, CSRF_COOKIE_AGE, 0);
 }
 
 static int csrf_ok(const request_t *q, const mc_form_t *form)
@@ -205,26 +221,33 @@ static void view_login(wrk_app_t *app, response_t *r, request_t *q, const char *
     const char *fnext = mc_form_get(&form, "next", NULL);
     if (fnext)
         next = fnext;
-    char token[WRK_TOKEN_HEX_LEN + 1], msg[160];
+    wrk_login_t login = {.username = user, .password = pass, .password_len = plen};
+    char msg[160];
     int rc = !user || !*user || !pass || strlen(user) > MC_USERNAME_MAX
                  ? MC_EINVAL
-                 : wrk_session_login(app, user, pass, plen, env->client, token);
+                 : wrk_session_login(app, env, &login);
     switch (rc) {
     case 0:
         /* As Django does: a new CSRF token at login. */
         if (wrk_token_new(q->csrf) == 0)
             q->csrf_new = 1;
         redirect(r, safe_next(next));
-        add_header(r, "set-cookie", "sessionid=%s; Max-Age=%ld; Path=/; HttpOnly; SameSite=Lax%s",
-                   token, app->cfg.session_ttl_s, secure(app));
+        set_cookie(app, r, q, WRK_SESSION_COOKIE, login.token, app->cfg.session_ttl_s, 1);
+        if (login.device[0])
+            set_cookie(app, r, q, WRK_DEVICE_COOKIE, login.device, DEVICE_COOKIE_AGE, 1);
         break;
     case MC_EINVAL:
         login_page(app, r, q, next, "Please enter a username and a password.", 200);
         break;
     case MC_EAGAIN:
-        snprintf(msg, sizeof(msg), "Too many failed logins. Try again in %ld minutes.",
-                 (app->cfg.login_window_s + 59) / 60);
+        if (login.retry_after_s >= 120)
+            snprintf(msg, sizeof(msg), "Too many failed logins. Try again in %ld minutes.",
+                     (login.retry_after_s + 59) / 60);
+        else
+            snprintf(msg, sizeof(msg), "Too many failed logins. Try again in %ld seconds.",
+                     login.retry_after_s);
         login_page(app, r, q, next, msg, 429);
+        add_header(r, "retry-after", "%ld", login.retry_after_s);
         break;
     case MC_EDENIED:
         login_page(app, r, q, next,
@@ -260,8 +283,7 @@ static void view_logout(wrk_app_t *app, response_t *r, request_t *q, const char 
     }
     wrk_session_logout(app, q->env);
     redirect(r, "/accounts/login/");
-    add_header(r, "set-cookie", "sessionid=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax%s",
-               secure(app));
+    set_cookie(app, r, q, WRK_SESSION_COOKIE, "", 0, 1);
 }
 
 static void view_page(wrk_app_t *app, response_t *r, const request_t *q, const char *tpl,
@@ -280,6 +302,7 @@ static void view_page(wrk_app_t *app, response_t *r, const request_t *q, const c
     wrk_template_var_t vars[] = {
         {"username", q->user.username},
         {"is_staff", q->user.is_staff ? "true" : "false"},
+        {"is_superuser", q->user.is_superuser ? "true" : "false"},
         {"csrf_token", q->csrf},
     };
     page(app, r, tpl, vars, sizeof(vars) / sizeof(vars[0]));
@@ -302,7 +325,7 @@ static void view_rooms(wrk_app_t *app, response_t *r, const request_t *q, int al
 /* What a staff API request carries: the fields of its JSON body (NULL when
  * absent; types checked) and the id of the room or user its path names. */
 typedef struct admin_request {
-    const cJSON *title, *staff_only, *username, *password, *is_staff, *is_active;
+    const cJSON *title, *staff_only, *username, *password, *is_staff, *is_active, *is_superuser;
     int64_t id;
 } admin_request_t;
 
@@ -372,7 +395,7 @@ static void admin_room_add(wrk_app_t *app, response_t *r, const request_t *q,
         set_json_error(r, 400, "a room needs a title");
     else if ((rc = wrk_store_room_add(app->store, a->title->valuestring,
                                       cJSON_IsTrue(a->staff_only), &id)))
-        store_error(r, rc, "a title has 1 to 200 bytes");
+        store_error(r, rc, "a title is 1 to 200 bytes of UTF-8");
     else
         created(r, id, 1);
 }
@@ -386,14 +409,14 @@ static void admin_room_change(wrk_app_t *app, response_t *r, const request_t *q,
         rc = wrk_store_room_rename(app->store, a->id, a->title->valuestring);
     if (rc == 0 && a->staff_only)
         rc = wrk_store_room_set_staff_only(app->store, a->id, cJSON_IsTrue(a->staff_only));
-    changed(r, rc, "a title has 1 to 200 bytes");
+    changed(r, rc, "a title is 1 to 200 bytes of UTF-8");
 }
 
 static void admin_room_delete(wrk_app_t *app, response_t *r, const request_t *q,
                               const admin_request_t *a)
 {
     (void)q;
-    changed(r, wrk_store_room_delete(app->store, a->id), "a title has 1 to 200 bytes");
+    changed(r, wrk_store_room_delete(app->store, a->id), "a title is 1 to 200 bytes of UTF-8");
 }
 
 static int user_row(void *arg, const wrk_user_t *u)
@@ -408,6 +431,7 @@ static int user_row(void *arg, const wrk_user_t *u)
     cJSON_AddStringToObject(o, "username", u->username);
     cJSON_AddBoolToObject(o, "is_staff", u->is_staff);
     cJSON_AddBoolToObject(o, "is_active", u->is_active);
+    cJSON_AddBoolToObject(o, "is_superuser", u->is_superuser);
     return 0;
 }
 
@@ -431,37 +455,102 @@ static int hash_password(wrk_app_t *app, const cJSON *password, char hash[WRK_PA
     return *p ? wrk_password_hash(&app->pw, p, strlen(p), hash) : MC_EINVAL;
 }
 
+/* Whether q's user may do what a asks to target (NULL: a user to make).
+ * As Django's tiers: superusers manage everyone; staff manage rooms and the
+ * users who are not staff, and their own password; nobody else gives
+ * anyone staff or superuser rights. */
+static int may_manage(const request_t *q, const wrk_user_t *target, const admin_request_t *a)
+{
+    if (q->user.is_superuser)
+        return 1;
+    if (!target)
+        return !cJSON_IsTrue(a->is_staff) && !cJSON_IsTrue(a->is_superuser);
+    if (a->is_staff || a->is_superuser)
+        return 0;
+    if (!target->is_staff && !target->is_superuser)
+        return 1;
+    return target->id == q->user.id && !a->is_active;
+}
+
 static void admin_user_add(wrk_app_t *app, response_t *r, const request_t *q,
                            const admin_request_t *a)
 {
-    (void)q;
     char hash[WRK_PASSWORD_HASH_MAX];
     int64_t id;
     int rc;
+    /* A superuser is staff too. */
+    int superuser = cJSON_IsTrue(a->is_superuser), staff = superuser || cJSON_IsTrue(a->is_staff);
+    if (!may_manage(q, NULL, a)) {
+        set_json_error(r, 403, "only superusers make staff and superusers");
+        return;
+    }
     if (!a->username || !a->password || !*a->password->valuestring)
         set_json_error(r, 400, "a user needs a username and a password");
     else if ((rc = hash_password(app, a->password, hash)))
         store_error(r, rc, "the password is too long");
-    else if ((rc = wrk_store_user_add(app->store, a->username->valuestring, hash,
-                                      cJSON_IsTrue(a->is_staff), &id)))
-        store_error(r, rc, "a username has 1 to 150 bytes");
-    else
-        created(r, id, 0);
+    else if ((rc = wrk_store_batch_begin(app->store)) == 0) {
+        rc = wrk_store_user_add(app->store, a->username->valuestring, hash, staff, &id);
+        if (rc == 0 && superuser)
+            rc = wrk_store_user_set_superuser(app->store, id, 1);
+        int end = wrk_store_batch_end(app->store, rc == 0);
+        if (rc == 0)
+            rc = end;
+        if (rc)
+            store_error(r, rc, "a username is 1 to 150 bytes of UTF-8");
+        else
+            created(r, id, 0);
+    } else {
+        store_error(r, rc, "");
+    }
+}
+
+/* Applies a's changes to user u (hash: of the new password, or NULL), in
+ * one batch of the caller's. */
+static int change_user(wrk_app_t *app, const request_t *q, const admin_request_t *a,
+                       const wrk_user_t *u, const char *hash)
+{
+    int rc = 0;
+    /* A new password ends the user's sessions: a stolen cookie does not
+     * outlive the reset. One's own password keeps the session that set it. */
+    if (hash)
+        rc = wrk_store_user_set_password(app->store, u->id, hash,
+                                         u->id == q->user.id ? q->session : 0);
+    /* A superuser is staff too: making a superuser makes staff, unmaking
+     * staff unmakes the superuser. */
+    int staff = a->is_staff ? cJSON_IsTrue(a->is_staff) : u->is_staff;
+    int superuser = a->is_superuser ? cJSON_IsTrue(a->is_superuser) : u->is_superuser;
+    if (superuser && a->is_superuser)
+        staff = 1;
+    if (!staff)
+        superuser = 0;
+    if (rc == 0 && staff != u->is_staff)
+        rc = wrk_store_user_set_staff(app->store, u->id, staff);
+    if (rc == 0 && superuser != u->is_superuser)
+        rc = wrk_store_user_set_superuser(app->store, u->id, superuser);
+    if (rc == 0 && a->is_active)
+        rc = wrk_store_user_set_active(app->store, u->id, cJSON_IsTrue(a->is_active));
+    return rc;
 }
 
 static void admin_user_change(wrk_app_t *app, response_t *r, const request_t *q,
                               const admin_request_t *a)
 {
-    (void)q;
     wrk_user_t u;
-    char hash[WRK_PASSWORD_HASH_MAX];
     int rc = wrk_store_user_by_id(app->store, a->id, &u);
-    if (rc == 0 && a->password && (rc = hash_password(app, a->password, hash)) == 0)
-        rc = wrk_store_user_set_password(app->store, a->id, hash);
-    if (rc == 0 && a->is_staff)
-        rc = wrk_store_user_set_staff(app->store, a->id, cJSON_IsTrue(a->is_staff));
-    if (rc == 0 && a->is_active)
-        rc = wrk_store_user_set_active(app->store, a->id, cJSON_IsTrue(a->is_active));
+    if (rc == 0 && !may_manage(q, &u, a)) {
+        set_json_error(r, 403, "only superusers manage staff and superusers");
+        return;
+    }
+    /* Hashed before the batch: the database is not held for it. */
+    char hash[WRK_PASSWORD_HASH_MAX];
+    if (rc == 0 && a->password)
+        rc = hash_password(app, a->password, hash);
+    if (rc == 0 && (rc = wrk_store_batch_begin(app->store)) == 0) {
+        rc = change_user(app, q, a, &u, a->password ? hash : NULL);
+        int end = wrk_store_batch_end(app->store, rc == 0);
+        if (rc == 0)
+            rc = end;
+    }
     changed(r, rc, "the password is empty or too long");
 }
 
@@ -497,12 +586,14 @@ static int admin_body(response_t *r, const request_t *q, cJSON **body, admin_req
     a->password = cJSON_GetObjectItemCaseSensitive(*body, "password");
     a->is_staff = cJSON_GetObjectItemCaseSensitive(*body, "is_staff");
     a->is_active = cJSON_GetObjectItemCaseSensitive(*body, "is_active");
+    a->is_superuser = cJSON_GetObjectItemCaseSensitive(*body, "is_superuser");
     if ((a->title && !cJSON_IsString(a->title)) ||
         (a->staff_only && !cJSON_IsBool(a->staff_only)) ||
         (a->username && !cJSON_IsString(a->username)) ||
         (a->password && !cJSON_IsString(a->password)) ||
         (a->is_staff && !cJSON_IsBool(a->is_staff)) ||
-        (a->is_active && !cJSON_IsBool(a->is_active))) {
+        (a->is_active && !cJSON_IsBool(a->is_active)) ||
+        (a->is_superuser && !cJSON_IsBool(a->is_superuser))) {
         set_json_error(r, 400, "a field has the wrong type");
         return -1;
     }
@@ -609,12 +700,12 @@ int wrk_views_request(wrk_app_t *app, const mc_envelope_t *env)
 {
     request_t q = {.env = env};
     response_t r = {.status = 500};
-    if (wrk_session_cookie(env, "csrftoken", q.csrf)) {
+    if (wrk_session_cookie(env, WRK_CSRF_COOKIE, q.csrf)) {
         if (wrk_token_new(q.csrf))
             q.csrf[0] = '\0';
         q.csrf_new = 1;
     }
-    q.has_user = wrk_session_user(app, env, &q.user, NULL) == 0;
+    q.has_user = wrk_session_user(app, env, &q.user, &q.session) == 0;
     route(app, &r, &q);
     if (q.csrf_new && q.csrf[0])
         set_csrf_cookie(app, &r, &q);

@@ -11,11 +11,15 @@
  *   GET  /api/rooms         {"rooms":[...]} this user may join
  *   /admin/api/rooms        GET list, POST {title, staff_only}
  *   /admin/api/rooms/ID     POST {title?, staff_only?}, DELETE
- *   /admin/api/users        GET list, POST {username, password, is_staff}
- *   /admin/api/users/ID     POST {is_staff?, is_active?, password?}
+ *   /admin/api/users        GET list, POST {username, password, is_staff?, is_superuser?}
+ *   /admin/api/users/ID     POST {is_staff?, is_superuser?, is_active?, password?}
  *
  * Unsafe methods need the csrftoken cookie's value in the
  * csrfmiddlewaretoken field or the X-CSRFToken header (403 otherwise).
+ * The staff API is for staff; as in Django, only superusers make staff or
+ * superusers, or reset, deactivate or demote them (403 otherwise): staff
+ * manage rooms, the users who are not staff, and their own password. A
+ * superuser is staff too.
  *
  * Called by worker/dispatch.h for each http.request; logins, sessions and
  * CSRF checks come from worker/session.h, the answer leaves through the

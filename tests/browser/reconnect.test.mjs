@@ -1,5 +1,9 @@
 // The interface process a page is connected to dies and comes back: the page
-// reconnects by itself and shows, once each, the messages sent meanwhile.
+// reconnects by itself and shows, once each, the messages sent meanwhile;
+// and a message typed into a page whose interface froze, and then died
+// before it read the message, is shown as pending, kept, and sent again
+// after the reconnect: it appears once, to the person and to the room,
+// with no action by the person.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {System} from '../lib/system.mjs';
@@ -50,4 +54,30 @@ test('the page reconnects after its interface is killed and shows what it missed
   // And the reconnected socket is live again, both ways.
   await say(annPage, 'Lobby', 'back again');
   await seeMessage(bobPage, 'Lobby', 'back again');
+});
+
+test('a message typed just before the interface dies is sent again after the reconnect, once', async () => {
+  // Both are in the Lobby since the test above.
+
+  // The interface stops reading: the message goes into its socket and no
+  // further. The page shows it as pending.
+  const text = 'typed as the server froze';
+  sys.interfaces[0].kill('SIGSTOP');
+  await say(annPage, 'Lobby', text);
+  const pending = pane(annPage, 'Lobby').locator('.message.pending .text', {hasText: text});
+  await pending.waitFor();
+  assert.equal(await pane(annPage, 'Lobby').locator('.send-text').inputValue(), '');
+
+  await sys.killInterface(0);
+  await annPage.waitForSelector('#connection:not(.online)');
+  await sys.startInterface(0);
+  await annPage.waitForSelector('#connection.online', {timeout: 30000});
+
+  await seeMessage(bobPage, 'Lobby', text);
+  await pending.waitFor({state: 'detached', timeout: 30000});
+  for (const page of [annPage, bobPage]) {
+    const shown = pane(page, 'Lobby').locator('.message .text', {hasText: text});
+    assert.equal(await shown.count(), 1, `"${text}" shown ${await shown.count()} times`);
+  }
+  assert.equal(sys.sql(`SELECT count(*) FROM messages WHERE body = '${text}'`), '1');
 });

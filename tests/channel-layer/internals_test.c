@@ -122,6 +122,110 @@ static void the_ring_spreads_names_and_ignores_the_order_of_servers(void **state
     chl__ring_clear(&db);
 }
 
+static void sentinel_urls_name_a_master_and_its_sentinels(void **state)
+{
+    (void)state;
+    chl__ring_t r;
+    assert_int_equal(chl__ring_init(&r, "redis+sentinel://h1:26380,h2,10.0.0.3:1/chat-main"), 0);
+    assert_int_equal(r.nshards, 1);
+    const chl__addr_t *a = &r.addrs[0];
+    assert_string_equal(a->master, "chat-main");
+    assert_int_equal(a->nsentinels, 3);
+    assert_string_equal(a->sentinels[0].host, "h1");
+    assert_int_equal(a->sentinels[0].port, 26380);
+    assert_string_equal(a->sentinels[1].host, "h2");
+    assert_int_equal(a->sentinels[1].port, 26379);
+    assert_string_equal(a->sentinels[2].host, "10.0.0.3");
+    assert_int_equal(a->sentinels[2].port, 1);
+    assert_int_equal(a->db, 0);
+    assert_string_equal(a->password, "");
+    chl__ring_clear(&r);
+
+    /* a password (%XX escapes) and a db, for Sentinel and plain shards */
+    assert_int_equal(chl__ring_init(&r, "redis+sentinel://:s%40c,r/t@h1/m/2,"
+                                        "redis://:pw@h:7/3,redis+sentinel://h1,h2/n"),
+                     0);
+    assert_int_equal(r.nshards, 3);
+    assert_string_equal(r.addrs[0].password, "s@c,r/t");
+    assert_int_equal(r.addrs[0].db, 2);
+    assert_int_equal(r.addrs[0].nsentinels, 1);
+    assert_string_equal(r.addrs[1].password, "pw");
+    assert_string_equal(r.addrs[1].host, "h");
+    assert_int_equal(r.addrs[1].port, 7);
+    assert_int_equal(r.addrs[1].db, 3);
+    assert_string_equal(r.addrs[1].master, "");
+    assert_string_equal(r.addrs[2].master, "n");
+    assert_int_equal(r.addrs[2].nsentinels, 2);
+    chl__ring_clear(&r);
+
+    static const char *const bad[] = {
+        "redis+sentinel://h1,h2",                    /* no master name */
+        "redis+sentinel://h1/",                      /* empty name */
+        "redis+sentinel:///m",                       /* no sentinel */
+        "redis+sentinel://h1,/m",                    /* an empty sentinel */
+        "redis+sentinel://h1/m x",                   /* a name with a space */
+        "redis+sentinel://h1/m/",                    /* a db of no digits */
+        "redis+sentinel://h1/m/10000",               /* a db too large */
+        "redis+sentinel://h1:0/m",                   /* port 0 */
+        "redis+sentinel://h1:65536/m",               /* port too large */
+        "redis+sentinel://a,b,c,d,e,f,g,h,i/m",      /* nine sentinels */
+        "redis+sentinel://a/m,redis+sentinel://b/m", /* one master twice */
+        "redis://h:1,redis://h:1",                   /* one server twice */
+        "redis://:pw@",                              /* no host */
+        "redis://:@h",                               /* an empty password */
+        "redis://:pw",                               /* no '@' */
+        "redis://:p%4@h",                            /* a broken escape */
+        "redis://:p%00@h",                           /* NUL */
+        "redis://user:pw@h",                         /* user names are not supported */
+        "redis://h:1,redis+sentinel://a/m/x",
+        "redis://h:123456",
+        "redis://h h",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(chl__ring_init(&r, bad[i]), MC_EINVAL);
+        chl__ring_clear(&r);
+    }
+}
+
+static void a_sentinel_shard_keeps_its_channels_whatever_its_sentinels(void **state)
+{
+    (void)state;
+    /* the same masters behind other sentinels, listed in another order,
+     * with a plain shard among them */
+    chl__ring_t a, b;
+    assert_int_equal(chl__ring_init(&a, "redis+sentinel://s1,s2,s3/m1,redis://h:1,"
+                                        "redis+sentinel://s1,s2,s3/m2"),
+                     0);
+    assert_int_equal(chl__ring_init(&b, "redis+sentinel://t9:1/m2,redis+sentinel://t8/m1,"
+                                        "redis://h:1"),
+                     0);
+    int per_shard[3] = {0};
+    for (int i = 0; i < 3000; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "ifc.h.%d.%x!1", i, i * 7919);
+        size_t sa = chl__ring_channel(&a, name), sb = chl__ring_channel(&b, name);
+        assert_string_equal(a.addrs[sa].master, b.addrs[sb].master);
+        assert_string_equal(a.addrs[sa].host, b.addrs[sb].host);
+        per_shard[sa]++;
+    }
+    for (int s = 0; s < 3; s++)
+        assert_true(per_shard[s] > 600);
+    chl__ring_clear(&a);
+    chl__ring_clear(&b);
+
+    /* a plain shard places channels as it always did: by host:port/db */
+    chl__ring_t old, withpw;
+    assert_int_equal(chl__ring_init(&old, "redis://h1:1,redis://h2:2"), 0);
+    assert_int_equal(chl__ring_init(&withpw, "redis://:pw@h1:1,redis://h2:2/"), 0);
+    for (int i = 0; i < 500; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "p%d", i);
+        assert_int_equal(chl__ring_channel(&old, name), chl__ring_channel(&withpw, name));
+    }
+    chl__ring_clear(&old);
+    chl__ring_clear(&withpw);
+}
+
 static void append_group(void *arg, const char *group)
 {
     strcat((char *)arg, group);
@@ -190,6 +294,8 @@ int main(void)
         cmocka_unit_test(names_follow_the_asgi_rules),
         cmocka_unit_test(frames_round_trip_and_every_cut_is_refused),
         cmocka_unit_test(the_ring_spreads_names_and_ignores_the_order_of_servers),
+        cmocka_unit_test(sentinel_urls_name_a_master_and_its_sentinels),
+        cmocka_unit_test(a_sentinel_shard_keeps_its_channels_whatever_its_sentinels),
         cmocka_unit_test(the_local_table_indexes_both_ways),
         cmocka_unit_test(the_config_copy_fills_defaults),
     };

@@ -2,6 +2,7 @@
  * them: direct messages, group membership and fan-out, queue pushes,
  * forgetting connections, closing, malformed data and Redis restarts. */
 #include "channel-layer/chl.h"
+#include "channel-layer/proc.h" /* the stall and backoff bounds */
 #include "common/error.h"
 #include "tests/support/loop.h"
 #include "tests/support/redis_fixture.h"
@@ -326,6 +327,11 @@ static void on_pushed(void *arg, int status)
     r->calls++;
 }
 
+static int one_push_done(void *arg)
+{
+    return ((struct push_result *)arg)->calls >= 1;
+}
+
 static int pushes_done(void *arg)
 {
     return ((struct push_result *)arg)->calls >= 3;
@@ -594,14 +600,14 @@ static void a_stuck_redis_is_noticed_and_found_again(void **state)
     uv_loop_t loop;
     uv_loop_init(&loop);
     chl_config_t cfg = ts_redis_fixture_config();
-    cfg.heartbeat_ttl_ms = 300; /* the stall check runs with the heartbeat */
     ep_t a;
     open_ep(&loop, &a, &cfg);
     assert_int_equal(kill(redis->pid, SIGSTOP), 0);
     struct push_result r = {0};
     assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, on_pushed, &r), 0);
+    /* each link is dropped once it waited too long for its answer */
     assert_true(ts_run_until(&loop, down_seen, &a, 10000));
-    assert_int_equal(r.calls, 1);
+    assert_true(ts_run_until(&loop, one_push_done, &r, 10000));
     assert_int_equal(r.status[0], MC_EREDIS);
     assert_int_equal(kill(redis->pid, SIGCONT), 0);
     assert_true(ts_run_until(&loop, up_again, &a, 10000));
@@ -610,6 +616,104 @@ static void a_stuck_redis_is_noticed_and_found_again(void **state)
         assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "y", 1, on_pushed, &r), 0);
     assert_true(ts_run_until(&loop, pushes_done, &r, 5000));
     assert_int_equal(r.status[0], 0);
+    finish(&loop, &a, NULL);
+}
+
+static int three_adds(void *arg)
+{
+    return ((const ep_t *)arg)->adds >= 3;
+}
+
+static int in_redis_again(void *arg)
+{
+    (void)arg;
+    return ts_redis_int(redis, "ZCARD mc:group:room") == 2;
+}
+
+/* A Redis that comes back empty has lost the groups: the endpoint records
+ * its connections' memberships again, and registers itself again, so that
+ * its sockets go on hearing their rooms without joining again. */
+static void a_restarted_redis_learns_the_memberships_again(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = ts_redis_fixture_config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    chl_t *w = worker();
+    char ch1[128], ch2[128];
+    member(&a, 1, ch1);
+    member(&a, 2, ch2);
+    assert_int_equal(chl_group_add(w, "room", ch1), 0);
+    assert_int_equal(chl_group_add(w, "room", ch2), 0);
+    assert_int_equal(chl_group_add(w, "other", ch2), 0);
+    assert_true(ts_run_until(&loop, three_adds, &a, 5000));
+
+    assert_int_equal(ts_redis_restart(redis), 0); /* empty */
+    assert_true(ts_run_until(&loop, down_seen, &a, 5000));
+    assert_true(ts_run_until(&loop, up_again, &a, 5000));
+    assert_true(ts_run_until(&loop, in_redis_again, NULL, 5000));
+    assert_int_equal(ts_redis_int(redis, "ZCARD mc:group:other"), 1);
+    char hb[160], pg[160];
+    snprintf(hb, sizeof(hb), "EXISTS mc:hb:%s", chl_proc_name(a.proc));
+    snprintf(pg, sizeof(pg), "SCARD mc:pgroups:%s", chl_proc_name(a.proc));
+    assert_int_equal(ts_redis_int(redis, hb), 1);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:procs %s", chl_proc_name(a.proc)), 1);
+    assert_int_equal(ts_redis_int(redis, pg), 2);
+
+    /* a room's message reaches both members, who never joined again */
+    int rc;
+    while ((rc = chl_group_send(w, "room", "again", 5, NULL)) == MC_EREDIS)
+        ; /* the blocking client's first call after the restart reconnects */
+    assert_int_equal(rc, 0);
+    a.msgs = 0;
+    assert_true(ts_run_until(&loop, one_message, &a, 5000));
+    assert_string_equal(a.events[a.nevents - 1], "msg 1,2 again");
+    chl_close(w);
+    finish(&loop, &a, NULL);
+}
+
+static int reported_down(void *arg)
+{
+    return ((const ep_t *)arg)->state == 0;
+}
+
+struct refusals {
+    const ep_t *e;
+    uint64_t from;
+};
+
+static int refused_twice(void *arg)
+{
+    const struct refusals *r = arg;
+    return chl_proc_stats(r->e->proc)->redis_errors >= r->from + 2;
+}
+
+/* A killed Redis is noticed by the socket, not by a timer, and the
+ * endpoint is back soon after Redis is: attempts made while it was down
+ * fail at once instead of waiting out the stall check. */
+static void a_lost_redis_is_noticed_at_once_and_found_again_promptly(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = ts_redis_fixture_config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    /* The bounds are not speed targets: each sits below the next slower
+     * mechanism, so the test tells which one acted. A loss seen only by
+     * the stall check would be reported after CHL__PROC_STALL_MS; a retry
+     * that kept doubling past CHL__PROC_BACKOFF_MAX_MS would come later
+     * than twice that. */
+    ts_redis_halt(redis, 1);
+    assert_true(ts_run_until(&loop, reported_down, &a, CHL__PROC_STALL_MS - 500));
+    /* attempts made meanwhile are refused, each at once */
+    struct refusals r = {&a, chl_proc_stats(a.proc)->redis_errors};
+    assert_true(ts_run_until(&loop, refused_twice, &r, CHL__PROC_STALL_MS - 500));
+    assert_int_equal(ts_redis_restart(redis), 0);
+    assert_true(ts_run_until(&loop, is_up, &a, 2 * CHL__PROC_BACKOFF_MAX_MS + 1000));
+    assert_true(chl_proc_stats(a.proc)->reconnects >= 1);
     finish(&loop, &a, NULL);
 }
 
@@ -711,8 +815,10 @@ static void a_redis_out_of_memory_is_full_not_down(void **state)
 static void block_the_loop(uv_timer_t *t)
 {
     /* What a long turn of the process's own does, e.g. a large batch
-     * fanned out to many sockets: the loop reads nothing meanwhile. */
-    struct timespec ts = {4, 0};
+     * fanned out to many sockets: the loop reads nothing meanwhile, for
+     * longer than CHL__PROC_STALL_MS. */
+    long ms = CHL__PROC_STALL_MS + 1500;
+    struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
     nanosleep(&ts, NULL);
     *(int *)t->data = 1;
 }
@@ -732,7 +838,6 @@ static void a_busy_loop_is_not_a_dead_redis(void **state)
     uv_loop_t loop;
     uv_loop_init(&loop);
     chl_config_t cfg = ts_redis_fixture_config();
-    cfg.heartbeat_ttl_ms = 300; /* the stall check runs every 100 ms */
     ep_t a;
     open_ep(&loop, &a, &cfg);
     chl_t *w = worker();
@@ -769,6 +874,10 @@ int main(void)
         cmocka_unit_test_setup(malformed_and_expired_elements_are_skipped, ts_redis_fixture_flush),
         cmocka_unit_test_setup(endpoints_survive_a_redis_restart, ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_stuck_redis_is_noticed_and_found_again, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_restarted_redis_learns_the_memberships_again,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_lost_redis_is_noticed_at_once_and_found_again_promptly,
+                               ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_process_list_is_bounded_in_bytes, ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_redis_out_of_memory_is_full_not_down, ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_busy_loop_is_not_a_dead_redis, ts_redis_fixture_flush),

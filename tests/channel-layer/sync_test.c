@@ -268,6 +268,9 @@ static void queue_pop_moves_to_in_flight_until_acked(void **state)
     assert_string_equal(m.data, "one");
     assert_string_equal(m.channel, "jobs");
     assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-a"), 1);
+    size_t waiting = 9;
+    assert_int_equal(chl_queue_length(chl, "jobs", &waiting), 0);
+    assert_int_equal(waiting, 1); /* the one in flight is not waiting */
     assert_int_equal(ts_redis_int(redis, "EXISTS mc:hb:wrk-a"), 1);
     assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-a"), 1);
     assert_int_equal(chl_ack(chl, &m), 0);
@@ -279,6 +282,9 @@ static void queue_pop_moves_to_in_flight_until_acked(void **state)
     assert_int_equal(chl_ack(chl, &m), 0);
     chl_message_free(&m);
     assert_int_equal(chl_queue_pop(chl, "jobs", 20, &m), MC_EAGAIN);
+    assert_int_equal(chl_queue_length(chl, "jobs", &waiting), 0);
+    assert_int_equal(waiting, 0);
+    assert_int_equal(chl_queue_length(chl, "no spaces", &waiting), MC_EINVAL);
     chl_close(chl);
 }
 
@@ -692,6 +698,33 @@ static void a_restarted_redis_is_found_again(void **state)
     chl_close(chl);
 }
 
+static void a_worker_registers_again_on_a_restarted_redis_at_once(void **state)
+{
+    (void)state;
+    chl_config_t cfg = ts_redis_fixture_config();
+    chl_t *worker = open_with(&cfg, "wrk-again"), *other = open_default();
+    chl_message_t m;
+    assert_int_equal(chl_queue_pop(worker, "q", 10, &m), MC_EAGAIN);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-again"), 1);
+    assert_int_equal(ts_redis_restart(redis), 0); /* an empty server */
+
+    /* any call reconnects, and the worker is known again before its next pop */
+    int rc;
+    long long t0 = mc_mono_ms();
+    while ((rc = chl_send(worker, "c", "x", 1)) != 0 && mc_mono_ms() - t0 < 5000)
+        pause_ms(20);
+    assert_int_equal(rc, 0);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-again"), 1);
+    assert_true(ts_redis_int(redis, "PTTL mc:hb:wrk-again") > 0);
+    /* a client that never popped a queue is no worker */
+    while ((rc = chl_send(other, "c", "y", 1)) != 0 && mc_mono_ms() - t0 < 5000)
+        pause_ms(20);
+    assert_int_equal(rc, 0);
+    assert_int_equal(ts_redis_int(redis, "SCARD mc:workers"), 1);
+    chl_close(worker);
+    chl_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -720,6 +753,8 @@ int main(void)
         cmocka_unit_test_setup(processes_without_heartbeat_are_reaped_once, ts_redis_fixture_flush),
         cmocka_unit_test_setup(scripts_come_back_after_a_flush, ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_restarted_redis_is_found_again, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_worker_registers_again_on_a_restarted_redis_at_once,
+                               ts_redis_fixture_flush),
     };
     return cmocka_run_group_tests(tests, ts_redis_fixture_start, ts_redis_fixture_stop);
 }

@@ -36,11 +36,13 @@ static void http_request_round_trips(void **state)
                          .headers = {{"cookie", "csrftoken=abc"}, {"content-type", "x"}},
                          .nheaders = 2,
                          .body = "username=ann&password=p\"w",
-                         .body_len = 25};
+                         .body_len = 25,
+                         .scheme = "https"};
     mc_envelope_t back;
     char *wire;
     round_trip(&env, &back, &wire);
     assert_string_equal(back.reply, "ifc.h.1.ab!7");
+    assert_string_equal(back.scheme, "https");
     assert_string_equal(back.method, "POST");
     assert_string_equal(back.path, "/accounts/login/");
     assert_string_equal(back.query, "next=%2F");
@@ -132,10 +134,12 @@ static void websocket_envelopes_round_trip(void **state)
                          .groups = {"room-1", "room-2"},
                          .ngroups = 2,
                          .body = "{\"command\":\"join\",\"room\":1}",
-                         .body_len = 27};
+                         .body_len = 27,
+                         .id = "ifc.h.1.ab-17"};
     mc_envelope_t back;
     char *wire;
     round_trip(&env, &back, &wire);
+    assert_string_equal(back.id, "ifc.h.1.ab-17");
     assert_true(back.has_scope);
     assert_int_equal(back.scope.user_id, 42);
     assert_string_equal(back.scope.username, "ann");
@@ -143,6 +147,13 @@ static void websocket_envelopes_round_trip(void **state)
     assert_int_equal(back.ngroups, 2);
     assert_string_equal(back.groups[1], "room-2");
     assert_string_equal(back.body, "{\"command\":\"join\",\"room\":1}");
+    mc_envelope_clear(&back);
+    free(wire);
+
+    mc_envelope_t close = {.type = MC_ENV_WS_CLOSE, .code = 4001, .reason = "session ended"};
+    round_trip(&close, &back, &wire);
+    assert_int_equal(back.code, 4001);
+    assert_string_equal(back.reason, "session ended");
     mc_envelope_clear(&back);
     free(wire);
 
@@ -171,11 +182,13 @@ static void optional_fields_default(void **state)
     mc_envelope_t env;
     assert_int_equal(decode_text(&env, "{\"type\":\"websocket.close\"}"), 0);
     assert_int_equal(env.code, 1000);
+    assert_string_equal(env.reason, "");
     mc_envelope_clear(&env);
     assert_int_equal(decode_text(&env, "{\"type\":\"http.request\",\"reply\":\"a!1\","
                                        "\"method\":\"GET\",\"path\":\"/\"}"),
                      0);
     assert_string_equal(env.query, "");
+    assert_string_equal(env.scheme, ""); /* plain HTTP */
     assert_string_equal(env.body, "");
     assert_int_equal(env.nheaders, 0);
     mc_envelope_clear(&env);
@@ -333,6 +346,37 @@ static void scheme_and_done_round_trip(void **state)
     mc_envelope_clear(&back);
 }
 
+/* What mc_envelope_string_len says a text costs is what encoding it adds. */
+static void a_text_s_cost_is_what_it_takes_encoded(void **state)
+{
+    (void)state;
+    char all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (char)i;
+    const struct {
+        const char *s;
+        size_t n;
+    } texts[] = {{"", 0},
+                 {"plain text", 10},
+                 {"\"quoted\\", 9},
+                 {"\x01\t\n\x1f\x7f", 5},
+                 {all, sizeof(all)}};
+    mc_envelope_t empty = {.type = MC_ENV_WS_SEND, .body = "", .body_len = 0};
+    char *out;
+    size_t base;
+    assert_int_equal(mc_envelope_encode(&empty, &out, &base), 0);
+    free(out);
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        mc_envelope_t env = {.type = MC_ENV_WS_SEND, .body = texts[i].s, .body_len = texts[i].n};
+        size_t len;
+        assert_int_equal(mc_envelope_encode(&env, &out, &len), 0);
+        free(out);
+        assert_int_equal(mc_envelope_string_len(texts[i].s, texts[i].n), len - base + 2);
+    }
+    /* A control character costs six bytes, a quote two, a letter one. */
+    assert_int_equal(mc_envelope_string_len("\x01\"a", 3), 2 + 6 + 2 + 1);
+}
+
 static void type_names_are_the_asgi_names(void **state)
 {
     (void)state;
@@ -355,6 +399,7 @@ int main(void)
         cmocka_unit_test(malformed_envelopes_are_refused),
         cmocka_unit_test(limits_are_enforced),
         cmocka_unit_test(scheme_and_done_round_trip),
+        cmocka_unit_test(a_text_s_cost_is_what_it_takes_encoded),
         cmocka_unit_test(type_names_are_the_asgi_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

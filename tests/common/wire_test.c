@@ -21,6 +21,20 @@ static void group_names(void **state)
     assert_string_equal(buf, "session-9223372036854775807");
 }
 
+static void a_room_s_group_is_told_from_the_others(void **state)
+{
+    (void)state;
+    char buf[MC_GROUP_NAME_MAX];
+    mc_group_room(buf, 12);
+    assert_true(mc_group_is_room(buf));
+    mc_group_user(buf, 12);
+    assert_false(mc_group_is_room(buf));
+    mc_group_session(buf, 12);
+    assert_false(mc_group_is_room(buf));
+    assert_false(mc_group_is_room(MC_GROUP_ROOMS));
+    assert_false(mc_group_is_room(MC_GROUP_ROOMS_STAFF));
+}
+
 static void a_chat_message_s_send_is_named_by_its_id(void **state)
 {
     (void)state;
@@ -31,11 +45,22 @@ static void a_chat_message_s_send_is_named_by_its_id(void **state)
     assert_string_equal(buf, "msg-9223372036854775807");
 }
 
+/* Our close codes say why in the frame, the RFC's need no reason. */
+static void close_codes_have_their_reasons(void **state)
+{
+    (void)state;
+    assert_string_equal(mc_close_reason(MC_CLOSE_SESSION_ENDED), "session ended");
+    assert_string_equal(mc_close_reason(MC_CLOSE_RIGHTS_CHANGED), "rights changed");
+    assert_null(mc_close_reason(MC_CLOSE_POLICY_VIOLATION));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(group_names),
+        cmocka_unit_test(a_room_s_group_is_told_from_the_others),
         cmocka_unit_test(a_chat_message_s_send_is_named_by_its_id),
+        cmocka_unit_test(close_codes_have_their_reasons),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-echo "1..3"
+echo "1..4"
 
 # systemd: the units as installed, naming the installed programs.
 build=$(cd "$bin/.." && pwd)
@@ -30,6 +30,15 @@ case $out in
 *ProtectSystm*) report 0 "a misspelt key in a unit is reported" ;;
 *) report 1 "a misspelt key in a unit is reported" "$out" ;;
 esac
+
+# Prometheus: the example scrapes each worker where its unit has it serve
+# (CHAT_METRICS_LISTEN=127.0.0.1:920%i).
+pattern=$(sed -n 's/^Environment=CHAT_METRICS_LISTEN=//p' "$src/deploy/systemd/chat-worker@.service")
+want=$(for i in 1 2 3 4; do printf "'%s'\n" "${pattern//%i/$i}"; done)
+got=$(sed -n '/job_name: multichat-worker/,/job_name/p' "$src/deploy/prometheus/multichat.yml" |
+    grep -o "'[0-9.:]*'")
+[ -n "$pattern" ] && [ "$got" = "$want" ]
+report $? "the Prometheus example scrapes the workers where their units serve" "$got"
 
 # nginx: the example site inside a minimal main configuration.
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=chat.example.com \

@@ -1,6 +1,6 @@
-/* Fuzz target for interface/utf8.c: the incremental validator, fed in two
+/* Fuzz target for common/utf8.c: the incremental validator, fed in two
  * pieces split where the first byte says, must agree with a plain decoder. */
-#include "interface/utf8.h"
+#include "common/utf8.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -58,15 +58,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *a = malloc(cut ? cut : 1), *b = malloc(size - cut ? size - cut : 1);
     memcpy(a, data, cut);
     memcpy(b, data + cut, size - cut);
-    ifc_utf8_t v;
-    ifc_utf8_init(&v);
-    int ok = ifc_utf8_feed(&v, a, cut) == 0 && ifc_utf8_feed(&v, b, size - cut) == 0 &&
-             ifc_utf8_complete(&v);
+    mc_utf8_t v;
+    mc_utf8_init(&v);
+    int ok = mc_utf8_feed(&v, a, cut) == 0 && mc_utf8_feed(&v, b, size - cut) == 0 &&
+             mc_utf8_complete(&v);
     free(a);
     free(b);
     if (ok != reference_valid(data, size))
         abort();
-    if (ok != (ifc_utf8_check(data, size) == 0))
+    if (ok != (mc_utf8_check(data, size) == 0))
         abort();
     return 0;
 }

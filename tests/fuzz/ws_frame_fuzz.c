@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             at += used;
             if (rc == IFC_WS_EVENT) {
                 if (ev.opcode == IFC_WS_OP_TEXT && !ev.compressed &&
-                    ifc_utf8_check(ev.data, ev.len) != 0)
+                    mc_utf8_check(ev.data, ev.len) != 0)
                     abort();
                 if (ev.compressed &&
                     (!rsv1 || (ev.opcode != IFC_WS_OP_TEXT && ev.opcode != IFC_WS_OP_BINARY)))

@@ -17,6 +17,7 @@
 
 #include "channel-layer/chl.h"
 #include "common/envelope.h"
+#include "common/error.h"
 #include "common/wire.h"
 #include "tests/interface/ws_client.h"
 #include "tests/support/proc.h"
@@ -193,10 +194,109 @@ static void group_messages_reach_each_member_once(void **state)
         assert_int_equal(seen[i], 1);
 }
 
+/* Sends a text frame from a client socket. */
+static void say(int fd, const char *text)
+{
+    frame(fd, 1, 0, 1, 1, text, strlen(text));
+}
+
+/* Waits (polling, at most 10 s) until the interface's metric is want. */
+static void metric_becomes(const char *name, long long want)
+{
+    long long got = -1;
+    for (int i = 0; i < 1000 && (got = wc_metric(port, name)) != want; i++)
+        usleep(10000); /* between polls of a condition */
+    assert_int_equal(got, want);
+}
+
+/* Pops websocket.receive envelopes until one carries text, which it
+ * returns (the caller frees it) with its id. */
+static void pop_receive(char *id, size_t size, char *text, size_t tsize)
+{
+    mc_envelope_t env;
+    chl_message_t msg;
+    pop_envelope(MC_ENV_WS_RECEIVE, &env, &msg);
+    snprintf(id, size, "%s", env.id ? env.id : "");
+    snprintf(text, tsize, "%.*s", (int)env.body_len, env.body);
+    mc_envelope_clear(&env);
+    chl_message_free(&msg);
+}
+
+/* Redis dies and comes back empty: the chat sockets stay open, a message
+ * sent meanwhile is answered SERVER_BUSY with what names it, the socket
+ * that closed meanwhile has its disconnect delivered afterwards, and the
+ * sockets that stayed are told to resync and hear their room again
+ * without joining it again. */
+static void a_redis_outage_keeps_the_sockets_and_loses_nothing_silently(void **state)
+{
+    (void)state;
+    int fd[2];
+    char ch[2][128];
+    for (int i = 0; i < 2; i++) {
+        fd[i] = open_chat(ch[i]);
+        assert_int_equal(chl_group_add(worker, "room-2", ch[i]), 0);
+    }
+    /* every receive is named by the interface, uniquely */
+    char id1[256], id2[256], text[256];
+    say(fd[0], "{\"command\":\"who\",\"room\":2}");
+    pop_receive(id1, sizeof(id1), text, sizeof(text));
+    say(fd[0], "{\"command\":\"who\",\"room\":2}");
+    pop_receive(id2, sizeof(id2), text, sizeof(text));
+    assert_int_equal(strncmp(id1, "ifc.", 4), 0);
+    assert_string_not_equal(id1, id2);
+    send_text("room-2", 1, "{\"before\":1}", NULL, NULL);
+    for (int i = 0; i < 2; i++)
+        expect_text(fd[i], "{\"before\":1}");
+
+    ts_redis_halt(&ts_redis_fixture, 1);
+    metric_becomes("chat_interface_redis_up", 0);
+    say(fd[0], "{\"command\":\"send\",\"room\":2,\"message\":\"x\",\"client_id\":\"c-9\"}");
+    expect_text(fd[0], "{\"error\":\"SERVER_BUSY\",\"command\":\"send\",\"room\":\"2\","
+                       "\"client_id\":\"c-9\"}");
+    frame(fd[1], 1, 0, 8, 1, "\x03\xe8", 2); /* socket 1 leaves */
+    expect_close(fd[1], 1000);
+    close(fd[1]);
+    metric_becomes("chat_interface_disconnects_pending", 1);
+
+    assert_int_equal(ts_redis_restart(&ts_redis_fixture), 0); /* empty */
+    metric_becomes("chat_interface_redis_up", 1);
+    metric_becomes("chat_interface_disconnects_pending", 0);
+    mc_envelope_t env;
+    chl_message_t msg;
+    int rc;
+    while ((rc = chl_queue_pop(worker, "worker", 5000, &msg)) == MC_EREDIS)
+        ; /* the worker's first call after the restart reconnects */
+    assert_int_equal(rc, 0);
+    assert_int_equal(chl_ack(worker, &msg), 0);
+    assert_int_equal(mc_envelope_decode(&env, msg.data, msg.len), 0);
+    assert_int_equal(env.type, MC_ENV_WS_DISCONNECT);
+    assert_string_equal(env.reply, ch[1]);
+    assert_int_equal(env.code, 1000);
+    mc_envelope_clear(&env);
+    chl_message_free(&msg);
+
+    /* socket 0 never closed: it is told to ask for what it may have
+     * missed, and hears room 2 without joining again */
+    expect_text(fd[0], "{\"resync\":true}");
+    send_text("room-2", 1, "{\"after\":1}", NULL, NULL);
+    expect_text(fd[0], "{\"after\":1}");
+    say(fd[0], "{\"command\":\"send\",\"room\":2,\"message\":\"x\",\"client_id\":\"c-9\"}");
+    pop_receive(id1, sizeof(id1), text, sizeof(text));
+    assert_non_null(strstr(text, "c-9"));
+    assert_int_equal(wc_metric(port, "chat_interface_redis_losses_total"), 1);
+    assert_int_equal(wc_metric(port, "chat_interface_busy_replies_total"), 1);
+    assert_int_equal(wc_metric(port, "chat_interface_resyncs_total"), 1);
+    close(fd[0]);
+    pop_envelope(MC_ENV_WS_DISCONNECT, &env, &msg);
+    mc_envelope_clear(&env);
+    chl_message_free(&msg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(group_messages_reach_each_member_once),
+        cmocka_unit_test(a_redis_outage_keeps_the_sockets_and_loses_nothing_silently),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

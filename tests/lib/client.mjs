@@ -260,15 +260,21 @@ export class Member extends Socket {
         continue;
       }
       this.reconnections++;
-      const from = this.mark();
-      const joins = [];
-      for (const [room, r] of this.rooms) {
-        this.send({command: 'join', room: Number(room), since: r.lastId});
-        joins.push(this.waitFor((d) => d && d.join === room, {from}).catch(() => {}));
-      }
-      await Promise.all(joins);
+      await this.rejoin();
       return;
     }
+  }
+
+  // Joins every room again with since = the last id seen there, and waits
+  // for the replies (or gives up on them after a while).
+  async rejoin() {
+    const from = this.mark();
+    const joins = [];
+    for (const [room, r] of this.rooms) {
+      this.send({command: 'join', room: Number(room), since: r.lastId});
+      joins.push(this.waitFor((d) => d && d.join === room, {from}).catch(() => {}));
+    }
+    await Promise.all(joins);
   }
 
   // Ids shown in room more than once, ids of want never shown, ids shown
@@ -284,4 +290,92 @@ export class Member extends Socket {
   }
 
   seen(room) { return this.rooms.get(String(room)).counts.size; }
+}
+
+// A member that types like a person in the page: every message gets a
+// client_id and stays in an outbox until its own copy comes back (live, or
+// in the history of a join); it is sent again, with the same client_id,
+// after a reconnect, after {"resync":true}, and a moment after a
+// SERVER_BUSY that names it. It counts what it is shown live apart from
+// history: a message shown live twice is a duplicate, one shown live and
+// again in a join's history is the overlap the page shows once.
+export class Typist extends Member {
+  constructor(name, urls, cookie) {
+    super(name, urls, cookie);
+    this.outbox = new Map(); // client_id -> {room, text, firstSent, sends, ackedAt}
+    this.byText = new Map(); // text -> client_id
+    this.live = new Map(); // room -> Map id -> times shown live
+    this.seq = 0;
+    this.resyncs = 0;
+    const see = this.onFrame;
+    this.onFrame = (d) => {
+      see(d);
+      this.track(d);
+    };
+  }
+
+  type(room, text) {
+    const id = `${this.name}-${++this.seq}`;
+    this.outbox.set(id, {room: Number(room), text, firstSent: Date.now(), sends: 0, ackedAt: 0});
+    this.byText.set(text, id);
+    this.post(id);
+    return id;
+  }
+
+  post(id) {
+    const e = this.outbox.get(id);
+    if (!e || e.ackedAt || !this.ws || this.ws.readyState !== 1) return;
+    e.sends++;
+    this.send({command: 'send', room: e.room, message: e.text, client_id: id});
+  }
+
+  ack(text) {
+    const e = this.outbox.get(this.byText.get(text));
+    if (e && !e.ackedAt) e.ackedAt = Date.now();
+  }
+
+  pending() {
+    return [...this.outbox.values()].filter((e) => !e.ackedAt).length;
+  }
+
+  track(d) {
+    if (!d) return;
+    if (d.msg_type === 0 && d.id !== undefined) {
+      const m = this.live.get(String(d.room)) || new Map();
+      this.live.set(String(d.room), m);
+      m.set(d.id, (m.get(d.id) || 0) + 1);
+      if (d.own) this.ack(d.message);
+    } else if (d.join !== undefined && Array.isArray(d.history)) {
+      for (const m of d.history) if (m.username === this.name) this.ack(m.message);
+    } else if (d.error === 'SERVER_BUSY' && d.client_id) {
+      this.busy = (this.busy || 0) + 1;
+      setTimeout(() => this.post(d.client_id), 200);
+    } else if (d.resync === true) {
+      this.resyncs++;
+      this.catchUp();
+    }
+  }
+
+  async catchUp() {
+    await this.rejoin();
+    for (const id of this.outbox.keys()) this.post(id);
+  }
+
+  async reconnectNow() {
+    await super.reconnectNow();
+    for (const id of this.outbox.keys()) this.post(id);
+  }
+
+  // Of the ids want of room: those never shown, those shown live twice,
+  // and ids shown that are not in want.
+  checkOnce(room, want) {
+    const r = this.rooms.get(String(room));
+    const wanted = new Set(want);
+    const live = this.live.get(String(room)) || new Map();
+    return {
+      missing: want.filter((id) => !r.counts.has(id)),
+      liveTwice: [...live].filter(([, n]) => n > 1).map(([id]) => id),
+      unknown: [...r.counts.keys()].filter((id) => !wanted.has(id)),
+    };
+  }
 }

@@ -1,8 +1,11 @@
 // Starts a whole Multichat for one test file: a private redis-server on a free
 // loopback port, a fresh sqlite file, N workers and N interfaces built under
 // $MC_BUILD/bin. Every process dies with the test (stop() and an exit hook).
+// With sentinel, Redis is a master, its replica and three redis-sentinel
+// processes (quorum 2, a master is down after 1 s, failover timeout 2 s),
+// and every process reaches it through the Sentinel URL.
 import {spawn, spawnSync} from 'node:child_process';
-import {mkdtempSync, rmSync, openSync, readdirSync, readFileSync} from 'node:fs';
+import {mkdtempSync, rmSync, openSync, readdirSync, readFileSync, writeFileSync} from 'node:fs';
 import {createServer, connect} from 'node:net';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
@@ -37,6 +40,12 @@ export async function waitPort(port, timeoutMs = 10000) {
   }
 }
 
+// One command with redis-cli; its output lines ([] when it fails).
+export function redisCli(port, ...args) {
+  const r = spawnSync('redis-cli', ['-p', String(port), ...args], {encoding: 'utf8', timeout: 2000});
+  return r.status === 0 ? r.stdout.trim().split('\n') : [];
+}
+
 // SIGKILL, as a crash would; resolves once the process is gone.
 async function killed(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -51,8 +60,11 @@ export class System {
   // redis-servers shard the channel layer (every process gets all URLs).
   // env adds settings (CHAT_* variables) to every process; workerEnv and
   // interfaceEnv to those processes only.
-  constructor({interfaces = 1, workers = 1, separatePorts = false, shards = 1, env = {},
-               workerEnv = {}, interfaceEnv = {}} = {}) {
+  constructor({interfaces = 1, workers = 1, separatePorts = false, shards = 1, sentinel = false,
+               env = {}, workerEnv = {}, interfaceEnv = {}} = {}) {
+    this.sentinel = sentinel;
+    this.nodes = []; // with sentinel: the master and the replica, {port, child}
+    this.sentinels = [];
     this.workerEnv = workerEnv;
     this.interfaceEnv = interfaceEnv;
     this.nInterfaces = interfaces;
@@ -76,7 +88,8 @@ export class System {
     return {
       ...process.env,
       CHAT_DB: this.db,
-      CHAT_REDIS_URL: this.redisPorts.map((p) => `redis://127.0.0.1:${p}`).join(','),
+      CHAT_REDIS_URL: this.sentinel ? this.sentinelUrl :
+        this.redisPorts.map((p) => `redis://127.0.0.1:${p}`).join(','),
       CHAT_WEB_ROOT: path.join(source, 'web'),
       CHAT_ARGON2_MEMORY_KIB: '8192', // fast hashing for tests
       ...this.extraEnv,
@@ -106,6 +119,17 @@ export class System {
     return r.stdout.trim();
   }
 
+  // The messages of a room as stored: [{id, body}] in id order.
+  stored(room) {
+    const r = spawnSync('sqlite3', ['-separator', '\t', this.db,
+      `SELECT id, body FROM messages WHERE room_id = ${Number(room)} ORDER BY id`], {encoding: 'utf8'});
+    if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
+    return r.stdout.split('\n').filter(Boolean).map((l) => {
+      const [id, body] = l.split('\t');
+      return {id: Number(id), body};
+    });
+  }
+
   // Polls sql(query) until it prints want (bounded by timeoutMs).
   async waitSql(query, want, timeoutMs = 10000) {
     const deadline = Date.now() + timeoutMs;
@@ -118,11 +142,15 @@ export class System {
   }
 
   async start() {
-    for (let i = 0; i < this.nShards; i++) {
-      this.redisPorts[i] = await freePort();
-      await this.startRedis(i);
+    if (this.sentinel) {
+      await this.startSentinels();
+    } else {
+      for (let i = 0; i < this.nShards; i++) {
+        this.redisPorts[i] = await freePort();
+        await this.startRedis(i);
+      }
+      this.redisPort = this.redisPorts[0];
     }
-    this.redisPort = this.redisPorts[0];
     this.chatctl(['migrate']);
     for (let i = 0; i < this.nWorkers; i++) this.startWorker(i);
     this.port = await freePort();
@@ -147,6 +175,76 @@ export class System {
 
   async killRedis(i) {
     await killed(this.redises[i]);
+  }
+
+  // The master "mc" and its replica, then three sentinels that watch it;
+  // resolves once a failover could happen (the replica is in sync, each
+  // sentinel knows it and the two others).
+  async startSentinels() {
+    for (let i = 0; i < 2; i++) {
+      const port = await freePort();
+      const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '',
+        '--appendonly', 'no', '--repl-diskless-sync-delay', '0', '--dbfilename', `node-${i}.rdb`];
+      if (i === 1) args.push('--replicaof', '127.0.0.1', String(this.nodes[0].port));
+      this.nodes[i] = {port, child: this.spawn(`redis-node-${i}`, 'redis-server', args)};
+      await waitPort(port);
+    }
+    await this.until(() => /connected/.test(redisCli(this.nodes[1].port, 'ROLE').join(' ')),
+      'the replica syncs');
+    for (let k = 0; k < 3; k++) {
+      const port = await freePort();
+      const conf = path.join(this.dir, `sentinel-${k}.conf`);
+      writeFileSync(conf, [`port ${port}`, 'bind 127.0.0.1', `dir ${this.dir}`,
+        `sentinel monitor mc 127.0.0.1 ${this.nodes[0].port} 2`,
+        'sentinel down-after-milliseconds mc 1000', 'sentinel failover-timeout mc 2000',
+        'sentinel parallel-syncs mc 1', ''].join('\n'));
+      this.sentinels[k] = {port, child: this.spawn(`sentinel-${k}`, 'redis-sentinel', [conf])};
+      await waitPort(port);
+    }
+    await this.until(() => this.sentinels.every(({port}) => {
+      const m = redisCli(port, 'SENTINEL', 'MASTER', 'mc');
+      const field = (k) => m[m.indexOf(k) + 1];
+      return field('num-slaves') === '1' && field('num-other-sentinels') === '2';
+    }), 'the sentinels know each other and the replica');
+    this.sentinelUrl = 'redis+sentinel://' +
+      this.sentinels.map(({port}) => `127.0.0.1:${port}`).join(',') + '/mc';
+  }
+
+  // The port of the node that every sentinel names as master and that says
+  // so itself, or 0 while they do not agree.
+  sentinelMaster() {
+    const named = new Set(this.sentinels.map(({port}) =>
+      redisCli(port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mc')[1]));
+    if (named.size !== 1) return 0;
+    const port = Number([...named][0]);
+    return redisCli(port, 'ROLE')[0] === 'master' ? port : 0;
+  }
+
+  // kill -9 of the master; resolves with its port once it is gone.
+  async killMaster() {
+    const port = this.sentinelMaster();
+    const node = this.nodes.find((n) => n.port === port);
+    node.killed = true;
+    await killed(node.child);
+    return port;
+  }
+
+  // Resolves with the new master's port once the sentinels promoted another
+  // node than oldPort.
+  async failedOver(oldPort, timeoutMs = 30000) {
+    let port = 0;
+    await this.until(() => (port = this.sentinelMaster()) && port !== oldPort, 'a failover',
+      timeoutMs);
+    return port;
+  }
+
+  // Polls cond until it holds (bounded by timeoutMs).
+  async until(cond, what, timeoutMs = 30000) {
+    const deadline = Date.now() + timeoutMs;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   startWorker(i) {
@@ -183,8 +281,9 @@ export class System {
 
   // Whether every process started is still running (none crashed).
   running() {
-    return [...this.redises, ...this.workers, ...this.interfaces].every((p) => p.exitCode === null &&
-      p.signalCode === null);
+    const nodes = this.nodes.filter((n) => !n.killed).map((n) => n.child);
+    return [...this.redises, ...nodes, ...this.sentinels.map((s) => s.child), ...this.workers,
+      ...this.interfaces].every((p) => p.exitCode === null && p.signalCode === null);
   }
 
   killAll() {

@@ -53,6 +53,9 @@ pid_t ts_spawn(const char *const argv[], const char *log_path)
             close(fd);
         }
     }
+    /* The child keeps none of the test's sockets: a server restarted in
+     * the middle of a test would otherwise hold them open. */
+    closefrom(STDERR_FILENO + 1);
     execvp(argv[0], (char *const *)argv); /* exec does not modify its arguments */
     fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);

@@ -3,7 +3,8 @@
  * integration tests.
  *
  * Children are started with PR_SET_PDEATHSIG, so a test that crashes never
- * leaves servers behind.
+ * leaves servers behind, and with no descriptor of the test but stdin,
+ * stdout and stderr.
  */
 #ifndef MC_TESTS_SUPPORT_PROC_H
 #define MC_TESTS_SUPPORT_PROC_H

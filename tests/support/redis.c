@@ -32,13 +32,38 @@ static int redis_ping_ready(int port, int timeout_ms)
 
 static int redis_launch(ts_redis_t *r)
 {
-    char port[16], log[96];
+    char port[16], log[96], conf[96], master[16];
     snprintf(port, sizeof(port), "%d", r->port);
     snprintf(log, sizeof(log), "%s/redis.log", r->dir);
-    const char *argv[] = {"redis-server", "--port",      port,     "--bind",     "127.0.0.1",
-                          "--dir",        r->dir,        "--save", "",           "--appendonly",
-                          "no",           "--daemonize", "no",     "--loglevel", "warning",
-                          "--logfile",    log,           NULL};
+    snprintf(conf, sizeof(conf), "%s/sentinel.conf", r->dir);
+    snprintf(master, sizeof(master), "%d", r->replica_of);
+    const char *argv[32] = {r->sentinel ? "redis-sentinel" : "redis-server"};
+    int n = 1;
+    if (r->sentinel) {
+        /* a sentinel needs a configuration file of its own to rewrite */
+        FILE *f = fopen(conf, "a");
+        if (!f)
+            return -1;
+        fclose(f);
+        argv[n++] = conf;
+    }
+    const char *common[] = {"--port",    port, "--bind",      "127.0.0.1", "--dir",      r->dir,
+                            "--logfile", log,  "--daemonize", "no",        "--loglevel", "notice"};
+    for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+        argv[n++] = common[i];
+    if (!r->sentinel) {
+        /* no files; a replica gets its copy at once instead of after 5 s */
+        const char *server[] = {"--save", "", "--appendonly", "no", "--repl-diskless-sync-delay",
+                                "0"};
+        for (size_t i = 0; i < sizeof(server) / sizeof(server[0]); i++)
+            argv[n++] = server[i];
+    }
+    if (r->replica_of) {
+        argv[n++] = "--replicaof";
+        argv[n++] = "127.0.0.1";
+        argv[n++] = master;
+    }
+    argv[n] = NULL;
     r->pid = ts_spawn(argv, NULL);
     if (r->pid < 0 || redis_ping_ready(r->port, 5000) != 0) {
         ts_redis_halt(r, 1);
@@ -47,9 +72,11 @@ static int redis_launch(ts_redis_t *r)
     return 0;
 }
 
-int ts_redis_start(ts_redis_t *r)
+static int redis_start(ts_redis_t *r, int replica_of, int sentinel)
 {
     memset(r, 0, sizeof(*r));
+    r->replica_of = replica_of;
+    r->sentinel = sentinel;
     snprintf(r->dir, sizeof(r->dir), "/tmp/mc-redis-XXXXXX");
     if (!mkdtemp(r->dir))
         return -1;
@@ -60,6 +87,21 @@ int ts_redis_start(ts_redis_t *r)
             return 0;
     }
     return -1;
+}
+
+int ts_redis_start(ts_redis_t *r)
+{
+    return redis_start(r, 0, 0);
+}
+
+int ts_redis_start_replica(ts_redis_t *r, int master_port)
+{
+    return redis_start(r, master_port, 0);
+}
+
+int ts_redis_start_sentinel(ts_redis_t *r)
+{
+    return redis_start(r, 0, 1);
 }
 
 void ts_redis_halt(ts_redis_t *r, int hard)

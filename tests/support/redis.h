@@ -10,17 +10,26 @@
 #include <sys/types.h>
 
 typedef struct ts_redis {
-    pid_t pid;    /* read-only: the server's pid, 0 when stopped */
-    int port;     /* read-only: its port on 127.0.0.1 */
-    char dir[64]; /* read-only: its temporary directory */
-    char url[64]; /* read-only: "redis://127.0.0.1:PORT" */
+    pid_t pid;      /* read-only: the server's pid, 0 when stopped */
+    int port;       /* read-only: its port on 127.0.0.1 */
+    char dir[64];   /* read-only: its temporary directory */
+    char url[64];   /* read-only: "redis://127.0.0.1:PORT" */
+    int replica_of; /* read-only: the port of the master it was started to follow, or 0 */
+    int sentinel;   /* read-only: a redis-sentinel rather than a server */
 } ts_redis_t;
 
 /* Starts a server and waits until it answers PING. Returns 0 or -1. */
 int ts_redis_start(ts_redis_t *r);
 
+/* Starts a server that replicates the one on master_port. Returns 0 or -1. */
+int ts_redis_start_replica(ts_redis_t *r, int master_port);
+
+/* Starts a redis-sentinel that watches nothing yet (tests/support/sentinel.h
+ * tells it what to watch). Returns 0 or -1. */
+int ts_redis_start_sentinel(ts_redis_t *r);
+
 /* Stops the server (SIGKILL when hard, else SIGTERM) and keeps the directory
- * and port, so that ts_redis_restart can bring it back. */
+ * and port, so that ts_redis_restart can bring it back as what it was. */
 void ts_redis_halt(ts_redis_t *r, int hard);
 
 /* Starts a halted server again on the same port. Returns 0 or -1. */

@@ -4,8 +4,10 @@
  * sqlite file, chatctl for the admin's side.
  */
 #include "tests/support/world.h"
+#include "channel-layer/internal.h"
 #include "common/envelope.h"
 #include "common/error.h"
+#include "common/wire.h"
 #include "worker/changes.h"
 #include "worker/dispatch.h"
 #include "worker/port.h"
@@ -53,7 +55,14 @@ static void record_for(ts_fake_t *f, const char *channel, const char *data, size
 
 static int fake_send(void *ctx, const char *channel, const char *data, size_t len)
 {
-    record_for(ctx, channel, data, len, 1);
+    ts_fake_t *f = ctx;
+    int fail = f->fail_next_send;
+    f->fail_next_send = 0;
+    if (fail)
+        return fail;
+    if (len > CHL__MSG_MAX)
+        return MC_ETOOBIG;
+    record_for(f, channel, data, len, 1);
     return 0;
 }
 
@@ -123,6 +132,9 @@ static int fake_deliver(ts_fake_t *f, const char *group, const char *once, const
 
 static int fake_group_send(void *ctx, const wrk_outgoing_t *msgs, size_t n)
 {
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i].len > CHL__MSG_MAX)
+            return MC_ETOOBIG;
     for (size_t i = 0; i < n; i++)
         fake_deliver(ctx, msgs[i].group, msgs[i].once, msgs[i].data, msgs[i].len);
     return 0;
@@ -285,7 +297,8 @@ void ts_http_body(ts_world_t *w, const char *method, const char *path, const cha
                          .method = method,
                          .path = path,
                          .query = query,
-                         .client = "10.0.0.1",
+                         .client = w->client ? w->client : "10.0.0.1",
+                         .scheme = w->scheme,
                          .body = body,
                          .body_len = body_len};
     if (cookie)
@@ -301,6 +314,8 @@ void ts_http_body(ts_world_t *w, const char *method, const char *path, const cha
     for (size_t i = 0; i < r.nheaders; i++) {
         if (!strcmp(r.headers[i].name, "location"))
             snprintf(out->location, sizeof(out->location), "%s", r.headers[i].value);
+        if (!strcmp(r.headers[i].name, "retry-after"))
+            out->retry_after = atol(r.headers[i].value);
         if (!strcmp(r.headers[i].name, "set-cookie")) {
             strncat(out->cookies, r.headers[i].value,
                     sizeof(out->cookies) - strlen(out->cookies) - 2);
@@ -315,6 +330,19 @@ void ts_http(ts_world_t *w, const char *method, const char *path, const char *qu
              const char *cookie, const char *csrf_header, const char *body, ts_http_reply_t *out)
 {
     ts_http_body(w, method, path, query, cookie, csrf_header, body, strlen(body), out);
+}
+
+int ts_status(ts_world_t *w, const char *method, const char *path, const char *cookie,
+              const char *body)
+{
+    char csrf[40] = "";
+    const char *at = cookie ? strstr(cookie, "csrftoken=") : NULL;
+    if (at)
+        sscanf(at, "csrftoken=%32[0-9a-f]", csrf);
+    ts_http_reply_t r;
+    ts_http(w, method, path, "", cookie, csrf[0] ? csrf : NULL, body, &r);
+    free(r.body);
+    return r.status;
 }
 
 int ts_cookie_value(const ts_http_reply_t *r, const char *name, char *out, size_t size)
@@ -381,18 +409,30 @@ void ts_ws_connect(ts_world_t *w, const char *cookie, const char *channel, ts_so
     ts_expect_text_has(w, channel, "{\"rooms\":[");
 }
 
-void ts_ws_send_in_batch(ts_world_t *w, const ts_sock_t *s, const char *text)
+static void ws_receive(ts_world_t *w, const ts_sock_t *s, const char *text, const char *id,
+                       int flush)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_RECEIVE,
                          .reply = s->channel,
                          .has_scope = 1,
                          .scope = s->scope,
                          .body = text,
-                         .body_len = strlen(text)};
+                         .body_len = strlen(text),
+                         .id = id};
     for (size_t i = 0; i < w->fake.nmembers; i++)
         if (!strcmp(w->fake.members[i].channel, s->channel))
             env.groups[env.ngroups++] = w->fake.members[i].group;
-    handle_envelope(w, &env, 0);
+    handle_envelope(w, &env, flush);
+}
+
+void ts_ws_send_in_batch(ts_world_t *w, const ts_sock_t *s, const char *text)
+{
+    ws_receive(w, s, text, NULL, 0);
+}
+
+void ts_ws_send_named(ts_world_t *w, const ts_sock_t *s, const char *text, const char *id)
+{
+    ws_receive(w, s, text, id, 1);
 }
 
 void ts_ws_send(ts_world_t *w, const ts_sock_t *s, const char *text)
@@ -420,6 +460,8 @@ void ts_expect_close(ts_world_t *w, const char *channel, int code)
     ts_next_for(w, channel, &env);
     assert_int_equal(env.type, MC_ENV_WS_CLOSE);
     assert_int_equal(env.code, code);
+    const char *reason = mc_close_reason(code);
+    assert_string_equal(env.reason, reason ? reason : "");
     mc_envelope_clear(&env);
 }
 

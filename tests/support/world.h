@@ -28,7 +28,8 @@
 #define TS_WORLD_MAX_OUT 512
 #define TS_WORLD_MAX_MEMBERS 256
 
-/* The fake channel layer: what was sent, and the groups. */
+/* The fake channel layer: what was sent, and the groups. As the real one,
+ * it refuses a payload over its limit (MC_ETOOBIG). */
 typedef struct ts_fake {
     struct {
         char channel[128];
@@ -52,6 +53,8 @@ typedef struct ts_fake {
         int n;
     } answers[64]; /* envelopes marked "done" for each connection */
     size_t nanswers;
+    int fail_next_send; /* 0, or the code the next send to one channel fails with
+                           (MC_EFULL: a full reply list) */
 } ts_fake_t;
 
 typedef struct ts_world {
@@ -60,6 +63,8 @@ typedef struct ts_world {
     ts_fake_t fake;
     wrk_app_t app;
     wrk_settings_t cfg;
+    const char *scheme; /* of the HTTP requests below: "https", or NULL for plain HTTP */
+    const char *client; /* their client address, NULL for 10.0.0.1 */
 } ts_world_t;
 
 /* A cmocka setup: a world in *state. Argon2 is cheap, the login lockout
@@ -87,7 +92,7 @@ void ts_expect_text(ts_world_t *w, const char *channel, const char *want);
 void ts_expect_text_has(ts_world_t *w, const char *channel, const char *part);
 /* ...of any text, copied (the caller frees it)... */
 char *ts_next_text(ts_world_t *w, const char *channel);
-/* ...or a websocket.close with code. */
+/* ...or a websocket.close with code, and the reason that code has. */
 void ts_expect_close(ts_world_t *w, const char *channel, int code);
 /* How many envelopes marked "done" (answers to its websocket.receives)
  * channel got so far. */
@@ -98,6 +103,7 @@ typedef struct ts_http_reply {
     int status;
     char location[256];
     char cookies[512]; /* the Set-Cookie values, one a line */
+    long retry_after;  /* its Retry-After, 0: none */
     char *body;        /* malloc'd: the caller frees it */
 } ts_http_reply_t;
 
@@ -109,6 +115,11 @@ void ts_http(ts_world_t *w, const char *method, const char *path, const char *qu
 void ts_http_body(ts_world_t *w, const char *method, const char *path, const char *query,
                   const char *cookie, const char *csrf_header, const char *body, size_t body_len,
                   ts_http_reply_t *out);
+/* The status of a request with the Cookie header cookie (NULL: none) and,
+ * when it holds a csrftoken, that token in X-CSRFToken, as the pages send
+ * it. */
+int ts_status(ts_world_t *w, const char *method, const char *path, const char *cookie,
+              const char *body);
 /* Copies the value of cookie name from r's Set-Cookie lines. Returns 0 or -1. */
 int ts_cookie_value(const ts_http_reply_t *r, const char *name, char *out, size_t size);
 /* Logs in through the login form as a browser does; cookie gets the Cookie
@@ -132,6 +143,8 @@ void ts_ws_connect(ts_world_t *w, const char *cookie, const char *channel, ts_so
 void ts_ws_send_in_batch(ts_world_t *w, const ts_sock_t *s, const char *text);
 /* The same as a batch of one. */
 void ts_ws_send(ts_world_t *w, const ts_sock_t *s, const char *text);
+/* ts_ws_send of an envelope with the id an interface gives it. */
+void ts_ws_send_named(ts_world_t *w, const ts_sock_t *s, const char *text, const char *id);
 /* websocket.disconnect of s (code 1001). */
 void ts_ws_disconnect(ts_world_t *w, const ts_sock_t *s);
 /* Logs user in (password "pw-<user>") as a new device does and opens a

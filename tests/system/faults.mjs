@@ -4,7 +4,6 @@
 // is shown twice. faultTests() declares the tests for one such system.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {execFileSync} from 'node:child_process';
 import {System} from '../lib/system.mjs';
 import {login, Socket, Member, until} from '../lib/client.mjs';
 
@@ -30,15 +29,7 @@ export function faultTests({shards = 1} = {}) {
     return m;
   }
 
-  // The messages of a room as stored: [{id, body}] in id order.
-  function stored(room) {
-    const out = execFileSync('sqlite3', ['-separator', '\t', sys.db,
-      `SELECT id, body FROM messages WHERE room_id = ${Number(room)} ORDER BY id`], {encoding: 'utf8'});
-    return out.split('\n').filter(Boolean).map((l) => {
-      const [id, body] = l.split('\t');
-      return {id: Number(id), body};
-    });
-  }
+  const stored = (room) => sys.stored(room);
 
   before(async () => {
     // Bursts from a few users: the per-user rate limit is not what this

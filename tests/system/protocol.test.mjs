@@ -238,7 +238,7 @@ test('logging out ends that session only: its socket closes, the same user chats
   });
   await r.text();
   assert.equal(r.status, 302);
-  assert.equal((await phone.whenClosed()).code, 1008);
+  assert.deepEqual(await phone.whenClosed(), {code: 4001, reason: 'session ended'});
   // A close of all ann's sockets would have reached the desktop before this reply.
   const joined = await desk.join(lobby);
   assert.equal(joined.join, lobby);

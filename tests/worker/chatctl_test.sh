@@ -38,9 +38,9 @@ expect() {
 }
 
 expect "help lists the commands" 0 "room staff-only ID on\|off" -- "$CTL" --help
-expect "migrate creates the schema" 0 "schema version 4" -- "$CTL" migrate
-expect "migrate again changes nothing" 0 "schema version 4" -- "$CTL" migrate
-expect "--db beats CHAT_DB" 0 "schema version 4" -- "$CTL" --db "$dir/other.sqlite3" migrate
+expect "migrate creates the schema" 0 "schema version 5" -- "$CTL" migrate
+expect "migrate again changes nothing" 0 "schema version 5" -- "$CTL" migrate
+expect "--db beats CHAT_DB" 0 "schema version 5" -- "$CTL" --db "$dir/other.sqlite3" migrate
 [ -f "$dir/other.sqlite3" ] && ok "--db names the file" || not_ok "--db names the file"
 
 expect "user add" 0 "" -- sh -c "echo pw1 | '$CTL' user add ann --password-stdin"
@@ -58,9 +58,18 @@ expect "createsuperuser reads name and password" 0 "Superuser created" -- \
     sh -c "printf 'root\nsecret\n' | '$CTL' createsuperuser"
 
 expect "user list" 0 "2	bob	staff	active" -- "$CTL" user list
-expect "user list shows superusers as staff" 0 "admin	staff" -- "$CTL" user list
+expect "user list shows superusers" 0 "admin	superuser" -- "$CTL" user list
 expect "user staff off" 0 "" -- "$CTL" user staff bob off
 expect "user list after staff off" 0 "2	bob	-	active" -- "$CTL" user list
+expect "user superuser on makes staff too" 0 "" -- "$CTL" user superuser bob on
+expect "user list after superuser on" 0 "2	bob	superuser	active" -- "$CTL" user list
+expect "user superuser off leaves staff" 0 "" -- "$CTL" user superuser bob off
+expect "user list after superuser off" 0 "2	bob	staff	active" -- "$CTL" user list
+"$CTL" user superuser bob on && "$CTL" user staff bob off
+expect "user staff off unmakes a superuser" 0 "2	bob	-	active" -- "$CTL" user list
+expect "user superuser needs on or off" 2 "on or off" -- "$CTL" user superuser bob yes
+expect "user add --superuser" 0 "" -- sh -c "echo pw3 | '$CTL' user add sam --superuser --password-stdin"
+expect "user list shows the new superuser" 0 "sam	superuser	active" -- "$CTL" user list
 expect "user staff needs on or off" 2 "on or off" -- "$CTL" user staff bob maybe
 expect "user staff of nobody" 1 "no user" -- "$CTL" user staff nobody on
 expect "user deactivate" 0 "" -- "$CTL" user deactivate ann
@@ -73,7 +82,7 @@ expect "unknown user command" 2 "unknown command" -- "$CTL" user frobnicate x
 seq 1 2000 | awk '{ printf "user%d pw%d%s\n", $1, $1, ($1 % 500 == 0 ? " staff" : "") }' >"$dir/users.txt"
 expect "user import of 2000 lines" 0 "2000 users imported" -- sh -c "'$CTL' user import <'$dir/users.txt'"
 count=$("$CTL" user list | wc -l)
-[ "$count" -eq 2004 ] && ok "every imported user is there" || not_ok "every imported user is there ($count)"
+[ "$count" -eq 2005 ] && ok "every imported user is there" || not_ok "every imported user is there ($count)"
 printf 'fresh1 pw\nfresh2 pw extra\n' >"$dir/bad.txt"
 expect "a bad import line names its line" 1 "line 2" -- sh -c "'$CTL' user import <'$dir/bad.txt'"
 "$CTL" user list | grep -q fresh1 && not_ok "a failed import adds nobody" || ok "a failed import adds nobody"
@@ -81,6 +90,9 @@ printf 'fresh3 pw\nuser7 pw\n' >"$dir/dup.txt"
 expect "an import with a taken name fails" 1 "taken" -- sh -c "'$CTL' user import <'$dir/dup.txt'"
 "$CTL" user list | grep -q fresh3 && not_ok "it adds nobody either" || ok "it adds nobody either"
 
+expect "room add refuses a title that is not UTF-8" 1 "UTF-8" -- "$CTL" room add "$(printf 'Caf\351')"
+expect "user add refuses a name that is not UTF-8" 1 "UTF-8" -- \
+    sh -c "echo pw | '$CTL' user add \"\$(printf 'j\\377')\" --password-stdin"
 expect "room add prints the id" 0 "^1$" -- "$CTL" room add "Lobby"
 expect "room add --staff-only" 0 "^2$" -- "$CTL" room add "Staff room" --staff-only
 expect "room list" 0 "2	Staff room	staff-only" -- "$CTL" room list
@@ -92,6 +104,7 @@ expect "room rm of a removed room" 1 "no room 2" -- "$CTL" room rm 2
 expect "room ids are numbers" 2 "room id" -- "$CTL" room rm two
 expect "room add needs a title" 2 "TITLE" -- "$CTL" room add
 expect "an empty title is refused" 1 "title" -- "$CTL" room add ""
+expect "room rename refuses a title that is not UTF-8" 1 "UTF-8" -- "$CTL" room rename 1 "$(printf '\300\257')"
 expect "room staff-only needs on or off" 2 "on or off" -- "$CTL" room staff-only 1 yes
 
 expect "no command" 2 "which command" -- "$CTL"

@@ -1,3 +1,4 @@
+#include "common/envelope.h"
 #include "common/error.h"
 #include "worker/command.h"
 
@@ -120,7 +121,8 @@ static void a_missing_or_mistyped_command_is_a_bad_request(void **state)
 static void an_unknown_command_is_named(void **state)
 {
     (void)state;
-    assert_string_equal(parse_error("{\"command\":\"dance\",\"room\":1}"), MC_ERROR_UNKNOWN_COMMAND);
+    assert_string_equal(parse_error("{\"command\":\"dance\",\"room\":1}"),
+                        MC_ERROR_UNKNOWN_COMMAND);
     assert_string_equal(parse_error("{\"command\":\"JOIN\",\"room\":1}"), MC_ERROR_UNKNOWN_COMMAND);
 }
 
@@ -238,11 +240,159 @@ static void a_bad_whisper_target_is_refused(void **state)
                         MC_ERROR_USER_INVALID);
 }
 
+static void control_characters_other_than_tab_and_newline_are_refused(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "{\"command\":\"send\",\"room\":1,\"message\":\"a\\u0001b\"}",
+        "{\"command\":\"send\",\"room\":1,\"message\":\"\\u001b[2Jcleared\"}",
+        "{\"command\":\"send\",\"room\":1,\"message\":\"over\\rwritten\"}",
+        "{\"command\":\"send\",\"room\":1,\"message\":\"del\\u007f\"}",
+        "{\"command\":\"send\",\"room\":1,\"message\":\"csi \\u009b2J\"}",
+        "{\"command\":\"send\",\"room\":1,\"message\":\"raw \xc2\x85 nel\"}",
+        "{\"command\":\"edit\",\"room\":1,\"id\":3,\"message\":\"x\\u0007\"}",
+        "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"x\\b\"}",
+        /* A NUL would otherwise end the string early, and the rest be lost. */
+        "{\"command\":\"send\",\"room\":1,\"message\":\"kept\\u0000lost\"}",
+        "{\"command\":\"whisper\",\"to\":\"bob\\u0000\",\"message\":\"x\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        wrk_command_t c;
+        const char *code;
+        assert_int_equal(wrk_command_parse(bad[i], strlen(bad[i]), MAX, &c, &code), MC_EINVAL);
+        assert_string_equal(code, MC_ERROR_BAD_REQUEST);
+        assert_non_null(c.name); /* the error names the command */
+        wrk_command_clear(&c);
+    }
+    /* Tab, newline and text beyond ASCII are chat text: U+00A0 and U+00C5
+     * start with C2 and C3 too. */
+    assert_null(parse_error("{\"command\":\"send\",\"room\":1,\"message\":\"a\\tb\\nc\"}"));
+    /* An escaped backslash before "u0000" is text, not a NUL. */
+    assert_null(parse_error("{\"command\":\"send\",\"room\":1,\"message\":\"C:\\\\u0000\"}"));
+    assert_null(parse_error(
+        "{\"command\":\"send\",\"room\":1,\"message\":\"\xc2\xa0\xc3\x85 \xf0\x9f\x98\x80\"}"));
+}
+
+static void a_message_too_costly_for_a_reply_is_too_long(void **state)
+{
+    (void)state;
+    /* Quotes cost 4 bytes each in a reply's envelope: past the cost limit
+     * even under a raised message limit. Plain text of the same length is
+     * fine. */
+    size_t n = WRK_MESSAGE_COST_MAX / 4 + 16, big = 1 << 20;
+    char *t = malloc(2 * n + 100);
+    int k = sprintf(t, "{\"command\":\"send\",\"room\":1,\"message\":\"");
+    for (size_t i = 0; i < n; i++)
+        memcpy(t + k + 2 * i, "\\\"", 2);
+    strcpy(t + k + 2 * n, "\"}");
+    wrk_command_t c;
+    const char *code;
+    assert_int_equal(wrk_command_parse(t, strlen(t), big, &c, &code), MC_EINVAL);
+    assert_string_equal(code, MC_ERROR_MESSAGE_TOO_LONG);
+    wrk_command_clear(&c);
+    memset(t + k, 'x', n);
+    strcpy(t + k + n, "\"}");
+    assert_int_equal(wrk_command_parse(t, strlen(t), big, &c, &code), 0);
+    assert_int_equal(c.message_len, n);
+    wrk_command_clear(&c);
+    free(t);
+}
+
+/* n messages of room 2, ids 1..n, each body `size` copies of fill. */
+static wrk_message_list_t messages(size_t n, size_t size, char fill)
+{
+    wrk_message_list_t l = {calloc(n, sizeof(wrk_message_t)), n, 0};
+    for (size_t i = 0; i < n; i++) {
+        l.items[i] = (wrk_message_t){.id = (int64_t)i + 1, .room_id = 2, .created_ms = 5};
+        snprintf(l.items[i].username, sizeof(l.items[i].username), "ann");
+        l.items[i].body = malloc(size + 1);
+        memset(l.items[i].body, fill, size);
+        l.items[i].body[size] = '\0';
+        l.items[i].body_len = size;
+    }
+    return l;
+}
+
+/* The ids of a reply's messages, in order, as "1,2,3". */
+static void ids_of(const char *reply, char *out, size_t size)
+{
+    out[0] = '\0';
+    for (const char *p = reply; (p = strstr(p, ",\"id\":")) != NULL; p++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%ld", out[0] ? "," : "",
+                 strtol(p + 6, NULL, 10));
+}
+
+static void a_list_over_the_budget_keeps_its_newest(void **state)
+{
+    (void)state;
+    /* 40 messages of 4,096 control characters: over 1 MiB in an envelope. */
+    wrk_message_list_t l = messages(40, 4096, '\x01');
+    const char *members[] = {"ann"};
+    char *out, ids[256];
+    assert_int_equal(wrk_reply_join(2, "T", &l, members, 1, WRK_REPLY_BUDGET, &out), 0);
+    size_t cost = mc_envelope_string_len(out, strlen(out));
+    assert_true(cost <= WRK_REPLY_BUDGET);
+    assert_true(cost > WRK_REPLY_BUDGET - 4096 * 7); /* as many as fit */
+    ids_of(out, ids, sizeof(ids));
+    assert_non_null(strstr(ids, ",40"));
+    assert_null(strstr(ids, "1,2,"));
+    assert_non_null(strstr(out, "],\"truncated\":true,\"members\":[\"ann\"]}"));
+    free(out);
+
+    /* A budget that holds all of them cuts nothing, and says nothing. */
+    assert_int_equal(wrk_reply_history(2, &l, 1 << 22, &out), 0);
+    size_t whole = mc_envelope_string_len(out, strlen(out));
+    assert_null(strstr(out, "truncated"));
+    free(out);
+    assert_int_equal(wrk_reply_history(2, &l, whole + 64, &out), 0);
+    assert_null(strstr(out, "truncated"));
+    ids_of(out, ids, sizeof(ids));
+    assert_true(strncmp(ids, "1,2,3,", 6) == 0);
+    free(out);
+    /* One byte less: the oldest goes, and the page says more remain. */
+    assert_int_equal(wrk_reply_history(2, &l, whole - 1, &out), 0);
+    ids_of(out, ids, sizeof(ids));
+    assert_true(strncmp(ids, "2,3,", 4) == 0);
+    assert_non_null(strstr(out, "],\"truncated\":true}"));
+    free(out);
+    /* A list that was cut already says so, whole or not. */
+    l.truncated = 1;
+    assert_int_equal(wrk_reply_history(2, &l, 1 << 22, &out), 0);
+    assert_non_null(strstr(out, "\"truncated\":true"));
+    free(out);
+    /* Not even the reply without messages fits: nothing to send. */
+    assert_int_equal(wrk_reply_history(2, &l, 10, &out), MC_ETOOBIG);
+    assert_null(out);
+    wrk_message_list_clear(&l);
+}
+
+static void whispers_over_the_budget_keep_their_newest(void **state)
+{
+    (void)state;
+    size_t n = 300;
+    wrk_whisper_list_t l = {calloc(n, sizeof(wrk_whisper_t)), n, 0};
+    for (size_t i = 0; i < n; i++) {
+        l.items[i] = (wrk_whisper_t){.id = (int64_t)i + 1, .from = "ann", .to = "bob"};
+        l.items[i].body = malloc(4097);
+        memset(l.items[i].body, '"', 4096);
+        l.items[i].body[4096] = '\0';
+        l.items[i].body_len = 4096;
+    }
+    char *out;
+    assert_int_equal(wrk_reply_whispers(&l, WRK_REPLY_BUDGET, &out), 0);
+    assert_true(mc_envelope_string_len(out, strlen(out)) <= WRK_REPLY_BUDGET);
+    assert_non_null(strstr(out, "{\"whisper\":300,"));
+    assert_null(strstr(out, "{\"whisper\":1,"));
+    assert_non_null(strstr(out, "],\"truncated\":true}"));
+    free(out);
+    wrk_whisper_list_clear(&l);
+}
+
 static void replies_match_the_example_byte_for_byte(void **state)
 {
     (void)state;
     char *out;
-    assert_int_equal(wrk_reply_join(1, "room 1", NULL, NULL, 0, &out), 0);
+    assert_int_equal(wrk_reply_join(1, "room 1", NULL, NULL, 0, WRK_REPLY_BUDGET, &out), 0);
     assert_string_equal(out, "{\"join\":\"1\",\"title\":\"room 1\"}");
     free(out);
     assert_int_equal(wrk_reply_leave(12, &out), 0);
@@ -292,13 +442,13 @@ static void extension_replies(void **state)
                                .edited_ms = 6}};
     wrk_message_list_t l = {items, 1, 1};
     const char *members[] = {"ann", "bob"};
-    assert_int_equal(wrk_reply_join(2, "T", &l, members, 2, &out), 0);
+    assert_int_equal(wrk_reply_join(2, "T", &l, members, 2, WRK_REPLY_BUDGET, &out), 0);
     assert_string_equal(out, "{\"join\":\"2\",\"title\":\"T\",\"history\":[{\"room\":\"2\","
                              "\"message\":\"x\",\"username\":\"bob\",\"msg_type\":0,\"id\":9,"
                              "\"ts\":5,\"edited\":6}],\"truncated\":true,"
                              "\"members\":[\"ann\",\"bob\"]}");
     free(out);
-    assert_int_equal(wrk_reply_history(2, &l, &out), 0);
+    assert_int_equal(wrk_reply_history(2, &l, WRK_REPLY_BUDGET, &out), 0);
     assert_non_null(strstr(out, "{\"history\":\"2\",\"messages\":[{"));
     free(out);
     assert_int_equal(wrk_reply_edited(&items[0], &out), 0);
@@ -338,6 +488,10 @@ int main(void)
         cmocka_unit_test(a_message_over_the_limit_is_too_long),
         cmocka_unit_test(bad_since_before_limit_and_id_are_bad_requests),
         cmocka_unit_test(a_bad_whisper_target_is_refused),
+        cmocka_unit_test(control_characters_other_than_tab_and_newline_are_refused),
+        cmocka_unit_test(a_message_too_costly_for_a_reply_is_too_long),
+        cmocka_unit_test(a_list_over_the_budget_keeps_its_newest),
+        cmocka_unit_test(whispers_over_the_budget_keep_their_newest),
         cmocka_unit_test(replies_match_the_example_byte_for_byte),
         cmocka_unit_test(extension_replies),
     };

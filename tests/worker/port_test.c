@@ -49,6 +49,65 @@ static void notices_can_be_switched_off(void **state)
     assert_false(ts_pending(w, a.channel));
 }
 
+/* Reads what is left for channel; counts the enter (4) and leave (5)
+ * notices of user among it and checks they alternate, after *last (the
+ * type of the one before: 5 at first) which it updates. */
+static int notices_of(ts_world_t *w, const char *channel, const char *user, int *last)
+{
+    char enter[128], leave[128];
+    snprintf(enter, sizeof(enter),
+             "{\"room\":\"1\",\"message\":null,\"username\":\"%s\",\"msg_type\":4}", user);
+    snprintf(leave, sizeof(leave),
+             "{\"room\":\"1\",\"message\":null,\"username\":\"%s\",\"msg_type\":5}", user);
+    int n = 0;
+    while (ts_pending(w, channel)) {
+        char *t = ts_next_text(w, channel);
+        int type = !strcmp(t, enter) ? 4 : !strcmp(t, leave) ? 5 : 0;
+        free(t);
+        if (!type)
+            continue;
+        assert_int_not_equal(type, *last);
+        *last = type;
+        n++;
+    }
+    return n;
+}
+
+static void a_user_flapping_in_a_room_is_announced_a_bounded_number_of_times(void **state)
+{
+    ts_world_t *w = *state;
+    char ca[256], cb[256], cs[256];
+    ts_sock_t a, b, s;
+    ts_log_in_and_connect(w, "ann", "ifc.t!1", ca, sizeof(ca), &a);
+    ts_log_in_and_connect(w, "bob", "ifc.u!1", cb, sizeof(cb), &b);
+    ts_log_in_and_connect(w, "sue", "ifc.u!2", cs, sizeof(cs), &s);
+    ts_ws_send(w, &a, "{\"command\":\"join\",\"room\":1}");
+    ts_expect_text_has(w, a.channel, "{\"join\":\"1\"");
+    /* 100 join and leave pairs by one socket: each answered, but the room
+     * hears at most twice the notice burst (the fake bucket never refills). */
+    int last = 5, n = 0;
+    for (int i = 0; i < 100; i++) {
+        ts_ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
+        ts_ws_send(w, &b, "{\"command\":\"leave\",\"room\":1}");
+        int replies = 0;
+        while (ts_pending(w, b.channel)) {
+            char *t = ts_next_text(w, b.channel);
+            replies += !strncmp(t, "{\"join\":\"1\"", 9) || !strcmp(t, "{\"leave\":\"1\"}");
+            free(t);
+        }
+        assert_int_equal(replies, 2);
+        n += notices_of(w, a.channel, "bob", &last);
+        assert_true(n <= 2 * 10);
+    }
+    assert_true(n >= 2);
+    assert_int_equal(last, 5); /* the room does not see bob as there */
+    /* Someone else entering and leaving is announced both times. */
+    ts_ws_send(w, &s, "{\"command\":\"join\",\"room\":1}");
+    ts_ws_send(w, &s, "{\"command\":\"leave\",\"room\":1}");
+    last = 5;
+    assert_int_equal(notices_of(w, a.channel, "sue", &last), 2);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, ts_world_setup, ts_world_teardown)
 
 int main(void)
@@ -57,6 +116,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(a_batch_publishes_its_messages_together_and_in_order),
         T(notices_can_be_switched_off),
+        T(a_user_flapping_in_a_room_is_announced_a_bounded_number_of_times),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

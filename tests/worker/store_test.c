@@ -79,10 +79,24 @@ static void a_fresh_file_starts_at_version_zero(void **state)
     wrk_store_close(s);
 }
 
-/* A store of schema version 3, whose sessions have no declared id, comes to
- * version 4 with its sessions, their rowids as ids. (Version 3 also indexes
- * sessions by expiry; one index is enough to show that they make way.) */
-static void sessions_keep_their_rowids_as_ids(void **state)
+/* Counts the sessions logged as ended in out[0] and keeps their ids in
+ * out[1..3]. */
+static int ended_sessions(void *arg, int64_t seq, enum wrk_change_kind kind, int64_t ref)
+{
+    int64_t *out = arg;
+    (void)seq;
+    if (kind == WRK_CHANGE_SESSION && out[0] < 3)
+        out[1 + out[0]++] = ref;
+    return 0;
+}
+
+/* The sessions of a store of schema version 3, which have no declared id,
+ * get their rowids as ids (version 4), then end, each logged by that id,
+ * since their tokens are plain text (version 5): their sockets close and
+ * their users log in once more. The ids are never given again. (Version 3
+ * also indexes sessions by expiry; one index is enough to show that they
+ * make way.) */
+static void old_sessions_end_by_their_rowids(void **state)
 {
     fixture_t *f = *state;
     wrk_store_close(f->s);
@@ -90,6 +104,11 @@ static void sessions_keep_their_rowids_as_ids(void **state)
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     const char *v3 = "BEGIN;"
+                     "DROP TRIGGER sessions_ended;"
+                     "DROP TABLE secrets;"
+                     "DROP INDEX login_failures_start;"
+                     "ALTER TABLE login_failures DROP COLUMN last_at;"
+                     "ALTER TABLE users DROP COLUMN is_superuser;"
                      "DROP TABLE sessions;"
                      "CREATE TABLE sessions ("
                      "  token TEXT PRIMARY KEY,"
@@ -109,14 +128,15 @@ static void sessions_keep_their_rowids_as_ids(void **state)
     assert_int_equal(to, WRK_STORE_SCHEMA_VERSION);
     wrk_user_t u;
     int64_t id = 0;
-    assert_int_equal(wrk_store_session_user(f->s, "old9", 0, &u, &id), 0);
-    assert_int_equal(id, 9);
-    assert_int_equal(u.id, f->ann);
-    assert_int_equal(wrk_store_session_delete(f->s, "old9"), 0);
+    assert_int_equal(wrk_store_session_user(f->s, "old9", 0, &u, &id), MC_ENOTFOUND);
+    int64_t ended[4] = {0};
+    assert_int_equal(wrk_store_change_each(f->s, 0, ended_sessions, ended), 0);
+    assert_int_equal(ended[0], 2);
+    assert_int_equal(ended[1], 7);
+    assert_int_equal(ended[2], 9);
     assert_int_equal(wrk_store_session_add(f->s, "new", f->bob, 5000), 0);
     assert_int_equal(wrk_store_session_user(f->s, "new", 0, &u, &id), 0);
     assert_int_equal(id, 10);
-    assert_int_equal(wrk_store_session_add(f->s, "old7", f->bob, 5000), MC_EEXIST);
 }
 
 static void users_are_added_found_and_changed(void **state)
@@ -131,29 +151,38 @@ static void users_are_added_found_and_changed(void **state)
     assert_int_equal(u.is_staff, 0);
     assert_int_equal(u.is_active, 1);
     assert_int_equal(wrk_store_user_by_name(f->s, "nobody", &u), MC_ENOTFOUND);
-    assert_int_equal(wrk_store_user_set_password(f->s, f->ann, "$new"), 0);
+    assert_int_equal(wrk_store_user_set_password(f->s, f->ann, "$new", 0), 0);
     assert_int_equal(wrk_store_user_set_staff(f->s, f->ann, 1), 0);
     assert_int_equal(wrk_store_user_by_id(f->s, f->ann, &u), 0);
     assert_string_equal(u.password, "$new");
     assert_int_equal(u.is_staff, 1);
+    assert_int_equal(u.is_superuser, 0);
+    assert_int_equal(wrk_store_user_set_superuser(f->s, f->ann, 1), 0);
+    assert_int_equal(wrk_store_user_by_name(f->s, "ann", &u), 0);
+    assert_int_equal(u.is_superuser, 1);
+    assert_int_equal(wrk_store_user_set_superuser(f->s, 999, 1), MC_ENOTFOUND);
     assert_int_equal(wrk_store_user_set_staff(f->s, 999, 1), MC_ENOTFOUND);
-    assert_int_equal(wrk_store_user_set_password(f->s, 999, "$x"), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_user_set_password(f->s, 999, "$x", 0), MC_ENOTFOUND);
     assert_int_equal(wrk_store_user_by_id(f->s, 999, &u), MC_ENOTFOUND);
 }
 
+/* Counts the users in n[0] and the superusers in n[1]. */
 static int count_user(void *arg, const wrk_user_t *u)
 {
-    (void)u;
-    (*(int *)arg)++;
+    int *n = arg;
+    n[0]++;
+    n[1] += u->is_superuser;
     return 0;
 }
 
 static void users_are_listed(void **state)
 {
     fixture_t *f = *state;
-    int n = 0;
-    assert_int_equal(wrk_store_user_each(f->s, count_user, &n), 0);
-    assert_int_equal(n, 2);
+    int n[2] = {0, 0};
+    assert_int_equal(wrk_store_user_set_superuser(f->s, f->bob, 1), 0);
+    assert_int_equal(wrk_store_user_each(f->s, count_user, n), 0);
+    assert_int_equal(n[0], 2);
+    assert_int_equal(n[1], 1);
 }
 
 /* The kind and ref of the latest change. */
@@ -199,19 +228,95 @@ static void sessions_expire_and_end(void **state)
     assert_int_equal(wrk_store_session_add(f->s, "tok3", f->ann, 2000), 0);
     assert_int_equal(wrk_store_session_user(f->s, "tok3", 0, &u, &id3), 0);
     assert_true(id3 > id2);
-    /* Expired sessions are purged. */
+    /* Expired sessions end, logged as any other end, once. */
     assert_int_equal(wrk_store_session_add(f->s, "tok4", f->ann, 10), 0);
-    assert_int_equal(wrk_store_purge(f->s, 100, 3600000), 0);
+    int64_t id4 = 0;
+    assert_int_equal(wrk_store_session_user(f->s, "tok4", 0, &u, &id4), 0);
+    long n = -1;
+    assert_int_equal(wrk_store_sessions_expire(f->s, 9, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(wrk_store_change_last(f->s, &before), 0);
+    assert_int_equal(wrk_store_sessions_expire(f->s, 100, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wrk_store_change_each(f->s, before, last_change, change), 0);
+    assert_int_equal(change[0], WRK_CHANGE_SESSION);
+    assert_int_equal(change[1], id4);
+    assert_int_equal(wrk_store_sessions_expire(f->s, 100, &n), 0);
+    assert_int_equal(n, 0);
     assert_int_equal(wrk_store_session_add(f->s, "tok4", f->ann, 1000), 0);
+    /* The hourly purge ends them too. */
+    assert_int_equal(wrk_store_purge(f->s, 1500, 3600000), 0);
+    assert_int_equal(wrk_store_session_user(f->s, "tok4", 0, &u, NULL), MC_ENOTFOUND);
+}
+
+/* Whoever reads the database (a backup, a stolen copy) finds no token it
+ * could present as a cookie: only their SHA-256. */
+static void a_session_s_token_is_kept_hashed(void **state)
+{
+    fixture_t *f = *state;
+    const char *token = "0123456789abcdef0123456789abcdef";
+    assert_int_equal(wrk_store_session_add(f->s, token, f->ann, INT64_MAX), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT * FROM sessions", -1, &st, NULL), SQLITE_OK);
+    int rows = 0, hashed = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        rows++;
+        for (int i = 0; i < sqlite3_column_count(st); i++) {
+            const char *v = (const char *)sqlite3_column_text(st, i);
+            assert_true(!v || !strstr(v, token));
+            hashed +=
+                v && !strcmp(v, "3eb1bd439947eb762998e566ccc2e099c791118b2f40579cc4f7da2b5061b7f9");
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    assert_int_equal(rows, 1);
+    assert_int_equal(hashed, 1);
+    wrk_user_t u;
+    assert_int_equal(wrk_store_session_user(f->s, token, 0, &u, NULL), 0);
+    assert_int_equal(u.id, f->ann);
+}
+
+/* A new password ends the user's sessions but the one that set it; each
+ * end is logged. */
+static void a_new_password_ends_the_other_sessions(void **state)
+{
+    fixture_t *f = *state;
+    wrk_user_t u;
+    int64_t keep = 0, before;
+    assert_int_equal(wrk_store_session_add(f->s, "mine", f->ann, INT64_MAX), 0);
+    assert_int_equal(wrk_store_session_add(f->s, "other", f->ann, INT64_MAX), 0);
+    assert_int_equal(wrk_store_session_add(f->s, "bobs", f->bob, INT64_MAX), 0);
+    assert_int_equal(wrk_store_session_user(f->s, "mine", 0, &u, &keep), 0);
+    assert_int_equal(wrk_store_change_last(f->s, &before), 0);
+    assert_int_equal(wrk_store_user_set_password(f->s, f->ann, "$new", keep), 0);
+    assert_int_equal(wrk_store_session_user(f->s, "mine", 0, &u, NULL), 0);
+    assert_int_equal(wrk_store_session_user(f->s, "other", 0, &u, NULL), MC_ENOTFOUND);
+    assert_int_equal(wrk_store_session_user(f->s, "bobs", 0, &u, NULL), 0);
+    int64_t ended[4] = {0};
+    assert_int_equal(wrk_store_change_each(f->s, before, ended_sessions, ended), 0);
+    assert_int_equal(ended[0], 1);
+    /* Without one to keep, all of them. */
+    assert_int_equal(wrk_store_user_end_sessions(f->s, f->ann, 0), 0);
+    assert_int_equal(wrk_store_session_user(f->s, "mine", 0, &u, NULL), MC_ENOTFOUND);
 }
 
 static void deactivating_ends_sessions(void **state)
 {
     fixture_t *f = *state;
     wrk_user_t u;
+    int64_t before, id;
     assert_int_equal(wrk_store_session_add(f->s, "t", f->ann, INT64_MAX), 0);
+    assert_int_equal(wrk_store_session_user(f->s, "t", 0, &u, &id), 0);
+    assert_int_equal(wrk_store_change_last(f->s, &before), 0);
     assert_int_equal(wrk_store_user_set_active(f->s, f->ann, 0), 0);
     assert_int_equal(wrk_store_session_user(f->s, "t", 0, &u, NULL), MC_ENOTFOUND);
+    int64_t ended[4] = {0};
+    assert_int_equal(wrk_store_change_each(f->s, before, ended_sessions, ended), 0);
+    assert_int_equal(ended[0], 1);
+    assert_int_equal(ended[1], id);
     assert_int_equal(wrk_store_user_set_active(f->s, f->ann, 1), 0);
     assert_int_equal(wrk_store_session_user(f->s, "t", 0, &u, NULL), MC_ENOTFOUND);
     assert_int_equal(wrk_store_user_set_active(f->s, 999, 0), MC_ENOTFOUND);
@@ -431,24 +536,94 @@ static void login_failures_are_windowed(void **state)
 {
     fixture_t *f = *state;
     long n;
-    assert_int_equal(wrk_store_login_failures(f->s, WRK_LIMIT_USER, "ann", 0, 1000, &n), 0);
+    int64_t last;
+    assert_int_equal(wrk_store_login_failures(f->s, WRK_LIMIT_USER, "ann", 0, 1000, &n, &last), 0);
     assert_int_equal(n, 0);
+    assert_int_equal(last, 0);
     assert_int_equal(wrk_store_login_failure_add(f->s, WRK_LIMIT_USER, "ann", 100, 1000, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(wrk_store_login_failure_add(f->s, WRK_LIMIT_USER, "ann", 500, 1000, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(wrk_store_login_failure_add(f->s, WRK_LIMIT_ADDR, "ann", 500, 1000, &n), 0);
     assert_int_equal(n, 1);
-    assert_int_equal(wrk_store_login_failures(f->s, WRK_LIMIT_USER, "ann", 1099, 1000, &n), 0);
+    assert_int_equal(wrk_store_login_failures(f->s, WRK_LIMIT_USER, "ann", 1099, 1000, &n, &last),
+                     0);
     assert_int_equal(n, 2);
+    assert_int_equal(last, 500);
     /* The window started at the first failure, at 100. */
-    assert_int_equal(wrk_store_login_failures(f->s, WRK_LIMIT_USER, "ann", 1100, 1000, &n), 0);
+    assert_int_equal(wrk_store_login_failures(f->s, WRK_LIMIT_USER, "ann", 1100, 1000, &n, NULL),
+                     0);
     assert_int_equal(n, 0);
     assert_int_equal(wrk_store_login_failure_add(f->s, WRK_LIMIT_USER, "ann", 1100, 1000, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(wrk_store_login_failure_reset(f->s, WRK_LIMIT_USER, "ann"), 0);
-    assert_int_equal(wrk_store_login_failures(f->s, WRK_LIMIT_USER, "ann", 1100, 1000, &n), 0);
+    assert_int_equal(wrk_store_login_failures(f->s, WRK_LIMIT_USER, "ann", 1100, 1000, &n, NULL),
+                     0);
     assert_int_equal(n, 0);
+}
+
+/* Each username ever tried leaves a row; a row whose window is over is
+ * purged, so that guessing random names fills nothing for long. */
+static void login_failures_are_purged_once_their_window_is_over(void **state)
+{
+    fixture_t *f = *state;
+    char name[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(name, sizeof(name), "random-%d", i);
+        assert_int_equal(wrk_store_login_failure_add(f->s, WRK_LIMIT_USER, name, i, 1000, NULL), 0);
+    }
+    assert_int_equal(wrk_store_login_failure_add(f->s, WRK_LIMIT_ADDR, "10.0.0.9", 900, 1000, NULL),
+                     0);
+    long purged = -1;
+    assert_int_equal(wrk_store_login_failures_purge(f->s, 999, 1000, &purged), 0);
+    assert_int_equal(purged, 0);
+    assert_int_equal(wrk_store_login_failures_purge(f->s, 1025, 1000, &purged), 0);
+    assert_int_equal(purged, 26); /* windows that started at 0..25 */
+    assert_int_equal(wrk_store_login_failures_purge(f->s, 1899, 1000, &purged), 0);
+    assert_int_equal(purged, 24);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT key FROM login_failures", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "10.0.0.9");
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* A connection counts the statements it ran and their time, for the
+ * worker's metrics. */
+static void a_connection_counts_its_statements(void **state)
+{
+    fixture_t *f = *state;
+    wrk_store_stats_t before, after;
+    wrk_store_stats(f->s, &before);
+    wrk_user_t u;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(wrk_store_user_by_name(f->s, "ann", &u), 0);
+    wrk_store_stats(f->s, &after);
+    assert_int_equal(after.statements, before.statements + 10);
+    assert_true(after.ns >= before.ns);
+    assert_int_equal(after.busy_retries, 0);
+}
+
+/* The first worker to ask stores its fresh secret; every later one gets
+ * that one. */
+static void a_secret_is_made_once(void **state)
+{
+    fixture_t *f = *state;
+    char out[65];
+    assert_int_equal(wrk_store_secret(f->s, "device", "first", out, sizeof(out)), 0);
+    assert_string_equal(out, "first");
+    assert_int_equal(wrk_store_secret(f->s, "device", "second", out, sizeof(out)), 0);
+    assert_string_equal(out, "first");
+    assert_int_equal(wrk_store_secret(f->s, "other", "third", out, sizeof(out)), 0);
+    assert_string_equal(out, "third");
+    assert_int_equal(wrk_store_secret(f->s, "device", "", out, sizeof(out)), MC_EINVAL);
+    char small[4];
+    assert_int_equal(wrk_store_secret(f->s, "device", "abc", small, sizeof(small)), MC_ETOOBIG);
 }
 
 struct seen {
@@ -477,7 +652,7 @@ static void changes_are_logged(void **state)
     assert_int_equal(wrk_store_room_rename(f->s, f->room, "Hall"), 0);
     assert_int_equal(wrk_store_user_set_staff(f->s, f->ann, 1), 0);
     assert_int_equal(wrk_store_user_set_staff(f->s, f->ann, 1), 0); /* no change: no entry */
-    assert_int_equal(wrk_store_user_set_password(f->s, f->ann, "$p"), 0);
+    assert_int_equal(wrk_store_user_set_password(f->s, f->ann, "$p", 0), 0);
     struct seen s = {0, 0, start};
     assert_int_equal(wrk_store_change_each(f->s, start, on_change, &s), 0);
     assert_int_equal(s.rooms, 1);
@@ -638,11 +813,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(migrations_are_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(a_fresh_file_starts_at_version_zero, setup, teardown),
-        cmocka_unit_test_setup_teardown(sessions_keep_their_rowids_as_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(old_sessions_end_by_their_rowids, setup, teardown),
         cmocka_unit_test_setup_teardown(users_are_added_found_and_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(users_are_listed, setup, teardown),
         cmocka_unit_test_setup_teardown(sessions_expire_and_end, setup, teardown),
         cmocka_unit_test_setup_teardown(deactivating_ends_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_session_s_token_is_kept_hashed, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_new_password_ends_the_other_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(rooms_are_managed, setup, teardown),
         cmocka_unit_test_setup_teardown(messages_are_stored_with_id_and_time, setup, teardown),
         cmocka_unit_test_setup_teardown(a_replayed_client_id_is_stored_once, setup, teardown),
@@ -652,6 +829,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(deleting_a_room_deletes_its_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(a_batch_can_be_undone, setup, teardown),
         cmocka_unit_test_setup_teardown(login_failures_are_windowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(login_failures_are_purged_once_their_window_is_over, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_secret_is_made_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_connection_counts_its_statements, setup, teardown),
         cmocka_unit_test_setup_teardown(changes_are_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(presence_is_tracked_per_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(presence_counts_users_once_per_room, setup, teardown),

@@ -1,7 +1,13 @@
 // The staff admin page: rooms and users through /admin/api/, CSRF protected
 // with the X-CSRFToken header. Every value is inserted as text.
+//
+// It shows only what its viewer may do; the server refuses the rest (403)
+// whatever a page sends. Staff manage rooms and the users who are not staff,
+// and their own password; superusers manage everyone, rights included.
 
 const csrf = document.body.dataset.csrf;
+const me = document.body.dataset.username;
+const superuser = document.body.dataset.superuser === 'true';
 const $ = (sel) => document.querySelector(sel);
 
 function status(text, isError = false) {
@@ -82,33 +88,60 @@ async function loadRooms() {
   $('#room-rows').replaceChildren(...rows);
 }
 
+const RIGHTS = ['user', 'staff', 'superuser'];
+
+function rightsOf(user) {
+  return user.is_superuser ? 'superuser' : user.is_staff ? 'staff' : 'user';
+}
+
+// What the rights a select or the form names mean to the API.
+function rightsBody(rights) {
+  return {is_staff: rights !== 'user', is_superuser: rights === 'superuser'};
+}
+
+// The rights cell: a choice for superusers, the rights as text for staff.
+function rightsCell(user) {
+  const td = cell(rightsOf(user), 'Rights');
+  if (!superuser) return td;
+  const select = document.createElement('select');
+  select.setAttribute('aria-label', `Rights of ${user.username}`);
+  for (const rights of RIGHTS) select.append(new Option(rights, rights, false, rights === rightsOf(user)));
+  select.addEventListener('change', async () => {
+    try {
+      await api('POST', `users/${user.id}`, rightsBody(select.value));
+      status(`${user.username} is now ${select.value === 'user' ? 'a user' : select.value}.`);
+    } catch (e) {
+      status(e.message, true);
+    }
+    await loadUsers();
+  });
+  td.replaceChildren(select);
+  return td;
+}
+
 async function loadUsers() {
   const {users} = await api('GET', 'users');
   const rows = users.map((user) => {
     const tr = document.createElement('tr');
     tr.dataset.username = user.username;
-    const actions = actionsCell(
-      button(user.is_staff ? 'Remove staff' : 'Make staff', async () => {
-        await api('POST', `users/${user.id}`, {is_staff: !user.is_staff});
-        status(`${user.username} updated.`);
-        await loadUsers();
-      }),
-      button('Set password', async () => {
+    const manages = superuser || (!user.is_staff && !user.is_superuser);
+    const actions = actionsCell();
+    if (manages || user.username === me) {
+      actions.append(button('Set password', async () => {
         const password = prompt(`New password for ${user.username}`);
         if (!password) return;
         await api('POST', `users/${user.id}`, {password});
         status(`Password of ${user.username} changed.`);
-      }),
-    );
-    if (user.is_active) {
+      }));
+    }
+    if (manages && user.is_active) {
       actions.append(button('Deactivate', async () => {
         await api('POST', `users/${user.id}`, {is_active: false});
         status(`${user.username} deactivated.`);
         await loadUsers();
       }));
     }
-    tr.append(cell(user.username), cell(user.is_staff ? 'yes' : 'no', 'Staff'),
-      cell(user.is_active ? 'yes' : 'no', 'Active'), actions);
+    tr.append(cell(user.username), rightsCell(user), cell(user.is_active ? 'yes' : 'no', 'Active'), actions);
     return tr;
   });
   $('#user-rows').replaceChildren(...rows);
@@ -133,8 +166,7 @@ $('#user-form').addEventListener('submit', async (event) => {
   const form = event.target;
   try {
     const username = form.username.value;
-    await api('POST', 'users', {username, password: form.password.value,
-                                is_staff: form.is_staff.checked});
+    await api('POST', 'users', {username, password: form.password.value, ...rightsBody(form.rights.value)});
     form.reset();
     status(`User ${username} created.`);
     await loadUsers();
@@ -143,4 +175,5 @@ $('#user-form').addEventListener('submit', async (event) => {
   }
 });
 
+for (const el of document.querySelectorAll('.superuser-only')) el.hidden = !superuser;
 Promise.all([loadRooms(), loadUsers()]).catch((e) => status(e.message, true));

@@ -17,6 +17,7 @@ const ERROR_TEXT = {
   USER_INVALID: 'There is no such user.',
   RATE_LIMITED: 'You are sending too fast; wait a moment.',
   SERVER_BUSY: 'The server is busy; try again in a moment.',
+  TOO_MANY_ROOMS: 'You have too many rooms open; leave one first.',
 };
 
 // The close code of a socket whose login is over (MC_CLOSE_SESSION_ENDED in
@@ -30,6 +31,7 @@ const state = {
   wanted: new Set(),     // rooms the user has open, rejoined after a reconnect
   whispers: new Map(),   // username -> {el, list, seen:Set}
   lastWhisper: 0,        // the newest whisper id shown, asked after on reconnect
+  outbox: new Map(),     // client_id -> {room, text, li, timer}: typed, not yet seen stored
   attempts: 0,
 };
 
@@ -62,6 +64,104 @@ function send(obj) {
   }
   notify('Not connected; trying to reconnect…');
   return false;
+}
+
+// ---- The outbox: what the person typed, until the server has it ----
+// Every message typed gets a client_id and stays here, shown as pending,
+// until its own copy comes back (live, or in the history of a join). After
+// a reconnect or a resync it is sent again, with the same client_id, once
+// its room is joined again; after SERVER_BUSY or RATE_LIMITED, a moment
+// later. The server stores a client_id once: nothing typed is lost, nothing
+// is shown twice.
+const RETRY_MS = 1500;
+
+function pendingElement(text) {
+  const li = document.createElement('li');
+  li.className = 'message own pending';
+  const meta = document.createElement('span');
+  meta.className = 'meta';
+  meta.textContent = 'sending…';
+  const author = document.createElement('span');
+  author.className = 'author';
+  author.textContent = document.body.dataset.username;
+  const body = document.createElement('span');
+  body.className = 'text';
+  body.textContent = text;
+  li.append(meta, author, body);
+  return li;
+}
+
+function typeMessage(room, text) {
+  const id = newClientId();
+  const li = pendingElement(text);
+  const pane = state.panes.get(room);
+  if (pane) {
+    pane.list.append(li);
+    pane.list.scrollTop = pane.list.scrollHeight;
+  }
+  state.outbox.set(id, {room, text, li, timer: null});
+  postMessage(id);
+}
+
+// Sends an outbox message now if the socket is open (else after the
+// reconnect, when its room is joined again).
+function postMessage(id) {
+  const e = state.outbox.get(id);
+  if (e && state.socket && state.socket.readyState === WebSocket.OPEN) {
+    state.socket.send(JSON.stringify({command: 'send', room: e.room, message: e.text, client_id: id}));
+  }
+}
+
+function retryLater(id) {
+  const e = state.outbox.get(id);
+  if (!e || e.timer) return;
+  e.timer = setTimeout(() => {
+    e.timer = null;
+    postMessage(id);
+  }, RETRY_MS);
+}
+
+// The message is stored (why is undefined) or refused for good (why says
+// why): its pending line goes, or says it was not sent.
+function settle(id, why) {
+  const e = state.outbox.get(id);
+  clearTimeout(e.timer);
+  state.outbox.delete(id);
+  if (!why) {
+    e.li.remove();
+    return;
+  }
+  e.li.classList.add('failed');
+  $('.meta', e.li).textContent = 'not sent';
+  e.li.title = why;
+}
+
+// A message of the person's own came back in room: the oldest pending one
+// with its text is stored.
+function delivered(room, m) {
+  if (!m.own && m.username !== document.body.dataset.username) return;
+  for (const [id, e] of state.outbox) {
+    if (e.room === room && e.text === m.message) return settle(id);
+  }
+}
+
+// The room is joined (again): what is still pending there goes out again.
+function resendPending(room) {
+  for (const [id, e] of state.outbox) if (e.room === room) postMessage(id);
+}
+
+// An error about a send, named by its client_id (the interface's
+// SERVER_BUSY) or only by its room (the worker's): the oldest pending
+// message of the room. Returns whether it was about the outbox.
+function sendFailed(data) {
+  let id = data.client_id && state.outbox.has(data.client_id) ? data.client_id : null;
+  if (!id && data.command === 'send' && data.room !== undefined) {
+    id = [...state.outbox].find(([, e]) => e.room === String(data.room))?.[0] ?? null;
+  }
+  if (!id) return false;
+  if (data.error === 'SERVER_BUSY' || data.error === 'RATE_LIMITED') retryLater(id);
+  else settle(id, ERROR_TEXT[data.error] || data.error);
+  return true;
 }
 
 function renderRoomList() {
@@ -242,7 +342,8 @@ function openPane(id, title) {
     event.preventDefault();
     const text = input.value;
     if (!text.trim()) return notify(ERROR_TEXT.MESSAGE_EMPTY);
-    if (send({command: 'send', room: id, message: text, client_id: newClientId()})) input.value = '';
+    typeMessage(id, text);
+    input.value = '';
   });
   pane = {id, el, list: $('.messages', el), members: new Set(), lastId: 0, firstId: null, seen: new Set(),
           loadingOlder: false, noOlder: false};
@@ -349,7 +450,11 @@ function roomTitle(id) {
 }
 
 function onMessage(data) {
-  if (data.error) {
+  if (data.resync === true) {
+    if (state.socket && state.socket.readyState === WebSocket.OPEN) catchUp(state.socket);
+  } else if (data.error && sendFailed(data)) {
+    // a message of the outbox: sent again later, or marked as not sent
+  } else if (data.error) {
     const text = ERROR_TEXT[data.error] || `Error: ${data.error}`;
     if (data.error === 'USER_HAS_TO_LOGIN') leaveIfSessionEnded();
     if (data.room !== undefined && data.error === 'ROOM_ACCESS_DENIED') {
@@ -370,7 +475,11 @@ function onMessage(data) {
     const id = String(data.join);
     state.wanted.add(id);
     const pane = openPane(id, data.title);
-    if (Array.isArray(data.history)) addMessages(pane, data.history);
+    if (Array.isArray(data.history)) {
+      addMessages(pane, data.history);
+      for (const m of data.history) delivered(id, m);
+    }
+    resendPending(id);
     if (Array.isArray(data.members)) {
       pane.members = new Set(data.members);
       renderMembers(pane);
@@ -413,6 +522,7 @@ function onMessage(data) {
     if (!pane) return;
     if (data.msg_type === 0 || data.msg_type === undefined) {
       addMessages(pane, [data], false);
+      delivered(pane.id, data);
     } else {
       if (data.msg_type === 4) pane.members.add(data.username);
       if (data.msg_type === 5) pane.members.delete(data.username);
@@ -453,6 +563,21 @@ async function leaveIfSessionEnded() {
   return false;
 }
 
+// Asks for what was missed while away: whispers (the recent ones, on first
+// connecting), and every room that was open, joined again with since. On
+// a new socket, and when the server says it may have lost messages for
+// this one ({"resync":true}); what comes twice is shown once (by id).
+function catchUp(socket) {
+  socket.send(JSON.stringify(state.lastWhisper ? {command: 'whispers', since: state.lastWhisper}
+                                               : {command: 'whispers'}));
+  for (const id of state.wanted) {
+    const pane = state.panes.get(id);
+    const join = {command: 'join', room: id};
+    if (pane && pane.lastId) join.since = pane.lastId;
+    socket.send(JSON.stringify(join));
+  }
+}
+
 function connect() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const socket = new WebSocket(`${scheme}://${location.host}/chat/stream/`);
@@ -461,16 +586,7 @@ function connect() {
   socket.addEventListener('open', () => {
     state.attempts = 0;
     setConnection('online', true);
-    // Whispers sent while away (the recent ones, on first connecting).
-    socket.send(JSON.stringify(state.lastWhisper ? {command: 'whispers', since: state.lastWhisper}
-                                                 : {command: 'whispers'}));
-    // Rejoin what was open, asking only for what was missed.
-    for (const id of state.wanted) {
-      const pane = state.panes.get(id);
-      const join = {command: 'join', room: id};
-      if (pane && pane.lastId) join.since = pane.lastId;
-      socket.send(JSON.stringify(join));
-    }
+    catchUp(socket);
   });
   socket.addEventListener('message', (event) => {
     let data;

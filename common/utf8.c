@@ -1,18 +1,18 @@
 /*
- * interface/utf8.c: the incremental UTF-8 validator (see utf8.h).
+ * common/utf8.c: the incremental UTF-8 validator (see utf8.h).
  */
-#include "interface/utf8.h"
+#include "common/utf8.h"
 
 #include "common/error.h"
 
-void ifc_utf8_init(ifc_utf8_t *v)
+void mc_utf8_init(mc_utf8_t *v)
 {
     v->need = 0;
     v->lo = 0x80;
     v->hi = 0xBF;
 }
 
-int ifc_utf8_feed(ifc_utf8_t *v, const void *data, size_t len)
+int mc_utf8_feed(mc_utf8_t *v, const void *data, size_t len)
 {
     const uint8_t *p = data;
     const uint8_t *end = p + len;
@@ -50,16 +50,16 @@ int ifc_utf8_feed(ifc_utf8_t *v, const void *data, size_t len)
     return 0;
 }
 
-int ifc_utf8_complete(const ifc_utf8_t *v)
+int mc_utf8_complete(const mc_utf8_t *v)
 {
     return v->need == 0;
 }
 
-int ifc_utf8_check(const void *data, size_t len)
+int mc_utf8_check(const void *data, size_t len)
 {
-    ifc_utf8_t v;
-    ifc_utf8_init(&v);
-    if (ifc_utf8_feed(&v, data, len) != 0 || !ifc_utf8_complete(&v))
+    mc_utf8_t v;
+    mc_utf8_init(&v);
+    if (mc_utf8_feed(&v, data, len) != 0 || !mc_utf8_complete(&v))
         return MC_EINVAL;
     return 0;
 }

@@ -1,6 +1,6 @@
-/* Tests of interface/utf8.c: each sequence fed whole, split at every byte and
+/* Tests of common/utf8.c: each sequence fed whole, split at every byte and
  * one byte at a time, ending on a guard page. */
-#include "interface/utf8.h"
+#include "common/utf8.h"
 #include "common/error.h"
 #include "tests/support/guard.h"
 
@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 typedef struct run {
-    ifc_utf8_t v;
+    mc_utf8_t v;
     int failed;
     int expect_valid;
 } run_t;
@@ -19,21 +19,21 @@ typedef struct run {
 static void run_reset(void *ctx)
 {
     run_t *r = ctx;
-    ifc_utf8_init(&r->v);
+    mc_utf8_init(&r->v);
     r->failed = 0;
 }
 
 static void run_feed(void *ctx, const uint8_t *data, size_t len)
 {
     run_t *r = ctx;
-    if (!r->failed && ifc_utf8_feed(&r->v, data, len) != 0)
+    if (!r->failed && mc_utf8_feed(&r->v, data, len) != 0)
         r->failed = 1;
 }
 
 static void run_check(void *ctx)
 {
     run_t *r = ctx;
-    int valid = !r->failed && ifc_utf8_complete(&r->v);
+    int valid = !r->failed && mc_utf8_complete(&r->v);
     assert_int_equal(valid, r->expect_valid);
 }
 
@@ -45,7 +45,7 @@ static void expect(const char *s, size_t len, int valid)
     guard_feed_all_ways(&DRIVER, &r, s, len);
     guard_t g;
     uint8_t *copy = guard_copy(&g, s, len);
-    assert_int_equal(ifc_utf8_check(copy, len), valid ? 0 : MC_EINVAL);
+    assert_int_equal(mc_utf8_check(copy, len), valid ? 0 : MC_EINVAL);
     guard_free(&g);
 }
 
