@@ -20,10 +20,11 @@ B := build/$(FLAVOUR)
 
 LLHTTP_DIR ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
+PQ_INC ?= /usr/include/postgresql
 
 WARNINGS := -Wall -Wextra -Werror -Wstrict-prototypes -Wwrite-strings -Wmissing-prototypes \
             -Wvla -Wformat=2
-CPPFLAGS := -D_GNU_SOURCE -I. -I$(LLHTTP_INC)
+CPPFLAGS := -D_GNU_SOURCE -I. -I$(LLHTTP_INC) -I$(PQ_INC)
 BASE_CFLAGS := -std=c17 $(WARNINGS) -MMD -MP
 SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
@@ -49,7 +50,7 @@ endif
 
 CFLAGS := $(BASE_CFLAGS) $(OPT) $(SAN_FLAGS) $(HARDEN)
 LDFLAGS := $(SAN_FLAGS) $(HARDEN_LD)
-LDLIBS := -luv -lhiredis -lsqlite3 -lcjson -largon2 -lz -lpthread -lm
+LDLIBS := -luv -lhiredis -lsqlite3 -lpq -lcjson -largon2 -lz -lpthread -lm
 
 # Sources, found by folder: a new .c file in a folder joins its library.
 COMMON_SRC := $(wildcard common/*.c)

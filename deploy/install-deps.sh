@@ -14,6 +14,7 @@ packages=(
     libcmocka-dev         # unit-test library
     clang libclang-rt-14-dev llvm   # libFuzzer targets and symbolised reports
     sqlite3
+    libpq-dev postgresql           # the PostgreSQL backend; tests start a private server
     systemd nginx-light openssl   # the deploy/ checks: systemd-analyze verify, nginx -t
     curl                          # and their HTTP requests
     chromium                       # browser tests (driven by playwright-core from npm)

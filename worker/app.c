@@ -34,6 +34,7 @@ void wrk_settings_defaults(wrk_settings_t *s)
     s->rate_notices = 6;
     s->rate_notice_burst = 10;
     s->socket_rooms = WRK_SOCKET_ROOMS_DEFAULT;
+    s->db_idle_timeout_ms = 5000;
 }
 
 int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
@@ -47,7 +48,8 @@ int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
         mc_error("worker: argon2 parameters refused: %s", mc_strerror(rc));
         return rc;
     }
-    rc = wrk_store_open(&app->store, db_path, NULL);
+    wrk_store_options_t opts = {.idle_timeout_ms = cfg->db_idle_timeout_ms};
+    rc = wrk_store_open(&app->store, db_path, &opts);
     if (rc)
         return rc;
     rc = wrk_port_init(&app->port, sink, app->store, db_path, cfg->notify_enter_leave);
@@ -61,7 +63,7 @@ int wrk_app_init(wrk_app_t *app, const wrk_settings_t *cfg, const char *db_path,
     int from = 0, to = 0;
     rc = wrk_store_migrate(app->store, &from, &to);
     if (rc) {
-        mc_error("worker: migrating %s: %s", db_path, wrk_store_errmsg(app->store));
+        mc_error("worker: migrating the database: %s", wrk_store_errmsg(app->store));
         wrk_app_close(app);
         return rc;
     }

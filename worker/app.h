@@ -41,6 +41,8 @@ typedef struct wrk_settings {
                                 0 off */
     long rate_notice_burst;  /* ... and at once, default 10 */
     long socket_rooms;       /* rooms one socket may be in, default WRK_SOCKET_ROOMS_DEFAULT */
+    long db_idle_timeout_ms; /* PostgreSQL: the server ends a worker's connection idle this
+                              * long, and its order locks go, default 5000; 0 never */
 } wrk_settings_t;
 
 void wrk_settings_defaults(wrk_settings_t *s);

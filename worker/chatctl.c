@@ -1,6 +1,7 @@
 /*
  * worker/chatctl.c: bin/chatctl, the administration command (the manage.py
- * of Multichat): schema migrations, users and rooms.
+ * of Multichat): schema migrations, users and rooms, and copying the
+ * database into another (from sqlite to PostgreSQL, say).
  *
  * Exit status: 0 done, 1 the command failed (no such user, name taken, the
  * database failed), 2 the command line was wrong.
@@ -51,7 +52,9 @@ static const char synopsis[] =
     "  room rename ID TITLE\n"
     "  room staff-only ID on|off\n"
     "  room rm ID\n"
-    "  room list";
+    "  room list\n"
+    "  copy-to TARGET                       copy the database, every id kept, into TARGET:\n"
+    "                                       an empty one, such as postgresql://host/db";
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
@@ -73,18 +76,29 @@ static int failed(ctl_t *c, const char *what, int rc)
     return EXIT_FAILED;
 }
 
-static int open_store(ctl_t *c)
+/* Opens and migrates the store at target into *out. */
+static int open_migrated(wrk_store_t **out, const char *target)
 {
-    int rc = wrk_store_open(&c->store, c->db, NULL);
+    char name[256];
+    wrk_store_describe(target, name, sizeof(name));
+    int rc = wrk_store_open(out, target, NULL);
     if (rc) {
-        fprintf(stderr, "chatctl: cannot open the database %s: %s\n", c->db, mc_strerror(rc));
+        fprintf(stderr, "chatctl: cannot open the database %s: %s\n", name, mc_strerror(rc));
         return EXIT_FAILED;
     }
     int from, to;
-    rc = wrk_store_migrate(c->store, &from, &to);
-    if (rc)
-        return failed(c, "migrate", rc);
+    rc = wrk_store_migrate(*out, &from, &to);
+    if (rc) {
+        fprintf(stderr, "chatctl: migrate %s: %s\n", name,
+                rc == MC_EDB ? wrk_store_errmsg(*out) : mc_strerror(rc));
+        return EXIT_FAILED;
+    }
     return 0;
+}
+
+static int open_store(ctl_t *c)
+{
+    return open_migrated(&c->store, c->db);
 }
 
 static int password_ready(ctl_t *c)
@@ -485,6 +499,39 @@ static int cmd_room(ctl_t *c, int argc, char **argv)
     return usage_error("room: unknown command or wrong arguments: \"%s\"", sub);
 }
 
+/* The progress line of copy-to, on a terminal. */
+static void copy_progress(void *arg, const char *table, int64_t done, int64_t total)
+{
+    (void)arg;
+    fprintf(stderr, "\rcopying %s: %" PRId64 " of %" PRId64 "\033[K", table, done, total);
+}
+
+static int cmd_copy_to(ctl_t *c, int argc, char **argv)
+{
+    if (argc != 1)
+        return usage_error("copy-to takes one TARGET database");
+    char name[256];
+    wrk_store_describe(argv[0], name, sizeof(name));
+    wrk_store_t *to = NULL;
+    int rc = open_migrated(&to, argv[0]);
+    if (rc)
+        return rc;
+    int tty = isatty(STDERR_FILENO);
+    wrk_store_copy_counts_t n;
+    rc = wrk_store_copy(c->store, to, tty ? copy_progress : NULL, NULL, &n);
+    if (tty)
+        fprintf(stderr, "\r\033[K");
+    if (rc)
+        fprintf(stderr, "chatctl: copy-to %s: %s\n", name,
+                rc == MC_ENOMEM ? mc_strerror(rc) : wrk_store_errmsg(to));
+    else
+        printf("copied %" PRId64 " users, %" PRId64 " rooms, %" PRId64 " sessions, %" PRId64
+               " messages, %" PRId64 " whispers, %" PRId64 " secrets into %s\n",
+               n.users, n.rooms, n.sessions, n.messages, n.whispers, n.secrets, name);
+    wrk_store_close(to);
+    return rc ? EXIT_FAILED : 0;
+}
+
 int main(int argc, char **argv)
 {
     ctl_t c = {
@@ -494,7 +541,8 @@ int main(int argc, char **argv)
         .argon2_p = WRK_PASSWORD_DEFAULT_P,
     };
     mc_option_t opts[] = {
-        {"--db", "CHAT_DB", MC_OPT_STRING, &c.db, 0, 0, "the sqlite database file"},
+        {"--db", "CHAT_DB", MC_OPT_STRING, &c.db, 0, 0,
+         "the database: a sqlite file, or a postgresql:// URI or conninfo"},
         {"--argon2-memory", "CHAT_ARGON2_MEMORY_KIB", MC_OPT_INT, &c.argon2_m, 8, 4194304,
          "argon2id memory cost of new hashes, KiB"},
         {"--argon2-time", "CHAT_ARGON2_TIME", MC_OPT_INT, &c.argon2_t, 1, 100,
@@ -519,7 +567,7 @@ int main(int argc, char **argv)
         return usage_error("which command?");
     const char *cmd = argv[first];
     if (strcmp(cmd, "migrate") && strcmp(cmd, "createsuperuser") && strcmp(cmd, "user") &&
-        strcmp(cmd, "room"))
+        strcmp(cmd, "room") && strcmp(cmd, "copy-to"))
         return usage_error("unknown command \"%s\"", cmd);
 
     rc = open_store(&c);
@@ -535,6 +583,8 @@ int main(int argc, char **argv)
             rc = cmd_createsuperuser(&c, sub_argc, sub_argv);
         } else if (strcmp(cmd, "user") == 0) {
             rc = cmd_user(&c, sub_argc, sub_argv);
+        } else if (strcmp(cmd, "copy-to") == 0) {
+            rc = cmd_copy_to(&c, sub_argc, sub_argv);
         } else {
             rc = cmd_room(&c, sub_argc, sub_argv);
         }

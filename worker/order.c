@@ -1,6 +1,6 @@
 /*
- * worker/order.c: the rooms' order locks of worker/order.h, as fcntl(2)
- * locks on one byte per room.
+ * worker/order.c: the rooms' order locks of worker/order.h: the store's
+ * (PostgreSQL), or fcntl(2) locks on one byte per room (sqlite).
  */
 #include "worker/order.h"
 #include "common/error.h"
@@ -13,10 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
-int wrk_order_open(wrk_order_t *order, const char *db_path)
+int wrk_order_open(wrk_order_t *order, wrk_store_t *store, const char *db_path)
 {
     order->fd = -1;
-    if (strcmp(db_path, ":memory:") == 0)
+    order->store = store && wrk_store_has_order_locks(store) ? store : NULL;
+    if (order->store || strcmp(db_path, ":memory:") == 0)
         return 0;
     char lock[4096];
     if (snprintf(lock, sizeof(lock), "%s-order.lock", db_path) >= (int)sizeof(lock) ||
@@ -29,40 +30,67 @@ int wrk_order_open(wrk_order_t *order, const char *db_path)
 
 void wrk_order_close(wrk_order_t *order)
 {
+    if (order->store)
+        wrk_order_unlock_all(order);
+    order->store = NULL;
     if (order->fd >= 0)
         close(order->fd);
     order->fd = -1;
 }
 
-/* Sets byte <room> to type (F_WRLCK, F_UNLCK), waiting when wait is set.
- * Returns 0, or MC_EAGAIN when wait is 0 and another worker holds it. */
-static int set_range(wrk_order_t *order, int64_t room, short type, int wait)
+/* Sets bytes [start, start + len) to type (F_WRLCK, F_UNLCK; len 0: to the
+ * end), waiting when wait is set. Returns 0, or MC_EAGAIN when wait is 0
+ * and another worker holds it. */
+static int set_range(wrk_order_t *order, int64_t start, off_t len, short type, int wait)
 {
-    if (order->fd < 0 || room < 0)
+    if (order->fd < 0 || start < 0)
         return 0;
-    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = (off_t)room, .l_len = 1};
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = (off_t)start, .l_len = len};
     while (fcntl(order->fd, wait && type != F_UNLCK ? F_OFD_SETLKW : F_OFD_SETLK, &fl) != 0) {
         if (!wait && (errno == EAGAIN || errno == EACCES))
             return MC_EAGAIN;
         if (errno != EINTR) {
-            mc_warn("worker: order lock of room %" PRId64 ": %s", room, strerror(errno));
+            mc_warn("worker: order lock of room %" PRId64 ": %s", start, strerror(errno));
             return 0;
         }
     }
     return 0;
 }
 
+/* The store's lock call rc for room, as the functions above report it. */
+static int by_store(wrk_order_t *order, int64_t room, int rc)
+{
+    if (rc && rc != MC_EAGAIN)
+        mc_warn("worker: order lock of room %" PRId64 ": %s", room, wrk_store_errmsg(order->store));
+    return rc == MC_EAGAIN ? rc : 0;
+}
+
 int wrk_order_lock(wrk_order_t *order, int64_t room)
 {
-    return set_range(order, room, F_WRLCK, 1);
+    if (order->store)
+        return by_store(order, room, wrk_store_order_lock(order->store, room, 1));
+    return set_range(order, room, 1, F_WRLCK, 1);
 }
 
 int wrk_order_try_lock(wrk_order_t *order, int64_t room)
 {
-    return set_range(order, room, F_WRLCK, 0);
+    if (order->store)
+        return by_store(order, room, wrk_store_order_lock(order->store, room, 0));
+    return set_range(order, room, 1, F_WRLCK, 0);
 }
 
 void wrk_order_unlock(wrk_order_t *order, int64_t room)
 {
-    set_range(order, room, F_UNLCK, 0);
+    if (order->store)
+        by_store(order, room, wrk_store_order_unlock(order->store, room));
+    else
+        set_range(order, room, 1, F_UNLCK, 0);
+}
+
+void wrk_order_unlock_all(wrk_order_t *order)
+{
+    if (order->store)
+        by_store(order, 0, wrk_store_order_unlock_all(order->store));
+    else
+        set_range(order, 0, 0, F_UNLCK, 0);
 }

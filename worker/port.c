@@ -19,7 +19,7 @@ int wrk_port_init(wrk_port_t *port, const wrk_sink_t *sink, wrk_store_t *store, 
     port->sink = *sink;
     port->store = store;
     port->notify_enter_leave = notify_enter_leave;
-    return wrk_order_open(&port->order, db_path);
+    return wrk_order_open(&port->order, store, db_path);
 }
 
 void wrk_port_close(wrk_port_t *port)
@@ -74,14 +74,16 @@ int wrk_port_outbox_begin(wrk_port_t *port)
     return rc;
 }
 
-/* Empties the outbox: releases its rooms' order locks and frees the
- * messages (the other fields of outbox[0..n) stay readable). */
+/* Empties the outbox: releases its rooms' order locks (the only ones the
+ * worker holds while the outbox is not empty: a join publishes it before
+ * it locks) in one step, and frees the messages (the other fields of
+ * outbox[0..n) stay readable). */
 static void outbox_clear(wrk_port_t *port)
 {
     size_t n = port->nout;
     port->nout = 0;
+    wrk_order_unlock_all(&port->order);
     for (size_t i = 0; i < n; i++) {
-        wrk_order_unlock(&port->order, port->outbox[i].room);
         free(port->outbox[i].data);
         port->outbox[i].data = NULL;
     }

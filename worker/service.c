@@ -213,8 +213,17 @@ int wrk_service_main(int argc, char **argv)
         {"--redis", "CHAT_REDIS_URL", MC_OPT_STRING, &redis, 0, 0,
          "Redis URL(s), comma-separated for shards; redis+sentinel://h1,h2,h3/NAME for a master "
          "watched by Redis Sentinel"},
-        {"--db", "CHAT_DB", MC_OPT_STRING, &db, 0, 0, "the sqlite database file"},
+        {"--db", "CHAT_DB", MC_OPT_STRING, &db, 0, 0,
+         "the database: a sqlite file, or a postgresql:// URI or conninfo"},
+        {"--db-idle-timeout", "CHAT_DB_IDLE_TIMEOUT_MS", MC_OPT_INT, &cfg.db_idle_timeout_ms, 0,
+         3600000,
+         "PostgreSQL: ms after which the server ends a worker's idle connection, freeing the "
+         "rooms it holds in order (a stopped worker's); 0 never"},
         {"--queue", "CHAT_WORKER_QUEUE", MC_OPT_STRING, &queue, 0, 0, "the worker queue"},
+        {"--heartbeat-ttl", "CHAT_HEARTBEAT_TTL_MS", MC_OPT_INT, &chl_cfg.heartbeat_ttl_ms, 300,
+         3600000,
+         "this worker counts as dead (another requeues the envelopes it held) once its "
+         "heartbeat is this old, ms"},
         {"--web-root", "CHAT_WEB_ROOT", MC_OPT_STRING, &cfg.web_root, 0, 0,
          "folder holding templates/"},
         {"--message-max", "CHAT_MESSAGE_MAX", MC_OPT_INT, &cfg.message_max, 1, 1 << 20,
@@ -307,9 +316,11 @@ int wrk_service_main(int argc, char **argv)
                        .group_send = sink_group_send,
                        .rate_take = sink_rate_take};
     wrk_app_t app;
+    char db_name[256]; /* without a password */
+    wrk_store_describe(db, db_name, sizeof(db_name));
     rc = wrk_app_init(&app, &cfg, db, &sink);
     if (rc) {
-        mc_error("worker: cannot open the database %s: %s", db, mc_strerror(rc));
+        mc_error("worker: cannot open the database %s: %s", db_name, mc_strerror(rc));
         chl_close(chl);
         return 1;
     }
@@ -326,7 +337,7 @@ int wrk_service_main(int argc, char **argv)
         publish(&loop, 0); /* scrapes before the first pop see who answers */
         mc_info("worker: metrics on http://%s/metrics", metrics_listen);
     }
-    mc_info("worker: %s serving queue \"%s\" with %s", chl_name(chl), queue, db);
+    mc_info("worker: %s serving queue \"%s\" with %s", chl_name(chl), queue, db_name);
     rc = run(&loop, chl_cfg.heartbeat_ttl_ms, &stops);
     wrk_scrape_stop(loop.scrape);
     wrk_app_close(&app);

@@ -4,17 +4,26 @@
  * changes to users, rooms and sessions.
  *
  * This header is the whole contract of the data layer and the only door to
- * the database; it speaks of the chat's things, not of any query language,
- * so that a server database can be a second backend behind it. The embedded
- * backend is sqlite in WAL mode: any number of processes (and, with one
- * wrk_store_t each, threads) may use one file at once; a write that meets a
- * busy database waits and retries, it is never dropped.
+ * the database; it speaks of the chat's things, not of any query language.
+ * Two backends keep that contract alike, chosen by the target a store is
+ * opened with:
+ *  - a path: sqlite in WAL mode, the embedded default. Any number of
+ *    processes (and, with one wrk_store_t each, threads) may use one file at
+ *    once; a write that meets a busy database waits and retries, it is
+ *    never dropped.
+ *  - a postgresql:// (or postgres://) URI, or a libpq conninfo string
+ *    ("host=... dbname=..."): PostgreSQL, for workers on several hosts. The
+ *    database must exist; wrk_store_migrate creates the tables. A connection
+ *    the server closed is opened again on the next call made outside a
+ *    batch.
+ * Whatever must hold across workers holds across hosts too: each message
+ * and whisper id, change claims, presence counts, and login failure counts.
  *
  * A wrk_store_t is one connection: use it from one thread at a time. Strings
  * passed in are borrowed for the call. Functions return 0 or a negative MC_E*
  * code: MC_ENOTFOUND (no such thing), MC_EEXIST (a unique name taken),
- * MC_EINVAL (an argument out of range), MC_ENOMEM, MC_EDB (the database
- * failed; wrk_store_errmsg says why).
+ * MC_EINVAL (an argument out of range, or text the database refuses),
+ * MC_ENOMEM, MC_EDB (the database failed; wrk_store_errmsg says why).
  */
 #ifndef MC_WORKER_STORE_H
 #define MC_WORKER_STORE_H
@@ -87,23 +96,39 @@ enum wrk_limit_kind {
 };
 
 typedef struct wrk_store_options {
-    long busy_timeout_ms; /* how long one attempt waits for a busy database, default 5000 */
+    long busy_timeout_ms; /* sqlite: how long one attempt waits for a busy database, default 5000 */
+    /* PostgreSQL: the server ends this connection once it has been idle this
+     * long, in a transaction or not, and so frees its locks (the order locks
+     * below); the next call outside a batch opens a new one. 0, the
+     * default: never. Keep it above the longest pause between the calls of
+     * a healthy process. */
+    long idle_timeout_ms;
 } wrk_store_options_t;
 
 /* ---- Opening and migrations ---------------------------------------------- */
 
-/* Opens (creating if needed) the store at path. opts may be NULL for the
- * defaults. It does not migrate. Returns 0 and *out, MC_EDB, MC_ENOMEM. */
-int wrk_store_open(wrk_store_t **out, const char *path, const wrk_store_options_t *opts);
+/* Opens the store at target: a sqlite file (created if needed), or a
+ * PostgreSQL database (see above). opts may be NULL for the defaults. It
+ * does not migrate. Returns 0 and *out, MC_EDB (logged: why it failed),
+ * MC_ENOMEM. */
+int wrk_store_open(wrk_store_t **out, const char *target, const wrk_store_options_t *opts);
 void wrk_store_close(wrk_store_t *s); /* wrk_store_close(NULL) does nothing */
 
 /* The text of the last failure on this connection (never NULL). */
 const char *wrk_store_errmsg(const wrk_store_t *s);
 
-/* What a connection did since it was opened, for the worker's metrics. */
+/* The backend's name: "sqlite" or "postgresql". */
+const char *wrk_store_backend(const wrk_store_t *s);
+
+/* Writes into buf[size] a form of target fit for logs: a path as it is, a
+ * PostgreSQL target as postgresql://user@host:port/db, without password. */
+void wrk_store_describe(const char *target, char *buf, size_t size);
+
+/* What a connection did since it was opened, for the worker's metrics
+ * (across the connections PostgreSQL opened again, if any). */
 typedef struct wrk_store_stats {
     uint64_t statements;   /* statements run */
-    uint64_t busy_retries; /* statements retried because the database was busy */
+    uint64_t busy_retries; /* statements retried: the database was busy, or undid them */
     int64_t ns;            /* the time the statements took */
 } wrk_store_stats_t;
 
@@ -120,7 +145,9 @@ int wrk_store_version(wrk_store_t *s, int *version);
 
 /* Groups the following calls into one all-or-nothing batch (they also run
  * much faster). Batches do not nest. batch_end commits when commit is
- * non-zero, else undoes everything since batch_begin. */
+ * non-zero, else undoes everything since batch_begin. A call that fails in
+ * a batch with MC_EDB may have undone the batch (on PostgreSQL it always
+ * does): batch_end then returns MC_EDB and keeps nothing. */
 int wrk_store_batch_begin(wrk_store_t *s);
 int wrk_store_batch_end(wrk_store_t *s, int commit);
 
@@ -334,5 +361,46 @@ int wrk_store_change_each(wrk_store_t *s, int64_t after,
  * that of several workers exactly one reacts to each change: stores in
  * *from and *to the range (from, to] now this caller's (empty when equal). */
 int wrk_store_change_claim(wrk_store_t *s, int64_t *from, int64_t *to);
+
+/* ---- Order locks ----------------------------------------------------------- */
+
+/* A room's order lock, held by one connection of the database at a time,
+ * whatever host it is on (worker/order.h says what it orders). PostgreSQL
+ * holds them: advisory locks of the connection, which outlast its batches
+ * and go with it when it ends, or when the server ends it (idle_timeout_ms).
+ * sqlite holds none: wrk_store_has_order_locks is 0 there, the calls below
+ * grant everything, and the workers of its one host keep their own. */
+int wrk_store_has_order_locks(const wrk_store_t *s);
+/* Takes room's lock, waiting for it when wait is set. Returns 0, MC_EAGAIN
+ * (not waiting, and another connection holds it), MC_EDB. Take a lock at
+ * most once before releasing it. */
+int wrk_store_order_lock(wrk_store_t *s, int64_t room, int wait);
+/* Releases room's lock, or every order lock of the connection. */
+int wrk_store_order_unlock(wrk_store_t *s, int64_t room);
+int wrk_store_order_unlock_all(wrk_store_t *s);
+
+/* ---- Copying --------------------------------------------------------------- */
+
+typedef struct wrk_store_copy_counts {
+    int64_t users, rooms, sessions, messages, whispers, secrets;
+} wrk_store_copy_counts_t;
+
+/* Told, after each page of rows, how many rows of table are copied (done)
+ * of how many (total). */
+typedef void (*wrk_store_copy_progress_fn)(void *arg, const char *table, int64_t done,
+                                           int64_t total);
+
+/* Copies what from keeps into to, whatever their backends: users with their
+ * password hashes and flags, rooms, sessions, messages with their ids,
+ * edits and deletions, whispers, and the secrets the workers share; and
+ * sets each id counter of to past the ids from ever handed out. Presence, login failures and the change log
+ * are not copied. to must hold none of these (else MC_EEXIST, and nothing
+ * is written); both must be migrated (else MC_EINVAL). The copy is one
+ * transaction on to, and reads from in one transaction: stop every other
+ * writer of from first. progress (may be NULL) is told how it goes.
+ * Returns 0 and *counts, or MC_EEXIST, MC_EINVAL, MC_EDB, MC_ENOMEM; the
+ * reason is in wrk_store_errmsg(to). */
+int wrk_store_copy(wrk_store_t *from, wrk_store_t *to, wrk_store_copy_progress_fn progress,
+                   void *arg, wrk_store_copy_counts_t *counts);
 
 #endif

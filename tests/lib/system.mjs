@@ -1,9 +1,11 @@
 // Starts a whole Multichat for one test file: a private redis-server on a free
-// loopback port, a fresh sqlite file, N workers and N interfaces built under
-// $MC_BUILD/bin. Every process dies with the test (stop() and an exit hook).
-// With sentinel, Redis is a master, its replica and three redis-sentinel
-// processes (quorum 2, a master is down after 1 s, failover timeout 2 s),
-// and every process reaches it through the Sentinel URL.
+// loopback port, a fresh database (a sqlite file, or with db: 'postgresql' a
+// database on a private PostgreSQL server, tests/support/postgres.sh), N
+// workers and N interfaces built under $MC_BUILD/bin. Every process dies
+// with the test (stop() and an exit hook). With sentinel, Redis is a master,
+// its replica and three redis-sentinel processes (quorum 2, a master is down
+// after 1 s, failover timeout 2 s), and every process reaches it through the
+// Sentinel URL.
 import {spawn, spawnSync} from 'node:child_process';
 import {mkdtempSync, rmSync, openSync, readdirSync, readFileSync, writeFileSync} from 'node:fs';
 import {createServer, connect} from 'node:net';
@@ -59,9 +61,10 @@ export class System {
   // all share one port through SO_REUSEPORT. With shards > 1, that many
   // redis-servers shard the channel layer (every process gets all URLs).
   // env adds settings (CHAT_* variables) to every process; workerEnv and
-  // interfaceEnv to those processes only.
+  // interfaceEnv to those processes only. db is 'sqlite' or 'postgresql'.
   constructor({interfaces = 1, workers = 1, separatePorts = false, shards = 1, sentinel = false,
-               env = {}, workerEnv = {}, interfaceEnv = {}} = {}) {
+               env = {}, workerEnv = {}, interfaceEnv = {}, db = 'sqlite'} = {}) {
+    this.backend = db;
     this.sentinel = sentinel;
     this.nodes = []; // with sentinel: the master and the replica, {port, child}
     this.sentinels = [];
@@ -112,22 +115,45 @@ export class System {
     return r.stdout.trim();
   }
 
-  // One query on the database, with the sqlite3 shell; its output trimmed.
+  // One query on the database, with the sqlite3 shell or psql; its output
+  // trimmed, columns separated by '|'.
   sql(query) {
-    const r = spawnSync('sqlite3', [this.db, query], {encoding: 'utf8'});
-    if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
+    const [shell, args] = this.backend === 'postgresql' ? ['psql', ['-qAtX', this.db, '-c', query]]
+      : ['sqlite3', [this.db, query]];
+    const r = spawnSync(shell, args, {encoding: 'utf8'});
+    if (r.status !== 0) throw new Error(`${shell}: ${r.stderr}`);
     return r.stdout.trim();
+  }
+
+  // A private PostgreSQL server (its script prints the server's URL once it
+  // answers, and stops it when its stdin closes) and a database on it.
+  async startPostgres() {
+    const log = openSync(path.join(this.dir, 'postgres.log'), 'a');
+    const child = spawn(path.join(source, 'tests/support/postgres.sh'), [],
+      {stdio: ['pipe', 'pipe', log]});
+    this.postgres = child;
+    this.procs.add(child);
+    child.on('exit', () => this.procs.delete(child));
+    const url = await new Promise((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (b) => {
+        out += b;
+        if (out.includes('\n')) resolve(out.split('\n')[0]);
+      });
+      child.once('exit', () => reject(new Error(`postgres.sh exited: see ${this.dir}/postgres.log`)));
+    });
+    const r = spawnSync('psql', ['-qX', url, '-c', 'CREATE DATABASE chat'], {encoding: 'utf8'});
+    if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
+    this.db = url.replace(/\/[^/]*$/, '/chat');
   }
 
   // The messages of a room as stored: [{id, body}] in id order.
   stored(room) {
-    const r = spawnSync('sqlite3', ['-separator', '\t', this.db,
-      `SELECT id, body FROM messages WHERE room_id = ${Number(room)} ORDER BY id`], {encoding: 'utf8'});
-    if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
-    return r.stdout.split('\n').filter(Boolean).map((l) => {
-      const [id, body] = l.split('\t');
-      return {id: Number(id), body};
-    });
+    return this.sql(`SELECT id, body FROM messages WHERE room_id = ${Number(room)} ORDER BY id`)
+      .split('\n').filter(Boolean).map((l) => {
+        const bar = l.indexOf('|');
+        return {id: Number(l.slice(0, bar)), body: l.slice(bar + 1)};
+      });
   }
 
   // Polls sql(query) until it prints want (bounded by timeoutMs).
@@ -142,6 +168,7 @@ export class System {
   }
 
   async start() {
+    if (this.backend === 'postgresql') await this.startPostgres();
     if (this.sentinel) {
       await this.startSentinels();
     } else {
@@ -286,8 +313,9 @@ export class System {
       ...this.interfaces].every((p) => p.exitCode === null && p.signalCode === null);
   }
 
+  // The PostgreSQL script gets SIGTERM, so that it takes its server along.
   killAll() {
-    for (const p of this.procs) p.kill('SIGKILL');
+    for (const p of this.procs) p.kill(p === this.postgres ? 'SIGTERM' : 'SIGKILL');
   }
 
   // Lines of the processes' logs where a sanitizer reported an error.
@@ -301,16 +329,22 @@ export class System {
     return found;
   }
 
-  // Stops every process (SIGTERM, as systemd would) and returns the
-  // sanitizer reports of all of them, then removes the files.
+  // Stops every process (SIGTERM, as systemd would; the database last) and
+  // returns the sanitizer reports of all of them, then removes the files.
   async stop() {
     if (this.stopped) return [];
     this.stopped = true;
-    const exits = [...this.procs].map((p) => new Promise((r) => p.once('exit', r)));
-    for (const p of this.procs) p.kill('SIGTERM');
+    const chat = [...this.procs].filter((p) => p !== this.postgres);
+    const exits = chat.map((p) => new Promise((r) => p.once('exit', r)));
+    for (const p of chat) p.kill('SIGTERM');
     const timer = setTimeout(() => this.killAll(), 5000);
     await Promise.all(exits);
     clearTimeout(timer);
+    if (this.postgres && this.procs.has(this.postgres)) {
+      const gone = new Promise((r) => this.postgres.once('exit', r));
+      this.postgres.stdin.end();
+      await gone;
+    }
     const reports = this.sanitizerReports();
     if (!process.env.MC_KEEP_LOGS && reports.length === 0) rmSync(this.dir, {recursive: true, force: true});
     return reports;

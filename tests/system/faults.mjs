@@ -1,13 +1,14 @@
 // Multichat run for real: 2 interfaces on their own ports, 3 workers, on one
-// Redis or on Redis shards. People on different interfaces chat; processes
-// are killed with SIGKILL in the middle of traffic; nothing is lost, nothing
-// is shown twice. faultTests() declares the tests for one such system.
+// Redis or on Redis shards, on sqlite or on PostgreSQL. People on different
+// interfaces chat; processes are killed with SIGKILL in the middle of
+// traffic; nothing is lost, nothing is shown twice. faultTests() declares the
+// tests for one such system.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {System} from '../lib/system.mjs';
 import {login, Socket, Member, until} from '../lib/client.mjs';
 
-export function faultTests({shards = 1} = {}) {
+export function faultTests({shards = 1, db = 'sqlite'} = {}) {
   let sys, lobby;
   const cookies = {};
   const sockets = [];
@@ -34,7 +35,7 @@ export function faultTests({shards = 1} = {}) {
   before(async () => {
     // Bursts from a few users: the per-user rate limit is not what this
     // tests, nor the budget of a socket.
-    sys = await new System({interfaces: 2, workers: 3, separatePorts: true, shards,
+    sys = await new System({interfaces: 2, workers: 3, separatePorts: true, shards, db,
                             workerEnv: {CHAT_RATE_MESSAGES: '0'},
                             interfaceEnv: {CHAT_SOCKET_RATE: '0'}}).start();
     const names = ['ann', 'bob', 'cat', 'dan', 'eve'];
@@ -48,7 +49,7 @@ export function faultTests({shards = 1} = {}) {
     await sys?.stop();
   });
 
-  test(`sockets on two interfaces in one room see each other's messages (${shards} Redis)`, async () => {
+  test(`sockets on two interfaces in one room see each other's messages (${shards} Redis, ${db})`, async () => {
     const ann = await socketOn(A(), 'ann');
     const bob = await socketOn(B(), 'bob');
     await ann.join(lobby);
@@ -109,7 +110,7 @@ export function faultTests({shards = 1} = {}) {
   const allSent = (senders, n) => () => senders.every((s) => s.ownTexts.size >= n);
   const allSeen = (members, room, total) => () => members.every((m) => m.seen(room) >= total);
 
-  test(`three workers serve one busy room: every message stored once, delivered to all in order (${shards} Redis)`, async () => {
+  test(`three workers serve one busy room: every message stored once, delivered to all in order (${shards} Redis, ${db})`, async () => {
     const room = sys.chatctl(['room', 'add', 'Busy']);
     const members = [
       await memberOn([A(), B()], 'ann', room), await memberOn([A(), B()], 'bob', room),
@@ -124,7 +125,7 @@ export function faultTests({shards = 1} = {}) {
     for (const m of members) m.close();
   });
 
-  test(`a worker killed during a burst of 1,000 messages: each stored once, each delivered once to every member (${shards} Redis)`, async () => {
+  test(`a worker killed during a burst of 1,000 messages: each stored once, each delivered once to every member (${shards} Redis, ${db})`, async () => {
     const room = sys.chatctl(['room', 'add', 'Burst']);
     const members = [
       await memberOn([A(), B()], 'ann', room), await memberOn([A(), B()], 'bob', room),
@@ -147,7 +148,7 @@ export function faultTests({shards = 1} = {}) {
     }
   });
 
-  test(`an interface killed: its clients reconnect to the other one and get what they missed, once (${shards} Redis)`, async () => {
+  test(`an interface killed: its clients reconnect to the other one and get what they missed, once (${shards} Redis, ${db})`, async () => {
     const room = sys.chatctl(['room', 'add', 'Crash']);
     const ann = await memberOn([A(), B()], 'ann', room);
     const eve = await memberOn([A(), B()], 'eve', room);
@@ -176,7 +177,7 @@ export function faultTests({shards = 1} = {}) {
     }
   });
 
-  test(`no process reported a memory error, and all stop cleanly (${shards} Redis)`, async () => {
+  test(`no process reported a memory error, and all stop cleanly (${shards} Redis, ${db})`, async () => {
     for (const s of sockets) s.close();
     assert.ok(sys.running(), 'a process died');
     assert.deepEqual(await sys.stop(), []);

@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
-# bin/chatctl as a real process on a real sqlite file: every command, and the
-# exit status and message of each kind of mistake.
+# bin/chatctl as a real process on a real database: every command, and the
+# exit status and message of each kind of mistake; once on a sqlite file,
+# once on a database of a private PostgreSQL server. Then copy-to, from
+# sqlite into PostgreSQL.
 set -u
 CTL=${MC_BUILD:?MC_BUILD must point at a build tree}/bin/chatctl
+here=$(cd "$(dirname "$0")" && pwd)
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-export CHAT_DB=$dir/chat.sqlite3
 # Small argon2 parameters keep the test fast; the defaults are tested in C.
 export CHAT_ARGON2_MEMORY_KIB=64 CHAT_ARGON2_TIME=1
 unset CHAT_SUPERUSER_PASSWORD
 
 n=0
 failed=0
+backend=""
 ok() {
     n=$((n + 1))
-    echo "ok $n - $1"
+    echo "ok $n - $backend: $1"
 }
 not_ok() {
     n=$((n + 1))
     failed=$((failed + 1))
-    echo "not ok $n - $1"
+    echo "not ok $n - $backend: $1"
 }
 # expect NAME STATUS OUTPUT-PATTERN -- COMMAND...: runs COMMAND, checks its
 # exit status and that stdout+stderr match the extended regex.
@@ -37,11 +40,24 @@ expect() {
     fi
 }
 
+# The server, its URL, and fresh databases on it (pg_db NAME prints a URL).
+coproc PG { "$here/../support/postgres.sh"; }
+read -r pg_url <&"${PG[0]}" || pg_url=""
+pg_db() {
+    psql -q "$pg_url" -c "CREATE DATABASE $1" >/dev/null && echo "${pg_url%/*}/$1"
+}
+
+# suite MAIN OTHER UNREACHABLE: every command on the empty database MAIN.
+suite() {
+export CHAT_DB=$1
+local other=$2 unreachable=$3
 expect "help lists the commands" 0 "room staff-only ID on\|off" -- "$CTL" --help
 expect "migrate creates the schema" 0 "schema version 5" -- "$CTL" migrate
 expect "migrate again changes nothing" 0 "schema version 5" -- "$CTL" migrate
-expect "--db beats CHAT_DB" 0 "schema version 5" -- "$CTL" --db "$dir/other.sqlite3" migrate
-[ -f "$dir/other.sqlite3" ] && ok "--db names the file" || not_ok "--db names the file"
+expect "--db beats CHAT_DB" 0 "schema version 5" -- "$CTL" --db "$other" migrate
+echo pw | "$CTL" --db "$other" user add elsewhere --password-stdin
+"$CTL" --db "$other" user list | grep -q elsewhere && ! "$CTL" user list | grep -q elsewhere &&
+    ok "--db names the database" || not_ok "--db names the database"
 
 expect "user add" 0 "" -- sh -c "echo pw1 | '$CTL' user add ann --password-stdin"
 expect "user add --staff" 0 "" -- sh -c "echo pw2 | '$CTL' user add bob --staff --password-stdin"
@@ -110,7 +126,42 @@ expect "room staff-only needs on or off" 2 "on or off" -- "$CTL" room staff-only
 expect "no command" 2 "which command" -- "$CTL"
 expect "an unknown command" 2 "unknown command" -- "$CTL" frobnicate
 expect "an unknown option" 2 "unknown option" -- "$CTL" --colour red migrate
-expect "an unopenable database" 1 "cannot open" -- "$CTL" --db /nonexistent/dir/x.db migrate
+expect "an unopenable database" 1 "cannot open" -- "$CTL" --db "$unreachable" migrate
+
+}
+
+backend=sqlite
+suite "$dir/chat.sqlite3" "$dir/other.sqlite3" /nonexistent/dir/x.db
+
+backend=postgresql
+if [ -z "$pg_url" ]; then
+    not_ok "a private PostgreSQL server starts"
+else
+    suite "$(pg_db chat)" "$(pg_db other)" "postgresql://mc@127.0.0.1:1/chat"
+
+    # copy-to: the sqlite database of the first suite into PostgreSQL.
+    backend="sqlite to postgresql"
+    export CHAT_DB=$dir/chat.sqlite3
+    target=$(pg_db moved)
+    expect "copy-to copies and counts" 0 "^copied 2005 users, 1 rooms, 0 sessions, 0 messages, 0 whispers, 0 secrets into postgresql://mc@127.0.0.1:[0-9]+/moved$" -- \
+        "$CTL" copy-to "$target"
+    [ "$("$CTL" user list)" = "$("$CTL" --db "$target" user list)" ] &&
+        ok "the copy lists the same users" || not_ok "the copy lists the same users"
+    [ "$("$CTL" room list)" = "$("$CTL" --db "$target" room list)" ] &&
+        ok "the copy lists the same rooms" || not_ok "the copy lists the same rooms"
+    expect "the copy's rooms get new ids" 0 "^3$" -- "$CTL" --db "$target" room add "After"
+    expect "copy-to refuses a database that is not empty" 1 "not empty \(it holds users, rooms\)" -- \
+        "$CTL" copy-to "$target"
+    expect "copy-to needs a target" 2 "TARGET" -- "$CTL" copy-to
+    expect "copy-to an unreachable server" 1 "cannot open" -- "$CTL" copy-to "postgresql://mc@127.0.0.1:1/x"
+    out=$("$CTL" copy-to "$(pg_db piped)" 2>&1)
+    echo "$out" | grep -q copying && not_ok "no progress line without a terminal" ||
+        ok "no progress line without a terminal"
+    expect "a progress line on a terminal" 0 "copying users: 2005 of 2005" -- \
+        script -qec "'$CTL' copy-to '$(pg_db on_tty)'" /dev/null
+fi
+exec {PG[1]}>&-
+wait
 
 echo "1..$n"
 [ "$failed" -eq 0 ]

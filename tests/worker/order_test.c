@@ -29,8 +29,8 @@ static void rooms_are_locked_one_by_one(void **state)
 {
     (void)state;
     wrk_order_t a, b; /* two workers of one database */
-    assert_int_equal(wrk_order_open(&a, db), 0);
-    assert_int_equal(wrk_order_open(&b, db), 0);
+    assert_int_equal(wrk_order_open(&a, NULL, db), 0);
+    assert_int_equal(wrk_order_open(&b, NULL, db), 0);
 
     assert_int_equal(wrk_order_lock(&a, 1), 0);
     assert_int_equal(lock_state(1), F_WRLCK);
@@ -58,12 +58,30 @@ static void rooms_are_locked_one_by_one(void **state)
     wrk_order_close(&a); /* twice is harmless */
 }
 
+/* The outbox lets go of all its rooms at once. */
+static void every_room_is_released_in_one_step(void **state)
+{
+    (void)state;
+    wrk_order_t a, b;
+    assert_int_equal(wrk_order_open(&a, NULL, db), 0);
+    assert_int_equal(wrk_order_open(&b, NULL, db), 0);
+    assert_int_equal(wrk_order_lock(&a, 4), 0);
+    assert_int_equal(wrk_order_lock(&a, 9), 0);
+    assert_int_equal(wrk_order_lock(&b, 7), 0);
+    wrk_order_unlock_all(&a);
+    assert_int_equal(lock_state(4), F_UNLCK);
+    assert_int_equal(lock_state(9), F_UNLCK);
+    assert_int_equal(lock_state(7), F_WRLCK); /* another worker's */
+    wrk_order_close(&a);
+    wrk_order_close(&b);
+}
+
 /* One worker on a database in memory has nothing to share: no file. */
 static void a_database_in_memory_has_no_lock_file(void **state)
 {
     (void)state;
     wrk_order_t o;
-    assert_int_equal(wrk_order_open(&o, ":memory:"), 0);
+    assert_int_equal(wrk_order_open(&o, NULL, ":memory:"), 0);
     assert_int_equal(wrk_order_lock(&o, 1), 0);
     assert_int_equal(wrk_order_try_lock(&o, 1), 0);
     wrk_order_close(&o);
@@ -93,6 +111,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rooms_are_locked_one_by_one),
+        cmocka_unit_test(every_room_is_released_in_one_step),
         cmocka_unit_test(a_database_in_memory_has_no_lock_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,319 @@
+/*
+ * worker/store_messages.c: chat messages and whispers (worker/store.h).
+ *
+ * A message names its room in the same statement that stores it, so that
+ * a message for a room that is gone stores nothing and fails no statement:
+ * on PostgreSQL a failed statement would undo the whole batch it is in.
+ */
+#include "worker/store_impl.h"
+#include "common/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MESSAGE_COLUMNS                                                                            \
+    "SELECT m.id, m.room_id, m.user_id, u.username, m.body, m.created, m.edited, m.deleted "       \
+    "FROM messages m JOIN users u ON u.id = m.user_id "
+
+/* Stores a message and returns it as MESSAGE_COLUMNS do, in one round trip.
+ * On PostgreSQL the room is looked for first: a statement that fails there
+ * (here, on the foreign key of a room deleted meanwhile) undoes the whole
+ * batch it is in; sqlite undoes that statement only, and its plain insert
+ * costs less. */
+#define MESSAGE_ADDED                                                                              \
+    "ON CONFLICT (user_id, client_id) DO NOTHING RETURNING id, room_id, user_id, "                 \
+    "(SELECT username FROM users WHERE users.id = messages.user_id), body, created, edited, "      \
+    "deleted"
+static const wrk_sql_t sql_message_add = {
+    .text = "INSERT INTO messages(room_id, user_id, body, created, client_id) "
+            "VALUES (?1, ?2, ?3, ?4, ?5) " MESSAGE_ADDED,
+    .pg = "INSERT INTO messages(room_id, user_id, body, created, client_id) "
+          "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM rooms WHERE id = "
+          "?1) " MESSAGE_ADDED};
+static const wrk_sql_t sql_message_by_client_id = {
+    .text = "SELECT id FROM messages WHERE user_id = ?1 AND client_id = ?2"};
+static const wrk_sql_t sql_message_get = {.text = MESSAGE_COLUMNS "WHERE m.id = ?1"};
+static const wrk_sql_t sql_message_edit = {
+    .text = "UPDATE messages SET body = ?2, edited = ?3 WHERE id = ?1 AND deleted = 0"};
+/* The text of a deleted message is gone, not hidden. */
+static const wrk_sql_t sql_message_delete = {
+    .text = "UPDATE messages SET deleted = 1, body = '' WHERE id = ?1 AND deleted = 0"};
+/* Newest first, ?2 at most; ?3 the bound of since and before. */
+static const wrk_sql_t sql_messages_last = {
+    .text = MESSAGE_COLUMNS "WHERE m.room_id = ?1 AND m.deleted = 0 ORDER BY m.id DESC LIMIT ?2"};
+static const wrk_sql_t sql_messages_since = {
+    .text = MESSAGE_COLUMNS
+    "WHERE m.room_id = ?1 AND m.id > ?3 AND m.deleted = 0 ORDER BY m.id DESC LIMIT ?2"};
+static const wrk_sql_t sql_messages_before = {
+    .text = MESSAGE_COLUMNS
+    "WHERE m.room_id = ?1 AND m.id < ?3 AND m.deleted = 0 ORDER BY m.id DESC LIMIT ?2"};
+
+/* Whispers are numbered in the order they commit: on PostgreSQL the insert
+ * takes an advisory lock (held to the commit) before it draws the id. */
+static const wrk_sql_t sql_whisper_add = {
+    .text =
+        "INSERT INTO whispers(from_id, to_id, body, created) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+    .pg = "INSERT INTO whispers(from_id, to_id, body, created) SELECT ?1, ?2, ?3, ?4 "
+          "FROM (SELECT pg_advisory_xact_lock(28003, 4)) AS in_commit_order RETURNING id"};
+static const wrk_sql_t sql_whispers_since = {
+    .text = "SELECT w.id, f.username, t.username, w.body, w.created "
+            "FROM whispers w JOIN users f ON f.id = w.from_id JOIN users t ON t.id = w.to_id "
+            "WHERE w.id IN (SELECT id FROM whispers WHERE from_id = ?1 AND id > ?3 "
+            "UNION SELECT id FROM whispers WHERE to_id = ?1 AND id > ?3) "
+            "ORDER BY w.id DESC LIMIT ?2"};
+
+#define BODY_MAX ((size_t)1 << 30)
+
+_Static_assert(sizeof(wrk_message_t) <= WRK_REVERSE_MAX && sizeof(wrk_whisper_t) <= WRK_REVERSE_MAX,
+               "lists of messages and whispers can be reversed");
+
+void wrk_message_clear(wrk_message_t *m)
+{
+    free(m->body);
+    memset(m, 0, sizeof(*m));
+}
+
+void wrk_message_list_clear(wrk_message_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i].body);
+    free(l->items);
+    memset(l, 0, sizeof(*l));
+}
+
+static int read_message(wrk_db_stmt_t *st, wrk_message_t *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->id = wrk_db_int(st, 0);
+    m->room_id = wrk_db_int(st, 1);
+    m->user_id = wrk_db_int(st, 2);
+    wrk__copy_text(st, 3, m->username, sizeof(m->username));
+    m->body = wrk__dup_text(st, 4, &m->body_len);
+    if (!m->body)
+        return MC_ENOMEM;
+    m->created_ms = wrk_db_int(st, 5);
+    m->edited_ms = wrk_db_int(st, 6);
+    m->deleted = (int)wrk_db_int(st, 7);
+    return 0;
+}
+
+int wrk_store_message_get(wrk_store_t *s, int64_t id, wrk_message_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_message_get);
+    if (!st)
+        return MC_EDB;
+    wrk_db_bind_int(st, 1, id);
+    int rc = wrk__step(s, st, "message");
+    if (rc == WRK_DB_ROW)
+        rc = read_message(st, out);
+    else if (rc == WRK_DB_DONE)
+        rc = MC_ENOTFOUND;
+    wrk_db_reset(st);
+    return rc;
+}
+
+/* The id of the message user_id stored with client_id, or MC_ENOTFOUND. */
+static int message_by_client_id(wrk_store_t *s, int64_t user_id, const char *client_id, int64_t *id)
+{
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_message_by_client_id);
+    if (!st)
+        return MC_EDB;
+    wrk_db_bind_int(st, 1, user_id);
+    wrk_db_bind_text(st, 2, client_id, strlen(client_id));
+    return wrk__query_int(s, st, id, "find message");
+}
+
+int wrk_store_message_add(wrk_store_t *s, int64_t room_id, int64_t user_id, const char *body,
+                          size_t body_len, const char *client_id, int64_t now_ms,
+                          wrk_message_t *out, int *duplicate)
+{
+    memset(out, 0, sizeof(*out));
+    int dup_unused;
+    if (!duplicate)
+        duplicate = &dup_unused;
+    *duplicate = 0;
+    if (body_len > BODY_MAX || (client_id && strlen(client_id) > WRK_CLIENT_ID_MAX))
+        return MC_EINVAL;
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_message_add);
+    if (!st)
+        return MC_EDB;
+    wrk_db_bind_int(st, 1, room_id);
+    wrk_db_bind_int(st, 2, user_id);
+    wrk_db_bind_text(st, 3, body, body_len);
+    wrk_db_bind_int(st, 4, now_ms);
+    if (client_id)
+        wrk_db_bind_text(st, 5, client_id, strlen(client_id));
+    int rc = wrk__step(s, st, "add message");
+    if (rc == WRK_DB_ROW)
+        rc = read_message(st, out) == 0 ? 0 : MC_ENOMEM;
+    else if (rc == WRK_DB_DONE)
+        rc = 1; /* stored nothing */
+    wrk_db_reset(st);
+    if (rc <= 0)
+        return rc;
+    /* Nothing stored: either the unique (user, client id) refused it and the
+     * message is stored already (only its sender can have made it, so it
+     * stays), or the room is gone. */
+    int64_t id;
+    rc = client_id ? message_by_client_id(s, user_id, client_id, &id) : MC_ENOTFOUND;
+    if (rc)
+        return rc;
+    *duplicate = 1;
+    return wrk_store_message_get(s, id, out);
+}
+
+int wrk_store_message_edit(wrk_store_t *s, int64_t id, const char *body, size_t body_len,
+                           int64_t now_ms)
+{
+    if (body_len > BODY_MAX)
+        return MC_EINVAL;
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_message_edit);
+    if (!st)
+        return MC_EDB;
+    wrk_db_bind_int(st, 1, id);
+    wrk_db_bind_text(st, 2, body, body_len);
+    wrk_db_bind_int(st, 3, now_ms);
+    return wrk__update_one(s, st, "edit message");
+}
+
+int wrk_store_message_delete(wrk_store_t *s, int64_t id)
+{
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_message_delete);
+    if (!st)
+        return MC_EDB;
+    wrk_db_bind_int(st, 1, id);
+    return wrk__update_one(s, st, "delete message");
+}
+
+/* Runs a message query that returns rows newest first (LIMIT ?2 is
+ * limit + 1, to tell truncation) and fills out oldest first with at most
+ * limit of them. */
+static int message_query(wrk_store_t *s, const wrk_sql_t *q, int64_t room_id, int64_t bound,
+                         long limit, wrk_message_list_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (limit < 0)
+        return MC_EINVAL;
+    if (limit == 0)
+        return 0;
+    wrk_db_stmt_t *st = wrk__stmt(s, q);
+    if (!st)
+        return MC_EDB;
+    out->items = calloc((size_t)limit, sizeof(*out->items));
+    if (!out->items)
+        return MC_ENOMEM;
+    wrk_db_bind_int(st, 1, room_id);
+    wrk_db_bind_int(st, 2, (int64_t)limit + 1);
+    if (q != &sql_messages_last)
+        wrk_db_bind_int(st, 3, bound);
+    int rc;
+    while ((rc = wrk__step(s, st, "messages")) == WRK_DB_ROW) {
+        if (out->n == (size_t)limit) {
+            out->truncated = 1;
+            rc = WRK_DB_DONE;
+            break;
+        }
+        if ((rc = read_message(st, &out->items[out->n])) != 0)
+            break;
+        out->n++;
+    }
+    wrk_db_reset(st);
+    if (rc) {
+        wrk_message_list_clear(out);
+        return rc;
+    }
+    wrk__reverse(out->items, out->n, sizeof(*out->items));
+    return 0;
+}
+
+int wrk_store_messages_last(wrk_store_t *s, int64_t room_id, long limit, wrk_message_list_t *out)
+{
+    return message_query(s, &sql_messages_last, room_id, 0, limit, out);
+}
+
+int wrk_store_messages_since(wrk_store_t *s, int64_t room_id, int64_t since, long limit,
+                             wrk_message_list_t *out)
+{
+    if (limit > WRK_STORE_SINCE_MAX)
+        limit = WRK_STORE_SINCE_MAX;
+    return message_query(s, &sql_messages_since, room_id, since, limit, out);
+}
+
+int wrk_store_messages_before(wrk_store_t *s, int64_t room_id, int64_t before, long limit,
+                              wrk_message_list_t *out)
+{
+    return message_query(s, &sql_messages_before, room_id, before, limit, out);
+}
+
+/* ---- Whispers -------------------------------------------------------------- */
+
+int wrk_store_whisper_add(wrk_store_t *s, int64_t from_id, int64_t to_id, const char *body,
+                          size_t body_len, int64_t now_ms, int64_t *id)
+{
+    if (body_len > BODY_MAX)
+        return MC_EINVAL;
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_whisper_add);
+    if (!st)
+        return MC_EDB;
+    wrk_db_bind_int(st, 1, from_id);
+    wrk_db_bind_int(st, 2, to_id);
+    wrk_db_bind_text(st, 3, body, body_len);
+    wrk_db_bind_int(st, 4, now_ms);
+    int64_t got;
+    int rc = wrk__query_int(s, st, &got, "add whisper");
+    if (rc == 0 && id)
+        *id = got;
+    return rc;
+}
+
+void wrk_whisper_list_clear(wrk_whisper_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i].body);
+    free(l->items);
+    memset(l, 0, sizeof(*l));
+}
+
+int wrk_store_whispers_since(wrk_store_t *s, int64_t user_id, int64_t since, long limit,
+                             wrk_whisper_list_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (limit < 1 || limit > WRK_STORE_SINCE_MAX)
+        return MC_EINVAL;
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_whispers_since);
+    if (!st)
+        return MC_EDB;
+    out->items = calloc((size_t)limit, sizeof(*out->items));
+    if (!out->items)
+        return MC_ENOMEM;
+    wrk_db_bind_int(st, 1, user_id);
+    wrk_db_bind_int(st, 2, (int64_t)limit + 1);
+    wrk_db_bind_int(st, 3, since);
+    int rc;
+    while ((rc = wrk__step(s, st, "whispers")) == WRK_DB_ROW) {
+        if (out->n == (size_t)limit) {
+            out->truncated = 1;
+            rc = WRK_DB_DONE;
+            break;
+        }
+        wrk_whisper_t *w = &out->items[out->n];
+        w->id = wrk_db_int(st, 0);
+        wrk__copy_text(st, 1, w->from, sizeof(w->from));
+        wrk__copy_text(st, 2, w->to, sizeof(w->to));
+        w->body = wrk__dup_text(st, 3, &w->body_len);
+        if (!w->body) {
+            rc = MC_ENOMEM;
+            break;
+        }
+        w->created_ms = wrk_db_int(st, 4);
+        out->n++;
+    }
+    wrk_db_reset(st);
+    if (rc) {
+        wrk_whisper_list_clear(out);
+        return rc;
+    }
+    wrk__reverse(out->items, out->n, sizeof(*out->items));
+    return 0;
+}
