@@ -5,33 +5,22 @@
 # (-D_FORTIFY_SOURCE=2). The test brings the release build up to date with
 # make (a no-op when it is) and reads each program with readelf.
 set -u
-src=${MC_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}
-n=0
-fails=0
-report() { # report STATUS NAME [DETAIL]
-    n=$((n + 1))
-    if [ "$1" -eq 0 ]; then
-        echo "ok $n - $2"
-    else
-        fails=$((fails + 1))
-        echo "not ok $n - $2"
-        [ -n "${3:-}" ] && printf '%s\n' "$3" | sed 's/^/# /'
-    fi
-}
+# shellcheck source=tests/deploy/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 programs=(chat-interface chat-worker chatctl)
 echo "1..$((1 + 4 * ${#programs[@]}))"
 out=$(make -C "$src" --no-print-directory FLAVOUR=release programs 2>&1)
 status=$?
 report $status "the release programs build" "$(tail -20 <<<"$out")"
-[ $status -eq 0 ] || exit 1
+[ $status -eq 0 ] || finish
 
 for p in "${programs[@]}"; do
-    bin=$src/build/release/bin/$p
-    head=$(readelf -hW "$bin")
-    dyn=$(readelf -dW "$bin")
-    seg=$(readelf -lW "$bin")
-    syms=$(readelf -sW --dyn-syms "$bin")
+    exe=$src/build/release/bin/$p
+    head=$(readelf -hW "$exe")
+    dyn=$(readelf -dW "$exe")
+    seg=$(readelf -lW "$exe")
+    syms=$(readelf -sW --dyn-syms "$exe")
     grep -q 'Type:.*DYN' <<<"$head" && grep -q 'FLAGS_1.*PIE' <<<"$dyn"
     report $? "$p is position-independent (PIE)" "$(grep -E 'Type:|FLAGS' <<<"$head$dyn")"
     grep -q GNU_RELRO <<<"$seg" && grep -qE 'BIND_NOW|FLAGS.*NOW' <<<"$dyn"
@@ -41,4 +30,4 @@ for p in "${programs[@]}"; do
     grep -qE '__[a-z0-9_]+_chk(@|$)' <<<"$(grep -v __stack_chk_fail <<<"$syms")"
     report $? "$p calls the checked libc functions of _FORTIFY_SOURCE (__*_chk)"
 done
-exit $((fails > 0))
+finish

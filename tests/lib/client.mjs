@@ -15,6 +15,16 @@ function cookieValue(setCookies, name) {
   return null;
 }
 
+// The cookie name and value of name as set: over HTTPS the server names
+// it with the __Host- prefix. [name, value], or null.
+function namedCookie(setCookies, name) {
+  for (const n of [`__Host-${name}`, name]) {
+    const v = cookieValue(setCookies, n);
+    if (v !== null) return [n, v];
+  }
+  return null;
+}
+
 // One HTTP(S) request, with the options fetch lacks: localAddress (a client
 // of its own, 127.0.0.2 say, on loopback) and a server certificate of the
 // test's own making. Resolves with {status, headers, body}.
@@ -40,22 +50,22 @@ export function request(url, {method = 'GET', headers = {}, body, localAddress} 
 // With localAddress, the client speaks from that address.
 export async function login(baseUrl, username, password, {localAddress} = {}) {
   const page = await request(`${baseUrl}/accounts/login/?next=/`, {localAddress});
-  const csrf = cookieValue(page.headers['set-cookie'] || [], 'csrftoken');
+  const csrf = namedCookie(page.headers['set-cookie'] || [], 'csrftoken');
   const field = page.body.match(/name="csrfmiddlewaretoken" value="([^"]+)"/);
   if (!csrf || !field) throw new Error(`login page of ${baseUrl}: no CSRF token (${page.status})`);
   const r = await request(`${baseUrl}/accounts/login/`, {
     method: 'POST',
     localAddress,
-    headers: {'content-type': 'application/x-www-form-urlencoded', cookie: `csrftoken=${csrf}`,
+    headers: {'content-type': 'application/x-www-form-urlencoded', cookie: csrf.join('='),
       origin: baseUrl, referer: `${baseUrl}/accounts/login/`},
     body: new URLSearchParams({username, password, csrfmiddlewaretoken: field[1], next: '/'}).toString(),
   });
-  const session = cookieValue(r.headers['set-cookie'] || [], 'sessionid');
+  const session = namedCookie(r.headers['set-cookie'] || [], 'sessionid');
   if (r.status !== 302 || !session) {
     throw Object.assign(new Error(`login of ${username}: status ${r.status}, no session`),
       {status: r.status});
   }
-  return `csrftoken=${csrf}; sessionid=${session}`;
+  return `${csrf.join('=')}; ${session.join('=')}`;
 }
 
 export function wsUrl(baseUrl) {

@@ -142,8 +142,8 @@ export function outageTests({sentinel}) {
       // Nobody was restarted, and each interface followed.
       assert.ok(sys.running(), 'a process died');
       assert.deepEqual([...sys.workers, ...sys.interfaces].map((p) => p.pid), pids);
-      for (const url of sys.urls) {
-        const metrics = await (await fetch(`${url}/metrics`)).text();
+      for (const port of sys.metricsPorts) {
+        const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
         assert.match(metrics, /^chat_interface_redis_up 1$/m);
         assert.match(metrics, /^chat_interface_redis_losses_total [1-9]/m);
         if (sentinel) assert.match(metrics, /^chat_interface_redis_failovers_total 1$/m);

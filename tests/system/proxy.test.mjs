@@ -57,7 +57,9 @@ before(async () => {
   // The interface gets its port before nginx exists; nginx's origin is set
   // once known, through a second start of the interface.
   sys = await new System({
-    workerEnv: {CHAT_LOGIN_MAX_FAILURES: '3'},
+    // An address that fails 3 logins is refused: behind the proxy, that
+    // must be the client's address, not the proxy's.
+    workerEnv: {CHAT_LOGIN_MAX_FAILURES: '3', CHAT_LOGIN_ADDRESS_MAX_FAILURES: '3'},
     interfaceEnv: {CHAT_TRUSTED_PROXIES: '127.0.0.1', CHAT_ADDRESS_RATE: '1',
       CHAT_ADDRESS_BURST: '30'},
   }).start();
