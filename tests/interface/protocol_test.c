@@ -344,6 +344,27 @@ static void worker_sends(chl_t *w, const char *channel, const mc_envelope_t *env
     free(out);
 }
 
+/* A queue that refuses a push, full or with Redis out of memory, is no
+ * Redis error: the client gets 503 as ever, and /metrics counts it apart
+ * (queue_full_total), so that an operator is not sent looking for a dead
+ * Redis. */
+static void a_full_queue_is_counted_apart_from_redis_errors(void **state)
+{
+    (void)state;
+    char head[2048], body[8192];
+    int mp = wc_metrics_port(port);
+    long long errors = wc_metric_at(mp, "chat_interface_redis_errors_total");
+    long long full = wc_metric_at(mp, "chat_interface_queue_full_total");
+    assert_true(errors >= 0 && full >= 0);
+    ts_redis_int(&redis, "CONFIG SET maxmemory 1");
+    int status =
+        http_status("GET /anything HTTP/1.1\r\n\r\n", head, sizeof(head), body, sizeof(body));
+    ts_redis_int(&redis, "CONFIG SET maxmemory 0");
+    assert_int_equal(status, 503);
+    assert_int_equal(wc_metric_at(mp, "chat_interface_queue_full_total"), full + 1);
+    assert_int_equal(wc_metric_at(mp, "chat_interface_redis_errors_total"), errors);
+}
+
 /* A chat socket holds back what it reads while the workers owe it
  * socket_in_flight (4) answers: one socket never has more of its messages
  * in the workers' queue, and nothing is refused; each answer marked done
@@ -586,6 +607,7 @@ int main(void)
         cmocka_unit_test(slowloris_is_cut_off_with_408),
         cmocka_unit_test(metrics_count_what_happened),
         cmocka_unit_test(a_socket_waits_for_its_answers),
+        cmocka_unit_test(a_full_queue_is_counted_apart_from_redis_errors),
         cmocka_unit_test(sigterm_closes_websockets_with_1001),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
