@@ -363,8 +363,10 @@ fi
 # ---- 6. Abuse: one socket floods while the others chat -------------------------
 # An interface with its default limits (the worker's stay off: they would
 # only slow the flooder down further). The same 100 clients in 10 rooms at
-# a moderate rate, alone and beside one flooder that comes back whenever it
-# is closed; the flooder's user is one more than theirs.
+# a moderate rate, from 4 addresses (their 300 logins and sockets at once
+# would pass one address's burst of new connections), alone and beside one
+# flooder that comes back whenever it is closed; the flooder's user is one
+# more than theirs.
 ABUSE_RATE=500
 ABUSE_MS=$((STEP_MS * 2))
 pa=$(free_port)
@@ -373,7 +375,7 @@ pids+=($ipa)
 wait_http "127.0.0.1:$pa"
 abuse_run() { # abuse_run FLOODERS
     cb --target "127.0.0.1:$pa" --clients 100 --users 100 --rooms "$ROOMS" --rates "$ABUSE_RATE" \
-        --duration "$ABUSE_MS" --retries 0 --keep-going --flooders "$1"
+        --duration "$ABUSE_MS" --retries 0 --keep-going --sources 4 --flooders "$1"
 }
 log "abuse: 100 clients in 10 rooms at $ABUSE_RATE msg/s, alone"
 abuse_clean=$(abuse_run 0)
@@ -586,8 +588,8 @@ $mem_rows
 
 An interface with its default limits (a budget of 20 frames a second,
 bursts of 60, 64 KiB a second and 4 messages in flight per socket; 256
-connections and 50 new ones a second per address): 100 clients in 10 rooms
-send $ABUSE_RATE msg/s for $((ABUSE_MS / 1000)) s, alone, then while one more
+connections and 50 new ones a second per address): 100 clients in 10 rooms,
+from 4 addresses, send $ABUSE_RATE msg/s for $((ABUSE_MS / 1000)) s, alone, then while one more
 socket of a user of its own floods: history pages of 100 messages, joins
 that ask for the whole history, leaves and frames of 60 KiB that are no
 command, as fast as the interface reads them, coming back at once whenever
@@ -625,7 +627,7 @@ chl-bench redis://127.0.0.1:P 20000
 chat-bench --target 127.0.0.1:P1 --echo-path /echo/ --clients 100 --rates $ECHO_RATES --duration $STEP_MS
 chat-bench --target 127.0.0.1:P1 --clients 100 --users 100 --rooms R1,...,R10 --rates $RATES_100 --duration $STEP_MS
 chat-bench --target 127.0.0.1:P1 --clients 1000 --users 100 --rooms R1 --rates $RATES_1000 --duration $STEP_MS
-chat-bench --target 127.0.0.1:P3 --clients 100 --users 100 --rooms R1,...,R10 --rates $ABUSE_RATE --duration $ABUSE_MS --flooders 1   # and 0
+chat-bench --target 127.0.0.1:P3 --clients 100 --users 100 --rooms R1,...,R10 --rates $ABUSE_RATE --duration $ABUSE_MS --sources 4 --flooders 1   # and 0
 chat-bench --target 127.0.0.1:P1,127.0.0.1:P2 ...                   # the same two ladders
 chat-bench ... --rates 200 --duration 1000, then --duration 4000    # around redis-cli config resetstat / info commandstats
 strace -c -f -p PID                                                 # during --rates $SC_RATE
