@@ -144,7 +144,8 @@ INSTALL_DEPS ?= deploy/install-deps.sh
 deps:
 	@$(INSTALL_DEPS)
 
-run: deps
+run:
+	@$(INSTALL_DEPS) --run
 	$(MAKE) --no-print-directory all
 	deploy/run-local.sh
 

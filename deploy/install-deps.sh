@@ -1,30 +1,46 @@
 #!/usr/bin/env bash
-# Installs, with apt-get, every Debian 12 package that building, running and
-# testing Multichat needs and that is not installed yet. Idempotent and quiet
-# when nothing is missing. `make run` and `make check` call it first, and
-# `make bench` with --bench.
+# Installs, with apt-get, every Debian 12 package that Multichat needs and
+# that is not installed yet. Idempotent and quiet when nothing is missing.
+#
+#   install-deps.sh          building, running and testing (`make check`)
+#   install-deps.sh --run    building and running only (`make run`): a
+#                            newcomer's first run waits for no browser,
+#                            compiler of fuzz targets or database server
+#   install-deps.sh --bench  testing, and profiling and plotting (`make bench`)
 set -euo pipefail
+mode=${1:-}
+case $mode in "" | --run | --bench) ;; *)
+    echo "usage: install-deps.sh [--run | --bench]" >&2
+    exit 2
+    ;;
+esac
 
 packages=(
     gcc make pkg-config
     libuv1-dev libhiredis-dev libsqlite3-dev libcjson-dev libargon2-dev
     zlib1g-dev            # permessage-deflate (RFC 7692)
+    libpq-dev             # the PostgreSQL backend's client library
     node-llhttp           # llhttp sources: /usr/share/llhttp/*.c
-    redis-server redis-tools redis-sentinel   # redis-sentinel: the failover tests
+    redis-server redis-tools
+)
+[ "$mode" = --run ] || packages+=(
+    redis-sentinel        # the failover tests
     libcmocka-dev         # unit-test library
     clang libclang-rt-14-dev llvm   # libFuzzer targets and symbolised reports
     sqlite3
-    libpq-dev postgresql           # the PostgreSQL backend; tests start a private server
+    postgresql                     # tests start a private PostgreSQL server
     systemd nginx-light openssl   # the deploy/ checks: systemd-analyze verify, nginx -t
     curl                          # and their HTTP requests
     chromium                       # browser tests (driven by playwright-core from npm)
+    gnuplot-nox                    # the bench's plots, and their test
 )
-# `make bench` (--bench) also profiles (system calls, where CPU time goes) and
-# draws the ladders (gnuplot).
-[ "${1:-}" != --bench ] || packages+=(strace linux-perf gnuplot-nox)
+# `make bench` (--bench) also profiles: system calls, where CPU time goes.
+[ "$mode" != --bench ] || packages+=(strace linux-perf)
 # Node.js for the browser and protocol tests: Debian's, unless one is present.
-command -v node >/dev/null 2>&1 || packages+=(nodejs)
-command -v npm >/dev/null 2>&1 || packages+=(npm)
+if [ "$mode" != --run ]; then
+    command -v node >/dev/null 2>&1 || packages+=(nodejs)
+    command -v npm >/dev/null 2>&1 || packages+=(npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -498,7 +498,8 @@ static uint64_t member(const ifc_peers_t *peers, const char *channel)
 
 /* The sender's frame: the text, a JSON object, with ,"own":true before its
  * closing brace ("{}" has no comma); text that is no object goes out as it
- * is. */
+ * is. Always plain: compressing it would cost a second deflate per
+ * message for one socket (see send_text). */
 static ifc_buf_t *own_frame(const char *text, size_t len)
 {
     if (len < 2 || text[len - 1] != '}')
@@ -506,7 +507,7 @@ static ifc_buf_t *own_frame(const char *text, size_t len)
     const char *tail = text[len - 2] == '{' ? "\"own\":true}" : ",\"own\":true}";
     size_t keep = len - 1, add = strlen(tail);
     uint8_t hdr[IFC_WS_MAX_HEADER];
-    size_t hl = ifc_ws_frame_header(hdr, IFC_WS_OP_TEXT, 1, keep + add);
+    size_t hl = ifc_ws_frame_header(hdr, IFC_WS_OP_TEXT, IFC_WS_FIN, keep + add);
     ifc_buf_t *b = ifc_buf_new(hl + keep + add);
     if (b) {
         memcpy(b->data, hdr, hl);
@@ -516,31 +517,30 @@ static ifc_buf_t *own_frame(const char *text, size_t len)
     return b;
 }
 
-/* websocket.send to conns[0..n): each frame is encoded once, when a
- * member first needs it, and shared by every member's socket. An empty
- * text carries only the "done" mark: no frame. */
+/* websocket.send to conns[0..n): the message's frames, plain and
+ * compressed, are each encoded once, when a member first needs them, and
+ * shared by every member's socket; so is the sender's copy. An empty text
+ * carries only the "done" mark: no frame. */
 static void send_text(ifc_peers_t *peers, const uint64_t *conns, size_t n, const mc_envelope_t *env)
 {
     uint64_t except = member(peers, env->except), own = member(peers, env->own);
-    ifc_buf_t *frame = NULL, *mine = NULL;
+    ifc_websocket_message_t all;
+    ifc_buf_t *mine = NULL;
+    ifc_websocket_message_init(&all, IFC_WS_OP_TEXT, env->body, env->body_len);
     for (size_t i = 0; i < n && env->body_len > 0; i++) {
         ifc_peer_t *p = live(peers, conns[i]);
         if (!p || p->kind != IFC_PEER_CHAT || conns[i] == except)
             continue;
-        ifc_buf_t *f;
-        if (conns[i] == own) {
-            if (!mine)
-                mine = own_frame(env->body, env->body_len);
-            f = mine;
-        } else {
-            if (!frame)
-                frame = ifc_websocket_frame(IFC_WS_OP_TEXT, env->body, env->body_len);
-            f = frame;
+        if (conns[i] != own) {
+            ifc_websocket_send_message(p, &all);
+            continue;
         }
-        if (f)
-            ifc_websocket_send_frame(p, f);
+        if (!mine && !(mine = own_frame(env->body, env->body_len)))
+            ifc_conn_close(&p->conn);
+        else
+            ifc_websocket_send_frame(p, mine);
     }
-    ifc_buf_unref(frame);
+    ifc_websocket_message_clear(&all);
     ifc_buf_unref(mine);
 }
 

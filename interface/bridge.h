@@ -20,12 +20,15 @@
  * connections to ifc_bridge_deliver, once, with the connections it is for:
  * one (a reply to a request, a message to one socket) or this process's
  * members of a group (a room's message). A group's websocket.send is
- * encoded into one frame that every member's socket shares; its "except"
- * member (the joiner of its own enter notice) gets nothing, and its "own"
- * member (the sender of a chat message) gets a copy whose object ends in
- * ,"own":true, encoded once too, so the sender's copy travels inside the
- * room's one message. The channel layer turns those channel names into
- * connection ids (bus.conn_of): no name is parsed here.
+ * encoded into one frame that every member's socket shares (and one
+ * compressed frame that the members that negotiated permessage-deflate
+ * share: websocket.h); its "except" member (the joiner of its own enter
+ * notice) gets nothing, and its "own" member (the sender of a chat
+ * message) gets a copy whose object ends in ,"own":true, encoded once too,
+ * so the sender's copy travels inside the room's one message. That copy
+ * goes plain: compressing it would be a second deflate per message, for
+ * one socket. The channel layer turns those channel
+ * names into connection ids (bus.conn_of): no name is parsed here.
  *
  * In flight: a worker marks one envelope as the answer of each
  * websocket.receive ("done", common/envelope.h). A chat socket with

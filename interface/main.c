@@ -155,6 +155,8 @@ int main(int argc, char **argv)
          3600000,
          "this process counts as dead (its sockets leave their rooms) once its "
          "heartbeat is this old, ms"},
+        {"--ws-deflate", "CHAT_WS_DEFLATE", MC_OPT_BOOL, &cfg.ws_deflate, 0, 0,
+         "accept permessage-deflate: WebSocket messages compressed (on or off)"},
         {"--shutdown-timeout", "CHAT_SHUTDOWN_TIMEOUT_MS", MC_OPT_INT, &cfg.shutdown_timeout_ms, 10,
          600000, "bound on a graceful shutdown, ms"},
         {"--metrics-listen", "CHAT_METRICS_LISTEN", MC_OPT_STRING, &cfg.metrics_listen, 0, 0,

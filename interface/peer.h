@@ -36,6 +36,7 @@
 #include "interface/http.h"
 #include "interface/limit.h"
 #include "interface/ip.h"
+#include "interface/ws_deflate.h"
 #include "interface/ws_frame.h"
 
 /* What the server needs from the channel layer. ctx is passed back. */
@@ -74,6 +75,7 @@ typedef struct ifc_server_config {
     long reply_timeout_ms;       /* a worker must answer within this (else 504) */
     long send_buffer;            /* bytes queued per socket; past it a WebSocket is slow */
     long shutdown_timeout_ms;    /* bound on a graceful shutdown */
+    int ws_deflate;              /* accept permessage-deflate (websocket.h) */
     /* Per client address (limit.h), per process; 0: off */
     long address_open_max; /* connections open at once */
     long address_rate;     /* new connections a second... */
@@ -103,6 +105,9 @@ typedef struct ifc_metrics {
     uint64_t redis_losses;        /* times Redis went away */
     uint64_t redis_failovers;     /* a Sentinel master found at a new address */
     uint64_t resyncs;             /* {"resync":true} sent to a socket */
+    /* permessage-deflate: sockets that negotiated it, messages inflated,
+     * compressed frames sent */
+    uint64_t upgrades_deflate, messages_inflated, frames_deflated;
 } ifc_metrics_t;
 
 typedef enum ifc_peer_kind {
@@ -134,6 +139,10 @@ typedef struct ifc_peers {
     struct ifc_push *pending;
     size_t npending;
     uint64_t receives;
+    /* permessage-deflate, one of each for every socket (ws_deflate.h);
+     * NULL when ws_deflate is off */
+    ifc_ws_deflater_t *deflater;
+    ifc_ws_inflater_t *inflater;
     /* set by the server: a push completed (a shutdown waits for the last) */
     void (*pushed)(struct ifc_peers *peers);
 } ifc_peers_t;
@@ -157,6 +166,7 @@ typedef struct ifc_peer {
     unsigned ping_due : 1;   /* a ping is out and no frame came since */
     unsigned limited : 1;    /* RATE_LIMITED went out: a run of refusals */
     uint8_t refused;         /* frames refused since, in the run */
+    uint8_t deflate;         /* permessage-deflate: the server window bits granted, 0: none */
     uint16_t close_code;
     uint32_t limited_at;        /* loop time (ms) of the last refusal */
     ifc_bucket_t frames, bytes; /* the socket's budget */

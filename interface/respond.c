@@ -346,6 +346,20 @@ void ifc_respond_metrics(ifc_peer_t *p)
         ifc_respond_simple(p, 500);
         return;
     }
+    /* permessage-deflate: sockets that took it, messages in and frames out
+     * compressed */
+    int d =
+        snprintf(body + n, sizeof(body) - (size_t)n,
+                 "chat_interface_upgrades_deflate_total %llu\n"
+                 "chat_interface_messages_inflated_total %llu\n"
+                 "chat_interface_frames_deflated_total %llu\n",
+                 (unsigned long long)m->upgrades_deflate, (unsigned long long)m->messages_inflated,
+                 (unsigned long long)m->frames_deflated);
+    if (d < 0 || (size_t)d >= sizeof(body) - (size_t)n) {
+        ifc_respond_simple(p, 500);
+        return;
+    }
+    n += d;
     n += metrics_info(body + n, sizeof(body) - (size_t)n, p->peers->cfg->instance);
     ifc_http_header_t h[] = {{"content-type", 12, "text/plain; version=0.0.4", 25},
                              {"cache-control", 13, "no-store", 8}};

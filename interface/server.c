@@ -58,14 +58,21 @@ static void check_done(ifc_server_t *srv)
     }
 }
 
+/* Frees the server's memory: its handles are closed, or never opened. */
+static void srv_release(ifc_server_t *srv)
+{
+    ifc_bridge_free(&srv->peers);
+    ifc_ws_deflater_free(srv->peers.deflater);
+    ifc_ws_inflater_free(srv->peers.inflater);
+    ifc_addrs_clear(&srv->peers.addrs);
+    ifc_cidrs_clear(&srv->peers.trusted);
+    free(srv);
+}
+
 static void srv_maybe_free(ifc_server_t *srv)
 {
-    if (srv->freed && srv->handles == 0 && srv->live == 0) {
-        ifc_bridge_free(&srv->peers);
-        ifc_addrs_clear(&srv->peers.addrs);
-        ifc_cidrs_clear(&srv->peers.trusted);
-        free(srv);
-    }
+    if (srv->freed && srv->handles == 0 && srv->live == 0)
+        srv_release(srv);
 }
 
 static uint32_t now_ms(const ifc_server_t *srv)
@@ -312,6 +319,7 @@ void ifc_server_config_defaults(ifc_server_config_t *cfg)
     cfg->reply_timeout_ms = 30000;
     cfg->send_buffer = 1024 * 1024;
     cfg->shutdown_timeout_ms = 10000;
+    cfg->ws_deflate = 1;
     cfg->address_open_max = 256;
     cfg->address_rate = 50;
     cfg->address_burst = 100;
@@ -454,6 +462,11 @@ int ifc_server_start(ifc_server_t **out, uv_loop_t *loop, const ifc_server_confi
     srv->peers.pushed = on_pushed;
     ifc_addrs_init(&srv->peers.addrs, (uint32_t)cfg->address_open_max, (uint32_t)cfg->address_rate,
                    (uint32_t)cfg->address_burst);
+    if (cfg->ws_deflate && (ifc_ws_deflater_new(&srv->peers.deflater) != 0 ||
+                            ifc_ws_inflater_new(&srv->peers.inflater) != 0)) {
+        srv_release(srv);
+        return MC_ENOMEM;
+    }
     if (ifc_static_root(cfg->web_root, srv->peers.root, sizeof(srv->peers.root)) != 0) {
         mc_warn("web root %s not found: static files answer 404", cfg->web_root);
         snprintf(srv->peers.root, sizeof(srv->peers.root), "/nonexistent");

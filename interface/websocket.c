@@ -1,7 +1,7 @@
 /*
  * interface/websocket.c: WebSocket sessions (see websocket.h): the 101
- * answer, frames read and written, pings, slow readers and the close
- * handshake.
+ * answer with permessage-deflate negotiated, frames read (and inflated) and
+ * written (and compressed), pings, slow readers and the close handshake.
  */
 #include "interface/websocket.h"
 
@@ -17,12 +17,20 @@
 /* What a chat socket hears when it passes its budget. */
 static const char rate_limited[] = "{\"error\":\"" MC_ERROR_RATE_LIMITED "\"}";
 
+/* The largest message the socket takes, inflated or not. */
+static size_t max_message(const ifc_peer_t *p)
+{
+    const ifc_server_config_t *cfg = p->peers->cfg;
+    return (size_t)(p->kind == IFC_PEER_CHAT ? cfg->max_message : cfg->echo_max_message);
+}
+
 /* ---- Frames out ------------------------------------------------------------ */
 
-ifc_buf_t *ifc_websocket_frame(ifc_ws_opcode_t op, const void *data, size_t len)
+/* A whole frame with flags (IFC_WS_FIN, IFC_WS_RSV1) in a new shared buffer. */
+static ifc_buf_t *frame_with(ifc_ws_opcode_t op, int flags, const void *data, size_t len)
 {
     uint8_t hdr[IFC_WS_MAX_HEADER];
-    size_t hl = ifc_ws_frame_header(hdr, op, 1, len);
+    size_t hl = ifc_ws_frame_header(hdr, op, flags, len);
     ifc_buf_t *b = ifc_buf_new(hl + len);
     if (b) {
         memcpy(b->data, hdr, hl);
@@ -30,6 +38,11 @@ ifc_buf_t *ifc_websocket_frame(ifc_ws_opcode_t op, const void *data, size_t len)
             memcpy(b->data + hl, data, len);
     }
     return b;
+}
+
+ifc_buf_t *ifc_websocket_frame(ifc_ws_opcode_t op, const void *data, size_t len)
+{
+    return frame_with(op, IFC_WS_FIN, data, len);
 }
 
 /* The peer does not read as fast as it is sent to: what is queued stays
@@ -49,15 +62,69 @@ void ifc_websocket_send_frame(ifc_peer_t *p, ifc_buf_t *frame)
         slow_close(p);
 }
 
-void ifc_websocket_send(ifc_peer_t *p, ifc_ws_opcode_t op, const void *data, size_t len)
+void ifc_websocket_message_init(ifc_websocket_message_t *m, ifc_ws_opcode_t op, const void *data,
+                                size_t len)
 {
-    ifc_buf_t *b = ifc_websocket_frame(op, data, len);
-    if (!b) {
+    memset(m, 0, sizeof(*m));
+    m->op = op;
+    m->data = data;
+    m->len = len;
+}
+
+void ifc_websocket_message_clear(ifc_websocket_message_t *m)
+{
+    ifc_buf_unref(m->plain);
+    ifc_buf_unref(m->deflated);
+    m->plain = m->deflated = NULL;
+}
+
+/* m's compressed frame, or NULL when it is too short or does not shrink. */
+static ifc_buf_t *deflated_frame(ifc_peers_t *peers, const ifc_websocket_message_t *m)
+{
+    const uint8_t *z;
+    size_t zl;
+    if (m->len < IFC_WEBSOCKET_DEFLATE_MIN ||
+        ifc_ws_deflate_shrink(peers->deflater, m->data, m->len, &z, &zl) != 0)
+        return NULL;
+    return frame_with(m->op, IFC_WS_FIN | IFC_WS_RSV1, z, zl);
+}
+
+void ifc_websocket_send_message(ifc_peer_t *p, ifc_websocket_message_t *m)
+{
+    ifc_buf_t *f = NULL;
+    if (p->deflate && ifc_ws_deflate_fits(p->deflate, m->len)) {
+        if (!m->deflate_tried) {
+            m->deflate_tried = 1;
+            m->deflated = deflated_frame(p->peers, m);
+        }
+        f = m->deflated;
+    }
+    if (f) {
+        p->peers->m.frames_deflated++;
+    } else {
+        if (!m->plain)
+            m->plain = ifc_websocket_frame(m->op, m->data, m->len);
+        f = m->plain;
+    }
+    if (!f) {
         ifc_conn_close(&p->conn);
         return;
     }
-    ifc_websocket_send_frame(p, b);
-    ifc_buf_unref(b);
+    ifc_websocket_send_frame(p, f);
+}
+
+void ifc_websocket_send(ifc_peer_t *p, ifc_ws_opcode_t op, const void *data, size_t len)
+{
+    ifc_websocket_message_t m;
+    ifc_websocket_message_init(&m, op, data, len);
+    if (op == IFC_WS_OP_TEXT || op == IFC_WS_OP_BINARY) {
+        ifc_websocket_send_message(p, &m);
+    } else if ((m.plain = ifc_websocket_frame(op, data, len)) != NULL) {
+        ifc_websocket_send_frame(p, m.plain); /* control frames go plain */
+    } else {
+        ifc_conn_close(&p->conn);
+    }
+    ifc_websocket_message_clear(&m);
 }
 
 void ifc_websocket_close(ifc_peer_t *p, int code)
@@ -113,27 +180,39 @@ static void on_ping_timer(ifc_conn_t *c)
 void ifc_websocket_upgrade(ifc_peer_t *p, ifc_peer_kind_t kind)
 {
     const ifc_server_config_t *cfg = p->peers->cfg;
-    char head[512], accept[IFC_WS_ACCEPT_LEN + 1];
-    size_t hl, kl;
-    /* The answer to the key is made again here rather than kept from the
-     * check: every socket would carry it for its whole life. */
-    const char *key = ifc_http_header(ifc_http_request(p->http), "sec-websocket-key", &kl);
-    int bad = !key || ifc_ws_accept_key(key, kl, accept) != 0;
+    char head[512], deflate[IFC_WS_DEFLATE_RESPONSE_MAX], accept[IFC_WS_ACCEPT_LEN + 1];
+    size_t hl, nh = 3, kl;
+    uint8_t bits = 0;
     ifc_http_header_t h[] = {{"upgrade", 7, "websocket", 9},
                              {"connection", 10, "Upgrade", 7},
-                             {"sec-websocket-accept", 20, accept, IFC_WS_ACCEPT_LEN}};
+                             {"sec-websocket-accept", 20, accept, IFC_WS_ACCEPT_LEN},
+                             {"sec-websocket-extensions", 24, deflate, 0}};
+    /* The request is still there: it is released below. The answer to its
+     * key is made again here rather than kept from the check: every socket
+     * would carry it for its whole life. */
+    const ifc_http_request_t *req = p->http ? ifc_http_request(p->http) : NULL;
+    const char *key = req ? ifc_http_header(req, "sec-websocket-key", &kl) : NULL;
+    int bad = !key || ifc_ws_accept_key(key, kl, accept) != 0;
+    if (p->peers->deflater && req && ifc_ws_deflate_negotiate_request(req, deflate, &bits) == 1)
+        h[nh++].value_len = strlen(deflate);
     ifc_conn_timer_stop(&p->conn);
     ifc_peer_wait(p, IFC_WAIT_NONE);
     p->ws = bad ? NULL : malloc(sizeof(*p->ws));
-    if (!p->ws || ifc_http_response_head(head, sizeof(head), 101, h, 3, -1, 1, &hl) != 0) {
+    if (!p->ws || ifc_http_response_head(head, sizeof(head), 101, h, nh, -1, 1, &hl) != 0) {
+        free(p->ws); /* not a parser yet */
+        p->ws = NULL;
         ifc_conn_close(&p->conn);
         return;
     }
-    ifc_ws_parser_init(p->ws,
-                       (size_t)(kind == IFC_PEER_CHAT ? cfg->max_message : cfg->echo_max_message));
+    p->kind = kind;
+    ifc_ws_parser_init(p->ws, max_message(p));
+    if (bits) {
+        ifc_ws_parser_allow_rsv1(p->ws);
+        p->deflate = bits;
+        p->peers->m.upgrades_deflate++;
+    }
     ifc_conn_write_copy(&p->conn, head, hl);
     ifc_respond_clear(p);
-    p->kind = kind;
     p->conn.corks = 1;
     p->peers->m.upgrades_accepted++;
     p->last_in = (uint32_t)uv_now(p->conn.hub->loop);
@@ -155,9 +234,31 @@ void ifc_websocket_refuse(ifc_peer_t *p, int status)
 
 /* ---- Frames in -------------------------------------------------------------- */
 
-/* The budget of a chat socket (see websocket.h): a frame costs a token and
- * its length in bytes. Returns 1 when the frame may be handled. */
-static int within_budget(ifc_peer_t *p, size_t len)
+/* Puts a compressed message's inflation in its place. Returns 0, or -1
+ * after closing the connection: bad data, a text that is not UTF-8 (1007),
+ * too big (1009). */
+static int inflate_message(ifc_peer_t *p, ifc_ws_event_t *ev)
+{
+    const uint8_t *out;
+    size_t len;
+    int rc =
+        ifc_ws_inflate_message(p->peers->inflater, max_message(p), ev->data, ev->len, &out, &len);
+    if (rc == 0 && ev->opcode == IFC_WS_OP_TEXT && mc_utf8_check(out, len) != 0)
+        rc = MC_EINVAL;
+    if (rc != 0) {
+        ifc_websocket_close(p, ifc_ws_inflate_close_code(rc));
+        return -1;
+    }
+    p->peers->m.messages_inflated++;
+    ev->data = out;
+    ev->len = len;
+    return 0;
+}
+
+/* The budget of a chat socket (see websocket.h): frames cost tokens, and
+ * bytes (a message's, inflated) theirs. Returns 1 when they may be
+ * handled. */
+static int within_budget(ifc_peer_t *p, uint32_t frames, size_t bytes)
 {
     const ifc_server_config_t *cfg = p->peers->cfg;
     uint32_t now = (uint32_t)uv_now(p->conn.hub->loop);
@@ -169,9 +270,9 @@ static int within_budget(ifc_peer_t *p, size_t len)
     if (byte_burst > UINT32_MAX)
         byte_burst = UINT32_MAX;
     if (ifc_bucket_take(&p->frames, now, (uint32_t)cfg->socket_rate, (uint32_t)cfg->socket_burst,
-                        1) &&
+                        frames) &&
         ifc_bucket_take(&p->bytes, now, byte_rate, (uint32_t)byte_burst,
-                        len > UINT32_MAX ? UINT32_MAX : (uint32_t)len)) {
+                        bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes)) {
         /* A second without a refusal ends the run. */
         if (p->limited && now - p->limited_at >= 1000) {
             p->limited = 0;
@@ -216,8 +317,11 @@ int ifc_websocket_read(ifc_peer_t *p, const uint8_t *data, size_t len, size_t *u
         p->peers->m.frames_in++;
         p->ping_due = 0;
         p->last_in = (uint32_t)uv_now(p->conn.hub->loop);
-        /* A close is always heard; everything else of a chat socket costs. */
-        if (p->kind == IFC_PEER_CHAT && ev.opcode != IFC_WS_OP_CLOSE && !within_budget(p, ev.len))
+        /* A close is always heard; everything else of a chat socket costs
+         * (a compressed message's bytes once inflated, below). */
+        int chat = p->kind == IFC_PEER_CHAT;
+        if (chat && ev.opcode != IFC_WS_OP_CLOSE &&
+            !within_budget(p, 1, ev.compressed ? 0 : ev.len))
             continue;
         switch (ev.opcode) {
         case IFC_WS_OP_PING:
@@ -230,14 +334,15 @@ int ifc_websocket_read(ifc_peer_t *p, const uint8_t *data, size_t len, size_t *u
             ifc_websocket_close(p, ev.close_code);
             break;
         case IFC_WS_OP_BINARY:
-            if (p->kind == IFC_PEER_CHAT)
-                ifc_websocket_close(p, MC_CLOSE_UNSUPPORTED_DATA);
-            else
-                ifc_websocket_send(p, IFC_WS_OP_BINARY, ev.data, ev.len);
-            break;
         case IFC_WS_OP_TEXT:
-            if (p->kind == IFC_PEER_ECHO) {
-                ifc_websocket_send(p, IFC_WS_OP_TEXT, ev.data, ev.len);
+            if (ev.opcode == IFC_WS_OP_BINARY && p->kind == IFC_PEER_CHAT) {
+                ifc_websocket_close(p, MC_CLOSE_UNSUPPORTED_DATA);
+            } else if (ev.compressed && inflate_message(p, &ev) != 0) {
+                break; /* closed */
+            } else if (chat && ev.compressed && !within_budget(p, 0, ev.len)) {
+                break; /* over the budget of bytes */
+            } else if (p->kind == IFC_PEER_ECHO) {
+                ifc_websocket_send(p, ev.opcode, ev.data, ev.len);
             } else {
                 *text = ev.data;
                 *text_len = ev.len;

@@ -27,6 +27,17 @@
  * closed with 1008 (closed_rate). A run ends with a frame taken a second
  * or more after the last refusal. The echo endpoint has no budget.
  *
+ * Compression (permessage-deflate, RFC 7692, on the terms of ws_deflate.h)
+ * when the server's ws_deflate setting is on and the client offers it: the
+ * 101 carries the response, and the socket keeps only the window bits
+ * granted (one byte). A compressed message is inflated, up to the
+ * socket's maximum message (else 1009), by the process's one inflater; bad
+ * compressed data, or a text message that is not UTF-8 once inflated,
+ * closes with 1007. A text or binary message goes out compressed to such a
+ * socket when it has at least IFC_WEBSOCKET_DEFLATE_MIN bytes, fits the
+ * socket's window and shrinks; else plain. Control frames are never
+ * compressed.
+ *
  * Liveness: a socket that has sent no whole frame for ping_interval_ms gets
  * an empty ping; if no frame (a pong or anything else) arrives within
  * another interval, it is closed with 1001 (going away) and counted in
@@ -69,8 +80,34 @@ ifc_buf_t *ifc_websocket_frame(ifc_ws_opcode_t op, const void *data, size_t len)
  * send buffer (see above). */
 void ifc_websocket_send_frame(ifc_peer_t *p, ifc_buf_t *frame);
 
-/* Sends one frame of data[0..len), within the send buffer. */
+/* Sends one frame of data[0..len), within the send buffer: a text or
+ * binary message compressed when the socket takes it so (see above). */
 void ifc_websocket_send(ifc_peer_t *p, ifc_ws_opcode_t op, const void *data, size_t len);
+
+/* Messages shorter than this go out plain: the few bytes deflate would save
+ * are not worth its call. */
+#define IFC_WEBSOCKET_DEFLATE_MIN 64
+
+/* One text or binary message for one socket or many (a group's): its plain
+ * frame and its compressed one, each encoded once, when a socket first
+ * needs it, and shared by every socket that gets it. data must stay valid
+ * until the last send. All fields are private. */
+typedef struct ifc_websocket_message {
+    ifc_ws_opcode_t op;
+    const void *data;
+    size_t len;
+    ifc_buf_t *plain, *deflated;
+    int deflate_tried; /* deflated was made, or found not worth it */
+} ifc_websocket_message_t;
+
+void ifc_websocket_message_init(ifc_websocket_message_t *m, ifc_ws_opcode_t op, const void *data,
+                                size_t len);
+
+/* Sends m to p, compressed or plain (see above), within the send buffer. */
+void ifc_websocket_send_message(ifc_peer_t *p, ifc_websocket_message_t *m);
+
+/* Drops m's references to its frames. */
+void ifc_websocket_message_clear(ifc_websocket_message_t *m);
 
 /* Sends a close frame with code (MC_CLOSE_NO_STATUS or 0: none), past the
  * send buffer if need be (it is the last one), and finishes the

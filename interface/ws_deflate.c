@@ -24,8 +24,9 @@
 #define DEFLATE_MEM_LEVEL 4
 #define WINDOW_BITS 15
 
-/* The inflater keeps an output buffer up to this size between messages. */
-#define INFLATE_KEEP (64 * 1024)
+/* The compressor and the inflater keep an output buffer up to this size
+ * between messages. */
+#define BUFFER_KEEP (64 * 1024)
 #define INFLATE_MIN_CAP 1024
 
 static const uint8_t TAIL[4] = {0x00, 0x00, 0xff, 0xff};
@@ -291,6 +292,8 @@ int ifc_ws_deflate_fits(uint8_t window_bits, size_t len)
 
 struct ifc_ws_deflater {
     z_stream z;
+    uint8_t *buf; /* ifc_ws_deflate_shrink's output */
+    size_t cap;
 };
 
 int ifc_ws_deflater_new(ifc_ws_deflater_t **out)
@@ -312,6 +315,7 @@ void ifc_ws_deflater_free(ifc_ws_deflater_t *d)
     if (!d)
         return;
     deflateEnd(&d->z);
+    free(d->buf);
     free(d);
 }
 
@@ -350,6 +354,26 @@ int ifc_ws_deflate(ifc_ws_deflater_t *d, const void *in, size_t len, uint8_t *ou
     return 0;
 }
 
+int ifc_ws_deflate_shrink(ifc_ws_deflater_t *d, const void *in, size_t len, const uint8_t **out,
+                          size_t *out_len)
+{
+    size_t want = len > BUFFER_KEEP ? len : BUFFER_KEEP;
+    if (d->cap != want) {
+        free(d->buf);
+        d->cap = 0;
+        d->buf = malloc(want);
+        if (!d->buf)
+            return MC_ENOMEM;
+        d->cap = want;
+    }
+    /* A cap of len: what fits, with the byte ifc_ws_deflate needs spare and
+     * the 4 bytes it cuts off, is shorter than len. */
+    int rc = ifc_ws_deflate(d, in, len, d->buf, len, out_len);
+    if (rc == 0)
+        *out = d->buf;
+    return rc;
+}
+
 /* Decompression. */
 
 struct ifc_ws_inflater {
@@ -386,7 +410,7 @@ void ifc_ws_inflater_free(ifc_ws_inflater_t *z)
 void ifc_ws_inflate_begin(ifc_ws_inflater_t *z, size_t max)
 {
     inflateReset(&z->z);
-    if (z->cap > INFLATE_KEEP) {
+    if (z->cap > BUFFER_KEEP) {
         free(z->buf);
         z->buf = NULL;
         z->cap = 0;

@@ -108,6 +108,17 @@ size_t ifc_ws_deflate_bound(size_t len);
 int ifc_ws_deflate(ifc_ws_deflater_t *d, const void *in, size_t len, uint8_t *out, size_t cap,
                    size_t *out_len);
 
+/*
+ * Compresses in[0..len) as one message, as ifc_ws_deflate does, into the
+ * compressor's own memory, when that makes it shorter. Returns 0 with the
+ * payload in *out[0..*out_len), *out_len < len, valid until the next call
+ * on d or its free; MC_ETOOBIG when the message would not shrink (send it
+ * uncompressed); MC_ENOMEM. Up to 64 KiB of that memory stays with d
+ * between calls; what a longer message needed, until the next call.
+ */
+int ifc_ws_deflate_shrink(ifc_ws_deflater_t *d, const void *in, size_t len, const uint8_t **out,
+                          size_t *out_len);
+
 /* The inflater. Opaque. */
 typedef struct ifc_ws_inflater ifc_ws_inflater_t;
 

@@ -22,6 +22,14 @@
  * it closes them; what they send and what they are told is reported after
  * each step, and the other sockets are measured as ever.
  *
+ * With --deflate every socket offers permessage-deflate as a browser does;
+ * where the server accepts it, the client compresses what it sends (each
+ * message on its own, as client_no_context_takeover asks) and inflates
+ * what arrives compressed. Each step reports the bytes that crossed the
+ * sockets both ways (WebSocket frames, no TCP/IP headers), the client's own
+ * CPU per message, and with --cpu-pids the CPU per message of those
+ * processes (from /proc/PID/stat): the price and the gain of compression.
+ *
  * Everything runs on one libuv loop, except the logins, which use blocking
  * sockets in a few threads because the server's password hashing makes each
  * one slow. Output is one "key=value ..." line per step, for scripts.
@@ -29,6 +37,7 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "interface/handshake.h"
+#include "interface/ws_deflate.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,6 +60,8 @@
 #define MAX_RATES 64
 #define MAX_RETRIES 3
 #define MAX_STEPS (MAX_RATES * (1 + MAX_RETRIES))
+#define MAX_PIDS 8
+#define INFLATE_MAX (16 * 1024 * 1024) /* the largest compressed message read */
 #define READ_BUF (256 * 1024)
 #define LOGIN_RESP_MAX (256 * 1024)
 #define COOKIE_MAX 320
@@ -73,9 +84,10 @@ typedef struct settings {
     const char *password;
     const char *rooms;
     const char *rates;
+    const char *cpu_pids; /* "123,456": processes whose CPU a step reports */
     long clients, users, duration_ms, drain_ms, p99_limit_ms, message_size, sources;
     long connect_parallel, login_threads, hold_ms, first_user, retries, flooders;
-    int idle, keep_going;
+    int idle, keep_going, deflate;
 } settings_t;
 
 typedef struct target {
@@ -104,6 +116,7 @@ typedef struct client {
     uint8_t closing;
     uint8_t flood; /* a flooder (--flooders), not measured */
     uint8_t flood_next;
+    uint8_t deflate; /* the server accepted permessage-deflate */
     char accept[IFC_WS_ACCEPT_LEN + 1];
 } client_t;
 
@@ -114,7 +127,9 @@ typedef struct step {
     long sent, expected, received, late, errors;
     uint32_t *lat; /* microseconds, one per delivery */
     size_t nlat, caplat;
-    long flood_frames, flood_refusals, flood_closes; /* of the flooders, in the step */
+    long flood_frames, flood_refusals, flood_closes;      /* of the flooders, in the step */
+    uint64_t rx_bytes, tx_bytes;                          /* on the sockets, while the step ran */
+    uint64_t cpu0_us[MAX_PIDS + 1], cpu_us[MAX_PIDS + 1]; /* the --cpu-pids, then ours */
 } step_t;
 
 struct bench {
@@ -148,6 +163,11 @@ struct bench {
     uint32_t rng;
     int exit_code;
     int complaints; /* lines written to stderr about single sockets */
+    long pids[MAX_PIDS];
+    int npids;
+    long deflate_sockets;        /* sockets that negotiated permessage-deflate */
+    ifc_ws_deflater_t *deflater; /* --deflate: one of each serves every socket */
+    ifc_ws_inflater_t *inflater;
     int in_connect; /* connect_more is running: do not re-enter it */
     uint8_t rbuf[READ_BUF];
 };
@@ -446,6 +466,8 @@ static void client_write(client_t *c, const uint8_t *data, size_t len)
 {
     if (c->state == C_CLOSED || c->closing)
         return;
+    if (c->b->phase == 1)
+        c->b->steps[c->b->cur].tx_bytes += len;
     int w = uv_try_write((uv_stream_t *)&c->tcp, &(uv_buf_t){.base = (char *)data, .len = len}, 1);
     if (w == (int)len)
         return;
@@ -469,15 +491,25 @@ static void client_write(client_t *c, const uint8_t *data, size_t len)
     }
 }
 
-/* Sends one masked client frame (FIN set). */
+/* Sends one masked client frame (FIN set): a message compressed when the
+ * socket negotiated permessage-deflate and it shrinks. */
 static void client_send_frame(client_t *c, int opcode, const void *payload, size_t len)
 {
+    int rsv1 = 0;
+    const uint8_t *z;
+    size_t zl;
+    if (c->deflate && opcode < 0x8 &&
+        ifc_ws_deflate_shrink(c->b->deflater, payload, len, &z, &zl) == 0) {
+        payload = z;
+        len = zl;
+        rsv1 = 0x40;
+    }
     uint8_t stackbuf[14 + 1024];
     uint8_t *f = len + 14 <= sizeof(stackbuf) ? stackbuf : malloc(len + 14);
     if (!f)
         return;
     size_t h = 0;
-    f[h++] = (uint8_t)(0x80 | opcode);
+    f[h++] = (uint8_t)(0x80 | rsv1 | opcode);
     if (len < 126) {
         f[h++] = (uint8_t)(0x80 | len);
     } else if (len < 65536) {
@@ -561,6 +593,42 @@ static void on_stamp(bench_t *b, const char *p, const char *end)
 static void start_step(bench_t *b);
 static void finish(bench_t *b);
 
+/* CPU time of process pid so far, user and system, µs (0 when unknown). */
+static uint64_t proc_cpu_us(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* After "pid (name) ": the state and fields 4 to 13, then utime and stime. */
+    const char *p = strrchr(buf, ')');
+    unsigned long long ut, st;
+    if (!p || !p[1] ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return (uint64_t)(ut + st) * 1000000u / (uint64_t)sysconf(_SC_CLK_TCK);
+}
+
+static uint64_t self_cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/* The CPU of the --cpu-pids, then our own, into cpu[0..npids]. */
+static void sample_cpu(const bench_t *b, uint64_t *cpu)
+{
+    for (int i = 0; i < b->npids; i++)
+        cpu[i] = proc_cpu_us(b->pids[i]);
+    cpu[b->npids] = self_cpu_us();
+}
+
 static void print_step(bench_t *b, const step_t *s)
 {
     double span =
@@ -570,11 +638,23 @@ static void print_step(bench_t *b, const step_t *s)
     long lost = s->expected - s->received;
     printf("step rate=%ld attempt=%d clients=%ld rooms=%d seconds=%.2f sent=%ld sent_per_s=%.0f "
            "expected=%ld received=%ld lost=%ld late=%ld errors=%ld deliveries_per_s=%.0f "
-           "p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
+           "p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f",
            s->rate, s->attempt, b->nready, b->nrooms, secs, s->sent, (double)s->sent / secs,
            s->expected, s->received, lost, s->late, s->errors,
            (double)s->received / (span > 0 ? span : 1e-9), pct_ms(s, 0.5), pct_ms(s, 0.9),
            pct_ms(s, 0.99), pct_ms(s, 1.0));
+    /* Bytes on the sockets, CPU per message sent (ours, then --cpu-pids). */
+    double per_msg = s->sent ? (double)s->sent : 1;
+    printf(" rx_bytes=%llu tx_bytes=%llu rx_bytes_per_delivery=%.1f tx_bytes_per_msg=%.1f "
+           "self_cpu_us_per_msg=%.1f",
+           (unsigned long long)s->rx_bytes, (unsigned long long)s->tx_bytes,
+           (double)s->rx_bytes / (double)(s->received ? s->received : 1),
+           (double)s->tx_bytes / per_msg,
+           (double)(s->cpu_us[b->npids] - s->cpu0_us[b->npids]) / per_msg);
+    for (int i = 0; i < b->npids; i++)
+        printf("%s%.1f",
+               i ? "," : " pids_cpu_us_per_msg=", (double)(s->cpu_us[i] - s->cpu0_us[i]) / per_msg);
+    printf("\n");
     if (b->cfg.flooders)
         printf("flood flooders=%ld frames=%ld refusals=%ld closes=%ld\n", b->cfg.flooders,
                s->flood_frames, s->flood_refusals, s->flood_closes);
@@ -585,6 +665,7 @@ static void end_step(bench_t *b)
 {
     step_t *s = &b->steps[b->cur];
     uv_timer_stop(&b->tick);
+    sample_cpu(b, s->cpu_us);
     if (s->nlat)
         qsort(s->lat, s->nlat, sizeof(*s->lat), cmp_u32);
     print_step(b, s);
@@ -671,6 +752,7 @@ static void on_tick(uv_timer_t *t)
 static void start_step(bench_t *b)
 {
     step_t *s = &b->steps[b->cur];
+    sample_cpu(b, s->cpu0_us);
     s->start_us = now_us();
     uv_timer_start(&b->tick, on_tick, 0, 1);
 }
@@ -763,8 +845,23 @@ static size_t parse_frames(client_t *c, const uint8_t *d, size_t len)
             h += 4;
         if (avail < h || avail - h < plen)
             break;
-        on_frame(c, f[0] & 0x0f, f + h, (size_t)plen);
         off += h + (size_t)plen;
+        if (!(f[0] & 0x40)) {
+            on_frame(c, f[0] & 0x0f, f + h, (size_t)plen);
+            continue;
+        }
+        /* RSV1: a compressed message (the server sends whole frames). */
+        const uint8_t *m;
+        size_t ml;
+        if (!c->deflate || ifc_ws_inflate_message(c->b->inflater, INFLATE_MAX, f + h, (size_t)plen,
+                                                  &m, &ml) != 0) {
+            if (c->b->complaints++ < 5)
+                fprintf(stderr, "chat-bench: client %u: a compressed frame that does not inflate\n",
+                        c->idx);
+            client_close(c);
+            break;
+        }
+        on_frame(c, f[0] & 0x0f, m, ml);
     }
     return off;
 }
@@ -836,6 +933,10 @@ static void on_handshake_data(client_t *c, const uint8_t *d, size_t n)
         client_close(c);
         return;
     }
+    c->deflate =
+        find((const char *)c->pend, head, "\r\nsec-websocket-extensions: permessage-deflate") ||
+        find((const char *)c->pend, head, "\r\nSec-WebSocket-Extensions: permessage-deflate");
+    c->b->deflate_sockets += c->deflate;
     pend_consume(c, head);
     on_ready(c);
     if (c->pend_len && c->state != C_CLOSED) {
@@ -864,6 +965,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         client_close(c);
         return;
     }
+    if (c->b->phase == 1)
+        c->b->steps[c->b->cur].rx_bytes += (uint64_t)nread;
     if (c->state == C_HANDSHAKE)
         on_handshake_data(c, (const uint8_t *)buf->base, (size_t)nread);
     else
@@ -971,8 +1074,11 @@ static void on_connect(uv_connect_t *req, int status)
         snprintf(req_text, sizeof(req_text),
                  "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: %s\r\n"
-                 "User-Agent: chat-bench\r\n%s%s%s\r\n",
+                 "User-Agent: chat-bench\r\n%s%s%s%s\r\n",
                  echo ? b->cfg.echo_path : b->cfg.path, t->host, k64, t->origin,
+                 b->cfg.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                  "client_max_window_bits\r\n"
+                                : "",
                  echo ? "" : "Cookie: ", echo ? "" : b->cookies[cookie_of(c)], echo ? "" : "\r\n");
     c->state = C_HANDSHAKE;
     client_write(c, (const uint8_t *)req_text, (size_t)n);
@@ -1084,8 +1190,10 @@ static void on_wait_joined(uv_timer_t *t)
     if (b->joined < b->nready && !b->stopped && now_us() - b->t0_us < 60 * 1000000ull)
         return;
     uv_timer_stop(t);
-    printf("connected clients=%ld failed=%ld joined=%ld seconds=%.2f connects_per_s=%.0f\n",
-           b->nready, b->failed, b->joined, (double)(now_us() - b->connect_start_us) / 1e6,
+    printf("connected clients=%ld failed=%ld joined=%ld deflate=%ld seconds=%.2f "
+           "connects_per_s=%.0f\n",
+           b->nready, b->failed, b->joined, b->deflate_sockets,
+           (double)(now_us() - b->connect_start_us) / 1e6,
            (double)b->nready * 1e6 / (double)(now_us() - b->connect_start_us + 1));
     if (b->cfg.idle) {
         printf("idle sockets=%ld\n", b->nready);
@@ -1184,6 +1292,7 @@ int main(int argc, char **argv)
         .password = "bench-password",
         .rooms = "1",
         .rates = "100",
+        .cpu_pids = "",
         .clients = 100,
         .users = 0,
         .duration_ms = 3000,
@@ -1242,6 +1351,10 @@ int main(int argc, char **argv)
         {"--flooders", NULL, MC_OPT_INT, &s->flooders, 0, MAX_FLOODERS,
          "sockets that flood while the steps run (history, 60 KiB junk frames, leave and "
          "join, as fast as the server reads), as users after the others"},
+        {"--deflate", NULL, MC_OPT_BOOL, &s->deflate, 0, 0,
+         "offer permessage-deflate; compress what is sent and inflate what arrives compressed"},
+        {"--cpu-pids", NULL, MC_OPT_STRING, &s->cpu_pids, 0, 0,
+         "process ids, comma-separated, whose CPU per message each step reports"},
     };
     size_t nopts = sizeof(opts) / sizeof(opts[0]);
     char err[256];
@@ -1261,9 +1374,16 @@ int main(int argc, char **argv)
     }
     b->nrooms = parse_longs(s->rooms, b->room_ids, MAX_ROOMS);
     b->nrates = parse_longs(s->rates, b->rates, MAX_RATES);
-    if (b->nrooms <= 0 || b->nrates <= 0) {
-        fprintf(stderr, "chat-bench: --rooms and --rates want positive numbers, comma-separated\n");
+    b->npids = *s->cpu_pids ? parse_longs(s->cpu_pids, b->pids, MAX_PIDS) : 0;
+    if (b->nrooms <= 0 || b->nrates <= 0 || b->npids < 0) {
+        fprintf(stderr, "chat-bench: --rooms, --rates and --cpu-pids want positive numbers, "
+                        "comma-separated\n");
         return 2;
+    }
+    if (s->deflate &&
+        (ifc_ws_deflater_new(&b->deflater) != 0 || ifc_ws_inflater_new(&b->inflater) != 0)) {
+        fprintf(stderr, "chat-bench: out of memory\n");
+        return 1;
     }
     int echo = *s->echo_path != '\0';
     if (s->users == 0 || s->users > s->clients)
@@ -1312,6 +1432,8 @@ int main(int argc, char **argv)
     free(b->ready);
     free(b->cookies);
     free(b->junk);
+    ifc_ws_deflater_free(b->deflater);
+    ifc_ws_inflater_free(b->inflater);
     if (b->failed || b->closed_early)
         fprintf(stderr, "chat-bench: %ld sockets failed to open, %ld closed early\n", b->failed,
                 b->closed_early);

@@ -15,8 +15,12 @@
 #   4. system calls per message of the interface and the worker (strace -c);
 #   5. memory per idle authenticated socket: RSS of a fresh interface with
 #      N sockets minus its RSS with none, for N = 10,000 and, when the file
-#      descriptor limit allows, 100,000;
-#   6. abuse: 100 clients in 10 rooms chat at a moderate rate on an
+#      descriptor limit allows, 100,000; and 10,000 sockets that negotiated
+#      permessage-deflate;
+#   6. compression: 100 clients in 10 rooms at 2,000 msg/s with and without
+#      permessage-deflate, rounds alternating: bytes on the wire and CPU per
+#      message of the interface, the worker, Redis and the load generator.
+#   7. abuse: 100 clients in 10 rooms chat at a moderate rate on an
 #      interface with the limits a production one has, first alone, then
 #      while one more socket floods (history, 60 KiB junk frames, leave and
 #      join as fast as the interface reads them); the others' latency and
@@ -97,7 +101,7 @@ ROOM1=${ROOMS%%,*}
 # rate limits are off, the interfaces' limits per address and per socket
 # too: a load generator is one address and a few users sending far above
 # what one person may. (Messages in flight per socket keep their limit: it
-# refuses nothing, it only paces a socket.) Section 6 runs with them on.
+# refuses nothing, it only paces a socket.) Section 7 runs with them on.
 NO_LIMITS="--address-open-max 0 --address-rate 0 --socket-rate 0 --socket-kib-rate 0"
 "$B/bin/chat-worker" --notify-enter-leave off --rate-messages 0 --rate-connects 0 \
     >"$dir/worker.log" 2>&1 &
@@ -170,7 +174,7 @@ cmdstats() { rcli info commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([a-z|]*\
 cmdrun() { # cmdrun MS: prints the messages sent
     local out
     out=$(cb --target "127.0.0.1:$p1" --clients 100 --users 100 --rooms "$ROOMS" --rates 200 \
-        --duration "$1")
+        --duration "$1" --retries 0) # a step run again would count twice
     kv "$(grep '^step' <<<"$out")" sent
 }
 sleep 1
@@ -309,8 +313,8 @@ log "machine busy: $machine"
 # A fresh interface for each size, so that nothing earlier is in its heap.
 mem_rows=""
 declare -A memper
-idle_run() { # idle_run N SOURCES
-    local n=$1 port ipid rss0 rss1 bpid out got
+idle_run() { # idle_run N SOURCES [--deflate]
+    local n=$1 port ipid rss0 rss1 bpid out got key=$1${3:+ with $3}
     settle
     port=$(free_port)
     ipid=$(start_ifc "$port")
@@ -320,7 +324,7 @@ idle_run() { # idle_run N SOURCES
     rss0=$(rss_kib "$ipid")
     out=$dir/idle-$n.out
     "$B/bin/chat-bench" --password "$PASSWORD" --target "127.0.0.1:$port" --idle --clients "$n" \
-        --users 100 --sources "$2" --connect-parallel 500 >"$out" 2>"$dir/idle-$n.err" &
+        --users 100 --sources "$2" --connect-parallel 500 ${3:-} >"$out" 2>"$dir/idle-$n.err" &
     bpid=$!
     for _ in $(seq 1 30000); do
         grep -q '^idle' "$out" 2>/dev/null && break
@@ -337,18 +341,20 @@ idle_run() { # idle_run N SOURCES
     cat "$out" "$dir/idle-$n.err" >&2
     if [ -n "$got" ] && [ "$got" -gt 0 ]; then
         local per=$(((rss1 - rss0) * 1024 / got))
-        memper[$n]=$per
+        memper[$key]=$per
         local conn=$(kv "$(grep '^connected' "$out")" connects_per_s)
-        mem_rows="$mem_rows| $n | $got | $rss0 | $rss1 | **$per** | $conn |
+        mem_rows="$mem_rows| $key | $got | $rss0 | $rss1 | **$per** | $conn |
 "
         log "idle: $got sockets, RSS $rss0 -> $rss1 KiB, $per bytes per socket"
     else
-        mem_rows="$mem_rows| $n | 0 (failed: $(head -c 120 "$dir/idle-$n.err" | tr '\n|' '  ')) | $rss0 | | | |
+        mem_rows="$mem_rows| $key | 0 (failed: $(head -c 120 "$dir/idle-$n.err" | tr '\n|' '  ')) | $rss0 | | | |
 "
     fi
 }
 log "idle sockets: 10,000"
 idle_run 10000 1
+log "idle sockets: 10,000 with permessage-deflate"
+idle_run 10000 1 --deflate
 # 100,000 when the descriptor limit allows, else the most it allows.
 big=100000
 [ "$nofile" -ge 100500 ] || big=$(((nofile - 500) / 1000 * 1000))
@@ -360,7 +366,58 @@ fi
     mem_rows="$mem_rows| 100000 | not run: ulimit -n is $nofile and cannot be raised here | | | | |
 "
 
-# ---- 6. Abuse: one socket floods while the others chat -------------------------
+# ---- 6. Compression ------------------------------------------------------------
+# 100 clients in 10 rooms at Z_RATE msg/s, without and with permessage-deflate,
+# in rounds that alternate, so that the machine's other work weighs on both
+# alike; each figure is the median over the rounds. chat-bench reports the
+# bytes that crossed its sockets (WebSocket frames both ways, no TCP/IP
+# headers) and the CPU per message sent of each process (/proc/PID/stat).
+Z_RATE=2000
+Z_ROUNDS=5
+Z_MS=5000
+zplain=()
+zdeflate=()
+zrun() { # zrun [--deflate]: the step line
+    cb --target "127.0.0.1:$p1" --clients 100 --users 100 --rooms "$ROOMS" --rates "$Z_RATE" \
+        --retries 0 --duration "$Z_MS" --cpu-pids "$ipid1,$wpid,$rpid" "$@" | grep '^step'
+}
+log "compression: 100 clients in 10 rooms at $Z_RATE msg/s, $Z_ROUNDS rounds without and with"
+for _ in $(seq 1 $Z_ROUNDS); do
+    zplain+=("$(zrun)")
+    zdeflate+=("$(zrun --deflate)")
+    echo "${zplain[-1]}" >&2
+    echo "${zdeflate[-1]}" >&2
+done
+# zmed KEY FIELD LINE...: the median over the lines of KEY's FIELD-th comma-separated part.
+zmed() {
+    local key=$1 field=$2
+    shift 2
+    for line in "$@"; do kv "$line" "$key" | cut -d, -f"$field"; done |
+        sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+# zrow WHAT KEY FIELD DIGITS: a table row, without and with, and the change.
+zrow() {
+    local a b
+    a=$(zmed "$2" "$3" "${zplain[@]}")
+    b=$(zmed "$2" "$3" "${zdeflate[@]}")
+    awk -v w="$1" -v a="$a" -v b="$b" -v d="$4" 'BEGIN {
+        printf "| %s | %." d "f | %." d "f | %+.0f%% |\n", w, a, b, (a > 0 ? (b - a) * 100 / a : 0) }'
+}
+z_table="$(zrow "bytes received per delivery (server to client)" rx_bytes_per_delivery 1 1)
+$(zrow "bytes sent per message (client to server)" tx_bytes_per_msg 1 1)
+$(zrow "chat-interface CPU per message, µs" pids_cpu_us_per_msg 1 1)
+$(zrow "chat-worker CPU per message, µs" pids_cpu_us_per_msg 2 1)
+$(zrow "redis-server CPU per message, µs" pids_cpu_us_per_msg 3 1)
+$(zrow "chat-bench (the clients) CPU per message, µs" self_cpu_us_per_msg 1 1)
+$(zrow "p50 latency, ms" p50_ms 1 2)
+$(zrow "p99 latency, ms" p99_ms 1 2)"
+echo "$z_table" >&2
+z_rx0=$(zmed rx_bytes_per_delivery 1 "${zplain[@]}")
+z_rx1=$(zmed rx_bytes_per_delivery 1 "${zdeflate[@]}")
+z_cpu0=$(zmed pids_cpu_us_per_msg 1 "${zplain[@]}")
+z_cpu1=$(zmed pids_cpu_us_per_msg 1 "${zdeflate[@]}")
+
+# ---- 7. Abuse: one socket floods while the others chat -------------------------
 # An interface with its default limits (the worker's stay off: they would
 # only slow the flooder down further). The same 100 clients in 10 rooms at
 # a moderate rate, from 4 addresses (their 300 logins and sockets at once
@@ -494,6 +551,7 @@ read them as orders of magnitude.
 | the same on two interfaces | **$b100x2 msg/s** (10 rooms), **$b1000x2 msg/s** (1 room, $((b1000x2 * 1000)) deliveries/s) | one interface: $b100 and $b1000 msg/s |
 | Redis commands per chat message (those run inside scripts included) | **$cmd_per_msg** | Redis: $rb_lpush LPUSH/s from 50 clients, $rb_p16 pipelined; at the pipelined rate, $msg_ceiling chat msg/s |
 | user-space memory per idle authenticated socket | **${mem10:-?} bytes** at 10,000 sockets${mem100:+, **$mem100 bytes** at $big} | target: 2,048 bytes |
+| permessage-deflate, 100 clients in 10 rooms at $Z_RATE msg/s | **$z_rx0 → $z_rx1 bytes** per delivery; interface CPU $z_cpu0 → $z_cpu1 µs per message | without compression (the first figures) |
 | others' p99 while one socket floods, 100 clients in 10 rooms at $ABUSE_RATE msg/s | **$abuse_p99 ms** | target: under 50 ms; alone: $(kv "$(grep '^step' <<<"$abuse_clean" | tail -1)" p99_ms) ms |
 
 ## Ceilings
@@ -584,6 +642,30 @@ not counted; chat-bench's own memory is not counted.
 | sockets asked | open | RSS before, KiB | RSS with them, KiB | bytes per socket | connects/s |
 | ---: | ---: | ---: | ---: | ---: | ---: |
 $mem_rows
+## Compression
+
+permessage-deflate (RFC 7692), which browsers offer on every WebSocket:
+100 clients in 10 rooms at $Z_RATE msg/s (10 deliveries per message), one
+interface, one worker; $Z_ROUNDS rounds of $((Z_MS / 1000)) s without and with
+\`chat-bench --deflate\` (which offers the extension as a browser does,
+compresses what it sends and inflates what it receives), alternating, and
+the median of each figure. Bytes are those that crossed chat-bench's sockets
+(WebSocket frames, no TCP/IP headers); CPU is per chat message sent, from
+\`/proc/PID/stat\` over each run. The interface inflates each message once,
+compresses a room's message once for every member that negotiated the
+extension, and sends the sender's own copy plain. The machine's other work
+moves the CPU figures by tens of percent from round to round; the bytes do
+not move.
+
+| per chat message | without | with permessage-deflate | change |
+| --- | ---: | ---: | ---: |
+$z_table
+
+Memory: a socket that negotiated compression keeps one byte more (the
+window bits granted), in what was padding, and no zlib state; 10,000 idle
+sockets measured as above: **${memper[10000]:-?} bytes** per socket without,
+**${memper[10000 with --deflate]:-?} bytes** with.
+
 ## Abuse: one socket floods while the others chat
 
 An interface with its default limits (a budget of 20 frames a second,
@@ -634,6 +716,9 @@ strace -c -f -p PID                                                 # during --r
 perf record -p PID -- sleep 3; perf report --sort dso                # during the best rate
 chat-bench --target 127.0.0.1:P3 --idle --clients 10000 --users 100 --sources 1
 chat-bench --target 127.0.0.1:P4 --idle --clients 100000 --users 100 --sources 8
+chat-bench --target 127.0.0.1:P5 --idle --clients 10000 --users 100 --sources 1 --deflate
+chat-bench --target 127.0.0.1:P1 --clients 100 --users 100 --rooms R1,...,R10 --rates $Z_RATE --duration $Z_MS \\
+    --retries 0 --cpu-pids IFC,WORKER,REDIS [--deflate]                # $Z_ROUNDS rounds each, alternating
 \`\`\`
 
 All with \`--password bench-password\`; every chat-bench option is in

@@ -3,7 +3,8 @@
  * accepted offer's response must itself be an acceptable offer with the same
  * window), as a compressed message inflated in pieces (the same outcome as
  * inflated whole, never more than the maximum), and as a message that must
- * survive compression and inflation unchanged. */
+ * survive compression and inflation unchanged (and shrink to the same
+ * payload, when it shrinks). */
 #include "interface/ws_deflate.h"
 #include "common/error.h"
 
@@ -73,6 +74,13 @@ static void round_trip(const uint8_t *data, size_t size)
     size_t len;
     if (ifc_ws_inflate_message(inflater, size, c, n, &out, &len) != 0 || len != size ||
         (size > 0 && memcmp(out, data, size) != 0))
+        abort();
+    /* Shrunk, it is the same payload, when that payload, the 4 bytes cut off
+     * and the byte zlib needs spare fit in the message's length. */
+    const uint8_t *s;
+    size_t sn;
+    int rc = ifc_ws_deflate_shrink(deflater, data, size, &s, &sn);
+    if (n + 5 <= size ? rc != 0 || sn != n || memcmp(s, c, sn) != 0 : rc != MC_ETOOBIG)
         abort();
     free(c);
 }

@@ -73,14 +73,6 @@ static void expect_frame(int fd, int op, const void *data, size_t len)
         assert_memory_equal(rbuf, data, len);
 }
 
-/* Closes with 1000 and expects 1000 back, then EOF. */
-static void close_normally(int fd)
-{
-    frame(fd, 1, 0, OP_CLOSE, 1, "\x03\xe8", 2);
-    expect_close(fd, 1000);
-    close(fd);
-}
-
 /* Sends data as one message of opcode op in frames of piece bytes (at least
  * one frame), all in one write; between frames, a ping "p" when pings. */
 static void send_fragmented(int fd, int op, const void *data, size_t len, size_t piece, int pings)

@@ -1,7 +1,8 @@
 /* What workers send reaches the chat sockets of bin/chat-interface: a
  * group message once to each member, the sender's copy marked own, none to
  * the member it skips; a message to one socket to that socket only; a
- * group close to every member. The test plays the worker with the blocking
+ * group close to every member; compressed to the members that negotiated
+ * permessage-deflate, plain to the others. The test plays the worker with the blocking
  * channel-layer client, over real sockets and a private Redis. */
 #include <setjmp.h>
 #include <signal.h>
@@ -78,16 +79,13 @@ static void send_envelope(const char *to, int to_group, const mc_envelope_t *env
     free(data);
 }
 
-/* Opens a chat socket that the worker accepts; its reply channel goes to
- * channel (128 bytes). */
-static int open_chat(char *channel)
+/* Opens a chat socket that the worker accepts, offering extensions (NULL:
+ * none); its reply channel goes to channel (128 bytes), the value of the
+ * 101's sec-websocket-extensions to answer (256 bytes). */
+static int open_chat_offering(char *channel, const char *extensions, char *answer)
 {
     int fd = wc_dial(port);
-    char req[512];
-    snprintf(req, sizeof(req),
-             "GET /chat/stream/ HTTP/1.1\r\nHost: 127.0.0.1\r\n%sSec-WebSocket-Version: 13\r\n\r\n",
-             UPGRADE_HEADERS);
-    send_str(fd, req);
+    ws_request_offering(fd, "/chat/stream/", extensions);
     mc_envelope_t env;
     chl_message_t msg;
     pop_envelope(MC_ENV_WS_CONNECT, &env, &msg);
@@ -98,8 +96,15 @@ static int open_chat(char *channel)
     accept.scope.user_id = 1;
     snprintf(accept.scope.username, sizeof(accept.scope.username), "ann");
     send_envelope(channel, 0, &accept);
-    char head[2048], body[16];
-    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 101);
+    ws_read_101(fd, answer, 256);
+    return fd;
+}
+
+static int open_chat(char *channel)
+{
+    char answer[256];
+    int fd = open_chat_offering(channel, NULL, answer);
+    assert_string_equal(answer, "");
     return fd;
 }
 
@@ -192,6 +197,129 @@ static void group_messages_reach_each_member_once(void **state)
     }
     for (int i = 0; i < NSOCKETS; i++)
         assert_int_equal(seen[i], 1);
+}
+
+/* permessage-deflate ------------------------------------------------------- */
+
+#define R_BASE "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+/* Expects a text frame holding text: compressed (then it inflates with a
+ * window of 2^bits bytes, from fewer bytes than text) or plain. */
+static void expect_message(int fd, const char *text, int bits, int compressed)
+{
+    static uint8_t p[64 * 1024], m[64 * 1024];
+    size_t len;
+    int fin, rsv;
+    assert_int_equal(read_frame_rsv(fd, p, sizeof(p) - 1, &len, &fin, &rsv), 1);
+    assert_int_equal(fin, 1);
+    assert_int_equal(rsv, compressed ? 4 : 0);
+    if (compressed) {
+        long n = wc_inflate(p, len, bits, m, sizeof(m) - 1);
+        assert_true(n > (long)len);
+        memcpy(p, m, (size_t)n);
+        len = (size_t)n;
+    }
+    p[len] = '\0';
+    assert_string_equal((char *)p, text);
+}
+
+/* A chat message of about len bytes, and its sender's copy. */
+static void chat_text(size_t len, char *text, char *own, size_t size)
+{
+    int n = snprintf(text, size, "{\"room\":\"2\",\"user\":\"ann\",\"message\":\"");
+    while ((size_t)n + 8 < len)
+        n += snprintf(text + n, size - (size_t)n, "la %d ", n % 7);
+    snprintf(text + n, size - (size_t)n, "\"}");
+    snprintf(own, size, "%.*s,\"own\":true}", (int)strlen(text) - 1, text);
+}
+
+static void group_messages_reach_deflate_and_plain_members_alike(void **state)
+{
+    (void)state;
+    /* Two members that negotiated the extension, one that did not, one that
+     * asked for a server window of 2^8 bytes. */
+    enum { ZIP, ZIP2, PLAIN, SMALL, N };
+    static const char *const offers[N] = {"permessage-deflate; client_max_window_bits",
+                                          "permessage-deflate", NULL,
+                                          "permessage-deflate; server_max_window_bits=8"};
+    static const char *const answers[N] = {R_BASE, R_BASE, "", R_BASE "; server_max_window_bits=8"};
+    int fd[N];
+    char ch[N][128], answer[256];
+    for (int i = 0; i < N; i++) {
+        fd[i] = open_chat_offering(ch[i], offers[i], answer);
+        assert_string_equal(answer, answers[i]);
+        assert_int_equal(chl_group_add(worker, "room-3", ch[i]), 0);
+    }
+    char text[1024], own[1024];
+
+    /* 600 bytes: compressed for ZIP2, too long for SMALL's window; the
+     * sender's own copy (ZIP's) goes plain. */
+    long long deflated = wc_metric(port, "chat_interface_frames_deflated_total");
+    chat_text(600, text, own, sizeof(text));
+    send_text("room-3", 1, text, ch[ZIP], NULL);
+    expect_message(fd[ZIP], own, 15, 0);
+    expect_message(fd[ZIP2], text, 15, 1);
+    expect_message(fd[PLAIN], text, 15, 0);
+    expect_message(fd[SMALL], text, 8, 0);
+    assert_int_equal(wc_metric(port, "chat_interface_frames_deflated_total"), deflated + 1);
+
+    /* 200 bytes fit SMALL's window. */
+    chat_text(200, text, own, sizeof(text));
+    send_text("room-3", 1, text, NULL, NULL);
+    expect_message(fd[ZIP], text, 15, 1);
+    expect_message(fd[ZIP2], text, 15, 1);
+    expect_message(fd[PLAIN], text, 15, 0);
+    expect_message(fd[SMALL], text, 8, 1);
+
+    /* Short messages go plain to everyone; a message for one socket is
+     * compressed for it. */
+    send_text("room-3", 1, "{\"short\":1}", ch[ZIP], NULL);
+    chat_text(300, text, own, sizeof(text));
+    send_text(ch[ZIP2], 0, text, NULL, NULL);
+    expect_message(fd[ZIP], "{\"short\":1,\"own\":true}", 15, 0);
+    for (int i = ZIP2; i < N; i++)
+        expect_message(fd[i], "{\"short\":1}", 15, 0);
+    expect_message(fd[ZIP2], text, 15, 1);
+
+    /* A compressed message from a client reaches the workers inflated. */
+    chat_text(400, text, own, sizeof(text));
+    size_t zl;
+    uint8_t *z = wc_deflate(text, strlen(text), &zl);
+    frame(fd[ZIP], 1, 4, 1, 1, z, zl);
+    free(z);
+    mc_envelope_t env;
+    chl_message_t msg;
+    pop_envelope(MC_ENV_WS_RECEIVE, &env, &msg);
+    assert_int_equal(env.body_len, strlen(text));
+    assert_memory_equal(env.body, text, env.body_len);
+    mc_envelope_clear(&env);
+    chl_message_free(&msg);
+
+    mc_envelope_t close_env = {.type = MC_ENV_WS_CLOSE, .code = MC_CLOSE_NORMAL};
+    send_envelope("room-3", 1, &close_env);
+    for (int i = 0; i < N; i++) {
+        expect_close(fd[i], MC_CLOSE_NORMAL);
+        close(fd[i]);
+        pop_envelope(MC_ENV_WS_DISCONNECT, &env, &msg);
+        mc_envelope_clear(&env);
+        chl_message_free(&msg);
+    }
+
+    /* What a chat socket inflates is held to its maximum (64 KiB). */
+    int bomb = open_chat_offering(ch[0], offers[0], answer);
+    char *big = malloc(64 * 1024 + 1);
+    assert_non_null(big);
+    memset(big, 'a', 64 * 1024 + 1);
+    z = wc_deflate(big, 64 * 1024 + 1, &zl);
+    frame(bomb, 1, 4, 1, 1, z, zl);
+    expect_close(bomb, MC_CLOSE_TOO_BIG);
+    close(bomb);
+    pop_envelope(MC_ENV_WS_DISCONNECT, &env, &msg);
+    assert_int_equal(env.code, MC_CLOSE_TOO_BIG);
+    mc_envelope_clear(&env);
+    chl_message_free(&msg);
+    free(z);
+    free(big);
 }
 
 /* Sends a text frame from a client socket. */
@@ -296,6 +424,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(group_messages_reach_each_member_once),
+        cmocka_unit_test(group_messages_reach_deflate_and_plain_members_alike),
         cmocka_unit_test(a_redis_outage_keeps_the_sockets_and_loses_nothing_silently),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

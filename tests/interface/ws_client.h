@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "tests/support/proc.h"
 
@@ -142,14 +143,19 @@ static inline void frame(int fd, int fin, int rsv, int opcode, int masked, const
     free(b);
 }
 
-/* Reads one server frame, which must be unmasked; fin may be NULL. Returns
- * the opcode. */
-static inline int read_frame_fin(int fd, uint8_t *payload, size_t size, size_t *len, int *fin)
+/* Reads one server frame, which must be unmasked; fin and rsv (its three
+ * RSV bits, 4 = RSV1) may be NULL, and then those bits must be clear.
+ * Returns the opcode. */
+static inline int read_frame_rsv(int fd, uint8_t *payload, size_t size, size_t *len, int *fin,
+                                 int *rsv)
 {
     uint8_t h[2];
     read_exact(fd, h, 2);
     assert_int_equal(h[1] & 0x80, 0);
-    assert_int_equal(h[0] & 0x70, 0);
+    if (rsv)
+        *rsv = (h[0] >> 4) & 7;
+    else
+        assert_int_equal(h[0] & 0x70, 0);
     uint64_t n = h[1] & 0x7F;
     if (n == 126) {
         uint8_t e[2];
@@ -168,6 +174,11 @@ static inline int read_frame_fin(int fd, uint8_t *payload, size_t size, size_t *
     if (fin)
         *fin = h[0] >> 7;
     return h[0] & 0x0F;
+}
+
+static inline int read_frame_fin(int fd, uint8_t *payload, size_t size, size_t *len, int *fin)
+{
+    return read_frame_rsv(fd, payload, size, len, fin, NULL);
 }
 
 static inline int read_frame(int fd, uint8_t *payload, size_t size, size_t *len)
@@ -191,20 +202,111 @@ static inline void expect_close(int fd, int code)
     assert_true(at_eof(fd));
 }
 
+/* Closes with 1000, expects 1000 back, then EOF, and closes fd. */
+static inline void close_normally(int fd)
+{
+    frame(fd, 1, 0, 0x8, 1, "\x03\xe8", 2);
+    expect_close(fd, 1000);
+    close(fd);
+}
+
 static const char *const UPGRADE_HEADERS = "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
 
-/* Opens a WebSocket on fd (already connected) and checks the 101. */
-static inline void ws_upgrade(int fd, const char *path)
+/* permessage-deflate on the client's side (RFC 7692), over zlib itself. */
+
+/* Compresses msg[0..len) as one client message with no context (a fresh
+ * stream, as client_no_context_takeover asks): raw DEFLATE flushed, its
+ * last 4 bytes (00 00 ff ff) cut off. Returns a malloc'd payload of
+ * *out_len bytes. */
+static inline uint8_t *wc_deflate(const void *msg, size_t len, size_t *out_len)
 {
-    char req[512];
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    size_t cap = deflateBound(&z, len) + 16;
+    uint8_t *out = malloc(cap);
+    assert_non_null(out);
+    z.next_in = (Bytef *)msg;
+    z.avail_in = (uInt)len;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+    assert_int_equal(z.avail_in, 0);
+    size_t n = cap - z.avail_out;
+    deflateEnd(&z);
+    assert_true(n >= 4);
+    assert_memory_equal(out + n - 4, "\x00\x00\xff\xff", 4);
+    *out_len = n - 4;
+    return out;
+}
+
+/* Inflates a compressed server message in[0..len) with a window of 2^bits
+ * bytes (8..15) into out[0..size). Returns the message's length, or -1 when
+ * it is not valid for that window (or longer than size). */
+static inline long wc_inflate(const uint8_t *in, size_t len, int bits, uint8_t *out, size_t size)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(inflateInit2(&z, -bits), Z_OK);
+    static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+    z.next_out = out;
+    z.avail_out = (uInt)size;
+    int rc = Z_OK;
+    for (int piece = 0; piece < 2 && (rc == Z_OK || rc == Z_BUF_ERROR); piece++) {
+        z.next_in = (Bytef *)(piece == 0 ? in : tail);
+        z.avail_in = (uInt)(piece == 0 ? len : sizeof(tail));
+        rc = inflate(&z, Z_SYNC_FLUSH);
+        if (z.avail_in != 0 && rc != Z_STREAM_END)
+            rc = Z_DATA_ERROR;
+    }
+    long n =
+        (rc == Z_OK || rc == Z_BUF_ERROR || rc == Z_STREAM_END) ? (long)(size - z.avail_out) : -1;
+    inflateEnd(&z);
+    return n;
+}
+
+/* Asks for a WebSocket on fd (already connected) offering extensions (a
+ * Sec-WebSocket-Extensions value, or NULL for none). */
+static inline void ws_request_offering(int fd, const char *path, const char *extensions)
+{
+    char req[1024];
     snprintf(req, sizeof(req),
-             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sSec-WebSocket-Version: 13\r\n\r\n", path,
-             UPGRADE_HEADERS);
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sSec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+             path, UPGRADE_HEADERS, extensions ? "Sec-WebSocket-Extensions: " : "",
+             extensions ? extensions : "", extensions ? "\r\n" : "");
     send_str(fd, req);
+}
+
+/* Reads the 101 and copies the value of its sec-websocket-extensions into
+ * answer (size bytes; "" when there is none). */
+static inline void ws_read_101(int fd, char *answer, size_t size)
+{
     char head[2048], body[16];
     assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 101);
     assert_non_null(strstr(head, "sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    const char *ext = strstr(head, "\r\nsec-websocket-extensions: ");
+    size_t n = ext ? strcspn(ext + 28, "\r") : 0;
+    assert_true(n < size);
+    memcpy(answer, ext ? ext + 28 : "", n);
+    answer[n] = '\0';
+    assert_null(ext ? strstr(ext + 28, "\r\nsec-websocket-extensions: ") : NULL); /* once */
+}
+
+/* Both: opens a WebSocket offering extensions, its answer in answer. */
+static inline void ws_upgrade_offering(int fd, const char *path, const char *extensions,
+                                       char *answer, size_t size)
+{
+    ws_request_offering(fd, path, extensions);
+    ws_read_101(fd, answer, size);
+}
+
+/* Opens a WebSocket on fd (already connected), offering no extension. */
+static inline void ws_upgrade(int fd, const char *path)
+{
+    char answer[8];
+    ws_upgrade_offering(fd, path, NULL, answer, sizeof(answer));
+    assert_string_equal(answer, "");
 }
 
 static inline int wc_ws_open(int port, const char *path)

@@ -551,6 +551,43 @@ static void output_that_does_not_fit_is_refused(void **state)
     ifc_ws_inflater_free(NULL);
 }
 
+/* ifc_ws_deflate_shrink: a message that shrinks, in the compressor's own
+ * memory, small or past what it keeps; one that does not, refused. */
+static void shrink_keeps_only_what_shrinks(void **state)
+{
+    (void)state;
+    ifc_ws_deflater_t *d;
+    ifc_ws_inflater_t *z;
+    assert_int_equal(ifc_ws_deflater_new(&d), 0);
+    assert_int_equal(ifc_ws_inflater_new(&z), 0);
+    size_t big = 300000;
+    uint8_t *json = malloc(big), *noise = malloc(big);
+    assert_non_null(json);
+    assert_non_null(noise);
+    chat_json((char *)json, big, big, 5);
+    fill_random(noise, big, 11);
+    static const size_t sizes[] = {0, 1, 5, 64, 1000, 65536, 65537, 300000, 100};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        const uint8_t *c, *out;
+        size_t n, len;
+        int rc = ifc_ws_deflate_shrink(d, json, sizes[k], &c, &n);
+        if (sizes[k] < 16) {
+            assert_int_equal(rc, MC_ETOOBIG); /* a few bytes never shrink */
+        } else {
+            assert_int_equal(rc, 0);
+            assert_true(n < sizes[k]);
+            assert_int_equal(ifc_ws_inflate_message(z, sizes[k], c, n, &out, &len), 0);
+            assert_int_equal(len, sizes[k]);
+            assert_memory_equal(out, json, len);
+        }
+        assert_int_equal(ifc_ws_deflate_shrink(d, noise, sizes[k], &c, &n), MC_ETOOBIG);
+    }
+    free(json);
+    free(noise);
+    ifc_ws_deflater_free(d);
+    ifc_ws_inflater_free(z);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -566,6 +603,7 @@ int main(void)
         cmocka_unit_test(no_context_is_taken_over),
         cmocka_unit_test(a_shared_frame_fits_smaller_windows),
         cmocka_unit_test(output_that_does_not_fit_is_refused),
+        cmocka_unit_test(shrink_keeps_only_what_shrinks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
