@@ -441,6 +441,71 @@ static void a_socket_waits_for_its_answers(void **state)
     chl_close(w);
 }
 
+/* A compressed message costs the socket's budget its bytes once inflated:
+ * 60,000 bytes of one letter deflate to some hundred, and the budget of
+ * bytes (64 KiB a second, bursts of four seconds' worth) takes four of
+ * them, not more. The rest of the burst is refused, said once. */
+static void compressed_messages_cost_their_inflated_bytes(void **state)
+{
+    (void)state;
+    chl_t *w = as_worker();
+    int fd = dial();
+    send_str(fd, "GET /chat/stream/ HTTP/1.1\r\nHost: h\r\nOrigin: http://h\r\n"
+                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n");
+    mc_envelope_t env;
+    /* (The disconnects of earlier tests' sockets may come first.) */
+    for (;;) {
+        assert_int_equal(next_envelope(w, 5000, &env), 0);
+        if (env.type == MC_ENV_WS_CONNECT)
+            break;
+        mc_envelope_clear(&env);
+    }
+    char reply[256];
+    snprintf(reply, sizeof(reply), "%s", env.reply);
+    mc_envelope_clear(&env);
+    mc_envelope_t accept = {.type = MC_ENV_WS_ACCEPT, .has_scope = 1, .scope = {8, "bea", 0}};
+    worker_sends(w, reply, &accept);
+    char head[1024], body[16];
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 101);
+    assert_non_null(strstr(head, "sec-websocket-extensions: permessage-deflate"));
+    enum { N = 8, LEN = 60000 };
+    char *msg = malloc(LEN);
+    assert_non_null(msg);
+    memset(msg, 'a', LEN);
+    size_t zl;
+    uint8_t *z = wc_deflate(msg, LEN, &zl);
+    assert_true(zl < 1000);
+    for (int i = 0; i < N; i++)
+        frame(fd, 1, 4, 1, 1, z, zl);
+    free(z);
+    /* As the worker: each message answered, marked done. */
+    mc_envelope_t answer = {.type = MC_ENV_WS_SEND, .body = "{\"ok\":1}", .body_len = 8, .done = 1};
+    int passed = 0;
+    while (passed < N && next_envelope(w, 500, &env) == 0) {
+        assert_int_equal(env.type, MC_ENV_WS_RECEIVE);
+        assert_int_equal(env.body_len, LEN);
+        mc_envelope_clear(&env);
+        worker_sends(w, reply, &answer);
+        passed++;
+    }
+    assert_int_equal(passed, 4);
+    /* Four answers and one RATE_LIMITED, in some order. */
+    uint8_t p[256];
+    size_t len;
+    int rsv, limited = 0;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(read_frame_rsv(fd, p, sizeof(p), &len, NULL, &rsv), 1);
+        assert_int_equal(rsv, 0);
+        limited += len == 24 && memcmp(p, "{\"error\":\"RATE_LIMITED\"}", 24) == 0;
+    }
+    assert_int_equal(limited, 1);
+    free(msg);
+    close(fd);
+    chl_close(w);
+}
+
 static const char *const CSP_VALUE =
     "content-security-policy: default-src 'self'; script-src 'self'; style-src 'self'; "
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
@@ -608,6 +673,7 @@ int main(void)
         cmocka_unit_test(metrics_count_what_happened),
         cmocka_unit_test(a_socket_waits_for_its_answers),
         cmocka_unit_test(a_full_queue_is_counted_apart_from_redis_errors),
+        cmocka_unit_test(compressed_messages_cost_their_inflated_bytes),
         cmocka_unit_test(sigterm_closes_websockets_with_1001),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
