@@ -20,7 +20,8 @@
  * Budget: every frame a chat socket sends but a close costs a token of a
  * bucket of socket_burst frames refilled at socket_rate a second, and its
  * length of a bucket of socket_kib_rate KiB a second (holding four seconds
- * of that, and at least one largest message). A frame over budget is
+ * of that, and at least one largest message); a compressed message costs
+ * its length once inflated. A frame over budget is
  * dropped and counted in rate_limited. The first refusal of a run is
  * answered with {"error":"RATE_LIMITED"}, the others are not; once
  * socket_close_after more have been refused in the run, the socket is
