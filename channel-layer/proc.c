@@ -486,6 +486,7 @@ static void proc_free(chl_proc_t *p)
     free(p->scratch);
     free(p->cmd);
     free(p->shards);
+    free(p->subs);
     chl__ring_clear(&p->ring);
     free(p->cfg_mem);
     free(p);
@@ -515,8 +516,10 @@ static void on_closer(uv_timer_t *t)
     close_handle(p, (uv_handle_t *)&p->prepare);
     close_handle(p, (uv_handle_t *)&p->closer);
     close_handle(p, (uv_handle_t *)&p->pop.retry);
-    for (size_t i = 0; i < p->ring.nshards; i++)
+    for (size_t i = 0; i < p->ring.nshards; i++) {
         close_handle(p, (uv_handle_t *)&p->cmd[i].retry);
+        chl__sub_close(&p->subs[i], on_handle_closed);
+    }
 }
 
 void chl_proc_close(chl_proc_t *proc)
@@ -528,8 +531,10 @@ void chl_proc_close(chl_proc_t *proc)
     uv_timer_stop(&proc->watch);
     uv_prepare_stop(&proc->prepare);
     uv_timer_stop(&proc->pop.retry);
-    for (size_t i = 0; i < proc->ring.nshards; i++)
+    for (size_t i = 0; i < proc->ring.nshards; i++) {
         uv_timer_stop(&proc->cmd[i].retry);
+        chl__sub_stop(&proc->subs[i]);
+    }
     uv_timer_start(&proc->closer, on_closer, 0, 0);
 }
 
@@ -548,8 +553,9 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
     if (rc == 0) {
         p->cmd = calloc(p->ring.nshards, sizeof(*p->cmd));
         p->shards = calloc(p->ring.nshards, sizeof(*p->shards));
+        p->subs = calloc(p->ring.nshards, sizeof(*p->subs));
         p->local = chl__local_new();
-        if (!p->cmd || !p->shards || !p->local)
+        if (!p->cmd || !p->shards || !p->subs || !p->local)
             rc = MC_ENOMEM;
     }
     if (rc != 0) {
@@ -585,6 +591,8 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
     for (size_t i = 0; i < p->ring.nshards; i++)
         chl__link_connect(&p->cmd[i]);
     chl__link_connect(&p->pop);
+    for (size_t i = 0; i < p->ring.nshards; i++)
+        chl__sub_init(p, &p->subs[i], i);
     uint64_t every = (uint64_t)(p->cfg.heartbeat_ttl_ms / 3 > 0 ? p->cfg.heartbeat_ttl_ms / 3 : 1);
     uv_timer_start(&p->heartbeat, on_heartbeat, 0, every);
     uv_timer_start(&p->watch, on_watch, CHL__PROC_WATCH_MS, CHL__PROC_WATCH_MS);

@@ -14,11 +14,17 @@
  * the server know this process again: a server reached anew may have lost
  * everything (a restart, a promoted replica that lagged).
  *
+ * Sentinel shards: the endpoint also listens to one sentinel of the shard
+ * for +switch-master (proc_sentinel.c), and when the sentinels announce a
+ * new master, the shard's links that are elsewhere go to find it at once,
+ * even when their server still answers.
+ *
  * Closing never frees under a running callback: chl_proc_close marks the
  * endpoint and starts a zero timer; the timer (outside every hiredis
  * callback) frees the hiredis contexts, which runs their pending callbacks
  * with NULL replies, then closes our handles; the last close callback frees
- * the struct.
+ * the struct. A link is never dropped from another context's callback
+ * either: a move announced by a sentinel waits for a zero timer.
  */
 #ifndef MC_CHANNEL_LAYER_PROC_H
 #define MC_CHANNEL_LAYER_PROC_H
@@ -52,12 +58,27 @@ typedef struct chl__link {
     int up;                  /* connected, selected, scripts loaded */
     int loading;             /* SCRIPT LOAD replies still to come */
     int ever_up;
-    int connecting; /* from the search to the connect callback */
-    int pending;    /* commands sent and not answered */
-    uint64_t since; /* uv_now of the last progress while connecting or pending */
+    int connecting;   /* from the search to the connect callback */
+    int pending;      /* commands sent and not answered */
+    uint64_t since;   /* uv_now of the last progress while connecting or pending */
+    chl__server_t at; /* the server it connects or is connected to */
     long backoff_ms;
     uv_timer_t retry;
 } chl__link_t;
+
+/* A Sentinel shard's subscription to +switch-master, on one sentinel at a
+ * time (proc_sentinel.c). */
+typedef struct chl__sentinel_sub {
+    chl_proc_t *proc;
+    size_t shard;
+    redisAsyncContext *ac; /* NULL while down */
+    size_t next;           /* the sentinel subscribed to, or tried next */
+    long backoff_ms;
+    int warned;             /* that no sentinel answers was logged */
+    chl__server_t moved_to; /* the master last announced */
+    uv_timer_t retry;       /* subscribes again after the backoff */
+    uv_timer_t move;        /* sends the links to moved_to, outside hiredis's callbacks */
+} chl__sentinel_sub_t;
 
 /* What each shard's links know of its server. */
 typedef struct chl__proc_shard {
@@ -82,6 +103,7 @@ struct chl_proc {
     chl__link_t *cmd; /* one per shard */
     chl__link_t pop;  /* on the shard of list_key */
     chl__proc_shard_t *shards;
+    chl__sentinel_sub_t *subs; /* one per shard, used by Sentinel shards */
     char sha[CHL__S_COUNT][41];
     chl__local_t *local;
     uint64_t *scratch; /* members of a group while its message fans out */
@@ -121,6 +143,25 @@ void chl__links_check_stall(chl_proc_t *p);
 /* Frees l's context (pending callbacks run now, with NULL replies) and
  * gives up a search under way. For closing. */
 void chl__link_free(chl__link_t *l);
+
+/* The sentinels announced that l's master is now at to: unless l is there
+ * already, it leaves its server (pending callbacks run now, with NULL
+ * replies) or gives up its search or its backoff, and finds the master
+ * again at once. From a timer, never from a hiredis callback. */
+void chl__link_move(chl__link_t *l, const chl__server_t *to);
+
+/* ---- the sentinels' announcements (proc_sentinel.c) ---- */
+
+/* Sets up shard's subscription (its two timers count in p->handles) and,
+ * for a Sentinel shard, subscribes. */
+void chl__sub_init(chl_proc_t *p, chl__sentinel_sub_t *s, size_t shard);
+
+/* Stops its timers (closing). */
+void chl__sub_stop(chl__sentinel_sub_t *s);
+
+/* Frees its context and closes its timers with close_cb (closing, from a
+ * timer). */
+void chl__sub_close(chl__sentinel_sub_t *s, uv_close_cb close_cb);
 
 /* ---- what proc.c does when a link is up (proc.c) ---- */
 

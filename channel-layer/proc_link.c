@@ -214,7 +214,7 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     chl__link_t *l = cac->data;
     if (status != REDIS_OK)
         l->proc->stats.redis_errors++;
-    if (!l->proc->closing)
+    if (!l->proc->closing && l->ac == cac) /* not dropped on purpose (stall, move): lost */
         mc_warn("channel-layer: %s: lost shard %zu", l->proc->name, l->shard);
     link_schedule(l);
 }
@@ -225,6 +225,7 @@ static void link_open(chl__link_t *l, const chl__server_t *at)
 {
     chl_proc_t *p = l->proc;
     chl__proc_shard_t *s = &p->shards[l->shard];
+    l->at = *at;
     if (strcmp(s->at.host, at->host) != 0 || s->at.port != at->port) {
         if (s->at.host[0]) {
             mc_warn("channel-layer: %s: shard %zu: master %s moved from %s:%d to %s:%d", p->name,
@@ -300,6 +301,26 @@ void chl__link_free(chl__link_t *l)
     l->up = 0;
     if (ac)
         redisAsyncFree(ac); /* pending callbacks run now, with NULL replies */
+}
+
+void chl__link_move(chl__link_t *l, const chl__server_t *to)
+{
+    chl_proc_t *p = l->proc;
+    if (p->closing || (l->ac && strcmp(l->at.host, to->host) == 0 && l->at.port == to->port))
+        return;
+    chl__server_find_cancel(l->finding); /* it may have heard the old master named */
+    l->finding = NULL;
+    redisAsyncContext *ac = l->ac;
+    l->ac = NULL;
+    l->up = 0; /* callbacks that run now may send: they must find the link down */
+    if (ac)
+        redisAsyncFree(ac); /* its disconnect callback schedules a retry, made now instead */
+    uv_timer_stop(&l->retry);
+    l->connecting = 0;
+    l->pending = 0;
+    l->backoff_ms = 0;
+    report_state(p);
+    chl__link_connect(l);
 }
 
 void chl__link_init(chl_proc_t *p, chl__link_t *l, size_t shard, enum chl__link_role role)

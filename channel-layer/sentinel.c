@@ -1,7 +1,10 @@
 /* Finding and connecting to a shard's server, by way of its sentinels. */
 #include "channel-layer/sentinel.h"
+#include "common/clock.h"
 #include "common/error.h"
+#include "common/log.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +158,157 @@ int chl__server_connect(const chl__addr_t *a, long connect_timeout_ms, long comm
     else if (!why[0])
         snprintf(why, why_size, "the sentinels do not know master %s", a->master);
     return MC_EREDIS;
+}
+
+/* ---- +switch-master ----------------------------------------------------- */
+
+#define SWITCH_CHANNEL "+switch-master"
+#define WATCH_READS_MAX 64 /* reads of one poll: a flood does not hold the caller */
+
+int chl__switch_parse(const char *payload, size_t len, const char *master, chl__server_t *to)
+{
+    const char *field[5];
+    size_t flen[5], n = 0, i = 0;
+    while (i < len && n < 5) {
+        size_t start = i;
+        while (i < len && payload[i] != ' ')
+            i++;
+        if (i == start)
+            return MC_EPROTO; /* an empty field: two spaces, or one at an end */
+        field[n] = payload + start;
+        flen[n++] = i - start;
+        if (i < len)
+            i++; /* past the space */
+    }
+    if (n != 5 || i != len || payload[len - 1] == ' ')
+        return MC_EPROTO;
+    if (flen[3] > CHL__HOST_MAX || flen[4] > 5)
+        return MC_EPROTO;
+    long port = 0;
+    for (size_t k = 0; k < flen[4]; k++) {
+        if (field[4][k] < '0' || field[4][k] > '9')
+            return MC_EPROTO;
+        port = port * 10 + (field[4][k] - '0');
+    }
+    if (port < 1 || port > 65535 || memchr(field[3], '\0', flen[3]))
+        return MC_EPROTO;
+    if (flen[0] != strlen(master) || memcmp(field[0], master, flen[0]) != 0)
+        return MC_ENOTFOUND;
+    memcpy(to->host, field[3], flen[3]);
+    to->host[flen[3]] = '\0';
+    to->port = (int)port;
+    return 0;
+}
+
+int chl__switch_event(const redisReply *r, const char *master, chl__server_t *to)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+        return MC_ENOTFOUND;
+    const redisReply *kind = r->element[0], *channel = r->element[1], *payload = r->element[2];
+    if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 ||
+        channel->type != REDIS_REPLY_STRING || strcmp(channel->str, SWITCH_CHANNEL) != 0 ||
+        payload->type != REDIS_REPLY_STRING)
+        return MC_ENOTFOUND;
+    return chl__switch_parse(payload->str, payload->len, master, to);
+}
+
+void chl__watch_close(chl__watch_t *w)
+{
+    if (w->ctx)
+        redisFree(w->ctx);
+    w->ctx = NULL;
+}
+
+/* Subscribes to +switch-master on the first sentinel of a that answers,
+ * from w->next on. Returns 0 or MC_EREDIS. */
+static int watch_open(chl__watch_t *w, const chl__addr_t *a)
+{
+    for (size_t k = 0; k < a->nsentinels; k++) {
+        size_t i = (w->next + k) % a->nsentinels;
+        redisContext *c =
+            open_server(&a->sentinels[i], CHL__SENTINEL_TIMEOUT_MS, CHL__SENTINEL_TIMEOUT_MS);
+        if (!c)
+            continue;
+        redisReply *r = redisCommand(c, "SUBSCRIBE %s", SWITCH_CHANNEL);
+        int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                 r->element[0]->type == REDIS_REPLY_STRING &&
+                 strcmp(r->element[0]->str, "subscribe") == 0;
+        freeReplyObject(r);
+        if (ok) {
+            w->ctx = c;
+            w->next = i;
+            return 0;
+        }
+        redisFree(c);
+    }
+    return MC_EREDIS;
+}
+
+/* The replies that have come on w, without waiting: 1 and *to when one of
+ * them moved a's master, else 0. *lost is set when the connection is gone
+ * (closed by the sentinel, or not a subscription's). */
+static int watch_read(chl__watch_t *w, const chl__addr_t *a, chl__server_t *to, int *lost)
+{
+    int moved = 0;
+    *lost = 0;
+    for (int reads = 0;;) {
+        void *r = NULL;
+        if (redisGetReplyFromReader(w->ctx, &r) != REDIS_OK) {
+            *lost = 1;
+            return moved;
+        }
+        if (r) {
+            chl__server_t at;
+            if (chl__switch_event(r, a->master, &at) == 0) {
+                *to = at;
+                moved = 1;
+            }
+            freeReplyObject(r);
+            continue;
+        }
+        struct pollfd pfd = {.fd = w->ctx->fd, .events = POLLIN};
+        if (reads++ == WATCH_READS_MAX || poll(&pfd, 1, 0) <= 0)
+            return moved;
+        if (redisBufferRead(w->ctx) != REDIS_OK) { /* the sentinel closed it, or an error */
+            *lost = 1;
+            return moved;
+        }
+    }
+}
+
+int chl__watch_poll(chl__watch_t *w, const chl__addr_t *a, size_t i, chl__server_t *to)
+{
+    if (!a->master[0] || a->nsentinels == 0)
+        return 0;
+    if (!w->ctx) {
+        int64_t now = mc_mono_ms();
+        if (now < w->retry_at)
+            return 0;
+        if (watch_open(w, a) != 0) {
+            w->backoff_ms = w->backoff_ms ? 2 * w->backoff_ms : CHL__WATCH_BACKOFF_MIN_MS;
+            if (w->backoff_ms > CHL__WATCH_BACKOFF_MAX_MS)
+                w->backoff_ms = CHL__WATCH_BACKOFF_MAX_MS;
+            w->retry_at = now + w->backoff_ms;
+            w->next = (w->next + 1) % a->nsentinels;
+            if (!w->warned)
+                mc_warn("channel-layer: shard %zu: no sentinel of master %s can be heard; "
+                        "a failover is found when the master fails",
+                        i, a->master);
+            w->warned = 1;
+            return 0;
+        }
+        if (w->warned)
+            mc_info("channel-layer: shard %zu: listening to sentinel %s:%d again", i,
+                    a->sentinels[w->next].host, a->sentinels[w->next].port);
+        w->warned = 0;
+        w->backoff_ms = 0;
+    }
+    int lost, moved = watch_read(w, a, to, &lost);
+    if (lost) { /* another sentinel is asked at the next call */
+        chl__watch_close(w);
+        w->next = (w->next + 1) % a->nsentinels;
+    }
+    return moved;
 }
 
 int chl__not_master(const char *error)

@@ -73,11 +73,28 @@ static int register_worker(chl_t *chl, size_t i)
     return ok ? 0 : MC_EREDIS;
 }
 
+/* Leaves the master of shard i when its sentinels announced (+switch-master)
+ * that another one replaced it: the call about to be made goes to the new
+ * one, not to an old master that still takes writes. */
+static void follow_sentinels(chl_t *chl, size_t i)
+{
+    chl__sync_shard_t *s = &chl->shards[i];
+    chl__server_t to;
+    if (chl__watch_poll(&s->watch, &chl->ring.addrs[i], i, &to) != 1 || !s->ctx)
+        return;
+    if (strcmp(to.host, s->at.host) == 0 && to.port == s->at.port)
+        return;
+    char why[CHL__HOST_MAX + 64];
+    snprintf(why, sizeof(why), "the sentinels moved the master to %s:%d", to.host, to.port);
+    shard_down(chl, i, why);
+}
+
 /* Connects shard i: finds its server (through the sentinels for a Sentinel
  * shard), loads the scripts and, for a worker, registers it. */
 static int shard_up(chl_t *chl, size_t i)
 {
     chl__sync_shard_t *s = &chl->shards[i];
+    follow_sentinels(chl, i);
     if (s->ctx)
         return 0;
     int64_t now = mc_mono_ms();
@@ -315,9 +332,11 @@ void chl_close(chl_t *chl)
     if (!chl)
         return;
     if (chl->shards)
-        for (size_t i = 0; i < chl->ring.nshards; i++)
+        for (size_t i = 0; i < chl->ring.nshards; i++) {
             if (chl->shards[i].ctx)
                 redisFree(chl->shards[i].ctx);
+            chl__watch_close(&chl->shards[i].watch);
+        }
     free(chl->shards);
     chl__ring_clear(&chl->ring);
     free(chl->cfg_mem);

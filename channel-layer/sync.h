@@ -7,12 +7,15 @@
  * error with a backoff, so that a call during an outage fails fast with
  * MC_EREDIS and a later call finds the server again. Every call below
  * first brings its shard up (chl__sync_pipeline does), and an I/O error
- * drops the shard's connection for the next call to reopen.
+ * drops the shard's connection for the next call to reopen. Bringing a
+ * Sentinel shard up also reads what its sentinels announced: a master
+ * they moved is left before the call is made.
  */
 #ifndef MC_CHANNEL_LAYER_SYNC_H
 #define MC_CHANNEL_LAYER_SYNC_H
 
 #include "channel-layer/internal.h"
+#include "channel-layer/sentinel.h"
 
 #include <hiredis/hiredis.h>
 #include <stddef.h>
@@ -28,6 +31,7 @@ typedef struct chl__sync_shard {
     int warned;           /* the current outage was logged */
     chl__server_t at;     /* the server reached last */
     size_t next_sentinel; /* the sentinel asked first */
+    chl__watch_t watch;   /* a Sentinel shard's +switch-master subscription */
     char sha[CHL__S_COUNT][41];
 } chl__sync_shard_t;
 

@@ -3,7 +3,8 @@
  * that interfaces, workers and the browser client agree on each of them in
  * one place: WebSocket close codes, the protocol's error codes and message
  * types, the worker queue, the names of the groups workers put sockets in,
- * and the names workers give chat messages' group sends. docs/protocol.md lists them
+ * and the names workers give the group sends of chat messages, edits,
+ * deletions and whispers. docs/protocol.md lists them
  * for clients; web/static/chat.js acts on the close codes.
  */
 #ifndef MC_COMMON_WIRE_H
@@ -98,5 +99,18 @@ int mc_group_is_room(const char *group);
  * Whichever worker sends it (again, after a replay) names it alike, so the
  * channel layer delivers it once. */
 void mc_once_message(char buf[MC_ONCE_NAME_MAX], int64_t id);
+/* The name of the room's copy of an edit of message id by user_id, which
+ * the client named key (its client_id, else the interface's id of the
+ * envelope; its first 256 bytes): "edit-" and 24 hex digits of their
+ * SHA-256. The same edit
+ * handled again (a replay, or the client sending it again) is named alike;
+ * another edit, of the same text or not, is not. */
+void mc_once_edit(char buf[MC_ONCE_NAME_MAX], int64_t id, int64_t user_id, const char *key);
+/* The name of the room's copy of the deletion of message id: "del-<id>"
+ * (a message is deleted once, by whoever deletes it first). */
+void mc_once_delete(char buf[MC_ONCE_NAME_MAX], int64_t id);
+/* The names of whisper id's copies to its recipient's sockets and to its
+ * sender's: "wsp-<id>-to" and "wsp-<id>-from". */
+void mc_once_whisper(char buf[MC_ONCE_NAME_MAX], int64_t id, int to_sender);
 
 #endif

@@ -21,10 +21,13 @@ static const struct {
     const char *name;
     wrk_command_kind_t kind;
     int needs_room;
+    int takes_client_id; /* the commands that change something */
 } commands[] = {
-    {"join", WRK_CMD_JOIN, 1},       {"leave", WRK_CMD_LEAVE, 1}, {"send", WRK_CMD_SEND, 1},
-    {"history", WRK_CMD_HISTORY, 1}, {"edit", WRK_CMD_EDIT, 1},   {"delete", WRK_CMD_DELETE, 1},
-    {"whisper", WRK_CMD_WHISPER, 0}, {"who", WRK_CMD_WHO, 1},     {"whispers", WRK_CMD_WHISPERS, 0},
+    {"join", WRK_CMD_JOIN, 1, 0},         {"leave", WRK_CMD_LEAVE, 1, 0},
+    {"send", WRK_CMD_SEND, 1, 1},         {"history", WRK_CMD_HISTORY, 1, 0},
+    {"edit", WRK_CMD_EDIT, 1, 1},         {"delete", WRK_CMD_DELETE, 1, 1},
+    {"whisper", WRK_CMD_WHISPER, 0, 1},   {"who", WRK_CMD_WHO, 1, 0},
+    {"whispers", WRK_CMD_WHISPERS, 0, 0},
 };
 
 void wrk_command_clear(wrk_command_t *cmd)
@@ -147,6 +150,16 @@ static int parse_tree(const cJSON *root, size_t message_max, wrk_command_t *cmd,
     cmd->name = commands[i].name;
     cmd->limit = WRK_HISTORY_DEFAULT;
 
+    /* Read first, so that every later error names the command it answers. */
+    const cJSON *item;
+    if (commands[i].takes_client_id &&
+        (item = cJSON_GetObjectItemCaseSensitive(root, "client_id")) && !cJSON_IsNull(item)) {
+        if (!cJSON_IsString(item) || strlen(item->valuestring) == 0 ||
+            strlen(item->valuestring) > WRK_CLIENT_ID_MAX)
+            return MC_EINVAL;
+        strcpy(cmd->client_id, item->valuestring);
+    }
+
     if (commands[i].needs_room) {
         const cJSON *room = cJSON_GetObjectItemCaseSensitive(root, "room");
         if (!room)
@@ -158,7 +171,6 @@ static int parse_tree(const cJSON *root, size_t message_max, wrk_command_t *cmd,
         cmd->has_room = 1;
     }
 
-    const cJSON *item;
     switch (cmd->kind) {
     case WRK_CMD_JOIN:
     case WRK_CMD_WHISPERS:
@@ -199,13 +211,6 @@ static int parse_tree(const cJSON *root, size_t message_max, wrk_command_t *cmd,
         break;
     }
     case WRK_CMD_SEND:
-        if ((item = cJSON_GetObjectItemCaseSensitive(root, "client_id")) && !cJSON_IsNull(item)) {
-            if (!cJSON_IsString(item) || strlen(item->valuestring) == 0 ||
-                strlen(item->valuestring) > WRK_CLIENT_ID_MAX)
-                return MC_EINVAL;
-            strcpy(cmd->client_id, item->valuestring);
-        }
-        break;
     case WRK_CMD_LEAVE:
     case WRK_CMD_WHO:
         break;
@@ -439,7 +444,16 @@ int wrk_reply_notice(int64_t room, const char *username, mc_msg_type_t type, cha
     return finish(o, rc, out);
 }
 
-int wrk_reply_error(const char *code, int64_t room, const char *command, char **out)
+/* Adds "client_id":ID unless client_id is NULL or "". */
+static int add_client_id(cJSON *obj, int rc, const char *client_id)
+{
+    if (rc || !client_id || !client_id[0])
+        return rc;
+    return add_string(obj, "client_id", client_id);
+}
+
+int wrk_reply_error(const char *code, int64_t room, const char *command, const char *client_id,
+                    char **out)
 {
     cJSON *o = cJSON_CreateObject();
     int rc = o ? add_string(o, "error", code) : MC_ENOMEM;
@@ -447,7 +461,7 @@ int wrk_reply_error(const char *code, int64_t room, const char *command, char **
         rc = add_id_string(o, "room", room);
     if (!rc && command)
         rc = add_string(o, "command", command);
-    return finish(o, rc, out);
+    return finish(o, add_client_id(o, rc, client_id), out);
 }
 
 int wrk_reply_history(int64_t room, const wrk_message_list_t *list, size_t budget, char **out)
@@ -460,22 +474,22 @@ int wrk_reply_history(int64_t room, const wrk_message_list_t *list, size_t budge
     return finish(o, rc, out);
 }
 
-int wrk_reply_edited(const wrk_message_t *m, char **out)
+int wrk_reply_edited(const wrk_message_t *m, const char *client_id, char **out)
 {
     cJSON *o = cJSON_CreateObject();
     int rc = o ? add_int(o, "edited", m->id) : MC_ENOMEM;
     rc = rc ? rc : add_id_string(o, "room", m->room_id);
     rc = rc ? rc : add_string(o, "message", m->body);
     rc = rc ? rc : add_int(o, "ts", m->edited_ms);
-    return finish(o, rc, out);
+    return finish(o, add_client_id(o, rc, client_id), out);
 }
 
-int wrk_reply_deleted(int64_t id, int64_t room, char **out)
+int wrk_reply_deleted(int64_t id, int64_t room, const char *client_id, char **out)
 {
     cJSON *o = cJSON_CreateObject();
     int rc = o ? add_int(o, "deleted", id) : MC_ENOMEM;
     rc = rc ? rc : add_id_string(o, "room", room);
-    return finish(o, rc, out);
+    return finish(o, add_client_id(o, rc, client_id), out);
 }
 
 static cJSON *whisper_object(int64_t id, const char *from, const char *to, const char *message,
@@ -494,10 +508,10 @@ static cJSON *whisper_object(int64_t id, const char *from, const char *to, const
     return o;
 }
 
-int wrk_reply_whisper(int64_t id, const char *from, const char *to, const char *message, int64_t ts,
-                      char **out)
+int wrk_reply_whisper(const wrk_whisper_t *w, const char *client_id, char **out)
 {
-    return finish(whisper_object(id, from, to, message, ts), 0, out);
+    cJSON *o = whisper_object(w->id, w->from, w->to, w->body, w->created_ms);
+    return finish(o, add_client_id(o, o ? 0 : MC_ENOMEM, client_id), out);
 }
 
 int wrk_reply_whispers(const wrk_whisper_list_t *list, size_t budget, char **out)

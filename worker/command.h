@@ -68,15 +68,17 @@ typedef struct wrk_command {
     int64_t id;    /* edit, delete: the message */
     char *message; /* send, edit, whisper: owned, NUL-terminated */
     size_t message_len;
-    char to[MC_USERNAME_MAX + 1];          /* whisper */
-    char client_id[WRK_CLIENT_ID_MAX + 1]; /* send: optional, "" when absent */
+    char to[MC_USERNAME_MAX + 1]; /* whisper */
+    /* send, edit, delete, whisper: the client's name for the command,
+     * optional, "" when absent */
+    char client_id[WRK_CLIENT_ID_MAX + 1];
 } wrk_command_t;
 
 /* Parses text[0..len) into *cmd (which need not be initialised; release it
  * with wrk_command_clear, also after an error). message_max bounds a
  * message in bytes. Returns 0, or MC_EINVAL with *code set to a static
- * WRK_E_* string; cmd->name and cmd->room then say what could be understood,
- * for the error reply. MC_ENOMEM sets *code to MC_ERROR_SERVER_BUSY.
+ * WRK_E_* string; cmd->name, cmd->room and cmd->client_id then say what
+ * could be understood, for the error reply. MC_ENOMEM sets *code to MC_ERROR_SERVER_BUSY.
  *   BAD_REQUEST       not JSON, not an object, a field missing or mistyped
  *   UNKNOWN_COMMAND   "command" names no command
  *   ROOM_INVALID      "room" is not a positive whole number or such a string
@@ -109,18 +111,21 @@ int wrk_reply_message(const wrk_message_t *m, int own, char **out);
 /* {"room":"ID","message":null,"username":U,"msg_type":T} */
 int wrk_reply_notice(int64_t room, const char *username, mc_msg_type_t type, char **out);
 /* {"error":CODE}, plus "room":"ID" when room > 0, plus "command":C when
- * command is not NULL. */
-int wrk_reply_error(const char *code, int64_t room, const char *command, char **out);
+ * command is not NULL, plus "client_id":ID when client_id is neither NULL
+ * nor "". */
+int wrk_reply_error(const char *code, int64_t room, const char *command, const char *client_id,
+                    char **out);
 /* {"history":"ID","messages":[...]} plus "truncated":true when cut: older
  * messages remain, before the first one given. */
 int wrk_reply_history(int64_t room, const wrk_message_list_t *list, size_t budget, char **out);
+/* The events below add "client_id":ID when client_id is neither NULL nor
+ * "": the copy for the socket whose command caused them. */
 /* {"edited":N,"room":"ID","message":M,"ts":MS} */
-int wrk_reply_edited(const wrk_message_t *m, char **out);
+int wrk_reply_edited(const wrk_message_t *m, const char *client_id, char **out);
 /* {"deleted":N,"room":"ID"} */
-int wrk_reply_deleted(int64_t id, int64_t room, char **out);
+int wrk_reply_deleted(int64_t id, int64_t room, const char *client_id, char **out);
 /* {"whisper":N,"from":F,"to":T,"message":M,"ts":MS} */
-int wrk_reply_whisper(int64_t id, const char *from, const char *to, const char *message, int64_t ts,
-                      char **out);
+int wrk_reply_whisper(const wrk_whisper_t *w, const char *client_id, char **out);
 /* {"whispers":[{"whisper":N,...}...]} plus "truncated":true when cut. */
 int wrk_reply_whispers(const wrk_whisper_list_t *list, size_t budget, char **out);
 /* {"who":"ID","members":[NAMES]} */

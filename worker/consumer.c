@@ -49,8 +49,17 @@ static int reply(wrk_app_t *app, const char *channel, char *text, int rc, const 
     free(text);
     if (rc)
         wrk_port_send_error(&app->port, channel, MC_ERROR_SERVER_BUSY, c->has_room ? c->room : 0,
-                            c->name);
+                            c->name, c->client_id);
     return rc;
+}
+
+/* Answers command c with the error code, naming what it answers: its
+ * room, its name and its client_id. */
+static void refuse(wrk_app_t *app, const mc_envelope_t *env, const wrk_command_t *c,
+                   const char *code)
+{
+    wrk_port_send_error(&app->port, env->reply, code, c->has_room ? c->room : 0, c->name,
+                        c->client_id);
 }
 
 /* What a command that was answered, if with an error, returns: only a
@@ -116,15 +125,15 @@ static int room_for(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
 {
     int rc = wrk_store_room_get(app->store, c->room, room);
     if (rc == MC_ENOTFOUND) {
-        wrk_port_send_error(&app->port, env->reply, MC_ERROR_ROOM_INVALID, c->room, c->name);
+        refuse(app, env, c, MC_ERROR_ROOM_INVALID);
         return rc;
     }
     if (rc) {
-        wrk_port_send_error(&app->port, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
+        refuse(app, env, c, MC_ERROR_SERVER_BUSY);
         return rc;
     }
     if (room->staff_only && !u->is_staff) {
-        wrk_port_send_error(&app->port, env->reply, MC_ERROR_ROOM_ACCESS_DENIED, c->room, c->name);
+        refuse(app, env, c, MC_ERROR_ROOM_ACCESS_DENIED);
         return MC_EDENIED;
     }
     return 0;
@@ -172,7 +181,7 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
      * fixed number: a socket in more rooms would lose some in silence. */
     int was_in = joined(env, c->room);
     if (!was_in && rooms_joined(env) >= app->cfg.socket_rooms) {
-        wrk_port_send_error(&app->port, env->reply, MC_ERROR_TOO_MANY_ROOMS, c->room, c->name);
+        refuse(app, env, c, MC_ERROR_TOO_MANY_ROOMS);
         return 0;
     }
     char group[MC_GROUP_NAME_MAX];
@@ -184,7 +193,7 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     int rc = wrk_port_group_add(&app->port, group, env->reply);
     if (rc) {
         wrk_port_order_unlock(&app->port, c->room);
-        wrk_port_send_error(&app->port, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
+        refuse(app, env, c, MC_ERROR_SERVER_BUSY);
         return rc;
     }
     /* A user with several sockets in the room counts once: the room hears
@@ -229,7 +238,7 @@ static int do_leave(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *
         wrk_room_t room;
         int rc = wrk_store_room_get(app->store, c->room, &room);
         if (rc == MC_ENOTFOUND) {
-            wrk_port_send_error(&app->port, env->reply, MC_ERROR_ROOM_INVALID, c->room, c->name);
+            refuse(app, env, c, MC_ERROR_ROOM_INVALID);
             return 0;
         }
     } else {
@@ -271,7 +280,7 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     if (room_for(app, env, u, c, &room))
         return 0;
     if (!joined(env, c->room)) {
-        wrk_port_send_error(&app->port, env->reply, MC_ERROR_ROOM_ACCESS_DENIED, c->room, c->name);
+        refuse(app, env, c, MC_ERROR_ROOM_ACCESS_DENIED);
         return 0;
     }
     wrk_message_t m;
@@ -284,9 +293,7 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
                                    dedupe_name(env, c), mc_now_ms(), &m, &duplicate);
     if (rc) {
         wrk_port_order_unlock(&app->port, c->room);
-        wrk_port_send_error(&app->port, env->reply,
-                            rc == MC_ENOTFOUND ? MC_ERROR_ROOM_INVALID : MC_ERROR_SERVER_BUSY,
-                            c->room, c->name);
+        refuse(app, env, c, rc == MC_ENOTFOUND ? MC_ERROR_ROOM_INVALID : MC_ERROR_SERVER_BUSY);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     /* A replayed send finds its message stored; its group send is named
@@ -300,11 +307,11 @@ static int do_send(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
     wrk_message_clear(&m);
     if (rc == 0) {
         /* Published with the rest of the batch; the outbox keeps the lock. */
-        if (wrk_port_group_message(&app->port, c->room, id, all, env->reply) != 0)
+        if (wrk_port_group_message(&app->port, c->room, id, all, env->reply, c->client_id) != 0)
             wrk_port_order_unlock(&app->port, c->room);
     } else {
         wrk_port_order_unlock(&app->port, c->room);
-        wrk_port_send_error(&app->port, env->reply, MC_ERROR_SERVER_BUSY, c->room, c->name);
+        refuse(app, env, c, MC_ERROR_SERVER_BUSY);
     }
     free(all);
     return rc;
@@ -327,6 +334,25 @@ static int do_history(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
     return answered(reply(app, env->reply, text, rc, c));
 }
 
+/* The event text of an edit, a deletion or a whisper, exactly once: the
+ * socket whose command caused it gets own (which names the command's
+ * client_id) directly, so that a command sent again after a reconnection
+ * learns that it took effect; the other sockets of group get text by a
+ * group send named once, which an envelope handled again or a command sent
+ * again delivers nothing with. */
+static void publish(wrk_app_t *app, const mc_envelope_t *env, const char *group, const char *once,
+                    const char *text, const char *own)
+{
+    wrk_port_send_text(&app->port, env->reply, own);
+    wrk_port_group_text_once(&app->port, group, once, text, env->reply);
+}
+
+/* An edit or deletion is idempotent: the text it sets is set again, a
+ * message deleted stays so, and a deletion of a message deleted already
+ * (by this command handled before, or by someone else) is answered as
+ * done. Its event reaches the room once (publish): an edit's send is named
+ * by its author and its client_id (or the envelope's id), a deletion's by
+ * the message. */
 static int do_edit_delete(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
                           const wrk_command_t *c)
 {
@@ -335,51 +361,52 @@ static int do_edit_delete(wrk_app_t *app, const mc_envelope_t *env, const wrk_us
         return 0;
     wrk_message_t m;
     int rc = wrk_store_message_get(app->store, c->id, &m);
-    if (rc == 0 && (m.deleted || m.room_id != c->room))
+    if (rc == 0 && (m.room_id != c->room || (m.deleted && c->kind == WRK_CMD_EDIT)))
         rc = MC_ENOTFOUND;
+    int64_t author = m.user_id; /* zeroed or filled: either way safe */
+    int deleted = m.deleted;
+    wrk_message_clear(&m);
     if (rc) {
-        wrk_message_clear(&m); /* zeroed or filled: either way safe */
-        wrk_port_send_error(&app->port, env->reply,
-                            rc == MC_ENOTFOUND ? MC_ERROR_MESSAGE_INVALID : MC_ERROR_SERVER_BUSY,
-                            c->room, c->name);
+        refuse(app, env, c, rc == MC_ENOTFOUND ? MC_ERROR_MESSAGE_INVALID : MC_ERROR_SERVER_BUSY);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
-    int64_t author = m.user_id;
-    wrk_message_clear(&m);
     if (author != u->id && !u->is_staff) {
-        wrk_port_send_error(&app->port, env->reply, MC_ERROR_NOT_ALLOWED, c->room, c->name);
+        refuse(app, env, c, MC_ERROR_NOT_ALLOWED);
         return 0;
     }
-    char *text = NULL;
+    char once[MC_ONCE_NAME_MAX];
+    const char *key = dedupe_name(env, c);
+    char *text = NULL, *own = NULL;
     if (c->kind == WRK_CMD_EDIT) {
         rc = wrk_store_message_edit(app->store, c->id, c->message, c->message_len, mc_now_ms());
         if (rc == 0)
             rc = wrk_store_message_get(app->store, c->id, &m);
         if (rc == 0) {
-            rc = wrk_reply_edited(&m, &text);
+            rc = wrk_reply_edited(&m, NULL, &text);
+            rc = rc ? rc : wrk_reply_edited(&m, c->client_id, &own);
             wrk_message_clear(&m);
         }
+        mc_once_edit(once, c->id, u->id, key ? key : "");
     } else {
-        rc = wrk_store_message_delete(app->store, c->id);
-        if (rc == 0)
-            rc = wrk_reply_deleted(c->id, c->room, &text);
+        rc = deleted ? 0 : wrk_store_message_delete(app->store, c->id);
+        if (rc == MC_ENOTFOUND)
+            rc = 0; /* deleted by someone else meanwhile: done all the same */
+        rc = rc ? rc : wrk_reply_deleted(c->id, c->room, NULL, &text);
+        rc = rc ? rc : wrk_reply_deleted(c->id, c->room, c->client_id, &own);
+        mc_once_delete(once, c->id);
     }
-    if (rc) {
-        free(text);
-        wrk_port_send_error(&app->port, env->reply,
-                            rc == MC_ENOTFOUND ? MC_ERROR_MESSAGE_INVALID : MC_ERROR_SERVER_BUSY,
-                            c->room, c->name);
-        return rc == MC_ENOTFOUND ? 0 : rc;
+    if (rc == 0) {
+        char group[MC_GROUP_NAME_MAX];
+        mc_group_room(group, c->room);
+        /* Without a name (no client_id, an envelope without id) the send
+         * cannot be told from another edit: it is not named. */
+        publish(app, env, group, c->kind == WRK_CMD_EDIT && !key ? NULL : once, text, own);
+    } else {
+        refuse(app, env, c, rc == MC_ENOTFOUND ? MC_ERROR_MESSAGE_INVALID : MC_ERROR_SERVER_BUSY);
     }
-    char group[MC_GROUP_NAME_MAX];
-    mc_group_room(group, c->room);
-    /* The editor may not have joined the room (staff moderating): it gets a
-     * copy directly then. */
-    if (!joined(env, c->room))
-        wrk_port_send_text(&app->port, env->reply, text);
-    wrk_port_group_text(&app->port, group, text, NULL);
     free(text);
-    return 0;
+    free(own);
+    return rc == MC_ENOTFOUND || rc == 0 ? 0 : rc;
 }
 
 static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u,
@@ -390,31 +417,47 @@ static int do_whisper(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t
     if (rc == 0 && !to.is_active)
         rc = MC_ENOTFOUND;
     if (rc) {
-        wrk_port_send_error(&app->port, env->reply,
-                            rc == MC_ENOTFOUND ? MC_ERROR_USER_INVALID : MC_ERROR_SERVER_BUSY, 0,
-                            c->name);
+        refuse(app, env, c, rc == MC_ENOTFOUND ? MC_ERROR_USER_INVALID : MC_ERROR_SERVER_BUSY);
         return rc == MC_ENOTFOUND ? 0 : rc;
     }
     /* Stored first: its id comes from the database, unique across workers,
-     * and a user who is away gets it on reconnecting ("whispers"). */
-    int64_t now = mc_now_ms(), id;
-    rc = wrk_store_whisper_add(app->store, u->id, to.id, c->message, c->message_len, now, &id);
+     * and a user who is away gets it on reconnecting ("whispers"). Named as
+     * a message is, it is stored once, and a whisper handled again is the
+     * one stored, sent under the same names. */
+    wrk_whisper_t w;
+    int again = 0;
+    rc = wrk_store_whisper_add(app->store, u->id, to.id, c->message, c->message_len,
+                               dedupe_name(env, c), mc_now_ms(), &w, &again);
+    /* A client_id used again for another recipient: the whisper stored
+     * under it goes to its own recipient. */
+    if (rc == 0 && again && strcmp(w.to, to.username) != 0)
+        rc = wrk_store_user_by_name(app->store, w.to, &to);
     if (rc) {
-        wrk_port_send_error(&app->port, env->reply, MC_ERROR_SERVER_BUSY, 0, c->name);
-        return rc;
+        wrk_whisper_clear(&w);
+        refuse(app, env, c, rc == MC_ENOTFOUND ? MC_ERROR_USER_INVALID : MC_ERROR_SERVER_BUSY);
+        return rc == MC_ENOTFOUND ? 0 : rc;
     }
-    char *text = NULL;
-    rc = wrk_reply_whisper(id, u->username, to.username, c->message, now, &text);
-    if (rc)
-        return answered(reply(app, env->reply, text, rc, c));
-    char group[MC_GROUP_NAME_MAX];
+    char *text = NULL, *own = NULL;
+    rc = wrk_reply_whisper(&w, NULL, &text);
+    rc = rc ? rc : wrk_reply_whisper(&w, c->client_id, &own);
+    int64_t id = w.id;
+    wrk_whisper_clear(&w);
+    if (rc) {
+        free(text);
+        return answered(reply(app, env->reply, own, rc, c));
+    }
+    /* Every socket of both users: the recipient's first. */
+    char group[MC_GROUP_NAME_MAX], once[MC_ONCE_NAME_MAX];
     mc_group_user(group, to.id);
-    wrk_port_group_text(&app->port, group, text, NULL);
+    mc_once_whisper(once, id, 0);
+    publish(app, env, group, once, text, own);
     if (to.id != u->id) {
         mc_group_user(group, u->id);
-        wrk_port_group_text(&app->port, group, text, NULL);
+        mc_once_whisper(once, id, 1);
+        wrk_port_group_text_once(&app->port, group, once, text, env->reply);
     }
     free(text);
+    free(own);
     return 0;
 }
 
@@ -457,7 +500,7 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
     if (rc) {
         wrk_port_send_error(&app->port, env->reply,
                             rc == MC_ENOTFOUND ? MC_ERROR_USER_HAS_TO_LOGIN : MC_ERROR_SERVER_BUSY,
-                            0, NULL);
+                            0, NULL, NULL);
         if (rc == MC_ENOTFOUND && env->has_scope && env->scope.user_id > 0)
             wrk_port_send_close(&app->port, env->reply, MC_CLOSE_SESSION_ENDED);
         return rc == MC_ENOTFOUND ? 0 : rc;
@@ -468,7 +511,7 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
                            &c, &code);
     wrk_metrics_count(&app->metrics, WRK_M_COMMANDS, rc ? "invalid" : c.name);
     if (rc) {
-        wrk_port_send_error(&app->port, env->reply, code, c.has_room ? c.room : 0, c.name);
+        refuse(app, env, &c, code);
         wrk_command_clear(&c);
         return rc == MC_ENOMEM ? rc : 0;
     }
@@ -482,8 +525,7 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
         if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_messages, app->cfg.rate_burst,
                                 &refused)) {
             wrk_metrics_count(&app->metrics, WRK_M_RATE_LIMITED, "messages");
-            wrk_port_send_error(&app->port, env->reply, MC_ERROR_RATE_LIMITED,
-                                c.has_room ? c.room : 0, c.name);
+            refuse(app, env, &c, MC_ERROR_RATE_LIMITED);
             if (app->cfg.rate_close_after > 0 && refused >= app->cfg.rate_close_after) {
                 mc_info("worker: closing a socket of %s: still sending after %ld refusals",
                         u.username, refused);

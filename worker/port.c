@@ -29,7 +29,7 @@ void wrk_port_close(wrk_port_t *port)
 }
 
 static int send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
-                      const char *command, int done);
+                      const char *command, const char *client_id, int done);
 
 /* ---- The outbox and the order locks ------------------------------------------ */
 
@@ -109,7 +109,7 @@ void wrk_port_flush(wrk_port_t *port)
         outbox_clear(port);
         for (size_t i = 0; i < n; i++)
             send_error(port, port->outbox[i].sender, MC_ERROR_SERVER_BUSY, port->outbox[i].room,
-                       "send", port->outbox[i].done);
+                       "send", port->outbox[i].client_id, port->outbox[i].done);
         return;
     }
     wrk_outgoing_t msgs[WRK_OUTBOX_MAX];
@@ -142,10 +142,12 @@ static int takes_answer(wrk_port_t *port, const char *channel)
     return 1;
 }
 
-/* Sends env to one connection, or (to_group) to a group, after the outbox.
- * A websocket.send or close to one connection may be the answer of its
- * websocket.receive: then it goes marked. */
-static int emit(wrk_port_t *port, const char *to, int to_group, const mc_envelope_t *env)
+/* Sends env to one connection, or (to_group) to a group with the send named
+ * once (NULL: not named), after the outbox. A websocket.send or close to one
+ * connection may be the answer of its websocket.receive: then it goes
+ * marked. */
+static int emit(wrk_port_t *port, const char *to, int to_group, const char *once,
+                const mc_envelope_t *env)
 {
     wrk_port_flush(port);
     char *data;
@@ -161,7 +163,7 @@ static int emit(wrk_port_t *port, const char *to, int to_group, const mc_envelop
     if (rc)
         return rc;
     if (to_group) {
-        wrk_outgoing_t msg = {to, NULL, data, len};
+        wrk_outgoing_t msg = {to, once, data, len};
         rc = port->sink.group_send(port->sink.ctx, &msg, 1);
     } else {
         rc = port->sink.send(port->sink.ctx, to, data, len);
@@ -176,24 +178,30 @@ static int emit(wrk_port_t *port, const char *to, int to_group, const mc_envelop
 
 int wrk_port_send(wrk_port_t *port, const char *channel, const mc_envelope_t *env)
 {
-    return emit(port, channel, 0, env);
+    return emit(port, channel, 0, NULL, env);
 }
 
 int wrk_port_send_text(wrk_port_t *port, const char *channel, const char *text)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text)};
-    return emit(port, channel, 0, &env);
+    return emit(port, channel, 0, NULL, &env);
 }
 
 int wrk_port_group_text(wrk_port_t *port, const char *group, const char *text, const char *except)
 {
+    return wrk_port_group_text_once(port, group, NULL, text, except);
+}
+
+int wrk_port_group_text_once(wrk_port_t *port, const char *group, const char *once,
+                             const char *text, const char *except)
+{
     mc_envelope_t env = {
         .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .except = except};
-    return emit(port, group, 1, &env);
+    return emit(port, group, 1, once, &env);
 }
 
 int wrk_port_group_message(wrk_port_t *port, int64_t room, int64_t id, const char *text,
-                           const char *own)
+                           const char *own, const char *client_id)
 {
     mc_envelope_t env = {
         .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .own = own};
@@ -211,6 +219,7 @@ int wrk_port_group_message(wrk_port_t *port, int64_t room, int64_t id, const cha
     mc_group_room(o->group, room);
     mc_once_message(o->once, id);
     snprintf(o->sender, sizeof(o->sender), "%s", own);
+    snprintf(o->client_id, sizeof(o->client_id), "%s", client_id ? client_id : "");
     o->data = data;
     o->len = len;
     o->room = room;
@@ -221,34 +230,34 @@ int wrk_port_group_message(wrk_port_t *port, int64_t room, int64_t id, const cha
 int wrk_port_send_close(wrk_port_t *port, const char *channel, int code)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code, .reason = mc_close_reason(code)};
-    return emit(port, channel, 0, &env);
+    return emit(port, channel, 0, NULL, &env);
 }
 
 int wrk_port_group_close(wrk_port_t *port, const char *group, int code)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code, .reason = mc_close_reason(code)};
-    return emit(port, group, 1, &env);
+    return emit(port, group, 1, NULL, &env);
 }
 
 /* {"error":CODE} to channel, marked done as given (else as emit decides). */
 static int send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
-                      const char *command, int done)
+                      const char *command, const char *client_id, int done)
 {
     char *text;
-    int rc = wrk_reply_error(code, room, command, &text);
+    int rc = wrk_reply_error(code, room, command, client_id, &text);
     if (rc)
         return rc;
     mc_envelope_t env = {
         .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .done = done};
-    rc = emit(port, channel, 0, &env);
+    rc = emit(port, channel, 0, NULL, &env);
     free(text);
     return rc;
 }
 
 int wrk_port_send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
-                        const char *command)
+                        const char *command, const char *client_id)
 {
-    return send_error(port, channel, code, room, command, 0);
+    return send_error(port, channel, code, room, command, client_id, 0);
 }
 
 void wrk_port_answer_begin(wrk_port_t *port, const char *channel)
@@ -268,7 +277,7 @@ void wrk_port_answer_end(wrk_port_t *port)
     if (port->answer_to[0] && !port->answered) {
         mc_envelope_t mark = {.type = MC_ENV_WS_SEND, .body = "", .done = 1};
         port->answered = 1;
-        emit(port, port->answer_to, 0, &mark);
+        emit(port, port->answer_to, 0, NULL, &mark);
     }
     port->answer_to[0] = '\0';
 }

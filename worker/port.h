@@ -66,6 +66,7 @@ typedef struct wrk_port {
      * room's order lock (wrk_port_group_message, wrk_port_flush) */
     struct wrk_pending {
         char group[MC_GROUP_NAME_MAX], once[MC_ONCE_NAME_MAX], sender[160];
+        char client_id[WRK_CLIENT_ID_MAX + 1]; /* the sender's, "" when none */
         char *data;
         size_t len;
         int64_t room;
@@ -104,9 +105,11 @@ int wrk_port_outbox_begin(wrk_port_t *port);
  * replay of the same message delivers nothing (the send is named by id).
  * Call it holding the room's order lock (wrk_port_order_lock_send); the
  * message waits in the outbox, which keeps the lock until it is published.
+ * client_id (may be NULL) is the sender's name for the message, which the
+ * SERVER_BUSY of a batch that cannot be stored repeats.
  * Returns 0, MC_ENOMEM or MC_ETOOBIG (then the caller releases the lock). */
 int wrk_port_group_message(wrk_port_t *port, int64_t room, int64_t id, const char *text,
-                           const char *own);
+                           const char *own, const char *client_id);
 
 /* env (any type) to one connection. */
 int wrk_port_send(wrk_port_t *port, const char *channel, const mc_envelope_t *env);
@@ -115,13 +118,19 @@ int wrk_port_send_text(wrk_port_t *port, const char *channel, const char *text);
 /* websocket.send of text to a group; except (may be NULL) names a connection
  * the interface skips (it got its own copy). */
 int wrk_port_group_text(wrk_port_t *port, const char *group, const char *text, const char *except);
+/* The same, named once (mc_once_* of common/wire.h): a name sent before
+ * delivers nothing, so that an envelope handled again, or a command the
+ * client sent again, reaches the group once. */
+int wrk_port_group_text_once(wrk_port_t *port, const char *group, const char *once,
+                             const char *text, const char *except);
 /* websocket.close with code (and its reason, mc_close_reason), to one
  * connection or a group. */
 int wrk_port_send_close(wrk_port_t *port, const char *channel, int code);
 int wrk_port_group_close(wrk_port_t *port, const char *group, int code);
-/* {"error":CODE} with room (0: none) and command (NULL: none). */
+/* {"error":CODE} with room (0: none), command and client_id (NULL or "":
+ * none), so that the client knows which of its commands it answers. */
 int wrk_port_send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
-                        const char *command);
+                        const char *command, const char *client_id);
 /* The enter (MC_MSG_ENTER) or leave (MC_MSG_LEAVE) notice of username to
  * room's group, unless notices are off; except as in wrk_port_group_text.
  *

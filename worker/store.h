@@ -33,10 +33,10 @@
 
 #include "common/envelope.h" /* MC_USERNAME_MAX */
 
-#define WRK_STORE_SCHEMA_VERSION 5 /* the version wrk_store_migrate brings a store to */
+#define WRK_STORE_SCHEMA_VERSION 6 /* the version wrk_store_migrate brings a store to */
 #define WRK_STORE_HASH_MAX 256     /* a password hash, with its NUL */
 #define WRK_ROOM_TITLE_MAX 200     /* bytes */
-#define WRK_CLIENT_ID_MAX 64       /* bytes of a message's client id */
+#define WRK_CLIENT_ID_MAX 64       /* bytes of a message's or whisper's client id */
 #define WRK_STORE_SINCE_MAX 500    /* messages one "since" query returns at most */
 
 typedef struct wrk_store wrk_store_t;
@@ -336,15 +336,21 @@ typedef struct wrk_whisper_list {
     int truncated; /* more matched than were returned */
 } wrk_whisper_list_t;
 
-/* Stores a whisper from one user to another at now_ms; *id (may be NULL)
- * gets its id. Returns 0, MC_ENOTFOUND (no such user), MC_EINVAL. */
+/* Stores a whisper from one user to another at now_ms. client_id (may be
+ * NULL) names it for its sender: a second call with the same sender and
+ * client id stores nothing and gives the first whisper, with *duplicate =
+ * 1 (duplicate may be NULL). Fills *out (may be NULL; release with
+ * wrk_whisper_clear). Returns 0, MC_ENOTFOUND (no such user), MC_EINVAL
+ * (client id over WRK_CLIENT_ID_MAX). */
 int wrk_store_whisper_add(wrk_store_t *s, int64_t from_id, int64_t to_id, const char *body,
-                          size_t body_len, int64_t now_ms, int64_t *id);
+                          size_t body_len, const char *client_id, int64_t now_ms,
+                          wrk_whisper_t *out, int *duplicate);
 /* The whispers to or from user_id with an id above since: all of them, or
  * when more than limit (1..WRK_STORE_SINCE_MAX) the newest limit, truncated.
  * Fills *out (release with wrk_whisper_list_clear). */
 int wrk_store_whispers_since(wrk_store_t *s, int64_t user_id, int64_t since, long limit,
                              wrk_whisper_list_t *out);
+void wrk_whisper_clear(wrk_whisper_t *w);
 void wrk_whisper_list_clear(wrk_whisper_list_t *l);
 
 /* ---- Change log ---------------------------------------------------------- */
@@ -393,11 +399,10 @@ typedef void (*wrk_store_copy_progress_fn)(void *arg, const char *table, int64_t
 /* Copies what from keeps into to, whatever their backends: users with their
  * password hashes and flags, rooms, sessions, messages with their ids,
  * edits and deletions, whispers, and the secrets the workers share; and
- * sets each id counter of to past the ids from ever handed out. Presence, login failures and the change log
- * are not copied. to must hold none of these (else MC_EEXIST, and nothing
- * is written); both must be migrated (else MC_EINVAL). The copy is one
- * transaction on to, and reads from in one transaction: stop every other
- * writer of from first. progress (may be NULL) is told how it goes.
+ * sets each id counter of to past the ids from ever handed out. Presence, login failures and the
+ * change log are not copied. to must hold none of these (else MC_EEXIST, and nothing is written);
+ * both must be migrated (else MC_EINVAL). The copy is one transaction on to, and reads from in one
+ * transaction: stop every other writer of from first. progress (may be NULL) is told how it goes.
  * Returns 0 and *counts, or MC_EEXIST, MC_EINVAL, MC_EDB, MC_ENOMEM; the
  * reason is in wrk_store_errmsg(to). */
 int wrk_store_copy(wrk_store_t *from, wrk_store_t *to, wrk_store_copy_progress_fn progress,

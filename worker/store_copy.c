@@ -51,11 +51,11 @@ static const table_t tables[] = {
           "INSERT INTO messages(id, room_id, user_id, body, created, edited, deleted, client_id) "
           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"}},
     {"whispers",
-     "iiiti",
-     {.text = "SELECT id, from_id, to_id, body, created FROM whispers WHERE id > ?1 "
+     "iiitin",
+     {.text = "SELECT id, from_id, to_id, body, created, client_id FROM whispers WHERE id > ?1 "
               "ORDER BY id LIMIT ?2"},
-     {.text =
-          "INSERT INTO whispers(id, from_id, to_id, body, created) VALUES (?1, ?2, ?3, ?4, ?5)"}},
+     {.text = "INSERT INTO whispers(id, from_id, to_id, body, created, client_id) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"}},
     {"secrets",
      "tt",
      {.text = "SELECT name, value FROM secrets WHERE name > ?1 ORDER BY name LIMIT ?2"},

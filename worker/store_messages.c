@@ -49,18 +49,25 @@ static const wrk_sql_t sql_messages_before = {
     "WHERE m.room_id = ?1 AND m.id < ?3 AND m.deleted = 0 ORDER BY m.id DESC LIMIT ?2"};
 
 /* Whispers are numbered in the order they commit: on PostgreSQL the insert
- * takes an advisory lock (held to the commit) before it draws the id. */
+ * takes an advisory lock (held to the commit) before it draws the id. One
+ * whose (sender, client id) is taken stores nothing and returns no row. */
+#define WHISPER_ADDED "ON CONFLICT (from_id, client_id) DO NOTHING RETURNING id"
 static const wrk_sql_t sql_whisper_add = {
-    .text =
-        "INSERT INTO whispers(from_id, to_id, body, created) VALUES (?1, ?2, ?3, ?4) RETURNING id",
-    .pg = "INSERT INTO whispers(from_id, to_id, body, created) SELECT ?1, ?2, ?3, ?4 "
-          "FROM (SELECT pg_advisory_xact_lock(28003, 4)) AS in_commit_order RETURNING id"};
+    .text = "INSERT INTO whispers(from_id, to_id, body, created, client_id) "
+            "VALUES (?1, ?2, ?3, ?4, ?5) " WHISPER_ADDED,
+    .pg = "INSERT INTO whispers(from_id, to_id, body, created, client_id) "
+          "SELECT ?1, ?2, ?3, ?4, ?5 "
+          "FROM (SELECT pg_advisory_xact_lock(28003, 4)) AS in_commit_order " WHISPER_ADDED};
+static const wrk_sql_t sql_whisper_by_client_id = {
+    .text = "SELECT id FROM whispers WHERE from_id = ?1 AND client_id = ?2"};
+#define WHISPER_COLUMNS                                                                            \
+    "SELECT w.id, f.username, t.username, w.body, w.created "                                      \
+    "FROM whispers w JOIN users f ON f.id = w.from_id JOIN users t ON t.id = w.to_id "
+static const wrk_sql_t sql_whisper_get = {.text = WHISPER_COLUMNS "WHERE w.id = ?1"};
 static const wrk_sql_t sql_whispers_since = {
-    .text = "SELECT w.id, f.username, t.username, w.body, w.created "
-            "FROM whispers w JOIN users f ON f.id = w.from_id JOIN users t ON t.id = w.to_id "
-            "WHERE w.id IN (SELECT id FROM whispers WHERE from_id = ?1 AND id > ?3 "
-            "UNION SELECT id FROM whispers WHERE to_id = ?1 AND id > ?3) "
-            "ORDER BY w.id DESC LIMIT ?2"};
+    .text = WHISPER_COLUMNS "WHERE w.id IN (SELECT id FROM whispers WHERE from_id = ?1 AND id > ?3 "
+                            "UNION SELECT id FROM whispers WHERE to_id = ?1 AND id > ?3) "
+                            "ORDER BY w.id DESC LIMIT ?2"};
 
 #define BODY_MAX ((size_t)1 << 30)
 
@@ -248,10 +255,44 @@ int wrk_store_messages_before(wrk_store_t *s, int64_t room_id, int64_t before, l
 
 /* ---- Whispers -------------------------------------------------------------- */
 
-int wrk_store_whisper_add(wrk_store_t *s, int64_t from_id, int64_t to_id, const char *body,
-                          size_t body_len, int64_t now_ms, int64_t *id)
+/* Fills *w from a row of WHISPER_COLUMNS. */
+static int read_whisper(wrk_db_stmt_t *st, wrk_whisper_t *w)
 {
-    if (body_len > BODY_MAX)
+    memset(w, 0, sizeof(*w));
+    w->id = wrk_db_int(st, 0);
+    wrk__copy_text(st, 1, w->from, sizeof(w->from));
+    wrk__copy_text(st, 2, w->to, sizeof(w->to));
+    w->body = wrk__dup_text(st, 3, &w->body_len);
+    w->created_ms = wrk_db_int(st, 4);
+    return w->body ? 0 : MC_ENOMEM;
+}
+
+static int whisper_get(wrk_store_t *s, int64_t id, wrk_whisper_t *out)
+{
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_whisper_get);
+    if (!st)
+        return MC_EDB;
+    wrk_db_bind_int(st, 1, id);
+    int rc = wrk__step(s, st, "whisper");
+    if (rc == WRK_DB_ROW)
+        rc = read_whisper(st, out);
+    else if (rc == WRK_DB_DONE)
+        rc = MC_ENOTFOUND;
+    wrk_db_reset(st);
+    return rc;
+}
+
+int wrk_store_whisper_add(wrk_store_t *s, int64_t from_id, int64_t to_id, const char *body,
+                          size_t body_len, const char *client_id, int64_t now_ms,
+                          wrk_whisper_t *out, int *duplicate)
+{
+    if (out)
+        memset(out, 0, sizeof(*out));
+    int dup_unused;
+    if (!duplicate)
+        duplicate = &dup_unused;
+    *duplicate = 0;
+    if (body_len > BODY_MAX || (client_id && strlen(client_id) > WRK_CLIENT_ID_MAX))
         return MC_EINVAL;
     wrk_db_stmt_t *st = wrk__stmt(s, &sql_whisper_add);
     if (!st)
@@ -260,11 +301,29 @@ int wrk_store_whisper_add(wrk_store_t *s, int64_t from_id, int64_t to_id, const 
     wrk_db_bind_int(st, 2, to_id);
     wrk_db_bind_text(st, 3, body, body_len);
     wrk_db_bind_int(st, 4, now_ms);
-    int64_t got;
-    int rc = wrk__query_int(s, st, &got, "add whisper");
-    if (rc == 0 && id)
-        *id = got;
-    return rc;
+    if (client_id)
+        wrk_db_bind_text(st, 5, client_id, strlen(client_id));
+    int64_t id;
+    int rc = wrk__query_int(s, st, &id, "add whisper");
+    if (rc == MC_ENOTFOUND && client_id) {
+        /* The unique (sender, client id) refused it: stored already. */
+        st = wrk__stmt(s, &sql_whisper_by_client_id);
+        if (!st)
+            return MC_EDB;
+        wrk_db_bind_int(st, 1, from_id);
+        wrk_db_bind_text(st, 2, client_id, strlen(client_id));
+        rc = wrk__query_int(s, st, &id, "find whisper");
+        *duplicate = rc == 0;
+    }
+    if (rc || !out)
+        return rc;
+    return whisper_get(s, id, out);
+}
+
+void wrk_whisper_clear(wrk_whisper_t *w)
+{
+    free(w->body);
+    memset(w, 0, sizeof(*w));
 }
 
 void wrk_whisper_list_clear(wrk_whisper_list_t *l)
@@ -297,16 +356,8 @@ int wrk_store_whispers_since(wrk_store_t *s, int64_t user_id, int64_t since, lon
             rc = WRK_DB_DONE;
             break;
         }
-        wrk_whisper_t *w = &out->items[out->n];
-        w->id = wrk_db_int(st, 0);
-        wrk__copy_text(st, 1, w->from, sizeof(w->from));
-        wrk__copy_text(st, 2, w->to, sizeof(w->to));
-        w->body = wrk__dup_text(st, 3, &w->body_len);
-        if (!w->body) {
-            rc = MC_ENOMEM;
+        if ((rc = read_whisper(st, &out->items[out->n])) != 0)
             break;
-        }
-        w->created_ms = wrk_db_int(st, 4);
         out->n++;
     }
     wrk_db_reset(st);

@@ -130,6 +130,11 @@ static const migration_t sqlite_history[] = {
         "CREATE TABLE secrets ("
         "  name TEXT PRIMARY KEY,"
         "  value TEXT NOT NULL);"},
+    /* 6: a whisper is named by its sender's client_id (or the envelope's
+     * id), as messages are, so that a whisper handled twice, or sent again
+     * by its client, is stored once. Older whispers have none. */
+    {6, "ALTER TABLE whispers ADD COLUMN client_id TEXT;"
+        "CREATE UNIQUE INDEX whispers_client_id ON whispers(from_id, client_id);"},
 };
 
 /* Advisory locks of the chat on PostgreSQL are (28003, n) ("mc" in ASCII):
@@ -229,6 +234,9 @@ static const migration_t pg_history[] = {
         "CREATE TABLE secrets ("
         "  name TEXT COLLATE \"C\" PRIMARY KEY,"
         "  value TEXT NOT NULL);"},
+    /* 6: as sqlite's 6. */
+    {6, "ALTER TABLE whispers ADD COLUMN client_id TEXT COLLATE \"C\";"
+        "CREATE UNIQUE INDEX whispers_client_id ON whispers(from_id, client_id);"},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

@@ -3,7 +3,7 @@
 // and a message typed into a page whose interface froze, and then died
 // before it read the message, is shown as pending, kept, and sent again
 // after the reconnect: it appears once, to the person and to the room,
-// with no action by the person.
+// with no action by the person. So do an edit and a whisper.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {System} from '../lib/system.mjs';
@@ -80,4 +80,48 @@ test('a message typed just before the interface dies is sent again after the rec
     assert.equal(await shown.count(), 1, `"${text}" shown ${await shown.count()} times`);
   }
   assert.equal(sys.sql(`SELECT count(*) FROM messages WHERE body = '${text}'`), '1');
+});
+
+test('an edit and a whisper made as the interface froze are done once after the reconnect', async () => {
+  // Both are in the Lobby since the tests above.
+  const lobby = (page) => pane(page, 'Lobby');
+  await say(annPage, 'Lobby', 'a draft to fix');
+  await seeMessage(bobPage, 'Lobby', 'a draft to fix');
+  await lobby(annPage).locator('.member[data-username="bob"]').click();
+  const whispers = (page, other) => pane(page, `Whispers with ${other}`);
+  await whispers(annPage, 'bob').waitFor();
+
+  sys.interfaces[0].kill('SIGSTOP');
+  const line = lobby(annPage).locator('.message', {has: annPage.locator('.text', {hasText: 'a draft to fix'})});
+  await line.hover();
+  await line.locator('.msg-edit').click();
+  await lobby(annPage).locator('.edit-text').fill('a draft fixed');
+  await lobby(annPage).locator('.edit-text').press('Enter');
+  const pendingEdit = lobby(annPage).locator('.message.pending .text', {hasText: 'a draft fixed'});
+  await pendingEdit.waitFor();
+  await whispers(annPage, 'bob').locator('.send-text').fill('whispered as it froze');
+  await whispers(annPage, 'bob').locator('.send-text').press('Enter');
+  const pendingWhisper = whispers(annPage, 'bob').locator('.message.pending .text', {hasText: 'whispered as it froze'});
+  await pendingWhisper.waitFor();
+
+  await sys.killInterface(0);
+  await annPage.waitForSelector('#connection:not(.online)');
+  await sys.startInterface(0);
+  await annPage.waitForSelector('#connection.online', {timeout: 30000});
+
+  await seeMessage(bobPage, 'Lobby', 'a draft fixed');
+  await whispers(bobPage, 'ann').locator('.message .text', {hasText: 'whispered as it froze'}).waitFor();
+  await pendingEdit.waitFor({state: 'detached', timeout: 30000});
+  await pendingWhisper.waitFor({state: 'detached', timeout: 30000});
+  for (const [page, other] of [[annPage, 'bob'], [bobPage, 'ann']]) {
+    const fixed = lobby(page).locator('.message', {has: page.locator('.text', {hasText: 'a draft fixed'})});
+    assert.equal(await fixed.count(), 1);
+    assert.equal(await fixed.locator('.edited').count(), 1);
+    assert.equal(await lobby(page).locator('.message .text', {hasText: 'a draft to fix'}).count(), 0);
+    assert.equal(await lobby(page).locator('.message.pending').count(), 0);
+    const shown = whispers(page, other).locator('.message .text', {hasText: 'whispered as it froze'});
+    assert.equal(await shown.count(), 1, `the whisper is shown ${await shown.count()} times`);
+  }
+  assert.equal(sys.sql("SELECT count(*) FROM messages WHERE body = 'a draft fixed'"), '1');
+  assert.equal(sys.sql("SELECT count(*) FROM whispers WHERE body = 'whispered as it froze'"), '1');
 });

@@ -2,6 +2,7 @@
  * ring and the local group table. */
 #include "channel-layer/internal.h"
 #include "channel-layer/local.h"
+#include "channel-layer/sentinel.h"
 #include "common/error.h"
 
 #include <setjmp.h>
@@ -226,6 +227,43 @@ static void a_sentinel_shard_keeps_its_channels_whatever_its_sentinels(void **st
     chl__ring_clear(&withpw);
 }
 
+/* A sentinel's +switch-master payload moves the watched master only when
+ * it names it, in exactly five fields; anything else is refused. */
+static void switch_master_events_are_read_strictly(void **state)
+{
+    (void)state;
+    chl__server_t to = {"", 0};
+    const char *ok = "mc-0 127.0.0.1 6379 10.0.0.2 6380";
+    assert_int_equal(chl__switch_parse(ok, strlen(ok), "mc-0", &to), 0);
+    assert_string_equal(to.host, "10.0.0.2");
+    assert_int_equal(to.port, 6380);
+    assert_int_equal(chl__switch_parse(ok, strlen(ok), "mc-1", &to), MC_ENOTFOUND);
+    assert_int_equal(chl__switch_parse(ok, strlen(ok), "mc", &to), MC_ENOTFOUND);
+    const char *bad[] = {
+        "",
+        "mc-0",
+        "mc-0 127.0.0.1 6379 10.0.0.2",
+        "mc-0 127.0.0.1 6379 10.0.0.2 6380 x",
+        "mc-0  127.0.0.1 6379 10.0.0.2 6380",
+        "mc-0 127.0.0.1 6379 10.0.0.2 6380 ",
+        " mc-0 127.0.0.1 6379 10.0.0.2 6380",
+        "mc-0 127.0.0.1 6379 10.0.0.2 0",
+        "mc-0 127.0.0.1 6379 10.0.0.2 65536",
+        "mc-0 127.0.0.1 6379 10.0.0.2 +80",
+        "mc-0 127.0.0.1 6379 10.0.0.2 123456",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(chl__switch_parse(bad[i], strlen(bad[i]), "mc-0", &to), MC_EPROTO);
+    char host[CHL__HOST_MAX + 40];
+    int n = snprintf(host, sizeof(host), "mc-0 a 1 %0*d 2", CHL__HOST_MAX + 1, 0);
+    assert_int_equal(chl__switch_parse(host, (size_t)n, "mc-0", &to), MC_EPROTO);
+    n = snprintf(host, sizeof(host), "mc-0 a 1 %0*d 2", CHL__HOST_MAX, 0);
+    assert_int_equal(chl__switch_parse(host, (size_t)n, "mc-0", &to), 0);
+    assert_int_equal(strlen(to.host), CHL__HOST_MAX);
+    const char nul[] = "mc-0 a 1 b\0c 2";
+    assert_int_equal(chl__switch_parse(nul, sizeof(nul) - 1, "mc-0", &to), MC_EPROTO);
+}
+
 static void append_group(void *arg, const char *group)
 {
     strcat((char *)arg, group);
@@ -296,6 +334,7 @@ int main(void)
         cmocka_unit_test(the_ring_spreads_names_and_ignores_the_order_of_servers),
         cmocka_unit_test(sentinel_urls_name_a_master_and_its_sentinels),
         cmocka_unit_test(a_sentinel_shard_keeps_its_channels_whatever_its_sentinels),
+        cmocka_unit_test(switch_master_events_are_read_strictly),
         cmocka_unit_test(the_local_table_indexes_both_ways),
         cmocka_unit_test(the_config_copy_fills_defaults),
     };

@@ -1,7 +1,9 @@
-/* The blocking client on Redis Sentinel: a master, its replica and three
- * real redis-sentinel processes per test. The client finds the master by
- * name, follows a failover after the master is killed without being
- * reopened, and finds the master again when a server answers READONLY. */
+/* The blocking client and the process endpoint on Redis Sentinel: a
+ * master, its replica and three real redis-sentinel processes per test.
+ * They find the master by name, follow a failover after the master is
+ * killed without being reopened, find the master again when a server
+ * answers READONLY, and leave a master as soon as the sentinels announce
+ * that they replaced it, while it still takes writes. */
 #include "channel-layer/chl.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -174,6 +176,28 @@ static void a_readonly_reply_makes_the_client_find_the_master_again(void **state
     assert_int_equal(chl_stats(chl)->failovers, 1);
     receive_one(chl, "c", "a");
     receive_one(chl, "c", "c");
+    chl_close(chl);
+}
+
+/* A failover by hand leaves the old master up, and a master still for some
+ * seconds: a client that went on writing there would lose its writes when
+ * it is made a replica. The sentinels' +switch-master moves the client at
+ * once: its next call goes to the new master, without an error first. */
+static void a_client_leaves_a_master_as_soon_as_the_sentinels_replace_it(void **state)
+{
+    (void)state;
+    ts_redis_t *old = &sentinels.set[0].node[0], *new = &sentinels.set[0].node[1];
+    chl_t *chl = open_on(sentinels.url, NULL);
+    assert_int_equal(chl_send(chl, "c", "a", 1), 0);
+    assert_int_equal(ts_sentinels_failover(&sentinels, 0), 0);
+    assert_ptr_equal(ts_sentinels_master(&sentinels, 0, old, FAILOVER_WAIT_MS), new);
+    assert_true(ts_sentinels_is_master(old)); /* not made a replica yet */
+    assert_int_equal(chl_send(chl, "c", "b", 1), 0);
+    assert_int_equal(ts_redis_int(new, "LLEN mc:c"), 2); /* "a" (replicated) and "b" */
+    assert_int_equal(ts_redis_int(old, "LLEN mc:c"), 1);
+    assert_int_equal(chl_stats(chl)->failovers, 1);
+    receive_one(chl, "c", "a");
+    receive_one(chl, "c", "b");
     chl_close(chl);
 }
 
@@ -421,6 +445,40 @@ static void an_endpoint_leaves_a_master_that_answers_readonly(void **state)
     ep_finish(&loop, &e);
 }
 
+/* The endpoint's links are on a master that keeps answering after the
+ * sentinels replaced it: they follow the announcement, not a READONLY or a
+ * lost connection, and keep the process's memberships on the new master. */
+static void an_endpoint_leaves_a_master_as_soon_as_the_sentinels_replace_it(void **state)
+{
+    (void)state;
+    ts_redis_t *old = &sentinels.set[0].node[0], *new = &sentinels.set[0].node[1];
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    ep_t e;
+    ep_open(&loop, &e);
+    chl_t *w = open_on(sentinels.url, "wrk-switch");
+    char ch[128];
+    assert_int_equal(chl_proc_channel(e.proc, 1, ch, sizeof(ch)), 0);
+    assert_int_equal(chl_group_add(w, "room", ch), 0);
+    assert_true(ts_run_until(&loop, ep_added, &e, 5000));
+    assert_int_equal(ep_push(&loop, &e, "before"), 0);
+
+    assert_int_equal(ts_sentinels_failover(&sentinels, 0), 0);
+    assert_true(ts_run_until(&loop, ep_came_back, &e, FAILOVER_WAIT_MS));
+    assert_true(ts_sentinels_is_master(old)); /* it moved before the old one was demoted */
+    assert_int_equal(chl_proc_stats(e.proc)->failovers, 1);
+    assert_ptr_equal(ts_sentinels_master(&sentinels, 0, old, 5000), new);
+    assert_int_equal(ep_push(&loop, &e, "after"), 0);
+    assert_int_equal(ts_redis_int(new, "LLEN mc:q"), 2); /* "before" (replicated) and "after" */
+    assert_int_equal(ts_redis_int(old, "LLEN mc:q"), 1);
+    assert_true(ts_run_until(&loop, room_has_one_member, new, 5000));
+    assert_int_equal(chl_group_send(w, "room", "after", 5, NULL), 0);
+    assert_true(ts_run_until(&loop, ep_got_message, &e, 5000));
+    assert_string_equal(e.last, "1 after");
+    chl_close(w);
+    ep_finish(&loop, &e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +495,10 @@ int main(void)
                                         start_one, stop),
         cmocka_unit_test_setup_teardown(an_endpoint_leaves_a_master_that_answers_readonly,
                                         start_one, stop),
+        cmocka_unit_test_setup_teardown(
+            a_client_leaves_a_master_as_soon_as_the_sentinels_replace_it, start_one, stop),
+        cmocka_unit_test_setup_teardown(
+            an_endpoint_leaves_a_master_as_soon_as_the_sentinels_replace_it, start_one, stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         if (!code)
             __builtin_trap();
-        if (wrk_reply_error(code, cmd.has_room ? cmd.room : 0, cmd.name, &out) == 0)
+        if (wrk_reply_error(code, cmd.has_room ? cmd.room : 0, cmd.name, cmd.client_id, &out) == 0)
             free(out);
     }
     wrk_command_clear(&cmd);

@@ -256,6 +256,21 @@ export class System {
     return port;
   }
 
+  // A failover by hand: SENTINEL FAILOVER on the first sentinel. The master
+  // stays up (the sentinels make it a replica some seconds after they
+  // announce the new one); resolves with its port.
+  async failOverByHand() {
+    const port = this.sentinelMaster();
+    const said = redisCli(this.sentinels[0].port, 'SENTINEL', 'FAILOVER', 'mc');
+    if (said[0] !== 'OK') throw new Error(`SENTINEL FAILOVER: ${said.join(' ')}`);
+    return port;
+  }
+
+  // What process name (e.g. "worker-0", "interface-1") has logged so far.
+  log(name) {
+    return readFileSync(path.join(this.dir, `${name}.log`), 'utf8');
+  }
+
   // Resolves with the new master's port once the sentinels promoted another
   // node than oldPort.
   async failedOver(oldPort, timeoutMs = 30000) {

@@ -183,3 +183,19 @@ ts_redis_t *ts_sentinels_master(ts_sentinels_t *s, size_t set, const ts_redis_t 
         pause_ms(50);
     }
 }
+
+int ts_sentinels_failover(ts_sentinels_t *s, size_t set)
+{
+    redisReply *r = ask(s->sentinel[0].port, "SENTINEL FAILOVER %s", s->set[set].name);
+    int ok = r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+int ts_sentinels_is_master(const ts_redis_t *node)
+{
+    char r[16];
+    int linked;
+    role(node->port, r, sizeof(r), &linked);
+    return strcmp(r, "master") == 0;
+}

@@ -45,4 +45,13 @@ void ts_sentinels_stop(ts_sentinels_t *s);
 ts_redis_t *ts_sentinels_master(ts_sentinels_t *s, size_t set, const ts_redis_t *other,
                                 long timeout_ms);
 
+/* A failover by hand: SENTINEL FAILOVER of set `set` on the first
+ * sentinel. The master stays up; the sentinels promote its replica and make
+ * it a replica some seconds after they announce the new master, and until
+ * then it still takes writes. Returns 0 or -1. */
+int ts_sentinels_failover(ts_sentinels_t *s, size_t set);
+
+/* Whether node says it is a master (ROLE). */
+int ts_sentinels_is_master(const ts_redis_t *node);
+
 #endif

@@ -1,6 +1,9 @@
 // Redis dies under steady load, and comes back: as a replica that the
 // sentinels promote (sentinel: true), or as the same server restarted empty
-// (sentinel: false). Two interfaces and two workers, people typing in
+// (sentinel: false). Or the sentinels fail over by hand (sentinel: true,
+// byHand: true): the old master stays up, a master still for some seconds,
+// and every process leaves it as soon as the sentinels announce the new
+// one. Two interfaces and two workers, people typing in
 // several rooms with clients that behave like the page (tests/lib
 // client.mjs, Typist). No process is restarted by hand. Afterwards every
 // message typed is stored once and shown to every member of its room, none
@@ -8,16 +11,17 @@
 // outage is gone from the room's members. outageTests() declares the tests.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {System} from '../lib/system.mjs';
+import {System, redisCli} from '../lib/system.mjs';
 import {login, Member, Typist, until} from '../lib/client.mjs';
 
 const PEOPLE = 8;
 const ROOMS = 3;
 const EVERY_MS = 150; // each person types a message this often
 
-export function outageTests({sentinel}) {
-  const what = sentinel ? 'the Redis master is killed and a replica promoted'
-                        : 'the only Redis is killed and restarted empty';
+export function outageTests({sentinel, byHand = false}) {
+  const what = byHand ? 'the sentinels fail over by hand'
+    : sentinel ? 'the Redis master is killed and a replica promoted'
+      : 'the only Redis is killed and restarted empty';
   let sys;
   const rooms = [];
   const cookies = {};
@@ -72,7 +76,16 @@ export function outageTests({sentinel}) {
     try {
       await until(() => k >= 15, 10000, 'the load to be under way');
       const killedAt = Date.now();
-      if (sentinel) {
+      if (byHand) {
+        const old = await sys.failOverByHand();
+        zed.close();
+        const promoted = await sys.failedOver(old);
+        t.diagnostic(`the sentinels announced port ${promoted} ${Date.now() - killedAt} ms after SENTINEL FAILOVER`);
+        // The load goes on until the old master is a replica: what a process
+        // still wrote there would be gone.
+        await sys.until(() => redisCli(old, 'ROLE')[0] === 'slave', 'the old master to become a replica');
+        t.diagnostic(`the old master became a replica ${Date.now() - killedAt} ms after SENTINEL FAILOVER`);
+      } else if (sentinel) {
         const old = await sys.killMaster();
         zed.close();
         const promoted = await sys.failedOver(old);
@@ -97,17 +110,19 @@ export function outageTests({sentinel}) {
       clearInterval(typing);
       await until(() => typists.every((p) => p.pending() === 0), 60000, 'every outbox to empty');
 
+      const kind = byHand ? 'sentinel failover by hand' : sentinel ? 'sentinel failover' : 'redis restart';
+      const cause = byHand ? 'SENTINEL FAILOVER' : 'the kill';
       const entries = typists.flatMap((p) => [...p.outbox.values()]);
       const retried = entries.filter((e) => e.sends > 1).length;
       t.diagnostic(`${texts.length} messages typed by ${PEOPLE} people in ${ROOMS} rooms at ` +
-        `${Math.round(1000 * PEOPLE / EVERY_MS)}/s; messages flowed again ${flowing} ms after the kill; ` +
+        `${Math.round(1000 * PEOPLE / EVERY_MS)}/s; messages flowed again ${flowing} ms after ${cause}; ` +
         `${retried} sends needed the client's retry (` +
         `${entries.reduce((n, e) => n + e.sends - 1, 0)} resends, ` +
         `${typists.reduce((n, p) => n + (p.busy || 0), 0)} SERVER_BUSY answers, ` +
         `${typists.reduce((n, p) => n + p.resyncs, 0)} resyncs, ` +
         `${typists.reduce((n, p) => n + p.reconnections, 0)} reconnections)`);
-      console.log(`# outage (${sentinel ? 'sentinel failover' : 'redis restart'}): messages flowed again ` +
-        `${flowing} ms after the kill; ${retried} of ${texts.length} sends needed the client's retry`);
+      console.log(`# outage (${kind}): messages flowed again ` +
+        `${flowing} ms after ${cause}; ${retried} of ${texts.length} sends needed the client's retry`);
 
       // Each message typed is stored once.
       for (const room of rooms) {
@@ -147,6 +162,17 @@ export function outageTests({sentinel}) {
         assert.match(metrics, /^chat_interface_redis_up 1$/m);
         assert.match(metrics, /^chat_interface_redis_losses_total [1-9]/m);
         if (sentinel) assert.match(metrics, /^chat_interface_redis_failovers_total 1$/m);
+      }
+      // After a failover by hand, each process left the old master because
+      // the sentinels said so, not because it answered READONLY or dropped
+      // the connection when it was made a replica.
+      if (byHand) {
+        for (const name of ['interface-0', 'interface-1', 'worker-0', 'worker-1']) {
+          const log = sys.log(name);
+          assert.match(log, /the sentinels moved (master mc )?to 127\.0\.0\.1:\d+|the sentinels moved the master to/,
+            `${name} did not follow the sentinels' announcement`);
+          assert.doesNotMatch(log, /no longer the master|lost shard/, `${name} waited for the old master to fail`);
+        }
       }
     } finally {
       clearInterval(typing);

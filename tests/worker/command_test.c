@@ -166,6 +166,29 @@ static void the_error_says_what_was_understood(void **state)
     assert_int_equal(c.has_room, 1);
     assert_int_equal(c.room, 4);
     wrk_command_clear(&c);
+
+    /* Every command that changes something takes a client_id, read before
+     * anything that can be refused, so that the error names it. */
+    const char *named[] = {
+        "{\"command\":\"send\",\"room\":\"x\",\"message\":\"hi\",\"client_id\":\"k1\"}",
+        "{\"command\":\"edit\",\"room\":1,\"id\":5,\"message\":\" \",\"client_id\":\"k1\"}",
+        "{\"command\":\"delete\",\"room\":1,\"id\":0,\"client_id\":\"k1\"}",
+        "{\"command\":\"whisper\",\"to\":\"\",\"message\":\"hi\",\"client_id\":\"k1\"}",
+    };
+    for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+        assert_int_equal(wrk_command_parse(named[i], strlen(named[i]), MAX, &c, &code), MC_EINVAL);
+        assert_string_equal(c.client_id, "k1");
+        wrk_command_clear(&c);
+    }
+    t = "{\"command\":\"edit\",\"room\":1,\"id\":5,\"message\":\"ok\",\"client_id\":\"k2\"}";
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), 0);
+    assert_string_equal(c.client_id, "k2");
+    wrk_command_clear(&c);
+    /* Commands that change nothing do not look at it. */
+    t = "{\"command\":\"join\",\"room\":1,\"client_id\":7}";
+    assert_int_equal(wrk_command_parse(t, strlen(t), MAX, &c, &code), 0);
+    assert_string_equal(c.client_id, "");
+    wrk_command_clear(&c);
 }
 
 static void an_empty_message_is_refused(void **state)
@@ -420,12 +443,16 @@ static void replies_match_the_example_byte_for_byte(void **state)
     assert_string_equal(out,
                         "{\"room\":\"3\",\"message\":null,\"username\":\"ann\",\"msg_type\":5}");
     free(out);
-    assert_int_equal(wrk_reply_error(MC_ERROR_ROOM_INVALID, 0, NULL, &out), 0);
+    assert_int_equal(wrk_reply_error(MC_ERROR_ROOM_INVALID, 0, NULL, NULL, &out), 0);
     assert_string_equal(out, "{\"error\":\"ROOM_INVALID\"}");
     free(out);
-    assert_int_equal(wrk_reply_error(MC_ERROR_ROOM_ACCESS_DENIED, 5, "send", &out), 0);
+    assert_int_equal(wrk_reply_error(MC_ERROR_ROOM_ACCESS_DENIED, 5, "send", "", &out), 0);
     assert_string_equal(out,
                         "{\"error\":\"ROOM_ACCESS_DENIED\",\"room\":\"5\",\"command\":\"send\"}");
+    free(out);
+    assert_int_equal(wrk_reply_error(MC_ERROR_NOT_ALLOWED, 5, "edit", "k\"1", &out), 0);
+    assert_string_equal(out, "{\"error\":\"NOT_ALLOWED\",\"room\":\"5\",\"command\":\"edit\","
+                             "\"client_id\":\"k\\\"1\"}");
     free(out);
 }
 
@@ -451,15 +478,27 @@ static void extension_replies(void **state)
     assert_int_equal(wrk_reply_history(2, &l, WRK_REPLY_BUDGET, &out), 0);
     assert_non_null(strstr(out, "{\"history\":\"2\",\"messages\":[{"));
     free(out);
-    assert_int_equal(wrk_reply_edited(&items[0], &out), 0);
+    assert_int_equal(wrk_reply_edited(&items[0], NULL, &out), 0);
     assert_string_equal(out, "{\"edited\":9,\"room\":\"2\",\"message\":\"x\",\"ts\":6}");
     free(out);
-    assert_int_equal(wrk_reply_deleted(9, 2, &out), 0);
+    assert_int_equal(wrk_reply_edited(&items[0], "e1", &out), 0);
+    assert_string_equal(
+        out, "{\"edited\":9,\"room\":\"2\",\"message\":\"x\",\"ts\":6,\"client_id\":\"e1\"}");
+    free(out);
+    assert_int_equal(wrk_reply_deleted(9, 2, NULL, &out), 0);
     assert_string_equal(out, "{\"deleted\":9,\"room\":\"2\"}");
     free(out);
-    assert_int_equal(wrk_reply_whisper(3, "ann", "bob", "psst", 7, &out), 0);
+    assert_int_equal(wrk_reply_deleted(9, 2, "d1", &out), 0);
+    assert_string_equal(out, "{\"deleted\":9,\"room\":\"2\",\"client_id\":\"d1\"}");
+    free(out);
+    wrk_whisper_t w = {3, "ann", "bob", (char *)"psst", 4, 7};
+    assert_int_equal(wrk_reply_whisper(&w, NULL, &out), 0);
     assert_string_equal(
         out, "{\"whisper\":3,\"from\":\"ann\",\"to\":\"bob\",\"message\":\"psst\",\"ts\":7}");
+    free(out);
+    assert_int_equal(wrk_reply_whisper(&w, "w1", &out), 0);
+    assert_string_equal(out, "{\"whisper\":3,\"from\":\"ann\",\"to\":\"bob\",\"message\":\"psst\","
+                             "\"ts\":7,\"client_id\":\"w1\"}");
     free(out);
     assert_int_equal(wrk_reply_who(2, members, 2, &out), 0);
     assert_string_equal(out, "{\"who\":\"2\",\"members\":[\"ann\",\"bob\"]}");

@@ -282,9 +282,11 @@ static void edits_deletes_and_whispers(void **state)
     ts_ws_send(w, &a, "{\"command\":\"edit\",\"room\":1,\"id\":1,\"message\":\"again\"}");
     ts_expect_text(w, a.channel,
                    "{\"error\":\"MESSAGE_INVALID\",\"room\":\"1\",\"command\":\"edit\"}");
+    /* Deleting it again is done already: said to the deleter only. */
     ts_ws_send(w, &s, "{\"command\":\"delete\",\"room\":1,\"id\":1}");
-    ts_expect_text(w, s.channel,
-                   "{\"error\":\"MESSAGE_INVALID\",\"room\":\"1\",\"command\":\"delete\"}");
+    ts_expect_text(w, s.channel, "{\"deleted\":1,\"room\":\"1\"}");
+    assert_false(ts_pending(w, a.channel));
+    assert_false(ts_pending(w, b.channel));
     /* Staff edit others' messages; history shows the edited text and when. */
     ts_ws_send(w, &b, "{\"command\":\"send\",\"room\":1,\"message\":\"bob says\"}");
     ts_expect_text_has(w, b.channel, "\"id\":2,");
@@ -343,6 +345,177 @@ static void edits_deletes_and_whispers(void **state)
     ts_ctl(w, "", "user deactivate bob");
     ts_ws_send(w, &a, "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"x\"}");
     ts_expect_text(w, a.channel, "{\"error\":\"USER_INVALID\",\"command\":\"whisper\"}");
+}
+
+/* How many times part occurs in the stored text of every message of room 1
+ * (edited text included). */
+static int stored_in_lobby(ts_world_t *w, const char *part)
+{
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_last(w->app.store, 1, 100, &l), 0);
+    int n = 0;
+    for (size_t i = 0; i < l.n; i++)
+        n += strstr(l.items[i].body, part) != NULL;
+    wrk_message_list_clear(&l);
+    return n;
+}
+
+/* An edit or a deletion handled twice (its worker died before it was
+ * acknowledged, so the envelope is replayed with the same id), or sent
+ * again by a client that did not see it take effect (a new envelope, the
+ * same client_id): the room hears of it once, and the sender hears of it
+ * each time, with its client_id, so that it can stop sending. */
+static void an_edit_or_deletion_handled_twice_reaches_the_room_once(void **state)
+{
+    ts_world_t *w = *state;
+    ts_sock_t a, b;
+    ts_ann_and_bob_in_the_lobby(w, &a, &b);
+    ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"draft\"}");
+    ts_expect_text_has(w, a.channel, "\"own\":true");
+    ts_expect_text_has(w, b.channel, "\"message\":\"draft\"");
+
+    const char *edit =
+        "{\"command\":\"edit\",\"room\":1,\"id\":1,\"message\":\"final\",\"client_id\":\"e1\"}";
+    ts_ws_send_named(w, &a, edit, "ifc.h.1.ab-1");
+    char *own = ts_next_text(w, a.channel);
+    assert_non_null(strstr(own, "{\"edited\":1,\"room\":\"1\",\"message\":\"final\",\"ts\":"));
+    assert_non_null(strstr(own, ",\"client_id\":\"e1\"}"));
+    free(own);
+    char *other = ts_next_text(w, b.channel);
+    assert_non_null(strstr(other, "{\"edited\":1,\"room\":\"1\",\"message\":\"final\",\"ts\":"));
+    assert_null(strstr(other, "client_id"));
+    free(other);
+    ts_ws_send_named(w, &a, edit, "ifc.h.1.ab-1"); /* the replay */
+    ts_expect_text_has(w, a.channel, ",\"client_id\":\"e1\"}");
+    assert_false(ts_pending(w, b.channel));
+    ts_ws_send_named(w, &a, edit, "ifc.h.1.ab-2"); /* the page sends it again */
+    ts_expect_text_has(w, a.channel, ",\"client_id\":\"e1\"}");
+    assert_false(ts_pending(w, b.channel));
+    assert_int_equal(stored_in_lobby(w, "final"), 1);
+
+    /* Without a client_id the envelope's id tells a replay from an edit
+     * made again. */
+    const char *plain = "{\"command\":\"edit\",\"room\":1,\"id\":1,\"message\":\"plain\"}";
+    ts_ws_send_named(w, &a, plain, "ifc.h.1.ab-3");
+    ts_expect_text_has(w, b.channel, "\"message\":\"plain\"");
+    ts_ws_send_named(w, &a, plain, "ifc.h.1.ab-3");
+    assert_false(ts_pending(w, b.channel));
+    ts_ws_send_named(w, &a, plain, "ifc.h.1.ab-4");
+    ts_expect_text_has(w, b.channel, "\"message\":\"plain\"");
+    for (int i = 0; i < 3; i++)
+        ts_expect_text_has(w, a.channel, "\"message\":\"plain\"");
+    assert_false(ts_pending(w, a.channel));
+
+    const char *del = "{\"command\":\"delete\",\"room\":1,\"id\":1,\"client_id\":\"d1\"}";
+    ts_ws_send_named(w, &a, del, "ifc.h.1.ab-5");
+    ts_expect_text(w, a.channel, "{\"deleted\":1,\"room\":\"1\",\"client_id\":\"d1\"}");
+    ts_expect_text(w, b.channel, "{\"deleted\":1,\"room\":\"1\"}");
+    ts_ws_send_named(w, &a, del, "ifc.h.1.ab-5");
+    ts_ws_send_named(w, &a, del, "ifc.h.1.ab-6");
+    ts_expect_text(w, a.channel, "{\"deleted\":1,\"room\":\"1\",\"client_id\":\"d1\"}");
+    ts_expect_text(w, a.channel, "{\"deleted\":1,\"room\":\"1\",\"client_id\":\"d1\"}");
+    assert_false(ts_pending(w, b.channel));
+    /* An edit of it now has nothing to edit, and says which edit. */
+    ts_ws_send(w, &a, edit);
+    ts_expect_text(w, a.channel,
+                   "{\"error\":\"MESSAGE_INVALID\",\"room\":\"1\",\"command\":"
+                   "\"edit\",\"client_id\":\"e1\"}");
+    assert_false(ts_pending(w, b.channel));
+}
+
+/* A whisper handled twice (a replayed envelope) or sent again with its
+ * client_id is stored once and reaches every other socket of both users
+ * once; the socket that sent it hears of it each time, with the client_id.
+ * Without a client_id, the envelope's id names it. */
+static void a_whisper_handled_twice_is_stored_and_delivered_once(void **state)
+{
+    ts_world_t *w = *state;
+    ts_sock_t a, a2, b;
+    ts_ann_and_bob_in_the_lobby(w, &a, &b);
+    char cookie[256];
+    ts_log_in_and_connect(w, "ann", "ifc.v!7", cookie, sizeof(cookie), &a2);
+    const char *psst =
+        "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"psst\",\"client_id\":\"w1\"}";
+    ts_ws_send_named(w, &a, psst, "ifc.h.1.ab-1");
+    ts_expect_text_has(w, a.channel, "\"message\":\"psst\",\"ts\":");
+    ts_expect_text_has(w, b.channel, "{\"whisper\":1,\"from\":\"ann\",\"to\":\"bob\"");
+    ts_expect_text_has(w, a2.channel, "{\"whisper\":1,\"from\":\"ann\",\"to\":\"bob\"");
+    ts_ws_send_named(w, &a, psst, "ifc.h.1.ab-1"); /* the replay */
+    ts_ws_send_named(w, &a, psst, "ifc.h.1.ab-2"); /* the page sends it again */
+    for (int i = 0; i < 2; i++) {
+        char *own = ts_next_text(w, a.channel);
+        assert_non_null(strstr(own, "{\"whisper\":1,\"from\":\"ann\",\"to\":\"bob\""));
+        assert_non_null(strstr(own, ",\"client_id\":\"w1\"}"));
+        free(own);
+    }
+    assert_false(ts_pending(w, a.channel));
+    assert_false(ts_pending(w, b.channel));
+    assert_false(ts_pending(w, a2.channel));
+    /* The same client_id for another recipient is that whisper still. */
+    ts_ws_send_named(w, &a,
+                     "{\"command\":\"whisper\",\"to\":\"sue\",\"message\":\"other\","
+                     "\"client_id\":\"w1\"}",
+                     "ifc.h.1.ab-3");
+    ts_expect_text_has(w, a.channel,
+                       "{\"whisper\":1,\"from\":\"ann\",\"to\":\"bob\",\"message\":\"psst\"");
+    assert_false(ts_pending(w, b.channel));
+
+    const char *plain = "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"plain\"}";
+    ts_ws_send_named(w, &a, plain, "ifc.h.1.ab-4");
+    ts_ws_send_named(w, &a, plain, "ifc.h.1.ab-4");
+    ts_expect_text_has(w, b.channel, "\"message\":\"plain\"");
+    assert_false(ts_pending(w, b.channel));
+    ts_ws_send_named(w, &a, plain, "ifc.h.1.ab-5"); /* another envelope: said again */
+    ts_expect_text_has(w, b.channel, "\"message\":\"plain\"");
+
+    wrk_whisper_list_t l;
+    assert_int_equal(wrk_store_whispers_since(w->app.store, b.scope.user_id, 0, 10, &l), 0);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.items[0].body, "psst");
+    wrk_whisper_list_clear(&l);
+}
+
+/* An error names the command it answers by its client_id, whoever finds
+ * the fault: the parser, the rate limit, the permission check. */
+static void errors_name_the_client_id_of_their_command(void **state)
+{
+    ts_world_t *w = *state;
+    ts_sock_t a, b;
+    ts_ann_and_bob_in_the_lobby(w, &a, &b);
+    ts_ws_send(w, &a,
+               "{\"command\":\"send\",\"room\":1,\"message\":\"mine\",\"client_id\":\"s1\"}");
+    ts_expect_text_has(w, a.channel, "\"own\":true");
+    ts_expect_text_has(w, b.channel, "\"message\":\"mine\"");
+    ts_ws_send(w, &b,
+               "{\"command\":\"edit\",\"room\":1,\"id\":1,\"message\":\"x\",\"client_id\":\"b1\"}");
+    ts_expect_text(w, b.channel,
+                   "{\"error\":\"NOT_ALLOWED\",\"room\":\"1\",\"command\":\"edit\","
+                   "\"client_id\":\"b1\"}");
+    ts_ws_send(w, &b, "{\"command\":\"delete\",\"room\":1,\"id\":1,\"client_id\":\"b2\"}");
+    ts_expect_text(w, b.channel,
+                   "{\"error\":\"NOT_ALLOWED\",\"room\":\"1\",\"command\":"
+                   "\"delete\",\"client_id\":\"b2\"}");
+    ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\" \",\"client_id\":\"s2\"}");
+    ts_expect_text(w, a.channel,
+                   "{\"error\":\"MESSAGE_EMPTY\",\"room\":\"1\",\"command\":"
+                   "\"send\",\"client_id\":\"s2\"}");
+    ts_ws_send(
+        w, &a,
+        "{\"command\":\"whisper\",\"to\":\"nobody\",\"message\":\"x\",\"client_id\":\"w1\"}");
+    ts_expect_text(w, a.channel,
+                   "{\"error\":\"USER_INVALID\",\"command\":\"whisper\",\"client_id\":\"w1\"}");
+    ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":2,\"message\":\"x\",\"client_id\":\"s3\"}");
+    ts_expect_text(w, a.channel,
+                   "{\"error\":\"ROOM_ACCESS_DENIED\",\"room\":\"2\",\"command\":"
+                   "\"send\",\"client_id\":\"s3\"}");
+    /* Over the rate (ann used 3 of her tokens above): the refusal names
+     * its message. */
+    w->app.cfg.rate_burst = 3;
+    ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"x\",\"client_id\":\"r1\"}");
+    ts_expect_text(w, a.channel,
+                   "{\"error\":\"RATE_LIMITED\",\"room\":\"1\",\"command\":"
+                   "\"send\",\"client_id\":\"r1\"}");
+    assert_false(ts_pending(w, b.channel));
 }
 
 static void rate_limits_refuse_then_close(void **state)
@@ -650,6 +823,9 @@ int main(void)
         T(two_sockets_chat_in_a_room),
         T(a_send_handled_twice_is_stored_once_without_a_client_id),
         T(a_user_with_two_sockets_counts_once),
+        T(an_edit_or_deletion_handled_twice_reaches_the_room_once),
+        T(a_whisper_handled_twice_is_stored_and_delivered_once),
+        T(errors_name_the_client_id_of_their_command),
         T(staff_only_rooms_are_refused_at_join_and_send),
         T(bad_input_is_answered_and_the_socket_stays),
         T(edits_deletes_and_whispers),

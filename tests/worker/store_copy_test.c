@@ -58,8 +58,11 @@ static void fill(fixture_t *f, source_t *src)
     assert_int_equal(wrk_store_batch_end(s, 1), 0);
     assert_int_equal(wrk_store_message_edit(s, src->edited, "edited", 6, 9000), 0);
     assert_int_equal(wrk_store_message_delete(s, src->deleted), 0);
-    assert_int_equal(wrk_store_whisper_add(s, ann, bob, "psst", 4, 5000, NULL), 0);
-    assert_int_equal(wrk_store_whisper_add(s, bob, ann, "what", 4, 6000, &src->whisper), 0);
+    assert_int_equal(wrk_store_whisper_add(s, ann, bob, "psst", 4, NULL, 5000, NULL, NULL), 0);
+    wrk_whisper_t w;
+    assert_int_equal(wrk_store_whisper_add(s, bob, ann, "what", 4, "w1", 6000, &w, NULL), 0);
+    src->whisper = w.id;
+    wrk_whisper_clear(&w);
     assert_int_equal(wrk_store_session_add(s, "token-ann", ann, INT64_MAX), 0);
     assert_int_equal(wrk_store_session_add(s, "token-gone", bob, INT64_MAX), 0);
     wrk_user_t u;
@@ -176,14 +179,21 @@ static void goes_on(wrk_store_t *b, const source_t *src)
     assert_true(id > src->gone_room);
     assert_int_equal(wrk_store_user_add(b, "dora", "$h", 0, &id), 0);
     assert_true(id > src->carl);
-    assert_int_equal(wrk_store_whisper_add(b, 1, 2, "x", 1, 1, &id), 0);
-    assert_true(id > src->whisper);
+    wrk_whisper_t w;
+    int dup = 0;
+    assert_int_equal(wrk_store_whisper_add(b, 1, 2, "x", 1, NULL, 1, &w, NULL), 0);
+    assert_true(w.id > src->whisper);
+    wrk_whisper_clear(&w);
+    /* bob's whisper named w1 is known: sent again, it is the one copied. */
+    assert_int_equal(wrk_store_whisper_add(b, 2, 1, "what", 4, "w1", 1, &w, &dup), 0);
+    assert_int_equal(dup, 1);
+    assert_int_equal(w.id, src->whisper);
+    wrk_whisper_clear(&w);
     assert_int_equal(wrk_store_session_add(b, "token-new", 1, INT64_MAX), 0);
     wrk_user_t u;
     assert_int_equal(wrk_store_session_user(b, "token-new", 0, &u, &id), 0);
     assert_true(id > src->gone_session);
     wrk_message_t m;
-    int dup = 0;
     assert_int_equal(wrk_store_message_add(b, 1, 1, "again", 5, "c1", 1, &m, &dup), 0);
     assert_int_equal(dup, 1);
     assert_string_equal(m.body, "message 1");

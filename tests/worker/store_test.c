@@ -90,6 +90,8 @@ static void old_sessions_end_by_their_rowids(void **state)
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->target, &db), SQLITE_OK);
     const char *v3 = "BEGIN;"
+                     "DROP INDEX whispers_client_id;"
+                     "ALTER TABLE whispers DROP COLUMN client_id;"
                      "DROP TRIGGER sessions_ended;"
                      "DROP TABLE secrets;"
                      "DROP INDEX login_failures_start;"
@@ -725,38 +727,6 @@ static void presence_counts_users_once_per_room(void **state)
     wrk_presence_list_clear(&gone);
 }
 
-static void whispers_are_kept_for_both_users(void **state)
-{
-    fixture_t *f = *state;
-    int64_t carl, ids[5];
-    assert_int_equal(wrk_store_user_add(f->s, "carl", "$h", 0, &carl), 0);
-    assert_int_equal(wrk_store_whisper_add(f->s, f->ann, f->bob, "hi bob", 6, 100, &ids[0]), 0);
-    assert_int_equal(wrk_store_whisper_add(f->s, f->bob, f->ann, "hi ann", 6, 200, &ids[1]), 0);
-    assert_int_equal(wrk_store_whisper_add(f->s, f->bob, carl, "hi carl", 7, 300, &ids[2]), 0);
-    assert_int_equal(wrk_store_whisper_add(f->s, f->ann, f->ann, "note", 4, 400, &ids[3]), 0);
-    assert_int_equal(wrk_store_whisper_add(f->s, f->ann, 999, "x", 1, 500, &ids[4]), MC_ENOTFOUND);
-    assert_true(ids[0] < ids[1] && ids[1] < ids[2] && ids[2] < ids[3]);
-    wrk_whisper_list_t l;
-    assert_int_equal(wrk_store_whispers_since(f->s, f->ann, 0, 10, &l), 0);
-    assert_int_equal(l.n, 3); /* not bob's to carl */
-    assert_int_equal(l.truncated, 0);
-    assert_int_equal(l.items[0].id, ids[0]);
-    assert_string_equal(l.items[0].from, "ann");
-    assert_string_equal(l.items[0].to, "bob");
-    assert_string_equal(l.items[0].body, "hi bob");
-    assert_int_equal(l.items[0].created_ms, 100);
-    assert_string_equal(l.items[1].body, "hi ann");
-    assert_int_equal(l.items[2].id, ids[3]); /* a note to oneself, once */
-    wrk_whisper_list_clear(&l);
-    /* After an id, and the newest when more than the limit. */
-    assert_int_equal(wrk_store_whispers_since(f->s, f->ann, ids[0], 1, &l), 0);
-    assert_int_equal(l.n, 1);
-    assert_int_equal(l.truncated, 1);
-    assert_int_equal(l.items[0].id, ids[3]);
-    wrk_whisper_list_clear(&l);
-    assert_int_equal(wrk_store_whispers_since(f->s, f->ann, 0, 0, &l), MC_EINVAL);
-}
-
 int main(void)
 {
     mc_log_init("store_test", MC_LOG_ERROR);
@@ -786,7 +756,6 @@ int main(void)
         TS_STORE_TEST(changes_are_logged),
         TS_STORE_TEST(presence_is_tracked_per_connection),
         TS_STORE_TEST(presence_counts_users_once_per_room),
-        TS_STORE_TEST(whispers_are_kept_for_both_users),
     };
     /* sqlite's own history: version 3 existed there only. */
     const struct CMUnitTest sqlite_only[] = {

@@ -31,7 +31,7 @@ const state = {
   wanted: new Set(),     // rooms the user has open, rejoined after a reconnect
   whispers: new Map(),   // username -> {el, list, seen:Set}
   lastWhisper: 0,        // the newest whisper id shown, asked after on reconnect
-  outbox: new Map(),     // client_id -> {room, text, li, timer}: typed, not yet seen stored
+  outbox: new Map(),     // client_id -> {kind, room, id, to, text, li, timer}: done, not yet seen done
   attempts: 0,
 };
 
@@ -66,13 +66,18 @@ function send(obj) {
   return false;
 }
 
-// ---- The outbox: what the person typed, until the server has it ----
-// Every message typed gets a client_id and stays here, shown as pending,
-// until its own copy comes back (live, or in the history of a join). After
-// a reconnect or a resync it is sent again, with the same client_id, once
-// its room is joined again; after SERVER_BUSY or RATE_LIMITED, a moment
-// later. The server stores a client_id once: nothing typed is lost, nothing
-// is shown twice.
+// ---- The outbox: what the person did, until the server has it ----
+// Every message typed, edit, deletion and whisper gets a client_id and
+// stays here, shown as pending, until its effect comes back: a message's
+// own copy (live, or in the history of a join); the edited, deleted or
+// whisper event that the server sends the socket that asked, naming the
+// client_id (each time it is asked); or an error naming the client_id. A
+// deletion is also done when anyone deletes the message. After a reconnect
+// or a resync each is sent again, with the same client_id, once what was
+// missed has been asked for: a room's entries when the room is joined again
+// (with since), whispers when the whispers since the last one shown have
+// come; after SERVER_BUSY or RATE_LIMITED, a moment later. The server does
+// a client_id once: nothing is lost, nothing is shown or done twice.
 const RETRY_MS = 1500;
 
 function pendingElement(text) {
@@ -91,76 +96,150 @@ function pendingElement(text) {
   return li;
 }
 
+// Puts an entry in the outbox ({kind, room, id, to, text, li}: what its
+// kind needs) and sends it now if the socket is open.
+function enqueue(entry) {
+  const cid = newClientId();
+  state.outbox.set(cid, {...entry, timer: null});
+  post(cid);
+  return cid;
+}
+
 function typeMessage(room, text) {
-  const id = newClientId();
   const li = pendingElement(text);
   const pane = state.panes.get(room);
   if (pane) {
     pane.list.append(li);
     pane.list.scrollTop = pane.list.scrollHeight;
   }
-  state.outbox.set(id, {room, text, li, timer: null});
-  postMessage(id);
+  enqueue({kind: 'send', room, text, li});
 }
 
-// Sends an outbox message now if the socket is open (else after the
-// reconnect, when its room is joined again).
-function postMessage(id) {
-  const e = state.outbox.get(id);
+function typeWhisper(to, list, text) {
+  const li = pendingElement(text);
+  list.append(li);
+  list.scrollTop = list.scrollHeight;
+  enqueue({kind: 'whisper', to, text, li});
+}
+
+function requestEdit(room, id, text) {
+  enqueue({kind: 'edit', room, id, text});
+  showPending(room, id);
+}
+
+function requestDelete(room, id) {
+  enqueue({kind: 'delete', room, id});
+  showPending(room, id);
+}
+
+// The command that carries an outbox entry.
+function commandOf(cid, e) {
+  if (e.kind === 'send') return {command: 'send', room: e.room, message: e.text, client_id: cid};
+  if (e.kind === 'edit') return {command: 'edit', room: e.room, id: e.id, message: e.text, client_id: cid};
+  if (e.kind === 'delete') return {command: 'delete', room: e.room, id: e.id, client_id: cid};
+  return {command: 'whisper', to: e.to, message: e.text, client_id: cid};
+}
+
+// Sends an outbox entry now if the socket is open (else after the
+// reconnect, once what was missed has been asked for).
+function post(cid) {
+  const e = state.outbox.get(cid);
   if (e && state.socket && state.socket.readyState === WebSocket.OPEN) {
-    state.socket.send(JSON.stringify({command: 'send', room: e.room, message: e.text, client_id: id}));
+    state.socket.send(JSON.stringify(commandOf(cid, e)));
   }
 }
 
-function retryLater(id) {
-  const e = state.outbox.get(id);
+function retryLater(cid) {
+  const e = state.outbox.get(cid);
   if (!e || e.timer) return;
   e.timer = setTimeout(() => {
     e.timer = null;
-    postMessage(id);
+    post(cid);
   }, RETRY_MS);
 }
 
-// The message is stored (why is undefined) or refused for good (why says
-// why): its pending line goes, or says it was not sent.
-function settle(id, why) {
-  const e = state.outbox.get(id);
+// The line of message id in room, or null.
+function messageLine(room, id) {
+  const pane = state.panes.get(room);
+  return pane ? messageById(pane, id) : null;
+}
+
+// Shows a message's line as the outbox has it: the text of its newest
+// pending edit, else what the server said last; marked while an edit or a
+// deletion of it waits.
+function showPending(room, id) {
+  const li = messageLine(room, id);
+  const text = li && $('.text', li);
+  if (!text) return; // not shown, or deleted
+  let shown = li.confirmed;
+  let label = null;
+  for (const e of state.outbox.values()) {
+    if (e.room !== room || e.id !== id) continue;
+    if (e.kind === 'edit') shown = e.text;
+    label = e.kind === 'delete' ? 'deleting…' : label || 'saving…';
+  }
+  text.textContent = shown;
+  li.classList.toggle('pending', label !== null);
+  let mark = $('.state', li);
+  if (label && !mark) {
+    mark = document.createElement('span');
+    mark.className = 'state';
+    li.append(mark);
+  }
+  if (label) mark.textContent = label;
+  else if (mark) mark.remove();
+}
+
+// The entry took effect (why is undefined) or was refused for good (why
+// says why): a message's or whisper's pending line goes, or says it was
+// not sent; a message's line shows what the server has, and a refused edit
+// or deletion is told.
+function settle(cid, why) {
+  const e = state.outbox.get(cid);
   clearTimeout(e.timer);
-  state.outbox.delete(id);
-  if (!why) {
-    e.li.remove();
+  state.outbox.delete(cid);
+  if (e.li) {
+    if (!why) return e.li.remove();
+    e.li.classList.add('failed');
+    $('.meta', e.li).textContent = 'not sent';
+    e.li.title = why;
     return;
   }
-  e.li.classList.add('failed');
-  $('.meta', e.li).textContent = 'not sent';
-  e.li.title = why;
+  showPending(e.room, e.id);
+  if (why) notify(`${e.kind === 'edit' ? 'Not saved' : 'Not deleted'}: ${why}`);
 }
 
-// A message of the person's own came back in room: the oldest pending one
-// with its text is stored.
+// An event that names an entry by its client_id: the copy for the socket
+// that sent it, which the server sends each time it is sent.
+function effectSeen(cid) {
+  if (cid && state.outbox.has(cid)) settle(cid);
+}
+
+// A message of the person's own came back in room (its copy names no
+// client_id): the oldest pending one with its text is stored.
 function delivered(room, m) {
   if (!m.own && m.username !== document.body.dataset.username) return;
-  for (const [id, e] of state.outbox) {
-    if (e.room === room && e.text === m.message) return settle(id);
+  for (const [cid, e] of state.outbox) {
+    if (e.kind === 'send' && e.room === room && e.text === m.message) return settle(cid);
   }
 }
 
-// The room is joined (again): what is still pending there goes out again.
+// The room is joined (again): its messages, edits and deletions still
+// pending go out again; and after the whispers missed, the whispers.
 function resendPending(room) {
-  for (const [id, e] of state.outbox) if (e.room === room) postMessage(id);
+  for (const [cid, e] of state.outbox) if (e.room === room) post(cid);
 }
 
-// An error about a send, named by its client_id (the interface's
-// SERVER_BUSY) or only by its room (the worker's): the oldest pending
-// message of the room. Returns whether it was about the outbox.
-function sendFailed(data) {
-  let id = data.client_id && state.outbox.has(data.client_id) ? data.client_id : null;
-  if (!id && data.command === 'send' && data.room !== undefined) {
-    id = [...state.outbox].find(([, e]) => e.room === String(data.room))?.[0] ?? null;
-  }
-  if (!id) return false;
-  if (data.error === 'SERVER_BUSY' || data.error === 'RATE_LIMITED') retryLater(id);
-  else settle(id, ERROR_TEXT[data.error] || data.error);
+function resendWhispers() {
+  for (const [cid, e] of state.outbox) if (e.kind === 'whisper') post(cid);
+}
+
+// An error about an outbox entry, named by its client_id: sent again
+// later, or refused. Returns whether it was one.
+function outboxFailed(data) {
+  if (!data.client_id || !state.outbox.has(data.client_id)) return false;
+  if (data.error === 'SERVER_BUSY' || data.error === 'RATE_LIMITED') retryLater(data.client_id);
+  else settle(data.client_id, ERROR_TEXT[data.error] || data.error);
   return true;
 }
 
@@ -234,6 +313,7 @@ function messageElement(m, roomId) {
   const text = document.createElement('span');
   text.className = 'text';
   text.textContent = m.message;
+  li.confirmed = m.message; // the text the server has; an edit pending shows its own
   li.append(time, author, text);
   if (m.edited) li.append(editedMark());
   // Authors change their own messages; staff any. The server checks again.
@@ -249,7 +329,7 @@ function messageElement(m, roomId) {
     del.type = 'button';
     del.className = 'msg-delete';
     del.textContent = 'Delete';
-    del.addEventListener('click', () => send({command: 'delete', room: roomId, id: m.id}));
+    del.addEventListener('click', () => requestDelete(roomId, m.id));
     actions.append(edit, del);
     li.append(actions);
   }
@@ -275,7 +355,8 @@ function startEdit(li, roomId, id) {
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     if (!input.value.trim()) return notify(ERROR_TEXT.MESSAGE_EMPTY);
-    if (send({command: 'edit', room: roomId, id, message: input.value})) stop();
+    stop();
+    requestEdit(roomId, id, input.value);
   });
   input.addEventListener('keydown', (event) => { if (event.key === 'Escape') stop(); });
   input.focus();
@@ -411,7 +492,8 @@ function openWhisper(name, focus) {
       event.preventDefault();
       const text = input.value;
       if (!text.trim()) return notify(ERROR_TEXT.MESSAGE_EMPTY);
-      if (send({command: 'whisper', to: name, message: text})) input.value = '';
+      typeWhisper(name, $('.messages', el), text);
+      input.value = '';
     });
     w = {el, list: $('.messages', el), seen: new Set()};
     state.whispers.set(name, w);
@@ -452,8 +534,8 @@ function roomTitle(id) {
 function onMessage(data) {
   if (data.resync === true) {
     if (state.socket && state.socket.readyState === WebSocket.OPEN) catchUp(state.socket);
-  } else if (data.error && sendFailed(data)) {
-    // a message of the outbox: sent again later, or marked as not sent
+  } else if (data.error && outboxFailed(data)) {
+    // an entry of the outbox: sent again later, or marked as refused
   } else if (data.error) {
     const text = ERROR_TEXT[data.error] || `Error: ${data.error}`;
     if (data.error === 'USER_HAS_TO_LOGIN') leaveIfSessionEnded();
@@ -463,8 +545,10 @@ function onMessage(data) {
     notify(data.room !== undefined ? `${roomTitle(String(data.room))}: ${text}` : text);
   } else if (typeof data.whisper === 'number') {
     addWhisper(data);
+    effectSeen(data.client_id);
   } else if (Array.isArray(data.whispers)) {
     for (const w of data.whispers) addWhisper(w);
+    resendWhispers();
   } else if (data.rooms) {
     state.rooms = new Map(data.rooms.map((r) => [String(r.id), r]));
     for (const id of [...state.panes.keys()]) {
@@ -504,19 +588,23 @@ function onMessage(data) {
       addMessages(pane, data.messages, true);
     }
   } else if (data.edited !== undefined && data.msg_type === undefined) {
-    const pane = state.panes.get(String(data.room));
-    const li = pane && messageById(pane, data.edited);
-    if (li) {
-      $('.text', li).textContent = data.message;
+    const room = String(data.room);
+    const li = messageLine(room, data.edited);
+    if (li && $('.text', li)) {
+      li.confirmed = data.message;
       if (!$('.edited', li)) $('.text', li).after(editedMark());
     }
+    effectSeen(data.client_id);
+    showPending(room, data.edited);
   } else if (data.deleted !== undefined) {
-    const pane = state.panes.get(String(data.room));
-    const li = pane && messageById(pane, data.deleted);
+    const room = String(data.room);
+    const li = messageLine(room, data.deleted);
     if (li) {
       li.replaceChildren(noticeElement('message deleted').firstChild);
       li.className = 'message deleted';
     }
+    // Whatever waited to change it is done with: the message is gone.
+    for (const [cid, e] of state.outbox) if (e.room === room && e.id === data.deleted) settle(cid);
   } else if (data.room !== undefined) {
     const pane = state.panes.get(String(data.room));
     if (!pane) return;
