@@ -163,19 +163,27 @@ static int push_env(ifc_peer_t *p, mc_envelope_t *env)
 }
 
 /* Tells every chat socket that messages for it may have been lost while
- * Redis was away, so that its client asks for what it missed. */
+ * Redis was away, so that its client asks for what it missed. The answers
+ * its workers owed it may be lost too (envelopes of a Redis that died):
+ * nothing is owed any more, and input held back for them goes on. */
 static void resync(ifc_peers_t *peers)
 {
     static const char text[] = "{\"" MC_EVENT_RESYNC "\":true}";
     ifc_buf_t *frame = NULL;
-    for (ifc_conn_t *c = ifc_conns_first(&peers->conns); c; c = c->next) {
+    ifc_conn_t *next;
+    for (ifc_conn_t *c = ifc_conns_first(&peers->conns); c; c = next) {
         ifc_peer_t *p = (ifc_peer_t *)c;
+        next = c->next;
         if (p->kind != IFC_PEER_CHAT || c->closing || c->finishing)
             continue;
         if (!frame && !(frame = ifc_websocket_frame(IFC_WS_OP_TEXT, text, sizeof(text) - 1)))
             return;
         ifc_websocket_send_frame(p, frame);
         peers->m.resyncs++;
+        if (p->in_flight) {
+            p->in_flight = 0;
+            ifc_conn_resume(c);
+        }
     }
     ifc_buf_unref(frame);
 }

@@ -36,7 +36,9 @@
  * comes (ifc_bridge_held): one socket cannot fill the workers' queue, and
  * a client that pipelines many commands is slowed, not refused. Workers of
  * an older version mark nothing: until the first marked answer arrives,
- * nothing is held.
+ * nothing is held. Answers that never come are owed no more after the
+ * reply timeout, nor once Redis is back after a loss (ifc_bridge_redis_up):
+ * they went with it.
  */
 #ifndef MC_INTERFACE_BRIDGE_H
 #define MC_INTERFACE_BRIDGE_H
