@@ -308,7 +308,14 @@ export class Member extends Socket {
 // after a reconnect, after {"resync":true}, and a moment after a
 // SERVER_BUSY that names it. It counts what it is shown live apart from
 // history: a message shown live twice is a duplicate, one shown live and
-// again in a join's history is the overlap the page shows once.
+// again in a join's history is the overlap the page shows once. Like the
+// page it keeps within its socket's budget: at most PACE_FRAMES frames per
+// PACE_MS, the rest queued in order, each text once; and after a
+// RATE_LIMITED of the budget (no command named: what followed was dropped)
+// it sends nothing for PACE_MS, then catches up as after a resync.
+const PACE_FRAMES = 20;
+const PACE_MS = 1500;
+
 export class Typist extends Member {
   constructor(name, urls, cookie) {
     super(name, urls, cookie);
@@ -317,6 +324,8 @@ export class Typist extends Member {
     this.live = new Map(); // room -> Map id -> times shown live
     this.seq = 0;
     this.resyncs = 0;
+    this.limited = 0;
+    this.pace = {ws: null, queue: [], since: 0, sent: 0, timer: null};
     const see = this.onFrame;
     this.onFrame = (d) => {
       see(d);
@@ -337,6 +346,51 @@ export class Typist extends Member {
     if (!e || e.ackedAt || !this.ws || this.ws.readyState !== 1) return;
     e.sends++;
     this.send({command: 'send', room: e.room, message: e.text, client_id: id});
+  }
+
+  send(obj) {
+    const p = this.pace;
+    if (p.ws !== this.ws) {
+      clearTimeout(p.timer);
+      Object.assign(p, {ws: this.ws, queue: [], since: 0, sent: 0, timer: null});
+    }
+    const text = typeof obj === 'string' ? obj : JSON.stringify(obj);
+    if (!p.queue.includes(text)) p.queue.push(text);
+    this.drain();
+  }
+
+  drain() {
+    const p = this.pace;
+    const now = Date.now();
+    if (now - p.since >= PACE_MS) {
+      p.since = now;
+      p.sent = 0;
+    }
+    while (p.queue.length && p.sent < PACE_FRAMES && p.ws.readyState === WebSocket.OPEN) {
+      p.ws.send(p.queue.shift());
+      p.sent++;
+    }
+    if (p.queue.length && !p.timer && p.ws.readyState === WebSocket.OPEN) {
+      p.timer = setTimeout(() => {
+        p.timer = null;
+        this.drain();
+      }, p.since + PACE_MS - now);
+    }
+  }
+
+  rateLimited() {
+    const p = this.pace;
+    const ws = this.ws;
+    if (p.ws !== ws) return;
+    this.limited++;
+    clearTimeout(p.timer);
+    p.since = Date.now();
+    p.sent = PACE_FRAMES;
+    p.timer = setTimeout(() => {
+      p.timer = null;
+      this.drain();
+      if (this.ws === ws && ws.readyState === WebSocket.OPEN) this.catchUp();
+    }, PACE_MS);
   }
 
   ack(text) {
@@ -360,6 +414,8 @@ export class Typist extends Member {
     } else if (d.error === 'SERVER_BUSY' && d.client_id) {
       this.busy = (this.busy || 0) + 1;
       setTimeout(() => this.post(d.client_id), 200);
+    } else if (d.error === 'RATE_LIMITED' && d.command === undefined) {
+      this.rateLimited();
     } else if (d.resync === true) {
       this.resyncs++;
       this.catchUp();

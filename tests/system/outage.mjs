@@ -119,6 +119,7 @@ export function outageTests({sentinel, byHand = false}) {
         `${retried} sends needed the client's retry (` +
         `${entries.reduce((n, e) => n + e.sends - 1, 0)} resends, ` +
         `${typists.reduce((n, p) => n + (p.busy || 0), 0)} SERVER_BUSY answers, ` +
+        `${typists.reduce((n, p) => n + (p.limited || 0), 0)} RATE_LIMITED of the socket's budget, ` +
         `${typists.reduce((n, p) => n + p.resyncs, 0)} resyncs, ` +
         `${typists.reduce((n, p) => n + p.reconnections, 0)} reconnections)`);
       console.log(`# outage (${kind}): messages flowed again ` +
