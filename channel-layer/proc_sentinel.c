@@ -38,15 +38,16 @@ static void sub_failed(chl__sentinel_sub_t *s)
     s->ac = NULL;
     if (p->closing || uv_is_active((uv_handle_t *)&s->retry))
         return;
+    if (!s->warned)
+        mc_warn("channel-layer: %s: shard %zu: sentinel %s:%d of master %s cannot be heard; "
+                "trying the others (meanwhile a failover is found when the master fails)",
+                p->name, s->shard, a->sentinels[s->next].host, a->sentinels[s->next].port,
+                a->master);
+    s->warned = 1;
     s->next = (s->next + 1) % a->nsentinels;
     s->backoff_ms = s->backoff_ms ? 2 * s->backoff_ms : CHL__WATCH_BACKOFF_MIN_MS;
     if (s->backoff_ms > CHL__WATCH_BACKOFF_MAX_MS)
         s->backoff_ms = CHL__WATCH_BACKOFF_MAX_MS;
-    if (!s->warned)
-        mc_warn("channel-layer: %s: shard %zu: no sentinel of master %s can be heard; "
-                "a failover is found when the master fails",
-                p->name, s->shard, a->master);
-    s->warned = 1;
     uv_timer_start(&s->retry, on_retry, (uint64_t)s->backoff_ms, 0);
 }
 

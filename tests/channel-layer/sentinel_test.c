@@ -479,6 +479,43 @@ static void an_endpoint_leaves_a_master_as_soon_as_the_sentinels_replace_it(void
     ep_finish(&loop, &e);
 }
 
+typedef struct listening {
+    size_t sentinel; /* the sentinel that must have the subscriber */
+} listening_t;
+
+static int sentinel_has_a_subscriber(void *arg)
+{
+    return ts_sentinels_subscribers(&sentinels, ((const listening_t *)arg)->sentinel) > 0;
+}
+
+/* The endpoint listens to one sentinel at a time. When that one dies, it
+ * listens to the next, and still leaves a replaced master at once. */
+static void an_endpoint_hears_the_next_sentinel_when_its_own_dies(void **state)
+{
+    (void)state;
+    ts_redis_t *old = &sentinels.set[0].node[0], *new = &sentinels.set[0].node[1];
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    ep_t e;
+    ep_open(&loop, &e);
+    listening_t first = {0}, second = {1};
+    assert_true(ts_run_until(&loop, sentinel_has_a_subscriber, &first, 5000));
+    assert_int_equal(ts_sentinels_subscribers(&sentinels, 1), 0);
+
+    ts_redis_halt(&sentinels.sentinel[0], 1);
+    assert_true(ts_run_until(&loop, sentinel_has_a_subscriber, &second, 10000));
+    assert_true(e.up); /* losing a sentinel is not losing Redis */
+    assert_int_equal(e.downs, 0);
+
+    assert_int_equal(ts_sentinels_failover(&sentinels, 0), 0);
+    assert_true(ts_run_until(&loop, ep_came_back, &e, FAILOVER_WAIT_MS));
+    assert_true(ts_sentinels_is_master(old)); /* the announcement moved it, not a READONLY */
+    assert_ptr_equal(ts_sentinels_master(&sentinels, 0, old, 5000), new);
+    assert_int_equal(ep_push(&loop, &e, "after"), 0);
+    assert_int_equal(ts_redis_int(new, "LLEN mc:q"), 1);
+    ep_finish(&loop, &e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +536,8 @@ int main(void)
             a_client_leaves_a_master_as_soon_as_the_sentinels_replace_it, start_one, stop),
         cmocka_unit_test_setup_teardown(
             an_endpoint_leaves_a_master_as_soon_as_the_sentinels_replace_it, start_one, stop),
+        cmocka_unit_test_setup_teardown(an_endpoint_hears_the_next_sentinel_when_its_own_dies,
+                                        start_one, stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

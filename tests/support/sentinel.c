@@ -163,6 +163,8 @@ ts_redis_t *ts_sentinels_master(ts_sentinels_t *s, size_t set, const ts_redis_t 
         for (size_t k = 0; k < TS_SENTINELS && port >= 0; k++) {
             redisReply *r =
                 ask(s->sentinel[k].port, "SENTINEL get-master-addr-by-name %s", s->set[set].name);
+            if (!r)
+                continue; /* a sentinel that is down has no say */
             int p = (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
                      r->element[1]->type == REDIS_REPLY_STRING)
                         ? atoi(r->element[1]->str)
@@ -186,10 +188,29 @@ ts_redis_t *ts_sentinels_master(ts_sentinels_t *s, size_t set, const ts_redis_t 
 
 int ts_sentinels_failover(ts_sentinels_t *s, size_t set)
 {
-    redisReply *r = ask(s->sentinel[0].port, "SENTINEL FAILOVER %s", s->set[set].name);
-    int ok = r && r->type == REDIS_REPLY_STATUS;
+    for (size_t i = 0; i < TS_SENTINELS; i++) {
+        redisReply *r = ask(s->sentinel[i].port, "SENTINEL FAILOVER %s", s->set[set].name);
+        if (!r)
+            continue; /* that sentinel is down */
+        int ok = r->type == REDIS_REPLY_STATUS;
+        freeReplyObject(r);
+        return ok ? 0 : -1;
+    }
+    return -1;
+}
+
+int ts_sentinels_subscribers(const ts_sentinels_t *s, size_t i)
+{
+    redisReply *r = ask(s->sentinel[i].port, "CLIENT LIST");
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        return -1;
+    }
+    int n = 0;
+    for (const char *at = r->str; (at = strstr(at, " sub=")) != NULL; at += 5)
+        n += at[5] != '0';
     freeReplyObject(r);
-    return ok ? 0 : -1;
+    return n;
 }
 
 int ts_sentinels_is_master(const ts_redis_t *node)

@@ -39,17 +39,21 @@ int ts_sentinels_start(ts_sentinels_t *s, size_t nsets);
 /* Stops every process and removes their directories. */
 void ts_sentinels_stop(ts_sentinels_t *s);
 
-/* Waits up to timeout_ms until every sentinel names the same node of set
- * `set` as its master, that node says so itself (ROLE), and it is not
- * `other` (may be NULL). Returns the node, or NULL. */
+/* Waits up to timeout_ms until every sentinel that answers names the same
+ * node of set `set` as its master, that node says so itself (ROLE), and it
+ * is not `other` (may be NULL). Returns the node, or NULL. */
 ts_redis_t *ts_sentinels_master(ts_sentinels_t *s, size_t set, const ts_redis_t *other,
                                 long timeout_ms);
 
 /* A failover by hand: SENTINEL FAILOVER of set `set` on the first
- * sentinel. The master stays up; the sentinels promote its replica and make
- * it a replica some seconds after they announce the new master, and until
- * then it still takes writes. Returns 0 or -1. */
+ * sentinel that answers. The master stays up; the sentinels promote its
+ * replica and make it a replica some seconds after they announce the new
+ * master, and until then it still takes writes. Returns 0 or -1. */
 int ts_sentinels_failover(ts_sentinels_t *s, size_t set);
+
+/* How many clients of sentinel i are subscribed to a channel (CLIENT
+ * LIST's sub=), or -1 when it does not answer. */
+int ts_sentinels_subscribers(const ts_sentinels_t *s, size_t i);
 
 /* Whether node says it is a master (ROLE). */
 int ts_sentinels_is_master(const ts_redis_t *node);
