@@ -13,12 +13,13 @@
  *    to a full list fails with MC_EFULL and queues nothing. Nothing blocks.
  *    A process list is bounded in bytes too (process_bytes), since one of
  *    its messages may be 1 MiB: a process that falls behind makes its
- *    senders fail with MC_EFULL before it fills Redis's memory. (The count
- *    of what the process popped is taken away after the pop, and starts
- *    again at 0 whenever the list is found empty, so that a lost count
- *    heals: what a pop takes meanwhile is not counted, and a list may hold
- *    up to twice the bound for a moment.) A Redis out of memory ("OOM"
- *    errors) is full too, not down.
+ *    senders fail with MC_EFULL before it fills Redis's memory. (Its count
+ *    of bytes goes down after a pop that may have left something, and
+ *    starts again at 0 whenever a push finds the list empty, so that a lost
+ *    count heals: what is pushed between a pop and its count may go
+ *    uncounted, and a list may hold up to twice the bound for a moment.)
+ *    The count has no expiry: it goes with the list when the process is
+ *    reaped. A Redis out of memory ("OOM" errors) is full too, not down.
  *  - Groups ("room-5") hold process-specific channels. Redis knows, per group,
  *    which processes have members and how many; each process knows its own
  *    local members. group_send pushes ONE copy per process holding members,
@@ -26,7 +27,7 @@
  *    members. Membership changes travel through the process's own list ahead
  *    of later messages, so a connection told "joined" sees every later message.
  *    Members not refreshed within the group expiry (default 86400 s) are
- *    dropped.
+ *    dropped, by a send to the group at most a few seconds later.
  *  - Reliable queues: chl_queue_pop moves a message into the caller's own
  *    in-flight list (BLMOVE); chl_ack deletes it when handled. A worker that
  *    dies stops refreshing its heartbeat key; a live worker requeues its
@@ -129,8 +130,9 @@ int chl_receive(chl_t *chl, const char *const *channels, size_t n, long timeout_
 /* Reliable queues. chl_queue_push is chl_send to a queue (capacity
  * queue_capacity). chl_queue_pop waits up to timeout_ms for a message on the
  * queue (on every shard), moving it into this client's in-flight list and
- * refreshing its heartbeat; chl_ack removes it from there once handled.
- * Returns as chl_send and chl_receive. */
+ * keeping its heartbeat fresh (a pop refreshes it when it would otherwise
+ * be older than a quarter of heartbeat_ttl_ms on return); chl_ack removes
+ * it from there once handled. Returns as chl_send and chl_receive. */
 int chl_queue_push(chl_t *chl, const char *queue, const void *msg, size_t len);
 int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t *out);
 /* The worker's loop in one round trip (per shard): acknowledges done[0..ndone)

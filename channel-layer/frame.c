@@ -3,15 +3,23 @@
 #include "channel-layer/internal.h"
 #include "common/error.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int chl__frame_header(char *hdr, size_t size, int kind, int64_t deadline, const char *name)
 {
-    int n = snprintf(hdr, size, "%c%" PRId64 "|%s\n", kind, deadline, name);
-    return (n < 0 || (size_t)n >= size) ? MC_ETOOBIG : n;
+    size_t len = strlen(name);
+    if (deadline < 0 || size < 24 || len + 24 > size)
+        return MC_ETOOBIG;
+    size_t n = 0;
+    hdr[n++] = (char)kind;
+    n += chl__digits(hdr + n, (uint64_t)deadline);
+    hdr[n++] = '|';
+    memcpy(hdr + n, name, len);
+    n += len;
+    hdr[n++] = '\n';
+    hdr[n] = '\0';
+    return (int)n;
 }
 
 int chl__frame_build(char **out, size_t *outlen, int kind, int64_t deadline, const char *name,

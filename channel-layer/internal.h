@@ -8,9 +8,13 @@
  *
  * Key layout (P is the configured prefix, "mc:" by default):
  *
- *   P<channel>            list: an ordinary channel or reliable queue
- *   P<process>!           list: everything for the connections of a process
- *   P"bytes:"<process>    string: the bytes that list holds (its second bound)
+ *   P<channel>            list: an ordinary channel (expires with its newest
+ *                         message) or reliable queue (does not expire)
+ *   P<process>!           list: everything for the connections of a process;
+ *                         removed when the process is reaped, and otherwise
+ *                         expires a group expiry after its last direct send
+ *   P"bytes:"<process>    string: the bytes that list holds (its second
+ *                         bound); no expiry: removed with the list
  *   P"inflight:"<client>  list: messages a worker popped and has not acked
  *   P"hb:"<client>        string with a TTL: the client is alive
  *   P"workers"            set: clients that may hold in-flight messages
@@ -110,6 +114,18 @@ int chl__frame_parse(chl__frame_t *f, const char *data, size_t len);
 int chl__message_fill(chl_message_t *out, const char *channel, size_t channel_len,
                       const char *payload, size_t len);
 
+/* ---- commands in Redis's protocol (resp.c) ---- */
+
+/* Writes v in decimal at out (room for 20 digits, no NUL); returns how
+ * many digits. */
+size_t chl__digits(char *out, uint64_t v);
+/* v in decimal, NUL-terminated, into buf. */
+void chl__decimal(char buf[24], long v);
+/* The bytes a command takes in RESP, argv[0..argc) of lens[i] bytes each,
+ * and the command written at out (that many bytes): returns the bytes. */
+size_t chl__resp_size(int argc, const size_t *lens);
+size_t chl__resp_write(char *out, int argc, const char *const *argv, const size_t *lens);
+
 /* ---- shards and the ring (ring.c) ---- */
 
 #define CHL__HOST_MAX 127        /* longest host name or address */
@@ -175,22 +191,25 @@ size_t chl__ring_name(const chl__ring_t *ring, const char *name, size_t len);
 /* ---- scripts (scripts.c) ---- */
 
 enum chl__script_id {
-    CHL__S_SEND,    /* KEYS list[, its byte counter]; ARGV capacity (<0: none), ttl ms, frame[,
-                     * max bytes] -> 1 or 0 (full) */
-    CHL__S_MPUSH,   /* KEYS process lists; ARGV capacity, ttl, frame, name ("": none), name
-                     * ttl, max bytes, prefix -> {dropped, pushed (-1: the name was set
-                     * already)} */
+    CHL__S_SEND,    /* KEYS list[, its byte counter]; ARGV capacity (<0: none), ttl ms (0:
+                     * none), max bytes (with a counter), frames... -> how many of the
+                     * frames, the first ones, were pushed (the rest: full) */
+    CHL__S_MPUSH,   /* KEYS process lists; ARGV capacity, frame, name ("": none), name ttl,
+                     * max bytes, prefix -> {dropped, pushed (-1: the name was set already)} */
     CHL__S_GADD,    /* KEYS zset, hash, pgroups; ARGV member, process, group, expiry s */
     CHL__S_GDISC,   /* same keys and ARGV minus expiry -> 1 when it was a member */
-    CHL__S_GSEND,   /* KEYS zset, hash; ARGV expiry s, prefix, push, capacity, ttl, frame,
-                     * group, name, name ttl, max bytes -> {dropped, nprocs (-1: the name
-                     * was set already), procs... (when not pushed)} */
+    CHL__S_GSEND,   /* KEYS zset, hash; ARGV expiry s (0: no expiry now), prefix, group
+                     * -> {0, nprocs, procs...} */
     CHL__S_REQUEUE, /* KEYS workers; ARGV prefix, self, ttl -> number requeued */
-    CHL__S_FORGET,  /* KEYS pgroups; ARGV prefix, process -> members removed */
+    CHL__S_FORGET,  /* KEYS pgroups; ARGV prefix, process -> members removed (and its list,
+                     * its byte counter) */
     CHL__S_RATE,    /* KEYS bucket; ARGV rate per s, burst -> {allowed, refused in a row} */
     CHL__S_REAP,    /* KEYS procs; ARGV prefix -> names of processes whose heartbeat is gone */
     CHL__S_MOVEN,   /* KEYS queue, in-flight; ARGV n -> up to n elements moved, oldest first */
-    CHL__S_POPPED,  /* KEYS process list, its byte counter; ARGV bytes popped -> 0 */
+    CHL__S_GSENDN,  /* KEYS (zset, hash) per message; ARGV prefix, capacity, name ttl, max
+                     * bytes, then per message expiry s (0: no expiry now), group, name ("":
+                     * none), frame -> per message copies dropped, or -1 (the name was set
+                     * already) */
     CHL__S_COUNT
 };
 

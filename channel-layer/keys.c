@@ -73,8 +73,17 @@ int chl__check_plain(const char *name)
 
 int chl__key(char *key, size_t size, const char *prefix, const char *a, const char *b)
 {
-    int n = snprintf(key, size, "%s%s%s", prefix, a, b ? b : "");
-    return (n < 0 || (size_t)n >= size) ? MC_ETOOBIG : 0;
+    const char *parts[3] = {prefix, a, b ? b : ""};
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t len = strlen(parts[i]);
+        if (len >= size - n)
+            return MC_ETOOBIG;
+        memcpy(key + n, parts[i], len);
+        n += len;
+    }
+    key[n] = '\0';
+    return 0;
 }
 
 int chl__bytes_key(char *key, size_t size, const char *prefix, const char *list)

@@ -14,12 +14,17 @@ typedef struct lgroup {
     char name[]; /* NUL-terminated */
 } lgroup_t;
 
+/* A connection and its groups, in one allocation: every socket of an
+ * interface has one (a user's and a session's group, the room list, and
+ * its rooms), so it grows, by realloc, only past LOCAL_CONN_GROUPS. */
 typedef struct lconn {
     struct lconn *next;
     uint64_t id;
-    lgroup_t **groups;
-    size_t n, cap;
+    uint32_t n, cap;
+    lgroup_t *groups[];
 } lconn_t;
+
+#define LOCAL_CONN_GROUPS 4
 
 struct chl__local {
     lgroup_t **gb; /* buckets, a power of two */
@@ -76,7 +81,6 @@ void chl__local_free(chl__local_t *t)
     for (size_t i = 0; t->cb && i < t->cnb; i++)
         for (lconn_t *c = t->cb[i], *next; c; c = next) {
             next = c->next;
-            free(c->groups);
             free(c);
         }
     free(t->gb);
@@ -170,24 +174,32 @@ int chl__local_add(chl__local_t *t, const char *group, size_t len, uint64_t conn
         g->len = len;
     }
     if (new_c) {
-        c = calloc(1, sizeof(*c));
+        c = calloc(1, sizeof(*c) + LOCAL_CONN_GROUPS * sizeof(*c->groups));
         if (!c) {
             if (new_g)
                 free(g);
             return MC_ENOMEM;
         }
         c->id = conn;
+        c->cap = LOCAL_CONN_GROUPS;
+    } else if (c->n == c->cap) {
+        /* c moves: the bucket's link to it follows (cs points at it) */
+        lconn_t *moved = c->cap < UINT32_MAX / 2
+                             ? realloc(c, sizeof(*c) + 2 * (size_t)c->cap * sizeof(*c->groups))
+                             : NULL;
+        if (!moved) {
+            if (new_g)
+                free(g);
+            return MC_ENOMEM;
+        }
+        c = *cs = moved;
+        c->cap *= 2;
     }
-    if (reserve((void **)&g->conns, &g->cap, g->n, sizeof(*g->conns)) != 0 ||
-        reserve((void **)&c->groups, &c->cap, c->n, sizeof(*c->groups)) != 0) {
-        if (new_g) {
-            free(g->conns);
+    if (reserve((void **)&g->conns, &g->cap, g->n, sizeof(*g->conns)) != 0) {
+        if (new_g)
             free(g);
-        }
-        if (new_c) {
-            free(c->groups);
+        if (new_c)
             free(c);
-        }
         return MC_ENOMEM;
     }
     g->conns[g->n++] = conn;
@@ -228,7 +240,6 @@ static void unlink_pair(chl__local_t *t, lgroup_t *g, lconn_t *c)
         lconn_t **cs = conn_slot(t, c->id);
         *cs = c->next;
         t->ccount--;
-        free(c->groups);
         free(c);
     }
 }

@@ -28,6 +28,23 @@ typedef struct proc_req {
     char bufs[6][CHL__KEY_MAX];
 } proc_req_t;
 
+/* Pushes to one queue on one shard made in one loop turn: one script call
+ * for all of them. Each has its own completion. */
+#define PROC_BATCH_MAX 64
+#define PROC_BATCH_HEAD 7 /* EVALSHA sha 1 key capacity ttl max-bytes */
+typedef struct proc_batch {
+    chl_proc_t *proc;
+    size_t shard;
+    int retried;
+    size_t n;
+    char key[CHL__KEY_MAX], cap[24];
+    const char *argv[PROC_BATCH_HEAD + PROC_BATCH_MAX]; /* then the frames */
+    size_t lens[PROC_BATCH_HEAD + PROC_BATCH_MAX];
+    char *frames[PROC_BATCH_MAX]; /* owned */
+    chl_send_cb cbs[PROC_BATCH_MAX];
+    void *args[PROC_BATCH_MAX];
+} proc_batch_t;
+
 static void pop_again(chl_proc_t *p);
 
 /* ---- dispatch of what the process list holds ---- */
@@ -115,38 +132,25 @@ malformed:
     mc_warn("channel-layer: %s: skipped a malformed element of %zu bytes", p->name, len);
 }
 
-static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv);
+static void on_plain_reply(redisAsyncContext *ac, void *reply, void *priv);
+static int send_command(chl__link_t *l, redisCallbackFn *fn, void *priv, int argc,
+                        const char **argv, const size_t *lens);
 
-/* What a pop took leaves the list's byte counter (chl.h). Sent on the pop
- * link, ahead of the next pop, which keeps the count in step with what
- * the pops take. Best effort: a count that is lost heals once the list is
- * empty. */
-static void popped(chl_proc_t *p, size_t bytes)
+/* What a pop took leaves the list's byte counter (chl.h): one DECRBY on
+ * the pop link, ahead of the next pop. A pop that took fewer than it asked
+ * for emptied the list, and the next push finds it empty and starts the
+ * count again: nothing to send then. Best effort: a count that is lost
+ * heals once the list is found empty. */
+static void popped(chl_proc_t *p, size_t elements, size_t bytes)
 {
-    proc_req_t *req = calloc(1, sizeof(*req));
-    if (!req || !p->pop.up || !p->pop.ac ||
-        chl__bytes_key(req->bufs[0], CHL__KEY_MAX, p->cfg.prefix, p->list_key) != 0) {
-        free(req);
+    if (elements < (size_t)atoi(CHL__PROC_POP_COUNT) || !p->pop.up || !p->pop.ac)
         return;
-    }
-    snprintf(req->bufs[1], CHL__KEY_MAX, "%zu", bytes);
-    req->proc = p;
-    req->script = CHL__S_POPPED;
-    req->argc = 6; /* EVALSHA sha 2 list counter bytes */
-    req->argv[0] = "EVALSHA";
-    req->argv[1] = p->sha[CHL__S_POPPED];
-    req->argv[2] = "2";
-    req->argv[3] = p->list_key;
-    req->argv[4] = req->bufs[0];
-    req->argv[5] = req->bufs[1];
-    for (int i = 0; i < req->argc; i++)
-        req->lens[i] = strlen(req->argv[i]);
-    if (redisAsyncCommandArgv(p->pop.ac, on_req_reply, req, req->argc, req->argv, req->lens) !=
-        REDIS_OK) {
-        free(req);
-        return;
-    }
-    chl__link_sent(&p->pop);
+    char n[24];
+    chl__decimal(n, (long)bytes);
+    const char *argv[3] = {"DECRBY", p->bytes_key, n};
+    size_t lens[3] = {6, strlen(p->bytes_key), strlen(n)};
+    if (send_command(&p->pop, on_plain_reply, NULL, 3, argv, lens) == 0)
+        chl__link_sent(&p->pop);
 }
 
 static void on_pop(redisAsyncContext *ac, void *reply, void *priv)
@@ -171,7 +175,7 @@ static void on_pop(redisAsyncContext *ac, void *reply, void *priv)
         for (size_t i = 0; i < els->elements; i++)
             if (els->element[i]->type == REDIS_REPLY_STRING)
                 bytes += els->element[i]->len;
-        popped(p, bytes);
+        popped(p, els->elements, bytes);
         for (size_t i = 0; i < els->elements && !p->closing; i++)
             if (els->element[i]->type == REDIS_REPLY_STRING)
                 dispatch(p, els->element[i]->str, els->element[i]->len);
@@ -183,14 +187,15 @@ static void pop_again(chl_proc_t *p)
 {
     if (p->closing || !p->pop.up || !p->pop.ac)
         return;
-    if (redisAsyncCommand(p->pop.ac, on_pop, p, "BLMPOP %s 1 %s RIGHT COUNT %s",
-                          CHL__PROC_POP_TIMEOUT, p->list_key, CHL__PROC_POP_COUNT) == REDIS_OK)
+    if (redisAsyncFormattedCommand(p->pop.ac, on_pop, p, p->pop_command, p->pop_command_len) ==
+        REDIS_OK)
         chl__link_sent(&p->pop);
 }
 
 /* ---- commands ---- */
 
-static void on_heartbeat_reply(redisAsyncContext *ac, void *reply, void *priv)
+/* The reply of a command whose outcome nothing waits for. */
+static void on_plain_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)priv;
     redisReply *r = reply;
@@ -207,10 +212,10 @@ static void heartbeat(chl_proc_t *p)
     chl__link_t *l = &p->cmd[p->pop.shard];
     if (p->closing || !l->up)
         return;
-    if (redisAsyncCommand(l->ac, on_heartbeat_reply, NULL, "SET %s 1 PX %ld", p->hb_key,
+    if (redisAsyncCommand(l->ac, on_plain_reply, NULL, "SET %s 1 PX %ld", p->hb_key,
                           p->cfg.heartbeat_ttl_ms) == REDIS_OK)
         chl__link_sent(l);
-    if (redisAsyncCommand(l->ac, on_heartbeat_reply, NULL, "SADD %s %s", p->procs_key, p->name) ==
+    if (redisAsyncCommand(l->ac, on_plain_reply, NULL, "SADD %s %s", p->procs_key, p->name) ==
         REDIS_OK)
         chl__link_sent(l);
 }
@@ -241,6 +246,12 @@ static void req_free(proc_req_t *req)
     free(req);
 }
 
+/* Whether r is Redis's refusal for want of memory ("OOM ..."). */
+static int out_of_memory(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "OOM", 3) == 0;
+}
+
 static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     proc_req_t *req = priv;
@@ -250,7 +261,7 @@ static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
     chl__link_replied(ac);
     if (!r) {
         status = p->closing ? MC_ECLOSED : MC_EREDIS;
-    } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "OOM", 3) == 0) {
+    } else if (out_of_memory(r)) {
         /* Redis is out of memory: full, like a list at its capacity, and
          * not down; what the sender learns is the same. */
         p->stats.full++;
@@ -288,6 +299,23 @@ static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
     req_free(req);
 }
 
+/* Writes a command in RESP and hands it to hiredis on link l: hiredis's
+ * printf-like formatting of each argument cost more than the rest of a
+ * push. Returns 0, MC_ENOMEM or MC_EREDIS. */
+static int send_command(chl__link_t *l, redisCallbackFn *fn, void *priv, int argc,
+                        const char **argv, const size_t *lens)
+{
+    size_t size = chl__resp_size(argc, lens);
+    char small[2048], *command = size <= sizeof(small) ? small : malloc(size);
+    if (!command)
+        return MC_ENOMEM;
+    size_t len = chl__resp_write(command, argc, argv, lens);
+    int ok = redisAsyncFormattedCommand(l->ac, fn, priv, command, len) == REDIS_OK;
+    if (command != small)
+        free(command);
+    return ok ? 0 : MC_EREDIS;
+}
+
 /* Sends req on the command link of shard. Returns 0 (the reply callback
  * owns req now) or an error (req is freed, no callback runs). */
 static int req_send(chl_proc_t *p, size_t shard, proc_req_t *req)
@@ -307,12 +335,142 @@ static int req_send(chl_proc_t *p, size_t shard, proc_req_t *req)
     for (int i = 0; i < req->argc; i++)
         if (i < 2 || !req->lens[i])
             req->lens[i] = strlen(req->argv[i]);
-    if (redisAsyncCommandArgv(l->ac, on_req_reply, req, req->argc, req->argv, req->lens) !=
-        REDIS_OK) {
+    int rc = send_command(l, on_req_reply, req, req->argc, req->argv, req->lens);
+    if (rc != 0) {
         req_free(req);
-        return MC_EREDIS;
+        return rc;
     }
     chl__link_sent(l);
+    return 0;
+}
+
+/* ---- queue pushes, a loop turn's together ---- */
+
+static void batch_free(proc_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->frames[i]);
+    free(b);
+}
+
+/* The first pushed of the batch's frames went; the others get status. */
+static void batch_complete(proc_batch_t *b, size_t pushed, int status)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->cbs[i])
+            b->cbs[i](b->args[i], i < pushed ? 0 : status);
+    batch_free(b);
+}
+
+static void on_batch_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    proc_batch_t *b = priv;
+    chl_proc_t *p = b->proc;
+    redisReply *r = reply;
+    chl__link_replied(ac);
+    if (!r) {
+        batch_complete(b, 0, p->closing ? MC_ECLOSED : MC_EREDIS);
+    } else if (out_of_memory(r)) {
+        p->stats.full += b->n; /* full, not down: as on_req_reply */
+        batch_complete(b, 0, MC_EFULL);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        int demoted = chl__link_not_master(ac, r->str);
+        if (!demoted && !b->retried && strncmp(r->str, "NOSCRIPT", 8) == 0 && !p->closing) {
+            b->retried = 1; /* EVAL with the body runs it and caches it again */
+            b->argv[0] = "EVAL";
+            b->argv[1] = chl__script(CHL__S_SEND);
+            b->lens[0] = 4;
+            b->lens[1] = strlen(b->argv[1]);
+            if (send_command(ac->data, on_batch_reply, b, (int)(PROC_BATCH_HEAD + b->n), b->argv,
+                             b->lens) == 0) {
+                chl__link_sent(ac->data);
+                return;
+            }
+        }
+        if (!demoted)
+            mc_warn("channel-layer: %s: a push failed: %.120s", p->name, r->str);
+        p->stats.redis_errors++;
+        batch_complete(b, 0, MC_EREDIS);
+    } else {
+        size_t pushed = r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? (size_t)r->integer : 0;
+        if (pushed > b->n)
+            pushed = b->n;
+        p->stats.sent += pushed;
+        p->stats.full += b->n - pushed;
+        batch_complete(b, pushed, MC_EFULL);
+    }
+}
+
+/* Sends the pushes gathered in this loop turn: one script call. */
+static void batch_flush(chl_proc_t *p)
+{
+    proc_batch_t *b = p->batch;
+    if (!b)
+        return;
+    p->batch = NULL;
+    uv_check_stop(&p->batch_check);
+    uv_prepare_stop(&p->batch_prepare);
+    chl__link_t *l = &p->cmd[b->shard];
+    if (p->closing || !l->up || !l->ac) {
+        batch_complete(b, 0, p->closing ? MC_ECLOSED : MC_EREDIS);
+        return;
+    }
+    /* A queue does not expire (ttl 0) and has no bound in bytes. */
+    const char *head[PROC_BATCH_HEAD] = {"EVALSHA", p->sha[CHL__S_SEND], "1", b->key, b->cap, "0",
+                                         "0"};
+    for (int i = 0; i < PROC_BATCH_HEAD; i++) {
+        b->argv[i] = head[i];
+        b->lens[i] = strlen(head[i]);
+    }
+    if (send_command(l, on_batch_reply, b, (int)(PROC_BATCH_HEAD + b->n), b->argv, b->lens) != 0) {
+        batch_complete(b, 0, MC_EREDIS);
+        return;
+    }
+    chl__link_sent(l);
+}
+
+static void on_batch_check(uv_check_t *h)
+{
+    batch_flush(h->data);
+}
+
+static void on_batch_prepare(uv_prepare_t *h)
+{
+    batch_flush(h->data);
+}
+
+/* Adds a frame (owned now) to the batch for queue key on shard, which
+ * goes at the end of the loop turn. */
+static int batch_add(chl_proc_t *p, size_t shard, const char *key, long cap, char *frame,
+                     size_t flen, chl_send_cb cb, void *arg)
+{
+    proc_batch_t *b = p->batch;
+    if (b && (b->shard != shard || strcmp(b->key, key) != 0 || b->n == PROC_BATCH_MAX)) {
+        batch_flush(p);
+        b = NULL;
+    }
+    if (!b) {
+        b = malloc(sizeof(*b)); /* its arrays are filled as frames come */
+        if (!b) {
+            free(frame);
+            return MC_ENOMEM;
+        }
+        b->proc = p;
+        b->shard = shard;
+        b->retried = 0;
+        b->n = 0;
+        memcpy(b->key, key, strlen(key) + 1);
+        chl__decimal(b->cap, cap);
+        p->batch = b;
+        uv_check_start(&p->batch_check, on_batch_check);
+        uv_prepare_start(&p->batch_prepare, on_batch_prepare);
+    }
+    b->frames[b->n] = frame;
+    b->argv[PROC_BATCH_HEAD + b->n] = frame;
+    b->lens[PROC_BATCH_HEAD + b->n] = flen;
+    b->cbs[b->n] = cb;
+    b->args[b->n] = arg;
+    b->n++;
     return 0;
 }
 
@@ -337,43 +495,56 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
         return rc;
     }
     size_t shard;
-    long cap;
     if (bang >= 0) {
-        snprintf(req->bufs[0], CHL__KEY_MAX, "%s%.*s!", proc->cfg.prefix, (int)bang, queue);
+        size_t pre = strlen(proc->cfg.prefix);
+        if (pre + (size_t)bang + 2 > CHL__KEY_MAX) {
+            req_free(req);
+            return MC_ETOOBIG;
+        }
+        memcpy(req->bufs[0], proc->cfg.prefix, pre);
+        memcpy(req->bufs[0] + pre, queue, (size_t)bang + 1); /* with its '!' */
+        req->bufs[0][pre + (size_t)bang + 1] = '\0';
         shard = chl__ring_channel(&proc->ring, queue);
-        cap = proc->cfg.process_capacity;
+        chl__decimal(req->bufs[1], proc->cfg.process_capacity);
+        memcpy(req->bufs[2], proc->list_ttl, sizeof(proc->list_ttl));
     } else {
-        snprintf(req->bufs[0], CHL__KEY_MAX, "%s%s", proc->cfg.prefix, queue);
-        /* Queues are popped on every shard: any shard that is up will do. */
+        if (chl__key(req->bufs[0], CHL__KEY_MAX, proc->cfg.prefix, queue, NULL) != 0) {
+            req_free(req);
+            return MC_ETOOBIG;
+        }
+        /* Queues are popped on every shard: any shard that is up will do,
+         * the one this loop turn's pushes go to first. */
         size_t ns = proc->ring.nshards;
-        shard = proc->push_next++ % ns;
+        shard = proc->batch ? proc->batch->shard : proc->push_next++ % ns;
         for (size_t k = 0; k < ns && !proc->cmd[shard].up; k++)
             shard = (shard + 1) % ns;
-        cap = proc->cfg.queue_capacity;
+        if (!proc->cmd[shard].up || !proc->cmd[shard].ac) {
+            req_free(req);
+            return MC_EREDIS;
+        }
+        char *frame = req->frame;
+        req->frame = NULL;
+        rc = batch_add(proc, shard, req->bufs[0], proc->cfg.queue_capacity, frame, flen, cb, arg);
+        req_free(req);
+        return rc;
     }
-    snprintf(req->bufs[1], CHL__KEY_MAX, "%ld", cap);
-    snprintf(req->bufs[2], CHL__KEY_MAX, "%ld", proc->cfg.expiry_ms);
     req->script = CHL__S_SEND;
     req->cb = cb;
     req->arg = arg;
-    /* EVALSHA sha 1 list capacity ttl frame, or for a process list
-     * EVALSHA sha 2 list counter capacity ttl frame max-bytes */
-    int proc_list = bang >= 0 &&
-                    chl__bytes_key(req->bufs[3], CHL__KEY_MAX, proc->cfg.prefix, req->bufs[0]) == 0;
-    int k = 2;
-    req->argv[k++] = proc_list ? "2" : "1";
-    req->argv[k++] = req->bufs[0];
-    if (proc_list)
-        req->argv[k++] = req->bufs[3];
-    req->argv[k++] = req->bufs[1];
-    req->argv[k++] = req->bufs[2];
-    req->lens[k] = flen;
-    req->argv[k++] = req->frame;
-    if (proc_list) {
-        snprintf(req->bufs[4], CHL__KEY_MAX, "%ld", proc->cfg.process_bytes);
-        req->argv[k++] = req->bufs[4];
+    /* A process list: EVALSHA sha 2 list counter capacity ttl max-bytes frame */
+    if (chl__bytes_key(req->bufs[3], CHL__KEY_MAX, proc->cfg.prefix, req->bufs[0]) != 0) {
+        req_free(req);
+        return MC_ETOOBIG;
     }
-    req->argc = k;
+    req->argc = 9;
+    req->argv[2] = "2";
+    req->argv[3] = req->bufs[0];
+    req->argv[4] = req->bufs[3];
+    req->argv[5] = req->bufs[1];
+    req->argv[6] = req->bufs[2];
+    req->argv[7] = proc->list_bytes;
+    req->argv[8] = req->frame;
+    req->lens[8] = flen;
     return req_send(proc, shard, req);
 }
 
@@ -488,6 +659,7 @@ static void proc_free(chl_proc_t *p)
     free(p->shards);
     free(p->subs);
     chl__ring_clear(&p->ring);
+    free(p->pop_command);
     free(p->cfg_mem);
     free(p);
 }
@@ -511,6 +683,9 @@ static void on_closer(uv_timer_t *t)
     chl__link_free(&p->pop);
     for (size_t i = 0; i < p->ring.nshards; i++)
         chl__link_free(&p->cmd[i]);
+    batch_flush(p); /* closing: its pushes' callbacks run with MC_ECLOSED */
+    close_handle(p, (uv_handle_t *)&p->batch_check);
+    close_handle(p, (uv_handle_t *)&p->batch_prepare);
     close_handle(p, (uv_handle_t *)&p->heartbeat);
     close_handle(p, (uv_handle_t *)&p->watch);
     close_handle(p, (uv_handle_t *)&p->prepare);
@@ -565,11 +740,25 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
     chl__make_name(p->name, sizeof(p->name), kind);
     p->name_len = strlen(p->name);
     if (chl__key(p->list_key, sizeof(p->list_key), p->cfg.prefix, p->name, "!") != 0 ||
+        chl__key(p->bytes_key, sizeof(p->bytes_key), p->cfg.prefix, "bytes:", p->name) != 0 ||
         chl__key(p->hb_key, sizeof(p->hb_key), p->cfg.prefix, "hb:", p->name) != 0 ||
         chl__key(p->procs_key, sizeof(p->procs_key), p->cfg.prefix, "procs", NULL) != 0) {
         proc_free(p);
         return MC_EINVAL;
     }
+    const char *pop[] = {"BLMPOP", CHL__PROC_POP_TIMEOUT, "1", p->list_key, "RIGHT",
+                         "COUNT",  CHL__PROC_POP_COUNT};
+    size_t pop_lens[7];
+    for (int i = 0; i < 7; i++)
+        pop_lens[i] = strlen(pop[i]);
+    p->pop_command = malloc(chl__resp_size(7, pop_lens));
+    if (!p->pop_command) {
+        proc_free(p);
+        return MC_ENOMEM;
+    }
+    p->pop_command_len = chl__resp_write(p->pop_command, 7, pop, pop_lens);
+    chl__decimal(p->list_ttl, p->cfg.group_expiry_s * 1000);
+    chl__decimal(p->list_bytes, p->cfg.process_bytes);
     p->loop = loop;
     p->ctx = ctx;
     if (handlers)
@@ -584,7 +773,11 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
     uv_prepare_init(loop, &p->prepare);
     p->prepare.data = p;
     uv_prepare_start(&p->prepare, on_prepare);
-    p->handles = 4;
+    uv_check_init(loop, &p->batch_check);
+    p->batch_check.data = p;
+    uv_prepare_init(loop, &p->batch_prepare);
+    p->batch_prepare.data = p;
+    p->handles = 6;
     for (size_t i = 0; i < p->ring.nshards; i++)
         chl__link_init(p, &p->cmd[i], i, CHL__LINK_CMD);
     chl__link_init(p, &p->pop, chl__ring_name(&p->ring, p->name, p->name_len), CHL__LINK_POP);

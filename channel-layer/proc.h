@@ -93,9 +93,20 @@ struct chl_proc {
     char *cfg_mem;
     char name[CHL__NAME_MAX + 1];
     size_t name_len;
-    char list_key[CHL__KEY_MAX]; /* "<prefix><name>!" */
+    char list_key[CHL__KEY_MAX];  /* "<prefix><name>!" */
+    char bytes_key[CHL__KEY_MAX]; /* its byte counter, "<prefix>bytes:<name>" */
     char hb_key[CHL__KEY_MAX];
     char procs_key[CHL__KEY_MAX]; /* the registry of process endpoints */
+    char *pop_command;            /* the blocking pop of list_key, in RESP: always the same */
+    size_t pop_command_len;
+    char list_ttl[24];   /* a process list's expiry, ms (the group expiry), in decimal */
+    char list_bytes[24]; /* a process list's bound in bytes, in decimal */
+    /* Queue pushes of this loop turn, sent together at its end: after its
+     * I/O callbacks (batch_check), or before the loop waits (batch_prepare,
+     * for what timers pushed). */
+    struct proc_batch *batch;
+    uv_check_t batch_check;
+    uv_prepare_t batch_prepare;
     chl__ring_t ring;
     chl_proc_handlers_t h;
     void *ctx;

@@ -15,53 +15,67 @@
     "local t = redis.call('TIME')\n"                                                               \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-/* Capacity check and push in one step: a full list refuses and is left
- * as it is. A process list (its byte counter b given) is full at cap
- * elements or max bytes; its counter counts the bytes of what it holds
- * (chl__popped takes away what is popped) and starts again at 0 whenever
- * the list is found empty, so that a lost count heals. cap < 0 pushes
- * whatever the list holds (a discard, which the process must not miss). */
+/* Pushes frames (a table) onto list k in one LPUSH, whose answer, the new
+ * length, is the capacity check: those that pass the capacity cap (< 0:
+ * none) are taken back off the head, the newest, so that a full list
+ * refuses and is left as it is; the answer is how many were pushed, the
+ * first ones. A process list is full at max bytes too: its byte counter b
+ * counts what it holds, less what its process popped (a plain DECRBY after
+ * a pop that may have left something), and starts again whenever the list
+ * is found empty, so that a lost count heals; a count below 0 is one that
+ * was taken down after the list was found empty, and starts again too. A
+ * discard (cap < 0) is pushed whatever the list holds, and counted. */
 #define CHL__PUSH                                                                                  \
-    "local function push(k, b, cap, max, frame, ttl)\n"                                            \
-    "  local n = redis.call('LLEN', k)\n"                                                          \
-    "  local used = 0\n"                                                                           \
-    "  if b and n > 0 then used = tonumber(redis.call('GET', b) or '0') end\n"                     \
-    "  if cap >= 0 and (n >= cap or (b and used + #frame > max)) then return 0 end\n"              \
-    "  redis.call('LPUSH', k, frame)\n"                                                            \
-    "  redis.call('PEXPIRE', k, ttl)\n"                                                            \
-    "  if b then redis.call('SET', b, used + #frame, 'PX', ttl) end\n"                             \
-    "  return 1\n"                                                                                 \
+    "local function push(k, frames, cap, b, max)\n"                                                \
+    "  local nf = #frames\n"                                                                       \
+    "  local before = redis.call('LPUSH', k, unpack(frames)) - nf\n"                               \
+    "  local fit = nf\n"                                                                           \
+    "  if cap >= 0 and before + nf > cap then fit = math.max(cap - before, 0) end\n"               \
+    "  if b then\n"                                                                                \
+    "    local all, used, kept, j = 0, 0, 0, 0\n"                                                  \
+    "    for i = 1, nf do all = all + #frames[i] end\n"                                            \
+    "    if before > 0 then used = redis.call('INCRBY', b, all) - all end\n"                       \
+    "    local counted = used\n"                                                                   \
+    "    if used < 0 then used = 0 end\n"                                                          \
+    "    while j < fit and (cap < 0 or used + kept + #frames[j + 1] <= max) do\n"                  \
+    "      kept = kept + #frames[j + 1]\n"                                                         \
+    "      j = j + 1\n"                                                                            \
+    "    end\n"                                                                                    \
+    "    fit = j\n"                                                                                \
+    "    if before == 0 or counted < 0 then redis.call('SET', b, used + kept)\n"                   \
+    "    elseif kept < all then redis.call('DECRBY', b, all - kept) end\n"                         \
+    "  end\n"                                                                                      \
+    "  if fit < nf then redis.call('LPOP', k, nf - fit) end\n"                                     \
+    "  return fit\n"                                                                               \
     "end\n"
 
-static const char send_lua[] = CHL__PUSH "return push(KEYS[1], KEYS[2], tonumber(ARGV[1]),\n"
-                                         "  tonumber(ARGV[4]), ARGV[3], ARGV[2])\n";
+/* One frame or several (ARGV[4], ...), pushed as above; with a process
+ * list's byte counter (KEYS[2]), bounded by ARGV[3] bytes too. A ttl of 0
+ * leaves the list's expiry alone: a reliable queue does not expire (its
+ * messages' deadlines do), nor does a group copy's process list (the
+ * reaper removes a dead process's, and its counter). */
+static const char send_lua[] = CHL__PUSH
+    "local k = push(KEYS[1], {unpack(ARGV, 4)}, tonumber(ARGV[1]), KEYS[2], tonumber(ARGV[3]))\n"
+    "if k > 0 and ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
+    "return k\n";
 
-/* What a process popped from its list (KEYS[1]) leaves its byte counter
- * (KEYS[2]); an empty list has nothing to count. */
-static const char popped_lua[] = "local c = redis.call('DECRBY', KEYS[2], ARGV[1])\n"
-                                 "if c <= 0 or redis.call('LLEN', KEYS[1]) == 0 then\n"
-                                 "  redis.call('DEL', KEYS[2])\n"
-                                 "end\n"
-                                 "return 0\n";
-
-/* The copies of one group message for the processes living on one shard.
- * A named message (ARGV[4], kept ARGV[5] ms) whose name is set already was
- * pushed here before: it pushes nothing. Marking and pushing are one atomic
- * step, so a replayed envelope's message arrives once. */
-static const char mpush_lua[] =
-    CHL__PUSH "if ARGV[4] ~= '' and\n"
-              "   not redis.call('SET', ARGV[4], '1', 'NX', 'PX', ARGV[5]) then\n"
-              "  return {0, -1}\n"
-              "end\n"
-              "local cap, max, prefix = tonumber(ARGV[1]), tonumber(ARGV[6]), ARGV[7]\n"
-              "local dropped = 0\n"
-              "for i = 1, #KEYS do\n"
-              "  local b = prefix .. 'bytes:' .. string.sub(KEYS[i], #prefix + 1, -2)\n"
-              "  if push(KEYS[i], b, cap, max, ARGV[3], ARGV[2]) == 0 then\n"
-              "    dropped = dropped + 1\n"
-              "  end\n"
-              "end\n"
-              "return {dropped, #KEYS}\n";
+/* The copies of one group message for the processes living on one shard,
+ * each list bounded by ARGV[5] bytes (its counter named with prefix
+ * ARGV[6]). A named message (ARGV[3], kept ARGV[4] ms) whose name is set
+ * already was pushed here before: it pushes nothing. Marking and pushing
+ * are one atomic step, so a replayed envelope's message arrives once. */
+static const char mpush_lua[] = CHL__PUSH
+    "if ARGV[3] ~= '' and\n"
+    "   not redis.call('SET', ARGV[3], '1', 'NX', 'PX', ARGV[4]) then\n"
+    "  return {0, -1}\n"
+    "end\n"
+    "local cap, max, prefix = tonumber(ARGV[1]), tonumber(ARGV[5]), ARGV[6]\n"
+    "local frames, dropped = {ARGV[2]}, 0\n"
+    "for i = 1, #KEYS do\n"
+    "  local b = prefix .. 'bytes:' .. string.sub(KEYS[i], #prefix + 1, -2)\n"
+    "  dropped = dropped + 1 - push(KEYS[i], frames, cap, b, max)\n"
+    "end\n"
+    "return {dropped, #KEYS}\n";
 
 /* The process count moves only when the member is new, so it stays exact
  * when a member is added again to refresh it. */
@@ -85,44 +99,84 @@ static const char gdisc_lua[] = "local removed = redis.call('ZREM', KEYS[1], ARG
                                 "end\n"
                                 "return removed\n";
 
-/* Expire stale members first (their cost is paid once), then one copy per
- * process: the work grows with processes, not members. With one shard it
- * pushes the copies itself, and marks a named message as mpush does. */
-static const char gsend_lua[] =
-    CHL__NOW CHL__PUSH "local prefix = ARGV[2]\n"
-             "local cutoff = string.format('(%d', now - tonumber(ARGV[1]) * 1000)\n"
-             "local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)\n"
-             "for _, m in ipairs(old) do\n"
-             "  local bang = string.find(m, '!', 1, true)\n"
-             "  if bang then\n"
-             "    local p = string.sub(m, 1, bang - 1)\n"
-             "    local c = redis.call('HINCRBY', KEYS[2], p, -1)\n"
-             "    if c <= 0 then\n"
-             "      redis.call('HDEL', KEYS[2], p)\n"
-             "      redis.call('SREM', prefix .. 'pgroups:' .. p, ARGV[7])\n"
-             "    end\n"
-             "  end\n"
-             "end\n"
-             "if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff) end\n"
-             "local procs = redis.call('HKEYS', KEYS[2])\n"
-             "if ARGV[3] ~= '1' then\n"
-             "  local r = {0, #procs}\n"
-             "  for i, p in ipairs(procs) do r[i + 2] = p end\n"
-             "  return r\n"
-             "end\n"
-             "if ARGV[8] ~= '' and\n"
-             "   not redis.call('SET', ARGV[8], '1', 'NX', 'PX', ARGV[9]) then\n"
-             "  return {0, -1}\n"
-             "end\n"
-             "local cap, max = tonumber(ARGV[4]), tonumber(ARGV[10])\n"
-             "local dropped = 0\n"
-             "for _, p in ipairs(procs) do\n"
-             "  if push(prefix .. p .. '!', prefix .. 'bytes:' .. p, cap, max, ARGV[6],\n"
-             "          ARGV[5]) == 0 then\n"
-             "    dropped = dropped + 1\n"
-             "  end\n"
-             "end\n"
-             "return {dropped, #procs}\n";
+/* Drops the members of group (zset z, hash h of member counts per process)
+ * not refreshed within expiry seconds; each process whose count falls to
+ * nothing forgets the group. Their cost is paid once; a sender asks for it
+ * now and then (every few seconds), not with every send. */
+#define CHL__SWEEP                                                                                 \
+    "local function sweep(z, h, expiry, group, prefix)\n"                                          \
+    CHL__NOW                                                                                       \
+    "  local cutoff = string.format('(%d', now - tonumber(expiry) * 1000)\n"                       \
+    "  local old = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)\n"                               \
+    "  for _, m in ipairs(old) do\n"                                                               \
+    "    local bang = string.find(m, '!', 1, true)\n"                                              \
+    "    if bang then\n"                                                                           \
+    "      local p = string.sub(m, 1, bang - 1)\n"                                                 \
+    "      if redis.call('HINCRBY', h, p, -1) <= 0 then\n"                                         \
+    "        redis.call('HDEL', h, p)\n"                                                           \
+    "        redis.call('SREM', prefix .. 'pgroups:' .. p, group)\n"                               \
+    "      end\n"                                                                                  \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  if #old > 0 then redis.call('ZREMRANGEBYSCORE', z, '-inf', cutoff) end\n"                   \
+    "end\n"
+
+/* With several shards: the processes with members of one group (ARGV[3]),
+ * after the stale members when asked (ARGV[1] is the group expiry, or 0),
+ * for the sender to push a copy to each on their own shards (mpush). The
+ * work grows with processes, not members. */
+static const char gsend_lua[] = CHL__SWEEP
+    "if ARGV[1] ~= '0' then sweep(KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[2]) end\n"
+    "local procs = redis.call('HKEYS', KEYS[2])\n"
+    "local r = {0, #procs}\n"
+    "for i, p in ipairs(procs) do r[i + 2] = p end\n"
+    "return r\n";
+
+/* With one shard: the messages of a batch, in order, in one step. Each
+ * goes to every process with members of its group, named messages once
+ * (a name set already was pushed before: nothing then). What one process
+ * list gets goes in one push (above), in the batch's order; those past its
+ * capacity or its bytes are the newest it was given, dropped for it. Per
+ * message i (KEYS zset, hash at 2i-1, 2i; ARGV at 4i + 1: expiry or 0,
+ * group, name or "", frame): copies dropped, or -1 when its name was set
+ * already. */
+static const char gsendn_lua[] = CHL__SWEEP CHL__PUSH
+    "local prefix, cap, nttl, max = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])\n"
+    "local out, lists, order, procs_of = {}, {}, {}, {}\n"
+    "for i = 1, #KEYS / 2 do\n"
+    "  local z, h, a = KEYS[2 * i - 1], KEYS[2 * i], 4 * i + 1\n"
+    "  if ARGV[a] ~= '0' then\n"
+    "    sweep(z, h, ARGV[a], ARGV[a + 1], prefix)\n"
+    "    procs_of[h] = nil\n"
+    "  end\n"
+    "  local procs = procs_of[h]\n"
+    "  if not procs then\n"
+    "    procs = redis.call('HKEYS', h)\n"
+    "    procs_of[h] = procs\n"
+    "  end\n"
+    "  out[i] = 0\n"
+    "  if ARGV[a + 2] ~= '' and\n"
+    "     not redis.call('SET', ARGV[a + 2], '1', 'NX', 'PX', nttl) then\n"
+    "    out[i] = -1\n"
+    "  else\n"
+    "    for _, p in ipairs(procs) do\n"
+    "      local l = lists[p]\n"
+    "      if not l then\n"
+    "        l = {}\n"
+    "        lists[p] = l\n"
+    "        order[#order + 1] = p\n"
+    "      end\n"
+    "      l[#l + 1] = i\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "for _, p in ipairs(order) do\n"
+    "  local those, frames = lists[p], {}\n"
+    "  for j, i in ipairs(those) do frames[j] = ARGV[4 * i + 4] end\n"
+    "  local fit = push(prefix .. p .. '!', frames, cap, prefix .. 'bytes:' .. p, max)\n"
+    "  for j = fit + 1, #those do out[those[j]] = out[those[j]] + 1 end\n"
+    "end\n"
+    "return out\n";
 
 /* In-flight lists hold the newest element on the left; pushing them back on
  * the right of the queue in that order puts the oldest next in line. */
@@ -161,6 +215,7 @@ static const char forget_lua[] = "local prefix, p = ARGV[1], ARGV[2]\n"
                                  "  redis.call('HDEL', prefix .. 'groupp:' .. g, p)\n"
                                  "end\n"
                                  "redis.call('DEL', KEYS[1])\n"
+                                 "redis.call('DEL', prefix .. pre, prefix .. 'bytes:' .. p)\n"
                                  "return removed\n";
 
 /* A token bucket: full at first, refilled at ARGV[1] tokens a second up to
@@ -195,14 +250,12 @@ static const char reap_lua[] = "local dead = {}\n"
                                "end\n"
                                "return dead\n";
 
-/* The rest of a batch: one command however many wait, and one LMOVE that
- * finds nothing when none does. */
-static const char moven_lua[] = "local moved = {}\n"
-                                "for i = 1, tonumber(ARGV[1]) do\n"
-                                "  local e = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')\n"
-                                "  if not e then break end\n"
-                                "  moved[i] = e\n"
-                                "end\n"
+/* A batch: up to n elements, oldest first, moved into the in-flight list
+ * in two commands however many wait (one when none does), and left there
+ * newest on the left, as one LMOVE RIGHT LEFT after another would. */
+static const char moven_lua[] = "local moved = redis.call('RPOP', KEYS[1], ARGV[1])\n"
+                                "if not moved then return {} end\n"
+                                "redis.call('LPUSH', KEYS[2], unpack(moved))\n"
                                 "return moved\n";
 
 /* clang-format on */
@@ -213,7 +266,7 @@ const char *chl__script(enum chl__script_id id)
         [CHL__S_SEND] = send_lua,     [CHL__S_MPUSH] = mpush_lua,   [CHL__S_GADD] = gadd_lua,
         [CHL__S_GDISC] = gdisc_lua,   [CHL__S_GSEND] = gsend_lua,   [CHL__S_REQUEUE] = requeue_lua,
         [CHL__S_FORGET] = forget_lua, [CHL__S_RATE] = rate_lua,     [CHL__S_REAP] = reap_lua,
-        [CHL__S_MOVEN] = moven_lua,   [CHL__S_POPPED] = popped_lua,
+        [CHL__S_MOVEN] = moven_lua,   [CHL__S_GSENDN] = gsendn_lua,
     };
     return (unsigned)id < CHL__S_COUNT ? scripts[id] : "";
 }

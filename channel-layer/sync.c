@@ -23,6 +23,7 @@
 #define SYNC_BACKOFF_MIN_MS 50
 #define SYNC_BACKOFF_MAX_MS 2000
 #define SYNC_MAX_CHANNELS 64
+#define SYNC_OUT_KEPT (64 * 1024) /* a pipeline buffer larger than this is freed after use */
 
 static void shard_down(chl_t *chl, size_t i, const char *why)
 {
@@ -57,14 +58,10 @@ static int load_scripts(redisContext *c, chl__sync_shard_t *s)
  * shard i (chl_requeue_dead finds the dead by these). Returns 0 or MC_EREDIS. */
 static int register_worker(chl_t *chl, size_t i)
 {
-    char hb[CHL__KEY_MAX], workers[CHL__KEY_MAX], ttl[24];
-    if (chl__key(hb, sizeof(hb), chl->cfg.prefix, "hb:", chl->name) != 0 ||
-        chl__key(workers, sizeof(workers), chl->cfg.prefix, "workers", NULL) != 0)
-        return MC_EREDIS;
-    snprintf(ttl, sizeof(ttl), "%ld", chl->cfg.heartbeat_ttl_ms);
+    const struct chl__sync_fixed *f = &chl->fixed;
     redisContext *c = chl->shards[i].ctx;
-    int ok = redisAppendCommand(c, "SET %s 1 PX %s", hb, ttl) == REDIS_OK &&
-             redisAppendCommand(c, "SADD %s %s", workers, chl->name) == REDIS_OK;
+    int ok = redisAppendCommand(c, "SET %s 1 PX %s", f->hb, f->hb_ttl) == REDIS_OK &&
+             redisAppendCommand(c, "SADD %s %s", f->workers, chl->name) == REDIS_OK;
     for (int k = 0; k < 2 && ok; k++) {
         void *r = NULL;
         ok = redisGetReply(c, &r) == REDIS_OK && r && ((redisReply *)r)->type != REDIS_REPLY_ERROR;
@@ -134,6 +131,8 @@ static int shard_up(chl_t *chl, size_t i)
     s->at = at;
     s->backoff_ms = 0;
     s->warned = 0;
+    s->beat_at = 0; /* a worker not registered yet is, with its next pop */
+    s->waiting = 1;
     if (s->ever_up)
         chl->stats.reconnects++;
     s->ever_up = 1;
@@ -141,6 +140,8 @@ static int shard_up(chl_t *chl, size_t i)
         shard_down(chl, i, "registering the worker failed");
         return MC_EREDIS;
     }
+    if (chl->registered)
+        s->beat_at = mc_mono_ms();
     return 0;
 }
 
@@ -151,11 +152,29 @@ int chl__sync_pipeline(chl_t *chl, size_t i, size_t n, const int *argc, const ch
     if (rc != 0)
         return rc;
     redisContext *c = chl->shards[i].ctx;
+    /* The whole pipeline in one buffer, handed to hiredis at once. */
+    size_t size = 0, used = 0;
     for (size_t k = 0; k < n; k++)
-        if (redisAppendCommandArgv(c, argc[k], argv[k], lens[k]) != REDIS_OK) {
-            shard_down(chl, i, "append failed");
-            return MC_EREDIS;
-        }
+        size += chl__resp_size(argc[k], lens[k]);
+    if (size > chl->out_cap) {
+        char *out = realloc(chl->out, size);
+        if (!out)
+            return MC_ENOMEM;
+        chl->out = out;
+        chl->out_cap = size;
+    }
+    for (size_t k = 0; k < n; k++)
+        used += chl__resp_write(chl->out + used, argc[k], argv[k], lens[k]);
+    rc = redisAppendFormattedCommand(c, chl->out, used) == REDIS_OK ? 0 : MC_EREDIS;
+    if (chl->out_cap > SYNC_OUT_KEPT) { /* a large message does not stay */
+        free(chl->out);
+        chl->out = NULL;
+        chl->out_cap = 0;
+    }
+    if (rc != 0) {
+        shard_down(chl, i, "append failed");
+        return rc;
+    }
     int demoted = 0;
     for (size_t k = 0; k < n; k++) {
         void *r = NULL;
@@ -227,7 +246,7 @@ int chl__sync_scripts(chl_t *chl, size_t i, enum chl__script_id id, const chl__s
         const chl__script_call_t *c = &calls[k];
         const char **cv = v + k * most;
         size_t *cl = l + k * most;
-        snprintf(nk[k], sizeof(nk[k]), "%zu", c->nkeys);
+        chl__decimal(nk[k], (long)c->nkeys);
         cv[0] = "EVALSHA";
         cv[2] = nk[k];
         for (size_t j = 0; j < c->nkeys; j++)
@@ -316,6 +335,22 @@ int chl_open(chl_t **out, const chl_config_t *cfg, const char *name)
         snprintf(chl->name, sizeof(chl->name), "%s", name);
     else
         chl__make_name(chl->name, sizeof(chl->name), "wrk");
+    struct chl__sync_fixed *f = &chl->fixed;
+    if (chl__key(f->hb, sizeof(f->hb), chl->cfg.prefix, "hb:", chl->name) != 0 ||
+        chl__key(f->workers, sizeof(f->workers), chl->cfg.prefix, "workers", NULL) != 0 ||
+        chl__key(f->inflight, sizeof(f->inflight), chl->cfg.prefix, "inflight:", chl->name) != 0) {
+        chl_close(chl);
+        return MC_EINVAL;
+    }
+    chl__decimal(f->hb_ttl, chl->cfg.heartbeat_ttl_ms);
+    chl__decimal(f->expiry, chl->cfg.expiry_ms);
+    /* A replay comes from a requeued envelope, which lives at most one
+     * expiry: a name kept for two outlives it. */
+    chl__decimal(f->once_ttl, 2 * chl->cfg.expiry_ms);
+    chl__decimal(f->group_expiry, chl->cfg.group_expiry_s);
+    chl__decimal(f->process_capacity, chl->cfg.process_capacity);
+    chl__decimal(f->process_bytes, chl->cfg.process_bytes);
+    chl__decimal(f->list_ttl, chl->cfg.group_expiry_s * 1000);
     for (size_t i = 0; i < chl->ring.nshards; i++) {
         rc = shard_up(chl, i);
         if (rc != 0) {
@@ -338,6 +373,7 @@ void chl_close(chl_t *chl)
             chl__watch_close(&chl->shards[i].watch);
         }
     free(chl->shards);
+    free(chl->out);
     chl__ring_clear(&chl->ring);
     free(chl->cfg_mem);
     free(chl);
@@ -353,25 +389,22 @@ const chl_stats_t *chl_stats(const chl_t *chl)
     return &chl->stats;
 }
 
-int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, int kind,
-                         int64_t deadline, const char *name, const void *msg, size_t len)
+int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, const char *ttl,
+                         int kind, int64_t deadline, const char *name, const void *msg, size_t len)
 {
     char *frame;
     size_t flen;
     int rc = chl__frame_build(&frame, &flen, kind, deadline, name, msg, len);
     if (rc != 0)
         return rc;
-    char capb[24], ttlb[24], maxb[24], bytes[CHL__KEY_MAX];
-    snprintf(capb, sizeof(capb), "%ld", cap);
-    snprintf(ttlb, sizeof(ttlb), "%ld", chl->cfg.expiry_ms);
-    snprintf(maxb, sizeof(maxb), "%ld", chl->cfg.process_bytes);
+    char capb[24], bytes[CHL__KEY_MAX];
+    chl__decimal(capb, cap);
     /* A process list is bounded in bytes too. */
     int proc = chl__bytes_key(bytes, sizeof(bytes), chl->cfg.prefix, key) == 0;
     const char *kv[2] = {key, bytes};
-    const char *args[4] = {capb, ttlb, frame, maxb};
-    size_t lens[4] = {strlen(capb), strlen(ttlb), flen, strlen(maxb)};
-    redisReply *r =
-        chl__sync_script(chl, shard, CHL__S_SEND, proc ? 2 : 1, kv, proc ? 4 : 3, args, lens, &rc);
+    const char *args[4] = {capb, ttl, chl->fixed.process_bytes, frame};
+    size_t lens[4] = {strlen(capb), strlen(ttl), strlen(chl->fixed.process_bytes), flen};
+    redisReply *r = chl__sync_script(chl, shard, CHL__S_SEND, proc ? 2 : 1, kv, 4, args, lens, &rc);
     free(frame);
     if (!r)
         return rc;
@@ -404,7 +437,11 @@ int chl_send(chl_t *chl, const char *channel, const void *msg, size_t len)
     if (rc != 0)
         return rc;
     long cap = bang >= 0 ? chl->cfg.process_capacity : chl->cfg.capacity;
-    rc = chl__sync_push_frame(chl, chl__ring_channel(&chl->ring, channel), key, cap, CHL__MSG,
+    /* An ordinary channel lives as long as its newest message; a process
+     * list is removed when the process is reaped, and a long expiry only
+     * catches what is sent to it later. */
+    const char *ttl = bang >= 0 ? chl->fixed.list_ttl : chl->fixed.expiry;
+    rc = chl__sync_push_frame(chl, chl__ring_channel(&chl->ring, channel), key, cap, ttl, CHL__MSG,
                               mc_now_ms() + chl->cfg.expiry_ms, channel, msg, len);
     if (rc == 0)
         chl->stats.sent++;
@@ -422,7 +459,8 @@ int chl_queue_push(chl_t *chl, const char *queue, const void *msg, size_t len)
     if (rc != 0)
         return rc;
     size_t shard = chl->push_next++ % chl->ring.nshards;
-    rc = chl__sync_push_frame(chl, shard, key, chl->cfg.queue_capacity, CHL__MSG,
+    /* A reliable queue does not expire: its messages' deadlines do. */
+    rc = chl__sync_push_frame(chl, shard, key, chl->cfg.queue_capacity, "0", CHL__MSG,
                               mc_now_ms() + chl->cfg.expiry_ms, queue, msg, len);
     if (rc == 0)
         chl->stats.sent++;
@@ -439,9 +477,15 @@ long chl__sync_next_block(int64_t deadline, long slice_ms)
     return left < slice_ms ? (long)left : slice_ms;
 }
 
-void chl__sync_seconds(char *buf, size_t size, long ms)
+void chl__sync_seconds(char buf[32], long ms)
 {
-    snprintf(buf, size, "%ld.%03ld", ms / 1000, ms % 1000);
+    size_t n = chl__digits(buf, (uint64_t)(ms > 0 ? ms : 0) / 1000);
+    unsigned frac = (unsigned)((ms > 0 ? ms : 0) % 1000);
+    buf[n++] = '.';
+    buf[n++] = (char)('0' + frac / 100);
+    buf[n++] = (char)('0' + frac / 10 % 10);
+    buf[n++] = (char)('0' + frac % 10);
+    buf[n] = '\0';
 }
 
 /* Decides what to do with an element popped from a channel. Returns 1 when
@@ -478,13 +522,13 @@ static int pop_shard(chl_t *chl, size_t shard, const char *const *keys, size_t n
     char tb[32], nk[24];
     int argc = 0;
     if (block_ms > 0) {
-        chl__sync_seconds(tb, sizeof(tb), block_ms);
+        chl__sync_seconds(tb, block_ms);
         v[argc++] = "BLMPOP";
         v[argc++] = tb;
     } else {
         v[argc++] = "LMPOP";
     }
-    snprintf(nk, sizeof(nk), "%zu", nkeys);
+    chl__decimal(nk, (long)nkeys);
     v[argc++] = nk;
     for (size_t k = 0; k < nkeys; k++)
         v[argc++] = keys[k];
@@ -496,18 +540,19 @@ static int pop_shard(chl_t *chl, size_t shard, const char *const *keys, size_t n
     return rc;
 }
 
-/* What was popped from a process list leaves its byte counter. Best
- * effort: a count that is lost heals once the list is empty. */
+/* What was popped from a process list leaves its byte counter (one
+ * element: the list may hold more). Best effort: a count that is lost
+ * heals once the list is found empty. */
 static void popped(chl_t *chl, size_t shard, const char *list, size_t len)
 {
     char bytes[CHL__KEY_MAX], n[24];
     if (chl__bytes_key(bytes, sizeof(bytes), chl->cfg.prefix, list) != 0)
         return;
-    snprintf(n, sizeof(n), "%zu", len);
-    const char *kv[2] = {list, bytes};
-    const char *args[1] = {n};
+    chl__decimal(n, (long)len);
+    const char *v[3] = {"DECRBY", bytes, n};
+    size_t l[3] = {6, strlen(bytes), strlen(n)};
     int rc;
-    freeReplyObject(chl__sync_script(chl, shard, CHL__S_POPPED, 2, kv, 1, args, NULL, &rc));
+    freeReplyObject(chl__sync_command(chl, shard, 3, v, l, &rc));
 }
 
 /* One pop on one shard over the keys of channels that live there.

@@ -22,6 +22,8 @@
 #include <stdint.h>
 
 #define CHL__SYNC_MULTI_SLICE_MS 100 /* blocking slice when keys span shards */
+#define CHL__SYNC_SWEEP_MS 2000      /* a group's stale members are looked for this often */
+#define CHL__SYNC_SWEPT 256          /* groups whose last look is remembered */
 
 typedef struct chl__sync_shard {
     redisContext *ctx; /* NULL while down */
@@ -32,6 +34,8 @@ typedef struct chl__sync_shard {
     chl__server_t at;     /* the server reached last */
     size_t next_sentinel; /* the sentinel asked first */
     chl__watch_t watch;   /* a Sentinel shard's +switch-master subscription */
+    int64_t beat_at;      /* monotonic ms of the last heartbeat written; 0: none since connecting */
+    size_t waiting;       /* elements the queue held behind the last pop here (1: maybe some) */
     char sha[CHL__S_COUNT][41];
 } chl__sync_shard_t;
 
@@ -45,6 +49,22 @@ struct chl {
     size_t push_next; /* round robin of queue pushes */
     size_t pop_next;  /* the shard a multi-shard pop blocks on next */
     int registered;   /* popped a queue: keeps a heartbeat on every shard */
+    /* What every call of this client writes alike, written once (chl_open):
+     * its own keys and the numbers of its configuration, in decimal. */
+    struct chl__sync_fixed {
+        char hb[CHL__KEY_MAX], workers[CHL__KEY_MAX], inflight[CHL__KEY_MAX];
+        char hb_ttl[24], expiry[24], once_ttl[24], group_expiry[24], process_capacity[24];
+        char process_bytes[24];
+        char list_ttl[24]; /* a process list's, in ms: the group expiry */
+    } fixed;
+    char *out; /* the commands of a pipeline in RESP, before hiredis takes them */
+    size_t out_cap;
+    /* When a group send of this client last looked for the group's stale
+     * members, by a hash of the group's name (a clash only looks again). */
+    struct chl__sync_swept {
+        uint64_t hash;
+        int64_t at; /* monotonic ms */
+    } swept[CHL__SYNC_SWEPT];
 };
 
 /* Per-message state that chl_ack needs: the exact element and its shard. */
@@ -63,8 +83,9 @@ typedef struct chl__script_call {
 } chl__script_call_t;
 
 /* Sends a pipeline of n commands (argv form) to shard i and reads n
- * replies into replies[]. Returns 0, or MC_EREDIS with every reply freed
- * (an I/O error drops the connection; an error reply does not). */
+ * replies into replies[]. Returns 0, or MC_EREDIS or MC_ENOMEM with every
+ * reply freed (an I/O error drops the connection; an error reply does
+ * not). */
 int chl__sync_pipeline(chl_t *chl, size_t i, size_t n, const int *argc, const char **const *argv,
                        const size_t *const *lens, redisReply **replies);
 
@@ -91,17 +112,18 @@ redisReply *chl__sync_script(chl_t *chl, size_t i, enum chl__script_id id, size_
                              const size_t *arglens, int *rc);
 
 /* Pushes one frame (kind, deadline, name, msg) onto list key of shard
- * through the send script; cap < 0: no capacity check. A process list is
- * bounded by process_bytes too. Returns 0, MC_EFULL (counted, nothing
- * pushed), or an error. */
-int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, int kind,
-                         int64_t deadline, const char *name, const void *msg, size_t len);
+ * through the send script; cap < 0: no capacity check (a process list is
+ * bounded by process_bytes too); the list then expires after ttl ms
+ * (decimal, "0": its expiry is left alone). Returns 0, MC_EFULL (counted,
+ * nothing pushed), or an error. */
+int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, const char *ttl,
+                         int kind, int64_t deadline, const char *name, const void *msg, size_t len);
 
 /* The blocking time of the next call: the rest of the timeout, at most
  * slice_ms; 0 once the deadline passed. deadline 0 waits forever. */
 long chl__sync_next_block(int64_t deadline, long slice_ms);
 
 /* Writes ms as Redis's seconds with three decimals ("1.500"). */
-void chl__sync_seconds(char *buf, size_t size, long ms);
+void chl__sync_seconds(char buf[32], long ms);
 
 #endif

@@ -49,14 +49,12 @@ static int group_change(chl_t *chl, const char *group, const char *channel, int 
      * is recorded is then behind it in the process's list. A discard is
      * pushed even to a full list, or the process would keep the member. */
     rc = chl__sync_push_frame(chl, chl__ring_channel(&chl->ring, channel), plist,
-                              add ? chl->cfg.process_capacity : -1, add ? CHL__ADD : CHL__DISCARD,
-                              0, group, channel, strlen(channel));
+                              add ? chl->cfg.process_capacity : -1, chl->fixed.list_ttl,
+                              add ? CHL__ADD : CHL__DISCARD, 0, group, channel, strlen(channel));
     if (rc != 0)
         return rc;
-    char ex[24];
-    snprintf(ex, sizeof(ex), "%ld", chl->cfg.group_expiry_s);
     const char *kv[3] = {keys[0], keys[1], keys[2]};
-    const char *args[4] = {channel, process, group, ex};
+    const char *args[4] = {channel, process, group, chl->fixed.group_expiry};
     redisReply *r =
         chl__sync_script(chl, chl__ring_name(&chl->ring, group, strlen(group)),
                          add ? CHL__S_GADD : CHL__S_GDISC, 3, kv, add ? 4 : 3, args, NULL, &rc);
@@ -84,13 +82,12 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
     const char **kv = malloc(n * sizeof(*kv));
     size_t *shard = malloc(n * sizeof(*shard));
     int rc = (keys && kv && shard) ? 0 : MC_ENOMEM, first_err = 0;
-    char capb[24], ttlb[24], maxb[24];
-    snprintf(capb, sizeof(capb), "%ld", chl->cfg.process_capacity);
-    snprintf(ttlb, sizeof(ttlb), "%ld", chl->cfg.expiry_ms);
-    snprintf(maxb, sizeof(maxb), "%ld", chl->cfg.process_bytes);
-    const char *args[7] = {capb, ttlb, frame, once, once_ttl, maxb, chl->cfg.prefix};
-    size_t lens[7] = {strlen(capb), strlen(ttlb),           flen, strlen(once), strlen(once_ttl),
-                      strlen(maxb), strlen(chl->cfg.prefix)};
+    const struct chl__sync_fixed *f = &chl->fixed;
+    const char *args[6] = {f->process_capacity, frame,          once, once_ttl,
+                           f->process_bytes,    chl->cfg.prefix};
+    size_t lens[6] = {
+        strlen(f->process_capacity), flen, strlen(once), strlen(once_ttl), strlen(f->process_bytes),
+        strlen(chl->cfg.prefix)};
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (procs[i]->type != REDIS_REPLY_STRING || procs[i]->len > CHL__NAME_MAX ||
             chl__key(keys[i], CHL__KEY_MAX, chl->cfg.prefix, procs[i]->str, "!") != 0) {
@@ -107,7 +104,7 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
         if (nk == 0)
             continue;
         int src;
-        redisReply *r = chl__sync_script(chl, sh, CHL__S_MPUSH, nk, kv, 7, args, lens, &src);
+        redisReply *r = chl__sync_script(chl, sh, CHL__S_MPUSH, nk, kv, 6, args, lens, &src);
         if (!r) {
             *dropped += nk; /* that shard missed its copies; the others still get theirs */
             first_err = first_err ? first_err : src;
@@ -124,17 +121,37 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
     return rc ? rc : first_err;
 }
 
-/* The script call of one group send, ready to run. */
+/* One group send, ready to run: its keys, its frame, and its arguments for
+ * the script of several shards (gsend; one shard sends a batch: gsendn). */
+#define GSEND_ARGS 3
 typedef struct gsend {
     char keys[2][CHL__KEY_MAX], once[CHL__KEY_MAX];
-    char ex[24], capb[24], ttlb[24], once_ttl[24], maxb[24];
     const char *kv[2];
-    const char *args[10];
-    size_t lens[10];
+    const char *args[GSEND_ARGS]; /* expiry or "0", prefix, group */
+    size_t lens[GSEND_ARGS];
     char *frame;
     size_t flen;
     size_t shard; /* of the group */
 } gsend_t;
+
+/* Whether a send to group should look for its stale members: the first
+ * send in CHL__SYNC_SWEEP_MS (or in a quarter of the group expiry, when
+ * that is shorter) does; the others only push. */
+static int sweep_due(chl_t *chl, const char *group)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *c = group; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    struct chl__sync_swept *s = &chl->swept[h % CHL__SYNC_SWEPT];
+    int64_t now = mc_mono_ms(), every = chl->cfg.group_expiry_s * 1000 / 4;
+    if (every > CHL__SYNC_SWEEP_MS)
+        every = CHL__SYNC_SWEEP_MS;
+    if (s->at && s->hash == h && now - s->at < every)
+        return 0;
+    s->hash = h;
+    s->at = now;
+    return 1;
+}
 
 static int gsend_prepare(chl_t *chl, const chl_group_msg_t *m, gsend_t *g)
 {
@@ -154,46 +171,20 @@ static int gsend_prepare(chl_t *chl, const chl_group_msg_t *m, gsend_t *g)
                               m->group, m->msg, m->len);
     if (rc != 0)
         return rc;
-    snprintf(g->ex, sizeof(g->ex), "%ld", chl->cfg.group_expiry_s);
-    snprintf(g->capb, sizeof(g->capb), "%ld", chl->cfg.process_capacity);
-    snprintf(g->ttlb, sizeof(g->ttlb), "%ld", chl->cfg.expiry_ms);
-    /* A replay comes from a requeued envelope, which lives at most one
-     * expiry: a name kept for two outlives it. */
-    snprintf(g->once_ttl, sizeof(g->once_ttl), "%ld", 2 * chl->cfg.expiry_ms);
-    snprintf(g->maxb, sizeof(g->maxb), "%ld", chl->cfg.process_bytes);
-    /* With one shard the script pushes the copies itself: one round trip. */
-    int here = chl->ring.nshards == 1;
-    const char *args[10] = {g->ex,    chl->cfg.prefix, here ? "1" : "0", g->capb,     g->ttlb,
-                            g->frame, m->group,        g->once,          g->once_ttl, g->maxb};
+    const char *args[GSEND_ARGS] = {sweep_due(chl, m->group) ? chl->fixed.group_expiry : "0",
+                                    chl->cfg.prefix, m->group};
     memcpy(g->args, args, sizeof(args));
-    for (int k = 0; k < 10; k++)
-        g->lens[k] = k == 5 ? g->flen : strlen(args[k]);
+    for (int k = 0; k < GSEND_ARGS; k++)
+        g->lens[k] = strlen(args[k]);
     g->kv[0] = g->keys[0];
     g->kv[1] = g->keys[1];
     g->shard = chl__ring_name(&chl->ring, m->group, strlen(m->group));
     return 0;
 }
 
-/* Takes the script's reply r (NULL: the call failed with rc) of a prepared
- * send; with several shards, pushes the copies to the other shards. Frees
- * both and returns 0 or the error. */
-static int gsend_finish(chl_t *chl, gsend_t *g, redisReply *r, int rc, size_t *dropped)
+/* Counts a send that was made (or failed with rc), drop copies short. */
+static int gsend_done(chl_t *chl, int rc, size_t drop, size_t *dropped)
 {
-    size_t drop = 0;
-    if (r) {
-        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-            r->element[0]->type != REDIS_REPLY_INTEGER) {
-            rc = MC_EREDIS;
-        } else if (chl->ring.nshards == 1) {
-            drop = (size_t)r->element[0]->integer;
-        } else {
-            rc = group_fan_out(chl, r->element + 2, r->elements - 2, g->frame, g->flen, g->once,
-                               g->once_ttl, &drop);
-        }
-        freeReplyObject(r);
-    }
-    free(g->frame);
-    g->frame = NULL;
     if (rc == 0)
         chl->stats.sent++;
     chl->stats.group_dropped += drop;
@@ -202,9 +193,78 @@ static int gsend_finish(chl_t *chl, gsend_t *g, redisReply *r, int rc, size_t *d
     return rc;
 }
 
+/* Several shards: takes the script's reply r (NULL: the call failed with
+ * rc), the processes with members, and pushes the copies to them on their
+ * shards. Frees r and returns 0 or the error. */
+static int gsend_finish(chl_t *chl, gsend_t *g, redisReply *r, int rc, size_t *dropped)
+{
+    size_t drop = 0;
+    if (r) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+            r->element[0]->type != REDIS_REPLY_INTEGER)
+            rc = MC_EREDIS;
+        else
+            rc = group_fan_out(chl, r->element + 2, r->elements - 2, g->frame, g->flen, g->once,
+                               chl->fixed.once_ttl, &drop);
+        freeReplyObject(r);
+    }
+    return gsend_done(chl, rc, drop, dropped);
+}
+
+/* One shard: the sends g[0..n) whose prc[] is 0, in one script call (one
+ * LPUSH per process list for all of them). Their prc[] get the outcome. */
+#define GSENDN_HEAD 4 /* prefix, capacity, name ttl, max bytes; then 4 per message */
+static void gsend_batch(chl_t *chl, gsend_t *g, int *prc, size_t n, size_t *dropped)
+{
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++)
+        m += prc[k] == 0;
+    if (m == 0)
+        return;
+    const struct chl__sync_fixed *f = &chl->fixed;
+    const char **keys = malloc(2 * m * sizeof(*keys));
+    const char **args = malloc((GSENDN_HEAD + 4 * m) * sizeof(*args));
+    size_t *lens = malloc((GSENDN_HEAD + 4 * m) * sizeof(*lens));
+    int rc = keys && args && lens ? 0 : MC_ENOMEM;
+    redisReply *r = NULL;
+    if (rc == 0) {
+        args[0] = chl->cfg.prefix;
+        args[1] = f->process_capacity;
+        args[2] = f->once_ttl;
+        args[3] = f->process_bytes;
+        for (size_t k = 0, j = 0; k < n; k++) {
+            if (prc[k] != 0)
+                continue;
+            keys[2 * j] = g[k].keys[0];
+            keys[2 * j + 1] = g[k].keys[1];
+            const char *a[4] = {g[k].args[0], g[k].args[2], g[k].once, g[k].frame};
+            size_t l[4] = {strlen(a[0]), strlen(a[1]), strlen(a[2]), g[k].flen};
+            memcpy(&args[GSENDN_HEAD + 4 * j], a, sizeof(a));
+            memcpy(&lens[GSENDN_HEAD + 4 * j], l, sizeof(l));
+            j++;
+        }
+        for (size_t i = 0; i < GSENDN_HEAD; i++)
+            lens[i] = strlen(args[i]);
+        r = chl__sync_script(chl, 0, CHL__S_GSENDN, 2 * m, keys, GSENDN_HEAD + 4 * m, args, lens,
+                             &rc);
+        if (r && (r->type != REDIS_REPLY_ARRAY || r->elements != m))
+            rc = MC_EREDIS;
+    }
+    for (size_t k = 0, j = 0; k < n; k++) {
+        if (prc[k] != 0)
+            continue;
+        const redisReply *e = rc == 0 ? r->element[j++] : NULL;
+        size_t drop =
+            e && e->type == REDIS_REPLY_INTEGER && e->integer > 0 ? (size_t)e->integer : 0;
+        prc[k] = gsend_done(chl, rc, drop, dropped);
+    }
+    freeReplyObject(r);
+    free(keys), free(args), free(lens);
+}
+
 static chl__script_call_t gsend_call(const gsend_t *g)
 {
-    return (chl__script_call_t){2, 10, g->kv, g->args, g->lens};
+    return (chl__script_call_t){2, GSEND_ARGS, g->kv, g->args, g->lens};
 }
 
 int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, size_t *dropped)
@@ -238,13 +298,7 @@ int chl_group_send_many(chl_t *chl, const chl_group_msg_t *msgs, size_t n, size_
             calls[m++] = gsend_call(&g[k]);
     }
     if (chl->ring.nshards == 1) {
-        int rc = chl__sync_scripts(chl, 0, CHL__S_GSEND, calls, m, r);
-        for (size_t k = 0, j = 0; k < n; k++) {
-            if (prc[k] != 0)
-                continue;
-            redisReply *reply = r[j++];
-            prc[k] = gsend_finish(chl, &g[k], reply, reply ? 0 : rc, &drop);
-        }
+        gsend_batch(chl, g, prc, n, &drop);
     } else {
         for (size_t k = 0, j = 0; k < n; k++) {
             if (prc[k] != 0)

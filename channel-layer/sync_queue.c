@@ -16,10 +16,8 @@
  * number removed (0 or 1) or an error. */
 static int inflight_remove(chl_t *chl, size_t sh, const char *el, size_t len)
 {
-    char key[CHL__KEY_MAX];
-    int rc = chl__key(key, sizeof(key), chl->cfg.prefix, "inflight:", chl->name);
-    if (rc != 0)
-        return rc;
+    int rc;
+    const char *key = chl->fixed.inflight;
     const char *v[4] = {"LREM", key, "1", el};
     size_t l[4] = {4, strlen(key), 1, len};
     redisReply *r = chl__sync_command(chl, sh, 4, v, l, &rc);
@@ -63,22 +61,34 @@ static int accept_inflight(chl_t *chl, size_t sh, const redisReply *el, chl_mess
     return 1;
 }
 
+/* Whether the next call to shard sh, blocking up to block_ms, refreshes
+ * the heartbeat: when it is gone (never written, or the server is new), or
+ * when it would be older than a quarter of its TTL by the time the call
+ * returns. A caller then finds it at most that old after each pop, as when
+ * every pop refreshed it at its start, for two commands every few seconds
+ * instead of two a pop. */
+static int beat_due(const chl_t *chl, size_t sh, int64_t now, long block_ms)
+{
+    int64_t at = chl->shards[sh].beat_at;
+    return at == 0 || now + block_ms - at > chl->cfg.heartbeat_ttl_ms / 4;
+}
+
 /* One round trip to shard sh: removes the elements of acks[0..nacks) that
- * live there from the in-flight list, refreshes the heartbeat, and moves up
- * to max elements of the queue into the in-flight list, the first waiting up
- * to block_ms (0: none waits). Adds the messages to out[*n..]; *skipped is
- * set when an element was dropped (malformed or expired). */
+ * live there from the in-flight list, refreshes the heartbeat when it is
+ * due, and moves elements of the queue into the in-flight list: when some
+ * were waiting at the last look (or block_ms is 0), up to max at once
+ * without blocking; else one, waiting up to block_ms for it, and the one
+ * behind it if any (envelopes pushed together come together), which tells
+ * the next call whether more may wait. Adds the messages to out[*n..];
+ * *skipped is set when an element was dropped (malformed or expired). */
 static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_ms,
                             const chl_message_t *acks, size_t nacks, chl_message_t *out, size_t max,
                             size_t *n, int *skipped)
 {
-    char hb[CHL__KEY_MAX], workers[CHL__KEY_MAX], inflight[CHL__KEY_MAX], ttl[24], tb[32];
-    if (chl__key(hb, sizeof(hb), chl->cfg.prefix, "hb:", chl->name) != 0 ||
-        chl__key(workers, sizeof(workers), chl->cfg.prefix, "workers", NULL) != 0 ||
-        chl__key(inflight, sizeof(inflight), chl->cfg.prefix, "inflight:", chl->name) != 0)
-        return MC_ETOOBIG;
-    snprintf(ttl, sizeof(ttl), "%ld", chl->cfg.heartbeat_ttl_ms);
-    chl__sync_seconds(tb, sizeof(tb), block_ms);
+    const struct chl__sync_fixed *f = &chl->fixed;
+    const char *inflight = f->inflight;
+    char tb[32];
+    chl__sync_seconds(tb, block_ms);
     enum { MOST = 2 * CHL_QUEUE_BATCH + 2 };
     struct {
         const char *v[6];
@@ -111,27 +121,46 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
         cmd[k - 1].l[3] = in->len;
     }
     size_t nlrem = k;
-    CMD("SET", hb, "1", "PX", ttl);
-    CMD("SADD", workers, chl->name);
-    size_t rest = max;
-    if (block_ms > 0 && max > 0) {
-        CMD("BLMOVE", qkey, inflight, "RIGHT", "LEFT", tb);
-        rest--;
+    int64_t now = mc_mono_ms();
+    int beat = beat_due(chl, sh, now, block_ms);
+    if (beat) {
+        CMD("SET", f->hb, "1", "PX", f->hb_ttl);
+        CMD("SADD", f->workers, chl->name);
     }
+    size_t first = k; /* the pops' replies start here */
+    chl__sync_shard_t *shard = &chl->shards[sh];
+    /* A worker that found the queue empty waits for the next envelope
+     * alone (a batch script would only find nothing behind it); one that
+     * found more takes a batch. */
+    int blocking = max > 0 && block_ms > 0 && shard->waiting == 0;
     char nb[24];
-    snprintf(nb, sizeof(nb), "%zu", rest);
-    if (rest > 0) /* the SHA is filled in when the shard connects, before the send */
-        CMD("EVALSHA", chl->shards[sh].sha[CHL__S_MOVEN], "2", qkey, inflight, nb);
+    chl__decimal(nb, (long)max);
+    if (blocking) {
+        CMD("BLMOVE", qkey, inflight, "RIGHT", "LEFT", tb);
+        if (max > 1)
+            CMD("LMOVE", qkey, inflight, "RIGHT", "LEFT");
+    } else if (max > 0) { /* the SHA is filled in when the shard connects, before the send */
+        CMD("EVALSHA", shard->sha[CHL__S_MOVEN], "2", qkey, inflight, nb);
+    }
 #undef CMD
     int rc = chl__sync_pipeline(chl, sh, k, argc, (const char **const *)av, lv, r);
     if (rc != 0)
         return rc;
+    if (beat)
+        shard->beat_at = now;
     for (size_t j = 0; j < nlrem; j++)
         if (r[j]->type == REDIS_REPLY_INTEGER && r[j]->integer == 0)
             mc_warn("channel-layer: a handled message was no longer in flight (requeued as if "
                     "this worker had died); it may be handled twice");
-    for (size_t j = nlrem + 2; rc == 0 && j < k; j++) {
-        /* A BLMOVE's element, or the elements the script moved. */
+    if (blocking) {
+        shard->waiting = k > first + 1 && r[first + 1]->type == REDIS_REPLY_STRING;
+    } else if (k > first) {
+        /* A full batch may have left more behind; a short one emptied it. */
+        const redisReply *moved = r[first];
+        shard->waiting = moved->type == REDIS_REPLY_ARRAY && moved->elements < max ? 0 : 1;
+    }
+    for (size_t j = first; rc == 0 && j < k; j++) {
+        /* A BLMOVE's or an LMOVE's element, or the elements the script moved. */
         redisReply *const *el = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->element : &r[j];
         size_t nel = r[j]->type == REDIS_REPLY_ARRAY ? r[j]->elements : 1;
         if (r[j]->type == REDIS_REPLY_ERROR) {
@@ -175,11 +204,11 @@ int chl_queue_next(chl_t *chl, const char *queue, long timeout_ms, const chl_mes
     int rc = chl__key(qkey, sizeof(qkey), chl->cfg.prefix, queue, NULL);
     if (rc != 0)
         return rc;
-    chl->registered = 1; /* each pop below registers; a reconnect does too */
+    chl->registered = 1; /* pops keep it registered (beat_due); a reconnect does too */
     memset(out, 0, max * sizeof(*out));
     int64_t deadline = timeout_ms ? mc_mono_ms() + timeout_ms : 0;
     size_t ns = chl->ring.nshards;
-    /* Each pop refreshes the heartbeat: block for at most half its TTL so
+    /* Pops refresh the heartbeat when due: block for at most half its TTL so
      * that an idle worker never looks dead. */
     long slice = chl->cfg.heartbeat_ttl_ms / 2;
     if (slice > CHL__BLOCK_SLICE_MS)
@@ -243,21 +272,19 @@ int chl_ack(chl_t *chl, const chl_message_t *msg)
 
 int chl_requeue_dead(chl_t *chl, size_t *requeued)
 {
-    char workers[CHL__KEY_MAX], ttl[24];
     size_t total = 0;
-    int rc = chl__key(workers, sizeof(workers), chl->cfg.prefix, "workers", NULL);
-    if (rc != 0)
-        return rc;
-    snprintf(ttl, sizeof(ttl), "%ld", chl->cfg.heartbeat_ttl_ms);
-    const char *keys[1] = {workers};
-    const char *args[3] = {chl->cfg.prefix, chl->name, ttl};
+    int rc;
+    const char *keys[1] = {chl->fixed.workers};
+    const char *args[3] = {chl->cfg.prefix, chl->name, chl->fixed.hb_ttl};
     int first_err = 0;
     for (size_t sh = 0; sh < chl->ring.nshards; sh++) {
+        int64_t now = mc_mono_ms();
         redisReply *r = chl__sync_script(chl, sh, CHL__S_REQUEUE, 1, keys, 3, args, NULL, &rc);
         if (!r) {
             first_err = first_err ? first_err : rc;
             continue;
         }
+        chl->shards[sh].beat_at = now;
         if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
             total += (size_t)r->integer;
         freeReplyObject(r);

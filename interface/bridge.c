@@ -335,7 +335,9 @@ static int push_ws(ifc_peer_t *p, mc_envelope_type_t type, const uint8_t *text, 
     memset(&env, 0, sizeof(env));
     env.type = type;
     env.has_scope = 1;
-    env.scope = *p->scope;
+    env.scope.user_id = p->scope->user_id;
+    env.scope.is_staff = p->scope->is_staff;
+    memcpy(env.scope.username, p->scope->username, strlen(p->scope->username) + 1);
     env.code = code;
     env.body = (const char *)text;
     env.body_len = len;
@@ -452,12 +454,16 @@ static void http_reply(ifc_peer_t *p, const mc_envelope_t *env)
 
 static void accept_socket(ifc_peer_t *p, const mc_scope_t *scope)
 {
-    p->scope = malloc(sizeof(*p->scope));
+    size_t n = strnlen(scope->username, MC_USERNAME_MAX);
+    p->scope = malloc(sizeof(*p->scope) + n + 1);
     if (!p->scope) {
         ifc_conn_close(&p->conn);
         return;
     }
-    *p->scope = *scope;
+    p->scope->user_id = scope->user_id;
+    p->scope->is_staff = scope->is_staff != 0;
+    memcpy(p->scope->username, scope->username, n);
+    p->scope->username[n] = '\0';
     ifc_websocket_upgrade(p, IFC_PEER_CHAT);
 }
 

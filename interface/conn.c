@@ -248,27 +248,122 @@ int ifc_conn_write_copy(ifc_conn_t *c, const void *data, size_t len)
     return rc;
 }
 
-/* ---- Timer ------------------------------------------------------------------ */
+/* ---- Timers ----------------------------------------------------------------- */
 
-static void on_timer(uv_timer_t *t)
+/* The heap of running timers, earliest first: timers[i]->timer_at is i + 1. */
+static void heap_set(ifc_conns_t *hub, size_t i, ifc_conn_t *c)
 {
-    ifc_conn_t *c = t->data;
-    ifc_conn_timer_cb cb = c->timer;
-    c->timer = NULL;
-    if (cb)
-        cb(c);
+    hub->timers[i] = c;
+    c->timer_at = (uint32_t)(i + 1);
+}
+
+static void sift_up(ifc_conns_t *hub, size_t i)
+{
+    ifc_conn_t *c = hub->timers[i];
+    while (i > 0 && hub->timers[(i - 1) / 2]->due > c->due) {
+        heap_set(hub, i, hub->timers[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_set(hub, i, c);
+}
+
+static void sift_down(ifc_conns_t *hub, size_t i)
+{
+    ifc_conn_t *c = hub->timers[i];
+    for (;;) {
+        size_t k = 2 * i + 1;
+        if (k >= hub->ntimers)
+            break;
+        if (k + 1 < hub->ntimers && hub->timers[k + 1]->due < hub->timers[k]->due)
+            k++;
+        if (hub->timers[k]->due >= c->due)
+            break;
+        heap_set(hub, i, hub->timers[k]);
+        i = k;
+    }
+    heap_set(hub, i, c);
+}
+
+static void heap_remove(ifc_conns_t *hub, ifc_conn_t *c)
+{
+    size_t i = c->timer_at - 1;
+    c->timer_at = 0;
+    ifc_conn_t *last = hub->timers[--hub->ntimers];
+    if (last == c)
+        return;
+    heap_set(hub, i, last);
+    sift_up(hub, i);
+    sift_down(hub, last->timer_at - 1);
+}
+
+static void on_hub_timer(uv_timer_t *t);
+
+/* Sets the hub's libuv timer to the earliest connection timer. */
+static void rearm(ifc_conns_t *hub)
+{
+    if (hub->ntimers == 0) {
+        uv_timer_stop(&hub->timer);
+        return;
+    }
+    uint64_t now = uv_now(hub->loop), due = hub->timers[0]->due;
+    uv_timer_start(&hub->timer, on_hub_timer, due > now ? due - now : 0, 0);
+}
+
+static void on_hub_timer(uv_timer_t *t)
+{
+    ifc_conns_t *hub = t->data;
+    uint64_t now = uv_now(hub->loop);
+    /* A callback may start timers again (at least 1 ms on), stop them, or
+     * close connections: each turn looks at the heap as it is. */
+    while (hub->ntimers > 0 && hub->timers[0]->due <= now) {
+        ifc_conn_t *c = hub->timers[0];
+        heap_remove(hub, c);
+        ifc_conn_timer_cb cb = c->timer;
+        c->timer = NULL;
+        if (cb)
+            cb(c);
+    }
+    rearm(hub);
 }
 
 void ifc_conn_timer_start(ifc_conn_t *c, long ms, ifc_conn_timer_cb cb)
 {
+    ifc_conns_t *hub = c->hub;
+    if (c->closing)
+        return;
+    if (!c->timer_at && hub->ntimers == hub->timers_cap) {
+        size_t cap = hub->timers_cap ? 2 * hub->timers_cap : 64;
+        ifc_conn_t **t = realloc(hub->timers, cap * sizeof(*t));
+        if (!t) {
+            ifc_conn_close(c); /* a connection without its timeouts is not kept */
+            return;
+        }
+        hub->timers = t;
+        hub->timers_cap = cap;
+    }
     c->timer = cb;
-    uv_timer_start(&c->timer_handle, on_timer, (uint64_t)(ms > 0 ? ms : 1), 0);
+    c->due = uv_now(hub->loop) + (uint64_t)(ms > 0 ? ms : 1);
+    if (c->timer_at) {
+        sift_up(hub, c->timer_at - 1);
+        sift_down(hub, c->timer_at - 1);
+    } else {
+        hub->timers[hub->ntimers++] = c;
+        sift_up(hub, hub->ntimers - 1);
+    }
+    if (hub->timers[0] == c)
+        rearm(hub);
 }
 
 void ifc_conn_timer_stop(ifc_conn_t *c)
 {
     c->timer = NULL;
-    uv_timer_stop(&c->timer_handle);
+    if (c->timer_at) {
+        ifc_conns_t *hub = c->hub;
+        int first = hub->timers[0] == c;
+        heap_remove(hub, c);
+        if (first)
+            rearm(hub);
+    }
 }
 
 /* ---- Closing ---------------------------------------------------------------- */
@@ -294,8 +389,8 @@ static void on_conn_closed(uv_handle_t *h)
 
 static void close_handles(ifc_conn_t *c)
 {
+    ifc_conn_timer_stop(c);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-    uv_close((uv_handle_t *)&c->timer_handle, on_conn_closed);
 }
 
 void ifc_conn_close(ifc_conn_t *c)
@@ -310,9 +405,12 @@ void ifc_conn_close(ifc_conn_t *c)
     hub->hooks.closing(c);
 }
 
+/* Runs once for every shutdown asked, with UV_ECANCELED when the socket
+ * closed first. */
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     ifc_conn_t *c = req->data;
+    free(req);
     if (status < 0 && !c->closing)
         ifc_conn_close(c);
 }
@@ -324,9 +422,18 @@ static void linger(ifc_conn_t *c)
     if (c->closing || c->shut)
         return;
     c->shut = 1;
-    c->shutdown.data = c;
-    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+    /* Asked for once in a socket's life, at its end: not kept in every
+     * idle socket. */
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (!req) {
         ifc_conn_close(c);
+        return;
+    }
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(req);
+        ifc_conn_close(c);
+    }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -427,10 +534,8 @@ int ifc_conn_accept(ifc_conns_t *hub, ifc_conn_t *c, uv_stream_t *listener)
 {
     c->hub = hub;
     c->tcp.data = c;
-    c->timer_handle.data = c;
     uv_tcp_init(hub->loop, &c->tcp);
-    uv_timer_init(hub->loop, &c->timer_handle);
-    c->handles = 2;
+    c->handles = 1;
     c->id = ++hub->next_id;
     int rc = uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ? MC_EIO : table_add(hub, c);
     if (rc != 0) {
@@ -471,7 +576,9 @@ int ifc_conns_init(ifc_conns_t *hub, uv_loop_t *loop, const ifc_conn_hooks_t *ho
     uv_prepare_init(loop, &hub->prepare);
     hub->prepare.data = hub;
     uv_prepare_start(&hub->prepare, on_prepare);
-    hub->handles = 2;
+    uv_timer_init(loop, &hub->timer);
+    hub->timer.data = hub;
+    hub->handles = 3;
     return 0;
 }
 
@@ -482,6 +589,9 @@ static void on_hub_closed(uv_handle_t *h)
         return;
     free(hub->table);
     hub->table = NULL;
+    free(hub->timers);
+    hub->timers = NULL;
+    hub->ntimers = hub->timers_cap = 0;
     hub->table_size = 0;
     if (hub->closed)
         hub->closed(hub);
@@ -494,4 +604,5 @@ void ifc_conns_close(ifc_conns_t *hub, void (*closed)(ifc_conns_t *hub))
     hub->closed = closed;
     uv_close((uv_handle_t *)&hub->check, on_hub_closed);
     uv_close((uv_handle_t *)&hub->prepare, on_hub_closed);
+    uv_close((uv_handle_t *)&hub->timer, on_hub_closed);
 }

@@ -94,6 +94,26 @@ static int trailer(ifc_http_parser_t *p, size_t n)
     return 0;
 }
 
+/* Room for one more header in both arrays. */
+static int grow_fields(ifc_http_parser_t *p)
+{
+    if (p->nheaders < p->fields_cap)
+        return 0;
+    size_t cap = p->fields_cap ? 2 * p->fields_cap : 16;
+    if (cap > IFC_HTTP_MAX_HEADERS)
+        cap = IFC_HTTP_MAX_HEADERS;
+    ifc_http__span_t(*f)[2] = realloc(p->fields, cap * sizeof(*f));
+    if (!f)
+        return MC_ENOMEM;
+    p->fields = f;
+    ifc_http_header_t *hs = realloc(p->headers, cap * sizeof(*hs));
+    if (!hs)
+        return MC_ENOMEM;
+    p->headers = hs;
+    p->fields_cap = cap;
+    return 0;
+}
+
 static int on_header_field(llhttp_t *h, const char *at, size_t n)
 {
     ifc_http_parser_t *p = parser_of(h);
@@ -105,16 +125,18 @@ static int on_header_field(llhttp_t *h, const char *at, size_t n)
     if (!p->in_field) {
         if (p->nheaders == IFC_HTTP_MAX_HEADERS)
             return fail(p, 431);
-        p->names[p->nheaders].off = (uint32_t)p->len;
-        p->names[p->nheaders].len = 0;
-        p->values[p->nheaders].off = (uint32_t)p->len;
-        p->values[p->nheaders].len = 0;
+        if (grow_fields(p) != 0)
+            return fail(p, 500);
+        p->fields[p->nheaders][0].off = (uint32_t)p->len;
+        p->fields[p->nheaders][0].len = 0;
+        p->fields[p->nheaders][1].off = (uint32_t)p->len;
+        p->fields[p->nheaders][1].len = 0;
         p->nheaders++;
         p->in_field = 1;
     }
     if (append(p, at, n) != 0)
         return fail(p, 500);
-    p->names[p->nheaders - 1].len += (uint32_t)n;
+    p->fields[p->nheaders - 1][0].len += (uint32_t)n;
     return 0;
 }
 
@@ -123,13 +145,13 @@ static int on_header_field_complete(llhttp_t *h)
     ifc_http_parser_t *p = parser_of(h);
     p->in_field = 0;
     if (p->nheaders > 0 && !p->in_body) {
-        ifc_http__span_t *s = &p->names[p->nheaders - 1];
+        ifc_http__span_t *s = &p->fields[p->nheaders - 1][0];
         for (uint32_t i = 0; i < s->len; i++) {
             char c = p->buf[s->off + i];
             if (c >= 'A' && c <= 'Z')
                 p->buf[s->off + i] = (char)(c - 'A' + 'a');
         }
-        p->values[p->nheaders - 1].off = (uint32_t)p->len;
+        p->fields[p->nheaders - 1][1].off = (uint32_t)p->len;
     }
     return 0;
 }
@@ -143,7 +165,7 @@ static int on_header_value(llhttp_t *h, const char *at, size_t n)
         return fail(p, 400);
     if (append(p, at, n) != 0)
         return fail(p, 500);
-    p->values[p->nheaders - 1].len += (uint32_t)n;
+    p->fields[p->nheaders - 1][1].len += (uint32_t)n;
     return 0;
 }
 
@@ -212,6 +234,11 @@ void ifc_http_parser_clear(ifc_http_parser_t *p)
     free(p->buf);
     p->buf = NULL;
     p->len = p->cap = 0;
+    free(p->fields);
+    free(p->headers);
+    p->fields = NULL;
+    p->headers = NULL;
+    p->nheaders = p->fields_cap = 0;
 }
 
 static int is_blank(char c)
@@ -234,18 +261,19 @@ static void build_request(ifc_http_parser_t *p)
     r->query_len = q ? r->target_len - r->path_len - 1 : 0;
     r->version_major = p->llhttp.http_major;
     r->version_minor = p->llhttp.http_minor;
+    r->headers = p->headers;
     r->nheaders = p->nheaders;
     for (size_t i = 0; i < p->nheaders; i++) {
-        const char *v = base + p->values[i].off;
-        size_t vl = p->values[i].len;
+        const char *v = base + p->fields[i][1].off;
+        size_t vl = p->fields[i][1].len;
         while (vl > 0 && is_blank(v[0])) {
             v++;
             vl--;
         }
         while (vl > 0 && is_blank(v[vl - 1]))
             vl--;
-        r->headers[i].name = base + p->names[i].off;
-        r->headers[i].name_len = p->names[i].len;
+        r->headers[i].name = base + p->fields[i][0].off;
+        r->headers[i].name_len = p->fields[i][0].len;
         r->headers[i].value = v;
         r->headers[i].value_len = vl;
     }

@@ -52,7 +52,7 @@ typedef struct ifc_http_request {
     const char *query; /* after '?', "" when there is none */
     size_t query_len;
     int version_major, version_minor;
-    ifc_http_header_t headers[IFC_HTTP_MAX_HEADERS];
+    ifc_http_header_t *headers; /* headers[0..nheaders) */
     size_t nheaders;
     const char *body;
     size_t body_len;
@@ -79,8 +79,12 @@ typedef struct ifc_http_parser {
     size_t head_size;     /* raw bytes of the head, once it is whole */
     size_t trailer_bytes; /* what trailer fields have cost so far */
     ifc_http__span_t url, body;
-    ifc_http__span_t names[IFC_HTTP_MAX_HEADERS], values[IFC_HTTP_MAX_HEADERS];
-    size_t nheaders;
+    /* Each header's name and value as spans of buf, and as the request
+     * gives them: both heap, both as long as the request's headers need
+     * (a parser lives in every connection that has not upgraded yet). */
+    ifc_http__span_t (*fields)[2];
+    ifc_http_header_t *headers;
+    size_t nheaders, fields_cap;
     int in_field, in_body, ready, status, keep_alive, upgrade;
     ifc_http_request_t req;
 } ifc_http_parser_t;

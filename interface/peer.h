@@ -147,6 +147,15 @@ typedef struct ifc_peers {
     void (*pushed)(struct ifc_peers *peers);
 } ifc_peers_t;
 
+/* Who a chat WebSocket belongs to, as the worker accepted it (the scope of
+ * common/envelope.h), kept as long as its name is: every idle socket
+ * holds one. */
+typedef struct ifc_peer_scope {
+    int64_t user_id;
+    uint8_t is_staff;
+    char username[]; /* NUL-terminated */
+} ifc_peer_scope_t;
+
 typedef struct ifc_peer {
     ifc_conn_t conn; /* first: the connection layer's part */
     ifc_peers_t *peers;
@@ -176,7 +185,7 @@ typedef struct ifc_peer {
     unsigned disconnected : 1; /* websocket.disconnect sent */
     uint16_t in_flight;        /* websocket.receive pushed and not yet answered */
     uint32_t flight_at;        /* loop time (ms) of the last answer, or the first push */
-    mc_scope_t *scope;         /* chat WebSocket only */
+    ifc_peer_scope_t *scope;   /* chat WebSocket only */
 } ifc_peer_t;
 
 /* The peer of connection id, or NULL. */

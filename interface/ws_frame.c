@@ -26,11 +26,25 @@ void ifc_ws_parser_allow_rsv1(ifc_ws_parser_t *p)
     p->rsv1_allowed = 1;
 }
 
-void ifc_ws_parser_clear(ifc_ws_parser_t *p)
+/* Frees the message that was delivered (or is abandoned). */
+static void release_message(ifc_ws_parser_t *p)
 {
     free(p->msg);
     p->msg = NULL;
     p->msg_len = p->msg_cap = 0;
+}
+
+static void release_control(ifc_ws_parser_t *p)
+{
+    free(p->ctrl);
+    p->ctrl = NULL;
+    p->ctrl_delivered = 0;
+}
+
+void ifc_ws_parser_clear(ifc_ws_parser_t *p)
+{
+    release_message(p);
+    release_control(p);
 }
 
 int ifc_ws_parser_error(const ifc_ws_parser_t *p)
@@ -46,7 +60,7 @@ int ifc_ws_close_code_valid(int code)
 
 static int fail(ifc_ws_parser_t *p, int code)
 {
-    p->error = code;
+    p->error = (uint16_t)code;
     ifc_ws_parser_clear(p);
     return MC_EPROTO;
 }
@@ -89,7 +103,7 @@ static int check_start(ifc_ws_parser_t *p)
         return fail(p, MC_CLOSE_PROTOCOL_ERROR);
     }
     p->fin = (b0 & 0x80) != 0;
-    p->opcode = opcode;
+    p->opcode = (uint8_t)opcode;
     if (opcode == IFC_WS_OP_TEXT || opcode == IFC_WS_OP_BINARY)
         p->msg_compressed = rsv1;
     p->masked = 1;
@@ -124,6 +138,8 @@ static int check_header(ifc_ws_parser_t *p)
             p->msg_opcode = p->opcode;
             mc_utf8_init(&p->utf8);
         }
+    } else if (len > 0 && !(p->ctrl = malloc(IFC_WS_MAX_CONTROL))) {
+        return fail(p, MC_CLOSE_INTERNAL_ERROR);
     }
     p->plen = len;
     p->pdone = 0;
@@ -166,7 +182,8 @@ static int finish_frame(ifc_ws_parser_t *p, ifc_ws_event_t *ev)
     p->hdr_need = 2;
     if (is_control(p->opcode)) {
         ev->opcode = (ifc_ws_opcode_t)p->opcode;
-        ev->data = p->ctrl;
+        ev->data = p->ctrl ? p->ctrl : (const uint8_t *)"";
+        p->ctrl_delivered = 1;
         ev->len = (size_t)p->plen;
         ev->close_code = 0;
         ev->compressed = 0;
@@ -193,7 +210,7 @@ static int finish_frame(ifc_ws_parser_t *p, ifc_ws_event_t *ev)
     if (p->msg_opcode == IFC_WS_OP_TEXT && !p->msg_compressed && !mc_utf8_complete(&p->utf8))
         return fail(p, MC_CLOSE_INVALID_DATA);
     ev->opcode = (ifc_ws_opcode_t)p->msg_opcode;
-    ev->data = p->msg ? p->msg : p->ctrl; /* an empty message has no buffer */
+    ev->data = p->msg ? p->msg : (const uint8_t *)""; /* an empty message has no buffer */
     ev->len = p->msg_len;
     ev->close_code = 0;
     ev->compressed = p->msg_compressed;
@@ -212,8 +229,10 @@ int ifc_ws_parse(ifc_ws_parser_t *p, const void *data, size_t len, size_t *used,
     if (p->delivered) {
         p->delivered = 0;
         p->msg_opcode = 0;
-        ifc_ws_parser_clear(p);
+        release_message(p);
     }
+    if (p->ctrl_delivered)
+        release_control(p);
     for (;;) {
         if (!p->in_payload) {
             while (p->hdr_len < p->hdr_need && off < len) {

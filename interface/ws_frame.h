@@ -20,8 +20,9 @@
  *     check runs on the frame header, before any payload is stored.
  * Errors are sticky. The parser owns the message being assembled; it grows
  * with the bytes actually received (never with a length a client merely
- * announces) and is freed once the message has been delivered, so an idle
- * parser holds no heap memory.
+ * announces) and is freed once the message has been delivered; a control
+ * frame's payload, too, is held only while it is read and delivered, so an
+ * idle parser holds no heap memory, and every idle WebSocket has one.
  *
  * The encoder writes server frames: unmasked, with FIN and RSV1 as asked.
  */
@@ -63,18 +64,19 @@ typedef struct ifc_ws_parser {
     uint8_t *msg;       /* the message being assembled (heap) */
     size_t msg_len, msg_cap;
     uint64_t plen, pdone; /* current frame: payload length and bytes read */
-    int msg_opcode;       /* TEXT or BINARY while a message is open, else 0 */
-    int msg_compressed;   /* the open message has RSV1 */
-    int rsv1_allowed;     /* permessage-deflate was negotiated */
-    int opcode, fin, masked;
-    int delivered; /* the last event was a message: release it on the next call */
-    int error;     /* close code after a violation, else 0 */
-    int in_payload;
+    uint8_t *ctrl;        /* a control frame's payload (heap, while one is read) */
+    uint16_t error;       /* close code after a violation, else 0 */
+    uint8_t msg_opcode;   /* TEXT or BINARY while a message is open, else 0 */
+    uint8_t opcode;
+    uint8_t msg_compressed : 1; /* the open message has RSV1 */
+    uint8_t rsv1_allowed : 1;   /* permessage-deflate was negotiated */
+    uint8_t fin : 1, masked : 1, in_payload : 1;
+    uint8_t delivered : 1;      /* the last event was a message: release it on the next call */
+    uint8_t ctrl_delivered : 1; /* the last event was a control frame: the same */
     mc_utf8_t utf8;
     uint8_t mask[4];
     uint8_t hdr_len, hdr_need;
     uint8_t hdr[IFC_WS_MAX_HEADER];
-    uint8_t ctrl[IFC_WS_MAX_CONTROL];
 } ifc_ws_parser_t;
 
 #define IFC_WS_NEED_MORE 0

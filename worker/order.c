@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -67,16 +68,31 @@ static int by_store(wrk_order_t *order, int64_t room, int rc)
 
 int wrk_order_lock(wrk_order_t *order, int64_t room)
 {
-    if (order->store)
-        return by_store(order, room, wrk_store_order_lock(order->store, room, 1));
-    return set_range(order, room, 1, F_WRLCK, 1);
+    return wrk_order_lock_rooms(order, &room, 1);
 }
 
-int wrk_order_try_lock(wrk_order_t *order, int64_t room)
+static int by_value(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int wrk_order_lock_rooms(wrk_order_t *order, const int64_t *rooms, size_t n)
 {
     if (order->store)
-        return by_store(order, room, wrk_store_order_lock(order->store, room, 0));
-    return set_range(order, room, 1, F_WRLCK, 0);
+        return by_store(order, n == 1 ? rooms[0] : 0,
+                        wrk_store_order_lock_rooms(order->store, rooms, n));
+    if (order->fd < 0 || n == 0)
+        return 0;
+    int64_t sorted[WRK_STORE_LOCK_ROOMS_MAX];
+    if (n > WRK_STORE_LOCK_ROOMS_MAX)
+        n = WRK_STORE_LOCK_ROOMS_MAX; /* a bug of the caller: order suffers */
+    memcpy(sorted, rooms, n * sizeof(*rooms));
+    qsort(sorted, n, sizeof(*sorted), by_value);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || sorted[i] != sorted[i - 1])
+            set_range(order, sorted[i], 1, F_WRLCK, 1);
+    return 0;
 }
 
 void wrk_order_unlock(wrk_order_t *order, int64_t room)

@@ -43,8 +43,11 @@ void wrk_order_close(wrk_order_t *order);
  * holder causes: the database is away) is logged and counts as taken:
  * order suffers, not the chat. */
 int wrk_order_lock(wrk_order_t *order, int64_t room);
-/* Takes room's lock if no other worker holds it: 0, or MC_EAGAIN. */
-int wrk_order_try_lock(wrk_order_t *order, int64_t room);
+/* Takes the locks of rooms[0..n) (at most WRK_STORE_LOCK_ROOMS_MAX, in any
+ * order, repeats allowed), waiting for each, as wrk_order_lock: in
+ * increasing order, as every worker takes several, so that two workers
+ * never wait for each other. Take them holding none. */
+int wrk_order_lock_rooms(wrk_order_t *order, const int64_t *rooms, size_t n);
 void wrk_order_unlock(wrk_order_t *order, int64_t room);
 /* Releases every lock this worker holds, in one step. */
 void wrk_order_unlock_all(wrk_order_t *order);

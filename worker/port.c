@@ -3,6 +3,7 @@
  * order locks, the sends after it, and the texts several callers send.
  */
 #include "worker/port.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "worker/command.h"
@@ -30,96 +31,206 @@ void wrk_port_close(wrk_port_t *port)
 
 static int send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
                       const char *command, const char *client_id, int done);
+static int takes_answer(wrk_port_t *port, const char *channel);
+static void send_mark(wrk_port_t *port, const char *channel);
 
 /* ---- The outbox and the order locks ------------------------------------------ */
 
-static int outbox_holds(const wrk_port_t *port, int64_t room)
-{
-    for (size_t i = 0; i < port->nout; i++)
-        if (port->outbox[i].room == room)
-            return 1;
-    return 0;
-}
+static void recover(wrk_port_t *port, const int64_t *rooms, size_t n);
 
 void wrk_port_order_lock(wrk_port_t *port, int64_t room)
 {
     wrk_port_flush(port);
     wrk_order_lock(&port->order, room);
-}
-
-void wrk_port_order_lock_send(wrk_port_t *port, int64_t room)
-{
-    if (port->nout == WRK_OUTBOX_MAX)
-        wrk_port_flush(port);
-    if (outbox_holds(port, room))
-        return;
-    if (port->nout && wrk_order_try_lock(&port->order, room) == 0)
-        return;
-    wrk_port_flush(port);
-    wrk_order_lock(&port->order, room);
+    recover(port, &room, 1);
 }
 
 void wrk_port_order_unlock(wrk_port_t *port, int64_t room)
 {
-    if (!outbox_holds(port, room)) /* else the outbox releases it once published */
-        wrk_order_unlock(&port->order, room);
+    wrk_order_unlock(&port->order, room);
 }
 
-int wrk_port_outbox_begin(wrk_port_t *port)
+int wrk_port_post(wrk_port_t *port, int64_t room, int64_t user_id, const char *body,
+                  size_t body_len, const char *name, const char *client_id, const char *sender)
 {
-    if (port->in_tx)
-        return 0;
-    int rc = wrk_store_batch_begin(port->store);
-    port->in_tx = rc == 0;
+    if ((name && strlen(name) > WRK_CLIENT_ID_MAX) ||
+        (client_id && strlen(client_id) > WRK_CLIENT_ID_MAX))
+        return MC_EINVAL;
+    if (port->nout == WRK_OUTBOX_MAX)
+        wrk_port_flush(port);
+    char *copy = malloc(body_len + 1);
+    if (!copy)
+        return MC_ENOMEM;
+    memcpy(copy, body, body_len);
+    copy[body_len] = '\0';
+    struct wrk_pending *p = &port->outbox[port->nout++];
+    p->room = room;
+    p->user_id = user_id;
+    p->body = copy;
+    p->body_len = body_len;
+    snprintf(p->name, sizeof(p->name), "%s", name ? name : "");
+    snprintf(p->client_id, sizeof(p->client_id), "%s", client_id ? client_id : "");
+    snprintf(p->sender, sizeof(p->sender), "%s", sender);
+    p->done = takes_answer(port, sender);
+    return 0;
+}
+
+static void user_gone(wrk_port_t *port, const char *channel, int done);
+
+/* Answers a message that was not stored: rc is what the store said. The
+ * error is the answer the message would have been. */
+static void answer_refused(wrk_port_t *port, const struct wrk_pending *p, int rc)
+{
+    if (rc == MC_ECLOSED)
+        user_gone(port, p->sender, p->done);
+    else
+        send_error(port, p->sender,
+                   rc == MC_ENOTFOUND ? MC_ERROR_ROOM_INVALID
+                   : rc == MC_EDENIED ? MC_ERROR_ROOM_ACCESS_DENIED
+                                      : MC_ERROR_SERVER_BUSY,
+                   p->room, "send", p->client_id, p->done);
+}
+
+/* The envelope that publishes stored message m to its room: text for
+ * every member, and for the sender (own, may be NULL) the same with
+ * "own":true, marked done when it answers the sender's websocket.receive. */
+static int room_message(const wrk_message_t *m, const char *own, int done, char **data, size_t *len)
+{
+    char *text;
+    int rc = wrk_reply_message(m, 0, &text);
+    if (rc)
+        return rc;
+    mc_envelope_t env = {
+        .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .own = own, .done = done};
+    rc = mc_envelope_encode(&env, data, len);
+    free(text);
     return rc;
 }
 
-/* Empties the outbox: releases its rooms' order locks (the only ones the
- * worker holds while the outbox is not empty: a join publishes it before
- * it locks) in one step, and frees the messages (the other fields of
- * outbox[0..n) stay readable). */
-static void outbox_clear(wrk_port_t *port)
+/* A stored message to publish, the connection that sent it ("" or NULL:
+ * none known), and whether it answers that connection's websocket.receive. */
+typedef struct publishable {
+    const wrk_message_t *m;
+    const char *sender;
+    int done;
+} publishable_t;
+
+/* Publishes msgs[0..n) to their rooms in this order, each named by its id
+ * (so that one published before delivers nothing), WRK_OUTBOX_MAX to a
+ * round trip. Returns 0 or the first failure (logged); a message that
+ * cannot be encoded is left out (logged). */
+static int publish(wrk_port_t *port, const publishable_t *msgs, size_t n)
 {
-    size_t n = port->nout;
-    port->nout = 0;
-    wrk_order_unlock_all(&port->order);
-    for (size_t i = 0; i < n; i++) {
-        free(port->outbox[i].data);
-        port->outbox[i].data = NULL;
+    int failed = 0;
+    for (size_t from = 0; from < n; from += WRK_OUTBOX_MAX) {
+        wrk_outgoing_t out[WRK_OUTBOX_MAX];
+        char groups[WRK_OUTBOX_MAX][MC_GROUP_NAME_MAX], once[WRK_OUTBOX_MAX][MC_ONCE_NAME_MAX];
+        char *data[WRK_OUTBOX_MAX];
+        size_t k = 0;
+        for (size_t i = from; i < n && i < from + WRK_OUTBOX_MAX; i++) {
+            const char *own = msgs[i].sender && msgs[i].sender[0] ? msgs[i].sender : NULL;
+            int rc = room_message(msgs[i].m, own, msgs[i].done, &data[k], &out[k].len);
+            if (rc) {
+                mc_error("worker: cannot encode message %lld: %s", (long long)msgs[i].m->id,
+                         mc_strerror(rc));
+                continue;
+            }
+            mc_group_room(groups[k], msgs[i].m->room_id);
+            mc_once_message(once[k], msgs[i].m->id);
+            out[k] = (wrk_outgoing_t){groups[k], once[k], data[k], out[k].len};
+            k++;
+        }
+        int rc = k ? port->sink.group_send(port->sink.ctx, out, k) : 0;
+        if (rc && !failed) {
+            mc_warn("worker: publishing %zu message(s): %s", k, mc_strerror(rc));
+            failed = rc;
+        }
+        for (size_t i = 0; i < k; i++)
+            free(data[i]);
     }
+    return failed;
+}
+
+/* Publishes what an earlier holder of rooms[0..n)'s order locks stored and
+ * left unpublished, before anything newer of them; holding the locks. */
+static void recover(wrk_port_t *port, const int64_t *rooms, size_t n)
+{
+    wrk_unpublished_list_t l;
+    if (wrk_store_unpublished(port->store, rooms, n, &l) != 0) {
+        mc_warn("worker: unpublished messages: %s", wrk_store_errmsg(port->store));
+        return;
+    }
+    if (l.n) {
+        publishable_t msgs[WRK_STORE_SINCE_MAX];
+        for (size_t i = 0; i < l.n; i++)
+            msgs[i] = (publishable_t){&l.items[i].m, l.items[i].sender, 0};
+        mc_info("worker: publishing %zu message(s) another worker stored and left", l.n);
+        if (publish(port, msgs, l.n) == 0)
+            wrk_store_published(port->store, rooms, n);
+    }
+    wrk_unpublished_list_clear(&l);
 }
 
 void wrk_port_flush(wrk_port_t *port)
 {
-    int stored = 1;
-    if (port->in_tx) {
-        port->in_tx = 0;
-        if (wrk_store_batch_end(port->store, 1) != 0) {
-            mc_error("worker: storing %zu message(s): %s", port->nout,
-                     wrk_store_errmsg(port->store));
-            stored = 0;
-        }
-    }
-    if (port->nout == 0)
+    size_t n = port->nout;
+    if (n == 0)
         return;
-    if (!stored) {
-        /* Nothing of the batch is kept: tell each sender, publish nothing;
-         * the error is the answer the message would have been. */
-        size_t n = port->nout;
-        outbox_clear(port);
-        for (size_t i = 0; i < n; i++)
-            send_error(port, port->outbox[i].sender, MC_ERROR_SERVER_BUSY, port->outbox[i].room,
-                       "send", port->outbox[i].client_id, port->outbox[i].done);
-        return;
+    port->nout = 0; /* what this sends (errors) comes after, not before */
+    int64_t rooms[WRK_OUTBOX_MAX];
+    wrk_new_message_t m[WRK_OUTBOX_MAX];
+    for (size_t i = 0; i < n; i++) {
+        const struct wrk_pending *p = &port->outbox[i];
+        rooms[i] = p->room;
+        m[i] = (wrk_new_message_t){.room_id = p->room,
+                                   .user_id = p->user_id,
+                                   .body = p->body,
+                                   .body_len = p->body_len,
+                                   .client_id = p->name[0] ? p->name : NULL,
+                                   .sender = p->sender};
     }
-    wrk_outgoing_t msgs[WRK_OUTBOX_MAX];
-    for (size_t i = 0; i < port->nout; i++)
-        msgs[i] = (wrk_outgoing_t){port->outbox[i].group, port->outbox[i].once,
-                                   port->outbox[i].data, port->outbox[i].len};
-    int rc = port->sink.group_send(port->sink.ctx, msgs, port->nout);
+    wrk_order_lock_rooms(&port->order, rooms, n);
+    /* One transaction stores the messages and marks their rooms; it reads
+     * what an earlier batch left unpublished there, which goes first. */
+    wrk_unpublished_list_t stale;
+    int rc = wrk_store_messages_add(port->store, m, n, mc_now_ms(), &stale);
     if (rc)
-        mc_warn("worker: publishing %zu message(s): %s", port->nout, mc_strerror(rc));
-    outbox_clear(port);
+        mc_error("worker: storing %zu message(s): %s", n, wrk_store_errmsg(port->store));
+    publishable_t msgs[WRK_STORE_SINCE_MAX + WRK_OUTBOX_MAX];
+    size_t k = 0;
+    for (size_t i = 0; i < stale.n; i++)
+        msgs[k++] = (publishable_t){&stale.items[i].m, stale.items[i].sender, 0};
+    /* A replayed message (a duplicate) too: its name lets it through only
+     * if it never was, so its answer goes apart. */
+    for (size_t i = 0; i < n; i++)
+        if (m[i].rc == 0)
+            msgs[k++] = (publishable_t){&m[i].stored, port->outbox[i].sender,
+                                        port->outbox[i].done && !m[i].duplicate};
+    if (rc == 0 && publish(port, msgs, k) == 0)
+        wrk_store_published(port->store, rooms, n);
+    wrk_order_unlock_all(&port->order);
+    wrk_unpublished_list_clear(&stale);
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].rc)
+            answer_refused(port, &port->outbox[i], m[i].rc);
+        else if (port->outbox[i].done && m[i].duplicate)
+            send_mark(port, port->outbox[i].sender);
+        wrk_message_clear(&m[i].stored);
+        free(port->outbox[i].body);
+        port->outbox[i].body = NULL;
+    }
+}
+
+/* USER_HAS_TO_LOGIN, marked done as given, and the close. */
+static void user_gone(wrk_port_t *port, const char *channel, int done)
+{
+    send_error(port, channel, MC_ERROR_USER_HAS_TO_LOGIN, 0, NULL, NULL, done);
+    wrk_port_send_close(port, channel, MC_CLOSE_SESSION_ENDED);
+}
+
+void wrk_port_user_gone(wrk_port_t *port, const char *channel)
+{
+    user_gone(port, channel, 0);
 }
 
 /* ---- Sending ------------------------------------------------------------------- */
@@ -200,33 +311,6 @@ int wrk_port_group_text_once(wrk_port_t *port, const char *group, const char *on
     return emit(port, group, 1, once, &env);
 }
 
-int wrk_port_group_message(wrk_port_t *port, int64_t room, int64_t id, const char *text,
-                           const char *own, const char *client_id)
-{
-    mc_envelope_t env = {
-        .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .own = own};
-    if (port->nout == WRK_OUTBOX_MAX) /* wrk_port_order_lock_send made room: not reached */
-        return MC_EFULL;
-    char *data;
-    size_t len;
-    env.done = !port->apart && takes_answer(port, own);
-    int rc = encode(&env, &data, &len);
-    if (rc) {
-        port->answered = port->answered && !env.done; /* the caller answers with an error */
-        return rc;
-    }
-    struct wrk_pending *o = &port->outbox[port->nout++];
-    mc_group_room(o->group, room);
-    mc_once_message(o->once, id);
-    snprintf(o->sender, sizeof(o->sender), "%s", own);
-    snprintf(o->client_id, sizeof(o->client_id), "%s", client_id ? client_id : "");
-    o->data = data;
-    o->len = len;
-    o->room = room;
-    o->done = env.done;
-    return 0;
-}
-
 int wrk_port_send_close(wrk_port_t *port, const char *channel, int code)
 {
     mc_envelope_t env = {.type = MC_ENV_WS_CLOSE, .code = code, .reason = mc_close_reason(code)};
@@ -264,20 +348,20 @@ void wrk_port_answer_begin(wrk_port_t *port, const char *channel)
 {
     snprintf(port->answer_to, sizeof(port->answer_to), "%s", channel ? channel : "");
     port->answered = 0;
-    port->apart = 0;
 }
 
-void wrk_port_answer_apart(wrk_port_t *port)
+/* The "done" mark alone (an empty text: no frame) to channel. */
+static void send_mark(wrk_port_t *port, const char *channel)
 {
-    port->apart = 1;
+    mc_envelope_t mark = {.type = MC_ENV_WS_SEND, .body = "", .done = 1};
+    emit(port, channel, 0, NULL, &mark);
 }
 
 void wrk_port_answer_end(wrk_port_t *port)
 {
     if (port->answer_to[0] && !port->answered) {
-        mc_envelope_t mark = {.type = MC_ENV_WS_SEND, .body = "", .done = 1};
         port->answered = 1;
-        emit(port, port->answer_to, 0, NULL, &mark);
+        send_mark(port, port->answer_to);
     }
     port->answer_to[0] = '\0';
 }

@@ -5,8 +5,8 @@
  *
  * The sink is the only way out: chat-worker plugs the channel layer into it
  * (chl_send, chl_group_*), tests plug in a recorder. The port owns the
- * outbox (chat messages stored but not yet published, each holding its
- * room's order lock) and publishes it before anything else it sends, so
+ * outbox (chat messages posted, stored and published together under their
+ * rooms' order locks) and flushes it before anything else it sends, so
  * nothing overtakes a chat message. It also builds the texts several
  * callers send alike: errors, enter and leave notices, room lists; and
  * takes tokens of the rate limits shared by every worker.
@@ -57,27 +57,27 @@ typedef struct wrk_sink {
 
 typedef struct wrk_port {
     wrk_sink_t sink;        /* read-only */
-    wrk_store_t *store;     /* read-only, borrowed: the outbox's batch, the room list */
+    wrk_store_t *store;     /* read-only, borrowed: the outbox's messages, the room list */
     int notify_enter_leave; /* public: send msg_type 4/5 notices (settings copy) */
     long notice_rate;       /* public: notices of one user in one room a minute, 0: no limit */
     long notice_burst;      /* public: ... and at once */
     wrk_order_t order;      /* private */
-    /* private: chat messages stored but not yet published, each holding its
-     * room's order lock (wrk_port_group_message, wrk_port_flush) */
+    /* private: chat messages posted, to be stored and published together
+     * (wrk_port_post, wrk_port_flush) */
     struct wrk_pending {
-        char group[MC_GROUP_NAME_MAX], once[MC_ONCE_NAME_MAX], sender[160];
-        char client_id[WRK_CLIENT_ID_MAX + 1]; /* the sender's, "" when none */
-        char *data;
-        size_t len;
-        int64_t room;
+        int64_t room, user_id;
+        char *body; /* malloc'd */
+        size_t body_len;
+        char name[WRK_CLIENT_ID_MAX + 1];      /* what it is stored under, "" none */
+        char client_id[WRK_CLIENT_ID_MAX + 1]; /* the client's own, "" none */
+        char sender[160];
         int done; /* it answers the sender's websocket.receive */
     } outbox[WRK_OUTBOX_MAX];
     size_t nout;
-    int in_tx; /* private: the outbox's messages are in an open store batch */
     /* private: the socket whose websocket.receive is being answered
      * (wrk_port_answer_begin), and whether its answer went out */
     char answer_to[160];
-    int answered, apart;
+    int answered;
 } wrk_port_t;
 
 /* Sets the port up over sink and store (borrowed, both outlive the port),
@@ -88,28 +88,30 @@ int wrk_port_init(wrk_port_t *port, const wrk_sink_t *sink, wrk_store_t *store, 
 /* Publishes what waits, then releases the order locks. */
 void wrk_port_close(wrk_port_t *port);
 
-/* Commits the chat messages that wait in the outbox (they are stored in one
- * store batch), publishes them in one round trip, and releases their rooms'
- * order locks. Anything else the port sends publishes them first, so
- * nothing overtakes them; the worker's loop calls this after each batch of
- * envelopes, before acknowledging it. When the batch cannot be committed,
- * nothing of it is published and each sender gets SERVER_BUSY. */
-void wrk_port_flush(wrk_port_t *port);
+/* Posts a chat message of user_id to room, sent by the connection sender:
+ * it waits in the outbox for wrk_port_flush, which stores the outbox's
+ * messages together and publishes them. name (may be NULL) is what it is
+ * stored under (a replay of the same name by the same user is stored and
+ * delivered once); client_id (may be NULL) the client's own, which an
+ * error about the message repeats. A full outbox is flushed first.
+ * Returns 0, MC_ENOMEM or MC_EINVAL (a name or client_id too long). */
+int wrk_port_post(wrk_port_t *port, int64_t room, int64_t user_id, const char *body,
+                  size_t body_len, const char *name, const char *client_id, const char *sender);
 
-/* Opens the outbox's store batch, if none is open: the chat message about
- * to be stored joins the others of the batch. Returns 0 or MC_EDB. */
-int wrk_port_outbox_begin(wrk_port_t *port);
-/* Chat message id of room to the room's group: every member gets text, and
- * the member channel own (the sender) gets it ending in ,"own":true: one
- * group send carries both, so the sender's copy costs no second push, and a
- * replay of the same message delivers nothing (the send is named by id).
- * Call it holding the room's order lock (wrk_port_order_lock_send); the
- * message waits in the outbox, which keeps the lock until it is published.
- * client_id (may be NULL) is the sender's name for the message, which the
- * SERVER_BUSY of a batch that cannot be stored repeats.
- * Returns 0, MC_ENOMEM or MC_ETOOBIG (then the caller releases the lock). */
-int wrk_port_group_message(wrk_port_t *port, int64_t room, int64_t id, const char *text,
-                           const char *own, const char *client_id);
+/* Stores the messages posted since the last flush, publishes them, and
+ * answers those it could not store. Under their rooms' order locks, taken
+ * together (worker/order.h): one transaction stores them all (their ids
+ * increase in the order they were posted), one round trip to the channel
+ * layer publishes them to their rooms' groups: every member gets the
+ * message, and its sender gets it ending in ,"own":true. Each is named by
+ * its id, so that a message posted again (a replayed envelope) is
+ * delivered once. Anything else the port sends flushes first, so nothing
+ * overtakes a chat message; the worker's loop calls this after each batch
+ * of envelopes, before acknowledging it. A message refused is answered
+ * ROOM_INVALID, ROOM_ACCESS_DENIED or USER_HAS_TO_LOGIN (wrk_port_user_gone);
+ * when the transaction fails, nothing is published and each sender gets
+ * SERVER_BUSY. */
+void wrk_port_flush(wrk_port_t *port);
 
 /* env (any type) to one connection. */
 int wrk_port_send(wrk_port_t *port, const char *channel, const mc_envelope_t *env);
@@ -148,13 +150,13 @@ void wrk_port_notice(wrk_port_t *port, int64_t room, const char *username, mc_ms
 /* Every websocket.receive gets exactly one answer, marked "done"
  * (common/envelope.h), by which the interface counts the socket's
  * messages in flight. Between begin and end, the first websocket.send or
- * websocket.close to channel, or chat message naming it as sender, is
- * marked; end sends the mark alone (an empty text) when nothing was. */
+ * websocket.close to channel, or chat message posted with it as sender,
+ * is marked; end sends the mark alone (an empty text) when nothing was.
+ * A posted message answers when wrk_port_flush publishes it, or refuses
+ * it; a replay whose message went out before delivers nothing, and its
+ * mark then goes alone. */
 void wrk_port_answer_begin(wrk_port_t *port, const char *channel);
 void wrk_port_answer_end(wrk_port_t *port);
-/* The chat message about to be sent may deliver nothing (a replay whose
- * named send went out before): the answer goes out on its own. */
-void wrk_port_answer_apart(wrk_port_t *port);
 
 /* Puts a connection into a group, or takes it out. */
 int wrk_port_group_add(wrk_port_t *port, const char *group, const char *channel);
@@ -172,11 +174,10 @@ int wrk_port_rate_take(wrk_port_t *port, const char *key, double rate, long burs
 /* Room's order lock for a join or a reading of history: publishes the
  * outbox first, then waits for the lock. */
 void wrk_port_order_lock(wrk_port_t *port, int64_t room);
-/* The order lock for storing a chat message: it may be held by the outbox
- * already. Never waits while the outbox holds other rooms' locks (it
- * publishes them first), so two workers cannot wait on each other. */
-void wrk_port_order_lock_send(wrk_port_t *port, int64_t room);
-/* Releases room's lock, unless the outbox keeps it until it publishes. */
 void wrk_port_order_unlock(wrk_port_t *port, int64_t room);
+
+/* Tells the connection channel that its user is gone or no longer active
+ * (USER_HAS_TO_LOGIN) and closes it: its session ended. */
+void wrk_port_user_gone(wrk_port_t *port, const char *channel);
 
 #endif

@@ -33,7 +33,7 @@
 
 #include "common/envelope.h" /* MC_USERNAME_MAX */
 
-#define WRK_STORE_SCHEMA_VERSION 6 /* the version wrk_store_migrate brings a store to */
+#define WRK_STORE_SCHEMA_VERSION 7 /* the version wrk_store_migrate brings a store to */
 #define WRK_STORE_HASH_MAX 256     /* a password hash, with its NUL */
 #define WRK_ROOM_TITLE_MAX 200     /* bytes */
 #define WRK_CLIENT_ID_MAX 64       /* bytes of a message's or whisper's client id */
@@ -225,15 +225,45 @@ int wrk_store_room_each(wrk_store_t *s, int (*fn)(void *arg, const wrk_room_t *r
 
 /* ---- Messages ------------------------------------------------------------ */
 
-/* Stores a message by user_id in room_id at now_ms. client_id (may be NULL)
- * names it for its sender: a second call with the same user and client id
- * stores nothing and returns the first message with *duplicate = 1 (duplicate
- * may be NULL).
+/* Stores a message by user_id in room_id at now_ms, when the user is active
+ * and may be in the room (a staff-only room: staff only). client_id (may be
+ * NULL) names it for its sender: a second call with the same user and
+ * client id stores nothing and returns the first message with
+ * *duplicate = 1 (duplicate may be NULL).
  * Fills *out (release with wrk_message_clear). Returns 0, MC_ENOTFOUND (no
- * such room or user), MC_EINVAL (client id over WRK_CLIENT_ID_MAX). */
+ * such room), MC_ECLOSED (the user is gone or no longer active),
+ * MC_EDENIED (the user may not be in the room), MC_EINVAL (client id over
+ * WRK_CLIENT_ID_MAX). */
 int wrk_store_message_add(wrk_store_t *s, int64_t room_id, int64_t user_id, const char *body,
                           size_t body_len, const char *client_id, int64_t now_ms,
                           wrk_message_t *out, int *duplicate);
+/* A chat message for wrk_store_messages_add, and what became of it. */
+typedef struct wrk_new_message {
+    int64_t room_id, user_id;
+    const char *body; /* borrowed for the call, as client_id and sender */
+    size_t body_len;
+    const char *client_id; /* NULL: none */
+    const char *sender;    /* the connection that sent it (Publishing below), NULL: none */
+    int rc;                /* out: what wrk_store_message_add would return */
+    int duplicate;         /* out */
+    wrk_message_t stored;  /* out, when rc is 0: release with wrk_message_clear */
+} wrk_new_message_t;
+
+typedef struct wrk_unpublished_list wrk_unpublished_list_t;
+
+/* Stores msgs[0..n) (at most WRK_STORE_MESSAGES_MAX) at now_ms, each as
+ * wrk_store_message_add would, in this order (a later one gets a larger
+ * id), in one transaction of their own, which also marks their rooms as
+ * publishing (below): on PostgreSQL in one round trip to the server. When
+ * stale is not NULL, it gets the messages of these rooms that an earlier
+ * batch left unpublished, as wrk_store_unpublished returns them, read in
+ * the same transaction before the new ones are stored. Returns 0 once that
+ * committed, and each msgs[i].rc says what became of its message; else the
+ * failure (MC_EDB, MC_ENOMEM), and nothing of them is kept: each rc is
+ * that code. Not inside a batch (MC_EINVAL). */
+#define WRK_STORE_MESSAGES_MAX 64
+int wrk_store_messages_add(wrk_store_t *s, wrk_new_message_t *msgs, size_t n, int64_t now_ms,
+                           wrk_unpublished_list_t *stale);
 /* Fills *out with a message (deleted ones too). */
 int wrk_store_message_get(wrk_store_t *s, int64_t id, wrk_message_t *out);
 /* Replaces the body of a message that is not deleted. MC_ENOTFOUND else. */
@@ -381,9 +411,53 @@ int wrk_store_has_order_locks(const wrk_store_t *s);
  * (not waiting, and another connection holds it), MC_EDB. Take a lock at
  * most once before releasing it. */
 int wrk_store_order_lock(wrk_store_t *s, int64_t room, int wait);
+/* Takes the locks of rooms[0..n) (at most WRK_STORE_LOCK_ROOMS_MAX),
+ * waiting for each, in one round trip: in the order of their keys, as
+ * every connection takes several, so that two never wait for each other.
+ * Returns 0, MC_EINVAL (too many), MC_EDB. */
+#define WRK_STORE_LOCK_ROOMS_MAX 64
+int wrk_store_order_lock_rooms(wrk_store_t *s, const int64_t *rooms, size_t n);
 /* Releases room's lock, or every order lock of the connection. */
 int wrk_store_order_unlock(wrk_store_t *s, int64_t room);
 int wrk_store_order_unlock_all(wrk_store_t *s);
+
+/* ---- Publishing ------------------------------------------------------------ */
+
+/* A room's chat messages are published (handed to the channel layer) after
+ * the transaction that stores them committed, and under the room's order
+ * lock: a worker stopped or killed between the two leaves messages stored
+ * that nobody saw, and its lock goes to the next worker, whose newer
+ * messages must not reach the room first. So the transaction that stores a
+ * batch marks each of its rooms as publishing, with the connections that
+ * sent the messages, and the worker clears the marks once it published
+ * them (wrk_store_published), before it lets the locks go. A mark that the
+ * next holder of a room's lock finds set was left by a holder that never
+ * published: wrk_store_unpublished hands its messages over, to be
+ * published first. Publishing is named by message id, so publishing a
+ * message twice delivers it once. */
+
+/* A message left unpublished, and the connection that sent it. */
+typedef struct wrk_unpublished {
+    wrk_message_t m;
+    char sender[160]; /* "" when not known */
+} wrk_unpublished_t;
+
+struct wrk_unpublished_list {
+    wrk_unpublished_t *items;
+    size_t n;
+};
+
+void wrk_unpublished_list_clear(wrk_unpublished_list_t *l);
+
+/* The messages of rooms[0..n) (at most WRK_STORE_LOCK_ROOMS_MAX) that a
+ * batch marked and nobody published, oldest first (at most
+ * WRK_STORE_SINCE_MAX; deleted ones left out). Call it holding the rooms'
+ * order locks. Returns 0, MC_EDB, MC_ENOMEM. */
+int wrk_store_unpublished(wrk_store_t *s, const int64_t *rooms, size_t n,
+                          wrk_unpublished_list_t *out);
+
+/* Clears the marks of rooms[0..n): their messages are published. */
+int wrk_store_published(wrk_store_t *s, const int64_t *rooms, size_t n);
 
 /* ---- Copying --------------------------------------------------------------- */
 

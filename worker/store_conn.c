@@ -286,6 +286,64 @@ int wrk_store_batch_end(wrk_store_t *s, int commit)
     return rc;
 }
 
+/* Notes the first failure of a queued run and hands its result on. */
+static void relay(void *arg, wrk_db_stmt_t *st, int rc)
+{
+    struct wrk_queued_run *r = arg;
+    if (rc < 0 && !r->s->run_failed) {
+        r->s->run_failed = rc;
+        wrk__fail(r->s, "queued statement", rc);
+    }
+    if (r->done)
+        r->done(r->arg, st, rc);
+}
+
+int wrk__queue(wrk_store_t *s, wrk_db_stmt_t *st, wrk_db_done_fn done, void *arg)
+{
+    if (s->nruns == WRK_STORE_QUEUE_MAX)
+        return MC_ETOOBIG;
+    struct wrk_queued_run *r = &s->runs[s->nruns];
+    *r = (struct wrk_queued_run){s, done, arg};
+    int rc = s->drv->queue(st, relay, r);
+    if (rc == 0)
+        s->nruns++;
+    return rc;
+}
+
+/* Queues the run of q, which takes no parameters and returns no row. */
+static int queue_plain(wrk_store_t *s, const wrk_sql_t *q)
+{
+    wrk_db_stmt_t *st = wrk__stmt(s, q);
+    return st ? wrk__queue(s, st, NULL, NULL) : MC_EDB;
+}
+
+int wrk__queued_batch(wrk_store_t *s, int (*fn)(wrk_store_t *s, void *arg), void *arg)
+{
+    if (s->in_batch)
+        return MC_EINVAL;
+    for (;;) {
+        s->nruns = 0;
+        s->run_failed = 0;
+        int rc = queue_plain(s, &sql_begin);
+        if (rc == 0)
+            rc = fn(s, arg);
+        /* sqlite has run them already, and keeps what did not fail: it
+         * rolls back. PostgreSQL's COMMIT of a failed transaction undoes it
+         * (and says so, which the driver reports as a failure). */
+        int end = queue_plain(s, rc || s->run_failed ? &sql_rollback : &sql_commit);
+        int flushed = s->drv->flush(s->db);
+        if (flushed && !s->run_failed)
+            wrk__fail(s, "flush", flushed);
+        rc = rc ? rc : s->run_failed ? s->run_failed : end ? end : flushed;
+        s->nruns = 0;
+        if (rc && s->drv->in_transaction(s->db) != WRK_DB_TX_NONE)
+            wrk__run(s, &sql_rollback, "rollback");
+        if (rc != MC_EAGAIN)
+            return rc;
+        mc_debug("store: a transaction met a conflict; running it again");
+    }
+}
+
 int wrk__in_batch(wrk_store_t *s, int (*fn)(wrk_store_t *s, void *arg), void *arg)
 {
     if (s->in_batch)

@@ -29,6 +29,14 @@
  *    a column stays valid until the next step or reset of its statement.
  *  - reset ends a run (a driver releases its rows and read locks there) and
  *    forgets the bindings; the statement stays prepared for the next run.
+ *  - queue runs a statement with the bindings it has now and hands its
+ *    rows (or its failure) to a callback: at once, or (PostgreSQL) when
+ *    flush sends every run queued since in one round trip. Queue only
+ *    inside a transaction (its BEGIN may be the first run queued): the runs
+ *    behave as if stepped one after the other, in the order queued, and a
+ *    failure fails the transaction and the runs after it. queue resets the
+ *    statement, so that the next run of it binds anew; nothing but queue
+ *    may run on the connection until the flush.
  *  - A connection and its statements are used by one thread at a time.
  */
 #ifndef MC_WORKER_STORE_DB_H
@@ -59,12 +67,18 @@ enum wrk_db_tx {
 
 typedef struct wrk_db wrk_db_t; /* one connection; each driver defines it */
 typedef struct wrk_db_driver wrk_db_driver_t;
+typedef struct wrk_db_stmt wrk_db_stmt_t;
+
+/* Told of a queued run: rc is WRK_DB_ROW (its first row can be read from
+ * st during the call, and step reads the next), WRK_DB_DONE (no row) or a
+ * negative code. */
+typedef void (*wrk_db_done_fn)(void *arg, wrk_db_stmt_t *st, int rc);
 
 /* The head of every driver's statement: a driver's own statement type
  * starts with it, so that the calls below find their driver. */
-typedef struct wrk_db_stmt {
+struct wrk_db_stmt {
     const wrk_db_driver_t *drv;
-} wrk_db_stmt_t;
+};
 
 struct wrk_db_driver {
     const char *name; /* "sqlite", "postgresql" */
@@ -86,6 +100,12 @@ struct wrk_db_driver {
     const char *(*column_text)(wrk_db_stmt_t *st, int col, size_t *len);
     int (*column_is_null)(wrk_db_stmt_t *st, int col);
     void (*reset)(wrk_db_stmt_t *st);
+    /* Queues a run of st (see above); done is called once for it, by queue
+     * or by the next flush. Returns 0, or MC_ENOMEM (done is not called). */
+    int (*queue)(wrk_db_stmt_t *st, wrk_db_done_fn done, void *arg);
+    /* Runs what is queued and calls each run's done, in order. Returns 0, or
+     * the failure of the connection (each run was told it). */
+    int (*flush)(wrk_db_t *db);
     /* Rows changed by the last INSERT, UPDATE or DELETE run on db. */
     int64_t (*changes)(wrk_db_t *db);
     enum wrk_db_tx (*in_transaction)(wrk_db_t *db);

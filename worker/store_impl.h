@@ -22,12 +22,21 @@ typedef struct wrk_sql {
 } wrk_sql_t;
 
 #define WRK_STORE_CACHE_SLOTS 128 /* a power of two, well above the number of queries */
+#define WRK_STORE_QUEUE_MAX 128   /* runs one wrk__queued_batch may queue */
 
 struct wrk_store {
     const wrk_db_driver_t *drv;
     wrk_db_t *db;
     int in_batch;
     char errmsg[256];
+    /* the runs of the wrk__queued_batch under way, and its first failure */
+    struct wrk_queued_run {
+        wrk_store_t *s;
+        wrk_db_done_fn done;
+        void *arg;
+    } runs[WRK_STORE_QUEUE_MAX];
+    size_t nruns;
+    int run_failed;
     struct wrk_cached {
         const wrk_sql_t *q;
         wrk_db_stmt_t *st;
@@ -80,6 +89,44 @@ char *wrk__dup_text(wrk_db_stmt_t *st, int col, size_t *len);
 /* Runs fn(s, arg) in a batch of its own unless one is open already. A batch
  * of its own that the database undid (MC_EAGAIN) runs again. */
 int wrk__in_batch(wrk_store_t *s, int (*fn)(wrk_store_t *s, void *arg), void *arg);
+
+/* Queues a run of st, as the driver's queue does (worker/store_db.h), in
+ * the batch of wrk__queued_batch: only fn there calls it. Returns 0 or
+ * MC_ENOMEM / MC_ETOOBIG (past WRK_STORE_QUEUE_MAX runs). */
+int wrk__queue(wrk_store_t *s, wrk_db_stmt_t *st, wrk_db_done_fn done, void *arg);
+
+/* Runs, in one transaction of their own and (PostgreSQL) one round trip,
+ * the runs that fn(s, arg) queues with wrk__queue: when one fails, nothing
+ * of them is kept. Returns 0 once they are committed, or the first failure
+ * (errmsg says why); each run's done is told its own result either way. A
+ * transaction the database undid to break a deadlock runs again, fn and
+ * all. Not inside a batch (MC_EINVAL). */
+int wrk__queued_batch(wrk_store_t *s, int (*fn)(wrk_store_t *s, void *arg), void *arg);
+
+/* Reads a message from the columns of st: id, room_id, user_id, username,
+ * body, created, edited, deleted. Returns 0 or MC_ENOMEM. */
+int wrk__read_message(wrk_db_stmt_t *st, wrk_message_t *m);
+
+/* Publishing (store_publishing.c): the marks a batch finds pending in
+ * its rooms, read by a queued run; the caller keeps marks until the
+ * flush, then finds them there (and the run's result in rc). */
+typedef struct wrk__marks {
+    struct wrk__mark {
+        int64_t room, after_id;
+        char *senders; /* malloc'd */
+    } * v;
+    size_t n;
+    int rc;
+} wrk__marks_t;
+int wrk__queue_pending(wrk_store_t *s, const int64_t *rooms, size_t n, wrk__marks_t *marks);
+void wrk__marks_clear(wrk__marks_t *marks);
+/* The messages marks left unpublished (at most WRK_STORE_SINCE_MAX, oldest
+ * first), once added[0..n) (which stored after them) are stored. */
+int wrk__unpublished_of(wrk_store_t *s, const wrk__marks_t *marks, const wrk_new_message_t *added,
+                        size_t n, wrk_unpublished_list_t *out);
+/* Queues the marking of the rooms of msgs[0..n), with their senders (those
+ * with a client_id and a sender: only they can be told apart). */
+int wrk__queue_mark(wrk_store_t *s, const wrk_new_message_t *msgs, size_t n);
 
 /* Puts the items of an array of n elements of size (at most
  * WRK_REVERSE_MAX) bytes in reverse order (queries that read newest first

@@ -7,6 +7,7 @@
  */
 #include "worker/store_impl.h"
 #include "common/error.h"
+#include "common/log.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,21 +16,19 @@
     "SELECT m.id, m.room_id, m.user_id, u.username, m.body, m.created, m.edited, m.deleted "       \
     "FROM messages m JOIN users u ON u.id = m.user_id "
 
-/* Stores a message and returns it as MESSAGE_COLUMNS do, in one round trip.
- * On PostgreSQL the room is looked for first: a statement that fails there
- * (here, on the foreign key of a room deleted meanwhile) undoes the whole
- * batch it is in; sqlite undoes that statement only, and its plain insert
- * costs less. */
-#define MESSAGE_ADDED                                                                              \
-    "ON CONFLICT (user_id, client_id) DO NOTHING RETURNING id, room_id, user_id, "                 \
-    "(SELECT username FROM users WHERE users.id = messages.user_id), body, created, edited, "      \
-    "deleted"
+/* Stores a message and returns it as MESSAGE_COLUMNS do, in one round trip,
+ * when its user is active and may be in its room: the checks a sender
+ * needs come with the insert rather than as queries of their own. A room
+ * or user that is not there stores nothing and fails no statement (on
+ * PostgreSQL a failed statement undoes the whole batch it is in). */
 static const wrk_sql_t sql_message_add = {
     .text = "INSERT INTO messages(room_id, user_id, body, created, client_id) "
-            "VALUES (?1, ?2, ?3, ?4, ?5) " MESSAGE_ADDED,
-    .pg = "INSERT INTO messages(room_id, user_id, body, created, client_id) "
-          "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM rooms WHERE id = "
-          "?1) " MESSAGE_ADDED};
+            "SELECT r.id, u.id, ?3, ?4, ?5 FROM rooms r, users u "
+            "WHERE r.id = ?1 AND u.id = ?2 AND u.is_active = 1 "
+            "AND (r.staff_only = 0 OR u.is_staff = 1) "
+            "ON CONFLICT (user_id, client_id) DO NOTHING RETURNING id, room_id, user_id, "
+            "(SELECT username FROM users WHERE users.id = messages.user_id), body, created, "
+            "edited, deleted"};
 static const wrk_sql_t sql_message_by_client_id = {
     .text = "SELECT id FROM messages WHERE user_id = ?1 AND client_id = ?2"};
 static const wrk_sql_t sql_message_get = {.text = MESSAGE_COLUMNS "WHERE m.id = ?1"};
@@ -88,7 +87,7 @@ void wrk_message_list_clear(wrk_message_list_t *l)
     memset(l, 0, sizeof(*l));
 }
 
-static int read_message(wrk_db_stmt_t *st, wrk_message_t *m)
+int wrk__read_message(wrk_db_stmt_t *st, wrk_message_t *m)
 {
     memset(m, 0, sizeof(*m));
     m->id = wrk_db_int(st, 0);
@@ -113,7 +112,7 @@ int wrk_store_message_get(wrk_store_t *s, int64_t id, wrk_message_t *out)
     wrk_db_bind_int(st, 1, id);
     int rc = wrk__step(s, st, "message");
     if (rc == WRK_DB_ROW)
-        rc = read_message(st, out);
+        rc = wrk__read_message(st, out);
     else if (rc == WRK_DB_DONE)
         rc = MC_ENOTFOUND;
     wrk_db_reset(st);
@@ -131,6 +130,47 @@ static int message_by_client_id(wrk_store_t *s, int64_t user_id, const char *cli
     return wrk__query_int(s, st, id, "find message");
 }
 
+/* Binds m's values to sql_message_add's statement st. Returns 0 or
+ * MC_EINVAL (a body or client id past its limit). */
+static int bind_message(wrk_db_stmt_t *st, int64_t room_id, int64_t user_id, const char *body,
+                        size_t body_len, const char *client_id, int64_t now_ms)
+{
+    if (body_len > BODY_MAX || (client_id && strlen(client_id) > WRK_CLIENT_ID_MAX))
+        return MC_EINVAL;
+    wrk_db_bind_int(st, 1, room_id);
+    wrk_db_bind_int(st, 2, user_id);
+    wrk_db_bind_text(st, 3, body, body_len);
+    wrk_db_bind_int(st, 4, now_ms);
+    if (client_id)
+        wrk_db_bind_text(st, 5, client_id, strlen(client_id));
+    return 0;
+}
+
+/* After an insert of sql_message_add stored nothing: the unique (user,
+ * client id) refused it and the message is stored already (only its sender
+ * can have made it, so it stays), or the room is gone, or the user is gone
+ * or inactive, or may not post there. */
+static int stored_nothing(wrk_store_t *s, int64_t room_id, int64_t user_id, const char *client_id,
+                          wrk_message_t *out, int *duplicate)
+{
+    int64_t id;
+    int rc = client_id ? message_by_client_id(s, user_id, client_id, &id) : MC_ENOTFOUND;
+    if (rc == 0) {
+        *duplicate = 1;
+        return wrk_store_message_get(s, id, out);
+    }
+    if (rc != MC_ENOTFOUND)
+        return rc;
+    wrk_room_t room;
+    if ((rc = wrk_store_room_get(s, room_id, &room)) != 0)
+        return rc;
+    wrk_user_t user;
+    rc = wrk_store_user_by_id(s, user_id, &user);
+    return rc == MC_ENOTFOUND || (rc == 0 && !user.is_active) ? MC_ECLOSED : rc ? rc : MC_EDENIED;
+}
+
+#define STORED_NOTHING 1 /* an insert's result: look for why */
+
 int wrk_store_message_add(wrk_store_t *s, int64_t room_id, int64_t user_id, const char *body,
                           size_t body_len, const char *client_id, int64_t now_ms,
                           wrk_message_t *out, int *duplicate)
@@ -140,34 +180,102 @@ int wrk_store_message_add(wrk_store_t *s, int64_t room_id, int64_t user_id, cons
     if (!duplicate)
         duplicate = &dup_unused;
     *duplicate = 0;
-    if (body_len > BODY_MAX || (client_id && strlen(client_id) > WRK_CLIENT_ID_MAX))
-        return MC_EINVAL;
     wrk_db_stmt_t *st = wrk__stmt(s, &sql_message_add);
     if (!st)
         return MC_EDB;
-    wrk_db_bind_int(st, 1, room_id);
-    wrk_db_bind_int(st, 2, user_id);
-    wrk_db_bind_text(st, 3, body, body_len);
-    wrk_db_bind_int(st, 4, now_ms);
-    if (client_id)
-        wrk_db_bind_text(st, 5, client_id, strlen(client_id));
-    int rc = wrk__step(s, st, "add message");
+    int rc = bind_message(st, room_id, user_id, body, body_len, client_id, now_ms);
+    if (rc == 0)
+        rc = wrk__step(s, st, "add message");
     if (rc == WRK_DB_ROW)
-        rc = read_message(st, out) == 0 ? 0 : MC_ENOMEM;
+        rc = wrk__read_message(st, out) == 0 ? 0 : MC_ENOMEM;
     else if (rc == WRK_DB_DONE)
-        rc = 1; /* stored nothing */
+        rc = STORED_NOTHING;
     wrk_db_reset(st);
-    if (rc <= 0)
+    if (rc == STORED_NOTHING)
+        rc = stored_nothing(s, room_id, user_id, client_id, out, duplicate);
+    return rc;
+}
+
+/* The result of one queued insert of wrk_store_messages_add. */
+static void message_added(void *arg, wrk_db_stmt_t *st, int rc)
+{
+    wrk_new_message_t *m = arg;
+    wrk_message_clear(&m->stored); /* a run again after a conflict */
+    if (rc == WRK_DB_ROW)
+        m->rc = wrk__read_message(st, &m->stored) == 0 ? 0 : MC_ENOMEM;
+    else
+        m->rc = rc == WRK_DB_DONE ? STORED_NOTHING : rc;
+}
+
+typedef struct new_messages {
+    wrk_new_message_t *v;
+    size_t n;
+    int64_t now_ms;
+    int pending; /* read the rooms' pending marks first */
+    wrk__marks_t marks;
+} new_messages_t;
+
+/* The queued runs of wrk_store_messages_add: what earlier batches left
+ * unpublished in these rooms, the rooms' marks, the messages. */
+static int queue_messages(wrk_store_t *s, void *arg)
+{
+    new_messages_t *a = arg;
+    int rc;
+    if (a->pending) {
+        int64_t rooms[WRK_STORE_MESSAGES_MAX];
+        for (size_t i = 0; i < a->n; i++)
+            rooms[i] = a->v[i].room_id;
+        if ((rc = wrk__queue_pending(s, rooms, a->n, &a->marks)) != 0)
+            return rc;
+    }
+    if ((rc = wrk__queue_mark(s, a->v, a->n)) != 0)
         return rc;
-    /* Nothing stored: either the unique (user, client id) refused it and the
-     * message is stored already (only its sender can have made it, so it
-     * stays), or the room is gone. */
-    int64_t id;
-    rc = client_id ? message_by_client_id(s, user_id, client_id, &id) : MC_ENOTFOUND;
-    if (rc)
-        return rc;
-    *duplicate = 1;
-    return wrk_store_message_get(s, id, out);
+    for (size_t i = 0; i < a->n; i++) {
+        wrk_new_message_t *m = &a->v[i];
+        wrk_db_stmt_t *st = wrk__stmt(s, &sql_message_add);
+        if (!st)
+            return MC_EDB;
+        m->rc =
+            bind_message(st, m->room_id, m->user_id, m->body, m->body_len, m->client_id, a->now_ms);
+        if (m->rc) {
+            wrk_db_reset(st);
+            continue;
+        }
+        if ((rc = wrk__queue(s, st, message_added, m)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int wrk_store_messages_add(wrk_store_t *s, wrk_new_message_t *msgs, size_t n, int64_t now_ms,
+                           wrk_unpublished_list_t *stale)
+{
+    for (size_t i = 0; i < n; i++) {
+        memset(&msgs[i].stored, 0, sizeof(msgs[i].stored));
+        msgs[i].duplicate = 0;
+    }
+    if (stale)
+        memset(stale, 0, sizeof(*stale));
+    new_messages_t a = {msgs, n, now_ms, stale != NULL, {0}};
+    int rc = n > WRK_STORE_MESSAGES_MAX ? MC_EINVAL : wrk__queued_batch(s, queue_messages, &a);
+    for (size_t i = 0; i < n; i++) {
+        wrk_new_message_t *m = &msgs[i];
+        if (rc) {
+            wrk_message_clear(&m->stored);
+            m->rc = rc;
+        } else if (m->rc == STORED_NOTHING) {
+            m->rc =
+                stored_nothing(s, m->room_id, m->user_id, m->client_id, &m->stored, &m->duplicate);
+        }
+    }
+    /* Stored: they go on, whatever becomes of what was left before them. */
+    int left = rc == 0 && stale ? a.marks.rc : 0;
+    if (rc == 0 && stale && !left && a.marks.n)
+        left = wrk__unpublished_of(s, &a.marks, msgs, n, stale);
+    if (left)
+        mc_warn("store: reading the unpublished messages: %s", mc_strerror(left));
+    wrk__marks_clear(&a.marks);
+    return rc;
 }
 
 int wrk_store_message_edit(wrk_store_t *s, int64_t id, const char *body, size_t body_len,
@@ -221,7 +329,7 @@ static int message_query(wrk_store_t *s, const wrk_sql_t *q, int64_t room_id, in
             rc = WRK_DB_DONE;
             break;
         }
-        if ((rc = read_message(st, &out->items[out->n])) != 0)
+        if ((rc = wrk__read_message(st, &out->items[out->n])) != 0)
             break;
         out->n++;
     }

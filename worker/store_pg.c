@@ -8,6 +8,10 @@
  * Every run fetches its rows at once: the store's queries return at most a
  * few hundred, and those that could return more page through them.
  *
+ * Queued runs go out in pipeline mode, buffered, and flush sends them with
+ * one sync point after the last: one write, one round trip; it reads their
+ * results in order.
+ *
  * A connection that the server closed (a restart, an idle timeout) is found
  * before the next statement is sent, and reopened when no transaction was
  * open on it: prepared statements are prepared again, on first use. A
@@ -31,8 +35,21 @@
 #define PG_INT8 20 /* type oids, fixed in every PostgreSQL */
 #define PG_TEXT 25
 
+/* A run queued for the pipeline. */
+typedef struct pg_queued {
+    struct pg_stmt *st;
+    wrk_db_done_fn done;
+    void *arg;
+    int prepares; /* its statement is prepared in the same pipeline, first */
+    int sent;     /* it went out: its results come back */
+} pg_queued_t;
+
 struct wrk_db {
     PGconn *conn;
+    pg_queued_t *queued; /* runs sent, whose results flush reads */
+    size_t nqueued, queued_cap;
+    int queue_rc;         /* the failure of the runs that did not go out, 0: none */
+    int lost;             /* the connection is in a state nothing can use: replace it */
     long idle_timeout_ms; /* set on each connection, 0: none */
     unsigned generation;  /* counts connections: statements prepared on an older one are gone */
     unsigned names;       /* statement names handed out on this connection */
@@ -56,6 +73,7 @@ typedef struct pg_stmt {
     uint64_t ints[PG_PARAMS_MAX]; /* int8 values in network order */
     PGresult *res;
     int ran, row, nrows;
+    int commits; /* COMMIT: on a failed transaction it rolls back instead */
 } pg_stmt_t;
 
 static void set_err(wrk_db_t *db, const char *text)
@@ -84,10 +102,13 @@ static int result_error(wrk_db_t *db, const PGresult *res)
     return MC_EDB;
 }
 
+/* A connection that is gone (PQTRANS_UNKNOWN) keeps what it was: a
+ * transaction open on it is lost, which connection_ready then says. */
 static void track_transaction(wrk_db_t *db)
 {
     PGTransactionStatusType t = PQtransactionStatus(db->conn);
-    db->tx = t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
+    if (t != PQTRANS_UNKNOWN)
+        db->tx = t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
 }
 
 /* Notices (such as "relation exists, skipping") are no news for the chat. */
@@ -138,13 +159,14 @@ static void read_pending(wrk_db_t *db)
 static int connection_ready(wrk_db_t *db)
 {
     read_pending(db);
-    if (PQstatus(db->conn) == CONNECTION_OK)
+    if (PQstatus(db->conn) == CONNECTION_OK && !db->lost)
         return 0;
     if (db->tx) {
         db->tx = 0; /* lost with the connection: the next statement reconnects */
         set_err(db, "the connection to the database was lost in a transaction");
         return MC_EDB;
     }
+    db->lost = 0;
     PQreset(db->conn);
     if (PQstatus(db->conn) != CONNECTION_OK) {
         set_err(db, PQerrorMessage(db->conn));
@@ -160,6 +182,7 @@ static void close_db(wrk_db_t *db)
     if (!db)
         return;
     PQfinish(db->conn);
+    free(db->queued);
     free(db);
 }
 
@@ -253,6 +276,7 @@ static int prepare(wrk_db_t *db, const char *sql, wrk_db_stmt_t **out)
     }
     s->head.drv = &wrk_db_pg;
     s->db = db;
+    s->commits = strncmp(sql, "COMMIT", 6) == 0;
     snprintf(s->name, sizeof(s->name), "mc%u", ++db->names);
     reset(&s->head);
     *out = &s->head;
@@ -399,6 +423,139 @@ static void reset(wrk_db_stmt_t *st)
     }
 }
 
+static int queue(wrk_db_stmt_t *st, wrk_db_done_fn done, void *arg)
+{
+    pg_stmt_t *s = (pg_stmt_t *)st;
+    wrk_db_t *db = s->db;
+    if (db->nqueued == db->queued_cap) {
+        size_t cap = db->queued_cap ? 2 * db->queued_cap : 16;
+        pg_queued_t *q = realloc(db->queued, cap * sizeof(*q));
+        if (!q)
+            return MC_ENOMEM;
+        db->queued = q;
+        db->queued_cap = cap;
+    }
+    if (db->nqueued == 0) {
+        db->queue_rc = connection_ready(db);
+        if (!db->queue_rc && !PQenterPipelineMode(db->conn)) {
+            set_err(db, PQerrorMessage(db->conn));
+            db->queue_rc = MC_EDB;
+        }
+    }
+    pg_queued_t *q = &db->queued[db->nqueued++];
+    *q = (pg_queued_t){s, done, arg, 0, 0};
+    if (!db->queue_rc && s->prepared != db->generation) {
+        q->prepares = 1;
+        s->prepared = db->generation; /* undone by flush if it failed */
+    }
+    /* A send that fails leaves the pipeline in no known state: the runs
+     * sent get their results, the connection is replaced after them. */
+    if (!db->queue_rc &&
+        ((q->prepares && !PQsendPrepare(db->conn, s->name, s->sql, s->nparams, s->types)) ||
+         !PQsendQueryPrepared(db->conn, s->name, s->nparams, s->values, s->lengths, s->formats,
+                              0))) {
+        set_err(db, PQerrorMessage(db->conn));
+        db->queue_rc = MC_EDB;
+        db->lost = 1;
+    }
+    q->sent = !db->queue_rc;
+    reset(st);
+    return 0;
+}
+
+/* The results of the run q up to its sync point: 0 and its own result in
+ * q->st, or the failure. A result missing where one is due means the
+ * connection is gone: MC_EDB, and *broken is set. */
+static int collect(wrk_db_t *db, pg_queued_t *q, int *broken)
+{
+    PGresult *r;
+    int rc = 0;
+    if (q->prepares) {
+        r = PQgetResult(db->conn);
+        if (!r) {
+            *broken = 1;
+            return MC_EDB;
+        }
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            rc = result_error(db, r);
+            q->st->prepared = 0;
+        }
+        PQclear(r);
+        while ((r = PQgetResult(db->conn)))
+            PQclear(r);
+    }
+    r = PQgetResult(db->conn);
+    if (!r) {
+        *broken = 1;
+        return MC_EDB;
+    }
+    ExecStatusType status = PQresultStatus(r);
+    if (status == PGRES_COMMAND_OK && q->st->commits && strcmp(PQcmdStatus(r), "ROLLBACK") == 0) {
+        set_err(db, "the transaction failed and was rolled back");
+        rc = MC_EDB;
+        PQclear(r);
+    } else if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+        q->st->res = r;
+        q->st->nrows = PQntuples(r);
+        db->changes = strtoll(PQcmdTuples(r), NULL, 10);
+    } else {
+        if (status != PGRES_PIPELINE_ABORTED) /* else its prepare said why */
+            rc = result_error(db, r);
+        rc = rc ? rc : MC_EDB;
+        PQclear(r);
+    }
+    PGresult *more;
+    while ((more = PQgetResult(db->conn)))
+        PQclear(more);
+    return rc;
+}
+
+static int flush(wrk_db_t *db)
+{
+    if (db->nqueued == 0)
+        return 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int failed = db->queue_rc, broken = 0;
+    if (!failed && !PQpipelineSync(db->conn)) {
+        set_err(db, PQerrorMessage(db->conn));
+        failed = MC_EDB;
+        db->lost = 1;
+        for (size_t i = 0; i < db->nqueued; i++)
+            db->queued[i].sent = 0;
+    }
+    for (size_t i = 0; i < db->nqueued; i++) {
+        pg_queued_t *q = &db->queued[i];
+        int rc = !q->sent ? failed : broken ? MC_EDB : collect(db, q, &broken);
+        if (broken && !failed) {
+            set_err(db, PQerrorMessage(db->conn));
+            failed = MC_EDB;
+        }
+        db->stats.statements++;
+        q->st->ran = 1;
+        q->done(q->arg, &q->st->head, rc ? rc : q->st->nrows ? WRK_DB_ROW : WRK_DB_DONE);
+        reset(&q->st->head);
+    }
+    if (!broken && db->nqueued && db->queued[0].sent) {
+        PGresult *sync = PQgetResult(db->conn);
+        if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
+            broken = 1;
+        PQclear(sync);
+    }
+    db->nqueued = 0;
+    db->queue_rc = 0;
+    if (PQpipelineStatus(db->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(db->conn)) {
+        if (!failed)
+            set_err(db, PQerrorMessage(db->conn));
+        failed = MC_EDB;
+        db->lost = 1;
+    }
+    track_transaction(db);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    db->stats.ns += (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
+    return failed;
+}
+
 static int64_t changes(wrk_db_t *db)
 {
     return db->changes;
@@ -411,7 +568,7 @@ static void stats(const wrk_db_t *db, wrk_store_stats_t *out)
 
 static enum wrk_db_tx in_transaction(wrk_db_t *db)
 {
-    if (PQstatus(db->conn) != CONNECTION_OK)
+    if (PQstatus(db->conn) != CONNECTION_OK || db->lost)
         return db->tx ? WRK_DB_TX_FAILED : WRK_DB_TX_NONE;
     switch (PQtransactionStatus(db->conn)) {
     case PQTRANS_INTRANS:
@@ -452,6 +609,8 @@ const wrk_db_driver_t wrk_db_pg = {
     .column_text = column_text,
     .column_is_null = column_is_null,
     .reset = reset,
+    .queue = queue,
+    .flush = flush,
     .changes = changes,
     .in_transaction = in_transaction,
     .exec_script = exec_script,

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/utf8.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,6 +160,12 @@ static const wrk_sql_t sql_order_try_lock = {
 static const wrk_sql_t sql_order_unlock = {.text = "",
                                            .pg = "SELECT pg_advisory_unlock(" ORDER_KEY ")"};
 static const wrk_sql_t sql_order_unlock_all = {.text = "", .pg = "SELECT pg_advisory_unlock_all()"};
+/* ?1: keys as an array literal, "{k1,k2,...}", taken in that order. */
+static const wrk_sql_t sql_order_lock_keys = {
+    .text = "",
+    .pg =
+        "SELECT count(pg_advisory_lock(28004, CAST(k AS INTEGER))) FROM "
+        "(SELECT k FROM unnest(CAST(?1 AS BIGINT[])) WITH ORDINALITY AS a(k, i) ORDER BY i) AS s"};
 
 int wrk_store_has_order_locks(const wrk_store_t *s)
 {
@@ -192,6 +199,38 @@ int wrk_store_order_lock(wrk_store_t *s, int64_t room, int wait)
     int64_t got = 0;
     int rc = order_call(s, &sql_order_try_lock, room, &got);
     return rc ? rc : got ? 0 : MC_EAGAIN;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int wrk_store_order_lock_rooms(wrk_store_t *s, const int64_t *rooms, size_t n)
+{
+    if (!wrk_store_has_order_locks(s) || n == 0)
+        return 0;
+    if (n > WRK_STORE_LOCK_ROOMS_MAX)
+        return MC_EINVAL;
+    int64_t keys[WRK_STORE_LOCK_ROOMS_MAX];
+    for (size_t i = 0; i < n; i++)
+        keys[i] = rooms[i] % 2147483648;
+    qsort(keys, n, sizeof(keys[0]), by_value);
+    char list[WRK_STORE_LOCK_ROOMS_MAX * 12 + 3];
+    size_t len = 0;
+    list[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || keys[i] != keys[i - 1])
+            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%lld", len > 1 ? "," : "",
+                                    (long long)keys[i]);
+    list[len++] = '}';
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_order_lock_keys);
+    if (!st)
+        return MC_EDB;
+    wrk_db_bind_text(st, 1, list, len);
+    int64_t taken;
+    return wrk__query_int(s, st, &taken, "order locks");
 }
 
 int wrk_store_order_unlock(wrk_store_t *s, int64_t room)

@@ -135,6 +135,14 @@ static const migration_t sqlite_history[] = {
      * by its client, is stored once. Older whispers have none. */
     {6, "ALTER TABLE whispers ADD COLUMN client_id TEXT;"
         "CREATE UNIQUE INDEX whispers_client_id ON whispers(from_id, client_id);"},
+    /* 7: the rooms whose messages are stored but maybe not yet published
+     * (worker/store.h, Publishing): a row per room, marked and cleared by
+     * every batch, never deleted. */
+    {7, "CREATE TABLE publishing ("
+        "  room_id INTEGER PRIMARY KEY,"
+        "  after_id INTEGER NOT NULL,"
+        "  senders TEXT NOT NULL,"
+        "  pending INTEGER NOT NULL);"},
 };
 
 /* Advisory locks of the chat on PostgreSQL are (28003, n) ("mc" in ASCII):
@@ -237,6 +245,14 @@ static const migration_t pg_history[] = {
     /* 6: as sqlite's 6. */
     {6, "ALTER TABLE whispers ADD COLUMN client_id TEXT COLLATE \"C\";"
         "CREATE UNIQUE INDEX whispers_client_id ON whispers(from_id, client_id);"},
+    /* 7: as sqlite's 7. Its rows change with every batch and keep their
+     * keys: room left on each page, updates stay on it (HOT) and need no
+     * vacuum to find their space again. */
+    {7, "CREATE TABLE publishing ("
+        "  room_id BIGINT PRIMARY KEY,"
+        "  after_id BIGINT NOT NULL,"
+        "  senders TEXT NOT NULL,"
+        "  pending INTEGER NOT NULL) WITH (fillfactor = 50);"},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

@@ -214,6 +214,20 @@ static void reset(wrk_db_stmt_t *st)
     sqlite3_clear_bindings(s);
 }
 
+/* sqlite runs in the process: a queued run runs at once. */
+static int queue(wrk_db_stmt_t *st, wrk_db_done_fn done, void *arg)
+{
+    done(arg, st, step(st));
+    reset(st);
+    return 0;
+}
+
+static int flush(wrk_db_t *db)
+{
+    (void)db;
+    return 0;
+}
+
 static int64_t changes(wrk_db_t *db)
 {
     return sqlite3_changes64(db->db);
@@ -245,6 +259,8 @@ const wrk_db_driver_t wrk_db_sqlite = {
     .column_text = column_text,
     .column_is_null = column_is_null,
     .reset = reset,
+    .queue = queue,
+    .flush = flush,
     .changes = changes,
     .in_transaction = in_transaction,
     .exec_script = exec_script,

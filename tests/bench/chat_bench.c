@@ -15,7 +15,7 @@
  *
  * Other modes: --echo-path sends the same messages to an echo WebSocket
  * (no login, no worker: the client's and the interface's own ceiling), and
- * --idle only opens and holds authenticated sockets (memory per socket).
+ * --idle only opens, joins and holds authenticated sockets (memory per socket).
  * --flooders N adds N sockets of users of their own that attack while the
  * steps run: they send history requests, 60 KiB frames that are no command,
  * leaves and joins, as fast as their server reads them, and reconnect when
@@ -1027,7 +1027,7 @@ static void on_ready(client_t *c)
     b->connecting--;
     b->connected++;
     b->ready[b->nready++] = c;
-    if (!b->cfg.idle && !(b->cfg.echo_path && *b->cfg.echo_path)) {
+    if (!(b->cfg.echo_path && *b->cfg.echo_path)) {
         char j[96];
         int n = snprintf(j, sizeof(j), "{\"command\":\"join\",\"room\":%ld}", b->room_ids[c->room]);
         client_send_frame(c, 0x1, j, (size_t)n);
@@ -1345,7 +1345,8 @@ int main(int argc, char **argv)
          "handshakes in flight at once"},
         {"--login-threads", NULL, MC_OPT_INT, &s->login_threads, 1, 64, "logins in parallel"},
         {"--idle", NULL, MC_OPT_BOOL, &s->idle, 0, 0,
-         "open the sockets, print \"idle sockets=N\" and hold them (no rooms, no messages)"},
+         "open the sockets, each joined to its room, print \"idle sockets=N\" and hold them (no "
+         "messages)"},
         {"--hold", NULL, MC_OPT_INT, &s->hold_ms, 0, 86400000,
          "with --idle: how long to hold, ms; 0: until SIGINT or SIGTERM"},
         {"--flooders", NULL, MC_OPT_INT, &s->flooders, 0, MAX_FLOODERS,

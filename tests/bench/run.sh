@@ -11,8 +11,12 @@
 #   2. Redis commands per chat message (INFO commandstats, two runs of
 #      different lengths, so that logins and connects cancel out);
 #   3. chat-bench ladders of rising rates: 100 clients in 10 rooms and 1,000
-#      clients in 1 room, on one interface and then on two;
-#   4. system calls per message of the interface and the worker (strace -c);
+#      clients in 1 room, on one interface and then on two; then the first
+#      again with the worker on a private PostgreSQL (tests/support/
+#      postgres.sh) in place of sqlite;
+#   4. the cost of one message (cost.sh): CPU time, Redis commands and
+#      system calls per message at 2,000 msg/s and at the best rate, and
+#      instructions per message of each process under callgrind;
 #   5. memory per idle authenticated socket: RSS of a fresh interface with
 #      N sockets minus its RSS with none, for N = 10,000 and, when the file
 #      descriptor limit allows, 100,000; and 10,000 sockets that negotiated
@@ -29,7 +33,8 @@
 # from it by tests/bench/plot.sh as docs/bench/NAME.svg, which the report shows.
 # Settings (environment): MC_BENCH_OUT (default docs/performance.md; "-" for
 # stdout only, the data and plots then stay in the temporary folder),
-# MC_BENCH_STEP_MS (3000), MC_BENCH_BIG (1: try 100,000 sockets).
+# MC_BENCH_STEP_MS (3000), MC_BENCH_BIG (1: try 100,000 sockets),
+# MC_BENCH_CALLGRIND (1: instructions per message under callgrind).
 set -euo pipefail
 export LC_ALL=C
 B=${1:?usage: tests/bench/run.sh BUILD_DIR}
@@ -48,91 +53,19 @@ done
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 nofile=$(ulimit -n)
 
-dir=$(mktemp -d /tmp/mc-bench-XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup INT TERM EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-# kv LINE KEY: the value of KEY=VALUE in a line of chat-bench output.
-kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-wait_http() {
-    for _ in $(seq 1 500); do
-        curl -sf "http://$1/healthz" >/dev/null 2>&1 && return 0
-        sleep 0.01
-    done
-    echo "run.sh: nothing answers on $1" >&2
-    exit 1
-}
-log() { echo "== $*" >&2; }
+BENCH_NAME=bench
+# shellcheck source=tests/bench/servers.sh
+. "$here/servers.sh"
 
 # ---- Servers ---------------------------------------------------------------
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
-    --daemonize no --loglevel warning --logfile "$dir/redis.log" --maxclients 10000 &
-rpid=$!
-pids+=($rpid)
-for _ in $(seq 1 500); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.01; done
-redis-cli -p "$rport" ping >/dev/null
-rcli() { redis-cli -p "$rport" "$@"; }
-
-export CHAT_DB=$dir/chat.sqlite3 CHAT_REDIS_URL=redis://127.0.0.1:$rport CHAT_WEB_ROOT=$root/web
-export CHAT_LOG_LEVEL=warn
-USERS=1000
-PASSWORD=bench-password
-"$B/bin/chatctl" migrate >/dev/null
-# Fast password hashes: the benchmark measures chat, not argon2.
-for i in $(seq 1 $USERS); do echo "bench$i $PASSWORD"; done |
-    "$B/bin/chatctl" --argon2-memory 64 --argon2-time 1 user import >/dev/null
-ROOMS=""
-for r in $(seq 1 10); do ROOMS="$ROOMS${ROOMS:+,}$("$B/bin/chatctl" room add "bench room $r")"; done
-ROOM1=${ROOMS%%,*}
-
-# Enter and leave notices are off: with 1,000 sockets joining one room they
-# alone would be a million deliveries before the first chat message. The
-# rate limits are off, the interfaces' limits per address and per socket
-# too: a load generator is one address and a few users sending far above
-# what one person may. (Messages in flight per socket keep their limit: it
-# refuses nothing, it only paces a socket.) Section 7 runs with them on.
-NO_LIMITS="--address-open-max 0 --address-rate 0 --socket-rate 0 --socket-kib-rate 0"
-"$B/bin/chat-worker" --notify-enter-leave off --rate-messages 0 --rate-connects 0 \
-    >"$dir/worker.log" 2>&1 &
-wpid=$!
-pids+=($wpid)
-start_ifc() { # start_ifc PORT [FLAGS]: prints the pid; no limits per address or socket unless FLAGS
-    # shellcheck disable=SC2086
-    CHAT_LISTEN=127.0.0.1:$1 "$B/bin/chat-interface" --echo-path /echo/ ${2-$NO_LIMITS} \
-        >>"$dir/ifc-$1.log" 2>&1 &
-    echo $!
-}
+start_redis
+setup_db
+start_worker
 p1=$(free_port)
 ipid1=$(start_ifc "$p1")
 pids+=($ipid1)
 wait_http "127.0.0.1:$p1"
 
-# Waits until the worker has caught up (nothing queued or in flight for a while),
-# so that one run's disconnects do not slow the next run's logins and steps.
-settle() {
-    local quiet=0
-    for _ in $(seq 1 300); do
-        # The queue, and the in-flight lists: a worker takes 32 envelopes at once.
-        local left
-        left=$(rcli eval "local n = redis.call('LLEN', 'mc:worker')
-            for _, k in ipairs(redis.call('KEYS', 'mc:inflight:*')) do n = n + redis.call('LLEN', k) end
-            return n" 0)
-        if [ "$left" = 0 ]; then quiet=$((quiet + 1)); else quiet=0; fi
-        [ $quiet -ge 5 ] && return 0
-        sleep 0.1
-    done
-}
 cb() {
     settle
     "$B/bin/chat-bench" --password "$PASSWORD" --duration "$STEP_MS" "$@"
@@ -212,6 +145,45 @@ ladders() { # ladders TARGETS VAR10 VAR1: both ladders on TARGETS, their output 
 }
 ladders "127.0.0.1:$p1" l100 l1000
 
+# The 10-room ladder again, on PostgreSQL: a private server, durable as
+# sqlite's WAL with synchronous=NORMAL is (fsync on; a commit does not wait
+# for its WAL to reach the disk, synchronous_commit=off: a crash of the
+# machine may lose the last commits, never corrupts), holding a copy of the
+# sqlite database (chatctl copy-to: the same users and rooms, and message
+# ids that go on where sqlite's stopped, as after a move), and a worker on it
+# in place of the sqlite one, on the same interface and Redis. Then once more
+# with synchronous_commit=on, every commit waiting for the disk. Afterwards
+# a sqlite worker comes back on a copy of the PostgreSQL database (the way
+# back), so that its message ids go on past those already published.
+coproc PG { MC_PG_SETTINGS="fsync=on full_page_writes=on" "$root/tests/support/postgres.sh" 2>"$dir/postgres.err"; }
+pids+=($PG_PID)
+read -r pg_url <&"${PG[0]}" || { cat "$dir/postgres.err" >&2; exit 1; }
+pg_version=$(psql -qAtX "$pg_url" -c 'SHOW server_version' | cut -d' ' -f1)
+psql -qX "$pg_url" -c 'CREATE DATABASE chat' >/dev/null
+pg_db=${pg_url%/*}/chat
+stop_worker() { # once the worker has caught up
+    settle
+    kill "$wpid"
+    wait "$wpid" 2>/dev/null || true
+}
+pg_ladder() { # pg_ladder VAR TITLE: a worker on PostgreSQL, the 10-room ladder in VAR
+    local -n out=$1
+    CHAT_DB=$pg_db start_worker
+    log "chat-bench: 100 clients in 10 rooms on 127.0.0.1:$p1, the worker on PostgreSQL $pg_version$2"
+    out=$(ladder "127.0.0.1:$p1" 100 100 "$ROOMS" "$RATES_100")
+    echo "$out" >&2
+    stop_worker
+}
+stop_worker
+CHAT_DB=$pg_db "$B/bin/chatctl" migrate >/dev/null
+"$B/bin/chatctl" copy-to "$pg_db" >/dev/null
+pg_ladder l100pg ""
+psql -qX "$pg_db" -c 'ALTER DATABASE chat SET synchronous_commit = on' >/dev/null
+pg_ladder l100pgsync ", synchronous_commit=on"
+export CHAT_DB=$dir/after-postgresql.sqlite3
+"$B/bin/chatctl" --db "$pg_db" copy-to "$CHAT_DB" >/dev/null
+start_worker
+
 p2=$(free_port)
 ipid2=$(start_ifc "$p2")
 pids+=($ipid2)
@@ -230,32 +202,27 @@ load_in_background() {
     sleep 0.5
 }
 
-# ---- 4. System calls per message -------------------------------------------
-SC_RATE=500
-SC_SECS=2
-syscalls=""
-if command -v strace >/dev/null; then
-    log "strace -c of the interface and the worker, 100 clients in 10 rooms at $SC_RATE msg/s"
-    load_in_background "$dir/sc.out" "$SC_RATE" $((SC_SECS * 1000 + 2500))
-    sc_pid=$load_pid
-    timeout -s INT "$SC_SECS" strace -c -f -p "$ipid1" -o "$dir/sc-ifc.txt" 2>/dev/null &
-    s1=$!
-    timeout -s INT "$SC_SECS" strace -c -f -p "$wpid" -o "$dir/sc-wrk.txt" 2>/dev/null &
-    s2=$!
-    wait "$s1" "$s2" 2>/dev/null || true
-    wait "$sc_pid" || true
-    msgs=$((SC_RATE * SC_SECS))
-    sc_rows() { # sc_rows FILE: the busiest calls, per message
-        awk '$1 ~ /^[0-9.]+$/ && $NF != "total" {print $NF, $4}' "$1" |
-            sort -k2,2nr | head -6 | awk -v n="$msgs" '{printf "%s %.1f, ", $1, $2 / n}' |
-            sed 's/, $//'
-    }
-    sc_total() { awk -v n="$msgs" '$NF == "total" {printf "%.1f", $4 / n}' "$1"; }
-    if [ -s "$dir/sc-ifc.txt" ] && [ -s "$dir/sc-wrk.txt" ]; then
-        syscalls="| chat-interface | $(sc_total "$dir/sc-ifc.txt") | $(sc_rows "$dir/sc-ifc.txt") |
-| chat-worker | $(sc_total "$dir/sc-wrk.txt") | $(sc_rows "$dir/sc-wrk.txt") |"
-        echo "$syscalls" >&2
-    fi
+# ---- 4. The cost of one message ---------------------------------------------
+# cost.sh on servers of its own: CPU time, Redis commands and system calls
+# per message at a fixed moderate rate and at the highest rate that passed;
+# then each process under callgrind at a low rate, for counts that do not
+# move with the machine's load.
+COST_RATE=2000
+cost_best=$(kv "$(grep '^best' <<<"$l100")" rate)
+[ -n "$cost_best" ] && [ "$cost_best" -gt 0 ] || cost_best=$COST_RATE
+log "cost of one message at $COST_RATE and $cost_best msg/s"
+cost_out=$("$here/cost.sh" "$B" "$COST_RATE" "$cost_best")
+echo "$cost_out" >&2
+CG_RATE=50
+cg_out=""
+if command -v valgrind >/dev/null && [ "${MC_BENCH_CALLGRIND:-1}" = 1 ]; then
+    for p in interface worker redis; do
+        log "instructions per message of $p (callgrind, $CG_RATE msg/s)"
+        cg_out="$cg_out$(MC_COST_SECS=8 MC_COST_CALLGRIND=$p "$here/cost.sh" "$B" "$CG_RATE" |
+            grep '^instr')
+"
+    done
+    echo "$cg_out" >&2
 fi
 
 # ---- 4b. Where the CPU goes at the highest rate ------------------------------
@@ -324,7 +291,8 @@ idle_run() { # idle_run N SOURCES [--deflate]
     rss0=$(rss_kib "$ipid")
     out=$dir/idle-$n.out
     "$B/bin/chat-bench" --password "$PASSWORD" --target "127.0.0.1:$port" --idle --clients "$n" \
-        --users 100 --sources "$2" --connect-parallel 500 ${3:-} >"$out" 2>"$dir/idle-$n.err" &
+        --users 100 --rooms "$IDLE_ROOM" --sources "$2" --connect-parallel 500 ${3:-} >"$out" \
+        2>"$dir/idle-$n.err" &
     bpid=$!
     for _ in $(seq 1 30000); do
         grep -q '^idle' "$out" 2>/dev/null && break
@@ -351,6 +319,8 @@ idle_run() { # idle_run N SOURCES [--deflate]
 "
     fi
 }
+# The sockets join a room of their own, which has no history to send them.
+IDLE_ROOM=$("$B/bin/chatctl" room add "idle room")
 log "idle sockets: 10,000"
 idle_run 10000 1
 log "idle sockets: 10,000 with permessage-deflate"
@@ -427,7 +397,7 @@ z_cpu1=$(zmed pids_cpu_us_per_msg 1 "${zdeflate[@]}")
 ABUSE_RATE=500
 ABUSE_MS=$((STEP_MS * 2))
 pa=$(free_port)
-ipa=$(start_ifc "$pa" "")
+ipa=$(IFC_LIMITS="" start_ifc "$pa")
 pids+=($ipa)
 wait_http "127.0.0.1:$pa"
 abuse_run() { # abuse_run FLOODERS
@@ -486,7 +456,8 @@ DATA=$root/docs/bench
 mkdir -p "$DATA"
 ladder_data echo "chat-bench against the echo endpoint, 100 sockets" \
     "echo endpoint, one interface" "$echo_out"
-ladder_data rooms-10 "Chat: 100 clients in 10 rooms" "one interface" "$l100" "two interfaces" "$l100x2"
+ladder_data rooms-10 "Chat: 100 clients in 10 rooms" "one interface" "$l100" "two interfaces" "$l100x2" \
+    "PostgreSQL, one interface" "$l100pg" "PostgreSQL, synchronous commits" "$l100pgsync"
 ladder_data room-1 "Chat: 1,000 clients in 1 room" "one interface" "$l1000" "two interfaces" "$l1000x2"
 "$here/plot.sh" "$DATA" || log "no plots (make bench-plots draws them from $DATA)"
 
@@ -514,6 +485,9 @@ conn_line() { grep '^connected' <<<"$1" | head -1; }
 b100=$(best "$l100")
 b1000=$(best "$l1000")
 b100x2=$(best "$l100x2")
+b100pg=$(best "$l100pg")
+b100pgsync=$(best "$l100pgsync")
+pg_share=$(awk -v a="$b100pg" -v b="$b100" 'BEGIN {if (b > 0) printf "%d", 100 * a / b; else print "?"}')
 b1000x2=$(best "$l1000x2")
 chl_table=$(awk '/\/s  \(/ {
     line = $0; what = substr(line, 1, 52); sub(/[ ]+$/, "", what)
@@ -522,6 +496,45 @@ chl_table=$(awk '/\/s  \(/ {
 mem10=${memper[10000]:-}
 mem100=${memper[$big]:-}
 msg_ceiling=$(awk -v l="$rb_p16" -v c="$cmd_per_msg" 'BEGIN {if (c > 0) printf "%d", l / c}')
+
+# The cost section: one column per rate of cost.sh.
+cost_get() { kv "$(grep "^cost rate=$1 " <<<"$cost_out" | head -1)" "$2"; }
+sys_get() { kv "$(grep "^sys rate=$1 proc=$2 " <<<"$cost_out" | head -1)" "$3"; }
+sys_top() { sed -n 's/.* top="\(.*\)"$/\1/p' <<<"$(grep "^sys rate=$1 proc=$2 " <<<"$cost_out" | head -1)"; }
+cost_row() { # cost_row LABEL FORMAT-FUNCTION: one row, a cell per rate
+    local r cells=""
+    for r in "$COST_RATE" "$cost_best"; do cells="$cells | $($2 "$r")"; done
+    echo "| $1$cells |"
+}
+cpu_cell() { echo "$(cost_get "$1" "$2_us") ($(cost_get "$1" "$2_user_us") + $(cost_get "$1" "$2_sys_us"))"; }
+c_ifc() { cpu_cell "$1" ifc; }
+c_wrk() { cpu_cell "$1" wrk; }
+c_redis() { cpu_cell "$1" redis; }
+c_sum() { echo "**$(cost_get "$1" sum_us)**"; }
+c_bench() { echo "$(cost_get "$1" bench_us) ($(cost_get "$1" bench_share) of the four)"; }
+c_cmds() { echo "**$(cost_get "$1" cmds)**"; }
+c_sys_ifc() { echo "**$(sys_get "$1" ifc per_delivery)** ($(sys_top "$1" ifc) per message)"; }
+c_sys_wrk() { echo "$(sys_get "$1" wrk per_msg) ($(sys_top "$1" wrk))"; }
+c_sys_redis() { echo "$(sys_get "$1" redis per_msg)"; }
+c_run() { echo "$(cost_get "$1" sent_per_s) sent/s, p99 $(cost_get "$1" p99_ms) ms, $(cost_get "$1" lost) lost"; }
+cost_table=$(
+    echo "| per chat message (10 deliveries) | at $COST_RATE msg/s | at $cost_best msg/s |"
+    echo "| --- | ---: | ---: |"
+    cost_row "CPU µs, chat-interface (user + system)" c_ifc
+    cost_row "CPU µs, chat-worker" c_wrk
+    cost_row "CPU µs, redis-server" c_redis
+    cost_row "**CPU µs, the three together**" c_sum
+    cost_row "CPU µs, chat-bench (the load generator)" c_bench
+    cost_row "Redis commands (those inside scripts included)" c_cmds
+    cost_row "system calls per delivery, chat-interface" c_sys_ifc
+    cost_row "system calls per message, chat-worker" c_sys_wrk
+    cost_row "system calls per message, redis-server" c_sys_redis
+    cost_row "the run" c_run
+)
+instr_table=$(awk '/^instr/ {
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    printf "| %s | %s |\n", v["proc"], v["per_msg"]; t += v["per_msg"] }
+    END { if (NR) printf "| **the three together** | **%d** |\n", t }' <<<"$cg_out")
 
 report() {
     cat <<EOF
@@ -542,6 +555,38 @@ builds while it ran, and chat-bench, Redis, the worker and the interfaces
 all share its $ncpu cores, so figures move by tens of percent between runs;
 read them as orders of magnitude.
 
+## Cost of one message
+
+What one chat message costs the interface, the worker and Redis together,
+100 clients in 10 rooms (10 deliveries a message), one interface, one
+worker: \`tests/bench/cost.sh\` (on servers of its own) at a fixed moderate
+rate and at the highest rate that passed below. CPU time is each process's
+user and system time over 4 s of steady sending (all threads,
+\`/proc/PID/task/*/schedstat\`), divided by the messages sent meanwhile;
+Redis commands from \`INFO commandstats\` over the same 4 s; system calls
+over the next 4 s (\`perf stat\` on the \`syscalls:sys_enter_*\`
+tracepoints, which, unlike strace, do not slow the processes down). The
+machine is shared (see its load above): CPU time per message moves less
+than the rates do, but it moves; the batching of every process grows with
+the rate and with the load, and lowers the cost per message.
+
+$cost_table
+
+Instructions per message, each process in turn under valgrind's callgrind
+(\`MC_COST_CALLGRIND=PROCESS MC_COST_SECS=8 tests/bench/cost.sh BUILD $CG_RATE\`):
+at $CG_RATE msg/s every batch is one message, and the count is the same from
+run to run whatever else the machine does (user space only; system calls
+are counted above).
+
+| process | instructions per message |
+| --- | ---: |
+${instr_table:-| (valgrind was not available) | |}
+
+Memory: **${mem10:-?} bytes** of user space per idle authenticated, joined socket at
+10,000 sockets${mem100:+, **$mem100 bytes** at $big} (see "Memory per idle authenticated socket").
+
+$(cat "$here/cost.md")
+
 ## Summary
 
 | what | figure | ceiling in the same run |
@@ -549,8 +594,9 @@ read them as orders of magnitude.
 | 100 clients in 10 rooms, one interface: highest rate with p99 under 50 ms and no loss | **$b100 msg/s** ($((b100 * 10)) deliveries/s) | echo: $echo_best msg/s round trips through the interface; Redis: $rb_lpush LPUSH/s |
 | 1,000 clients in 1 room, one interface | **$b1000 msg/s** ($((b1000 * 1000)) deliveries/s) | echo: $echo_best deliveries/s (one frame in, one out) |
 | the same on two interfaces | **$b100x2 msg/s** (10 rooms), **$b1000x2 msg/s** (1 room, $((b1000x2 * 1000)) deliveries/s) | one interface: $b100 and $b1000 msg/s |
+| 100 clients in 10 rooms, one interface, the worker on PostgreSQL | **$b100pg msg/s**, $pg_share % of sqlite's; $b100pgsync msg/s with synchronous_commit=on | sqlite in the same run: $b100 msg/s |
 | Redis commands per chat message (those run inside scripts included) | **$cmd_per_msg** | Redis: $rb_lpush LPUSH/s from 50 clients, $rb_p16 pipelined; at the pipelined rate, $msg_ceiling chat msg/s |
-| user-space memory per idle authenticated socket | **${mem10:-?} bytes** at 10,000 sockets${mem100:+, **$mem100 bytes** at $big} | target: 2,048 bytes |
+| user-space memory per idle authenticated socket, joined to a room | **${mem10:-?} bytes** at 10,000 sockets${mem100:+, **$mem100 bytes** at $big} | target: 1,024 bytes |
 | permessage-deflate, 100 clients in 10 rooms at $Z_RATE msg/s | **$z_rx0 → $z_rx1 bytes** per delivery; interface CPU $z_cpu0 → $z_cpu1 µs per message | without compression (the first figures) |
 | others' p99 while one socket floods, 100 clients in 10 rooms at $ABUSE_RATE msg/s | **$abuse_p99 ms** | target: under 50 ms; alone: $(kv "$(grep '^step' <<<"$abuse_clean" | tail -1)" p99_ms) ms |
 
@@ -584,7 +630,21 @@ two process lists):
 
 $(ladder_table "$l100x2")
 
-![Latency against rate, 100 clients in 10 rooms, one and two interfaces: p50 and p99](bench/rooms-10.svg)
+One interface, the worker on PostgreSQL $pg_version (a private server on the
+same machine, a copy of the sqlite database, \`chatctl copy-to\`), as
+durable as sqlite's WAL with synchronous=NORMAL: fsync on, and a commit
+does not wait for the disk (synchronous_commit=off; a crash of the machine
+may lose the last commits, as sqlite's may, and corrupts nothing): $pg_share %
+of sqlite's best rate in this run.
+
+$(ladder_table "$l100pg")
+
+The same with synchronous_commit=on, every commit waiting for its WAL to
+reach the disk (commits of concurrent workers share a flush):
+
+$(ladder_table "$l100pgsync")
+
+![Latency against rate, 100 clients in 10 rooms, one and two interfaces, and on PostgreSQL: p50 and p99](bench/rooms-10.svg)
 
 ## Chat: 1,000 clients in 1 room
 
@@ -609,17 +669,6 @@ difference of the messages (logins, connects and joins cancel out).
 | --- | ---: |
 $cmd_table
 
-## System calls per chat message
-
-\`strace -c -f\` attached for $SC_SECS s to the interface and to the worker while
-100 clients in 10 rooms send $SC_RATE msg/s (10 deliveries each); counts divided
-by the $((SC_RATE * SC_SECS)) messages sent meanwhile. strace slows the
-processes down; the counts, not the times, are the figure.
-
-| process | calls per message | busiest calls per message |
-| --- | ---: | --- |
-${syscalls:-| (strace was not available) | | |}
-
 ## Where the CPU goes
 
 100 clients in 10 rooms at $prof_rate msg/s (the highest rate that passed
@@ -635,7 +684,7 @@ $cpu_rows
 ## Memory per idle authenticated socket
 
 A fresh interface; its VmRSS before chat-bench connects, then with N
-WebSockets open, each logged in (100 users) and idle (no room joined):
+WebSockets open, each logged in (100 users), joined to a room and idle:
 (RSS with N − RSS with none) / N. Socket buffers live in the kernel and are
 not counted; chat-bench's own memory is not counted.
 
@@ -711,12 +760,18 @@ chat-bench --target 127.0.0.1:P1 --clients 100 --users 100 --rooms R1,...,R10 --
 chat-bench --target 127.0.0.1:P1 --clients 1000 --users 100 --rooms R1 --rates $RATES_1000 --duration $STEP_MS
 chat-bench --target 127.0.0.1:P3 --clients 100 --users 100 --rooms R1,...,R10 --rates $ABUSE_RATE --duration $ABUSE_MS --sources 4 --flooders 1   # and 0
 chat-bench --target 127.0.0.1:P1,127.0.0.1:P2 ...                   # the same two ladders
+MC_PG_SETTINGS="fsync=on full_page_writes=on" tests/support/postgres.sh   # synchronous_commit=off
+CHAT_DB=postgresql://... chatctl migrate; chatctl copy-to postgresql://...
+CHAT_DB=postgresql://... chat-worker ...                            # in place of the sqlite one
+chat-bench --target 127.0.0.1:P1 --clients 100 --users 100 --rooms R1,...,R10 --rates $RATES_100
+psql postgresql://... -c 'ALTER DATABASE chat SET synchronous_commit = on'; the same again
 chat-bench ... --rates 200 --duration 1000, then --duration 4000    # around redis-cli config resetstat / info commandstats
-strace -c -f -p PID                                                 # during --rates $SC_RATE
+tests/bench/cost.sh BUILD $COST_RATE $cost_best                            # the cost of one message
+MC_COST_CALLGRIND=worker MC_COST_SECS=8 tests/bench/cost.sh BUILD $CG_RATE   # and interface, redis
 perf record -p PID -- sleep 3; perf report --sort dso                # during the best rate
-chat-bench --target 127.0.0.1:P3 --idle --clients 10000 --users 100 --sources 1
-chat-bench --target 127.0.0.1:P4 --idle --clients 100000 --users 100 --sources 8
-chat-bench --target 127.0.0.1:P5 --idle --clients 10000 --users 100 --sources 1 --deflate
+chat-bench --target 127.0.0.1:P3 --idle --clients 10000 --users 100 --rooms IDLE --sources 1
+chat-bench --target 127.0.0.1:P4 --idle --clients 100000 --users 100 --rooms IDLE --sources 8
+chat-bench --target 127.0.0.1:P5 --idle --clients 10000 --users 100 --rooms IDLE --sources 1 --deflate
 chat-bench --target 127.0.0.1:P1 --clients 100 --users 100 --rooms R1,...,R10 --rates $Z_RATE --duration $Z_MS \\
     --retries 0 --cpu-pids IFC,WORKER,REDIS [--deflate]                # $Z_ROUNDS rounds each, alternating
 \`\`\`

@@ -18,11 +18,13 @@
  * 50 messages of a room, as a join reads them (history50); a session's
  * user, as every HTTP request and connect reads it (session_user); a
  * connection joining and leaving a room (presence); last, messages stored
- * 32 to a batch again, now holding each room's order lock from before its
- * first message of the batch to after the commit, as the outbox holds it
- * (send_batch32_ordered; worker/order.h: PostgreSQL's advisory locks, or
- * sqlite's fcntl locks on a file beside it). SCALE (default 1) multiplies
- * every count.
+ * 32 at once (wrk_store_messages_add: on PostgreSQL one round trip for the
+ * 32) and their rooms' publishing marks cleared (worker/store.h,
+ * Publishing; send_together32), and the same holding the rooms' order
+ * locks from before to after the commit and reading what is left
+ * unpublished, as the outbox does (send_together32_ordered;
+ * worker/order.h: PostgreSQL's advisory locks, or sqlite's fcntl locks on
+ * a file beside it). SCALE (default 1) multiplies every count.
  */
 #include "common/clock.h"
 #include "common/log.h"
@@ -67,11 +69,21 @@ static void fail(wrk_store_t *s, const char *what)
     exit(1);
 }
 
+typedef struct text {
+    char body[64], client_id[32];
+} text_t;
+
+static void text_of(long i, text_t *t)
+{
+    snprintf(t->body, sizeof(t->body), "message number %ld of the benchmark", i);
+    snprintf(t->client_id, sizeof(t->client_id), "b-%ld", i);
+}
+
 static int send_one(wrk_store_t *s, const int64_t *rooms, int64_t user, long i)
 {
-    char body[64], client_id[32];
-    snprintf(body, sizeof(body), "message number %ld of the benchmark", i);
-    snprintf(client_id, sizeof(client_id), "b-%ld", i);
+    text_t t;
+    text_of(i, &t);
+    const char *body = t.body, *client_id = t.client_id;
     wrk_message_t m;
     int rc = wrk_store_message_add(s, rooms[i % ROOMS], user, body, strlen(body), client_id,
                                    mc_now_ms(), &m, NULL);
@@ -157,26 +169,43 @@ int main(int argc, char **argv)
     wrk_order_t order;
     if (wrk_order_open(&order, s, argv[1]))
         fail(s, "order locks");
-    n = 20000 * scale;
-    t = now();
-    for (long sent = 0; sent < n;) {
-        int held[ROOMS] = {0};
-        for (int k = 0; k < 32 && sent < n; k++, sent++, i++) {
-            if (!held[i % ROOMS]) {
-                if (wrk_order_try_lock(&order, rooms[i % ROOMS]))
-                    fail(s, "order lock");
-                held[i % ROOMS] = 1;
+    for (int ordered = 0; ordered < 2; ordered++) {
+        n = 20000 * scale;
+        t = now();
+        for (long sent = 0; sent < n;) {
+            wrk_new_message_t m[32];
+            text_t texts[32];
+            int64_t batch_rooms[32];
+            size_t k = 0;
+            for (; k < 32 && sent < n; k++, sent++, i++) {
+                text_of(i, &texts[k]);
+                batch_rooms[k] = rooms[i % ROOMS];
+                m[k] = (wrk_new_message_t){.room_id = batch_rooms[k],
+                                           .user_id = user,
+                                           .body = texts[k].body,
+                                           .body_len = strlen(texts[k].body),
+                                           .client_id = texts[k].client_id,
+                                           .sender = "ifc.bench!1"};
             }
-            if (k == 0 && wrk_store_batch_begin(s))
-                fail(s, "begin");
-            if (send_one(s, rooms, user, i))
+            wrk_unpublished_list_t stale;
+            if (ordered)
+                wrk_order_lock_rooms(&order, batch_rooms, k);
+            if (wrk_store_messages_add(s, m, k, mc_now_ms(), ordered ? &stale : NULL))
                 fail(s, "send");
+            for (size_t j = 0; j < k; j++) {
+                if (m[j].rc)
+                    fail(s, "send");
+                wrk_message_clear(&m[j].stored);
+            }
+            if (ordered)
+                wrk_unpublished_list_clear(&stale);
+            if (wrk_store_published(s, batch_rooms, k))
+                fail(s, "published");
+            if (ordered)
+                wrk_order_unlock_all(&order);
         }
-        if (wrk_store_batch_end(s, 1))
-            fail(s, "commit");
-        wrk_order_unlock_all(&order);
+        report(backend, ordered ? "send_together32_ordered" : "send_together32", n, t);
     }
-    report(backend, "send_batch32_ordered", n, t);
     wrk_order_close(&order);
 
     wrk_store_close(s);

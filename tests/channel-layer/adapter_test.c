@@ -122,6 +122,72 @@ static void commands_run_and_a_killed_server_is_noticed(void **state)
     ts_redis_stop(&redis);
 }
 
+/* What the pipeline test saw: replies in order, and those of the commands
+ * sent from inside a callback. */
+typedef struct pipeline {
+    seen_t *s;
+    int next, wrong, again;
+} pipeline_t;
+
+static void on_counted(redisAsyncContext *ac, void *reply, void *priv)
+{
+    pipeline_t *p = priv;
+    redisReply *r = reply;
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != ++p->next)
+        p->wrong++;
+    if (p->next == 50) /* a command sent from a reply's callback goes out too */
+        redisAsyncCommand(ac, on_reply, NULL, "ECHO again");
+}
+
+static int fifty_and_again(void *arg)
+{
+    const pipeline_t *p = arg;
+    return p->next == 50 && p->s->replies == 2;
+}
+
+static int three_replies(void *arg)
+{
+    return ((const seen_t *)arg)->replies == 3;
+}
+
+/* Commands queued together leave together and are answered in order; one
+ * larger than the socket takes at once waits for the socket to drain, and
+ * the ones after it still come back. */
+static void queued_commands_are_written_and_answered_in_order(void **state)
+{
+    (void)state;
+    ts_redis_t redis;
+    assert_int_equal(ts_redis_start(&redis), 0);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    seen_t s;
+    redisAsyncContext *ac = open_async(&loop, redis.port, &s);
+    assert_int_equal(redisAsyncCommand(ac, on_reply, NULL, "DEL n"), REDIS_OK);
+    assert_true(ts_run_until(&loop, replied, &s, WAIT_MS));
+    pipeline_t p = {&s, 0, 0, 0};
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(redisAsyncCommand(ac, on_counted, &p, "INCR n"), REDIS_OK);
+    assert_true(ts_run_until(&loop, fifty_and_again, &p, WAIT_MS));
+    assert_int_equal(p.wrong, 0);
+    assert_string_equal(s.last, "again");
+    /* 16 MiB: far more than a socket buffer holds */
+    size_t big = 16u << 20;
+    char *value = malloc(big);
+    assert_non_null(value);
+    memset(value, 'v', big);
+    s.replies = 0;
+    assert_int_equal(redisAsyncCommand(ac, on_reply, NULL, "SET big %b", value, big), REDIS_OK);
+    free(value);
+    assert_int_equal(redisAsyncCommand(ac, on_reply, NULL, "STRLEN big"), REDIS_OK);
+    assert_int_equal(redisAsyncCommand(ac, on_reply, NULL, "ECHO after"), REDIS_OK);
+    assert_true(ts_run_until(&loop, three_replies, &s, 10 * WAIT_MS));
+    assert_string_equal(s.last, "after");
+    redisAsyncFree(ac);
+    uv_run(&loop, UV_RUN_DEFAULT); /* every handle of the adapter closes */
+    assert_int_equal(uv_loop_close(&loop), 0);
+    ts_redis_stop(&redis);
+}
+
 /* A listening socket on a free loopback port. */
 static int listen_loopback(int *port)
 {
@@ -168,6 +234,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_refused_connection_is_reported),
         cmocka_unit_test(commands_run_and_a_killed_server_is_noticed),
+        cmocka_unit_test(queued_commands_are_written_and_answered_in_order),
         cmocka_unit_test(a_reset_connection_is_noticed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,9 @@
 #include "channel-layer/sentinel.h"
 #include "common/error.h"
 
+#include <hiredis/hiredis.h>
+#include <limits.h>
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,6 +78,33 @@ static void frames_round_trip_and_every_cut_is_refused(void **state)
     assert_int_equal(chl__frame_parse(&f, buf, len), 0);
     assert_int_equal(f.len, 0);
     free(buf);
+}
+
+/* Commands are written as hiredis writes them, binary arguments and empty
+ * ones included, and numbers in decimal as printf writes them. */
+static void commands_and_numbers_are_written_as_redis_reads_them(void **state)
+{
+    (void)state;
+    const char *argv[] = {"EVALSHA", "", "a\r\nb\0c", "12345678901"};
+    size_t lens[] = {7, 0, 6, 11};
+    char *want = NULL;
+    long long wlen = redisFormatCommandArgv(&want, 4, argv, lens);
+    assert_true(wlen > 0);
+    size_t size = chl__resp_size(4, lens);
+    assert_int_equal(size, (size_t)wlen);
+    char *got = malloc(size);
+    assert_non_null(got);
+    assert_int_equal(chl__resp_write(got, 4, argv, lens), size);
+    assert_memory_equal(got, want, size);
+    free(got);
+    redisFreeCommand(want);
+    static const long nums[] = {0, 7, 10, -1, 60000, 120000, LONG_MAX, LONG_MIN};
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        char buf[24], ref[24];
+        chl__decimal(buf, nums[i]);
+        snprintf(ref, sizeof(ref), "%ld", nums[i]);
+        assert_string_equal(buf, ref);
+    }
 }
 
 static void the_ring_spreads_names_and_ignores_the_order_of_servers(void **state)
@@ -303,6 +333,26 @@ static void the_local_table_indexes_both_ways(void **state)
         chl__local_forget(t, c);
     assert_int_equal(chl__local_members(t, "g7", 2, &m), 40); /* 7 is odd: all kept */
     assert_int_equal(chl__local_members(t, "g8", 2, &m), 0);
+
+    /* connections in more groups than a connection's first room holds, many
+     * sharing buckets, each moved as it grows */
+    for (int k = 0; k < 10; k++)
+        for (uint64_t c = 5000; c < 5040; c++) {
+            char g[16];
+            int n = snprintf(g, sizeof(g), "h%d", k);
+            assert_int_equal(chl__local_add(t, g, (size_t)n, c), 1);
+        }
+    for (uint64_t c = 5000; c < 5040; c++) {
+        char listed[128] = "";
+        chl__local_each_group(t, c, append_group, listed);
+        assert_int_equal(strlen(listed), 10 * 3);
+    }
+    assert_int_equal(chl__local_members(t, "h9", 2, &m), 40);
+    assert_int_equal(chl__local_remove(t, "h0", 2, 5007), 1);
+    assert_int_equal(chl__local_members(t, "h0", 2, &m), 39);
+    for (uint64_t c = 5000; c < 5040; c++)
+        chl__local_forget(t, c);
+    assert_int_equal(chl__local_members(t, "h9", 2, &m), 0);
     chl__local_free(t);
     chl__local_free(NULL);
 }
@@ -331,6 +381,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(names_follow_the_asgi_rules),
         cmocka_unit_test(frames_round_trip_and_every_cut_is_refused),
+        cmocka_unit_test(commands_and_numbers_are_written_as_redis_reads_them),
         cmocka_unit_test(the_ring_spreads_names_and_ignores_the_order_of_servers),
         cmocka_unit_test(sentinel_urls_name_a_master_and_its_sentinels),
         cmocka_unit_test(a_sentinel_shard_keeps_its_channels_whatever_its_sentinels),

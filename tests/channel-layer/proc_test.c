@@ -349,6 +349,7 @@ static void queue_pushes_complete_once(void **state)
     open_ep(&loop, &b, &cfg);
     struct push_result r = {0};
     char data[16] = "job-1";
+    ts_redis_int(redis, "CONFIG RESETSTAT");
     assert_int_equal(chl_proc_queue_push(a.proc, "jobs", data, 5, on_pushed, &r), 0);
     strcpy(data, "XXXXX"); /* copied before the call returned */
     assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "job-2", 5, on_pushed, &r), 0);
@@ -361,6 +362,9 @@ static void queue_pushes_complete_once(void **state)
     assert_int_equal(r.status[1], 0);
     assert_int_equal(r.status[2], MC_EFULL);
     assert_int_equal(chl_proc_stats(a.proc)->full, 1);
+    /* pushed in one loop turn: one script call, one LPUSH */
+    assert_int_equal(ts_redis_calls(redis, "evalsha"), 1);
+    assert_int_equal(ts_redis_calls(redis, "lpush"), 1);
 
     chl_t *w = worker();
     chl_message_t m;
@@ -785,6 +789,67 @@ static void a_process_list_is_bounded_in_bytes(void **state)
     finish(&loop, &a, NULL);
 }
 
+/* The bytes a process list holds, by a script of the test's own. */
+static long long list_bytes(const char *key)
+{
+    return ts_redis_int(redis, "EVAL %s 1 %s",
+                        "local n=0 for _,v in ipairs(redis.call('LRANGE',KEYS[1],0,-1)) do "
+                        "n=n+#v end return n",
+                        key);
+}
+
+/* The number a key holds, -1 when there is none. */
+static long long number_at(const char *key)
+{
+    return ts_redis_int(redis, "EVAL %s 1 %s",
+                        "return tonumber(redis.call('GET', KEYS[1]) or '-1')", key);
+}
+
+/* The byte count of a process list is exact while the list fills; a pop
+ * that leaves something takes its bytes off the count (one DECRBY), and
+ * the first push to the list found empty starts the count again. */
+static void a_process_lists_byte_count_follows_its_pops(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = ts_redis_fixture_config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    chl_t *w = worker();
+    char ch[128], list[256], count[256];
+    member(&a, 1, ch);
+    snprintf(list, sizeof(list), "mc:%s!", chl_proc_name(a.proc));
+    snprintf(count, sizeof(count), "mc:bytes:%s", chl_proc_name(a.proc));
+    /* The endpoint pops only while its loop runs: 300 wait, but the pop
+     * it has waiting may take the first at once. */
+    enum { N = 300 };
+    for (int i = 0; i < N; i++)
+        assert_int_equal(chl_send(w, ch, "0123456789", 10), 0);
+    long long held = list_bytes(list), n = ts_redis_int(redis, "LLEN %s", list);
+    assert_true(n == N || n == N - 1);
+    assert_int_equal(number_at(count), held);
+    long long each = held / n;
+    assert_int_equal(held, each * n);
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    struct {
+        ep_t *e;
+        int want;
+    } all = {&a, N};
+    assert_true(ts_run_until(&loop, got_all, &all, 5000));
+    /* Pops of 128 leave something and count down; the last one empties the
+     * list and sends nothing: what its count still says is stale. */
+    long decrs = ts_redis_calls(redis, "decrby");
+    assert_true(decrs >= 1 && decrs <= 2);
+    assert_int_equal(ts_redis_int(redis, "LLEN %s", list), 0);
+    assert_true(number_at(count) <= (n - 128 * decrs) * each);
+    /* The next push finds the list empty and counts from 0. */
+    assert_int_equal(chl_send(w, ch, "0123456789", 10), 0);
+    assert_int_equal(number_at(count), each);
+    chl_close(w);
+    finish(&loop, &a, NULL);
+}
+
 /* A Redis out of memory refuses a push with an "OOM" error: the sender
  * learns MC_EFULL, as from a full list, and the endpoint does not count
  * it a Redis error nor take Redis for down. */
@@ -879,6 +944,7 @@ int main(void)
         cmocka_unit_test_setup(a_lost_redis_is_noticed_at_once_and_found_again_promptly,
                                ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_process_list_is_bounded_in_bytes, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_process_lists_byte_count_follows_its_pops, ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_redis_out_of_memory_is_full_not_down, ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_busy_loop_is_not_a_dead_redis, ts_redis_fixture_flush),
     };

@@ -43,17 +43,7 @@ static void pause_ms(long ms)
 /* The number of calls of one command since the last CONFIG RESETSTAT. */
 static long command_calls(const char *command)
 {
-    redisContext *c = redisConnect("127.0.0.1", redis->port);
-    assert_true(c && !c->err);
-    redisReply *r = redisCommand(c, "INFO commandstats");
-    assert_true(r && r->type == REDIS_REPLY_STRING);
-    char needle[64];
-    snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", command);
-    const char *at = strstr(r->str, needle);
-    long calls = at ? strtol(at + strlen(needle), NULL, 10) : 0;
-    freeReplyObject(r);
-    redisFree(c);
-    return calls;
+    return ts_redis_calls(redis, command);
 }
 
 static void send_then_receive_returns_the_payload(void **state)
@@ -321,20 +311,150 @@ static void queue_next_acknowledges_a_batch_and_fetches_the_next(void **state)
     assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-b"), 0);
     for (size_t i = 0; i < nb; i++)
         chl_message_free(&b[i]);
-    /* Scripts flushed: the first message still comes, then whole batches. */
+    /* Scripts flushed: the first two still come (BLMOVE and LMOVE), then
+     * the batch script, loaded again, brings the rest. */
     for (int i = 0; i < 3; i++)
         assert_int_equal(chl_queue_push(chl, "jobs", "again", 5), 0);
     ts_redis_int(redis, "SCRIPT FLUSH"); /* answers OK, not a number */
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
-    assert_int_equal(na, 1);
+    assert_int_equal(na, 2);
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
-    assert_int_equal(nb, 2);
+    assert_int_equal(nb, 1);
     for (size_t i = 0; i < na; i++)
         chl_message_free(&a[i]);
     for (size_t i = 0; i < nb; i++)
         chl_message_free(&b[i]);
     assert_int_equal(chl_queue_next(chl, "jobs", 20, NULL, 0, a, CHL_QUEUE_BATCH + 1, &na),
                      MC_EINVAL);
+    chl_close(chl);
+}
+
+static void free_all(chl_message_t *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        chl_message_free(&m[i]);
+}
+
+/* A worker that found the queue empty waits for the next envelope with
+ * one BLMOVE, and takes the one behind it, if any, with one LMOVE: both
+ * plain commands. One that found more takes them in one script call,
+ * oldest first. */
+static void a_worker_waits_alone_when_idle_and_takes_batches_when_not(void **state)
+{
+    (void)state;
+    chl_t *chl = open_with(&(chl_config_t){.redis_urls = redis->url}, "wrk-w");
+    chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
+    size_t na = 0, nb = 0;
+    assert_int_equal(chl_queue_push(chl, "jobs", "m0", 2), 0);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
+    assert_int_equal(na, 1); /* the first look takes what is there: the queue is empty now */
+    assert_int_equal(chl_queue_push(chl, "jobs", "m1", 2), 0);
+    ts_redis_int(redis, "CONFIG RESETSTAT"); /* the pops' commands only */
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
+    assert_int_equal(nb, 1);
+    assert_string_equal(b[0].data, "m1");
+    assert_int_equal(command_calls("blmove"), 1);
+    assert_int_equal(command_calls("lmove"), 1); /* nothing behind it */
+    assert_int_equal(command_calls("evalsha"), 0);
+    free_all(a, na);
+    /* Three come at once: BLMOVE brings the first, LMOVE the second, and
+     * the next call takes the rest without waiting. */
+    const char *three[] = {"m2", "m3", "m4"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_queue_push(chl, "jobs", three[i], 2), 0);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, b, nb, a, 10, &na), 0);
+    assert_int_equal(na, 2);
+    assert_string_equal(a[0].data, "m2");
+    assert_string_equal(a[1].data, "m3");
+    free_all(b, nb);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, b, 10, &nb), 0);
+    assert_int_equal(nb, 1);
+    assert_string_equal(b[0].data, "m4");
+    assert_int_equal(command_calls("blmove"), 2);
+    assert_int_equal(command_calls("rpop"), 1);
+    /* in flight newest first, as requeueing expects */
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-w"), 3);
+    redisContext *c = redisConnect("127.0.0.1", redis->port);
+    assert_true(c && !c->err);
+    redisReply *r = redisCommand(c, "LINDEX mc:inflight:wrk-w 0");
+    assert_true(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\nm4"));
+    freeReplyObject(r);
+    r = redisCommand(c, "LINDEX mc:inflight:wrk-w 2");
+    assert_true(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\nm2"));
+    freeReplyObject(r);
+    redisFree(c);
+    free_all(a, na);
+    free_all(b, nb);
+    chl_close(chl);
+}
+
+/* A worker popping a steady stream writes its heartbeat every so often,
+ * not with every pop, and never lets it lapse. */
+static void pops_keep_the_heartbeat_alive_without_writing_it_each_time(void **state)
+{
+    (void)state;
+    chl_config_t cfg = ts_redis_fixture_config();
+    cfg.heartbeat_ttl_ms = 400;
+    chl_t *chl = open_with(&cfg, "wrk-beat");
+    chl_message_t m[1], done[1];
+    size_t n = 0, ndone = 0;
+    assert_int_equal(chl_queue_next(chl, "jobs", 20, NULL, 0, m, 1, &n), MC_EAGAIN);
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    int pops = 0;
+    long long t0 = mc_mono_ms();
+    while (mc_mono_ms() - t0 < 1500) {
+        assert_int_equal(chl_queue_push(chl, "jobs", "x", 1), 0);
+        assert_int_equal(chl_queue_next(chl, "jobs", 50, done, ndone, m, 1, &n), 0);
+        for (size_t i = 0; i < ndone; i++)
+            chl_message_free(&done[i]);
+        done[0] = m[0];
+        ndone = n;
+        pops++;
+        assert_true(ts_redis_int(redis, "PTTL mc:hb:wrk-beat") > 0);
+        if (pops % 20 == 0) /* idle pops too, each blocking until it times out */
+            assert_int_equal(chl_queue_next(chl, "jobs", 60, NULL, 0, m, 1, &n), MC_EAGAIN);
+    }
+    for (size_t i = 0; i < ndone; i++)
+        chl_message_free(&done[i]);
+    assert_true(pops > 100);
+    /* a quarter of the TTL between writes: about 15 in 1.5 s */
+    long sets = command_calls("set");
+    assert_true(sets >= 3);
+    assert_true(sets < pops / 4);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-beat"), 1);
+    chl_close(chl);
+}
+
+/* A push is one LPUSH: its answer is the capacity check. A reliable queue
+ * and the process lists that group sends fill do not expire (the reaper
+ * removes a dead process's list); an ordinary channel, and a process list
+ * sent to directly, expire after their newest message. */
+static void pushes_check_capacity_with_the_push_itself(void **state)
+{
+    (void)state;
+    chl_config_t cfg = ts_redis_fixture_config();
+    cfg.queue_capacity = 3;
+    chl_t *chl = open_with(&cfg, NULL);
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_queue_push(chl, "jobs", "j", 1), 0);
+    assert_int_equal(chl_queue_push(chl, "jobs", "over", 4), MC_EFULL);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:jobs"), 3);
+    assert_int_equal(command_calls("lpush"), 4);
+    assert_int_equal(command_calls("lpop"), 1);
+    assert_int_equal(command_calls("llen"), 1); /* the test's own */
+    assert_int_equal(command_calls("pexpire"), 0);
+    assert_int_equal(ts_redis_int(redis, "PTTL mc:jobs"), -1);
+    assert_int_equal(chl_group_add(chl, "room", "p1!1"), 0);
+    ts_redis_int(redis, "PERSIST mc:p1!"); /* as if the group sends had made it */
+    assert_int_equal(chl_group_send(chl, "room", "g", 1, NULL), 0);
+    assert_int_equal(ts_redis_int(redis, "PTTL mc:p1!"), -1);
+    assert_int_equal(chl_send(chl, "p1!1", "direct", 6), 0);
+    assert_true(ts_redis_int(redis, "PTTL mc:p1!") > 60000);
+    /* The list's byte count does not expire either: it goes with the list
+     * (processes_without_heartbeat_are_reaped_once). */
+    assert_int_equal(ts_redis_int(redis, "EXISTS mc:bytes:p1"), 1);
+    assert_int_equal(ts_redis_int(redis, "PTTL mc:bytes:p1"), -1);
     chl_close(chl);
 }
 
@@ -491,6 +611,47 @@ static void a_named_group_send_delivers_once(void **state)
     chl_close(chl);
 }
 
+/* With one shard, a batch of group messages is one script call: each
+ * process list gets what is for it in one LPUSH, in the batch's order, and
+ * one that would pass its capacity keeps the oldest and drops the newest. */
+static void a_batch_of_group_messages_is_one_call(void **state)
+{
+    (void)state;
+    chl_config_t cfg = ts_redis_fixture_config();
+    cfg.process_capacity = 4;
+    chl_t *chl = open_with(&cfg, NULL);
+    assert_int_equal(chl_group_add(chl, "r1", "p1!1"), 0);
+    assert_int_equal(chl_group_add(chl, "r1", "p2!1"), 0);
+    assert_int_equal(chl_group_add(chl, "r2", "p1!2"), 0);
+    /* p1's list holds its two memberships: room for two more */
+    const chl_group_msg_t batch[] = {
+        {"r1", "msg-1", "a", 1}, {"r2", "msg-2", "b", 1}, {"r1", "msg-3", "c", 1}};
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    size_t dropped = 9;
+    assert_int_equal(chl_group_send_many(chl, batch, 3, &dropped), 0);
+    assert_int_equal(dropped, 1); /* c, for p1 */
+    assert_int_equal(command_calls("evalsha"), 1);
+    assert_int_equal(command_calls("lpush"), 2);
+    assert_int_equal(command_calls("hkeys"), 2);
+    const char *const p1[] = {"p1!"}, *const p2[] = {"p2!"};
+    const char *want1[] = {"a", "b"}, *want2[] = {"a", "c"};
+    chl_message_t m;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(chl_receive(chl, p1, 1, 1000, &m), 0);
+        assert_string_equal(m.data, want1[i]);
+        chl_message_free(&m);
+        assert_int_equal(chl_receive(chl, p2, 1, 1000, &m), 0);
+        assert_string_equal(m.data, want2[i]);
+        chl_message_free(&m);
+    }
+    assert_int_equal(chl_receive(chl, p1, 1, 20, &m), MC_EAGAIN);
+    /* each name is marked, dropped copies or not: a replay sends nothing */
+    assert_int_equal(chl_group_send_many(chl, batch, 3, &dropped), 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p2!"), 0);
+    chl_close(chl);
+}
+
 static void group_send_costs_one_push_per_process(void **state)
 {
     (void)state;
@@ -558,6 +719,26 @@ static void members_expire_after_the_group_expiry(void **state)
     chl_close(chl);
 }
 
+/* Looking for stale members takes two commands (TIME, ZRANGEBYSCORE): a
+ * sender does it with its first send to a group in a few seconds only. */
+static void group_sends_look_for_stale_members_now_and_then(void **state)
+{
+    (void)state;
+    chl_t *chl = open_default();
+    assert_int_equal(chl_group_add(chl, "room", "p1!1"), 0);
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    long long t0 = mc_mono_ms();
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(chl_group_send(chl, "room", "m", 1, NULL), 0);
+    long long took = mc_mono_ms() - t0;
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:p1!"), 51); /* the add and 50 copies */
+    long looks = command_calls("zrangebyscore");
+    assert_true(looks >= 1);
+    assert_true(looks <= 1 + took / 2000);
+    assert_int_equal(command_calls("time"), looks);
+    chl_close(chl);
+}
+
 static void forget_process_drops_all_its_memberships(void **state)
 {
     (void)state;
@@ -592,11 +773,17 @@ static void processes_without_heartbeat_are_reaped_once(void **state)
     ts_redis_int(redis, "SET mc:hb:ifc.alive 1 PX 60000");
     assert_int_equal(chl_group_add(chl, "room-1", "ifc.dead!1"), 0);
     assert_int_equal(chl_group_add(chl, "room-1", "ifc.alive!1"), 0);
+    assert_int_equal(chl_group_send(chl, "room-1", "m", 1, NULL), 0);
     char seen[256] = "";
     size_t n;
     assert_int_equal(chl_reap_processes(chl, note_reaped, seen, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(seen, "ifc.dead;");
+    /* what waited for the dead process goes with it, and its byte count */
+    assert_int_equal(ts_redis_int(redis, "EXISTS mc:ifc.dead!"), 0);
+    assert_int_equal(ts_redis_int(redis, "EXISTS mc:bytes:ifc.dead"), 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:ifc.alive!"), 2);
+    assert_int_equal(ts_redis_int(redis, "EXISTS mc:bytes:ifc.alive"), 1);
     assert_int_equal(ts_redis_int(redis, "ZCARD mc:group:room-1"), 1);
     assert_int_equal(ts_redis_int(redis, "HEXISTS mc:groupp:room-1 ifc.dead"), 0);
     assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:procs ifc.alive"), 1);
@@ -740,14 +927,22 @@ int main(void)
         cmocka_unit_test_setup(queue_pop_moves_to_in_flight_until_acked, ts_redis_fixture_flush),
         cmocka_unit_test_setup(queue_next_acknowledges_a_batch_and_fetches_the_next,
                                ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_worker_waits_alone_when_idle_and_takes_batches_when_not,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(pops_keep_the_heartbeat_alive_without_writing_it_each_time,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(pushes_check_capacity_with_the_push_itself, ts_redis_fixture_flush),
         cmocka_unit_test_setup(queue_capacity_is_its_own, ts_redis_fixture_flush),
         cmocka_unit_test_setup(dead_workers_in_flight_messages_are_requeued,
                                ts_redis_fixture_flush),
         cmocka_unit_test_setup(group_send_reaches_each_process_once, ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_named_group_send_delivers_once, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_batch_of_group_messages_is_one_call, ts_redis_fixture_flush),
         cmocka_unit_test_setup(group_send_costs_one_push_per_process, ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_full_process_list_drops_only_its_copy, ts_redis_fixture_flush),
         cmocka_unit_test_setup(members_expire_after_the_group_expiry, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(group_sends_look_for_stale_members_now_and_then,
+                               ts_redis_fixture_flush),
         cmocka_unit_test_setup(forget_process_drops_all_its_memberships, ts_redis_fixture_flush),
         cmocka_unit_test_setup(rate_take_is_a_token_bucket, ts_redis_fixture_flush),
         cmocka_unit_test_setup(processes_without_heartbeat_are_reaped_once, ts_redis_fixture_flush),

@@ -45,7 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memset(&peer, 0, sizeof(peer));
         peer.family = peer.family ? peer.family : 4;
         ifc_http_request_t req;
+        ifc_http_header_t fields[IFC_HTTP_MAX_HEADERS];
         memset(&req, 0, sizeof(req));
+        req.headers = fields;
         for (size_t i = 2; i < n && req.nheaders < IFC_HTTP_MAX_HEADERS; i++) {
             ifc_http_header_t *h = &req.headers[req.nheaders++];
             h->name = i == 2 ? "x-forwarded-proto" : "x-forwarded-for";

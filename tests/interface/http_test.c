@@ -219,7 +219,13 @@ static void oversized_parts_get_their_status(void **state)
     s = repeat(start, 'h', fill + 1, "\r\n\r\n");
     expect_run(s, strlen(s), "status 431\n", 1, 0);
     free(s);
-    /* Too many header lines: 431. */
+    /* As many header lines as allowed pass (the parser's room for them grows
+     * on the way); one more is 431. */
+    char most[4096] = "GET / HTTP/1.1\r\n";
+    for (int i = 0; i < IFC_HTTP_MAX_HEADERS; i++)
+        snprintf(most + strlen(most), sizeof(most) - strlen(most), "h%d: v\r\n", i);
+    strcat(most, "\r\n");
+    expect_run(most, strlen(most), "GET / [/|] 1.1 ka=1 up=0 body#0\n", 1, 0);
     char many[4096] = "GET / HTTP/1.1\r\n";
     for (int i = 0; i <= IFC_HTTP_MAX_HEADERS; i++)
         snprintf(many + strlen(many), sizeof(many) - strlen(many), "h%d: v\r\n", i);

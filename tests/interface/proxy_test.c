@@ -131,11 +131,14 @@ static void an_ipv6_client_is_its_64(void **state)
     assert_true(ifc_ip_equal(&v4, &k4));
 }
 
-/* A request with the headers given as "name", "value" pairs. */
+/* A request with the headers given as "name", "value" pairs (up to 8). */
 static void request(ifc_http_request_t *req, const char *const *headers)
 {
+    static ifc_http_header_t fields[8];
     memset(req, 0, sizeof(*req));
+    req->headers = fields;
     for (size_t i = 0; headers[i]; i += 2) {
+        assert_true(req->nheaders < sizeof(fields) / sizeof(fields[0]));
         ifc_http_header_t *h = &req->headers[req->nheaders++];
         h->name = headers[i];
         h->name_len = strlen(headers[i]);

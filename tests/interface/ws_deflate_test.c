@@ -146,7 +146,9 @@ static void every_header_line_is_searched(void **state)
 {
     (void)state;
     ifc_http_request_t req;
+    ifc_http_header_t headers[4];
     memset(&req, 0, sizeof(req));
+    req.headers = headers;
     static const char *const lines[][2] = {
         {"host", "example.com"},
         {"sec-websocket-extensions", "x-webkit-deflate-frame"},

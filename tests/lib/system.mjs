@@ -6,11 +6,13 @@
 // its replica and three redis-sentinel processes (quorum 2, a master is down
 // after 1 s, failover timeout 2 s), and every process reaches it through the
 // Sentinel URL.
+import assert from 'node:assert/strict';
 import {spawn, spawnSync} from 'node:child_process';
 import {mkdtempSync, rmSync, openSync, readdirSync, readFileSync, writeFileSync} from 'node:fs';
 import {createServer, connect} from 'node:net';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
+import {Hosts} from './hosts.mjs';
 
 const source = process.env.MC_SOURCE || path.resolve(import.meta.dirname, '../..');
 const bin = path.join(process.env.MC_BUILD || path.join(source, 'build/asan'), 'bin');
@@ -29,11 +31,11 @@ export function freePort() {
 
 // Resolves once a TCP connection to the port succeeds (polling a condition,
 // bounded by timeoutMs).
-export async function waitPort(port, timeoutMs = 10000) {
+export async function waitPort(port, timeoutMs = 10000, address = '127.0.0.1') {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise((resolve) => {
-      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      const s = connect(port, address, () => { s.destroy(); resolve(true); });
       s.on('error', () => resolve(false));
     });
     if (ok) return;
@@ -62,9 +64,16 @@ export class System {
   // redis-servers shard the channel layer (every process gets all URLs).
   // env adds settings (CHAT_* variables) to every process; workerEnv and
   // interfaceEnv to those processes only. db is 'sqlite' or 'postgresql'.
+  // With hosts > 0, worker i and interface i run on simulated host i % hosts
+  // (tests/lib/hosts.mjs), and reach PostgreSQL and Redis, which stay here,
+  // over its link; interfaces then listen on their own ports at their
+  // hosts' addresses (urls).
   constructor({interfaces = 1, workers = 1, separatePorts = false, shards = 1, sentinel = false,
-               env = {}, workerEnv = {}, interfaceEnv = {}, db = 'sqlite'} = {}) {
+               env = {}, workerEnv = {}, interfaceEnv = {}, db = 'sqlite', pgEnv = {},
+               hosts = 0} = {}) {
     this.backend = db;
+    this.nHosts = hosts;
+    this.pgEnv = pgEnv;
     this.sentinel = sentinel;
     this.nodes = []; // with sentinel: the master and the replica, {port, child}
     this.sentinels = [];
@@ -100,9 +109,25 @@ export class System {
     };
   }
 
-  spawn(name, program, args = [], extraEnv = {}) {
+  // The host a worker or interface i runs on (undefined: this one).
+  hostOf(i) {
+    return this.nHosts ? i % this.nHosts : undefined;
+  }
+
+  // What differs for a process on host h: where it finds the servers.
+  hostEnv(h) {
+    if (h === undefined) return {};
+    const at = this.hosts.hosts[h].outside;
+    return {CHAT_DB: this.db.replace('@127.0.0.1:', `@${at}:`),
+            CHAT_REDIS_URL: this.redisPorts.map((p) => `redis://${at}:${p}`).join(',')};
+  }
+
+  // Starts program on host (undefined: this one), its output in NAME.log.
+  spawn(name, program, args = [], extraEnv = {}, host = undefined) {
     const log = openSync(path.join(this.dir, `${name}.log`), 'a');
-    const child = spawn(program, args, {env: this.env(extraEnv), stdio: ['ignore', log, log]});
+    const [cmd, argv] = host === undefined ? [program, args] : this.hosts.wrap(host, program, args);
+    const child = spawn(cmd, argv, {env: this.env({...extraEnv, ...this.hostEnv(host)}),
+                                    stdio: ['ignore', log, log]});
     child.name = name;
     this.procs.add(child);
     child.on('exit', () => this.procs.delete(child));
@@ -127,24 +152,47 @@ export class System {
 
   // A private PostgreSQL server (its script prints the server's URL once it
   // answers, and stops it when its stdin closes) and a database on it.
+  // pgEnv adds settings of the script (MC_PG_LISTEN, MC_PG_TRUST).
   async startPostgres() {
     const log = openSync(path.join(this.dir, 'postgres.log'), 'a');
     const child = spawn(path.join(source, 'tests/support/postgres.sh'), [],
-      {stdio: ['pipe', 'pipe', log]});
+      {stdio: ['pipe', 'pipe', log], env: {...process.env, ...this.pgEnv}});
     this.postgres = child;
     this.procs.add(child);
     child.on('exit', () => this.procs.delete(child));
-    const url = await new Promise((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (b) => {
-        out += b;
-        if (out.includes('\n')) resolve(out.split('\n')[0]);
-      });
-      child.once('exit', () => reject(new Error(`postgres.sh exited: see ${this.dir}/postgres.log`)));
+    this.pgLines = [];
+    let out = '';
+    child.stdout.on('data', (b) => {
+      out += b;
+      const lines = out.split('\n');
+      out = lines.pop();
+      this.pgLines.push(...lines);
     });
+    const url = await this.pgLine();
+    this.pgUrl = url;
     const r = spawnSync('psql', ['-qX', url, '-c', 'CREATE DATABASE chat'], {encoding: 'utf8'});
     if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
     this.db = url.replace(/\/[^/]*$/, '/chat');
+  }
+
+  // The next line the PostgreSQL script prints.
+  async pgLine() {
+    await this.until(() => this.pgLines.length || this.postgres.exitCode !== null,
+      'the PostgreSQL script to answer');
+    if (!this.pgLines.length) throw new Error(`postgres.sh exited: see ${this.dir}/postgres.log`);
+    return this.pgLines.shift();
+  }
+
+  // Stops the PostgreSQL server as pg_ctl stop -m fast does (every session
+  // ends), and starts it again on its folder and port.
+  async stopPostgres() {
+    this.postgres.stdin.write('stop\n');
+    assert.equal(await this.pgLine(), 'stopped');
+  }
+
+  async startPostgresAgain() {
+    this.postgres.stdin.write('start\n');
+    assert.equal(await this.pgLine(), 'started');
   }
 
   // The messages of a room as stored: [{id, body}] in id order.
@@ -168,6 +216,11 @@ export class System {
   }
 
   async start() {
+    if (this.nHosts) {
+      this.hosts = new Hosts(this.nHosts);
+      this.pgEnv = {...this.pgEnv, MC_PG_LISTEN: this.hosts.outsides.join(' '),
+                    MC_PG_TRUST: this.hosts.nets.join(' ')};
+    }
     if (this.backend === 'postgresql') await this.startPostgres();
     if (this.sentinel) {
       await this.startSentinels();
@@ -186,15 +239,16 @@ export class System {
       this.metricsPorts[i] = await freePort();
       await this.startInterface(i);
     }
-    this.url = `http://127.0.0.1:${this.port}`;
-    this.urls = this.ports.map((p) => `http://127.0.0.1:${p}`);
+    this.urls = this.ports.map((p, i) => `http://${this.interfaceAddress(i)}:${p}`);
+    this.url = this.urls[0];
     return this;
   }
 
   // Redis shard i on its port; an empty server, as after a crash.
   async startRedis(i) {
     this.redises[i] = this.spawn(`redis-${i}`, 'redis-server', ['--port', String(this.redisPorts[i]),
-      '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no']);
+      '--bind', '127.0.0.1', ...(this.hosts ? [...this.hosts.outsides, '--protected-mode', 'no'] : []),
+      '--dir', this.dir, '--save', '', '--appendonly', 'no']);
     this.redis = this.redises[0];
     await waitPort(this.redisPorts[i]);
     return this.redises[i];
@@ -290,7 +344,8 @@ export class System {
   }
 
   startWorker(i) {
-    this.workers[i] = this.spawn(`worker-${i}`, path.join(bin, 'chat-worker'), [], this.workerEnv);
+    this.workers[i] = this.spawn(`worker-${i}`, path.join(bin, 'chat-worker'), [], this.workerEnv,
+      this.hostOf(i));
     return this.workers[i];
   }
 
@@ -298,20 +353,48 @@ export class System {
     await killed(this.workers[i]);
   }
 
+  // SIGTERM, as systemd stops a worker: it finishes its batch and exits.
+  async stopWorker(i) {
+    const w = this.workers[i];
+    if (w.exitCode !== null || w.signalCode !== null) return;
+    const exited = new Promise((r) => w.once('exit', r));
+    w.kill('SIGTERM');
+    await exited;
+  }
+
+  // Envelopes that workers took and have not finished (their in-flight
+  // lists on the first Redis).
+  inFlight() {
+    return Number(redisCli(this.redisPorts[0], 'EVAL', "local n = 0 for _, k in ipairs(" +
+      "redis.call('KEYS', 'mc:inflight:*')) do n = n + redis.call('LLEN', k) end return n", '0')[0]);
+  }
+
+  // Where interface i listens: its host's address, or loopback.
+  interfaceAddress(i) {
+    const h = this.hostOf(i);
+    return h === undefined ? '127.0.0.1' : this.hosts.hosts[h].inside;
+  }
+
   async startInterface(i) {
+    const at = this.interfaceAddress(i);
     const child = this.spawn(`interface-${i}`, path.join(bin, 'chat-interface'),
-      [], {...this.interfaceEnv, CHAT_LISTEN: `127.0.0.1:${this.ports[i]}`,
-        CHAT_METRICS_LISTEN: `127.0.0.1:${this.metricsPorts[i]}`});
+      [], {...this.interfaceEnv, CHAT_LISTEN: `${at}:${this.ports[i]}`,
+        CHAT_METRICS_LISTEN: `${at}:${this.metricsPorts[i]}`}, this.hostOf(i));
     this.interfaces[i] = child;
-    await waitPort(this.ports[i]);
-    await waitPort(this.metricsPorts[i]);
+    await waitPort(this.ports[i], 10000, at);
+    await waitPort(this.metricsPorts[i], 10000, at);
     return child;
   }
 
-  // The value of counter name in interface i's /metrics (its own port).
+  // Interface i's /metrics text (on its own address and port).
+  async metricsText(i) {
+    return (await fetch(`http://${this.interfaceAddress(i)}:${this.metricsPorts[i]}/metrics`)).text();
+  }
+
+  // The value of counter name in interface i's /metrics.
   async metric(i, name) {
-    const r = await fetch(`http://127.0.0.1:${this.metricsPorts[i]}/metrics`);
-    const m = (await r.text()).match(new RegExp(`^${name} (\\d+)$`, 'm'));
+    const text = await this.metricsText(i);
+    const m = text.match(new RegExp(`^${name} (\\d+)$`, 'm'));
     if (!m) throw new Error(`interface ${i}: no ${name} in /metrics`);
     return Number(m[1]);
   }
@@ -360,6 +443,7 @@ export class System {
       this.postgres.stdin.end();
       await gone;
     }
+    this.hosts?.down();
     const reports = this.sanitizerReports();
     if (!process.env.MC_KEEP_LOGS && reports.length === 0) rmSync(this.dir, {recursive: true, force: true});
     return reports;

@@ -156,3 +156,24 @@ long long ts_redis_int(const ts_redis_t *r, const char *fmt, ...)
     redisFree(c);
     return v;
 }
+
+long ts_redis_calls(const ts_redis_t *r, const char *command)
+{
+    redisContext *c = redisConnect("127.0.0.1", r->port);
+    if (!c || c->err) {
+        if (c)
+            redisFree(c);
+        return -1;
+    }
+    redisReply *reply = redisCommand(c, "INFO commandstats");
+    long calls = -1;
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        char needle[64];
+        snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", command);
+        const char *at = strstr(reply->str, needle);
+        calls = at ? strtol(at + strlen(needle), NULL, 10) : 0;
+    }
+    freeReplyObject(reply);
+    redisFree(c);
+    return calls;
+}

@@ -43,4 +43,8 @@ void ts_redis_stop(ts_redis_t *r);
  * -1 on error. For assertions about what is stored in Redis. */
 long long ts_redis_int(const ts_redis_t *r, const char *fmt, ...);
 
+/* The calls of command (lower case: "lpush") since the server's last CONFIG
+ * RESETSTAT, those run inside scripts included; -1 on error. */
+long ts_redis_calls(const ts_redis_t *r, const char *command);
+
 #endif

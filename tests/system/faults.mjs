@@ -1,15 +1,19 @@
-// Multichat run for real: 2 interfaces on their own ports, 3 workers, on one
-// Redis or on Redis shards, on sqlite or on PostgreSQL. People on different
-// interfaces chat; processes are killed with SIGKILL in the middle of
-// traffic; nothing is lost, nothing is shown twice. faultTests() declares the
-// tests for one such system.
+// Multichat run for real: 2 interfaces on their own ports, 3 workers (or
+// another number), on one Redis or on Redis shards, on sqlite or on
+// PostgreSQL, on this host or on simulated hosts (tests/lib/hosts.mjs).
+// People on different interfaces chat; processes are killed with SIGKILL in
+// the middle of traffic; nothing is lost, nothing is shown twice, and every
+// member sees a room's messages in the order of their ids. faultTests()
+// declares the tests for one such system.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {System} from '../lib/system.mjs';
+import {existsSync, readlinkSync, writeFileSync} from 'node:fs';
+import {System, redisCli} from '../lib/system.mjs';
 import {login, Socket, Member, until} from '../lib/client.mjs';
 
-export function faultTests({shards = 1, db = 'sqlite'} = {}) {
+export function faultTests({shards = 1, db = 'sqlite', hosts = 0, workers = 3} = {}) {
   let sys, lobby;
+  const where = `${shards} Redis, ${db}${hosts ? `, ${hosts} hosts` : ''}`;
   const cookies = {};
   const sockets = [];
   const A = () => sys.urls[0];
@@ -35,7 +39,7 @@ export function faultTests({shards = 1, db = 'sqlite'} = {}) {
   before(async () => {
     // Bursts from a few users: the per-user rate limit is not what this
     // tests, nor the budget of a socket.
-    sys = await new System({interfaces: 2, workers: 3, separatePorts: true, shards, db,
+    sys = await new System({interfaces: 2, workers, separatePorts: true, shards, db, hosts,
                             workerEnv: {CHAT_RATE_MESSAGES: '0'},
                             interfaceEnv: {CHAT_SOCKET_RATE: '0'}}).start();
     const names = ['ann', 'bob', 'cat', 'dan', 'eve'];
@@ -49,7 +53,38 @@ export function faultTests({shards = 1, db = 'sqlite'} = {}) {
     await sys?.stop();
   });
 
-  test(`sockets on two interfaces in one room see each other's messages (${shards} Redis, ${db})`, async () => {
+  if (hosts) {
+    test(`each host is its own: namespaces, files, and a link to the servers (${where})`, async () => {
+      const ns = (pid, kind) => readlinkSync(`/proc/${pid}/ns/${kind}`);
+      const pids = [...sys.workers, ...sys.interfaces].map((p) => p.pid);
+      for (const kind of ['mnt', 'net', 'uts']) {
+        const here = ns(process.pid, kind);
+        for (const [i, pid] of pids.entries()) {
+          const same = pids.filter((q, j) => sys.hostOf(j % workers) === sys.hostOf(i % workers));
+          assert.notEqual(ns(pid, kind), here, `process ${pid} shares the test's ${kind} namespace`);
+          for (const q of pids) {
+            if (same.includes(q)) continue;
+            assert.notEqual(ns(pid, kind), ns(q, kind), `processes of two hosts share a ${kind} namespace`);
+          }
+        }
+      }
+      // A file a worker could write in its folder is nowhere for the other.
+      const [a, b] = [sys.workers[0].pid, sys.workers[1].pid];
+      writeFileSync(`/proc/${a}/cwd/written-on-a`, 'a');
+      assert.ok(existsSync(`/proc/${a}/cwd/written-on-a`));
+      assert.ok(!existsSync(`/proc/${b}/cwd/written-on-a`), 'host b sees the files of host a');
+      assert.ok(!existsSync('/tmp/work/written-on-a'), 'this host sees the files of host a');
+      // Each host reaches PostgreSQL and Redis from its own address.
+      const insides = sys.hosts.hosts.map((h) => h.inside);
+      const pg = sys.sql("SELECT DISTINCT host(client_addr) FROM pg_stat_activity WHERE " +
+        "application_name = 'multichat' AND client_addr IS NOT NULL ORDER BY 1").split('\n');
+      assert.deepEqual(pg, [...insides].sort());
+      const redis = redisCli(sys.redisPort, 'CLIENT', 'LIST').join('\n');
+      for (const at of insides) assert.match(redis, new RegExp(`addr=${at.replaceAll('.', '\\.')}:`));
+    });
+  }
+
+  test(`sockets on two interfaces in one room see each other's messages (${where})`, async () => {
     const ann = await socketOn(A(), 'ann');
     const bob = await socketOn(B(), 'bob');
     await ann.join(lobby);
@@ -90,7 +125,8 @@ export function faultTests({shards = 1, db = 'sqlite'} = {}) {
   // A worker killed between publishing a message and acknowledging its
   // envelope leaves it to be handled again: it is stored once (client_id)
   // and its group send, named by the message id, pushes nothing the second
-  // time.
+  // time. One killed between storing its batch and publishing it leaves the
+  // batch's rooms marked: the next batch there publishes it first.
   function assertDelivered(room, members, texts, {ordered = false} = {}) {
     const rows = stored(room);
     const bodies = rows.map((r) => r.body);
@@ -110,7 +146,7 @@ export function faultTests({shards = 1, db = 'sqlite'} = {}) {
   const allSent = (senders, n) => () => senders.every((s) => s.ownTexts.size >= n);
   const allSeen = (members, room, total) => () => members.every((m) => m.seen(room) >= total);
 
-  test(`three workers serve one busy room: every message stored once, delivered to all in order (${shards} Redis, ${db})`, async () => {
+  test(`${workers} workers serve one busy room: every message stored once, delivered to all in order (${where})`, async () => {
     const room = sys.chatctl(['room', 'add', 'Busy']);
     const members = [
       await memberOn([A(), B()], 'ann', room), await memberOn([A(), B()], 'bob', room),
@@ -121,11 +157,10 @@ export function faultTests({shards = 1, db = 'sqlite'} = {}) {
     await until(allSent(senders, 100), 60000, 'the senders\' own copies');
     await until(allSeen(members, room, 300), 30000, 'every member to see 300 messages');
     assertDelivered(room, members, texts, {ordered: true});
-    // All three workers took part.
     for (const m of members) m.close();
   });
 
-  test(`a worker killed during a burst of 1,000 messages: each stored once, each delivered once to every member (${shards} Redis, ${db})`, async () => {
+  test(`a worker killed during a burst of 1,000 messages: each stored once, delivered once to every member, in order (${where})`, async () => {
     const room = sys.chatctl(['room', 'add', 'Burst']);
     const members = [
       await memberOn([A(), B()], 'ann', room), await memberOn([A(), B()], 'bob', room),
@@ -141,14 +176,14 @@ export function faultTests({shards = 1, db = 'sqlite'} = {}) {
       assert.ok(eve.seen(room) < 1000, 'the burst was over before the kill');
       await until(allSent(senders, 250), 60000, 'the senders\' own copies');
       await until(allSeen(members, room, 1000), 30000, 'every member to see 1,000 messages');
-      assertDelivered(room, members, texts);
+      assertDelivered(room, members, texts, {ordered: true});
     } finally {
       sys.startWorker(0);
       for (const m of members) m.close();
     }
   });
 
-  test(`an interface killed: its clients reconnect to the other one and get what they missed, once (${shards} Redis, ${db})`, async () => {
+  test(`an interface killed: its clients reconnect to the other one and get what they missed, once (${where})`, async () => {
     const room = sys.chatctl(['room', 'add', 'Crash']);
     const ann = await memberOn([A(), B()], 'ann', room);
     const eve = await memberOn([A(), B()], 'eve', room);
@@ -177,7 +212,7 @@ export function faultTests({shards = 1, db = 'sqlite'} = {}) {
     }
   });
 
-  test(`no process reported a memory error, and all stop cleanly (${shards} Redis, ${db})`, async () => {
+  test(`no process reported a memory error, and all stop cleanly (${where})`, async () => {
     for (const s of sockets) s.close();
     assert.ok(sys.running(), 'a process died');
     assert.deepEqual(await sys.stop(), []);

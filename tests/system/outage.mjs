@@ -158,8 +158,8 @@ export function outageTests({sentinel, byHand = false}) {
       // Nobody was restarted, and each interface followed.
       assert.ok(sys.running(), 'a process died');
       assert.deepEqual([...sys.workers, ...sys.interfaces].map((p) => p.pid), pids);
-      for (const port of sys.metricsPorts) {
-        const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      for (let i = 0; i < sys.interfaces.length; i++) {
+        const metrics = await sys.metricsText(i);
         assert.match(metrics, /^chat_interface_redis_up 1$/m);
         assert.match(metrics, /^chat_interface_redis_losses_total [1-9]/m);
         if (sentinel) assert.match(metrics, /^chat_interface_redis_failovers_total 1$/m);

@@ -52,9 +52,9 @@ suite() {
 export CHAT_DB=$1
 local other=$2 unreachable=$3
 expect "help lists the commands" 0 "room staff-only ID on\|off" -- "$CTL" --help
-expect "migrate creates the schema" 0 "schema version 6" -- "$CTL" migrate
-expect "migrate again changes nothing" 0 "schema version 6" -- "$CTL" migrate
-expect "--db beats CHAT_DB" 0 "schema version 6" -- "$CTL" --db "$other" migrate
+expect "migrate creates the schema" 0 "schema version 7" -- "$CTL" migrate
+expect "migrate again changes nothing" 0 "schema version 7" -- "$CTL" migrate
+expect "--db beats CHAT_DB" 0 "schema version 7" -- "$CTL" --db "$other" migrate
 echo pw | "$CTL" --db "$other" user add elsewhere --password-stdin
 "$CTL" --db "$other" user list | grep -q elsewhere && ! "$CTL" user list | grep -q elsewhere &&
     ok "--db names the database" || not_ok "--db names the database"

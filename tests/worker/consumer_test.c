@@ -195,6 +195,28 @@ static void staff_only_rooms_are_refused_at_join_and_send(void **state)
     assert_false(ts_pending(w, s.channel));
 }
 
+/* A send checks its user with the insert: one deactivated since its socket
+ * opened (before the change log closes the socket) stores nothing, and is
+ * told so. */
+static void a_deactivated_user_s_send_stores_nothing(void **state)
+{
+    ts_world_t *w = *state;
+    ts_sock_t a, b;
+    ts_ann_and_bob_in_the_lobby(w, &a, &b);
+    ts_ctl(w, "", "user deactivate ann");
+    int before = ts_answers(w, a.channel);
+    ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"gone\"}");
+    ts_expect_text(w, a.channel, "{\"error\":\"USER_HAS_TO_LOGIN\"}");
+    ts_expect_close(w, a.channel, MC_CLOSE_SESSION_ENDED);
+    /* The store refused it: the error is its one answer (every_command_is_answered_once). */
+    assert_int_equal(ts_answers(w, a.channel), before + 1);
+    assert_false(ts_pending(w, b.channel));
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_last(w->app.store, 1, 10, &l), 0);
+    assert_int_equal(l.n, 0);
+    wrk_message_list_clear(&l);
+}
+
 static void bad_input_is_answered_and_the_socket_stays(void **state)
 {
     ts_world_t *w = *state;
@@ -827,6 +849,7 @@ int main(void)
         T(a_whisper_handled_twice_is_stored_and_delivered_once),
         T(errors_name_the_client_id_of_their_command),
         T(staff_only_rooms_are_refused_at_join_and_send),
+        T(a_deactivated_user_s_send_stores_nothing),
         T(bad_input_is_answered_and_the_socket_stays),
         T(edits_deletes_and_whispers),
         T(rate_limits_refuse_then_close),

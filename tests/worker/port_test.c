@@ -1,6 +1,7 @@
 /* The output port (worker/port.c) in a world (tests/support/world.h): the
  * outbox publishes a batch's chat messages together, in order, before
  * anything else; notices can be switched off. */
+#include "common/clock.h"
 #include "common/envelope.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -38,6 +39,109 @@ static void a_batch_publishes_its_messages_together_and_in_order(void **state)
     wrk_port_flush(&w->app.port);
     ts_expect_text_has(w, b.channel, "\"message\":\"three\"");
     ts_expect_text_has(w, a.channel, "\"own\":true");
+}
+
+/* In a batch, a message the store refuses is answered, naming it by its
+ * client_id, and the batch's others are published; a batch that cannot be
+ * stored is answered SERVER_BUSY for each of its messages. */
+static void a_batch_answers_the_messages_it_could_not_store(void **state)
+{
+    ts_world_t *w = *state;
+    ts_sock_t a, b;
+    ts_ann_and_bob_in_the_lobby(w, &a, &b);
+    ts_world_group_add(w, "room-2", a.channel); /* a claim without the right */
+    ts_ws_send_in_batch(w, &a,
+                        "{\"command\":\"send\",\"room\":2,\"message\":\"in\","
+                        "\"client_id\":\"c-1\"}");
+    ts_ws_send_in_batch(w, &a,
+                        "{\"command\":\"send\",\"room\":1,\"message\":\"ok\","
+                        "\"client_id\":\"c-2\"}");
+    wrk_port_flush(&w->app.port);
+    ts_expect_text_has(w, a.channel, "\"message\":\"ok\"");
+    ts_expect_text(w, a.channel,
+                   "{\"error\":\"ROOM_ACCESS_DENIED\",\"room\":\"2\",\"command\":\"send\","
+                   "\"client_id\":\"c-1\"}");
+    ts_expect_text_has(w, b.channel, "\"message\":\"ok\"");
+    assert_false(ts_pending(w, b.channel));
+
+    /* A store that fails: a trigger behind the worker's back. */
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "sqlite3 '%s' \"CREATE TRIGGER boom BEFORE INSERT ON messages WHEN NEW.body = "
+             "'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END;\"",
+             w->db);
+    assert_int_equal(system(sql), 0);
+    ts_ws_send_in_batch(w, &a,
+                        "{\"command\":\"send\",\"room\":1,\"message\":\"fine\","
+                        "\"client_id\":\"c-3\"}");
+    ts_ws_send_in_batch(w, &b, "{\"command\":\"send\",\"room\":1,\"message\":\"boom\"}");
+    wrk_port_flush(&w->app.port);
+    ts_expect_text(w, a.channel,
+                   "{\"error\":\"SERVER_BUSY\",\"room\":\"1\",\"command\":\"send\","
+                   "\"client_id\":\"c-3\"}");
+    ts_expect_text(w, b.channel, "{\"error\":\"SERVER_BUSY\",\"room\":\"1\",\"command\":\"send\"}");
+    assert_false(ts_pending(w, a.channel));
+    assert_false(ts_pending(w, b.channel));
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_last(w->app.store, 1, 10, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.items[0].body, "ok");
+    wrk_message_list_clear(&l);
+}
+
+/* Stores a message of user in room as a worker that stopped right after
+ * its commit would leave it: stored, its room marked, never published. */
+static void store_and_stop(ts_world_t *w, int64_t user, const char *body, const char *client_id,
+                           const char *sender)
+{
+    wrk_store_t *other;
+    assert_int_equal(wrk_store_open(&other, w->db, NULL), 0);
+    wrk_new_message_t m = {.room_id = 1,
+                           .user_id = user,
+                           .body = body,
+                           .body_len = strlen(body),
+                           .client_id = client_id,
+                           .sender = sender};
+    assert_int_equal(wrk_store_messages_add(other, &m, 1, mc_now_ms(), NULL), 0);
+    assert_int_equal(m.rc, 0);
+    wrk_message_clear(&m.stored);
+    wrk_store_close(other);
+}
+
+/* What another worker stored and left unpublished in a room goes out
+ * before anything newer of the room: with the next batch, or before a
+ * join, whose history holds it then. Its sender gets its own copy. */
+static void messages_left_unpublished_go_out_first(void **state)
+{
+    ts_world_t *w = *state;
+    ts_sock_t a, b;
+    ts_ann_and_bob_in_the_lobby(w, &a, &b);
+    store_and_stop(w, a.scope.user_id, "left", "c-left", a.channel);
+    ts_ws_send(w, &b, "{\"command\":\"send\",\"room\":1,\"message\":\"after\"}");
+    char *own = ts_next_text(w, a.channel);
+    assert_non_null(strstr(own, "\"message\":\"left\""));
+    assert_non_null(strstr(own, "\"own\":true"));
+    free(own);
+    ts_expect_text_has(w, a.channel, "\"message\":\"after\"");
+    ts_expect_text_has(w, b.channel, "\"message\":\"left\"");
+    ts_expect_text_has(w, b.channel, "\"message\":\"after\"");
+    assert_false(ts_pending(w, a.channel));
+    assert_false(ts_pending(w, b.channel));
+
+    store_and_stop(w, b.scope.user_id, "left again", "c-again", b.channel);
+    char cs[256];
+    ts_sock_t s;
+    ts_log_in_and_connect(w, "sue", "ifc.v!1", cs, sizeof(cs), &s);
+    ts_ws_send(w, &s, "{\"command\":\"join\",\"room\":1}");
+    ts_expect_text_has(w, b.channel, "\"message\":\"left again\"");
+    ts_expect_text_has(w, a.channel, "\"message\":\"left again\"");
+    char *join = ts_next_text(w, s.channel);
+    assert_non_null(strstr(join, "\"message\":\"left again\""));
+    free(join);
+    /* Published once: a batch now finds nothing left. */
+    ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"last\"}");
+    ts_expect_text_has(w, s.channel, "\"message\":\"last\"");
+    assert_false(ts_pending(w, s.channel));
 }
 
 static void notices_can_be_switched_off(void **state)
@@ -115,6 +219,8 @@ int main(void)
     mc_log_init("port_test", MC_LOG_OFF);
     const struct CMUnitTest tests[] = {
         T(a_batch_publishes_its_messages_together_and_in_order),
+        T(a_batch_answers_the_messages_it_could_not_store),
+        T(messages_left_unpublished_go_out_first),
         T(notices_can_be_switched_off),
         T(a_user_flapping_in_a_room_is_announced_a_bounded_number_of_times),
     };
