@@ -32,6 +32,10 @@ ifeq ($(FLAVOUR),release)
   CC := gcc
   OPT := -O2 -g
   SAN_FLAGS :=
+  # Hardening: checked libc calls, stack canaries, a position-independent
+  # program whose relocations are read-only once loaded (full RELRO).
+  HARDEN := -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+  HARDEN_LD := -pie -Wl,-z,relro,-z,now
 else ifeq ($(FLAVOUR),asan)
   CC := gcc
   OPT := -O1 -g
@@ -44,8 +48,8 @@ else
   $(error FLAVOUR must be release, asan or fuzz)
 endif
 
-CFLAGS := $(BASE_CFLAGS) $(OPT) $(SAN_FLAGS)
-LDFLAGS := $(SAN_FLAGS)
+CFLAGS := $(BASE_CFLAGS) $(OPT) $(SAN_FLAGS) $(HARDEN)
+LDFLAGS := $(SAN_FLAGS) $(HARDEN_LD)
 LDLIBS := -luv -lhiredis -lsqlite3 -lpq -lcjson -largon2 -lz -lpthread -lm
 
 # Sources, found by folder: a new .c file in a folder joins its library.
@@ -102,7 +106,7 @@ $(B)/obj/%.o: %.c | $(LLHTTP_CHECK)
 # llhttp is generated third-party code: our warning set is not its contract.
 $(B)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(@D)
-	$(CC) -I$(LLHTTP_INC) -std=c17 -w $(OPT) $(SAN_FLAGS) -c -o $@ $<
+	$(CC) -I$(LLHTTP_INC) -std=c17 -w $(OPT) $(SAN_FLAGS) $(HARDEN) -c -o $@ $<
 llhttp-missing:
 	$(error no llhttp sources in $(LLHTTP_DIR): install Debian's node-llhttp (make deps), \
 	        or set LLHTTP_DIR and LLHTTP_INC)

@@ -11,6 +11,15 @@
  *  - Every message carries a deadline (now + expiry, default 60 s); a receiver
  *    drops expired messages and counts them. Every list has a capacity; a send
  *    to a full list fails with MC_EFULL and queues nothing. Nothing blocks.
+ *    A process list is bounded in bytes too (process_bytes), since one of
+ *    its messages may be 1 MiB: a process that falls behind makes its
+ *    senders fail with MC_EFULL before it fills Redis's memory. (Its count
+ *    of bytes goes down after a pop that may have left something, and
+ *    starts again at 0 whenever a push finds the list empty, so that a lost
+ *    count heals: what is pushed between a pop and its count may go
+ *    uncounted, and a list may hold up to twice the bound for a moment.)
+ *    The count has no expiry: it goes with the list when the process is
+ *    reaped. A Redis out of memory ("OOM" errors) is full too, not down.
  *  - Groups ("room-5") hold process-specific channels. Redis knows, per group,
  *    which processes have members and how many; each process knows its own
  *    local members. group_send pushes ONE copy per process holding members,
@@ -65,6 +74,7 @@ typedef struct chl_config {
     long expiry_ms;        /* message lifetime, default 60000 */
     long capacity;         /* per ordinary and per process list, default 100 */
     long process_capacity; /* per process list (all its connections), default 10000 */
+    long process_bytes;    /* ...and its bytes, default 32 MiB */
     long queue_capacity;   /* per reliable queue, default 10000 */
     long group_expiry_s;   /* default 86400 */
     long heartbeat_ttl_ms; /* a worker is dead once its heartbeat is this old, default 10000 */

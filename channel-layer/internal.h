@@ -13,6 +13,8 @@
  *   P<process>!           list: everything for the connections of a process;
  *                         removed when the process is reaped, and otherwise
  *                         expires a group expiry after its last direct send
+ *   P"bytes:"<process>    string: the bytes that list holds (its second
+ *                         bound); no expiry: removed with the list
  *   P"inflight:"<client>  list: messages a worker popped and has not acked
  *   P"hb:"<client>        string with a TTL: the client is alive
  *   P"workers"            set: clients that may hold in-flight messages
@@ -70,6 +72,11 @@ int chl__check_plain(const char *name);
 
 /* Writes prefix + a + b into key (NUL-terminated). Returns 0 or MC_ETOOBIG. */
 int chl__key(char *key, size_t size, const char *prefix, const char *a, const char *b);
+
+/* The byte counter of a process list ("<prefix><process>!"): writes
+ * "<prefix>bytes:<process>" into key. Returns 0, MC_EINVAL when list is no
+ * process list, MC_ETOOBIG. */
+int chl__bytes_key(char *key, size_t size, const char *prefix, const char *list);
 
 /* The process part of a channel: its length (up to '!', else the whole). */
 size_t chl__process_len(const char *channel);
@@ -184,22 +191,25 @@ size_t chl__ring_name(const chl__ring_t *ring, const char *name, size_t len);
 /* ---- scripts (scripts.c) ---- */
 
 enum chl__script_id {
-    CHL__S_SEND,    /* KEYS list; ARGV capacity (<0: none), ttl ms (0: none), frames... ->
-                     * how many of the frames, the first ones, were pushed (the rest: full) */
-    CHL__S_MPUSH,   /* KEYS process lists; ARGV capacity, frame, name ("": none), name ttl
-                     * -> {dropped, pushed (-1: the name was set already)} */
+    CHL__S_SEND,    /* KEYS list[, its byte counter]; ARGV capacity (<0: none), ttl ms (0:
+                     * none), max bytes (with a counter), frames... -> how many of the
+                     * frames, the first ones, were pushed (the rest: full) */
+    CHL__S_MPUSH,   /* KEYS process lists; ARGV capacity, frame, name ("": none), name ttl,
+                     * max bytes, prefix -> {dropped, pushed (-1: the name was set already)} */
     CHL__S_GADD,    /* KEYS zset, hash, pgroups; ARGV member, process, group, expiry s */
     CHL__S_GDISC,   /* same keys and ARGV minus expiry -> 1 when it was a member */
     CHL__S_GSEND,   /* KEYS zset, hash; ARGV expiry s (0: no expiry now), prefix, group
                      * -> {0, nprocs, procs...} */
     CHL__S_REQUEUE, /* KEYS workers; ARGV prefix, self, ttl -> number requeued */
-    CHL__S_FORGET,  /* KEYS pgroups; ARGV prefix, process -> members removed (and its list) */
+    CHL__S_FORGET,  /* KEYS pgroups; ARGV prefix, process -> members removed (and its list,
+                     * its byte counter) */
     CHL__S_RATE,    /* KEYS bucket; ARGV rate per s, burst -> {allowed, refused in a row} */
     CHL__S_REAP,    /* KEYS procs; ARGV prefix -> names of processes whose heartbeat is gone */
     CHL__S_MOVEN,   /* KEYS queue, in-flight; ARGV n -> up to n elements moved, oldest first */
-    CHL__S_GSENDN,  /* KEYS (zset, hash) per message; ARGV prefix, capacity, name ttl, then per
-                     * message expiry s (0: no expiry now), group, name ("": none), frame
-                     * -> per message copies dropped, or -1 (the name was set already) */
+    CHL__S_GSENDN,  /* KEYS (zset, hash) per message; ARGV prefix, capacity, name ttl, max
+                     * bytes, then per message expiry s (0: no expiry now), group, name ("":
+                     * none), frame -> per message copies dropped, or -1 (the name was set
+                     * already) */
     CHL__S_COUNT
 };
 

@@ -17,6 +17,7 @@ void chl_config_defaults(chl_config_t *cfg)
     cfg->expiry_ms = 60000;
     cfg->capacity = 100;
     cfg->process_capacity = 10000;
+    cfg->process_bytes = 32L << 20;
     cfg->queue_capacity = 10000;
     cfg->group_expiry_s = 86400;
     cfg->heartbeat_ttl_ms = 10000;
@@ -85,6 +86,15 @@ int chl__key(char *key, size_t size, const char *prefix, const char *a, const ch
     return 0;
 }
 
+int chl__bytes_key(char *key, size_t size, const char *prefix, const char *list)
+{
+    size_t pl = strlen(prefix), ll = strlen(list);
+    if (ll < pl + 2 || strncmp(list, prefix, pl) != 0 || list[ll - 1] != '!')
+        return MC_EINVAL;
+    int n = snprintf(key, size, "%sbytes:%.*s", prefix, (int)(ll - pl - 1), list + pl);
+    return (n < 0 || (size_t)n >= size) ? MC_ETOOBIG : 0;
+}
+
 size_t chl__process_len(const char *channel)
 {
     const char *bang = strchr(channel, '!');
@@ -106,6 +116,7 @@ int chl__config_copy(chl_config_t *dst, char **owned, const chl_config_t *src)
     CHL__DEFAULT(expiry_ms);
     CHL__DEFAULT(capacity);
     CHL__DEFAULT(process_capacity);
+    CHL__DEFAULT(process_bytes);
     CHL__DEFAULT(queue_capacity);
     CHL__DEFAULT(group_expiry_s);
     CHL__DEFAULT(heartbeat_ttl_ms);

@@ -31,14 +31,15 @@ typedef struct proc_req {
 /* Pushes to one queue on one shard made in one loop turn: one script call
  * for all of them. Each has its own completion. */
 #define PROC_BATCH_MAX 64
+#define PROC_BATCH_HEAD 7 /* EVALSHA sha 1 key capacity ttl max-bytes */
 typedef struct proc_batch {
     chl_proc_t *proc;
     size_t shard;
     int retried;
     size_t n;
     char key[CHL__KEY_MAX], cap[24];
-    const char *argv[6 + PROC_BATCH_MAX]; /* EVALSHA sha 1 key capacity ttl frames... */
-    size_t lens[6 + PROC_BATCH_MAX];
+    const char *argv[PROC_BATCH_HEAD + PROC_BATCH_MAX]; /* then the frames */
+    size_t lens[PROC_BATCH_HEAD + PROC_BATCH_MAX];
     char *frames[PROC_BATCH_MAX]; /* owned */
     chl_send_cb cbs[PROC_BATCH_MAX];
     void *args[PROC_BATCH_MAX];
@@ -131,6 +132,27 @@ malformed:
     mc_warn("channel-layer: %s: skipped a malformed element of %zu bytes", p->name, len);
 }
 
+static void on_plain_reply(redisAsyncContext *ac, void *reply, void *priv);
+static int send_command(chl__link_t *l, redisCallbackFn *fn, void *priv, int argc,
+                        const char **argv, const size_t *lens);
+
+/* What a pop took leaves the list's byte counter (chl.h): one DECRBY on
+ * the pop link, ahead of the next pop. A pop that took fewer than it asked
+ * for emptied the list, and the next push finds it empty and starts the
+ * count again: nothing to send then. Best effort: a count that is lost
+ * heals once the list is found empty. */
+static void popped(chl_proc_t *p, size_t elements, size_t bytes)
+{
+    if (elements < (size_t)atoi(CHL__PROC_POP_COUNT) || !p->pop.up || !p->pop.ac)
+        return;
+    char n[24];
+    chl__decimal(n, (long)bytes);
+    const char *argv[3] = {"DECRBY", p->bytes_key, n};
+    size_t lens[3] = {6, strlen(p->bytes_key), strlen(n)};
+    if (send_command(&p->pop, on_plain_reply, NULL, 3, argv, lens) == 0)
+        chl__link_sent(&p->pop);
+}
+
 static void on_pop(redisAsyncContext *ac, void *reply, void *priv)
 {
     chl_proc_t *p = priv;
@@ -149,6 +171,11 @@ static void on_pop(redisAsyncContext *ac, void *reply, void *priv)
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[1]->type == REDIS_REPLY_ARRAY) {
         redisReply *els = r->element[1];
+        size_t bytes = 0;
+        for (size_t i = 0; i < els->elements; i++)
+            if (els->element[i]->type == REDIS_REPLY_STRING)
+                bytes += els->element[i]->len;
+        popped(p, els->elements, bytes);
         for (size_t i = 0; i < els->elements && !p->closing; i++)
             if (els->element[i]->type == REDIS_REPLY_STRING)
                 dispatch(p, els->element[i]->str, els->element[i]->len);
@@ -167,7 +194,8 @@ static void pop_again(chl_proc_t *p)
 
 /* ---- commands ---- */
 
-static void on_heartbeat_reply(redisAsyncContext *ac, void *reply, void *priv)
+/* The reply of a command whose outcome nothing waits for. */
+static void on_plain_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)priv;
     redisReply *r = reply;
@@ -184,10 +212,10 @@ static void heartbeat(chl_proc_t *p)
     chl__link_t *l = &p->cmd[p->pop.shard];
     if (p->closing || !l->up)
         return;
-    if (redisAsyncCommand(l->ac, on_heartbeat_reply, NULL, "SET %s 1 PX %ld", p->hb_key,
+    if (redisAsyncCommand(l->ac, on_plain_reply, NULL, "SET %s 1 PX %ld", p->hb_key,
                           p->cfg.heartbeat_ttl_ms) == REDIS_OK)
         chl__link_sent(l);
-    if (redisAsyncCommand(l->ac, on_heartbeat_reply, NULL, "SADD %s %s", p->procs_key, p->name) ==
+    if (redisAsyncCommand(l->ac, on_plain_reply, NULL, "SADD %s %s", p->procs_key, p->name) ==
         REDIS_OK)
         chl__link_sent(l);
 }
@@ -195,6 +223,14 @@ static void heartbeat(chl_proc_t *p)
 static void on_heartbeat(uv_timer_t *t)
 {
     heartbeat(t->data);
+}
+
+/* Notes when the loop last began to wait for input (the stall check
+ * counts only silence while it listened: proc_link.c). */
+static void on_prepare(uv_prepare_t *h)
+{
+    chl_proc_t *p = h->data;
+    p->polled_at = uv_now(p->loop);
 }
 
 static void on_watch(uv_timer_t *t)
@@ -210,6 +246,12 @@ static void req_free(proc_req_t *req)
     free(req);
 }
 
+/* Whether r is Redis's refusal for want of memory ("OOM ..."). */
+static int out_of_memory(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "OOM", 3) == 0;
+}
+
 static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     proc_req_t *req = priv;
@@ -219,6 +261,11 @@ static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
     chl__link_replied(ac);
     if (!r) {
         status = p->closing ? MC_ECLOSED : MC_EREDIS;
+    } else if (out_of_memory(r)) {
+        /* Redis is out of memory: full, like a list at its capacity, and
+         * not down; what the sender learns is the same. */
+        p->stats.full++;
+        status = MC_EFULL;
     } else if (r->type == REDIS_REPLY_ERROR) {
         int demoted = chl__link_not_master(ac, r->str);
         if (!demoted && !req->retried && strncmp(r->str, "NOSCRIPT", 8) == 0 && !p->closing) {
@@ -323,6 +370,9 @@ static void on_batch_reply(redisAsyncContext *ac, void *reply, void *priv)
     chl__link_replied(ac);
     if (!r) {
         batch_complete(b, 0, p->closing ? MC_ECLOSED : MC_EREDIS);
+    } else if (out_of_memory(r)) {
+        p->stats.full += b->n; /* full, not down: as on_req_reply */
+        batch_complete(b, 0, MC_EFULL);
     } else if (r->type == REDIS_REPLY_ERROR) {
         int demoted = chl__link_not_master(ac, r->str);
         if (!demoted && !b->retried && strncmp(r->str, "NOSCRIPT", 8) == 0 && !p->closing) {
@@ -331,7 +381,8 @@ static void on_batch_reply(redisAsyncContext *ac, void *reply, void *priv)
             b->argv[1] = chl__script(CHL__S_SEND);
             b->lens[0] = 4;
             b->lens[1] = strlen(b->argv[1]);
-            if (send_command(ac->data, on_batch_reply, b, (int)(6 + b->n), b->argv, b->lens) == 0) {
+            if (send_command(ac->data, on_batch_reply, b, (int)(PROC_BATCH_HEAD + b->n), b->argv,
+                             b->lens) == 0) {
                 chl__link_sent(ac->data);
                 return;
             }
@@ -364,12 +415,14 @@ static void batch_flush(chl_proc_t *p)
         batch_complete(b, 0, p->closing ? MC_ECLOSED : MC_EREDIS);
         return;
     }
-    const char *head[6] = {"EVALSHA", p->sha[CHL__S_SEND], "1", b->key, b->cap, "0"};
-    for (int i = 0; i < 6; i++) {
+    /* A queue does not expire (ttl 0) and has no bound in bytes. */
+    const char *head[PROC_BATCH_HEAD] = {"EVALSHA", p->sha[CHL__S_SEND], "1", b->key, b->cap, "0",
+                                         "0"};
+    for (int i = 0; i < PROC_BATCH_HEAD; i++) {
         b->argv[i] = head[i];
         b->lens[i] = strlen(head[i]);
     }
-    if (send_command(l, on_batch_reply, b, (int)(6 + b->n), b->argv, b->lens) != 0) {
+    if (send_command(l, on_batch_reply, b, (int)(PROC_BATCH_HEAD + b->n), b->argv, b->lens) != 0) {
         batch_complete(b, 0, MC_EREDIS);
         return;
     }
@@ -413,8 +466,8 @@ static int batch_add(chl_proc_t *p, size_t shard, const char *key, long cap, cha
         uv_prepare_start(&p->batch_prepare, on_batch_prepare);
     }
     b->frames[b->n] = frame;
-    b->argv[6 + b->n] = frame;
-    b->lens[6 + b->n] = flen;
+    b->argv[PROC_BATCH_HEAD + b->n] = frame;
+    b->lens[PROC_BATCH_HEAD + b->n] = flen;
     b->cbs[b->n] = cb;
     b->args[b->n] = arg;
     b->n++;
@@ -434,14 +487,14 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
     proc_req_t *req = calloc(1, sizeof(*req));
     if (!req)
         return MC_ENOMEM;
-    int rc = chl__frame_build(&req->frame, &req->lens[6], CHL__MSG,
-                              mc_now_ms() + proc->cfg.expiry_ms, queue, msg, len);
+    size_t flen;
+    int rc = chl__frame_build(&req->frame, &flen, CHL__MSG, mc_now_ms() + proc->cfg.expiry_ms,
+                              queue, msg, len);
     if (rc != 0) {
         free(req);
         return rc;
     }
     size_t shard;
-    long cap;
     if (bang >= 0) {
         size_t pre = strlen(proc->cfg.prefix);
         if (pre + (size_t)bang + 2 > CHL__KEY_MAX) {
@@ -452,7 +505,7 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
         memcpy(req->bufs[0] + pre, queue, (size_t)bang + 1); /* with its '!' */
         req->bufs[0][pre + (size_t)bang + 1] = '\0';
         shard = chl__ring_channel(&proc->ring, queue);
-        cap = proc->cfg.process_capacity;
+        chl__decimal(req->bufs[1], proc->cfg.process_capacity);
         memcpy(req->bufs[2], proc->list_ttl, sizeof(proc->list_ttl));
     } else {
         if (chl__key(req->bufs[0], CHL__KEY_MAX, proc->cfg.prefix, queue, NULL) != 0) {
@@ -470,22 +523,28 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
             return MC_EREDIS;
         }
         char *frame = req->frame;
-        size_t flen = req->lens[6];
         req->frame = NULL;
         rc = batch_add(proc, shard, req->bufs[0], proc->cfg.queue_capacity, frame, flen, cb, arg);
         req_free(req);
         return rc;
     }
-    chl__decimal(req->bufs[1], cap);
     req->script = CHL__S_SEND;
     req->cb = cb;
     req->arg = arg;
-    req->argc = 7; /* EVALSHA sha 1 key capacity ttl frame */
-    req->argv[2] = "1";
+    /* A process list: EVALSHA sha 2 list counter capacity ttl max-bytes frame */
+    if (chl__bytes_key(req->bufs[3], CHL__KEY_MAX, proc->cfg.prefix, req->bufs[0]) != 0) {
+        req_free(req);
+        return MC_ETOOBIG;
+    }
+    req->argc = 9;
+    req->argv[2] = "2";
     req->argv[3] = req->bufs[0];
-    req->argv[4] = req->bufs[1];
-    req->argv[5] = req->bufs[2];
-    req->argv[6] = req->frame;
+    req->argv[4] = req->bufs[3];
+    req->argv[5] = req->bufs[1];
+    req->argv[6] = req->bufs[2];
+    req->argv[7] = proc->list_bytes;
+    req->argv[8] = req->frame;
+    req->lens[8] = flen;
     return req_send(proc, shard, req);
 }
 
@@ -629,6 +688,7 @@ static void on_closer(uv_timer_t *t)
     close_handle(p, (uv_handle_t *)&p->batch_prepare);
     close_handle(p, (uv_handle_t *)&p->heartbeat);
     close_handle(p, (uv_handle_t *)&p->watch);
+    close_handle(p, (uv_handle_t *)&p->prepare);
     close_handle(p, (uv_handle_t *)&p->closer);
     close_handle(p, (uv_handle_t *)&p->pop.retry);
     for (size_t i = 0; i < p->ring.nshards; i++) {
@@ -644,6 +704,7 @@ void chl_proc_close(chl_proc_t *proc)
     proc->closing = 1;
     uv_timer_stop(&proc->heartbeat);
     uv_timer_stop(&proc->watch);
+    uv_prepare_stop(&proc->prepare);
     uv_timer_stop(&proc->pop.retry);
     for (size_t i = 0; i < proc->ring.nshards; i++) {
         uv_timer_stop(&proc->cmd[i].retry);
@@ -679,6 +740,7 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
     chl__make_name(p->name, sizeof(p->name), kind);
     p->name_len = strlen(p->name);
     if (chl__key(p->list_key, sizeof(p->list_key), p->cfg.prefix, p->name, "!") != 0 ||
+        chl__key(p->bytes_key, sizeof(p->bytes_key), p->cfg.prefix, "bytes:", p->name) != 0 ||
         chl__key(p->hb_key, sizeof(p->hb_key), p->cfg.prefix, "hb:", p->name) != 0 ||
         chl__key(p->procs_key, sizeof(p->procs_key), p->cfg.prefix, "procs", NULL) != 0) {
         proc_free(p);
@@ -696,6 +758,7 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
     }
     p->pop_command_len = chl__resp_write(p->pop_command, 7, pop, pop_lens);
     chl__decimal(p->list_ttl, p->cfg.group_expiry_s * 1000);
+    chl__decimal(p->list_bytes, p->cfg.process_bytes);
     p->loop = loop;
     p->ctx = ctx;
     if (handlers)
@@ -707,11 +770,14 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
     p->watch.data = p;
     uv_timer_init(loop, &p->closer);
     p->closer.data = p;
+    uv_prepare_init(loop, &p->prepare);
+    p->prepare.data = p;
+    uv_prepare_start(&p->prepare, on_prepare);
     uv_check_init(loop, &p->batch_check);
     p->batch_check.data = p;
     uv_prepare_init(loop, &p->batch_prepare);
     p->batch_prepare.data = p;
-    p->handles = 5;
+    p->handles = 6;
     for (size_t i = 0; i < p->ring.nshards; i++)
         chl__link_init(p, &p->cmd[i], i, CHL__LINK_CMD);
     chl__link_init(p, &p->pop, chl__ring_name(&p->ring, p->name, p->name_len), CHL__LINK_POP);

@@ -93,12 +93,14 @@ struct chl_proc {
     char *cfg_mem;
     char name[CHL__NAME_MAX + 1];
     size_t name_len;
-    char list_key[CHL__KEY_MAX]; /* "<prefix><name>!" */
+    char list_key[CHL__KEY_MAX];  /* "<prefix><name>!" */
+    char bytes_key[CHL__KEY_MAX]; /* its byte counter, "<prefix>bytes:<name>" */
     char hb_key[CHL__KEY_MAX];
     char procs_key[CHL__KEY_MAX]; /* the registry of process endpoints */
     char *pop_command;            /* the blocking pop of list_key, in RESP: always the same */
     size_t pop_command_len;
-    char list_ttl[24]; /* a process list's expiry, ms (the group expiry), in decimal */
+    char list_ttl[24];   /* a process list's expiry, ms (the group expiry), in decimal */
+    char list_bytes[24]; /* a process list's bound in bytes, in decimal */
     /* Queue pushes of this loop turn, sent together at its end: after its
      * I/O callbacks (batch_check), or before the loop waits (batch_prepare,
      * for what timers pushed). */
@@ -120,6 +122,8 @@ struct chl_proc {
     uv_timer_t heartbeat;
     uv_timer_t watch; /* the stall check */
     uv_timer_t closer;
+    uv_prepare_t prepare; /* notes polled_at: when the loop last began to poll */
+    uint64_t polled_at;
     int handles; /* uv handles not yet closed */
     int closing;
     int reported; /* last state given to on_redis_state */

@@ -98,9 +98,15 @@ int chl__link_not_master(redisAsyncContext *ac, const char *error)
  * NULL replies. */
 static void link_check_stall(chl__link_t *l)
 {
+    uint64_t polled = l->proc->polled_at;
     if (!l->ac || (!l->connecting && l->pending == 0))
         return;
-    if (uv_now(l->proc->loop) - l->since < CHL__PROC_STALL_MS)
+    /* Silent means silent while the loop listened: a poll for input began
+     * CHL__PROC_STALL_MS after the last progress and brought none. After a
+     * long turn of this process's own (a large batch fanned out to many
+     * sockets), replies that arrived meanwhile are still unread: that is no
+     * dead server, and a busy process must not take it for one. */
+    if (polled < l->since || polled - l->since < CHL__PROC_STALL_MS)
         return;
     mc_warn("channel-layer: %s: shard %zu does not answer; reconnecting", l->proc->name, l->shard);
     l->proc->stats.redis_errors++;

@@ -15,49 +15,65 @@
     "local t = redis.call('TIME')\n"                                                               \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-/* Capacity check and push in one step: LPUSH answers the new length, and
- * a push past the capacity takes its element back off the head, where it
- * went, so a full list refuses and is left as it is. */
-#define CHL__PUSH_CAPPED                                                                           \
-    "local function push(k, cap, frame)\n"                                                         \
-    "  local n = redis.call('LPUSH', k, frame)\n"                                                  \
-    "  if cap >= 0 and n > cap then\n"                                                             \
-    "    redis.call('LPOP', k)\n"                                                                  \
-    "    return 0\n"                                                                               \
+/* Pushes frames (a table) onto list k in one LPUSH, whose answer, the new
+ * length, is the capacity check: those that pass the capacity cap (< 0:
+ * none) are taken back off the head, the newest, so that a full list
+ * refuses and is left as it is; the answer is how many were pushed, the
+ * first ones. A process list is full at max bytes too: its byte counter b
+ * counts what it holds, less what its process popped (a plain DECRBY after
+ * a pop that may have left something), and starts again whenever the list
+ * is found empty, so that a lost count heals; a count below 0 is one that
+ * was taken down after the list was found empty, and starts again too. A
+ * discard (cap < 0) is pushed whatever the list holds, and counted. */
+#define CHL__PUSH                                                                                  \
+    "local function push(k, frames, cap, b, max)\n"                                                \
+    "  local nf = #frames\n"                                                                       \
+    "  local before = redis.call('LPUSH', k, unpack(frames)) - nf\n"                               \
+    "  local fit = nf\n"                                                                           \
+    "  if cap >= 0 and before + nf > cap then fit = math.max(cap - before, 0) end\n"               \
+    "  if b then\n"                                                                                \
+    "    local all, used, kept, j = 0, 0, 0, 0\n"                                                  \
+    "    for i = 1, nf do all = all + #frames[i] end\n"                                            \
+    "    if before > 0 then used = redis.call('INCRBY', b, all) - all end\n"                       \
+    "    local counted = used\n"                                                                   \
+    "    if used < 0 then used = 0 end\n"                                                          \
+    "    while j < fit and (cap < 0 or used + kept + #frames[j + 1] <= max) do\n"                  \
+    "      kept = kept + #frames[j + 1]\n"                                                         \
+    "      j = j + 1\n"                                                                            \
+    "    end\n"                                                                                    \
+    "    fit = j\n"                                                                                \
+    "    if before == 0 or counted < 0 then redis.call('SET', b, used + kept)\n"                   \
+    "    elseif kept < all then redis.call('DECRBY', b, all - kept) end\n"                         \
     "  end\n"                                                                                      \
-    "  return 1\n"                                                                                 \
+    "  if fit < nf then redis.call('LPOP', k, nf - fit) end\n"                                     \
+    "  return fit\n"                                                                               \
     "end\n"
 
-/* One frame or several (ARGV[3], ...), in one LPUSH; those that would
- * pass the capacity are taken back, the newest, and the number of the
- * others, pushed, is the answer. A ttl of 0 leaves the list's expiry
- * alone: a reliable queue does not expire (its messages' deadlines do),
- * nor does a group copy's process list (the reaper removes a dead
- * process's). */
-static const char send_lua[] =
-    "local cap, k = tonumber(ARGV[1]), #ARGV - 2\n"
-    "local over = redis.call('LPUSH', KEYS[1], unpack(ARGV, 3)) - cap\n"
-    "if cap >= 0 and over > 0 then\n"
-    "  if over > k then over = k end\n"
-    "  redis.call('LPOP', KEYS[1], over)\n"
-    "  k = k - over\n"
-    "end\n"
+/* One frame or several (ARGV[4], ...), pushed as above; with a process
+ * list's byte counter (KEYS[2]), bounded by ARGV[3] bytes too. A ttl of 0
+ * leaves the list's expiry alone: a reliable queue does not expire (its
+ * messages' deadlines do), nor does a group copy's process list (the
+ * reaper removes a dead process's, and its counter). */
+static const char send_lua[] = CHL__PUSH
+    "local k = push(KEYS[1], {unpack(ARGV, 4)}, tonumber(ARGV[1]), KEYS[2], tonumber(ARGV[3]))\n"
     "if k > 0 and ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
     "return k\n";
 
-/* The copies of one group message for the processes living on one shard.
- * A named message (ARGV[3], kept ARGV[4] ms) whose name is set already was
- * pushed here before: it pushes nothing. Marking and pushing are one atomic
- * step, so a replayed envelope's message arrives once. */
-static const char mpush_lua[] = CHL__PUSH_CAPPED
+/* The copies of one group message for the processes living on one shard,
+ * each list bounded by ARGV[5] bytes (its counter named with prefix
+ * ARGV[6]). A named message (ARGV[3], kept ARGV[4] ms) whose name is set
+ * already was pushed here before: it pushes nothing. Marking and pushing
+ * are one atomic step, so a replayed envelope's message arrives once. */
+static const char mpush_lua[] = CHL__PUSH
     "if ARGV[3] ~= '' and\n"
     "   not redis.call('SET', ARGV[3], '1', 'NX', 'PX', ARGV[4]) then\n"
     "  return {0, -1}\n"
     "end\n"
-    "local cap = tonumber(ARGV[1])\n"
-    "local dropped = 0\n"
+    "local cap, max, prefix = tonumber(ARGV[1]), tonumber(ARGV[5]), ARGV[6]\n"
+    "local frames, dropped = {ARGV[2]}, 0\n"
     "for i = 1, #KEYS do\n"
-    "  dropped = dropped + 1 - push(KEYS[i], cap, ARGV[2])\n"
+    "  local b = prefix .. 'bytes:' .. string.sub(KEYS[i], #prefix + 1, -2)\n"
+    "  dropped = dropped + 1 - push(KEYS[i], frames, cap, b, max)\n"
     "end\n"
     "return {dropped, #KEYS}\n";
 
@@ -119,16 +135,16 @@ static const char gsend_lua[] = CHL__SWEEP
 /* With one shard: the messages of a batch, in order, in one step. Each
  * goes to every process with members of its group, named messages once
  * (a name set already was pushed before: nothing then). What one process
- * list gets goes in one LPUSH, in the batch's order; one that would pass
- * the capacity takes back the newest it was given, which are dropped for
- * it. Per message i (KEYS zset, hash at 2i-1, 2i; ARGV at 3 + 4i: expiry
- * or 0, group, name or "", frame): copies dropped, or -1 when its name
- * was set already. */
-static const char gsendn_lua[] = CHL__SWEEP
-    "local prefix, cap, nttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
+ * list gets goes in one push (above), in the batch's order; those past its
+ * capacity or its bytes are the newest it was given, dropped for it. Per
+ * message i (KEYS zset, hash at 2i-1, 2i; ARGV at 4i + 1: expiry or 0,
+ * group, name or "", frame): copies dropped, or -1 when its name was set
+ * already. */
+static const char gsendn_lua[] = CHL__SWEEP CHL__PUSH
+    "local prefix, cap, nttl, max = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])\n"
     "local out, lists, order, procs_of = {}, {}, {}, {}\n"
     "for i = 1, #KEYS / 2 do\n"
-    "  local z, h, a = KEYS[2 * i - 1], KEYS[2 * i], 4 * i\n"
+    "  local z, h, a = KEYS[2 * i - 1], KEYS[2 * i], 4 * i + 1\n"
     "  if ARGV[a] ~= '0' then\n"
     "    sweep(z, h, ARGV[a], ARGV[a + 1], prefix)\n"
     "    procs_of[h] = nil\n"
@@ -155,14 +171,10 @@ static const char gsendn_lua[] = CHL__SWEEP
     "  end\n"
     "end\n"
     "for _, p in ipairs(order) do\n"
-    "  local k, those, frames = prefix .. p .. '!', lists[p], {}\n"
-    "  for j, i in ipairs(those) do frames[j] = ARGV[4 * i + 3] end\n"
-    "  local over = redis.call('LPUSH', k, unpack(frames)) - cap\n"
-    "  if cap >= 0 and over > 0 then\n"
-    "    if over > #frames then over = #frames end\n"
-    "    redis.call('LPOP', k, over)\n"
-    "    for j = #those - over + 1, #those do out[those[j]] = out[those[j]] + 1 end\n"
-    "  end\n"
+    "  local those, frames = lists[p], {}\n"
+    "  for j, i in ipairs(those) do frames[j] = ARGV[4 * i + 4] end\n"
+    "  local fit = push(prefix .. p .. '!', frames, cap, prefix .. 'bytes:' .. p, max)\n"
+    "  for j = fit + 1, #those do out[those[j]] = out[those[j]] + 1 end\n"
     "end\n"
     "return out\n";
 
@@ -203,7 +215,7 @@ static const char forget_lua[] = "local prefix, p = ARGV[1], ARGV[2]\n"
                                  "  redis.call('HDEL', prefix .. 'groupp:' .. g, p)\n"
                                  "end\n"
                                  "redis.call('DEL', KEYS[1])\n"
-                                 "redis.call('DEL', prefix .. pre)\n"
+                                 "redis.call('DEL', prefix .. pre, prefix .. 'bytes:' .. p)\n"
                                  "return removed\n";
 
 /* A token bucket: full at first, refilled at ARGV[1] tokens a second up to

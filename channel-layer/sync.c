@@ -349,6 +349,7 @@ int chl_open(chl_t **out, const chl_config_t *cfg, const char *name)
     chl__decimal(f->once_ttl, 2 * chl->cfg.expiry_ms);
     chl__decimal(f->group_expiry, chl->cfg.group_expiry_s);
     chl__decimal(f->process_capacity, chl->cfg.process_capacity);
+    chl__decimal(f->process_bytes, chl->cfg.process_bytes);
     chl__decimal(f->list_ttl, chl->cfg.group_expiry_s * 1000);
     for (size_t i = 0; i < chl->ring.nshards; i++) {
         rc = shard_up(chl, i);
@@ -396,11 +397,14 @@ int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, co
     int rc = chl__frame_build(&frame, &flen, kind, deadline, name, msg, len);
     if (rc != 0)
         return rc;
-    char capb[24];
+    char capb[24], bytes[CHL__KEY_MAX];
     chl__decimal(capb, cap);
-    const char *args[3] = {capb, ttl, frame};
-    size_t lens[3] = {strlen(capb), strlen(ttl), flen};
-    redisReply *r = chl__sync_script(chl, shard, CHL__S_SEND, 1, &key, 3, args, lens, &rc);
+    /* A process list is bounded in bytes too. */
+    int proc = chl__bytes_key(bytes, sizeof(bytes), chl->cfg.prefix, key) == 0;
+    const char *kv[2] = {key, bytes};
+    const char *args[4] = {capb, ttl, chl->fixed.process_bytes, frame};
+    size_t lens[4] = {strlen(capb), strlen(ttl), strlen(chl->fixed.process_bytes), flen};
+    redisReply *r = chl__sync_script(chl, shard, CHL__S_SEND, proc ? 2 : 1, kv, 4, args, lens, &rc);
     free(frame);
     if (!r)
         return rc;
@@ -536,6 +540,21 @@ static int pop_shard(chl_t *chl, size_t shard, const char *const *keys, size_t n
     return rc;
 }
 
+/* What was popped from a process list leaves its byte counter (one
+ * element: the list may hold more). Best effort: a count that is lost
+ * heals once the list is found empty. */
+static void popped(chl_t *chl, size_t shard, const char *list, size_t len)
+{
+    char bytes[CHL__KEY_MAX], n[24];
+    if (chl__bytes_key(bytes, sizeof(bytes), chl->cfg.prefix, list) != 0)
+        return;
+    chl__decimal(n, (long)len);
+    const char *v[3] = {"DECRBY", bytes, n};
+    size_t l[3] = {6, strlen(bytes), strlen(n)};
+    int rc;
+    freeReplyObject(chl__sync_command(chl, shard, 3, v, l, &rc));
+}
+
 /* One pop on one shard over the keys of channels that live there.
  * Returns 0 and *got: 1 a message in *out, 0 nothing there, 2 an element
  * was dropped (expired, malformed, control); or an error. */
@@ -555,9 +574,10 @@ static int try_pop(chl_t *chl, size_t sh, char (*keys)[CHL__KEY_MAX], const size
     if (rc != 0)
         return rc;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[1]->type == REDIS_REPLY_ARRAY && r->element[1]->elements == 1 &&
-        r->element[1]->element[0]->type == REDIS_REPLY_STRING) {
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_ARRAY &&
+        r->element[1]->elements == 1 && r->element[1]->element[0]->type == REDIS_REPLY_STRING) {
         redisReply *el = r->element[1]->element[0];
+        popped(chl, sh, r->element[0]->str, el->len);
         *got = accept_element(chl, el->str, el->len, out, &rc) ? 1 : 2;
     }
     freeReplyObject(r);

@@ -54,6 +54,7 @@ struct chl {
     struct chl__sync_fixed {
         char hb[CHL__KEY_MAX], workers[CHL__KEY_MAX], inflight[CHL__KEY_MAX];
         char hb_ttl[24], expiry[24], once_ttl[24], group_expiry[24], process_capacity[24];
+        char process_bytes[24];
         char list_ttl[24]; /* a process list's, in ms: the group expiry */
     } fixed;
     char *out; /* the commands of a pipeline in RESP, before hiredis takes them */
@@ -111,9 +112,10 @@ redisReply *chl__sync_script(chl_t *chl, size_t i, enum chl__script_id id, size_
                              const size_t *arglens, int *rc);
 
 /* Pushes one frame (kind, deadline, name, msg) onto list key of shard
- * through the send script; cap < 0: no capacity check; the list then
- * expires after ttl ms (decimal, "0": its expiry is left alone). Returns 0,
- * MC_EFULL (counted, nothing pushed), or an error. */
+ * through the send script; cap < 0: no capacity check (a process list is
+ * bounded by process_bytes too); the list then expires after ttl ms
+ * (decimal, "0": its expiry is left alone). Returns 0, MC_EFULL (counted,
+ * nothing pushed), or an error. */
 int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, const char *ttl,
                          int kind, int64_t deadline, const char *name, const void *msg, size_t len);
 

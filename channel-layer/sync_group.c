@@ -82,9 +82,12 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
     const char **kv = malloc(n * sizeof(*kv));
     size_t *shard = malloc(n * sizeof(*shard));
     int rc = (keys && kv && shard) ? 0 : MC_ENOMEM, first_err = 0;
-    const char *capb = chl->fixed.process_capacity;
-    const char *args[4] = {capb, frame, once, once_ttl};
-    size_t lens[4] = {strlen(capb), flen, strlen(once), strlen(once_ttl)};
+    const struct chl__sync_fixed *f = &chl->fixed;
+    const char *args[6] = {f->process_capacity, frame,          once, once_ttl,
+                           f->process_bytes,    chl->cfg.prefix};
+    size_t lens[6] = {
+        strlen(f->process_capacity), flen, strlen(once), strlen(once_ttl), strlen(f->process_bytes),
+        strlen(chl->cfg.prefix)};
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (procs[i]->type != REDIS_REPLY_STRING || procs[i]->len > CHL__NAME_MAX ||
             chl__key(keys[i], CHL__KEY_MAX, chl->cfg.prefix, procs[i]->str, "!") != 0) {
@@ -101,7 +104,7 @@ static int group_fan_out(chl_t *chl, redisReply **procs, size_t n, const char *f
         if (nk == 0)
             continue;
         int src;
-        redisReply *r = chl__sync_script(chl, sh, CHL__S_MPUSH, nk, kv, 4, args, lens, &src);
+        redisReply *r = chl__sync_script(chl, sh, CHL__S_MPUSH, nk, kv, 6, args, lens, &src);
         if (!r) {
             *dropped += nk; /* that shard missed its copies; the others still get theirs */
             first_err = first_err ? first_err : src;
@@ -210,6 +213,7 @@ static int gsend_finish(chl_t *chl, gsend_t *g, redisReply *r, int rc, size_t *d
 
 /* One shard: the sends g[0..n) whose prc[] is 0, in one script call (one
  * LPUSH per process list for all of them). Their prc[] get the outcome. */
+#define GSENDN_HEAD 4 /* prefix, capacity, name ttl, max bytes; then 4 per message */
 static void gsend_batch(chl_t *chl, gsend_t *g, int *prc, size_t n, size_t *dropped)
 {
     size_t m = 0;
@@ -219,29 +223,30 @@ static void gsend_batch(chl_t *chl, gsend_t *g, int *prc, size_t n, size_t *drop
         return;
     const struct chl__sync_fixed *f = &chl->fixed;
     const char **keys = malloc(2 * m * sizeof(*keys));
-    const char **args = malloc((3 + 4 * m) * sizeof(*args));
-    size_t *lens = malloc((3 + 4 * m) * sizeof(*lens));
+    const char **args = malloc((GSENDN_HEAD + 4 * m) * sizeof(*args));
+    size_t *lens = malloc((GSENDN_HEAD + 4 * m) * sizeof(*lens));
     int rc = keys && args && lens ? 0 : MC_ENOMEM;
     redisReply *r = NULL;
     if (rc == 0) {
         args[0] = chl->cfg.prefix;
         args[1] = f->process_capacity;
         args[2] = f->once_ttl;
+        args[3] = f->process_bytes;
         for (size_t k = 0, j = 0; k < n; k++) {
             if (prc[k] != 0)
                 continue;
             keys[2 * j] = g[k].keys[0];
             keys[2 * j + 1] = g[k].keys[1];
             const char *a[4] = {g[k].args[0], g[k].args[2], g[k].once, g[k].frame};
-            memcpy(&args[3 + 4 * j], a, sizeof(a));
+            size_t l[4] = {strlen(a[0]), strlen(a[1]), strlen(a[2]), g[k].flen};
+            memcpy(&args[GSENDN_HEAD + 4 * j], a, sizeof(a));
+            memcpy(&lens[GSENDN_HEAD + 4 * j], l, sizeof(l));
             j++;
         }
-        for (size_t i = 0; i < 3 + 4 * m; i++)
-            lens[i] = (i >= 3 && (i - 3) % 4 == 3) ? 0 : strlen(args[i]);
-        for (size_t k = 0, j = 0; k < n; k++)
-            if (prc[k] == 0)
-                lens[3 + 4 * j++ + 3] = g[k].flen;
-        r = chl__sync_script(chl, 0, CHL__S_GSENDN, 2 * m, keys, 3 + 4 * m, args, lens, &rc);
+        for (size_t i = 0; i < GSENDN_HEAD; i++)
+            lens[i] = strlen(args[i]);
+        r = chl__sync_script(chl, 0, CHL__S_GSENDN, 2 * m, keys, GSENDN_HEAD + 4 * m, args, lens,
+                             &rc);
         if (r && (r->type != REDIS_REPLY_ARRAY || r->elements != m))
             rc = MC_EREDIS;
     }

@@ -42,17 +42,18 @@ enum field {
     F_SCHEME = 1 << 14,
     F_REASON = 1 << 15,
     F_ID = 1 << 16,
+    F_DONE = 1 << 17,
 };
 
 static const unsigned type_fields[] = {
     [MC_ENV_HTTP_REQUEST] =
         F_REPLY | F_METHOD | F_PATH | F_QUERY | F_CLIENT | F_HEADERS | F_BODY | F_SCHEME,
     [MC_ENV_HTTP_RESPONSE] = F_STATUS | F_HEADERS | F_BODY,
-    [MC_ENV_WS_CONNECT] = F_REPLY | F_PATH | F_QUERY | F_CLIENT | F_HEADERS,
+    [MC_ENV_WS_CONNECT] = F_REPLY | F_PATH | F_QUERY | F_CLIENT | F_HEADERS | F_SCHEME,
     [MC_ENV_WS_ACCEPT] = F_SCOPE,
     [MC_ENV_WS_RECEIVE] = F_REPLY | F_SCOPE | F_GROUPS | F_TEXT | F_ID,
-    [MC_ENV_WS_SEND] = F_TEXT | F_EXCEPT | F_OWN,
-    [MC_ENV_WS_CLOSE] = F_CODE | F_REASON,
+    [MC_ENV_WS_SEND] = F_TEXT | F_EXCEPT | F_OWN | F_DONE,
+    [MC_ENV_WS_CLOSE] = F_CODE | F_REASON | F_DONE,
     [MC_ENV_WS_DISCONNECT] = F_REPLY | F_SCOPE | F_GROUPS | F_CODE,
 };
 
@@ -98,6 +99,7 @@ enum key {
     K_CODE,
     K_SCOPE,
     K_GROUPS,
+    K_DONE,
     KEY_COUNT
 };
 static const char *const key_names[KEY_COUNT] = {
@@ -107,6 +109,7 @@ static const char *const key_names[KEY_COUNT] = {
     [K_STRINGS + 8] = "reason", [K_STRINGS + 9] = "id",    [K_HEADERS] = "headers",
     [K_BODY] = "body",          [K_TEXT] = "text",         [K_STATUS] = "status",
     [K_CODE] = "code",          [K_SCOPE] = "scope",       [K_GROUPS] = "groups",
+    [K_DONE] = "done",
 };
 
 enum scope_key { S_USER_ID, S_USERNAME, S_IS_STAFF, SCOPE_KEY_COUNT };
@@ -539,6 +542,9 @@ static int read_fields(reader_t *r, const found_t *f, mc_envelope_t *env)
             return MC_EINVAL;
         env->code = (int)v;
     }
+    if ((fields & F_DONE) && (r->p = f[K_DONE].at) &&
+        ((*r->p != 't' && *r->p != 'f') || read_bool(r, &env->done)))
+        return MC_EINVAL;
     if (fields & F_SCOPE) {
         if ((r->p = f[K_SCOPE].at)) {
             if ((rc = read_scope(r, &env->scope)))
@@ -741,6 +747,10 @@ static void encode_fields(writer_t *w, const mc_envelope_t *env)
             PUT(w, ",\"is_staff\":true}");
         else
             PUT(w, ",\"is_staff\":false}");
+    }
+    if ((fields & F_DONE) && env->done) {
+        put_key(w, "done");
+        PUT(w, "true");
     }
     if (fields & F_GROUPS) {
         put_key(w, "groups");

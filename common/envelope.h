@@ -5,12 +5,19 @@
  *   http.request         interface -> worker   reply, method, path, query, headers, body, client,
  *                                              scheme
  *   http.response        worker -> interface   status, headers, body
- *   websocket.connect    interface -> worker   reply, path, query, headers, client
+ *   websocket.connect    interface -> worker   reply, path, query, headers, client, scheme
  *   websocket.accept     worker -> interface   scope
  *   websocket.receive    interface -> worker   reply, scope, groups, text, id
- *   websocket.send       worker -> interface   text, except, own
- *   websocket.close      worker -> interface   code, reason
+ *   websocket.send       worker -> interface   text, except, own, done
+ *   websocket.close      worker -> interface   code, reason, done
  *   websocket.disconnect interface -> worker   reply, scope, groups, code
+ *
+ * "done" marks the answer to a websocket.receive: a worker marks exactly
+ * one envelope for each websocket.receive it handles, the first it sends
+ * to that socket (or a group send naming the socket in "own"), or a
+ * websocket.send with an empty text that carries the mark only (no frame
+ * goes out for it). The interface counts each socket's envelopes still in
+ * flight by it.
  *
  * On the wire every envelope is one JSON object whose "type" names it:
  *   {"type":"http.request","reply":"ifc.h.1.ab!7","method":"GET","path":"/",
@@ -66,8 +73,9 @@ typedef struct mc_envelope {
     const char *method; /* http.request */
     const char *path;   /* http.request, websocket.connect: decoded path */
     const char *query;  /* http.request, websocket.connect: raw query, "" if none */
-    const char *client; /* requests: peer address */
-    const char *scheme; /* http.request: "https" when the request came over TLS (directly or
+    const char *client; /* requests: the client's address (behind trusted proxies, the one
+                           they name) */
+    const char *scheme; /* requests: "https" when the request came over TLS (directly or
                            through a trusted proxy), else "http" or "" (the same) */
     const char *reason; /* websocket.close: the close frame's reason (at most 123
                            bytes of UTF-8: the room a close frame has), "" for none */
@@ -86,6 +94,7 @@ typedef struct mc_envelope {
     size_t body_len;  /* body_len bytes, NULs included (decoded: a NUL follows them) */
     int status;       /* http.response */
     int code;         /* websocket.close, websocket.disconnect */
+    int done;         /* websocket.send, websocket.close: answers a websocket.receive */
     int has_scope;    /* websocket.accept, receive, disconnect */
     mc_scope_t scope;
     const char *groups[MC_ENVELOPE_MAX_GROUPS]; /* receive, disconnect */

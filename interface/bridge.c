@@ -74,6 +74,18 @@ static void keep(ifc_peers_t *peers, struct ifc_push *box)
     peers->npending++;
 }
 
+/* Counts a push failure by its cause: a full queue is no Redis error. */
+static void push_failed(ifc_peers_t *peers, int status)
+{
+    peers->m.push_failures++;
+    if (status == MC_EFULL)
+        peers->m.queue_full++;
+    else if (status == MC_EREDIS)
+        peers->m.redis_errors++;
+}
+
+static void answered(ifc_peer_t *p);
+
 static void on_pushed(void *arg, int status)
 {
     struct ifc_push *box = arg;
@@ -83,9 +95,7 @@ static void on_pushed(void *arg, int status)
         peers->m.envelopes_pushed++;
         free(box);
     } else {
-        peers->m.push_failures++;
-        if (status == MC_EREDIS)
-            peers->m.redis_errors++;
+        push_failed(peers, status);
         ifc_peer_t *p = ifc_peers_find(peers, box->conn);
         if (box->type == MC_ENV_WS_DISCONNECT && status != MC_ECLOSED) {
             keep(peers, box);
@@ -95,6 +105,8 @@ static void on_pushed(void *arg, int status)
                 ifc_respond_simple(p, 503);
             } else if (p && p->kind == IFC_PEER_CHAT) {
                 busy(p, box->kept, box->len);
+                if (box->type == MC_ENV_WS_RECEIVE)
+                    answered(p); /* no worker will answer it */
             }
             free(box);
         }
@@ -108,9 +120,7 @@ static int push_boxed(ifc_peers_t *peers, struct ifc_push *box, const char *data
 {
     int rc = peers->bus.push(peers->bus.ctx, WORKER_QUEUE, data, len, on_pushed, box);
     if (rc != 0) {
-        peers->m.push_failures++;
-        if (rc == MC_EREDIS)
-            peers->m.redis_errors++;
+        push_failed(peers, rc);
         if (box->type == MC_ENV_WS_DISCONNECT)
             keep(peers, box);
         else
@@ -130,7 +140,6 @@ static int push_env(ifc_peer_t *p, mc_envelope_t *env)
     if (peers->bus.reply_channel(peers->bus.ctx, p->conn.id, reply, sizeof(reply)) != 0)
         return MC_EINVAL;
     env->reply = reply;
-    env->client = p->conn.client;
     char *out;
     size_t len;
     int rc = mc_envelope_encode(env, &out, &len);
@@ -154,19 +163,27 @@ static int push_env(ifc_peer_t *p, mc_envelope_t *env)
 }
 
 /* Tells every chat socket that messages for it may have been lost while
- * Redis was away, so that its client asks for what it missed. */
+ * Redis was away, so that its client asks for what it missed. The answers
+ * its workers owed it may be lost too (envelopes of a Redis that died):
+ * nothing is owed any more, and input held back for them goes on. */
 static void resync(ifc_peers_t *peers)
 {
     static const char text[] = "{\"" MC_EVENT_RESYNC "\":true}";
     ifc_buf_t *frame = NULL;
-    for (ifc_conn_t *c = ifc_conns_first(&peers->conns); c; c = c->next) {
+    ifc_conn_t *next;
+    for (ifc_conn_t *c = ifc_conns_first(&peers->conns); c; c = next) {
         ifc_peer_t *p = (ifc_peer_t *)c;
+        next = c->next;
         if (p->kind != IFC_PEER_CHAT || c->closing || c->finishing)
             continue;
         if (!frame && !(frame = ifc_websocket_frame(IFC_WS_OP_TEXT, text, sizeof(text) - 1)))
             return;
         ifc_websocket_send_frame(p, frame);
         peers->m.resyncs++;
+        if (p->in_flight) {
+            p->in_flight = 0;
+            ifc_conn_resume(c);
+        }
     }
     ifc_buf_unref(frame);
 }
@@ -254,11 +271,16 @@ static void on_reply_timeout(ifc_conn_t *c)
     ifc_respond_simple(p, 504);
 }
 
-void ifc_bridge_forward(ifc_peer_t *p, const ifc_http_request_t *req, mc_envelope_type_t type)
+void ifc_bridge_forward(ifc_peer_t *p, const ifc_http_request_t *req, mc_envelope_type_t type,
+                        const ifc_client_t *client)
 {
     mc_envelope_t env;
+    char addr[IFC_IP_TEXT_MAX];
     memset(&env, 0, sizeof(env));
     env.type = type;
+    ifc_ip_format(&client->ip, addr);
+    env.client = addr;
+    env.scheme = ifc_client_scheme(client);
     size_t size = IFC_HTTP_MAX_HEAD + IFC_HTTP_MAX_URL + 16;
     char *store = malloc(size);
     if (!store) {
@@ -340,8 +362,42 @@ static int push_ws(ifc_peer_t *p, mc_envelope_type_t type, const uint8_t *text, 
 
 void ifc_bridge_receive(ifc_peer_t *p, const uint8_t *text, size_t len)
 {
-    if (push_ws(p, MC_ENV_WS_RECEIVE, text, len, 0) != 0)
+    if (push_ws(p, MC_ENV_WS_RECEIVE, text, len, 0) != 0) {
         busy(p, (const char *)text, len);
+        return;
+    }
+    if (p->in_flight++ == 0)
+        p->flight_at = (uint32_t)uv_now(p->conn.hub->loop);
+}
+
+int ifc_bridge_held(ifc_peer_t *p)
+{
+    const ifc_server_config_t *cfg = p->peers->cfg;
+    if (p->kind != IFC_PEER_CHAT || cfg->socket_in_flight <= 0 || !p->peers->marks_seen ||
+        p->in_flight < cfg->socket_in_flight)
+        return 0;
+    uint32_t now = (uint32_t)uv_now(p->conn.hub->loop);
+    if ((uint32_t)(now - p->flight_at) < (uint32_t)cfg->reply_timeout_ms)
+        return 1;
+    /* No answer for so long: they were lost (an expired envelope, a reply
+     * that found this process's list full). Nothing is owed any more. */
+    mc_warn("conn %llu: %u messages unanswered for %ld ms; no longer waiting",
+            (unsigned long long)p->conn.id, (unsigned)p->in_flight, cfg->reply_timeout_ms);
+    p->in_flight = 0;
+    return 0;
+}
+
+/* A websocket.receive of p is answered: one less in flight, and input
+ * held back for it goes on. */
+static void answered(ifc_peer_t *p)
+{
+    long cap = p->peers->cfg->socket_in_flight;
+    int was_held = cap > 0 && p->in_flight >= cap;
+    if (p->in_flight > 0)
+        p->in_flight--;
+    p->flight_at = (uint32_t)uv_now(p->conn.hub->loop);
+    if (was_held)
+        ifc_conn_resume(&p->conn);
 }
 
 void ifc_bridge_disconnect(ifc_peer_t *p)
@@ -477,14 +533,15 @@ static ifc_buf_t *own_frame(const char *text, size_t len)
 
 /* websocket.send to conns[0..n): the message's frames, plain and
  * compressed, are each encoded once, when a member first needs them, and
- * shared by every member's socket; so is the sender's copy. */
+ * shared by every member's socket; so is the sender's copy. An empty text
+ * carries only the "done" mark: no frame. */
 static void send_text(ifc_peers_t *peers, const uint64_t *conns, size_t n, const mc_envelope_t *env)
 {
     uint64_t except = member(peers, env->except), own = member(peers, env->own);
     ifc_websocket_message_t all;
     ifc_buf_t *mine = NULL;
     ifc_websocket_message_init(&all, IFC_WS_OP_TEXT, env->body, env->body_len);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && env->body_len > 0; i++) {
         ifc_peer_t *p = live(peers, conns[i]);
         if (!p || p->kind != IFC_PEER_CHAT || conns[i] == except)
             continue;
@@ -517,6 +574,15 @@ void ifc_bridge_deliver(ifc_peers_t *peers, const uint64_t *conns, size_t n, con
     } else {
         for (size_t i = 0; i < n; i++)
             reply(peers, conns[i], &env);
+    }
+    if (env.done) {
+        /* The answer to a websocket.receive: of the sender of a group's
+         * message ("own"), or of the one connection it was sent to. */
+        peers->marks_seen = 1;
+        uint64_t id = env.own && *env.own ? member(peers, env.own) : n == 1 ? conns[0] : 0;
+        ifc_peer_t *p = id ? ifc_peers_find(peers, id) : NULL;
+        if (p && p->kind == IFC_PEER_CHAT && !p->conn.finishing)
+            answered(p);
     }
     mc_envelope_clear(&env);
 }

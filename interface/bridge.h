@@ -29,6 +29,16 @@
  * goes plain: compressing it would be a second deflate per message, for
  * one socket. The channel layer turns those channel
  * names into connection ids (bus.conn_of): no name is parsed here.
+ *
+ * In flight: a worker marks one envelope as the answer of each
+ * websocket.receive ("done", common/envelope.h). A chat socket with
+ * socket_in_flight messages unanswered reads nothing more until an answer
+ * comes (ifc_bridge_held): one socket cannot fill the workers' queue, and
+ * a client that pipelines many commands is slowed, not refused. Workers of
+ * an older version mark nothing: until the first marked answer arrives,
+ * nothing is held. Answers that never come are owed no more after the
+ * reply timeout, nor once Redis is back after a loss (ifc_bridge_redis_up):
+ * they went with it.
  */
 #ifndef MC_INTERFACE_BRIDGE_H
 #define MC_INTERFACE_BRIDGE_H
@@ -39,15 +49,24 @@
 #include "common/envelope.h"
 #include "interface/http.h"
 #include "interface/peer.h"
+#include "interface/proxy.h"
 
-/* Sends the current request to the workers as type (MC_ENV_HTTP_REQUEST,
- * or MC_ENV_WS_CONNECT for a chat socket's handshake) and waits for the
+/* Sends the current request of client (its address and scheme go in the
+ * envelope) to the workers as type (MC_ENV_HTTP_REQUEST, or
+ * MC_ENV_WS_CONNECT for a chat socket's handshake) and waits for the
  * answer; answers 413 or 503 itself when it cannot be sent. */
-void ifc_bridge_forward(ifc_peer_t *p, const ifc_http_request_t *req, mc_envelope_type_t type);
+void ifc_bridge_forward(ifc_peer_t *p, const ifc_http_request_t *req, mc_envelope_type_t type,
+                        const ifc_client_t *client);
 
 /* Sends a chat socket's text message (websocket.receive, with the socket's
  * scope and groups); answers SERVER_BUSY when it cannot be sent. */
 void ifc_bridge_receive(ifc_peer_t *p, const uint8_t *text, size_t len);
+
+/* 1 while a chat socket has socket_in_flight messages unanswered: its
+ * input waits (the caller stops reading it) until an answer comes, which
+ * resumes it. Answers that have not come for reply_timeout_ms are taken
+ * for lost and no longer waited for. */
+int ifc_bridge_held(ifc_peer_t *p);
 
 /* A chat socket is closing: sends websocket.disconnect with its close code
  * (1006 when none was exchanged), once, and forgets its groups. */

@@ -547,12 +547,8 @@ int ifc_conn_accept(ifc_conns_t *hub, ifc_conn_t *c, uv_stream_t *listener)
     hub->counts->accepted++;
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&ss, c->client, sizeof(c->client));
-        else
-            uv_ip4_name((struct sockaddr_in *)&ss, c->client, sizeof(c->client));
-    }
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
+        ifc_ip_from_sockaddr((struct sockaddr *)&ss, &c->peer);
     uv_tcp_nodelay(&c->tcp, 1);
     read_start(c);
     return 0;

@@ -49,6 +49,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "interface/ip.h"
+
 #define IFC_CONN_READ_BUF (64 * 1024)
 #define IFC_CONN_CORK_MAX 4 /* frames a connection gathers before one write(2) */
 #define IFC_CONN_CLOSE_GRACE_MS 2000
@@ -88,7 +90,7 @@ struct ifc_conn {
     uint64_t id;
     ifc_conns_t *hub;
     ifc_conn_t *next;        /* in the hub's list of open connections */
-    char client[48];         /* the peer's address */
+    ifc_ip_t peer;           /* the peer's address */
     size_t queued;           /* bytes handed to uv_write, not yet written */
     ifc_conn_timer_cb timer; /* what the running timer calls, or NULL */
     unsigned closing : 1;    /* ifc_conn_close ran: nothing more happens */

@@ -191,7 +191,7 @@ static int equal_nocase(const char *a, size_t al, const char *b, size_t bl)
 }
 
 int ifc_origin_allowed(const char *origin, size_t origin_len, const char *host, size_t host_len,
-                       const char *allowed)
+                       const char *scheme, const char *allowed)
 {
     if (allowed && *allowed) {
         const char *p = allowed;
@@ -212,26 +212,24 @@ int ifc_origin_allowed(const char *origin, size_t origin_len, const char *host, 
         }
         return 0;
     }
-    if (!origin || !host || host_len == 0)
+    if (!origin || !host || host_len == 0 || !scheme)
         return 0;
-    /* The Origin's authority: after "scheme://", to the end (no path). */
-    const char *sep = NULL;
-    for (size_t i = 0; i + 2 < origin_len; i++) {
-        if (origin[i] == ':' && origin[i + 1] == '/' && origin[i + 2] == '/') {
-            sep = origin + i + 3;
-            break;
-        }
-    }
-    if (!sep)
+    /* The page's own origin: the request's scheme, "://", its Host (no
+     * path). A page served over http may not open the socket of an https
+     * site of the same name, nor the other way round. */
+    size_t sl = strlen(scheme);
+    if (origin_len < sl + 3 || !equal_nocase(origin, sl, scheme, sl) ||
+        memcmp(origin + sl, "://", 3) != 0)
         return 0;
-    size_t auth_len = origin_len - (size_t)(sep - origin);
-    if (memchr(sep, '/', auth_len))
+    const char *auth = origin + sl + 3;
+    size_t auth_len = origin_len - sl - 3;
+    if (memchr(auth, '/', auth_len))
         return 0;
-    return equal_nocase(sep, auth_len, host, host_len);
+    return equal_nocase(auth, auth_len, host, host_len);
 }
 
 int ifc_handshake_check(const ifc_http_request_t *req, const char *allowed, int check_origin,
-                        char accept[IFC_WS_ACCEPT_LEN + 1])
+                        const char *scheme, char accept[IFC_WS_ACCEPT_LEN + 1])
 {
     size_t vlen, klen, olen, hlen;
     if (strcmp(req->method, "GET") != 0)
@@ -250,7 +248,7 @@ int ifc_handshake_check(const ifc_http_request_t *req, const char *allowed, int 
     if (check_origin) {
         const char *origin = ifc_http_header(req, "origin", &olen);
         const char *host = ifc_http_header(req, "host", &hlen);
-        if (!ifc_origin_allowed(origin, olen, host, hlen, allowed))
+        if (!ifc_origin_allowed(origin, olen, host, hlen, scheme, allowed))
             return 403;
     }
     return 0;

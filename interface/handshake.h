@@ -14,9 +14,11 @@
  *   403  an Origin not allowed.
  * The Origin allow-list is a comma-separated list of origins
  * ("https://chat.example.com", "http://localhost:8000") or "*" for any.
- * With an empty or NULL list the request's own Host is the only allowed
- * origin: the Origin's host and port must equal the Host header. A request
- * without Origin is refused unless the list holds "*".
+ * With an empty or NULL list the request's own origin is the only allowed
+ * one: the Origin's scheme must be the request's (https when a trusted
+ * proxy says the client came over TLS, else http: proxy.h) and its host
+ * and port must equal the Host header. A request without Origin is refused
+ * unless the list holds "*".
  */
 #ifndef MC_INTERFACE_HANDSHAKE_H
 #define MC_INTERFACE_HANDSHAKE_H
@@ -44,14 +46,15 @@ int ifc_base64_decode(const char *in, size_t len, uint8_t *out, size_t size);
 int ifc_ws_accept_key(const char *key, size_t key_len, char out[IFC_WS_ACCEPT_LEN + 1]);
 
 /* 1 when origin (e.g. "http://h:8000") is allowed for a request to host
- * (the Host header) by the list allowed (see above), else 0. */
+ * (the Host header) that came over scheme ("http" or "https") by the list
+ * allowed (see above), else 0. */
 int ifc_origin_allowed(const char *origin, size_t origin_len, const char *host, size_t host_len,
-                       const char *allowed);
+                       const char *scheme, const char *allowed);
 
-/* Checks an upgrade request. check_origin 0 skips the Origin test (the echo
- * endpoint). Returns 0 with the accept value in accept, or the HTTP status
- * to answer (400, 403, 426). */
+/* Checks an upgrade request that came over scheme. check_origin 0 skips
+ * the Origin test (the echo endpoint). Returns 0 with the accept value in
+ * accept, or the HTTP status to answer (400, 403, 426). */
 int ifc_handshake_check(const ifc_http_request_t *req, const char *allowed, int check_origin,
-                        char accept[IFC_WS_ACCEPT_LEN + 1]);
+                        const char *scheme, char accept[IFC_WS_ACCEPT_LEN + 1]);
 
 #endif

@@ -65,6 +65,7 @@ static int on_message_begin(llhttp_t *h)
     p->body.off = p->body.len = 0;
     p->in_field = 0;
     p->in_body = 0;
+    p->head_size = p->trailer_bytes = 0;
     return 0;
 }
 
@@ -78,6 +79,18 @@ static int on_url(llhttp_t *h, const char *at, size_t n)
     if (append(p, at, n) != 0)
         return fail(p, 500);
     p->url.len += (uint32_t)n;
+    return 0;
+}
+
+/* A trailer (a field after a chunked body) counts against the head limit
+ * with the head it follows, and is dropped: nothing of the request reads
+ * it. n bytes more of it; a field adds its ": " and CRLF. */
+static int trailer(ifc_http_parser_t *p, size_t n)
+{
+    if (n > p->limits.max_head || p->trailer_bytes > p->limits.max_head - n ||
+        p->head_size > p->limits.max_head - p->trailer_bytes - n)
+        return fail(p, 431);
+    p->trailer_bytes += n;
     return 0;
 }
 
@@ -104,6 +117,11 @@ static int grow_fields(ifc_http_parser_t *p)
 static int on_header_field(llhttp_t *h, const char *at, size_t n)
 {
     ifc_http_parser_t *p = parser_of(h);
+    if (p->in_body) {
+        int rc = trailer(p, n + (p->in_field ? 0 : 4));
+        p->in_field = 1;
+        return rc;
+    }
     if (!p->in_field) {
         if (p->nheaders == IFC_HTTP_MAX_HEADERS)
             return fail(p, 431);
@@ -126,7 +144,7 @@ static int on_header_field_complete(llhttp_t *h)
 {
     ifc_http_parser_t *p = parser_of(h);
     p->in_field = 0;
-    if (p->nheaders > 0) {
+    if (p->nheaders > 0 && !p->in_body) {
         ifc_http__span_t *s = &p->fields[p->nheaders - 1][0];
         for (uint32_t i = 0; i < s->len; i++) {
             char c = p->buf[s->off + i];
@@ -141,6 +159,8 @@ static int on_header_field_complete(llhttp_t *h)
 static int on_header_value(llhttp_t *h, const char *at, size_t n)
 {
     ifc_http_parser_t *p = parser_of(h);
+    if (p->in_body)
+        return trailer(p, n);
     if (p->nheaders == 0)
         return fail(p, 400);
     if (append(p, at, n) != 0)
@@ -320,8 +340,10 @@ int ifc_http_feed(ifc_http_parser_t *p, const void *data, size_t len, size_t *us
         }
         if (err == HPE_PAUSED) {
             /* Paused after the head: what was consumed was all head. */
-            if (p->in_body)
+            if (p->in_body) {
+                p->head_size = p->head_bytes;
                 p->head_bytes = 0;
+            }
             llhttp_resume(&p->llhttp);
             /* A request without a body completes without another byte:
              * run llhttp once more even when the input is used up. */

@@ -13,12 +13,16 @@
  * Limits, each with the status the server answers (the parser then stops
  * for good; the connection must be closed after the answer):
  *   request line and headers over 16 KiB (the raw bytes)    431
+ *   the same with the trailer fields of a chunked body
+ *   (their names and values, 4 bytes more each)              431
  *   a target (URL) over 8 KiB                                414
  *   a body over 1 MiB (Content-Length or chunked)            413
  *   an HTTP version other than 1.0 or 1.1                    505
  *   more than IFC_HTTP_MAX_HEADERS header lines              431
  *   anything llhttp rejects (malformed)                      400
- * Header names are lower-cased; values lose surrounding blanks.
+ * Header names are lower-cased; values lose surrounding blanks. Trailer
+ * fields are counted, then dropped: a request's headers are those of its
+ * head.
  */
 #ifndef MC_INTERFACE_HTTP_H
 #define MC_INTERFACE_HTTP_H
@@ -71,7 +75,9 @@ typedef struct ifc_http_parser {
     ifc_http_limits_t limits;
     char *buf; /* the current request's bytes */
     size_t len, cap;
-    size_t head_bytes; /* raw bytes of the current head so far */
+    size_t head_bytes;    /* raw bytes of the current head so far */
+    size_t head_size;     /* raw bytes of the head, once it is whole */
+    size_t trailer_bytes; /* what trailer fields have cost so far */
     ifc_http__span_t url, body;
     /* Each header's name and value as spans of buf, and as the request
      * gives them: both heap, both as long as the request's headers need

@@ -118,6 +118,8 @@ int main(int argc, char **argv)
     const char *none = "";
     cfg.allowed_origins = none;
     cfg.echo_path = none;
+    cfg.metrics_listen = none;
+    cfg.trusted_proxies = none;
     long send_buffer_kib = cfg.send_buffer / 1024;
     chl_config_t ccfg;
     chl_config_defaults(&ccfg);
@@ -157,6 +159,31 @@ int main(int argc, char **argv)
          "accept permessage-deflate: WebSocket messages compressed (on or off)"},
         {"--shutdown-timeout", "CHAT_SHUTDOWN_TIMEOUT_MS", MC_OPT_INT, &cfg.shutdown_timeout_ms, 10,
          600000, "bound on a graceful shutdown, ms"},
+        {"--metrics-listen", "CHAT_METRICS_LISTEN", MC_OPT_STRING, &cfg.metrics_listen, 0, 0,
+         "address:port of /metrics (and /healthz), this process's own; off when empty"},
+        {"--trusted-proxies", "CHAT_TRUSTED_PROXIES", MC_OPT_STRING, &cfg.trusted_proxies, 0, 0,
+         "addresses and blocks (10.0.0.0/8, ::1) of proxies whose X-Forwarded-For and "
+         "X-Forwarded-Proto are believed, comma-separated"},
+        {"--address-open-max", "CHAT_ADDRESS_OPEN_MAX", MC_OPT_INT, &cfg.address_open_max, 0,
+         1 << 24, "connections one client address may hold open (per process); 0: no limit"},
+        {"--address-rate", "CHAT_ADDRESS_RATE", MC_OPT_INT, &cfg.address_rate, 0, 1 << 24,
+         "new connections one client address may open a second (per process; through a "
+         "trusted proxy, requests); 0: no limit"},
+        {"--address-burst", "CHAT_ADDRESS_BURST", MC_OPT_INT, &cfg.address_burst, 1, 1 << 24,
+         "...and at once"},
+        {"--socket-rate", "CHAT_SOCKET_RATE", MC_OPT_INT, &cfg.socket_rate, 0, 1 << 20,
+         "frames a chat socket may send a second (RATE_LIMITED beyond); 0: no limit"},
+        {"--socket-burst", "CHAT_SOCKET_BURST", MC_OPT_INT, &cfg.socket_burst, 1, 1 << 20,
+         "...and at once"},
+        {"--socket-kib-rate", "CHAT_SOCKET_KIB_RATE", MC_OPT_INT, &cfg.socket_kib_rate, 0, 1 << 20,
+         "KiB of messages a chat socket may send a second; 0: no limit"},
+        {"--socket-in-flight", "CHAT_SOCKET_IN_FLIGHT", MC_OPT_INT, &cfg.socket_in_flight, 0, 65535,
+         "messages of a chat socket the workers may owe answers to before it is read "
+         "on; 0: no limit"},
+        {"--socket-close-after", "CHAT_SOCKET_CLOSE_AFTER", MC_OPT_INT, &cfg.socket_close_after, 0,
+         255,
+         "frames over budget after RATE_LIMITED before the socket is closed with 1008; "
+         "0: never"},
     };
     size_t nopts = sizeof(opts) / sizeof(opts[0]);
     char err[256];
@@ -198,6 +225,8 @@ int main(int argc, char **argv)
     uv_signal_start(&app.sigint, on_signal, SIGINT);
     mc_info("listening on %s (port %d), web root %s%s%s", cfg.listen, ifc_server_port(app.srv),
             cfg.web_root, *cfg.echo_path ? ", echo at " : "", cfg.echo_path);
+    if (*cfg.metrics_listen)
+        mc_info("metrics on %s (port %d)", cfg.metrics_listen, ifc_server_metrics_port(app.srv));
     uv_run(app.loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(app.loop);
     if (rc != 0)

@@ -34,6 +34,8 @@
 #include "interface/conn.h"
 #include "interface/handshake.h"
 #include "interface/http.h"
+#include "interface/limit.h"
+#include "interface/ip.h"
 #include "interface/ws_deflate.h"
 #include "interface/ws_frame.h"
 
@@ -59,6 +61,8 @@ typedef struct ifc_bus {
 
 typedef struct ifc_server_config {
     const char *listen;          /* "127.0.0.1:8000" or "[::1]:8000" */
+    const char *metrics_listen;  /* NULL or "": /metrics is served nowhere */
+    const char *trusted_proxies; /* addresses and blocks (ip.h) whose X-Forwarded-* count */
     const char *web_root;        /* directory of the static files */
     const char *allowed_origins; /* see handshake.h; NULL or "": the request's Host */
     const char *echo_path;       /* NULL or "": no echo endpoint */
@@ -72,6 +76,16 @@ typedef struct ifc_server_config {
     long send_buffer;            /* bytes queued per socket; past it a WebSocket is slow */
     long shutdown_timeout_ms;    /* bound on a graceful shutdown */
     int ws_deflate;              /* accept permessage-deflate (websocket.h) */
+    /* Per client address (limit.h), per process; 0: off */
+    long address_open_max; /* connections open at once */
+    long address_rate;     /* new connections a second... */
+    long address_burst;    /* ...and at once */
+    /* Per chat socket, before anything reaches the workers (websocket.h) */
+    long socket_rate;        /* frames a second; 0: no limit */
+    long socket_burst;       /* frames at once */
+    long socket_kib_rate;    /* KiB of messages a second; 0: no limit */
+    long socket_in_flight;   /* messages the workers have not answered yet */
+    long socket_close_after; /* frames refused in a row before a close with 1008 */
 } ifc_server_config_t;
 
 /* Counters for /metrics. */
@@ -81,12 +95,16 @@ typedef struct ifc_metrics {
     uint64_t frames_in, frames_out;
     uint64_t envelopes_pushed, push_failures, replies_popped, replies_dropped;
     uint64_t closed_slow, closed_timeout, redis_errors;
-    uint64_t busy_replies;     /* SERVER_BUSY for a message that could not be queued */
-    uint64_t disconnects_lost; /* disconnects given up on (presence left behind) */
-    uint64_t redis_up;         /* gauge: 1 while every shard answers */
-    uint64_t redis_losses;     /* times Redis went away */
-    uint64_t redis_failovers;  /* a Sentinel master found at a new address */
-    uint64_t resyncs;          /* {"resync":true} sent to a socket */
+    uint64_t queue_full;          /* pushes the worker queue refused, full */
+    uint64_t refused_connections; /* over a limit per address: closed, or 429 */
+    uint64_t rate_limited;        /* frames refused over a socket's budget */
+    uint64_t closed_rate;         /* sockets closed for going on over it */
+    uint64_t busy_replies;        /* SERVER_BUSY for a message that could not be queued */
+    uint64_t disconnects_lost;    /* disconnects given up on (presence left behind) */
+    uint64_t redis_up;            /* gauge: 1 while every shard answers */
+    uint64_t redis_losses;        /* times Redis went away */
+    uint64_t redis_failovers;     /* a Sentinel master found at a new address */
+    uint64_t resyncs;             /* {"resync":true} sent to a socket */
     /* permessage-deflate: sockets that negotiated it, messages inflated,
      * compressed frames sent */
     uint64_t upgrades_deflate, messages_inflated, frames_deflated;
@@ -110,8 +128,11 @@ typedef struct ifc_peers {
     const ifc_server_config_t *cfg;
     ifc_bus_t bus;
     ifc_metrics_t m;
+    ifc_cidrs_t trusted; /* the trusted proxies */
+    ifc_addrs_t addrs;   /* client addresses: their open connections and rates */
     char root[PATH_MAX]; /* the web root, resolved */
     int stopping;        /* shutting down: no keep-alive */
+    int marks_seen;      /* workers mark their answers (bridge.h): in-flight is counted */
     size_t pushes;       /* pushes whose callback has not run */
     /* The bridge's: disconnects kept to be sent again once Redis is back,
      * and the number of receives so far (they are named by it). */
@@ -138,8 +159,11 @@ typedef struct ifc_peer_scope {
 typedef struct ifc_peer {
     ifc_conn_t conn; /* first: the connection layer's part */
     ifc_peers_t *peers;
-    ifc_peer_kind_t kind;
-    ifc_peer_wait_t wait; /* see ifc_peer_wait */
+    uint8_t kind; /* ifc_peer_kind_t */
+    uint8_t wait; /* ifc_peer_wait_t: see ifc_peer_wait */
+    /* The server (server.c) */
+    ifc_addr_t *addr;        /* the client address this connection holds a place of, or NULL */
+    unsigned on_metrics : 1; /* accepted on the metrics listener */
     /* HTTP exchanges (respond.c) */
     ifc_http_parser_t *http; /* HTTP only */
     int file_fd;             /* static file being sent, -1 */
@@ -149,13 +173,18 @@ typedef struct ifc_peer {
     /* WebSocket sessions (websocket.c) */
     unsigned close_sent : 1; /* a close frame went out */
     unsigned ping_due : 1;   /* a ping is out and no frame came since */
+    unsigned limited : 1;    /* RATE_LIMITED went out: a run of refusals */
+    uint8_t refused;         /* frames refused since, in the run */
     uint8_t deflate;         /* permessage-deflate: the server window bits granted, 0: none */
-    int close_code;
-    uint64_t last_in; /* loop time of the last whole frame received */
+    uint16_t close_code;
+    uint32_t limited_at;        /* loop time (ms) of the last refusal */
+    ifc_bucket_t frames, bytes; /* the socket's budget */
+    uint32_t last_in;           /* loop time (ms) of the last whole frame received */
     ifc_ws_parser_t *ws;
-    char accept[IFC_WS_ACCEPT_LEN + 1]; /* the handshake's answer */
     /* The bridge (bridge.c) */
     unsigned disconnected : 1; /* websocket.disconnect sent */
+    uint16_t in_flight;        /* websocket.receive pushed and not yet answered */
+    uint32_t flight_at;        /* loop time (ms) of the last answer, or the first push */
     ifc_peer_scope_t *scope;   /* chat WebSocket only */
 } ifc_peer_t;
 

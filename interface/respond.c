@@ -295,7 +295,7 @@ static int metrics_info(char *out, size_t size, const char *instance)
 void ifc_respond_metrics(ifc_peer_t *p)
 {
     const ifc_metrics_t *m = &p->peers->m;
-    char body[4096];
+    char body[8192];
     int n = snprintf(body, sizeof(body),
                      "# TYPE chat_interface_open_sockets gauge\n"
                      "chat_interface_open_sockets %llu\n"
@@ -315,6 +315,10 @@ void ifc_respond_metrics(ifc_peer_t *p)
                      "chat_interface_closed_slow_total %llu\n"
                      "chat_interface_closed_timeout_total %llu\n"
                      "chat_interface_redis_errors_total %llu\n"
+                     "chat_interface_queue_full_total %llu\n"
+                     "chat_interface_refused_connections_total %llu\n"
+                     "chat_interface_rate_limited_total %llu\n"
+                     "chat_interface_closed_rate_total %llu\n"
                      "# TYPE chat_interface_redis_up gauge\n"
                      "chat_interface_redis_up %llu\n"
                      "chat_interface_redis_losses_total %llu\n"
@@ -332,6 +336,8 @@ void ifc_respond_metrics(ifc_peer_t *p)
                      (unsigned long long)m->push_failures, (unsigned long long)m->replies_popped,
                      (unsigned long long)m->replies_dropped, (unsigned long long)m->closed_slow,
                      (unsigned long long)m->closed_timeout, (unsigned long long)m->redis_errors,
+                     (unsigned long long)m->queue_full, (unsigned long long)m->refused_connections,
+                     (unsigned long long)m->rate_limited, (unsigned long long)m->closed_rate,
                      (unsigned long long)m->redis_up, (unsigned long long)m->redis_losses,
                      (unsigned long long)m->redis_failovers, (unsigned long long)m->busy_replies,
                      (unsigned long long)m->resyncs, (unsigned long long)p->peers->npending,

@@ -83,7 +83,9 @@ void ifc_server_free(ifc_server_t *srv);
 
 const ifc_metrics_t *ifc_server_metrics(const ifc_server_t *srv);
 
-/* The port actually bound (useful with port 0). */
+/* The ports actually bound (useful with port 0); the metrics port is 0
+ * without a metrics listener. */
 int ifc_server_port(const ifc_server_t *srv);
+int ifc_server_metrics_port(const ifc_server_t *srv);
 
 #endif

@@ -11,7 +11,11 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/utf8.h"
+#include "common/wire.h"
 #include "interface/respond.h"
+
+/* What a chat socket hears when it passes its budget. */
+static const char rate_limited[] = "{\"error\":\"" MC_ERROR_RATE_LIMITED "\"}";
 
 /* The largest message the socket takes, inflated or not. */
 static size_t max_message(const ifc_peer_t *p)
@@ -154,8 +158,13 @@ void ifc_websocket_close_reason(ifc_peer_t *p, int code, const char *reason)
 static void on_ping_timer(ifc_conn_t *c)
 {
     ifc_peer_t *p = (ifc_peer_t *)c;
-    uint64_t interval = (uint64_t)p->peers->cfg->ping_interval_ms;
-    uint64_t idle = uv_now(c->hub->loop) - p->last_in;
+    /* Input held back while the workers owe answers is looked at again,
+     * so that answers lost for good hold nothing forever (bridge.h). */
+    ifc_conn_resume(c);
+    if (c->closing || c->finishing)
+        return;
+    uint32_t interval = (uint32_t)p->peers->cfg->ping_interval_ms;
+    uint32_t idle = (uint32_t)uv_now(c->hub->loop) - p->last_in;
     if (p->ping_due) {
         p->peers->m.closed_timeout++;
         ifc_websocket_close(p, MC_CLOSE_GOING_AWAY);
@@ -171,20 +180,24 @@ static void on_ping_timer(ifc_conn_t *c)
 void ifc_websocket_upgrade(ifc_peer_t *p, ifc_peer_kind_t kind)
 {
     const ifc_server_config_t *cfg = p->peers->cfg;
-    char head[512], deflate[IFC_WS_DEFLATE_RESPONSE_MAX];
-    size_t hl, nh = 3;
+    char head[512], deflate[IFC_WS_DEFLATE_RESPONSE_MAX], accept[IFC_WS_ACCEPT_LEN + 1];
+    size_t hl, nh = 3, kl;
     uint8_t bits = 0;
     ifc_http_header_t h[] = {{"upgrade", 7, "websocket", 9},
                              {"connection", 10, "Upgrade", 7},
-                             {"sec-websocket-accept", 20, p->accept, strlen(p->accept)},
+                             {"sec-websocket-accept", 20, accept, IFC_WS_ACCEPT_LEN},
                              {"sec-websocket-extensions", 24, deflate, 0}};
-    /* The request is still there: it is released below. */
+    /* The request is still there: it is released below. The answer to its
+     * key is made again here rather than kept from the check: every socket
+     * would carry it for its whole life. */
     const ifc_http_request_t *req = p->http ? ifc_http_request(p->http) : NULL;
+    const char *key = req ? ifc_http_header(req, "sec-websocket-key", &kl) : NULL;
+    int bad = !key || ifc_ws_accept_key(key, kl, accept) != 0;
     if (p->peers->deflater && req && ifc_ws_deflate_negotiate_request(req, deflate, &bits) == 1)
         h[nh++].value_len = strlen(deflate);
     ifc_conn_timer_stop(&p->conn);
     ifc_peer_wait(p, IFC_WAIT_NONE);
-    p->ws = malloc(sizeof(*p->ws));
+    p->ws = bad ? NULL : malloc(sizeof(*p->ws));
     if (!p->ws || ifc_http_response_head(head, sizeof(head), 101, h, nh, -1, 1, &hl) != 0) {
         free(p->ws); /* not a parser yet */
         p->ws = NULL;
@@ -202,7 +215,7 @@ void ifc_websocket_upgrade(ifc_peer_t *p, ifc_peer_kind_t kind)
     ifc_respond_clear(p);
     p->conn.corks = 1;
     p->peers->m.upgrades_accepted++;
-    p->last_in = uv_now(p->conn.hub->loop);
+    p->last_in = (uint32_t)uv_now(p->conn.hub->loop);
     ifc_conn_timer_start(&p->conn, cfg->ping_interval_ms, on_ping_timer);
     ifc_conn_resume(&p->conn);
 }
@@ -242,6 +255,49 @@ static int inflate_message(ifc_peer_t *p, ifc_ws_event_t *ev)
     return 0;
 }
 
+/* The budget of a chat socket (see websocket.h): frames cost tokens, and
+ * bytes (a message's, inflated) theirs. Returns 1 when they may be
+ * handled. */
+static int within_budget(ifc_peer_t *p, uint32_t frames, size_t bytes)
+{
+    const ifc_server_config_t *cfg = p->peers->cfg;
+    uint32_t now = (uint32_t)uv_now(p->conn.hub->loop);
+    uint32_t byte_rate = (uint32_t)cfg->socket_kib_rate * 1024;
+    /* Four seconds of the rate, and never less than one largest message. */
+    uint64_t byte_burst = (uint64_t)byte_rate * 4;
+    if (byte_burst < (uint64_t)cfg->max_message)
+        byte_burst = (uint64_t)cfg->max_message;
+    if (byte_burst > UINT32_MAX)
+        byte_burst = UINT32_MAX;
+    if (ifc_bucket_take(&p->frames, now, (uint32_t)cfg->socket_rate, (uint32_t)cfg->socket_burst,
+                        frames) &&
+        ifc_bucket_take(&p->bytes, now, byte_rate, (uint32_t)byte_burst,
+                        bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes)) {
+        /* A second without a refusal ends the run. */
+        if (p->limited && now - p->limited_at >= 1000) {
+            p->limited = 0;
+            p->refused = 0;
+        }
+        return 1;
+    }
+    p->peers->m.rate_limited++;
+    p->limited_at = now;
+    if (!p->limited) {
+        /* Said once; what follows in the run is dropped unanswered. */
+        p->limited = 1;
+        mc_info("conn %llu: over its budget of frames; refusing them",
+                (unsigned long long)p->conn.id);
+        ifc_websocket_send(p, IFC_WS_OP_TEXT, rate_limited, sizeof(rate_limited) - 1);
+    } else if (cfg->socket_close_after > 0 && ++p->refused >= cfg->socket_close_after) {
+        p->peers->m.closed_rate++;
+        mc_info("conn %llu: still over its budget after %d more refused frames; closed with "
+                "1008",
+                (unsigned long long)p->conn.id, (int)p->refused);
+        ifc_websocket_close(p, MC_CLOSE_POLICY_VIOLATION);
+    }
+    return 0;
+}
+
 int ifc_websocket_read(ifc_peer_t *p, const uint8_t *data, size_t len, size_t *used,
                        const uint8_t **text, size_t *text_len)
 {
@@ -260,7 +316,13 @@ int ifc_websocket_read(ifc_peer_t *p, const uint8_t *data, size_t len, size_t *u
         }
         p->peers->m.frames_in++;
         p->ping_due = 0;
-        p->last_in = uv_now(p->conn.hub->loop);
+        p->last_in = (uint32_t)uv_now(p->conn.hub->loop);
+        /* A close is always heard; everything else of a chat socket costs
+         * (a compressed message's bytes once inflated, below). */
+        int chat = p->kind == IFC_PEER_CHAT;
+        if (chat && ev.opcode != IFC_WS_OP_CLOSE &&
+            !within_budget(p, 1, ev.compressed ? 0 : ev.len))
+            continue;
         switch (ev.opcode) {
         case IFC_WS_OP_PING:
             ifc_websocket_send(p, IFC_WS_OP_PONG, ev.data, ev.len);
@@ -277,6 +339,8 @@ int ifc_websocket_read(ifc_peer_t *p, const uint8_t *data, size_t len, size_t *u
                 ifc_websocket_close(p, MC_CLOSE_UNSUPPORTED_DATA);
             } else if (ev.compressed && inflate_message(p, &ev) != 0) {
                 break; /* closed */
+            } else if (chat && ev.compressed && !within_budget(p, 0, ev.len)) {
+                break; /* over the budget of bytes */
             } else if (p->kind == IFC_PEER_ECHO) {
                 ifc_websocket_send(p, ev.opcode, ev.data, ev.len);
             } else {

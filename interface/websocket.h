@@ -17,6 +17,17 @@
  * already queued, the socket is counted in closed_slow, and nothing more is
  * read from it or queued for it; memory stays within the bound.
  *
+ * Budget: every frame a chat socket sends but a close costs a token of a
+ * bucket of socket_burst frames refilled at socket_rate a second, and its
+ * length of a bucket of socket_kib_rate KiB a second (holding four seconds
+ * of that, and at least one largest message); a compressed message costs
+ * its length once inflated. A frame over budget is
+ * dropped and counted in rate_limited. The first refusal of a run is
+ * answered with {"error":"RATE_LIMITED"}, the others are not; once
+ * socket_close_after more have been refused in the run, the socket is
+ * closed with 1008 (closed_rate). A run ends with a frame taken a second
+ * or more after the last refusal. The echo endpoint has no budget.
+ *
  * Compression (permessage-deflate, RFC 7692, on the terms of ws_deflate.h)
  * when the server's ws_deflate setting is on and the client offers it: the
  * 101 carries the response, and the socket keeps only the window bits
@@ -44,8 +55,8 @@
 #include "interface/peer.h"
 #include "interface/ws_frame.h"
 
-/* Answers the current request with 101 (p->accept holds the handshake's
- * answer): the connection becomes a session of kind (IFC_PEER_CHAT or
+/* Answers the current request, an upgrade ifc_handshake_check took, with
+ * 101: the connection becomes a session of kind (IFC_PEER_CHAT or
  * IFC_PEER_ECHO), its HTTP side is released, and it reads on. */
 void ifc_websocket_upgrade(ifc_peer_t *p, ifc_peer_kind_t kind);
 

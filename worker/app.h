@@ -35,7 +35,7 @@ typedef struct wrk_settings {
     long rate_messages; /* per user: sends, edits, deletes, whispers a second, default 5; 0 off */
     long rate_burst;    /* ... and at once, default 20 */
     long rate_close_after;   /* refusals in a row that close the socket with 1008, default 20 */
-    long rate_connects;      /* per client address: new WebSockets a second, default 20; 0 off */
+    long rate_connects;      /* per user: new WebSockets a second, default 20; 0 off */
     long rate_connect_burst; /* ... and at once, default 60 */
     long rate_notices;       /* per user and room: enter and leave notices a minute, default 6;
                                 0 off */

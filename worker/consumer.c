@@ -71,26 +71,29 @@ static int answered(int rc)
 
 int wrk_consumer_connect(wrk_app_t *app, const mc_envelope_t *env)
 {
-    /* New sockets per client address, across every interface and worker;
-     * a refusal closes before the accept (the interface answers 403). */
-    char key[96];
-    long refused;
-    snprintf(key, sizeof(key), "conn:%s", env->client ? env->client : "");
-    if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_connects, app->cfg.rate_connect_burst,
-                            &refused)) {
-        wrk_metrics_count(&app->metrics, WRK_M_RATE_LIMITED, "connects");
-        if (refused == 1)
-            mc_warn("worker: too many new sockets from %s; refusing",
-                    env->client ? env->client : "?");
-        wrk_port_send_close(&app->port, env->reply, MC_CLOSE_POLICY_VIOLATION);
-        return 0;
-    }
+    /* The session first: a handshake without a valid one is refused and
+     * costs nobody's quota, so that made-up cookies from one address do
+     * not lock out the users who share it (behind one proxy or NAT). */
     wrk_user_t u;
     int64_t session;
     int rc = wrk_session_user(app, env, &u, &session);
     if (rc) {
         wrk_port_send_close(&app->port, env->reply, MC_CLOSE_POLICY_VIOLATION);
         return rc == MC_ENOTFOUND ? 0 : rc;
+    }
+    /* New sockets per user, across every interface and worker; a refusal
+     * closes before the accept (the interface answers 403). */
+    char key[48];
+    long refused;
+    snprintf(key, sizeof(key), "conn:user-%lld", (long long)u.id);
+    if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_connects, app->cfg.rate_connect_burst,
+                            &refused)) {
+        wrk_metrics_count(&app->metrics, WRK_M_RATE_LIMITED, "connects");
+        if (refused == 1)
+            mc_warn("worker: too many new sockets of %s (from %s); refusing", u.username,
+                    env->client && *env->client ? env->client : "?");
+        wrk_port_send_close(&app->port, env->reply, MC_CLOSE_POLICY_VIOLATION);
+        return 0;
     }
     mc_envelope_t accept = {.type = MC_ENV_WS_ACCEPT, .has_scope = 1};
     accept.scope.user_id = u.id;

@@ -31,7 +31,10 @@ int wrk_dispatch_envelope(wrk_app_t *app, const char *data, size_t len)
         rc = wrk_consumer_connect(app, &env);
         break;
     case MC_ENV_WS_RECEIVE:
+        /* Exactly one answer, whatever the command does. */
+        wrk_port_answer_begin(&app->port, env.reply);
         rc = wrk_consumer_receive(app, &env);
+        wrk_port_answer_end(&app->port);
         break;
     case MC_ENV_WS_DISCONNECT:
         rc = wrk_consumer_disconnect(app, &env);

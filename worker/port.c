@@ -29,6 +29,11 @@ void wrk_port_close(wrk_port_t *port)
     wrk_order_close(&port->order);
 }
 
+static int send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
+                      const char *command, const char *client_id, int done);
+static int takes_answer(wrk_port_t *port, const char *channel);
+static void send_mark(wrk_port_t *port, const char *channel);
+
 /* ---- The outbox and the order locks ------------------------------------------ */
 
 static void recover(wrk_port_t *port, const int64_t *rooms, size_t n);
@@ -66,43 +71,48 @@ int wrk_port_post(wrk_port_t *port, int64_t room, int64_t user_id, const char *b
     snprintf(p->name, sizeof(p->name), "%s", name ? name : "");
     snprintf(p->client_id, sizeof(p->client_id), "%s", client_id ? client_id : "");
     snprintf(p->sender, sizeof(p->sender), "%s", sender);
+    p->done = takes_answer(port, sender);
     return 0;
 }
 
-/* Answers a message that was not stored: rc is what the store said. */
+static void user_gone(wrk_port_t *port, const char *channel, int done);
+
+/* Answers a message that was not stored: rc is what the store said. The
+ * error is the answer the message would have been. */
 static void answer_refused(wrk_port_t *port, const struct wrk_pending *p, int rc)
 {
     if (rc == MC_ECLOSED)
-        wrk_port_user_gone(port, p->sender);
+        user_gone(port, p->sender, p->done);
     else
-        wrk_port_send_error(port, p->sender,
-                            rc == MC_ENOTFOUND ? MC_ERROR_ROOM_INVALID
-                            : rc == MC_EDENIED ? MC_ERROR_ROOM_ACCESS_DENIED
-                                               : MC_ERROR_SERVER_BUSY,
-                            p->room, "send", p->client_id);
+        send_error(port, p->sender,
+                   rc == MC_ENOTFOUND ? MC_ERROR_ROOM_INVALID
+                   : rc == MC_EDENIED ? MC_ERROR_ROOM_ACCESS_DENIED
+                                      : MC_ERROR_SERVER_BUSY,
+                   p->room, "send", p->client_id, p->done);
 }
 
 /* The envelope that publishes stored message m to its room: text for
  * every member, and for the sender (own, may be NULL) the same with
- * "own":true. */
-static int room_message(const wrk_message_t *m, const char *own, char **data, size_t *len)
+ * "own":true, marked done when it answers the sender's websocket.receive. */
+static int room_message(const wrk_message_t *m, const char *own, int done, char **data, size_t *len)
 {
     char *text;
     int rc = wrk_reply_message(m, 0, &text);
     if (rc)
         return rc;
     mc_envelope_t env = {
-        .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .own = own};
+        .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .own = own, .done = done};
     rc = mc_envelope_encode(&env, data, len);
     free(text);
     return rc;
 }
 
-/* A stored message to publish, and the connection that sent it ("" or
- * NULL: none known). */
+/* A stored message to publish, the connection that sent it ("" or NULL:
+ * none known), and whether it answers that connection's websocket.receive. */
 typedef struct publishable {
     const wrk_message_t *m;
     const char *sender;
+    int done;
 } publishable_t;
 
 /* Publishes msgs[0..n) to their rooms in this order, each named by its id
@@ -119,7 +129,7 @@ static int publish(wrk_port_t *port, const publishable_t *msgs, size_t n)
         size_t k = 0;
         for (size_t i = from; i < n && i < from + WRK_OUTBOX_MAX; i++) {
             const char *own = msgs[i].sender && msgs[i].sender[0] ? msgs[i].sender : NULL;
-            int rc = room_message(msgs[i].m, own, &data[k], &out[k].len);
+            int rc = room_message(msgs[i].m, own, msgs[i].done, &data[k], &out[k].len);
             if (rc) {
                 mc_error("worker: cannot encode message %lld: %s", (long long)msgs[i].m->id,
                          mc_strerror(rc));
@@ -153,7 +163,7 @@ static void recover(wrk_port_t *port, const int64_t *rooms, size_t n)
     if (l.n) {
         publishable_t msgs[WRK_STORE_SINCE_MAX];
         for (size_t i = 0; i < l.n; i++)
-            msgs[i] = (publishable_t){&l.items[i].m, l.items[i].sender};
+            msgs[i] = (publishable_t){&l.items[i].m, l.items[i].sender, 0};
         mc_info("worker: publishing %zu message(s) another worker stored and left", l.n);
         if (publish(port, msgs, l.n) == 0)
             wrk_store_published(port->store, rooms, n);
@@ -189,12 +199,13 @@ void wrk_port_flush(wrk_port_t *port)
     publishable_t msgs[WRK_STORE_SINCE_MAX + WRK_OUTBOX_MAX];
     size_t k = 0;
     for (size_t i = 0; i < stale.n; i++)
-        msgs[k++] = (publishable_t){&stale.items[i].m, stale.items[i].sender};
+        msgs[k++] = (publishable_t){&stale.items[i].m, stale.items[i].sender, 0};
     /* A replayed message (a duplicate) too: its name lets it through only
-     * if it never was. */
+     * if it never was, so its answer goes apart. */
     for (size_t i = 0; i < n; i++)
         if (m[i].rc == 0)
-            msgs[k++] = (publishable_t){&m[i].stored, port->outbox[i].sender};
+            msgs[k++] = (publishable_t){&m[i].stored, port->outbox[i].sender,
+                                        port->outbox[i].done && !m[i].duplicate};
     if (rc == 0 && publish(port, msgs, k) == 0)
         wrk_store_published(port->store, rooms, n);
     wrk_order_unlock_all(&port->order);
@@ -202,16 +213,24 @@ void wrk_port_flush(wrk_port_t *port)
     for (size_t i = 0; i < n; i++) {
         if (m[i].rc)
             answer_refused(port, &port->outbox[i], m[i].rc);
+        else if (port->outbox[i].done && m[i].duplicate)
+            send_mark(port, port->outbox[i].sender);
         wrk_message_clear(&m[i].stored);
         free(port->outbox[i].body);
         port->outbox[i].body = NULL;
     }
 }
 
+/* USER_HAS_TO_LOGIN, marked done as given, and the close. */
+static void user_gone(wrk_port_t *port, const char *channel, int done)
+{
+    send_error(port, channel, MC_ERROR_USER_HAS_TO_LOGIN, 0, NULL, NULL, done);
+    wrk_port_send_close(port, channel, MC_CLOSE_SESSION_ENDED);
+}
+
 void wrk_port_user_gone(wrk_port_t *port, const char *channel)
 {
-    wrk_port_send_error(port, channel, MC_ERROR_USER_HAS_TO_LOGIN, 0, NULL, NULL);
-    wrk_port_send_close(port, channel, MC_CLOSE_SESSION_ENDED);
+    user_gone(port, channel, 0);
 }
 
 /* ---- Sending ------------------------------------------------------------------- */
@@ -224,14 +243,33 @@ static int encode(const mc_envelope_t *env, char **out, size_t *len)
     return rc;
 }
 
+/* Whether what goes to channel now is the answer of the websocket.receive
+ * being handled (wrk_port_answer_begin): the first thing that does. */
+static int takes_answer(wrk_port_t *port, const char *channel)
+{
+    if (port->answered || !port->answer_to[0] || !channel || strcmp(channel, port->answer_to) != 0)
+        return 0;
+    port->answered = 1;
+    return 1;
+}
+
 /* Sends env to one connection, or (to_group) to a group with the send named
- * once (NULL: not named), after the outbox. */
+ * once (NULL: not named), after the outbox. A websocket.send or close to one
+ * connection may be the answer of its websocket.receive: then it goes
+ * marked. */
 static int emit(wrk_port_t *port, const char *to, int to_group, const char *once,
                 const mc_envelope_t *env)
 {
     wrk_port_flush(port);
     char *data;
     size_t len;
+    mc_envelope_t marked;
+    if (!to_group && !env->done && (env->type == MC_ENV_WS_SEND || env->type == MC_ENV_WS_CLOSE) &&
+        takes_answer(port, to)) {
+        marked = *env;
+        marked.done = 1;
+        env = &marked;
+    }
     int rc = encode(env, &data, &len);
     if (rc)
         return rc;
@@ -285,16 +323,47 @@ int wrk_port_group_close(wrk_port_t *port, const char *group, int code)
     return emit(port, group, 1, NULL, &env);
 }
 
-int wrk_port_send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
-                        const char *command, const char *client_id)
+/* {"error":CODE} to channel, marked done as given (else as emit decides). */
+static int send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
+                      const char *command, const char *client_id, int done)
 {
     char *text;
     int rc = wrk_reply_error(code, room, command, client_id, &text);
     if (rc)
         return rc;
-    rc = wrk_port_send_text(port, channel, text);
+    mc_envelope_t env = {
+        .type = MC_ENV_WS_SEND, .body = text, .body_len = strlen(text), .done = done};
+    rc = emit(port, channel, 0, NULL, &env);
     free(text);
     return rc;
+}
+
+int wrk_port_send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
+                        const char *command, const char *client_id)
+{
+    return send_error(port, channel, code, room, command, client_id, 0);
+}
+
+void wrk_port_answer_begin(wrk_port_t *port, const char *channel)
+{
+    snprintf(port->answer_to, sizeof(port->answer_to), "%s", channel ? channel : "");
+    port->answered = 0;
+}
+
+/* The "done" mark alone (an empty text: no frame) to channel. */
+static void send_mark(wrk_port_t *port, const char *channel)
+{
+    mc_envelope_t mark = {.type = MC_ENV_WS_SEND, .body = "", .done = 1};
+    emit(port, channel, 0, NULL, &mark);
+}
+
+void wrk_port_answer_end(wrk_port_t *port)
+{
+    if (port->answer_to[0] && !port->answered) {
+        port->answered = 1;
+        send_mark(port, port->answer_to);
+    }
+    port->answer_to[0] = '\0';
 }
 
 /* Whether the room hears this enter or leave of username (see port.h). */

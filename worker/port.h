@@ -71,8 +71,13 @@ typedef struct wrk_port {
         char name[WRK_CLIENT_ID_MAX + 1];      /* what it is stored under, "" none */
         char client_id[WRK_CLIENT_ID_MAX + 1]; /* the client's own, "" none */
         char sender[160];
+        int done; /* it answers the sender's websocket.receive */
     } outbox[WRK_OUTBOX_MAX];
     size_t nout;
+    /* private: the socket whose websocket.receive is being answered
+     * (wrk_port_answer_begin), and whether its answer went out */
+    char answer_to[160];
+    int answered;
 } wrk_port_t;
 
 /* Sets the port up over sink and store (borrowed, both outlive the port),
@@ -141,6 +146,17 @@ int wrk_port_send_error(wrk_port_t *port, const char *channel, const char *code,
  * So a room hears at most two notices for each token the bucket gives. */
 void wrk_port_notice(wrk_port_t *port, int64_t room, const char *username, mc_msg_type_t msg_type,
                      const char *except);
+
+/* Every websocket.receive gets exactly one answer, marked "done"
+ * (common/envelope.h), by which the interface counts the socket's
+ * messages in flight. Between begin and end, the first websocket.send or
+ * websocket.close to channel, or chat message posted with it as sender,
+ * is marked; end sends the mark alone (an empty text) when nothing was.
+ * A posted message answers when wrk_port_flush publishes it, or refuses
+ * it; a replay whose message went out before delivers nothing, and its
+ * mark then goes alone. */
+void wrk_port_answer_begin(wrk_port_t *port, const char *channel);
+void wrk_port_answer_end(wrk_port_t *port);
 
 /* Puts a connection into a group, or takes it out. */
 int wrk_port_group_add(wrk_port_t *port, const char *group, const char *channel);

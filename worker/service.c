@@ -208,6 +208,7 @@ int wrk_service_main(int argc, char **argv)
     chl_config_defaults(&chl_cfg);
     const char *db = "var/chat.sqlite3", *queue = MC_WORKER_QUEUE, *level_name = "info";
     const char *redis = "redis://127.0.0.1:6379", *metrics_listen = "";
+    long process_list_mib = chl_cfg.process_bytes >> 20;
     mc_option_t opts[] = {
         {"--redis", "CHAT_REDIS_URL", MC_OPT_STRING, &redis, 0, 0,
          "Redis URL(s), comma-separated for shards; redis+sentinel://h1,h2,h3/NAME for a master "
@@ -259,9 +260,10 @@ int wrk_service_main(int argc, char **argv)
         {"--rate-close-after", "CHAT_RATE_CLOSE_AFTER", MC_OPT_INT, &cfg.rate_close_after, 0,
          1000000, "refusals in a row after which the socket is closed (1008); 0: never"},
         {"--rate-connects", "CHAT_RATE_CONNECTS", MC_OPT_INT, &cfg.rate_connects, 0, 1000000,
-         "new WebSockets a client address may open a second; 0: no limit"},
+         "new WebSockets a user may open a second (a handshake without a valid session costs "
+         "nothing); 0: no limit"},
         {"--rate-connect-burst", "CHAT_RATE_CONNECT_BURST", MC_OPT_INT, &cfg.rate_connect_burst, 1,
-         1000000, "new WebSockets a client address may open at once"},
+         1000000, "new WebSockets a user may open at once"},
         {"--rate-notices", "CHAT_RATE_NOTICES", MC_OPT_INT, &cfg.rate_notices, 0, 1000000,
          "enter and leave notices of one user in one room a minute; 0: no limit"},
         {"--rate-notice-burst", "CHAT_RATE_NOTICE_BURST", MC_OPT_INT, &cfg.rate_notice_burst, 1,
@@ -270,6 +272,8 @@ int wrk_service_main(int argc, char **argv)
          WRK_SOCKET_ROOMS_MAX, "rooms one socket may be in (TOO_MANY_ROOMS past it)"},
         {"--metrics-listen", "CHAT_METRICS_LISTEN", MC_OPT_STRING, &metrics_listen, 0, 0,
          "address:port of the Prometheus metrics endpoint (GET /metrics); empty: none"},
+        {"--process-list-mib", "CHAT_PROCESS_LIST_MIB", MC_OPT_INT, &process_list_mib, 1, 4096,
+         "what the reply list of one interface may hold; a full one refuses more, MiB"},
         {"--log-level", "CHAT_LOG_LEVEL", MC_OPT_STRING, &level_name, 0, 0,
          "debug, info, warn, error or off"},
     };
@@ -298,6 +302,7 @@ int wrk_service_main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &stops, NULL);
 
     chl_cfg.redis_urls = redis;
+    chl_cfg.process_bytes = process_list_mib << 20;
     chl_t *chl = NULL;
     rc = chl_open(&chl, &chl_cfg, NULL);
     if (rc) {

@@ -16,6 +16,11 @@
  * Other modes: --echo-path sends the same messages to an echo WebSocket
  * (no login, no worker: the client's and the interface's own ceiling), and
  * --idle only opens, joins and holds authenticated sockets (memory per socket).
+ * --flooders N adds N sockets of users of their own that attack while the
+ * steps run: they send history requests, 60 KiB frames that are no command,
+ * leaves and joins, as fast as their server reads them, and reconnect when
+ * it closes them; what they send and what they are told is reported after
+ * each step, and the other sockets are measured as ever.
  *
  * With --deflate every socket offers permessage-deflate as a browser does;
  * where the server accepts it, the client compresses what it sends (each
@@ -63,6 +68,10 @@
 #define HANDSHAKE_MAX 4096
 #define MSG_MAX 4000
 #define STAMP "mcb " /* every measured message starts with it */
+#define MAX_FLOODERS 16
+#define FLOOD_JUNK (60 * 1024)    /* bytes of a junk frame */
+#define FLOOD_QUEUED (256 * 1024) /* a flooder writes while less waits in its socket */
+#define RATE_LIMITED "{\"error\":\"RATE_LIMITED\"}" /* the interface's refusal */
 
 /* ---- Settings -------------------------------------------------------------- */
 
@@ -77,7 +86,7 @@ typedef struct settings {
     const char *rates;
     const char *cpu_pids; /* "123,456": processes whose CPU a step reports */
     long clients, users, duration_ms, drain_ms, p99_limit_ms, message_size, sources;
-    long connect_parallel, login_threads, hold_ms, first_user, retries;
+    long connect_parallel, login_threads, hold_ms, first_user, retries, flooders;
     int idle, keep_going, deflate;
 } settings_t;
 
@@ -105,6 +114,8 @@ typedef struct client {
     uint16_t room; /* index into bench.rooms */
     uint8_t state;
     uint8_t closing;
+    uint8_t flood; /* a flooder (--flooders), not measured */
+    uint8_t flood_next;
     uint8_t deflate; /* the server accepted permessage-deflate */
     char accept[IFC_WS_ACCEPT_LEN + 1];
 } client_t;
@@ -116,6 +127,7 @@ typedef struct step {
     long sent, expected, received, late, errors;
     uint32_t *lat; /* microseconds, one per delivery */
     size_t nlat, caplat;
+    long flood_frames, flood_refusals, flood_closes;      /* of the flooders, in the step */
     uint64_t rx_bytes, tx_bytes;                          /* on the sockets, while the step ran */
     uint64_t cpu0_us[MAX_PIDS + 1], cpu_us[MAX_PIDS + 1]; /* the --cpu-pids, then ours */
 } step_t;
@@ -133,6 +145,10 @@ struct bench {
     int rate_i;                  /* rates[rate_i] is being run */
     char (*cookies)[COOKIE_MAX]; /* per user */
     client_t *clients;
+    client_t flooders[MAX_FLOODERS];
+    uv_timer_t flood_tick;
+    uint64_t flood_ticks;
+    char *junk;       /* the flooders' junk frame */
     client_t **ready; /* senders, in turn */
     long nready, next_sender;
     long next_connect, connecting, connected, joined, failed, closed_early;
@@ -386,7 +402,7 @@ static void *login_thread(void *arg)
         return NULL;
     for (;;) {
         pthread_mutex_lock(&pool->mu);
-        long user = pool->next < pool->b->cfg.users ? pool->next++ : -1;
+        long user = pool->next < pool->b->cfg.users + pool->b->cfg.flooders ? pool->next++ : -1;
         pthread_mutex_unlock(&pool->mu);
         if (user < 0)
             break;
@@ -406,7 +422,8 @@ static int login_all(bench_t *b)
 {
     login_pool_t pool = {.b = b};
     pthread_mutex_init(&pool.mu, NULL);
-    long nt = b->cfg.login_threads < b->cfg.users ? b->cfg.login_threads : b->cfg.users;
+    long all = b->cfg.users + b->cfg.flooders;
+    long nt = b->cfg.login_threads < all ? b->cfg.login_threads : all;
     pthread_t th[64];
     if (nt > 64)
         nt = 64;
@@ -417,8 +434,8 @@ static int login_all(bench_t *b)
         pthread_join(th[i], NULL);
     pthread_mutex_destroy(&pool.mu);
     double secs = (double)(now_us() - t0) / 1e6;
-    printf("login users=%ld failed=%ld seconds=%.2f logins_per_s=%.0f\n", b->cfg.users, pool.failed,
-           secs, (double)b->cfg.users / (secs > 0 ? secs : 1e-9));
+    printf("login users=%ld failed=%ld seconds=%.2f logins_per_s=%.0f\n", all, pool.failed, secs,
+           (double)all / (secs > 0 ? secs : 1e-9));
     fflush(stdout);
     if (pool.failed) {
         fprintf(stderr, "chat-bench: %ld logins failed; the first: %s\n", pool.failed,
@@ -638,6 +655,9 @@ static void print_step(bench_t *b, const step_t *s)
         printf("%s%.1f",
                i ? "," : " pids_cpu_us_per_msg=", (double)(s->cpu_us[i] - s->cpu0_us[i]) / per_msg);
     printf("\n");
+    if (b->cfg.flooders)
+        printf("flood flooders=%ld frames=%ld refusals=%ld closes=%ld\n", b->cfg.flooders,
+               s->flood_frames, s->flood_refusals, s->flood_closes);
     fflush(stdout);
 }
 
@@ -747,6 +767,11 @@ static const char *find(const char *h, size_t hl, const char *n)
 static void on_text(client_t *c, const char *p, size_t len)
 {
     bench_t *b = c->b;
+    if (c->flood) {
+        if (b->phase == 1 && len == sizeof(RATE_LIMITED) - 1 && memcmp(p, RATE_LIMITED, len) == 0)
+            b->steps[b->cur].flood_refusals++;
+        return;
+    }
     if (b->cfg.echo_path && *b->cfg.echo_path) {
         if (len > 4 && memcmp(p, STAMP, 4) == 0)
             on_stamp(b, p + 4, p + len);
@@ -786,7 +811,7 @@ static void on_frame(client_t *c, int opcode, const uint8_t *p, size_t len)
         break;
     case 0x8:
         client_send_frame(c, 0x8, p, len >= 2 ? 2 : 0);
-        if (c->b->phase != 3)
+        if (c->b->phase != 3 && !c->flood)
             c->b->closed_early++;
         client_close(c);
         break;
@@ -901,10 +926,10 @@ static void on_handshake_data(client_t *c, const uint8_t *d, size_t n)
         acc = find((const char *)c->pend, head, "\r\nsec-websocket-accept: ");
     if (c->pend_len < 12 || memcmp(c->pend, "HTTP/1.1 101", 12) != 0 || !acc ||
         memcmp(acc + 24, c->accept, IFC_WS_ACCEPT_LEN) != 0) {
-        if (c->b->complaints++ < 5)
+        if (c->b->complaints++ < 5 && !c->flood)
             fprintf(stderr, "chat-bench: client %u: upgrade refused: %.*s\n", c->idx,
                     (int)strcspn((const char *)c->pend, "\r"), (const char *)c->pend);
-        c->b->failed++;
+        c->b->failed += !c->flood;
         client_close(c);
         return;
     }
@@ -933,9 +958,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     client_t *c = s->data;
     if (nread < 0) {
-        if (c->b->phase != 3)
+        if (c->b->phase != 3 && !c->flood)
             c->b->closed_early++;
-        if (c->state == C_HANDSHAKE)
+        if (c->state == C_HANDSHAKE && !c->flood)
             c->b->failed++;
         client_close(c);
         return;
@@ -967,6 +992,12 @@ static void on_closed(uv_handle_t *h)
     free(c->pend);
     c->pend = NULL;
     c->pend_len = c->pend_cap = 0;
+    if (c->flood && c->b->phase == 1) {
+        /* Closed on it: it comes back, as an attacker would. */
+        c->b->steps[c->b->cur].flood_closes++;
+        c->state = C_IDLE;
+        c->closing = 0;
+    }
 }
 
 static void client_close(client_t *c)
@@ -974,7 +1005,7 @@ static void client_close(client_t *c)
     if (c->closing || c->state == C_IDLE)
         return;
     bench_t *b = c->b;
-    int was_connecting = c->state == C_CONNECTING || c->state == C_HANDSHAKE;
+    int was_connecting = !c->flood && (c->state == C_CONNECTING || c->state == C_HANDSHAKE);
     c->closing = 1;
     c->state = C_CLOSED;
     uv_close((uv_handle_t *)&c->tcp, on_closed);
@@ -988,6 +1019,10 @@ static void client_close(client_t *c)
 static void on_ready(client_t *c)
 {
     bench_t *b = c->b;
+    if (c->flood) {
+        c->state = C_JOINED;
+        return;
+    }
     c->state = C_OPEN;
     b->connecting--;
     b->connected++;
@@ -1003,14 +1038,22 @@ static void on_ready(client_t *c)
     connect_more(b);
 }
 
+/* The user of a socket: socket i of the measured ones is user i mod U,
+ * flooder i is user U + i. */
+static long cookie_of(const client_t *c)
+{
+    const bench_t *b = c->b;
+    return c->flood ? b->cfg.users + (long)(c - b->flooders) : (long)(c->idx % b->cfg.users);
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
     client_t *c = req->data;
     bench_t *b = c->b;
     if (status < 0) {
-        if (b->complaints++ < 5)
+        if (b->complaints++ < 5 && !c->flood)
             fprintf(stderr, "chat-bench: client %u: connect: %s\n", c->idx, uv_strerror(status));
-        b->failed++;
+        b->failed += !c->flood;
         client_close(c);
         return;
     }
@@ -1027,16 +1070,16 @@ static void on_connect(uv_connect_t *req, int status)
     ifc_ws_accept_key(k64, kl, c->accept);
     int echo = b->cfg.echo_path && *b->cfg.echo_path;
     char req_text[1024];
-    int n = snprintf(req_text, sizeof(req_text),
-                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: %s\r\n"
-                     "User-Agent: chat-bench\r\n%s%s%s%s\r\n",
-                     echo ? b->cfg.echo_path : b->cfg.path, t->host, k64, t->origin,
-                     b->cfg.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
-                                      "client_max_window_bits\r\n"
-                                    : "",
-                     echo ? "" : "Cookie: ", echo ? "" : b->cookies[c->idx % b->cfg.users],
-                     echo ? "" : "\r\n");
+    int n =
+        snprintf(req_text, sizeof(req_text),
+                 "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: %s\r\n"
+                 "User-Agent: chat-bench\r\n%s%s%s%s\r\n",
+                 echo ? b->cfg.echo_path : b->cfg.path, t->host, k64, t->origin,
+                 b->cfg.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                  "client_max_window_bits\r\n"
+                                : "",
+                 echo ? "" : "Cookie: ", echo ? "" : b->cookies[cookie_of(c)], echo ? "" : "\r\n");
     c->state = C_HANDSHAKE;
     client_write(c, (const uint8_t *)req_text, (size_t)n);
     if (c->state != C_CLOSED)
@@ -1050,7 +1093,7 @@ static void connect_one(bench_t *b, client_t *c)
     c->tcp.data = c;
     c->creq.data = c;
     c->state = C_CONNECTING;
-    b->connecting++;
+    b->connecting += !c->flood;
     int rc = 0;
     if (b->cfg.sources > 1) {
         struct sockaddr_in src = {.sin_family = AF_INET};
@@ -1081,6 +1124,64 @@ static void connect_more(bench_t *b)
 }
 
 static void on_hold_done(uv_timer_t *t);
+
+/* The flooders: each one that is open sends its next frames while its
+ * socket takes them; each one that was closed connects again. */
+static void on_flood_tick(uv_timer_t *t)
+{
+    bench_t *b = t->data;
+    if (b->phase != 1)
+        return;
+    step_t *s = &b->steps[b->cur];
+    b->flood_ticks++;
+    for (long i = 0; i < b->cfg.flooders; i++) {
+        client_t *c = &b->flooders[i];
+        if (c->state == C_IDLE) {
+            /* Back every 50 ms: a flood of connections is another test. */
+            if (b->flood_ticks % 50 == 0)
+                connect_one(b, c);
+            continue;
+        }
+        long room = b->room_ids[0];
+        for (int k = 0; k < 64 && c->state == C_JOINED && !c->closing &&
+                        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < FLOOD_QUEUED;
+             k++) {
+            char cmd[128];
+            int n = 0;
+            switch (c->flood_next++ % 4) {
+            case 0:
+                n = snprintf(cmd, sizeof(cmd),
+                             "{\"command\":\"history\",\"room\":%ld,\"limit\":100}", room);
+                break;
+            case 1:
+                client_send_frame(c, 0x1, b->junk, FLOOD_JUNK);
+                break;
+            case 2:
+                n = snprintf(cmd, sizeof(cmd), "{\"command\":\"leave\",\"room\":%ld}", room);
+                break;
+            default:
+                n = snprintf(cmd, sizeof(cmd), "{\"command\":\"join\",\"room\":%ld,\"since\":0}",
+                             room);
+                break;
+            }
+            if (n > 0)
+                client_send_frame(c, 0x1, cmd, (size_t)n);
+            s->flood_frames++;
+        }
+    }
+}
+
+static void start_flooding(bench_t *b)
+{
+    for (long i = 0; i < b->cfg.flooders; i++) {
+        client_t *c = &b->flooders[i];
+        c->b = b;
+        c->flood = 1;
+        c->idx = (uint32_t)(b->cfg.clients + i);
+        connect_one(b, c);
+    }
+    uv_timer_start(&b->flood_tick, on_flood_tick, 1, 1);
+}
 
 /* Waits for the join replies, then runs the steps or holds the sockets. */
 static void on_wait_joined(uv_timer_t *t)
@@ -1115,6 +1216,8 @@ static void on_wait_joined(uv_timer_t *t)
             b->ready[n++] = b->ready[i];
     b->nready = n;
     b->phase = 1;
+    if (b->cfg.flooders)
+        start_flooding(b);
     start_step(b);
 }
 
@@ -1137,8 +1240,12 @@ static void finish(bench_t *b)
     b->phase = 3;
     uv_timer_stop(&b->tick);
     uv_timer_stop(&b->hold);
+    uv_timer_stop(&b->flood_tick);
     uv_close((uv_handle_t *)&b->tick, NULL);
     uv_close((uv_handle_t *)&b->hold, NULL);
+    uv_close((uv_handle_t *)&b->flood_tick, NULL);
+    for (long i = 0; i < b->cfg.flooders; i++)
+        client_close(&b->flooders[i]);
     uv_close((uv_handle_t *)&b->sigint, NULL);
     uv_close((uv_handle_t *)&b->sigterm, NULL);
     for (long i = 0; i < b->cfg.clients; i++)
@@ -1242,6 +1349,9 @@ int main(int argc, char **argv)
          "messages)"},
         {"--hold", NULL, MC_OPT_INT, &s->hold_ms, 0, 86400000,
          "with --idle: how long to hold, ms; 0: until SIGINT or SIGTERM"},
+        {"--flooders", NULL, MC_OPT_INT, &s->flooders, 0, MAX_FLOODERS,
+         "sockets that flood while the steps run (history, 60 KiB junk frames, leave and "
+         "join, as fast as the server reads), as users after the others"},
         {"--deflate", NULL, MC_OPT_BOOL, &s->deflate, 0, 0,
          "offer permessage-deflate; compress what is sent and inflate what arrives compressed"},
         {"--cpu-pids", NULL, MC_OPT_STRING, &s->cpu_pids, 0, 0,
@@ -1283,8 +1393,13 @@ int main(int argc, char **argv)
     b->rng = (uint32_t)(uv_hrtime() ^ (uint64_t)getpid()) | 1;
     b->clients = calloc((size_t)s->clients, sizeof(*b->clients));
     b->ready = calloc((size_t)s->clients, sizeof(*b->ready));
-    b->cookies = echo ? NULL : calloc((size_t)s->users, sizeof(*b->cookies));
-    if (!b->clients || !b->ready || (!echo && !b->cookies)) {
+    if (echo || s->idle)
+        s->flooders = 0;
+    b->cookies = echo ? NULL : calloc((size_t)(s->users + s->flooders), sizeof(*b->cookies));
+    b->junk = s->flooders ? malloc(FLOOD_JUNK) : NULL;
+    if (b->junk)
+        memset(b->junk, 'j', FLOOD_JUNK);
+    if (!b->clients || !b->ready || (!echo && !b->cookies) || (s->flooders && !b->junk)) {
         fprintf(stderr, "chat-bench: out of memory\n");
         return 1;
     }
@@ -1300,7 +1415,8 @@ int main(int argc, char **argv)
     b->loop = uv_default_loop();
     uv_timer_init(b->loop, &b->tick);
     uv_timer_init(b->loop, &b->hold);
-    b->tick.data = b->hold.data = b;
+    uv_timer_init(b->loop, &b->flood_tick);
+    b->tick.data = b->hold.data = b->flood_tick.data = b;
     uv_signal_init(b->loop, &b->sigint);
     uv_signal_init(b->loop, &b->sigterm);
     b->sigint.data = b->sigterm.data = b;
@@ -1316,6 +1432,7 @@ int main(int argc, char **argv)
     free(b->clients);
     free(b->ready);
     free(b->cookies);
+    free(b->junk);
     ifc_ws_deflater_free(b->deflater);
     ifc_ws_inflater_free(b->inflater);
     if (b->failed || b->closed_early)

@@ -24,6 +24,11 @@
 #   6. compression: 100 clients in 10 rooms at 2,000 msg/s with and without
 #      permessage-deflate, rounds alternating: bytes on the wire and CPU per
 #      message of the interface, the worker, Redis and the load generator.
+#   7. abuse: 100 clients in 10 rooms chat at a moderate rate on an
+#      interface with the limits a production one has, first alone, then
+#      while one more socket floods (history, 60 KiB junk frames, leave and
+#      join as fast as the interface reads them); the others' latency and
+#      loss side by side.
 # Each ladder's steps are also kept as data, docs/bench/NAME.tsv, and drawn
 # from it by tests/bench/plot.sh as docs/bench/NAME.svg, which the report shows.
 # Settings (environment): MC_BENCH_OUT (default docs/performance.md; "-" for
@@ -382,6 +387,46 @@ z_rx1=$(zmed rx_bytes_per_delivery 1 "${zdeflate[@]}")
 z_cpu0=$(zmed pids_cpu_us_per_msg 1 "${zplain[@]}")
 z_cpu1=$(zmed pids_cpu_us_per_msg 1 "${zdeflate[@]}")
 
+# ---- 7. Abuse: one socket floods while the others chat -------------------------
+# An interface with its default limits (the worker's stay off: they would
+# only slow the flooder down further). The same 100 clients in 10 rooms at
+# a moderate rate, from 4 addresses (their 300 logins and sockets at once
+# would pass one address's burst of new connections), alone and beside one
+# flooder that comes back whenever it is closed; the flooder's user is one
+# more than theirs.
+ABUSE_RATE=500
+ABUSE_MS=$((STEP_MS * 2))
+pa=$(free_port)
+ipa=$(IFC_LIMITS="" start_ifc "$pa")
+pids+=($ipa)
+wait_http "127.0.0.1:$pa"
+abuse_run() { # abuse_run FLOODERS
+    cb --target "127.0.0.1:$pa" --clients 100 --users 100 --rooms "$ROOMS" --rates "$ABUSE_RATE" \
+        --duration "$ABUSE_MS" --retries 0 --keep-going --sources 4 --flooders "$1"
+}
+log "abuse: 100 clients in 10 rooms at $ABUSE_RATE msg/s, alone"
+abuse_clean=$(abuse_run 0)
+echo "$abuse_clean" >&2
+log "abuse: the same beside one socket that floods"
+abuse_flood=$(abuse_run 1)
+echo "$abuse_flood" >&2
+kill "$ipa"
+wait "$ipa" 2>/dev/null || true
+abuse_row() { # abuse_row LABEL OUTPUT
+    local line
+    line=$(grep '^step' <<<"$2" | tail -1)
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$(kv "$line" sent)" \
+        "$(kv "$line" p50_ms)" "$(kv "$line" p99_ms)" "$(kv "$line" max_ms)" "$(kv "$line" lost)" \
+        "$(kv "$line" errors)"
+}
+abuse_table="| run | messages sent | p50 ms | p99 ms | max ms | lost | errors |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+$(abuse_row "alone" "$abuse_clean")
+$(abuse_row "beside one flooder" "$abuse_flood")"
+flood_line=$(grep '^flood' <<<"$abuse_flood" | tail -1)
+abuse_p99=$(kv "$(grep '^step' <<<"$abuse_flood" | tail -1)" p99_ms)
+log "abuse: others' p99 $abuse_p99 ms while flooded; $flood_line"
+
 # ---- Data and plots ----------------------------------------------------------
 # ladder_rows CONFIG OUTPUT: a ladder's steps, tab-separated, as plot.sh reads them.
 ladder_rows() {
@@ -553,6 +598,7 @@ $(cat "$here/cost.md")
 | Redis commands per chat message (those run inside scripts included) | **$cmd_per_msg** | Redis: $rb_lpush LPUSH/s from 50 clients, $rb_p16 pipelined; at the pipelined rate, $msg_ceiling chat msg/s |
 | user-space memory per idle authenticated socket, joined to a room | **${mem10:-?} bytes** at 10,000 sockets${mem100:+, **$mem100 bytes** at $big} | target: 1,024 bytes |
 | permessage-deflate, 100 clients in 10 rooms at $Z_RATE msg/s | **$z_rx0 → $z_rx1 bytes** per delivery; interface CPU $z_cpu0 → $z_cpu1 µs per message | without compression (the first figures) |
+| others' p99 while one socket floods, 100 clients in 10 rooms at $ABUSE_RATE msg/s | **$abuse_p99 ms** | target: under 50 ms; alone: $(kv "$(grep '^step' <<<"$abuse_clean" | tail -1)" p99_ms) ms |
 
 ## Ceilings
 
@@ -669,6 +715,23 @@ window bits granted), in what was padding, and no zlib state; 10,000 idle
 sockets measured as above: **${memper[10000]:-?} bytes** per socket without,
 **${memper[10000 with --deflate]:-?} bytes** with.
 
+## Abuse: one socket floods while the others chat
+
+An interface with its default limits (a budget of 20 frames a second,
+bursts of 60, 64 KiB a second and 4 messages in flight per socket; 256
+connections and 50 new ones a second per address): 100 clients in 10 rooms,
+from 4 addresses, send $ABUSE_RATE msg/s for $((ABUSE_MS / 1000)) s, alone, then while one more
+socket of a user of its own floods: history pages of 100 messages, joins
+that ask for the whole history, leaves and frames of 60 KiB that are no
+command, as fast as the interface reads them, coming back at once whenever
+it is closed. The others' latency and loss:
+
+$abuse_table
+
+The flooder, in the second run: $(sed 's/^flood //' <<<"$flood_line") (frames it
+sent; RATE_LIMITED frames it was told, once each time it went over budget;
+times the interface closed it with 1008).
+
 ## Channel layer
 
 \`build/release/bin/chl-bench redis://127.0.0.1:PORT 20000\` on the same Redis.
@@ -687,13 +750,15 @@ chatctl migrate
 printf 'bench1 bench-password\n...' | chatctl --argon2-memory 64 --argon2-time 1 user import   # $USERS users
 chatctl room add 'bench room N'                                     # 10 rooms
 chat-worker --notify-enter-leave off --rate-messages 0 --rate-connects 0
-chat-interface --listen 127.0.0.1:P1 --echo-path /echo/             # and P2 for two
+chat-interface --listen 127.0.0.1:P1 --echo-path /echo/ --address-open-max 0 --address-rate 0 --socket-rate 0 --socket-kib-rate 0   # and P2 for two
+chat-interface --listen 127.0.0.1:P3 --echo-path /echo/             # the abuse runs: default limits
 redis-benchmark -p P -t lpush,rpop -q -n 100000
 redis-benchmark -p P -t lpush -q -n 200000 -P 16
 chl-bench redis://127.0.0.1:P 20000
 chat-bench --target 127.0.0.1:P1 --echo-path /echo/ --clients 100 --rates $ECHO_RATES --duration $STEP_MS
 chat-bench --target 127.0.0.1:P1 --clients 100 --users 100 --rooms R1,...,R10 --rates $RATES_100 --duration $STEP_MS
 chat-bench --target 127.0.0.1:P1 --clients 1000 --users 100 --rooms R1 --rates $RATES_1000 --duration $STEP_MS
+chat-bench --target 127.0.0.1:P3 --clients 100 --users 100 --rooms R1,...,R10 --rates $ABUSE_RATE --duration $ABUSE_MS --sources 4 --flooders 1   # and 0
 chat-bench --target 127.0.0.1:P1,127.0.0.1:P2 ...                   # the same two ladders
 MC_PG_SETTINGS="fsync=on full_page_writes=on" tests/support/postgres.sh   # synchronous_commit=off
 CHAT_DB=postgresql://... chatctl migrate; chatctl copy-to postgresql://...

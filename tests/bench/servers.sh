@@ -74,12 +74,19 @@ start_worker() {
     pids+=($wpid)
 }
 
+# The interfaces' limits per address and per socket are off as well, for
+# the same reason, unless IFC_LIMITS gives others ("": their defaults).
+# (Messages in flight per socket keep their limit: it refuses nothing, it
+# only paces a socket.)
+NO_LIMITS="--address-open-max 0 --address-rate 0 --socket-rate 0 --socket-kib-rate 0"
+
 # start_ifc PORT [WRAPPER...]: prints the pid of a chat-interface on PORT.
 start_ifc() {
     local port=$1
     shift
+    # shellcheck disable=SC2086
     CHAT_LISTEN=127.0.0.1:$port "$@" "$B/bin/chat-interface" --echo-path /echo/ \
-        >>"$dir/ifc-$port.log" 2>&1 &
+        ${IFC_LIMITS-$NO_LIMITS} >>"$dir/ifc-$port.log" 2>&1 &
     echo $!
 }
 

@@ -1,8 +1,8 @@
 // Rate limits with real processes: two interfaces and two workers share
-// each user's bucket and each address's, through Redis. A user over the
-// limit is refused (nothing stored), recovers once the bucket refills, and
-// is closed with 1008 when it keeps sending; too many new sockets from one
-// address are refused at the handshake.
+// each user's buckets through Redis. A user over the limit is refused
+// (nothing stored), recovers once the bucket refills, and is closed with
+// 1008 when it keeps sending; too many new sockets of one user are refused
+// at the handshake.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {System} from '../lib/system.mjs';
@@ -55,7 +55,7 @@ test('a user over the limit is refused on every interface, recovers, then is clo
   await b.close();
 });
 
-test('too many new sockets from one address are refused with 403', async () => {
+test('too many new sockets of one user are refused with 403', async () => {
   const opened = [];
   let status;
   for (let i = 0; i < 6 && status === undefined; i++) {

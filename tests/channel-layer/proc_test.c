@@ -721,6 +721,208 @@ static void a_lost_redis_is_noticed_at_once_and_found_again_promptly(void **stat
     finish(&loop, &a, NULL);
 }
 
+static int got_all(void *arg)
+{
+    struct {
+        ep_t *e;
+        int want;
+    } *w = arg;
+    return w->e->msgs >= w->want;
+}
+
+/* Sends 8 KiB messages to connection 1 of a until its list refuses them;
+ * returns how many it took. */
+static int fill(chl_t *w, const ep_t *a)
+{
+    static char msg[8 * 1024];
+    char ch[128];
+    memset(msg, 'm', sizeof(msg));
+    member(a, 1, ch);
+    int n = 0, rc;
+    while ((rc = chl_send(w, ch, msg, sizeof(msg))) == 0)
+        assert_true(++n < 1000);
+    assert_int_equal(rc, MC_EFULL);
+    return n;
+}
+
+/* A process list is bounded in bytes, not only in messages: a process
+ * that falls behind makes its senders fail with MC_EFULL (and its group
+ * copies be dropped) long before its list holds 10,000 messages of up to
+ * 1 MiB; once it has popped what waited, the same room is there again. */
+static void a_process_list_is_bounded_in_bytes(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = ts_redis_fixture_config();
+    cfg.process_bytes = 64 * 1024;
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    chl_t *w = NULL;
+    assert_int_equal(chl_open(&w, &cfg, "wrk-bytes"), 0);
+    char ch[128];
+    member(&a, 2, ch);
+    assert_int_equal(chl_group_add(w, "room", ch), 0);
+    /* The endpoint pops only while its loop runs: the list fills. */
+    int first = fill(w, &a);
+    assert_true(first >= 5 && first <= 8);
+    static char big[8 * 1024];
+    memset(big, 'g', sizeof(big));
+    size_t dropped = 0;
+    assert_int_equal(chl_group_send(w, "room", big, sizeof(big), &dropped), 0);
+    assert_int_equal(dropped, 1);
+    assert_true(chl_stats(w)->full >= 2);
+    char key[256];
+    snprintf(key, sizeof(key), "mc:%s!", chl_proc_name(a.proc));
+    assert_true(ts_redis_int(redis, "LLEN %s", key) <= first);
+    /* The endpoint takes them all, and what it took frees the room. */
+    struct {
+        ep_t *e;
+        int want;
+    } all = {&a, first};
+    assert_true(ts_run_until(&loop, got_all, &all, 5000));
+    /* One more may fit: the pop the endpoint has waiting takes the first
+     * message at once, before its count is taken away (chl.h). */
+    int again = fill(w, &a);
+    assert_true(again >= first && again <= first + 1);
+    chl_close(w);
+    finish(&loop, &a, NULL);
+}
+
+/* The bytes a process list holds, by a script of the test's own. */
+static long long list_bytes(const char *key)
+{
+    return ts_redis_int(redis, "EVAL %s 1 %s",
+                        "local n=0 for _,v in ipairs(redis.call('LRANGE',KEYS[1],0,-1)) do "
+                        "n=n+#v end return n",
+                        key);
+}
+
+/* The number a key holds, -1 when there is none. */
+static long long number_at(const char *key)
+{
+    return ts_redis_int(redis, "EVAL %s 1 %s",
+                        "return tonumber(redis.call('GET', KEYS[1]) or '-1')", key);
+}
+
+/* The byte count of a process list is exact while the list fills; a pop
+ * that leaves something takes its bytes off the count (one DECRBY), and
+ * the first push to the list found empty starts the count again. */
+static void a_process_lists_byte_count_follows_its_pops(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = ts_redis_fixture_config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    chl_t *w = worker();
+    char ch[128], list[256], count[256];
+    member(&a, 1, ch);
+    snprintf(list, sizeof(list), "mc:%s!", chl_proc_name(a.proc));
+    snprintf(count, sizeof(count), "mc:bytes:%s", chl_proc_name(a.proc));
+    /* The endpoint pops only while its loop runs: 300 wait, but the pop
+     * it has waiting may take the first at once. */
+    enum { N = 300 };
+    for (int i = 0; i < N; i++)
+        assert_int_equal(chl_send(w, ch, "0123456789", 10), 0);
+    long long held = list_bytes(list), n = ts_redis_int(redis, "LLEN %s", list);
+    assert_true(n == N || n == N - 1);
+    assert_int_equal(number_at(count), held);
+    long long each = held / n;
+    assert_int_equal(held, each * n);
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    struct {
+        ep_t *e;
+        int want;
+    } all = {&a, N};
+    assert_true(ts_run_until(&loop, got_all, &all, 5000));
+    /* Pops of 128 leave something and count down; the last one empties the
+     * list and sends nothing: what its count still says is stale. */
+    long decrs = ts_redis_calls(redis, "decrby");
+    assert_true(decrs >= 1 && decrs <= 2);
+    assert_int_equal(ts_redis_int(redis, "LLEN %s", list), 0);
+    assert_true(number_at(count) <= (n - 128 * decrs) * each);
+    /* The next push finds the list empty and counts from 0. */
+    assert_int_equal(chl_send(w, ch, "0123456789", 10), 0);
+    assert_int_equal(number_at(count), each);
+    chl_close(w);
+    finish(&loop, &a, NULL);
+}
+
+/* A Redis out of memory refuses a push with an "OOM" error: the sender
+ * learns MC_EFULL, as from a full list, and the endpoint does not count
+ * it a Redis error nor take Redis for down. */
+static void a_redis_out_of_memory_is_full_not_down(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = ts_redis_fixture_config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    uint64_t errors = chl_proc_stats(a.proc)->redis_errors;
+    ts_redis_int(redis, "CONFIG SET maxmemory 1");
+    struct push_result r = {0};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, on_pushed, &r), 0);
+    int done = ts_run_until(&loop, pushes_done, &r, 5000);
+    ts_redis_int(redis, "CONFIG SET maxmemory 0");
+    assert_true(done);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(r.status[i], MC_EFULL);
+    assert_int_equal(chl_proc_stats(a.proc)->redis_errors, errors);
+    assert_int_equal(chl_proc_stats(a.proc)->full, 3);
+    assert_int_equal(a.downs, 0);
+    finish(&loop, &a, NULL);
+}
+
+static void block_the_loop(uv_timer_t *t)
+{
+    /* What a long turn of the process's own does, e.g. a large batch
+     * fanned out to many sockets: the loop reads nothing meanwhile, for
+     * longer than CHL__PROC_STALL_MS. */
+    long ms = CHL__PROC_STALL_MS + 1500;
+    struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
+    nanosleep(&ts, NULL);
+    *(int *)t->data = 1;
+}
+
+static int flag_set(void *arg)
+{
+    return *(int *)arg;
+}
+
+/* A process that was busy for longer than the stall check's bound, with
+ * replies waiting unread in its sockets, has no dead Redis: the check
+ * looks only at silence while the loop listened. (It took such a process
+ * for one and closed every socket with 1012.) */
+static void a_busy_loop_is_not_a_dead_redis(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    chl_config_t cfg = ts_redis_fixture_config();
+    ep_t a;
+    open_ep(&loop, &a, &cfg);
+    chl_t *w = worker();
+    char ch[128];
+    member(&a, 1, ch);
+    uv_timer_t busy;
+    int blocked = 0;
+    uv_timer_init(&loop, &busy);
+    busy.data = &blocked;
+    uv_timer_start(&busy, block_the_loop, 10, 0);
+    assert_true(ts_run_until(&loop, flag_set, &blocked, 5000));
+    assert_int_equal(chl_send(w, ch, "after", 5), 0);
+    assert_true(ts_run_until(&loop, one_message, &a, 5000));
+    assert_int_equal(a.downs, 0);
+    assert_string_equal(a.events[0], "msg 1 after");
+    uv_close((uv_handle_t *)&busy, NULL);
+    chl_close(w);
+    finish(&loop, &a, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -741,6 +943,10 @@ int main(void)
                                ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_lost_redis_is_noticed_at_once_and_found_again_promptly,
                                ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_process_list_is_bounded_in_bytes, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_process_lists_byte_count_follows_its_pops, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_redis_out_of_memory_is_full_not_down, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_busy_loop_is_not_a_dead_redis, ts_redis_fixture_flush),
     };
     return cmocka_run_group_tests(tests, ts_redis_fixture_start, ts_redis_fixture_stop);
 }

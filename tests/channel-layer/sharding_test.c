@@ -177,6 +177,64 @@ static void group_send_reaches_processes_on_every_shard(void **state)
     chl_close(chl);
 }
 
+/* The shard of key (-1: none holds it). */
+static int holder(const char *key)
+{
+    for (int i = 0; i < NSHARDS; i++)
+        if (ts_redis_int(&redis[i], "EXISTS %s", key) == 1)
+            return i;
+    return -1;
+}
+
+/* A group's copies to processes on other shards are bounded in bytes as
+ * well: each list's count lives beside it, and what a process takes from
+ * its list makes room again. */
+static void process_lists_on_every_shard_are_bounded_in_bytes(void **state)
+{
+    (void)state;
+    chl_config_t cfg;
+    chl_config_defaults(&cfg);
+    cfg.redis_urls = urls;
+    cfg.process_bytes = 4096;
+    chl_t *chl = NULL;
+    assert_int_equal(chl_open(&chl, &cfg, NULL), 0);
+    char procs[12][32], ch[64], key[64];
+    for (int i = 0; i < 12; i++) {
+        snprintf(procs[i], sizeof(procs[i]), "ifc.p%d", i);
+        snprintf(ch, sizeof(ch), "%s!1", procs[i]);
+        assert_int_equal(chl_group_add(chl, "room-1", ch), 0);
+    }
+    static char big[3000];
+    memset(big, 'b', sizeof(big));
+    size_t dropped = 9;
+    assert_int_equal(chl_group_send(chl, "room-1", big, sizeof(big), &dropped), 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(chl_group_send(chl, "room-1", big, sizeof(big), &dropped), 0);
+    assert_int_equal(dropped, 12);
+    int shards[NSHARDS] = {0};
+    for (int i = 0; i < 12; i++) {
+        snprintf(ch, sizeof(ch), "mc:%s!", procs[i]);
+        snprintf(key, sizeof(key), "mc:bytes:%s", procs[i]);
+        assert_int_equal(holders(key), 1);
+        assert_int_equal(holder(key), holder(ch));
+        shards[holder(ch)]++;
+    }
+    int used = 0;
+    for (int i = 0; i < NSHARDS; i++)
+        used += shards[i] > 0;
+    assert_true(used >= 2);
+    /* procs[0] takes its message (and its join): the room is there again */
+    snprintf(ch, sizeof(ch), "%s!", procs[0]);
+    const char *const chans[] = {ch};
+    chl_message_t m;
+    assert_int_equal(chl_receive(chl, chans, 1, 1000, &m), 0);
+    assert_int_equal(m.len, sizeof(big));
+    chl_message_free(&m);
+    assert_int_equal(chl_group_send(chl, "room-1", big, sizeof(big), &dropped), 0);
+    assert_int_equal(dropped, 11);
+    chl_close(chl);
+}
+
 static void queues_spread_over_shards_and_pop_from_all(void **state)
 {
     (void)state;
@@ -293,6 +351,7 @@ int main(void)
         cmocka_unit_test_setup(direct_sends_reach_the_process_that_reads_them, flush),
         cmocka_unit_test_setup(receive_waits_on_channels_of_several_shards, flush),
         cmocka_unit_test_setup(group_send_reaches_processes_on_every_shard, flush),
+        cmocka_unit_test_setup(process_lists_on_every_shard_are_bounded_in_bytes, flush),
         cmocka_unit_test_setup(queues_spread_over_shards_and_pop_from_all, flush),
         cmocka_unit_test_setup(endpoints_on_several_shards_get_group_messages, flush),
     };

@@ -451,6 +451,10 @@ static void pushes_check_capacity_with_the_push_itself(void **state)
     assert_int_equal(ts_redis_int(redis, "PTTL mc:p1!"), -1);
     assert_int_equal(chl_send(chl, "p1!1", "direct", 6), 0);
     assert_true(ts_redis_int(redis, "PTTL mc:p1!") > 60000);
+    /* The list's byte count does not expire either: it goes with the list
+     * (processes_without_heartbeat_are_reaped_once). */
+    assert_int_equal(ts_redis_int(redis, "EXISTS mc:bytes:p1"), 1);
+    assert_int_equal(ts_redis_int(redis, "PTTL mc:bytes:p1"), -1);
     chl_close(chl);
 }
 
@@ -775,9 +779,11 @@ static void processes_without_heartbeat_are_reaped_once(void **state)
     assert_int_equal(chl_reap_processes(chl, note_reaped, seen, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(seen, "ifc.dead;");
-    /* what waited for the dead process goes with it */
+    /* what waited for the dead process goes with it, and its byte count */
     assert_int_equal(ts_redis_int(redis, "EXISTS mc:ifc.dead!"), 0);
+    assert_int_equal(ts_redis_int(redis, "EXISTS mc:bytes:ifc.dead"), 0);
     assert_int_equal(ts_redis_int(redis, "LLEN mc:ifc.alive!"), 2);
+    assert_int_equal(ts_redis_int(redis, "EXISTS mc:bytes:ifc.alive"), 1);
     assert_int_equal(ts_redis_int(redis, "ZCARD mc:group:room-1"), 1);
     assert_int_equal(ts_redis_int(redis, "HEXISTS mc:groupp:room-1 ifc.dead"), 0);
     assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:procs ifc.alive"), 1);

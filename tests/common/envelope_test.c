@@ -287,6 +287,65 @@ static void limits_are_enforced(void **state)
     assert_null(out);
 }
 
+/* Requests say how the client came (its scheme, as the interface learnt
+ * it from TLS or a trusted proxy); answers to a websocket.receive carry
+ * the "done" mark, a boolean, and only the types that may answer do. */
+static void scheme_and_done_round_trip(void **state)
+{
+    (void)state;
+    mc_envelope_t env = {.type = MC_ENV_WS_CONNECT,
+                         .reply = "ifc.h.1.ab!7",
+                         .path = "/chat/stream/",
+                         .client = "203.0.113.7",
+                         .scheme = "https"};
+    mc_envelope_t back;
+    char *wire;
+    round_trip(&env, &back, &wire);
+    assert_string_equal(back.scheme, "https");
+    assert_string_equal(back.client, "203.0.113.7");
+    mc_envelope_clear(&back);
+    free(wire);
+    /* Left out, it reads as "" (an older interface): not known. */
+    assert_int_equal(decode_text(&back, "{\"type\":\"http.request\",\"reply\":\"a!1\","
+                                        "\"method\":\"GET\",\"path\":\"/\"}"),
+                     0);
+    assert_string_equal(back.scheme, "");
+    mc_envelope_clear(&back);
+
+    mc_envelope_t send = {.type = MC_ENV_WS_SEND, .body = "", .done = 1};
+    round_trip(&send, &back, &wire);
+    assert_non_null(strstr(wire, "\"done\":true"));
+    assert_int_equal(back.done, 1);
+    assert_int_equal(back.body_len, 0);
+    mc_envelope_clear(&back);
+    free(wire);
+    mc_envelope_t close = {.type = MC_ENV_WS_CLOSE, .code = 1008, .done = 1};
+    round_trip(&close, &back, &wire);
+    assert_int_equal(back.done, 1);
+    mc_envelope_clear(&back);
+    free(wire);
+    /* Not marked: no key at all, and false reads as not marked. */
+    send.done = 0;
+    round_trip(&send, &back, &wire);
+    assert_null(strstr(wire, "done"));
+    assert_int_equal(back.done, 0);
+    mc_envelope_clear(&back);
+    free(wire);
+    assert_int_equal(
+        decode_text(&back, "{\"type\":\"websocket.send\",\"text\":\"x\",\"done\":false}"), 0);
+    assert_int_equal(back.done, 0);
+    mc_envelope_clear(&back);
+    assert_int_equal(decode_text(&back, "{\"type\":\"websocket.send\",\"text\":\"x\",\"done\":1}"),
+                     MC_EINVAL);
+    /* A type that answers nothing ignores the key. */
+    assert_int_equal(
+        decode_text(&back, "{\"type\":\"websocket.accept\",\"done\":true,"
+                           "\"scope\":{\"user_id\":1,\"username\":\"a\",\"is_staff\":false}}"),
+        0);
+    assert_int_equal(back.done, 0);
+    mc_envelope_clear(&back);
+}
+
 /* What mc_envelope_string_len says a text costs is what encoding it adds. */
 static void a_text_s_cost_is_what_it_takes_encoded(void **state)
 {
@@ -339,6 +398,7 @@ int main(void)
         cmocka_unit_test(unknown_and_repeated_keys),
         cmocka_unit_test(malformed_envelopes_are_refused),
         cmocka_unit_test(limits_are_enforced),
+        cmocka_unit_test(scheme_and_done_round_trip),
         cmocka_unit_test(a_text_s_cost_is_what_it_takes_encoded),
         cmocka_unit_test(type_names_are_the_asgi_names),
     };

@@ -24,9 +24,22 @@ report() {
 }
 finish() { exit $((fails > 0)); }
 
+# A free port below the kernel's ephemeral range: `make run` builds for
+# a while before it listens, and meanwhile the kernel hands ports of that
+# range to anyone's listen(0) and outgoing connections (other tests pick
+# their ports so); below it only an explicit bind takes one.
 free_port() {
-    node -e 'const s = require("net").createServer().listen(0, "127.0.0.1",
-        () => { console.log(s.address().port); s.close(); })'
+    node -e '
+const net = require("net");
+const low = Number(require("fs").readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
+  .trim().split(/\s+/)[0]);
+const pick = () => (low > 11024 ? 10000 + Math.floor(Math.random() * (low - 10000)) : 0);
+function attempt(left) {
+  const s = net.createServer();
+  s.once("error", () => (left > 0 ? attempt(left - 1) : process.exit(1)));
+  s.listen(left > 0 ? pick() : 0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });
+}
+attempt(50);'
 }
 
 # until_true SECONDS COMMAND...: runs COMMAND every 20 ms until it succeeds

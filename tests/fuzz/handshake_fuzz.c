@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ifc_http_feed(&p, copy, size, &used) == IFC_HTTP_REQUEST) {
         char accept[IFC_WS_ACCEPT_LEN + 1];
         const char *allowed = size > 0 && (data[0] & 1) ? "*" : NULL;
-        int rc = ifc_handshake_check(ifc_http_request(&p), allowed, 1, accept);
+        int rc = ifc_handshake_check(ifc_http_request(&p), allowed, 1, "http", accept);
         if (rc != 0 && rc != 400 && rc != 403 && rc != 426)
             abort();
         if (rc == 0 && strlen(accept) != IFC_WS_ACCEPT_LEN)

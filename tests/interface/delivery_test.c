@@ -420,12 +420,63 @@ static void a_redis_outage_keeps_the_sockets_and_loses_nothing_silently(void **s
     chl_message_free(&msg);
 }
 
+/* Answers lost with a Redis that died are owed no more: a socket whose
+ * messages in flight (4) went unanswered when Redis died, and whose next
+ * one waits for them, goes on as soon as Redis is back, not after the
+ * reply timeout. */
+static void answers_lost_with_redis_hold_nothing_back(void **state)
+{
+    (void)state;
+    char ch[128], id[256], text[256];
+    int fd = open_chat(ch);
+    /* One marked answer: the interface counts what is in flight. */
+    say(fd, "{\"command\":\"who\",\"room\":2}");
+    pop_receive(id, sizeof(id), text, sizeof(text));
+    mc_envelope_t done = {
+        .type = MC_ENV_WS_SEND, .body = "{\"ok\":1}", .body_len = 8, .own = "", .except = ""};
+    done.done = 1;
+    send_envelope(ch, 0, &done);
+    expect_text(fd, "{\"ok\":1}");
+    for (int i = 0; i < 5; i++) {
+        char t[64];
+        snprintf(t, sizeof(t), "{\"command\":\"who\",\"room\":%d}", 10 + i);
+        say(fd, t);
+    }
+    for (int i = 0; i < 4; i++)
+        pop_receive(id, sizeof(id), text, sizeof(text));
+    chl_message_t msg;
+    assert_int_equal(chl_queue_pop(worker, "worker", 300, &msg), MC_EAGAIN); /* held */
+
+    ts_redis_halt(&ts_redis_fixture, 1);
+    metric_becomes("chat_interface_redis_up", 0);
+    assert_int_equal(ts_redis_restart(&ts_redis_fixture), 0);
+    metric_becomes("chat_interface_redis_up", 1);
+    expect_text(fd, "{\"resync\":true}");
+    int rc;
+    while ((rc = chl_queue_pop(worker, "worker", 5000, &msg)) == MC_EREDIS)
+        ; /* the worker's first call after the restart reconnects */
+    assert_int_equal(rc, 0);
+    assert_int_equal(chl_ack(worker, &msg), 0);
+    mc_envelope_t env;
+    assert_int_equal(mc_envelope_decode(&env, msg.data, msg.len), 0);
+    assert_int_equal(env.type, MC_ENV_WS_RECEIVE);
+    snprintf(text, sizeof(text), "%.*s", (int)env.body_len, env.body);
+    assert_non_null(strstr(text, "\"room\":14"));
+    mc_envelope_clear(&env);
+    chl_message_free(&msg);
+    close(fd);
+    pop_envelope(MC_ENV_WS_DISCONNECT, &env, &msg);
+    mc_envelope_clear(&env);
+    chl_message_free(&msg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(group_messages_reach_each_member_once),
         cmocka_unit_test(group_messages_reach_deflate_and_plain_members_alike),
         cmocka_unit_test(a_redis_outage_keeps_the_sockets_and_loses_nothing_silently),
+        cmocka_unit_test(answers_lost_with_redis_hold_nothing_back),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

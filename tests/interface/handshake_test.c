@@ -94,17 +94,24 @@ static void accept_key_matches_rfc6455_example(void **state)
     assert_int_equal(ifc_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ*=", 24, out), MC_EINVAL);
 }
 
-/* Parses a request and runs the handshake check on it. */
-static int check(const char *raw, const char *allowed, int check_origin, char *accept)
+/* Parses a request that came over scheme and runs the handshake check on
+ * it. */
+static int check_over(const char *scheme, const char *raw, const char *allowed, int check_origin,
+                      char *accept)
 {
     ifc_http_parser_t p;
     size_t used;
     ifc_http_parser_init(&p, NULL);
     assert_int_equal(ifc_http_feed(&p, raw, strlen(raw), &used), IFC_HTTP_REQUEST);
-    int rc = ifc_handshake_check(ifc_http_request(&p), allowed, check_origin, accept);
+    int rc = ifc_handshake_check(ifc_http_request(&p), allowed, check_origin, scheme, accept);
     ifc_http_next(&p);
     ifc_http_parser_clear(&p);
     return rc;
+}
+
+static int check(const char *raw, const char *allowed, int check_origin, char *accept)
+{
+    return check_over("http", raw, allowed, check_origin, accept);
 }
 
 #define REQ(method, extra)                                                                         \
@@ -165,12 +172,33 @@ static void handshake_statuses(void **state)
 static void origin_rules(void **state)
 {
     (void)state;
-    assert_true(ifc_origin_allowed("http://H:1", 10, "h:1", 3, NULL));
-    assert_false(ifc_origin_allowed("http://h:1/x", 12, "h:1", 3, NULL));
-    assert_false(ifc_origin_allowed("h:1", 3, "h:1", 3, ""));
-    assert_false(ifc_origin_allowed("http://h", 8, NULL, 0, NULL));
-    assert_true(ifc_origin_allowed(NULL, 0, "h", 1, "a, *"));
-    assert_false(ifc_origin_allowed(NULL, 0, "h", 1, "http://h"));
+    assert_true(ifc_origin_allowed("http://H:1", 10, "h:1", 3, "http", NULL));
+    assert_false(ifc_origin_allowed("http://h:1/x", 12, "h:1", 3, "http", NULL));
+    assert_false(ifc_origin_allowed("h:1", 3, "h:1", 3, "http", ""));
+    assert_false(ifc_origin_allowed("http://h", 8, NULL, 0, "http", NULL));
+    assert_true(ifc_origin_allowed(NULL, 0, "h", 1, "http", "a, *"));
+    assert_false(ifc_origin_allowed(NULL, 0, "h", 1, "http", "http://h"));
+}
+
+/* The default origin is the request's own, scheme included: a page of the
+ * plain-http site may not open the socket of the https one of the same
+ * host, nor the other way round. */
+static void default_origin_compares_the_scheme(void **state)
+{
+    (void)state;
+    char a[IFC_WS_ACCEPT_LEN + 1];
+    const char *https = REQ("GET", GOOD_HEADERS "Origin: https://chat.example:8000\r\n");
+    const char *http = REQ("GET", GOOD_HEADERS "Origin: http://chat.example:8000\r\n");
+    assert_int_equal(check_over("http", https, NULL, 1, a), 403);
+    assert_int_equal(check_over("https", https, NULL, 1, a), 0);
+    assert_int_equal(check_over("https", http, NULL, 1, a), 403);
+    assert_int_equal(check_over("HTTPS", https, NULL, 1, a), 0);
+    assert_false(ifc_origin_allowed("https://h:1", 11, "h:1", 3, "http", NULL));
+    assert_false(ifc_origin_allowed("httpx://h:1", 11, "h:1", 3, "http", NULL));
+    assert_false(ifc_origin_allowed("http:/h:1", 9, "h:1", 3, "http", NULL));
+    assert_false(ifc_origin_allowed("http://h:1", 10, "h:1", 3, NULL, NULL));
+    /* A list names whole origins, the scheme in them. */
+    assert_int_equal(check_over("http", https, "https://chat.example:8000", 1, a), 0);
 }
 
 int main(void)
@@ -181,6 +209,7 @@ int main(void)
         cmocka_unit_test(accept_key_matches_rfc6455_example),
         cmocka_unit_test(handshake_statuses),
         cmocka_unit_test(origin_rules),
+        cmocka_unit_test(default_origin_compares_the_scheme),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -247,6 +247,41 @@ static void oversized_parts_get_their_status(void **state)
     free(s);
 }
 
+/* Trailer fields after a chunked body count against the head limit with
+ * the head (one huge trailer line grew memory without bound) and are
+ * dropped: the request's headers are those of its head. */
+static void trailers_count_against_the_head_limit(void **state)
+{
+    (void)state;
+    EXPECT("POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n"
+           "X-Trailer: yes\r\nCookie: sessionid=forged\r\n\r\n",
+           "POST /t [/t|] 1.1 ka=1 up=0 transfer-encoding=chunked body=ab\n");
+    const char *head = "POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: ";
+    size_t head_len = strlen("POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    /* Head and trailer together at the limit pass; one byte more is 431. */
+    size_t fill = IFC_HTTP_MAX_HEAD - head_len - 1 - 4;
+    char *s = repeat(head, 't', fill, "\r\n\r\n");
+    expect_run(s, strlen(s), "POST /t [/t|] 1.1 ka=1 up=0 body#0\n", 1, 0);
+    free(s);
+    s = repeat(head, 't', fill + 1, "\r\n\r\n");
+    expect_run(s, strlen(s), "status 431\n", 1, 0);
+    free(s);
+    /* A trailer line far over the limit stops at the limit, whole or in
+     * pieces, without waiting for its end. */
+    s = repeat(head, 't', 4 * IFC_HTTP_MAX_HEAD, "");
+    expect_run(s, strlen(s), "status 431\n", 1, 0);
+    free(s);
+    /* Many small trailer lines add up too. */
+    s = repeat("POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n", 'x', 0, "");
+    size_t cap = strlen(s) + 6 * 4096 + 8, len = strlen(s);
+    s = realloc(s, cap);
+    for (int i = 0; i < 4096; i++)
+        len += (size_t)snprintf(s + len, cap - len, "a:bc\r\n");
+    snprintf(s + len, cap - len, "\r\n");
+    expect_run(s, strlen(s), "status 431\n", 1, 0);
+    free(s);
+}
+
 static void response_heads_are_written_safely(void **state)
 {
     (void)state;
@@ -300,6 +335,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_get_request_is_parsed),
         cmocka_unit_test(bodies_are_read_by_length_and_chunked),
+        cmocka_unit_test(trailers_count_against_the_head_limit),
         cmocka_unit_test(pipelined_requests_come_out_in_order),
         cmocka_unit_test(upgrade_requests_are_flagged),
         cmocka_unit_test(malformed_requests_are_400),

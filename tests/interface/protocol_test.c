@@ -25,6 +25,7 @@
 
 #include "channel-layer/chl.h"
 #include "common/envelope.h"
+#include "common/error.h"
 #include "tests/interface/ws_client.h"
 
 static ts_redis_t redis;
@@ -63,24 +64,11 @@ static int setup(void **state)
     f = fopen(path, "w");
     fputs("secret\n", f);
     fclose(f);
-    const char *build = getenv("MC_BUILD") ? getenv("MC_BUILD") : "build/asan";
-    char bin[512], listen[64];
-    snprintf(bin, sizeof(bin), "%s/bin/chat-interface", build);
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
     snprintf(logpath, sizeof(logpath), "%s/interface.log", webdir);
-    const char *argv[] = {bin,       "--listen",
-                          listen,    "--redis",
-                          redis.url, "--web",
-                          webdir,    "--echo-path",
-                          "/echo/",  "--echo-max-message",
-                          "1024",    "--header-timeout",
-                          "300",     "--reply-timeout",
-                          "500",     "--log-level",
-                          "warn",    NULL};
-    server = ts_spawn(argv, logpath);
-    if (server < 0 || ts_wait_port(port, 10000) != 0)
-        return -1;
-    return 0;
+    const char *extra[] = {
+        "--echo-max-message", "1024", "--header-timeout", "300", "--reply-timeout", "500", NULL};
+    server = wc_start_interface(port, redis.url, webdir, logpath, extra);
+    return server > 0 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -321,6 +309,203 @@ static const char *worker_answers(const char *path, const mc_header_t *headers, 
     return method;
 }
 
+/* The test as the worker: pops envelopes of the queue, with a timeout. */
+static chl_t *as_worker(void)
+{
+    chl_config_t cfg;
+    chl_config_defaults(&cfg);
+    cfg.redis_urls = redis.url;
+    chl_t *chl;
+    assert_int_equal(chl_open(&chl, &cfg, NULL), 0);
+    return chl;
+}
+
+/* The next envelope on the queue within ms, decoded into *env; 0, or
+ * MC_EAGAIN when none came. */
+static int next_envelope(chl_t *w, long ms, mc_envelope_t *env)
+{
+    chl_message_t msg;
+    int rc = chl_queue_pop(w, "worker", ms, &msg);
+    if (rc != 0)
+        return rc;
+    assert_int_equal(mc_envelope_decode(env, msg.data, msg.len), 0);
+    chl_ack(w, &msg);
+    chl_message_free(&msg);
+    return 0;
+}
+
+/* Sends env to channel as a worker does. */
+static void worker_sends(chl_t *w, const char *channel, const mc_envelope_t *env)
+{
+    char *out;
+    size_t len;
+    assert_int_equal(mc_envelope_encode(env, &out, &len), 0);
+    assert_int_equal(chl_send(w, channel, out, len), 0);
+    free(out);
+}
+
+/* A queue that refuses a push, full or with Redis out of memory, is no
+ * Redis error: the client gets 503 as ever, and /metrics counts it apart
+ * (queue_full_total), so that an operator is not sent looking for a dead
+ * Redis. */
+static void a_full_queue_is_counted_apart_from_redis_errors(void **state)
+{
+    (void)state;
+    char head[2048], body[8192];
+    int mp = wc_metrics_port(port);
+    long long errors = wc_metric_at(mp, "chat_interface_redis_errors_total");
+    long long full = wc_metric_at(mp, "chat_interface_queue_full_total");
+    assert_true(errors >= 0 && full >= 0);
+    ts_redis_int(&redis, "CONFIG SET maxmemory 1");
+    int status =
+        http_status("GET /anything HTTP/1.1\r\n\r\n", head, sizeof(head), body, sizeof(body));
+    ts_redis_int(&redis, "CONFIG SET maxmemory 0");
+    assert_int_equal(status, 503);
+    assert_int_equal(wc_metric_at(mp, "chat_interface_queue_full_total"), full + 1);
+    assert_int_equal(wc_metric_at(mp, "chat_interface_redis_errors_total"), errors);
+}
+
+/* A chat socket holds back what it reads while the workers owe it
+ * socket_in_flight (4) answers: one socket never has more of its messages
+ * in the workers' queue, and nothing is refused; each answer marked done
+ * lets one more through, in order. */
+static void a_socket_waits_for_its_answers(void **state)
+{
+    (void)state;
+    chl_t *w = as_worker();
+    int fd = dial();
+    send_str(fd,
+             "GET /chat/stream/ HTTP/1.1\r\nHost: h\r\nOrigin: http://h\r\n"
+             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    mc_envelope_t env;
+    assert_int_equal(next_envelope(w, 5000, &env), 0);
+    assert_int_equal(env.type, MC_ENV_WS_CONNECT);
+    char reply[256];
+    snprintf(reply, sizeof(reply), "%s", env.reply);
+    mc_envelope_clear(&env);
+    mc_envelope_t accept = {.type = MC_ENV_WS_ACCEPT, .has_scope = 1, .scope = {7, "ann", 0}};
+    worker_sends(w, reply, &accept);
+    char head[1024], body[16];
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 101);
+    mc_envelope_t answer = {.type = MC_ENV_WS_SEND, .body = "{\"ok\":1}", .body_len = 8, .done = 1};
+    mc_envelope_t unmarked = {.type = MC_ENV_WS_SEND, .body = "{\"by\":1}", .body_len = 8};
+    uint8_t p[64];
+    size_t len;
+    /* Ten at once. */
+    for (int i = 0; i < 10; i++) {
+        char t[8];
+        int n = snprintf(t, sizeof(t), "%d", i);
+        frame(fd, 1, 0, 1, 1, t, (size_t)n);
+    }
+    /* Before the first marked answer (workers of an older version mark
+     * none), nothing waits: all ten come. Answered, the socket hears each. */
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(next_envelope(w, 5000, &env), 0);
+        assert_int_equal(env.type, MC_ENV_WS_RECEIVE);
+        assert_int_equal(env.body[0], '0' + i);
+        mc_envelope_clear(&env);
+        worker_sends(w, reply, &answer);
+        assert_int_equal(read_frame(fd, p, sizeof(p), &len), 1);
+    }
+    for (int i = 0; i < 10; i++) {
+        char t[8];
+        int n = snprintf(t, sizeof(t), "%d", i);
+        frame(fd, 1, 0, 1, 1, t, (size_t)n);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(next_envelope(w, 5000, &env), 0);
+        assert_int_equal(env.body[0], '0' + i);
+        mc_envelope_clear(&env);
+    }
+    /* The fifth waits; something unmarked for the socket does not free it. */
+    assert_int_equal(next_envelope(w, 300, &env), MC_EAGAIN);
+    worker_sends(w, reply, &unmarked);
+    assert_int_equal(read_frame(fd, p, sizeof(p), &len), 1);
+    assert_int_equal(next_envelope(w, 300, &env), MC_EAGAIN);
+    /* Each marked answer lets one more through, in order. */
+    for (int i = 4; i < 10; i++) {
+        worker_sends(w, reply, &answer);
+        assert_int_equal(read_frame(fd, p, sizeof(p), &len), 1);
+        assert_int_equal(next_envelope(w, 5000, &env), 0);
+        assert_int_equal(env.body[0], '0' + i);
+        mc_envelope_clear(&env);
+    }
+    /* A mark alone (an empty text) is no frame. */
+    mc_envelope_t mark = {.type = MC_ENV_WS_SEND, .body = "", .done = 1};
+    worker_sends(w, reply, &mark);
+    worker_sends(w, reply, &unmarked);
+    assert_int_equal(read_frame(fd, p, sizeof(p), &len), 1);
+    assert_int_equal(len, 8);
+    close(fd);
+    chl_close(w);
+}
+
+/* A compressed message costs the socket's budget its bytes once inflated:
+ * 60,000 bytes of one letter deflate to some hundred, and the budget of
+ * bytes (64 KiB a second, bursts of four seconds' worth) takes four of
+ * them, not more. The rest of the burst is refused, said once. */
+static void compressed_messages_cost_their_inflated_bytes(void **state)
+{
+    (void)state;
+    chl_t *w = as_worker();
+    int fd = dial();
+    send_str(fd, "GET /chat/stream/ HTTP/1.1\r\nHost: h\r\nOrigin: http://h\r\n"
+                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n");
+    mc_envelope_t env;
+    /* (The disconnects of earlier tests' sockets may come first.) */
+    for (;;) {
+        assert_int_equal(next_envelope(w, 5000, &env), 0);
+        if (env.type == MC_ENV_WS_CONNECT)
+            break;
+        mc_envelope_clear(&env);
+    }
+    char reply[256];
+    snprintf(reply, sizeof(reply), "%s", env.reply);
+    mc_envelope_clear(&env);
+    mc_envelope_t accept = {.type = MC_ENV_WS_ACCEPT, .has_scope = 1, .scope = {8, "bea", 0}};
+    worker_sends(w, reply, &accept);
+    char head[1024], body[16];
+    assert_int_equal(read_response(fd, head, sizeof(head), body, sizeof(body), 1), 101);
+    assert_non_null(strstr(head, "sec-websocket-extensions: permessage-deflate"));
+    enum { N = 8, LEN = 60000 };
+    char *msg = malloc(LEN);
+    assert_non_null(msg);
+    memset(msg, 'a', LEN);
+    size_t zl;
+    uint8_t *z = wc_deflate(msg, LEN, &zl);
+    assert_true(zl < 1000);
+    for (int i = 0; i < N; i++)
+        frame(fd, 1, 4, 1, 1, z, zl);
+    free(z);
+    /* As the worker: each message answered, marked done. */
+    mc_envelope_t answer = {.type = MC_ENV_WS_SEND, .body = "{\"ok\":1}", .body_len = 8, .done = 1};
+    int passed = 0;
+    while (passed < N && next_envelope(w, 500, &env) == 0) {
+        assert_int_equal(env.type, MC_ENV_WS_RECEIVE);
+        assert_int_equal(env.body_len, LEN);
+        mc_envelope_clear(&env);
+        worker_sends(w, reply, &answer);
+        passed++;
+    }
+    assert_int_equal(passed, 4);
+    /* Four answers and one RATE_LIMITED, in some order. */
+    uint8_t p[256];
+    size_t len;
+    int rsv, limited = 0;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(read_frame_rsv(fd, p, sizeof(p), &len, NULL, &rsv), 1);
+        assert_int_equal(rsv, 0);
+        limited += len == 24 && memcmp(p, "{\"error\":\"RATE_LIMITED\"}", 24) == 0;
+    }
+    assert_int_equal(limited, 1);
+    free(msg);
+    close(fd);
+    chl_close(w);
+}
+
 static const char *const CSP_VALUE =
     "content-security-policy: default-src 'self'; script-src 'self'; style-src 'self'; "
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
@@ -428,17 +613,29 @@ static void slowloris_is_cut_off_with_408(void **state)
     close(fd);
 }
 
+/* /metrics names the processes and what they do: it is served on the
+ * metrics listener only (a loopback address of the operator's choosing),
+ * never on the address the public reaches. */
 static void metrics_count_what_happened(void **state)
 {
     (void)state;
     char head[2048], body[4096];
     assert_int_equal(
-        http_status("GET /metrics HTTP/1.1\r\n\r\n", head, sizeof(head), body, sizeof(body)), 200);
+        http_status("GET /metrics HTTP/1.1\r\n\r\n", head, sizeof(head), body, sizeof(body)), 404);
+    assert_null(strstr(body, "chat_interface"));
+    assert_int_equal(wc_http(wc_metrics_port(port), "GET /metrics HTTP/1.1\r\n\r\n", head,
+                             sizeof(head), body, sizeof(body)),
+                     200);
     assert_non_null(strstr(body, "chat_interface_open_sockets 1\n"));
     assert_non_null(strstr(body, "chat_interface_upgrades_accepted_total"));
     assert_non_null(strstr(body, "chat_interface_frames_in_total"));
     assert_non_null(strstr(body, "chat_interface_closed_slow_total"));
     assert_non_null(strstr(body, "chat_interface_redis_errors_total"));
+    assert_non_null(strstr(body, "chat_interface_queue_full_total"));
+    /* The metrics listener serves nothing else. */
+    assert_int_equal(wc_http(wc_metrics_port(port), "GET /static/app.js HTTP/1.1\r\n\r\n", head,
+                             sizeof(head), body, sizeof(body)),
+                     404);
 }
 
 static void sigterm_closes_websockets_with_1001(void **state)
@@ -474,6 +671,9 @@ int main(void)
         cmocka_unit_test(worker_paths_are_percent_decoded),
         cmocka_unit_test(slowloris_is_cut_off_with_408),
         cmocka_unit_test(metrics_count_what_happened),
+        cmocka_unit_test(a_socket_waits_for_its_answers),
+        cmocka_unit_test(a_full_queue_is_counted_apart_from_redis_errors),
+        cmocka_unit_test(compressed_messages_cost_their_inflated_bytes),
         cmocka_unit_test(sigterm_closes_websockets_with_1001),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

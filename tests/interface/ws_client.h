@@ -327,39 +327,83 @@ static inline int wc_http(int port, const char *request, char *head, size_t hsiz
     return st;
 }
 
-/* The value of a /metrics line "name value", or -1 when absent. */
-static inline long long wc_metric(int port, const char *name)
+/* The interfaces wc_start_interface started: each one's metrics port. */
+static struct {
+    pid_t pid;
+    int port, metrics;
+} wc_started[64];
+static size_t wc_nstarted;
+
+/* The metrics port of the interface last started on port, or of pid. */
+static inline int wc_metrics_port(int port)
+{
+    for (size_t i = wc_nstarted; i-- > 0;)
+        if (wc_started[i].port == port)
+            return wc_started[i].metrics;
+    return -1;
+}
+
+static inline int wc_metrics_port_of(pid_t pid)
+{
+    for (size_t i = wc_nstarted; i-- > 0;)
+        if (wc_started[i].pid == pid)
+            return wc_started[i].metrics;
+    return -1;
+}
+
+/* The value of a line "name value" of the /metrics the metrics listener on
+ * metrics_port serves, or -1 when absent. */
+static inline long long wc_metric_at(int metrics_port, const char *name)
 {
     char head[2048], body[8192], key[128];
-    if (wc_http(port, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n", head, sizeof(head),
-                body, sizeof(body)) != 200)
+    if (metrics_port <= 0 ||
+        wc_http(metrics_port, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n", head,
+                sizeof(head), body, sizeof(body)) != 200)
         return -1;
     snprintf(key, sizeof(key), "\n%s ", name);
     const char *p = strstr(body, key);
     return p ? atoll(p + strlen(key)) : -1;
 }
 
+/* The same, of the interface last started on port. */
+static inline long long wc_metric(int port, const char *name)
+{
+    return wc_metric_at(wc_metrics_port(port), name);
+}
+
 /* Starts bin/chat-interface of $MC_BUILD on 127.0.0.1:port with the Redis
- * at redis_url, the web root web, the echo endpoint /echo/ and the extra
- * flags (NULL-terminated), logging into log; waits until it listens.
- * Returns its pid, or -1. */
+ * at redis_url, the web root web, the echo endpoint /echo/, /metrics on a
+ * port of its own (wc_metrics_port), no limits per client address (tests
+ * open many connections from one; the tests of those limits set them) and
+ * the extra flags (NULL-terminated), logging into log; waits until it
+ * listens. Returns its pid, or -1. */
 static inline pid_t wc_start_interface(int port, const char *redis_url, const char *web,
                                        const char *log, const char *const *extra)
 {
     const char *build = getenv("MC_BUILD") ? getenv("MC_BUILD") : "build/asan";
     static char bin[512];
-    char listen[64];
+    char listen[64], metrics[64];
+    int mport = ts_free_port();
     snprintf(bin, sizeof(bin), "%s/bin/chat-interface", build);
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-    const char *argv[64] = {bin, "--listen",    listen,   "--redis",     redis_url, "--web",
-                            web, "--echo-path", "/echo/", "--log-level", "warn"};
-    size_t n = 11;
+    snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", mport);
+    const char *argv[64] = {bin,       "--listen",       listen, "--redis",
+                            redis_url, "--web",          web,    "--echo-path",
+                            "/echo/",  "--log-level",    "warn", "--metrics-listen",
+                            metrics,   "--address-rate", "0",    "--address-open-max",
+                            "0"};
+    size_t n = 17;
     for (size_t i = 0; extra && extra[i] && n + 1 < sizeof(argv) / sizeof(argv[0]); i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
     pid_t pid = ts_spawn(argv, log);
-    if (pid < 0 || ts_wait_port(port, 10000) != 0)
+    if (pid < 0 || ts_wait_port(port, 10000) != 0 || ts_wait_port(mport, 10000) != 0)
         return -1;
+    if (wc_nstarted < sizeof(wc_started) / sizeof(wc_started[0])) {
+        wc_started[wc_nstarted].pid = pid;
+        wc_started[wc_nstarted].port = port;
+        wc_started[wc_nstarted++].metrics = mport;
+    }
     return pid;
 }
 

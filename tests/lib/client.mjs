@@ -4,6 +4,8 @@
 // frame received is kept, in order, so that tests wait for what they expect
 // (with a deadline) and then look at everything that came.
 import WebSocket from 'ws';
+import http from 'node:http';
+import https from 'node:https';
 
 function cookieValue(setCookies, name) {
   for (const c of setCookies) {
@@ -13,31 +15,57 @@ function cookieValue(setCookies, name) {
   return null;
 }
 
-// Every Set-Cookie header of a response. Node 18's Headers has no
-// getSetCookie(): its get() joins them with ", ", and a date's comma is
-// followed by no "name=".
-function setCookieHeaders(headers) {
-  return headers.getSetCookie?.() ?? (headers.get('set-cookie') ?? '').split(/, (?=[^;=\s]+=)/);
+// The cookie name and value of name as set: over HTTPS the server names
+// it with the __Host- prefix. [name, value], or null.
+function namedCookie(setCookies, name) {
+  for (const n of [`__Host-${name}`, name]) {
+    const v = cookieValue(setCookies, n);
+    if (v !== null) return [n, v];
+  }
+  return null;
+}
+
+// One HTTP(S) request, with the options fetch lacks: localAddress (a client
+// of its own, 127.0.0.2 say, on loopback) and a server certificate of the
+// test's own making. Resolves with {status, headers, body}.
+export function request(url, {method = 'GET', headers = {}, body, localAddress} = {}) {
+  const u = new URL(url);
+  const lib = u.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = lib.request(u, {method, headers, localAddress, rejectUnauthorized: false,
+      agent: false}, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({status: res.statusCode, headers: res.headers,
+        body: Buffer.concat(chunks).toString()}));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
 }
 
 // Logs in at baseUrl and returns the Cookie header a browser would send.
-export async function login(baseUrl, username, password) {
-  const page = await fetch(`${baseUrl}/accounts/login/?next=/`, {redirect: 'manual'});
-  const csrf = cookieValue(setCookieHeaders(page.headers), 'csrftoken');
-  const html = await page.text();
-  const field = html.match(/name="csrfmiddlewaretoken" value="([^"]+)"/);
+// With localAddress, the client speaks from that address.
+export async function login(baseUrl, username, password, {localAddress} = {}) {
+  const page = await request(`${baseUrl}/accounts/login/?next=/`, {localAddress});
+  const csrf = namedCookie(page.headers['set-cookie'] || [], 'csrftoken');
+  const field = page.body.match(/name="csrfmiddlewaretoken" value="([^"]+)"/);
   if (!csrf || !field) throw new Error(`login page of ${baseUrl}: no CSRF token (${page.status})`);
-  const r = await fetch(`${baseUrl}/accounts/login/`, {
+  const r = await request(`${baseUrl}/accounts/login/`, {
     method: 'POST',
-    redirect: 'manual',
-    headers: {'content-type': 'application/x-www-form-urlencoded', cookie: `csrftoken=${csrf}`,
+    localAddress,
+    headers: {'content-type': 'application/x-www-form-urlencoded', cookie: csrf.join('='),
       origin: baseUrl, referer: `${baseUrl}/accounts/login/`},
-    body: new URLSearchParams({username, password, csrfmiddlewaretoken: field[1], next: '/'}),
+    body: new URLSearchParams({username, password, csrfmiddlewaretoken: field[1], next: '/'}).toString(),
   });
-  await r.text();
-  const session = cookieValue(setCookieHeaders(r.headers), 'sessionid');
-  if (r.status !== 302 || !session) throw new Error(`login of ${username}: status ${r.status}, no session`);
-  return `csrftoken=${csrf}; sessionid=${session}`;
+  const session = namedCookie(r.headers['set-cookie'] || [], 'sessionid');
+  if (r.status !== 302 || !session) {
+    throw Object.assign(new Error(`login of ${username}: status ${r.status}, no session`),
+      {status: r.status});
+  }
+  return `${csrf.join('=')}; ${session.join('=')}`;
 }
 
 export function wsUrl(baseUrl) {
@@ -68,9 +96,12 @@ export class Socket {
   // Opens the socket and waits for the first room list, which the server
   // sends right after accepting. Rejects if the socket closes first, or if
   // the handshake is refused: then error.status is the HTTP status.
-  open(baseUrl, cookie, timeoutMs = 10000) {
+  // With localAddress, the socket speaks from that address; origin (the
+  // page's, baseUrl by default) goes in the Origin header.
+  open(baseUrl, cookie, timeoutMs = 10000, {localAddress, origin = baseUrl} = {}) {
     this.baseUrl = baseUrl;
-    const ws = new WebSocket(wsUrl(baseUrl), {headers: {cookie, origin: baseUrl}});
+    const ws = new WebSocket(wsUrl(baseUrl), {headers: {cookie, origin}, localAddress,
+      rejectUnauthorized: false});
     this.ws = ws;
     this.closed = null;
     const start = this.frames.length;
@@ -277,7 +308,14 @@ export class Member extends Socket {
 // after a reconnect, after {"resync":true}, and a moment after a
 // SERVER_BUSY that names it. It counts what it is shown live apart from
 // history: a message shown live twice is a duplicate, one shown live and
-// again in a join's history is the overlap the page shows once.
+// again in a join's history is the overlap the page shows once. Like the
+// page it keeps within its socket's budget: at most PACE_FRAMES frames per
+// PACE_MS, the rest queued in order, each text once; and after a
+// RATE_LIMITED of the budget (no command named: what followed was dropped)
+// it sends nothing for PACE_MS, then catches up as after a resync.
+const PACE_FRAMES = 20;
+const PACE_MS = 1500;
+
 export class Typist extends Member {
   constructor(name, urls, cookie) {
     super(name, urls, cookie);
@@ -286,6 +324,8 @@ export class Typist extends Member {
     this.live = new Map(); // room -> Map id -> times shown live
     this.seq = 0;
     this.resyncs = 0;
+    this.limited = 0;
+    this.pace = {ws: null, queue: [], since: 0, sent: 0, timer: null};
     const see = this.onFrame;
     this.onFrame = (d) => {
       see(d);
@@ -306,6 +346,51 @@ export class Typist extends Member {
     if (!e || e.ackedAt || !this.ws || this.ws.readyState !== 1) return;
     e.sends++;
     this.send({command: 'send', room: e.room, message: e.text, client_id: id});
+  }
+
+  send(obj) {
+    const p = this.pace;
+    if (p.ws !== this.ws) {
+      clearTimeout(p.timer);
+      Object.assign(p, {ws: this.ws, queue: [], since: 0, sent: 0, timer: null});
+    }
+    const text = typeof obj === 'string' ? obj : JSON.stringify(obj);
+    if (!p.queue.includes(text)) p.queue.push(text);
+    this.drain();
+  }
+
+  drain() {
+    const p = this.pace;
+    const now = Date.now();
+    if (now - p.since >= PACE_MS) {
+      p.since = now;
+      p.sent = 0;
+    }
+    while (p.queue.length && p.sent < PACE_FRAMES && p.ws.readyState === WebSocket.OPEN) {
+      p.ws.send(p.queue.shift());
+      p.sent++;
+    }
+    if (p.queue.length && !p.timer && p.ws.readyState === WebSocket.OPEN) {
+      p.timer = setTimeout(() => {
+        p.timer = null;
+        this.drain();
+      }, p.since + PACE_MS - now);
+    }
+  }
+
+  rateLimited() {
+    const p = this.pace;
+    const ws = this.ws;
+    if (p.ws !== ws) return;
+    this.limited++;
+    clearTimeout(p.timer);
+    p.since = Date.now();
+    p.sent = PACE_FRAMES;
+    p.timer = setTimeout(() => {
+      p.timer = null;
+      this.drain();
+      if (this.ws === ws && ws.readyState === WebSocket.OPEN) this.catchUp();
+    }, PACE_MS);
   }
 
   ack(text) {
@@ -329,6 +414,8 @@ export class Typist extends Member {
     } else if (d.error === 'SERVER_BUSY' && d.client_id) {
       this.busy = (this.busy || 0) + 1;
       setTimeout(() => this.post(d.client_id), 200);
+    } else if (d.error === 'RATE_LIMITED' && d.command === undefined) {
+      this.rateLimited();
     } else if (d.resync === true) {
       this.resyncs++;
       this.catchUp();

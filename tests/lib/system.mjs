@@ -88,6 +88,7 @@ export class System {
     this.workers = [];
     this.separatePorts = separatePorts;
     this.ports = [];
+    this.metricsPorts = [];
     this.nWorkers = workers;
     this.procs = new Set();
     this.dir = mkdtempSync(path.join(tmpdir(), 'mc-system-'));
@@ -236,6 +237,7 @@ export class System {
     this.port = await freePort();
     for (let i = 0; i < this.nInterfaces; i++) {
       this.ports[i] = this.separatePorts && i > 0 ? await freePort() : this.port;
+      this.metricsPorts[i] = await freePort();
       await this.startInterface(i);
     }
     this.urls = this.ports.map((p, i) => `http://${this.interfaceAddress(i)}:${p}`);
@@ -377,10 +379,25 @@ export class System {
   async startInterface(i) {
     const at = this.interfaceAddress(i);
     const child = this.spawn(`interface-${i}`, path.join(bin, 'chat-interface'),
-      [], {...this.interfaceEnv, CHAT_LISTEN: `${at}:${this.ports[i]}`}, this.hostOf(i));
+      [], {...this.interfaceEnv, CHAT_LISTEN: `${at}:${this.ports[i]}`,
+        CHAT_METRICS_LISTEN: `${at}:${this.metricsPorts[i]}`}, this.hostOf(i));
     this.interfaces[i] = child;
     await waitPort(this.ports[i], 10000, at);
+    await waitPort(this.metricsPorts[i], 10000, at);
     return child;
+  }
+
+  // Interface i's /metrics text (on its own address and port).
+  async metricsText(i) {
+    return (await fetch(`http://${this.interfaceAddress(i)}:${this.metricsPorts[i]}/metrics`)).text();
+  }
+
+  // The value of counter name in interface i's /metrics.
+  async metric(i, name) {
+    const text = await this.metricsText(i);
+    const m = text.match(new RegExp(`^${name} (\\d+)$`, 'm'));
+    if (!m) throw new Error(`interface ${i}: no ${name} in /metrics`);
+    return Number(m[1]);
   }
 
   // SIGKILL, as a crash would.

@@ -21,8 +21,32 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-static void record(ts_fake_t *f, const char *channel, const char *data, size_t len)
+/* Counts an answer ("done") to channel. */
+static void answer(ts_fake_t *f, const char *channel)
 {
+    size_t i;
+    for (i = 0; i < f->nanswers; i++)
+        if (!strcmp(f->answers[i].channel, channel))
+            break;
+    if (i == f->nanswers) {
+        assert_true(f->nanswers < sizeof(f->answers) / sizeof(f->answers[0]));
+        snprintf(f->answers[f->nanswers++].channel, sizeof(f->answers[0].channel), "%s", channel);
+    }
+    f->answers[i].n++;
+}
+
+/* Records what channel gets. With mine, a "done" mark is channel's answer;
+ * an envelope that carries only the mark is no frame and is not kept. */
+static void record_for(ts_fake_t *f, const char *channel, const char *data, size_t len, int mine)
+{
+    mc_envelope_t env;
+    assert_int_equal(mc_envelope_decode(&env, data, len), 0);
+    int mark_only = env.type == MC_ENV_WS_SEND && env.done && env.body_len == 0;
+    if (mine && env.done)
+        answer(f, channel);
+    mc_envelope_clear(&env);
+    if (mark_only)
+        return;
     assert_true(f->nout < TS_WORLD_MAX_OUT);
     snprintf(f->out[f->nout].channel, sizeof(f->out[0].channel), "%s", channel);
     f->out[f->nout].data = strndup(data, len);
@@ -38,7 +62,7 @@ static int fake_send(void *ctx, const char *channel, const char *data, size_t le
         return fail;
     if (len > CHL__MSG_MAX)
         return MC_ETOOBIG;
-    record(f, channel, data, len);
+    record_for(f, channel, data, len, 1);
     return 0;
 }
 
@@ -87,18 +111,19 @@ static int fake_deliver(ts_fake_t *f, const char *group, const char *once, const
         if (strcmp(f->members[i].group, group) != 0 || (env.except && !strcmp(env.except, member)))
             continue;
         if (env.type != MC_ENV_WS_SEND || strcmp(env.own, member) != 0) {
-            record(f, member, data, len);
+            record_for(f, member, data, len, 0);
             continue;
         }
         assert_true(env.body_len > 1 && env.body[env.body_len - 1] == '}');
         char text[8192];
         int n = snprintf(text, sizeof(text), "%.*s,\"own\":true}", (int)env.body_len - 1, env.body);
         assert_true(n > 0 && (size_t)n < sizeof(text));
-        mc_envelope_t copy = {.type = MC_ENV_WS_SEND, .body = text, .body_len = (size_t)n};
+        mc_envelope_t copy = {
+            .type = MC_ENV_WS_SEND, .body = text, .body_len = (size_t)n, .done = env.done};
         char *out;
         size_t out_len;
         assert_int_equal(mc_envelope_encode(&copy, &out, &out_len), 0);
-        record(f, member, out, out_len);
+        record_for(f, member, out, out_len, 1);
         free(out);
     }
     mc_envelope_clear(&env);
@@ -472,4 +497,12 @@ void ts_world_group_add(ts_world_t *w, const char *group, const char *channel)
 void ts_world_group_discard(ts_world_t *w, const char *group, const char *channel)
 {
     fake_group_discard(&w->fake, group, channel);
+}
+
+int ts_answers(ts_world_t *w, const char *channel)
+{
+    for (size_t i = 0; i < w->fake.nanswers; i++)
+        if (!strcmp(w->fake.answers[i].channel, channel))
+            return w->fake.answers[i].n;
+    return 0;
 }

@@ -9,7 +9,8 @@
  * layer that records every envelope sent, keeps group membership and fans
  * group messages out to member channels as Redis and an interface do
  * (skipping "except", adding ,"own":true for "own", delivering a named
- * send once). Envelopes go in as an interface would send them; the
+ * send once, counting "done" marks as answers and keeping no envelope
+ * that carries the mark only). Envelopes go in as an interface would send them; the
  * helpers read what came out, in order, per channel, and fail the test
  * (cmocka) when it is not what they expect.
  *
@@ -47,6 +48,11 @@ typedef struct ts_fake {
     size_t nbuckets;
     char names[TS_WORLD_MAX_OUT][32]; /* the group sends named so far */
     size_t nnames;
+    struct {
+        char channel[128];
+        int n;
+    } answers[64]; /* envelopes marked "done" for each connection */
+    size_t nanswers;
     int fail_next_send; /* 0, or the code the next send to one channel fails with
                            (MC_EFULL: a full reply list) */
 } ts_fake_t;
@@ -88,6 +94,9 @@ void ts_expect_text_has(ts_world_t *w, const char *channel, const char *part);
 char *ts_next_text(ts_world_t *w, const char *channel);
 /* ...or a websocket.close with code, and the reason that code has. */
 void ts_expect_close(ts_world_t *w, const char *channel, int code);
+/* How many envelopes marked "done" (answers to its websocket.receives)
+ * channel got so far. */
+int ts_answers(ts_world_t *w, const char *channel);
 
 /* An HTTP response as a browser sees it. */
 typedef struct ts_http_reply {

@@ -37,9 +37,11 @@ export function faultTests({shards = 1, db = 'sqlite', hosts = 0, workers = 3} =
   const stored = (room) => sys.stored(room);
 
   before(async () => {
-    // Bursts from a few users: the per-user rate limit is not what this tests.
+    // Bursts from a few users: the per-user rate limit is not what this
+    // tests, nor the budget of a socket.
     sys = await new System({interfaces: 2, workers, separatePorts: true, shards, db, hosts,
-                            workerEnv: {CHAT_RATE_MESSAGES: '0'}}).start();
+                            workerEnv: {CHAT_RATE_MESSAGES: '0'},
+                            interfaceEnv: {CHAT_SOCKET_RATE: '0'}}).start();
     const names = ['ann', 'bob', 'cat', 'dan', 'eve'];
     sys.chatctl(['user', 'import'], names.map((n) => `${n} ${n}-pass-1`).join('\n') + '\n');
     lobby = sys.chatctl(['room', 'add', 'Lobby']);

@@ -119,6 +119,7 @@ export function outageTests({sentinel, byHand = false}) {
         `${retried} sends needed the client's retry (` +
         `${entries.reduce((n, e) => n + e.sends - 1, 0)} resends, ` +
         `${typists.reduce((n, p) => n + (p.busy || 0), 0)} SERVER_BUSY answers, ` +
+        `${typists.reduce((n, p) => n + (p.limited || 0), 0)} RATE_LIMITED of the socket's budget, ` +
         `${typists.reduce((n, p) => n + p.resyncs, 0)} resyncs, ` +
         `${typists.reduce((n, p) => n + p.reconnections, 0)} reconnections)`);
       console.log(`# outage (${kind}): messages flowed again ` +
@@ -157,8 +158,8 @@ export function outageTests({sentinel, byHand = false}) {
       // Nobody was restarted, and each interface followed.
       assert.ok(sys.running(), 'a process died');
       assert.deepEqual([...sys.workers, ...sys.interfaces].map((p) => p.pid), pids);
-      for (const url of sys.urls) {
-        const metrics = await (await fetch(`${url}/metrics`)).text();
+      for (let i = 0; i < sys.interfaces.length; i++) {
+        const metrics = await sys.metricsText(i);
         assert.match(metrics, /^chat_interface_redis_up 1$/m);
         assert.match(metrics, /^chat_interface_redis_losses_total [1-9]/m);
         if (sentinel) assert.match(metrics, /^chat_interface_redis_failovers_total 1$/m);

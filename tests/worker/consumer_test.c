@@ -204,9 +204,12 @@ static void a_deactivated_user_s_send_stores_nothing(void **state)
     ts_sock_t a, b;
     ts_ann_and_bob_in_the_lobby(w, &a, &b);
     ts_ctl(w, "", "user deactivate ann");
+    int before = ts_answers(w, a.channel);
     ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"gone\"}");
     ts_expect_text(w, a.channel, "{\"error\":\"USER_HAS_TO_LOGIN\"}");
     ts_expect_close(w, a.channel, MC_CLOSE_SESSION_ENDED);
+    /* The store refused it: the error is its one answer (every_command_is_answered_once). */
+    assert_int_equal(ts_answers(w, a.channel), before + 1);
     assert_false(ts_pending(w, b.channel));
     wrk_message_list_t l;
     assert_int_equal(wrk_store_messages_last(w->app.store, 1, 10, &l), 0);
@@ -547,13 +550,15 @@ static void rate_limits_refuse_then_close(void **state)
     char ca[256], cb[256];
     ts_login(w, "ann", "pw-ann", ca, sizeof(ca));
     ts_login(w, "bob", "pw-bob", cb, sizeof(cb));
-    ts_sock_t a, b;
+    ts_sock_t a, b, a2;
     ts_ws_connect(w, ca, "ifc.t!1", &a);
     ts_ws_connect(w, cb, "ifc.t!2", &b);
-    /* A third socket from the same address is refused before any accept. */
-    ts_ws_open(w, ca, "ifc.t!3");
-    ts_expect_close(w, "ifc.t!3", 1008);
-    assert_false(ts_pending(w, "ifc.t!3"));
+    /* A user's third socket is refused before any accept; another user of
+     * the same address is not held up by it. */
+    ts_ws_connect(w, ca, "ifc.t!3", &a2);
+    ts_ws_open(w, ca, "ifc.t!4");
+    ts_expect_close(w, "ifc.t!4", 1008);
+    assert_false(ts_pending(w, "ifc.t!4"));
 
     ts_ws_send(w, &a, "{\"command\":\"join\",\"room\":1}");
     ts_ws_send(w, &b, "{\"command\":\"join\",\"room\":1}");
@@ -782,6 +787,55 @@ static void a_socket_in_as_many_rooms_as_allowed_is_refused_one_more(void **stat
     assert_true(2 * WRK_SOCKET_ROOMS_MAX <= MC_ENVELOPE_MAX_GROUPS);
 }
 
+/* Handshakes with made-up session cookies, all from the address every
+ * user here shares (one proxy, one NAT), are refused without spending a
+ * quota: the real users of that address still get in. */
+static void made_up_sessions_lock_nobody_out(void **state)
+{
+    ts_world_t *w = *state;
+    w->app.cfg.rate_connect_burst = 2;
+    char ca[256], cb[256], channel[32];
+    ts_login(w, "ann", "pw-ann", ca, sizeof(ca));
+    ts_login(w, "bob", "pw-bob", cb, sizeof(cb));
+    for (int i = 0; i < 10; i++) {
+        snprintf(channel, sizeof(channel), "ifc.x!%d", i);
+        ts_ws_open(w, i % 2 ? "sessionid=made-up-token" : NULL, channel);
+        ts_expect_close(w, channel, 1008);
+    }
+    ts_sock_t a, b;
+    ts_ws_connect(w, ca, "ifc.t!1", &a);
+    ts_ws_connect(w, cb, "ifc.t!2", &b);
+}
+
+/* Every websocket.receive is answered exactly once (the "done" mark the
+ * interface counts its in-flight messages by): a chat message by its
+ * sender's copy, a join by its reply, an edit or a whisper (which reach
+ * the sender through a group) by the mark alone, and a replayed send,
+ * whose room message went out before, by the mark alone too. */
+static void every_command_is_answered_once(void **state)
+{
+    ts_world_t *w = *state;
+    ts_sock_t a, b;
+    ts_ann_and_bob_in_the_lobby(w, &a, &b);
+    int before = ts_answers(w, a.channel), before_b = ts_answers(w, b.channel);
+    const char *commands[] = {
+        "{\"command\":\"send\",\"room\":1,\"message\":\"hi\",\"client_id\":\"c-1\"}",
+        "{\"command\":\"send\",\"room\":1,\"message\":\"hi\",\"client_id\":\"c-1\"}",
+        "{\"command\":\"who\",\"room\":1}",
+        "{\"command\":\"whisper\",\"to\":\"bob\",\"message\":\"psst\"}",
+        "{\"command\":\"history\",\"room\":1}",
+        "not json",
+        "{\"command\":\"join\",\"room\":99}",
+        "{\"command\":\"leave\",\"room\":1}",
+    };
+    size_t n = sizeof(commands) / sizeof(commands[0]);
+    for (size_t i = 0; i < n; i++) {
+        ts_ws_send(w, &a, commands[i]);
+        assert_int_equal(ts_answers(w, a.channel), before + (int)i + 1);
+    }
+    assert_int_equal(ts_answers(w, b.channel), before_b);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, ts_world_setup, ts_world_teardown)
 
 int main(void)
@@ -799,6 +853,8 @@ int main(void)
         T(bad_input_is_answered_and_the_socket_stays),
         T(edits_deletes_and_whispers),
         T(rate_limits_refuse_then_close),
+        T(made_up_sessions_lock_nobody_out),
+        T(every_command_is_answered_once),
         T(a_room_full_of_control_characters_stays_joinable),
         T(control_characters_are_refused_and_nothing_is_stored),
         T(a_long_history_since_zero_is_cut_to_fit_and_paged_back),

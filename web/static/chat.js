@@ -59,11 +59,66 @@ function newClientId() {
 
 function send(obj) {
   if (state.socket && state.socket.readyState === WebSocket.OPEN) {
-    state.socket.send(JSON.stringify(obj));
+    paced(state.socket, obj);
     return true;
   }
   notify('Not connected; trying to reconnect…');
   return false;
+}
+
+// ---- Pacing: within the socket's budget ----
+// The interface lets a socket send so many frames a second (by default 20,
+// in bursts of 60: docs/protocol.md). A person typing never comes near it,
+// but a reconnect may: a join per open room, then what the outbox holds. So
+// every frame goes out through paced: at most PACE_FRAMES per PACE_MS, the
+// rest queued in order, for that socket only, each text once. Over a
+// tighter budget the interface answers RATE_LIMITED, naming no command, and
+// drops what follows unanswered, whatever it was: the page sends nothing
+// for PACE_MS, then asks for what it may have missed as after a resync,
+// which sends the outbox again.
+const PACE_FRAMES = 20;
+const PACE_MS = 1500;
+const pace = {socket: null, queue: [], since: 0, sent: 0, timer: null};
+
+function paced(socket, obj) {
+  if (pace.socket !== socket) {
+    clearTimeout(pace.timer);
+    Object.assign(pace, {socket, queue: [], since: 0, sent: 0, timer: null});
+  }
+  const text = JSON.stringify(obj);
+  if (!pace.queue.includes(text)) pace.queue.push(text);
+  drain();
+}
+
+function drain() {
+  const now = Date.now();
+  if (now - pace.since >= PACE_MS) {
+    pace.since = now;
+    pace.sent = 0;
+  }
+  while (pace.queue.length && pace.sent < PACE_FRAMES && pace.socket.readyState === WebSocket.OPEN) {
+    pace.socket.send(pace.queue.shift());
+    pace.sent++;
+  }
+  if (pace.queue.length && !pace.timer && pace.socket.readyState === WebSocket.OPEN) {
+    pace.timer = setTimeout(() => {
+      pace.timer = null;
+      drain();
+    }, pace.since + PACE_MS - now);
+  }
+}
+
+function rateLimited() {
+  const socket = state.socket;
+  if (pace.socket !== socket) return;
+  clearTimeout(pace.timer);
+  pace.since = Date.now();
+  pace.sent = PACE_FRAMES;
+  pace.timer = setTimeout(() => {
+    pace.timer = null;
+    drain();
+    if (state.socket === socket && socket.readyState === WebSocket.OPEN) catchUp(socket);
+  }, PACE_MS);
 }
 
 // ---- The outbox: what the person did, until the server has it ----
@@ -141,11 +196,11 @@ function commandOf(cid, e) {
 }
 
 // Sends an outbox entry now if the socket is open (else after the
-// reconnect, once what was missed has been asked for).
+// reconnect, once what was missed has been asked for), as its pace allows.
 function post(cid) {
   const e = state.outbox.get(cid);
   if (e && state.socket && state.socket.readyState === WebSocket.OPEN) {
-    state.socket.send(JSON.stringify(commandOf(cid, e)));
+    paced(state.socket, commandOf(cid, e));
   }
 }
 
@@ -538,6 +593,7 @@ function onMessage(data) {
     // an entry of the outbox: sent again later, or marked as refused
   } else if (data.error) {
     const text = ERROR_TEXT[data.error] || `Error: ${data.error}`;
+    if (data.error === 'RATE_LIMITED' && data.command === undefined) rateLimited();
     if (data.error === 'USER_HAS_TO_LOGIN') leaveIfSessionEnded();
     if (data.room !== undefined && data.error === 'ROOM_ACCESS_DENIED') {
       state.wanted.delete(String(data.room));
@@ -656,13 +712,13 @@ async function leaveIfSessionEnded() {
 // a new socket, and when the server says it may have lost messages for
 // this one ({"resync":true}); what comes twice is shown once (by id).
 function catchUp(socket) {
-  socket.send(JSON.stringify(state.lastWhisper ? {command: 'whispers', since: state.lastWhisper}
-                                               : {command: 'whispers'}));
+  paced(socket, state.lastWhisper ? {command: 'whispers', since: state.lastWhisper}
+                                  : {command: 'whispers'});
   for (const id of state.wanted) {
     const pane = state.panes.get(id);
     const join = {command: 'join', room: id};
     if (pane && pane.lastId) join.since = pane.lastId;
-    socket.send(JSON.stringify(join));
+    paced(socket, join);
   }
 }
 
