@@ -61,7 +61,7 @@ static int teardown(void **state)
 /* Pops the next envelope of the workers' queue, which must be of type. */
 static void pop_envelope(mc_envelope_type_t type, mc_envelope_t *env, chl_message_t *msg)
 {
-    assert_int_equal(chl_queue_pop(worker, "worker", 5000, msg), 0);
+    assert_int_equal(chl_queue_pop(worker, "worker", 30000, msg), 0);
     assert_int_equal(chl_ack(worker, msg), 0);
     assert_int_equal(mc_envelope_decode(env, msg->data, msg->len), 0);
     assert_int_equal(env->type, type);

@@ -33,6 +33,7 @@ const state = {
   lastWhisper: 0,        // the newest whisper id shown, asked after on reconnect
   outbox: new Map(),     // client_id -> {kind, room, id, to, text, li, timer}: done, not yet seen done
   attempts: 0,
+  loggingOut: false,     // the logout form is on its way: the page is leaving
 };
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -742,7 +743,7 @@ function connect() {
     onMessage(data);
   });
   socket.addEventListener('close', async (event) => {
-    if (state.socket !== socket) return;
+    if (state.socket !== socket || state.loggingOut) return;
     if (event.code === CLOSE_SESSION_ENDED) return toLogin();
     // Any other close, or a refused handshake (1006: the browser is told
     // no more), may also mean the session is over: ask before retrying.
@@ -771,5 +772,8 @@ document.addEventListener('DOMContentLoaded', () => {
   if (document.body.dataset.staff === 'true') $('#admin-link').hidden = false;
   roomsFromHash();
   window.addEventListener('hashchange', roomsFromHash);
+  // The logout ends this page's own socket too (4001) before the form's
+  // answer arrives; going to the login page then would cut that answer off.
+  $('.logout')?.addEventListener('submit', () => { state.loggingOut = true; });
   connect();
 });
