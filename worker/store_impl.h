@@ -103,8 +103,9 @@ int wrk__queue(wrk_store_t *s, wrk_db_stmt_t *st, wrk_db_done_fn done, void *arg
  * all. Not inside a batch (MC_EINVAL). */
 int wrk__queued_batch(wrk_store_t *s, int (*fn)(wrk_store_t *s, void *arg), void *arg);
 
-/* Reads a message from the columns of st: id, room_id, user_id, username,
- * body, created, edited, deleted. Returns 0 or MC_ENOMEM. */
+/* Reads a message (store_message_row.c) from the columns of st: id,
+ * room_id, user_id, username, body, created, edited, deleted. Returns 0 or
+ * MC_ENOMEM. */
 int wrk__read_message(wrk_db_stmt_t *st, wrk_message_t *m);
 
 /* Publishing (store_publishing.c): the marks a batch finds pending in
