@@ -40,6 +40,17 @@ int ifc_bucket_take(ifc_bucket_t *b, uint32_t now, uint32_t rate, uint32_t burst
     return 1;
 }
 
+void ifc_bucket_charge(ifc_bucket_t *b, uint32_t now, uint32_t rate, uint32_t cap, uint32_t cost)
+{
+    if (rate == 0)
+        return;
+    refill(b, now, rate);
+    uint64_t used = (uint64_t)b->used + cost;
+    if (used > cap)
+        used = cap > b->used ? cap : b->used;
+    b->used = (uint32_t)used;
+}
+
 int ifc_bucket_full(const ifc_bucket_t *b, uint32_t now, uint32_t rate)
 {
     return b->used == 0 || rate == 0 || (uint64_t)(uint32_t)(now - b->at) * rate / 1000 >= b->used;

@@ -29,6 +29,12 @@ typedef struct ifc_bucket {
  * never passes. */
 int ifc_bucket_take(ifc_bucket_t *b, uint32_t now, uint32_t rate, uint32_t burst, uint32_t cost);
 
+/* Takes cost tokens at time now whether the bucket holds them or not: a
+ * bucket may so go into debt, up to used == cap (what is past it is
+ * forgiven), and takes nothing until the debt is paid back. rate 0 does
+ * nothing. */
+void ifc_bucket_charge(ifc_bucket_t *b, uint32_t now, uint32_t rate, uint32_t cap, uint32_t cost);
+
 /* Whether the bucket is full again at time now (nothing to remember). */
 int ifc_bucket_full(const ifc_bucket_t *b, uint32_t now, uint32_t rate);
 

@@ -326,6 +326,7 @@ void ifc_server_config_defaults(ifc_server_config_t *cfg)
     cfg->socket_rate = 20;
     cfg->socket_burst = 60;
     cfg->socket_kib_rate = 64;
+    cfg->socket_answer_debt_ms = 1000;
     cfg->socket_in_flight = 4;
     cfg->socket_close_after = 20;
 }

@@ -255,6 +255,30 @@ static int inflate_message(ifc_peer_t *p, ifc_ws_event_t *ev)
     return 0;
 }
 
+/* The byte bucket of a chat socket: its rate, and its burst of four
+ * seconds of the rate, never less than one largest message. */
+static void byte_budget(const ifc_server_config_t *cfg, uint32_t *rate, uint32_t *burst)
+{
+    *rate = (uint32_t)cfg->socket_kib_rate * 1024;
+    uint64_t b = (uint64_t)*rate * 4;
+    if (b < (uint64_t)cfg->max_message)
+        b = (uint64_t)cfg->max_message;
+    *burst = b > UINT32_MAX ? UINT32_MAX : (uint32_t)b;
+}
+
+void ifc_websocket_charge_answer(ifc_peer_t *p, size_t bytes)
+{
+    const ifc_server_config_t *cfg = p->peers->cfg;
+    if (p->kind != IFC_PEER_CHAT || cfg->socket_answer_debt_ms <= 0 || bytes == 0)
+        return;
+    uint32_t rate, burst;
+    byte_budget(cfg, &rate, &burst);
+    uint64_t cap = burst + (uint64_t)rate * (uint64_t)cfg->socket_answer_debt_ms / 1000;
+    ifc_bucket_charge(&p->bytes, (uint32_t)uv_now(p->conn.hub->loop), rate,
+                      cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap,
+                      bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes);
+}
+
 /* The budget of a chat socket (see websocket.h): frames cost tokens, and
  * bytes (a message's, inflated) theirs. Returns 1 when they may be
  * handled. */
@@ -262,16 +286,11 @@ static int within_budget(ifc_peer_t *p, uint32_t frames, size_t bytes)
 {
     const ifc_server_config_t *cfg = p->peers->cfg;
     uint32_t now = (uint32_t)uv_now(p->conn.hub->loop);
-    uint32_t byte_rate = (uint32_t)cfg->socket_kib_rate * 1024;
-    /* Four seconds of the rate, and never less than one largest message. */
-    uint64_t byte_burst = (uint64_t)byte_rate * 4;
-    if (byte_burst < (uint64_t)cfg->max_message)
-        byte_burst = (uint64_t)cfg->max_message;
-    if (byte_burst > UINT32_MAX)
-        byte_burst = UINT32_MAX;
+    uint32_t byte_rate, byte_burst;
+    byte_budget(cfg, &byte_rate, &byte_burst);
     if (ifc_bucket_take(&p->frames, now, (uint32_t)cfg->socket_rate, (uint32_t)cfg->socket_burst,
                         frames) &&
-        ifc_bucket_take(&p->bytes, now, byte_rate, (uint32_t)byte_burst,
+        ifc_bucket_take(&p->bytes, now, byte_rate, byte_burst,
                         bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes)) {
         /* A second without a refusal ends the run. */
         if (p->limited && now - p->limited_at >= 1000) {

@@ -45,6 +45,24 @@ static void a_bucket_gives_its_burst_then_its_rate(void **state)
         assert_true(ifc_bucket_take(&off, 0, 0, 1, 1000000));
 }
 
+static void a_charge_puts_a_bucket_in_debt_up_to_its_cap(void **state)
+{
+    (void)state;
+    ifc_bucket_t b = {0};
+    /* 1000 a second, bursts of 4000, debt up to 5000 taken. */
+    ifc_bucket_charge(&b, 0, 1000, 5000, 3000);
+    assert_true(ifc_bucket_take(&b, 0, 1000, 4000, 1000));
+    ifc_bucket_charge(&b, 0, 1000, 5000, 100000); /* forgiven past the cap */
+    /* A second of debt to pay back before one more token. */
+    assert_false(ifc_bucket_take(&b, 0, 1000, 4000, 1));
+    assert_false(ifc_bucket_take(&b, 1000, 1000, 4000, 1));
+    assert_true(ifc_bucket_take(&b, 1001, 1000, 4000, 1));
+    /* Rate 0: no limit, nothing charged. */
+    ifc_bucket_t off = {0};
+    ifc_bucket_charge(&off, 0, 0, 5000, 3000);
+    assert_int_equal(off.used, 0);
+}
+
 static void a_bucket_survives_the_clock_wrapping(void **state)
 {
     (void)state;
@@ -164,6 +182,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_bucket_gives_its_burst_then_its_rate),
+        cmocka_unit_test(a_charge_puts_a_bucket_in_debt_up_to_its_cap),
         cmocka_unit_test(a_bucket_survives_the_clock_wrapping),
         cmocka_unit_test(addresses_are_limited_one_by_one),
         cmocka_unit_test(idle_addresses_are_forgotten),
