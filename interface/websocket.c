@@ -177,6 +177,8 @@ static void on_ping_timer(ifc_conn_t *c)
     }
 }
 
+static void start_budget(ifc_peer_t *p);
+
 void ifc_websocket_upgrade(ifc_peer_t *p, ifc_peer_kind_t kind)
 {
     const ifc_server_config_t *cfg = p->peers->cfg;
@@ -205,6 +207,8 @@ void ifc_websocket_upgrade(ifc_peer_t *p, ifc_peer_kind_t kind)
         return;
     }
     p->kind = kind;
+    if (kind == IFC_PEER_CHAT)
+        start_budget(p);
     ifc_ws_parser_init(p->ws, max_message(p));
     if (bits) {
         ifc_ws_parser_allow_rsv1(p->ws);
@@ -266,6 +270,24 @@ static void byte_budget(const ifc_server_config_t *cfg, uint32_t *rate, uint32_t
     *burst = b > UINT32_MAX ? UINT32_MAX : (uint32_t)b;
 }
 
+/* A new chat socket's budget: full, or, when its address was lately
+ * closed for its rate, a second's worth of each (what a person's page
+ * sends at once fits in it). */
+static void start_budget(ifc_peer_t *p)
+{
+    const ifc_server_config_t *cfg = p->peers->cfg;
+    uint32_t now = (uint32_t)uv_now(p->conn.hub->loop);
+    memset(&p->frames, 0, sizeof(p->frames));
+    memset(&p->bytes, 0, sizeof(p->bytes));
+    if (!ifc_addrs_penalized(&p->peers->addrs, p->addr, now))
+        return;
+    uint32_t rate, burst;
+    byte_budget(cfg, &rate, &burst);
+    ifc_bucket_charge(&p->bytes, now, rate, burst, burst > rate ? burst - rate : 0);
+    uint32_t frate = (uint32_t)cfg->socket_rate, fburst = (uint32_t)cfg->socket_burst;
+    ifc_bucket_charge(&p->frames, now, frate, fburst, fburst > frate ? fburst - frate : 0);
+}
+
 void ifc_websocket_charge_answer(ifc_peer_t *p, size_t bytes)
 {
     const ifc_server_config_t *cfg = p->peers->cfg;
@@ -312,6 +334,7 @@ static int within_budget(ifc_peer_t *p, uint32_t frames, size_t bytes)
         mc_info("conn %llu: still over its budget after %d more refused frames; closed with "
                 "1008",
                 (unsigned long long)p->conn.id, (int)p->refused);
+        ifc_addrs_penalize(&p->peers->addrs, p->addr, now);
         ifc_websocket_close(p, MC_CLOSE_POLICY_VIOLATION);
     }
     return 0;

@@ -79,7 +79,7 @@ test('a socket flooding history and junk is refused, then closed, and another us
   assert.equal(await sys.metric(0, 'chat_interface_queue_full_total'), 0);
 });
 
-test('a socket pulling large history pages pays for them, and another user chats on', async () => {
+test('a socket pulling large history pages pays for them, comes back with less, and another user chats on', async () => {
   const sys = await system({workerEnv: {CHAT_RATE_MESSAGES: '0'}});
   const lobby = sys.chatctl(['room', 'add', 'Lobby']);
   // A room of 4 KB messages: a page of 100 is a 400 KB answer.
@@ -111,6 +111,14 @@ test('a socket pulling large history pages pays for them, and another user chats
   assert.deepEqual(bob.frames.filter((f) => f.data?.error), []);
   assert.equal(bob.closed, null);
   assert.equal(await sys.metric(0, 'chat_interface_closed_rate_total'), 1);
+
+  // Back at once from the same address, it starts with a second's budget
+  // (20 frames), not a whole burst (60): 30 small frames are too many.
+  const again = await open(sys, 'ann', await login(sys.url, 'ann', 'ann-pass-1'));
+  for (let i = 0; i < 30; i++)
+    again.send({command: 'history', room: Number(lobby), before: 1, limit: 1});
+  await until(() => refusals(again) === 1, 30000, 'the returning flooder to be refused');
+  assert.equal(bob.closed, null);
 });
 
 test('handshakes with made-up sessions from a shared address lock no user out', async () => {
