@@ -2,7 +2,7 @@
  * channel-layer/proc.c: the asynchronous process endpoint chl_proc_t (see
  * chl.h and proc.h): what its process list holds, dispatched; commands;
  * what a server reached anew is told; life cycle. Its connections to Redis
- * are in proc_link.c.
+ * are in link.c, its subscriptions to the sentinels in sub.c.
  */
 #include "channel-layer/proc.h"
 #include "common/error.h"
@@ -226,7 +226,7 @@ static void on_heartbeat(uv_timer_t *t)
 }
 
 /* Notes when the loop last began to wait for input (the stall check
- * counts only silence while it listened: proc_link.c). */
+ * counts only silence while it listened: link.c). */
 static void on_prepare(uv_prepare_t *h)
 {
     chl_proc_t *p = h->data;
@@ -237,7 +237,7 @@ static void on_watch(uv_timer_t *t)
 {
     chl_proc_t *p = t->data;
     if (!p->closing)
-        chl__links_check_stall(p);
+        chl__links_check_stall(&p->links);
 }
 
 static void req_free(proc_req_t *req)
@@ -631,9 +631,13 @@ static void readd_group(void *arg, const char *group, const uint64_t *conns, siz
             rc->n++;
 }
 
-void chl__proc_link_up(chl__link_t *l)
+/* The links' on_up hook: l is up. The pop link pops; a command link makes
+ * its server know this process (heartbeat and registry on the pop's shard,
+ * and the memberships of every local connection in groups that live on its
+ * shard). */
+static void on_link_up(chl__link_t *l)
 {
-    chl_proc_t *p = l->proc;
+    chl_proc_t *p = l->links->ctx;
     if (l->role == CHL__LINK_POP) {
         pop_again(p);
         return;
@@ -649,6 +653,14 @@ void chl__proc_link_up(chl__link_t *l)
                 rc.n);
 }
 
+/* The links' on_state hook: Redis as a whole is up or down. */
+static void on_links_state(void *ctx, int up)
+{
+    chl_proc_t *p = ctx;
+    if (p->h.on_redis_state)
+        p->h.on_redis_state(p->ctx, up);
+}
+
 /* ---- life cycle ---- */
 
 static void proc_free(chl_proc_t *p)
@@ -656,7 +668,7 @@ static void proc_free(chl_proc_t *p)
     chl__local_free(p->local);
     free(p->scratch);
     free(p->cmd);
-    free(p->shards);
+    free(p->links.shards);
     free(p->subs);
     chl__ring_clear(&p->ring);
     free(p->pop_command);
@@ -693,7 +705,7 @@ static void on_closer(uv_timer_t *t)
     close_handle(p, (uv_handle_t *)&p->pop.retry);
     for (size_t i = 0; i < p->ring.nshards; i++) {
         close_handle(p, (uv_handle_t *)&p->cmd[i].retry);
-        chl__sub_close(&p->subs[i], on_handle_closed);
+        chl__sub_close(&p->subs[i], on_handle_closed, p);
     }
 }
 
@@ -727,10 +739,10 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
         rc = chl__ring_init(&p->ring, p->cfg.redis_urls);
     if (rc == 0) {
         p->cmd = calloc(p->ring.nshards, sizeof(*p->cmd));
-        p->shards = calloc(p->ring.nshards, sizeof(*p->shards));
+        p->links.shards = calloc(p->ring.nshards, sizeof(*p->links.shards));
         p->subs = calloc(p->ring.nshards, sizeof(*p->subs));
         p->local = chl__local_new();
-        if (!p->cmd || !p->shards || !p->subs || !p->local)
+        if (!p->cmd || !p->links.shards || !p->subs || !p->local)
             rc = MC_ENOMEM;
     }
     if (rc != 0) {
@@ -763,7 +775,20 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
     p->ctx = ctx;
     if (handlers)
         p->h = *handlers;
-    p->reported = 0; /* down until every link is up; only changes are reported */
+    p->links.loop = loop;
+    p->links.name = p->name;
+    p->links.ring = &p->ring;
+    p->links.closing = &p->closing;
+    p->links.polled_at = &p->polled_at;
+    p->links.handles = &p->handles;
+    p->links.stats = &p->stats;
+    p->links.cmd = p->cmd;
+    p->links.pop = &p->pop;
+    p->links.sha = p->sha;
+    p->links.reported = 0; /* down until every link is up; only changes are reported */
+    p->links.on_up = on_link_up;
+    p->links.on_state = on_links_state;
+    p->links.ctx = p;
     uv_timer_init(loop, &p->heartbeat);
     p->heartbeat.data = p;
     uv_timer_init(loop, &p->watch);
@@ -779,13 +804,14 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
     p->batch_prepare.data = p;
     p->handles = 6;
     for (size_t i = 0; i < p->ring.nshards; i++)
-        chl__link_init(p, &p->cmd[i], i, CHL__LINK_CMD);
-    chl__link_init(p, &p->pop, chl__ring_name(&p->ring, p->name, p->name_len), CHL__LINK_POP);
+        chl__link_init(&p->links, &p->cmd[i], i, CHL__LINK_CMD);
+    chl__link_init(&p->links, &p->pop, chl__ring_name(&p->ring, p->name, p->name_len),
+                   CHL__LINK_POP);
     for (size_t i = 0; i < p->ring.nshards; i++)
         chl__link_connect(&p->cmd[i]);
     chl__link_connect(&p->pop);
     for (size_t i = 0; i < p->ring.nshards; i++)
-        chl__sub_init(p, &p->subs[i], i);
+        chl__sub_init(&p->links, &p->subs[i], i);
     uint64_t every = (uint64_t)(p->cfg.heartbeat_ttl_ms / 3 > 0 ? p->cfg.heartbeat_ttl_ms / 3 : 1);
     uv_timer_start(&p->heartbeat, on_heartbeat, 0, every);
     uv_timer_start(&p->watch, on_watch, CHL__PROC_WATCH_MS, CHL__PROC_WATCH_MS);

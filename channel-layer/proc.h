@@ -1,23 +1,14 @@
 /*
- * channel-layer/proc.h: what the files of the process endpoint chl_proc_t
- * share (proc.c: what the process list holds, commands, life cycle;
- * proc_link.c: the connections to Redis).
+ * channel-layer/proc.h: what the process endpoint chl_proc_t (proc.c:
+ * what the process list holds, commands, life cycle) is made of.
  *
- * Links: one command connection per shard, plus one connection to the shard
- * of this process's list that loops on a blocking pop. A link finds its
- * server (a Sentinel shard asks its sentinels, on the thread pool), connects,
- * authenticates, selects its db and, for a command link, loads the scripts
- * before it counts as up. A link that fails (a socket error, the server
- * closing, a reply saying the server is no longer a master, or no answer
- * within CHL__PROC_STALL_MS) is reopened from a timer with a backoff. A
- * command link that comes up tells proc.c (chl__proc_link_up), which makes
- * the server know this process again: a server reached anew may have lost
- * everything (a restart, a promoted replica that lagged).
- *
- * Sentinel shards: the endpoint also listens to one sentinel of the shard
- * for +switch-master (proc_sentinel.c), and when the sentinels announce a
- * new master, the shard's links that are elsewhere go to find it at once,
- * even when their server still answers.
+ * It stands on its links to Redis (link.h): it fills in their shared
+ * chl__links_t and is told through two hooks when a link is up (then a
+ * command link makes its server know this process again: a server reached
+ * anew may have lost everything, a restart or a promoted replica that
+ * lagged) and when Redis as a whole is up or down. For Sentinel shards it
+ * also listens to the sentinels (sub.h), which send the links to a new
+ * master at once.
  *
  * Closing never frees under a running callback: chl_proc_close marks the
  * endpoint and starts a zero timer; the timer (outside every hiredis
@@ -31,61 +22,17 @@
 
 #include "channel-layer/internal.h"
 #include "channel-layer/local.h"
-#include "channel-layer/sentinel.h"
+#include "channel-layer/link.h"
+#include "channel-layer/sub.h"
 
 #include <hiredis/async.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
-#define CHL__PROC_BACKOFF_MIN_MS 50
-#define CHL__PROC_BACKOFF_MAX_MS 1000
 #define CHL__PROC_POP_TIMEOUT "1" /* seconds a blocking pop waits before it is made again */
 #define CHL__PROC_POP_COUNT "128" /* elements taken by one pop */
-/* A link that has waited this long for a connection or a reply (a pop
- * blocks for 1 s only) talks to a server that is stuck: it is dropped. */
-#define CHL__PROC_STALL_MS 2500
-#define CHL__PROC_WATCH_MS 250 /* how often links are looked at for a stall */
-
-enum chl__link_role { CHL__LINK_CMD, CHL__LINK_POP };
-
-typedef struct chl__link {
-    chl_proc_t *proc;
-    size_t shard;
-    enum chl__link_role role;
-    redisAsyncContext *ac;   /* NULL while down */
-    chl__finding_t *finding; /* a search for the master under way, or NULL */
-    int up;                  /* connected, selected, scripts loaded */
-    int loading;             /* SCRIPT LOAD replies still to come */
-    int ever_up;
-    int connecting;   /* from the search to the connect callback */
-    int pending;      /* commands sent and not answered */
-    uint64_t since;   /* uv_now of the last progress while connecting or pending */
-    chl__server_t at; /* the server it connects or is connected to */
-    long backoff_ms;
-    uv_timer_t retry;
-} chl__link_t;
-
-/* A Sentinel shard's subscription to +switch-master, on one sentinel at a
- * time (proc_sentinel.c). */
-typedef struct chl__sentinel_sub {
-    chl_proc_t *proc;
-    size_t shard;
-    redisAsyncContext *ac; /* NULL while down */
-    size_t next;           /* the sentinel subscribed to, or tried next */
-    long backoff_ms;
-    int warned;             /* that no sentinel answers was logged */
-    chl__server_t moved_to; /* the master last announced */
-    uv_timer_t retry;       /* subscribes again after the backoff */
-    uv_timer_t move;        /* sends the links to moved_to, outside hiredis's callbacks */
-} chl__sentinel_sub_t;
-
-/* What each shard's links know of its server. */
-typedef struct chl__proc_shard {
-    chl__server_t at;     /* the server reached last ("" before the first) */
-    size_t next_sentinel; /* the sentinel asked first */
-    int warned;           /* the current outage was logged */
-} chl__proc_shard_t;
+#define CHL__PROC_WATCH_MS 250    /* how often links are looked at for a stall */
 
 struct chl_proc {
     uv_loop_t *loop;
@@ -111,9 +58,9 @@ struct chl_proc {
     chl_proc_handlers_t h;
     void *ctx;
     chl_stats_t stats;
-    chl__link_t *cmd; /* one per shard */
-    chl__link_t pop;  /* on the shard of list_key */
-    chl__proc_shard_t *shards;
+    chl__links_t links;        /* what the links share; points at cmd and pop */
+    chl__link_t *cmd;          /* one per shard */
+    chl__link_t pop;           /* on the shard of list_key */
     chl__sentinel_sub_t *subs; /* one per shard, used by Sentinel shards */
     char sha[CHL__S_COUNT][41];
     chl__local_t *local;
@@ -126,59 +73,7 @@ struct chl_proc {
     uint64_t polled_at;
     int handles; /* uv handles not yet closed */
     int closing;
-    int reported; /* last state given to on_redis_state */
     size_t push_next;
 };
-
-/* ---- links (proc_link.c) ---- */
-
-/* Sets up link l of p (its retry timer counts in p->handles). */
-void chl__link_init(chl_proc_t *p, chl__link_t *l, size_t shard, enum chl__link_role role);
-
-/* Starts connecting l: finds its server, then connects. */
-void chl__link_connect(chl__link_t *l);
-
-/* Book-keeping for the stall check: every command sent on a link is
- * counted until its callback runs (which calls chl__link_replied). */
-void chl__link_sent(chl__link_t *l);
-void chl__link_replied(const redisAsyncContext *ac);
-
-/* An error reply r on ac: a server that is no longer a master is left, so
- * that the link finds the master again. Returns 1 when it was that. */
-int chl__link_not_master(redisAsyncContext *ac, const char *error);
-
-/* Drops every link of p that waited past CHL__PROC_STALL_MS; from a timer,
- * never from a hiredis callback. */
-void chl__links_check_stall(chl_proc_t *p);
-
-/* Frees l's context (pending callbacks run now, with NULL replies) and
- * gives up a search under way. For closing. */
-void chl__link_free(chl__link_t *l);
-
-/* The sentinels announced that l's master is now at to: unless l is there
- * already, it leaves its server (pending callbacks run now, with NULL
- * replies) or gives up its search or its backoff, and finds the master
- * again at once. From a timer, never from a hiredis callback. */
-void chl__link_move(chl__link_t *l, const chl__server_t *to);
-
-/* ---- the sentinels' announcements (proc_sentinel.c) ---- */
-
-/* Sets up shard's subscription (its two timers count in p->handles) and,
- * for a Sentinel shard, subscribes. */
-void chl__sub_init(chl_proc_t *p, chl__sentinel_sub_t *s, size_t shard);
-
-/* Stops its timers (closing). */
-void chl__sub_stop(chl__sentinel_sub_t *s);
-
-/* Frees its context and closes its timers with close_cb (closing, from a
- * timer). */
-void chl__sub_close(chl__sentinel_sub_t *s, uv_close_cb close_cb);
-
-/* ---- what proc.c does when a link is up (proc.c) ---- */
-
-/* l is up: the pop link pops; a command link makes its server know this
- * process (heartbeat and registry on the pop's shard, and the memberships
- * of every local connection in groups that live on its shard). */
-void chl__proc_link_up(chl__link_t *l);
 
 #endif

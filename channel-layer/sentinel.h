@@ -21,7 +21,7 @@
  * still answers: an old master that is partitioned from the sentinels, or
  * that they have not made a replica yet, takes writes that are lost when
  * it is. The blocking client polls its subscription (chl__watch_poll, here)
- * before each call; the endpoint subscribes on its loop (proc_sentinel.c).
+ * before each call; the endpoint subscribes on its loop (sub.h).
  */
 #ifndef MC_CHANNEL_LAYER_SENTINEL_H
 #define MC_CHANNEL_LAYER_SENTINEL_H

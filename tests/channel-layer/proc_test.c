@@ -2,7 +2,7 @@
  * them: direct messages, group membership and fan-out, queue pushes,
  * forgetting connections, closing, malformed data and Redis restarts. */
 #include "channel-layer/chl.h"
-#include "channel-layer/proc.h" /* the stall and backoff bounds */
+#include "channel-layer/link.h" /* the stall and backoff bounds */
 #include "common/error.h"
 #include "tests/support/loop.h"
 #include "tests/support/redis_fixture.h"
@@ -707,16 +707,16 @@ static void a_lost_redis_is_noticed_at_once_and_found_again_promptly(void **stat
     open_ep(&loop, &a, &cfg);
     /* The bounds are not speed targets: each sits below the next slower
      * mechanism, so the test tells which one acted. A loss seen only by
-     * the stall check would be reported after CHL__PROC_STALL_MS; a retry
-     * that kept doubling past CHL__PROC_BACKOFF_MAX_MS would come later
+     * the stall check would be reported after CHL__LINK_STALL_MS; a retry
+     * that kept doubling past CHL__LINK_BACKOFF_MAX_MS would come later
      * than twice that. */
     ts_redis_halt(redis, 1);
-    assert_true(ts_run_until(&loop, reported_down, &a, CHL__PROC_STALL_MS - 500));
+    assert_true(ts_run_until(&loop, reported_down, &a, CHL__LINK_STALL_MS - 500));
     /* attempts made meanwhile are refused, each at once */
     struct refusals r = {&a, chl_proc_stats(a.proc)->redis_errors};
-    assert_true(ts_run_until(&loop, refused_twice, &r, CHL__PROC_STALL_MS - 500));
+    assert_true(ts_run_until(&loop, refused_twice, &r, CHL__LINK_STALL_MS - 500));
     assert_int_equal(ts_redis_restart(redis), 0);
-    assert_true(ts_run_until(&loop, is_up, &a, 2 * CHL__PROC_BACKOFF_MAX_MS + 1000));
+    assert_true(ts_run_until(&loop, is_up, &a, 2 * CHL__LINK_BACKOFF_MAX_MS + 1000));
     assert_true(chl_proc_stats(a.proc)->reconnects >= 1);
     finish(&loop, &a, NULL);
 }
@@ -881,8 +881,8 @@ static void block_the_loop(uv_timer_t *t)
 {
     /* What a long turn of the process's own does, e.g. a large batch
      * fanned out to many sockets: the loop reads nothing meanwhile, for
-     * longer than CHL__PROC_STALL_MS. */
-    long ms = CHL__PROC_STALL_MS + 1500;
+     * longer than CHL__LINK_STALL_MS. */
+    long ms = CHL__LINK_STALL_MS + 1500;
     struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
     nanosleep(&ts, NULL);
     *(int *)t->data = 1;

@@ -1,10 +1,10 @@
 /*
- * channel-layer/proc_link.c: the process endpoint's connections to Redis
- * (see proc.h): finding a shard's server, connecting and setting the
- * connection up, noticing that it is lost or stuck, and trying again.
+ * channel-layer/link.c: an endpoint's connections to Redis (see link.h):
+ * finding a shard's server, connecting and setting the connection up,
+ * noticing that it is lost or stuck, and trying again.
  */
+#include "channel-layer/link.h"
 #include "channel-layer/adapter.h"
-#include "channel-layer/proc.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -15,60 +15,60 @@
 
 #define LINK_FIND_TIMEOUT_MS 1000 /* to connect to a master the sentinels name */
 
-static void report_state(chl_proc_t *p)
+static void report_state(chl__links_t *ls)
 {
-    if (p->closing)
+    if (*ls->closing)
         return;
-    int up = p->pop.up;
-    for (size_t i = 0; i < p->ring.nshards; i++)
-        up = up && p->cmd[i].up;
-    if (up != p->reported) {
-        p->reported = up;
-        mc_info("channel-layer: %s: redis %s", p->name, up ? "up" : "down");
-        if (p->h.on_redis_state)
-            p->h.on_redis_state(p->ctx, up);
+    int up = ls->pop->up;
+    for (size_t i = 0; i < ls->ring->nshards; i++)
+        up = up && ls->cmd[i].up;
+    if (up != ls->reported) {
+        ls->reported = up;
+        mc_info("channel-layer: %s: redis %s", ls->name, up ? "up" : "down");
+        if (ls->on_state)
+            ls->on_state(ls->ctx, up);
     }
 }
 
 static void on_retry(uv_timer_t *t)
 {
     chl__link_t *l = t->data;
-    if (!l->proc->closing)
+    if (!*l->links->closing)
         chl__link_connect(l);
 }
 
 /* The link is down (its context gone or going): tries again after the
- * backoff, which doubles up to CHL__PROC_BACKOFF_MAX_MS. */
+ * backoff, which doubles up to CHL__LINK_BACKOFF_MAX_MS. */
 static void link_schedule(chl__link_t *l)
 {
-    chl_proc_t *p = l->proc;
+    chl__links_t *ls = l->links;
     l->ac = NULL;
     l->up = 0;
     l->connecting = 0;
     l->pending = 0;
-    if (p->closing || uv_is_active((uv_handle_t *)&l->retry))
+    if (*ls->closing || uv_is_active((uv_handle_t *)&l->retry))
         return;
-    l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : CHL__PROC_BACKOFF_MIN_MS;
-    if (l->backoff_ms > CHL__PROC_BACKOFF_MAX_MS)
-        l->backoff_ms = CHL__PROC_BACKOFF_MAX_MS;
+    l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : CHL__LINK_BACKOFF_MIN_MS;
+    if (l->backoff_ms > CHL__LINK_BACKOFF_MAX_MS)
+        l->backoff_ms = CHL__LINK_BACKOFF_MAX_MS;
     uv_timer_start(&l->retry, on_retry, (uint64_t)l->backoff_ms, 0);
-    report_state(p);
+    report_state(ls);
 }
 
 /* Logs the first failure of an outage of shard i, not every retry. */
-static void shard_failed(chl_proc_t *p, size_t i, const char *why)
+static void shard_failed(chl__links_t *ls, size_t i, const char *why)
 {
-    p->stats.redis_errors++;
-    if (p->closing || p->shards[i].warned)
+    ls->stats->redis_errors++;
+    if (*ls->closing || ls->shards[i].warned)
         return;
-    p->shards[i].warned = 1;
-    mc_warn("channel-layer: %s: shard %zu: %s; retrying", p->name, i, why);
+    ls->shards[i].warned = 1;
+    mc_warn("channel-layer: %s: shard %zu: %s; retrying", ls->name, i, why);
 }
 
 void chl__link_sent(chl__link_t *l)
 {
     if (l->pending++ == 0)
-        l->since = uv_now(l->proc->loop);
+        l->since = uv_now(l->links->loop);
 }
 
 void chl__link_replied(const redisAsyncContext *ac)
@@ -76,7 +76,7 @@ void chl__link_replied(const redisAsyncContext *ac)
     chl__link_t *l = ac->data;
     if (l->pending > 0)
         l->pending--;
-    l->since = uv_now(l->proc->loop);
+    l->since = uv_now(l->links->loop);
 }
 
 int chl__link_not_master(redisAsyncContext *ac, const char *error)
@@ -84,12 +84,12 @@ int chl__link_not_master(redisAsyncContext *ac, const char *error)
     chl__link_t *l = ac->data;
     if (!chl__not_master(error))
         return 0;
-    if (l->ac == ac && !l->proc->closing) {
-        mc_warn("channel-layer: %s: shard %zu: %s:%d is no longer the master", l->proc->name,
-                l->shard, l->proc->shards[l->shard].at.host, l->proc->shards[l->shard].at.port);
+    if (l->ac == ac && !*l->links->closing) {
+        mc_warn("channel-layer: %s: shard %zu: %s:%d is no longer the master", l->links->name,
+                l->shard, l->links->shards[l->shard].at.host, l->links->shards[l->shard].at.port);
         l->up = 0;                /* sends fail fast from now on */
         redisAsyncDisconnect(ac); /* once the replies under way are in */
-        report_state(l->proc);
+        report_state(l->links);
     }
     return 1;
 }
@@ -98,18 +98,18 @@ int chl__link_not_master(redisAsyncContext *ac, const char *error)
  * NULL replies. */
 static void link_check_stall(chl__link_t *l)
 {
-    uint64_t polled = l->proc->polled_at;
+    uint64_t polled = *l->links->polled_at;
     if (!l->ac || (!l->connecting && l->pending == 0))
         return;
     /* Silent means silent while the loop listened: a poll for input began
-     * CHL__PROC_STALL_MS after the last progress and brought none. After a
+     * CHL__LINK_STALL_MS after the last progress and brought none. After a
      * long turn of this process's own (a large batch fanned out to many
      * sockets), replies that arrived meanwhile are still unread: that is no
      * dead server, and a busy process must not take it for one. */
-    if (polled < l->since || polled - l->since < CHL__PROC_STALL_MS)
+    if (polled < l->since || polled - l->since < CHL__LINK_STALL_MS)
         return;
-    mc_warn("channel-layer: %s: shard %zu does not answer; reconnecting", l->proc->name, l->shard);
-    l->proc->stats.redis_errors++;
+    mc_warn("channel-layer: %s: shard %zu does not answer; reconnecting", l->links->name, l->shard);
+    l->links->stats->redis_errors++;
     redisAsyncContext *ac = l->ac;
     l->ac = NULL;
     l->up = 0; /* callbacks that run now may send: they must find the link down */
@@ -117,23 +117,23 @@ static void link_check_stall(chl__link_t *l)
     link_schedule(l);
 }
 
-void chl__links_check_stall(chl_proc_t *p)
+void chl__links_check_stall(chl__links_t *ls)
 {
-    link_check_stall(&p->pop);
-    for (size_t i = 0; i < p->ring.nshards && !p->closing; i++)
-        link_check_stall(&p->cmd[i]);
+    link_check_stall(ls->pop);
+    for (size_t i = 0; i < ls->ring->nshards && !*ls->closing; i++)
+        link_check_stall(&ls->cmd[i]);
 }
 
 static void link_ready(chl__link_t *l)
 {
-    chl_proc_t *p = l->proc;
+    chl__links_t *ls = l->links;
     l->up = 1;
     l->backoff_ms = 0;
     if (l->ever_up)
-        p->stats.reconnects++;
+        ls->stats->reconnects++;
     l->ever_up = 1;
-    chl__proc_link_up(l);
-    report_state(p);
+    ls->on_up(l);
+    report_state(ls);
 }
 
 static void on_script_loaded(redisAsyncContext *ac, void *reply, void *priv)
@@ -142,15 +142,15 @@ static void on_script_loaded(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *r = reply;
     int id = (int)(intptr_t)priv;
     chl__link_replied(ac);
-    if (!r || l->proc->closing)
+    if (!r || *l->links->closing)
         return; /* the link is going away; its disconnect reschedules it */
     if (r->type != REDIS_REPLY_STRING || r->len != 40) {
         mc_error("channel-layer: script %d does not load", id);
-        l->proc->stats.redis_errors++;
+        l->links->stats->redis_errors++;
         redisAsyncDisconnect(ac);
         return;
     }
-    memcpy(l->proc->sha[id], r->str, 41);
+    memcpy(l->links->sha[id], r->str, 41);
     if (--l->loading == 0)
         link_ready(l);
 }
@@ -165,9 +165,9 @@ static void on_setup(redisAsyncContext *ac, void *reply, void *priv)
     chl__link_replied(ac);
     if (r && r->type == REDIS_REPLY_ERROR) {
         chl__link_t *l = ac->data;
-        mc_error("channel-layer: %s: shard %zu: %s refused: %.120s", l->proc->name, l->shard,
+        mc_error("channel-layer: %s: shard %zu: %s refused: %.120s", l->links->name, l->shard,
                  (const char *)priv, r->str);
-        l->proc->stats.redis_errors++;
+        l->links->stats->redis_errors++;
         redisAsyncDisconnect(ac);
     }
 }
@@ -176,23 +176,23 @@ static void on_connect(const redisAsyncContext *cac, int status)
 {
     redisAsyncContext *ac = (redisAsyncContext *)cac; /* hiredis hands out its own context */
     chl__link_t *l = ac->data;
-    chl_proc_t *p = l->proc;
+    chl__links_t *ls = l->links;
     l->connecting = 0;
     if (status != REDIS_OK) {
         char why[CHL__HOST_MAX + 64];
-        snprintf(why, sizeof(why), "%s:%d does not answer", p->shards[l->shard].at.host,
-                 p->shards[l->shard].at.port);
-        shard_failed(p, l->shard, why);
+        snprintf(why, sizeof(why), "%s:%d does not answer", ls->shards[l->shard].at.host,
+                 ls->shards[l->shard].at.port);
+        shard_failed(ls, l->shard, why);
         link_schedule(l); /* hiredis frees ac after this callback */
         return;
     }
-    if (p->closing)
+    if (*ls->closing)
         return;
-    if (p->shards[l->shard].warned)
-        mc_info("channel-layer: %s: shard %zu: %s:%d answers again", p->name, l->shard,
-                p->shards[l->shard].at.host, p->shards[l->shard].at.port);
-    p->shards[l->shard].warned = 0;
-    const chl__addr_t *a = &p->ring.addrs[l->shard];
+    if (ls->shards[l->shard].warned)
+        mc_info("channel-layer: %s: shard %zu: %s:%d answers again", ls->name, l->shard,
+                ls->shards[l->shard].at.host, ls->shards[l->shard].at.port);
+    ls->shards[l->shard].warned = 0;
+    const chl__addr_t *a = &ls->ring->addrs[l->shard];
     if (a->password[0] && redisAsyncCommand(ac, on_setup, auth_command, "AUTH %b", a->password,
                                             strlen(a->password)) == REDIS_OK)
         chl__link_sent(l);
@@ -213,9 +213,9 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
 {
     chl__link_t *l = cac->data;
     if (status != REDIS_OK)
-        l->proc->stats.redis_errors++;
-    if (!l->proc->closing && l->ac == cac) /* not dropped on purpose (stall, move): lost */
-        mc_warn("channel-layer: %s: lost shard %zu", l->proc->name, l->shard);
+        l->links->stats->redis_errors++;
+    if (!*l->links->closing && l->ac == cac) /* not dropped on purpose (stall, move): lost */
+        mc_warn("channel-layer: %s: lost shard %zu", l->links->name, l->shard);
     link_schedule(l);
 }
 
@@ -223,15 +223,15 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
  * is a failover, logged and counted once per shard. */
 static void link_open(chl__link_t *l, const chl__server_t *at)
 {
-    chl_proc_t *p = l->proc;
-    chl__proc_shard_t *s = &p->shards[l->shard];
+    chl__links_t *ls = l->links;
+    chl__link_shard_t *s = &ls->shards[l->shard];
     l->at = *at;
     if (strcmp(s->at.host, at->host) != 0 || s->at.port != at->port) {
         if (s->at.host[0]) {
-            mc_warn("channel-layer: %s: shard %zu: master %s moved from %s:%d to %s:%d", p->name,
-                    l->shard, p->ring.addrs[l->shard].master, s->at.host, s->at.port, at->host,
+            mc_warn("channel-layer: %s: shard %zu: master %s moved from %s:%d to %s:%d", ls->name,
+                    l->shard, ls->ring->addrs[l->shard].master, s->at.host, s->at.port, at->host,
                     at->port);
-            p->stats.failovers++;
+            ls->stats->failovers++;
         }
         s->at = *at;
     }
@@ -239,14 +239,14 @@ static void link_open(chl__link_t *l, const chl__server_t *at)
     if (!ac || ac->err) {
         if (ac)
             redisAsyncFree(ac);
-        shard_failed(p, l->shard, "no connection can be made");
+        shard_failed(ls, l->shard, "no connection can be made");
         link_schedule(l);
         return;
     }
     ac->data = l;
-    if (chl__uv_attach(ac, p->loop) != REDIS_OK) {
+    if (chl__uv_attach(ac, ls->loop) != REDIS_OK) {
         redisAsyncFree(ac);
-        shard_failed(p, l->shard, "the connection cannot join the loop");
+        shard_failed(ls, l->shard, "the connection cannot join the loop");
         link_schedule(l);
         return;
     }
@@ -254,17 +254,17 @@ static void link_open(chl__link_t *l, const chl__server_t *at)
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     l->ac = ac;
     l->connecting = 1;
-    l->since = uv_now(p->loop);
+    l->since = uv_now(ls->loop);
 }
 
 static void on_found(void *arg, int status, const chl__server_t *at, size_t next, const char *why)
 {
     chl__link_t *l = arg;
-    chl_proc_t *p = l->proc;
+    chl__links_t *ls = l->links;
     l->finding = NULL;
-    p->shards[l->shard].next_sentinel = next;
+    ls->shards[l->shard].next_sentinel = next;
     if (status != 0) {
-        shard_failed(p, l->shard, why);
+        shard_failed(ls, l->shard, why);
         link_schedule(l);
         return;
     }
@@ -273,8 +273,8 @@ static void on_found(void *arg, int status, const chl__server_t *at, size_t next
 
 void chl__link_connect(chl__link_t *l)
 {
-    chl_proc_t *p = l->proc;
-    const chl__addr_t *a = &p->ring.addrs[l->shard];
+    chl__links_t *ls = l->links;
+    const chl__addr_t *a = &ls->ring->addrs[l->shard];
     if (!a->master[0]) {
         chl__server_t at;
         memcpy(at.host, a->host, sizeof(at.host));
@@ -284,10 +284,10 @@ void chl__link_connect(chl__link_t *l)
     }
     /* The search blocks on sockets: it runs on the thread pool. */
     l->connecting = 1;
-    l->finding = chl__server_find(p->loop, a, LINK_FIND_TIMEOUT_MS,
-                                  p->shards[l->shard].next_sentinel, on_found, l);
+    l->finding = chl__server_find(ls->loop, a, LINK_FIND_TIMEOUT_MS,
+                                  ls->shards[l->shard].next_sentinel, on_found, l);
     if (!l->finding) {
-        shard_failed(p, l->shard, "out of memory");
+        shard_failed(ls, l->shard, "out of memory");
         link_schedule(l);
     }
 }
@@ -305,8 +305,8 @@ void chl__link_free(chl__link_t *l)
 
 void chl__link_move(chl__link_t *l, const chl__server_t *to)
 {
-    chl_proc_t *p = l->proc;
-    if (p->closing || (l->ac && strcmp(l->at.host, to->host) == 0 && l->at.port == to->port))
+    chl__links_t *ls = l->links;
+    if (*ls->closing || (l->ac && strcmp(l->at.host, to->host) == 0 && l->at.port == to->port))
         return;
     chl__server_find_cancel(l->finding); /* it may have heard the old master named */
     l->finding = NULL;
@@ -319,16 +319,16 @@ void chl__link_move(chl__link_t *l, const chl__server_t *to)
     l->connecting = 0;
     l->pending = 0;
     l->backoff_ms = 0;
-    report_state(p);
+    report_state(ls);
     chl__link_connect(l);
 }
 
-void chl__link_init(chl_proc_t *p, chl__link_t *l, size_t shard, enum chl__link_role role)
+void chl__link_init(chl__links_t *ls, chl__link_t *l, size_t shard, enum chl__link_role role)
 {
-    l->proc = p;
+    l->links = ls;
     l->shard = shard;
     l->role = role;
-    uv_timer_init(p->loop, &l->retry);
+    uv_timer_init(ls->loop, &l->retry);
     l->retry.data = l;
-    p->handles++;
+    (*ls->handles)++;
 }
