@@ -35,7 +35,10 @@
  * socket_answer_debt_ms of its rate. A socket in debt is refused as
  * above until the debt is paid back: one that keeps pulling large answers
  * pays for them at socket_kib_rate. Messages of others are never
- * charged.
+ * charged. A chat socket whose client address (limit.h) had a socket
+ * closed for its rate within socket_penalty_ms starts with a second's
+ * worth of each bucket (socket_rate frames, socket_kib_rate KiB), not
+ * the whole bursts.
  *
  * Compression (permessage-deflate, RFC 7692, on the terms of ws_deflate.h)
  * when the server's ws_deflate setting is on and the client offers it: the
