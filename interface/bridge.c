@@ -581,8 +581,14 @@ void ifc_bridge_deliver(ifc_peers_t *peers, const uint64_t *conns, size_t n, con
         peers->marks_seen = 1;
         uint64_t id = env.own && *env.own ? member(peers, env.own) : n == 1 ? conns[0] : 0;
         ifc_peer_t *p = id ? ifc_peers_find(peers, id) : NULL;
-        if (p && p->kind == IFC_PEER_CHAT && !p->conn.finishing)
+        if (p && p->kind == IFC_PEER_CHAT && !p->conn.finishing) {
+            /* What a socket's own commands bring it costs its budget
+             * (before input held back for it is read on); a group's
+             * message (its own copy too) does not. */
+            if (!(env.own && *env.own))
+                ifc_websocket_charge_answer(p, env.body_len);
             answered(p);
+        }
     }
     mc_envelope_clear(&env);
 }

@@ -40,6 +40,17 @@ int ifc_bucket_take(ifc_bucket_t *b, uint32_t now, uint32_t rate, uint32_t burst
     return 1;
 }
 
+void ifc_bucket_charge(ifc_bucket_t *b, uint32_t now, uint32_t rate, uint32_t cap, uint32_t cost)
+{
+    if (rate == 0)
+        return;
+    refill(b, now, rate);
+    uint64_t used = (uint64_t)b->used + cost;
+    if (used > cap)
+        used = cap > b->used ? cap : b->used;
+    b->used = (uint32_t)used;
+}
+
 int ifc_bucket_full(const ifc_bucket_t *b, uint32_t now, uint32_t rate)
 {
     return b->used == 0 || rate == 0 || (uint64_t)(uint32_t)(now - b->at) * rate / 1000 >= b->used;
@@ -47,12 +58,14 @@ int ifc_bucket_full(const ifc_bucket_t *b, uint32_t now, uint32_t rate)
 
 /* ---- The table of addresses ----------------------------------------------------- */
 
-void ifc_addrs_init(ifc_addrs_t *t, uint32_t max_open, uint32_t rate, uint32_t burst)
+void ifc_addrs_init(ifc_addrs_t *t, uint32_t max_open, uint32_t rate, uint32_t burst,
+                    uint32_t penalty_ms)
 {
     memset(t, 0, sizeof(*t));
     t->max_open = max_open;
     t->rate = rate;
     t->burst = burst;
+    t->penalty_ms = penalty_ms;
 }
 
 void ifc_addrs_clear(ifc_addrs_t *t)
@@ -155,12 +168,26 @@ void ifc_addrs_release(ifc_addrs_t *t, ifc_addr_t *a)
         a->open--;
 }
 
+void ifc_addrs_penalize(ifc_addrs_t *t, ifc_addr_t *a, uint32_t now)
+{
+    if (!a || t->penalty_ms == 0)
+        return;
+    a->penalized = 1;
+    a->penalty_at = now;
+}
+
+int ifc_addrs_penalized(const ifc_addrs_t *t, const ifc_addr_t *a, uint32_t now)
+{
+    return a && a->penalized && (uint32_t)(now - a->penalty_at) < t->penalty_ms;
+}
+
 void ifc_addrs_sweep(ifc_addrs_t *t, uint32_t now)
 {
     for (size_t i = 0; i < t->nslots; i++) {
         for (ifc_addr_t **p = &t->slots[i]; *p;) {
             ifc_addr_t *a = *p;
-            if (a->open == 0 && ifc_bucket_full(&a->opened, now, t->rate)) {
+            if (a->open == 0 && ifc_bucket_full(&a->opened, now, t->rate) &&
+                !ifc_addrs_penalized(t, a, now)) {
                 *p = a->next;
                 free(a);
                 t->count--;

@@ -29,6 +29,12 @@ typedef struct ifc_bucket {
  * never passes. */
 int ifc_bucket_take(ifc_bucket_t *b, uint32_t now, uint32_t rate, uint32_t burst, uint32_t cost);
 
+/* Takes cost tokens at time now whether the bucket holds them or not: a
+ * bucket may so go into debt, up to used == cap (what is past it is
+ * forgiven), and takes nothing until the debt is paid back. rate 0 does
+ * nothing. */
+void ifc_bucket_charge(ifc_bucket_t *b, uint32_t now, uint32_t rate, uint32_t cap, uint32_t cost);
+
 /* Whether the bucket is full again at time now (nothing to remember). */
 int ifc_bucket_full(const ifc_bucket_t *b, uint32_t now, uint32_t rate);
 
@@ -37,6 +43,8 @@ typedef struct ifc_addr {
     ifc_ip_t key;
     uint32_t open;       /* connections that hold a place (ifc_addrs_admit) */
     uint32_t refused;    /* refusals since the last admission */
+    uint32_t penalty_at; /* when one of its sockets was last closed for its rate */
+    uint8_t penalized;   /* penalty_at is set */
     ifc_bucket_t opened; /* new connections and requests */
     struct ifc_addr *next;
 } ifc_addr_t;
@@ -47,11 +55,14 @@ typedef struct ifc_addrs {
     ifc_addr_t **slots;
     size_t nslots, count;
     uint32_t max_open, rate, burst; /* 0: that limit is off */
+    uint32_t penalty_ms;            /* how long a penalty is remembered; 0: never */
 } ifc_addrs_t;
 
 /* An empty table with its limits: max_open connections open at once per
- * address, and new ones at rate a second with bursts of burst. */
-void ifc_addrs_init(ifc_addrs_t *t, uint32_t max_open, uint32_t rate, uint32_t burst);
+ * address, and new ones at rate a second with bursts of burst; a penalty
+ * (ifc_addrs_penalize) lasts penalty_ms. */
+void ifc_addrs_init(ifc_addrs_t *t, uint32_t max_open, uint32_t rate, uint32_t burst,
+                    uint32_t penalty_ms);
 void ifc_addrs_clear(ifc_addrs_t *t);
 
 /* Why a client was refused. */
@@ -70,6 +81,14 @@ int ifc_addrs_admit(ifc_addrs_t *t, const ifc_ip_t *ip, uint32_t now, int hold, 
 
 /* A connection that held a place is gone. NULL does nothing. */
 void ifc_addrs_release(ifc_addrs_t *t, ifc_addr_t *a);
+
+/* One of a's connections was closed at time now for going on over its
+ * rate: remembered for penalty_ms (the address is not forgotten meanwhile).
+ * NULL does nothing. */
+void ifc_addrs_penalize(ifc_addrs_t *t, ifc_addr_t *a, uint32_t now);
+
+/* Whether a (NULL: no) was penalized within penalty_ms of now. */
+int ifc_addrs_penalized(const ifc_addrs_t *t, const ifc_addr_t *a, uint32_t now);
 
 /* Forgets the addresses that have nothing to remember at time now. */
 void ifc_addrs_sweep(ifc_addrs_t *t, uint32_t now);

@@ -177,6 +177,14 @@ int main(int argc, char **argv)
          "...and at once"},
         {"--socket-kib-rate", "CHAT_SOCKET_KIB_RATE", MC_OPT_INT, &cfg.socket_kib_rate, 0, 1 << 20,
          "KiB of messages a chat socket may send a second; 0: no limit"},
+        {"--socket-answer-debt-ms", "CHAT_SOCKET_ANSWER_DEBT_MS", MC_OPT_INT,
+         &cfg.socket_answer_debt_ms, 0, 1000,
+         "answers to a chat socket's own messages cost its bytes too, in debt up to this "
+         "many ms of its rate; 0: answers cost nothing"},
+        {"--socket-penalty-ms", "CHAT_SOCKET_PENALTY_MS", MC_OPT_INT, &cfg.socket_penalty_ms, 0,
+         86400000,
+         "for this long after one of its chat sockets was closed for its rate, a client "
+         "address's new chat sockets start with a second's budget, not a whole burst; 0: off"},
         {"--socket-in-flight", "CHAT_SOCKET_IN_FLIGHT", MC_OPT_INT, &cfg.socket_in_flight, 0, 65535,
          "messages of a chat socket the workers may owe answers to before it is read "
          "on; 0: no limit"},

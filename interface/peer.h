@@ -81,11 +81,13 @@ typedef struct ifc_server_config {
     long address_rate;     /* new connections a second... */
     long address_burst;    /* ...and at once */
     /* Per chat socket, before anything reaches the workers (websocket.h) */
-    long socket_rate;        /* frames a second; 0: no limit */
-    long socket_burst;       /* frames at once */
-    long socket_kib_rate;    /* KiB of messages a second; 0: no limit */
-    long socket_in_flight;   /* messages the workers have not answered yet */
-    long socket_close_after; /* frames refused in a row before a close with 1008 */
+    long socket_rate;           /* frames a second; 0: no limit */
+    long socket_burst;          /* frames at once */
+    long socket_kib_rate;       /* KiB of messages a second; 0: no limit */
+    long socket_answer_debt_ms; /* answers charged to the bytes, in debt up to this; 0: not */
+    long socket_penalty_ms;     /* after a close for rate, an address's sockets start low */
+    long socket_in_flight;      /* messages the workers have not answered yet */
+    long socket_close_after;    /* frames refused in a row before a close with 1008 */
 } ifc_server_config_t;
 
 /* Counters for /metrics. */

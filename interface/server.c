@@ -326,6 +326,8 @@ void ifc_server_config_defaults(ifc_server_config_t *cfg)
     cfg->socket_rate = 20;
     cfg->socket_burst = 60;
     cfg->socket_kib_rate = 64;
+    cfg->socket_answer_debt_ms = 1000;
+    cfg->socket_penalty_ms = 60000;
     cfg->socket_in_flight = 4;
     cfg->socket_close_after = 20;
 }
@@ -461,7 +463,7 @@ int ifc_server_start(ifc_server_t **out, uv_loop_t *loop, const ifc_server_confi
     srv->peers.bus = *bus;
     srv->peers.pushed = on_pushed;
     ifc_addrs_init(&srv->peers.addrs, (uint32_t)cfg->address_open_max, (uint32_t)cfg->address_rate,
-                   (uint32_t)cfg->address_burst);
+                   (uint32_t)cfg->address_burst, (uint32_t)cfg->socket_penalty_ms);
     if (cfg->ws_deflate && (ifc_ws_deflater_new(&srv->peers.deflater) != 0 ||
                             ifc_ws_inflater_new(&srv->peers.inflater) != 0)) {
         srv_release(srv);

@@ -177,6 +177,8 @@ static void on_ping_timer(ifc_conn_t *c)
     }
 }
 
+static void start_budget(ifc_peer_t *p);
+
 void ifc_websocket_upgrade(ifc_peer_t *p, ifc_peer_kind_t kind)
 {
     const ifc_server_config_t *cfg = p->peers->cfg;
@@ -205,6 +207,8 @@ void ifc_websocket_upgrade(ifc_peer_t *p, ifc_peer_kind_t kind)
         return;
     }
     p->kind = kind;
+    if (kind == IFC_PEER_CHAT)
+        start_budget(p);
     ifc_ws_parser_init(p->ws, max_message(p));
     if (bits) {
         ifc_ws_parser_allow_rsv1(p->ws);
@@ -255,6 +259,48 @@ static int inflate_message(ifc_peer_t *p, ifc_ws_event_t *ev)
     return 0;
 }
 
+/* The byte bucket of a chat socket: its rate, and its burst of four
+ * seconds of the rate, never less than one largest message. */
+static void byte_budget(const ifc_server_config_t *cfg, uint32_t *rate, uint32_t *burst)
+{
+    *rate = (uint32_t)cfg->socket_kib_rate * 1024;
+    uint64_t b = (uint64_t)*rate * 4;
+    if (b < (uint64_t)cfg->max_message)
+        b = (uint64_t)cfg->max_message;
+    *burst = b > UINT32_MAX ? UINT32_MAX : (uint32_t)b;
+}
+
+/* A new chat socket's budget: full, or, when its address was lately
+ * closed for its rate, a second's worth of each (what a person's page
+ * sends at once fits in it). */
+static void start_budget(ifc_peer_t *p)
+{
+    const ifc_server_config_t *cfg = p->peers->cfg;
+    uint32_t now = (uint32_t)uv_now(p->conn.hub->loop);
+    memset(&p->frames, 0, sizeof(p->frames));
+    memset(&p->bytes, 0, sizeof(p->bytes));
+    if (!ifc_addrs_penalized(&p->peers->addrs, p->addr, now))
+        return;
+    uint32_t rate, burst;
+    byte_budget(cfg, &rate, &burst);
+    ifc_bucket_charge(&p->bytes, now, rate, burst, burst > rate ? burst - rate : 0);
+    uint32_t frate = (uint32_t)cfg->socket_rate, fburst = (uint32_t)cfg->socket_burst;
+    ifc_bucket_charge(&p->frames, now, frate, fburst, fburst > frate ? fburst - frate : 0);
+}
+
+void ifc_websocket_charge_answer(ifc_peer_t *p, size_t bytes)
+{
+    const ifc_server_config_t *cfg = p->peers->cfg;
+    if (p->kind != IFC_PEER_CHAT || cfg->socket_answer_debt_ms <= 0 || bytes == 0)
+        return;
+    uint32_t rate, burst;
+    byte_budget(cfg, &rate, &burst);
+    uint64_t cap = burst + (uint64_t)rate * (uint64_t)cfg->socket_answer_debt_ms / 1000;
+    ifc_bucket_charge(&p->bytes, (uint32_t)uv_now(p->conn.hub->loop), rate,
+                      cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap,
+                      bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes);
+}
+
 /* The budget of a chat socket (see websocket.h): frames cost tokens, and
  * bytes (a message's, inflated) theirs. Returns 1 when they may be
  * handled. */
@@ -262,16 +308,11 @@ static int within_budget(ifc_peer_t *p, uint32_t frames, size_t bytes)
 {
     const ifc_server_config_t *cfg = p->peers->cfg;
     uint32_t now = (uint32_t)uv_now(p->conn.hub->loop);
-    uint32_t byte_rate = (uint32_t)cfg->socket_kib_rate * 1024;
-    /* Four seconds of the rate, and never less than one largest message. */
-    uint64_t byte_burst = (uint64_t)byte_rate * 4;
-    if (byte_burst < (uint64_t)cfg->max_message)
-        byte_burst = (uint64_t)cfg->max_message;
-    if (byte_burst > UINT32_MAX)
-        byte_burst = UINT32_MAX;
+    uint32_t byte_rate, byte_burst;
+    byte_budget(cfg, &byte_rate, &byte_burst);
     if (ifc_bucket_take(&p->frames, now, (uint32_t)cfg->socket_rate, (uint32_t)cfg->socket_burst,
                         frames) &&
-        ifc_bucket_take(&p->bytes, now, byte_rate, (uint32_t)byte_burst,
+        ifc_bucket_take(&p->bytes, now, byte_rate, byte_burst,
                         bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes)) {
         /* A second without a refusal ends the run. */
         if (p->limited && now - p->limited_at >= 1000) {
@@ -293,6 +334,7 @@ static int within_budget(ifc_peer_t *p, uint32_t frames, size_t bytes)
         mc_info("conn %llu: still over its budget after %d more refused frames; closed with "
                 "1008",
                 (unsigned long long)p->conn.id, (int)p->refused);
+        ifc_addrs_penalize(&p->peers->addrs, p->addr, now);
         ifc_websocket_close(p, MC_CLOSE_POLICY_VIOLATION);
     }
     return 0;

@@ -28,6 +28,18 @@
  * closed with 1008 (closed_rate). A run ends with a frame taken a second
  * or more after the last refusal. The echo endpoint has no budget.
  *
+ * Answers cost too: the text of every answer a worker gives to a chat
+ * socket's own message (ifc_websocket_charge_answer; a history page, a
+ * join with its history) is taken from its bucket of bytes even when the
+ * bucket does not hold it, which may go into debt by up to
+ * socket_answer_debt_ms of its rate. A socket in debt is refused as
+ * above until the debt is paid back: one that keeps pulling large answers
+ * pays for them at socket_kib_rate. Messages of others are never
+ * charged. A chat socket whose client address (limit.h) had a socket
+ * closed for its rate within socket_penalty_ms starts with a second's
+ * worth of each bucket (socket_rate frames, socket_kib_rate KiB), not
+ * the whole bursts.
+ *
  * Compression (permessage-deflate, RFC 7692, on the terms of ws_deflate.h)
  * when the server's ws_deflate setting is on and the client offers it: the
  * 101 carries the response, and the socket keeps only the window bits
@@ -54,6 +66,11 @@
 
 #include "interface/peer.h"
 #include "interface/ws_frame.h"
+
+/* Charges chat socket p for an answer of bytes to its own message (see
+ * Budget above). Does nothing for other sockets or with
+ * socket_answer_debt_ms 0. */
+void ifc_websocket_charge_answer(ifc_peer_t *p, size_t bytes);
 
 /* Answers the current request, an upgrade ifc_handshake_check took, with
  * 101: the connection becomes a session of kind (IFC_PEER_CHAT or

@@ -718,7 +718,9 @@ sockets measured as above: **${memper[10000]:-?} bytes** per socket without,
 ## Abuse: one socket floods while the others chat
 
 An interface with its default limits (a budget of 20 frames a second,
-bursts of 60, 64 KiB a second and 4 messages in flight per socket; 256
+bursts of 60, 64 KiB a second, the answers to its own commands counted in
+those KiB, and 4 messages in flight per socket; a socket back within a
+minute of a close for its rate starts with a second's budget; 256
 connections and 50 new ones a second per address): 100 clients in 10 rooms,
 from 4 addresses, send $ABUSE_RATE msg/s for $((ABUSE_MS / 1000)) s, alone, then while one more
 socket of a user of its own floods: history pages of 100 messages, joins

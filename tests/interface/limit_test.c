@@ -45,6 +45,48 @@ static void a_bucket_gives_its_burst_then_its_rate(void **state)
         assert_true(ifc_bucket_take(&off, 0, 0, 1, 1000000));
 }
 
+static void a_charge_puts_a_bucket_in_debt_up_to_its_cap(void **state)
+{
+    (void)state;
+    ifc_bucket_t b = {0};
+    /* 1000 a second, bursts of 4000, debt up to 5000 taken. */
+    ifc_bucket_charge(&b, 0, 1000, 5000, 3000);
+    assert_true(ifc_bucket_take(&b, 0, 1000, 4000, 1000));
+    ifc_bucket_charge(&b, 0, 1000, 5000, 100000); /* forgiven past the cap */
+    /* A second of debt to pay back before one more token. */
+    assert_false(ifc_bucket_take(&b, 0, 1000, 4000, 1));
+    assert_false(ifc_bucket_take(&b, 1000, 1000, 4000, 1));
+    assert_true(ifc_bucket_take(&b, 1001, 1000, 4000, 1));
+    /* Rate 0: no limit, nothing charged. */
+    ifc_bucket_t off = {0};
+    ifc_bucket_charge(&off, 0, 0, 5000, 3000);
+    assert_int_equal(off.used, 0);
+}
+
+static void a_penalty_is_remembered_for_its_time(void **state)
+{
+    (void)state;
+    ifc_addrs_t t;
+    ifc_addrs_init(&t, 2, 10, 5, 1000);
+    ifc_ip_t ip;
+    assert_int_equal(ifc_ip_parse("192.0.2.7", 9, &ip), 0);
+    ifc_addr_t *a;
+    uint32_t in_row;
+    assert_int_equal(ifc_addrs_admit(&t, &ip, 0, 1, &a, &in_row), 0);
+    assert_false(ifc_addrs_penalized(&t, a, 0));
+    ifc_addrs_penalize(&t, a, 100);
+    ifc_addrs_release(&t, a);
+    /* Not forgotten while the penalty lasts, though nothing else is held. */
+    ifc_addrs_sweep(&t, 1099);
+    assert_int_equal(ifc_addrs_count(&t), 1);
+    assert_true(ifc_addrs_penalized(&t, a, 1099));
+    assert_false(ifc_addrs_penalized(&t, a, 1100));
+    ifc_addrs_sweep(&t, 1100);
+    assert_int_equal(ifc_addrs_count(&t), 0);
+    assert_false(ifc_addrs_penalized(&t, NULL, 0));
+    ifc_addrs_clear(&t);
+}
+
 static void a_bucket_survives_the_clock_wrapping(void **state)
 {
     (void)state;
@@ -67,7 +109,7 @@ static void addresses_are_limited_one_by_one(void **state)
 {
     (void)state;
     ifc_addrs_t t;
-    ifc_addrs_init(&t, 3, 10, 5);
+    ifc_addrs_init(&t, 3, 10, 5, 0);
     ifc_ip_t a = ip4(192, 0, 2, 1), b = ip4(192, 0, 2, 2);
     ifc_addr_t *held[4];
     uint32_t in_row;
@@ -103,7 +145,7 @@ static void idle_addresses_are_forgotten(void **state)
 {
     (void)state;
     ifc_addrs_t t;
-    ifc_addrs_init(&t, 2, 10, 5);
+    ifc_addrs_init(&t, 2, 10, 5, 0);
     ifc_addr_t *held, *other;
     uint32_t in_row;
     for (uint8_t i = 0; i < 200; i++) {
@@ -129,7 +171,7 @@ static void an_ipv6_64_is_one_client(void **state)
 {
     (void)state;
     ifc_addrs_t t;
-    ifc_addrs_init(&t, 2, 0, 1);
+    ifc_addrs_init(&t, 2, 0, 1, 0);
     ifc_addr_t *h[3];
     uint32_t in_row;
     ifc_ip_t a = {.family = 6,
@@ -148,7 +190,7 @@ static void limits_that_are_off_count_nothing(void **state)
 {
     (void)state;
     ifc_addrs_t t;
-    ifc_addrs_init(&t, 0, 0, 1);
+    ifc_addrs_init(&t, 0, 0, 1, 0);
     ifc_ip_t a = ip4(192, 0, 2, 1);
     ifc_addr_t *h;
     uint32_t in_row;
@@ -164,6 +206,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_bucket_gives_its_burst_then_its_rate),
+        cmocka_unit_test(a_charge_puts_a_bucket_in_debt_up_to_its_cap),
+        cmocka_unit_test(a_penalty_is_remembered_for_its_time),
         cmocka_unit_test(a_bucket_survives_the_clock_wrapping),
         cmocka_unit_test(addresses_are_limited_one_by_one),
         cmocka_unit_test(idle_addresses_are_forgotten),

@@ -79,6 +79,48 @@ test('a socket flooding history and junk is refused, then closed, and another us
   assert.equal(await sys.metric(0, 'chat_interface_queue_full_total'), 0);
 });
 
+test('a socket pulling large history pages pays for them, comes back with less, and another user chats on', async () => {
+  const sys = await system({workerEnv: {CHAT_RATE_MESSAGES: '0'}});
+  const lobby = sys.chatctl(['room', 'add', 'Lobby']);
+  // A room of 4 KB messages: a page of 100 is a 400 KB answer.
+  sys.sql(`INSERT INTO messages (room_id, user_id, body, created)
+           WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+           SELECT ${lobby}, (SELECT id FROM users WHERE username = 'bob'),
+                  substr(replace(hex(zeroblob(4000)), '0', 'x'), 1, 4000), 0 FROM n`);
+  const flooder = await open(sys, 'ann', await login(sys.url, 'ann', 'ann-pass-1'));
+  const bob = await open(sys, 'bob', await login(sys.url, 'bob', 'bob-pass-1'));
+  await flooder.join(lobby);
+  await bob.join(lobby);
+
+  // 50 small frames, within the socket's burst of frames and of bytes:
+  // only the answers are large.
+  for (let i = 0; i < 50; i++)
+    flooder.send({command: 'history', room: Number(lobby), before: 1000000, limit: 100});
+  const from = bob.mark();
+  for (let i = 0; i < 5; i++) {
+    await bob.request({command: 'send', room: Number(lobby), message: `bob ${i}`},
+      (d) => d && d.own && d.message === `bob ${i}`);
+  }
+  await until(() => flooder.closed, 30000, 'the flooder to be closed');
+  assert.equal(flooder.closed.code, 1008);
+  assert.equal(refusals(flooder), 1);
+  const pages = flooder.frames.filter((f) => Array.isArray(f.data?.messages)).length;
+  assert.ok(pages < 50, `${pages} history pages answered`);
+  const mine = bob.frames.slice(from).filter((f) => f.data?.own).map((f) => f.data.message);
+  assert.deepEqual(mine, Array.from({length: 5}, (_, i) => `bob ${i}`));
+  assert.deepEqual(bob.frames.filter((f) => f.data?.error), []);
+  assert.equal(bob.closed, null);
+  assert.equal(await sys.metric(0, 'chat_interface_closed_rate_total'), 1);
+
+  // Back at once from the same address, it starts with a second's budget
+  // (20 frames), not a whole burst (60): 30 small frames are too many.
+  const again = await open(sys, 'ann', await login(sys.url, 'ann', 'ann-pass-1'));
+  for (let i = 0; i < 30; i++)
+    again.send({command: 'history', room: Number(lobby), before: 1, limit: 1});
+  await until(() => refusals(again) === 1, 30000, 'the returning flooder to be refused');
+  assert.equal(bob.closed, null);
+});
+
 test('handshakes with made-up sessions from a shared address lock no user out', async () => {
   // Every client here is 127.0.0.1, as every user behind one proxy or NAT.
   const sys = await system({workerEnv: {CHAT_RATE_CONNECT_BURST: '5', CHAT_RATE_CONNECTS: '1'}});
