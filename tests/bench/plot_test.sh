@@ -8,18 +8,8 @@ src=${MC_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}
 plot=$src/tests/bench/plot.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-n=0
-fails=0
-report() { # report STATUS NAME [DETAIL]
-    n=$((n + 1))
-    if [ "$1" -eq 0 ]; then
-        echo "ok $n - $2"
-    else
-        fails=$((fails + 1))
-        echo "not ok $n - $2"
-        [ -z "${3:-}" ] || printf '%s\n' "$3" | sed 's/^/# /'
-    fi
-}
+# shellcheck source=tests/lib/tap.sh
+. "$src/tests/lib/tap.sh"
 # ticks FILE: the tick labels of an SVG's axes, one a line.
 ticks() { grep -o '>[0-9.]*</tspan>' "$1" | tr -d '<>/tspan' | sort -u; }
 echo "1..4"
@@ -74,4 +64,4 @@ rc=$?
 ok=1
 [ $rc -ne 0 ] && grep -q 'no ladder data' <<<"$out" && ! ls "$work"/empty/*.svg >/dev/null 2>&1 && ok=0
 report $ok "a folder without data is an error" "status $rc: $out"
-exit $((fails > 0))
+finish

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by the tests/deploy scripts: TAP results, free ports, waiting for an
+# Sourced by the tests/deploy scripts: TAP results (tests/lib/tap.sh), free ports, waiting for an
 # event with a deadline, processes that are still there, and a private
 # redis-server. Each script sets `work` (its temporary folder) first.
 #
@@ -10,19 +10,8 @@ bin=${MC_BUILD:-$src/build/asan}/bin
 # Each make here starts afresh, as a user's would, not as part of `make check`.
 unset MAKEFLAGS MAKELEVEL MFLAGS
 
-n=0
-fails=0
-report() {
-    n=$((n + 1))
-    if [ "$1" -eq 0 ]; then
-        echo "ok $n - $2"
-    else
-        fails=$((fails + 1))
-        echo "not ok $n - $2"
-        [ -z "${3:-}" ] || printf '%s\n' "$3" | sed 's/^/# /'
-    fi
-}
-finish() { exit $((fails > 0)); }
+# shellcheck source=tests/lib/tap.sh
+. "$src/tests/lib/tap.sh"
 
 # A free port below the kernel's ephemeral range: `make run` builds for
 # a while before it listens, and meanwhile the kernel hands ports of that
