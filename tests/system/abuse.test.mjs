@@ -27,6 +27,22 @@ async function open(sys, name, cookie) {
   return s;
 }
 
+// A system whose Lobby holds 300 messages of 4 KB (a history page of 100
+// is a 400 KB answer), with ann (the flooder) and bob in it.
+async function lobbyOfLargeMessages() {
+  const sys = await system({workerEnv: {CHAT_RATE_MESSAGES: '0'}});
+  const lobby = sys.chatctl(['room', 'add', 'Lobby']);
+  sys.sql(`INSERT INTO messages (room_id, user_id, body, created)
+           WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+           SELECT ${lobby}, (SELECT id FROM users WHERE username = 'bob'),
+                  substr(replace(hex(zeroblob(4000)), '0', 'x'), 1, 4000), 0 FROM n`);
+  const flooder = await open(sys, 'ann', await login(sys.url, 'ann', 'ann-pass-1'));
+  const bob = await open(sys, 'bob', await login(sys.url, 'bob', 'bob-pass-1'));
+  await flooder.join(lobby);
+  await bob.join(lobby);
+  return {sys, lobby, flooder, bob};
+}
+
 after(async () => {
   for (const s of sockets) s.ws?.terminate();
   for (const sys of systems) {
@@ -40,18 +56,7 @@ after(async () => {
 const refusals = (s) => s.frames.filter((f) => f.raw === '{"error":"RATE_LIMITED"}').length;
 
 test('a socket flooding history and junk is refused, then closed, and another user chats on', async () => {
-  const sys = await system({workerEnv: {CHAT_RATE_MESSAGES: '0'}});
-  const lobby = sys.chatctl(['room', 'add', 'Lobby']);
-  // A room of 4 KB messages: every history request costs the worker a
-  // reply of 200 KB.
-  sys.sql(`INSERT INTO messages (room_id, user_id, body, created)
-           WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
-           SELECT ${lobby}, (SELECT id FROM users WHERE username = 'bob'),
-                  substr(replace(hex(zeroblob(4000)), '0', 'x'), 1, 4000), 0 FROM n`);
-  const flooder = await open(sys, 'ann', await login(sys.url, 'ann', 'ann-pass-1'));
-  const bob = await open(sys, 'bob', await login(sys.url, 'bob', 'bob-pass-1'));
-  await flooder.join(lobby);
-  await bob.join(lobby);
+  const {sys, lobby, flooder, bob} = await lobbyOfLargeMessages();
 
   // The flood goes out without waiting for anything: history requests and
   // 60 KB frames that are no command at all.
@@ -80,17 +85,7 @@ test('a socket flooding history and junk is refused, then closed, and another us
 });
 
 test('a socket pulling large history pages pays for them, comes back with less, and another user chats on', async () => {
-  const sys = await system({workerEnv: {CHAT_RATE_MESSAGES: '0'}});
-  const lobby = sys.chatctl(['room', 'add', 'Lobby']);
-  // A room of 4 KB messages: a page of 100 is a 400 KB answer.
-  sys.sql(`INSERT INTO messages (room_id, user_id, body, created)
-           WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
-           SELECT ${lobby}, (SELECT id FROM users WHERE username = 'bob'),
-                  substr(replace(hex(zeroblob(4000)), '0', 'x'), 1, 4000), 0 FROM n`);
-  const flooder = await open(sys, 'ann', await login(sys.url, 'ann', 'ann-pass-1'));
-  const bob = await open(sys, 'bob', await login(sys.url, 'bob', 'bob-pass-1'));
-  await flooder.join(lobby);
-  await bob.join(lobby);
+  const {sys, lobby, flooder, bob} = await lobbyOfLargeMessages();
 
   // 50 small frames, within the socket's burst of frames and of bytes:
   // only the answers are large.
