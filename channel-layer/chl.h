@@ -269,7 +269,10 @@ typedef void (*chl_send_cb)(void *arg, int status);
  * before the call returns. Returns 0, MC_EINVAL, MC_ETOOBIG, MC_ENOMEM,
  * MC_EREDIS (the shard is not connected now), MC_ECLOSED. If it returns an
  * error, cb never runs; otherwise cb (may be NULL) runs exactly once, on the
- * loop, with 0, MC_EFULL, MC_EREDIS or MC_ECLOSED. */
+ * loop, with 0, MC_EFULL, MC_EREDIS or MC_ECLOSED. A loop turn's pushes to
+ * a queue go in one LPUSH; those past its capacity are taken back out (for
+ * a round trip the queue holds them too: a worker that takes one then has
+ * it, and its push succeeded). */
 int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, size_t len,
                         chl_send_cb cb, void *arg);
 

@@ -28,21 +28,23 @@ typedef struct proc_req {
     char bufs[6][CHL__KEY_MAX];
 } proc_req_t;
 
-/* Pushes to one queue on one shard made in one loop turn: one script call
- * for all of them. Each has its own completion. */
+/* Pushes to one queue on one shard made in one loop turn: one LPUSH for
+ * all of them. Each has its own completion. */
 #define PROC_BATCH_MAX 64
-#define PROC_BATCH_HEAD 7 /* EVALSHA sha 1 key capacity ttl max-bytes */
+#define PROC_BATCH_HEAD 2 /* LPUSH key */
 typedef struct proc_batch {
     chl_proc_t *proc;
     size_t shard;
-    int retried;
     size_t n;
-    char key[CHL__KEY_MAX], cap[24];
+    long cap;
+    char key[CHL__KEY_MAX];
     const char *argv[PROC_BATCH_HEAD + PROC_BATCH_MAX]; /* then the frames */
     size_t lens[PROC_BATCH_HEAD + PROC_BATCH_MAX];
     char *frames[PROC_BATCH_MAX]; /* owned */
     chl_send_cb cbs[PROC_BATCH_MAX];
     void *args[PROC_BATCH_MAX];
+    int status[PROC_BATCH_MAX]; /* of each frame, while some are taken back */
+    size_t first, asked, back;  /* taken back: from first on, asked, answered */
 } proc_batch_t;
 
 static void pop_again(chl_proc_t *p);
@@ -362,6 +364,56 @@ static void batch_complete(proc_batch_t *b, size_t pushed, int status)
     batch_free(b);
 }
 
+/* Each of the frames past the queue's capacity is taken back by its own
+ * LREM: 1, it was still in the queue and is refused (full); 0, a worker
+ * moved it already and it counts as pushed. */
+static void on_take_back(redisAsyncContext *ac, void *reply, void *priv)
+{
+    proc_batch_t *b = priv;
+    chl_proc_t *p = b->proc;
+    redisReply *r = reply;
+    chl__link_replied(ac);
+    size_t i = b->first + b->back++;
+    if (!r) /* it may have gone or not: the sender sends again */
+        b->status[i] = p->closing ? MC_ECLOSED : MC_EREDIS;
+    else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+        b->status[i] = MC_EFULL;
+    if (b->status[i] == 0)
+        p->stats.sent++;
+    else if (b->status[i] == MC_EFULL)
+        p->stats.full++;
+    if (b->back < b->asked)
+        return;
+    for (size_t k = 0; k < b->n; k++)
+        if (b->cbs[k])
+            b->cbs[k](b->args[k], b->status[k]);
+    batch_free(b);
+}
+
+/* The LPUSH made the queue longer than its capacity: the newest frames,
+ * from fit on, are taken back, each by its bytes, not by its place, which
+ * another process's push may have moved (a frame taken back for another
+ * equal to it, byte for byte, changes nothing). Until then the queue holds
+ * up to a batch more than its capacity for each process that pushes. */
+static void take_back(redisAsyncContext *ac, proc_batch_t *b, size_t fit)
+{
+    b->first = fit;
+    b->asked = b->back = 0;
+    for (size_t i = 0; i < b->n; i++)
+        b->status[i] = 0;
+    for (size_t i = fit; i < b->n; i++) {
+        const char *argv[4] = {"LREM", b->key, "1", b->frames[i]};
+        size_t lens[4] = {4, strlen(b->key), 1, b->lens[PROC_BATCH_HEAD + i]};
+        if (send_command(ac->data, on_take_back, b, 4, argv, lens) != 0)
+            break; /* this one and the rest stay in the queue: pushed */
+        chl__link_sent(ac->data);
+        b->asked++;
+    }
+    b->proc->stats.sent += b->n - b->asked;
+    if (b->asked == 0)
+        batch_complete(b, b->n, 0);
+}
+
 static void on_batch_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     proc_batch_t *b = priv;
@@ -373,35 +425,32 @@ static void on_batch_reply(redisAsyncContext *ac, void *reply, void *priv)
     } else if (out_of_memory(r)) {
         p->stats.full += b->n; /* full, not down: as on_req_reply */
         batch_complete(b, 0, MC_EFULL);
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        int demoted = chl__link_not_master(ac, r->str);
-        if (!demoted && !b->retried && strncmp(r->str, "NOSCRIPT", 8) == 0 && !p->closing) {
-            b->retried = 1; /* EVAL with the body runs it and caches it again */
-            b->argv[0] = "EVAL";
-            b->argv[1] = chl__script(CHL__S_SEND);
-            b->lens[0] = 4;
-            b->lens[1] = strlen(b->argv[1]);
-            if (send_command(ac->data, on_batch_reply, b, (int)(PROC_BATCH_HEAD + b->n), b->argv,
-                             b->lens) == 0) {
-                chl__link_sent(ac->data);
-                return;
-            }
-        }
-        if (!demoted)
-            mc_warn("channel-layer: %s: a push failed: %.120s", p->name, r->str);
+    } else if (r->type != REDIS_REPLY_INTEGER) {
+        if (r->type != REDIS_REPLY_ERROR || !chl__link_not_master(ac, r->str))
+            mc_warn("channel-layer: %s: a push failed: %.120s", p->name,
+                    r->type == REDIS_REPLY_ERROR ? r->str : "not a length");
         p->stats.redis_errors++;
         batch_complete(b, 0, MC_EREDIS);
     } else {
-        size_t pushed = r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? (size_t)r->integer : 0;
-        if (pushed > b->n)
-            pushed = b->n;
-        p->stats.sent += pushed;
-        p->stats.full += b->n - pushed;
-        batch_complete(b, pushed, MC_EFULL);
+        /* The answer is the new length: those past the capacity were the
+         * newest, and go back out, as if the queue had refused them. */
+        long long before = r->integer - (long long)b->n;
+        size_t fit = b->n;
+        if (b->cap >= 0 && r->integer > b->cap)
+            fit = before >= b->cap ? 0 : (size_t)(b->cap - before);
+        if (fit >= b->n) {
+            p->stats.sent += b->n;
+            batch_complete(b, b->n, 0);
+        } else {
+            take_back(ac, b, fit);
+        }
     }
 }
 
-/* Sends the pushes gathered in this loop turn: one script call. */
+/* Sends the pushes gathered in this loop turn: one LPUSH, whose answer is
+ * the capacity check (a queue does not expire and has no bound in bytes).
+ * A plain command, not a script: this is every envelope's way to the
+ * workers, and a script call costs Redis several times an LPUSH. */
 static void batch_flush(chl_proc_t *p)
 {
     proc_batch_t *b = p->batch;
@@ -415,13 +464,10 @@ static void batch_flush(chl_proc_t *p)
         batch_complete(b, 0, p->closing ? MC_ECLOSED : MC_EREDIS);
         return;
     }
-    /* A queue does not expire (ttl 0) and has no bound in bytes. */
-    const char *head[PROC_BATCH_HEAD] = {"EVALSHA", p->sha[CHL__S_SEND], "1", b->key, b->cap, "0",
-                                         "0"};
-    for (int i = 0; i < PROC_BATCH_HEAD; i++) {
-        b->argv[i] = head[i];
-        b->lens[i] = strlen(head[i]);
-    }
+    b->argv[0] = "LPUSH";
+    b->lens[0] = 5;
+    b->argv[1] = b->key;
+    b->lens[1] = strlen(b->key);
     if (send_command(l, on_batch_reply, b, (int)(PROC_BATCH_HEAD + b->n), b->argv, b->lens) != 0) {
         batch_complete(b, 0, MC_EREDIS);
         return;
@@ -457,10 +503,9 @@ static int batch_add(chl_proc_t *p, size_t shard, const char *key, long cap, cha
         }
         b->proc = p;
         b->shard = shard;
-        b->retried = 0;
         b->n = 0;
+        b->cap = cap;
         memcpy(b->key, key, strlen(key) + 1);
-        chl__decimal(b->cap, cap);
         p->batch = b;
         uv_check_start(&p->batch_check, on_batch_check);
         uv_prepare_start(&p->batch_prepare, on_batch_prepare);
