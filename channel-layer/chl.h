@@ -14,8 +14,9 @@
  *    A process list is bounded in bytes too (process_bytes), since one of
  *    its messages may be 1 MiB: a process that falls behind makes its
  *    senders fail with MC_EFULL before it fills Redis's memory. (Its count
- *    of bytes goes down after a pop that may have left something, and
- *    starts again at 0 whenever a push finds the list empty, so that a lost
+ *    of bytes goes down after a pop that may have left something, and is
+ *    kept only while the list is long enough to reach the bound: a push
+ *    that makes a short list long counts what it holds, so that a lost
  *    count heals: what is pushed between a pop and its count may go
  *    uncounted, and a list may hold up to twice the bound for a moment.)
  *    The count has no expiry: it goes with the list when the process is
