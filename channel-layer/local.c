@@ -1,13 +1,15 @@
-/* channel-layer/local.c: the local group table (see local.h): two chained hash
- * tables that point at each other. */
+/* channel-layer/local.c: the local group table (see local.h): two hash
+ * tables, of groups and of connections, whose entries point at each
+ * other. */
 #include "channel-layer/local.h"
 #include "common/error.h"
+#include "common/table.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct lgroup {
-    struct lgroup *next; /* in its bucket */
+    mc_table_link_t in_table;
     uint64_t *conns;
     size_t n, cap;
     size_t len;
@@ -18,7 +20,7 @@ typedef struct lgroup {
  * interface has one (a user's and a session's group, the room list, and
  * its rooms), so it grows, by realloc, only past LOCAL_CONN_GROUPS. */
 typedef struct lconn {
-    struct lconn *next;
+    mc_table_link_t in_table;
     uint64_t id;
     uint32_t n, cap;
     lgroup_t *groups[];
@@ -27,30 +29,21 @@ typedef struct lconn {
 #define LOCAL_CONN_GROUPS 4
 
 struct chl__local {
-    lgroup_t **gb; /* buckets, a power of two */
-    size_t gnb, gcount;
-    lconn_t **cb;
-    size_t cnb, ccount;
+    mc_table_t groups; /* by name */
+    mc_table_t conns;  /* by id */
 };
 
-#define LOCAL_MIN_BUCKETS 16
+#define GROUP(link) MC_TABLE_ENTRY(link, lgroup_t, in_table)
+#define CONN(link) MC_TABLE_ENTRY(link, lconn_t, in_table)
 
-static size_t hash_name(const char *s, size_t len)
+static uint64_t group_hash(const mc_table_link_t *link)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return (size_t)(h ^ (h >> 32));
+    return mc_table_hash_bytes(GROUP(link)->name, GROUP(link)->len);
 }
 
-static size_t hash_conn(uint64_t id)
+static uint64_t conn_hash(const mc_table_link_t *link)
 {
-    id ^= id >> 33;
-    id *= 0xff51afd7ed558ccdull;
-    id ^= id >> 33;
-    return (size_t)id;
+    return CONN(link)->id;
 }
 
 chl__local_t *chl__local_new(void)
@@ -58,13 +51,8 @@ chl__local_t *chl__local_new(void)
     chl__local_t *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
-    t->gb = calloc(LOCAL_MIN_BUCKETS, sizeof(*t->gb));
-    t->cb = calloc(LOCAL_MIN_BUCKETS, sizeof(*t->cb));
-    if (!t->gb || !t->cb) {
-        chl__local_free(t);
-        return NULL;
-    }
-    t->gnb = t->cnb = LOCAL_MIN_BUCKETS;
+    mc_table_init(&t->groups, group_hash);
+    mc_table_init(&t->conns, conn_hash);
     return t;
 }
 
@@ -72,72 +60,49 @@ void chl__local_free(chl__local_t *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; t->gb && i < t->gnb; i++)
-        for (lgroup_t *g = t->gb[i], *next; g; g = next) {
-            next = g->next;
-            free(g->conns);
-            free(g);
+    for (size_t i = 0; i < t->groups.nslots; i++)
+        for (mc_table_link_t *l = t->groups.slots[i], *next; l; l = next) {
+            next = l->next;
+            free(GROUP(l)->conns);
+            free(GROUP(l));
         }
-    for (size_t i = 0; t->cb && i < t->cnb; i++)
-        for (lconn_t *c = t->cb[i], *next; c; c = next) {
-            next = c->next;
-            free(c);
+    for (size_t i = 0; i < t->conns.nslots; i++)
+        for (mc_table_link_t *l = t->conns.slots[i], *next; l; l = next) {
+            next = l->next;
+            free(CONN(l));
         }
-    free(t->gb);
-    free(t->cb);
+    mc_table_clear(&t->groups);
+    mc_table_clear(&t->conns);
     free(t);
 }
 
-static lgroup_t **group_slot(const chl__local_t *t, const char *name, size_t len)
+/* The link to group name (to NULL when there is none). */
+static mc_table_link_t **group_slot(const chl__local_t *t, const char *name, size_t len)
 {
-    lgroup_t **slot = &t->gb[hash_name(name, len) & (t->gnb - 1)];
-    while (*slot && !((*slot)->len == len && memcmp((*slot)->name, name, len) == 0))
-        slot = &(*slot)->next;
-    return slot;
+    mc_table_link_t **at = mc_table_chain(&t->groups, mc_table_hash_bytes(name, len));
+    while (*at && !(GROUP(*at)->len == len && memcmp(GROUP(*at)->name, name, len) == 0))
+        at = &(*at)->next;
+    return at;
 }
 
-static lconn_t **conn_slot(const chl__local_t *t, uint64_t id)
+static mc_table_link_t **conn_slot(const chl__local_t *t, uint64_t id)
 {
-    lconn_t **slot = &t->cb[hash_conn(id) & (t->cnb - 1)];
-    while (*slot && (*slot)->id != id)
-        slot = &(*slot)->next;
-    return slot;
+    mc_table_link_t **at = mc_table_chain(&t->conns, id);
+    while (*at && CONN(*at)->id != id)
+        at = &(*at)->next;
+    return at;
 }
 
-/* Doubles the buckets when the tables get crowded; a failure only leaves
- * them slower. */
-static void grow(chl__local_t *t)
+static lgroup_t *group_of(const chl__local_t *t, const char *name, size_t len)
 {
-    if (t->gcount > t->gnb) {
-        lgroup_t **nb = calloc(t->gnb * 2, sizeof(*nb));
-        if (nb) {
-            for (size_t i = 0; i < t->gnb; i++)
-                for (lgroup_t *g = t->gb[i], *next; g; g = next) {
-                    next = g->next;
-                    size_t b = hash_name(g->name, g->len) & (t->gnb * 2 - 1);
-                    g->next = nb[b];
-                    nb[b] = g;
-                }
-            free(t->gb);
-            t->gb = nb;
-            t->gnb *= 2;
-        }
-    }
-    if (t->ccount > t->cnb) {
-        lconn_t **nb = calloc(t->cnb * 2, sizeof(*nb));
-        if (nb) {
-            for (size_t i = 0; i < t->cnb; i++)
-                for (lconn_t *c = t->cb[i], *next; c; c = next) {
-                    next = c->next;
-                    size_t b = hash_conn(c->id) & (t->cnb * 2 - 1);
-                    c->next = nb[b];
-                    nb[b] = c;
-                }
-            free(t->cb);
-            t->cb = nb;
-            t->cnb *= 2;
-        }
-    }
+    mc_table_link_t *l = *group_slot(t, name, len);
+    return l ? GROUP(l) : NULL;
+}
+
+static lconn_t *conn_of(const chl__local_t *t, uint64_t id)
+{
+    mc_table_link_t *l = *conn_slot(t, id);
+    return l ? CONN(l) : NULL;
 }
 
 static int reserve(void **items, size_t *cap, size_t n, size_t size)
@@ -157,10 +122,9 @@ static int reserve(void **items, size_t *cap, size_t n, size_t size)
 
 int chl__local_add(chl__local_t *t, const char *group, size_t len, uint64_t conn)
 {
-    lgroup_t **gs = group_slot(t, group, len);
-    lconn_t **cs = conn_slot(t, conn);
-    lgroup_t *g = *gs;
-    lconn_t *c = *cs;
+    mc_table_link_t **cs = conn_slot(t, conn);
+    lgroup_t *g = group_of(t, group, len);
+    lconn_t *c = *cs ? CONN(*cs) : NULL;
     if (g && c)
         for (size_t i = 0; i < c->n; i++)
             if (c->groups[i] == g)
@@ -183,7 +147,7 @@ int chl__local_add(chl__local_t *t, const char *group, size_t len, uint64_t conn
         c->id = conn;
         c->cap = LOCAL_CONN_GROUPS;
     } else if (c->n == c->cap) {
-        /* c moves: the bucket's link to it follows (cs points at it) */
+        /* c moves: the link to it follows (cs points at it) */
         lconn_t *moved = c->cap < UINT32_MAX / 2
                              ? realloc(c, sizeof(*c) + 2 * (size_t)c->cap * sizeof(*c->groups))
                              : NULL;
@@ -192,27 +156,29 @@ int chl__local_add(chl__local_t *t, const char *group, size_t len, uint64_t conn
                 free(g);
             return MC_ENOMEM;
         }
-        c = *cs = moved;
+        c = moved;
+        *cs = &c->in_table;
         c->cap *= 2;
     }
-    if (reserve((void **)&g->conns, &g->cap, g->n, sizeof(*g->conns)) != 0) {
+    int rc = reserve((void **)&g->conns, &g->cap, g->n, sizeof(*g->conns));
+    if (rc == 0 && new_g)
+        rc = mc_table_add(&t->groups, &g->in_table, group_hash(&g->in_table));
+    if (rc == 0 && new_c && mc_table_add(&t->conns, &c->in_table, conn) != 0) {
         if (new_g)
+            mc_table_remove(&t->groups, &g->in_table, group_hash(&g->in_table));
+        rc = MC_ENOMEM;
+    }
+    if (rc != 0) {
+        if (new_g) {
+            free(g->conns);
             free(g);
+        }
         if (new_c)
             free(c);
         return MC_ENOMEM;
     }
     g->conns[g->n++] = conn;
     c->groups[c->n++] = g;
-    if (new_g) {
-        *gs = g;
-        t->gcount++;
-    }
-    if (new_c) {
-        *cs = c;
-        t->ccount++;
-    }
-    grow(t);
     return 1;
 }
 
@@ -230,24 +196,20 @@ static void unlink_pair(chl__local_t *t, lgroup_t *g, lconn_t *c)
             break;
         }
     if (g->n == 0) {
-        lgroup_t **gs = group_slot(t, g->name, g->len);
-        *gs = g->next;
-        t->gcount--;
+        mc_table_unlink(&t->groups, group_slot(t, g->name, g->len));
         free(g->conns);
         free(g);
     }
     if (c->n == 0) {
-        lconn_t **cs = conn_slot(t, c->id);
-        *cs = c->next;
-        t->ccount--;
+        mc_table_unlink(&t->conns, conn_slot(t, c->id));
         free(c);
     }
 }
 
 int chl__local_remove(chl__local_t *t, const char *group, size_t len, uint64_t conn)
 {
-    lgroup_t *g = *group_slot(t, group, len);
-    lconn_t *c = *conn_slot(t, conn);
+    lgroup_t *g = group_of(t, group, len);
+    lconn_t *c = conn_of(t, conn);
     if (!g || !c)
         return 0;
     for (size_t i = 0; i < c->n; i++)
@@ -261,7 +223,7 @@ int chl__local_remove(chl__local_t *t, const char *group, size_t len, uint64_t c
 size_t chl__local_members(const chl__local_t *t, const char *group, size_t len,
                           const uint64_t **conns)
 {
-    const lgroup_t *g = *group_slot(t, group, len);
+    const lgroup_t *g = group_of(t, group, len);
     *conns = g ? g->conns : NULL;
     return g ? g->n : 0;
 }
@@ -269,7 +231,7 @@ size_t chl__local_members(const chl__local_t *t, const char *group, size_t len,
 void chl__local_each_group(const chl__local_t *t, uint64_t conn,
                            void (*fn)(void *arg, const char *group), void *arg)
 {
-    const lconn_t *c = *conn_slot(t, conn);
+    const lconn_t *c = conn_of(t, conn);
     for (size_t i = 0; c && i < c->n; i++)
         fn(arg, c->groups[i]->name);
 }
@@ -277,7 +239,7 @@ void chl__local_each_group(const chl__local_t *t, uint64_t conn,
 void chl__local_forget(chl__local_t *t, uint64_t conn)
 {
     lconn_t *c;
-    while ((c = *conn_slot(t, conn)) != NULL) /* the last unlink frees c */
+    while ((c = conn_of(t, conn)) != NULL) /* the last unlink frees c */
         unlink_pair(t, c->groups[c->n - 1], c);
 }
 
@@ -285,8 +247,8 @@ void chl__local_each(const chl__local_t *t,
                      void (*fn)(void *arg, const char *group, const uint64_t *conns, size_t n),
                      void *arg)
 {
-    for (size_t i = 0; i < t->gnb; i++)
-        for (const lgroup_t *g = t->gb[i]; g; g = g->next)
-            if (g->n)
-                fn(arg, g->name, g->conns, g->n);
+    for (size_t i = 0; i < t->groups.nslots; i++)
+        for (const mc_table_link_t *l = t->groups.slots[i]; l; l = l->next)
+            if (GROUP(l)->n)
+                fn(arg, GROUP(l)->name, GROUP(l)->conns, GROUP(l)->n);
 }

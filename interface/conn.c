@@ -30,36 +30,16 @@ void ifc_buf_unref(ifc_buf_t *b)
         free(b);
 }
 
-static size_t slot(const ifc_conns_t *hub, uint64_t id)
+static uint64_t conn_hash(const mc_table_link_t *link)
 {
-    return (size_t)(id * 0x9E3779B97F4A7C15ull >> 20) & (hub->table_size - 1);
+    return MC_TABLE_ENTRY(link, ifc_conn_t, in_table)->id;
 }
 
 static int table_add(ifc_conns_t *hub, ifc_conn_t *c)
 {
-    if (hub->count + 1 > hub->table_size) {
-        size_t size = hub->table_size ? hub->table_size * 2 : 256;
-        ifc_conn_t **t = calloc(size, sizeof(*t));
-        if (!t)
-            return MC_ENOMEM;
-        ifc_conn_t **old = hub->table;
-        size_t old_size = hub->table_size;
-        hub->table = t;
-        hub->table_size = size;
-        for (size_t i = 0; i < old_size; i++) {
-            for (ifc_conn_t *x = old[i], *n; x; x = n) {
-                n = x->hnext;
-                size_t s = slot(hub, x->id);
-                x->hnext = t[s];
-                t[s] = x;
-            }
-        }
-        free(old);
-    }
-    size_t s = slot(hub, c->id);
-    c->hnext = hub->table[s];
-    hub->table[s] = c;
-    hub->count++;
+    int rc = mc_table_add(&hub->table, &c->in_table, c->id);
+    if (rc != 0)
+        return rc;
     c->next = hub->list;
     if (hub->list)
         hub->list->prev = c;
@@ -69,28 +49,23 @@ static int table_add(ifc_conns_t *hub, ifc_conn_t *c)
 
 static void table_remove(ifc_conns_t *hub, ifc_conn_t *c)
 {
-    ifc_conn_t **p = &hub->table[slot(hub, c->id)];
-    while (*p && *p != c)
-        p = &(*p)->hnext;
-    if (*p) {
-        *p = c->hnext;
-        hub->count--;
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            hub->list = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-    }
+    if (!mc_table_remove(&hub->table, &c->in_table, c->id))
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        hub->list = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
 }
 
 ifc_conn_t *ifc_conns_find(const ifc_conns_t *hub, uint64_t id)
 {
-    if (!hub->table_size)
-        return NULL;
-    for (ifc_conn_t *c = hub->table[slot(hub, id)]; c; c = c->hnext)
+    for (mc_table_link_t **at = mc_table_chain(&hub->table, id); *at; at = &(*at)->next) {
+        ifc_conn_t *c = MC_TABLE_ENTRY(*at, ifc_conn_t, in_table);
         if (c->id == id)
             return c;
+    }
     return NULL;
 }
 
@@ -101,7 +76,7 @@ ifc_conn_t *ifc_conns_first(const ifc_conns_t *hub)
 
 size_t ifc_conns_count(const ifc_conns_t *hub)
 {
-    return hub->count;
+    return hub->table.count;
 }
 
 /* ---- Writing ---------------------------------------------------------------- */
@@ -570,6 +545,7 @@ int ifc_conns_init(ifc_conns_t *hub, uv_loop_t *loop, const ifc_conn_hooks_t *ho
     hub->loop = loop;
     hub->hooks = *hooks;
     hub->counts = counts;
+    mc_table_init(&hub->table, conn_hash);
     uv_check_init(loop, &hub->check);
     hub->check.data = hub;
     uv_check_start(&hub->check, on_check);
@@ -587,12 +563,10 @@ static void on_hub_closed(uv_handle_t *h)
     ifc_conns_t *hub = h->data;
     if (--hub->handles > 0)
         return;
-    free(hub->table);
-    hub->table = NULL;
+    mc_table_clear(&hub->table);
     free(hub->timers);
     hub->timers = NULL;
     hub->ntimers = hub->timers_cap = 0;
-    hub->table_size = 0;
     if (hub->closed)
         hub->closed(hub);
 }

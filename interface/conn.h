@@ -49,6 +49,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/table.h"
 #include "interface/ip.h"
 
 #define IFC_CONN_READ_BUF (64 * 1024)
@@ -101,7 +102,8 @@ struct ifc_conn {
     /* private */
     unsigned reading : 1, shut : 1, in_input : 1, corked_in : 1;
     int handles;
-    ifc_conn_t *hnext, *prev;
+    mc_table_link_t in_table; /* by id */
+    ifc_conn_t *prev;
     ifc_conn_t *corked_next;
     uint8_t *kept; /* input the hook did not use yet */
     size_t kept_len;
@@ -118,8 +120,7 @@ struct ifc_conns {
     ifc_conn_hooks_t hooks;
     ifc_conn_counts_t *counts;
     uint64_t next_id;
-    ifc_conn_t **table; /* id -> connection */
-    size_t table_size, count;
+    mc_table_t table; /* id -> connection */
     ifc_conn_t *list;
     ifc_conn_t *corked;   /* connections with corked frames */
     uv_check_t check;     /* after each loop turn: writes corked frames */

@@ -58,10 +58,21 @@ int ifc_bucket_full(const ifc_bucket_t *b, uint32_t now, uint32_t rate)
 
 /* ---- The table of addresses ----------------------------------------------------- */
 
+static uint64_t addr_hash_key(const ifc_ip_t *key)
+{
+    return mc_table_hash_bytes(key->bytes, sizeof(key->bytes)) ^ key->family;
+}
+
+static uint64_t addr_hash(const mc_table_link_t *link)
+{
+    return addr_hash_key(&MC_TABLE_ENTRY(link, ifc_addr_t, in_table)->key);
+}
+
 void ifc_addrs_init(ifc_addrs_t *t, uint32_t max_open, uint32_t rate, uint32_t burst,
                     uint32_t penalty_ms)
 {
     memset(t, 0, sizeof(*t));
+    mc_table_init(&t->table, addr_hash);
     t->max_open = max_open;
     t->rate = rate;
     t->burst = burst;
@@ -70,65 +81,32 @@ void ifc_addrs_init(ifc_addrs_t *t, uint32_t max_open, uint32_t rate, uint32_t b
 
 void ifc_addrs_clear(ifc_addrs_t *t)
 {
-    for (size_t i = 0; i < t->nslots; i++) {
-        for (ifc_addr_t *a = t->slots[i], *n; a; a = n) {
-            n = a->next;
-            free(a);
+    for (size_t i = 0; i < t->table.nslots; i++) {
+        for (mc_table_link_t *l = t->table.slots[i], *next; l; l = next) {
+            next = l->next;
+            free(MC_TABLE_ENTRY(l, ifc_addr_t, in_table));
         }
     }
-    free(t->slots);
-    t->slots = NULL;
-    t->nslots = t->count = 0;
-}
-
-static size_t slot_of(const ifc_addrs_t *t, const ifc_ip_t *key)
-{
-    uint64_t h = 1469598103934665603ull ^ key->family; /* FNV-1a */
-    for (size_t i = 0; i < sizeof(key->bytes); i++)
-        h = (h ^ key->bytes[i]) * 1099511628211ull;
-    return (size_t)(h ^ (h >> 32)) & (t->nslots - 1);
-}
-
-static int grow(ifc_addrs_t *t)
-{
-    size_t n = t->nslots ? 2 * t->nslots : 64;
-    ifc_addr_t **slots = calloc(n, sizeof(*slots));
-    if (!slots)
-        return MC_ENOMEM;
-    ifc_addr_t **old = t->slots;
-    size_t old_n = t->nslots;
-    t->slots = slots;
-    t->nslots = n;
-    for (size_t i = 0; i < old_n; i++) {
-        for (ifc_addr_t *a = old[i], *next; a; a = next) {
-            next = a->next;
-            size_t s = slot_of(t, &a->key);
-            a->next = slots[s];
-            slots[s] = a;
-        }
-    }
-    free(old);
-    return 0;
+    mc_table_clear(&t->table);
 }
 
 /* The entry of key, made when there is none. */
 static ifc_addr_t *find_or_add(ifc_addrs_t *t, const ifc_ip_t *key)
 {
-    if (t->nslots) {
-        for (ifc_addr_t *a = t->slots[slot_of(t, key)]; a; a = a->next)
-            if (ifc_ip_equal(&a->key, key))
-                return a;
+    uint64_t hash = addr_hash_key(key);
+    for (mc_table_link_t **at = mc_table_chain(&t->table, hash); *at; at = &(*at)->next) {
+        ifc_addr_t *a = MC_TABLE_ENTRY(*at, ifc_addr_t, in_table);
+        if (ifc_ip_equal(&a->key, key))
+            return a;
     }
-    if (t->count >= t->nslots && grow(t) != 0)
-        return NULL;
     ifc_addr_t *a = calloc(1, sizeof(*a));
     if (!a)
         return NULL;
     a->key = *key;
-    size_t s = slot_of(t, key);
-    a->next = t->slots[s];
-    t->slots[s] = a;
-    t->count++;
+    if (mc_table_add(&t->table, &a->in_table, hash) != 0) {
+        free(a);
+        return NULL;
+    }
     return a;
 }
 
@@ -183,16 +161,15 @@ int ifc_addrs_penalized(const ifc_addrs_t *t, const ifc_addr_t *a, uint32_t now)
 
 void ifc_addrs_sweep(ifc_addrs_t *t, uint32_t now)
 {
-    for (size_t i = 0; i < t->nslots; i++) {
-        for (ifc_addr_t **p = &t->slots[i]; *p;) {
-            ifc_addr_t *a = *p;
+    for (size_t i = 0; i < t->table.nslots; i++) {
+        for (mc_table_link_t **at = &t->table.slots[i]; *at;) {
+            ifc_addr_t *a = MC_TABLE_ENTRY(*at, ifc_addr_t, in_table);
             if (a->open == 0 && ifc_bucket_full(&a->opened, now, t->rate) &&
                 !ifc_addrs_penalized(t, a, now)) {
-                *p = a->next;
+                mc_table_unlink(&t->table, at);
                 free(a);
-                t->count--;
             } else {
-                p = &a->next;
+                at = &(*at)->next;
             }
         }
     }
@@ -200,5 +177,5 @@ void ifc_addrs_sweep(ifc_addrs_t *t, uint32_t now)
 
 size_t ifc_addrs_count(const ifc_addrs_t *t)
 {
-    return t->count;
+    return t->table.count;
 }

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/table.h"
 #include "interface/ip.h"
 
 /* A token bucket that holds up to burst tokens and gains rate a second.
@@ -46,14 +47,13 @@ typedef struct ifc_addr {
     uint32_t penalty_at; /* when one of its sockets was last closed for its rate */
     uint8_t penalized;   /* penalty_at is set */
     ifc_bucket_t opened; /* new connections and requests */
-    struct ifc_addr *next;
+    mc_table_link_t in_table;
 } ifc_addr_t;
 
 /* The addresses seen lately. An address is forgotten once it holds no
  * connection and its bucket is full again. All fields are private. */
 typedef struct ifc_addrs {
-    ifc_addr_t **slots;
-    size_t nslots, count;
+    mc_table_t table;
     uint32_t max_open, rate, burst; /* 0: that limit is off */
     uint32_t penalty_ms;            /* how long a penalty is remembered; 0: never */
 } ifc_addrs_t;
