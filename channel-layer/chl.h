@@ -141,6 +141,9 @@ int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t 
  * frees them), then waits up to timeout_ms for the queue and moves up to max
  * messages (at most CHL_QUEUE_BATCH) into the in-flight list and out[0..*n).
  * A worker that dies before its next call has its batch handled again.
+ * done being the whole of the last call's messages from a shard (as a
+ * worker's loop acknowledges) costs that shard one command (an LPOP of the
+ * newest in flight), any other set one per message (LREM).
  * Returns 0 (*n >= 1), MC_EAGAIN when none came (the acknowledgements were
  * made), MC_EINVAL, or MC_EREDIS (the acknowledgements may be lost: the
  * messages stay in flight). */
