@@ -1,8 +1,10 @@
 /*
  * channel-layer/proc.c: the asynchronous process endpoint chl_proc_t (see
- * chl.h and proc.h): what its process list holds, dispatched; commands;
- * what a server reached anew is told; life cycle. Its connections to Redis
- * are in link.c, its subscriptions to the sentinels in sub.c.
+ * chl.h and proc.h): what its process list holds, dispatched; its
+ * heartbeat; sends and membership changes; what a server reached anew is
+ * told; life cycle. Its connections to Redis are in link.c, its
+ * subscriptions to the sentinels in sub.c, its script calls in request.c,
+ * and the queue pushes of a loop turn, sent together, in batch.c.
  */
 #include "channel-layer/proc.h"
 #include "common/error.h"
@@ -12,38 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* An asynchronous script call, kept until its reply so that a server that
- * lost the script (NOSCRIPT) can be asked again with the script itself. */
-typedef struct proc_req {
-    chl_proc_t *proc;
-    enum chl__script_id script;
-    chl_send_cb cb;
-    void *arg;
-    int retried;
-    int argc;
-    const char *argv[10];
-    size_t lens[10];
-    char *frame; /* owned */
-    char bufs[6][CHL__KEY_MAX];
-} proc_req_t;
-
-/* Pushes to one queue on one shard made in one loop turn: one script call
- * for all of them. Each has its own completion. */
-#define PROC_BATCH_MAX 64
-#define PROC_BATCH_HEAD 7 /* EVALSHA sha 1 key capacity ttl max-bytes */
-typedef struct proc_batch {
-    chl_proc_t *proc;
-    size_t shard;
-    int retried;
-    size_t n;
-    char key[CHL__KEY_MAX], cap[24];
-    const char *argv[PROC_BATCH_HEAD + PROC_BATCH_MAX]; /* then the frames */
-    size_t lens[PROC_BATCH_HEAD + PROC_BATCH_MAX];
-    char *frames[PROC_BATCH_MAX]; /* owned */
-    chl_send_cb cbs[PROC_BATCH_MAX];
-    void *args[PROC_BATCH_MAX];
-} proc_batch_t;
 
 static void pop_again(chl_proc_t *p);
 
@@ -132,10 +102,6 @@ malformed:
     mc_warn("channel-layer: %s: skipped a malformed element of %zu bytes", p->name, len);
 }
 
-static void on_plain_reply(redisAsyncContext *ac, void *reply, void *priv);
-static int send_command(chl__link_t *l, redisCallbackFn *fn, void *priv, int argc,
-                        const char **argv, const size_t *lens);
-
 /* What a pop took leaves the list's byte counter (chl.h): one DECRBY on
  * the pop link, ahead of the next pop. A pop that took fewer than it asked
  * for emptied the list, and the next push finds it empty and starts the
@@ -149,7 +115,7 @@ static void popped(chl_proc_t *p, size_t elements, size_t bytes)
     chl__decimal(n, (long)bytes);
     const char *argv[3] = {"DECRBY", p->bytes_key, n};
     size_t lens[3] = {6, strlen(p->bytes_key), strlen(n)};
-    if (send_command(&p->pop, on_plain_reply, NULL, 3, argv, lens) == 0)
+    if (chl__command_send(&p->pop, chl__on_plain_reply, NULL, 3, argv, lens) == 0)
         chl__link_sent(&p->pop);
 }
 
@@ -192,17 +158,7 @@ static void pop_again(chl_proc_t *p)
         chl__link_sent(&p->pop);
 }
 
-/* ---- commands ---- */
-
-/* The reply of a command whose outcome nothing waits for. */
-static void on_plain_reply(redisAsyncContext *ac, void *reply, void *priv)
-{
-    (void)priv;
-    redisReply *r = reply;
-    chl__link_replied(ac);
-    if (r && r->type == REDIS_REPLY_ERROR)
-        chl__link_not_master(ac, r->str);
-}
+/* ---- a live process, a watched loop ---- */
 
 /* Says that this process lives: its heartbeat, and its name in the
  * registry beside it, so that workers find it once the heartbeat expires
@@ -212,10 +168,10 @@ static void heartbeat(chl_proc_t *p)
     chl__link_t *l = &p->cmd[p->pop.shard];
     if (p->closing || !l->up)
         return;
-    if (redisAsyncCommand(l->ac, on_plain_reply, NULL, "SET %s 1 PX %ld", p->hb_key,
+    if (redisAsyncCommand(l->ac, chl__on_plain_reply, NULL, "SET %s 1 PX %ld", p->hb_key,
                           p->cfg.heartbeat_ttl_ms) == REDIS_OK)
         chl__link_sent(l);
-    if (redisAsyncCommand(l->ac, on_plain_reply, NULL, "SADD %s %s", p->procs_key, p->name) ==
+    if (redisAsyncCommand(l->ac, chl__on_plain_reply, NULL, "SADD %s %s", p->procs_key, p->name) ==
         REDIS_OK)
         chl__link_sent(l);
 }
@@ -240,239 +196,7 @@ static void on_watch(uv_timer_t *t)
         chl__links_check_stall(&p->links);
 }
 
-static void req_free(proc_req_t *req)
-{
-    free(req->frame);
-    free(req);
-}
-
-/* Whether r is Redis's refusal for want of memory ("OOM ..."). */
-static int out_of_memory(const redisReply *r)
-{
-    return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "OOM", 3) == 0;
-}
-
-static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
-{
-    proc_req_t *req = priv;
-    chl_proc_t *p = req->proc;
-    redisReply *r = reply;
-    int status;
-    chl__link_replied(ac);
-    if (!r) {
-        status = p->closing ? MC_ECLOSED : MC_EREDIS;
-    } else if (out_of_memory(r)) {
-        /* Redis is out of memory: full, like a list at its capacity, and
-         * not down; what the sender learns is the same. */
-        p->stats.full++;
-        status = MC_EFULL;
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        int demoted = chl__link_not_master(ac, r->str);
-        if (!demoted && !req->retried && strncmp(r->str, "NOSCRIPT", 8) == 0 && !p->closing) {
-            /* EVAL with the body runs it and caches it again. */
-            req->retried = 1;
-            req->argv[0] = "EVAL";
-            req->argv[1] = chl__script(req->script);
-            req->lens[0] = 4;
-            req->lens[1] = strlen(req->argv[1]);
-            if (redisAsyncCommandArgv(ac, on_req_reply, req, req->argc, req->argv, req->lens) ==
-                REDIS_OK) {
-                chl__link_sent(ac->data);
-                return;
-            }
-        }
-        if (!demoted)
-            mc_warn("channel-layer: %s: script failed: %.120s", p->name, r->str);
-        p->stats.redis_errors++;
-        status = MC_EREDIS;
-    } else if (req->script == CHL__S_SEND) {
-        status = (r->type == REDIS_REPLY_INTEGER && r->integer == 1) ? 0 : MC_EFULL;
-        if (status == 0)
-            p->stats.sent++;
-        else
-            p->stats.full++;
-    } else {
-        status = 0;
-    }
-    if (req->cb)
-        req->cb(req->arg, status);
-    req_free(req);
-}
-
-/* Writes a command in RESP and hands it to hiredis on link l: hiredis's
- * printf-like formatting of each argument cost more than the rest of a
- * push. Returns 0, MC_ENOMEM or MC_EREDIS. */
-static int send_command(chl__link_t *l, redisCallbackFn *fn, void *priv, int argc,
-                        const char **argv, const size_t *lens)
-{
-    size_t size = chl__resp_size(argc, lens);
-    char small[2048], *command = size <= sizeof(small) ? small : malloc(size);
-    if (!command)
-        return MC_ENOMEM;
-    size_t len = chl__resp_write(command, argc, argv, lens);
-    int ok = redisAsyncFormattedCommand(l->ac, fn, priv, command, len) == REDIS_OK;
-    if (command != small)
-        free(command);
-    return ok ? 0 : MC_EREDIS;
-}
-
-/* Sends req on the command link of shard. Returns 0 (the reply callback
- * owns req now) or an error (req is freed, no callback runs). */
-static int req_send(chl_proc_t *p, size_t shard, proc_req_t *req)
-{
-    chl__link_t *l = &p->cmd[shard];
-    if (p->closing) {
-        req_free(req);
-        return MC_ECLOSED;
-    }
-    if (!l->up || !l->ac) {
-        req_free(req);
-        return MC_EREDIS;
-    }
-    req->proc = p;
-    req->argv[0] = "EVALSHA";
-    req->argv[1] = p->sha[req->script];
-    for (int i = 0; i < req->argc; i++)
-        if (i < 2 || !req->lens[i])
-            req->lens[i] = strlen(req->argv[i]);
-    int rc = send_command(l, on_req_reply, req, req->argc, req->argv, req->lens);
-    if (rc != 0) {
-        req_free(req);
-        return rc;
-    }
-    chl__link_sent(l);
-    return 0;
-}
-
-/* ---- queue pushes, a loop turn's together ---- */
-
-static void batch_free(proc_batch_t *b)
-{
-    for (size_t i = 0; i < b->n; i++)
-        free(b->frames[i]);
-    free(b);
-}
-
-/* The first pushed of the batch's frames went; the others get status. */
-static void batch_complete(proc_batch_t *b, size_t pushed, int status)
-{
-    for (size_t i = 0; i < b->n; i++)
-        if (b->cbs[i])
-            b->cbs[i](b->args[i], i < pushed ? 0 : status);
-    batch_free(b);
-}
-
-static void on_batch_reply(redisAsyncContext *ac, void *reply, void *priv)
-{
-    proc_batch_t *b = priv;
-    chl_proc_t *p = b->proc;
-    redisReply *r = reply;
-    chl__link_replied(ac);
-    if (!r) {
-        batch_complete(b, 0, p->closing ? MC_ECLOSED : MC_EREDIS);
-    } else if (out_of_memory(r)) {
-        p->stats.full += b->n; /* full, not down: as on_req_reply */
-        batch_complete(b, 0, MC_EFULL);
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        int demoted = chl__link_not_master(ac, r->str);
-        if (!demoted && !b->retried && strncmp(r->str, "NOSCRIPT", 8) == 0 && !p->closing) {
-            b->retried = 1; /* EVAL with the body runs it and caches it again */
-            b->argv[0] = "EVAL";
-            b->argv[1] = chl__script(CHL__S_SEND);
-            b->lens[0] = 4;
-            b->lens[1] = strlen(b->argv[1]);
-            if (send_command(ac->data, on_batch_reply, b, (int)(PROC_BATCH_HEAD + b->n), b->argv,
-                             b->lens) == 0) {
-                chl__link_sent(ac->data);
-                return;
-            }
-        }
-        if (!demoted)
-            mc_warn("channel-layer: %s: a push failed: %.120s", p->name, r->str);
-        p->stats.redis_errors++;
-        batch_complete(b, 0, MC_EREDIS);
-    } else {
-        size_t pushed = r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? (size_t)r->integer : 0;
-        if (pushed > b->n)
-            pushed = b->n;
-        p->stats.sent += pushed;
-        p->stats.full += b->n - pushed;
-        batch_complete(b, pushed, MC_EFULL);
-    }
-}
-
-/* Sends the pushes gathered in this loop turn: one script call. */
-static void batch_flush(chl_proc_t *p)
-{
-    proc_batch_t *b = p->batch;
-    if (!b)
-        return;
-    p->batch = NULL;
-    uv_check_stop(&p->batch_check);
-    uv_prepare_stop(&p->batch_prepare);
-    chl__link_t *l = &p->cmd[b->shard];
-    if (p->closing || !l->up || !l->ac) {
-        batch_complete(b, 0, p->closing ? MC_ECLOSED : MC_EREDIS);
-        return;
-    }
-    /* A queue does not expire (ttl 0) and has no bound in bytes. */
-    const char *head[PROC_BATCH_HEAD] = {"EVALSHA", p->sha[CHL__S_SEND], "1", b->key, b->cap, "0",
-                                         "0"};
-    for (int i = 0; i < PROC_BATCH_HEAD; i++) {
-        b->argv[i] = head[i];
-        b->lens[i] = strlen(head[i]);
-    }
-    if (send_command(l, on_batch_reply, b, (int)(PROC_BATCH_HEAD + b->n), b->argv, b->lens) != 0) {
-        batch_complete(b, 0, MC_EREDIS);
-        return;
-    }
-    chl__link_sent(l);
-}
-
-static void on_batch_check(uv_check_t *h)
-{
-    batch_flush(h->data);
-}
-
-static void on_batch_prepare(uv_prepare_t *h)
-{
-    batch_flush(h->data);
-}
-
-/* Adds a frame (owned now) to the batch for queue key on shard, which
- * goes at the end of the loop turn. */
-static int batch_add(chl_proc_t *p, size_t shard, const char *key, long cap, char *frame,
-                     size_t flen, chl_send_cb cb, void *arg)
-{
-    proc_batch_t *b = p->batch;
-    if (b && (b->shard != shard || strcmp(b->key, key) != 0 || b->n == PROC_BATCH_MAX)) {
-        batch_flush(p);
-        b = NULL;
-    }
-    if (!b) {
-        b = malloc(sizeof(*b)); /* its arrays are filled as frames come */
-        if (!b) {
-            free(frame);
-            return MC_ENOMEM;
-        }
-        b->proc = p;
-        b->shard = shard;
-        b->retried = 0;
-        b->n = 0;
-        memcpy(b->key, key, strlen(key) + 1);
-        chl__decimal(b->cap, cap);
-        p->batch = b;
-        uv_check_start(&p->batch_check, on_batch_check);
-        uv_prepare_start(&p->batch_prepare, on_batch_prepare);
-    }
-    b->frames[b->n] = frame;
-    b->argv[PROC_BATCH_HEAD + b->n] = frame;
-    b->lens[PROC_BATCH_HEAD + b->n] = flen;
-    b->cbs[b->n] = cb;
-    b->args[b->n] = arg;
-    b->n++;
-    return 0;
-}
+/* ---- sends and memberships ---- */
 
 int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, size_t len,
                         chl_send_cb cb, void *arg)
@@ -484,7 +208,7 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
         return MC_ETOOBIG;
     if (proc->closing)
         return MC_ECLOSED;
-    proc_req_t *req = calloc(1, sizeof(*req));
+    chl__req_t *req = chl__req_new();
     if (!req)
         return MC_ENOMEM;
     size_t flen;
@@ -498,7 +222,7 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
     if (bang >= 0) {
         size_t pre = strlen(proc->cfg.prefix);
         if (pre + (size_t)bang + 2 > CHL__KEY_MAX) {
-            req_free(req);
+            chl__req_free(req);
             return MC_ETOOBIG;
         }
         memcpy(req->bufs[0], proc->cfg.prefix, pre);
@@ -509,23 +233,25 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
         memcpy(req->bufs[2], proc->list_ttl, sizeof(proc->list_ttl));
     } else {
         if (chl__key(req->bufs[0], CHL__KEY_MAX, proc->cfg.prefix, queue, NULL) != 0) {
-            req_free(req);
+            chl__req_free(req);
             return MC_ETOOBIG;
         }
         /* Queues are popped on every shard: any shard that is up will do,
          * the one this loop turn's pushes go to first. */
         size_t ns = proc->ring.nshards;
-        shard = proc->batch ? proc->batch->shard : proc->push_next++ % ns;
+        if (!chl__batch_shard(&proc->batch, &shard))
+            shard = proc->push_next++ % ns;
         for (size_t k = 0; k < ns && !proc->cmd[shard].up; k++)
             shard = (shard + 1) % ns;
         if (!proc->cmd[shard].up || !proc->cmd[shard].ac) {
-            req_free(req);
+            chl__req_free(req);
             return MC_EREDIS;
         }
         char *frame = req->frame;
         req->frame = NULL;
-        rc = batch_add(proc, shard, req->bufs[0], proc->cfg.queue_capacity, frame, flen, cb, arg);
-        req_free(req);
+        rc = chl__batch_add(&proc->batch, shard, req->bufs[0], proc->cfg.queue_capacity, frame,
+                            flen, cb, arg);
+        chl__req_free(req);
         return rc;
     }
     req->script = CHL__S_SEND;
@@ -533,7 +259,7 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
     req->arg = arg;
     /* A process list: EVALSHA sha 2 list counter capacity ttl max-bytes frame */
     if (chl__bytes_key(req->bufs[3], CHL__KEY_MAX, proc->cfg.prefix, req->bufs[0]) != 0) {
-        req_free(req);
+        chl__req_free(req);
         return MC_ETOOBIG;
     }
     req->argc = 9;
@@ -545,7 +271,7 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
     req->argv[7] = proc->list_bytes;
     req->argv[8] = req->frame;
     req->lens[8] = flen;
-    return req_send(proc, shard, req);
+    return chl__req_send(&proc->links, shard, req);
 }
 
 static void on_group_done(void *arg, int status)
@@ -556,10 +282,10 @@ static void on_group_done(void *arg, int status)
 }
 
 /* Records in Redis that conn is in group (CHL__S_GADD) or no longer is
- * (CHL__S_GDISC), on the group's shard. Returns as req_send. */
+ * (CHL__S_GDISC), on the group's shard. Returns as chl__req_send. */
 static int group_change(chl_proc_t *p, enum chl__script_id script, const char *group, uint64_t conn)
 {
-    proc_req_t *req = calloc(1, sizeof(*req));
+    chl__req_t *req = chl__req_new();
     if (!req)
         return MC_ENOMEM;
     const char *pre = p->cfg.prefix;
@@ -581,7 +307,7 @@ static int group_change(chl_proc_t *p, enum chl__script_id script, const char *g
     req->argv[7] = p->name;
     req->argv[8] = req->bufs[4];
     req->argv[9] = req->bufs[5];
-    return req_send(p, chl__ring_name(&p->ring, group, strlen(group)), req);
+    return chl__req_send(&p->links, chl__ring_name(&p->ring, group, strlen(group)), req);
 }
 
 struct forget_ctx {
@@ -695,9 +421,7 @@ static void on_closer(uv_timer_t *t)
     chl__link_free(&p->pop);
     for (size_t i = 0; i < p->ring.nshards; i++)
         chl__link_free(&p->cmd[i]);
-    batch_flush(p); /* closing: its pushes' callbacks run with MC_ECLOSED */
-    close_handle(p, (uv_handle_t *)&p->batch_check);
-    close_handle(p, (uv_handle_t *)&p->batch_prepare);
+    chl__batch_close(&p->batch, on_handle_closed, p); /* its pushes end with MC_ECLOSED */
     close_handle(p, (uv_handle_t *)&p->heartbeat);
     close_handle(p, (uv_handle_t *)&p->watch);
     close_handle(p, (uv_handle_t *)&p->prepare);
@@ -798,11 +522,8 @@ int chl_proc_open(chl_proc_t **out, uv_loop_t *loop, const chl_config_t *cfg, co
     uv_prepare_init(loop, &p->prepare);
     p->prepare.data = p;
     uv_prepare_start(&p->prepare, on_prepare);
-    uv_check_init(loop, &p->batch_check);
-    p->batch_check.data = p;
-    uv_prepare_init(loop, &p->batch_prepare);
-    p->batch_prepare.data = p;
-    p->handles = 6;
+    p->handles = 4;
+    chl__batch_init(&p->batch, &p->links);
     for (size_t i = 0; i < p->ring.nshards; i++)
         chl__link_init(&p->links, &p->cmd[i], i, CHL__LINK_CMD);
     chl__link_init(&p->links, &p->pop, chl__ring_name(&p->ring, p->name, p->name_len),

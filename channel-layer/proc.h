@@ -1,6 +1,7 @@
 /*
  * channel-layer/proc.h: what the process endpoint chl_proc_t (proc.c:
- * what the process list holds, commands, life cycle) is made of.
+ * what the process list holds, sends and memberships, life cycle) is made
+ * of.
  *
  * It stands on its links to Redis (link.h): it fills in their shared
  * chl__links_t and is told through two hooks when a link is up (then a
@@ -8,7 +9,8 @@
  * anew may have lost everything, a restart or a promoted replica that
  * lagged) and when Redis as a whole is up or down. For Sentinel shards it
  * also listens to the sentinels (sub.h), which send the links to a new
- * master at once.
+ * master at once. Its script calls go through request.h, its queue pushes
+ * through batch.h, both on those links.
  *
  * Closing never frees under a running callback: chl_proc_close marks the
  * endpoint and starts a zero timer; the timer (outside every hiredis
@@ -20,9 +22,11 @@
 #ifndef MC_CHANNEL_LAYER_PROC_H
 #define MC_CHANNEL_LAYER_PROC_H
 
+#include "channel-layer/batch.h"
 #include "channel-layer/internal.h"
 #include "channel-layer/local.h"
 #include "channel-layer/link.h"
+#include "channel-layer/request.h"
 #include "channel-layer/sub.h"
 
 #include <hiredis/async.h>
@@ -48,12 +52,7 @@ struct chl_proc {
     size_t pop_command_len;
     char list_ttl[24];   /* a process list's expiry, ms (the group expiry), in decimal */
     char list_bytes[24]; /* a process list's bound in bytes, in decimal */
-    /* Queue pushes of this loop turn, sent together at its end: after its
-     * I/O callbacks (batch_check), or before the loop waits (batch_prepare,
-     * for what timers pushed). */
-    struct proc_batch *batch;
-    uv_check_t batch_check;
-    uv_prepare_t batch_prepare;
+    chl__batch_t batch;  /* queue pushes of this loop turn, sent together at its end */
     chl__ring_t ring;
     chl_proc_handlers_t h;
     void *ctx;

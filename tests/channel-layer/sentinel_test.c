@@ -44,12 +44,6 @@ static int stop(void **state)
     return 0;
 }
 
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL); /* between polls of a condition, bounded below */
-}
-
 static chl_t *open_on(const char *url, const char *name)
 {
     chl_config_t cfg;
@@ -69,7 +63,7 @@ static int send_until_it_succeeds(chl_t *chl, const char *channel, const char *m
     while ((rc = chl_send(chl, channel, msg, strlen(msg))) != 0 && mc_mono_ms() < deadline) {
         assert_int_equal(rc, MC_EREDIS);
         failed++;
-        pause_ms(20);
+        ts_pause_ms(20);
     }
     assert_int_equal(rc, 0);
     return failed;
@@ -416,7 +410,7 @@ static void an_endpoint_follows_a_failover_and_keeps_its_groups(void **state)
     int rc;
     while ((rc = chl_group_send(w, "room", "after", 5, NULL)) == MC_EREDIS &&
            mc_mono_ms() < deadline)
-        pause_ms(20);
+        ts_pause_ms(20);
     assert_int_equal(rc, 0);
     assert_true(ts_run_until(&loop, ep_got_message, &e, 5000));
     assert_string_equal(e.last, "1 after");

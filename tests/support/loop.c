@@ -1,5 +1,8 @@
+/* tests/support/loop.c: waiting in a test (see loop.h). */
 #include "tests/support/loop.h"
 #include "common/clock.h"
+
+#include <time.h>
 
 static void on_tick(uv_timer_t *t)
 {
@@ -18,4 +21,10 @@ int ts_run_until(uv_loop_t *loop, int (*cond)(void *arg), void *arg, long timeou
     uv_close((uv_handle_t *)&tick, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     return ok;
+}
+
+void ts_pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }

@@ -2,6 +2,11 @@
  * (see redis_fixture.h). */
 #include "tests/support/redis_fixture.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
 ts_redis_t ts_redis_fixture;
 
 int ts_redis_fixture_start(void **state)
@@ -31,4 +36,13 @@ chl_config_t ts_redis_fixture_config(void)
     chl_config_defaults(&cfg);
     cfg.redis_urls = ts_redis_fixture.url;
     return cfg;
+}
+
+chl_t *ts_redis_fixture_client(const chl_config_t *cfg, const char *name)
+{
+    chl_config_t defaults = ts_redis_fixture_config();
+    chl_t *chl = NULL;
+    assert_int_equal(chl_open(&chl, cfg ? cfg : &defaults, name), 0);
+    assert_non_null(chl);
+    return chl;
 }

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "tests/support/loop.h"
 
 /* One command on 127.0.0.1:port with a fresh connection; NULL on error. */
 static redisReply *ask(int port, const char *fmt, ...)
@@ -54,12 +55,6 @@ static void role(int port, char *out, size_t size, int *linked)
                   strcmp(r->element[3]->str, "connected") == 0;
     }
     freeReplyObject(r);
-}
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL); /* polling a condition, bounded by the caller's deadline */
 }
 
 /* Whether every sentinel sees the replica and the other sentinels of set i
@@ -118,7 +113,7 @@ int ts_sentinels_start(ts_sentinels_t *s, size_t nsets)
     int64_t deadline = mc_mono_ms() + 20000;
     for (size_t i = 0; i < nsets && rc == 0; i++) {
         while (!ready(s, i) && mc_mono_ms() < deadline)
-            pause_ms(50);
+            ts_pause_ms(50);
         rc = ready(s, i) ? 0 : -1;
     }
     if (rc != 0) {
@@ -182,7 +177,7 @@ ts_redis_t *ts_sentinels_master(ts_sentinels_t *s, size_t set, const ts_redis_t 
         }
         if (mc_mono_ms() > deadline)
             return NULL;
-        pause_ms(50);
+        ts_pause_ms(50);
     }
 }
 

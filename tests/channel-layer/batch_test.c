@@ -1,0 +1,126 @@
+/* A process endpoint's queue pushes (channel-layer/batch.c, request.c):
+ * a loop turn's pushes go in one script call and each completes once;
+ * pushes pending at a close end with MC_ECLOSED; a Redis out of memory is
+ * full, not down. */
+#include "channel-layer/chl.h"
+#include "common/error.h"
+#include "tests/support/endpoint.h"
+#include "tests/support/loop.h"
+#include "tests/support/redis_fixture.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <cmocka.h>
+
+static ts_redis_t *const redis = &ts_redis_fixture;
+
+static void queue_pushes_complete_once(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    chl_config_t cfg = ts_redis_fixture_config();
+    cfg.queue_capacity = 2;
+    ts_ep_t a, b;
+    ts_ep_start(&loop, &a, &cfg);
+    ts_ep_open(&loop, &b, &cfg);
+    ts_pushes_t r = {0};
+    char data[16] = "job-1";
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", data, 5, ts_pushed, &r), 0);
+    strcpy(data, "XXXXX"); /* copied before the call returned */
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "job-2", 5, ts_pushed, &r), 0);
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "job-3", 5, ts_pushed, &r), 0);
+    assert_int_equal(chl_proc_queue_push(a.proc, "bad name", "x", 1, ts_pushed, &r), MC_EINVAL);
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", NULL, 1, ts_pushed, &r), MC_EINVAL);
+    assert_true(ts_run_until(&loop, ts_three_pushed, &r, 5000));
+    assert_int_equal(r.calls, 3);
+    assert_int_equal(r.status[0], 0);
+    assert_int_equal(r.status[1], 0);
+    assert_int_equal(r.status[2], MC_EFULL);
+    assert_int_equal(chl_proc_stats(a.proc)->full, 1);
+    /* pushed in one loop turn: one script call, one LPUSH */
+    assert_int_equal(ts_redis_calls(redis, "evalsha"), 1);
+    assert_int_equal(ts_redis_calls(redis, "lpush"), 1);
+
+    chl_t *w = ts_redis_fixture_client(NULL, "wrk-test");
+    chl_message_t m;
+    assert_int_equal(chl_queue_pop(w, "jobs", 1000, &m), 0);
+    assert_string_equal(m.data, "job-1");
+    assert_int_equal(chl_ack(w, &m), 0);
+    chl_message_free(&m);
+
+    /* a push to a process channel reaches that process's connection */
+    char ch[128];
+    ts_ep_member(&b, 9, ch);
+    assert_int_equal(chl_proc_queue_push(a.proc, ch, "direct", 6, NULL, NULL), 0);
+    assert_true(ts_run_until(&loop, ts_ep_one_message, &b, 5000));
+    assert_string_equal(b.events[0], "msg 9 direct");
+    chl_close(w);
+    ts_ep_finish(&loop, &a, &b);
+}
+
+static void pending_pushes_end_with_closed(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    chl_config_t cfg = ts_redis_fixture_config();
+    ts_ep_t a;
+    ts_ep_start(&loop, &a, &cfg);
+    ts_pushes_t r = {0};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, ts_pushed, &r), 0);
+    chl_proc_close(a.proc);
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, ts_pushed, &r), MC_ECLOSED);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(r.calls, 3);
+    for (int i = 0; i < 3; i++)
+        assert_true(r.status[i] == 0 || r.status[i] == MC_ECLOSED);
+    assert_int_equal(uv_loop_close(&loop), 0);
+
+    /* closed before the loop ever ran, while still connecting */
+    uv_loop_init(&loop);
+    chl_proc_t *p = NULL;
+    assert_int_equal(chl_proc_open(&p, &loop, &cfg, "ifc", &ts_ep_handlers, &a), 0);
+    assert_int_equal(chl_proc_queue_push(p, "jobs", "x", 1, NULL, NULL), MC_EREDIS);
+    chl_proc_close(p);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(chl_proc_open(&p, &loop, &cfg, "bad kind", &ts_ep_handlers, &a), MC_EINVAL);
+}
+
+/* A Redis out of memory refuses a push with an "OOM" error: the sender
+ * learns MC_EFULL, as from a full list, and the endpoint does not count
+ * it a Redis error nor take Redis for down. */
+static void a_redis_out_of_memory_is_full_not_down(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    ts_ep_t a;
+    ts_ep_start(&loop, &a, NULL);
+    uint64_t errors = chl_proc_stats(a.proc)->redis_errors;
+    ts_redis_int(redis, "CONFIG SET maxmemory 1");
+    ts_pushes_t r = {0};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, ts_pushed, &r), 0);
+    int done = ts_run_until(&loop, ts_three_pushed, &r, 5000);
+    ts_redis_int(redis, "CONFIG SET maxmemory 0");
+    assert_true(done);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(r.status[i], MC_EFULL);
+    assert_int_equal(chl_proc_stats(a.proc)->redis_errors, errors);
+    assert_int_equal(chl_proc_stats(a.proc)->full, 3);
+    assert_int_equal(a.downs, 0);
+    ts_ep_finish(&loop, &a, NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(queue_pushes_complete_once, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(pending_pushes_end_with_closed, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_redis_out_of_memory_is_full_not_down, ts_redis_fixture_flush),
+    };
+    return cmocka_run_group_tests(tests, ts_redis_fixture_start, ts_redis_fixture_stop);
+}

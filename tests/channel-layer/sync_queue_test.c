@@ -1,0 +1,273 @@
+/* The reliable queues of the blocking client (channel-layer/sync_queue.c):
+ * pops move messages in flight until acknowledged, batches of both in one
+ * round trip, an idle worker waits alone, pops keep the heartbeat alive,
+ * and a dead worker's messages are requeued once. */
+#include "channel-layer/chl.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "tests/support/loop.h"
+#include "tests/support/redis_fixture.h"
+
+#include <hiredis/hiredis.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static ts_redis_t *const redis = &ts_redis_fixture;
+
+static void queue_pop_moves_to_in_flight_until_acked(void **state)
+{
+    (void)state;
+    chl_t *chl = ts_redis_fixture_client(&(chl_config_t){.redis_urls = redis->url}, "wrk-a");
+    assert_int_equal(chl_queue_push(chl, "jobs", "one", 3), 0);
+    assert_int_equal(chl_queue_push(chl, "jobs", "two", 3), 0);
+    chl_message_t m;
+    assert_int_equal(chl_queue_pop(chl, "jobs", 1000, &m), 0);
+    assert_string_equal(m.data, "one");
+    assert_string_equal(m.channel, "jobs");
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-a"), 1);
+    size_t waiting = 9;
+    assert_int_equal(chl_queue_length(chl, "jobs", &waiting), 0);
+    assert_int_equal(waiting, 1); /* the one in flight is not waiting */
+    assert_int_equal(ts_redis_int(redis, "EXISTS mc:hb:wrk-a"), 1);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-a"), 1);
+    assert_int_equal(chl_ack(chl, &m), 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-a"), 0);
+    assert_int_equal(chl_ack(chl, &m), MC_ENOTFOUND);
+    chl_message_free(&m);
+    assert_int_equal(chl_queue_pop(chl, "jobs", 1000, &m), 0);
+    assert_string_equal(m.data, "two");
+    assert_int_equal(chl_ack(chl, &m), 0);
+    chl_message_free(&m);
+    assert_int_equal(chl_queue_pop(chl, "jobs", 20, &m), MC_EAGAIN);
+    assert_int_equal(chl_queue_length(chl, "jobs", &waiting), 0);
+    assert_int_equal(waiting, 0);
+    assert_int_equal(chl_queue_length(chl, "no spaces", &waiting), MC_EINVAL);
+    chl_close(chl);
+}
+
+static void queue_next_acknowledges_a_batch_and_fetches_the_next(void **state)
+{
+    (void)state;
+    chl_t *chl = ts_redis_fixture_client(&(chl_config_t){.redis_urls = redis->url}, "wrk-b");
+    for (int i = 0; i < 5; i++) {
+        char m[16];
+        snprintf(m, sizeof(m), "m%d", i);
+        assert_int_equal(chl_queue_push(chl, "jobs", m, strlen(m)), 0);
+    }
+    assert_int_equal(ts_redis_int(redis, "LPUSH mc:jobs junk"), 6); /* not a frame, last in line */
+    chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
+    size_t na = 0, nb = 0;
+    /* Up to max at once, oldest first, all in flight. */
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 3, &na), 0);
+    assert_int_equal(na, 3);
+    assert_string_equal(a[0].data, "m0");
+    assert_string_equal(a[2].data, "m2");
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-b"), 3);
+    /* The next call acknowledges those and takes the rest; junk is dropped. */
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
+    assert_int_equal(nb, 2);
+    assert_string_equal(b[0].data, "m3");
+    assert_string_equal(b[1].data, "m4");
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-b"), 2);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:jobs"), 0);
+    for (size_t i = 0; i < na; i++)
+        chl_message_free(&a[i]);
+    /* Nothing left: the acknowledgements are made all the same. */
+    assert_int_equal(chl_queue_next(chl, "jobs", 20, b, nb, a, 10, &na), MC_EAGAIN);
+    assert_int_equal(na, 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-b"), 0);
+    for (size_t i = 0; i < nb; i++)
+        chl_message_free(&b[i]);
+    /* Scripts flushed: the first two still come (BLMOVE and LMOVE), then
+     * the batch script, loaded again, brings the rest. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_queue_push(chl, "jobs", "again", 5), 0);
+    ts_redis_int(redis, "SCRIPT FLUSH"); /* answers OK, not a number */
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
+    assert_int_equal(na, 2);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
+    assert_int_equal(nb, 1);
+    for (size_t i = 0; i < na; i++)
+        chl_message_free(&a[i]);
+    for (size_t i = 0; i < nb; i++)
+        chl_message_free(&b[i]);
+    assert_int_equal(chl_queue_next(chl, "jobs", 20, NULL, 0, a, CHL_QUEUE_BATCH + 1, &na),
+                     MC_EINVAL);
+    chl_close(chl);
+}
+
+static void free_all(chl_message_t *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        chl_message_free(&m[i]);
+}
+
+/* A worker that found the queue empty waits for the next envelope with
+ * one BLMOVE, and takes the one behind it, if any, with one LMOVE: both
+ * plain commands. One that found more takes them in one script call,
+ * oldest first. */
+static void a_worker_waits_alone_when_idle_and_takes_batches_when_not(void **state)
+{
+    (void)state;
+    chl_t *chl = ts_redis_fixture_client(&(chl_config_t){.redis_urls = redis->url}, "wrk-w");
+    chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
+    size_t na = 0, nb = 0;
+    assert_int_equal(chl_queue_push(chl, "jobs", "m0", 2), 0);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
+    assert_int_equal(na, 1); /* the first look takes what is there: the queue is empty now */
+    assert_int_equal(chl_queue_push(chl, "jobs", "m1", 2), 0);
+    ts_redis_int(redis, "CONFIG RESETSTAT"); /* the pops' commands only */
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
+    assert_int_equal(nb, 1);
+    assert_string_equal(b[0].data, "m1");
+    assert_int_equal(ts_redis_calls(redis, "blmove"), 1);
+    assert_int_equal(ts_redis_calls(redis, "lmove"), 1); /* nothing behind it */
+    assert_int_equal(ts_redis_calls(redis, "evalsha"), 0);
+    free_all(a, na);
+    /* Three come at once: BLMOVE brings the first, LMOVE the second, and
+     * the next call takes the rest without waiting. */
+    const char *three[] = {"m2", "m3", "m4"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_queue_push(chl, "jobs", three[i], 2), 0);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, b, nb, a, 10, &na), 0);
+    assert_int_equal(na, 2);
+    assert_string_equal(a[0].data, "m2");
+    assert_string_equal(a[1].data, "m3");
+    free_all(b, nb);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, b, 10, &nb), 0);
+    assert_int_equal(nb, 1);
+    assert_string_equal(b[0].data, "m4");
+    assert_int_equal(ts_redis_calls(redis, "blmove"), 2);
+    assert_int_equal(ts_redis_calls(redis, "rpop"), 1);
+    /* in flight newest first, as requeueing expects */
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-w"), 3);
+    redisContext *c = redisConnect("127.0.0.1", redis->port);
+    assert_true(c && !c->err);
+    redisReply *r = redisCommand(c, "LINDEX mc:inflight:wrk-w 0");
+    assert_true(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\nm4"));
+    freeReplyObject(r);
+    r = redisCommand(c, "LINDEX mc:inflight:wrk-w 2");
+    assert_true(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\nm2"));
+    freeReplyObject(r);
+    redisFree(c);
+    free_all(a, na);
+    free_all(b, nb);
+    chl_close(chl);
+}
+
+/* A worker popping a steady stream writes its heartbeat every so often,
+ * not with every pop, and never lets it lapse. */
+static void pops_keep_the_heartbeat_alive_without_writing_it_each_time(void **state)
+{
+    (void)state;
+    chl_config_t cfg = ts_redis_fixture_config();
+    cfg.heartbeat_ttl_ms = 400;
+    chl_t *chl = ts_redis_fixture_client(&cfg, "wrk-beat");
+    chl_message_t m[1], done[1];
+    size_t n = 0, ndone = 0;
+    assert_int_equal(chl_queue_next(chl, "jobs", 20, NULL, 0, m, 1, &n), MC_EAGAIN);
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    int pops = 0;
+    long long t0 = mc_mono_ms();
+    while (mc_mono_ms() - t0 < 1500) {
+        assert_int_equal(chl_queue_push(chl, "jobs", "x", 1), 0);
+        assert_int_equal(chl_queue_next(chl, "jobs", 50, done, ndone, m, 1, &n), 0);
+        for (size_t i = 0; i < ndone; i++)
+            chl_message_free(&done[i]);
+        done[0] = m[0];
+        ndone = n;
+        pops++;
+        assert_true(ts_redis_int(redis, "PTTL mc:hb:wrk-beat") > 0);
+        if (pops % 20 == 0) /* idle pops too, each blocking until it times out */
+            assert_int_equal(chl_queue_next(chl, "jobs", 60, NULL, 0, m, 1, &n), MC_EAGAIN);
+    }
+    for (size_t i = 0; i < ndone; i++)
+        chl_message_free(&done[i]);
+    assert_true(pops > 100);
+    /* a quarter of the TTL between writes: about 15 in 1.5 s */
+    long sets = ts_redis_calls(redis, "set");
+    assert_true(sets >= 3);
+    assert_true(sets < pops / 4);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-beat"), 1);
+    chl_close(chl);
+}
+
+/* A child pops a message and is killed before it acks; a live worker finds
+ * it once the child's heartbeat expired and puts the message back. */
+static void dead_workers_in_flight_messages_are_requeued(void **state)
+{
+    (void)state;
+    chl_config_t cfg = ts_redis_fixture_config();
+    cfg.heartbeat_ttl_ms = 200;
+    chl_t *live = ts_redis_fixture_client(&cfg, "wrk-live");
+    assert_int_equal(chl_queue_push(live, "jobs", "precious", 8), 0);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        chl_t *child = NULL;
+        chl_message_t m;
+        if (chl_open(&child, &cfg, "wrk-dead") == 0 && chl_queue_pop(child, "jobs", 2000, &m) == 0)
+            (void)!write(fds[1], "p", 1);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    close(fds[1]);
+    char c = 0;
+    assert_int_equal(read(fds[0], &c, 1), 1);
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:jobs"), 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-dead"), 1);
+
+    /* Nothing is requeued while the heartbeat lives; once it is gone, the
+     * message is, exactly once. (The heartbeat may expire between a look at
+     * it and a call, so each call is judged by what holds after it.) */
+    size_t requeued = 99, total = 0;
+    long long t0 = mc_mono_ms();
+    while (total == 0 && mc_mono_ms() - t0 < 5000) {
+        assert_int_equal(chl_requeue_dead(live, &requeued), 0);
+        if (requeued > 0)
+            assert_int_equal(ts_redis_int(redis, "EXISTS mc:hb:wrk-dead"), 0);
+        else
+            ts_pause_ms(10);
+        total += requeued;
+    }
+    assert_int_equal(total, 1);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-dead"), 0);
+    assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-live"), 1);
+    chl_message_t m;
+    assert_int_equal(chl_queue_pop(live, "jobs", 1000, &m), 0);
+    assert_string_equal(m.data, "precious");
+    assert_int_equal(chl_ack(live, &m), 0);
+    chl_message_free(&m);
+    assert_int_equal(chl_requeue_dead(live, &requeued), 0);
+    assert_int_equal(requeued, 0);
+    chl_close(live);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(queue_pop_moves_to_in_flight_until_acked, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(queue_next_acknowledges_a_batch_and_fetches_the_next,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_worker_waits_alone_when_idle_and_takes_batches_when_not,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(pops_keep_the_heartbeat_alive_without_writing_it_each_time,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(dead_workers_in_flight_messages_are_requeued,
+                               ts_redis_fixture_flush),
+    };
+    return cmocka_run_group_tests(tests, ts_redis_fixture_start, ts_redis_fixture_stop);
+}
