@@ -5,6 +5,7 @@
 #include "channel-layer/chl.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "tests/support/endpoint.h"
 #include "tests/support/loop.h"
 #include "tests/support/redis.h"
 
@@ -146,129 +147,67 @@ static void the_blocking_client_finds_a_restarted_server_on_the_same_path(void *
     chl_close(w);
 }
 
-/* What an endpoint saw. */
-typedef struct ep {
-    chl_proc_t *proc;
-    int up, ups, msgs;
-    char last[64];
-} ep_t;
-
-static void on_message(void *ctx, const uint64_t *conns, size_t n, const char *data, size_t len)
-{
-    ep_t *e = ctx;
-    e->msgs += (int)n;
-    snprintf(e->last, sizeof(e->last), "%llu:%.*s", (unsigned long long)conns[0], (int)len, data);
-}
-
-static void on_group(void *ctx, uint64_t conn, const char *group)
-{
-    (void)ctx, (void)conn, (void)group;
-}
-
-static void on_redis_state(void *ctx, int up)
-{
-    ep_t *e = ctx;
-    e->up = up;
-    e->ups += up;
-}
-
-static const chl_proc_handlers_t handlers = {on_message, on_group, on_group, on_redis_state};
-
-static int is_up(void *arg)
-{
-    return ((ep_t *)arg)->up;
-}
-
-static int is_down(void *arg)
-{
-    return !((ep_t *)arg)->up;
-}
-
 static int two_messages(void *arg)
 {
-    return ((ep_t *)arg)->msgs >= 2;
+    return ((ts_ep_t *)arg)->msgs >= 2;
 }
 
-static int one_message(void *arg)
-{
-    return ((ep_t *)arg)->msgs >= 1;
-}
-
-static void on_pushed(void *arg, int status)
-{
-    *(int *)arg = status == 0 ? 1 : -1;
-}
-
-static int pushed(void *arg)
-{
-    return *(int *)arg != 0;
-}
-
-static void open_ep(uv_loop_t *loop, ep_t *e)
+/* An endpoint on a fresh loop, once Redis is up for it, and a worker. */
+static chl_t *start(uv_loop_t *loop, ts_ep_t *e)
 {
     chl_config_t cfg = config();
-    memset(e, 0, sizeof(*e));
-    assert_int_equal(chl_proc_open(&e->proc, loop, &cfg, "ifc", &handlers, e), 0);
-    assert_true(ts_run_until(loop, is_up, e, 5000));
-}
-
-static void finish(uv_loop_t *loop, ep_t *e)
-{
-    chl_proc_close(e->proc);
-    assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(loop), 0);
+    ts_ep_start(loop, e, &cfg);
+    return worker();
 }
 
 static void an_endpoint_works_over_the_socket(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    ep_t e;
-    open_ep(&loop, &e);
-    assert_true(socket_clients() >= 2); /* its command and pop links */
-    chl_t *w = worker();
+    ts_ep_t e;
+    chl_t *w = start(&loop, &e);
+    assert_true(socket_clients() >= 3); /* its command and pop links, the worker */
 
     /* a direct message, then a group's */
     char ch[128];
-    assert_int_equal(chl_proc_channel(e.proc, 7, ch, sizeof(ch)), 0);
+    ts_ep_member(&e, 7, ch);
     assert_int_equal(chl_send(w, ch, "direct", 6), 0);
     assert_int_equal(chl_group_add(w, "room", ch), 0);
     assert_int_equal(chl_group_send(w, "room", "grouped", 7, NULL), 0);
     assert_true(ts_run_until(&loop, two_messages, &e, 5000));
-    assert_string_equal(e.last, "7:grouped");
+    assert_int_equal(e.nevents, 3);
+    assert_string_equal(e.events[0], "msg 7 direct");
+    assert_string_equal(e.events[1], "add 7 room");
+    assert_string_equal(e.events[2], "msg 7 grouped");
 
     /* the endpoint's push reaches the worker's pop */
-    int done = 0;
-    assert_int_equal(chl_proc_queue_push(e.proc, "jobs", "job", 3, on_pushed, &done), 0);
-    assert_true(ts_run_until(&loop, pushed, &done, 5000));
-    assert_int_equal(done, 1);
+    ts_pushes_t r = {0};
+    assert_int_equal(chl_proc_queue_push(e.proc, "jobs", "job", 3, ts_pushed, &r), 0);
+    assert_true(ts_run_until(&loop, ts_one_pushed, &r, 5000));
+    assert_int_equal(r.status[0], 0);
     chl_message_t m;
     assert_int_equal(chl_queue_pop(w, "jobs", 1000, &m), 0);
     assert_string_equal(m.data, "job");
     assert_int_equal(chl_ack(w, &m), 0);
     chl_message_free(&m);
     chl_close(w);
-    finish(&loop, &e);
+    ts_ep_finish(&loop, &e, NULL);
 }
 
 static void an_endpoint_finds_a_restarted_server_on_the_same_path(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    ep_t e;
-    open_ep(&loop, &e);
-    chl_t *w = worker();
+    ts_ep_t e;
+    chl_t *w = start(&loop, &e);
     char ch[128];
-    assert_int_equal(chl_proc_channel(e.proc, 3, ch, sizeof(ch)), 0);
+    ts_ep_member(&e, 3, ch);
     assert_int_equal(chl_send(w, ch, "before", 6), 0);
-    assert_true(ts_run_until(&loop, one_message, &e, 5000));
+    assert_true(ts_run_until(&loop, ts_ep_one_message, &e, 5000));
     ts_redis_halt(&redis, 1);
-    assert_true(ts_run_until(&loop, is_down, &e, 5000));
+    assert_true(ts_run_until(&loop, ts_ep_down_seen, &e, 5000));
     assert_int_equal(ts_redis_restart(&redis), 0);
-    assert_true(ts_run_until(&loop, is_up, &e, 10000));
-    assert_true(e.ups >= 2);
+    assert_true(ts_run_until(&loop, ts_ep_up_again, &e, 10000));
     assert_true(chl_proc_stats(e.proc)->reconnects >= 1);
     int rc;
     long long t0 = mc_mono_ms();
@@ -276,9 +215,9 @@ static void an_endpoint_finds_a_restarted_server_on_the_same_path(void **state)
         pause_ms(20);
     assert_int_equal(rc, 0);
     assert_true(ts_run_until(&loop, two_messages, &e, 5000));
-    assert_string_equal(e.last, "3:after");
+    assert_string_equal(e.events[e.nevents - 1], "msg 3 after");
     chl_close(w);
-    finish(&loop, &e);
+    ts_ep_finish(&loop, &e, NULL);
 }
 
 int main(void)
