@@ -60,7 +60,9 @@ WRK_SRC := $(filter-out worker/main.c worker/chatctl.c,$(wildcard worker/*.c))
 LLHTTP_SRC := $(wildcard $(LLHTTP_DIR)/*.c)
 SUPPORT_SRC := $(wildcard tests/support/*.c)
 TEST_SRC := $(wildcard tests/*/*_test.c)
-BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_SRC := $(wildcard tests/bench/*_bench.c)
+# chat-bench's parts besides its main file (tests/bench/chat_*.c).
+CHAT_BENCH_SRC := $(filter-out tests/bench/chat_bench.c,$(wildcard tests/bench/chat_*.c))
 FUZZ_SRC := $(wildcard tests/fuzz/*_fuzz.c)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
@@ -124,9 +126,12 @@ $(B)/bin/chat-interface: $(call obj,interface/main.c) $(LIBS)
 $(B)/bin/chat-worker: $(call obj,worker/main.c) $(LIBS)
 $(B)/bin/chatctl: $(call obj,worker/chatctl.c) $(LIBS)
 $(BENCHES): $(B)/bin/%-bench: $(B)/obj/tests/bench/%_bench.o $(LIBS)
+$(B)/bin/chat-bench: $(call obj,$(CHAT_BENCH_SRC))
+# Objects before the libraries, whichever rule named them: the linker reads
+# an archive for the symbols wanted so far.
 $(PROGRAMS) $(BENCHES):
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter-out %.a,$^) $(filter %.a,$^) $(LDLIBS)
 
 $(B)/tests/%: $(B)/obj/tests/%.o $(call obj,$(SUPPORT_SRC)) $(LIBS)
 	@mkdir -p $(@D)

@@ -1,7 +1,15 @@
+/* The client's WebSocket protocol (worker/command.c): parsing a frame into
+ * a command and encoding the replies, directly; then what they decide
+ * (control characters refused, lists cut to fit their envelope, newest
+ * kept) as a client meets it, through a socket of a world
+ * (tests/support/world.h). */
 #include "common/envelope.h"
 #include "common/error.h"
+#include "common/log.h"
+#include "tests/support/world.h"
 #include "worker/command.h"
 
+#include <cjson/cJSON.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -510,8 +518,146 @@ static void extension_replies(void **state)
     free(out);
 }
 
+/* ---- Through a socket of a world (tests/support/world.h) ------------------ */
+
+/* Stores n messages of size copies of fill in room by user, as earlier
+ * versions of the worker did (the store takes any text). */
+static void stored(ts_world_t *w, int64_t room, int64_t user, size_t n, size_t size, char fill)
+{
+    char *body = malloc(size + 1);
+    memset(body, fill, size);
+    body[size] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        wrk_message_t m;
+        assert_int_equal(wrk_store_message_add(w->app.store, room, user, body, size, NULL,
+                                               1000 + (int64_t)i, &m, NULL),
+                         0);
+        wrk_message_clear(&m);
+    }
+    free(body);
+}
+
+/* A list reply as a client reads it: the ids of its messages (key holds
+ * them), its "truncated", and what it cost in its envelope. */
+typedef struct list_reply {
+    int64_t ids[600];
+    size_t n;
+    int truncated;
+    size_t cost;
+} list_reply_t;
+
+static void read_list(ts_world_t *w, const char *channel, const char *key, list_reply_t *r)
+{
+    char *text = ts_next_text(w, channel);
+    memset(r, 0, sizeof(*r));
+    r->cost = mc_envelope_string_len(text, strlen(text));
+    cJSON *o = cJSON_Parse(text);
+    assert_non_null(o);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, key), *m;
+    if (!cJSON_IsArray(list))
+        fail_msg("no %s in %.200s", key, text);
+    cJSON_ArrayForEach(m, list)
+    {
+        assert_true(r->n < sizeof(r->ids) / sizeof(r->ids[0]));
+        r->ids[r->n++] = (int64_t)cJSON_GetObjectItemCaseSensitive(m, "id")->valuedouble;
+    }
+    r->truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "truncated"));
+    cJSON_Delete(o);
+    free(text);
+}
+
+static void a_room_full_of_control_characters_stays_joinable(void **state)
+{
+    ts_world_t *w = *state;
+    /* 40 messages of 4,096 U+0001: 7 bytes each in an envelope, so the
+     * whole history is over the channel layer's payload limit. */
+    stored(w, 1, 1, 40, 4096, '\x01');
+    char cs[256], cb[256];
+    ts_sock_t s, b;
+    ts_log_in_and_connect(w, "sue", "ifc.t!1", cs, sizeof(cs), &s);
+    ts_log_in_and_connect(w, "bob", "ifc.t!2", cb, sizeof(cb), &b);
+    list_reply_t r;
+    ts_ws_send(w, &s, "{\"command\":\"join\",\"room\":1}");
+    read_list(w, s.channel, "history", &r);
+    assert_true(r.n > 0 && r.n < 40);
+    assert_int_equal(r.ids[r.n - 1], 40); /* the newest are kept */
+    assert_int_equal(r.truncated, 1);
+    assert_true(r.cost <= WRK_REPLY_BUDGET);
+    ts_ws_send(w, &b, "{\"command\":\"join\",\"room\":1,\"since\":0}");
+    read_list(w, b.channel, "history", &r);
+    assert_int_equal(r.ids[r.n - 1], 40);
+    assert_int_equal(r.truncated, 1);
+    ts_expect_text(w, s.channel,
+                   "{\"room\":\"1\",\"message\":null,\"username\":\"bob\",\"msg_type\":4}");
+}
+
+static void control_characters_are_refused_and_nothing_is_stored(void **state)
+{
+    ts_world_t *w = *state;
+    ts_sock_t a, b;
+    ts_ann_and_bob_in_the_lobby(w, &a, &b);
+    char *frame = malloc(4096 * 6 + 100);
+    int n = sprintf(frame, "{\"command\":\"send\",\"room\":1,\"message\":\"");
+    for (int i = 0; i < 4096; i++)
+        n += sprintf(frame + n, "\\u0001");
+    strcpy(frame + n, "\"}");
+    ts_ws_send(w, &a, frame);
+    free(frame);
+    ts_expect_text(w, a.channel, "{\"error\":\"BAD_REQUEST\",\"room\":\"1\",\"command\":\"send\"}");
+    ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"\\u001b[31mred\"}");
+    ts_expect_text(w, a.channel, "{\"error\":\"BAD_REQUEST\",\"room\":\"1\",\"command\":\"send\"}");
+    assert_false(ts_pending(w, b.channel));
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_last(w->app.store, 1, 50, &l), 0);
+    assert_int_equal(l.n, 0);
+    wrk_message_list_clear(&l);
+    /* Tabs and newlines are text. */
+    ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"a\\tb\\nc\"}");
+    ts_expect_text_has(w, b.channel, "\"message\":\"a\\tb\\nc\"");
+}
+
+static void a_long_history_since_zero_is_cut_to_fit_and_paged_back(void **state)
+{
+    ts_world_t *w = *state;
+    /* 260 plain messages of 4 KB: over 1 MiB as one history. */
+    stored(w, 1, 1, 260, 4000, 'x');
+    char cb[256];
+    ts_sock_t b;
+    ts_log_in_and_connect(w, "bob", "ifc.t!2", cb, sizeof(cb), &b);
+    static char seen[261];
+    memset(seen, 0, sizeof(seen));
+    list_reply_t r;
+    ts_ws_send(w, &b, "{\"command\":\"join\",\"room\":1,\"since\":0}");
+    read_list(w, b.channel, "history", &r);
+    assert_int_equal(r.truncated, 1);
+    assert_int_equal(r.ids[r.n - 1], 260);
+    assert_true(r.cost <= WRK_REPLY_BUDGET);
+    /* The client pages back from the oldest it got until nothing is left. */
+    for (int pages = 0; r.n > 0; pages++) {
+        assert_true(pages < 10);
+        for (size_t i = 0; i < r.n; i++) {
+            assert_true(r.ids[i] >= 1 && r.ids[i] <= 260);
+            assert_int_equal(seen[r.ids[i]]++, 0);
+        }
+        if (!r.truncated)
+            break;
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd),
+                 "{\"command\":\"history\",\"room\":1,\"before\":%lld,\"limit\":100}",
+                 (long long)r.ids[0]);
+        ts_ws_send(w, &b, cmd);
+        read_list(w, b.channel, "messages", &r);
+        assert_true(r.cost <= WRK_REPLY_BUDGET);
+    }
+    for (int id = 1; id <= 260; id++)
+        assert_int_equal(seen[id], 1);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, ts_world_setup, ts_world_teardown)
+
 int main(void)
 {
+    mc_log_init("command_test", MC_LOG_OFF);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(join_with_a_number_or_a_string),
         cmocka_unit_test(send_leave_and_the_extensions),
@@ -533,6 +679,9 @@ int main(void)
         cmocka_unit_test(whispers_over_the_budget_keep_their_newest),
         cmocka_unit_test(replies_match_the_example_byte_for_byte),
         cmocka_unit_test(extension_replies),
+        T(a_room_full_of_control_characters_stays_joinable),
+        T(control_characters_are_refused_and_nothing_is_stored),
+        T(a_long_history_since_zero_is_cut_to_fit_and_paged_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* The output port (worker/port.c) in a world (tests/support/world.h): the
  * outbox publishes a batch's chat messages together, in order, before
- * anything else; notices can be switched off. */
+ * anything else, and answers those the store refuses; notices can be
+ * switched off. */
 #include "common/clock.h"
 #include "common/envelope.h"
 #include "common/error.h"
@@ -212,6 +213,29 @@ static void a_user_flapping_in_a_room_is_announced_a_bounded_number_of_times(voi
     assert_int_equal(notices_of(w, a.channel, "sue", &last), 2);
 }
 
+/* A send checks its user with the insert: one deactivated since its socket
+ * opened (before the change log closes the socket) stores nothing, and is
+ * told so. */
+static void a_deactivated_user_s_send_stores_nothing(void **state)
+{
+    ts_world_t *w = *state;
+    ts_sock_t a, b;
+    ts_ann_and_bob_in_the_lobby(w, &a, &b);
+    ts_ctl(w, "", "user deactivate ann");
+    int before = ts_answers(w, a.channel);
+    ts_ws_send(w, &a, "{\"command\":\"send\",\"room\":1,\"message\":\"gone\"}");
+    ts_expect_text(w, a.channel, "{\"error\":\"USER_HAS_TO_LOGIN\"}");
+    ts_expect_close(w, a.channel, MC_CLOSE_SESSION_ENDED);
+    /* The store refused it: the error is its one answer (consumer_test.c:
+     * every_command_is_answered_once). */
+    assert_int_equal(ts_answers(w, a.channel), before + 1);
+    assert_false(ts_pending(w, b.channel));
+    wrk_message_list_t l;
+    assert_int_equal(wrk_store_messages_last(w->app.store, 1, 10, &l), 0);
+    assert_int_equal(l.n, 0);
+    wrk_message_list_clear(&l);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, ts_world_setup, ts_world_teardown)
 
 int main(void)
@@ -223,6 +247,7 @@ int main(void)
         T(messages_left_unpublished_go_out_first),
         T(notices_can_be_switched_off),
         T(a_user_flapping_in_a_room_is_announced_a_bounded_number_of_times),
+        T(a_deactivated_user_s_send_stores_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
