@@ -43,6 +43,12 @@
  *    front end tells it again what live state needs (scripts, the worker's
  *    or process's registration, and the process endpoint's memberships of
  *    its live connections).
+ *  - A shard's server may be reached over its Unix socket
+ *    ("unix:///run/redis/redis.sock"), which costs both sides less CPU per
+ *    command than loopback TCP. A program using the layer must ignore
+ *    SIGPIPE: a write to a socket whose server has gone raises it at once
+ *    on a Unix socket (TCP takes a second write to do so), and the layer
+ *    wants the EPIPE, to reconnect.
  *  - Redis Sentinel: a shard may name a master watched by sentinels
  *    ("redis+sentinel://h1,h2,h3/NAME"). Its server is asked of the
  *    sentinels at every connect and checked with ROLE; a lost connection or
@@ -67,7 +73,8 @@
 #include <uv.h>
 
 typedef struct chl_config {
-    /* "redis://[:password@]host[:port][/db]" or
+    /* "redis://[:password@]host[:port][/db]",
+     * "unix://[:password@]/path/to/redis.sock[?db=N]" or
      * "redis+sentinel://[:password@]h1[:port],h2[:port].../NAME[/db]",
      * several comma-separated for shards (internal.h has the grammar) */
     const char *redis_urls;

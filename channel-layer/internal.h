@@ -130,18 +130,27 @@ size_t chl__resp_write(char *out, int argc, const char *const *argv, const size_
 /* ---- shards and the ring (ring.c) ---- */
 
 #define CHL__HOST_MAX 127        /* longest host name or address */
+#define CHL__SOCKET_PATH_MAX 107 /* longest Unix socket path: sun_path less its NUL */
 #define CHL__PASSWORD_MAX 128    /* longest password, once decoded */
 #define CHL__MAX_SENTINELS 8     /* sentinels listed for one shard */
 #define CHL__SENTINEL_PORT 26379 /* a sentinel's port when none is given */
 
+/* A server: a host and TCP port, or (port 0) a Unix socket whose path is
+ * in host. Sentinels and the masters they name are always TCP. */
 typedef struct chl__server {
     char host[CHL__HOST_MAX + 1];
     int port;
 } chl__server_t;
 
-/* One shard as configured. A plain shard is one server (host, port); a
- * Sentinel shard names a master (master[0] != 0) that the listed sentinels
- * watch, and its server is whichever they promoted last (sentinel.h). */
+#define CHL__SERVER_TEXT (CHL__HOST_MAX + 8)
+
+/* The server for messages: "host:port", or the socket's path. Returns buf. */
+const char *chl__server_text(const chl__server_t *s, char buf[CHL__SERVER_TEXT]);
+
+/* One shard as configured. A plain shard is one server (host, port; port
+ * 0 for a Unix socket, as in chl__server_t); a Sentinel shard names a
+ * master (master[0] != 0) that the listed sentinels watch, and its server
+ * is whichever they promoted last (sentinel.h). */
 typedef struct chl__addr {
     char host[CHL__HOST_MAX + 1]; /* a plain shard's server; "" for Sentinel */
     int port;
@@ -162,25 +171,30 @@ typedef struct chl__ring {
     size_t nshards;
     chl__ring_point_t *points; /* sorted by hash; nshards * CHL__VNODES */
     size_t npoints;
+    const char *why; /* when chl__ring_init refused the list: what is wrong */
 } chl__ring_t;
 
 /* Parses the list of shards and builds the ring:
  *
  *   urls     = shard *("," shard)
  *   shard    = "redis://" [auth] server ["/" [db]]
+ *            / "unix://" [auth] path ["?db=" db]
  *            / "redis+sentinel://" [auth] sentinel *("," sentinel) "/" name ["/" db]
  *   auth     = ":" password "@"      ; AUTH to the shard's server, %XX escapes
  *   server   = host [":" port]       ; port 6379 by default
  *   sentinel = host [":" port]       ; port 26379 by default
  *   name     = 1*200 of [A-Za-z0-9._-], the master's name in the sentinels
  *   db       = 0 to 9999
+ *   path     = "/" 1*106 bytes, %XX escapes (",", "?" and "%" need them):
+ *              the server's Unix socket, as long as sun_path allows
  *
  * A comma followed by a scheme starts the next shard; inside a Sentinel
  * shard it separates sentinels. A channel's place on the ring follows the
- * shard's identity, which is its host:port/db for a plain shard and its
- * master's name/db for a Sentinel shard, so the order of the list, the
- * sentinels listed and a failover never move a channel. Two shards with one
- * identity are refused. Returns 0, MC_EINVAL, MC_ENOMEM. */
+ * shard's identity, which is its host:port/db (path:0/db for a socket) for
+ * a plain shard and its master's name/db for a Sentinel shard, so the
+ * order of the list, the sentinels listed and a failover never move a
+ * channel. Two shards with one identity are refused. Returns 0, MC_EINVAL (logged, and ring->why
+ * says what is wrong), MC_ENOMEM. */
 int chl__ring_init(chl__ring_t *ring, const char *urls);
 /* Releases what the ring holds (the struct is the caller's). */
 void chl__ring_clear(chl__ring_t *ring);

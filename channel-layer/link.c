@@ -85,8 +85,9 @@ int chl__link_not_master(redisAsyncContext *ac, const char *error)
     if (!chl__not_master(error))
         return 0;
     if (l->ac == ac && !*l->links->closing) {
-        mc_warn("channel-layer: %s: shard %zu: %s:%d is no longer the master", l->links->name,
-                l->shard, l->links->shards[l->shard].at.host, l->links->shards[l->shard].at.port);
+        char at[CHL__SERVER_TEXT];
+        mc_warn("channel-layer: %s: shard %zu: %s is no longer the master", l->links->name,
+                l->shard, chl__server_text(&l->links->shards[l->shard].at, at));
         l->up = 0;                /* sends fail fast from now on */
         redisAsyncDisconnect(ac); /* once the replies under way are in */
         report_state(l->links);
@@ -178,10 +179,11 @@ static void on_connect(const redisAsyncContext *cac, int status)
     chl__link_t *l = ac->data;
     chl__links_t *ls = l->links;
     l->connecting = 0;
+    char at[CHL__SERVER_TEXT];
+    chl__server_text(&ls->shards[l->shard].at, at);
     if (status != REDIS_OK) {
-        char why[CHL__HOST_MAX + 64];
-        snprintf(why, sizeof(why), "%s:%d does not answer", ls->shards[l->shard].at.host,
-                 ls->shards[l->shard].at.port);
+        char why[CHL__SERVER_TEXT + 32];
+        snprintf(why, sizeof(why), "%s does not answer", at);
         shard_failed(ls, l->shard, why);
         link_schedule(l); /* hiredis frees ac after this callback */
         return;
@@ -189,8 +191,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
     if (*ls->closing)
         return;
     if (ls->shards[l->shard].warned)
-        mc_info("channel-layer: %s: shard %zu: %s:%d answers again", ls->name, l->shard,
-                ls->shards[l->shard].at.host, ls->shards[l->shard].at.port);
+        mc_info("channel-layer: %s: shard %zu: %s answers again", ls->name, l->shard, at);
     ls->shards[l->shard].warned = 0;
     const chl__addr_t *a = &ls->ring->addrs[l->shard];
     if (a->password[0] && redisAsyncCommand(ac, on_setup, auth_command, "AUTH %b", a->password,
@@ -235,7 +236,8 @@ static void link_open(chl__link_t *l, const chl__server_t *at)
         }
         s->at = *at;
     }
-    redisAsyncContext *ac = redisAsyncConnect(at->host, at->port);
+    redisAsyncContext *ac =
+        at->port ? redisAsyncConnect(at->host, at->port) : redisAsyncConnectUnix(at->host);
     if (!ac || ac->err) {
         if (ac)
             redisAsyncFree(ac);

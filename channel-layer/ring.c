@@ -3,10 +3,16 @@
 #include "channel-layer/internal.h"
 #include "common/error.h"
 #include "common/form.h"
+#include "common/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
+
+_Static_assert(CHL__SOCKET_PATH_MAX < sizeof(((struct sockaddr_un *)0)->sun_path),
+               "a socket path fits sun_path with its NUL");
+_Static_assert(CHL__SOCKET_PATH_MAX <= CHL__HOST_MAX, "a socket path fits a server's host");
 
 /* FNV-1a, then a finaliser so that close names land far apart. */
 static uint32_t ring_hash(const char *s, size_t len)
@@ -24,10 +30,21 @@ static uint32_t ring_hash(const char *s, size_t len)
     return h;
 }
 
-/* A cursor over the URL list: every read checks the end first. */
+const char *chl__server_text(const chl__server_t *s, char buf[CHL__SERVER_TEXT])
+{
+    if (s->port)
+        snprintf(buf, CHL__SERVER_TEXT, "%s:%d", s->host, s->port);
+    else
+        snprintf(buf, CHL__SERVER_TEXT, "%s", s->host);
+    return buf;
+}
+
+/* A cursor over the URL list: every read checks the end first. why says
+ * what is wrong when a parse fails, if more than "not a shard URL". */
 typedef struct cursor {
     const char *s;
     size_t i, len;
+    const char *why;
 } cursor_t;
 
 static int skip(cursor_t *c, const char *word)
@@ -53,22 +70,33 @@ static int number(cursor_t *c, long lo, long hi, int *out)
     return 0;
 }
 
-/* ":" password "@", the password %XX-decoded; none when no ':' comes. */
-static int password(cursor_t *c, char *out)
+/* Bytes up to one of stop or the end, %XX-decoded, into out (at most max
+ * of them, then a NUL): their count, MC_ETOOBIG when more come, MC_EINVAL
+ * for a bad escape or a NUL. */
+static int decode_until(cursor_t *c, const char *stop, char *out, size_t max)
 {
     size_t n = 0;
-    if (!skip(c, ":"))
-        return 0;
-    while (c->i < c->len && c->s[c->i] != '@') {
+    while (c->i < c->len && !strchr(stop, c->s[c->i])) {
         unsigned char ch = (unsigned char)c->s[c->i];
         if (ch == '%' && mc_percent_byte(c->s + c->i, c->len - c->i, &ch) != 0)
             return MC_EINVAL;
         c->i += c->s[c->i] == '%' ? 3 : 1;
-        if (ch == '\0' || n >= CHL__PASSWORD_MAX)
+        if (ch == '\0')
             return MC_EINVAL;
+        if (n == max)
+            return MC_ETOOBIG;
         out[n++] = (char)ch;
     }
     out[n] = '\0';
+    return (int)n;
+}
+
+/* ":" password "@", the password %XX-decoded; none when no ':' comes. */
+static int password(cursor_t *c, char *out)
+{
+    if (!skip(c, ":"))
+        return 0;
+    int n = decode_until(c, "@", out, CHL__PASSWORD_MAX);
     return (n > 0 && skip(c, "@")) ? 0 : MC_EINVAL;
 }
 
@@ -107,6 +135,27 @@ static int plain_shard(cursor_t *c, chl__addr_t *a)
     if (skip(c, "/") && c->i < c->len && c->s[c->i] != ',')
         rc = number(c, 0, 9999, &a->db);
     return rc;
+}
+
+/* [auth] "/" path ["?db=" db]: the path %XX-decoded, absolute, short
+ * enough for sun_path. */
+static int unix_shard(cursor_t *c, chl__addr_t *a)
+{
+    if (password(c, a->password) != 0)
+        return MC_EINVAL;
+    if (c->i == c->len || c->s[c->i] != '/') {
+        c->why = "a Unix socket's path must be absolute: unix:///path/to/redis.sock";
+        return MC_EINVAL;
+    }
+    int n = decode_until(c, ",?", a->host, CHL__SOCKET_PATH_MAX);
+    if (n == MC_ETOOBIG)
+        c->why = "the Unix socket's path is longer than sun_path allows (107 bytes)";
+    else if (n == 1)
+        c->why = "the Unix socket's path is empty";
+    if (n <= 1)
+        return MC_EINVAL;
+    a->port = 0; /* a Unix socket (internal.h) */
+    return skip(c, "?db=") ? number(c, 0, 9999, &a->db) : 0;
 }
 
 static int sentinel_shard(cursor_t *c, chl__addr_t *a)
@@ -153,35 +202,49 @@ static int point_cmp(const void *a, const void *b)
     return x->shard < y->shard ? -1 : x->shard > y->shard;
 }
 
-static int parse(chl__ring_t *ring, const char *urls)
+static int parse(chl__ring_t *ring, cursor_t *c)
 {
-    cursor_t c = {urls, 0, strlen(urls)};
     do {
-        if (ring->nshards == CHL__MAX_SHARDS)
+        if (ring->nshards == CHL__MAX_SHARDS) {
+            c->why = "too many shards";
             return MC_EINVAL;
+        }
         chl__addr_t *grown = realloc(ring->addrs, (ring->nshards + 1) * sizeof(*grown));
         if (!grown)
             return MC_ENOMEM;
         ring->addrs = grown;
         chl__addr_t *a = &ring->addrs[ring->nshards++];
         memset(a, 0, sizeof(*a));
-        int rc = skip(&c, "redis://")            ? plain_shard(&c, a)
-                 : skip(&c, "redis+sentinel://") ? sentinel_shard(&c, a)
-                                                 : MC_EINVAL;
+        int rc = skip(c, "redis://")            ? plain_shard(c, a)
+                 : skip(c, "unix://")           ? unix_shard(c, a)
+                 : skip(c, "redis+sentinel://") ? sentinel_shard(c, a)
+                                                : MC_EINVAL;
         if (rc != 0)
             return rc;
-    } while (skip(&c, ","));
-    return c.i == c.len ? 0 : MC_EINVAL;
+    } while (skip(c, ","));
+    return c->i == c->len ? 0 : MC_EINVAL;
+}
+
+/* Logs why urls were refused; the URL itself is not logged, since it may
+ * hold a password. */
+static int refused(chl__ring_t *ring, const cursor_t *c, int rc)
+{
+    ring->why = c->why ? c->why
+                       : "not a shard URL (redis://[:password@]host[:port][/db], "
+                         "unix://[:password@]/path[?db=N] or redis+sentinel://...)";
+    mc_error("channel-layer: the Redis URL list is refused at byte %zu: %s", c->i, ring->why);
+    return rc;
 }
 
 int chl__ring_init(chl__ring_t *ring, const char *urls)
 {
     memset(ring, 0, sizeof(*ring));
+    cursor_t c = {urls, 0, urls ? strlen(urls) : 0, NULL};
     if (!urls)
-        return MC_EINVAL;
-    int rc = parse(ring, urls);
+        return refused(ring, &c, MC_EINVAL);
+    int rc = parse(ring, &c);
     if (rc != 0)
-        return rc;
+        return rc == MC_ENOMEM ? rc : refused(ring, &c, rc);
     ring->npoints = ring->nshards * CHL__VNODES;
     ring->points = calloc(ring->npoints, sizeof(*ring->points));
     if (!ring->points)
@@ -191,8 +254,10 @@ int chl__ring_init(chl__ring_t *ring, const char *urls)
         identity(&ring->addrs[sh], id, sizeof(id));
         for (size_t k = 0; k < sh; k++) {
             identity(&ring->addrs[k], other, sizeof(other));
-            if (strcmp(id, other) == 0)
-                return MC_EINVAL; /* one server or master listed twice */
+            if (strcmp(id, other) == 0) {
+                c.why = "one server or master is listed twice";
+                return refused(ring, &c, MC_EINVAL);
+            }
         }
         for (int v = 0; v < CHL__VNODES; v++) {
             char label[sizeof(id) + 16];

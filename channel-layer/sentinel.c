@@ -14,9 +14,11 @@ static struct timeval ms_tv(long ms)
     return (struct timeval){ms / 1000, (ms % 1000) * 1000};
 }
 
+/* Connects to s over TCP, or over its Unix socket (port 0). */
 static redisContext *open_server(const chl__server_t *s, long connect_ms, long command_ms)
 {
-    redisContext *c = redisConnectWithTimeout(s->host, s->port, ms_tv(connect_ms));
+    redisContext *c = s->port ? redisConnectWithTimeout(s->host, s->port, ms_tv(connect_ms))
+                              : redisConnectUnixWithTimeout(s->host, ms_tv(connect_ms));
     if (c && !c->err && redisSetTimeout(c, ms_tv(command_ms)) == REDIS_OK)
         return c;
     if (c)
@@ -36,11 +38,13 @@ static const char *failure(const redisContext *c, const redisReply *r)
 static int prepare(redisContext *c, const chl__addr_t *a, const chl__server_t *s, char *why,
                    size_t n)
 {
+    char at[CHL__SERVER_TEXT];
+    chl__server_text(s, at);
     if (a->password[0]) {
         redisReply *r = redisCommand(c, "AUTH %b", a->password, strlen(a->password));
         int ok = r && r->type == REDIS_REPLY_STATUS;
         if (!ok)
-            snprintf(why, n, "%s:%d refuses AUTH: %.100s", s->host, s->port, failure(c, r));
+            snprintf(why, n, "%s refuses AUTH: %.100s", at, failure(c, r));
         freeReplyObject(r);
         if (!ok)
             return MC_EREDIS;
@@ -49,8 +53,7 @@ static int prepare(redisContext *c, const chl__addr_t *a, const chl__server_t *s
         redisReply *r = redisCommand(c, "SELECT %d", a->db);
         int ok = r && r->type == REDIS_REPLY_STATUS;
         if (!ok)
-            snprintf(why, n, "%s:%d refuses SELECT %d: %.100s", s->host, s->port, a->db,
-                     failure(c, r));
+            snprintf(why, n, "%s refuses SELECT %d: %.100s", at, a->db, failure(c, r));
         freeReplyObject(r);
         if (!ok)
             return MC_EREDIS;
@@ -109,7 +112,8 @@ static int connect_plain(const chl__addr_t *a, long connect_ms, long command_ms,
     at->port = a->port;
     redisContext *c = open_server(at, connect_ms, command_ms);
     if (!c) {
-        snprintf(why, n, "%s:%d does not answer", at->host, at->port);
+        char text[CHL__SERVER_TEXT];
+        snprintf(why, n, "%s does not answer", chl__server_text(at, text));
         return MC_EREDIS;
     }
     if (prepare(c, a, at, why, n) != 0) {

@@ -29,7 +29,8 @@ static void shard_down(chl_t *chl, size_t i, const char *why)
 {
     chl__sync_shard_t *s = &chl->shards[i];
     if (s->ctx) {
-        mc_warn("channel-layer: shard %zu: %s:%d lost: %s", i, s->at.host, s->at.port, why);
+        char at[CHL__SERVER_TEXT];
+        mc_warn("channel-layer: shard %zu: %s lost: %s", i, chl__server_text(&s->at, at), why);
         redisFree(s->ctx);
         s->ctx = NULL;
         s->backoff_ms = 0; /* the next call tries at once */
@@ -100,11 +101,11 @@ static int shard_up(chl_t *chl, size_t i)
     const chl__addr_t *a = &chl->ring.addrs[i];
     redisContext *c = NULL;
     chl__server_t at;
-    char why[256];
+    char why[256], text[CHL__SERVER_TEXT];
     int ok = chl__server_connect(a, SYNC_CONNECT_TIMEOUT_MS, CHL__COMMAND_TIMEOUT_MS,
                                  &s->next_sentinel, &at, &c, why, sizeof(why)) == 0;
     if (ok && load_scripts(c, s) != 0) {
-        snprintf(why, sizeof(why), "scripts do not load on %s:%d", at.host, at.port);
+        snprintf(why, sizeof(why), "scripts do not load on %s", chl__server_text(&at, text));
         ok = 0;
     }
     if (!ok) {
@@ -125,7 +126,7 @@ static int shard_up(chl_t *chl, size_t i)
                 s->at.host, s->at.port, at.host, at.port);
         chl->stats.failovers++;
     } else if (s->warned) {
-        mc_info("channel-layer: shard %zu: %s:%d answers again", i, at.host, at.port);
+        mc_info("channel-layer: shard %zu: %s answers again", i, chl__server_text(&at, text));
     }
     s->ctx = c;
     s->at = at;

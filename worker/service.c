@@ -300,6 +300,7 @@ int wrk_service_main(int argc, char **argv)
     sigaddset(&stops, SIGINT);
     sigaddset(&stops, SIGTERM);
     sigprocmask(SIG_BLOCK, &stops, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a Redis gone from its Unix socket is an error, not a death */
 
     chl_cfg.redis_urls = redis;
     chl_cfg.process_bytes = process_list_mib << 20;

@@ -66,9 +66,7 @@ if [ "$CG" = redis ]; then
     kill "$rpid"
     wait "$rpid" 2>/dev/null || true
     valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" --dump-instr=no \
-        redis-server --port "$rport" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
-        --daemonize no --loglevel warning --logfile "$dir/redis.log" --maxclients 10000 \
-        2>"$dir/valgrind.log" &
+        "${redis_argv[@]}" 2>"$dir/valgrind.log" &
     rpid=$!
     pids+=($rpid)
     for _ in $(seq 1 3000); do rcli ping >/dev/null 2>&1 && break; sleep 0.01; done

@@ -4,8 +4,9 @@
 #   tests/bench/run.sh BUILD_DIR
 #
 # Everything runs on loopback against private servers in a temporary folder:
-# one redis-server on a free port, one chat-worker, one or two
-# chat-interface processes. In order:
+# one redis-server on a free port and a Unix socket (servers.sh: the chat
+# processes use the socket unless MC_BENCH_REDIS=tcp), one chat-worker, one
+# or two chat-interface processes. In order:
 #   1. the ceilings: redis-benchmark, chl-bench (the channel layer), and
 #      chat-bench against the interface's echo endpoint (no worker);
 #   2. Redis commands per chat message (INFO commandstats, two runs of
@@ -76,22 +77,28 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 ncpu=$(nproc)
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 rver=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
-log "machine: $ncpu x $cpu, redis $rver, ulimit -n $nofile"
+log "machine: $ncpu x $cpu, redis $rver over $MC_BENCH_REDIS, ulimit -n $nofile"
 
-log "redis-benchmark -p $rport -t lpush,rpop,evalsha... -q -n 100000"
-rb=$(redis-benchmark -p "$rport" -t lpush,rpop -q -n 100000 | tr '\r' '\n' |
+log "redis-benchmark ${redis_at[*]} -t lpush,rpop -q -n 100000"
+rb=$(redis-benchmark "${redis_at[@]}" -t lpush,rpop -q -n 100000 | tr '\r' '\n' |
     grep -E '^[A-Z]+: [0-9.]+ requests')
 echo "$rb" >&2
 rb_lpush=$(sed -n 's/^LPUSH: \([0-9.]*\).*/\1/p' <<<"$rb" | cut -d. -f1)
 rb_rpop=$(sed -n 's/^RPOP: \([0-9.]*\).*/\1/p' <<<"$rb" | cut -d. -f1)
-rb_p16=$(redis-benchmark -p "$rport" -t lpush -q -n 200000 -P 16 | tr '\r' '\n' |
+rb_p16=$(redis-benchmark "${redis_at[@]}" -t lpush -q -n 200000 -P 16 | tr '\r' '\n' |
     sed -n 's/^LPUSH: \([0-9.]*\) requests.*/\1/p' | cut -d. -f1)
 rcli del mylist >/dev/null
 
-log "chl-bench redis://127.0.0.1:$rport 20000"
-chl=$("$B/bin/chl-bench" "redis://127.0.0.1:$rport" 20000)
+# how the commands below reach Redis, in the report (the folder is temporary)
+if [ "$MC_BENCH_REDIS" = tcp ]; then
+    redis_url_shown=redis://127.0.0.1:P redis_at_shown="-p P"
+else
+    redis_url_shown=unix://S redis_at_shown="-s S"
+fi
+log "chl-bench $redis_url 20000"
+chl=$("$B/bin/chl-bench" "$redis_url" 20000)
 echo "$chl" >&2
-rcli --scan --pattern 'bench:*' | xargs -r redis-cli -p "$rport" del >/dev/null
+rcli --scan --pattern 'bench:*' | xargs -r redis-cli "${redis_at[@]}" del >/dev/null
 
 ECHO_RATES=5000,10000,20000,40000,60000,80000,100000,130000,160000,200000
 log "chat-bench echo: 100 clients at $ECHO_RATES msg/s"
@@ -549,7 +556,7 @@ steps are also kept as data, \`docs/bench/*.tsv\`, from which the plots are
 drawn (\`make bench-plots\` redraws them).
 
 Machine: $ncpu cores ($cpu), $(uname -sr), Debian $(cat /etc/debian_version 2>/dev/null || echo '?'),
-redis-server $rver, ulimit -n $nofile; load average $load0 before the run and
+redis-server $rver (reached over $MC_BENCH_REDIS), ulimit -n $nofile; load average $load0 before the run and
 $(cut -d' ' -f1-3 /proc/loadavg) after it. The machine was shared with other
 builds while it ran, and chat-bench, Redis, the worker and the interfaces
 all share its $ncpu cores, so figures move by tens of percent between runs;
@@ -736,7 +743,7 @@ times the interface closed it with 1008).
 
 ## Channel layer
 
-\`build/release/bin/chl-bench redis://127.0.0.1:PORT 20000\` on the same Redis.
+\`build/release/bin/chl-bench $redis_url_shown 20000\` on the same Redis.
 
 | what | figure |
 | --- | ---: |
@@ -747,16 +754,16 @@ $(cat "$here/reading.md")
 ## Commands
 
 \`\`\`sh
-redis-server --port P --save '' --appendonly no
+redis-server --port P --unixsocket S --unixsocketperm 700 --save '' --appendonly no
 chatctl migrate
 printf 'bench1 bench-password\n...' | chatctl --argon2-memory 64 --argon2-time 1 user import   # $USERS users
 chatctl room add 'bench room N'                                     # 10 rooms
 chat-worker --notify-enter-leave off --rate-messages 0 --rate-connects 0
 chat-interface --listen 127.0.0.1:P1 --echo-path /echo/ --address-open-max 0 --address-rate 0 --socket-rate 0 --socket-kib-rate 0   # and P2 for two
 chat-interface --listen 127.0.0.1:P3 --echo-path /echo/             # the abuse runs: default limits
-redis-benchmark -p P -t lpush,rpop -q -n 100000
-redis-benchmark -p P -t lpush -q -n 200000 -P 16
-chl-bench redis://127.0.0.1:P 20000
+redis-benchmark $redis_at_shown -t lpush,rpop -q -n 100000
+redis-benchmark $redis_at_shown -t lpush -q -n 200000 -P 16
+chl-bench $redis_url_shown 20000
 chat-bench --target 127.0.0.1:P1 --echo-path /echo/ --clients 100 --rates $ECHO_RATES --duration $STEP_MS
 chat-bench --target 127.0.0.1:P1 --clients 100 --users 100 --rooms R1,...,R10 --rates $RATES_100 --duration $STEP_MS
 chat-bench --target 127.0.0.1:P1 --clients 1000 --users 100 --rooms R1 --rates $RATES_1000 --duration $STEP_MS

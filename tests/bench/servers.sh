@@ -4,9 +4,24 @@
 # appended to the array pids, killed (and $dir removed) when the script
 # exits.
 #
+# Redis listens on a free loopback port and on a Unix socket in $dir; the
+# chat processes, rcli and the ceilings reach it over the socket, which
+# costs both sides less CPU per command, unless MC_BENCH_REDIS=tcp.
+#
 # Needs: B (the build tree), root (the source tree), BENCH_NAME (names $dir).
-# Sets:  dir, pids; rport, rpid (Redis), rcli; USERS, PASSWORD, ROOMS (ten
-#        room ids, comma-separated), ROOM1; wpid (the worker).
+# Sets:  dir, pids; rport, rpid, redis_argv (Redis and how it was started),
+#        redis_url (CHAT_REDIS_URL), redis_at (redis-cli's and
+#        redis-benchmark's options to reach it), rcli; USERS, PASSWORD,
+#        ROOMS (ten room ids, comma-separated), ROOM1; wpid (the worker).
+
+MC_BENCH_REDIS=${MC_BENCH_REDIS:-unix}
+case $MC_BENCH_REDIS in
+unix | tcp) ;;
+*)
+    echo "bench: MC_BENCH_REDIS is unix (the default) or tcp, not $MC_BENCH_REDIS" >&2
+    exit 2
+    ;;
+esac
 
 dir=$(mktemp -d "/tmp/mc-$BENCH_NAME-XXXXXX")
 pids=()
@@ -37,19 +52,28 @@ log() { echo "== $*" >&2; }
 # start_redis: a fresh redis-server, nothing saved.
 start_redis() {
     rport=$(free_port)
-    redis-server --port "$rport" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
-        --daemonize no --loglevel warning --logfile "$dir/redis.log" --maxclients 10000 &
+    redis_argv=(redis-server --port "$rport" --bind 127.0.0.1 --unixsocket "$dir/redis.sock"
+        --unixsocketperm 700 --dir "$dir" --save "" --appendonly no --daemonize no
+        --loglevel warning --logfile "$dir/redis.log" --maxclients 10000)
+    if [ "$MC_BENCH_REDIS" = tcp ]; then
+        redis_url=redis://127.0.0.1:$rport
+        redis_at=(-p "$rport")
+    else
+        redis_url=unix://$dir/redis.sock
+        redis_at=(-s "$dir/redis.sock")
+    fi
+    "${redis_argv[@]}" &
     rpid=$!
     pids+=($rpid)
-    for _ in $(seq 1 500); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.01; done
-    redis-cli -p "$rport" ping >/dev/null
+    for _ in $(seq 1 500); do rcli ping >/dev/null 2>&1 && break; sleep 0.01; done
+    rcli ping >/dev/null
 }
-rcli() { redis-cli -p "$rport" "$@"; }
+rcli() { redis-cli "${redis_at[@]}" "$@"; }
 
 # setup_db: a database with 1,000 users (bench1.., fast password hashes: the
 # benchmarks measure chat, not argon2) and 10 rooms.
 setup_db() {
-    export CHAT_DB=$dir/chat.sqlite3 CHAT_REDIS_URL=redis://127.0.0.1:$rport CHAT_WEB_ROOT=$root/web
+    export CHAT_DB=$dir/chat.sqlite3 CHAT_REDIS_URL=$redis_url CHAT_WEB_ROOT=$root/web
     export CHAT_LOG_LEVEL=warn
     USERS=1000
     PASSWORD=bench-password

@@ -218,6 +218,82 @@ static void sentinel_urls_name_a_master_and_its_sentinels(void **state)
     }
 }
 
+static void unix_urls_name_a_socket_with_a_password_and_a_db(void **state)
+{
+    (void)state;
+    chl__ring_t r;
+    assert_int_equal(chl__ring_init(&r, "unix:///run/redis/redis.sock"), 0);
+    assert_int_equal(r.nshards, 1);
+    assert_string_equal(r.addrs[0].host, "/run/redis/redis.sock");
+    assert_int_equal(r.addrs[0].port, 0);
+    assert_int_equal(r.addrs[0].db, 0);
+    assert_string_equal(r.addrs[0].password, "");
+    assert_string_equal(r.addrs[0].master, "");
+    chl__server_t at = {.port = r.addrs[0].port};
+    memcpy(at.host, r.addrs[0].host, sizeof(at.host));
+    char text[CHL__SERVER_TEXT];
+    assert_string_equal(chl__server_text(&at, text), "/run/redis/redis.sock"); /* for the log */
+    at.port = 7;
+    assert_string_equal(chl__server_text(&at, text), "/run/redis/redis.sock:7");
+    chl__ring_clear(&r);
+
+    /* a password and a db as redis:// takes them; escapes in the path; two
+     * sockets and a TCP server as three shards */
+    assert_int_equal(chl__ring_init(&r, "unix://:s%40c,r@/tmp/a%2Cb.sock?db=12,"
+                                        "unix:///tmp/a%2Cb.sock?db=3,redis://h:1"),
+                     0);
+    assert_int_equal(r.nshards, 3);
+    assert_string_equal(r.addrs[0].password, "s@c,r");
+    assert_string_equal(r.addrs[0].host, "/tmp/a,b.sock");
+    assert_int_equal(r.addrs[0].db, 12);
+    assert_string_equal(r.addrs[1].password, "");
+    assert_int_equal(r.addrs[1].db, 3);
+    assert_string_equal(r.addrs[2].host, "h");
+    assert_int_equal(r.addrs[2].port, 1);
+    chl__ring_clear(&r);
+
+    /* the longest path sun_path holds, and one byte more */
+    char url[256] = "unix://";
+    size_t scheme = strlen(url);
+    memset(url + scheme, 'x', CHL__SOCKET_PATH_MAX);
+    url[scheme] = '/';
+    url[scheme + CHL__SOCKET_PATH_MAX] = '\0';
+    assert_int_equal(chl__ring_init(&r, url), 0);
+    assert_int_equal(strlen(r.addrs[0].host), CHL__SOCKET_PATH_MAX);
+    chl__ring_clear(&r);
+    strcat(url, "x");
+    assert_int_equal(chl__ring_init(&r, url), MC_EINVAL);
+    assert_non_null(strstr(r.why, "longer than sun_path"));
+    chl__ring_clear(&r);
+
+    static const struct {
+        const char *url, *why;
+    } bad[] = {
+        {"unix://", "must be absolute"},
+        {"unix:///", "is empty"},
+        {"unix:///?db=1", "is empty"},
+        {"unix:///,redis://h", "is empty"},
+        {"unix://run/redis.sock", "must be absolute"},
+        {"unix://:pw@run/redis.sock", "must be absolute"},
+        {"unix:///a.sock,unix:///a.sock", "listed twice"},
+        {"unix:///a.sock?db=", "not a shard URL"},
+        {"unix:///a.sock?db=10000", "not a shard URL"},
+        {"unix:///a.sock?x=1", "not a shard URL"},
+        {"unix:///a%00b", "not a shard URL"},
+        {"unix:///a%4", "not a shard URL"},
+        {"unix://:@/a.sock", "not a shard URL"},
+        {"unix://:pw/a.sock", "not a shard URL"},
+        {"unixx:///a.sock", "not a shard URL"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(chl__ring_init(&r, bad[i].url), MC_EINVAL);
+        assert_non_null(r.why);
+        if (!strstr(r.why, bad[i].why))
+            fail_msg("%s: \"%s\", not \"%s\"", bad[i].url, r.why, bad[i].why);
+        chl__ring_clear(&r);
+    }
+}
+
 static void a_sentinel_shard_keeps_its_channels_whatever_its_sentinels(void **state)
 {
     (void)state;
@@ -384,6 +460,7 @@ int main(void)
         cmocka_unit_test(commands_and_numbers_are_written_as_redis_reads_them),
         cmocka_unit_test(the_ring_spreads_names_and_ignores_the_order_of_servers),
         cmocka_unit_test(sentinel_urls_name_a_master_and_its_sentinels),
+        cmocka_unit_test(unix_urls_name_a_socket_with_a_password_and_a_db),
         cmocka_unit_test(a_sentinel_shard_keeps_its_channels_whatever_its_sentinels),
         cmocka_unit_test(switch_master_events_are_read_strictly),
         cmocka_unit_test(the_local_table_indexes_both_ways),

@@ -5,7 +5,8 @@
 # Each way runs ROUNDS times (5), since stopping used to fail by a race. Each
 # run checks the exit status and the log line that says why, that the chat
 # processes were stopped before Redis, and that no process of the run is left
-# (by pid) and Redis no longer answers.
+# (by pid) and Redis no longer answers. The chat processes use Redis's
+# Unix socket.
 set -u
 # shellcheck source=tests/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -27,6 +28,14 @@ echo "1..${#ways[@]}"
 
 printed_url_or_ended() { # LOG PORT PID
     grep -q "Multichat is running: http://127.0.0.1:$2/" "$1" || gone "$3"
+}
+# socket_clients PORT N: whether N or more clients of the Redis on PORT came
+# in through make run's socket (prints how many when N is 0).
+socket_clients() {
+    local n
+    n=$(redis-cli -p "$1" client list | grep -c " addr=$work/state/redis.sock:")
+    [ "$2" != 0 ] || echo "$n"
+    [ "$n" -ge "$2" ]
 }
 # run_once WAY: one run stopped that way; what went wrong goes to `wrong`.
 wrong=""
@@ -60,6 +69,9 @@ run_once() {
     if [ -z "$redis" ] || [ -z "$worker" ] || [ -z "$ifc" ]; then
         problem "processes under the script: $(pgrep -P "$pid" -l | tr '\n' ' ')"
     fi
+    # The worker and the interface (two links) reach Redis over its socket.
+    until_true 10 socket_clients "$rport" 3 ||
+        problem "Redis's socket has $(socket_clients "$rport" 0) clients, not 3 or more"
     case $way in
     int-group) kill -INT -- "-$pid" && want=130 reason="SIGINT (Ctrl-C): stopping" ;;
     term-script) kill -TERM "$pid" && want=143 reason="SIGTERM: stopping" ;;

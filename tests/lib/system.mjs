@@ -68,11 +68,14 @@ export class System {
   // With hosts > 0, worker i and interface i run on simulated host i % hosts
   // (tests/lib/hosts.mjs), and reach PostgreSQL and Redis, which stay here,
   // over its link; interfaces then listen on their own ports at their
-  // hosts' addresses (urls).
+  // hosts' addresses (urls). With redisSocket, the chat processes reach each
+  // redis-server over a Unix socket in the system's folder (its port stays,
+  // for redisCli).
   constructor({interfaces = 1, workers = 1, separatePorts = false, shards = 1, sentinel = false,
                env = {}, workerEnv = {}, interfaceEnv = {}, db = 'sqlite', pgEnv = {},
-               hosts = 0} = {}) {
+               hosts = 0, redisSocket = false} = {}) {
     this.backend = db;
+    this.redisSocket = redisSocket;
     this.nHosts = hosts;
     this.pgEnv = pgEnv;
     this.sentinel = sentinel;
@@ -102,7 +105,8 @@ export class System {
       ...process.env,
       CHAT_DB: this.db,
       CHAT_REDIS_URL: this.sentinel ? this.sentinelUrl :
-        this.redisPorts.map((p) => `redis://127.0.0.1:${p}`).join(','),
+        this.redisPorts.map((p, i) => this.redisSocket ? `unix://${this.redisSocketPath(i)}` :
+          `redis://127.0.0.1:${p}`).join(','),
       CHAT_WEB_ROOT: path.join(source, 'web'),
       CHAT_ARGON2_MEMORY_KIB: '8192', // fast hashing for tests
       ...this.extraEnv,
@@ -245,10 +249,16 @@ export class System {
     return this;
   }
 
-  // Redis shard i on its port; an empty server, as after a crash.
+  // Where shard i's server listens with redisSocket.
+  redisSocketPath(i) {
+    return path.join(this.dir, `redis-${i}.sock`);
+  }
+
+  // Redis shard i on its port (and socket); an empty server, as after a crash.
   async startRedis(i) {
     this.redises[i] = this.spawn(`redis-${i}`, 'redis-server', ['--port', String(this.redisPorts[i]),
       '--bind', '127.0.0.1', ...(this.hosts ? [...this.hosts.outsides, '--protected-mode', 'no'] : []),
+      ...(this.redisSocket ? ['--unixsocket', this.redisSocketPath(i), '--unixsocketperm', '700'] : []),
       '--dir', this.dir, '--save', '', '--appendonly', 'no']);
     this.redis = this.redises[0];
     await waitPort(this.redisPorts[i]);

@@ -32,11 +32,12 @@ static int redis_ping_ready(int port, int timeout_ms)
 
 static int redis_launch(ts_redis_t *r)
 {
-    char port[16], log[96], conf[96], master[16];
+    char port[16], log[96], conf[96], master[16], sock[96];
     snprintf(port, sizeof(port), "%d", r->port);
     snprintf(log, sizeof(log), "%s/redis.log", r->dir);
     snprintf(conf, sizeof(conf), "%s/sentinel.conf", r->dir);
     snprintf(master, sizeof(master), "%d", r->replica_of);
+    snprintf(sock, sizeof(sock), "%s/redis.sock", r->dir);
     const char *argv[32] = {r->sentinel ? "redis-sentinel" : "redis-server"};
     int n = 1;
     if (r->sentinel) {
@@ -58,6 +59,12 @@ static int redis_launch(ts_redis_t *r)
         for (size_t i = 0; i < sizeof(server) / sizeof(server[0]); i++)
             argv[n++] = server[i];
     }
+    if (r->unix_socket) {
+        argv[n++] = "--unixsocket";
+        argv[n++] = sock;
+        argv[n++] = "--unixsocketperm";
+        argv[n++] = "700";
+    }
     if (r->replica_of) {
         argv[n++] = "--replicaof";
         argv[n++] = "127.0.0.1";
@@ -72,17 +79,21 @@ static int redis_launch(ts_redis_t *r)
     return 0;
 }
 
-static int redis_start(ts_redis_t *r, int replica_of, int sentinel)
+static int redis_start(ts_redis_t *r, int replica_of, int sentinel, int unix_socket)
 {
     memset(r, 0, sizeof(*r));
     r->replica_of = replica_of;
     r->sentinel = sentinel;
+    r->unix_socket = unix_socket;
     snprintf(r->dir, sizeof(r->dir), "/tmp/mc-redis-XXXXXX");
     if (!mkdtemp(r->dir))
         return -1;
     for (int attempt = 0; attempt < 5; attempt++) {
         r->port = ts_free_port();
-        snprintf(r->url, sizeof(r->url), "redis://127.0.0.1:%d", r->port);
+        if (unix_socket)
+            snprintf(r->url, sizeof(r->url), "unix://%s/redis.sock", r->dir);
+        else
+            snprintf(r->url, sizeof(r->url), "redis://127.0.0.1:%d", r->port);
         if (r->port > 0 && redis_launch(r) == 0)
             return 0;
     }
@@ -91,17 +102,22 @@ static int redis_start(ts_redis_t *r, int replica_of, int sentinel)
 
 int ts_redis_start(ts_redis_t *r)
 {
-    return redis_start(r, 0, 0);
+    return redis_start(r, 0, 0, 0);
+}
+
+int ts_redis_start_unix(ts_redis_t *r)
+{
+    return redis_start(r, 0, 0, 1);
 }
 
 int ts_redis_start_replica(ts_redis_t *r, int master_port)
 {
-    return redis_start(r, master_port, 0);
+    return redis_start(r, master_port, 0, 0);
 }
 
 int ts_redis_start_sentinel(ts_redis_t *r)
 {
-    return redis_start(r, 0, 1);
+    return redis_start(r, 0, 1, 0);
 }
 
 void ts_redis_halt(ts_redis_t *r, int hard)
