@@ -1,6 +1,6 @@
 /*
  * channel-layer/batch.c: the queue pushes of one loop turn, sent together
- * in one script call (see batch.h).
+ * in one LPUSH (see batch.h).
  */
 #include "channel-layer/batch.h"
 #include "channel-layer/request.h"
@@ -11,21 +11,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH_HEAD 7 /* EVALSHA sha 1 key capacity ttl max-bytes */
+#define BATCH_HEAD 2 /* LPUSH key */
 
-/* Pushes to one queue on one shard made in one loop turn: one script call
- * for all of them. Each has its own completion. */
+/* Pushes to one queue on one shard made in one loop turn: one LPUSH for
+ * all of them. Each has its own completion. */
 struct chl__batch_pushes {
     chl__batch_t *batch;
     size_t shard;
-    int retried;
     size_t n;
-    char key[CHL__KEY_MAX], cap[24];
+    long cap;
+    char key[CHL__KEY_MAX];
     const char *argv[BATCH_HEAD + CHL__BATCH_MAX]; /* then the frames */
     size_t lens[BATCH_HEAD + CHL__BATCH_MAX];
     char *frames[CHL__BATCH_MAX]; /* owned */
     chl_send_cb cbs[CHL__BATCH_MAX];
     void *args[CHL__BATCH_MAX];
+    int status[CHL__BATCH_MAX]; /* of each frame, while some are taken back */
+    size_t first, asked, back;  /* taken back: from first on, asked, answered */
 };
 
 static void pushes_free(struct chl__batch_pushes *ps)
@@ -44,6 +46,56 @@ static void pushes_complete(struct chl__batch_pushes *ps, size_t pushed, int sta
     pushes_free(ps);
 }
 
+/* Each of the frames past the queue's capacity is taken back by its own
+ * LREM: 1, it was still in the queue and is refused (full); 0, a worker
+ * moved it already and it counts as pushed. */
+static void on_take_back(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct chl__batch_pushes *ps = priv;
+    chl__links_t *links = ps->batch->links;
+    redisReply *r = reply;
+    chl__link_replied(ac);
+    size_t i = ps->first + ps->back++;
+    if (!r) /* it may have gone or not: the sender sends again */
+        ps->status[i] = *links->closing ? MC_ECLOSED : MC_EREDIS;
+    else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+        ps->status[i] = MC_EFULL;
+    if (ps->status[i] == 0)
+        links->stats->sent++;
+    else if (ps->status[i] == MC_EFULL)
+        links->stats->full++;
+    if (ps->back < ps->asked)
+        return;
+    for (size_t k = 0; k < ps->n; k++)
+        if (ps->cbs[k])
+            ps->cbs[k](ps->args[k], ps->status[k]);
+    pushes_free(ps);
+}
+
+/* The LPUSH made the queue longer than its capacity: the newest frames,
+ * from fit on, are taken back, each by its bytes, not by its place, which
+ * another process's push may have moved (a frame taken back for another
+ * equal to it, byte for byte, changes nothing). Until then the queue holds
+ * up to a batch more than its capacity for each process that pushes. */
+static void take_back(redisAsyncContext *ac, struct chl__batch_pushes *ps, size_t fit)
+{
+    ps->first = fit;
+    ps->asked = ps->back = 0;
+    for (size_t i = 0; i < ps->n; i++)
+        ps->status[i] = 0;
+    for (size_t i = fit; i < ps->n; i++) {
+        const char *argv[4] = {"LREM", ps->key, "1", ps->frames[i]};
+        size_t lens[4] = {4, strlen(ps->key), 1, ps->lens[BATCH_HEAD + i]};
+        if (chl__command_send(ac->data, on_take_back, ps, 4, argv, lens) != 0)
+            break; /* this one and the rest stay in the queue: pushed */
+        chl__link_sent(ac->data);
+        ps->asked++;
+    }
+    ps->batch->links->stats->sent += ps->n - ps->asked;
+    if (ps->asked == 0)
+        pushes_complete(ps, ps->n, 0);
+}
+
 static void on_batch_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct chl__batch_pushes *ps = priv;
@@ -53,36 +105,34 @@ static void on_batch_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (!r) {
         pushes_complete(ps, 0, *links->closing ? MC_ECLOSED : MC_EREDIS);
     } else if (chl__out_of_memory(r)) {
-        links->stats->full += ps->n; /* full, not down: as a single script call */
+        links->stats->full += ps->n; /* full, not down: as for a script call */
         pushes_complete(ps, 0, MC_EFULL);
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        int demoted = chl__link_not_master(ac, r->str);
-        if (!demoted && !ps->retried && strncmp(r->str, "NOSCRIPT", 8) == 0 && !*links->closing) {
-            ps->retried = 1; /* EVAL with the body runs it and caches it again */
-            ps->argv[0] = "EVAL";
-            ps->argv[1] = chl__script(CHL__S_SEND);
-            ps->lens[0] = 4;
-            ps->lens[1] = strlen(ps->argv[1]);
-            if (chl__command_send(ac->data, on_batch_reply, ps, (int)(BATCH_HEAD + ps->n), ps->argv,
-                                  ps->lens) == 0) {
-                chl__link_sent(ac->data);
-                return;
-            }
-        }
-        if (!demoted)
-            mc_warn("channel-layer: %s: a push failed: %.120s", links->name, r->str);
+    } else if (r->type != REDIS_REPLY_INTEGER) {
+        if (r->type != REDIS_REPLY_ERROR || !chl__link_not_master(ac, r->str))
+            mc_warn("channel-layer: %s: a push failed: %.120s", links->name,
+                    r->type == REDIS_REPLY_ERROR ? r->str : "not a length");
         links->stats->redis_errors++;
         pushes_complete(ps, 0, MC_EREDIS);
     } else {
-        size_t pushed = r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? (size_t)r->integer : 0;
-        if (pushed > ps->n)
-            pushed = ps->n;
-        links->stats->sent += pushed;
-        links->stats->full += ps->n - pushed;
-        pushes_complete(ps, pushed, MC_EFULL);
+        /* The answer is the new length: those past the capacity were the
+         * newest, and go back out, as if the queue had refused them. */
+        long long before = r->integer - (long long)ps->n;
+        size_t fit = ps->n;
+        if (ps->cap >= 0 && r->integer > ps->cap)
+            fit = before >= ps->cap ? 0 : (size_t)(ps->cap - before);
+        if (fit >= ps->n) {
+            links->stats->sent += ps->n;
+            pushes_complete(ps, ps->n, 0);
+        } else {
+            take_back(ac, ps, fit);
+        }
     }
 }
 
+/* The turn's pushes go in one LPUSH, whose answer is the capacity check (a
+ * queue does not expire and has no bound in bytes). A plain command, not a
+ * script: this is every envelope's way to the workers, and a script call
+ * costs Redis several times an LPUSH. */
 void chl__batch_flush(chl__batch_t *b)
 {
     struct chl__batch_pushes *ps = b->open;
@@ -97,13 +147,10 @@ void chl__batch_flush(chl__batch_t *b)
         pushes_complete(ps, 0, *links->closing ? MC_ECLOSED : MC_EREDIS);
         return;
     }
-    /* A queue does not expire (ttl 0) and has no bound in bytes. */
-    const char *head[BATCH_HEAD] = {"EVALSHA", links->sha[CHL__S_SEND], "1", ps->key, ps->cap, "0",
-                                    "0"};
-    for (int i = 0; i < BATCH_HEAD; i++) {
-        ps->argv[i] = head[i];
-        ps->lens[i] = strlen(head[i]);
-    }
+    ps->argv[0] = "LPUSH";
+    ps->lens[0] = 5;
+    ps->argv[1] = ps->key;
+    ps->lens[1] = strlen(ps->key);
     if (chl__command_send(l, on_batch_reply, ps, (int)(BATCH_HEAD + ps->n), ps->argv, ps->lens) !=
         0) {
         pushes_complete(ps, 0, MC_EREDIS);
@@ -138,10 +185,9 @@ int chl__batch_add(chl__batch_t *b, size_t shard, const char *key, long cap, cha
         }
         ps->batch = b;
         ps->shard = shard;
-        ps->retried = 0;
         ps->n = 0;
+        ps->cap = cap;
         memcpy(ps->key, key, strlen(key) + 1);
-        chl__decimal(ps->cap, cap);
         b->open = ps;
         uv_check_start(&b->check, on_batch_check);
         uv_prepare_start(&b->prepare, on_batch_prepare);

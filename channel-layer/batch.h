@@ -3,11 +3,14 @@
  * (batch.c).
  *
  * A process endpoint's pushes to one queue on one shard in one turn of its
- * loop go in one script call, sent at the end of the turn: after its I/O
+ * loop go in one LPUSH, sent at the end of the turn: after its I/O
  * callbacks (a uv_check_t), or before the loop waits (a uv_prepare_t, for
  * what timers pushed). A push to another queue or shard, or past
- * CHL__BATCH_MAX, sends what was gathered first. Each push keeps its own
- * completion, called once, in the order of the pushes: 0 when it was
+ * CHL__BATCH_MAX, sends what was gathered first. The LPUSH's answer is the
+ * capacity check: the newest frames past the capacity are taken back out,
+ * one LREM each (for that round trip the queue holds them too: a worker
+ * that takes one then has it, and its push succeeded). Each push keeps its
+ * own completion, called once, in the order of the pushes: 0 when it was
  * pushed, MC_EFULL when the queue (or Redis's memory) is full, MC_EREDIS,
  * or MC_ECLOSED once the endpoint closes.
  *
@@ -22,7 +25,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#define CHL__BATCH_MAX 64 /* pushes in one script call */
+#define CHL__BATCH_MAX 64 /* pushes in one LPUSH */
 
 typedef struct chl__batch {
     chl__links_t *links;

@@ -14,8 +14,9 @@
  *    A process list is bounded in bytes too (process_bytes), since one of
  *    its messages may be 1 MiB: a process that falls behind makes its
  *    senders fail with MC_EFULL before it fills Redis's memory. (Its count
- *    of bytes goes down after a pop that may have left something, and
- *    starts again at 0 whenever a push finds the list empty, so that a lost
+ *    of bytes goes down after a pop that may have left something, and is
+ *    kept only while the list is long enough to reach the bound: a push
+ *    that makes a short list long counts what it holds, so that a lost
  *    count heals: what is pushed between a pop and its count may go
  *    uncounted, and a list may hold up to twice the bound for a moment.)
  *    The count has no expiry: it goes with the list when the process is
@@ -147,6 +148,9 @@ int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t 
  * frees them), then waits up to timeout_ms for the queue and moves up to max
  * messages (at most CHL_QUEUE_BATCH) into the in-flight list and out[0..*n).
  * A worker that dies before its next call has its batch handled again.
+ * done being the whole of the last call's messages from a shard (as a
+ * worker's loop acknowledges) costs that shard one command (an LPOP of the
+ * newest in flight), any other set one per message (LREM).
  * Returns 0 (*n >= 1), MC_EAGAIN when none came (the acknowledgements were
  * made), MC_EINVAL, or MC_EREDIS (the acknowledgements may be lost: the
  * messages stay in flight). */
@@ -276,7 +280,10 @@ typedef void (*chl_send_cb)(void *arg, int status);
  * before the call returns. Returns 0, MC_EINVAL, MC_ETOOBIG, MC_ENOMEM,
  * MC_EREDIS (the shard is not connected now), MC_ECLOSED. If it returns an
  * error, cb never runs; otherwise cb (may be NULL) runs exactly once, on the
- * loop, with 0, MC_EFULL, MC_EREDIS or MC_ECLOSED. */
+ * loop, with 0, MC_EFULL, MC_EREDIS or MC_ECLOSED. A loop turn's pushes to
+ * a queue go in one LPUSH; those past its capacity are taken back out (for
+ * a round trip the queue holds them too: a worker that takes one then has
+ * it, and its push succeeded). */
 int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, size_t len,
                         chl_send_cb cb, void *arg);
 

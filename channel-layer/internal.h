@@ -14,7 +14,8 @@
  *                         removed when the process is reaped, and otherwise
  *                         expires a group expiry after its last direct send
  *   P"bytes:"<process>    string: the bytes that list holds (its second
- *                         bound); no expiry: removed with the list
+ *                         bound), while it is long enough to reach it; no
+ *                         expiry: removed with the list
  *   P"inflight:"<client>  list: messages a worker popped and has not acked
  *   P"hb:"<client>        string with a TTL: the client is alive
  *   P"workers"            set: clients that may hold in-flight messages

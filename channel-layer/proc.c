@@ -104,9 +104,9 @@ malformed:
 
 /* What a pop took leaves the list's byte counter (chl.h): one DECRBY on
  * the pop link, ahead of the next pop. A pop that took fewer than it asked
- * for emptied the list, and the next push finds it empty and starts the
- * count again: nothing to send then. Best effort: a count that is lost
- * heals once the list is found empty. */
+ * for emptied the list, and the push that makes it long again counts it
+ * again: nothing to send then. Best effort: a count that is lost heals
+ * once the list is found short. */
 static void popped(chl_proc_t *p, size_t elements, size_t bytes)
 {
     if (elements < (size_t)atoi(CHL__PROC_POP_COUNT) || !p->pop.up || !p->pop.ac)

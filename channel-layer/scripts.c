@@ -15,34 +15,47 @@
     "local t = redis.call('TIME')\n"                                                               \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
+/* The longest frame (internal.h): a process list no longer than its bytes
+ * bound over this cannot be past the bound. */
+#define CHL__FRAME_MAX "1048816"
+_Static_assert(CHL__MSG_MAX + CHL__HEADER_MAX == 1048816, "CHL__FRAME_MAX");
+
 /* Pushes frames (a table) onto list k in one LPUSH, whose answer, the new
  * length, is the capacity check: those that pass the capacity cap (< 0:
  * none) are taken back off the head, the newest, so that a full list
  * refuses and is left as it is; the answer is how many were pushed, the
  * first ones. A process list is full at max bytes too: its byte counter b
  * counts what it holds, less what its process popped (a plain DECRBY after
- * a pop that may have left something), and starts again whenever the list
- * is found empty, so that a lost count heals; a count below 0 is one that
- * was taken down after the list was found empty, and starts again too. A
- * discard (cap < 0) is pushed whatever the list holds, and counted. */
+ * a pop that may have left something). It is kept only while the list is
+ * long enough to reach max (short elements or fewer cannot): a push that
+ * finds the list short counts again what it holds, so that a lost count
+ * heals, and one onto a list that stays short touches no counter; a count
+ * below 0 is one that was taken down after the list was counted last, and
+ * starts again at 0 too. A discard (cap < 0) is pushed whatever the list
+ * holds, and counted. */
 #define CHL__PUSH                                                                                  \
     "local function push(k, frames, cap, b, max)\n"                                                \
     "  local nf = #frames\n"                                                                       \
-    "  local before = redis.call('LPUSH', k, unpack(frames)) - nf\n"                               \
-    "  local fit = nf\n"                                                                           \
-    "  if cap >= 0 and before + nf > cap then fit = math.max(cap - before, 0) end\n"               \
-    "  if b then\n"                                                                                \
+    "  local len = redis.call('LPUSH', k, unpack(frames))\n"                                       \
+    "  local before, fit = len - nf, nf\n"                                                         \
+    "  if cap >= 0 and len > cap then fit = math.max(cap - before, 0) end\n"                       \
+    "  local short = b and math.floor(max / " CHL__FRAME_MAX ")\n"                                 \
+    "  if short and len > short then\n"                                                            \
     "    local all, used, kept, j = 0, 0, 0, 0\n"                                                  \
     "    for i = 1, nf do all = all + #frames[i] end\n"                                            \
-    "    if before > 0 then used = redis.call('INCRBY', b, all) - all end\n"                       \
-    "    local counted = used\n"                                                                   \
-    "    if used < 0 then used = 0 end\n"                                                          \
+    "    local fresh = before <= short\n"                                                          \
+    "    if fresh then\n"                                                                          \
+    "      for _, e in ipairs(redis.call('LRANGE', k, nf, -1)) do used = used + #e end\n"          \
+    "    else\n"                                                                                   \
+    "      used = redis.call('INCRBY', b, all) - all\n"                                            \
+    "      if used < 0 then fresh, used = true, 0 end\n"                                           \
+    "    end\n"                                                                                    \
     "    while j < fit and (cap < 0 or used + kept + #frames[j + 1] <= max) do\n"                  \
     "      kept = kept + #frames[j + 1]\n"                                                         \
     "      j = j + 1\n"                                                                            \
     "    end\n"                                                                                    \
     "    fit = j\n"                                                                                \
-    "    if before == 0 or counted < 0 then redis.call('SET', b, used + kept)\n"                   \
+    "    if fresh then redis.call('SET', b, used + kept)\n"                                        \
     "    elseif kept < all then redis.call('DECRBY', b, all - kept) end\n"                         \
     "  end\n"                                                                                      \
     "  if fit < nf then redis.call('LPOP', k, nf - fit) end\n"                                     \
@@ -139,9 +152,21 @@ static const char gsend_lua[] = CHL__SWEEP
  * capacity or its bytes are the newest it was given, dropped for it. Per
  * message i (KEYS zset, hash at 2i-1, 2i; ARGV at 4i + 1: expiry or 0,
  * group, name or "", frame): copies dropped, or -1 when its name was set
- * already. */
+ * already. A batch of one, the usual one at low rates, goes straight to
+ * its processes, without the tables that order a batch's pushes. */
 static const char gsendn_lua[] = CHL__SWEEP CHL__PUSH
     "local prefix, cap, nttl, max = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])\n"
+    "if #KEYS == 2 then\n"
+    "  if ARGV[5] ~= '0' then sweep(KEYS[1], KEYS[2], ARGV[5], ARGV[6], prefix) end\n"
+    "  if ARGV[7] ~= '' and not redis.call('SET', ARGV[7], '1', 'NX', 'PX', nttl) then\n"
+    "    return {-1}\n"
+    "  end\n"
+    "  local frames, dropped = {ARGV[8]}, 0\n"
+    "  for _, p in ipairs(redis.call('HKEYS', KEYS[2])) do\n"
+    "    dropped = dropped + 1 - push(prefix .. p .. '!', frames, cap, prefix .. 'bytes:' .. p, max)\n"
+    "  end\n"
+    "  return {dropped}\n"
+    "end\n"
     "local out, lists, order, procs_of = {}, {}, {}, {}\n"
     "for i = 1, #KEYS / 2 do\n"
     "  local z, h, a = KEYS[2 * i - 1], KEYS[2 * i], 4 * i + 1\n"

@@ -543,7 +543,7 @@ static int pop_shard(chl_t *chl, size_t shard, const char *const *keys, size_t n
 
 /* What was popped from a process list leaves its byte counter (one
  * element: the list may hold more). Best effort: a count that is lost
- * heals once the list is found empty. */
+ * heals once the list is found short (scripts.c). */
 static void popped(chl_t *chl, size_t shard, const char *list, size_t len)
 {
     char bytes[CHL__KEY_MAX], n[24];

@@ -36,6 +36,8 @@ typedef struct chl__sync_shard {
     chl__watch_t watch;   /* a Sentinel shard's +switch-master subscription */
     int64_t beat_at;      /* monotonic ms of the last heartbeat written; 0: none since connecting */
     size_t waiting;       /* elements the queue held behind the last pop here (1: maybe some) */
+    uint64_t moved;       /* the number of the last move here that gave messages */
+    size_t head;          /* its messages, the newest in the in-flight list (0: not known) */
     char sha[CHL__S_COUNT][41];
 } chl__sync_shard_t;
 
@@ -67,9 +69,11 @@ struct chl {
     } swept[CHL__SYNC_SWEPT];
 };
 
-/* Per-message state that chl_ack needs: the exact element and its shard. */
+/* Per-message state that chl_ack needs: the exact element, its shard and
+ * the move that brought it. */
 typedef struct chl__sync_inflight {
     size_t shard;
+    uint64_t move;
     size_t len;
     char el[];
 } chl__sync_inflight_t;

@@ -54,6 +54,7 @@ static int accept_inflight(chl_t *chl, size_t sh, const redisReply *el, chl_mess
         return 0;
     }
     in->shard = sh;
+    in->move = 0; /* its move's number comes when the move is done */
     in->len = el->len;
     memcpy(in->el, el->str, el->len);
     out->internal = in;
@@ -71,6 +72,26 @@ static int beat_due(const chl_t *chl, size_t sh, int64_t now, long block_ms)
 {
     int64_t at = chl->shards[sh].beat_at;
     return at == 0 || now + block_ms - at > chl->cfg.heartbeat_ttl_ms / 4;
+}
+
+/* Whether the acknowledgements for shard sh are every message of the last
+ * move there and nothing else: those are the newest elements of the
+ * in-flight list (a move pushes on its left, and nothing else does), so
+ * one LPOP of their number removes them all, where one LREM each would
+ * look for each. Returns their number then, else 0. */
+static size_t acks_are_the_head(const chl__sync_shard_t *shard, size_t sh,
+                                const chl_message_t *acks, size_t nacks)
+{
+    size_t mine = 0;
+    for (size_t a = 0; a < nacks; a++) {
+        const chl__sync_inflight_t *in = acks[a].internal;
+        if (!in || in->shard != sh)
+            continue;
+        if (in->move != shard->moved)
+            return 0;
+        mine++;
+    }
+    return shard->head && mine == shard->head ? mine : 0;
 }
 
 /* One round trip to shard sh: removes the elements of acks[0..nacks) that
@@ -112,7 +133,13 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
         lv[k] = cmd[k].l;                                                                          \
         k++;                                                                                       \
     } while (0)
-    for (size_t a = 0; a < nacks; a++) {
+    chl__sync_shard_t *shard = &chl->shards[sh];
+    size_t head = acks_are_the_head(shard, sh, acks, nacks);
+    char count[24];
+    chl__decimal(count, (long)head);
+    if (head)
+        CMD("LPOP", inflight, count);
+    for (size_t a = 0; a < nacks && !head; a++) {
         const chl__sync_inflight_t *in = acks[a].internal;
         if (!in || in->shard != sh)
             continue;
@@ -128,7 +155,6 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
         CMD("SADD", f->workers, chl->name);
     }
     size_t first = k; /* the pops' replies start here */
-    chl__sync_shard_t *shard = &chl->shards[sh];
     /* A worker that found the queue empty waits for the next envelope
      * alone (a batch script would only find nothing behind it); one that
      * found more takes a batch. */
@@ -144,14 +170,18 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
     }
 #undef CMD
     int rc = chl__sync_pipeline(chl, sh, k, argc, (const char **const *)av, lv, r);
+    if (nlrem || k > first || rc != 0)
+        shard->head = 0; /* acknowledged, moved past, or not known (a lost reply moved?) */
     if (rc != 0)
         return rc;
     if (beat)
         shard->beat_at = now;
     for (size_t j = 0; j < nlrem; j++)
-        if (r[j]->type == REDIS_REPLY_INTEGER && r[j]->integer == 0)
+        if ((r[j]->type == REDIS_REPLY_INTEGER && r[j]->integer == 0) ||
+            (head && (r[j]->type != REDIS_REPLY_ARRAY || r[j]->elements < head)))
             mc_warn("channel-layer: a handled message was no longer in flight (requeued as if "
                     "this worker had died); it may be handled twice");
+    size_t had = *n;
     if (blocking) {
         shard->waiting = k > first + 1 && r[first + 1]->type == REDIS_REPLY_STRING;
     } else if (k > first) {
@@ -184,6 +214,13 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
     }
     for (size_t j = 0; j < k; j++)
         freeReplyObject(r[j]);
+    if (rc == 0 && *n > had) {
+        /* This move's messages are the newest in flight now. */
+        shard->moved++;
+        shard->head = *n - had;
+        for (size_t e = had; e < *n; e++)
+            ((chl__sync_inflight_t *)out[e].internal)->move = shard->moved;
+    }
     return rc;
 }
 
@@ -264,6 +301,9 @@ int chl_ack(chl_t *chl, const chl_message_t *msg)
     const chl__sync_inflight_t *in = msg ? msg->internal : NULL;
     if (!in || in->shard >= chl->ring.nshards)
         return MC_EINVAL;
+    chl__sync_shard_t *shard = &chl->shards[in->shard];
+    if (in->move == shard->moved)
+        shard->head = 0; /* the newest are no longer that move's alone */
     int rc = inflight_remove(chl, in->shard, in->el, in->len);
     if (rc < 0)
         return rc;

@@ -1,16 +1,20 @@
 /* A process endpoint's queue pushes (channel-layer/batch.c, request.c):
- * a loop turn's pushes go in one script call and each completes once;
- * pushes pending at a close end with MC_ECLOSED; a Redis out of memory is
- * full, not down. */
+ * a loop turn's pushes go in one LPUSH and each completes once, those past
+ * the capacity taken back out unless a worker took them first; pushes
+ * pending at a close end with MC_ECLOSED; a Redis out of memory is full,
+ * not down. */
 #include "channel-layer/chl.h"
 #include "common/error.h"
 #include "tests/support/endpoint.h"
 #include "tests/support/loop.h"
 #include "tests/support/redis_fixture.h"
 
+#include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -40,9 +44,12 @@ static void queue_pushes_complete_once(void **state)
     assert_int_equal(r.status[1], 0);
     assert_int_equal(r.status[2], MC_EFULL);
     assert_int_equal(chl_proc_stats(a.proc)->full, 1);
-    /* pushed in one loop turn: one script call, one LPUSH */
-    assert_int_equal(ts_redis_calls(redis, "evalsha"), 1);
+    /* pushed in one loop turn: one LPUSH, no script; the one past the
+     * capacity was taken back out */
+    assert_int_equal(ts_redis_calls(redis, "evalsha"), 0);
     assert_int_equal(ts_redis_calls(redis, "lpush"), 1);
+    assert_int_equal(ts_redis_calls(redis, "lrem"), 1);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:jobs"), 2);
 
     chl_t *w = ts_redis_fixture_client(NULL, "wrk-test");
     chl_message_t m;
@@ -59,6 +66,68 @@ static void queue_pushes_complete_once(void **state)
     assert_string_equal(b.events[0], "msg 9 direct");
     chl_close(w);
     ts_ep_finish(&loop, &a, &b);
+}
+
+/* A consumer that waits on the newest end of a queue (BLPOP) takes the
+ * newest frame the moment an LPUSH lands, as a worker's pop may take a
+ * frame past the capacity before it is taken back. */
+static void *take_newest(void *arg)
+{
+    const ts_redis_t *r = arg;
+    redisContext *c = redisConnect("127.0.0.1", r->port);
+    redisReply *reply = c && !c->err ? redisCommand(c, "BLPOP mc:jobs 10") : NULL;
+    char *got = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
+                    ? strdup(reply->element[1]->str)
+                    : NULL;
+    freeReplyObject(reply);
+    redisFree(c);
+    return got;
+}
+
+static int consumer_blocked(void *arg)
+{
+    (void)arg;
+    redisContext *c = redisConnect("127.0.0.1", redis->port);
+    redisReply *r = c && !c->err ? redisCommand(c, "INFO clients") : NULL;
+    int blocked = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "blocked_clients:1");
+    freeReplyObject(r);
+    redisFree(c);
+    return blocked;
+}
+
+static int two_pushed(void *arg)
+{
+    return ((ts_pushes_t *)arg)->calls >= 2;
+}
+
+static void a_frame_taken_before_it_went_back_was_pushed(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    chl_config_t cfg = ts_redis_fixture_config();
+    cfg.queue_capacity = 1;
+    ts_ep_t a;
+    ts_ep_start(&loop, &a, &cfg);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, take_newest, redis), 0);
+    assert_true(ts_run_until(&loop, consumer_blocked, NULL, 5000));
+    ts_pushes_t r = {0};
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "job-1", 5, ts_pushed, &r), 0);
+    assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "job-2", 5, ts_pushed, &r), 0);
+    assert_true(ts_run_until(&loop, two_pushed, &r, 5000));
+    void *got;
+    pthread_join(t, &got);
+    assert_non_null(got);
+    assert_non_null(strstr(got, "job-2")); /* the one past the capacity */
+    free(got);
+    assert_int_equal(ts_redis_calls(redis, "lrem"), 1); /* it was asked back: gone */
+    assert_int_equal(r.status[0], 0);
+    assert_int_equal(r.status[1], 0); /* taken, so pushed */
+    assert_int_equal(chl_proc_stats(a.proc)->full, 0);
+    assert_int_equal(chl_proc_stats(a.proc)->sent, 2);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:jobs"), 1);
+    ts_ep_finish(&loop, &a, NULL);
 }
 
 static void pending_pushes_end_with_closed(void **state)
@@ -119,6 +188,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(queue_pushes_complete_once, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_frame_taken_before_it_went_back_was_pushed,
+                               ts_redis_fixture_flush),
         cmocka_unit_test_setup(pending_pushes_end_with_closed, ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_redis_out_of_memory_is_full_not_down, ts_redis_fixture_flush),
     };

@@ -1,7 +1,8 @@
 /* The reliable queues of the blocking client (channel-layer/sync_queue.c):
  * pops move messages in flight until acknowledged, batches of both in one
- * round trip, an idle worker waits alone, pops keep the heartbeat alive,
- * and a dead worker's messages are requeued once. */
+ * round trip, a whole batch acknowledged in one command, an idle worker
+ * waits alone, pops keep the heartbeat alive, and a dead worker's
+ * messages are requeued once. */
 #include "channel-layer/chl.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -107,6 +108,72 @@ static void free_all(chl_message_t *m, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         chl_message_free(&m[i]);
+}
+
+/* Whether the in-flight list of client wrk holds an element whose payload
+ * is data. */
+static int in_flight(const char *wrk, const char *data)
+{
+    redisContext *c = redisConnect("127.0.0.1", redis->port);
+    assert_true(c && !c->err);
+    redisReply *r = redisCommand(c, "LRANGE mc:inflight:%s 0 -1", wrk);
+    assert_true(r && r->type == REDIS_REPLY_ARRAY);
+    int found = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const char *nl = strchr(r->element[i]->str, '\n');
+        found += nl && strcmp(nl + 1, data) == 0;
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return found;
+}
+
+/* A batch acknowledged whole is one LPOP: its messages are the newest
+ * elements in flight. A part of one goes by its elements, one LREM each,
+ * and leaves the others in flight. */
+static void a_whole_batch_is_acknowledged_in_one_command(void **state)
+{
+    (void)state;
+    chl_t *chl = ts_redis_fixture_client(&(chl_config_t){.redis_urls = redis->url}, "wrk-k");
+    chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
+    size_t na = 0, nb = 0;
+    for (int i = 0; i < 6; i++) {
+        char m[16];
+        snprintf(m, sizeof(m), "m%d", i);
+        assert_int_equal(chl_queue_push(chl, "jobs", m, strlen(m)), 0);
+    }
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 3, &na), 0);
+    assert_true(na >= 2);
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 3, &nb), 0);
+    assert_int_equal(nb, 3);
+    assert_int_equal(ts_redis_calls(redis, "lpop"), 1);
+    assert_int_equal(ts_redis_calls(redis, "lrem"), 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-k"), 3);
+    for (size_t i = 0; i < na; i++)
+        assert_int_equal(in_flight("wrk-k", a[i].data), 0);
+    free_all(a, na);
+    /* The oldest of the three only: an LPOP would take the newest. */
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    int rc = chl_queue_next(chl, "jobs", 20, b, 1, a, 3, &na);
+    assert_true(rc == 0 || rc == MC_EAGAIN);
+    assert_int_equal(ts_redis_calls(redis, "lrem"), 1);
+    assert_int_equal(ts_redis_calls(redis, "lpop"), 0);
+    assert_int_equal(in_flight("wrk-k", b[0].data), 0);
+    assert_int_equal(in_flight("wrk-k", b[1].data), 1);
+    assert_int_equal(in_flight("wrk-k", b[2].data), 1);
+    /* The other two, with what came since: not a whole move, by LREM. */
+    memcpy(&a[na], &b[1], 2 * sizeof(b[0]));
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    chl_message_t c[CHL_QUEUE_BATCH];
+    size_t nc = 0;
+    rc = chl_queue_next(chl, "jobs", 20, a, na + 2, c, 3, &nc);
+    assert_true(rc == MC_EAGAIN && nc == 0);
+    assert_int_equal(ts_redis_calls(redis, "lrem"), (long)na + 2);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-k"), 0);
+    free_all(a, na + 2);
+    chl_message_free(&b[0]);
+    chl_close(chl);
 }
 
 /* A worker that found the queue empty waits for the next envelope with
@@ -261,6 +328,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(queue_pop_moves_to_in_flight_until_acked, ts_redis_fixture_flush),
         cmocka_unit_test_setup(queue_next_acknowledges_a_batch_and_fetches_the_next,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_whole_batch_is_acknowledged_in_one_command,
                                ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_worker_waits_alone_when_idle_and_takes_batches_when_not,
                                ts_redis_fixture_flush),

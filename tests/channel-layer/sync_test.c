@@ -229,6 +229,7 @@ static void pushes_check_capacity_with_the_push_itself(void **state)
     (void)state;
     chl_config_t cfg = ts_redis_fixture_config();
     cfg.queue_capacity = 3;
+    cfg.process_bytes = 4096; /* counted from the first message (scripts.c) */
     chl_t *chl = ts_redis_fixture_client(&cfg, NULL);
     ts_redis_int(redis, "CONFIG RESETSTAT");
     for (int i = 0; i < 3; i++)
