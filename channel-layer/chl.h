@@ -105,6 +105,7 @@ void chl_message_free(chl_message_t *msg);
 typedef struct chl_stats {
     uint64_t sent, received, expired, full, group_dropped, redis_errors, reconnects;
     uint64_t malformed; /* elements in Redis that were not ours, skipped */
+    uint64_t repeated;  /* group messages the members had had (chl_group_msg_t seq) */
     uint64_t failovers; /* a Sentinel shard's master was found at a new address */
 } chl_stats_t;
 
@@ -197,6 +198,13 @@ typedef struct chl_group_msg {
     const char *name; /* NULL: not named */
     const void *msg;
     size_t len;
+    /* 0, or the message's place in its group's order (a room's message
+     * ids): a process endpoint hands its members a group message with a
+     * seq only when it is above the last seq it handed there, so that a
+     * message sent again after Redis lost its names (a restart, a
+     * failover) arrives once all the same. A group's seqs must grow in the
+     * order they are sent. */
+    uint64_t seq;
 } chl_group_msg_t;
 int chl_group_send_many(chl_t *chl, const chl_group_msg_t *msgs, size_t n, size_t *dropped);
 

@@ -6,10 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-int chl__frame_header(char *hdr, size_t size, int kind, int64_t deadline, const char *name)
+int chl__frame_header(char *hdr, size_t size, int kind, int64_t deadline, const char *name,
+                      uint64_t seq)
 {
     size_t len = strlen(name);
-    if (deadline < 0 || size < 24 || len + 24 > size)
+    if (deadline < 0 || size < 45 || len + 45 > size)
         return MC_ETOOBIG;
     size_t n = 0;
     hdr[n++] = (char)kind;
@@ -17,18 +18,22 @@ int chl__frame_header(char *hdr, size_t size, int kind, int64_t deadline, const 
     hdr[n++] = '|';
     memcpy(hdr + n, name, len);
     n += len;
+    if (seq) {
+        hdr[n++] = '|';
+        n += chl__digits(hdr + n, seq);
+    }
     hdr[n++] = '\n';
     hdr[n] = '\0';
     return (int)n;
 }
 
 int chl__frame_build(char **out, size_t *outlen, int kind, int64_t deadline, const char *name,
-                     const void *payload, size_t len)
+                     uint64_t seq, const void *payload, size_t len)
 {
     char hdr[CHL__HEADER_MAX];
     if (len > CHL__MSG_MAX)
         return MC_ETOOBIG;
-    int h = chl__frame_header(hdr, sizeof(hdr), kind, deadline, name);
+    int h = chl__frame_header(hdr, sizeof(hdr), kind, deadline, name, seq);
     if (h < 0)
         return h;
     char *buf = malloc((size_t)h + len + 1);
@@ -66,15 +71,30 @@ int chl__frame_parse(chl__frame_t *f, const char *data, size_t len)
     if (p >= nl || *p != '|')
         return MC_EPROTO;
     p++;
-    if (p == nl)
+    const char *end = p; /* of the name */
+    while (end < nl && *end != '|' && *end != '\0')
+        end++;
+    if (end == p || (end < nl && *end == '\0'))
         return MC_EPROTO;
-    for (const char *q = p; q < nl; q++)
-        if (*q == '|' || *q == '\0')
+    uint64_t seq = 0;
+    if (end < nl) { /* "|<seq>": digits, no leading zero (0 is "none") */
+        const char *q = end + 1;
+        if (q == nl || *q < '1' || *q > '9')
             return MC_EPROTO;
+        for (; q < nl && *q >= '0' && *q <= '9'; q++) {
+            uint64_t digit = (uint64_t)(*q - '0');
+            if (seq > (UINT64_MAX - digit) / 10)
+                return MC_EPROTO;
+            seq = seq * 10 + digit;
+        }
+        if (q != nl)
+            return MC_EPROTO;
+    }
     f->kind = kind;
     f->deadline = deadline;
     f->name = p;
-    f->name_len = (size_t)(nl - p);
+    f->name_len = (size_t)(end - p);
+    f->seq = seq;
     f->payload = nl + 1;
     f->len = len - (size_t)(nl + 1 - data);
     return 0;

@@ -30,13 +30,15 @@
  * non-empty process part. Keys built with ':' therefore never collide with
  * channel lists, and the framing below needs no escaping.
  *
- * Framing of a list element:  <kind><deadline-ms>|<name>\n<payload>
+ * Framing of a list element:  <kind><deadline-ms>|<name>[|<seq>]\n<payload>
  *   kind 'm': a message for channel <name> (a queue's elements name the
  *             queue, which is how requeueing finds its way back);
  *   kind 'g': one copy of a message to group <name>;
  *   kind 'a', 'd': membership control, <name> is the group and the payload
  *             the member channel "<process>!<conn>".
  * The deadline is in ms since the Unix epoch; 0 means it never expires.
+ * seq (a group copy's, chl_group_msg_t) is a decimal without leading
+ * zeros; none means 0.
  */
 #ifndef MC_CHANNEL_LAYER_INTERNAL_H
 #define MC_CHANNEL_LAYER_INTERNAL_H
@@ -50,7 +52,7 @@
 #define CHL__NAME_MAX 200            /* longest channel, group or client name */
 #define CHL__KEY_MAX 256             /* longest key: prefix + kind + name */
 #define CHL__MSG_MAX (1024 * 1024)   /* largest payload */
-#define CHL__HEADER_MAX 240          /* kind + deadline + '|' + name + '\n' */
+#define CHL__HEADER_MAX 264          /* kind + deadline + '|' + name + '|' + seq + '\n' */
 #define CHL__BLOCK_SLICE_MS 2000     /* longest single blocking call */
 #define CHL__COMMAND_TIMEOUT_MS 5000 /* socket timeout, above the slice */
 #define CHL__VNODES 64               /* points of each shard on the ring */
@@ -91,19 +93,22 @@ void chl__make_name(char *buf, size_t size, const char *kind);
 
 /* ---- framing (frame.c) ---- */
 
-/* Writes the header of a frame into hdr. Returns its length, or MC_ETOOBIG. */
-int chl__frame_header(char *hdr, size_t size, int kind, int64_t deadline, const char *name);
+/* Writes the header of a frame into hdr (seq 0: none). Returns its length,
+ * or MC_ETOOBIG. */
+int chl__frame_header(char *hdr, size_t size, int kind, int64_t deadline, const char *name,
+                      uint64_t seq);
 
 /* Builds a whole frame in one malloc'd buffer: *out and *outlen.
  * Returns 0, MC_ETOOBIG, MC_ENOMEM. */
 int chl__frame_build(char **out, size_t *outlen, int kind, int64_t deadline, const char *name,
-                     const void *payload, size_t len);
+                     uint64_t seq, const void *payload, size_t len);
 
 typedef struct chl__frame {
     int kind;
     int64_t deadline;
     const char *name; /* points into the element, not NUL-terminated */
     size_t name_len;
+    uint64_t seq;        /* 0: none */
     const char *payload; /* points into the element */
     size_t len;
 } chl__frame_t;

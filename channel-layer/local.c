@@ -12,6 +12,7 @@ typedef struct lgroup {
     mc_table_link_t in_table;
     uint64_t *conns;
     size_t n, cap;
+    uint64_t last_seq; /* of the last message handed to the members */
     size_t len;
     char name[]; /* NUL-terminated */
 } lgroup_t;
@@ -226,6 +227,17 @@ size_t chl__local_members(const chl__local_t *t, const char *group, size_t len,
     const lgroup_t *g = group_of(t, group, len);
     *conns = g ? g->conns : NULL;
     return g ? g->n : 0;
+}
+
+int chl__local_seq_new(chl__local_t *t, const char *group, size_t len, uint64_t seq)
+{
+    lgroup_t *g = group_of(t, group, len);
+    if (!g)
+        return 1;
+    if (seq <= g->last_seq)
+        return 0;
+    g->last_seq = seq;
+    return 1;
 }
 
 void chl__local_each_group(const chl__local_t *t, uint64_t conn,

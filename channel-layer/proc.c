@@ -38,6 +38,10 @@ int chl_proc_conn_of(const chl_proc_t *proc, const char *channel, size_t len, ui
 /* A group message goes to the handler once, with the local members. */
 static void dispatch_group(chl_proc_t *p, const chl__frame_t *f)
 {
+    if (f->seq && !chl__local_seq_new(p->local, f->name, f->name_len, f->seq)) {
+        p->stats.repeated++;
+        return;
+    }
     const uint64_t *members;
     size_t n = chl__local_members(p->local, f->name, f->name_len, &members);
     if (n == 0 || !p->h.on_message)
@@ -213,7 +217,7 @@ int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, si
         return MC_ENOMEM;
     size_t flen;
     int rc = chl__frame_build(&req->frame, &flen, CHL__MSG, mc_now_ms() + proc->cfg.expiry_ms,
-                              queue, msg, len);
+                              queue, 0, msg, len);
     if (rc != 0) {
         free(req);
         return rc;

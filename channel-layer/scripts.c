@@ -17,8 +17,8 @@
 
 /* The longest frame (internal.h): a process list no longer than its bytes
  * bound over this cannot be past the bound. */
-#define CHL__FRAME_MAX "1048816"
-_Static_assert(CHL__MSG_MAX + CHL__HEADER_MAX == 1048816, "CHL__FRAME_MAX");
+#define CHL__FRAME_MAX "1048840"
+_Static_assert(CHL__MSG_MAX + CHL__HEADER_MAX == 1048840, "CHL__FRAME_MAX");
 
 /* Pushes frames (a table) onto list k in one LPUSH, whose answer, the new
  * length, is the capacity check: those that pass the capacity cap (< 0:

@@ -395,7 +395,7 @@ int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, co
 {
     char *frame;
     size_t flen;
-    int rc = chl__frame_build(&frame, &flen, kind, deadline, name, msg, len);
+    int rc = chl__frame_build(&frame, &flen, kind, deadline, name, 0, msg, len);
     if (rc != 0)
         return rc;
     char capb[24], bytes[CHL__KEY_MAX];

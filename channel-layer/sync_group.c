@@ -168,7 +168,7 @@ static int gsend_prepare(chl_t *chl, const chl_group_msg_t *m, gsend_t *g)
                     chl__key(g->once, CHL__KEY_MAX, chl->cfg.prefix, "once:", m->name) != 0))
         return MC_EINVAL;
     int rc = chl__frame_build(&g->frame, &g->flen, CHL__GROUP, mc_now_ms() + chl->cfg.expiry_ms,
-                              m->group, m->msg, m->len);
+                              m->group, m->seq, m->msg, m->len);
     if (rc != 0)
         return rc;
     const char *args[GSEND_ARGS] = {sweep_due(chl, m->group) ? chl->fixed.group_expiry : "0",
@@ -275,7 +275,7 @@ int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, s
 int chl_group_send_once(chl_t *chl, const char *group, const char *name, const void *msg,
                         size_t len, size_t *dropped)
 {
-    chl_group_msg_t m = {group, name, msg, len};
+    chl_group_msg_t m = {group, name, msg, len, 0};
     return chl_group_send_many(chl, &m, 1, dropped);
 }
 

@@ -137,7 +137,8 @@ static int publish(wrk_port_t *port, const publishable_t *msgs, size_t n)
             }
             mc_group_room(groups[k], msgs[i].m->room_id);
             mc_once_message(once[k], msgs[i].m->id);
-            out[k] = (wrk_outgoing_t){groups[k], once[k], data[k], out[k].len};
+            out[k] =
+                (wrk_outgoing_t){groups[k], once[k], data[k], out[k].len, (uint64_t)msgs[i].m->id};
             k++;
         }
         int rc = k ? port->sink.group_send(port->sink.ctx, out, k) : 0;
@@ -274,7 +275,7 @@ static int emit(wrk_port_t *port, const char *to, int to_group, const char *once
     if (rc)
         return rc;
     if (to_group) {
-        wrk_outgoing_t msg = {to, once, data, len};
+        wrk_outgoing_t msg = {to, once, data, len, 0};
         rc = port->sink.group_send(port->sink.ctx, &msg, 1);
     } else {
         rc = port->sink.send(port->sink.ctx, to, data, len);

@@ -34,6 +34,7 @@ typedef struct wrk_outgoing {
     const char *once; /* NULL: not named */
     const char *data;
     size_t len;
+    uint64_t seq; /* a room message's id, else 0 (chl_group_msg_t) */
 } wrk_outgoing_t;
 
 /* Where answers go. Each function returns 0 or a negative MC_E* code. */

@@ -49,7 +49,8 @@ static int sink_group_send(void *ctx, const wrk_outgoing_t *msgs, size_t n)
     if (n > WRK_OUTBOX_MAX)
         return MC_EINVAL;
     for (size_t i = 0; i < n; i++)
-        m[i] = (chl_group_msg_t){msgs[i].group, msgs[i].once, msgs[i].data, msgs[i].len};
+        m[i] =
+            (chl_group_msg_t){msgs[i].group, msgs[i].once, msgs[i].data, msgs[i].len, msgs[i].seq};
     size_t dropped = 0;
     int rc = chl_group_send_many(ctx, m, n, &dropped);
     if (dropped)

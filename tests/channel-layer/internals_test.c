@@ -52,7 +52,7 @@ static void frames_round_trip_and_every_cut_is_refused(void **state)
     char *buf;
     size_t len;
     const char payload[] = {'{', '\0', '\n', '|', '}'};
-    assert_int_equal(chl__frame_build(&buf, &len, CHL__MSG, 1234, "p!7", payload, 5), 0);
+    assert_int_equal(chl__frame_build(&buf, &len, CHL__MSG, 1234, "p!7", 0, payload, 5), 0);
     chl__frame_t f;
     assert_int_equal(chl__frame_parse(&f, buf, len), 0);
     assert_int_equal(f.kind, CHL__MSG);
@@ -72,12 +72,32 @@ static void frames_round_trip_and_every_cut_is_refused(void **state)
     }
     free(buf);
     char big[10];
-    assert_int_equal(chl__frame_build(&buf, &len, CHL__MSG, 0, "c", big, CHL__MSG_MAX + 1),
+    assert_int_equal(chl__frame_build(&buf, &len, CHL__MSG, 0, "c", 0, big, CHL__MSG_MAX + 1),
                      MC_ETOOBIG);
-    assert_int_equal(chl__frame_build(&buf, &len, CHL__GROUP, 0, "room", NULL, 0), 0);
+    assert_int_equal(chl__frame_build(&buf, &len, CHL__GROUP, 0, "room", 0, NULL, 0), 0);
     assert_int_equal(chl__frame_parse(&f, buf, len), 0);
     assert_int_equal(f.len, 0);
+    assert_int_equal(f.seq, 0);
     free(buf);
+    /* a group copy's seq rides after its name, the largest too */
+    assert_int_equal(chl__frame_build(&buf, &len, CHL__GROUP, 9, "room-1", UINT64_MAX, "x", 1), 0);
+    assert_int_equal(chl__frame_parse(&f, buf, len), 0);
+    assert_int_equal(f.name_len, 6);
+    assert_memory_equal(f.name, "room-1", 6);
+    assert_true(f.seq == UINT64_MAX);
+    assert_int_equal(f.len, 1);
+    free(buf);
+    /* a seq that is empty, 0, led by a zero, past 2^64 or not a number is
+     * not ours */
+    const char *bad[] = {"g9|room|\nx",
+                         "g9|room|0\nx",
+                         "g9|room|07\nx",
+                         "g9|room|1a\nx",
+                         "g9|room|1|2\nx",
+                         "g9||5\nx",
+                         "g9|room|18446744073709551616\nx"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(chl__frame_parse(&f, bad[i], strlen(bad[i])), MC_EPROTO);
 }
 
 /* Commands are written as hiredis writes them, binary arguments and empty

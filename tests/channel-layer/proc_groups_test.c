@@ -127,6 +127,50 @@ static void a_membership_change_comes_ahead_of_later_messages(void **state)
     ts_ep_finish(&loop, &a, NULL);
 }
 
+static int three_repeated(void *arg)
+{
+    return chl_proc_stats(((ts_ep_t *)arg)->proc)->repeated >= 3;
+}
+
+/* A group message with a seq reaches the members only when its seq is
+ * above the last one they were handed: one sent again after Redis forgot
+ * its name (here: sent under another name, or none) arrives once. */
+static void a_group_message_sent_again_in_order_arrives_once(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    ts_ep_t a;
+    ts_ep_start(&loop, &a, NULL);
+    chl_t *w = ts_redis_fixture_client(NULL, "wrk-test");
+    char m[128];
+    ts_ep_member(&a, 1, m);
+    assert_int_equal(chl_group_add(w, "room-1", m), 0);
+    ts_ep_member(&a, 2, m);
+    assert_int_equal(chl_group_add(w, "room-2", m), 0);
+    const chl_group_msg_t sends[] = {
+        {"room-1", "msg-5", "five", 4, 5},
+        {"room-1", "msg-5-again", "five again", 10, 5}, /* the name was lost */
+        {"room-1", NULL, "three", 5, 3},                /* older than one handed */
+        {"room-2", "msg-4", "four", 4, 4},              /* another group's order */
+        {"room-1", NULL, "an edit", 7, 0},              /* no seq: always */
+        {"room-1", "msg-6", "six", 3, 6},
+        {"room-1", NULL, "five once more", 14, 5},
+    };
+    assert_int_equal(chl_group_send_many(w, sends, 7, NULL), 0);
+    struct fanout_wait fw = {&a, &a, 4, 0, 2, 0};
+    assert_true(ts_run_until(&loop, fanout_done, &fw, 5000));
+    /* the three it had had, or older, are counted and not handed */
+    assert_true(ts_run_until(&loop, three_repeated, &a, 5000));
+    assert_int_equal(a.msgs, 4);
+    assert_string_equal(a.events[2], "msg 1 five");
+    assert_string_equal(a.events[3], "msg 2 four");
+    assert_string_equal(a.events[4], "msg 1 an edit");
+    assert_string_equal(a.events[5], "msg 1 six");
+    assert_int_equal(a.nevents, 6);
+    chl_close(w);
+    ts_ep_finish(&loop, &a, NULL);
+}
+
 struct redis_wait {
     const char *cmd;
     const char *arg;
@@ -236,6 +280,8 @@ int main(void)
         cmocka_unit_test_setup(a_membership_change_comes_ahead_of_later_messages,
                                ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_forgotten_connection_leaves_its_groups, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_group_message_sent_again_in_order_arrives_once,
+                               ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_restarted_redis_learns_the_memberships_again,
                                ts_redis_fixture_flush),
     };

@@ -82,10 +82,10 @@ static void a_named_group_send_delivers_once(void **state)
     assert_true(ttl > 60000 && ttl <= 120000);
     assert_int_equal(chl_group_send_once(chl, "room-1", "bad!name", "x", 1, &dropped), MC_EINVAL);
     /* Several at once, in order: a bad one is refused, the others go. */
-    const chl_group_msg_t many[] = {{"room-1", "msg-9", "nine", 4},
-                                    {"bad!group", NULL, "x", 1},
-                                    {"room-1", "msg-7", "seven", 5}, /* sent before */
-                                    {"room-1", NULL, "ten", 3}};
+    const chl_group_msg_t many[] = {{"room-1", "msg-9", "nine", 4, 0},
+                                    {"bad!group", NULL, "x", 1, 0},
+                                    {"room-1", "msg-7", "seven", 5, 0}, /* sent before */
+                                    {"room-1", NULL, "ten", 3, 0}};
     assert_int_equal(chl_group_send_many(chl, many, 4, &dropped), MC_EINVAL);
     assert_int_equal(ts_redis_int(redis, "LLEN mc:p2!"), 5);
     const char *const chans[] = {"p2!"};
@@ -113,7 +113,7 @@ static void a_batch_of_group_messages_is_one_call(void **state)
     assert_int_equal(chl_group_add(chl, "r2", "p1!2"), 0);
     /* p1's list holds its two memberships: room for two more */
     const chl_group_msg_t batch[] = {
-        {"r1", "msg-1", "a", 1}, {"r2", "msg-2", "b", 1}, {"r1", "msg-3", "c", 1}};
+        {"r1", "msg-1", "a", 1, 0}, {"r2", "msg-2", "b", 1, 0}, {"r1", "msg-3", "c", 1, 0}};
     ts_redis_int(redis, "CONFIG RESETSTAT");
     size_t dropped = 9;
     assert_int_equal(chl_group_send_many(chl, batch, 3, &dropped), 0);
