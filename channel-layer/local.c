@@ -229,15 +229,19 @@ size_t chl__local_members(const chl__local_t *t, const char *group, size_t len,
     return g ? g->n : 0;
 }
 
-int chl__local_seq_new(chl__local_t *t, const char *group, size_t len, uint64_t seq)
+size_t chl__local_members_for(chl__local_t *t, const char *group, size_t len, uint64_t seq,
+                              const uint64_t **conns, int *had)
 {
     lgroup_t *g = group_of(t, group, len);
-    if (!g)
-        return 1;
-    if (seq <= g->last_seq)
+    *had = g && seq && seq <= g->last_seq;
+    if (!g || *had) {
+        *conns = NULL;
         return 0;
-    g->last_seq = seq;
-    return 1;
+    }
+    if (seq)
+        g->last_seq = seq;
+    *conns = g->conns;
+    return g->n;
 }
 
 void chl__local_each_group(const chl__local_t *t, uint64_t conn,

@@ -30,11 +30,12 @@ int chl__local_remove(chl__local_t *t, const char *group, size_t len, uint64_t c
 size_t chl__local_members(const chl__local_t *t, const char *group, size_t len,
                           const uint64_t **conns);
 
-/* Whether the group's members are still to be handed the message of seq
- * (chl_group_msg_t): 1 when seq is above the last one they were handed,
- * which it then becomes, or when the group has no members here; 0 when
- * they had it (or a later one) already. */
-int chl__local_seq_new(chl__local_t *t, const char *group, size_t len, uint64_t seq);
+/* chl__local_members for a message of seq (chl_group_msg_t; 0: none):
+ * when seq is not above the last one the group's members were handed,
+ * they had it (or a later one) already: *had is set and none are
+ * returned; else seq becomes the last one handed. */
+size_t chl__local_members_for(chl__local_t *t, const char *group, size_t len, uint64_t seq,
+                              const uint64_t **conns, int *had);
 
 /* Calls fn with the NUL-terminated name of every group of conn; fn must not
  * change the table. */

@@ -38,12 +38,10 @@ int chl_proc_conn_of(const chl_proc_t *proc, const char *channel, size_t len, ui
 /* A group message goes to the handler once, with the local members. */
 static void dispatch_group(chl_proc_t *p, const chl__frame_t *f)
 {
-    if (f->seq && !chl__local_seq_new(p->local, f->name, f->name_len, f->seq)) {
-        p->stats.repeated++;
-        return;
-    }
     const uint64_t *members;
-    size_t n = chl__local_members(p->local, f->name, f->name_len, &members);
+    int had;
+    size_t n = chl__local_members_for(p->local, f->name, f->name_len, f->seq, &members, &had);
+    p->stats.repeated += (uint64_t)had;
     if (n == 0 || !p->h.on_message)
         return;
     /* The handler may change memberships while it runs: it gets a copy. */
