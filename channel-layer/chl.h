@@ -154,12 +154,14 @@ int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t 
  * done being the whole of the last call's messages from a shard (as a
  * worker's loop acknowledges) costs that shard one command (an LPOP of the
  * newest in flight), any other set one per message (LREM).
- * With cfg.gather_us, a call that follows a batch of fewer than max that
- * this client took less than gather_us ago first waits out the rest of
- * that time, then takes what came meanwhile, up to max, in one move: under
- * load a worker takes at most one batch per gather_us, and a batch shares
- * its round trips and transactions among more messages; a call after a
- * quiet moment or after a full batch does not wait.
+ * With cfg.gather_us, a call that follows a batch of two or more (but
+ * fewer than max) that this client took less than gather_us ago first
+ * waits out the rest of that time, then takes what came meanwhile, up to
+ * max, in one move: under load a worker takes at most one batch per
+ * gather_us, and a batch shares its round trips and transactions among
+ * more messages. A call after a batch of one (messages come no faster than
+ * they are handled), after a full batch or after a quiet moment does not
+ * wait.
  * Returns 0 (*n >= 1), MC_EAGAIN when none came (the acknowledgements were
  * made), MC_EINVAL, or MC_EREDIS (the acknowledgements may be lost: the
  * messages stay in flight). */

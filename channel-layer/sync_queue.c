@@ -232,12 +232,16 @@ int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t 
     return chl_queue_next(chl, queue, timeout_ms, NULL, 0, out, 1, &n);
 }
 
-/* Waits out the rest of cfg.gather_us after a batch that was not full,
- * and then takes what came without blocking first (chl.h). */
+/* Waits out the rest of cfg.gather_us after a batch of two or more that
+ * was not full, and then takes what came without blocking first (chl.h). */
 static void gather(chl_t *chl, size_t max)
 {
-    int64_t wait = chl->batch_ns + (int64_t)chl->cfg.gather_us * 1000 - mc_mono_ns();
-    if (!chl->cfg.gather_us || chl->batch_n == 0 || chl->batch_n >= max || wait <= 0)
+    int64_t gather_ns = (int64_t)chl->cfg.gather_us * 1000;
+    int64_t wait = chl->batch_ns + gather_ns - mc_mono_ns();
+    /* A batch of two or more says envelopes come faster than a batch
+     * takes: the next gathers. After a batch of one, waiting would cost
+     * latency and a look that finds nothing; after a full one, more wait. */
+    if (!gather_ns || chl->batch_n < 2 || chl->batch_n >= max || wait <= 0)
         return;
     struct timespec ts = {(time_t)(wait / 1000000000), (long)(wait % 1000000000)};
     nanosleep(&ts, NULL);

@@ -233,53 +233,57 @@ static void a_worker_waits_alone_when_idle_and_takes_batches_when_not(void **sta
 static void push_n(chl_t *chl, const char *prefix, int n)
 {
     for (int i = 0; i < n; i++) {
-        char m[16];
+        char m[32];
         snprintf(m, sizeof(m), "%s%d", prefix, i);
         assert_int_equal(chl_queue_push(chl, "jobs", m, strlen(m)), 0);
     }
 }
 
-/* Five that come while a client that gathers is busy with a batch go in
- * its next batch, all five, in order; one that does not gather takes the
- * first two (the BLMOVE and the LMOVE behind it) and the rest after. A
- * setting that could let the heartbeat lapse is refused. */
+/* Five pushed by another process while a client that gathers is busy
+ * with a batch of two come in its next batch, all five, in order: it
+ * waits out its gathering time (0.4 s here, far longer than five pushes
+ * take) before it looks. A setting that could let the heartbeat lapse is
+ * refused. */
 static void a_client_that_gathers_takes_what_came_meanwhile_in_one_batch(void **state)
 {
     (void)state;
-    for (long gather_us = 0; gather_us <= 200000; gather_us += 200000) {
-        char name[32];
-        snprintf(name, sizeof(name), "wrk-g%ld", gather_us);
-        chl_t *chl = ts_redis_fixture_client(
-            &(chl_config_t){.redis_urls = redis->url, .gather_us = gather_us}, name);
-        chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
-        size_t na = 0, nb = 0;
-        push_n(chl, "first", 1);
-        assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
-        assert_int_equal(na, 1);
-        push_n(chl, "m", 5); /* while the batch of one is handled */
-        assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
-        assert_int_equal(nb, gather_us ? 5 : 2);
-        for (size_t i = 0; i < nb; i++) {
-            char want[32];
-            snprintf(want, sizeof(want), "m%zu", i);
-            assert_string_equal(b[i].data, want);
+    chl_config_t cfg = ts_redis_fixture_config();
+    cfg.gather_us = 400000;
+    chl_t *chl = ts_redis_fixture_client(&cfg, "wrk-g");
+    chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
+    size_t na = 0, nb = 0;
+    push_n(chl, "first", 2);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
+    assert_int_equal(na, 2); /* the BLMOVE and the LMOVE behind it */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        chl_t *pusher = NULL;
+        int ok = chl_open(&pusher, &cfg, "ifc-p") == 0;
+        for (int i = 0; ok && i < 5; i++) {
+            char m[16];
+            snprintf(m, sizeof(m), "m%d", i);
+            ok = chl_queue_push(pusher, "jobs", m, strlen(m)) == 0;
         }
-        free_all(a, na);
-        assert_int_equal(chl_queue_next(chl, "jobs", 20, b, nb, a, 10, &na),
-                         gather_us ? MC_EAGAIN : 0);
-        assert_int_equal(na, gather_us ? 0 : 3);
-        free_all(b, nb);
-        free_all(a, na);
-        chl_close(chl);
-        ts_redis_fixture_flush(NULL);
+        _exit(ok ? 0 : 1);
     }
-    chl_t *chl = NULL;
-    assert_int_equal(chl_open(&chl,
-                              &(chl_config_t){.redis_urls = redis->url,
-                                              .heartbeat_ttl_ms = 1000,
-                                              .gather_us = 251000},
-                              "wrk-g"),
-                     MC_EINVAL);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(nb, 5);
+    for (size_t i = 0; i < nb; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "m%zu", i);
+        assert_string_equal(b[i].data, want);
+    }
+    free_all(a, na);
+    free_all(b, nb);
+    chl_close(chl);
+    chl_t *lapsing = NULL;
+    cfg.heartbeat_ttl_ms = 1000;
+    cfg.gather_us = 251000;
+    assert_int_equal(chl_open(&lapsing, &cfg, "wrk-h"), MC_EINVAL);
 }
 
 /* A worker popping a steady stream writes its heartbeat every so often,
