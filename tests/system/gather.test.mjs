@@ -6,6 +6,7 @@ import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {System, freePort, waitPort} from '../lib/system.mjs';
 import {login, Socket} from '../lib/client.mjs';
+import {scrapeUntil, moved} from '../lib/metrics.mjs';
 
 let sys, port;
 const sockets = [];
@@ -27,29 +28,7 @@ after(async () => {
   await sys?.stop();
 });
 
-async function scrape() {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const samples = new Map();
-  for (const line of text.split('\n')) {
-    const m = line.match(/^([a-z_]+(?:\{[^}]*\})?) (\S+)$/);
-    if (m) samples.set(m[1], Number(m[2]));
-  }
-  return samples;
-}
-
 const RECEIVED = 'chat_worker_envelopes_total{type="websocket.receive"}';
-
-// The worker publishes its counts after each batch: polls until pred holds.
-async function scrapeUntil(pred, what) {
-  const deadline = Date.now() + 10000;
-  for (;;) {
-    const s = await scrape();
-    if (pred(s)) return s;
-    if (Date.now() > deadline) throw new Error(`metrics never showed ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function member(name) {
   const s = new Socket(name);
   sockets.push(s);
@@ -60,7 +39,7 @@ async function member(name) {
 
 test('bursts sent while the worker gathers are seen once and in order, and counted', async () => {
   const ann = await member('ann'), bob = await member('bob');
-  const before = await scrapeUntil((m) => m.get(RECEIVED) === 2, 'the two joins');
+  const before = await scrapeUntil(port, (m) => m.get(RECEIVED) === 2, 'the two joins');
   // Two bursts of five, the second once the first is seen: the worker
   // gathers after a batch of two or more, and the second comes meanwhile.
   const from = bob.mark(), sent = [];
@@ -75,8 +54,8 @@ test('bursts sent while the worker gathers are seen once and in order, and count
   assert.deepEqual(seen, sent);
   await ann.waitFor((d) => d.own && d.message === 'b 4');
   assert.deepEqual(ann.frames.filter((f) => f.data?.own).map((f) => f.data.message), sent);
-  const after = await scrapeUntil((m) => m.get(RECEIVED) === 12, 'the ten messages');
-  const batches = after.get('chat_worker_batches_total') - before.get('chat_worker_batches_total');
+  const after = await scrapeUntil(port, (m) => m.get(RECEIVED) === 12, 'the ten messages');
+  const batches = moved(before, after, 'chat_worker_batches_total');
   assert.ok(batches >= 1 && batches <= 10, `${batches} batches for ten envelopes`);
 });
 

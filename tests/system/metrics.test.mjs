@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import {connect as tcp} from 'node:net';
 import {System, freePort, waitPort} from '../lib/system.mjs';
 import {login, Socket} from '../lib/client.mjs';
+import {scrape, scrapeUntil, moved} from '../lib/metrics.mjs';
 
 let sys, port;
 const sockets = [];
@@ -24,35 +25,8 @@ after(async () => {
   await sys?.stop();
 });
 
-// The samples of one scrape: "name{labels}" -> value.
-async function scrape() {
-  const r = await fetch(`http://127.0.0.1:${port}/metrics`);
-  assert.equal(r.status, 200);
-  assert.match(r.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
-  const samples = new Map();
-  for (const line of (await r.text()).split('\n')) {
-    const m = line.match(/^([a-z_]+(?:\{[^}]*\})?) (\S+)$/);
-    if (m) samples.set(m[1], Number(m[2]));
-  }
-  return samples;
-}
-
-const moved = (a, b, key) => (b.get(key) ?? 0) - (a.get(key) ?? 0);
-
-// Polls the endpoint until pred(samples) (the loop publishes after each
-// batch, and each second when idle).
-async function scrapeUntil(pred, what) {
-  const deadline = Date.now() + 10000;
-  for (;;) {
-    const s = await scrape();
-    if (pred(s)) return s;
-    if (Date.now() > deadline) throw new Error(`metrics never showed ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 test('counters move with the traffic, scraped while it flows', async () => {
-  const before = await scrape();
+  const before = await scrape(port);
   assert.ok(before.has('chat_worker_queue_depth'));
   assert.ok(before.has('chat_worker_in_flight_envelopes'));
   assert.ok([...before.keys()].some((k) => k.startsWith('chat_worker_info{process="wrk.')));
@@ -68,14 +42,14 @@ test('counters move with the traffic, scraped while it flows', async () => {
   // Sends and scrapes at once.
   const scrapes = [];
   for (let i = 0; i < 5; i++) {
-    scrapes.push(scrape());
+    scrapes.push(scrape(port));
     await s.request({command: 'send', room: 1, message: `hello ${i}`}, (d) => d.msg_type === 0 && d.own);
   }
   await Promise.all(scrapes);
   // Past the burst: refused, and counted.
   await s.request({command: 'send', room: 1, message: 'one too many'}, (d) => d.error === 'RATE_LIMITED');
 
-  const after = await scrapeUntil((m) => m.get('chat_worker_rate_limited_total{limit="messages"}') >= 1,
+  const after = await scrapeUntil(port, (m) => m.get('chat_worker_rate_limited_total{limit="messages"}') >= 1,
     'the refusal');
   assert.ok(moved(before, after, 'chat_worker_commands_total{command="send"}') >= 6);
   assert.ok(moved(before, after, 'chat_worker_commands_total{command="join"}') >= 1);
@@ -92,9 +66,9 @@ test('counters move with the traffic, scraped while it flows', async () => {
 });
 
 test('login refusals are counted by throttle', async () => {
-  const before = await scrape();
+  const before = await scrape(port);
   for (let i = 0; i < 6; i++) await assert.rejects(login(sys.url, 'zed', `guess-${i}`));
-  const after = await scrapeUntil((m) => moved(before, m, 'chat_worker_login_refusals_total{reason="user_address"}') >= 1,
+  const after = await scrapeUntil(port, (m) => moved(before, m, 'chat_worker_login_refusals_total{reason="user_address"}') >= 1,
     'the refusal');
   assert.ok(moved(before, after, 'chat_worker_logins_total{result="refused"}') >= 1);
 });
@@ -111,7 +85,7 @@ test('a client that opens the endpoint and says nothing stalls no chat', async (
   const closed = new Promise((r) => silent.once('close', r));
   silent.on('data', () => assert.fail('the silent client got an answer'));
   await closed;
-  await scrape();
+  await scrape(port);
 });
 
 test('no process reported a memory error, and all stop cleanly', async () => {
