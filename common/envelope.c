@@ -1,14 +1,15 @@
 /*
  * common/envelope.c: the envelope codec of common/envelope.h. It reads and
- * writes the JSON itself, because a body is bytes that may hold a NUL
- * (\u0000) and a general JSON library hands strings back NUL-terminated
- * without their length. Decoding makes one allocation, the arena that every
- * decoded string of the envelope lives in.
+ * writes the JSON itself (writing through common/json_out.h), because a
+ * body is bytes that may hold a NUL (\u0000) and a general JSON library
+ * hands strings back NUL-terminated without their length. Decoding makes
+ * one allocation, the arena that every decoded string of the envelope
+ * lives in.
  */
 #include "common/envelope.h"
 #include "common/error.h"
+#include "common/json_out.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,15 +126,6 @@ static const char **string_slot(mc_envelope_t *env, size_t i)
     return (const char **)((char *)env + string_fields[i].offset);
 }
 
-/* Bytes a JSON string holds as they are: all but the quote, the backslash
- * and control characters. */
-static const unsigned char plain[256] = {
-    [0x20] = 1,
-    [0x21] = 1,
-    [0x23 ... 0x5B] = 1,
-    [0x5D ... 0xFF] = 1,
-};
-
 /* ---- Reading JSON (RFC 8259) ------------------------------------------------ */
 
 /* A cursor over the input and the arena that decoded strings go to. Each
@@ -227,27 +219,38 @@ static size_t put_utf8(char *o, unsigned cp)
 }
 
 /* Reads the string at the cursor. With out, its bytes and a NUL go to the
- * arena: *out and *len; without, it is only checked. */
+ * arena: *out and *len; without, it is only checked. Plain bytes go a word
+ * at a time where they can: a decoded string never outgrows its token, so
+ * a word written goes where the arena has room for the word read. */
 static int read_string(reader_t *r, const char **out, size_t *len)
 {
     if (!eat(r, '"'))
         return MC_EINVAL;
-    char *o = out ? r->arena + r->used : NULL, buf[4];
+    const char *p = r->p, *end = r->end;
+    char *o = out ? r->arena + r->used : NULL;
     size_t n = 0;
     for (;;) {
-        const char *run = r->p;
-        while (r->p < r->end && plain[(unsigned char)*r->p])
-            r->p++;
-        if (o && r->p > run)
-            memcpy(o + n, run, (size_t)(r->p - run));
-        n += (size_t)(r->p - run);
-        if (r->p == r->end || (unsigned char)*r->p < 0x20)
+        uint64_t x;
+        if (end - p >= 8 && (memcpy(&x, p, 8), mc_json_word_plain(x))) {
+            if (o)
+                memcpy(o + n, &x, 8);
+            n += 8;
+            p += 8;
+            continue;
+        }
+        while (p < end && mc_json_plain[(unsigned char)*p]) {
+            if (o)
+                o[n] = *p;
+            n++;
+            p++;
+        }
+        if (p == end || (unsigned char)*p < 0x20)
             return MC_EINVAL; /* cut short, or a raw control character */
-        if (*r->p++ == '"')
+        if (*p++ == '"')
             break;
-        if (r->p == r->end)
+        if (p == end)
             return MC_EINVAL;
-        char c = *r->p++;
+        char c = *p++, buf[4];
         size_t k = 1;
         switch (c) {
         case '"':
@@ -272,8 +275,10 @@ static int read_string(reader_t *r, const char **out, size_t *len)
             break;
         case 'u': {
             unsigned cp;
+            r->p = p;
             if (read_escape_u(r, &cp))
                 return MC_EINVAL;
+            p = r->p;
             k = put_utf8(buf, cp);
             break;
         }
@@ -281,9 +286,11 @@ static int read_string(reader_t *r, const char **out, size_t *len)
             return MC_EINVAL;
         }
         if (o)
-            memcpy(o + n, buf, k);
+            for (size_t i = 0; i < k; i++)
+                o[n + i] = buf[i];
         n += k;
     }
+    r->p = p;
     if (o) {
         o[n] = '\0';
         r->used += n + 1;
@@ -595,110 +602,25 @@ void mc_envelope_clear(mc_envelope_t *env)
 
 /* ---- Writing JSON ------------------------------------------------------------- */
 
-/* A growing output buffer; the first failure sticks in rc. */
-typedef struct writer {
-    char *buf;
-    size_t len, cap;
-    int rc;
-} writer_t;
-
-static int reserve(writer_t *w, size_t n)
-{
-    if (w->rc)
-        return w->rc;
-    if (n <= w->cap - w->len)
-        return 0;
-    if (w->len + n > MC_ENVELOPE_MAX_BYTES + 1)
-        return w->rc = MC_ETOOBIG;
-    size_t cap = w->cap ? w->cap : 256;
-    while (cap - w->len < n)
-        cap *= 2;
-    char *buf = realloc(w->buf, cap);
-    if (!buf)
-        return w->rc = MC_ENOMEM;
-    w->buf = buf;
-    w->cap = cap;
-    return 0;
-}
-
-static void put(writer_t *w, const char *s, size_t n)
-{
-    if (reserve(w, n) == 0) {
-        memcpy(w->buf + w->len, s, n);
-        w->len += n;
-    }
-}
-
-/* A string literal, measured at compile time. */
-#define PUT(w, literal) put(w, "" literal, sizeof(literal) - 1)
-
-/* The letter of a byte's two-byte escape (\" \\ \b \f \n \r \t), as cJSON
- * escapes; any other byte that is not plain takes six (\u00XX). */
-static const char short_escape[256] = {
-    ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
-    ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't',
-};
-
-/* s[0..n) as a JSON string, escaped as cJSON escapes: the quote, the
- * backslash and control characters (a NUL is \u0000); other bytes as they
- * are. */
-static void put_string(writer_t *w, const char *s, size_t n)
-{
-    PUT(w, "\"");
-    size_t i = 0;
-    while (i < n) {
-        size_t run = i;
-        while (i < n && plain[(unsigned char)s[i]])
-            i++;
-        put(w, s + run, i - run);
-        if (i == n)
-            break;
-        char esc[8];
-        unsigned char c = (unsigned char)s[i++];
-        if (short_escape[c]) {
-            esc[0] = '\\';
-            esc[1] = short_escape[c];
-            put(w, esc, 2);
-        } else {
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            put(w, esc, 6);
-        }
-    }
-    PUT(w, "\"");
-}
-
 size_t mc_envelope_string_len(const char *s, size_t n)
 {
-    size_t len = 2;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        len += plain[c] ? 1 : short_escape[c] ? 2 : 6;
-    }
-    return len;
+    return mc_json_string_len(s, n);
 }
 
-static void put_text(writer_t *w, const char *s)
+static void put_text(mc_json_out_t *w, const char *s)
 {
-    put_string(w, s ? s : "", s ? strlen(s) : 0);
+    mc_json_put_string(w, s ? s : "", s ? strlen(s) : 0);
 }
 
-/* ,"key": (the comma unless the object has just opened). */
-static void put_key(writer_t *w, const char *key)
+/* ,"key": (every key follows "type"). */
+static void put_key(mc_json_out_t *w, const char *key)
 {
-    if (w->len && w->buf[w->len - 1] != '{')
-        PUT(w, ",");
+    MC_JSON_PUT(w, ",");
     put_text(w, key);
-    PUT(w, ":");
+    MC_JSON_PUT(w, ":");
 }
 
-static void put_int(writer_t *w, long long v)
-{
-    char num[24];
-    int n = snprintf(num, sizeof(num), "%lld", v);
-    put(w, num, (size_t)n);
-}
-
-static void encode_fields(writer_t *w, const mc_envelope_t *env)
+static void encode_fields(mc_json_out_t *w, const mc_envelope_t *env)
 {
     unsigned fields = type_fields[env->type];
     for (size_t i = 0; i < STRING_FIELD_COUNT; i++) {
@@ -713,54 +635,54 @@ static void encode_fields(writer_t *w, const mc_envelope_t *env)
     }
     if (fields & F_HEADERS) {
         put_key(w, "headers");
-        PUT(w, "[");
+        MC_JSON_PUT(w, "[");
         for (size_t i = 0; i < env->nheaders && i < MC_ENVELOPE_MAX_HEADERS; i++) {
             if (i)
-                PUT(w, ",");
-            PUT(w, "[");
+                MC_JSON_PUT(w, ",");
+            MC_JSON_PUT(w, "[");
             put_text(w, env->headers[i].name);
-            PUT(w, ",");
+            MC_JSON_PUT(w, ",");
             put_text(w, env->headers[i].value);
-            PUT(w, "]");
+            MC_JSON_PUT(w, "]");
         }
-        PUT(w, "]");
+        MC_JSON_PUT(w, "]");
     }
     if (fields & (F_BODY | F_TEXT)) {
         put_key(w, (fields & F_BODY) ? "body" : "text");
-        put_string(w, env->body ? env->body : "", env->body ? env->body_len : 0);
+        mc_json_put_string(w, env->body ? env->body : "", env->body ? env->body_len : 0);
     }
     if (fields & F_STATUS) {
         put_key(w, "status");
-        put_int(w, env->status);
+        mc_json_put_int(w, env->status);
     }
     if (fields & F_CODE) {
         put_key(w, "code");
-        put_int(w, env->code ? env->code : 1000);
+        mc_json_put_int(w, env->code ? env->code : 1000);
     }
     if ((fields & F_SCOPE) && (env->has_scope || env->type == MC_ENV_WS_ACCEPT)) {
         put_key(w, "scope");
-        PUT(w, "{\"user_id\":");
-        put_int(w, env->scope.user_id);
-        PUT(w, ",\"username\":");
+        MC_JSON_PUT(w, "{\"user_id\":");
+        mc_json_put_int(w, env->scope.user_id);
+        MC_JSON_PUT(w, ",\"username\":");
         put_text(w, env->scope.username);
         if (env->scope.is_staff)
-            PUT(w, ",\"is_staff\":true}");
+            MC_JSON_PUT(w, ",\"is_staff\":true}");
         else
-            PUT(w, ",\"is_staff\":false}");
+            MC_JSON_PUT(w, ",\"is_staff\":false}");
     }
     if ((fields & F_DONE) && env->done) {
         put_key(w, "done");
-        PUT(w, "true");
+        MC_JSON_PUT(w, "true");
     }
     if (fields & F_GROUPS) {
         put_key(w, "groups");
-        PUT(w, "[");
+        MC_JSON_PUT(w, "[");
         for (size_t i = 0; i < env->ngroups && i < MC_ENVELOPE_MAX_GROUPS; i++) {
             if (i)
-                PUT(w, ",");
+                MC_JSON_PUT(w, ",");
             put_text(w, env->groups[i]);
         }
-        PUT(w, "]");
+        MC_JSON_PUT(w, "]");
     }
 }
 
@@ -771,24 +693,14 @@ int mc_envelope_encode(const mc_envelope_t *env, char **out, size_t *len)
         return MC_EINVAL;
     if (env->body_len > MC_ENVELOPE_MAX_BYTES)
         return MC_ETOOBIG;
-    writer_t w = {0};
-    if (reserve(&w, 128 + env->body_len) == 0) {
-        PUT(&w, "{\"type\":");
+    mc_json_out_t w = {.limit = MC_ENVELOPE_MAX_BYTES};
+    if (mc_json_reserve(&w, 128 + env->body_len) == 0) {
+        MC_JSON_PUT(&w, "{\"type\":");
         put_text(&w, type_names[env->type]);
         encode_fields(&w, env);
-        PUT(&w, "}");
+        MC_JSON_PUT(&w, "}");
     }
-    if (w.rc == 0 && w.len > MC_ENVELOPE_MAX_BYTES)
-        w.rc = MC_ETOOBIG;
-    if (w.rc == 0 && reserve(&w, 1) == 0)
-        w.buf[w.len] = '\0';
-    if (w.rc) {
-        free(w.buf);
-        return w.rc;
-    }
-    *out = w.buf;
-    *len = w.len;
-    return 0;
+    return mc_json_finish(&w, out, len);
 }
 
 const char *mc_envelope_header(const mc_envelope_t *env, const char *name)
