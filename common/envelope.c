@@ -70,21 +70,23 @@ static const unsigned type_required[] = {
     [MC_ENV_WS_DISCONNECT] = F_REPLY,
 };
 
+/* A string field, with its key as an encoder writes it after the fields
+ * before it. */
+#define STRING_FIELD(f, name, member)                                                              \
+    {                                                                                              \
+        f, ",\"" name "\":", sizeof(name) + 3, offsetof(mc_envelope_t, member)                     \
+    }
 static const struct {
     unsigned field;
-    const char *key;
+    const char *key; /* ,"name": */
+    size_t key_len;
     size_t offset;
 } string_fields[] = {
-    {F_REPLY, "reply", offsetof(mc_envelope_t, reply)},
-    {F_METHOD, "method", offsetof(mc_envelope_t, method)},
-    {F_PATH, "path", offsetof(mc_envelope_t, path)},
-    {F_QUERY, "query", offsetof(mc_envelope_t, query)},
-    {F_CLIENT, "client", offsetof(mc_envelope_t, client)},
-    {F_EXCEPT, "except", offsetof(mc_envelope_t, except)},
-    {F_OWN, "own", offsetof(mc_envelope_t, own)},
-    {F_SCHEME, "scheme", offsetof(mc_envelope_t, scheme)},
-    {F_REASON, "reason", offsetof(mc_envelope_t, reason)},
-    {F_ID, "id", offsetof(mc_envelope_t, id)},
+    STRING_FIELD(F_REPLY, "reply", reply),    STRING_FIELD(F_METHOD, "method", method),
+    STRING_FIELD(F_PATH, "path", path),       STRING_FIELD(F_QUERY, "query", query),
+    STRING_FIELD(F_CLIENT, "client", client), STRING_FIELD(F_EXCEPT, "except", except),
+    STRING_FIELD(F_OWN, "own", own),          STRING_FIELD(F_SCHEME, "scheme", scheme),
+    STRING_FIELD(F_REASON, "reason", reason), STRING_FIELD(F_ID, "id", id),
 };
 #define STRING_FIELD_COUNT (sizeof(string_fields) / sizeof(string_fields[0]))
 
@@ -612,14 +614,6 @@ static void put_text(mc_json_out_t *w, const char *s)
     mc_json_put_string(w, s ? s : "", s ? strlen(s) : 0);
 }
 
-/* ,"key": (every key follows "type"). */
-static void put_key(mc_json_out_t *w, const char *key)
-{
-    MC_JSON_PUT(w, ",");
-    put_text(w, key);
-    MC_JSON_PUT(w, ":");
-}
-
 static void encode_fields(mc_json_out_t *w, const mc_envelope_t *env)
 {
     unsigned fields = type_fields[env->type];
@@ -630,12 +624,11 @@ static void encode_fields(mc_json_out_t *w, const mc_envelope_t *env)
         /* An optional field left empty is left out: decoding defaults it. */
         if ((!v || !*v) && !(type_required[env->type] & string_fields[i].field))
             continue;
-        put_key(w, string_fields[i].key);
+        mc_json_put(w, string_fields[i].key, string_fields[i].key_len);
         put_text(w, v);
     }
     if (fields & F_HEADERS) {
-        put_key(w, "headers");
-        MC_JSON_PUT(w, "[");
+        MC_JSON_PUT(w, ",\"headers\":[");
         for (size_t i = 0; i < env->nheaders && i < MC_ENVELOPE_MAX_HEADERS; i++) {
             if (i)
                 MC_JSON_PUT(w, ",");
@@ -648,20 +641,22 @@ static void encode_fields(mc_json_out_t *w, const mc_envelope_t *env)
         MC_JSON_PUT(w, "]");
     }
     if (fields & (F_BODY | F_TEXT)) {
-        put_key(w, (fields & F_BODY) ? "body" : "text");
+        if (fields & F_BODY)
+            MC_JSON_PUT(w, ",\"body\":");
+        else
+            MC_JSON_PUT(w, ",\"text\":");
         mc_json_put_string(w, env->body ? env->body : "", env->body ? env->body_len : 0);
     }
     if (fields & F_STATUS) {
-        put_key(w, "status");
+        MC_JSON_PUT(w, ",\"status\":");
         mc_json_put_int(w, env->status);
     }
     if (fields & F_CODE) {
-        put_key(w, "code");
+        MC_JSON_PUT(w, ",\"code\":");
         mc_json_put_int(w, env->code ? env->code : 1000);
     }
     if ((fields & F_SCOPE) && (env->has_scope || env->type == MC_ENV_WS_ACCEPT)) {
-        put_key(w, "scope");
-        MC_JSON_PUT(w, "{\"user_id\":");
+        MC_JSON_PUT(w, ",\"scope\":{\"user_id\":");
         mc_json_put_int(w, env->scope.user_id);
         MC_JSON_PUT(w, ",\"username\":");
         put_text(w, env->scope.username);
@@ -671,12 +666,10 @@ static void encode_fields(mc_json_out_t *w, const mc_envelope_t *env)
             MC_JSON_PUT(w, ",\"is_staff\":false}");
     }
     if ((fields & F_DONE) && env->done) {
-        put_key(w, "done");
-        MC_JSON_PUT(w, "true");
+        MC_JSON_PUT(w, ",\"done\":true");
     }
     if (fields & F_GROUPS) {
-        put_key(w, "groups");
-        MC_JSON_PUT(w, "[");
+        MC_JSON_PUT(w, ",\"groups\":[");
         for (size_t i = 0; i < env->ngroups && i < MC_ENVELOPE_MAX_GROUPS; i++) {
             if (i)
                 MC_JSON_PUT(w, ",");
@@ -695,8 +688,9 @@ int mc_envelope_encode(const mc_envelope_t *env, char **out, size_t *len)
         return MC_ETOOBIG;
     mc_json_out_t w = {.limit = MC_ENVELOPE_MAX_BYTES};
     if (mc_json_reserve(&w, 128 + env->body_len) == 0) {
-        MC_JSON_PUT(&w, "{\"type\":");
-        put_text(&w, type_names[env->type]);
+        MC_JSON_PUT(&w, "{\"type\":\"");
+        mc_json_put(&w, type_names[env->type], strlen(type_names[env->type]));
+        MC_JSON_PUT(&w, "\"");
         encode_fields(&w, env);
         MC_JSON_PUT(&w, "}");
     }

@@ -444,9 +444,8 @@ int wrk_reply_message(const wrk_message_t *m, int own, char **out)
     mc_json_put_string(&o, m->body, body_len);
     MC_JSON_PUT(&o, ",\"username\":");
     mc_json_put_string(&o, m->username, strlen(m->username));
-    MC_JSON_PUT(&o, ",\"msg_type\":");
-    mc_json_put_int(&o, MC_MSG_MESSAGE);
-    MC_JSON_PUT(&o, ",\"id\":");
+    _Static_assert(MC_MSG_MESSAGE == 0, "a chat message's msg_type is 0");
+    MC_JSON_PUT(&o, ",\"msg_type\":0,\"id\":");
     mc_json_put_int(&o, m->id);
     MC_JSON_PUT(&o, ",\"ts\":");
     mc_json_put_int(&o, m->created_ms);
