@@ -105,18 +105,28 @@ enum key {
     K_DONE,
     KEY_COUNT
 };
-static const char *const key_names[KEY_COUNT] = {
-    [K_TYPE] = "type",          [K_STRINGS] = "reply",     [K_STRINGS + 1] = "method",
-    [K_STRINGS + 2] = "path",   [K_STRINGS + 3] = "query", [K_STRINGS + 4] = "client",
-    [K_STRINGS + 5] = "except", [K_STRINGS + 6] = "own",   [K_STRINGS + 7] = "scheme",
-    [K_STRINGS + 8] = "reason", [K_STRINGS + 9] = "id",    [K_HEADERS] = "headers",
-    [K_BODY] = "body",          [K_TEXT] = "text",         [K_STATUS] = "status",
-    [K_CODE] = "code",          [K_SCOPE] = "scope",       [K_GROUPS] = "groups",
-    [K_DONE] = "done",
+/* A key a decoder looks for, measured at compile time. */
+typedef struct key_name {
+    const char *s;
+    size_t len;
+} key_name_t;
+#define K(literal)                                                                                 \
+    {                                                                                              \
+        literal, sizeof(literal) - 1                                                               \
+    }
+static const key_name_t key_names[KEY_COUNT] = {
+    [K_TYPE] = K("type"),          [K_STRINGS] = K("reply"),     [K_STRINGS + 1] = K("method"),
+    [K_STRINGS + 2] = K("path"),   [K_STRINGS + 3] = K("query"), [K_STRINGS + 4] = K("client"),
+    [K_STRINGS + 5] = K("except"), [K_STRINGS + 6] = K("own"),   [K_STRINGS + 7] = K("scheme"),
+    [K_STRINGS + 8] = K("reason"), [K_STRINGS + 9] = K("id"),    [K_HEADERS] = K("headers"),
+    [K_BODY] = K("body"),          [K_TEXT] = K("text"),         [K_STATUS] = K("status"),
+    [K_CODE] = K("code"),          [K_SCOPE] = K("scope"),       [K_GROUPS] = K("groups"),
+    [K_DONE] = K("done"),
 };
 
 enum scope_key { S_USER_ID, S_USERNAME, S_IS_STAFF, SCOPE_KEY_COUNT };
-static const char *const scope_names[SCOPE_KEY_COUNT] = {"user_id", "username", "is_staff"};
+static const key_name_t scope_names[SCOPE_KEY_COUNT] = {K("user_id"), K("username"), K("is_staff")};
+#undef K
 
 const char *mc_envelope_type_name(mc_envelope_type_t type)
 {
@@ -142,6 +152,8 @@ typedef struct reader {
 
 static int peek(reader_t *r)
 {
+    if (r->p < r->end && (unsigned char)*r->p > ' ')
+        return (unsigned char)*r->p; /* the usual case: no white space */
     while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
         r->p++;
     return r->p < r->end ? (unsigned char)*r->p : -1;
@@ -338,12 +350,23 @@ static int read_number(reader_t *r, double *out)
     if (p - s > NUMBER_MAX)
         return MC_EINVAL;
     r->p = p;
-    if (out) {
-        char num[NUMBER_MAX + 1];
-        memcpy(num, s, (size_t)(p - s));
-        num[p - s] = '\0';
-        *out = strtod(num, NULL);
+    if (!out)
+        return 0;
+    /* A whole number of up to 15 digits is exact as it is summed (below
+     * 2^53), as strtod would give it; the others go to strtod. */
+    size_t digits = (size_t)(p - s) - (*s == '-');
+    if (digits <= 15 && !memchr(s, '.', (size_t)(p - s)) && !memchr(s, 'e', (size_t)(p - s)) &&
+        !memchr(s, 'E', (size_t)(p - s))) {
+        int64_t v = 0;
+        for (const char *d = p - digits; d < p; d++)
+            v = v * 10 + (*d - '0');
+        *out = *s == '-' ? -(double)v : (double)v;
+        return 0;
     }
+    char num[NUMBER_MAX + 1];
+    memcpy(num, s, (size_t)(p - s));
+    num[p - s] = '\0';
+    *out = strtod(num, NULL);
     return 0;
 }
 
@@ -376,7 +399,7 @@ typedef struct found {
 
 /* Walks the object at the cursor, checking every value; of each of
  * names[0..n) it finds, found[] gets the first value. */
-static int scan_object(reader_t *r, const char *const *names, size_t n, found_t *found, int depth)
+static int scan_object(reader_t *r, const key_name_t *names, size_t n, found_t *found, int depth)
 {
     if (!eat(r, '{'))
         return MC_EINVAL;
@@ -390,8 +413,8 @@ static int scan_object(reader_t *r, const char *const *names, size_t n, found_t 
         r->used = mark; /* the key is compared now and never kept */
         found_t *f = NULL;
         for (size_t i = 0; i < n && !f; i++)
-            if (klen && names[i][0] == key[0] && strlen(names[i]) == klen &&
-                memcmp(names[i], key, klen) == 0)
+            if (names[i].len == klen && names[i].s[0] == key[0] &&
+                memcmp(names[i].s, key, klen) == 0)
                 f = &found[i];
         if (f && !f->at && peek(r) == '"') {
             f->at = r->p;

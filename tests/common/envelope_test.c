@@ -412,9 +412,49 @@ static void a_body_comes_back_whatever_its_bytes_and_their_places(void **state)
     }
 }
 
+/* Whole numbers are summed digit by digit when short, and read by strtod
+ * otherwise: every spelling gives what strtod gives. */
+static void numbers_read_as_strtod_reads_them(void **state)
+{
+    (void)state;
+    const char *spellings[] = {"0",
+                               "-0",
+                               "7",
+                               "1000",
+                               "1e3",
+                               "10E2",
+                               "1000.0",
+                               "1.0e3",
+                               "1e+3",
+                               "123456789012345",
+                               "999999999999999",
+                               "1234567890123456",
+                               "9007199254740992",
+                               "9007199254740993",
+                               "4.2e1"};
+    for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text),
+                 "{\"type\":\"websocket.accept\",\"scope\":{\"user_id\":%s,"
+                 "\"username\":\"a\",\"is_staff\":false}}",
+                 spellings[i]);
+        mc_envelope_t env;
+        assert_int_equal(decode_text(&env, text), 0);
+        assert_int_equal(env.scope.user_id, (int64_t)strtod(spellings[i], NULL));
+        mc_envelope_clear(&env);
+    }
+    mc_envelope_t env;
+    assert_int_equal(decode_text(&env, "{\"type\":\"websocket.close\",\"code\":4001}"), 0);
+    assert_int_equal(env.code, 4001);
+    mc_envelope_clear(&env);
+    assert_int_equal(decode_text(&env, "{\"type\":\"websocket.close\",\"code\":4001.5}"),
+                     MC_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(numbers_read_as_strtod_reads_them),
         cmocka_unit_test(a_body_comes_back_whatever_its_bytes_and_their_places),
         cmocka_unit_test(http_request_round_trips),
         cmocka_unit_test(body_is_taken_by_length_not_by_nul),
