@@ -86,6 +86,8 @@ typedef struct chl_config {
     long queue_capacity;   /* per reliable queue, default 10000 */
     long group_expiry_s;   /* default 86400 */
     long heartbeat_ttl_ms; /* a worker is dead once its heartbeat is this old, default 10000 */
+    long gather_us; /* chl_queue_next under load: one batch per this many µs, default 0 (none);
+                     * at most a quarter of heartbeat_ttl_ms */
 } chl_config_t;
 
 /* Fills *cfg with the defaults above. */
@@ -152,6 +154,12 @@ int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t 
  * done being the whole of the last call's messages from a shard (as a
  * worker's loop acknowledges) costs that shard one command (an LPOP of the
  * newest in flight), any other set one per message (LREM).
+ * With cfg.gather_us, a call that follows a batch of fewer than max that
+ * this client took less than gather_us ago first waits out the rest of
+ * that time, then takes what came meanwhile, up to max, in one move: under
+ * load a worker takes at most one batch per gather_us, and a batch shares
+ * its round trips and transactions among more messages; a call after a
+ * quiet moment or after a full batch does not wait.
  * Returns 0 (*n >= 1), MC_EAGAIN when none came (the acknowledgements were
  * made), MC_EINVAL, or MC_EREDIS (the acknowledgements may be lost: the
  * messages stay in flight). */

@@ -21,6 +21,7 @@ void chl_config_defaults(chl_config_t *cfg)
     cfg->queue_capacity = 10000;
     cfg->group_expiry_s = 86400;
     cfg->heartbeat_ttl_ms = 10000;
+    cfg->gather_us = 0;
 }
 
 void chl_message_free(chl_message_t *msg)
@@ -121,6 +122,9 @@ int chl__config_copy(chl_config_t *dst, char **owned, const chl_config_t *src)
     CHL__DEFAULT(group_expiry_s);
     CHL__DEFAULT(heartbeat_ttl_ms);
 #undef CHL__DEFAULT
+    /* A client that gathers waits between pops, which keep its heartbeat. */
+    if (dst->gather_us < 0 || dst->gather_us / 1000 > dst->heartbeat_ttl_ms / 4)
+        return MC_EINVAL;
     size_t ulen = strlen(dst->redis_urls), plen = strlen(dst->prefix);
     if (plen > 32)
         return MC_EINVAL;

@@ -51,6 +51,8 @@ struct chl {
     size_t push_next; /* round robin of queue pushes */
     size_t pop_next;  /* the shard a multi-shard pop blocks on next */
     int registered;   /* popped a queue: keeps a heartbeat on every shard */
+    int64_t batch_ns; /* monotonic ns of the last chl_queue_next that took messages */
+    size_t batch_n;   /* ...and their number (0 after one that took none) */
     /* What every call of this client writes alike, written once (chl_open):
      * its own keys and the numbers of its configuration, in decimal. */
     struct chl__sync_fixed {

@@ -5,12 +5,14 @@
  * and the requeueing of dead workers' messages.
  */
 #include "channel-layer/sync.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Removes one exact element from this client's in-flight list. Returns the
  * number removed (0 or 1) or an error. */
@@ -230,8 +232,34 @@ int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t 
     return chl_queue_next(chl, queue, timeout_ms, NULL, 0, out, 1, &n);
 }
 
+/* Waits out the rest of cfg.gather_us after a batch that was not full,
+ * and then takes what came without blocking first (chl.h). */
+static void gather(chl_t *chl, size_t max)
+{
+    int64_t wait = chl->batch_ns + (int64_t)chl->cfg.gather_us * 1000 - mc_mono_ns();
+    if (!chl->cfg.gather_us || chl->batch_n == 0 || chl->batch_n >= max || wait <= 0)
+        return;
+    struct timespec ts = {(time_t)(wait / 1000000000), (long)(wait % 1000000000)};
+    nanosleep(&ts, NULL);
+    for (size_t sh = 0; sh < chl->ring.nshards; sh++)
+        chl->shards[sh].waiting = 1;
+}
+
+static int queue_next(chl_t *chl, const char *queue, long timeout_ms, const chl_message_t *done,
+                      size_t ndone, chl_message_t *out, size_t max, size_t *n);
+
 int chl_queue_next(chl_t *chl, const char *queue, long timeout_ms, const chl_message_t *done,
                    size_t ndone, chl_message_t *out, size_t max, size_t *n)
+{
+    gather(chl, max);
+    int rc = queue_next(chl, queue, timeout_ms, done, ndone, out, max, n);
+    chl->batch_ns = mc_mono_ns();
+    chl->batch_n = rc == 0 ? *n : 0;
+    return rc;
+}
+
+static int queue_next(chl_t *chl, const char *queue, long timeout_ms, const chl_message_t *done,
+                      size_t ndone, chl_message_t *out, size_t max, size_t *n)
 {
     char qkey[CHL__KEY_MAX];
     *n = 0;

@@ -158,6 +158,8 @@ int wrk_metrics_render(const wrk_metrics_t *m, char **out, size_t *len)
            "Envelopes this worker popped and has not acknowledged yet.", m->in_flight);
     scalar(&t, "chat_worker_requeued_envelopes_total", "counter",
            "In-flight envelopes of dead workers this worker put back in the queue.", m->requeued);
+    scalar(&t, "chat_worker_batches_total", "counter",
+           "Batches of envelopes popped from the queue and handled together.", m->batches);
     scalar(&t, "chat_worker_redis_errors_total", "counter", "Redis calls that failed.",
            m->redis_errors);
     scalar(&t, "chat_worker_redis_reconnects_total", "counter",

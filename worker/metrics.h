@@ -53,6 +53,7 @@ typedef struct wrk_metrics {
     uint64_t queue_depth;      /* envelopes waiting in the worker queue (sampled) */
     uint64_t in_flight;        /* envelopes this worker popped and has not acknowledged */
     uint64_t requeued;         /* envelopes of dead workers put back in the queue */
+    uint64_t batches;          /* batches of envelopes popped (envelopes / batches: their size) */
     uint64_t redis_errors;     /* Redis calls that failed */
     uint64_t redis_reconnects; /* connections to Redis made again */
     uint64_t db_statements;    /* database statements run */

@@ -177,6 +177,7 @@ static int run(const loop_t *l, long heartbeat_ttl_ms, const sigset_t *stops)
             continue;
         }
         backoff = 0;
+        app->metrics.batches++;
         int64_t beat = mc_mono_ms();
         for (size_t i = 0; i < n; i++) {
             /* A slow batch (logins hash passwords) keeps its heartbeat, or
@@ -207,6 +208,7 @@ int wrk_service_main(int argc, char **argv)
     wrk_settings_defaults(&cfg);
     chl_config_t chl_cfg;
     chl_config_defaults(&chl_cfg);
+    chl_cfg.gather_us = 2000; /* docs/performance.md: what it saves and costs */
     const char *db = "var/chat.sqlite3", *queue = MC_WORKER_QUEUE, *level_name = "info";
     const char *redis = "redis://127.0.0.1:6379", *metrics_listen = "";
     long process_list_mib = chl_cfg.process_bytes >> 20;
@@ -275,6 +277,10 @@ int wrk_service_main(int argc, char **argv)
          "address:port of the Prometheus metrics endpoint (GET /metrics); empty: none"},
         {"--process-list-mib", "CHAT_PROCESS_LIST_MIB", MC_OPT_INT, &process_list_mib, 1, 4096,
          "what the reply list of one interface may hold; a full one refuses more, MiB"},
+        {"--gather-us", "CHAT_WORKER_GATHER_US", MC_OPT_INT, &chl_cfg.gather_us, 0, 1000000,
+         "under load, at most one batch of envelopes every this many microseconds: what comes "
+         "meanwhile is handled together, for less work a message and up to this much more "
+         "latency; 0: every batch at once"},
         {"--log-level", "CHAT_LOG_LEVEL", MC_OPT_STRING, &level_name, 0, 0,
          "debug, info, warn, error or off"},
     };
@@ -288,6 +294,11 @@ int wrk_service_main(int argc, char **argv)
     enum mc_log_level level = MC_LOG_INFO;
     if (rc == 0 && mc_log_parse_level(level_name, &level)) {
         snprintf(err, sizeof(err), "--log-level: unknown level \"%s\"", level_name);
+        rc = MC_EINVAL;
+    }
+    if (rc == 0 && chl_cfg.gather_us / 1000 > chl_cfg.heartbeat_ttl_ms / 4) {
+        /* It waits between pops, which keep its heartbeat fresh. */
+        snprintf(err, sizeof(err), "--gather-us: at most a quarter of --heartbeat-ttl");
         rc = MC_EINVAL;
     }
     if (rc) {

@@ -430,7 +430,10 @@ int wrk_store_order_unlock_all(wrk_store_t *s);
  * messages must not reach the room first. So the transaction that stores a
  * batch marks each of its rooms as publishing, with the connections that
  * sent the messages, and the worker clears the marks once it published
- * them (wrk_store_published), before it lets the locks go. A mark that the
+ * them (wrk_store_published, in a transaction of its own: not inside a
+ * batch), before it lets the locks go. Only rooms with a message that has
+ * a client id are marked: one without is stored again when its envelope
+ * runs again, and a mark would publish both. A mark that the
  * next holder of a room's lock finds set was left by a holder that never
  * published: wrk_store_unpublished hands its messages over, to be
  * published first. Publishing is named by message id, so publishing a

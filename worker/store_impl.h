@@ -22,7 +22,9 @@ typedef struct wrk_sql {
 } wrk_sql_t;
 
 #define WRK_STORE_CACHE_SLOTS 128 /* a power of two, well above the number of queries */
-#define WRK_STORE_QUEUE_MAX 128   /* runs one wrk__queued_batch may queue */
+/* Runs one wrk__queued_batch may queue: a batch of messages queues its
+ * BEGIN and COMMIT, two per room and two per message. */
+#define WRK_STORE_QUEUE_MAX (2 + 2 * WRK_STORE_LOCK_ROOMS_MAX + 2 * WRK_STORE_MESSAGES_MAX)
 
 struct wrk_store {
     const wrk_db_driver_t *drv;

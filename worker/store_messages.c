@@ -16,19 +16,26 @@
     "SELECT m.id, m.room_id, m.user_id, u.username, m.body, m.created, m.edited, m.deleted "       \
     "FROM messages m JOIN users u ON u.id = m.user_id "
 
-/* Stores a message and returns it as MESSAGE_COLUMNS do, in one round trip,
- * when its user is active and may be in its room: the checks a sender
- * needs come with the insert rather than as queries of their own. A room
- * or user that is not there stores nothing and fails no statement (on
- * PostgreSQL a failed statement undoes the whole batch it is in). */
+/* Stores a message and returns it as MESSAGE_COLUMNS do, when its user is
+ * active and may be in its room: the checks a sender needs come with the
+ * insert rather than as queries of their own. A room or user that is not
+ * there stores nothing and fails no statement (on PostgreSQL a failed
+ * statement undoes the whole batch it is in). sqlite gathers the rows of a
+ * RETURNING clause in a temporary b-tree of the statement's own, which
+ * costs more than the insert: there the next statement (sql_message_stored)
+ * reads the row stored, if any. */
+#define MESSAGE_ADD                                                                                \
+    "INSERT INTO messages(room_id, user_id, body, created, client_id) "                            \
+    "SELECT r.id, u.id, ?3, ?4, ?5 FROM rooms r, users u "                                         \
+    "WHERE r.id = ?1 AND u.id = ?2 AND u.is_active = 1 "                                           \
+    "AND (r.staff_only = 0 OR u.is_staff = 1) ON CONFLICT (user_id, client_id) DO NOTHING"
 static const wrk_sql_t sql_message_add = {
-    .text = "INSERT INTO messages(room_id, user_id, body, created, client_id) "
-            "SELECT r.id, u.id, ?3, ?4, ?5 FROM rooms r, users u "
-            "WHERE r.id = ?1 AND u.id = ?2 AND u.is_active = 1 "
-            "AND (r.staff_only = 0 OR u.is_staff = 1) "
-            "ON CONFLICT (user_id, client_id) DO NOTHING RETURNING id, room_id, user_id, "
-            "(SELECT username FROM users WHERE users.id = messages.user_id), body, created, "
-            "edited, deleted"};
+    .text = MESSAGE_ADD " RETURNING id, room_id, user_id, "
+                        "(SELECT username FROM users WHERE users.id = messages.user_id), body, "
+                        "created, edited, deleted",
+    .sqlite = MESSAGE_ADD};
+static const wrk_sql_t sql_message_stored = {
+    .text = "", .sqlite = MESSAGE_COLUMNS "WHERE m.id = last_insert_rowid() AND changes() = 1"};
 static const wrk_sql_t sql_message_by_client_id = {
     .text = "SELECT id FROM messages WHERE user_id = ?1 AND client_id = ?2"};
 static const wrk_sql_t sql_message_get = {.text = MESSAGE_COLUMNS "WHERE m.id = ?1"};
@@ -100,6 +107,13 @@ static int message_by_client_id(wrk_store_t *s, int64_t user_id, const char *cli
     return wrk__query_int(s, st, id, "find message");
 }
 
+/* Whether the row an insert of sql_message_add stored is read by
+ * sql_message_stored, not returned by the insert. */
+static int has_stored_query(const wrk_store_t *s)
+{
+    return wrk__sql_text(s, &sql_message_stored)[0] != '\0';
+}
+
 /* Binds m's values to sql_message_add's statement st. Returns 0 or
  * MC_EINVAL (a body or client id past its limit). */
 static int bind_message(wrk_db_stmt_t *st, int64_t room_id, int64_t user_id, const char *body,
@@ -150,12 +164,17 @@ int wrk_store_message_add(wrk_store_t *s, int64_t room_id, int64_t user_id, cons
     if (!duplicate)
         duplicate = &dup_unused;
     *duplicate = 0;
-    wrk_db_stmt_t *st = wrk__stmt(s, &sql_message_add);
-    if (!st)
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_message_add), *stored = NULL;
+    if (!st || (has_stored_query(s) && !(stored = wrk__stmt(s, &sql_message_stored))))
         return MC_EDB;
     int rc = bind_message(st, room_id, user_id, body, body_len, client_id, now_ms);
     if (rc == 0)
         rc = wrk__step(s, st, "add message");
+    if (rc == WRK_DB_DONE && stored) {
+        wrk_db_reset(st);
+        st = stored;
+        rc = wrk__step(s, st, "message stored");
+    }
     if (rc == WRK_DB_ROW)
         rc = wrk__read_message(st, out) == 0 ? 0 : MC_ENOMEM;
     else if (rc == WRK_DB_DONE)
@@ -200,6 +219,7 @@ static int queue_messages(wrk_store_t *s, void *arg)
     }
     if ((rc = wrk__queue_mark(s, a->v, a->n)) != 0)
         return rc;
+    int then_read = has_stored_query(s);
     for (size_t i = 0; i < a->n; i++) {
         wrk_new_message_t *m = &a->v[i];
         wrk_db_stmt_t *st = wrk__stmt(s, &sql_message_add);
@@ -211,8 +231,11 @@ static int queue_messages(wrk_store_t *s, void *arg)
             wrk_db_reset(st);
             continue;
         }
-        if ((rc = wrk__queue(s, st, message_added, m)) != 0)
+        if ((rc = wrk__queue(s, st, then_read ? NULL : message_added, m)) != 0)
             return rc;
+        if (then_read && (!(st = wrk__stmt(s, &sql_message_stored)) ||
+                          (rc = wrk__queue(s, st, message_added, m)) != 0))
+            return st ? rc : MC_EDB;
     }
     return 0;
 }

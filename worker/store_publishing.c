@@ -13,8 +13,10 @@
  * publish, Redis being away) it adds none: their messages will reach
  * their senders as everyone else's, without "own".
  *
- * Lists of rooms travel as one JSON parameter, which each backend unpacks
- * with its own JSON functions: one statement for all the rooms of a batch.
+ * Each statement names one room: a list of rooms unpacked from a JSON
+ * parameter (or an IN list) costs sqlite a temporary b-tree of its own per
+ * run, more than the work itself. A batch queues one statement per room,
+ * which PostgreSQL still gets in its one round trip.
  */
 #include "worker/store_impl.h"
 #include "common/error.h"
@@ -24,14 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The rooms of the JSON array ?1, as each backend reads it. */
-#define ROOMS_PG "SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(?1 AS JSON))"
-#define ROOMS_SQLITE "SELECT value FROM json_each(?1)"
-
-/* The rooms' pending marks; the tiny table is read whole. */
-#define PENDING(rooms)                                                                             \
-    "SELECT room_id, after_id, senders FROM publishing WHERE pending = 1 AND room_id IN (" rooms ")"
-static const wrk_sql_t sql_pending = {.text = PENDING(ROOMS_SQLITE), .pg = PENDING(ROOMS_PG)};
+/* A room's mark, when pending. */
+static const wrk_sql_t sql_pending = {
+    .text = "SELECT room_id, after_id, senders FROM publishing WHERE room_id = ?1 AND pending = 1"};
 
 /* A room's messages in (?2, ?3), oldest first, by the index of its
  * messages. */
@@ -42,26 +39,20 @@ static const wrk_sql_t sql_left = {
             "ORDER BY m.id LIMIT 500"};
 _Static_assert(WRK_STORE_SINCE_MAX == 500, "the limit above");
 
-/* ?1: [[room, senders], ...]. The SELECT's WHERE tells sqlite that ON
- * CONFLICT is the upsert's, not a join's. */
-#define MARK(pairs)                                                                                \
-    "INSERT INTO publishing(room_id, after_id, senders, pending) "                                 \
-    "SELECT j.r, coalesce((SELECT max(id) FROM messages WHERE room_id = j.r), 0), j.o, 1 "         \
-    "FROM (" pairs ") AS j WHERE 1 = 1 ON CONFLICT (room_id) DO UPDATE SET "                       \
-    "after_id = CASE WHEN publishing.pending = 1 THEN publishing.after_id "                        \
-    "ELSE excluded.after_id END, "                                                                 \
-    "senders = CASE WHEN publishing.pending = 0 THEN excluded.senders "                            \
-    "WHEN length(publishing.senders) < 65536 THEN publishing.senders || excluded.senders "         \
-    "ELSE publishing.senders END, pending = 1"
+/* Marks room ?1 pending with senders ?2; one pending already keeps its
+ * after_id and gains the senders. */
 static const wrk_sql_t sql_mark = {
-    .text = MARK("SELECT json_extract(value, '$[0]') AS r, json_extract(value, '$[1]') AS o "
-                 "FROM json_each(?1)"),
-    .pg = MARK("SELECT CAST(e->>0 AS BIGINT) AS r, e->>1 AS o "
-               "FROM json_array_elements(CAST(?1 AS JSON)) AS e")};
+    .text = "INSERT INTO publishing(room_id, after_id, senders, pending) "
+            "VALUES (?1, coalesce((SELECT max(id) FROM messages WHERE room_id = ?1), 0), ?2, 1) "
+            "ON CONFLICT (room_id) DO UPDATE SET "
+            "after_id = CASE WHEN publishing.pending = 1 THEN publishing.after_id "
+            "ELSE excluded.after_id END, "
+            "senders = CASE WHEN publishing.pending = 0 THEN excluded.senders "
+            "WHEN length(publishing.senders) < 65536 THEN publishing.senders || excluded.senders "
+            "ELSE publishing.senders END, pending = 1"};
 
-#define CLEAR(rooms)                                                                               \
-    "UPDATE publishing SET pending = 0, senders = '' WHERE pending = 1 AND room_id IN (" rooms ")"
-static const wrk_sql_t sql_clear = {.text = CLEAR(ROOMS_SQLITE), .pg = CLEAR(ROOMS_PG)};
+static const wrk_sql_t sql_clear = {
+    .text = "UPDATE publishing SET pending = 0, senders = '' WHERE room_id = ?1 AND pending = 1"};
 
 void wrk_unpublished_list_clear(wrk_unpublished_list_t *l)
 {
@@ -71,22 +62,23 @@ void wrk_unpublished_list_clear(wrk_unpublished_list_t *l)
     memset(l, 0, sizeof(*l));
 }
 
-/* rooms[0..n) as a JSON array into buf. Returns its length, or 0 when n is
- * out of range. */
-static size_t rooms_json(const int64_t *rooms, size_t n, char *buf, size_t size)
+/* The distinct rooms of rooms[0..n) into out, in the order they first
+ * come. Returns their number, 0 when n is 0 or past
+ * WRK_STORE_LOCK_ROOMS_MAX. */
+static size_t distinct_rooms(const int64_t *rooms, size_t n, int64_t out[WRK_STORE_LOCK_ROOMS_MAX])
 {
-    if (n == 0 || n > WRK_STORE_LOCK_ROOMS_MAX)
+    if (n > WRK_STORE_LOCK_ROOMS_MAX)
         return 0;
-    size_t len = 0;
-    buf[len++] = '[';
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(buf + len, size - len, "%s%lld", i ? "," : "", (long long)rooms[i]);
-    buf[len++] = ']';
-    buf[len] = '\0';
-    return len;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < k && out[j] != rooms[i])
+            j++;
+        if (j == k)
+            out[k++] = rooms[i];
+    }
+    return k;
 }
-
-#define ROOMS_JSON_MAX (WRK_STORE_LOCK_ROOMS_MAX * 21 + 3)
 
 /* The connection in senders (JSON lines) that sent user_id's message named
  * client_id, copied into out[size] ("" when none). */
@@ -116,52 +108,52 @@ void wrk__marks_clear(wrk__marks_t *marks)
     memset(marks, 0, sizeof(*marks));
 }
 
-/* Collects the rows of sql_pending. */
-static void collect_marks(void *arg, wrk_db_stmt_t *st, int rc)
+/* Adds the row of sql_pending, if any, to the marks. */
+static void collect_mark(void *arg, wrk_db_stmt_t *st, int rc)
 {
     wrk__marks_t *marks = arg;
-    wrk__marks_clear(marks); /* a run again after a conflict */
-    for (; rc == WRK_DB_ROW; rc = st->drv->step(st)) {
+    if (rc == WRK_DB_ROW) {
         struct wrk__mark *v = realloc(marks->v, (marks->n + 1) * sizeof(*v));
         if (!v) {
             rc = MC_ENOMEM;
-            break;
+        } else {
+            marks->v = v;
+            struct wrk__mark *m = &v[marks->n];
+            m->room = wrk_db_int(st, 0);
+            m->after_id = wrk_db_int(st, 1);
+            size_t len;
+            if ((m->senders = wrk__dup_text(st, 2, &len)))
+                marks->n++;
+            else
+                rc = MC_ENOMEM;
         }
-        marks->v = v;
-        struct wrk__mark *m = &v[marks->n];
-        m->room = wrk_db_int(st, 0);
-        m->after_id = wrk_db_int(st, 1);
-        size_t len;
-        if (!(m->senders = wrk__dup_text(st, 2, &len))) {
-            rc = MC_ENOMEM;
-            break;
-        }
-        marks->n++;
     }
-    marks->rc = rc < 0 ? rc : 0;
+    if (rc < 0 && !marks->rc)
+        marks->rc = rc;
 }
 
-/* sql_pending's statement with rooms bound (json holds them), or NULL. */
-static wrk_db_stmt_t *pending_stmt(wrk_store_t *s, const int64_t *rooms, size_t n,
-                                   char json[ROOMS_JSON_MAX])
+/* The statement of sql_pending for room, or NULL. */
+static wrk_db_stmt_t *pending_stmt(wrk_store_t *s, int64_t room)
 {
-    size_t len = rooms_json(rooms, n, json, ROOMS_JSON_MAX);
-    if (!len) {
-        wrk__fail(s, "publishing marks: no rooms, or too many", MC_EINVAL);
-        return NULL;
-    }
     wrk_db_stmt_t *st = wrk__stmt(s, &sql_pending);
     if (st)
-        wrk_db_bind_text(st, 1, json, len);
+        wrk_db_bind_int(st, 1, room);
     return st;
 }
 
 int wrk__queue_pending(wrk_store_t *s, const int64_t *rooms, size_t n, wrk__marks_t *marks)
 {
-    char json[ROOMS_JSON_MAX]; /* queue sends it: it may go once queue returns */
-    memset(marks, 0, sizeof(*marks));
-    wrk_db_stmt_t *st = pending_stmt(s, rooms, n, json);
-    return st ? wrk__queue(s, st, collect_marks, marks) : MC_EDB;
+    wrk__marks_clear(marks); /* a run again after a conflict */
+    int64_t distinct[WRK_STORE_LOCK_ROOMS_MAX];
+    size_t k = distinct_rooms(rooms, n, distinct);
+    if (!k)
+        return wrk__fail(s, "publishing marks: no rooms, or too many", MC_EINVAL);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < k; i++) {
+        wrk_db_stmt_t *st = pending_stmt(s, distinct[i]);
+        rc = st ? wrk__queue(s, st, collect_mark, marks) : MC_EDB;
+    }
+    return rc;
 }
 
 static int by_id(const void *a, const void *b)
@@ -231,35 +223,62 @@ int wrk_store_unpublished(wrk_store_t *s, const int64_t *rooms, size_t n,
                           wrk_unpublished_list_t *out)
 {
     memset(out, 0, sizeof(*out));
-    char json[ROOMS_JSON_MAX];
-    wrk_db_stmt_t *st = pending_stmt(s, rooms, n, json);
-    if (!st)
-        return MC_EDB;
+    int64_t distinct[WRK_STORE_LOCK_ROOMS_MAX];
+    size_t k = distinct_rooms(rooms, n, distinct);
+    if (!k)
+        return wrk__fail(s, "publishing marks: no rooms, or too many", MC_EINVAL);
     wrk__marks_t marks = {0};
-    collect_marks(&marks, st, wrk__step(s, st, "publishing marks"));
-    wrk_db_reset(st);
+    for (size_t i = 0; i < k && !marks.rc; i++) {
+        wrk_db_stmt_t *st = pending_stmt(s, distinct[i]);
+        if (!st) {
+            marks.rc = MC_EDB;
+            break;
+        }
+        collect_mark(&marks, st, wrk__step(s, st, "publishing marks"));
+        wrk_db_reset(st);
+    }
     int rc = marks.rc ? marks.rc : wrk__unpublished_of(s, &marks, NULL, 0, out);
     wrk__marks_clear(&marks);
     return rc;
 }
 
-int wrk_store_published(wrk_store_t *s, const int64_t *rooms, size_t n)
+typedef struct room_list {
+    const int64_t *v;
+    size_t n;
+} room_list_t;
+
+/* Queues the clearing of the marks of a room_list_t. */
+static int queue_clears(wrk_store_t *s, void *arg)
 {
-    char json[ROOMS_JSON_MAX];
-    size_t len = rooms_json(rooms, n, json, sizeof(json));
-    if (!len)
-        return n ? MC_EINVAL : 0;
-    wrk_db_stmt_t *st = wrk__stmt(s, &sql_clear);
-    if (!st)
-        return MC_EDB;
-    wrk_db_bind_text(st, 1, json, len);
-    return wrk__exec(s, st, "published");
+    const room_list_t *rooms = arg;
+    for (size_t i = 0; i < rooms->n; i++) {
+        wrk_db_stmt_t *st = wrk__stmt(s, &sql_clear);
+        if (!st)
+            return MC_EDB;
+        wrk_db_bind_int(st, 1, rooms->v[i]);
+        int rc = wrk__queue(s, st, NULL, NULL);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
-/* Appends msg's line to the senders of its room in pairs ([[room,
- * senders], ...]), adding the room when it is new. Returns 0 or MC_ENOMEM. */
-static int add_sender(cJSON *pairs, const wrk_new_message_t *msg)
+int wrk_store_published(wrk_store_t *s, const int64_t *rooms, size_t n)
 {
+    int64_t distinct[WRK_STORE_LOCK_ROOMS_MAX];
+    room_list_t list = {distinct, distinct_rooms(rooms, n, distinct)};
+    if (!list.n)
+        return n ? MC_EINVAL : 0;
+    return wrk__queued_batch(s, queue_clears, &list);
+}
+
+/* Appends msg's line to senders ([user id, client id, connection] as JSON,
+ * and a newline) when it has a client id and a sender: only then can it be
+ * told apart. Returns 0 or MC_ENOMEM. */
+static int add_sender(char **senders, size_t *len, const wrk_new_message_t *msg)
+{
+    if (!msg->client_id || !msg->sender)
+        return 0;
     cJSON *line = cJSON_CreateArray();
     char *text = NULL;
     if (!line || !cJSON_AddItemToArray(line, cJSON_CreateNumber((double)msg->user_id)) ||
@@ -270,53 +289,54 @@ static int add_sender(cJSON *pairs, const wrk_new_message_t *msg)
         return MC_ENOMEM;
     }
     cJSON_Delete(line);
-    cJSON *pair;
-    cJSON_ArrayForEach(pair, pairs)
-    {
-        if ((int64_t)cJSON_GetArrayItem(pair, 0)->valuedouble == msg->room_id)
-            break;
+    size_t add = strlen(text);
+    char *grown = realloc(*senders, *len + add + 2);
+    if (grown) {
+        memcpy(grown + *len, text, add);
+        *len += add;
+        grown[(*len)++] = '\n';
+        grown[*len] = '\0';
+        *senders = grown;
     }
-    const char *before = pair ? cJSON_GetArrayItem(pair, 1)->valuestring : "";
-    size_t len = strlen(before) + strlen(text) + 2;
-    char *senders = malloc(len);
-    int rc = MC_ENOMEM;
-    if (senders) {
-        snprintf(senders, len, "%s%s\n", before, text);
-        cJSON *value = cJSON_CreateString(senders);
-        if (pair && value && cJSON_ReplaceItemInArray(pair, 1, value))
-            rc = 0;
-        else if (!pair && value) {
-            pair = cJSON_CreateArray();
-            if (pair && cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)msg->room_id)) &&
-                cJSON_AddItemToArray(pair, value) && cJSON_AddItemToArray(pairs, pair))
-                rc = 0;
-            else
-                cJSON_Delete(pair);
+    free(text);
+    return grown ? 0 : MC_ENOMEM;
+}
+
+/* Queues the mark of room with the senders of its messages in msgs, when
+ * it has any: a message without a client id is not marked, as a batch run
+ * again stores it again (worker/store.h). */
+static int queue_mark(wrk_store_t *s, int64_t room, const wrk_new_message_t *msgs, size_t n)
+{
+    char *senders = NULL;
+    size_t len = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (msgs[i].room_id == room)
+            rc = add_sender(&senders, &len, &msgs[i]);
+    if (rc == 0 && senders) {
+        wrk_db_stmt_t *st = wrk__stmt(s, &sql_mark);
+        if (st) {
+            wrk_db_bind_int(st, 1, room);
+            wrk_db_bind_text(st, 2, senders, len);
+            rc = wrk__queue(s, st, NULL, NULL); /* sent now: senders may go */
         } else {
-            cJSON_Delete(value);
+            rc = MC_EDB;
         }
     }
     free(senders);
-    free(text);
     return rc;
 }
 
 int wrk__queue_mark(wrk_store_t *s, const wrk_new_message_t *msgs, size_t n)
 {
-    cJSON *pairs = cJSON_CreateArray();
-    int rc = pairs ? 0 : MC_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if (msgs[i].client_id && msgs[i].sender)
-            rc = add_sender(pairs, &msgs[i]);
-    char *json = rc == 0 ? cJSON_PrintUnformatted(pairs) : NULL;
-    cJSON_Delete(pairs);
-    if (!json)
-        return MC_ENOMEM;
-    wrk_db_stmt_t *st = strcmp(json, "[]") ? wrk__stmt(s, &sql_mark) : NULL;
-    if (st) {
-        wrk_db_bind_text(st, 1, json, strlen(json));
-        rc = wrk__queue(s, st, NULL, NULL); /* sent now: json may go */
-    }
-    free(json);
+    int64_t rooms[WRK_STORE_LOCK_ROOMS_MAX], distinct[WRK_STORE_LOCK_ROOMS_MAX];
+    if (n > WRK_STORE_LOCK_ROOMS_MAX)
+        return wrk__fail(s, "publishing marks: too many rooms", MC_EINVAL);
+    for (size_t i = 0; i < n; i++)
+        rooms[i] = msgs[i].room_id;
+    size_t k = distinct_rooms(rooms, n, distinct);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < k; i++)
+        rc = queue_mark(s, distinct[i], msgs, n);
     return rc;
 }

@@ -229,6 +229,59 @@ static void a_worker_waits_alone_when_idle_and_takes_batches_when_not(void **sta
     chl_close(chl);
 }
 
+/* Pushes n messages "<prefix><i>" onto jobs. */
+static void push_n(chl_t *chl, const char *prefix, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char m[16];
+        snprintf(m, sizeof(m), "%s%d", prefix, i);
+        assert_int_equal(chl_queue_push(chl, "jobs", m, strlen(m)), 0);
+    }
+}
+
+/* Five that come while a client that gathers is busy with a batch go in
+ * its next batch, all five, in order; one that does not gather takes the
+ * first two (the BLMOVE and the LMOVE behind it) and the rest after. A
+ * setting that could let the heartbeat lapse is refused. */
+static void a_client_that_gathers_takes_what_came_meanwhile_in_one_batch(void **state)
+{
+    (void)state;
+    for (long gather_us = 0; gather_us <= 200000; gather_us += 200000) {
+        char name[32];
+        snprintf(name, sizeof(name), "wrk-g%ld", gather_us);
+        chl_t *chl = ts_redis_fixture_client(
+            &(chl_config_t){.redis_urls = redis->url, .gather_us = gather_us}, name);
+        chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
+        size_t na = 0, nb = 0;
+        push_n(chl, "first", 1);
+        assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
+        assert_int_equal(na, 1);
+        push_n(chl, "m", 5); /* while the batch of one is handled */
+        assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
+        assert_int_equal(nb, gather_us ? 5 : 2);
+        for (size_t i = 0; i < nb; i++) {
+            char want[32];
+            snprintf(want, sizeof(want), "m%zu", i);
+            assert_string_equal(b[i].data, want);
+        }
+        free_all(a, na);
+        assert_int_equal(chl_queue_next(chl, "jobs", 20, b, nb, a, 10, &na),
+                         gather_us ? MC_EAGAIN : 0);
+        assert_int_equal(na, gather_us ? 0 : 3);
+        free_all(b, nb);
+        free_all(a, na);
+        chl_close(chl);
+        ts_redis_fixture_flush(NULL);
+    }
+    chl_t *chl = NULL;
+    assert_int_equal(chl_open(&chl,
+                              &(chl_config_t){.redis_urls = redis->url,
+                                              .heartbeat_ttl_ms = 1000,
+                                              .gather_us = 251000},
+                              "wrk-g"),
+                     MC_EINVAL);
+}
+
 /* A worker popping a steady stream writes its heartbeat every so often,
  * not with every pop, and never lets it lapse. */
 static void pops_keep_the_heartbeat_alive_without_writing_it_each_time(void **state)
@@ -332,6 +385,8 @@ int main(void)
         cmocka_unit_test_setup(a_whole_batch_is_acknowledged_in_one_command,
                                ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_worker_waits_alone_when_idle_and_takes_batches_when_not,
+                               ts_redis_fixture_flush),
+        cmocka_unit_test_setup(a_client_that_gathers_takes_what_came_meanwhile_in_one_batch,
                                ts_redis_fixture_flush),
         cmocka_unit_test_setup(pops_keep_the_heartbeat_alive_without_writing_it_each_time,
                                ts_redis_fixture_flush),

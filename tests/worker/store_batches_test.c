@@ -6,6 +6,7 @@
 #include "tests/support/store_fixture.h"
 #include "worker/store.h"
 
+#include <stdio.h>
 #include <string.h>
 
 typedef ts_store_t fixture_t;
@@ -184,6 +185,53 @@ static void a_batch_left_unpublished_is_handed_on(void **state)
         wrk_message_clear(&a[i].stored);
 }
 
+/* A batch as large as a batch may be, each message in a room of its own
+ * and a room named twice, is stored and marked room by room; each message
+ * is handed on once. */
+static void a_full_batch_of_rooms_is_marked_room_by_room(void **state)
+{
+    fixture_t *f = *state;
+    enum { N = WRK_STORE_MESSAGES_MAX };
+    int64_t rooms[N];
+    char client_ids[N][16];
+    wrk_new_message_t m[N];
+    for (size_t i = 0; i < N; i++) {
+        char title[32];
+        snprintf(title, sizeof(title), "Room %zu", i);
+        assert_int_equal(wrk_store_room_add(f->s, title, 0, &rooms[i]), 0);
+        snprintf(client_ids[i], sizeof(client_ids[i]), "c-%zu", i);
+        m[i] = (wrk_new_message_t){.room_id = rooms[i],
+                                   .user_id = f->ann,
+                                   .body = "hi",
+                                   .body_len = 2,
+                                   .client_id = client_ids[i],
+                                   .sender = "ifc.x!1"};
+    }
+    wrk_unpublished_list_t l;
+    assert_int_equal(wrk_store_messages_add(f->s, m, N, 1, &l), 0);
+    assert_int_equal(l.n, 0);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(m[i].rc, 0);
+        wrk_message_clear(&m[i].stored);
+    }
+    assert_int_equal(wrk_store_unpublished(f->s, rooms, N, &l), 0);
+    assert_int_equal(l.n, N);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(l.items[i].m.room_id, rooms[i]);
+        assert_string_equal(l.items[i].sender, "ifc.x!1");
+    }
+    wrk_unpublished_list_clear(&l);
+    int64_t twice[] = {rooms[3], rooms[3]};
+    assert_int_equal(wrk_store_unpublished(f->s, twice, 2, &l), 0);
+    assert_int_equal(l.n, 1);
+    wrk_unpublished_list_clear(&l);
+    assert_int_equal(wrk_store_published(f->s, rooms, N), 0);
+    assert_int_equal(wrk_store_unpublished(f->s, rooms, N, &l), 0);
+    assert_int_equal(l.n, 0);
+    assert_int_equal(ts_store_int(f->target, "SELECT count(*) FROM publishing WHERE pending = 1"),
+                     0);
+}
+
 /* A batch that fails marks nothing. */
 static void a_batch_that_fails_leaves_no_mark(void **state)
 {
@@ -247,6 +295,7 @@ int main(void)
         TS_STORE_TEST(messages_are_stored_together_each_as_alone),
         TS_STORE_TEST(messages_stored_together_are_kept_all_or_none),
         TS_STORE_TEST(a_batch_left_unpublished_is_handed_on),
+        TS_STORE_TEST(a_full_batch_of_rooms_is_marked_room_by_room),
         TS_STORE_TEST(a_batch_that_fails_leaves_no_mark),
     };
     return ts_store_run_both(tests, sizeof(tests) / sizeof(tests[0]));
