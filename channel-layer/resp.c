@@ -8,6 +8,15 @@
 
 size_t chl__digits(char *out, uint64_t v)
 {
+    if (v < 10) { /* the usual count, and a short argument's length */
+        out[0] = (char)('0' + v);
+        return 1;
+    }
+    if (v < 100) {
+        out[0] = (char)('0' + v / 10);
+        out[1] = (char)('0' + v % 10);
+        return 2;
+    }
     char tmp[20];
     size_t n = 0;
     do {
@@ -43,8 +52,10 @@ static size_t head(char *out, char c, uint64_t n)
 
 static size_t head_size(uint64_t n)
 {
-    char digits[20];
-    return 3 + chl__digits(digits, n);
+    size_t digits = 1;
+    for (; n >= 10; n /= 10)
+        digits++;
+    return 3 + digits;
 }
 
 size_t chl__resp_size(int argc, const size_t *lens)

@@ -283,12 +283,15 @@ int chl_group_send_many(chl_t *chl, const chl_group_msg_t *msgs, size_t n, size_
 {
     size_t drop = 0;
     int first_err = 0;
-    gsend_t *g = malloc((n ? n : 1) * sizeof(*g));
-    chl__script_call_t *calls = malloc((n ? n : 1) * sizeof(*calls));
-    redisReply **r = malloc((n ? n : 1) * sizeof(*r));
-    int *prc = malloc((n ? n : 1) * sizeof(*prc));
-    if (!g || !calls || !r || !prc) {
-        free(g), free(calls), free(r), free(prc);
+    /* A lone message, as they come at a low rate, needs no allocation. */
+    gsend_t one_g;
+    chl__script_call_t one_call;
+    int one_prc, alone = n <= 1;
+    gsend_t *g = alone ? &one_g : malloc(n * sizeof(*g));
+    chl__script_call_t *calls = alone ? &one_call : malloc(n * sizeof(*calls));
+    int *prc = alone ? &one_prc : malloc(n * sizeof(*prc));
+    if (!g || !calls || !prc) {
+        free(g), free(calls), free(prc); /* not alone: allocated or NULL */
         return MC_ENOMEM;
     }
     size_t m = 0; /* the calls of the messages that are well formed, in order */
@@ -313,7 +316,8 @@ int chl_group_send_many(chl_t *chl, const chl_group_msg_t *msgs, size_t n, size_
         if (prc[k] != 0 && !first_err)
             first_err = prc[k];
     }
-    free(g), free(calls), free(r), free(prc);
+    if (!alone)
+        free(g), free(calls), free(prc);
     if (dropped)
         *dropped = drop;
     return first_err;

@@ -1,14 +1,15 @@
 /*
  * common/envelope.c: the envelope codec of common/envelope.h. It reads and
- * writes the JSON itself, because a body is bytes that may hold a NUL
- * (\u0000) and a general JSON library hands strings back NUL-terminated
- * without their length. Decoding makes one allocation, the arena that every
- * decoded string of the envelope lives in.
+ * writes the JSON itself (writing through common/json_out.h), because a
+ * body is bytes that may hold a NUL (\u0000) and a general JSON library
+ * hands strings back NUL-terminated without their length. Decoding makes
+ * one allocation, the arena that every decoded string of the envelope
+ * lives in.
  */
 #include "common/envelope.h"
 #include "common/error.h"
+#include "common/json_out.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,21 +70,23 @@ static const unsigned type_required[] = {
     [MC_ENV_WS_DISCONNECT] = F_REPLY,
 };
 
+/* A string field, with its key as an encoder writes it after the fields
+ * before it. */
+#define STRING_FIELD(f, name, member)                                                              \
+    {                                                                                              \
+        f, ",\"" name "\":", sizeof(name) + 3, offsetof(mc_envelope_t, member)                     \
+    }
 static const struct {
     unsigned field;
-    const char *key;
+    const char *key; /* ,"name": */
+    size_t key_len;
     size_t offset;
 } string_fields[] = {
-    {F_REPLY, "reply", offsetof(mc_envelope_t, reply)},
-    {F_METHOD, "method", offsetof(mc_envelope_t, method)},
-    {F_PATH, "path", offsetof(mc_envelope_t, path)},
-    {F_QUERY, "query", offsetof(mc_envelope_t, query)},
-    {F_CLIENT, "client", offsetof(mc_envelope_t, client)},
-    {F_EXCEPT, "except", offsetof(mc_envelope_t, except)},
-    {F_OWN, "own", offsetof(mc_envelope_t, own)},
-    {F_SCHEME, "scheme", offsetof(mc_envelope_t, scheme)},
-    {F_REASON, "reason", offsetof(mc_envelope_t, reason)},
-    {F_ID, "id", offsetof(mc_envelope_t, id)},
+    STRING_FIELD(F_REPLY, "reply", reply),    STRING_FIELD(F_METHOD, "method", method),
+    STRING_FIELD(F_PATH, "path", path),       STRING_FIELD(F_QUERY, "query", query),
+    STRING_FIELD(F_CLIENT, "client", client), STRING_FIELD(F_EXCEPT, "except", except),
+    STRING_FIELD(F_OWN, "own", own),          STRING_FIELD(F_SCHEME, "scheme", scheme),
+    STRING_FIELD(F_REASON, "reason", reason), STRING_FIELD(F_ID, "id", id),
 };
 #define STRING_FIELD_COUNT (sizeof(string_fields) / sizeof(string_fields[0]))
 
@@ -102,18 +105,28 @@ enum key {
     K_DONE,
     KEY_COUNT
 };
-static const char *const key_names[KEY_COUNT] = {
-    [K_TYPE] = "type",          [K_STRINGS] = "reply",     [K_STRINGS + 1] = "method",
-    [K_STRINGS + 2] = "path",   [K_STRINGS + 3] = "query", [K_STRINGS + 4] = "client",
-    [K_STRINGS + 5] = "except", [K_STRINGS + 6] = "own",   [K_STRINGS + 7] = "scheme",
-    [K_STRINGS + 8] = "reason", [K_STRINGS + 9] = "id",    [K_HEADERS] = "headers",
-    [K_BODY] = "body",          [K_TEXT] = "text",         [K_STATUS] = "status",
-    [K_CODE] = "code",          [K_SCOPE] = "scope",       [K_GROUPS] = "groups",
-    [K_DONE] = "done",
+/* A key a decoder looks for, measured at compile time. */
+typedef struct key_name {
+    const char *s;
+    size_t len;
+} key_name_t;
+#define K(literal)                                                                                 \
+    {                                                                                              \
+        literal, sizeof(literal) - 1                                                               \
+    }
+static const key_name_t key_names[KEY_COUNT] = {
+    [K_TYPE] = K("type"),          [K_STRINGS] = K("reply"),     [K_STRINGS + 1] = K("method"),
+    [K_STRINGS + 2] = K("path"),   [K_STRINGS + 3] = K("query"), [K_STRINGS + 4] = K("client"),
+    [K_STRINGS + 5] = K("except"), [K_STRINGS + 6] = K("own"),   [K_STRINGS + 7] = K("scheme"),
+    [K_STRINGS + 8] = K("reason"), [K_STRINGS + 9] = K("id"),    [K_HEADERS] = K("headers"),
+    [K_BODY] = K("body"),          [K_TEXT] = K("text"),         [K_STATUS] = K("status"),
+    [K_CODE] = K("code"),          [K_SCOPE] = K("scope"),       [K_GROUPS] = K("groups"),
+    [K_DONE] = K("done"),
 };
 
 enum scope_key { S_USER_ID, S_USERNAME, S_IS_STAFF, SCOPE_KEY_COUNT };
-static const char *const scope_names[SCOPE_KEY_COUNT] = {"user_id", "username", "is_staff"};
+static const key_name_t scope_names[SCOPE_KEY_COUNT] = {K("user_id"), K("username"), K("is_staff")};
+#undef K
 
 const char *mc_envelope_type_name(mc_envelope_type_t type)
 {
@@ -124,15 +137,6 @@ static const char **string_slot(mc_envelope_t *env, size_t i)
 {
     return (const char **)((char *)env + string_fields[i].offset);
 }
-
-/* Bytes a JSON string holds as they are: all but the quote, the backslash
- * and control characters. */
-static const unsigned char plain[256] = {
-    [0x20] = 1,
-    [0x21] = 1,
-    [0x23 ... 0x5B] = 1,
-    [0x5D ... 0xFF] = 1,
-};
 
 /* ---- Reading JSON (RFC 8259) ------------------------------------------------ */
 
@@ -148,6 +152,8 @@ typedef struct reader {
 
 static int peek(reader_t *r)
 {
+    if (r->p < r->end && (unsigned char)*r->p > ' ')
+        return (unsigned char)*r->p; /* the usual case: no white space */
     while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
         r->p++;
     return r->p < r->end ? (unsigned char)*r->p : -1;
@@ -227,27 +233,38 @@ static size_t put_utf8(char *o, unsigned cp)
 }
 
 /* Reads the string at the cursor. With out, its bytes and a NUL go to the
- * arena: *out and *len; without, it is only checked. */
+ * arena: *out and *len; without, it is only checked. Plain bytes go a word
+ * at a time where they can: a decoded string never outgrows its token, so
+ * a word written goes where the arena has room for the word read. */
 static int read_string(reader_t *r, const char **out, size_t *len)
 {
     if (!eat(r, '"'))
         return MC_EINVAL;
-    char *o = out ? r->arena + r->used : NULL, buf[4];
+    const char *p = r->p, *end = r->end;
+    char *o = out ? r->arena + r->used : NULL;
     size_t n = 0;
     for (;;) {
-        const char *run = r->p;
-        while (r->p < r->end && plain[(unsigned char)*r->p])
-            r->p++;
-        if (o && r->p > run)
-            memcpy(o + n, run, (size_t)(r->p - run));
-        n += (size_t)(r->p - run);
-        if (r->p == r->end || (unsigned char)*r->p < 0x20)
+        uint64_t x;
+        if (end - p >= 8 && (memcpy(&x, p, 8), mc_json_word_plain(x))) {
+            if (o)
+                memcpy(o + n, &x, 8);
+            n += 8;
+            p += 8;
+            continue;
+        }
+        while (p < end && mc_json_plain[(unsigned char)*p]) {
+            if (o)
+                o[n] = *p;
+            n++;
+            p++;
+        }
+        if (p == end || (unsigned char)*p < 0x20)
             return MC_EINVAL; /* cut short, or a raw control character */
-        if (*r->p++ == '"')
+        if (*p++ == '"')
             break;
-        if (r->p == r->end)
+        if (p == end)
             return MC_EINVAL;
-        char c = *r->p++;
+        char c = *p++, buf[4];
         size_t k = 1;
         switch (c) {
         case '"':
@@ -272,8 +289,10 @@ static int read_string(reader_t *r, const char **out, size_t *len)
             break;
         case 'u': {
             unsigned cp;
+            r->p = p;
             if (read_escape_u(r, &cp))
                 return MC_EINVAL;
+            p = r->p;
             k = put_utf8(buf, cp);
             break;
         }
@@ -281,9 +300,11 @@ static int read_string(reader_t *r, const char **out, size_t *len)
             return MC_EINVAL;
         }
         if (o)
-            memcpy(o + n, buf, k);
+            for (size_t i = 0; i < k; i++)
+                o[n + i] = buf[i];
         n += k;
     }
+    r->p = p;
     if (o) {
         o[n] = '\0';
         r->used += n + 1;
@@ -329,12 +350,23 @@ static int read_number(reader_t *r, double *out)
     if (p - s > NUMBER_MAX)
         return MC_EINVAL;
     r->p = p;
-    if (out) {
-        char num[NUMBER_MAX + 1];
-        memcpy(num, s, (size_t)(p - s));
-        num[p - s] = '\0';
-        *out = strtod(num, NULL);
+    if (!out)
+        return 0;
+    /* A whole number of up to 15 digits is exact as it is summed (below
+     * 2^53), as strtod would give it; the others go to strtod. */
+    size_t digits = (size_t)(p - s) - (*s == '-');
+    if (digits <= 15 && !memchr(s, '.', (size_t)(p - s)) && !memchr(s, 'e', (size_t)(p - s)) &&
+        !memchr(s, 'E', (size_t)(p - s))) {
+        int64_t v = 0;
+        for (const char *d = p - digits; d < p; d++)
+            v = v * 10 + (*d - '0');
+        *out = *s == '-' ? -(double)v : (double)v;
+        return 0;
     }
+    char num[NUMBER_MAX + 1];
+    memcpy(num, s, (size_t)(p - s));
+    num[p - s] = '\0';
+    *out = strtod(num, NULL);
     return 0;
 }
 
@@ -367,7 +399,7 @@ typedef struct found {
 
 /* Walks the object at the cursor, checking every value; of each of
  * names[0..n) it finds, found[] gets the first value. */
-static int scan_object(reader_t *r, const char *const *names, size_t n, found_t *found, int depth)
+static int scan_object(reader_t *r, const key_name_t *names, size_t n, found_t *found, int depth)
 {
     if (!eat(r, '{'))
         return MC_EINVAL;
@@ -381,8 +413,8 @@ static int scan_object(reader_t *r, const char *const *names, size_t n, found_t 
         r->used = mark; /* the key is compared now and never kept */
         found_t *f = NULL;
         for (size_t i = 0; i < n && !f; i++)
-            if (klen && names[i][0] == key[0] && strlen(names[i]) == klen &&
-                memcmp(names[i], key, klen) == 0)
+            if (names[i].len == klen && names[i].s[0] == key[0] &&
+                memcmp(names[i].s, key, klen) == 0)
                 f = &found[i];
         if (f && !f->at && peek(r) == '"') {
             f->at = r->p;
@@ -595,110 +627,17 @@ void mc_envelope_clear(mc_envelope_t *env)
 
 /* ---- Writing JSON ------------------------------------------------------------- */
 
-/* A growing output buffer; the first failure sticks in rc. */
-typedef struct writer {
-    char *buf;
-    size_t len, cap;
-    int rc;
-} writer_t;
-
-static int reserve(writer_t *w, size_t n)
-{
-    if (w->rc)
-        return w->rc;
-    if (n <= w->cap - w->len)
-        return 0;
-    if (w->len + n > MC_ENVELOPE_MAX_BYTES + 1)
-        return w->rc = MC_ETOOBIG;
-    size_t cap = w->cap ? w->cap : 256;
-    while (cap - w->len < n)
-        cap *= 2;
-    char *buf = realloc(w->buf, cap);
-    if (!buf)
-        return w->rc = MC_ENOMEM;
-    w->buf = buf;
-    w->cap = cap;
-    return 0;
-}
-
-static void put(writer_t *w, const char *s, size_t n)
-{
-    if (reserve(w, n) == 0) {
-        memcpy(w->buf + w->len, s, n);
-        w->len += n;
-    }
-}
-
-/* A string literal, measured at compile time. */
-#define PUT(w, literal) put(w, "" literal, sizeof(literal) - 1)
-
-/* The letter of a byte's two-byte escape (\" \\ \b \f \n \r \t), as cJSON
- * escapes; any other byte that is not plain takes six (\u00XX). */
-static const char short_escape[256] = {
-    ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
-    ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't',
-};
-
-/* s[0..n) as a JSON string, escaped as cJSON escapes: the quote, the
- * backslash and control characters (a NUL is \u0000); other bytes as they
- * are. */
-static void put_string(writer_t *w, const char *s, size_t n)
-{
-    PUT(w, "\"");
-    size_t i = 0;
-    while (i < n) {
-        size_t run = i;
-        while (i < n && plain[(unsigned char)s[i]])
-            i++;
-        put(w, s + run, i - run);
-        if (i == n)
-            break;
-        char esc[8];
-        unsigned char c = (unsigned char)s[i++];
-        if (short_escape[c]) {
-            esc[0] = '\\';
-            esc[1] = short_escape[c];
-            put(w, esc, 2);
-        } else {
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            put(w, esc, 6);
-        }
-    }
-    PUT(w, "\"");
-}
-
 size_t mc_envelope_string_len(const char *s, size_t n)
 {
-    size_t len = 2;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        len += plain[c] ? 1 : short_escape[c] ? 2 : 6;
-    }
-    return len;
+    return mc_json_string_len(s, n);
 }
 
-static void put_text(writer_t *w, const char *s)
+static void put_text(mc_json_out_t *w, const char *s)
 {
-    put_string(w, s ? s : "", s ? strlen(s) : 0);
+    mc_json_put_string(w, s ? s : "", s ? strlen(s) : 0);
 }
 
-/* ,"key": (the comma unless the object has just opened). */
-static void put_key(writer_t *w, const char *key)
-{
-    if (w->len && w->buf[w->len - 1] != '{')
-        PUT(w, ",");
-    put_text(w, key);
-    PUT(w, ":");
-}
-
-static void put_int(writer_t *w, long long v)
-{
-    char num[24];
-    int n = snprintf(num, sizeof(num), "%lld", v);
-    put(w, num, (size_t)n);
-}
-
-static void encode_fields(writer_t *w, const mc_envelope_t *env)
+static void encode_fields(mc_json_out_t *w, const mc_envelope_t *env)
 {
     unsigned fields = type_fields[env->type];
     for (size_t i = 0; i < STRING_FIELD_COUNT; i++) {
@@ -708,59 +647,58 @@ static void encode_fields(writer_t *w, const mc_envelope_t *env)
         /* An optional field left empty is left out: decoding defaults it. */
         if ((!v || !*v) && !(type_required[env->type] & string_fields[i].field))
             continue;
-        put_key(w, string_fields[i].key);
+        mc_json_put(w, string_fields[i].key, string_fields[i].key_len);
         put_text(w, v);
     }
     if (fields & F_HEADERS) {
-        put_key(w, "headers");
-        PUT(w, "[");
+        MC_JSON_PUT(w, ",\"headers\":[");
         for (size_t i = 0; i < env->nheaders && i < MC_ENVELOPE_MAX_HEADERS; i++) {
             if (i)
-                PUT(w, ",");
-            PUT(w, "[");
+                MC_JSON_PUT(w, ",");
+            MC_JSON_PUT(w, "[");
             put_text(w, env->headers[i].name);
-            PUT(w, ",");
+            MC_JSON_PUT(w, ",");
             put_text(w, env->headers[i].value);
-            PUT(w, "]");
+            MC_JSON_PUT(w, "]");
         }
-        PUT(w, "]");
+        MC_JSON_PUT(w, "]");
     }
     if (fields & (F_BODY | F_TEXT)) {
-        put_key(w, (fields & F_BODY) ? "body" : "text");
-        put_string(w, env->body ? env->body : "", env->body ? env->body_len : 0);
+        if (fields & F_BODY)
+            MC_JSON_PUT(w, ",\"body\":");
+        else
+            MC_JSON_PUT(w, ",\"text\":");
+        mc_json_put_string(w, env->body ? env->body : "", env->body ? env->body_len : 0);
     }
     if (fields & F_STATUS) {
-        put_key(w, "status");
-        put_int(w, env->status);
+        MC_JSON_PUT(w, ",\"status\":");
+        mc_json_put_int(w, env->status);
     }
     if (fields & F_CODE) {
-        put_key(w, "code");
-        put_int(w, env->code ? env->code : 1000);
+        MC_JSON_PUT(w, ",\"code\":");
+        mc_json_put_int(w, env->code ? env->code : 1000);
     }
     if ((fields & F_SCOPE) && (env->has_scope || env->type == MC_ENV_WS_ACCEPT)) {
-        put_key(w, "scope");
-        PUT(w, "{\"user_id\":");
-        put_int(w, env->scope.user_id);
-        PUT(w, ",\"username\":");
+        MC_JSON_PUT(w, ",\"scope\":{\"user_id\":");
+        mc_json_put_int(w, env->scope.user_id);
+        MC_JSON_PUT(w, ",\"username\":");
         put_text(w, env->scope.username);
         if (env->scope.is_staff)
-            PUT(w, ",\"is_staff\":true}");
+            MC_JSON_PUT(w, ",\"is_staff\":true}");
         else
-            PUT(w, ",\"is_staff\":false}");
+            MC_JSON_PUT(w, ",\"is_staff\":false}");
     }
     if ((fields & F_DONE) && env->done) {
-        put_key(w, "done");
-        PUT(w, "true");
+        MC_JSON_PUT(w, ",\"done\":true");
     }
     if (fields & F_GROUPS) {
-        put_key(w, "groups");
-        PUT(w, "[");
+        MC_JSON_PUT(w, ",\"groups\":[");
         for (size_t i = 0; i < env->ngroups && i < MC_ENVELOPE_MAX_GROUPS; i++) {
             if (i)
-                PUT(w, ",");
+                MC_JSON_PUT(w, ",");
             put_text(w, env->groups[i]);
         }
-        PUT(w, "]");
+        MC_JSON_PUT(w, "]");
     }
 }
 
@@ -771,24 +709,15 @@ int mc_envelope_encode(const mc_envelope_t *env, char **out, size_t *len)
         return MC_EINVAL;
     if (env->body_len > MC_ENVELOPE_MAX_BYTES)
         return MC_ETOOBIG;
-    writer_t w = {0};
-    if (reserve(&w, 128 + env->body_len) == 0) {
-        PUT(&w, "{\"type\":");
-        put_text(&w, type_names[env->type]);
+    mc_json_out_t w = {.limit = MC_ENVELOPE_MAX_BYTES};
+    if (mc_json_reserve(&w, 128 + env->body_len) == 0) {
+        MC_JSON_PUT(&w, "{\"type\":\"");
+        mc_json_put(&w, type_names[env->type], strlen(type_names[env->type]));
+        MC_JSON_PUT(&w, "\"");
         encode_fields(&w, env);
-        PUT(&w, "}");
+        MC_JSON_PUT(&w, "}");
     }
-    if (w.rc == 0 && w.len > MC_ENVELOPE_MAX_BYTES)
-        w.rc = MC_ETOOBIG;
-    if (w.rc == 0 && reserve(&w, 1) == 0)
-        w.buf[w.len] = '\0';
-    if (w.rc) {
-        free(w.buf);
-        return w.rc;
-    }
-    *out = w.buf;
-    *len = w.len;
-    return 0;
+    return mc_json_finish(&w, out, len);
 }
 
 const char *mc_envelope_header(const mc_envelope_t *env, const char *name)

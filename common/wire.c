@@ -2,6 +2,7 @@
  * common/wire.c: the close reasons, group and once names of common/wire.h.
  */
 #include "common/wire.h"
+#include "common/json_out.h"
 #include "common/sha256.h"
 
 #include <inttypes.h>
@@ -9,6 +10,19 @@
 #include <string.h>
 
 #define ROOM_PREFIX "room-"
+
+/* prefix and v in decimal into buf: the names that go with every message
+ * are written without printf. */
+static void prefixed(char *buf, const char *prefix, size_t prefix_len, int64_t v)
+{
+    memcpy(buf, prefix, prefix_len);
+    mc_json_int_text(buf + prefix_len, v);
+}
+#define PREFIXED(buf, literal, v) prefixed(buf, literal, sizeof(literal) - 1, v)
+_Static_assert(sizeof("session-") - 1 + MC_JSON_INT_MAX <= MC_GROUP_NAME_MAX,
+               "the longest group name fits");
+_Static_assert(sizeof("msg-") - 1 + MC_JSON_INT_MAX <= MC_ONCE_NAME_MAX,
+               "the longest once name fits");
 
 const char *mc_close_reason(int code)
 {
@@ -24,17 +38,17 @@ const char *mc_close_reason(int code)
 
 void mc_group_room(char buf[MC_GROUP_NAME_MAX], int64_t room)
 {
-    snprintf(buf, MC_GROUP_NAME_MAX, ROOM_PREFIX "%" PRId64, room);
+    PREFIXED(buf, ROOM_PREFIX, room);
 }
 
 void mc_group_user(char buf[MC_GROUP_NAME_MAX], int64_t user_id)
 {
-    snprintf(buf, MC_GROUP_NAME_MAX, "user-%" PRId64, user_id);
+    PREFIXED(buf, "user-", user_id);
 }
 
 void mc_group_session(char buf[MC_GROUP_NAME_MAX], int64_t session_id)
 {
-    snprintf(buf, MC_GROUP_NAME_MAX, "session-%" PRId64, session_id);
+    PREFIXED(buf, "session-", session_id);
 }
 
 int mc_group_is_room(const char *group)
@@ -44,7 +58,7 @@ int mc_group_is_room(const char *group)
 
 void mc_once_message(char buf[MC_ONCE_NAME_MAX], int64_t id)
 {
-    snprintf(buf, MC_ONCE_NAME_MAX, "msg-%" PRId64, id);
+    PREFIXED(buf, "msg-", id);
 }
 
 void mc_once_edit(char buf[MC_ONCE_NAME_MAX], int64_t id, int64_t user_id, const char *key)
@@ -59,7 +73,7 @@ void mc_once_edit(char buf[MC_ONCE_NAME_MAX], int64_t id, int64_t user_id, const
 
 void mc_once_delete(char buf[MC_ONCE_NAME_MAX], int64_t id)
 {
-    snprintf(buf, MC_ONCE_NAME_MAX, "del-%" PRId64, id);
+    PREFIXED(buf, "del-", id);
 }
 
 void mc_once_whisper(char buf[MC_ONCE_NAME_MAX], int64_t id, int to_sender)

@@ -6,11 +6,10 @@
 #include "worker/command.h"
 #include "common/envelope.h"
 #include "common/error.h"
+#include "common/json_out.h"
 
 #include <cjson/cJSON.h>
-#include <inttypes.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,12 +100,11 @@ static int has_control(const char *text, size_t n)
  * strings valid JSON has no backslash, so every one starts an escape. */
 static int has_escaped_nul(const char *text, size_t len)
 {
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (text[i] != '\\')
-            continue;
-        if (text[i + 1] == 'u' && len - i >= 6 && memcmp(text + i + 2, "0000", 4) == 0)
+    const char *p = text, *end = text + len, *b;
+    while ((b = memchr(p, '\\', (size_t)(end - p))) && end - b >= 2) {
+        if (b[1] == 'u' && end - b >= 6 && memcmp(b + 2, "0000", 4) == 0)
             return 1;
-        i++; /* past the escaped character: JSON "\\u0000" is a backslash and text */
+        p = b + 2; /* past the escaped character: JSON "\\u0000" is a backslash and text */
     }
     return 0;
 }
@@ -280,16 +278,16 @@ int wrk_command_parse(const char *text, size_t len, size_t message_max, wrk_comm
 /* Adds "key":"<id>". */
 static int add_id_string(cJSON *obj, const char *key, int64_t id)
 {
-    char buf[24];
-    snprintf(buf, sizeof(buf), "%" PRId64, id);
+    char buf[MC_JSON_INT_MAX];
+    mc_json_int_text(buf, id);
     return cJSON_AddStringToObject(obj, key, buf) ? 0 : MC_ENOMEM;
 }
 
 /* Adds "key":<integer>, printed exactly (a double would round past 2^53). */
 static int add_int(cJSON *obj, const char *key, int64_t v)
 {
-    char buf[24];
-    snprintf(buf, sizeof(buf), "%" PRId64, v);
+    char buf[MC_JSON_INT_MAX];
+    mc_json_int_text(buf, v);
     return cJSON_AddRawToObject(obj, key, buf) ? 0 : MC_ENOMEM;
 }
 
@@ -307,7 +305,8 @@ static int finish(cJSON *obj, int rc, char **out)
     return rc ? rc : *out ? 0 : MC_ENOMEM;
 }
 
-static cJSON *message_object(const wrk_message_t *m, int own)
+/* A message as history lists it: wrk_reply_message's text without "own". */
+static cJSON *message_object(const wrk_message_t *m)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -320,8 +319,6 @@ static cJSON *message_object(const wrk_message_t *m, int own)
     rc = rc ? rc : add_int(o, "ts", m->created_ms);
     if (!rc && m->edited_ms)
         rc = add_int(o, "edited", m->edited_ms);
-    if (!rc && own)
-        rc = cJSON_AddTrueToObject(o, "own") ? 0 : MC_ENOMEM;
     if (rc) {
         cJSON_Delete(o);
         return NULL;
@@ -384,7 +381,7 @@ static int add_messages(cJSON *obj, const char *key, const wrk_message_list_t *l
     if (!*arr || !cJSON_AddTrueToObject(obj, "truncated"))
         return MC_ENOMEM;
     for (size_t i = 0; i < list->n; i++) {
-        cJSON *m = message_object(&list->items[i], 0);
+        cJSON *m = message_object(&list->items[i]);
         if (!m)
             return MC_ENOMEM;
         cJSON_AddItemToArray(all, m);
@@ -429,9 +426,37 @@ int wrk_reply_leave(int64_t room, char **out)
     return finish(o, rc, out);
 }
 
+/* A chat message goes to a room with every message sent, so its text is
+ * written straight (common/json_out.h), byte for byte what printing
+ * message_object gives. */
 int wrk_reply_message(const wrk_message_t *m, int own, char **out)
 {
-    return finish(message_object(m, own), 0, out);
+    *out = NULL;
+    if (!m->body)
+        return MC_EINVAL;
+    char num[MC_JSON_INT_MAX];
+    size_t body_len = strlen(m->body), len;
+    mc_json_out_t o = {0};
+    mc_json_reserve(&o, body_len + 192);
+    MC_JSON_PUT(&o, "{\"room\":");
+    mc_json_put_string(&o, num, mc_json_int_text(num, m->room_id));
+    MC_JSON_PUT(&o, ",\"message\":");
+    mc_json_put_string(&o, m->body, body_len);
+    MC_JSON_PUT(&o, ",\"username\":");
+    mc_json_put_string(&o, m->username, strlen(m->username));
+    _Static_assert(MC_MSG_MESSAGE == 0, "a chat message's msg_type is 0");
+    MC_JSON_PUT(&o, ",\"msg_type\":0,\"id\":");
+    mc_json_put_int(&o, m->id);
+    MC_JSON_PUT(&o, ",\"ts\":");
+    mc_json_put_int(&o, m->created_ms);
+    if (m->edited_ms) {
+        MC_JSON_PUT(&o, ",\"edited\":");
+        mc_json_put_int(&o, m->edited_ms);
+    }
+    if (own)
+        MC_JSON_PUT(&o, ",\"own\":true");
+    MC_JSON_PUT(&o, "}");
+    return mc_json_finish(&o, out, &len);
 }
 
 int wrk_reply_notice(int64_t room, const char *username, mc_msg_type_t type, char **out)

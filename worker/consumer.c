@@ -5,6 +5,7 @@
 #include "worker/consumer.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/json_out.h"
 #include "common/log.h"
 #include "worker/command.h"
 #include "worker/port.h"
@@ -501,7 +502,8 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
         u.id = env->scope.user_id;
         u.is_staff = env->scope.is_staff;
         u.is_active = 1;
-        snprintf(u.username, sizeof(u.username), "%s", env->scope.username);
+        _Static_assert(sizeof(u.username) == sizeof(env->scope.username), "one username size");
+        memcpy(u.username, env->scope.username, sizeof(u.username));
     } else {
         rc = user_check(app, env, &u);
     }
@@ -519,9 +521,9 @@ int wrk_consumer_receive(wrk_app_t *app, const mc_envelope_t *env)
         c.kind == WRK_CMD_WHISPER) {
         /* Per user, across every socket, interface and worker. Nothing is
          * stored when refused; a client that keeps on is closed. */
-        char key[48];
+        char key[48] = "msg:user-";
         long refused;
-        snprintf(key, sizeof(key), "msg:user-%lld", (long long)u.id);
+        mc_json_int_text(key + sizeof("msg:user-") - 1, u.id);
         if (!wrk_port_rate_take(&app->port, key, app->cfg.rate_messages, app->cfg.rate_burst,
                                 &refused)) {
             wrk_metrics_count(&app->metrics, WRK_M_RATE_LIMITED, "messages");

@@ -29,6 +29,15 @@ void wrk_port_close(wrk_port_t *port)
     wrk_order_close(&port->order);
 }
 
+/* src (NULL: "") into dst[0..size), cut to fit: as snprintf "%s" would,
+ * without its cost on every message. */
+static void copy_text(char *dst, size_t size, const char *src)
+{
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
 static int send_error(wrk_port_t *port, const char *channel, const char *code, int64_t room,
                       const char *command, const char *client_id, int done);
 static int takes_answer(wrk_port_t *port, const char *channel);
@@ -68,9 +77,9 @@ int wrk_port_post(wrk_port_t *port, int64_t room, int64_t user_id, const char *b
     p->user_id = user_id;
     p->body = copy;
     p->body_len = body_len;
-    snprintf(p->name, sizeof(p->name), "%s", name ? name : "");
-    snprintf(p->client_id, sizeof(p->client_id), "%s", client_id ? client_id : "");
-    snprintf(p->sender, sizeof(p->sender), "%s", sender);
+    copy_text(p->name, sizeof(p->name), name);
+    copy_text(p->client_id, sizeof(p->client_id), client_id);
+    copy_text(p->sender, sizeof(p->sender), sender);
     p->done = takes_answer(port, sender);
     return 0;
 }
@@ -347,7 +356,7 @@ int wrk_port_send_error(wrk_port_t *port, const char *channel, const char *code,
 
 void wrk_port_answer_begin(wrk_port_t *port, const char *channel)
 {
-    snprintf(port->answer_to, sizeof(port->answer_to), "%s", channel ? channel : "");
+    copy_text(port->answer_to, sizeof(port->answer_to), channel);
     port->answered = 0;
 }
 

@@ -105,20 +105,23 @@ static void frames_round_trip_and_every_cut_is_refused(void **state)
 static void commands_and_numbers_are_written_as_redis_reads_them(void **state)
 {
     (void)state;
-    const char *argv[] = {"EVALSHA", "", "a\r\nb\0c", "12345678901"};
-    size_t lens[] = {7, 0, 6, 11};
+    /* Lengths of one, two, three and four digits. */
+    static char long_arg[1000];
+    memset(long_arg, 'x', sizeof(long_arg));
+    const char *argv[] = {"EVALSHA", "", "a\r\nb\0c", "12345678901", long_arg, long_arg, long_arg};
+    size_t lens[] = {7, 0, 6, 11, 99, 100, 1000};
     char *want = NULL;
-    long long wlen = redisFormatCommandArgv(&want, 4, argv, lens);
+    long long wlen = redisFormatCommandArgv(&want, 7, argv, lens);
     assert_true(wlen > 0);
-    size_t size = chl__resp_size(4, lens);
+    size_t size = chl__resp_size(7, lens);
     assert_int_equal(size, (size_t)wlen);
     char *got = malloc(size);
     assert_non_null(got);
-    assert_int_equal(chl__resp_write(got, 4, argv, lens), size);
+    assert_int_equal(chl__resp_write(got, 7, argv, lens), size);
     assert_memory_equal(got, want, size);
     free(got);
     redisFreeCommand(want);
-    static const long nums[] = {0, 7, 10, -1, 60000, 120000, LONG_MAX, LONG_MIN};
+    static const long nums[] = {0, 7, 9, 10, 99, 100, -1, -99, 60000, 120000, LONG_MAX, LONG_MIN};
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
         char buf[24], ref[24];
         chl__decimal(buf, nums[i]);

@@ -385,9 +385,77 @@ static void type_names_are_the_asgi_names(void **state)
     assert_string_equal(mc_envelope_type_name((mc_envelope_type_t)99), "unknown");
 }
 
+/* A body read a word at a time: any byte anywhere among plain ones, and
+ * runs of escapes before plain bytes, come back as they went. */
+static void a_body_comes_back_whatever_its_bytes_and_their_places(void **state)
+{
+    (void)state;
+    const char special[] = {'\0', '"', '\\', '\x01', '\n', '\x7f', '\xc3', '/'};
+    char body[64];
+    for (size_t len = 0; len < 40; len++) {
+        for (size_t at = 0; at <= len; at++) {
+            for (size_t k = 0; k < sizeof(special); k++) {
+                for (size_t j = 0; j < len; j++)
+                    body[j] = j < at / 2 ? '"' : (char)('a' + j % 26);
+                if (at < len)
+                    body[at] = special[k];
+                mc_envelope_t env = {.type = MC_ENV_WS_SEND, .body = body, .body_len = len}, back;
+                char *wire;
+                round_trip(&env, &back, &wire);
+                assert_int_equal(back.body_len, len);
+                assert_memory_equal(back.body, body, len);
+                assert_int_equal(back.body[len], '\0');
+                mc_envelope_clear(&back);
+                free(wire);
+            }
+        }
+    }
+}
+
+/* Whole numbers are summed digit by digit when short, and read by strtod
+ * otherwise: every spelling gives what strtod gives. */
+static void numbers_read_as_strtod_reads_them(void **state)
+{
+    (void)state;
+    const char *spellings[] = {"0",
+                               "-0",
+                               "7",
+                               "1000",
+                               "1e3",
+                               "10E2",
+                               "1000.0",
+                               "1.0e3",
+                               "1e+3",
+                               "123456789012345",
+                               "999999999999999",
+                               "1234567890123456",
+                               "9007199254740992",
+                               "9007199254740993",
+                               "4.2e1"};
+    for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text),
+                 "{\"type\":\"websocket.accept\",\"scope\":{\"user_id\":%s,"
+                 "\"username\":\"a\",\"is_staff\":false}}",
+                 spellings[i]);
+        mc_envelope_t env;
+        assert_int_equal(decode_text(&env, text), 0);
+        assert_int_equal(env.scope.user_id, (int64_t)strtod(spellings[i], NULL));
+        mc_envelope_clear(&env);
+    }
+    mc_envelope_t env;
+    assert_int_equal(decode_text(&env, "{\"type\":\"websocket.close\",\"code\":4001}"), 0);
+    assert_int_equal(env.code, 4001);
+    mc_envelope_clear(&env);
+    assert_int_equal(decode_text(&env, "{\"type\":\"websocket.close\",\"code\":4001.5}"),
+                     MC_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(numbers_read_as_strtod_reads_them),
+        cmocka_unit_test(a_body_comes_back_whatever_its_bytes_and_their_places),
         cmocka_unit_test(http_request_round_trips),
         cmocka_unit_test(body_is_taken_by_length_not_by_nul),
         cmocka_unit_test(a_body_with_a_nul_round_trips),

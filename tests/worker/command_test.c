@@ -655,11 +655,54 @@ static void a_long_history_since_zero_is_cut_to_fit_and_paged_back(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, ts_world_setup, ts_world_teardown)
 
+/* A chat message event is written straight, not through cJSON: byte for
+ * byte what cJSON prints for the same message in a history list, for
+ * bodies and names that need escapes. */
+static void a_message_event_is_what_cjson_prints(void **state)
+{
+    (void)state;
+    const char *bodies[] = {
+        "hi",
+        "a \"quote\" and a back\\slash\\",
+        "tab\tand\nnewline",
+        "\x01\x1f raw controls (stored by an older version)",
+        "DEL \x7f, caf\xc3\xa9, \xe2\x82\xac, \xf0\x9f\x98\x80",
+        "</script> and a slash /",
+        "{\"command\":\"send\",\"room\":1}",
+    };
+    const char *names[] = {"ann", "b\"o\\b", "z\xc3\xa9"};
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        for (size_t j = 0; j < sizeof(names) / sizeof(names[0]); j++) {
+            wrk_message_t m = {.id = 9007199254740993LL + (int64_t)i,
+                               .room_id = 12345678901LL,
+                               .user_id = 1,
+                               .body = (char *)bodies[i],
+                               .body_len = strlen(bodies[i]),
+                               .created_ms = 1795530959600,
+                               .edited_ms = j == 1 ? 1795530959999 : 0};
+            snprintf(m.username, sizeof(m.username), "%s", names[j]);
+            wrk_message_list_t l = {.items = &m, .n = 1};
+            char *ours, *history;
+            assert_int_equal(wrk_reply_message(&m, 0, &ours), 0);
+            assert_int_equal(wrk_reply_history(12345678901LL, &l, WRK_REPLY_BUDGET, &history), 0);
+            const char *head = "{\"history\":\"12345678901\",\"messages\":[";
+            size_t hl = strlen(head), n = strlen(history);
+            assert_memory_equal(history, head, hl);
+            assert_string_equal(history + n - 2, "]}");
+            assert_int_equal(strlen(ours), n - hl - 2);
+            assert_memory_equal(ours, history + hl, n - hl - 2);
+            free(ours);
+            free(history);
+        }
+    }
+}
+
 int main(void)
 {
     mc_log_init("command_test", MC_LOG_OFF);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(join_with_a_number_or_a_string),
+        cmocka_unit_test(a_message_event_is_what_cjson_prints),
         cmocka_unit_test(send_leave_and_the_extensions),
         cmocka_unit_test(not_json_is_a_bad_request),
         cmocka_unit_test(not_an_object_is_a_bad_request),
