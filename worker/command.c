@@ -9,6 +9,7 @@
 #include "common/json_out.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,15 +95,19 @@ static int has_control(const char *text, size_t n)
     return 0;
 }
 
-/* Whether a JSON text escapes a NUL (\u0000) in one of its strings.
- * cJSON would end the string there and the rest of it would be lost
- * without a word; a NUL is a control character like the others. Outside
- * strings valid JSON has no backslash, so every one starts an escape. */
-static int has_escaped_nul(const char *text, size_t len)
+/* Whether a JSON text escapes a NUL (\u0000) in one of its strings, or
+ * has a \u without four hex digits, which is not JSON and which cJSON
+ * reads as a NUL: cJSON would end the string there and the rest of it
+ * would be lost without a word; a NUL is a control character like the
+ * others. Outside strings valid JSON has no backslash, so every one
+ * starts an escape. */
+static int has_nul_escape(const char *text, size_t len)
 {
     const char *p = text, *end = text + len, *b;
     while ((b = memchr(p, '\\', (size_t)(end - p))) && end - b >= 2) {
-        if (b[1] == 'u' && end - b >= 6 && memcmp(b + 2, "0000", 4) == 0)
+        if (b[1] == 'u' && (end - b < 6 || memcmp(b + 2, "0000", 4) == 0 ||
+                            !isxdigit((unsigned char)b[2]) || !isxdigit((unsigned char)b[3]) ||
+                            !isxdigit((unsigned char)b[4]) || !isxdigit((unsigned char)b[5])))
             return 1;
         p = b + 2; /* past the escaped character: JSON "\\u0000" is a backslash and text */
     }
@@ -266,7 +271,7 @@ int wrk_command_parse(const char *text, size_t len, size_t message_max, wrk_comm
         return MC_EINVAL;
     int rc = parse_tree(root, message_max, cmd, code);
     cJSON_Delete(root);
-    if (rc == 0 && has_escaped_nul(text, len)) {
+    if (rc == 0 && has_nul_escape(text, len)) {
         *code = MC_ERROR_BAD_REQUEST;
         rc = MC_EINVAL;
     }

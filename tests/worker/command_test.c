@@ -286,6 +286,9 @@ static void control_characters_other_than_tab_and_newline_are_refused(void **sta
         /* A NUL would otherwise end the string early, and the rest be lost. */
         "{\"command\":\"send\",\"room\":1,\"message\":\"kept\\u0000lost\"}",
         "{\"command\":\"whisper\",\"to\":\"bob\\u0000\",\"message\":\"x\"}",
+        /* Not JSON, and read as a NUL by cJSON: the same loss. */
+        "{\"command\":\"send\",\"room\":1,\"message\":\"hi\\uZZZZthere\"}",
+        "{\"command\":\"send\",\"room\":1,\"message\":\"hi\\u12G4there\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         wrk_command_t c;
