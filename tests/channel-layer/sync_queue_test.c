@@ -22,6 +22,19 @@
 
 static ts_redis_t *const redis = &ts_redis_fixture;
 
+/* Pushes n messages "<prefix><i>" onto jobs. Returns 0 or the first
+ * failure (a forked child cannot assert). */
+static int push_n(chl_t *chl, const char *prefix, int n)
+{
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        char m[32];
+        snprintf(m, sizeof(m), "%s%d", prefix, i);
+        rc = chl_queue_push(chl, "jobs", m, strlen(m));
+    }
+    return rc;
+}
+
 static void queue_pop_moves_to_in_flight_until_acked(void **state)
 {
     (void)state;
@@ -57,11 +70,7 @@ static void queue_next_acknowledges_a_batch_and_fetches_the_next(void **state)
 {
     (void)state;
     chl_t *chl = ts_redis_fixture_client(&(chl_config_t){.redis_urls = redis->url}, "wrk-b");
-    for (int i = 0; i < 5; i++) {
-        char m[16];
-        snprintf(m, sizeof(m), "m%d", i);
-        assert_int_equal(chl_queue_push(chl, "jobs", m, strlen(m)), 0);
-    }
+    assert_int_equal(push_n(chl, "m", 5), 0);
     assert_int_equal(ts_redis_int(redis, "LPUSH mc:jobs junk"), 6); /* not a frame, last in line */
     chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
     size_t na = 0, nb = 0;
@@ -137,11 +146,7 @@ static void a_whole_batch_is_acknowledged_in_one_command(void **state)
     chl_t *chl = ts_redis_fixture_client(&(chl_config_t){.redis_urls = redis->url}, "wrk-k");
     chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
     size_t na = 0, nb = 0;
-    for (int i = 0; i < 6; i++) {
-        char m[16];
-        snprintf(m, sizeof(m), "m%d", i);
-        assert_int_equal(chl_queue_push(chl, "jobs", m, strlen(m)), 0);
-    }
+    assert_int_equal(push_n(chl, "m", 6), 0);
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 3, &na), 0);
     assert_true(na >= 2);
     ts_redis_int(redis, "CONFIG RESETSTAT");
@@ -229,16 +234,6 @@ static void a_worker_waits_alone_when_idle_and_takes_batches_when_not(void **sta
     chl_close(chl);
 }
 
-/* Pushes n messages "<prefix><i>" onto jobs. */
-static void push_n(chl_t *chl, const char *prefix, int n)
-{
-    for (int i = 0; i < n; i++) {
-        char m[32];
-        snprintf(m, sizeof(m), "%s%d", prefix, i);
-        assert_int_equal(chl_queue_push(chl, "jobs", m, strlen(m)), 0);
-    }
-}
-
 /* Five pushed by another process while a client that gathers is busy
  * with a batch of two come in its next batch, all five, in order: it
  * waits out its gathering time (0.4 s here, far longer than five pushes
@@ -252,20 +247,14 @@ static void a_client_that_gathers_takes_what_came_meanwhile_in_one_batch(void **
     chl_t *chl = ts_redis_fixture_client(&cfg, "wrk-g");
     chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
     size_t na = 0, nb = 0;
-    push_n(chl, "first", 2);
+    assert_int_equal(push_n(chl, "first", 2), 0);
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
     assert_int_equal(na, 2); /* the BLMOVE and the LMOVE behind it */
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         chl_t *pusher = NULL;
-        int ok = chl_open(&pusher, &cfg, "ifc-p") == 0;
-        for (int i = 0; ok && i < 5; i++) {
-            char m[16];
-            snprintf(m, sizeof(m), "m%d", i);
-            ok = chl_queue_push(pusher, "jobs", m, strlen(m)) == 0;
-        }
-        _exit(ok ? 0 : 1);
+        _exit(chl_open(&pusher, &cfg, "ifc-p") == 0 && push_n(pusher, "m", 5) == 0 ? 0 : 1);
     }
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
     int status;
