@@ -98,6 +98,7 @@ typedef struct chl_message {
     char *channel; /* the channel it was sent to, NUL-terminated */
     char *data;    /* the payload, data[len] == '\0' for the convenience of parsers */
     size_t len;
+    uint64_t seq;   /* a group message's seq (chl_group_msg_t), 0: none */
     void *internal; /* private: what chl_ack needs */
 } chl_message_t;
 
@@ -192,6 +193,13 @@ int chl_queue_length(chl_t *chl, const char *queue, size_t *n);
  * group_add also MC_EFULL when the process's list is full (nothing recorded).
  * A discard is queued even to a full list, so that the process forgets. */
 int chl_group_add(chl_t *chl, const char *group, const char *channel);
+/* chl_group_add to a group whose messages carry seqs (chl_group_msg_t),
+ * when every message of the group up to seq was sent before (a room's
+ * messages up to the newest that its history has): the process endpoint
+ * of channel then hands its members of group nothing at or below seq, so
+ * that such a message sent again (a replayed envelope) does not reach the
+ * new member, who has it, nor anyone else twice. seq 0 is chl_group_add. */
+int chl_group_add_after(chl_t *chl, const char *group, const char *channel, uint64_t seq);
 int chl_group_discard(chl_t *chl, const char *group, const char *channel);
 int chl_group_send(chl_t *chl, const char *group, const void *msg, size_t len, size_t *dropped);
 /* group_send of a message named name (plain, like a group name): each shard
@@ -210,10 +218,11 @@ typedef struct chl_group_msg {
     size_t len;
     /* 0, or the message's place in its group's order (a room's message
      * ids): a process endpoint hands its members a group message with a
-     * seq only when it is above the last seq it handed there, so that a
-     * message sent again after Redis lost its names (a restart, a
-     * failover) arrives once all the same. A group's seqs must grow in the
-     * order they are sent. */
+     * seq only when it is above the last seq it handed there, or was told
+     * of by chl_group_add_after. So a message sent again arrives once
+     * without a name, and after Redis lost its names (a restart, a
+     * failover). A group's seqs must grow in the order they are sent.
+     * (The blocking client's receive passes seqs on: chl_message_t.) */
     uint64_t seq;
 } chl_group_msg_t;
 int chl_group_send_many(chl_t *chl, const chl_group_msg_t *msgs, size_t n, size_t *dropped);

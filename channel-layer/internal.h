@@ -37,8 +37,8 @@
  *   kind 'a', 'd': membership control, <name> is the group and the payload
  *             the member channel "<process>!<conn>".
  * The deadline is in ms since the Unix epoch; 0 means it never expires.
- * seq (a group copy's, chl_group_msg_t) is a decimal without leading
- * zeros; none means 0.
+ * seq (a group copy's, chl_group_msg_t; an add's, chl_group_add_after) is
+ * a decimal without leading zeros; none means 0.
  */
 #ifndef MC_CHANNEL_LAYER_INTERNAL_H
 #define MC_CHANNEL_LAYER_INTERNAL_H

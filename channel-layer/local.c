@@ -121,11 +121,13 @@ static int reserve(void **items, size_t *cap, size_t n, size_t size)
     return 0;
 }
 
-int chl__local_add(chl__local_t *t, const char *group, size_t len, uint64_t conn)
+int chl__local_add(chl__local_t *t, const char *group, size_t len, uint64_t conn, uint64_t seq)
 {
     mc_table_link_t **cs = conn_slot(t, conn);
     lgroup_t *g = group_of(t, group, len);
     lconn_t *c = *cs ? CONN(*cs) : NULL;
+    if (g && seq > g->last_seq)
+        g->last_seq = seq;
     if (g && c)
         for (size_t i = 0; i < c->n; i++)
             if (c->groups[i] == g)
@@ -137,6 +139,7 @@ int chl__local_add(chl__local_t *t, const char *group, size_t len, uint64_t conn
             return MC_ENOMEM;
         memcpy(g->name, group, len);
         g->len = len;
+        g->last_seq = seq;
     }
     if (new_c) {
         c = calloc(1, sizeof(*c) + LOCAL_CONN_GROUPS * sizeof(*c->groups));

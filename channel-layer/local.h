@@ -18,9 +18,11 @@ typedef struct chl__local chl__local_t;
 chl__local_t *chl__local_new(void);
 void chl__local_free(chl__local_t *t); /* NULL does nothing */
 
-/* Adds conn to group (name of len bytes). Returns 1 when it was added, 0
- * when it was a member already, MC_ENOMEM (nothing changed). */
-int chl__local_add(chl__local_t *t, const char *group, size_t len, uint64_t conn);
+/* Adds conn to group (name of len bytes), whose members then are handed
+ * no message of seq seq or below (0: none; chl_group_add_after). Returns 1
+ * when it was added, 0 when it was a member already (seq counts all the
+ * same), MC_ENOMEM (nothing changed). */
+int chl__local_add(chl__local_t *t, const char *group, size_t len, uint64_t conn, uint64_t seq);
 
 /* Removes conn from group. Returns 1 when it was a member, else 0. */
 int chl__local_remove(chl__local_t *t, const char *group, size_t len, uint64_t conn);

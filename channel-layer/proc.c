@@ -88,7 +88,7 @@ static void dispatch(chl_proc_t *p, const char *el, size_t len)
         memcpy(group, f.name, f.name_len);
         group[f.name_len] = '\0';
         if (f.kind == CHL__ADD) {
-            int rc = chl__local_add(p->local, f.name, f.name_len, conn);
+            int rc = chl__local_add(p->local, f.name, f.name_len, conn, f.seq);
             if (rc < 0)
                 mc_error("channel-layer: out of memory adding a member to %s", group);
             else if (rc == 1 && p->h.on_group_add)

@@ -407,11 +407,12 @@ const chl_stats_t *chl_stats(const chl_t *chl)
 }
 
 int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, const char *ttl,
-                         int kind, int64_t deadline, const char *name, const void *msg, size_t len)
+                         int kind, int64_t deadline, const char *name, uint64_t seq,
+                         const void *msg, size_t len)
 {
     char *frame;
     size_t flen;
-    int rc = chl__frame_build(&frame, &flen, kind, deadline, name, 0, msg, len);
+    int rc = chl__frame_build(&frame, &flen, kind, deadline, name, seq, msg, len);
     if (rc != 0)
         return rc;
     char capb[24], bytes[CHL__KEY_MAX];
@@ -459,7 +460,7 @@ int chl_send(chl_t *chl, const char *channel, const void *msg, size_t len)
      * catches what is sent to it later. */
     const char *ttl = bang >= 0 ? chl->fixed.list_ttl : chl->fixed.expiry;
     rc = chl__sync_push_frame(chl, chl__ring_channel(&chl->ring, channel), key, cap, ttl, CHL__MSG,
-                              mc_now_ms() + chl->cfg.expiry_ms, channel, msg, len);
+                              mc_now_ms() + chl->cfg.expiry_ms, channel, 0, msg, len);
     if (rc == 0)
         chl->stats.sent++;
     return rc;
@@ -478,7 +479,7 @@ int chl_queue_push(chl_t *chl, const char *queue, const void *msg, size_t len)
     size_t shard = chl->push_next++ % chl->ring.nshards;
     /* A reliable queue does not expire: its messages' deadlines do. */
     rc = chl__sync_push_frame(chl, shard, key, chl->cfg.queue_capacity, "0", CHL__MSG,
-                              mc_now_ms() + chl->cfg.expiry_ms, queue, msg, len);
+                              mc_now_ms() + chl->cfg.expiry_ms, queue, 0, msg, len);
     if (rc == 0)
         chl->stats.sent++;
     return rc;
@@ -525,6 +526,7 @@ static int accept_element(chl_t *chl, const char *el, size_t len, chl_message_t 
     *rc = chl__message_fill(out, f.name, f.name_len, f.payload, f.len);
     if (*rc != 0)
         return 0;
+    out->seq = f.seq;
     chl->stats.received++;
     return 1;
 }

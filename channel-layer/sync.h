@@ -117,13 +117,14 @@ redisReply *chl__sync_script(chl_t *chl, size_t i, enum chl__script_id id, size_
                              const char *const *keys, size_t nargs, const char *const *args,
                              const size_t *arglens, int *rc);
 
-/* Pushes one frame (kind, deadline, name, msg) onto list key of shard
+/* Pushes one frame (kind, deadline, name, seq, msg) onto list key of shard
  * through the send script; cap < 0: no capacity check (a process list is
  * bounded by process_bytes too); the list then expires after ttl ms
  * (decimal, "0": its expiry is left alone). Returns 0, MC_EFULL (counted,
  * nothing pushed), or an error. */
 int chl__sync_push_frame(chl_t *chl, size_t shard, const char *key, long cap, const char *ttl,
-                         int kind, int64_t deadline, const char *name, const void *msg, size_t len);
+                         int kind, int64_t deadline, const char *name, uint64_t seq,
+                         const void *msg, size_t len);
 
 /* The blocking time of the next call: the rest of the timeout, at most
  * slice_ms; 0 once the deadline passed. deadline 0 waits forever. */

@@ -35,7 +35,7 @@ static int group_keys(const chl_t *chl, const char *group, const char *process,
     return 0;
 }
 
-static int group_change(chl_t *chl, const char *group, const char *channel, int add)
+static int group_change(chl_t *chl, const char *group, const char *channel, int add, uint64_t seq)
 {
     char process[CHL__NAME_MAX + 1], plist[CHL__KEY_MAX], keys[3][CHL__KEY_MAX];
     if (chl__check_plain(group) != 0 || member_parts(channel, process, sizeof(process)) != 0)
@@ -50,7 +50,8 @@ static int group_change(chl_t *chl, const char *group, const char *channel, int 
      * pushed even to a full list, or the process would keep the member. */
     rc = chl__sync_push_frame(chl, chl__ring_channel(&chl->ring, channel), plist,
                               add ? chl->cfg.process_capacity : -1, chl->fixed.list_ttl,
-                              add ? CHL__ADD : CHL__DISCARD, 0, group, channel, strlen(channel));
+                              add ? CHL__ADD : CHL__DISCARD, 0, group, seq, channel,
+                              strlen(channel));
     if (rc != 0)
         return rc;
     const char *kv[3] = {keys[0], keys[1], keys[2]};
@@ -64,12 +65,17 @@ static int group_change(chl_t *chl, const char *group, const char *channel, int 
 
 int chl_group_add(chl_t *chl, const char *group, const char *channel)
 {
-    return group_change(chl, group, channel, 1);
+    return group_change(chl, group, channel, 1, 0);
+}
+
+int chl_group_add_after(chl_t *chl, const char *group, const char *channel, uint64_t seq)
+{
+    return group_change(chl, group, channel, 1, seq);
 }
 
 int chl_group_discard(chl_t *chl, const char *group, const char *channel)
 {
-    return group_change(chl, group, channel, 0);
+    return group_change(chl, group, channel, 0, 0);
 }
 
 /* Pushes one group frame to the processes named in procs[0..n), grouped by

@@ -21,8 +21,8 @@ static void prefixed(char *buf, const char *prefix, size_t prefix_len, int64_t v
 #define PREFIXED(buf, literal, v) prefixed(buf, literal, sizeof(literal) - 1, v)
 _Static_assert(sizeof("session-") - 1 + MC_JSON_INT_MAX <= MC_GROUP_NAME_MAX,
                "the longest group name fits");
-_Static_assert(sizeof("msg-") - 1 + MC_JSON_INT_MAX <= MC_ONCE_NAME_MAX,
-               "the longest once name fits");
+_Static_assert(sizeof("del-") - 1 + MC_JSON_INT_MAX <= MC_ONCE_NAME_MAX,
+               "the longest deletion's once name fits");
 
 const char *mc_close_reason(int code)
 {
@@ -54,11 +54,6 @@ void mc_group_session(char buf[MC_GROUP_NAME_MAX], int64_t session_id)
 int mc_group_is_room(const char *group)
 {
     return strncmp(group, ROOM_PREFIX, sizeof(ROOM_PREFIX) - 1) == 0;
-}
-
-void mc_once_message(char buf[MC_ONCE_NAME_MAX], int64_t id)
-{
-    PREFIXED(buf, "msg-", id);
 }
 
 void mc_once_edit(char buf[MC_ONCE_NAME_MAX], int64_t id, int64_t user_id, const char *key)

@@ -92,13 +92,11 @@ void mc_group_session(char buf[MC_GROUP_NAME_MAX], int64_t session_id);
 /* Whether group is a room's group ("room-<id>"). */
 int mc_group_is_room(const char *group);
 
-/* The longest once name below, with its NUL. */
+/* The names of group sends that a replay must not deliver twice (a chat
+ * message needs none: its id is its seq, chl_group_msg_t). The longest,
+ * with its NUL: */
 #define MC_ONCE_NAME_MAX 32
 
-/* Writes the name of chat message id's group send into buf: "msg-<id>".
- * Whichever worker sends it (again, after a replay) names it alike, so the
- * channel layer delivers it once. */
-void mc_once_message(char buf[MC_ONCE_NAME_MAX], int64_t id);
 /* The name of the room's copy of an edit of message id by user_id, which
  * the client named key (its client_id, else the interface's id of the
  * envelope; its first 256 bytes): "edit-" and 24 hex digits of their

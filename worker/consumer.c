@@ -207,7 +207,7 @@ static int do_join(wrk_app_t *app, const mc_envelope_t *env, const wrk_user_t *u
      * socket is in the group and read as history, or published after it
      * and not read: never both, never neither. */
     wrk_port_order_lock(&app->port, c->room);
-    int rc = wrk_port_group_add(&app->port, group, env->reply);
+    int rc = wrk_port_room_add(&app->port, c->room, env->reply);
     if (rc) {
         wrk_port_order_unlock(&app->port, c->room);
         refuse(app, env, c, MC_ERROR_SERVER_BUSY);

@@ -124,16 +124,16 @@ typedef struct publishable {
     int done;
 } publishable_t;
 
-/* Publishes msgs[0..n) to their rooms in this order, each named by its id
- * (so that one published before delivers nothing), WRK_OUTBOX_MAX to a
- * round trip. Returns 0 or the first failure (logged); a message that
- * cannot be encoded is left out (logged). */
+/* Publishes msgs[0..n) to their rooms in this order, each with its id as
+ * its seq (so that one published before delivers nothing: chl.h, and
+ * wrk_port_room_add), WRK_OUTBOX_MAX to a round trip. Returns 0 or the first failure (logged); a
+ * message that cannot be encoded is left out (logged). */
 static int publish(wrk_port_t *port, const publishable_t *msgs, size_t n)
 {
     int failed = 0;
     for (size_t from = 0; from < n; from += WRK_OUTBOX_MAX) {
         wrk_outgoing_t out[WRK_OUTBOX_MAX];
-        char groups[WRK_OUTBOX_MAX][MC_GROUP_NAME_MAX], once[WRK_OUTBOX_MAX][MC_ONCE_NAME_MAX];
+        char groups[WRK_OUTBOX_MAX][MC_GROUP_NAME_MAX];
         char *data[WRK_OUTBOX_MAX];
         size_t k = 0;
         for (size_t i = from; i < n && i < from + WRK_OUTBOX_MAX; i++) {
@@ -145,9 +145,8 @@ static int publish(wrk_port_t *port, const publishable_t *msgs, size_t n)
                 continue;
             }
             mc_group_room(groups[k], msgs[i].m->room_id);
-            mc_once_message(once[k], msgs[i].m->id);
             out[k] =
-                (wrk_outgoing_t){groups[k], once[k], data[k], out[k].len, (uint64_t)msgs[i].m->id};
+                (wrk_outgoing_t){groups[k], NULL, data[k], out[k].len, (uint64_t)msgs[i].m->id};
             k++;
         }
         int rc = k ? port->sink.group_send(port->sink.ctx, out, k) : 0;
@@ -406,7 +405,18 @@ void wrk_port_notice(wrk_port_t *port, int64_t room, const char *username, mc_ms
 int wrk_port_group_add(wrk_port_t *port, const char *group, const char *channel)
 {
     wrk_port_flush(port);
-    return port->sink.group_add(port->sink.ctx, group, channel);
+    return port->sink.group_add(port->sink.ctx, group, channel, 0);
+}
+
+int wrk_port_room_add(wrk_port_t *port, int64_t room, const char *channel)
+{
+    wrk_port_flush(port);
+    int64_t last = 0;
+    if (wrk_store_published_last(port->store, room, &last) != 0) /* a replay may reach it twice */
+        mc_warn("worker: room %" PRId64 "'s last message: %s", room, wrk_store_errmsg(port->store));
+    char group[MC_GROUP_NAME_MAX];
+    mc_group_room(group, room);
+    return port->sink.group_add(port->sink.ctx, group, channel, (uint64_t)last);
 }
 
 int wrk_port_group_discard(wrk_port_t *port, const char *group, const char *channel)

@@ -41,11 +41,14 @@ typedef struct wrk_outgoing {
 typedef struct wrk_sink {
     void *ctx;
     int (*send)(void *ctx, const char *channel, const char *data, size_t len);
-    int (*group_add)(void *ctx, const char *group, const char *channel);
+    /* seq: as chl_group_add_after (0: none) */
+    int (*group_add)(void *ctx, const char *group, const char *channel, uint64_t seq);
     int (*group_discard)(void *ctx, const char *group, const char *channel);
     /* Sends msgs[0..n) (at most WRK_OUTBOX_MAX) to their groups, in order,
      * in one round trip. A message whose once names one sent before
-     * delivers nothing, so a replayed envelope's message arrives once. */
+     * delivers nothing, nor does one whose seq is not above the last its
+     * group was sent or added after, so a replayed envelope's message
+     * arrives once. */
     int (*group_send)(void *ctx, const wrk_outgoing_t *msgs, size_t n);
     /* Takes a token from the bucket key shared by every worker (rate per
      * second, burst): *allowed, and *refused the refusals in a row. NULL:
@@ -161,6 +164,11 @@ void wrk_port_answer_end(wrk_port_t *port);
 
 /* Puts a connection into a group, or takes it out. */
 int wrk_port_group_add(wrk_port_t *port, const char *group, const char *channel);
+/* Puts a connection into room's group, after the room's newest published
+ * message (wrk_store_published_last): what was published before, the
+ * join's history has, and a message published again does not reach it.
+ * Call it holding the room's order lock (wrk_port_order_lock). */
+int wrk_port_room_add(wrk_port_t *port, int64_t room, const char *channel);
 int wrk_port_group_discard(wrk_port_t *port, const char *group, const char *channel);
 
 /* The room list a user may see, as the {"rooms":[...]} event: *out is

@@ -33,9 +33,9 @@ static int sink_send(void *ctx, const char *channel, const char *data, size_t le
     return chl_send(ctx, channel, data, len);
 }
 
-static int sink_group_add(void *ctx, const char *group, const char *channel)
+static int sink_group_add(void *ctx, const char *group, const char *channel, uint64_t seq)
 {
-    return chl_group_add(ctx, group, channel);
+    return chl_group_add_after(ctx, group, channel, seq);
 }
 
 static int sink_group_discard(void *ctx, const char *group, const char *channel)

@@ -436,7 +436,9 @@ int wrk_store_order_unlock_all(wrk_store_t *s);
  * runs again, and a mark would publish both. A mark that the
  * next holder of a room's lock finds set was left by a holder that never
  * published: wrk_store_unpublished hands its messages over, to be
- * published first. Publishing is named by message id, so publishing a
+ * published first. A message is published with its id as its seq, and a
+ * socket joins a room after the newest published one
+ * (wrk_store_published_last, chl_group_add_after), so publishing a
  * message twice delivers it once. */
 
 /* A message left unpublished, and the connection that sent it. */
@@ -461,6 +463,12 @@ int wrk_store_unpublished(wrk_store_t *s, const int64_t *rooms, size_t n,
 
 /* Clears the marks of rooms[0..n): their messages are published. */
 int wrk_store_published(wrk_store_t *s, const int64_t *rooms, size_t n);
+
+/* *id: the newest message of room that is published for sure (every one
+ * up to it was, or is not to be: one stored again under a new id), 0 when
+ * none; those a pending mark may have left unpublished are above it. Call
+ * it holding the room's order lock. Returns 0 or MC_EDB. */
+int wrk_store_published_last(wrk_store_t *s, int64_t room, int64_t *id);
 
 /* ---- Copying --------------------------------------------------------------- */
 

@@ -51,6 +51,12 @@ static const wrk_sql_t sql_mark = {
             "WHEN length(publishing.senders) < 65536 THEN publishing.senders || excluded.senders "
             "ELSE publishing.senders END, pending = 1"};
 
+/* Room ?1's newest message that went out for sure: below what its pending
+ * mark may have left unpublished, else its newest. */
+static const wrk_sql_t sql_published_last = {
+    .text = "SELECT coalesce((SELECT after_id FROM publishing WHERE room_id = ?1 AND pending = 1), "
+            "(SELECT max(id) FROM messages WHERE room_id = ?1), 0)"};
+
 static const wrk_sql_t sql_clear = {
     .text = "UPDATE publishing SET pending = 0, senders = '' WHERE room_id = ?1 AND pending = 1"};
 
@@ -261,6 +267,15 @@ static int queue_clears(wrk_store_t *s, void *arg)
             return rc;
     }
     return 0;
+}
+
+int wrk_store_published_last(wrk_store_t *s, int64_t room, int64_t *id)
+{
+    wrk_db_stmt_t *st = wrk__stmt(s, &sql_published_last);
+    if (!st)
+        return MC_EDB;
+    wrk_db_bind_int(st, 1, room);
+    return wrk__query_int(s, st, id, "published messages");
 }
 
 int wrk_store_published(wrk_store_t *s, const int64_t *rooms, size_t n)

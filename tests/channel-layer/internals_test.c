@@ -404,11 +404,11 @@ static void the_local_table_indexes_both_ways(void **state)
     (void)state;
     chl__local_t *t = chl__local_new();
     assert_non_null(t);
-    assert_int_equal(chl__local_add(t, "room", 4, 1), 1);
-    assert_int_equal(chl__local_add(t, "room", 4, 1), 0);
-    assert_int_equal(chl__local_add(t, "room", 4, 2), 1);
-    assert_int_equal(chl__local_add(t, "roomX", 4, 2), 0); /* length counts, not the NUL */
-    assert_int_equal(chl__local_add(t, "lobby", 5, 1), 1);
+    assert_int_equal(chl__local_add(t, "room", 4, 1, 0), 1);
+    assert_int_equal(chl__local_add(t, "room", 4, 1, 0), 0);
+    assert_int_equal(chl__local_add(t, "room", 4, 2, 0), 1);
+    assert_int_equal(chl__local_add(t, "roomX", 4, 2, 0), 0); /* length counts, not the NUL */
+    assert_int_equal(chl__local_add(t, "lobby", 5, 1, 0), 1);
     const uint64_t *m;
     assert_int_equal(chl__local_members(t, "room", 4, &m), 2);
     char groups[64] = "";
@@ -425,7 +425,7 @@ static void the_local_table_indexes_both_ways(void **state)
     for (uint64_t c = 0; c < 2000; c++) {
         char g[16];
         int n = snprintf(g, sizeof(g), "g%llu", (unsigned long long)(c % 50));
-        assert_int_equal(chl__local_add(t, g, (size_t)n, c), 1);
+        assert_int_equal(chl__local_add(t, g, (size_t)n, c, 0), 1);
     }
     assert_int_equal(chl__local_members(t, "g7", 2, &m), 40);
     for (uint64_t c = 0; c < 2000; c += 2)
@@ -439,7 +439,7 @@ static void the_local_table_indexes_both_ways(void **state)
         for (uint64_t c = 5000; c < 5040; c++) {
             char g[16];
             int n = snprintf(g, sizeof(g), "h%d", k);
-            assert_int_equal(chl__local_add(t, g, (size_t)n, c), 1);
+            assert_int_equal(chl__local_add(t, g, (size_t)n, c, 0), 1);
         }
     for (uint64_t c = 5000; c < 5040; c++) {
         char listed[128] = "";

@@ -35,16 +35,6 @@ static void a_room_s_group_is_told_from_the_others(void **state)
     assert_false(mc_group_is_room(MC_GROUP_ROOMS_STAFF));
 }
 
-static void a_chat_message_s_send_is_named_by_its_id(void **state)
-{
-    (void)state;
-    char buf[MC_ONCE_NAME_MAX];
-    mc_once_message(buf, 42);
-    assert_string_equal(buf, "msg-42");
-    mc_once_message(buf, INT64_MAX);
-    assert_string_equal(buf, "msg-9223372036854775807");
-}
-
 /* An edit is named by what makes it one edit: its message, its author and
  * the client's name for it; never by its text. */
 static void edits_deletions_and_whispers_are_named(void **state)
@@ -91,7 +81,6 @@ int main(void)
         cmocka_unit_test(group_names),
         cmocka_unit_test(edits_deletions_and_whispers_are_named),
         cmocka_unit_test(a_room_s_group_is_told_from_the_others),
-        cmocka_unit_test(a_chat_message_s_send_is_named_by_its_id),
         cmocka_unit_test(close_codes_have_their_reasons),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

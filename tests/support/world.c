@@ -66,15 +66,19 @@ static int fake_send(void *ctx, const char *channel, const char *data, size_t le
     return 0;
 }
 
-static int fake_group_add(void *ctx, const char *group, const char *channel)
+static int fake_group_add(void *ctx, const char *group, const char *channel, uint64_t seq)
 {
     ts_fake_t *f = ctx;
     for (size_t i = 0; i < f->nmembers; i++)
-        if (!strcmp(f->members[i].group, group) && !strcmp(f->members[i].channel, channel))
+        if (!strcmp(f->members[i].group, group) && !strcmp(f->members[i].channel, channel)) {
+            if (seq > f->members[i].seq)
+                f->members[i].seq = seq;
             return 0;
+        }
     assert_true(f->nmembers < TS_WORLD_MAX_MEMBERS);
     snprintf(f->members[f->nmembers].group, 64, "%s", group);
     snprintf(f->members[f->nmembers].channel, 128, "%s", channel);
+    f->members[f->nmembers].seq = seq;
     f->nmembers++;
     return 0;
 }
@@ -92,10 +96,11 @@ static int fake_group_discard(void *ctx, const char *group, const char *channel)
 }
 
 /* Delivers to every member as Redis and the interface do: a name used
- * before delivers nothing, the except member gets nothing, the own member
+ * before delivers nothing, nor a seq not above the last one a member was
+ * handed or added after; the except member gets nothing, the own member
  * gets the text ending in ,"own":true. */
-static int fake_deliver(ts_fake_t *f, const char *group, const char *once, const char *data,
-                        size_t len)
+static int fake_deliver(ts_fake_t *f, const char *group, const char *once, uint64_t seq,
+                        const char *data, size_t len)
 {
     for (size_t i = 0; once && i < f->nnames; i++)
         if (!strcmp(f->names[i], once))
@@ -108,8 +113,11 @@ static int fake_deliver(ts_fake_t *f, const char *group, const char *once, const
     assert_int_equal(mc_envelope_decode(&env, data, len), 0);
     for (size_t i = 0; i < f->nmembers; i++) {
         const char *member = f->members[i].channel;
-        if (strcmp(f->members[i].group, group) != 0 || (env.except && !strcmp(env.except, member)))
+        if (strcmp(f->members[i].group, group) != 0 ||
+            (env.except && !strcmp(env.except, member)) || (seq && seq <= f->members[i].seq))
             continue;
+        if (seq)
+            f->members[i].seq = seq;
         if (env.type != MC_ENV_WS_SEND || strcmp(env.own, member) != 0) {
             record_for(f, member, data, len, 0);
             continue;
@@ -136,7 +144,7 @@ static int fake_group_send(void *ctx, const wrk_outgoing_t *msgs, size_t n)
         if (msgs[i].len > CHL__MSG_MAX)
             return MC_ETOOBIG;
     for (size_t i = 0; i < n; i++)
-        fake_deliver(ctx, msgs[i].group, msgs[i].once, msgs[i].data, msgs[i].len);
+        fake_deliver(ctx, msgs[i].group, msgs[i].once, msgs[i].seq, msgs[i].data, msgs[i].len);
     return 0;
 }
 
@@ -491,7 +499,7 @@ void ts_ann_and_bob_in_the_lobby(ts_world_t *w, ts_sock_t *a, ts_sock_t *b)
 
 void ts_world_group_add(ts_world_t *w, const char *group, const char *channel)
 {
-    fake_group_add(&w->fake, group, channel);
+    fake_group_add(&w->fake, group, channel, 0);
 }
 
 void ts_world_group_discard(ts_world_t *w, const char *group, const char *channel)

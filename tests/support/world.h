@@ -21,6 +21,7 @@
 #define MC_TESTS_SUPPORT_WORLD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/envelope.h"
 #include "worker/app.h"
@@ -39,6 +40,7 @@ typedef struct ts_fake {
     struct {
         char group[64];
         char channel[128];
+        uint64_t seq; /* the last seq handed to it, or it was added after */
     } members[TS_WORLD_MAX_MEMBERS];
     size_t nmembers;
     struct {

@@ -131,6 +131,31 @@ static void a_send_handled_twice_is_stored_once_without_a_client_id(void **state
     free(h);
 }
 
+/* A message sent again (its client_id: a retry, or a replayed envelope)
+ * is published again with its id, which its room's members had: it
+ * reaches nobody twice, not even a socket that joined in between and has
+ * it in its join's history. */
+static void a_message_sent_again_reaches_nobody_twice(void **state)
+{
+    ts_world_t *w = *state;
+    ts_sock_t a, b, c;
+    ts_ann_and_bob_in_the_lobby(w, &a, &b);
+    const char *send = "{\"command\":\"send\",\"room\":1,\"message\":\"once\",\"client_id\":\"k\"}";
+    ts_ws_send(w, &a, send);
+    ts_expect_text_has(w, a.channel, "\"message\":\"once\"");
+    ts_expect_text_has(w, b.channel, "\"message\":\"once\"");
+    char cc[256];
+    ts_log_in_and_connect(w, "bob", "ifc.v!1", cc, sizeof(cc), &c);
+    ts_ws_send(w, &c, "{\"command\":\"join\",\"room\":1}");
+    ts_expect_text_has(w, c.channel, "\"history\":[{\"room\":\"1\",\"message\":\"once\"");
+    ts_ws_send(w, &a, send);
+    assert_false(ts_pending(w, a.channel));
+    assert_false(ts_pending(w, b.channel));
+    assert_false(ts_pending(w, c.channel));
+    ts_ws_send(w, &b, "{\"command\":\"send\",\"room\":1,\"message\":\"next\"}");
+    ts_expect_text_has(w, c.channel, "\"message\":\"next\"");
+}
+
 static void a_user_with_two_sockets_counts_once(void **state)
 {
     ts_world_t *w = *state;
@@ -690,6 +715,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(two_sockets_chat_in_a_room),
         T(a_send_handled_twice_is_stored_once_without_a_client_id),
+        T(a_message_sent_again_reaches_nobody_twice),
         T(a_user_with_two_sockets_counts_once),
         T(an_edit_or_deletion_handled_twice_reaches_the_room_once),
         T(a_whisper_handled_twice_is_stored_and_delivered_once),

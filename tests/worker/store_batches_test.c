@@ -112,7 +112,8 @@ static void messages_stored_together_are_kept_all_or_none(void **state)
 
 /* The messages of a batch stored and never published are handed to the
  * next holder of their rooms, with their senders, until published; a
- * batch that finds them left keeps them for the next. */
+ * batch that finds them left keeps them for the next. A room's newest
+ * message published for sure is below them. */
 static void a_batch_left_unpublished_is_handed_on(void **state)
 {
     fixture_t *f = *state;
@@ -135,8 +136,13 @@ static void a_batch_left_unpublished_is_handed_on(void **state)
          .sender = "ifc.x!2"},
         {.room_id = f->room, .user_id = f->bob, .body = "a3", .body_len = 2},
     };
+    int64_t last = -1;
+    assert_int_equal(wrk_store_published_last(f->s, f->room, &last), 0);
+    assert_int_equal(last, 0); /* no messages */
     assert_int_equal(wrk_store_messages_add(f->s, a, 3, 1, &l), 0);
     assert_int_equal(l.n, 0);
+    assert_int_equal(wrk_store_published_last(f->s, f->room, &last), 0);
+    assert_int_equal(last, 0); /* stored, maybe not published */
     /* Never published: the next batch of the lobby finds the lobby's. */
     wrk_new_message_t b[] = {{.room_id = f->room,
                               .user_id = f->ann,
@@ -163,6 +169,7 @@ static void a_batch_left_unpublished_is_handed_on(void **state)
         if (i)
             assert_true(l.items[i].m.id > l.items[i - 1].m.id);
     }
+    int64_t newest = l.items[3].m.id; /* b1 */
     /* A deleted one is left out. */
     assert_int_equal(wrk_store_message_delete(f->s, l.items[2].m.id), 0);
     wrk_unpublished_list_clear(&l);
@@ -173,6 +180,8 @@ static void a_batch_left_unpublished_is_handed_on(void **state)
     assert_int_equal(wrk_store_published(f->s, rooms, 2), 0);
     assert_int_equal(wrk_store_unpublished(f->s, rooms, 2, &l), 0);
     assert_int_equal(l.n, 0);
+    assert_int_equal(wrk_store_published_last(f->s, f->room, &last), 0);
+    assert_int_equal(last, newest);
     b[0].client_id = "c-3";
     assert_int_equal(wrk_store_messages_add(f->s, b, 1, 3, &l), 0);
     assert_int_equal(l.n, 0);
@@ -180,7 +189,10 @@ static void a_batch_left_unpublished_is_handed_on(void **state)
     assert_int_equal(wrk_store_unpublished(f->s, rooms, 2, &l), 0);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.items[0].m.body, "b1");
+    assert_true(l.items[0].m.id > newest);
     wrk_unpublished_list_clear(&l);
+    assert_int_equal(wrk_store_published_last(f->s, f->room, &last), 0);
+    assert_int_equal(last, newest);
     for (size_t i = 0; i < 3; i++)
         wrk_message_clear(&a[i].stored);
 }

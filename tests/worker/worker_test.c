@@ -136,6 +136,32 @@ static void conn_channel(char *buf, size_t size, int conn)
     snprintf(buf, size, "%s!%d", proc, conn);
 }
 
+/* Whether a group message of seq was handed on already: as an interface,
+ * this test hands a group's messages on only above the last seq it
+ * handed there (channel-layer/local.c), so that one published again (a
+ * replay) goes no further. */
+static int seen_before(const char *group, uint64_t seq)
+{
+    static struct {
+        char group[64];
+        uint64_t last;
+    } groups[16];
+    static size_t ngroups;
+    if (!seq)
+        return 0;
+    size_t i = 0;
+    while (i < ngroups && strcmp(groups[i].group, group) != 0)
+        i++;
+    if (i == ngroups) {
+        assert_true(ngroups < sizeof(groups) / sizeof(groups[0]));
+        snprintf(groups[ngroups++].group, sizeof(groups[0].group), "%s", group);
+    }
+    if (seq <= groups[i].last)
+        return 1;
+    groups[i].last = seq;
+    return 0;
+}
+
 /* Finds (waiting up to WAIT_MS) an unread envelope sent to channel (a
  * connection's channel or a group) of type, whose text or body contains
  * part (when not NULL). Marks it read and returns it. */
@@ -164,6 +190,10 @@ static mc_envelope_t *expect(const char *channel, mc_envelope_type_t type, const
         if (rc == MC_EAGAIN)
             break;
         assert_int_equal(rc, 0);
+        if (seen_before(m.channel, m.seq)) {
+            chl_message_free(&m);
+            continue;
+        }
         assert_true(ninbox < INBOX);
         snprintf(inbox[ninbox].channel, sizeof(inbox[0].channel), "%s", m.channel);
         inbox[ninbox].data = strndup(m.data, m.len);
@@ -356,8 +386,9 @@ static void two_sockets_see_each_other(void **state)
     assert_string_equal(msg->own, a.channel);
     assert_string_equal(msg->except, "");
 
-    /* The replayed send is stored once and delivered once: the next message
-     * in the room is bob's. */
+    /* The replayed send is stored once and handed on once (published
+     * again with its id, which an interface had): the next message in the
+     * room is bob's. */
     send_ws(&a, "{\"command\":\"send\",\"room\":1,\"message\":\"hello\",\"client_id\":\"k1\"}");
     send_ws(&b, "{\"command\":\"send\",\"room\":1,\"message\":\"after\"}");
     mc_envelope_t *next = expect("room-1", MC_ENV_WS_SEND, "\"msg_type\":0,");
