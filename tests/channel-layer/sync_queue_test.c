@@ -6,6 +6,7 @@
 #include "channel-layer/chl.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "tests/support/endpoint.h"
 #include "tests/support/loop.h"
 #include "tests/support/redis_fixture.h"
 
@@ -33,6 +34,37 @@ static int push_n(chl_t *chl, const char *prefix, int n)
         rc = chl_queue_push(chl, "jobs", m, strlen(m));
     }
     return rc;
+}
+
+struct pushes_of {
+    ts_pushes_t done;
+    int n;
+};
+
+static int all_pushed(void *arg)
+{
+    const struct pushes_of *p = arg;
+    return p->done.calls >= p->n;
+}
+
+/* Pushes n messages "<prefix><i>" onto jobs as an interface does: from a
+ * process endpoint, in one loop turn, so in one LPUSH whose frames but
+ * the newest are marked as having more behind them (batch.h). */
+static void push_together(const char *prefix, int n)
+{
+    uv_loop_t loop;
+    ts_ep_t e;
+    ts_ep_start(&loop, &e, NULL);
+    struct pushes_of p = {.n = n};
+    for (int i = 0; i < n; i++) {
+        char m[32];
+        snprintf(m, sizeof(m), "%s%d", prefix, i);
+        assert_int_equal(chl_proc_queue_push(e.proc, "jobs", m, strlen(m), ts_pushed, &p.done), 0);
+    }
+    assert_true(ts_run_until(&loop, all_pushed, &p, 5000));
+    for (int i = 0; i < n && i < 8; i++)
+        assert_int_equal(p.done.status[i], 0);
+    ts_ep_finish(&loop, &e, NULL);
 }
 
 static void queue_pop_moves_to_in_flight_until_acked(void **state)
@@ -313,14 +345,16 @@ static void pops_keep_the_heartbeat_alive_without_writing_it_each_time(void **st
 }
 
 /* A child pops a message and is killed before it acks; a live worker finds
- * it once the child's heartbeat expired and puts the message back. */
+ * it once the child's heartbeat expired and puts the message back. The
+ * message was pushed with another behind it, so marked (batch.h): marked
+ * or not, a queue's element goes back. */
 static void dead_workers_in_flight_messages_are_requeued(void **state)
 {
     (void)state;
     chl_config_t cfg = ts_redis_fixture_config();
     cfg.heartbeat_ttl_ms = 200;
     chl_t *live = ts_redis_fixture_client(&cfg, "wrk-live");
-    assert_int_equal(chl_queue_push(live, "jobs", "precious", 8), 0);
+    push_together("precious", 2);
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
@@ -340,8 +374,14 @@ static void dead_workers_in_flight_messages_are_requeued(void **state)
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status));
-    assert_int_equal(ts_redis_int(redis, "LLEN mc:jobs"), 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:jobs"), 1);
     assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-dead"), 1);
+    redisContext *rc = redisConnect("127.0.0.1", redis->port);
+    assert_true(rc && !rc->err);
+    redisReply *r = redisCommand(rc, "LINDEX mc:inflight:wrk-dead 0");
+    assert_true(r && r->type == REDIS_REPLY_STRING && r->str[0] == 'M');
+    freeReplyObject(r);
+    redisFree(rc);
 
     /* Nothing is requeued while the heartbeat lives; once it is gone, the
      * message is, exactly once. (The heartbeat may expire between a look at
@@ -361,7 +401,7 @@ static void dead_workers_in_flight_messages_are_requeued(void **state)
     assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-live"), 1);
     chl_message_t m;
     assert_int_equal(chl_queue_pop(live, "jobs", 1000, &m), 0);
-    assert_string_equal(m.data, "precious");
+    assert_string_equal(m.data, "precious0");
     assert_int_equal(chl_ack(live, &m), 0);
     chl_message_free(&m);
     assert_int_equal(chl_requeue_dead(live, &requeued), 0);
