@@ -127,15 +127,14 @@ static void queue_next_acknowledges_a_batch_and_fetches_the_next(void **state)
     assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-b"), 0);
     for (size_t i = 0; i < nb; i++)
         chl_message_free(&b[i]);
-    /* Scripts flushed: the first two still come (BLMOVE and LMOVE), then
-     * the batch script, loaded again, brings the rest. */
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(chl_queue_push(chl, "jobs", "again", 5), 0);
+    /* Scripts flushed: the first still comes (BLMOVE), then the batch
+     * script, loaded again, brings the rest. */
+    push_together("again", 3);
     ts_redis_int(redis, "SCRIPT FLUSH"); /* answers OK, not a number */
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
-    assert_int_equal(na, 2);
+    assert_int_equal(na, 1);
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
-    assert_int_equal(nb, 1);
+    assert_int_equal(nb, 2);
     for (size_t i = 0; i < na; i++)
         chl_message_free(&a[i]);
     for (size_t i = 0; i < nb; i++)
@@ -214,9 +213,9 @@ static void a_whole_batch_is_acknowledged_in_one_command(void **state)
 }
 
 /* A worker that found the queue empty waits for the next envelope with
- * one BLMOVE, and takes the one behind it, if any, with one LMOVE: both
- * plain commands. One that found more takes them in one script call,
- * oldest first. */
+ * one BLMOVE, a plain command, and nothing else: whether more came behind
+ * it, the envelope's mark says. One that took a marked envelope takes the
+ * rest in one script call, oldest first, without waiting. */
 static void a_worker_waits_alone_when_idle_and_takes_batches_when_not(void **state)
 {
     (void)state;
@@ -226,39 +225,47 @@ static void a_worker_waits_alone_when_idle_and_takes_batches_when_not(void **sta
     assert_int_equal(chl_queue_push(chl, "jobs", "m0", 2), 0);
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
     assert_int_equal(na, 1); /* the first look takes what is there: the queue is empty now */
-    assert_int_equal(chl_queue_push(chl, "jobs", "m1", 2), 0);
+    push_together("m1-", 1);
     ts_redis_int(redis, "CONFIG RESETSTAT"); /* the pops' commands only */
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
     assert_int_equal(nb, 1);
-    assert_string_equal(b[0].data, "m1");
+    assert_string_equal(b[0].data, "m1-0");
     assert_int_equal(ts_redis_calls(redis, "blmove"), 1);
-    assert_int_equal(ts_redis_calls(redis, "lmove"), 1); /* nothing behind it */
+    assert_int_equal(ts_redis_calls(redis, "lmove"), 0); /* no look behind it */
     assert_int_equal(ts_redis_calls(redis, "evalsha"), 0);
     free_all(a, na);
-    /* Three come at once: BLMOVE brings the first, LMOVE the second, and
-     * the next call takes the rest without waiting. */
-    const char *three[] = {"m2", "m3", "m4"};
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(chl_queue_push(chl, "jobs", three[i], 2), 0);
+    /* Unmarked, it had none behind it: the next call waits again. */
+    push_together("m2-", 1);
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, b, nb, a, 10, &na), 0);
-    assert_int_equal(na, 2);
-    assert_string_equal(a[0].data, "m2");
-    assert_string_equal(a[1].data, "m3");
-    free_all(b, nb);
-    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, b, 10, &nb), 0);
-    assert_int_equal(nb, 1);
-    assert_string_equal(b[0].data, "m4");
+    assert_int_equal(na, 1);
+    assert_string_equal(a[0].data, "m2-0");
     assert_int_equal(ts_redis_calls(redis, "blmove"), 2);
+    assert_int_equal(ts_redis_calls(redis, "evalsha"), 0);
+    free_all(b, nb);
+    /* Three come at once: BLMOVE brings the first, marked, and the next
+     * call takes the other two in one script call without waiting. */
+    push_together("m", 3);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
+    assert_int_equal(nb, 1);
+    assert_string_equal(b[0].data, "m0");
+    free_all(a, na);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
+    assert_int_equal(na, 2);
+    assert_string_equal(a[0].data, "m1");
+    assert_string_equal(a[1].data, "m2");
+    assert_int_equal(ts_redis_calls(redis, "blmove"), 3);
+    assert_int_equal(ts_redis_calls(redis, "lmove"), 0);
+    assert_int_equal(ts_redis_calls(redis, "evalsha"), 1);
     assert_int_equal(ts_redis_calls(redis, "rpop"), 1);
     /* in flight newest first, as requeueing expects */
     assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-w"), 3);
     redisContext *c = redisConnect("127.0.0.1", redis->port);
     assert_true(c && !c->err);
     redisReply *r = redisCommand(c, "LINDEX mc:inflight:wrk-w 0");
-    assert_true(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\nm4"));
+    assert_true(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\nm2"));
     freeReplyObject(r);
     r = redisCommand(c, "LINDEX mc:inflight:wrk-w 2");
-    assert_true(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\nm2"));
+    assert_true(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\nm0"));
     freeReplyObject(r);
     redisFree(c);
     free_all(a, na);
@@ -266,40 +273,63 @@ static void a_worker_waits_alone_when_idle_and_takes_batches_when_not(void **sta
     chl_close(chl);
 }
 
+/* Takes the next batch of chl while a child process pushes five
+ * messages "m<i>", and checks that the batch is want[0..nwant) and then
+ * those five, in order. */
+static void next_batch_takes_what_came_meanwhile(chl_t *chl, const chl_config_t *cfg,
+                                                 const chl_message_t *done, size_t ndone,
+                                                 const char *const *want, size_t nwant)
+{
+    chl_message_t b[CHL_QUEUE_BATCH];
+    size_t nb = 0;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        chl_t *pusher = NULL;
+        _exit(chl_open(&pusher, cfg, "ifc-p") == 0 && push_n(pusher, "m", 5) == 0 ? 0 : 1);
+    }
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, done, ndone, b, 10, &nb), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(nb, nwant + 5);
+    for (size_t i = 0; i < nb; i++) {
+        char m[32];
+        snprintf(m, sizeof(m), "m%zu", i - nwant);
+        assert_string_equal(b[i].data, i < nwant ? want[i] : m);
+    }
+    free_all(b, nb);
+}
+
 /* Five pushed by another process while a client that gathers is busy
  * with a batch of two come in its next batch, all five, in order: it
  * waits out its gathering time (0.4 s here, far longer than five pushes
- * take) before it looks. A setting that could let the heartbeat lapse is
- * refused. */
+ * take) before it looks. So does one that waited for an envelope marked
+ * as having more behind it: it takes that one alone, then gathers. A
+ * setting that could let the heartbeat lapse is refused. */
 static void a_client_that_gathers_takes_what_came_meanwhile_in_one_batch(void **state)
 {
     (void)state;
     chl_config_t cfg = ts_redis_fixture_config();
     cfg.gather_us = 400000;
     chl_t *chl = ts_redis_fixture_client(&cfg, "wrk-g");
-    chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
-    size_t na = 0, nb = 0;
+    chl_message_t a[CHL_QUEUE_BATCH];
+    size_t na = 0;
     assert_int_equal(push_n(chl, "first", 2), 0);
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
-    assert_int_equal(na, 2); /* the BLMOVE and the LMOVE behind it */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        chl_t *pusher = NULL;
-        _exit(chl_open(&pusher, &cfg, "ifc-p") == 0 && push_n(pusher, "m", 5) == 0 ? 0 : 1);
-    }
-    assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_int_equal(nb, 5);
-    for (size_t i = 0; i < nb; i++) {
-        char want[32];
-        snprintf(want, sizeof(want), "m%zu", i);
-        assert_string_equal(b[i].data, want);
-    }
+    assert_int_equal(na, 2); /* a new client's first look takes a batch */
+    next_batch_takes_what_came_meanwhile(chl, &cfg, a, na, NULL, 0);
     free_all(a, na);
-    free_all(b, nb);
+    /* Idle: the next waits. Two pushed together: it waits for the first,
+     * marked, alone, and gathers the second with the five. */
+    assert_int_equal(chl_queue_next(chl, "jobs", 20, NULL, 0, a, 10, &na), MC_EAGAIN);
+    push_together("pair", 2);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
+    assert_int_equal(na, 1);
+    assert_string_equal(a[0].data, "pair0");
+    const char *pair1 = "pair1";
+    next_batch_takes_what_came_meanwhile(chl, &cfg, a, na, &pair1, 1);
+    free_all(a, na);
     chl_close(chl);
     chl_t *lapsing = NULL;
     cfg.heartbeat_ttl_ms = 1000;
