@@ -117,6 +117,7 @@ static void on_batch_reply(redisAsyncContext *ac, void *reply, void *priv)
         /* The answer is the new length: those past the capacity were the
          * newest, and go back out, as if the queue had refused them. */
         long long before = r->integer - (long long)ps->n;
+        ps->batch->backlog[ps->shard] = before > 0;
         size_t fit = ps->n;
         if (ps->cap >= 0 && r->integer > ps->cap)
             fit = before >= ps->cap ? 0 : (size_t)(ps->cap - before);
@@ -127,6 +128,19 @@ static void on_batch_reply(redisAsyncContext *ac, void *reply, void *priv)
             take_back(ac, ps, fit);
         }
     }
+}
+
+/* Marks the frames that will have more behind them in the queue (batch.h):
+ * all but the newest of one LPUSH, and the newest too while the last
+ * answer from this shard said a backlog was forming. A hint only: a stale
+ * mark costs a worker one look that finds nothing, a missing one a batch
+ * it takes later; it saves the worker a look after every wait. */
+static void mark_more(const chl__batch_t *b, struct chl__batch_pushes *ps)
+{
+    size_t marked = b->backlog[ps->shard] ? ps->n : ps->n - 1;
+    for (size_t i = 0; i < marked; i++)
+        if (ps->frames[i][0] == CHL__MSG)
+            ps->frames[i][0] = CHL__MSG_MORE;
 }
 
 /* The turn's pushes go in one LPUSH, whose answer is the capacity check (a
@@ -147,6 +161,7 @@ void chl__batch_flush(chl__batch_t *b)
         pushes_complete(ps, 0, *links->closing ? MC_ECLOSED : MC_EREDIS);
         return;
     }
+    mark_more(b, ps);
     ps->argv[0] = "LPUSH";
     ps->lens[0] = 5;
     ps->argv[1] = ps->key;
@@ -213,6 +228,7 @@ void chl__batch_init(chl__batch_t *b, chl__links_t *links)
 {
     b->links = links;
     b->open = NULL;
+    memset(b->backlog, 0, sizeof(b->backlog));
     uv_check_init(links->loop, &b->check);
     b->check.data = b;
     uv_prepare_init(links->loop, &b->prepare);

@@ -14,6 +14,13 @@
  * pushed, MC_EFULL when the queue (or Redis's memory) is full, MC_EREDIS,
  * or MC_ECLOSED once the endpoint closes.
  *
+ * Frames that will have more behind them in the queue are marked
+ * (CHL__MSG_MORE, internal.h), for the worker that takes one to take a
+ * batch next instead of waiting for one envelope at a time: every frame of
+ * an LPUSH but its newest (workers take the oldest first), and all of them
+ * while the last LPUSH onto that shard found others waiting (a backlog is
+ * forming). The mark is a hint: it may be stale or missing.
+ *
  * It acts on the endpoint's links (link.h) and reads only what they share.
  */
 #ifndef MC_CHANNEL_LAYER_BATCH_H
@@ -32,6 +39,8 @@ typedef struct chl__batch {
     struct chl__batch_pushes *open; /* this turn's pushes, or NULL */
     uv_check_t check;               /* sends them after the turn's I/O callbacks */
     uv_prepare_t prepare;           /* or before the loop waits */
+    /* Per shard: its last LPUSH's answer said others were waiting. */
+    unsigned char backlog[CHL__MAX_SHARDS];
 } chl__batch_t;
 
 /* Sets up b on links (its two handles count in *links->handles). */

@@ -150,13 +150,18 @@ int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t 
 /* The worker's loop in one round trip (per shard): acknowledges done[0..ndone)
  * (messages of chl_queue_pop or chl_queue_next, handled; the caller still
  * frees them), then waits up to timeout_ms for the queue and moves up to max
- * messages (at most CHL_QUEUE_BATCH) into the in-flight list and out[0..*n).
+ * messages (at most CHL_QUEUE_BATCH) into the in-flight list and out[0..*n):
+ * up to max at once, without waiting, when some may wait (the first call
+ * after connecting, after a full batch, or after a message that
+ * chl_proc_queue_push marked as having more behind it), else the first
+ * to come, alone. chl_queue_push's messages are never marked.
  * A worker that dies before its next call has its batch handled again.
  * done being the whole of the last call's messages from a shard (as a
  * worker's loop acknowledges) costs that shard one command (an LPOP of the
  * newest in flight), any other set one per message (LREM).
  * With cfg.gather_us, a call that follows a batch of two or more (but
- * fewer than max) that this client took less than gather_us ago first
+ * fewer than max), or a marked message taken alone, that this client took
+ * less than gather_us ago first
  * waits out the rest of that time, then takes what came meanwhile, up to
  * max, in one move: under load a worker takes at most one batch per
  * gather_us, and a batch shares its round trips and transactions among
@@ -310,7 +315,10 @@ typedef void (*chl_send_cb)(void *arg, int status);
  * loop, with 0, MC_EFULL, MC_EREDIS or MC_ECLOSED. A loop turn's pushes to
  * a queue go in one LPUSH; those past its capacity are taken back out (for
  * a round trip the queue holds them too: a worker that takes one then has
- * it, and its push succeeded). */
+ * it, and its push succeeded). Those that will have others behind them in
+ * the queue (all of one LPUSH but its newest, and all while this
+ * endpoint's last LPUSH there found others waiting) are marked so, which
+ * tells the worker that takes one to take a batch next (chl_queue_next). */
 int chl_proc_queue_push(chl_proc_t *proc, const char *queue, const void *msg, size_t len,
                         chl_send_cb cb, void *arg);
 

@@ -57,6 +57,9 @@ int chl__frame_parse(chl__frame_t *f, const char *data, size_t len)
     if (!nl || len < 4)
         return MC_EPROTO;
     int kind = data[0];
+    int more = kind == CHL__MSG_MORE;
+    if (more)
+        kind = CHL__MSG;
     if (kind != CHL__MSG && kind != CHL__GROUP && kind != CHL__ADD && kind != CHL__DISCARD)
         return MC_EPROTO;
     const char *p = data + 1;
@@ -95,6 +98,7 @@ int chl__frame_parse(chl__frame_t *f, const char *data, size_t len)
     f->name = p;
     f->name_len = (size_t)(end - p);
     f->seq = seq;
+    f->more = more;
     f->payload = nl + 1;
     f->len = len - (size_t)(nl + 1 - data);
     return 0;

@@ -33,6 +33,9 @@
  * Framing of a list element:  <kind><deadline-ms>|<name>[|<seq>]\n<payload>
  *   kind 'm': a message for channel <name> (a queue's elements name the
  *             queue, which is how requeueing finds its way back);
+ *   kind 'M': the same, a queue element that had more behind it when it
+ *             was pushed (chl__frame_t.more): a hint for the worker that
+ *             takes it to take a batch next (batch.h);
  *   kind 'g': one copy of a message to group <name>;
  *   kind 'a', 'd': membership control, <name> is the group and the payload
  *             the member channel "<process>!<conn>".
@@ -60,6 +63,7 @@
 
 enum chl__kind {
     CHL__MSG = 'm',
+    CHL__MSG_MORE = 'M', /* CHL__MSG with more behind it: parsed as CHL__MSG, more = 1 */
     CHL__GROUP = 'g',
     CHL__ADD = 'a',
     CHL__DISCARD = 'd',
@@ -109,11 +113,13 @@ typedef struct chl__frame {
     const char *name; /* points into the element, not NUL-terminated */
     size_t name_len;
     uint64_t seq;        /* 0: none */
+    int more;            /* CHL__MSG_MORE: more were behind it when it was pushed */
     const char *payload; /* points into the element */
     size_t len;
 } chl__frame_t;
 
-/* Parses an element read from Redis. Returns 0 or MC_EPROTO. */
+/* Parses an element read from Redis (kind CHL__MSG_MORE comes back as
+ * CHL__MSG with more set). Returns 0 or MC_EPROTO. */
 int chl__frame_parse(chl__frame_t *f, const char *data, size_t len);
 
 /* Fills a chl_message_t (copies channel and payload). Returns 0 or MC_ENOMEM. */

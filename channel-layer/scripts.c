@@ -204,7 +204,9 @@ static const char gsendn_lua[] = CHL__SWEEP CHL__PUSH
     "return out\n";
 
 /* In-flight lists hold the newest element on the left; pushing them back on
- * the right of the queue in that order puts the oldest next in line. */
+ * the right of the queue in that order puts the oldest next in line. Each
+ * goes back to the queue its frame names, marked as having more behind it
+ * ('M') or not: a mark that is stale now costs a worker one look. */
 static const char requeue_lua[] = "local prefix, self, ttl = ARGV[1], ARGV[2], ARGV[3]\n"
                                   "redis.call('SET', prefix .. 'hb:' .. self, '1', 'PX', ttl)\n"
                                   "redis.call('SADD', KEYS[1], self)\n"
@@ -215,7 +217,7 @@ static const char requeue_lua[] = "local prefix, self, ttl = ARGV[1], ARGV[2], A
                                   "    while true do\n"
                                   "      local el = redis.call('LPOP', inflight)\n"
                                   "      if not el then break end\n"
-                                  "      local q = string.match(el, '^m%d+|([%w%._%-]+)\\n')\n"
+                                  "      local q = string.match(el, '^[mM]%d+|([%w%._%-]+)\\n')\n"
                                   "      if q then\n"
                                   "        redis.call('RPUSH', prefix .. q, el)\n"
                                   "        moved = moved + 1\n"

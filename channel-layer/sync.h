@@ -53,6 +53,7 @@ struct chl {
     int registered;   /* popped a queue: keeps a heartbeat on every shard */
     int64_t batch_ns; /* monotonic ns of the last chl_queue_next that took messages */
     size_t batch_n;   /* ...and their number (0 after one that took none) */
+    int batch_more;   /* ...and one it waited for had more behind it (CHL__MSG_MORE) */
     /* What every call of this client writes alike, written once (chl_open):
      * its own keys and the numbers of its configuration, in decimal. */
     struct chl__sync_fixed {

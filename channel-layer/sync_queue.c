@@ -32,11 +32,14 @@ static int inflight_remove(chl_t *chl, size_t sh, const char *el, size_t len)
 
 /* Turns an element moved into the in-flight list into *out. Returns 1 when
  * it is a message, 0 when it was malformed or expired: then it is taken out
- * of the in-flight list again and counted. */
-static int accept_inflight(chl_t *chl, size_t sh, const redisReply *el, chl_message_t *out, int *rc)
+ * of the in-flight list again and counted. *more is set when it was pushed
+ * with more behind it, expired or not. */
+static int accept_inflight(chl_t *chl, size_t sh, const redisReply *el, chl_message_t *out,
+                           int *more, int *rc)
 {
     chl__frame_t f;
     int ok = chl__frame_parse(&f, el->str, el->len) == 0 && f.kind == CHL__MSG;
+    *more = ok && f.more;
     if (!ok) {
         chl->stats.malformed++;
         mc_warn("channel-layer: skipped a malformed queue element of %zu bytes", el->len);
@@ -100,10 +103,10 @@ static size_t acks_are_the_head(const chl__sync_shard_t *shard, size_t sh,
  * live there from the in-flight list, refreshes the heartbeat when it is
  * due, and moves elements of the queue into the in-flight list: when some
  * were waiting at the last look (or block_ms is 0), up to max at once
- * without blocking; else one, waiting up to block_ms for it, and the one
- * behind it if any (envelopes pushed together come together), which tells
- * the next call whether more may wait. Adds the messages to out[*n..];
- * *skipped is set when an element was dropped (malformed or expired). */
+ * without blocking; else one, waiting up to block_ms for it, whose mark
+ * (CHL__MSG_MORE) tells the next call whether more may wait. Adds the
+ * messages to out[*n..]; *skipped is set when an element was dropped
+ * (malformed or expired). */
 static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_ms,
                             const chl_message_t *acks, size_t nacks, chl_message_t *out, size_t max,
                             size_t *n, int *skipped)
@@ -159,14 +162,16 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
     size_t first = k; /* the pops' replies start here */
     /* A worker that found the queue empty waits for the next envelope
      * alone (a batch script would only find nothing behind it); one that
-     * found more takes a batch. */
+     * found more takes a batch. Whether the one it waited for has more
+     * behind it, its pusher knew (batch.h): a look behind it would cost a
+     * command per envelope where they come one at a time. A stale mark
+     * costs one batch look that finds nothing; a missing one leaves the
+     * worker taking one at a time until a marked envelope comes. */
     int blocking = max > 0 && block_ms > 0 && shard->waiting == 0;
     char nb[24];
     chl__decimal(nb, (long)max);
     if (blocking) {
         CMD("BLMOVE", qkey, inflight, "RIGHT", "LEFT", tb);
-        if (max > 1)
-            CMD("LMOVE", qkey, inflight, "RIGHT", "LEFT");
     } else if (max > 0) { /* the SHA is filled in when the shard connects, before the send */
         CMD("EVALSHA", shard->sha[CHL__S_MOVEN], "2", qkey, inflight, nb);
     }
@@ -185,7 +190,7 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
                     "this worker had died); it may be handled twice");
     size_t had = *n;
     if (blocking) {
-        shard->waiting = k > first + 1 && r[first + 1]->type == REDIS_REPLY_STRING;
+        shard->waiting = 0; /* unless the element says more came behind it */
     } else if (k > first) {
         /* A full batch may have left more behind; a short one emptied it. */
         const redisReply *moved = r[first];
@@ -208,10 +213,13 @@ static int queue_move_shard(chl_t *chl, size_t sh, const char *qkey, long block_
         for (size_t e = 0; rc == 0 && e < nel; e++) {
             if (el[e]->type != REDIS_REPLY_STRING)
                 continue;
-            if (accept_inflight(chl, sh, el[e], &out[*n], &rc))
+            int more;
+            if (accept_inflight(chl, sh, el[e], &out[*n], &more, &rc))
                 (*n)++;
             else
                 *skipped = 1;
+            if (blocking && more)
+                shard->waiting = chl->batch_more = 1;
         }
     }
     for (size_t j = 0; j < k; j++)
@@ -233,15 +241,18 @@ int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t 
 }
 
 /* Waits out the rest of cfg.gather_us after a batch of two or more that
- * was not full, and then takes what came without blocking first (chl.h). */
+ * was not full, or one envelope with more behind it, and then takes what
+ * came without blocking first (chl.h). */
 static void gather(chl_t *chl, size_t max)
 {
     int64_t gather_ns = (int64_t)chl->cfg.gather_us * 1000;
     int64_t wait = chl->batch_ns + gather_ns - mc_mono_ns();
-    /* A batch of two or more says envelopes come faster than a batch
-     * takes: the next gathers. After a batch of one, waiting would cost
-     * latency and a look that finds nothing; after a full one, more wait. */
-    if (!gather_ns || chl->batch_n < 2 || chl->batch_n >= max || wait <= 0)
+    /* A batch of two or more, or an envelope pushed with others behind
+     * it, says envelopes come faster than one at a time: the next
+     * gathers. After a batch of one alone, waiting would cost latency and
+     * a look that finds nothing; after a full one, more wait. */
+    int many = chl->batch_n >= 2 || (chl->batch_n == 1 && chl->batch_more);
+    if (!gather_ns || !many || chl->batch_n >= max || wait <= 0)
         return;
     struct timespec ts = {(time_t)(wait / 1000000000), (long)(wait % 1000000000)};
     nanosleep(&ts, NULL);
@@ -256,6 +267,7 @@ int chl_queue_next(chl_t *chl, const char *queue, long timeout_ms, const chl_mes
                    size_t ndone, chl_message_t *out, size_t max, size_t *n)
 {
     gather(chl, max);
+    chl->batch_more = 0;
     int rc = queue_next(chl, queue, timeout_ms, done, ndone, out, max, n);
     chl->batch_ns = mc_mono_ns();
     chl->batch_n = rc == 0 ? *n : 0;

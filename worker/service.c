@@ -278,9 +278,9 @@ int wrk_service_main(int argc, char **argv)
         {"--process-list-mib", "CHAT_PROCESS_LIST_MIB", MC_OPT_INT, &process_list_mib, 1, 4096,
          "what the reply list of one interface may hold; a full one refuses more, MiB"},
         {"--gather-us", "CHAT_WORKER_GATHER_US", MC_OPT_INT, &chl_cfg.gather_us, 0, 1000000,
-         "under load (a batch of two or more), the next batch this many microseconds after the "
-         "last: what comes meanwhile is handled together, for less work a message and up to "
-         "this much more latency; 0: every batch at once"},
+         "under load (envelopes come faster than one at a time), the next batch this many "
+         "microseconds after the last: what comes meanwhile is handled together, for less "
+         "work a message and up to this much more latency; 0: every batch at once"},
         {"--log-level", "CHAT_LOG_LEVEL", MC_OPT_STRING, &level_name, 0, 0,
          "debug, info, warn, error or off"},
     };

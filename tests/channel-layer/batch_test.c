@@ -2,7 +2,7 @@
  * a loop turn's pushes go in one LPUSH and each completes once, those past
  * the capacity taken back out unless a worker took them first; pushes
  * pending at a close end with MC_ECLOSED; a Redis out of memory is full,
- * not down. */
+ * not down; frames with more behind them are marked. */
 #include "channel-layer/chl.h"
 #include "common/error.h"
 #include "tests/support/endpoint.h"
@@ -184,6 +184,73 @@ static void a_redis_out_of_memory_is_full_not_down(void **state)
     ts_ep_finish(&loop, &a, NULL);
 }
 
+/* The first letter of each frame waiting in mc:jobs, oldest first (the
+ * next a worker takes): 'M' for one marked as having more behind it. */
+static void letters(char *out, size_t size)
+{
+    redisContext *c = redisConnect("127.0.0.1", redis->port);
+    assert_true(c && !c->err);
+    redisReply *r = redisCommand(c, "LRANGE mc:jobs 0 -1");
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements < size);
+    for (size_t i = 0; i < r->elements; i++)
+        out[i] = r->element[r->elements - 1 - i]->str[0];
+    out[r->elements] = '\0';
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* Pushes one frame in a loop turn of its own and waits for its answer. */
+static void push_one(uv_loop_t *loop, ts_ep_t *a, const char *m)
+{
+    ts_pushes_t r = {0};
+    assert_int_equal(chl_proc_queue_push(a->proc, "jobs", m, strlen(m), ts_pushed, &r), 0);
+    assert_true(ts_run_until(loop, ts_one_pushed, &r, 5000));
+    assert_int_equal(r.status[0], 0);
+}
+
+/* The frames of one LPUSH but the newest have others behind them, and are
+ * marked so (a worker that takes one knows to take a batch next); after
+ * an LPUSH that found others waiting (its answer longer than its frames),
+ * the next push marks its newest frame too, until one finds the queue
+ * empty again. */
+static void frames_with_more_behind_them_are_marked(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    ts_ep_t a;
+    ts_ep_start(&loop, &a, NULL);
+    ts_pushes_t r = {0};
+    char seen[16];
+    ts_redis_int(redis, "CONFIG RESETSTAT");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(chl_proc_queue_push(a.proc, "jobs", "x", 1, ts_pushed, &r), 0);
+    assert_true(ts_run_until(&loop, ts_three_pushed, &r, 5000));
+    assert_int_equal(ts_redis_calls(redis, "lpush"), 1);
+    letters(seen, sizeof(seen));
+    assert_string_equal(seen, "MMm");
+    push_one(&loop, &a, "y"); /* the last LPUSH found the queue empty */
+    letters(seen, sizeof(seen));
+    assert_string_equal(seen, "MMmm");
+    push_one(&loop, &a, "z"); /* the last found three waiting */
+    letters(seen, sizeof(seen));
+    assert_string_equal(seen, "MMmmM");
+    ts_redis_int(redis, "DEL mc:jobs");
+    push_one(&loop, &a, "z"); /* as the last said; this one finds none */
+    push_one(&loop, &a, "z");
+    letters(seen, sizeof(seen));
+    assert_string_equal(seen, "Mm");
+    /* A worker takes them as messages like any other. */
+    chl_t *w = ts_redis_fixture_client(NULL, "wrk-test");
+    chl_message_t m;
+    assert_int_equal(chl_queue_pop(w, "jobs", 1000, &m), 0);
+    assert_string_equal(m.data, "z");
+    assert_string_equal(m.channel, "jobs");
+    assert_int_equal(chl_ack(w, &m), 0);
+    chl_message_free(&m);
+    chl_close(w);
+    ts_ep_finish(&loop, &a, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +259,7 @@ int main(void)
                                ts_redis_fixture_flush),
         cmocka_unit_test_setup(pending_pushes_end_with_closed, ts_redis_fixture_flush),
         cmocka_unit_test_setup(a_redis_out_of_memory_is_full_not_down, ts_redis_fixture_flush),
+        cmocka_unit_test_setup(frames_with_more_behind_them_are_marked, ts_redis_fixture_flush),
     };
     return cmocka_run_group_tests(tests, ts_redis_fixture_start, ts_redis_fixture_stop);
 }

@@ -102,6 +102,31 @@ static void frames_round_trip_and_every_cut_is_refused(void **state)
 
 /* Commands are written as hiredis writes them, binary arguments and empty
  * ones included, and numbers in decimal as printf writes them. */
+/* A queue element marked as having more behind it is a message like
+ * any other; only its mark differs. */
+static void a_message_marked_more_is_a_message(void **state)
+{
+    (void)state;
+    char *buf;
+    size_t len;
+    chl__frame_t f;
+    assert_int_equal(chl__frame_build(&buf, &len, CHL__MSG_MORE, 77, "jobs", 0, "hi", 2), 0);
+    assert_int_equal(buf[0], 'M');
+    assert_int_equal(chl__frame_parse(&f, buf, len), 0);
+    assert_int_equal(f.kind, CHL__MSG);
+    assert_int_equal(f.more, 1);
+    assert_int_equal(f.deadline, 77);
+    assert_memory_equal(f.name, "jobs", 4);
+    assert_memory_equal(f.payload, "hi", 2);
+    buf[0] = CHL__MSG;
+    assert_int_equal(chl__frame_parse(&f, buf, len), 0);
+    assert_int_equal(f.kind, CHL__MSG);
+    assert_int_equal(f.more, 0);
+    buf[0] = 'G'; /* only a message has a marked letter */
+    assert_int_equal(chl__frame_parse(&f, buf, len), MC_EPROTO);
+    free(buf);
+}
+
 static void commands_and_numbers_are_written_as_redis_reads_them(void **state)
 {
     (void)state;
@@ -480,6 +505,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(names_follow_the_asgi_rules),
         cmocka_unit_test(frames_round_trip_and_every_cut_is_refused),
+        cmocka_unit_test(a_message_marked_more_is_a_message),
         cmocka_unit_test(commands_and_numbers_are_written_as_redis_reads_them),
         cmocka_unit_test(the_ring_spreads_names_and_ignores_the_order_of_servers),
         cmocka_unit_test(sentinel_urls_name_a_master_and_its_sentinels),

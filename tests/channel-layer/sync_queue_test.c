@@ -6,6 +6,7 @@
 #include "channel-layer/chl.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "tests/support/endpoint.h"
 #include "tests/support/loop.h"
 #include "tests/support/redis_fixture.h"
 
@@ -33,6 +34,37 @@ static int push_n(chl_t *chl, const char *prefix, int n)
         rc = chl_queue_push(chl, "jobs", m, strlen(m));
     }
     return rc;
+}
+
+struct pushes_of {
+    ts_pushes_t done;
+    int n;
+};
+
+static int all_pushed(void *arg)
+{
+    const struct pushes_of *p = arg;
+    return p->done.calls >= p->n;
+}
+
+/* Pushes n messages "<prefix><i>" onto jobs as an interface does: from a
+ * process endpoint, in one loop turn, so in one LPUSH whose frames but
+ * the newest are marked as having more behind them (batch.h). */
+static void push_together(const char *prefix, int n)
+{
+    uv_loop_t loop;
+    ts_ep_t e;
+    ts_ep_start(&loop, &e, NULL);
+    struct pushes_of p = {.n = n};
+    for (int i = 0; i < n; i++) {
+        char m[32];
+        snprintf(m, sizeof(m), "%s%d", prefix, i);
+        assert_int_equal(chl_proc_queue_push(e.proc, "jobs", m, strlen(m), ts_pushed, &p.done), 0);
+    }
+    assert_true(ts_run_until(&loop, all_pushed, &p, 5000));
+    for (int i = 0; i < n && i < 8; i++)
+        assert_int_equal(p.done.status[i], 0);
+    ts_ep_finish(&loop, &e, NULL);
 }
 
 static void queue_pop_moves_to_in_flight_until_acked(void **state)
@@ -95,15 +127,14 @@ static void queue_next_acknowledges_a_batch_and_fetches_the_next(void **state)
     assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-b"), 0);
     for (size_t i = 0; i < nb; i++)
         chl_message_free(&b[i]);
-    /* Scripts flushed: the first two still come (BLMOVE and LMOVE), then
-     * the batch script, loaded again, brings the rest. */
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(chl_queue_push(chl, "jobs", "again", 5), 0);
+    /* Scripts flushed: the first still comes (BLMOVE), then the batch
+     * script, loaded again, brings the rest. */
+    push_together("again", 3);
     ts_redis_int(redis, "SCRIPT FLUSH"); /* answers OK, not a number */
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
-    assert_int_equal(na, 2);
+    assert_int_equal(na, 1);
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
-    assert_int_equal(nb, 1);
+    assert_int_equal(nb, 2);
     for (size_t i = 0; i < na; i++)
         chl_message_free(&a[i]);
     for (size_t i = 0; i < nb; i++)
@@ -182,9 +213,9 @@ static void a_whole_batch_is_acknowledged_in_one_command(void **state)
 }
 
 /* A worker that found the queue empty waits for the next envelope with
- * one BLMOVE, and takes the one behind it, if any, with one LMOVE: both
- * plain commands. One that found more takes them in one script call,
- * oldest first. */
+ * one BLMOVE, a plain command, and nothing else: whether more came behind
+ * it, the envelope's mark says. One that took a marked envelope takes the
+ * rest in one script call, oldest first, without waiting. */
 static void a_worker_waits_alone_when_idle_and_takes_batches_when_not(void **state)
 {
     (void)state;
@@ -194,39 +225,47 @@ static void a_worker_waits_alone_when_idle_and_takes_batches_when_not(void **sta
     assert_int_equal(chl_queue_push(chl, "jobs", "m0", 2), 0);
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
     assert_int_equal(na, 1); /* the first look takes what is there: the queue is empty now */
-    assert_int_equal(chl_queue_push(chl, "jobs", "m1", 2), 0);
+    push_together("m1-", 1);
     ts_redis_int(redis, "CONFIG RESETSTAT"); /* the pops' commands only */
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
     assert_int_equal(nb, 1);
-    assert_string_equal(b[0].data, "m1");
+    assert_string_equal(b[0].data, "m1-0");
     assert_int_equal(ts_redis_calls(redis, "blmove"), 1);
-    assert_int_equal(ts_redis_calls(redis, "lmove"), 1); /* nothing behind it */
+    assert_int_equal(ts_redis_calls(redis, "lmove"), 0); /* no look behind it */
     assert_int_equal(ts_redis_calls(redis, "evalsha"), 0);
     free_all(a, na);
-    /* Three come at once: BLMOVE brings the first, LMOVE the second, and
-     * the next call takes the rest without waiting. */
-    const char *three[] = {"m2", "m3", "m4"};
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(chl_queue_push(chl, "jobs", three[i], 2), 0);
+    /* Unmarked, it had none behind it: the next call waits again. */
+    push_together("m2-", 1);
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, b, nb, a, 10, &na), 0);
-    assert_int_equal(na, 2);
-    assert_string_equal(a[0].data, "m2");
-    assert_string_equal(a[1].data, "m3");
-    free_all(b, nb);
-    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, b, 10, &nb), 0);
-    assert_int_equal(nb, 1);
-    assert_string_equal(b[0].data, "m4");
+    assert_int_equal(na, 1);
+    assert_string_equal(a[0].data, "m2-0");
     assert_int_equal(ts_redis_calls(redis, "blmove"), 2);
+    assert_int_equal(ts_redis_calls(redis, "evalsha"), 0);
+    free_all(b, nb);
+    /* Three come at once: BLMOVE brings the first, marked, and the next
+     * call takes the other two in one script call without waiting. */
+    push_together("m", 3);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
+    assert_int_equal(nb, 1);
+    assert_string_equal(b[0].data, "m0");
+    free_all(a, na);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
+    assert_int_equal(na, 2);
+    assert_string_equal(a[0].data, "m1");
+    assert_string_equal(a[1].data, "m2");
+    assert_int_equal(ts_redis_calls(redis, "blmove"), 3);
+    assert_int_equal(ts_redis_calls(redis, "lmove"), 0);
+    assert_int_equal(ts_redis_calls(redis, "evalsha"), 1);
     assert_int_equal(ts_redis_calls(redis, "rpop"), 1);
     /* in flight newest first, as requeueing expects */
     assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-w"), 3);
     redisContext *c = redisConnect("127.0.0.1", redis->port);
     assert_true(c && !c->err);
     redisReply *r = redisCommand(c, "LINDEX mc:inflight:wrk-w 0");
-    assert_true(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\nm4"));
+    assert_true(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\nm2"));
     freeReplyObject(r);
     r = redisCommand(c, "LINDEX mc:inflight:wrk-w 2");
-    assert_true(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\nm2"));
+    assert_true(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\nm0"));
     freeReplyObject(r);
     redisFree(c);
     free_all(a, na);
@@ -234,40 +273,63 @@ static void a_worker_waits_alone_when_idle_and_takes_batches_when_not(void **sta
     chl_close(chl);
 }
 
+/* Takes the next batch of chl while a child process pushes five
+ * messages "m<i>", and checks that the batch is want[0..nwant) and then
+ * those five, in order. */
+static void next_batch_takes_what_came_meanwhile(chl_t *chl, const chl_config_t *cfg,
+                                                 const chl_message_t *done, size_t ndone,
+                                                 const char *const *want, size_t nwant)
+{
+    chl_message_t b[CHL_QUEUE_BATCH];
+    size_t nb = 0;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        chl_t *pusher = NULL;
+        _exit(chl_open(&pusher, cfg, "ifc-p") == 0 && push_n(pusher, "m", 5) == 0 ? 0 : 1);
+    }
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, done, ndone, b, 10, &nb), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(nb, nwant + 5);
+    for (size_t i = 0; i < nb; i++) {
+        char m[32];
+        snprintf(m, sizeof(m), "m%zu", i - nwant);
+        assert_string_equal(b[i].data, i < nwant ? want[i] : m);
+    }
+    free_all(b, nb);
+}
+
 /* Five pushed by another process while a client that gathers is busy
  * with a batch of two come in its next batch, all five, in order: it
  * waits out its gathering time (0.4 s here, far longer than five pushes
- * take) before it looks. A setting that could let the heartbeat lapse is
- * refused. */
+ * take) before it looks. So does one that waited for an envelope marked
+ * as having more behind it: it takes that one alone, then gathers. A
+ * setting that could let the heartbeat lapse is refused. */
 static void a_client_that_gathers_takes_what_came_meanwhile_in_one_batch(void **state)
 {
     (void)state;
     chl_config_t cfg = ts_redis_fixture_config();
     cfg.gather_us = 400000;
     chl_t *chl = ts_redis_fixture_client(&cfg, "wrk-g");
-    chl_message_t a[CHL_QUEUE_BATCH], b[CHL_QUEUE_BATCH];
-    size_t na = 0, nb = 0;
+    chl_message_t a[CHL_QUEUE_BATCH];
+    size_t na = 0;
     assert_int_equal(push_n(chl, "first", 2), 0);
     assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
-    assert_int_equal(na, 2); /* the BLMOVE and the LMOVE behind it */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        chl_t *pusher = NULL;
-        _exit(chl_open(&pusher, &cfg, "ifc-p") == 0 && push_n(pusher, "m", 5) == 0 ? 0 : 1);
-    }
-    assert_int_equal(chl_queue_next(chl, "jobs", 1000, a, na, b, 10, &nb), 0);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_int_equal(nb, 5);
-    for (size_t i = 0; i < nb; i++) {
-        char want[32];
-        snprintf(want, sizeof(want), "m%zu", i);
-        assert_string_equal(b[i].data, want);
-    }
+    assert_int_equal(na, 2); /* a new client's first look takes a batch */
+    next_batch_takes_what_came_meanwhile(chl, &cfg, a, na, NULL, 0);
     free_all(a, na);
-    free_all(b, nb);
+    /* Idle: the next waits. Two pushed together: it waits for the first,
+     * marked, alone, and gathers the second with the five. */
+    assert_int_equal(chl_queue_next(chl, "jobs", 20, NULL, 0, a, 10, &na), MC_EAGAIN);
+    push_together("pair", 2);
+    assert_int_equal(chl_queue_next(chl, "jobs", 1000, NULL, 0, a, 10, &na), 0);
+    assert_int_equal(na, 1);
+    assert_string_equal(a[0].data, "pair0");
+    const char *pair1 = "pair1";
+    next_batch_takes_what_came_meanwhile(chl, &cfg, a, na, &pair1, 1);
+    free_all(a, na);
     chl_close(chl);
     chl_t *lapsing = NULL;
     cfg.heartbeat_ttl_ms = 1000;
@@ -313,14 +375,16 @@ static void pops_keep_the_heartbeat_alive_without_writing_it_each_time(void **st
 }
 
 /* A child pops a message and is killed before it acks; a live worker finds
- * it once the child's heartbeat expired and puts the message back. */
+ * it once the child's heartbeat expired and puts the message back. The
+ * message was pushed with another behind it, so marked (batch.h): marked
+ * or not, a queue's element goes back. */
 static void dead_workers_in_flight_messages_are_requeued(void **state)
 {
     (void)state;
     chl_config_t cfg = ts_redis_fixture_config();
     cfg.heartbeat_ttl_ms = 200;
     chl_t *live = ts_redis_fixture_client(&cfg, "wrk-live");
-    assert_int_equal(chl_queue_push(live, "jobs", "precious", 8), 0);
+    push_together("precious", 2);
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
@@ -340,8 +404,14 @@ static void dead_workers_in_flight_messages_are_requeued(void **state)
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status));
-    assert_int_equal(ts_redis_int(redis, "LLEN mc:jobs"), 0);
+    assert_int_equal(ts_redis_int(redis, "LLEN mc:jobs"), 1);
     assert_int_equal(ts_redis_int(redis, "LLEN mc:inflight:wrk-dead"), 1);
+    redisContext *rc = redisConnect("127.0.0.1", redis->port);
+    assert_true(rc && !rc->err);
+    redisReply *r = redisCommand(rc, "LINDEX mc:inflight:wrk-dead 0");
+    assert_true(r && r->type == REDIS_REPLY_STRING && r->str[0] == 'M');
+    freeReplyObject(r);
+    redisFree(rc);
 
     /* Nothing is requeued while the heartbeat lives; once it is gone, the
      * message is, exactly once. (The heartbeat may expire between a look at
@@ -361,7 +431,7 @@ static void dead_workers_in_flight_messages_are_requeued(void **state)
     assert_int_equal(ts_redis_int(redis, "SISMEMBER mc:workers wrk-live"), 1);
     chl_message_t m;
     assert_int_equal(chl_queue_pop(live, "jobs", 1000, &m), 0);
-    assert_string_equal(m.data, "precious");
+    assert_string_equal(m.data, "precious0");
     assert_int_equal(chl_ack(live, &m), 0);
     chl_message_free(&m);
     assert_int_equal(chl_requeue_dead(live, &requeued), 0);

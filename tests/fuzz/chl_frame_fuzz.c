@@ -21,10 +21,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     name[f.name_len] = '\0';
     char *again;
     size_t len;
-    if (chl__frame_build(&again, &len, f.kind, f.deadline, name, f.seq, f.payload, f.len) == 0) {
+    int letter = f.more ? CHL__MSG_MORE : f.kind;
+    if (chl__frame_build(&again, &len, letter, f.deadline, name, f.seq, f.payload, f.len) == 0) {
         chl__frame_t g;
-        if (chl__frame_parse(&g, again, len) != 0 || g.kind != f.kind || g.deadline != f.deadline ||
-            g.seq != f.seq || g.len != f.len || memcmp(g.payload, f.payload, f.len))
+        if (chl__frame_parse(&g, again, len) != 0 || g.kind != f.kind || g.more != f.more ||
+            g.deadline != f.deadline || g.seq != f.seq || g.len != f.len ||
+            memcmp(g.payload, f.payload, f.len))
             abort();
         free(again);
     }

@@ -41,7 +41,8 @@ test('bursts sent while the worker gathers are seen once and in order, and count
   const ann = await member('ann'), bob = await member('bob');
   const before = await scrapeUntil(port, (m) => m.get(RECEIVED) === 2, 'the two joins');
   // Two bursts of five, the second once the first is seen: the worker
-  // gathers after a batch of two or more, and the second comes meanwhile.
+  // gathers after a batch of two or more, or an envelope pushed with
+  // others behind it, and the second comes meanwhile.
   const from = bob.mark(), sent = [];
   for (const burst of ['a', 'b']) {
     for (let i = 0; i < 5; i++) {
