@@ -161,13 +161,12 @@ int chl_queue_pop(chl_t *chl, const char *queue, long timeout_ms, chl_message_t 
  * newest in flight), any other set one per message (LREM).
  * With cfg.gather_us, a call that follows a batch of two or more (but
  * fewer than max), or a marked message taken alone, that this client took
- * less than gather_us ago first
- * waits out the rest of that time, then takes what came meanwhile, up to
- * max, in one move: under load a worker takes at most one batch per
- * gather_us, and a batch shares its round trips and transactions among
- * more messages. A call after a batch of one (messages come no faster than
- * they are handled), after a full batch or after a quiet moment does not
- * wait.
+ * less than gather_us ago first waits out the rest of that time, then
+ * takes what came meanwhile, up to max, in one move: under load a worker
+ * takes at most one batch per gather_us, and a batch shares its round
+ * trips and transactions among more messages. A call after an unmarked
+ * batch of one (messages come no faster than they are handled), after a
+ * full batch or after a quiet moment does not wait.
  * Returns 0 (*n >= 1), MC_EAGAIN when none came (the acknowledgements were
  * made), MC_EINVAL, or MC_EREDIS (the acknowledgements may be lost: the
  * messages stay in flight). */
