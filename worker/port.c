@@ -126,8 +126,9 @@ typedef struct publishable {
 
 /* Publishes msgs[0..n) to their rooms in this order, each with its id as
  * its seq (so that one published before delivers nothing: chl.h, and
- * wrk_port_room_add), WRK_OUTBOX_MAX to a round trip. Returns 0 or the first failure (logged); a
- * message that cannot be encoded is left out (logged). */
+ * wrk_port_room_add), WRK_OUTBOX_MAX to a round trip. Returns 0 or the
+ * first failure (logged); a message that cannot be encoded is left out
+ * (logged). */
 static int publish(wrk_port_t *port, const publishable_t *msgs, size_t n)
 {
     int failed = 0;
