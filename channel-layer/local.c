@@ -224,14 +224,6 @@ int chl__local_remove(chl__local_t *t, const char *group, size_t len, uint64_t c
     return 0;
 }
 
-size_t chl__local_members(const chl__local_t *t, const char *group, size_t len,
-                          const uint64_t **conns)
-{
-    const lgroup_t *g = group_of(t, group, len);
-    *conns = g ? g->conns : NULL;
-    return g ? g->n : 0;
-}
-
 size_t chl__local_members_for(chl__local_t *t, const char *group, size_t len, uint64_t seq,
                               const uint64_t **conns, int *had)
 {

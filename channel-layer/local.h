@@ -27,15 +27,12 @@ int chl__local_add(chl__local_t *t, const char *group, size_t len, uint64_t conn
 /* Removes conn from group. Returns 1 when it was a member, else 0. */
 int chl__local_remove(chl__local_t *t, const char *group, size_t len, uint64_t conn);
 
-/* The members of group: *conns points into the table and is valid until the
- * next change. Returns their number (0 when the group is unknown). */
-size_t chl__local_members(const chl__local_t *t, const char *group, size_t len,
-                          const uint64_t **conns);
-
-/* chl__local_members for a message of seq (chl_group_msg_t; 0: none):
- * when seq is not above the last one the group's members were handed,
- * they had it (or a later one) already: *had is set and none are
- * returned; else seq becomes the last one handed. */
+/* The members of group, for a message of seq (chl_group_msg_t; 0: none):
+ * *conns points into the table and is valid until the next change; their
+ * number is returned (0 when the group is unknown). When seq is not above
+ * the last one the group's members were handed, they had it (or a later
+ * one) already: *had is set and none are returned; else seq becomes the
+ * last one handed. */
 size_t chl__local_members_for(chl__local_t *t, const char *group, size_t len, uint64_t seq,
                               const uint64_t **conns, int *had);
 
